@@ -1,0 +1,354 @@
+/*
+ * flashlib.h — the public C API of flashlib.
+ *
+ * flashlib is GPU-accelerated classical machine learning with scikit-learn's
+ * semantics. This header is the manual: every declaration says what it does,
+ * the shapes it expects, what NULL or 0 mean, who owns what and which status
+ * codes it returns.
+ *
+ * Conventions
+ *   - Every fallible call returns fl_status: FL_STATUS_OK (0) or a negative
+ *     code. The values are pinned and never change meaning.
+ *   - On error, fl_ctx_last_error(ctx) holds a message that says what was
+ *     wrong and what was expected, and every output is left untouched.
+ *   - The library never aborts, exits or prints. It has no process-global
+ *     mutable state: threads, seeds, callbacks, allocators and errors live on
+ *     a context. One context may be used by one thread at a time; different
+ *     contexts may be used concurrently.
+ *   - Sizes and counts are int64_t; byte counts are size_t.
+ *   - Matrices are row-major with a leading dimension ld >= cols (elements).
+ *   - Input may live on the host or on a CUDA device; results are returned
+ *     where the input lives unless the output descriptor says otherwise.
+ */
+#ifndef FLASHLIB_H
+#define FLASHLIB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(FL_BUILDING_LIBRARY)
+#define FL_API __attribute__((visibility("default")))
+#else
+#define FL_API
+#endif
+
+#define FL_VERSION_MAJOR 0
+#define FL_VERSION_MINOR 1
+#define FL_VERSION_PATCH 0
+#define FL_VERSION_STRING "0.1.0"
+/* Encoded as major*10000 + minor*100 + patch. */
+#define FL_VERSION_NUMBER (FL_VERSION_MAJOR * 10000 + FL_VERSION_MINOR * 100 + FL_VERSION_PATCH)
+
+/* ------------------------------------------------------------------------ */
+/* Status codes. Values are pinned forever; new codes only get new numbers.  */
+/* ------------------------------------------------------------------------ */
+typedef enum fl_status {
+    FL_STATUS_OK = 0,
+    FL_STATUS_INVALID_ARG = -1,       /* a parameter or array is out of its domain   */
+    FL_STATUS_OUT_OF_MEMORY = -2,     /* host allocation failed                     */
+    FL_STATUS_DEVICE_OOM = -3,        /* device allocation failed                   */
+    FL_STATUS_UNSUPPORTED = -4,       /* valid request this build/backend cannot do */
+    FL_STATUS_NO_DEVICE = -5,         /* a GPU was asked for and none is usable      */
+    FL_STATUS_CUDA_ERROR = -6,        /* a CUDA runtime/driver/library call failed   */
+    FL_STATUS_IO_ERROR = -7,          /* a file could not be opened, read or written */
+    FL_STATUS_CORRUPT = -8,           /* a model file or buffer is truncated/corrupt */
+    FL_STATUS_VERSION_MISMATCH = -9,  /* a file or module from another version       */
+    FL_STATUS_CANCELLED = -10,        /* the progress callback asked to stop         */
+    FL_STATUS_NOT_FITTED = -11,       /* a method needs a fitted model               */
+    FL_STATUS_INTERNAL = -12,         /* a bug in flashlib: please report it         */
+} fl_status;
+
+/* Name of a status code ("FL_STATUS_INVALID_ARG"); never NULL. */
+FL_API const char *fl_status_str(fl_status status);
+
+/* Run-time version, e.g. "0.1.0". Compare with FL_VERSION_STRING to check
+ * that the library loaded is the one a program was built against. */
+FL_API const char *fl_version_string(void);
+FL_API int fl_version_number(void);
+
+/* ------------------------------------------------------------------------ */
+/* Arrays                                                                    */
+/* ------------------------------------------------------------------------ */
+typedef enum fl_dtype {
+    FL_DTYPE_F32 = 1,
+    FL_DTYPE_F64 = 2,
+    FL_DTYPE_F16 = 3,
+    FL_DTYPE_BF16 = 4,
+    FL_DTYPE_I32 = 5,
+    FL_DTYPE_I64 = 6,
+} fl_dtype;
+
+typedef enum fl_memspace {
+    FL_MEM_HOST = 0,
+    FL_MEM_CUDA = 1, /* device memory of CUDA device `device_id` */
+} fl_memspace;
+
+/* A 2-D row-major view of memory the caller owns. A vector is rows x 1 (or
+ * rows x 1 with ld 1). `ld` is the distance between rows in elements;
+ * ld >= cols. A 0 ld is read as ld = cols. */
+typedef struct fl_array {
+    void *data;
+    fl_dtype dtype;
+    fl_memspace mem;
+    int32_t device_id;
+    int64_t rows;
+    int64_t cols;
+    int64_t ld;
+} fl_array;
+
+/* Builds a host descriptor with ld = cols. */
+FL_API fl_array fl_array_host(void *data, fl_dtype dtype, int64_t rows, int64_t cols);
+/* Builds a device descriptor with ld = cols. */
+FL_API fl_array fl_array_cuda(void *data, fl_dtype dtype, int64_t rows, int64_t cols,
+                              int32_t device_id);
+/* Size of one element of `dtype` in bytes; 0 for an unknown dtype. */
+FL_API size_t fl_dtype_size(fl_dtype dtype);
+/* Name of a dtype ("f32"); "?" for an unknown one. */
+FL_API const char *fl_dtype_name(fl_dtype dtype);
+
+/* ------------------------------------------------------------------------ */
+/* Context                                                                   */
+/* ------------------------------------------------------------------------ */
+typedef struct fl_ctx fl_ctx;
+
+/* Progress callback: `stage` names the phase ("kmeans.lloyd"), `done` and
+ * `total` count its steps (total 0 = unknown). Return 0 to go on, nonzero to
+ * cancel: the call then returns FL_STATUS_CANCELLED with outputs untouched. */
+typedef int (*fl_progress_fn)(void *user, const char *stage, int64_t done, int64_t total);
+
+typedef enum fl_log_level {
+    FL_LOG_ERROR = 0,
+    FL_LOG_WARN = 1,
+    FL_LOG_INFO = 2,
+    FL_LOG_DEBUG = 3,
+} fl_log_level;
+
+/* Log callback; called only for messages at or below the context verbosity. */
+typedef void (*fl_log_fn)(void *user, fl_log_level level, const char *message);
+
+/* Host allocator hooks. `alloc` returns NULL on failure; `free` accepts NULL.
+ * Memory must be aligned to at least 64 bytes. */
+typedef struct fl_host_allocator {
+    void *(*alloc)(void *user, size_t bytes);
+    void (*free)(void *user, void *ptr);
+    void *user;
+} fl_host_allocator;
+
+/* Device allocator hooks (device memory of `device_id`). `alloc` returns 0 on
+ * success and sets *ptr; nonzero means out of memory. */
+typedef struct fl_device_allocator {
+    int (*alloc)(void *user, int32_t device_id, size_t bytes, void **ptr);
+    void (*free)(void *user, int32_t device_id, void *ptr);
+    void *user;
+} fl_device_allocator;
+
+/* Creates a context. `device` is "auto" (a CUDA GPU when one is usable,
+ * else the CPU), "cpu", "cuda" (device 0) or "cuda:N"; NULL means "auto".
+ * The environment (FL_DISABLE_SM90, FL_NUM_THREADS) is read here, once.
+ * Nothing touches CUDA until a GPU is first used.
+ * Errors: FL_STATUS_INVALID_ARG (bad device string), FL_STATUS_OUT_OF_MEMORY.
+ * On error *out is NULL and, when `err` is non-NULL, a message is copied into
+ * err[0..err_len). */
+FL_API fl_status fl_ctx_create(const char *device, fl_ctx **out, char *err, size_t err_len);
+/* Frees a context; NULL is accepted. Releases the GPU resources it holds. */
+FL_API void fl_ctx_free(fl_ctx *ctx);
+
+/* The message of the last failed call on this context ("" if none). The
+ * pointer stays valid until the next call on the context. */
+FL_API const char *fl_ctx_last_error(const fl_ctx *ctx);
+
+/* Number of CPU threads for the CPU backend; 0 = OpenMP's default. */
+FL_API fl_status fl_ctx_set_threads(fl_ctx *ctx, int threads);
+/* Seed used by estimators whose random_state is left unset (-1). */
+FL_API fl_status fl_ctx_set_seed(fl_ctx *ctx, uint64_t seed);
+/* Verbosity: messages at this level or more severe reach the log callback. */
+FL_API fl_status fl_ctx_set_verbosity(fl_ctx *ctx, fl_log_level level);
+FL_API fl_status fl_ctx_set_progress(fl_ctx *ctx, fl_progress_fn fn, void *user);
+FL_API fl_status fl_ctx_set_log(fl_ctx *ctx, fl_log_fn fn, void *user);
+/* Allocator hooks; NULL restores the default (aligned malloc / cudaMalloc). */
+FL_API fl_status fl_ctx_set_host_allocator(fl_ctx *ctx, const fl_host_allocator *a);
+FL_API fl_status fl_ctx_set_device_allocator(fl_ctx *ctx, const fl_device_allocator *a);
+/* Device the context resolved to: "cpu" or "cuda:N". For "auto" the GPU is
+ * probed on this call (and only then). */
+FL_API const char *fl_ctx_device(fl_ctx *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Hardware                                                                  */
+/* ------------------------------------------------------------------------ */
+typedef struct fl_hw_props {
+    char name[96];       /* driver's name, "NVIDIA H100 80GB HBM3"            */
+    char tag[16];        /* short tag: "H100", "H200", "A100", "L40S", "B200"... */
+    int32_t sm_major;    /* compute capability                                 */
+    int32_t sm_minor;
+    int32_t sm_count;
+    int64_t l2_bytes;
+    int64_t smem_per_sm_bytes;
+    int64_t smem_per_block_optin_bytes;
+    int64_t total_mem_bytes;
+    int32_t is_ampere;    /* 8.x */
+    int32_t is_hopper;    /* 9.0 */
+    int32_t is_blackwell; /* 10.x / 12.x */
+    int32_t sm90_enabled; /* Hopper fast paths allowed (not disabled by FL_DISABLE_SM90) */
+} fl_hw_props;
+
+/* Number of usable CUDA devices (0 without a driver or GPU). Sets `why`
+ * (when non-NULL) to a static sentence explaining a 0. Never fails. */
+FL_API int fl_cuda_device_count(fl_ctx *ctx, const char **why);
+/* Properties of CUDA device `device_id`, read through the driver API. */
+FL_API fl_status fl_cuda_props(fl_ctx *ctx, int32_t device_id, fl_hw_props *out);
+/* Whether the CUDA module (libflashlib_cuda.so) or libcuda was loaded into
+ * this process; tests use it to prove that CPU work never loads them. */
+FL_API int fl_cuda_loaded(void);
+
+/* ------------------------------------------------------------------------ */
+/* Parameters                                                                */
+/* ------------------------------------------------------------------------ */
+typedef enum fl_param_type {
+    FL_PARAM_INT = 1,    /* int64 within [lo, hi]                        */
+    FL_PARAM_FLOAT = 2,  /* double within [lo, hi]                       */
+    FL_PARAM_CHOICE = 3, /* one of `choices` ("a|b|c")                   */
+    FL_PARAM_BOOL = 4,
+} fl_param_type;
+
+/* One row of a primitive's parameter table. */
+typedef struct fl_param_def {
+    const char *name;        /* scikit-learn name: "n_clusters"                */
+    fl_param_type type;
+    const char *default_str; /* default as text: "8", "k-means++", "auto"       */
+    double lo, hi;           /* inclusive bounds for INT/FLOAT                  */
+    const char *choices;     /* CHOICE: "k-means++|random"; INT/FLOAT: extra
+                                words also accepted ("auto"), or NULL           */
+    const char *aliases;     /* other accepted names, "K|k" or NULL             */
+    const char *doc;         /* one line                                        */
+} fl_param_def;
+
+/* Names of the primitives this build knows ("kmeans", ...), NULL-terminated. */
+FL_API const char *const *fl_algorithms(void);
+/* Number of parameters of `algo` (-1 for an unknown algorithm). */
+FL_API int fl_param_count(const char *algo);
+/* Row i of `algo`'s table, or NULL. The pointer is static. */
+FL_API const fl_param_def *fl_param_def_at(const char *algo, int i);
+
+typedef struct fl_params fl_params;
+/* Creates a parameter set for `algo` holding the defaults. */
+FL_API fl_status fl_params_create(fl_ctx *ctx, const char *algo, fl_params **out);
+FL_API void fl_params_free(fl_params *p);
+FL_API fl_status fl_params_copy(fl_ctx *ctx, const fl_params *p, fl_params **out);
+/* Sets a parameter from text ("256", "k-means++", "1e-4", "true"), checking
+ * type and bounds; aliases are accepted. Unknown names are an error that
+ * names the closest valid one. Nothing changes on error. */
+FL_API fl_status fl_params_set(fl_ctx *ctx, fl_params *p, const char *name, const char *value);
+FL_API fl_status fl_params_set_int(fl_ctx *ctx, fl_params *p, const char *name, int64_t v);
+FL_API fl_status fl_params_set_float(fl_ctx *ctx, fl_params *p, const char *name, double v);
+/* Reads a parameter as text into buf (always NUL-terminated). */
+FL_API fl_status fl_params_get(fl_ctx *ctx, const fl_params *p, const char *name, char *buf,
+                               size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* Models: one handle for every estimator                                    */
+/* ------------------------------------------------------------------------ */
+typedef struct fl_model fl_model;
+
+/* Creates an unfitted model of `algo` with a copy of `params` (NULL = the
+ * defaults). The model remembers `ctx` for its later calls; ctx must
+ * outlive it. */
+FL_API fl_status fl_model_create(fl_ctx *ctx, const char *algo, const fl_params *params,
+                                 fl_model **out);
+FL_API void fl_model_free(fl_model *m);
+/* Algorithm name ("kmeans"). */
+FL_API const char *fl_model_algo(const fl_model *m);
+/* The model's parameters (read-only view, owned by the model). */
+FL_API const fl_params *fl_model_params(const fl_model *m);
+
+/* Fits on X (n x d); y may be NULL for unsupervised estimators;
+ * sample_weight (n x 1, same dtype as X, non-negative) may be NULL.
+ * Refitting replaces the previous fit only when the new fit succeeds. */
+FL_API fl_status fl_model_fit(fl_model *m, const fl_array *X, const fl_array *y,
+                              const fl_array *sample_weight);
+/* Predicts into `out` (n x 1; I32 labels for clusterers). */
+FL_API fl_status fl_model_predict(fl_model *m, const fl_array *X, fl_array *out);
+/* Transforms into `out` (KMeans: n x n_clusters distances). */
+FL_API fl_status fl_model_transform(fl_model *m, const fl_array *X, fl_array *out);
+/* Fits, then writes the training labels into `out` (n x 1, I32). */
+FL_API fl_status fl_model_fit_predict(fl_model *m, const fl_array *X,
+                                      const fl_array *sample_weight, fl_array *out);
+/* scikit-learn's score (KMeans: minus the inertia of X). */
+FL_API fl_status fl_model_score(fl_model *m, const fl_array *X, const fl_array *y,
+                                const fl_array *sample_weight, double *out);
+
+/* Fitted attributes, by scikit-learn name ("cluster_centers_", "labels_",
+ * "inertia_", "n_iter_", "n_features_in_"). Scalars are 1 x 1 arrays.
+ * fl_model_attr_info gives dtype and shape; fl_model_attr_copy copies into
+ * a host or device array of exactly that shape and dtype. */
+FL_API fl_status fl_model_attr_info(fl_model *m, const char *name, fl_dtype *dtype,
+                                    int64_t *rows, int64_t *cols);
+FL_API fl_status fl_model_attr_copy(fl_model *m, const char *name, fl_array *dst);
+/* Convenience for scalar attributes. */
+FL_API fl_status fl_model_attr_scalar(fl_model *m, const char *name, double *out);
+/* Names of the attributes a fitted model has, NULL-terminated (static). */
+FL_API const char *const *fl_model_attr_names(const fl_model *m);
+/* Whether fit has succeeded on this model. */
+FL_API int fl_model_is_fitted(const fl_model *m);
+
+/* Serialization: a versioned binary format (magic "FLMODEL\0", format
+ * version, library version, algorithm, parameters, attributes, CRC-32).
+ * A truncated or corrupted input gives FL_STATUS_CORRUPT, never a crash. */
+FL_API fl_status fl_model_save(fl_model *m, const char *path);
+FL_API fl_status fl_model_load(fl_ctx *ctx, const char *path, fl_model **out);
+/* To and from memory. *buf is allocated with malloc; release it with
+ * fl_buffer_free. */
+FL_API fl_status fl_model_save_buffer(fl_model *m, void **buf, size_t *len);
+FL_API fl_status fl_model_load_buffer(fl_ctx *ctx, const void *buf, size_t len, fl_model **out);
+FL_API void fl_buffer_free(void *buf);
+
+/* ------------------------------------------------------------------------ */
+/* Routing                                                                   */
+/* ------------------------------------------------------------------------ */
+typedef enum fl_backend {
+    FL_BACKEND_CPU = 0,
+    FL_BACKEND_CUDA = 1,      /* portable CUDA kernels (sm_80 and later) */
+    FL_BACKEND_CUDA_SM90 = 2, /* Hopper fast path (sm_90a)               */
+} fl_backend;
+
+typedef struct fl_route {
+    fl_backend backend;
+    char variant[32]; /* "fp32", "tf32", "bf16", "fp16", "f64"...      */
+    char reason[256]; /* the rule that made the choice, in words        */
+} fl_route;
+
+/* The routing decision for `algo` on `hw` (NULL = no GPU) with a data shape
+ * (n_samples, n_features) and parameters; the same function execution uses,
+ * so it describes what would really run. */
+FL_API fl_status fl_route_query(fl_ctx *ctx, const char *algo, const fl_hw_props *hw,
+                                int64_t n_samples, int64_t n_features, const fl_params *params,
+                                fl_route *out);
+FL_API const char *fl_backend_name(fl_backend b);
+
+/* ------------------------------------------------------------------------ */
+/* KMeans: typed convenience functions                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Fits KMeans on X (n x d) with `params` (NULL = defaults) and writes:
+ * centers (n_clusters x d, X's dtype), labels (n x 1, I32; may be NULL),
+ * inertia and n_iter (may be NULL). Parameters: see
+ * `flashlib fit kmeans --help` or fl_param_def_at("kmeans", i). */
+FL_API fl_status fl_kmeans_fit(fl_ctx *ctx, const fl_array *X, const fl_array *sample_weight,
+                               const fl_params *params, fl_array *centers, fl_array *labels,
+                               double *inertia, int64_t *n_iter);
+
+/* Many independent small problems at once: X is batch x n x d, stored as
+ * `batch` consecutive n x d blocks (X->rows == batch*n), each clustered into
+ * n_clusters with the same parameters. centers: (batch*n_clusters) x d;
+ * labels: (batch*n) x 1 (may be NULL); inertia: batch doubles (may be NULL). */
+FL_API fl_status fl_kmeans_fit_batched(fl_ctx *ctx, const fl_array *X, int64_t batch,
+                                       const fl_params *params, fl_array *centers,
+                                       fl_array *labels, double *inertia);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FLASHLIB_H */

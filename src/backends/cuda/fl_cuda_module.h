@@ -1,0 +1,67 @@
+/*
+ * fl_cuda_module.h — the contract between libflashlib (which never links
+ * CUDA) and libflashlib_cuda.so (loaded with dlopen on first GPU use).
+ *
+ * Plain C, no CUDA types: the core includes it too. The module exports one
+ * symbol, fli_cuda_module_get(), that returns a table of function pointers.
+ * The table's `abi` must equal FLI_CUDA_ABI or the core refuses the module
+ * (FL_STATUS_VERSION_MISMATCH), so a stale module is never called.
+ *
+ * Error convention: every entry returns fl_status and, on error, writes a
+ * one-line message into env->err (file:line of the failing CUDA call and
+ * what it said). Entries never print, abort or exit.
+ */
+#ifndef FL_CUDA_MODULE_H
+#define FL_CUDA_MODULE_H
+
+#include "flashlib.h"
+#include "algo/kmeans_job.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FLI_CUDA_ABI 3
+
+/* Per-context state the core hands to every call. The module owns `state`
+ * (stream, cuBLAS handle, cached buffers), created by ctx_init and released
+ * by ctx_free. */
+typedef struct fli_cuda_env {
+    int32_t device_id;
+    int sm90_enabled; /* Hopper paths allowed (device is 9.0, not disabled) */
+    const fl_device_allocator *dalloc; /* NULL = cudaMalloc/cudaFree */
+    fl_progress_fn progress;           /* may be NULL */
+    void *progress_user;
+    char *err;
+    size_t err_len;
+    void *state;
+} fli_cuda_env;
+
+typedef struct fli_cuda_api {
+    int abi;
+    const char *version; /* FL_VERSION_STRING the module was built with */
+
+    fl_status (*ctx_init)(fli_cuda_env *env);
+    void (*ctx_free)(fli_cuda_env *env);
+
+    /* Where a pointer lives: *device_id = -1 for host memory (pageable or
+     * pinned), else the CUDA device that owns it. */
+    fl_status (*pointer_device)(fli_cuda_env *env, const void *p, int32_t *device_id);
+    /* Copies `bytes`; dst_dev/src_dev are -1 for host, else the device. */
+    fl_status (*memcpy)(fli_cuda_env *env, void *dst, int32_t dst_dev, const void *src,
+                        int32_t src_dev, size_t bytes);
+
+    /* KMeans: the whole fit (all n_init runs) on the device. See
+     * algo/kmeans_job.h for the fields and where each buffer lives. */
+    fl_status (*kmeans_fit)(fli_cuda_env *env, fli_kmeans_job *job);
+    /* Assignment (labels + squared distance / score) or transform. */
+    fl_status (*kmeans_assign)(fli_cuda_env *env, fli_kmeans_assign_job *job);
+} fli_cuda_api;
+
+typedef const fli_cuda_api *(*fli_cuda_module_get_fn)(void);
+#define FLI_CUDA_MODULE_SYMBOL "fli_cuda_module_get"
+
+#ifdef __cplusplus
+}
+#endif
+#endif
