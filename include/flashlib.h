@@ -244,6 +244,10 @@ FL_API fl_status fl_params_copy(fl_ctx *ctx, const fl_params *p, fl_params **out
 FL_API fl_status fl_params_set(fl_ctx *ctx, fl_params *p, const char *name, const char *value);
 FL_API fl_status fl_params_set_int(fl_ctx *ctx, fl_params *p, const char *name, int64_t v);
 FL_API fl_status fl_params_set_float(fl_ctx *ctx, fl_params *p, const char *name, double v);
+/* Sets an array-valued parameter (KMeans `init`: n_clusters x n_features
+ * initial centres). The host array (f32/f64) is copied; the parameter's
+ * value becomes "array". */
+FL_API fl_status fl_params_set_array(fl_ctx *ctx, fl_params *p, const char *name, const fl_array *a);
 /* Reads a parameter as text into buf (always NUL-terminated). */
 FL_API fl_status fl_params_get(fl_ctx *ctx, const fl_params *p, const char *name, char *buf,
                                size_t len);
@@ -320,12 +324,13 @@ typedef struct fl_route {
     char reason[256]; /* the rule that made the choice, in words        */
 } fl_route;
 
-/* The routing decision for `algo` on `hw` (NULL = no GPU) with a data shape
- * (n_samples, n_features) and parameters; the same function execution uses,
- * so it describes what would really run. */
+/* The routing decision for `algo` on `hw` (NULL = no GPU: the CPU backend)
+ * for data of n_samples x n_features of `dtype` and `params` (NULL =
+ * defaults). It is the same function execution calls, so it describes what
+ * would really run. */
 FL_API fl_status fl_route_query(fl_ctx *ctx, const char *algo, const fl_hw_props *hw,
-                                int64_t n_samples, int64_t n_features, const fl_params *params,
-                                fl_route *out);
+                                int64_t n_samples, int64_t n_features, fl_dtype dtype,
+                                const fl_params *params, fl_route *out);
 FL_API const char *fl_backend_name(fl_backend b);
 
 /* ------------------------------------------------------------------------ */

@@ -10,7 +10,7 @@ cd "$root"
 need_pkgs=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 if command -v dpkg-query >/dev/null 2>&1; then
-    for p in build-essential cmake libopenblas-dev liblapacke-dev python3-venv; do
+    for p in build-essential cmake libopenblas-openmp-dev liblapacke-dev python3-venv; do
         have_pkg "$p" || need_pkgs+=("$p")
     done
 fi

@@ -1,0 +1,299 @@
+/*
+ * model.c — the generic model handle: one handle for every estimator. A model
+ * is its algorithm, its parameters and a set of named, typed host arrays (the
+ * fitted attributes). Methods dispatch through the algorithm's table; fit
+ * builds a fresh attribute set and swaps it in only on success.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+fl_status fli_attr_add(fl_ctx *ctx, fli_attr_set *set, const char *name, fl_dtype dtype, int64_t rows,
+                       int64_t cols, void **data_out)
+{
+    if (set->n >= FLI_MAX_ATTRS || strlen(name) >= FLI_ATTR_NAME_LEN)
+        return fli_fail(ctx, FL_STATUS_INTERNAL, "attribute table full adding %s", name);
+    size_t bytes;
+    if (rows < 0 || cols < 0 || fli_mul_overflow((size_t)rows, (size_t)cols, &bytes) ||
+        fli_mul_overflow(bytes, fl_dtype_size(dtype), &bytes))
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "attribute %s: %lld x %lld overflows", name,
+                        (long long)rows, (long long)cols);
+    void *p = fli_malloc(ctx, bytes, name);
+    if (!p)
+        return FL_STATUS_OUT_OF_MEMORY;
+    fli_attr *a = &set->a[set->n++];
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->dtype = dtype;
+    a->rows = rows;
+    a->cols = cols;
+    a->data = p;
+    if (data_out)
+        *data_out = p;
+    return FL_STATUS_OK;
+}
+
+void fli_attr_set_free(fl_ctx *ctx, fli_attr_set *set)
+{
+    for (int i = 0; i < set->n; i++)
+        fli_free(ctx, set->a[i].data);
+    set->n = 0;
+}
+
+const fli_attr *fli_model_attr(const fl_model *m, const char *name)
+{
+    for (int i = 0; i < m->n_attrs; i++)
+        if (!strcmp(m->attrs[i].name, name))
+            return &m->attrs[i];
+    return NULL;
+}
+
+fl_status fl_model_create(fl_ctx *ctx, const char *algo, const fl_params *params, fl_model **out)
+{
+    if (!ctx || !out)
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "fl_model_create: ctx and out must not be NULL");
+    fli_clear_error(ctx);
+    const fli_algo *a = fli_algo_find(algo);
+    if (!a)
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "unknown algorithm '%s' (known: kmeans)",
+                        algo ? algo : "(null)");
+    if (params && params->algo != a)
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "parameters are for '%s', not '%s'",
+                        params->algo->name, a->name);
+    fl_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return fli_fail(ctx, FL_STATUS_OUT_OF_MEMORY, "out of host memory creating a model");
+    fl_status st = params ? fl_params_copy(ctx, params, &m->params) : fl_params_create(ctx, algo, &m->params);
+    if (st) {
+        free(m);
+        return st;
+    }
+    m->ctx = ctx;
+    m->algo = a;
+    *out = m;
+    return FL_STATUS_OK;
+}
+
+static void model_clear(fl_model *m)
+{
+    for (int i = 0; i < m->n_attrs; i++)
+        fli_free(m->ctx, m->attrs[i].data);
+    m->n_attrs = 0;
+    m->fitted = 0;
+}
+
+void fl_model_free(fl_model *m)
+{
+    if (!m)
+        return;
+    model_clear(m);
+    fl_params_free(m->params);
+    free(m);
+}
+
+const char *fl_model_algo(const fl_model *m) { return m ? m->algo->name : ""; }
+const fl_params *fl_model_params(const fl_model *m) { return m ? m->params : NULL; }
+int fl_model_is_fitted(const fl_model *m) { return m && m->fitted; }
+const char *const *fl_model_attr_names(const fl_model *m) { return m ? m->algo->attr_names : NULL; }
+
+/* Installs a freshly built attribute set, replacing the previous fit. */
+static void model_install(fl_model *m, fli_attr_set *set)
+{
+    model_clear(m);
+    for (int i = 0; i < set->n; i++)
+        m->attrs[i] = set->a[i];
+    m->n_attrs = set->n;
+    set->n = 0;
+    m->fitted = 1;
+}
+
+fl_status fl_model_fit(fl_model *m, const fl_array *X, const fl_array *y, const fl_array *sample_weight)
+{
+    if (!m)
+        return FL_STATUS_INVALID_ARG;
+    fli_clear_error(m->ctx);
+    fli_attr_set set = {0};
+    fl_status st = m->algo->fit(m, X, y, sample_weight, &set);
+    if (st) {
+        fli_attr_set_free(m->ctx, &set);
+        return st;
+    }
+    model_install(m, &set);
+    return FL_STATUS_OK;
+}
+
+static fl_status need_fitted(fl_model *m, const char *method)
+{
+    if (!m->fitted)
+        return fli_fail(m->ctx, FL_STATUS_NOT_FITTED,
+                        "this %s model is not fitted yet: call fit before %s", m->algo->name, method);
+    return FL_STATUS_OK;
+}
+
+fl_status fl_model_predict(fl_model *m, const fl_array *X, fl_array *out)
+{
+    if (!m)
+        return FL_STATUS_INVALID_ARG;
+    fli_clear_error(m->ctx);
+    fl_status st = need_fitted(m, "predict");
+    if (st)
+        return st;
+    if (!m->algo->predict)
+        return fli_fail(m->ctx, FL_STATUS_UNSUPPORTED, "%s has no predict", m->algo->name);
+    return m->algo->predict(m, X, out);
+}
+
+fl_status fl_model_transform(fl_model *m, const fl_array *X, fl_array *out)
+{
+    if (!m)
+        return FL_STATUS_INVALID_ARG;
+    fli_clear_error(m->ctx);
+    fl_status st = need_fitted(m, "transform");
+    if (st)
+        return st;
+    if (!m->algo->transform)
+        return fli_fail(m->ctx, FL_STATUS_UNSUPPORTED, "%s has no transform", m->algo->name);
+    return m->algo->transform(m, X, out);
+}
+
+fl_status fl_model_score(fl_model *m, const fl_array *X, const fl_array *y, const fl_array *w, double *out)
+{
+    if (!m)
+        return FL_STATUS_INVALID_ARG;
+    fli_clear_error(m->ctx);
+    fl_status st = need_fitted(m, "score");
+    if (st)
+        return st;
+    if (!out)
+        return fli_fail(m->ctx, FL_STATUS_INVALID_ARG, "score: out is NULL");
+    if (!m->algo->score)
+        return fli_fail(m->ctx, FL_STATUS_UNSUPPORTED, "%s has no score", m->algo->name);
+    return m->algo->score(m, X, y, w, out);
+}
+
+fl_status fl_model_fit_predict(fl_model *m, const fl_array *X, const fl_array *w, fl_array *out)
+{
+    if (!m)
+        return FL_STATUS_INVALID_ARG;
+    fli_clear_error(m->ctx);
+    const char *la = m->algo->fit_labels_attr;
+    if (la) {
+        /* Check the output before fitting, so a bad `out` changes nothing. */
+        fl_status st = fli_check_array(m->ctx, out, "out");
+        if (st)
+            return st;
+        if (!X)
+            return fli_fail(m->ctx, FL_STATUS_INVALID_ARG, "X is NULL");
+        if (out->dtype != FL_DTYPE_I32 || out->rows != X->rows || out->cols != 1)
+            return fli_fail(m->ctx, FL_STATUS_INVALID_ARG,
+                            "out: expected i32 %lld x 1 labels, got %s %lld x %lld", (long long)X->rows,
+                            fl_dtype_name(out->dtype), (long long)out->rows, (long long)out->cols);
+        fli_attr_set set = {0};
+        st = m->algo->fit(m, X, NULL, w, &set);
+        if (st) {
+            fli_attr_set_free(m->ctx, &set);
+            return st;
+        }
+        const fli_attr *lab = NULL;
+        for (int i = 0; i < set.n; i++)
+            if (!strcmp(set.a[i].name, la))
+                lab = &set.a[i];
+        if (!lab) {
+            fli_attr_set_free(m->ctx, &set);
+            return fli_fail(m->ctx, FL_STATUS_INTERNAL, "fit produced no %s", la);
+        }
+        st = fli_copy(m->ctx, out->data, fli_array_device(out), lab->data, -1,
+                      (size_t)lab->rows * sizeof(int32_t));
+        if (st) {
+            fli_attr_set_free(m->ctx, &set);
+            return st;
+        }
+        model_install(m, &set);
+        return FL_STATUS_OK;
+    }
+    fl_status st = fl_model_fit(m, X, NULL, w);
+    return st ? st : fl_model_predict(m, X, out);
+}
+
+fl_status fl_model_attr_info(fl_model *m, const char *name, fl_dtype *dtype, int64_t *rows, int64_t *cols)
+{
+    if (!m || !name)
+        return FL_STATUS_INVALID_ARG;
+    fl_status st = need_fitted(m, "reading attributes");
+    if (st)
+        return st;
+    const fli_attr *a = fli_model_attr(m, name);
+    if (!a)
+        return fli_fail(m->ctx, FL_STATUS_INVALID_ARG, "%s has no attribute '%s'", m->algo->name, name);
+    if (dtype)
+        *dtype = a->dtype;
+    if (rows)
+        *rows = a->rows;
+    if (cols)
+        *cols = a->cols;
+    return FL_STATUS_OK;
+}
+
+fl_status fl_model_attr_copy(fl_model *m, const char *name, fl_array *dst)
+{
+    fl_dtype dt;
+    int64_t r, c;
+    fl_status st = fl_model_attr_info(m, name, &dt, &r, &c);
+    if (st)
+        return st;
+    st = fli_check_array(m->ctx, dst, "dst");
+    if (st)
+        return st;
+    if (dst->dtype != dt || dst->rows != r || dst->cols != c)
+        return fli_fail(m->ctx, FL_STATUS_INVALID_ARG, "%s is %s %lld x %lld; dst is %s %lld x %lld", name,
+                        fl_dtype_name(dt), (long long)r, (long long)c, fl_dtype_name(dst->dtype),
+                        (long long)dst->rows, (long long)dst->cols);
+    const fli_attr *a = fli_model_attr(m, name);
+    const size_t es = fl_dtype_size(dt);
+    const int64_t ld = fli_ld(dst);
+    if (ld == c)
+        return fli_copy(m->ctx, dst->data, fli_array_device(dst), a->data, -1, (size_t)(r * c) * es);
+    for (int64_t i = 0; i < r; i++) {
+        st = fli_copy(m->ctx, (char *)dst->data + (size_t)(i * ld) * es, fli_array_device(dst),
+                      (const char *)a->data + (size_t)(i * c) * es, -1, (size_t)c * es);
+        if (st)
+            return st;
+    }
+    return FL_STATUS_OK;
+}
+
+fl_status fl_model_attr_scalar(fl_model *m, const char *name, double *out)
+{
+    fl_dtype dt;
+    int64_t r, c;
+    fl_status st = fl_model_attr_info(m, name, &dt, &r, &c);
+    if (st)
+        return st;
+    if (!out || r != 1 || c != 1)
+        return fli_fail(m->ctx, FL_STATUS_INVALID_ARG, "%s is not a scalar (%lld x %lld)", name,
+                        (long long)r, (long long)c);
+    const void *d = fli_model_attr(m, name)->data;
+    switch (dt) {
+    case FL_DTYPE_F32: *out = *(const float *)d; break;
+    case FL_DTYPE_F64: *out = *(const double *)d; break;
+    case FL_DTYPE_I32: *out = *(const int32_t *)d; break;
+    case FL_DTYPE_I64: *out = (double)*(const int64_t *)d; break;
+    default: return fli_fail(m->ctx, FL_STATUS_INTERNAL, "%s has an unexpected dtype", name);
+    }
+    return FL_STATUS_OK;
+}
+
+/* Used by serialize.c to rebuild a model from a file. */
+fl_status fli_model_adopt(fl_model *m, fli_attr_set *set)
+{
+    model_install(m, set);
+    return FL_STATUS_OK;
+}
+
+const fli_attr *fli_attr_find(const fli_attr_set *set, const char *name)
+{
+    for (int i = 0; i < set->n; i++)
+        if (!strcmp(set->a[i].name, name))
+            return &set->a[i];
+    return NULL;
+}
