@@ -1,0 +1,125 @@
+/*
+ * kmeans_plan.h — the device-memory plan of the CUDA KMeans fit.
+ *
+ * Pure C, no CUDA: compiled into libflashlib (so the core and the cost
+ * model can ask what a fit will need before it runs) AND into
+ * libflashlib_cuda.so, which carves its one device arena by exactly these
+ * offsets. So `device_bytes` is not an estimate: it is the size of the only
+ * device allocation kmeans_fit makes (through the context's allocator).
+ *
+ * Layout: regions that live for the whole fit first, then one union region
+ * whose bytes are shared by the init phase (k-means++ buffers) and the
+ * Lloyd phase (M-step buffers), which never run at the same time.
+ */
+#ifndef FL_KMEANS_PLAN_H
+#define FL_KMEANS_PLAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flashlib.h"
+#include "algo/kmeans_job.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Tiling and workspace constants the module's kernels are built around. */
+#define FLI_KM_BM 128                  /* rows per E-step block                   */
+#define FLI_KM_BN 128                  /* centres per E-step tile                  */
+#define FLI_KM_ALIGN 256               /* every region starts on 256 bytes         */
+#define FLI_KM_ACC_BLOCKS 256          /* blocks of the shared-memory M-step       */
+#define FLI_KM_SMEM_ACC_MAX (96 * 1024) /* k*(d+2)*4 bytes up to which it is used  */
+#define FLI_KM_PIECE 256               /* sorted rows per partial sum (M-step)     */
+#define FLI_KM_SORT_ROWS 1024          /* rows per counting-sort warp, at least    */
+#define FLI_KM_SORT_CAP (1 << 22)      /* cap on k * sort warps (count matrix)     */
+#define FLI_KM_SCAN_TILE 4096          /* elements per block of the scan kernels   */
+#define FLI_KM_TRACE_RING 256          /* inertia trace entries kept on device     */
+#define FLI_KM_NPART 1024              /* partial-sum slots of small reductions    */
+#define FLI_KM_PP_GROUP 8              /* k-means++ candidates scored per pass     */
+/* Fixed scalar block: flags/counters (256 B), trace ring, NPART doubles of
+ * block partials, NPART x PP_GROUP doubles of k-means++ candidate partials. */
+#define FLI_KM_SCALARS_BYTES \
+    (256 + FLI_KM_TRACE_RING * 8 + FLI_KM_NPART * 8 + FLI_KM_NPART * FLI_KM_PP_GROUP * 8)
+
+typedef struct fli_kmeans_cuda_plan {
+    /* results */
+    size_t device_bytes; /* the arena kmeans_fit allocates (exact)             */
+    size_t host_bytes;   /* host scratch kmeans_fit allocates (exact, see .c)   */
+    int64_t chunk_rows;  /* rows of X resident at once (== n unless chunked)    */
+    int chunked;         /* X on host and streamed in chunks every iteration    */
+    int64_t n_chunks;
+
+    /* shapes the kernels use */
+    int64_t n, d, k;
+    int64_t dp;          /* fp32 row stride of internal copies: d rounded to 32 */
+    int64_t dh;          /* 16-bit row stride: d rounded to 64                 */
+    int64_t kp;          /* centre rows padded to FLI_KM_BN                     */
+    int mstep_smem;      /* 1: shared-memory privatised sums; 0: sorted pieces  */
+    int64_t sort_nb;     /* counting-sort warps per chunk                       */
+    int64_t sort_rows;   /* rows per counting-sort warp                         */
+    int64_t npieces_max; /* bound on pieces per chunk: ceil(m/PIECE) + k        */
+    int64_t scan_n;      /* longest array scanned in place (elements)          */
+
+    /* byte offsets into the arena (0-size regions may share an offset) */
+    size_t off_x;        /* fp32 copy of X (host X: chunk buffers; cosine: normalised) */
+    int64_t x_bufs;      /* number of chunk buffers in off_x (0, 1 or 2)        */
+    size_t off_xh;       /* 16-bit copy of the resident rows (bf16/fp16)        */
+    size_t off_w;        /* weights copy (host X with weights)                  */
+    size_t off_labels;   /* n int32                                             */
+    size_t off_best_labels; /* n int32: labels of the best of n_init runs       */
+    size_t off_dist;     /* n fp32: objective of each point (relocation)        */
+    size_t off_centers;  /* kp x dp fp32                                        */
+    size_t off_centers_tc; /* tensor-core copy: tf32 kp x dp, 16-bit kp x dh    */
+    size_t off_cnorm;    /* kp fp32: score offset per centre                    */
+    size_t off_sums;     /* k x dp f64 (cluster sums)                           */
+    size_t off_wsum;     /* k f64 (cluster weights)                             */
+    size_t off_cobj;     /* k f64 (per-cluster objective of a chunk)            */
+    size_t off_best_centers; /* k x dp fp32                                     */
+    size_t off_colstats; /* 3 x dp f64: column sums, squares, reference row    */
+    size_t off_reloc;    /* k x dp fp32 rows fetched for relocation (chunked)   */
+    size_t off_reloc_idx; /* k int32                                            */
+    size_t off_scalars;  /* FLI_KM_SCALARS_BYTES                                */
+    size_t off_scan_tmp; /* scan partials for scan_n elements of 8 bytes        */
+    size_t off_union;    /* start of the phase-shared region                    */
+    /* Lloyd phase, shared-memory M-step */
+    size_t off_acc_part; /* ACC_BLOCKS x k x (d+2) fp32                         */
+    /* Lloyd phase, sorted M-step */
+    size_t off_cnt;      /* k*sort_nb + 1 int32                                 */
+    size_t off_perm;     /* m int32                                             */
+    size_t off_piece_off; /* k + 1 int32                                        */
+    size_t off_psum;     /* npieces_max x d fp32                                */
+    size_t off_pw;       /* npieces_max fp32                                    */
+    size_t off_pobj;     /* npieces_max f64                                     */
+    /* init phase (k-means++ and random) */
+    size_t off_closest;  /* n fp32                                              */
+    size_t off_cumsum;   /* n f64                                               */
+    size_t off_init_idx; /* k int32                                             */
+    size_t off_pp_cand;  /* PP_GROUP x dp fp32: k-means++ candidate rows         */
+} fli_kmeans_cuda_plan;
+
+/* Plan a CUDA KMeans fit of X (n x d, fp32) into k clusters.
+ * `device_mem_budget_bytes` bounds device_bytes (0 = no bound). When X is on
+ * the host and the whole fit does not fit in the budget, X is streamed in
+ * chunks of `chunk_rows` rows (double-buffered); X on the device is never
+ * chunked. Errors: FL_STATUS_INVALID_ARG (bad sizes), FL_STATUS_DEVICE_OOM
+ * (does not fit even with the smallest chunk). Pure function. */
+fl_status fli_kmeans_plan_cuda(int64_t n, int64_t d, int64_t k, fli_precision precision,
+                               int x_on_device, int have_weights, fli_metric metric,
+                               size_t device_mem_budget_bytes, fli_kmeans_cuda_plan *plan);
+
+/* The same plan with the chunk size given (0 or >= n = X resident). The
+ * module calls this with job->chunk_rows. */
+fl_status fli_kmeans_cuda_plan_chunk(int64_t n, int64_t d, int64_t k, fli_precision precision,
+                                     int x_on_device, int have_weights, fli_metric metric,
+                                     int64_t chunk_rows, fli_kmeans_cuda_plan *plan);
+
+/* Host scratch of a fit beyond plan.host_bytes: two inertia traces (this
+ * run, best run), 8 * min(max_iter, trace_cap) bytes each, when a trace is
+ * asked for. */
+size_t fli_kmeans_cuda_trace_host_bytes(int64_t max_iter, int64_t trace_cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

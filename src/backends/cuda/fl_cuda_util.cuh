@@ -1,0 +1,130 @@
+/*
+ * fl_cuda_util.cuh — what every file of the CUDA module shares: the
+ * per-context state, the error macros that turn CUDA failures into
+ * fl_status with "file:line: what failed: why" in env->err, and device
+ * allocation through the context's allocator hooks.
+ *
+ * Error style: functions return fl_status; FLI_CUDA_TRY returns from the
+ * enclosing function on failure. Whoever allocates frees, on every path:
+ * the top-level entry points allocate one arena, call a body that may fail
+ * anywhere, then free the arena whatever the body returned.
+ */
+#ifndef FL_CUDA_UTIL_CUH
+#define FL_CUDA_UTIL_CUH
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "backends/cuda/fl_cuda_module.h"
+
+/* What ctx_init creates and ctx_free releases. */
+typedef struct fli_cuda_state {
+    cudaStream_t stream;      /* all compute of this context                  */
+    cudaStream_t copy_stream; /* host->device chunk copies that overlap it     */
+    int32_t *pinned;          /* small pinned host buffer: device flags read
+                                 without a blocking copy                       */
+    int sm_count;
+    int smem_optin;           /* max dynamic shared memory per block (bytes)   */
+    int cc_major, cc_minor;
+} fli_cuda_state;
+
+static inline fli_cuda_state *fli_state(fli_cuda_env *env) { return (fli_cuda_state *)env->state; }
+
+/* Shortens __FILE__ to the part from "src/" on, for readable messages. */
+static inline const char *fli_short_file(const char *f) {
+    const char *p = f, *best = f;
+    for (; *p; p++)
+        if (p[0] == 's' && p[1] == 'r' && p[2] == 'c' && p[3] == '/') best = p;
+    return best;
+}
+
+static inline fl_status fli_set_err(fli_cuda_env *env, fl_status st, const char *file, int line,
+                                    const char *what, const char *why) {
+    if (env && env->err && env->err_len)
+        snprintf(env->err, env->err_len, "%s:%d: %s: %s", fli_short_file(file), line, what, why);
+    return st;
+}
+
+/* A failed CUDA call: memory errors become DEVICE_OOM, the rest CUDA_ERROR.
+ * cudaGetLastError() clears a non-sticky error so the context stays usable. */
+static inline fl_status fli_cuda_fail(fli_cuda_env *env, const char *file, int line,
+                                      const char *what, cudaError_t e) {
+    (void)cudaGetLastError();
+    fl_status st = e == cudaErrorMemoryAllocation ? FL_STATUS_DEVICE_OOM : FL_STATUS_CUDA_ERROR;
+    return fli_set_err(env, st, file, line, what, cudaGetErrorString(e));
+}
+
+#define FLI_CUDA_TRY(env, call)                                                    \
+    do {                                                                           \
+        cudaError_t e_ = (call);                                                   \
+        if (e_ != cudaSuccess) return fli_cuda_fail((env), __FILE__, __LINE__, #call, e_); \
+    } while (0)
+
+/* After a kernel launch: launch-configuration errors surface here. */
+#define FLI_LAUNCH_TRY(env, what)                                                  \
+    do {                                                                           \
+        cudaError_t e_ = cudaGetLastError();                                       \
+        if (e_ != cudaSuccess) return fli_cuda_fail((env), __FILE__, __LINE__, what, e_); \
+    } while (0)
+
+/* Propagates a non-OK status (the message is already set). */
+#define FLI_TRY(expr)                     \
+    do {                                  \
+        fl_status s_ = (expr);            \
+        if (s_ != FL_STATUS_OK) return s_; \
+    } while (0)
+
+#define FLI_FAIL(env, st, what, why) fli_set_err((env), (st), __FILE__, __LINE__, (what), (why))
+
+/* Device memory only through the context's hooks when it has them. */
+static inline fl_status fli_dev_alloc_at(fli_cuda_env *env, size_t bytes, void **p, const char *file,
+                                         int line) {
+    *p = NULL;
+    if (bytes == 0) return FL_STATUS_OK;
+    if (env->dalloc && env->dalloc->alloc) {
+        if (env->dalloc->alloc(env->dalloc->user, env->device_id, bytes, p) != 0 || !*p) {
+            *p = NULL;
+            char why[96];
+            snprintf(why, sizeof why, "the allocator refused %zu bytes", bytes);
+            return fli_set_err(env, FL_STATUS_DEVICE_OOM, file, line, "device allocation", why);
+        }
+        return FL_STATUS_OK;
+    }
+    cudaError_t e = cudaMalloc(p, bytes);
+    if (e != cudaSuccess) {
+        *p = NULL;
+        (void)cudaGetLastError();
+        char why[160];
+        snprintf(why, sizeof why, "%zu bytes: %s", bytes, cudaGetErrorString(e));
+        return fli_set_err(env, FL_STATUS_DEVICE_OOM, file, line, "cudaMalloc", why);
+    }
+    return FL_STATUS_OK;
+}
+#define fli_dev_alloc(env, bytes, p) fli_dev_alloc_at((env), (bytes), (p), __FILE__, __LINE__)
+
+static inline void fli_dev_free(fli_cuda_env *env, void *p) {
+    if (!p) return;
+    if (env->dalloc && env->dalloc->free)
+        env->dalloc->free(env->dalloc->user, env->device_id, p);
+    else
+        cudaFree(p);
+}
+
+static inline int64_t fli_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* Counter-based uniform in [0, 1): the same function on host and device, so
+ * random draws need no device buffer and no transfer (splitmix64 finaliser
+ * over a (seed, stream, counter) mix). */
+__host__ __device__ static inline uint64_t fli_mix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+__host__ __device__ static inline double fli_uniform(uint64_t seed, uint64_t stream, uint64_t i) {
+    uint64_t z = fli_mix64(seed ^ fli_mix64(stream * 0x100000001B3ull + i));
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
+#endif

@@ -1,0 +1,136 @@
+/*
+ * kmeans_cuda.cuh — internal interface between the KMeans kernel files of
+ * the CUDA module: the device scalar block, a resident chunk of rows, and
+ * the host-side launchers each .cu file exports. Nothing here is exported
+ * from the module.
+ */
+#ifndef FL_KMEANS_CUDA_CUH
+#define FL_KMEANS_CUDA_CUH
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "algo/kmeans_plan.h"
+#include "backends/cuda/fl_cuda_util.cuh"
+
+/* Scalars of one fit that live on the device (first 256 bytes of the
+ * scalar region), so that the Lloyd loop needs no host round trip. */
+typedef struct km_scalars {
+    double inertia;   /* objective of the current assignment (over all chunks) */
+    double tol_abs;   /* tol x mean per-feature variance                        */
+    double shift;     /* sum of squared centre shifts of the last update        */
+    double pot;       /* k-means++: best candidate potential of this step       */
+    int32_t n_changed; /* labels that changed in the current E-step             */
+    int32_t done;     /* loop finished: loop kernels return at once             */
+    int32_t strict;   /* finished because no label changed                      */
+    int32_t n_iter;   /* Lloyd iterations done                                  */
+    int32_t n_empty;  /* empty clusters found by the last update                */
+    int32_t best_cand; /* k-means++: row index of the best candidate            */
+    int32_t cand[FLI_KM_PP_GROUP]; /* k-means++: candidate rows of this group   */
+} km_scalars;
+
+/* One resident block of rows of X as the kernels see it. */
+typedef struct km_rows {
+    const float *x;     /* fp32 rows, row stride ldx (elements)                 */
+    int64_t ldx;
+    int x_aligned;      /* x 16-byte aligned and ldx % 4 == 0 (cp.async usable) */
+    const void *xh;     /* 16-bit copy (bf16/fp16), row stride dh, or NULL      */
+    int64_t row0;       /* index of the first row in the whole X                */
+    int64_t m;          /* rows                                                 */
+    const float *w;     /* weights of these rows, or NULL (all 1)               */
+} km_rows;
+
+/* Score of centre c for a point: cnorm[c] - alpha * <x, c>; euclidean uses
+ * alpha 2 and cnorm = ||c||^2 (x^2-free), dot and cosine alpha 1, cnorm 0. */
+static inline float km_alpha(fli_metric m) { return m == FLI_METRIC_EUCLIDEAN ? 2.0f : 1.0f; }
+
+/* ---- kmeans_estep.cu ---------------------------------------------------- */
+/* Prepares the centre operands of an E-step: cnorm (kp, +inf past k) and the
+ * tensor-core copy (tf32-rounded fp32 kp x dp, or 16-bit kp x dh). */
+fl_status km_prep_centers(fli_cuda_env *env, cudaStream_t s, const float *C, int64_t k,
+                          int64_t kp, int64_t d, int64_t dp, int64_t dh, fli_metric metric,
+                          fli_precision prec, void *ctc, float *cnorm, const int32_t *done);
+/* Converts rows (fp32, stride ldx) to a 16-bit copy with stride dh (zero pad). */
+fl_status km_convert_rows(fli_cuda_env *env, cudaStream_t s, const float *x, int64_t ldx, int64_t m,
+                          int64_t d, int64_t dh, fli_precision prec, void *xh);
+/* Labels of rows r.m against k centres: argmin of the score, ties to the
+ * lower index. Counts changed labels into *n_changed when non-NULL. Does
+ * nothing when *done != 0 (done may be NULL). */
+fl_status km_estep(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d, const float *C,
+                   int64_t dp, const void *ctc, int64_t dh, const float *cnorm, int64_t k,
+                   int64_t kp, fli_metric metric, fli_precision prec, int32_t *labels,
+                   int32_t *n_changed, const int32_t *done);
+/* transform: out[i][j] (row stride ldo) = euclidean distance / 1-cos / -dot. */
+fl_status km_transform(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d,
+                       const float *C, int64_t dp, int64_t k, fli_metric metric, float *out,
+                       int64_t ldo);
+
+/* ---- kmeans_mstep.cu ---------------------------------------------------- */
+/* In-place scan (exclusive or inclusive) with scratch `tmp` sized by the plan. */
+fl_status km_scan_i32(fli_cuda_env *env, cudaStream_t s, int32_t *a, int64_t len, int inclusive,
+                      void *tmp);
+fl_status km_scan_f64(fli_cuda_env *env, cudaStream_t s, double *a, int64_t len, int inclusive,
+                      void *tmp);
+/* Per-point objective of the assigned centre into dist[row0+i] and its
+ * weighted sum added (in a fixed order) to sc->inertia. */
+fl_status km_objective(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d,
+                       const float *C, int64_t dp, const int32_t *labels, fli_metric metric,
+                       float *dist, double *part, km_scalars *sc, const int32_t *done);
+/* M-step accumulation of one chunk: cluster sums/weights into sums/wsum
+ * (overwritten when first != 0, else added), objective of the assignment
+ * into dist and sc->inertia. */
+typedef struct km_mstep_bufs {
+    double *sums, *wsum, *cobj;
+    float *dist;
+    double *part;
+    float *acc_part;
+    int32_t *cnt, *perm, *piece_off;
+    float *psum, *pw;
+    double *pobj;
+    void *scan_tmp;
+} km_mstep_bufs;
+fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p,
+                        const km_rows *r, const float *C, const int32_t *labels, fli_metric metric,
+                        const km_mstep_bufs *b, km_scalars *sc, int first, const int32_t *done);
+/* Empty clusters (wsum == 0) take the points of largest objective, in
+ * decreasing order (ties to the lower index): their sums and weights move.
+ * Rows come from X resident on the device (xres) or, in chunked mode, from
+ * `rows` (k x dp) filled by the host after km_reloc_pick. */
+fl_status km_relocate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p,
+                      const float *xres, int64_t ldx, const float *w, const int32_t *labels,
+                      float *dist, double *sums, double *wsum, int32_t *reloc_idx,
+                      const float *rows, int pick_only, km_scalars *sc, const int32_t *done);
+/* New centres from sums (keep old where weight is 0; cosine: normalise),
+ * shift, trace entry, convergence decision, iteration count. */
+fl_status km_finalize(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p, float *C,
+                      const double *sums, const double *wsum, double *shift_c, fli_metric metric,
+                      km_scalars *sc, double *trace, int64_t it, const int32_t *done);
+
+/* ---- kmeans_init.cu ----------------------------------------------------- */
+/* Column sums for the variance (accumulated over chunks) and tol_abs. */
+fl_status km_colstats(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d,
+                      const float *x0, double *colstats, int first);
+fl_status km_tol(fli_cuda_env *env, cudaStream_t s, const double *colstats, int64_t n, int64_t d,
+                 double tol, km_scalars *sc);
+/* L2-normalises rows of x (stride ldx) into y (stride ldy); may be in place. */
+fl_status km_normalize_rows(fli_cuda_env *env, cudaStream_t s, const float *x, int64_t ldx,
+                            float *y, int64_t ldy, int64_t m, int64_t d);
+/* Copies rows idx[0..cnt) of x into C (stride dp). */
+fl_status km_gather_rows(fli_cuda_env *env, cudaStream_t s, const float *x, int64_t ldx,
+                         const int32_t *idx, int64_t cnt, int64_t d, float *C, int64_t dp);
+/* k-means++ steps (see kmeans_init.cu for the sequence). */
+fl_status km_pp_closest(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d,
+                        const float *c, float *closest, double *wcum, int first);
+fl_status km_pp_first(fli_cuda_env *env, cudaStream_t s, const double *cumw, int64_t n, int weighted,
+                      uint64_t seed, km_scalars *sc);
+fl_status km_pp_candidates(fli_cuda_env *env, cudaStream_t s, const double *cum, int64_t n,
+                           uint64_t seed, int64_t step, int64_t g0, int64_t cnt, km_scalars *sc);
+fl_status km_pp_score(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d,
+                      const float *cand, int64_t dp, int64_t cnt, const float *closest,
+                      double *pp_part, int first_chunk);
+fl_status km_pp_choose(fli_cuda_env *env, cudaStream_t s, const double *pp_part, int64_t cnt,
+                       int first_group, const float *cand, int64_t dp, int64_t d, float *center,
+                       km_scalars *sc);
+#define KM_PP_BLOCKS 512 /* blocks of km_pp_score (<= FLI_KM_NPART) */
+
+#endif

@@ -1,0 +1,511 @@
+/*
+ * kmeans_estep.cu — KMeans assignment (E-step) and transform kernels.
+ *
+ * Contract
+ *   X: m x d fp32 rows, row stride ldx (any alignment; cp.async only when
+ *      16-byte aligned), or for bf16/fp16 a converted copy m x dh (dh = d
+ *      rounded up to 64, zero padded).
+ *   C: centres kp x dp fp32 (kp = k rounded to 128, dp = d rounded to 32),
+ *      zero past k rows and d columns; the tensor-core copy Ctc has the same
+ *      rows (tf32: stride dp, rounded to tf32; 16-bit: stride dh).
+ *   cnorm: kp floats, ||c||^2 (euclidean) or 0 (dot, cosine), +inf past k.
+ *   labels[i] = argmin_c cnorm[c] - alpha * <x_i, c>, ties to the lower c.
+ *
+ * No n x k matrix ever exists: a block owns BM rows, streams every centre
+ * tile through shared memory, and folds each tile's scores into a running
+ * (best score, index) per row held in registers — the online argmin, as
+ * FlashAttention folds tiles into an online softmax. ||x||^2 is never
+ * needed for the argmin (the x^2-free score); exact distances of the
+ * winners are computed later from the rows themselves (kmeans_mstep.cu).
+ *
+ * Tensor-core kernel (sm_80+, mma.sync): block 128 rows x 128 centres,
+ * 8 warps as 2 (rows) x 4 (centres), warp tile 64 x 32 = 4 x 4 mma tiles
+ * (m16n8k8 tf32 / m16n8k16 bf16, fp16), fp32 accumulators. The K loop runs
+ * over (centre tile, 32-word chunk of d) pairs with a 3-stage cp.async
+ * pipeline; a 32-bit word holds one tf32 or two 16-bit values, so both
+ * precisions share one shared-memory layout: rows of 32 words padded to 36,
+ * which makes the fragment loads (row g, word t) conflict-free.
+ * FP32 kernel: SIMT, 64 x 64 tile, 4 x 4 per thread, exact fp32 FMA.
+ */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <math.h>
+
+#include "backends/cuda/kmeans_cuda.cuh"
+
+#define MMA_BM FLI_KM_BM
+#define MMA_BN FLI_KM_BN
+#define MMA_LDS 36 /* words per shared row: 32 + 4 padding */
+#define MMA_STAGES 3
+#define MMA_SMEM (MMA_STAGES * (MMA_BM + MMA_BN) * MMA_LDS * 4)
+
+/* ------------------------------------------------------------------------ */
+/* Centre operands                                                          */
+/* ------------------------------------------------------------------------ */
+__device__ __forceinline__ uint32_t to_tf32(float x) {
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+
+/* One warp per centre row: cnorm and the tensor-core copy. */
+__global__ void k_prep_centers(const float *__restrict__ C, int k, int kp, int d, int dp, int dh,
+                               int euclid, int prec, void *ctc, float *__restrict__ cnorm,
+                               const int32_t *done) {
+    if (done && *done) return;
+    int lane = threadIdx.x & 31;
+    int64_t c = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    if (c >= kp) return;
+    const float *row = C + c * dp;
+    float ss = 0.f;
+    for (int j = lane; j < d; j += 32) ss = fmaf(row[j], row[j], ss);
+    for (int o = 16; o; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if (prec == FLI_PREC_TF32) {
+        uint32_t *o = (uint32_t *)ctc + c * dp;
+        for (int j = lane; j < dp; j += 32) o[j] = to_tf32(row[j]);
+    } else if (prec == FLI_PREC_BF16) {
+        __nv_bfloat16 *o = (__nv_bfloat16 *)ctc + c * dh;
+        for (int j = lane; j < dh; j += 32) o[j] = __float2bfloat16_rn(j < d ? row[j] : 0.f);
+    } else if (prec == FLI_PREC_FP16) {
+        __half *o = (__half *)ctc + c * dh;
+        for (int j = lane; j < dh; j += 32) o[j] = __float2half_rn(j < d ? row[j] : 0.f);
+    }
+    if (lane == 0) cnorm[c] = c < k ? (euclid ? ss : 0.f) : INFINITY;
+}
+
+fl_status km_prep_centers(fli_cuda_env *env, cudaStream_t s, const float *C, int64_t k,
+                          int64_t kp, int64_t d, int64_t dp, int64_t dh, fli_metric metric,
+                          fli_precision prec, void *ctc, float *cnorm, const int32_t *done) {
+    int blocks = (int)fli_ceil_div(kp * 32, 256);
+    k_prep_centers<<<blocks, 256, 0, s>>>(C, (int)k, (int)kp, (int)d, (int)dp, (int)dh,
+                                          metric == FLI_METRIC_EUCLIDEAN, (int)prec, ctc, cnorm,
+                                          done);
+    FLI_LAUNCH_TRY(env, "k_prep_centers");
+    return FL_STATUS_OK;
+}
+
+__global__ void k_convert_rows(const float *__restrict__ x, int64_t ldx, int64_t m, int d, int dh,
+                               int prec, void *xh) {
+    int64_t total = m * dh;
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total;
+         e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t i = e / dh;
+        int j = (int)(e - i * dh);
+        float v = j < d ? x[i * ldx + j] : 0.f;
+        if (prec == FLI_PREC_BF16)
+            ((__nv_bfloat16 *)xh)[e] = __float2bfloat16_rn(v);
+        else
+            ((__half *)xh)[e] = __float2half_rn(v);
+    }
+}
+
+fl_status km_convert_rows(fli_cuda_env *env, cudaStream_t s, const float *x, int64_t ldx, int64_t m,
+                          int64_t d, int64_t dh, fli_precision prec, void *xh) {
+    int64_t blocks = fli_ceil_div(m * dh, 256);
+    if (blocks > 65536) blocks = 65536;
+    k_convert_rows<<<(int)blocks, 256, 0, s>>>(x, ldx, m, (int)d, (int)dh, (int)prec, xh);
+    FLI_LAUNCH_TRY(env, "k_convert_rows");
+    return FL_STATUS_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Shared epilogue helpers                                                  */
+/* ------------------------------------------------------------------------ */
+__device__ __forceinline__ void argmin_merge(float &v, int &ix, float ov, int oi) {
+    if (ov < v || (ov == v && oi < ix)) {
+        v = ov;
+        ix = oi;
+    }
+}
+
+/* Writes the label, counts a change; returns 1 when the label changed. */
+__device__ __forceinline__ int store_label(int32_t *labels, int64_t i, int ix) {
+    int old = labels[i];
+    labels[i] = ix;
+    return old != ix;
+}
+
+__device__ __forceinline__ void count_changes(int changed, int32_t *n_changed) {
+    /* one atomic per warp with a change, never one per point */
+    unsigned b = __ballot_sync(0xffffffffu, changed);
+    if (n_changed && (threadIdx.x & 31) == 0 && b) atomicAdd(n_changed, __popc(b));
+}
+
+/* ------------------------------------------------------------------------ */
+/* FP32 SIMT E-step and transform                                           */
+/* ------------------------------------------------------------------------ */
+#define S_BM 64
+#define S_BN 64
+#define S_BK 16
+
+/* MODE 0: argmin of cnorm - alpha*dot; 1: transform with dot products;
+ * 2: transform with squared differences (euclidean). */
+template <int MODE>
+__global__ void __launch_bounds__(256)
+    k_simt(const float *__restrict__ X, int64_t ldx, int64_t m, int d, const float *__restrict__ C,
+           int64_t ldc, const float *__restrict__ cnorm, int kp, int k, float alpha,
+           int32_t *__restrict__ labels, int32_t *n_changed, const int32_t *done,
+           float *__restrict__ out, int64_t ldo, int metric) {
+    if (done && *done) return;
+    __shared__ __align__(16) float As[S_BK][S_BM + 4];
+    __shared__ __align__(16) float Bs[S_BK][S_BN + 4];
+    const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+    const int64_t row0 = (int64_t)blockIdx.x * S_BM;
+    float best[4];
+    int bidx[4];
+    for (int i = 0; i < 4; i++) {
+        best[i] = INFINITY;
+        bidx[i] = 0;
+    }
+    for (int j0 = 0; j0 < kp; j0 += S_BN) {
+        if (MODE != 0 && j0 >= k) break;
+        float acc[4][4];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) acc[i][j] = 0.f;
+        for (int kc = 0; kc < d; kc += S_BK) {
+            for (int q = 0; q < 4; q++) {
+                int e = tid + 256 * q, r = e >> 4, kk = e & 15;
+                int64_t gr = row0 + r;
+                As[kk][r] = (gr < m && kc + kk < d) ? X[gr * ldx + kc + kk] : 0.f;
+                Bs[kk][r] = C[(int64_t)(j0 + r) * ldc + kc + kk];
+            }
+            __syncthreads();
+#pragma unroll
+            for (int kk = 0; kk < S_BK; kk++) {
+                float4 a = *(const float4 *)&As[kk][ty * 4];
+                float4 b = *(const float4 *)&Bs[kk][tx * 4];
+                float av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+                for (int i = 0; i < 4; i++)
+#pragma unroll
+                    for (int j = 0; j < 4; j++) {
+                        if (MODE == 2) {
+                            float t = av[i] - bv[j];
+                            acc[i][j] = fmaf(t, t, acc[i][j]);
+                        } else {
+                            acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+                        }
+                    }
+            }
+            __syncthreads();
+        }
+        if (MODE == 0) {
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                int col = j0 + tx * 4 + j;
+                float cn = cnorm[col];
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    float sc = cn - alpha * acc[i][j];
+                    if (sc < best[i]) {
+                        best[i] = sc;
+                        bidx[i] = col;
+                    }
+                }
+            }
+        } else {
+            for (int i = 0; i < 4; i++) {
+                int64_t gr = row0 + ty * 4 + i;
+                if (gr >= m) continue;
+                for (int j = 0; j < 4; j++) {
+                    int col = j0 + tx * 4 + j;
+                    if (col >= k) continue;
+                    float v = acc[i][j];
+                    if (MODE == 2)
+                        v = sqrtf(fmaxf(v, 0.f));
+                    else if (metric == FLI_METRIC_COSINE)
+                        v = 1.f - v;
+                    else
+                        v = -v;
+                    out[gr * ldo + col] = v;
+                }
+            }
+        }
+    }
+    if (MODE != 0) return;
+    /* the 16 threads of a row group are lanes tx of one half warp */
+    int changed = 0;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float v = best[i];
+        int ix = bidx[i];
+        for (int o = 8; o; o >>= 1) {
+            float ov = __shfl_xor_sync(0xffffffffu, v, o);
+            int oi = __shfl_xor_sync(0xffffffffu, ix, o);
+            argmin_merge(v, ix, ov, oi);
+        }
+        int64_t gr = row0 + ty * 4 + i;
+        if (tx == 0 && gr < m) changed += store_label(labels, gr, ix);
+    }
+    count_changes(changed, n_changed);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tensor-core E-step                                                       */
+/* ------------------------------------------------------------------------ */
+__device__ __forceinline__ uint32_t smem_u32(const void *p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, int src_bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
+                 "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+template <int PREC>
+__device__ __forceinline__ void mma_tile(float *c, const uint32_t *a, const uint32_t *b) {
+    if (PREC == FLI_PREC_TF32) {
+        asm volatile(
+            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+            "{%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    } else if (PREC == FLI_PREC_BF16) {
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+            "{%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    } else {
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+            "{%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+}
+
+/* Loads stage `it` = (centre tile it / nkc, word chunk it % nkc). */
+__device__ __forceinline__ void mma_load_stage(uint32_t *sA, uint32_t *sB, int it, int nkc,
+                                               const uint32_t *__restrict__ A, int64_t lda,
+                                               int a_words, int a_aligned, int64_t row0, int64_t m,
+                                               const uint32_t *__restrict__ B, int64_t ldb) {
+    const int tid = threadIdx.x;
+    const int j = it / nkc, w0c = (it - j * nkc) * 32;
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        int e = tid + 256 * q, r = e >> 3, cw = (e & 7) * 4;
+        int64_t gr = row0 + r;
+        int w0 = w0c + cw;
+        uint32_t *dst = sA + r * MMA_LDS + cw;
+        if (a_aligned) {
+            int valid = gr < m ? a_words - w0 : 0;
+            valid = valid < 0 ? 0 : (valid > 4 ? 4 : valid);
+            const uint32_t *src = valid ? A + gr * lda + w0 : A;
+            cp_async16(dst, src, valid * 4);
+        } else {
+#pragma unroll
+            for (int t = 0; t < 4; t++)
+                dst[t] = (gr < m && w0 + t < a_words) ? A[gr * lda + w0 + t] : 0u;
+        }
+        const uint32_t *bsrc = B + (int64_t)(j * MMA_BN + r) * ldb + w0;
+        cp_async16(sB + r * MMA_LDS + cw, bsrc, 16);
+    }
+}
+
+template <int PREC>
+__global__ void __launch_bounds__(256)
+    k_estep_mma(const uint32_t *__restrict__ A, int64_t lda, int a_words, int a_aligned, int64_t m,
+                int kw, const uint32_t *__restrict__ B, int64_t ldb, const float *__restrict__ cnorm,
+                int kp, float alpha, int32_t *__restrict__ labels, int32_t *n_changed,
+                const int32_t *done) {
+    if (done && *done) return;
+    extern __shared__ __align__(16) uint32_t smem[];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = warp >> 2, wn = warp & 3;
+    const int g = lane >> 2, t = lane & 3;
+    const int64_t row0 = (int64_t)blockIdx.x * MMA_BM;
+    const int nkc = kw / 32;
+    const int total = (kp / MMA_BN) * nkc;
+    const int stage_words = (MMA_BM + MMA_BN) * MMA_LDS;
+
+    float acc[4][4][4];
+    float best[4][2];
+    int bidx[4][2];
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++) {
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.f;
+        best[mt][0] = best[mt][1] = INFINITY;
+        bidx[mt][0] = bidx[mt][1] = 0;
+    }
+
+#pragma unroll
+    for (int s = 0; s < MMA_STAGES - 1; s++) {
+        if (s < total)
+            mma_load_stage(smem + s * stage_words, smem + s * stage_words + MMA_BM * MMA_LDS, s,
+                           nkc, A, lda, a_words, a_aligned, row0, m, B, ldb);
+        cp_async_commit();
+    }
+
+    for (int it = 0; it < total; it++) {
+        cp_async_wait<MMA_STAGES - 2>();
+        __syncthreads();
+        int nxt = it + MMA_STAGES - 1;
+        if (nxt < total) {
+            uint32_t *st = smem + (nxt % MMA_STAGES) * stage_words;
+            mma_load_stage(st, st + MMA_BM * MMA_LDS, nxt, nkc, A, lda, a_words, a_aligned, row0,
+                           m, B, ldb);
+        }
+        cp_async_commit();
+
+        const uint32_t *sA = smem + (it % MMA_STAGES) * stage_words;
+        const uint32_t *sB = sA + MMA_BM * MMA_LDS;
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) {
+            const int ko = ks * 8;
+            uint32_t af[4][4], bf[4][2];
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++) {
+                const uint32_t *p = sA + (wm * 64 + mt * 16 + g) * MMA_LDS + ko + t;
+                af[mt][0] = p[0];
+                af[mt][1] = p[8 * MMA_LDS];
+                af[mt][2] = p[4];
+                af[mt][3] = p[8 * MMA_LDS + 4];
+                if (PREC == FLI_PREC_TF32) {
+#pragma unroll
+                    for (int e = 0; e < 4; e++) af[mt][e] = to_tf32(__uint_as_float(af[mt][e]));
+                }
+            }
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) {
+                const uint32_t *p = sB + (wn * 32 + nt * 8 + g) * MMA_LDS + ko + t;
+                bf[nt][0] = p[0];
+                bf[nt][1] = p[4];
+            }
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+                for (int nt = 0; nt < 4; nt++) mma_tile<PREC>(acc[mt][nt], af[mt], bf[nt]);
+        }
+
+        if (it % nkc == nkc - 1) {
+            /* centre tile finished: fold its scores into the running argmin */
+            const int j0 = (it / nkc) * MMA_BN + wn * 32;
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) {
+                const int col = j0 + nt * 8 + 2 * t;
+                const float cn0 = cnorm[col], cn1 = cnorm[col + 1];
+#pragma unroll
+                for (int mt = 0; mt < 4; mt++) {
+                    float s0 = cn0 - alpha * acc[mt][nt][0];
+                    float s1 = cn1 - alpha * acc[mt][nt][1];
+                    float s2 = cn0 - alpha * acc[mt][nt][2];
+                    float s3 = cn1 - alpha * acc[mt][nt][3];
+                    if (s0 < best[mt][0]) { best[mt][0] = s0; bidx[mt][0] = col; }
+                    if (s1 < best[mt][0]) { best[mt][0] = s1; bidx[mt][0] = col + 1; }
+                    if (s2 < best[mt][1]) { best[mt][1] = s2; bidx[mt][1] = col; }
+                    if (s3 < best[mt][1]) { best[mt][1] = s3; bidx[mt][1] = col + 1; }
+#pragma unroll
+                    for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.f;
+                }
+            }
+        }
+    }
+    cp_async_wait<0>();
+    __syncthreads();
+
+    /* per row: merge the 4 lanes of a quad, then the 4 warps along centres */
+    float *red_s = (float *)smem;
+    int *red_i = (int *)(smem + 4 * MMA_BM);
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            float v = best[mt][h];
+            int ix = bidx[mt][h];
+#pragma unroll
+            for (int o = 1; o < 4; o <<= 1) {
+                float ov = __shfl_xor_sync(0xffffffffu, v, o);
+                int oi = __shfl_xor_sync(0xffffffffu, ix, o);
+                argmin_merge(v, ix, ov, oi);
+            }
+            if (t == 0) {
+                int r = wm * 64 + mt * 16 + h * 8 + g;
+                red_s[wn * MMA_BM + r] = v;
+                red_i[wn * MMA_BM + r] = ix;
+            }
+        }
+    __syncthreads();
+    if (tid < MMA_BM) {
+        float v = red_s[tid];
+        int ix = red_i[tid];
+#pragma unroll
+        for (int w = 1; w < 4; w++) argmin_merge(v, ix, red_s[w * MMA_BM + tid], red_i[w * MMA_BM + tid]);
+        int64_t gr = row0 + tid;
+        int changed = gr < m ? store_label(labels, gr, ix) : 0;
+        count_changes(changed, n_changed);
+    }
+}
+
+fl_status km_estep(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d, const float *C,
+                   int64_t dp, const void *ctc, int64_t dh, const float *cnorm, int64_t k,
+                   int64_t kp, fli_metric metric, fli_precision prec, int32_t *labels,
+                   int32_t *n_changed, const int32_t *done) {
+    if (r->m <= 0) return FL_STATUS_OK;
+    float alpha = km_alpha(metric);
+    int32_t *lab = labels + r->row0;
+    if (prec == FLI_PREC_FP32) {
+        int64_t blocks = fli_ceil_div(r->m, S_BM);
+        k_simt<0><<<(unsigned)blocks, 256, 0, s>>>(r->x, r->ldx, r->m, (int)d, C, dp, cnorm,
+                                                   (int)kp, (int)k, alpha, lab, n_changed, done,
+                                                   NULL, 0, (int)metric);
+        FLI_LAUNCH_TRY(env, "k_simt<argmin>");
+        return FL_STATUS_OK;
+    }
+    unsigned blocks = (unsigned)fli_ceil_div(r->m, MMA_BM);
+    if (prec == FLI_PREC_TF32) {
+        FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma<FLI_PREC_TF32>,
+                                               cudaFuncAttributeMaxDynamicSharedMemorySize, MMA_SMEM));
+        k_estep_mma<FLI_PREC_TF32><<<blocks, 256, MMA_SMEM, s>>>(
+            (const uint32_t *)r->x, r->ldx, (int)d, r->x_aligned, r->m, (int)dp,
+            (const uint32_t *)ctc, dp, cnorm, (int)kp, alpha, lab, n_changed, done);
+        FLI_LAUNCH_TRY(env, "k_estep_mma<tf32>");
+    } else if (prec == FLI_PREC_BF16 || prec == FLI_PREC_FP16) {
+        if (!r->xh) return FLI_FAIL(env, FL_STATUS_INTERNAL, "km_estep", "no 16-bit copy of X");
+        if (prec == FLI_PREC_BF16) {
+            FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma<FLI_PREC_BF16>,
+                                                   cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                   MMA_SMEM));
+            k_estep_mma<FLI_PREC_BF16><<<blocks, 256, MMA_SMEM, s>>>(
+                (const uint32_t *)r->xh, dh / 2, (int)(dh / 2), 1, r->m, (int)(dh / 2),
+                (const uint32_t *)ctc, dh / 2, cnorm, (int)kp, alpha, lab, n_changed, done);
+        } else {
+            FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma<FLI_PREC_FP16>,
+                                                   cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                   MMA_SMEM));
+            k_estep_mma<FLI_PREC_FP16><<<blocks, 256, MMA_SMEM, s>>>(
+                (const uint32_t *)r->xh, dh / 2, (int)(dh / 2), 1, r->m, (int)(dh / 2),
+                (const uint32_t *)ctc, dh / 2, cnorm, (int)kp, alpha, lab, n_changed, done);
+        }
+        FLI_LAUNCH_TRY(env, "k_estep_mma<16-bit>");
+    } else {
+        return FLI_FAIL(env, FL_STATUS_UNSUPPORTED, "km_estep", "precision not supported on CUDA");
+    }
+    return FL_STATUS_OK;
+}
+
+fl_status km_transform(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d,
+                       const float *C, int64_t dp, int64_t k, fli_metric metric, float *out,
+                       int64_t ldo) {
+    if (r->m <= 0) return FL_STATUS_OK;
+    int64_t blocks = fli_ceil_div(r->m, S_BM);
+    int64_t kp = fli_ceil_div(k, S_BN) * S_BN;
+    if (metric == FLI_METRIC_EUCLIDEAN)
+        k_simt<2><<<(unsigned)blocks, 256, 0, s>>>(r->x, r->ldx, r->m, (int)d, C, dp, NULL, (int)kp,
+                                                   (int)k, 1.f, NULL, NULL, NULL, out, ldo,
+                                                   (int)metric);
+    else
+        k_simt<1><<<(unsigned)blocks, 256, 0, s>>>(r->x, r->ldx, r->m, (int)d, C, dp, NULL, (int)kp,
+                                                   (int)k, 1.f, NULL, NULL, NULL, out, ldo,
+                                                   (int)metric);
+    FLI_LAUNCH_TRY(env, "k_simt<transform>");
+    return FL_STATUS_OK;
+}

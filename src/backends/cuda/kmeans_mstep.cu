@@ -1,0 +1,650 @@
+/*
+ * kmeans_mstep.cu — KMeans centre update (M-step), objective, empty-cluster
+ * relocation and the convergence decision, all on the device.
+ *
+ * Contention-free sums. A naive update adds every point into its cluster's
+ * row with global atomics; on a hot cluster thousands of threads then
+ * serialise on the same addresses. Two paths avoid that:
+ *   - shared memory (k*(d+2)*4 <= FLI_KM_SMEM_ACC_MAX): FLI_KM_ACC_BLOCKS
+ *     blocks each own a private k x (d+2) accumulator in shared memory
+ *     (sums, weight); the per-block results are combined per element in a
+ *     fixed block order.
+ *   - sorted (larger k*d): a stable counting sort of the labels (one warp
+ *     per run of rows counts its labels with __match_any_sync, an exclusive
+ *     scan turns counts into cursors, the same warps scatter row indices),
+ *     then each cluster's segment is cut into pieces of FLI_KM_PIECE rows,
+ *     one block sums a piece, and one block per cluster adds its pieces in
+ *     order. No atomics on data; the result does not depend on scheduling.
+ * Both paths also compute each point's objective for the assignment (the
+ * exact distance of the winner, used for the inertia and for relocation),
+ * so X is read once by the update.
+ *
+ * Scans are written here (three kernels, tile FLI_KM_SCAN_TILE) so that
+ * their scratch is a closed form the plan can compute in C.
+ */
+#include <math.h>
+
+#include "backends/cuda/kmeans_cuda.cuh"
+
+#define FULL 0xffffffffu
+
+/* ------------------------------------------------------------------------ */
+/* Scan                                                                     */
+/* ------------------------------------------------------------------------ */
+#define SCAN_T 256
+#define SCAN_PER (FLI_KM_SCAN_TILE / SCAN_T)
+
+template <typename T>
+__device__ __forceinline__ T warp_incl_scan(T v) {
+    int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        T u = __shfl_up_sync(FULL, v, o);
+        if (lane >= o) v += u;
+    }
+    return v;
+}
+
+template <typename T>
+__global__ void __launch_bounds__(SCAN_T)
+    k_scan_tiles(T *a, int64_t len, T *tile_sums, int inclusive) {
+    __shared__ T sh[FLI_KM_SCAN_TILE];
+    __shared__ T wsum[SCAN_T / 32];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int64_t base = (int64_t)blockIdx.x * FLI_KM_SCAN_TILE;
+    for (int i = tid; i < FLI_KM_SCAN_TILE; i += SCAN_T) sh[i] = base + i < len ? a[base + i] : (T)0;
+    __syncthreads();
+    T v[SCAN_PER], run = 0;
+#pragma unroll
+    for (int q = 0; q < SCAN_PER; q++) {
+        v[q] = sh[tid * SCAN_PER + q];
+        run += v[q];
+    }
+    T incl = warp_incl_scan(run);
+    if (lane == 31) wsum[warp] = incl;
+    __syncthreads();
+    if (warp == 0) {
+        T x = lane < SCAN_T / 32 ? wsum[lane] : (T)0;
+        x = warp_incl_scan(x);
+        if (lane < SCAN_T / 32) wsum[lane] = x;
+    }
+    __syncthreads();
+    T acc = incl - run + (warp ? wsum[warp - 1] : (T)0);
+#pragma unroll
+    for (int q = 0; q < SCAN_PER; q++) {
+        if (inclusive) {
+            acc += v[q];
+            sh[tid * SCAN_PER + q] = acc;
+        } else {
+            sh[tid * SCAN_PER + q] = acc;
+            acc += v[q];
+        }
+    }
+    if (tid == SCAN_T - 1) tile_sums[blockIdx.x] = acc;
+    __syncthreads();
+    for (int i = tid; i < FLI_KM_SCAN_TILE; i += SCAN_T)
+        if (base + i < len) a[base + i] = sh[i];
+}
+
+template <typename T>
+__global__ void k_scan_add(T *a, int64_t len, const T *tile_sums) {
+    if (blockIdx.x == 0) return;
+    T add = tile_sums[blockIdx.x];
+    const int64_t base = (int64_t)blockIdx.x * FLI_KM_SCAN_TILE;
+    for (int i = threadIdx.x; i < FLI_KM_SCAN_TILE; i += blockDim.x)
+        if (base + i < len) a[base + i] += add;
+}
+
+template <typename T>
+static fl_status scan_rec(fli_cuda_env *env, cudaStream_t s, T *a, int64_t len, int inclusive,
+                          T *tmp) {
+    int64_t tiles = fli_ceil_div(len, FLI_KM_SCAN_TILE);
+    k_scan_tiles<T><<<(unsigned)tiles, SCAN_T, 0, s>>>(a, len, tmp, inclusive);
+    FLI_LAUNCH_TRY(env, "k_scan_tiles");
+    if (tiles == 1) return FL_STATUS_OK;
+    FLI_TRY(scan_rec<T>(env, s, tmp, tiles, 0, tmp + tiles));
+    k_scan_add<T><<<(unsigned)tiles, 256, 0, s>>>(a, len, tmp);
+    FLI_LAUNCH_TRY(env, "k_scan_add");
+    return FL_STATUS_OK;
+}
+
+fl_status km_scan_i32(fli_cuda_env *env, cudaStream_t s, int32_t *a, int64_t len, int inclusive,
+                      void *tmp) {
+    return scan_rec<int32_t>(env, s, a, len, inclusive, (int32_t *)tmp);
+}
+fl_status km_scan_f64(fli_cuda_env *env, cudaStream_t s, double *a, int64_t len, int inclusive,
+                      void *tmp) {
+    return scan_rec<double>(env, s, a, len, inclusive, (double *)tmp);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reductions in a fixed order                                              */
+/* ------------------------------------------------------------------------ */
+/* Block sum of one double per thread; result valid in thread 0. */
+__device__ double block_sum(double v, double *sh) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
+    __syncthreads();
+    if (lane == 0) sh[warp] = v;
+    __syncthreads();
+    double t = 0;
+    if (threadIdx.x == 0)
+        for (int w = 0; w < (int)(blockDim.x >> 5); w++) t += sh[w];
+    return t;
+}
+
+/* sc->inertia += sum(part[0..len)), same order every time. */
+__global__ void k_sum_part(const double *part, int64_t len, km_scalars *sc, const int32_t *done) {
+    if (done && *done) return;
+    __shared__ double sh[32];
+    double v = 0;
+    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) v += part[i];
+    double t = block_sum(v, sh);
+    if (threadIdx.x == 0) sc->inertia += t;
+}
+
+/* Objective of x against centre c (fp32 accumulation, per lane partial). */
+__device__ __forceinline__ float obj_term(float x, float c, int metric) {
+    if (metric == FLI_METRIC_EUCLIDEAN) {
+        float t = x - c;
+        return t * t;
+    }
+    return x * c;
+}
+__device__ __forceinline__ float obj_final(float s, int metric) {
+    if (metric == FLI_METRIC_EUCLIDEAN) return s;
+    if (metric == FLI_METRIC_COSINE) return 1.f - s;
+    return -s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Objective of a given assignment (final pass, predict, score)             */
+/* ------------------------------------------------------------------------ */
+__global__ void k_objective(const float *__restrict__ x, int64_t ldx, int64_t m,
+                            const float *__restrict__ w, const int32_t *__restrict__ labels,
+                            const float *__restrict__ C, int64_t dp, int d, int metric,
+                            float *dist, double *part, const int32_t *done) {
+    if (done && *done) return;
+    __shared__ double sh[32];
+    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    double acc = 0;
+    for (int64_t i = (int64_t)blockIdx.x * nw + (threadIdx.x >> 5); i < m;
+         i += (int64_t)gridDim.x * nw) {
+        const float *xr = x + i * ldx, *cr = C + (int64_t)labels[i] * dp;
+        float s = 0.f;
+        for (int j = lane; j < d; j += 32) s += obj_term(xr[j], cr[j], metric);
+        for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(FULL, s, o);
+        float ob = obj_final(s, metric);
+        if (lane == 0) {
+            if (dist) dist[i] = ob;
+            acc += (double)(w ? w[i] : 1.f) * ob;
+        }
+    }
+    double t = block_sum(acc, sh);
+    if (threadIdx.x == 0) part[blockIdx.x] = t;
+}
+
+fl_status km_objective(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d,
+                       const float *C, int64_t dp, const int32_t *labels, fli_metric metric,
+                       float *dist, double *part, km_scalars *sc, const int32_t *done) {
+    if (r->m <= 0) return FL_STATUS_OK;
+    int64_t blocks = fli_ceil_div(r->m, 8);
+    if (blocks > FLI_KM_NPART) blocks = FLI_KM_NPART;
+    k_objective<<<(unsigned)blocks, 256, 0, s>>>(r->x, r->ldx, r->m, r->w, labels + r->row0, C, dp,
+                                                 (int)d, (int)metric, dist ? dist + r->row0 : NULL,
+                                                 part, done);
+    FLI_LAUNCH_TRY(env, "k_objective");
+    k_sum_part<<<1, 256, 0, s>>>(part, blocks, sc, done);
+    FLI_LAUNCH_TRY(env, "k_sum_part");
+    return FL_STATUS_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* M-step, shared-memory privatised sums                                    */
+/* ------------------------------------------------------------------------ */
+__global__ void k_acc_smem(const float *__restrict__ x, int64_t ldx, int64_t m,
+                           const float *__restrict__ w, const int32_t *__restrict__ labels,
+                           const float *__restrict__ C, int64_t dp, int d, int k, int metric,
+                           float *__restrict__ acc_part, double *part, float *dist,
+                           const int32_t *done) {
+    if (done && *done) return;
+    extern __shared__ float sacc[]; /* k x (d+2): sums, weight, unused */
+    __shared__ double sh[32];
+    const int ld = d + 2;
+    const int64_t tot = (int64_t)k * ld;
+    for (int64_t e = threadIdx.x; e < tot; e += blockDim.x) sacc[e] = 0.f;
+    __syncthreads();
+    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    double acc = 0;
+    for (int64_t i = (int64_t)blockIdx.x * nw + (threadIdx.x >> 5); i < m;
+         i += (int64_t)gridDim.x * nw) {
+        const int c = labels[i];
+        const float wi = w ? w[i] : 1.f;
+        const float *xr = x + i * ldx, *cr = C + (int64_t)c * dp;
+        float *srow = sacc + (int64_t)c * ld;
+        float s = 0.f;
+        for (int j = lane; j < d; j += 32) {
+            float xv = xr[j];
+            s += obj_term(xv, cr[j], metric);
+            atomicAdd(&srow[j], wi * xv);
+        }
+        for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(FULL, s, o);
+        if (lane == 0) {
+            float ob = obj_final(s, metric);
+            dist[i] = ob;
+            acc += (double)wi * ob;
+            atomicAdd(&srow[d], wi);
+        }
+    }
+    __syncthreads();
+    float *dst = acc_part + (int64_t)blockIdx.x * tot;
+    for (int64_t e = threadIdx.x; e < tot; e += blockDim.x) dst[e] = sacc[e];
+    double t = block_sum(acc, sh);
+    if (threadIdx.x == 0) part[blockIdx.x] = t;
+}
+
+/* One thread per (cluster, column or weight): fixed block order. */
+__global__ void k_acc_combine(const float *__restrict__ acc_part, int nblk, int k, int d,
+                              int64_t dp, double *sums, double *wsum, int first,
+                              const int32_t *done) {
+    if (done && *done) return;
+    const int ld = d + 2;
+    const int64_t tot = (int64_t)k * ld;
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < (int64_t)k * (d + 1);
+         e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t c = e / (d + 1);
+        int j = (int)(e - c * (d + 1));
+        const float *p = acc_part + c * ld + j;
+        double v = 0;
+        for (int b = 0; b < nblk; b++) v += p[(int64_t)b * tot];
+        double *o = j < d ? &sums[c * dp + j] : &wsum[c];
+        *o = first ? v : *o + v;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* M-step, sorted pieces                                                    */
+/* ------------------------------------------------------------------------ */
+/* Warp wg owns rows [wg*R, (wg+1)*R) and column wg of cnt (cluster-major,
+ * cnt[c*nb + wg]); only it touches that column, so plain stores suffice. */
+__global__ void k_sort_count(const int32_t *__restrict__ labels, int64_t m, int nb, int64_t R,
+                             int32_t *cnt, int scatter, int32_t *perm, const int32_t *done) {
+    if (done && *done) return;
+    const int lane = threadIdx.x & 31;
+    const int64_t wg = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    if (wg >= nb) return;
+    const int64_t beg = wg * R, end = beg + R < m ? beg + R : m;
+    for (int64_t b0 = beg; b0 < end; b0 += 32) {
+        const int64_t i = b0 + lane;
+        const bool act = i < end;
+        const unsigned mask = __ballot_sync(FULL, act);
+        int l = 0, leader = 0;
+        unsigned peers = 0;
+        int32_t cur = 0;
+        if (act) {
+            l = labels[i];
+            peers = __match_any_sync(mask, l);
+            leader = __ffs(peers) - 1;
+            cur = cnt[(int64_t)l * nb + wg];
+            if (scatter) perm[cur + __popc(peers & ((1u << lane) - 1u))] = (int32_t)i;
+        }
+        __syncwarp();
+        if (act && lane == leader) cnt[(int64_t)l * nb + wg] = cur + __popc(peers);
+        __syncwarp();
+    }
+}
+
+/* After the scatter, cnt holds the end of each (cluster, warp) cell. */
+__device__ __forceinline__ int32_t seg_start(const int32_t *cnt, int64_t c, int nb) {
+    return c == 0 ? 0 : cnt[c * nb - 1];
+}
+__device__ __forceinline__ int32_t seg_end(const int32_t *cnt, int64_t c, int nb) {
+    return cnt[c * nb + nb - 1];
+}
+
+__global__ void k_piece_count(const int32_t *cnt, int k, int nb, int32_t *piece_off,
+                              const int32_t *done) {
+    if (done && *done) return;
+    int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (c > k) return;
+    if (c == k) {
+        piece_off[k] = 0;
+        return;
+    }
+    int32_t len = seg_end(cnt, c, nb) - seg_start(cnt, c, nb);
+    piece_off[c] = (len + FLI_KM_PIECE - 1) / FLI_KM_PIECE;
+}
+
+/* One block (4 warps) per piece: its cluster by binary search on the piece
+ * offsets, then column sums (threads over columns, rows in order), the
+ * weight and the objective of each row (a warp per row). */
+__global__ void __launch_bounds__(128)
+    k_piece_sum(const float *__restrict__ x, int64_t ldx, const float *__restrict__ w,
+                const int32_t *__restrict__ perm, const int32_t *__restrict__ cnt, int nb,
+                const int32_t *__restrict__ piece_off, int k, const float *__restrict__ C,
+                int64_t dp, int d, int metric, float *psum, float *pw, double *pobj, float *dist,
+                const int32_t *done) {
+    if (done && *done) return;
+    __shared__ double sh[32];
+    const int p = blockIdx.x;
+    if (p >= piece_off[k]) return;
+    int lo = 0, hi = k;
+    while (hi - lo > 1) {
+        int mid = (lo + hi) >> 1;
+        if (piece_off[mid] <= p)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    const int c = lo;
+    const int32_t s0 = seg_start(cnt, c, nb) + (p - piece_off[c]) * FLI_KM_PIECE;
+    const int32_t e0 = seg_end(cnt, c, nb);
+    const int32_t s1 = s0 + FLI_KM_PIECE < e0 ? s0 + FLI_KM_PIECE : e0;
+    const float *cr = C + (int64_t)c * dp;
+    for (int j = threadIdx.x; j < d; j += blockDim.x) {
+        float a = 0.f;
+        for (int32_t r = s0; r < s1; r++) {
+            int64_t i = perm[r];
+            a = fmaf(w ? w[i] : 1.f, x[i * ldx + j], a);
+        }
+        psum[(int64_t)p * d + j] = a;
+    }
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    double acc = 0;
+    float wacc = 0.f;
+    for (int32_t r = s0 + warp; r < s1; r += 4) {
+        int64_t i = perm[r];
+        const float *xr = x + i * ldx;
+        float s = 0.f;
+        for (int j = lane; j < d; j += 32) s += obj_term(xr[j], cr[j], metric);
+        for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(FULL, s, o);
+        if (lane == 0) {
+            float ob = obj_final(s, metric), wi = w ? w[i] : 1.f;
+            dist[i] = ob;
+            acc += (double)wi * ob;
+            wacc += wi;
+        }
+    }
+    double t = block_sum(acc, sh);
+    if (threadIdx.x == 0) pobj[p] = t;
+    __syncthreads();
+    double tw = block_sum((double)wacc, sh);
+    if (threadIdx.x == 0) pw[p] = (float)tw;
+}
+
+/* One block per cluster adds its pieces in order. */
+__global__ void k_piece_combine(const float *__restrict__ psum, const float *__restrict__ pw,
+                                const double *__restrict__ pobj, const int32_t *piece_off, int d,
+                                int64_t dp, double *sums, double *wsum, double *cobj, int first,
+                                const int32_t *done) {
+    if (done && *done) return;
+    const int c = blockIdx.x;
+    const int p0 = piece_off[c], p1 = piece_off[c + 1];
+    for (int j = threadIdx.x; j < d; j += blockDim.x) {
+        double v = 0;
+        for (int p = p0; p < p1; p++) v += psum[(int64_t)p * d + j];
+        double *o = &sums[(int64_t)c * dp + j];
+        *o = first ? v : *o + v;
+    }
+    if (threadIdx.x == 0) {
+        double v = 0, ob = 0;
+        for (int p = p0; p < p1; p++) {
+            v += pw[p];
+            ob += pobj[p];
+        }
+        wsum[c] = first ? v : wsum[c] + v;
+        cobj[c] = ob;
+    }
+}
+
+fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p,
+                        const km_rows *r, const float *C, const int32_t *labels, fli_metric metric,
+                        const km_mstep_bufs *b, km_scalars *sc, int first, const int32_t *done) {
+    const int d = (int)p->d, k = (int)p->k;
+    const int32_t *lab = labels + r->row0;
+    float *dist = b->dist + r->row0;
+    if (p->mstep_smem) {
+        size_t smem = (size_t)k * (d + 2) * 4;
+        FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_acc_smem, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               (int)smem));
+        k_acc_smem<<<FLI_KM_ACC_BLOCKS, 256, smem, s>>>(r->x, r->ldx, r->m, r->w, lab, C, p->dp, d,
+                                                        k, (int)metric, b->acc_part, b->part, dist,
+                                                        done);
+        FLI_LAUNCH_TRY(env, "k_acc_smem");
+        int64_t tot = (int64_t)k * (d + 1);
+        int64_t blocks = fli_ceil_div(tot, 256);
+        if (blocks > 4096) blocks = 4096;
+        k_acc_combine<<<(unsigned)blocks, 256, 0, s>>>(b->acc_part, FLI_KM_ACC_BLOCKS, k, d, p->dp,
+                                                       b->sums, b->wsum, first, done);
+        FLI_LAUNCH_TRY(env, "k_acc_combine");
+        k_sum_part<<<1, 256, 0, s>>>(b->part, FLI_KM_ACC_BLOCKS, sc, done);
+        FLI_LAUNCH_TRY(env, "k_sum_part");
+        return FL_STATUS_OK;
+    }
+    const int nb = (int)p->sort_nb;
+    const int64_t R = fli_ceil_div(r->m, nb);
+    const int64_t ncnt = (int64_t)k * nb + 1;
+    FLI_CUDA_TRY(env, cudaMemsetAsync(b->cnt, 0, (size_t)ncnt * 4, s));
+    unsigned wblocks = (unsigned)fli_ceil_div(nb, 8);
+    k_sort_count<<<wblocks, 256, 0, s>>>(lab, r->m, nb, R, b->cnt, 0, NULL, done);
+    FLI_LAUNCH_TRY(env, "k_sort_count");
+    FLI_TRY(km_scan_i32(env, s, b->cnt, ncnt, 0, b->scan_tmp));
+    k_sort_count<<<wblocks, 256, 0, s>>>(lab, r->m, nb, R, b->cnt, 1, b->perm, done);
+    FLI_LAUNCH_TRY(env, "k_sort_scatter");
+    k_piece_count<<<(unsigned)fli_ceil_div(k + 1, 256), 256, 0, s>>>(b->cnt, k, nb, b->piece_off,
+                                                                     done);
+    FLI_LAUNCH_TRY(env, "k_piece_count");
+    FLI_TRY(km_scan_i32(env, s, b->piece_off, k + 1, 0, b->scan_tmp));
+    int64_t npieces = fli_ceil_div(r->m, FLI_KM_PIECE) + k;
+    k_piece_sum<<<(unsigned)npieces, 128, 0, s>>>(r->x, r->ldx, r->w, b->perm, b->cnt, nb,
+                                                  b->piece_off, k, C, p->dp, d, (int)metric,
+                                                  b->psum, b->pw, b->pobj, dist, done);
+    FLI_LAUNCH_TRY(env, "k_piece_sum");
+    k_piece_combine<<<(unsigned)k, 128, 0, s>>>(b->psum, b->pw, b->pobj, b->piece_off, d, p->dp,
+                                               b->sums, b->wsum, b->cobj, first, done);
+    FLI_LAUNCH_TRY(env, "k_piece_combine");
+    k_sum_part<<<1, 1024, 0, s>>>(b->cobj, k, sc, done);
+    FLI_LAUNCH_TRY(env, "k_sum_part");
+    return FL_STATUS_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Empty clusters                                                           */
+/* ------------------------------------------------------------------------ */
+#define RELOC_T 1024
+
+/* Block argmax of dist (ties to the lower index); every thread gets it. */
+__device__ int64_t block_argmax(const float *dist, int64_t n, float *sv, int64_t *si) {
+    float bv = -INFINITY;
+    int64_t bi = -1;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        float v = dist[i];
+        if (v > bv || bi < 0) {
+            if (bi < 0 || v > bv) {
+                bv = v;
+                bi = i;
+            }
+        }
+    }
+    for (int o = 16; o; o >>= 1) {
+        float ov = __shfl_xor_sync(FULL, bv, o);
+        int64_t oi = __shfl_xor_sync(FULL, bi, o);
+        if (oi >= 0 && (bi < 0 || ov > bv || (ov == bv && oi < bi))) {
+            bv = ov;
+            bi = oi;
+        }
+    }
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();
+    if (lane == 0) {
+        sv[warp] = bv;
+        si[warp] = bi;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int q = 1; q < (int)(blockDim.x >> 5); q++) {
+            float ov = sv[q];
+            int64_t oi = si[q];
+            if (oi >= 0 && (bi < 0 || ov > bv || (ov == bv && oi < bi))) {
+                bv = ov;
+                bi = oi;
+            }
+        }
+        si[0] = bi;
+    }
+    __syncthreads();
+    return si[0];
+}
+
+/* mode 0: pick and apply (rows from xres); 1: pick only (indices to
+ * reloc_idx); 2: apply with rows[q] for the q-th empty cluster. */
+__global__ void __launch_bounds__(RELOC_T)
+    k_relocate(const float *__restrict__ xres, int64_t ldx, const float *__restrict__ w,
+               const int32_t *__restrict__ labels, float *dist, int64_t n, double *sums,
+               double *wsum, int k, int d, int64_t dp, int32_t *reloc_idx,
+               const float *__restrict__ rows, int mode, km_scalars *sc, const int32_t *done) {
+    if (done && *done) return;
+    __shared__ int cnt_sh[RELOC_T / 32 + 1];
+    __shared__ int list[RELOC_T];
+    __shared__ float sv[32];
+    __shared__ int64_t si[32];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    int mine = 0;
+    for (int c = tid; c < k; c += RELOC_T) mine += wsum[c] == 0.0;
+    __shared__ double dsh[32];
+    double tot = block_sum((double)mine, dsh);
+    __shared__ int n_empty;
+    if (tid == 0) {
+        n_empty = (int)tot;
+        if (mode != 2) sc->n_empty = n_empty;
+    }
+    __syncthreads();
+    if (n_empty == 0) return;
+    int q = 0; /* empties handled so far (same order in every mode) */
+    for (int base = 0; base < k; base += RELOC_T) {
+        int c = base + tid;
+        bool e = c < k && wsum[c] == 0.0;
+        unsigned bal = __ballot_sync(FULL, e);
+        if (lane == 0) cnt_sh[warp] = __popc(bal);
+        __syncthreads();
+        if (tid == 0) {
+            int a = 0;
+            for (int x = 0; x < RELOC_T / 32; x++) {
+                int t = cnt_sh[x];
+                cnt_sh[x] = a;
+                a += t;
+            }
+            cnt_sh[RELOC_T / 32] = a;
+        }
+        __syncthreads();
+        if (e) list[cnt_sh[warp] + __popc(bal & ((1u << lane) - 1u))] = c;
+        __syncthreads();
+        const int here = cnt_sh[RELOC_T / 32];
+        for (int h = 0; h < here; h++, q++) {
+            const int ec = list[h];
+            int64_t i;
+            if (mode == 2) {
+                i = reloc_idx[q];
+            } else {
+                i = block_argmax(dist, n, sv, si);
+                if (tid == 0) dist[i] = -INFINITY;
+                if (mode == 1) {
+                    if (tid == 0) reloc_idx[q] = (int32_t)i;
+                    __syncthreads();
+                    continue;
+                }
+            }
+            const float *xr = mode == 2 ? rows + (int64_t)q * dp : xres + i * ldx;
+            const double wi = w ? w[i] : 1.0;
+            const int oc = labels[i];
+            for (int j = tid; j < d; j += RELOC_T) {
+                double v = wi * xr[j];
+                sums[(int64_t)oc * dp + j] -= v;
+                sums[(int64_t)ec * dp + j] = v;
+            }
+            if (tid == 0) {
+                wsum[oc] -= wi;
+                wsum[ec] = wi;
+            }
+            __syncthreads();
+        }
+        __syncthreads();
+    }
+}
+
+fl_status km_relocate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p,
+                      const float *xres, int64_t ldx, const float *w, const int32_t *labels,
+                      float *dist, double *sums, double *wsum, int32_t *reloc_idx,
+                      const float *rows, int mode, km_scalars *sc, const int32_t *done) {
+    k_relocate<<<1, RELOC_T, 0, s>>>(xres, ldx, w, labels, dist, p->n, sums, wsum, (int)p->k,
+                                     (int)p->d, p->dp, reloc_idx, rows, mode, sc, done);
+    FLI_LAUNCH_TRY(env, "k_relocate");
+    return FL_STATUS_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* New centres, shift and the convergence decision                          */
+/* ------------------------------------------------------------------------ */
+__global__ void k_finalize(float *C, const double *__restrict__ sums,
+                           const double *__restrict__ wsum, double *shift_c, int k, int d,
+                           int64_t dp, int metric, const int32_t *done) {
+    if (done && *done) return;
+    const int lane = threadIdx.x & 31;
+    const int64_t c = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    if (c >= k) return;
+    float *cr = C + c * dp;
+    const double W = wsum[c];
+    const double *sr = sums + c * dp;
+    double scale = 1.0;
+    if (metric == FLI_METRIC_COSINE) {
+        double ss = 0;
+        for (int j = lane; j < d; j += 32) {
+            double v = W > 0 ? sr[j] / W : (double)cr[j];
+            ss += v * v;
+        }
+        for (int o = 16; o; o >>= 1) ss += __shfl_xor_sync(FULL, ss, o);
+        scale = ss > 0 ? 1.0 / sqrt(ss) : 1.0;
+    }
+    double sh = 0;
+    for (int j = lane; j < d; j += 32) {
+        double v = (W > 0 ? sr[j] / W : (double)cr[j]) * scale;
+        float nv = (float)v;
+        double t = (double)nv - (double)cr[j];
+        sh += t * t;
+        cr[j] = nv;
+    }
+    for (int o = 16; o; o >>= 1) sh += __shfl_xor_sync(FULL, sh, o);
+    if (lane == 0) shift_c[c] = sh;
+}
+
+__global__ void k_decide(const double *shift_c, int k, km_scalars *sc, double *trace, int64_t it,
+                         const int32_t *done) {
+    if (done && *done) return;
+    __shared__ double sh[32];
+    double v = 0;
+    for (int c = threadIdx.x; c < k; c += blockDim.x) v += shift_c[c];
+    double t = block_sum(v, sh);
+    if (threadIdx.x == 0) {
+        sc->shift = t;
+        trace[it % FLI_KM_TRACE_RING] = sc->inertia;
+        sc->n_iter = (int32_t)(it + 1);
+        if (sc->n_changed == 0) {
+            sc->strict = 1;
+            sc->done = 1;
+        } else if (t <= sc->tol_abs) {
+            sc->done = 1;
+        }
+    }
+}
+
+fl_status km_finalize(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p, float *C,
+                      const double *sums, const double *wsum, double *shift_c, fli_metric metric,
+                      km_scalars *sc, double *trace, int64_t it, const int32_t *done) {
+    unsigned blocks = (unsigned)fli_ceil_div(p->k * 32, 256);
+    k_finalize<<<blocks, 256, 0, s>>>(C, sums, wsum, shift_c, (int)p->k, (int)p->d, p->dp,
+                                      (int)metric, done);
+    FLI_LAUNCH_TRY(env, "k_finalize");
+    k_decide<<<1, 1024, 0, s>>>(shift_c, (int)p->k, sc, trace, it, done);
+    FLI_LAUNCH_TRY(env, "k_decide");
+    return FL_STATUS_OK;
+}
