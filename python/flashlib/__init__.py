@@ -1,0 +1,50 @@
+"""flashlib: GPU-accelerated classical machine learning with scikit-learn's
+semantics, through a thin ctypes layer over libflashlib.
+
+Importing this package loads nothing: not numpy, not libflashlib, and never
+CUDA. The library is loaded on first use of anything that needs it
+(flashlib.KMeans, flashlib.version(), ...); GPU contexts are created per
+estimator when it is fitted, and CUDA is loaded only when a GPU is used.
+"""
+
+from ._version import __version__
+
+_LAZY = {
+    # name: (module, attribute)
+    "KMeans": ("cluster", "KMeans"),
+    "version": ("_api", "version"),
+    "diagnose": ("_api", "diagnose"),
+    "route": ("_api", "route"),
+    "params": ("_api", "params"),
+    "FlashlibError": ("_errors", "FlashlibError"),
+    "InvalidArgumentError": ("_errors", "InvalidArgumentError"),
+    "OutOfMemoryError": ("_errors", "OutOfMemoryError"),
+    "DeviceOutOfMemoryError": ("_errors", "DeviceOutOfMemoryError"),
+    "UnsupportedError": ("_errors", "UnsupportedError"),
+    "NoDeviceError": ("_errors", "NoDeviceError"),
+    "CudaError": ("_errors", "CudaError"),
+    "FlashlibIOError": ("_errors", "FlashlibIOError"),
+    "CorruptError": ("_errors", "CorruptError"),
+    "VersionMismatchError": ("_errors", "VersionMismatchError"),
+    "CancelledError": ("_errors", "CancelledError"),
+    "NotFittedError": ("_errors", "NotFittedError"),
+    "InternalError": ("_errors", "InternalError"),
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name):
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'flashlib' has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), attr)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
