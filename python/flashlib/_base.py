@@ -30,9 +30,14 @@ try:
         from sklearn.utils.validation import validate_data as _sk_validate_data
     except ImportError:  # pragma: no cover - older scikit-learn
         _sk_validate_data = None
+    try:  # private, but stable since scikit-learn 0.2x; gives its exact messages
+        from sklearn.utils.validation import _check_sample_weight as _sk_check_sample_weight
+    except ImportError:  # pragma: no cover
+        _sk_check_sample_weight = None
     HAVE_SKLEARN = True
 except ImportError:  # pragma: no cover - exercised only without scikit-learn
     HAVE_SKLEARN = False
+    _sk_check_sample_weight = None
 
 _NP_TO_FL = {
     np.dtype(np.float32): _lib.FL_DTYPE_F32,
@@ -160,9 +165,12 @@ def validate_X(est, X, reset):
 
 def check_sample_weight(sample_weight, X):
     """None, or a 1-D array of X's dtype with one weight per row. The C
-    library checks the values (finite, >= 0, positive sum)."""
+    library checks the values (finite, >= 0, positive sum); scikit-learn's
+    checker, when available, gives its own messages first."""
     if sample_weight is None:
         return None
+    if _sk_check_sample_weight is not None:
+        return _sk_check_sample_weight(sample_weight, X, dtype=X.dtype)
     n = X.shape[0]
     if isinstance(sample_weight, numbers.Number):
         return np.full(n, sample_weight, dtype=X.dtype)
