@@ -1,0 +1,99 @@
+/*
+ * route_kmeans.c — the KMeans routing rule. Pure C that depends on nothing
+ * but libc (no context, no core): execution calls it through fl_route_query
+ * and the cost model links it directly, so both describe the same choice.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "route/route.h"
+
+const char *fl_backend_name(fl_backend b)
+{
+    switch (b) {
+    case FL_BACKEND_CPU: return "cpu";
+    case FL_BACKEND_CUDA: return "cuda";
+    case FL_BACKEND_CUDA_SM90: return "cuda-sm90";
+    }
+    return "?";
+}
+
+static const char *prec_name(fli_precision p)
+{
+    switch (p) {
+    case FLI_PREC_FP32: return "fp32";
+    case FLI_PREC_TF32: return "tf32";
+    case FLI_PREC_BF16: return "bf16";
+    case FLI_PREC_FP16: return "fp16";
+    case FLI_PREC_F64: return "fp64";
+    }
+    return "?";
+}
+
+/*
+ * KMeans.
+ *  - No GPU: the CPU backend in the data's precision.
+ *  - precision=auto on the GPU: the assignment costs 2*k*d flops per 4*d
+ *    bytes of X, so with k < 32 it is bound by memory even at fp32 SIMT
+ *    speed (51 TFLOP/s vs 3 TB/s balance at k ~ 34): exact fp32 costs
+ *    nothing there. From k >= 32 the tensor cores pay, and tf32 is the
+ *    default because it keeps fp32's range and ~1e-3 relative error in the
+ *    scores, while the winner's distance (inertia) is recomputed exactly.
+ *    bf16/fp16 are opt-in: they can move points that sit near a boundary.
+ *  - The Hopper path (wgmma + TMA) takes over for large k and d, where the
+ *    assignment is compute-bound enough for warp specialisation to matter,
+ *    on compute capability 9.0 unless FL_DISABLE_SM90 is set.
+ */
+fl_status fli_route_kmeans(const fl_hw_props *hw, int64_t n, int64_t d, fl_dtype dtype, int64_t k,
+                           int precision_word, fl_route *out, fli_precision *prec_out)
+{
+    memset(out, 0, sizeof *out);
+    if (!hw || hw->sm_major == 0) {
+        fli_precision p = dtype == FL_DTYPE_F64 ? FLI_PREC_F64 : FLI_PREC_FP32;
+        out->backend = FL_BACKEND_CPU;
+        snprintf(out->variant, sizeof out->variant, "%s", prec_name(p));
+        snprintf(out->reason, sizeof out->reason,
+                 "no usable GPU: CPU backend (BLAS-blocked distances with fused argmin) in %s",
+                 dtype == FL_DTYPE_F64 ? "float64" : "float32");
+        if (prec_out)
+            *prec_out = p;
+        return FL_STATUS_OK;
+    }
+    /* precision words: auto|fp32|tf32|bf16|fp16 */
+    fli_precision p;
+    const char *why;
+    switch (precision_word) {
+    case 1: p = FLI_PREC_FP32, why = "precision=fp32 requested"; break;
+    case 2: p = FLI_PREC_TF32, why = "precision=tf32 requested"; break;
+    case 3: p = FLI_PREC_BF16, why = "precision=bf16 requested"; break;
+    case 4: p = FLI_PREC_FP16, why = "precision=fp16 requested"; break;
+    default:
+        if (k < 32) {
+            p = FLI_PREC_FP32;
+            why = "precision=auto and n_clusters < 32: memory-bound, exact fp32 costs nothing";
+        } else {
+            p = FLI_PREC_TF32;
+            why = "precision=auto and n_clusters >= 32: compute-bound, tf32 tensor cores";
+        }
+    }
+    int sm90 = hw->sm90_enabled && k >= 1024 && d >= 64 && d % 16 == 0 &&
+               (p == FLI_PREC_BF16 || p == FLI_PREC_FP16 || p == FLI_PREC_TF32);
+    out->backend = sm90 ? FL_BACKEND_CUDA_SM90 : FL_BACKEND_CUDA;
+    snprintf(out->variant, sizeof out->variant, "%s", prec_name(p));
+    const char *path;
+    if (sm90)
+        path = "Hopper wgmma path (sm_90a): n_clusters >= 1024, n_features >= 64 and a multiple of 16";
+    else if (hw->is_hopper && !hw->sm90_enabled)
+        path = "portable CUDA kernels (Hopper path disabled by FL_DISABLE_SM90)";
+    else if (hw->is_hopper)
+        path = "portable CUDA kernels (Hopper path needs n_clusters >= 1024, n_features >= 64, "
+               "n_features % 16 == 0 and a tensor-core precision)";
+    else
+        path = "portable CUDA kernels (mma.sync, sm_80+)";
+    snprintf(out->reason, sizeof out->reason, "%s; %s on %s; %s", why, prec_name(p), hw->tag, path);
+    (void)n;
+    if (prec_out)
+        *prec_out = p;
+    return FL_STATUS_OK;
+}
+
