@@ -5,6 +5,8 @@
  */
 #include "algo/kmeans_params.h"
 
+/* The array bound makes a row added without updating FLI_KMEANS_N_PARAMS a
+ * compile error, and the static assert below catches a row removed. */
 const fl_param_def fli_kmeans_params[FLI_KMEANS_N_PARAMS] = {
     {"n_clusters", FL_PARAM_INT, "8", 1, 2147483647.0, NULL, "K|k",
      "number of clusters to form (and of centres)"},
@@ -30,3 +32,5 @@ const fl_param_def fli_kmeans_params[FLI_KMEANS_N_PARAMS] = {
      "k-means++ candidates per centre; auto = 2 + floor(ln n_clusters)"},
     {"verbose", FL_PARAM_INT, "0", 0, 3, NULL, NULL, "log level of progress messages"},
 };
+
+_Static_assert(sizeof fli_kmeans_params / sizeof *fli_kmeans_params == FLI_KMEANS_N_PARAMS, "count");

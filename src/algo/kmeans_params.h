@@ -4,7 +4,7 @@
 
 #include "flashlib.h"
 
-#define FLI_KMEANS_N_PARAMS 12
+#define FLI_KMEANS_N_PARAMS 11
 extern const fl_param_def fli_kmeans_params[FLI_KMEANS_N_PARAMS];
 
 #endif
