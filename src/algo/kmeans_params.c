@@ -5,9 +5,8 @@
  */
 #include "algo/kmeans_params.h"
 
-/* The array bound makes a row added without updating FLI_KMEANS_N_PARAMS a
- * compile error, and the static assert below catches a row removed. */
-const fl_param_def fli_kmeans_params[FLI_KMEANS_N_PARAMS] = {
+/* Sized by its rows; the assert below ties the count to the header. */
+const fl_param_def fli_kmeans_params[] = {
     {"n_clusters", FL_PARAM_INT, "8", 1, 2147483647.0, NULL, "K|k",
      "number of clusters to form (and of centres)"},
     {"init", FL_PARAM_CHOICE, "k-means++", 0, 0, "k-means++|random|array", NULL,
