@@ -1,0 +1,731 @@
+/*
+ * module_check.c — GPU correctness test of libflashlib_cuda.so, driving the
+ * module's entry table directly (dlopen + fli_cuda_module_get), so it tests
+ * the kernels independently of the core.
+ *
+ * Reference: a float64 Lloyd written here (not flashlib's CPU backend) with
+ * the same semantics (init array, ties to the lower index, empty clusters
+ * take the farthest points in order, strict / tol convergence, final
+ * assignment). Inputs are fresh random blobs per case; outputs are
+ * poisoned before each run. Tolerances per precision: fp32 inertia within
+ * 1e-4 relative and labels identical on well-separated data; tf32/bf16/fp16
+ * within 3e-3/2e-2 and >= 99% labels.
+ *
+ * Also checked: the device bytes allocated equal fli_kmeans_cuda_plan's
+ * device_bytes exactly; a failing allocator gives DEVICE_OOM, leaks nothing
+ * and leaves outputs untouched; cancellation through the progress callback;
+ * chunked streaming equals the resident fit; the sorted M-step; assign and
+ * transform; k-means++ and 'random' init quality; edge shapes.
+ *
+ * Usage: module_check [path/to/libflashlib_cuda.so]   (exit status = failures)
+ */
+#define _GNU_SOURCE
+#include <cuda_runtime.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "algo/kmeans_plan.c" /* the plan, to compare with measured bytes */
+#include "backends/cuda/fl_cuda_module.h"
+
+static int g_fail = 0, g_checks = 0;
+#define CHECK(cond, ...)                                                            \
+    do {                                                                            \
+        g_checks++;                                                                 \
+        if (!(cond)) {                                                              \
+            g_fail++;                                                               \
+            fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond);       \
+            fprintf(stderr, __VA_ARGS__);                                           \
+            fputc('\n', stderr);                                                    \
+        }                                                                           \
+    } while (0)
+
+/* ---- random data ------------------------------------------------------ */
+static uint64_t g_rng = 88172645463325252ull;
+static double urand(void) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return ((g_rng >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+static double nrand(void) { return sqrt(-2 * log(urand())) * cos(6.283185307179586 * urand()); }
+
+/* n points around kt centres in [-10,10]^d with unit noise; returns truth
+ * centres in *truth (kt x d) when non-NULL. */
+static float *blobs(int64_t n, int64_t d, int64_t kt, double spread, float **truth) {
+    float *c = malloc(sizeof(float) * kt * d), *x = malloc(sizeof(float) * n * d);
+    for (int64_t i = 0; i < kt * d; i++) c[i] = (float)(20 * urand() - 10);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t b = (int64_t)(urand() * kt) % kt;
+        for (int64_t j = 0; j < d; j++) x[i * d + j] = c[b * d + j] + (float)(spread * nrand());
+    }
+    if (truth)
+        *truth = c;
+    else
+        free(c);
+    return x;
+}
+
+/* ---- float64 reference Lloyd ------------------------------------------ */
+static double ref_obj(const double *x, const double *c, int64_t d, fli_metric m) {
+    double s = 0;
+    for (int64_t j = 0; j < d; j++) s += m == FLI_METRIC_EUCLIDEAN ? (x[j] - c[j]) * (x[j] - c[j]) : x[j] * c[j];
+    return m == FLI_METRIC_EUCLIDEAN ? s : (m == FLI_METRIC_COSINE ? 1 - s : -s);
+}
+static void ref_normalize(double *x, int64_t n, int64_t d) {
+    for (int64_t i = 0; i < n; i++) {
+        double s = 0;
+        for (int64_t j = 0; j < d; j++) s += x[i * d + j] * x[i * d + j];
+        s = s > 0 ? 1 / sqrt(s) : 0;
+        for (int64_t j = 0; j < d; j++) x[i * d + j] *= s;
+    }
+}
+static double ref_assign(const double *X, int64_t n, int64_t d, const float *w, const double *C, int64_t k,
+                         fli_metric m, int32_t *lab, double *mind) {
+    double tot = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double best = INFINITY, bo = 0;
+        int32_t bi = 0;
+        for (int64_t c = 0; c < k; c++) {
+            double o = ref_obj(X + i * d, C + c * d, d, m);
+            if (o < best) {
+                best = o;
+                bi = (int32_t)c;
+            }
+        }
+        bo = best;
+        lab[i] = bi;
+        if (mind) mind[i] = bo;
+        tot += (w ? w[i] : 1.0) * bo;
+    }
+    return tot;
+}
+/* X is n x d double (already normalised for cosine); C in/out (k x d). */
+static void ref_lloyd(const double *X, int64_t n, int64_t d, const float *w, double *C, int64_t k,
+                      fli_metric m, int64_t max_iter, double tol_abs, int32_t *lab, double *inertia,
+                      int64_t *n_iter) {
+    int32_t *old = malloc(4 * n);
+    double *mind = malloc(8 * n), *sums = malloc(8 * k * d), *ws = malloc(8 * k), *Cn = malloc(8 * k * d);
+    for (int64_t i = 0; i < n; i++) old[i] = -1;
+    int64_t it;
+    int strict = 0;
+    for (it = 0; it < max_iter; it++) {
+        ref_assign(X, n, d, w, C, k, m, lab, mind);
+        memset(sums, 0, 8 * k * d);
+        memset(ws, 0, 8 * k);
+        for (int64_t i = 0; i < n; i++) {
+            double wi = w ? w[i] : 1;
+            ws[lab[i]] += wi;
+            for (int64_t j = 0; j < d; j++) sums[lab[i] * d + j] += wi * X[i * d + j];
+        }
+        for (int64_t c = 0; c < k; c++) {
+            if (ws[c] != 0) continue;
+            int64_t far = -1;
+            for (int64_t i = 0; i < n; i++)
+                if (far < 0 || mind[i] > mind[far]) far = i;
+            double wi = w ? w[far] : 1;
+            int32_t oc = lab[far];
+            for (int64_t j = 0; j < d; j++) {
+                sums[oc * d + j] -= wi * X[far * d + j];
+                sums[c * d + j] = wi * X[far * d + j];
+            }
+            ws[c] = wi;
+            ws[oc] -= wi;
+            mind[far] = -INFINITY;
+        }
+        double shift = 0;
+        for (int64_t c = 0; c < k; c++) {
+            for (int64_t j = 0; j < d; j++) Cn[c * d + j] = ws[c] > 0 ? sums[c * d + j] / ws[c] : C[c * d + j];
+            if (m == FLI_METRIC_COSINE) ref_normalize(Cn + c * d, 1, d);
+            for (int64_t j = 0; j < d; j++) shift += (Cn[c * d + j] - C[c * d + j]) * (Cn[c * d + j] - C[c * d + j]);
+        }
+        memcpy(C, Cn, 8 * k * d);
+        if (!memcmp(lab, old, 4 * n)) {
+            strict = 1;
+            break;
+        }
+        if (shift <= tol_abs) break;
+        memcpy(old, lab, 4 * n);
+    }
+    (void)strict;
+    *n_iter = it < max_iter ? it + 1 : max_iter;
+    *inertia = ref_assign(X, n, d, w, C, k, m, lab, NULL);
+    free(old);
+    free(mind);
+    free(sums);
+    free(ws);
+    free(Cn);
+}
+
+/* ---- the module ---------------------------------------------------------- */
+typedef struct alloc_state {
+    int fail_at, count, live;
+    size_t bytes_live, peak;
+} alloc_state;
+static int t_alloc(void *u, int32_t dev, size_t bytes, void **p) {
+    alloc_state *a = u;
+    (void)dev;
+    a->count++;
+    if (a->fail_at && a->count >= a->fail_at) return 1;
+    if (cudaMalloc(p, bytes) != cudaSuccess) return 1;
+    a->live++;
+    a->bytes_live += bytes;
+    if (a->bytes_live > a->peak) a->peak = a->bytes_live;
+    return 0;
+}
+/* sizes are tracked by the test through cudaMemGetInfo-free bookkeeping:
+ * the module makes one allocation per call, so bytes_live resets on free. */
+static void t_free(void *u, int32_t dev, void *p) {
+    alloc_state *a = u;
+    (void)dev;
+    if (!p) return;
+    a->live--;
+    if (a->live == 0) a->bytes_live = 0;
+    cudaFree(p);
+}
+
+static const fli_cuda_api *g_api;
+static fli_cuda_env g_env;
+static char g_err[1024];
+static alloc_state g_as;
+static fl_device_allocator g_hooks = {t_alloc, t_free, &g_as};
+
+static int cancel_at = -1;
+static int t_progress(void *u, const char *stage, int64_t done, int64_t total) {
+    (void)u;
+    (void)stage;
+    (void)total;
+    return cancel_at >= 0 && done >= cancel_at;
+}
+
+typedef struct fit_case {
+    const char *name;
+    int64_t n, d, k;
+    fli_precision prec;
+    fli_metric metric;
+    fli_kmeans_init init;
+    int x_dev, weighted, out_dev;
+    int64_t max_iter, n_init, chunk_rows;
+    double tol;
+} fit_case;
+
+typedef struct fit_out {
+    fl_status st;
+    float *C;
+    int32_t *lab;
+    double inertia, trace[512];
+    int64_t n_iter, trace_len;
+    size_t peak;
+    int allocs;
+    double ms;
+} fit_out;
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
+/* Runs the module's fit; X, w, init on the host (copied to the device when
+ * the case says so). Outputs are poisoned first. */
+static void run_fit(const fit_case *fc, const float *X, const float *w, const float *init, uint64_t seed,
+                    fit_out *o) {
+    int64_t n = fc->n, d = fc->d, k = fc->k;
+    o->C = malloc(4 * k * d);
+    o->lab = malloc(4 * n);
+    for (int64_t i = 0; i < k * d; i++) o->C[i] = NAN;
+    for (int64_t i = 0; i < n; i++) o->lab[i] = -7;
+    void *dX = NULL, *dw = NULL, *dC = NULL, *dl = NULL;
+    fli_kmeans_job j;
+    memset(&j, 0, sizeof j);
+    j.X = X;
+    j.dtype = FL_DTYPE_F32;
+    j.x_dev = -1;
+    j.n = n;
+    j.d = d;
+    j.ld = d;
+    j.weights = fc->weighted ? w : NULL;
+    if (fc->x_dev) {
+        cudaMalloc(&dX, 4 * n * d);
+        cudaMemcpy(dX, X, 4 * n * d, cudaMemcpyHostToDevice);
+        j.X = dX;
+        j.x_dev = 0;
+        if (fc->weighted) {
+            cudaMalloc(&dw, 4 * n);
+            cudaMemcpy(dw, w, 4 * n, cudaMemcpyHostToDevice);
+            j.weights = dw;
+        }
+    }
+    j.k = k;
+    j.init = fc->init;
+    j.init_centers = init;
+    j.n_init = fc->n_init ? fc->n_init : 1;
+    j.max_iter = fc->max_iter;
+    j.tol = fc->tol;
+    j.metric = fc->metric;
+    j.precision = fc->prec;
+    j.backend = FL_BACKEND_CUDA;
+    j.seed = seed;
+    j.n_local_trials = 2 + (int64_t)log((double)k);
+    j.chunk_rows = fc->chunk_rows;
+    j.centers = o->C;
+    j.centers_dev = -1;
+    j.labels = o->lab;
+    j.labels_dev = -1;
+    if (fc->out_dev) {
+        cudaMalloc(&dC, 4 * k * d);
+        cudaMalloc(&dl, 4 * n);
+        cudaMemset(dC, 0xff, 4 * k * d);
+        cudaMemset(dl, 0xff, 4 * n);
+        j.centers = dC;
+        j.centers_dev = 0;
+        j.labels = dl;
+        j.labels_dev = 0;
+    }
+    j.inertia_trace = o->trace;
+    j.trace_cap = 512;
+    memset(&g_as, 0, sizeof g_as);
+    g_err[0] = 0;
+    double t0 = now_ms();
+    o->st = g_api->kmeans_fit(&g_env, &j);
+    o->ms = now_ms() - t0;
+    o->peak = g_as.peak;
+    o->allocs = g_as.count;
+    CHECK(g_as.live == 0, "%s: %d device allocations leaked", fc->name, g_as.live);
+    if (fc->out_dev && o->st == FL_STATUS_OK) {
+        cudaMemcpy(o->C, dC, 4 * k * d, cudaMemcpyDeviceToHost);
+        cudaMemcpy(o->lab, dl, 4 * n, cudaMemcpyDeviceToHost);
+    }
+    o->inertia = j.inertia;
+    o->n_iter = j.n_iter;
+    o->trace_len = j.trace_len;
+    cudaFree(dX);
+    cudaFree(dw);
+    cudaFree(dC);
+    cudaFree(dl);
+}
+
+static void free_out(fit_out *o) {
+    free(o->C);
+    free(o->lab);
+}
+
+static double rel(double a, double b) { return fabs(a - b) / (fabs(b) > 1e-30 ? fabs(b) : 1e-30); }
+
+static double label_agreement(const int32_t *a, const int32_t *b, int64_t n) {
+    int64_t s = 0;
+    for (int64_t i = 0; i < n; i++) s += a[i] == b[i];
+    return (double)s / n;
+}
+
+static double tol_var(const float *X, int64_t n, int64_t d, double tol) {
+    double tot = 0;
+    for (int64_t j = 0; j < d; j++) {
+        double s = 0, q = 0;
+        for (int64_t i = 0; i < n; i++) s += X[i * d + j];
+        s /= n;
+        for (int64_t i = 0; i < n; i++) q += (X[i * d + j] - s) * (X[i * d + j] - s);
+        tot += q / n;
+    }
+    return tol * tot / d;
+}
+
+/* One case against the float64 reference with array init. */
+static void case_vs_ref(fit_case fc) {
+    int64_t n = fc.n, d = fc.d, k = fc.k;
+    float *truth;
+    float *X = blobs(n, d, k, 1.0, &truth);
+    float *w = malloc(4 * n);
+    for (int64_t i = 0; i < n; i++) w[i] = (float)(0.25 + 2 * urand());
+    /* near the true centres, so every precision follows the same path */
+    float *init = malloc(4 * k * d);
+    for (int64_t i = 0; i < k * d; i++) init[i] = truth[i] + (float)(0.3 * nrand());
+    free(truth);
+    if (fc.init == FLI_KM_INIT_ARRAY && k >= 3) /* a duplicate centre: forces an empty cluster */
+        memcpy(init + (k - 1) * d, init, 4 * d);
+    double *Xd = malloc(8 * n * d), *Cd = malloc(8 * k * d);
+    for (int64_t i = 0; i < n * d; i++) Xd[i] = X[i];
+    for (int64_t i = 0; i < k * d; i++) Cd[i] = init[i];
+    if (fc.metric == FLI_METRIC_COSINE) {
+        ref_normalize(Xd, n, d);
+        ref_normalize(Cd, k, d);
+    }
+    float *Xn = malloc(4 * n * d);
+    for (int64_t i = 0; i < n * d; i++) Xn[i] = (float)Xd[i];
+    double tol_abs = fc.tol > 0 ? tol_var(Xn, n, d, fc.tol) : 0;
+    int32_t *rl = malloc(4 * n);
+    double rin;
+    int64_t rit;
+    ref_lloyd(Xd, n, d, fc.weighted ? w : NULL, Cd, k, fc.metric, fc.max_iter, tol_abs, rl, &rin, &rit);
+
+    fit_out o;
+    run_fit(&fc, X, w, init, 1, &o);
+    CHECK(o.st == FL_STATUS_OK, "%s: status %d: %s", fc.name, o.st, g_err);
+    if (o.st == FL_STATUS_OK) {
+        double tol_in = fc.prec == FLI_PREC_FP32 ? 1e-4 : fc.prec == FLI_PREC_TF32 ? 3e-3 : 2e-2;
+        double min_agree = fc.prec == FLI_PREC_FP32 ? 0.9999 : 0.99;
+        double ag = label_agreement(o.lab, rl, n);
+        double cerr = 0, cref = 0;
+        for (int64_t i = 0; i < k * d; i++) {
+            cerr += (o.C[i] - Cd[i]) * (o.C[i] - Cd[i]);
+            cref += Cd[i] * Cd[i];
+        }
+        cerr = sqrt(cerr / (cref > 0 ? cref : 1));
+        int poisoned = 0;
+        for (int64_t i = 0; i < k * d; i++) poisoned += isnan(o.C[i]);
+        for (int64_t i = 0; i < n; i++) poisoned += o.lab[i] < 0 || o.lab[i] >= k;
+        int mono = 1;
+        for (int64_t t = 1; t < o.trace_len; t++)
+            if (fc.metric != FLI_METRIC_DOT && o.trace[t] > o.trace[t - 1] * (1 + 1e-5) + 1e-9) mono = 0;
+        printf("  %-34s inertia %.6e ref %.6e rel %.1e  labels %.5f  centres %.1e  iters %lld/%lld  %.1f ms\n",
+               fc.name, o.inertia, rin, rel(o.inertia, rin), ag, cerr, (long long)o.n_iter, (long long)rit, o.ms);
+        CHECK(poisoned == 0, "%s: %d outputs not written", fc.name, poisoned);
+        CHECK(rel(o.inertia, rin) <= tol_in, "%s: inertia %.8e vs ref %.8e", fc.name, o.inertia, rin);
+        CHECK(ag >= min_agree, "%s: label agreement %.5f", fc.name, ag);
+        CHECK(fc.prec != FLI_PREC_FP32 || cerr < 1e-4, "%s: centre error %.2e", fc.name, cerr);
+        CHECK(o.trace_len == (o.n_iter < 512 ? o.n_iter : 512), "%s: trace_len %lld n_iter %lld", fc.name,
+              (long long)o.trace_len, (long long)o.n_iter);
+        CHECK(mono, "%s: objective rose along the trace", fc.name);
+        fli_kmeans_cuda_plan p;
+        fli_kmeans_cuda_plan_chunk(n, d, k, fc.prec, fc.x_dev, fc.weighted, fc.metric, fc.chunk_rows, &p);
+        CHECK(o.allocs == 1 && o.peak == p.device_bytes, "%s: allocated %zu in %d calls, plan %zu", fc.name,
+              o.peak, o.allocs, p.device_bytes);
+    }
+    free_out(&o);
+    free(X);
+    free(w);
+    free(init);
+    free(Xd);
+    free(Cd);
+    free(Xn);
+    free(rl);
+}
+
+/* k-means++ / random on blobs: the objective reaches the truth's neighbourhood. */
+static void case_init_quality(fli_kmeans_init init, int64_t n_init, fli_precision prec) {
+    int64_t n = 40000, d = 24, k = 20;
+    float *truth;
+    float *X = blobs(n, d, k, 0.5, &truth);
+    double *Xd = malloc(8 * n * d), *Cd = malloc(8 * k * d);
+    for (int64_t i = 0; i < n * d; i++) Xd[i] = X[i];
+    for (int64_t i = 0; i < k * d; i++) Cd[i] = truth[i];
+    int32_t *rl = malloc(4 * n);
+    double rin;
+    int64_t rit;
+    ref_lloyd(Xd, n, d, NULL, Cd, k, FLI_METRIC_EUCLIDEAN, 100, 0, rl, &rin, &rit);
+    fit_case fc = {init == FLI_KM_INIT_KMEANSPP ? "k-means++" : "random", n, d, k, prec, FLI_METRIC_EUCLIDEAN,
+                   init, 1, 0, 0, 100, n_init, 0, 1e-4};
+    fit_out o;
+    run_fit(&fc, X, NULL, NULL, 42, &o);
+    CHECK(o.st == FL_STATUS_OK, "%s: status %d: %s", fc.name, o.st, g_err);
+    printf("  init %-10s n_init %lld: inertia %.6e, from the true centres %.6e (x%.4f), %lld iters, %.1f ms\n",
+           fc.name, (long long)n_init, o.inertia, rin, o.inertia / rin, (long long)o.n_iter, o.ms);
+    /* greedy k-means++ finds every well-separated blob; random with 10 restarts too (loosely) */
+    double bound = init == FLI_KM_INIT_KMEANSPP ? 1.0001 : 1.5;
+    CHECK(o.st != FL_STATUS_OK || o.inertia <= rin * bound, "%s: inertia %.6e vs %.6e", fc.name, o.inertia, rin);
+    free_out(&o);
+    free(X);
+    free(truth);
+    free(Xd);
+    free(Cd);
+    free(rl);
+}
+
+/* Chunked streaming must equal the resident fit (same kernels, same order
+ * per row block; sums differ only in chunk-wise association). */
+static void case_chunked(void) {
+    int64_t n = 30011, d = 40, k = 17;
+    float *X = blobs(n, d, k, 1.0, NULL);
+    float *w = malloc(4 * n);
+    for (int64_t i = 0; i < n; i++) w[i] = (float)(0.5 + urand());
+    float *init = malloc(4 * k * d);
+    for (int64_t c = 0; c < k; c++) memcpy(init + c * d, X + ((c * 7919) % n) * d, 4 * d);
+    fit_case a = {"resident", n, d, k, FLI_PREC_FP32, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 1, 0, 30, 1, 0, 0};
+    fit_case b = a;
+    b.name = "chunked 4096";
+    b.chunk_rows = 4096;
+    fit_out oa, ob;
+    run_fit(&a, X, w, init, 1, &oa);
+    run_fit(&b, X, w, init, 1, &ob);
+    CHECK(oa.st == FL_STATUS_OK && ob.st == FL_STATUS_OK, "chunked: status %d %d: %s", oa.st, ob.st, g_err);
+    if (oa.st == FL_STATUS_OK && ob.st == FL_STATUS_OK) {
+        double ag = label_agreement(oa.lab, ob.lab, n);
+        printf("  chunked vs resident: inertia %.8e vs %.8e, labels %.6f, %.1f vs %.1f ms\n", ob.inertia,
+               oa.inertia, ag, ob.ms, oa.ms);
+        CHECK(rel(ob.inertia, oa.inertia) < 1e-5 && ag > 0.9999, "chunked differs");
+        fli_kmeans_cuda_plan p;
+        fli_kmeans_cuda_plan_chunk(n, d, k, FLI_PREC_FP32, 0, 1, FLI_METRIC_EUCLIDEAN, 4096, &p);
+        CHECK(p.chunked && ob.peak == p.device_bytes, "chunked plan %zu measured %zu", p.device_bytes, ob.peak);
+    }
+    /* k-means++ through chunks too */
+    b.init = FLI_KM_INIT_KMEANSPP;
+    b.name = "chunked k-means++";
+    fit_out oc;
+    run_fit(&b, X, w, NULL, 3, &oc);
+    CHECK(oc.st == FL_STATUS_OK, "chunked k-means++: %d %s", oc.st, g_err);
+    printf("  chunked k-means++: inertia %.6e (array-init fit %.6e)\n", oc.inertia, oa.inertia);
+    free_out(&oa);
+    free_out(&ob);
+    free_out(&oc);
+    free(X);
+    free(w);
+    free(init);
+}
+
+/* Every allocation failure: clean error, nothing leaked, outputs untouched. */
+static void case_alloc_failure(void) {
+    int64_t n = 5000, d = 16, k = 8;
+    float *X = blobs(n, d, k, 1.0, NULL);
+    fit_case fc = {"oom", n, d, k, FLI_PREC_TF32, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_KMEANSPP, 0, 0, 0, 20, 1, 0, 1e-4};
+    g_as.fail_at = 0;
+    for (int fail = 1; fail <= 3; fail++) {
+        fit_out o;
+        alloc_state save;
+        /* run_fit clears g_as; set fail_at through a second copy */
+        memset(&save, 0, sizeof save);
+        o.C = NULL;
+        int64_t kk = k;
+        float *C = malloc(4 * kk * d);
+        int32_t *lab = malloc(4 * n);
+        for (int64_t i = 0; i < kk * d; i++) C[i] = -3.f;
+        for (int64_t i = 0; i < n; i++) lab[i] = -7;
+        fli_kmeans_job j;
+        memset(&j, 0, sizeof j);
+        j.X = X;
+        j.dtype = FL_DTYPE_F32;
+        j.x_dev = -1;
+        j.n = n;
+        j.d = d;
+        j.ld = d;
+        j.k = k;
+        j.init = fc.init;
+        j.n_init = 1;
+        j.max_iter = 20;
+        j.tol = 1e-4;
+        j.precision = fc.prec;
+        j.backend = FL_BACKEND_CUDA;
+        j.n_local_trials = 3;
+        j.centers = C;
+        j.centers_dev = -1;
+        j.labels = lab;
+        j.labels_dev = -1;
+        memset(&g_as, 0, sizeof g_as);
+        g_as.fail_at = fail;
+        fl_status st = g_api->kmeans_fit(&g_env, &j);
+        int untouched = 1;
+        for (int64_t i = 0; i < kk * d; i++) untouched &= C[i] == -3.f;
+        for (int64_t i = 0; i < n; i++) untouched &= lab[i] == -7;
+        if (fail <= g_as.count || st != FL_STATUS_OK) {
+            CHECK(st == FL_STATUS_DEVICE_OOM, "fail_at %d: status %d (%s)", fail, st, g_err);
+            CHECK(untouched, "fail_at %d: outputs touched", fail);
+            CHECK(strstr(g_err, "kmeans") != NULL || strstr(g_err, "alloc") != NULL, "message: %s", g_err);
+        }
+        CHECK(g_as.live == 0, "fail_at %d: %d leaked", fail, g_as.live);
+        if (fail == 1) printf("  alloc failure 1: %s\n", g_err);
+        free(C);
+        free(lab);
+        (void)o;
+        (void)save;
+    }
+    g_as.fail_at = 0;
+    /* cancellation */
+    {
+        fit_case c2 = fc;
+        c2.name = "cancel";
+        c2.tol = 0;
+        c2.max_iter = 50;
+        cancel_at = 3;
+        g_env.progress = t_progress;
+        fit_out o;
+        run_fit(&c2, X, NULL, NULL, 5, &o);
+        int untouched = 1;
+        for (int64_t i = 0; i < k * d; i++) untouched &= isnan(o.C[i]);
+        for (int64_t i = 0; i < n; i++) untouched &= o.lab[i] == -7;
+        CHECK(o.st == FL_STATUS_CANCELLED && untouched, "cancel: status %d untouched %d", o.st, untouched);
+        g_env.progress = NULL;
+        cancel_at = -1;
+        free_out(&o);
+    }
+    free(X);
+}
+
+/* assign: labels, inertia and transform against the reference. */
+static void case_assign(fli_metric metric, fli_precision prec, int dev) {
+    int64_t n = 7003, d = 33, k = 70;
+    float *X = blobs(n, d, k, 1.0, NULL);
+    float *C = malloc(4 * k * d);
+    for (int64_t c = 0; c < k; c++) memcpy(C + c * d, X + ((c * 101) % n) * d, 4 * d);
+    double *Xd = malloc(8 * n * d), *Cd = malloc(8 * k * d);
+    for (int64_t i = 0; i < n * d; i++) Xd[i] = X[i];
+    for (int64_t i = 0; i < k * d; i++) Cd[i] = C[i];
+    if (metric == FLI_METRIC_COSINE) {
+        ref_normalize(Xd, n, d);
+        ref_normalize(Cd, k, d);
+    }
+    int32_t *rl = malloc(4 * n), *lab = malloc(4 * n);
+    double rin = ref_assign(Xd, n, d, NULL, Cd, k, metric, rl, NULL);
+    float *T = malloc(4 * n * k);
+    for (int64_t i = 0; i < n * k; i++) T[i] = NAN;
+    for (int64_t i = 0; i < n; i++) lab[i] = -7;
+    void *dX = NULL, *dT = NULL, *dl = NULL;
+    fli_kmeans_assign_job j;
+    memset(&j, 0, sizeof j);
+    j.X = X;
+    j.dtype = FL_DTYPE_F32;
+    j.x_dev = -1;
+    j.n = n;
+    j.d = d;
+    j.ld = d;
+    j.centers = C;
+    j.centers_dev = -1;
+    j.k = k;
+    j.metric = metric;
+    j.precision = prec;
+    j.backend = FL_BACKEND_CUDA;
+    j.labels = lab;
+    j.transform = T;
+    j.transform_ld = k;
+    j.out_dev = -1;
+    if (dev) {
+        cudaMalloc(&dX, 4 * n * d);
+        cudaMalloc(&dT, 4 * n * k);
+        cudaMalloc(&dl, 4 * n);
+        cudaMemcpy(dX, X, 4 * n * d, cudaMemcpyHostToDevice);
+        j.X = dX;
+        j.x_dev = 0;
+        j.transform = dT;
+        j.labels = dl;
+        j.out_dev = 0;
+    }
+    memset(&g_as, 0, sizeof g_as);
+    fl_status st = g_api->kmeans_assign(&g_env, &j);
+    CHECK(st == FL_STATUS_OK, "assign: %d %s", st, g_err);
+    CHECK(g_as.live == 0, "assign leaked");
+    if (dev) {
+        cudaMemcpy(T, dT, 4 * n * k, cudaMemcpyDeviceToHost);
+        cudaMemcpy(lab, dl, 4 * n, cudaMemcpyDeviceToHost);
+    }
+    double terr = 0, tref = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t c = 0; c < k; c++) {
+            double o = ref_obj(Xd + i * d, Cd + c * d, d, metric);
+            double r = metric == FLI_METRIC_EUCLIDEAN ? sqrt(o) : o;
+            terr += (T[i * k + c] - r) * (T[i * k + c] - r);
+            tref += r * r;
+        }
+    terr = sqrt(terr / tref);
+    double ag = label_agreement(lab, rl, n);
+    double tol_in = prec == FLI_PREC_FP32 ? 1e-5 : 1e-3;
+    printf("  assign metric %d prec %d %s: inertia rel %.1e labels %.5f transform %.1e\n", metric, prec,
+           dev ? "device" : "host", rel(j.inertia, rin), ag, terr);
+    CHECK(rel(j.inertia, rin) < tol_in || fabs(j.inertia - rin) < 1e-6 * n, "assign inertia %.8e vs %.8e",
+          j.inertia, rin);
+    CHECK(ag >= (prec == FLI_PREC_FP32 ? 0.9999 : 0.99), "assign labels %.5f", ag);
+    CHECK(terr < 1e-5, "transform error %.2e", terr);
+    cudaFree(dX);
+    cudaFree(dT);
+    cudaFree(dl);
+    free(X);
+    free(C);
+    free(Xd);
+    free(Cd);
+    free(rl);
+    free(lab);
+    free(T);
+}
+
+int main(int argc, char **argv) {
+    char path[4096];
+    if (argc > 1) {
+        snprintf(path, sizeof path, "%s", argv[1]);
+    } else {
+        ssize_t len = readlink("/proc/self/exe", path, sizeof path - 64);
+        path[len > 0 ? len : 0] = 0;
+        char *s = strrchr(path, '/');
+        if (s) *s = 0;
+        strcat(path, "/../lib/libflashlib_cuda.so");
+    }
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
+        return 2;
+    }
+    fli_cuda_module_get_fn get = (fli_cuda_module_get_fn)dlsym(h, FLI_CUDA_MODULE_SYMBOL);
+    g_api = get ? get() : NULL;
+    if (!g_api || g_api->abi != FLI_CUDA_ABI) {
+        fprintf(stderr, "module %s: bad table or ABI\n", path);
+        return 2;
+    }
+    memset(&g_env, 0, sizeof g_env);
+    g_env.device_id = 0;
+    g_env.dalloc = &g_hooks;
+    g_env.err = g_err;
+    g_env.err_len = sizeof g_err;
+    if (g_api->ctx_init(&g_env) != FL_STATUS_OK) {
+        fprintf(stderr, "ctx_init: %s\n", g_err);
+        return 2;
+    }
+    struct cudaDeviceProp prop;
+    cudaGetDeviceProperties(&prop, 0);
+    printf("module_check on %s (cc %d.%d)\n", prop.name, prop.major, prop.minor);
+    {
+        int32_t dev = 7;
+        float hv = 0, *dv = NULL;
+        cudaMalloc((void **)&dv, 4);
+        CHECK(g_api->pointer_device(&g_env, &hv, &dev) == FL_STATUS_OK && dev == -1, "host pointer: %d", dev);
+        CHECK(g_api->pointer_device(&g_env, dv, &dev) == FL_STATUS_OK && dev == 0, "device pointer: %d", dev);
+        float one = 1.5f, back = 0;
+        CHECK(g_api->memcpy(&g_env, dv, 0, &one, -1, 4) == FL_STATUS_OK, "memcpy h2d");
+        CHECK(g_api->memcpy(&g_env, &back, -1, dv, 0, 4) == FL_STATUS_OK && back == 1.5f, "memcpy d2h");
+        cudaFree(dv);
+    }
+    const fli_precision precs[4] = {FLI_PREC_FP32, FLI_PREC_TF32, FLI_PREC_BF16, FLI_PREC_FP16};
+    const char *pn[4] = {"fp32", "tf32", "bf16", "fp16"};
+    char name[96];
+    printf("fit vs float64 reference (array init with a duplicate centre -> relocation):\n");
+    for (int p = 0; p < 4; p++)
+        for (int metric = 0; metric < 3; metric++)
+            for (int dev = 0; dev < 2; dev++) {
+                snprintf(name, sizeof name, "%s %s %s w", pn[p], metric == 0 ? "euclid" : metric == 1 ? "cosine" : "dot",
+                         dev ? "dev" : "host");
+                fit_case fc = {name, 20000, 37, 13, precs[p], (fli_metric)metric, FLI_KM_INIT_ARRAY, dev, 1, dev,
+                               metric == 2 ? 4 : 60, 1, 0, metric == 2 ? 0 : 1e-4};
+                case_vs_ref(fc);
+            }
+    printf("sorted M-step (k*(d+2)*4 > %d):\n", FLI_KM_SMEM_ACC_MAX);
+    for (int p = 0; p < 3; p++) {
+        snprintf(name, sizeof name, "sorted %s k=400 d=64", pn[p]);
+        fit_case fc = {name, 20000, 64, 400, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, p == 1, 0, 6, 1, 0, 0};
+        case_vs_ref(fc);
+    }
+    printf("edge shapes:\n");
+    {
+        fit_case e1 = {"n=1 k=1", 1, 5, 1, FLI_PREC_FP32, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 0, 0, 10, 1, 0, 0};
+        case_vs_ref(e1);
+        fit_case e2 = {"d=1", 3000, 1, 5, FLI_PREC_TF32, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 0, 0, 30, 1, 0, 0};
+        case_vs_ref(e2);
+        fit_case e3 = {"k=n", 50, 7, 50, FLI_PREC_FP32, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 0, 0, 10, 1, 0, 0};
+        case_vs_ref(e3);
+        fit_case e4 = {"d=300 bf16", 3000, 300, 9, FLI_PREC_BF16, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 0, 0, 20, 1, 0, 0};
+        case_vs_ref(e4);
+    }
+    printf("init quality:\n");
+    case_init_quality(FLI_KM_INIT_KMEANSPP, 1, FLI_PREC_FP32);
+    case_init_quality(FLI_KM_INIT_KMEANSPP, 3, FLI_PREC_BF16);
+    case_init_quality(FLI_KM_INIT_RANDOM, 10, FLI_PREC_TF32);
+    printf("chunked streaming:\n");
+    case_chunked();
+    printf("failures and cancellation:\n");
+    case_alloc_failure();
+    printf("assign / transform:\n");
+    for (int metric = 0; metric < 3; metric++) case_assign((fli_metric)metric, FLI_PREC_FP32, metric & 1);
+    case_assign(FLI_METRIC_EUCLIDEAN, FLI_PREC_BF16, 1);
+    g_api->ctx_free(&g_env);
+    printf("module_check: %d checks, %d failed\n", g_checks, g_fail);
+    return g_fail ? 1 : 0;
+}
