@@ -5,6 +5,6 @@
 #include "flashlib.h"
 
 #define FLI_KMEANS_N_PARAMS 11
-extern const fl_param_def fli_kmeans_params[FLI_KMEANS_N_PARAMS];
+extern const fl_param_def fli_kmeans_params[]; /* FLI_KMEANS_N_PARAMS rows */
 
 #endif
