@@ -66,9 +66,10 @@ static void help(const char *algo)
         return;
     }
     printf("usage: flashlib fit %s --input FILE [-p NAME=VALUE ...] [options]\n\n", algo);
-    printf("Fits %s on the rows of FILE with scikit-learn's semantics and prints a summary\n"
-           "(samples, features, clusters, inertia, iterations, time, device). Outputs are\n"
-           "written only when the fit succeeded: nothing is created or replaced otherwise.\n\n",
+    printf("Fits %s on the rows of FILE with scikit-learn's semantics and prints a\n"
+           "summary (samples, features, clusters, inertia, iterations, time, device).\n"
+           "Outputs are written only when the fit succeeded: nothing is created or\n"
+           "replaced otherwise.\n\n",
            algo);
     puts("input files:\n"
          "  .npy   float32 or float64 (int32/int64 are converted to float64), C order,\n"

@@ -107,10 +107,10 @@ static int unknown_option(const char *cmd, const cli_opt *opts, const char *arg,
     snprintf(word, sizeof word, "%.*s", (int)(len < 100 ? len : 100), arg);
     int best = cli_closest(word, names, n);
     if (best >= 0)
-        cli_error("%s: unknown option '--%s'; did you mean '--%s'? (see %s --help)", cmd, word, names[best],
+        cli_error("%s: unknown option '--%s'; did you mean '--%s'? (see flashlib %s --help)", cmd, word, names[best],
                   cmd);
     else
-        cli_error("%s: unknown option '--%s' (see %s --help)", cmd, word, cmd);
+        cli_error("%s: unknown option '--%s' (see flashlib %s --help)", cmd, word, cmd);
     return CLI_EXIT_USAGE;
 }
 
@@ -180,13 +180,13 @@ int cli_parse(const char *cmd, const cli_opt *opts, int max_pos, int argc, char 
                 continue;
             }
             if ((idx = find_short(opts, a[1])) < 0) {
-                cli_error("%s: unknown option '-%c' (see %s --help)", cmd, a[1], cmd);
+                cli_error("%s: unknown option '-%c' (see flashlib %s --help)", cmd, a[1], cmd);
                 return CLI_EXIT_USAGE;
             }
             inline_val = a[2] ? a + 2 : NULL;
         } else {
             if (out->n_pos >= max_pos || out->n_pos >= CLI_MAX_POS) {
-                cli_error("%s: unexpected argument '%s' (see %s --help)", cmd, a, cmd);
+                cli_error("%s: unexpected argument '%s' (see flashlib %s --help)", cmd, a, cmd);
                 return CLI_EXIT_USAGE;
             }
             out->pos[out->n_pos++] = a;

@@ -157,10 +157,16 @@ void cli_print_param_table(FILE *f, const char *algo)
         int len = snprintf(line, sizeof line, "%s; default %s", dom, d->default_str ? d->default_str : "?");
         if (d->aliases && len > 0 && (size_t)len < sizeof line) {
             char al[128];
-            snprintf(al, sizeof al, "%s", d->aliases);
-            for (char *c = al; *c; c++)
-                if (*c == '|')
-                    *c = ',';
+            size_t n = 0;
+            for (const char *c = d->aliases; *c && n + 3 < sizeof al; c++) {
+                if (*c == '|') {
+                    al[n++] = ',';
+                    al[n++] = ' ';
+                } else {
+                    al[n++] = *c;
+                }
+            }
+            al[n] = '\0';
             snprintf(line + len, sizeof line - (size_t)len, "; aliases: %s", al);
         }
         int col = fprintf(f, "  %-16s ", d->name);
