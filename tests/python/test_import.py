@@ -1,0 +1,85 @@
+"""What importing flashlib loads: nothing heavy, and never CUDA. Each test
+runs in a fresh interpreter so that nothing this test process loaded counts."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+
+def run(code, env):
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+MAPS = """
+def cuda_maps():
+    with open("/proc/self/maps") as f:
+        return sorted({line.split()[-1] for line in f
+                       if "libcuda" in line or "libflashlib_cuda" in line})
+"""
+
+
+def test_import_loads_nothing(subprocess_env):
+    r = run("""
+        import json, sys
+        import flashlib
+        after_import = {m: m in sys.modules for m in ("numpy", "sklearn", "flashlib._lib")}
+        v = flashlib.version()
+        after_version = {m: m in sys.modules for m in ("numpy", "sklearn")}
+        print(json.dumps({"import": after_import, "version": after_version, "v": v,
+                          "pkg": flashlib.__version__}))
+    """, subprocess_env)
+    assert r["import"] == {"numpy": False, "sklearn": False, "flashlib._lib": False}
+    assert r["version"] == {"numpy": False, "sklearn": False}
+    assert r["v"] == r["pkg"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cpu_fit_never_loads_cuda(subprocess_env, dtype):
+    r = run(MAPS + textwrap.dedent(f"""
+        import json
+        import flashlib
+        before = cuda_maps()
+        import numpy as np
+        X = np.random.RandomState(0).rand(500, 8).astype("{dtype}")
+        km = flashlib.KMeans(4, random_state=0, device="cpu").fit(X)
+        km.predict(X); km.transform(X); km.score(X)
+        import pickle
+        pickle.loads(pickle.dumps(km)).predict(X)
+        from flashlib import _lib
+        print(json.dumps({{"before": before, "after": cuda_maps(), "flag": _lib.cuda_loaded()}}))
+    """), subprocess_env)
+    assert r == {"before": [], "after": [], "flag": False}
+
+
+def test_wrong_library_version_is_a_clear_import_error(subprocess_env, tmp_path):
+    r = run("""
+        import json
+        import flashlib._version as v
+        v.__version__ = "9.9.9"
+        try:
+            import flashlib._lib
+        except ImportError as e:
+            print(json.dumps({"error": str(e)}))
+        else:
+            print(json.dumps({"error": None}))
+    """, subprocess_env)
+    assert r["error"] and "9.9.9" in r["error"] and "0.1.0" in r["error"]
+
+
+def test_missing_library_is_a_clear_import_error(subprocess_env, tmp_path):
+    env = dict(subprocess_env, FLASHLIB_LIBRARY=str(tmp_path / "nope.so"))
+    r = run("""
+        import json
+        import flashlib  # still fine: nothing is loaded yet
+        try:
+            flashlib.KMeans
+        except ImportError as e:
+            print(json.dumps({"error": str(e)}))
+    """, env)
+    assert "nope.so" in r["error"] and "FLASHLIB_LIBRARY" in r["error"]

@@ -1,0 +1,138 @@
+"""flashlib.KMeans on a CUDA GPU against the CPU backend (the oracle).
+Skipped when flashlib.diagnose() reports no usable GPU."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+from sklearn.datasets import load_digits, make_blobs  # noqa: E402
+from sklearn.metrics import adjusted_rand_score  # noqa: E402
+
+import flashlib  # noqa: E402
+
+pytestmark = pytest.mark.gpu
+
+
+def rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+def spread_init(X, k):
+    return X[np.linspace(0, X.shape[0] - 1, k).astype(int)].copy()
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, _ = make_blobs(n_samples=20000, n_features=32, centers=16, cluster_std=1.0, random_state=3)
+    return X.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits().data.astype(np.float32)
+
+
+# (precision, tolerance on the inertia, relative)
+PRECISIONS = [("fp32", 1e-4), ("tf32", 1e-2), ("bf16", 1e-2), ("auto", 1e-2)]
+
+
+@pytest.mark.parametrize("precision, tol", PRECISIONS)
+@pytest.mark.parametrize("k", [8, 64])
+def test_gpu_matches_cpu_from_same_init(blobs, precision, tol, k):
+    init = spread_init(blobs, k)
+    kw = dict(init=init, n_init=1, max_iter=100)
+    cpu = flashlib.KMeans(k, device="cpu", **kw).fit(blobs)
+    gpu = flashlib.KMeans(k, device="cuda", precision=precision, **kw).fit(blobs)
+    assert gpu.cluster_centers_.dtype == np.float32
+    assert abs(gpu.inertia_ - cpu.inertia_) <= tol * cpu.inertia_, (gpu.inertia_, cpu.inertia_)
+    if precision == "fp32":
+        assert adjusted_rand_score(cpu.labels_, gpu.labels_) >= 0.999
+        assert rel(gpu.cluster_centers_, cpu.cluster_centers_) <= 1e-4
+    # predict / transform / score on the GPU against float64 maths on its own centres.
+    X = blobs[:2000]
+    C = gpu.cluster_centers_.astype(np.float64)
+    D = np.sqrt(((X[:, None, :].astype(np.float64) - C[None]) ** 2).sum(-1))
+    assert rel(gpu.transform(X), D) <= (1e-5 if precision == "fp32" else 1e-2)
+    agree = np.mean(gpu.predict(X) == D.argmin(axis=1))
+    assert agree >= (0.999 if precision == "fp32" else 0.99), agree
+    assert gpu.score(blobs) == pytest.approx(-gpu.inertia_, rel=tol)
+
+
+@pytest.mark.parametrize("k", [10, 64])
+def test_gpu_kmeanspp_quality(digits, k):
+    cpu = flashlib.KMeans(k, n_init=3, random_state=0, device="cpu").fit(digits)
+    gpu = flashlib.KMeans(k, n_init=3, random_state=0, device="cuda").fit(digits)
+    assert gpu.inertia_ <= 1.02 * cpu.inertia_, (gpu.inertia_, cpu.inertia_)
+
+
+def test_gpu_float64_input(digits):
+    X = digits.astype(np.float64)
+    init = spread_init(X, 10)
+    cpu = flashlib.KMeans(10, init=init, device="cpu").fit(X)
+    gpu = flashlib.KMeans(10, init=init, device="cuda", precision="fp32").fit(X)
+    assert gpu.cluster_centers_.dtype == np.float64
+    assert gpu.transform(X).dtype == np.float64
+    assert abs(gpu.inertia_ - cpu.inertia_) <= 1e-4 * cpu.inertia_
+    assert rel(gpu.cluster_centers_, cpu.cluster_centers_) <= 1e-4
+
+
+def test_gpu_sample_weight(blobs):
+    X = blobs[:5000]
+    w = np.random.RandomState(0).randint(1, 4, size=X.shape[0]).astype(np.float32)
+    init = spread_init(X, 8)
+    kw = dict(init=init, tol=0.0, max_iter=50)
+    cpu = flashlib.KMeans(8, device="cpu", **kw).fit(X, sample_weight=w)
+    gpu = flashlib.KMeans(8, device="cuda", precision="fp32", **kw).fit(X, sample_weight=w)
+    assert abs(gpu.inertia_ - cpu.inertia_) <= 1e-4 * cpu.inertia_
+
+
+@pytest.mark.parametrize("metric", ["cosine", "dot"])
+def test_gpu_metrics(blobs, metric):
+    init = spread_init(blobs, 8)
+    cpu = flashlib.KMeans(8, init=init, metric=metric, max_iter=50, device="cpu").fit(blobs)
+    gpu = flashlib.KMeans(8, init=init, metric=metric, max_iter=50, device="cuda",
+                          precision="fp32").fit(blobs)
+    assert adjusted_rand_score(cpu.labels_, gpu.labels_) >= 0.99
+    assert abs(gpu.inertia_ - cpu.inertia_) <= 1e-3 * abs(cpu.inertia_)
+
+
+def test_gpu_pickle_and_auto(blobs):
+    import pickle
+
+    gpu = flashlib.KMeans(8, random_state=0, device="cuda").fit(blobs)
+    back = pickle.loads(pickle.dumps(gpu))
+    np.testing.assert_array_equal(back.predict(blobs), gpu.predict(blobs))
+    cpu_copy = pickle.loads(pickle.dumps(gpu.set_params(device="cpu")))
+    assert adjusted_rand_score(cpu_copy.predict(blobs), gpu.labels_) >= 0.999
+    auto = flashlib.KMeans(8, random_state=0).fit(blobs)
+    assert auto.__dict__["_fl_model"].ctx.resolved_device().startswith("cuda")
+
+
+def test_gpu_route():
+    r = flashlib.route("kmeans", (1_000_000, 128), {"n_clusters": 8192})
+    assert r["backend"].startswith("cuda") and r["device"] == "cuda:0", r
+
+
+def test_gpu_fit_loads_cuda_only_when_used(subprocess_env):
+    """Positive control for test_import.py: the maps check does see CUDA."""
+    code = textwrap.dedent("""
+        import json
+        import numpy as np
+        import flashlib
+        from flashlib import _lib
+        X = np.random.RandomState(0).rand(1000, 8).astype("float32")
+        flashlib.KMeans(4, random_state=0, device="cpu").fit(X)
+        before = _lib.cuda_loaded()
+        flashlib.KMeans(4, random_state=0, device="cuda").fit(X)
+        print(json.dumps({"before": before, "after": _lib.cuda_loaded()}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.splitlines()[-1]) == {"before": False, "after": True}
