@@ -83,3 +83,54 @@ def test_missing_library_is_a_clear_import_error(subprocess_env, tmp_path):
             print(json.dumps({"error": str(e)}))
     """, env)
     assert "nope.so" in r["error"] and "FLASHLIB_LIBRARY" in r["error"]
+
+
+def test_works_without_sklearn(subprocess_env):
+    """The fallbacks used when scikit-learn is not installed: parameters,
+    validation messages, errors, pickling."""
+    r = run("""
+        import json, pickle, sys
+        sys.modules["sklearn"] = None  # makes `import sklearn...` raise ImportError
+        import numpy as np
+        import flashlib
+        X = np.random.RandomState(0).rand(200, 5)
+        km = flashlib.KMeans(3, random_state=0, device="cpu")
+        out = {"repr": repr(km), "params": sorted(km.get_params())}
+        km.fit(X)
+        out["labels_ok"] = bool((km.predict(X) == km.labels_).all())
+        out["nf"] = km.n_features_in_
+        errors = {}
+        for name, bad in [("1d", X[:, 0]), ("nan", np.where(X > 0.99, np.nan, X)),
+                          ("inf", np.where(X > 0.99, np.inf, X)), ("empty", X[:0]),
+                          ("features", X[:, :3])]:
+            try:
+                km.predict(bad)
+            except ValueError as e:
+                errors[name] = str(e)
+        out["errors"] = errors
+        nf = flashlib.NotFittedError
+        out["nf_bases"] = [issubclass(nf, ValueError), issubclass(nf, AttributeError)]
+        try:
+            flashlib.KMeans().predict(X)
+        except nf as e:
+            out["not_fitted"] = str(e)
+        back = pickle.loads(pickle.dumps(km))
+        out["pickle_ok"] = bool((back.predict(X) == km.labels_).all())
+        km.set_params(n_clusters=4)
+        try:
+            km.set_params(bogus=1)
+        except ValueError as e:
+            out["set_params"] = str(e)
+        out["sklearn_loaded"] = any(m.startswith("sklearn.") for m in sys.modules)
+        print(json.dumps(out))
+    """, subprocess_env)
+    assert r["repr"] == "KMeans(device='cpu', n_clusters=3, random_state=0)"
+    assert "n_clusters" in r["params"] and "device" in r["params"]
+    assert r["labels_ok"] and r["pickle_ok"] and r["nf"] == 5
+    e = r["errors"]
+    assert "Expected 2D array" in e["1d"] and "NaN" in e["nan"] and "infinity" in e["inf"]
+    assert "0 sample(s)" in e["empty"]
+    assert e["features"] == "X has 3 features, but KMeans is expecting 5 features as input."
+    assert r["nf_bases"] == [True, True] and "not fitted" in r["not_fitted"]
+    assert "bogus" in r["set_params"]
+    assert not r["sklearn_loaded"]
