@@ -16,7 +16,7 @@
  * bf16/fp16 750 TFLOP/s, 3.0 TB/s. Writes JSON to $OUT/bench_kmeans.json
  * (or ./bench_kmeans.json).
  *
- * Usage: bench_kmeans [module.so] [reps] [shape filter: "1M" "100K" "2M"]
+ * Usage: bench_kmeans [module.so] [reps] [shapes: "1M,100K,2M"] [precisions: "fp32,tf32,bf16,fp16"]
  */
 #define _GNU_SOURCE
 #include <cuda_runtime.h>
@@ -97,7 +97,8 @@ int main(int argc, char **argv) {
     }
     int reps = argc > 2 ? atoi(argv[2]) : 10;
     if (reps < 10) reps = 10;
-    const char *filter = argc > 3 ? argv[3] : NULL;
+    const char *filter = argc > 3 && argv[3][0] ? argv[3] : NULL;
+    const char *pfilter = argc > 4 && argv[4][0] ? argv[4] : NULL; /* e.g. "bf16,tf32" */
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         fprintf(stderr, "dlopen: %s\n", dlerror());
@@ -170,6 +171,7 @@ int main(int argc, char **argv) {
         CK(cudaMalloc((void **)&dl, sizeof(int32_t) * n));
         CK(cudaMemcpy(dx, hx, sizeof(float) * n * d, cudaMemcpyHostToDevice));
         for (int pi = 0; pi < 4; pi++) {
+            if (pfilter && !strstr(pfilter, pname[pi])) continue;
             fli_kmeans_job j;
             memset(&j, 0, sizeof j);
             j.X = dx;

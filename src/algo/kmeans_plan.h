@@ -31,7 +31,7 @@ extern "C" {
 #define FLI_KM_ACC_BLOCKS 256          /* blocks of the shared-memory M-step       */
 #define FLI_KM_SMEM_ACC_MAX (96 * 1024) /* k*(d+2)*4 bytes up to which it is used  */
 #define FLI_KM_PIECE 256               /* sorted rows per partial sum (M-step)     */
-#define FLI_KM_SORT_ROWS 1024          /* rows per counting-sort warp, at least    */
+#define FLI_KM_SORT_ROWS 256           /* rows per counting-sort warp, at least    */
 #define FLI_KM_SORT_CAP (1 << 22)      /* cap on k * sort warps (count matrix)     */
 #define FLI_KM_SCAN_TILE 4096          /* elements per block of the scan kernels   */
 #define FLI_KM_TRACE_RING 256          /* inertia trace entries kept on device     */

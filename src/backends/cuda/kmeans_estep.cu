@@ -280,35 +280,40 @@ __device__ __forceinline__ void mma_tile(float *c, const uint32_t *a, const uint
     }
 }
 
-/* Loads stage `it` = (centre tile it / nkc, word chunk it % nkc). */
-__device__ __forceinline__ void mma_load_stage(uint32_t *sA, uint32_t *sB, int it, int nkc,
-                                               const uint32_t *__restrict__ A, int64_t lda,
-                                               int a_words, int a_aligned, int64_t row0, int64_t m,
-                                               const uint32_t *__restrict__ B, int64_t ldb) {
-    const int tid = threadIdx.x;
-    const int j = it / nkc, w0c = (it - j * nkc) * 32;
+__device__ __forceinline__ void ldsm_x4(uint32_t *r, const uint32_t *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(p)));
+}
+
+/* One 16-byte piece of A (row gr, words w0..w0+3) into shared memory:
+ * cp.async with zero fill when aligned, else guarded scalar loads. TF32
+ * values loaded by the scalar path are rounded on the way (the cp.async
+ * path rounds in place after the copy lands). */
+template <int PREC>
+__device__ __forceinline__ void load_a16(uint32_t *dst, const uint32_t *__restrict__ A, int64_t lda,
+                                         int a_words, int a_aligned, int64_t gr, int64_t m, int w0) {
+    if (a_aligned) {
+        int valid = gr < m ? a_words - w0 : 0;
+        valid = valid < 0 ? 0 : (valid > 4 ? 4 : valid);
+        const uint32_t *src = valid ? A + gr * lda + w0 : A;
+        cp_async16(dst, src, valid * 4);
+    } else {
 #pragma unroll
-    for (int q = 0; q < 4; q++) {
-        int e = tid + 256 * q, r = e >> 3, cw = (e & 7) * 4;
-        int64_t gr = row0 + r;
-        int w0 = w0c + cw;
-        uint32_t *dst = sA + r * MMA_LDS + cw;
-        if (a_aligned) {
-            int valid = gr < m ? a_words - w0 : 0;
-            valid = valid < 0 ? 0 : (valid > 4 ? 4 : valid);
-            const uint32_t *src = valid ? A + gr * lda + w0 : A;
-            cp_async16(dst, src, valid * 4);
-        } else {
-#pragma unroll
-            for (int t = 0; t < 4; t++)
-                dst[t] = (gr < m && w0 + t < a_words) ? A[gr * lda + w0 + t] : 0u;
+        for (int t = 0; t < 4; t++) {
+            uint32_t v = (gr < m && w0 + t < a_words) ? A[gr * lda + w0 + t] : 0u;
+            dst[t] = PREC == FLI_PREC_TF32 ? to_tf32(__uint_as_float(v)) : v;
         }
-        const uint32_t *bsrc = B + (int64_t)(j * MMA_BN + r) * ldb + w0;
-        cp_async16(sB + r * MMA_LDS + cw, bsrc, 16);
     }
 }
 
-template <int PREC>
+/* Tensor-core E-step. RES: the block's BM x kw words of A stay resident in
+ * shared memory (loaded once, tf32-rounded once) and only centre chunks
+ * stream through the 3-stage pipeline — X is read from memory once per
+ * block instead of once per centre tile. !RES (large d): A chunks stream
+ * with the centre chunks. Shared rows are padded by 4 words, so ldmatrix
+ * and the cp.async stores are conflict-free. */
+template <int PREC, bool RES>
 __global__ void __launch_bounds__(256)
     k_estep_mma(const uint32_t *__restrict__ A, int64_t lda, int a_words, int a_aligned, int64_t m,
                 int kw, const uint32_t *__restrict__ B, int64_t ldb, const float *__restrict__ cnorm,
@@ -322,7 +327,19 @@ __global__ void __launch_bounds__(256)
     const int64_t row0 = (int64_t)blockIdx.x * MMA_BM;
     const int nkc = kw / 32;
     const int total = (kp / MMA_BN) * nkc;
-    const int stage_words = (MMA_BM + MMA_BN) * MMA_LDS;
+    const int lda_s = RES ? kw + 4 : MMA_LDS; /* shared row stride of A (words) */
+    uint32_t *sAres = smem;
+    uint32_t *sB0 = RES ? smem + MMA_BM * lda_s : smem;
+    const int stage_words = RES ? MMA_BN * MMA_LDS : (MMA_BM + MMA_BN) * MMA_LDS;
+
+    if (RES) {
+        /* whole A tile first, in the same commit group as stage 0 */
+        const int pieces = MMA_BM * (kw / 4);
+        for (int e = tid; e < pieces; e += 256) {
+            int r = e / (kw / 4), cw = (e - r * (kw / 4)) * 4;
+            load_a16<PREC>(sAres + r * lda_s + cw, A, lda, a_words, a_aligned, row0 + r, m, cw);
+        }
+    }
 
     float acc[4][4][4];
     float best[4][2];
@@ -337,48 +354,72 @@ __global__ void __launch_bounds__(256)
         bidx[mt][0] = bidx[mt][1] = 0;
     }
 
+    /* loads the chunk of flat step `it` = (centre tile, 32-word chunk) */
+#define LOAD_STAGE(stg, it_)                                                                  \
+    do {                                                                                      \
+        const int j_ = (it_) / nkc, wc_ = ((it_) - j_ * nkc) * 32;                            \
+        uint32_t *st_ = sB0 + (stg) * stage_words;                                            \
+        uint32_t *sb_ = RES ? st_ : st_ + MMA_BM * MMA_LDS;                                   \
+        _Pragma("unroll") for (int q = 0; q < 4; q++) {                                       \
+            int e = tid + 256 * q, r = e >> 3, cw = (e & 7) * 4;                              \
+            if (!RES)                                                                         \
+                load_a16<PREC>(st_ + r * MMA_LDS + cw, A, lda, a_words, a_aligned, row0 + r, \
+                               m, wc_ + cw);                                                  \
+            cp_async16(sb_ + r * MMA_LDS + cw, B + (int64_t)(j_ * MMA_BN + r) * ldb + wc_ + cw, 16); \
+        }                                                                                     \
+    } while (0)
+
 #pragma unroll
     for (int s = 0; s < MMA_STAGES - 1; s++) {
-        if (s < total)
-            mma_load_stage(smem + s * stage_words, smem + s * stage_words + MMA_BM * MMA_LDS, s,
-                           nkc, A, lda, a_words, a_aligned, row0, m, B, ldb);
+        if (s < total) LOAD_STAGE(s, s);
         cp_async_commit();
+    }
+    if (RES && PREC == FLI_PREC_TF32 && a_aligned) {
+        /* round the resident tile to tf32 once; each thread its own pieces */
+        cp_async_wait<0>();
+        const int pieces = MMA_BM * (kw / 4);
+        for (int e = tid; e < pieces; e += 256) {
+            int r = e / (kw / 4), cw = (e - r * (kw / 4)) * 4;
+            uint32_t *p = sAres + r * lda_s + cw;
+#pragma unroll
+            for (int q = 0; q < 4; q++) p[q] = to_tf32(__uint_as_float(p[q]));
+        }
     }
 
     for (int it = 0; it < total; it++) {
         cp_async_wait<MMA_STAGES - 2>();
         __syncthreads();
         int nxt = it + MMA_STAGES - 1;
-        if (nxt < total) {
-            uint32_t *st = smem + (nxt % MMA_STAGES) * stage_words;
-            mma_load_stage(st, st + MMA_BM * MMA_LDS, nxt, nkc, A, lda, a_words, a_aligned, row0,
-                           m, B, ldb);
-        }
+        if (nxt < total) LOAD_STAGE(nxt % MMA_STAGES, nxt);
         cp_async_commit();
 
-        const uint32_t *sA = smem + (it % MMA_STAGES) * stage_words;
-        const uint32_t *sB = sA + MMA_BM * MMA_LDS;
+        const uint32_t *st = sB0 + (it % MMA_STAGES) * stage_words;
+        const uint32_t *sA = RES ? sAres + (it % nkc) * 32 : st;
+        const uint32_t *sB = RES ? st : st + MMA_BM * MMA_LDS;
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
             const int ko = ks * 8;
             uint32_t af[4][4], bf[4][2];
 #pragma unroll
             for (int mt = 0; mt < 4; mt++) {
-                const uint32_t *p = sA + (wm * 64 + mt * 16 + g) * MMA_LDS + ko + t;
-                af[mt][0] = p[0];
-                af[mt][1] = p[8 * MMA_LDS];
-                af[mt][2] = p[4];
-                af[mt][3] = p[8 * MMA_LDS + 4];
-                if (PREC == FLI_PREC_TF32) {
+                const int r = wm * 64 + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+                ldsm_x4(af[mt], sA + r * lda_s + ko + (lane >> 4) * 4);
+                if (PREC == FLI_PREC_TF32 && !(RES && a_aligned)) {
+                    /* the streamed path and the scalar path (already rounded,
+                     * rounding again is exact) */
 #pragma unroll
                     for (int e = 0; e < 4; e++) af[mt][e] = to_tf32(__uint_as_float(af[mt][e]));
                 }
             }
 #pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const uint32_t *p = sB + (wn * 32 + nt * 8 + g) * MMA_LDS + ko + t;
-                bf[nt][0] = p[0];
-                bf[nt][1] = p[4];
+            for (int np = 0; np < 2; np++) {
+                const int r = wn * 32 + np * 16 + (lane & 7) + (lane >> 4) * 8;
+                uint32_t q[4];
+                ldsm_x4(q, sB + r * MMA_LDS + ko + ((lane >> 3) & 1) * 4);
+                bf[2 * np][0] = q[0];
+                bf[2 * np][1] = q[1];
+                bf[2 * np + 1][0] = q[2];
+                bf[2 * np + 1][1] = q[3];
             }
 #pragma unroll
             for (int mt = 0; mt < 4; mt++)
@@ -409,6 +450,7 @@ __global__ void __launch_bounds__(256)
             }
         }
     }
+#undef LOAD_STAGE
     cp_async_wait<0>();
     __syncthreads();
 
@@ -445,6 +487,32 @@ __global__ void __launch_bounds__(256)
     }
 }
 
+/* Largest resident A row (words) that still leaves room for the B stages. */
+#define MMA_RES_MAX_KW 256
+
+template <int PREC>
+static fl_status launch_mma(fli_cuda_env *env, cudaStream_t s, const uint32_t *A, int64_t lda,
+                            int a_words, int a_aligned, int64_t m, int kw, const uint32_t *B,
+                            int64_t ldb, const float *cnorm, int kp, float alpha, int32_t *lab,
+                            int32_t *n_changed, const int32_t *done) {
+    unsigned blocks = (unsigned)fli_ceil_div(m, MMA_BM);
+    if (kw <= MMA_RES_MAX_KW) {
+        int smem = (MMA_BM * (kw + 4) + MMA_STAGES * MMA_BN * MMA_LDS) * 4;
+        FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma<PREC, true>,
+                                               cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        k_estep_mma<PREC, true><<<blocks, 256, smem, s>>>(A, lda, a_words, a_aligned, m, kw, B, ldb,
+                                                          cnorm, kp, alpha, lab, n_changed, done);
+    } else {
+        FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma<PREC, false>,
+                                               cudaFuncAttributeMaxDynamicSharedMemorySize, MMA_SMEM));
+        k_estep_mma<PREC, false><<<blocks, 256, MMA_SMEM, s>>>(A, lda, a_words, a_aligned, m, kw, B,
+                                                               ldb, cnorm, kp, alpha, lab, n_changed,
+                                                               done);
+    }
+    FLI_LAUNCH_TRY(env, "k_estep_mma");
+    return FL_STATUS_OK;
+}
+
 fl_status km_estep(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d, const float *C,
                    int64_t dp, const void *ctc, int64_t dh, const float *cnorm, int64_t k,
                    int64_t kp, fli_metric metric, fli_precision prec, int32_t *labels,
@@ -460,36 +528,20 @@ fl_status km_estep(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t 
         FLI_LAUNCH_TRY(env, "k_simt<argmin>");
         return FL_STATUS_OK;
     }
-    unsigned blocks = (unsigned)fli_ceil_div(r->m, MMA_BM);
-    if (prec == FLI_PREC_TF32) {
-        FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma<FLI_PREC_TF32>,
-                                               cudaFuncAttributeMaxDynamicSharedMemorySize, MMA_SMEM));
-        k_estep_mma<FLI_PREC_TF32><<<blocks, 256, MMA_SMEM, s>>>(
-            (const uint32_t *)r->x, r->ldx, (int)d, r->x_aligned, r->m, (int)dp,
-            (const uint32_t *)ctc, dp, cnorm, (int)kp, alpha, lab, n_changed, done);
-        FLI_LAUNCH_TRY(env, "k_estep_mma<tf32>");
-    } else if (prec == FLI_PREC_BF16 || prec == FLI_PREC_FP16) {
-        if (!r->xh) return FLI_FAIL(env, FL_STATUS_INTERNAL, "km_estep", "no 16-bit copy of X");
-        if (prec == FLI_PREC_BF16) {
-            FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma<FLI_PREC_BF16>,
-                                                   cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                   MMA_SMEM));
-            k_estep_mma<FLI_PREC_BF16><<<blocks, 256, MMA_SMEM, s>>>(
-                (const uint32_t *)r->xh, dh / 2, (int)(dh / 2), 1, r->m, (int)(dh / 2),
-                (const uint32_t *)ctc, dh / 2, cnorm, (int)kp, alpha, lab, n_changed, done);
-        } else {
-            FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma<FLI_PREC_FP16>,
-                                                   cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                   MMA_SMEM));
-            k_estep_mma<FLI_PREC_FP16><<<blocks, 256, MMA_SMEM, s>>>(
-                (const uint32_t *)r->xh, dh / 2, (int)(dh / 2), 1, r->m, (int)(dh / 2),
-                (const uint32_t *)ctc, dh / 2, cnorm, (int)kp, alpha, lab, n_changed, done);
-        }
-        FLI_LAUNCH_TRY(env, "k_estep_mma<16-bit>");
-    } else {
+    if (prec == FLI_PREC_TF32)
+        return launch_mma<FLI_PREC_TF32>(env, s, (const uint32_t *)r->x, r->ldx, (int)d, r->x_aligned,
+                                         r->m, (int)dp, (const uint32_t *)ctc, dp, cnorm, (int)kp,
+                                         alpha, lab, n_changed, done);
+    if (prec != FLI_PREC_BF16 && prec != FLI_PREC_FP16)
         return FLI_FAIL(env, FL_STATUS_UNSUPPORTED, "km_estep", "precision not supported on CUDA");
-    }
-    return FL_STATUS_OK;
+    if (!r->xh) return FLI_FAIL(env, FL_STATUS_INTERNAL, "km_estep", "no 16-bit copy of X");
+    if (prec == FLI_PREC_BF16)
+        return launch_mma<FLI_PREC_BF16>(env, s, (const uint32_t *)r->xh, dh / 2, (int)(dh / 2), 1,
+                                         r->m, (int)(dh / 2), (const uint32_t *)ctc, dh / 2, cnorm,
+                                         (int)kp, alpha, lab, n_changed, done);
+    return launch_mma<FLI_PREC_FP16>(env, s, (const uint32_t *)r->xh, dh / 2, (int)(dh / 2), 1, r->m,
+                                     (int)(dh / 2), (const uint32_t *)ctc, dh / 2, cnorm, (int)kp,
+                                     alpha, lab, n_changed, done);
 }
 
 fl_status km_transform(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d,

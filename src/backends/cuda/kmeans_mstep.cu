@@ -202,11 +202,14 @@ fl_status km_objective(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int6
 /* ------------------------------------------------------------------------ */
 /* M-step, shared-memory privatised sums                                    */
 /* ------------------------------------------------------------------------ */
-__global__ void k_acc_smem(const float *__restrict__ x, int64_t ldx, int64_t m,
-                           const float *__restrict__ w, const int32_t *__restrict__ labels,
-                           const float *__restrict__ C, int64_t dp, int d, int k, int metric,
-                           float *__restrict__ acc_part, double *part, float *dist,
-                           const int32_t *done) {
+#define ACC_T 512 /* threads per block of the shared-memory M-step */
+#define ACC_RW 8   /* rows a warp has in flight: hides memory latency */
+
+__global__ void __launch_bounds__(ACC_T)
+    k_acc_smem(const float *__restrict__ x, int64_t ldx, int64_t m, const float *__restrict__ w,
+               const int32_t *__restrict__ labels, const float *__restrict__ C, int64_t dp, int d,
+               int k, int metric, float *__restrict__ acc_part, double *part, float *dist,
+               const int32_t *done) {
     if (done && *done) return;
     extern __shared__ float sacc[]; /* k x (d+2): sums, weight, unused */
     __shared__ double sh[32];
@@ -216,24 +219,39 @@ __global__ void k_acc_smem(const float *__restrict__ x, int64_t ldx, int64_t m,
     __syncthreads();
     const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
     double acc = 0;
-    for (int64_t i = (int64_t)blockIdx.x * nw + (threadIdx.x >> 5); i < m;
-         i += (int64_t)gridDim.x * nw) {
-        const int c = labels[i];
-        const float wi = w ? w[i] : 1.f;
-        const float *xr = x + i * ldx, *cr = C + (int64_t)c * dp;
-        float *srow = sacc + (int64_t)c * ld;
-        float s = 0.f;
-        for (int j = lane; j < d; j += 32) {
-            float xv = xr[j];
-            s += obj_term(xv, cr[j], metric);
-            atomicAdd(&srow[j], wi * xv);
+    for (int64_t base = ((int64_t)blockIdx.x * nw + (threadIdx.x >> 5)) * ACC_RW; base < m;
+         base += (int64_t)gridDim.x * nw * ACC_RW) {
+        int c[ACC_RW];
+        float wi[ACC_RW], s[ACC_RW];
+#pragma unroll
+        for (int r = 0; r < ACC_RW; r++) {
+            const bool ok = base + r < m;
+            c[r] = ok ? labels[base + r] : 0;
+            wi[r] = ok ? (w ? w[base + r] : 1.f) : 0.f;
+            s[r] = 0.f;
         }
-        for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(FULL, s, o);
-        if (lane == 0) {
-            float ob = obj_final(s, metric);
-            dist[i] = ob;
-            acc += (double)wi * ob;
-            atomicAdd(&srow[d], wi);
+        for (int j = lane; j < d; j += 32) {
+            float xv[ACC_RW];
+#pragma unroll
+            for (int r = 0; r < ACC_RW; r++) xv[r] = base + r < m ? x[(base + r) * ldx + j] : 0.f;
+#pragma unroll
+            for (int r = 0; r < ACC_RW; r++) {
+                if (base + r < m) {
+                    s[r] += obj_term(xv[r], C[(int64_t)c[r] * dp + j], metric);
+                    atomicAdd(&sacc[(int64_t)c[r] * ld + j], wi[r] * xv[r]);
+                }
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < ACC_RW; r++) {
+            float v = s[r];
+            for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
+            if (lane == 0 && base + r < m) {
+                float ob = obj_final(v, metric);
+                dist[base + r] = ob;
+                acc += (double)wi[r] * ob;
+                atomicAdd(&sacc[(int64_t)c[r] * ld + d], wi[r]);
+            }
         }
     }
     __syncthreads();
@@ -243,22 +261,33 @@ __global__ void k_acc_smem(const float *__restrict__ x, int64_t ldx, int64_t m,
     if (threadIdx.x == 0) part[blockIdx.x] = t;
 }
 
-/* One thread per (cluster, column or weight): fixed block order. */
-__global__ void k_acc_combine(const float *__restrict__ acc_part, int nblk, int k, int d,
-                              int64_t dp, double *sums, double *wsum, int first,
-                              const int32_t *done) {
+/* Block (32 x 8): 32 consecutive (cluster, column) entries, the 8 rows of
+ * threads each add every 8th block partial, then a fixed-order sum of the
+ * 8 — enough independent loads in flight, same order every time. */
+__global__ void __launch_bounds__(256)
+    k_acc_combine(const float *__restrict__ acc_part, int nblk, int k, int d, int64_t dp,
+                  double *sums, double *wsum, int first, const int32_t *done) {
     if (done && *done) return;
+    __shared__ double sh[8][33];
     const int ld = d + 2;
     const int64_t tot = (int64_t)k * ld;
-    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < (int64_t)k * (d + 1);
-         e += (int64_t)gridDim.x * blockDim.x) {
-        int64_t c = e / (d + 1);
-        int j = (int)(e - c * (d + 1));
-        const float *p = acc_part + c * ld + j;
-        double v = 0;
-        for (int b = 0; b < nblk; b++) v += p[(int64_t)b * tot];
-        double *o = j < d ? &sums[c * dp + j] : &wsum[c];
-        *o = first ? v : *o + v;
+    const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
+    const int64_t e = (int64_t)blockIdx.x * 32 + tx; /* index into k x ld */
+    double v = 0;
+    if (e < tot)
+        for (int b = ty; b < nblk; b += 8) v += acc_part[(int64_t)b * tot + e];
+    sh[ty][tx] = v;
+    __syncthreads();
+    if (ty == 0 && e < tot) {
+        double t = 0;
+#pragma unroll
+        for (int q = 0; q < 8; q++) t += sh[q][tx];
+        const int64_t c = e / ld;
+        const int j = (int)(e - c * ld);
+        if (j <= d) {
+            double *o = j < d ? &sums[c * dp + j] : &wsum[c];
+            *o = first ? t : *o + t;
+        }
     }
 }
 
@@ -316,8 +345,13 @@ __global__ void k_piece_count(const int32_t *cnt, int k, int nb, int32_t *piece_
 }
 
 /* One block (4 warps) per piece: its cluster by binary search on the piece
- * offsets, then column sums (threads over columns, rows in order), the
- * weight and the objective of each row (a warp per row). */
+ * offsets; warp w takes rows w, w+4, ... of the piece, lane l owns columns
+ * l, l+32, ... in registers (sums) and the row objective is a warp sum, so
+ * every row is read once. Columns go in blocks of PS_COLS; past the first,
+ * a row's partial objective waits in dist[i] (same warp, same lane). The 4
+ * warps' column sums are added in a fixed order. */
+#define PS_Q 8
+#define PS_COLS (32 * PS_Q)
 __global__ void __launch_bounds__(128)
     k_piece_sum(const float *__restrict__ x, int64_t ldx, const float *__restrict__ w,
                 const int32_t *__restrict__ perm, const int32_t *__restrict__ cnt, int nb,
@@ -325,6 +359,7 @@ __global__ void __launch_bounds__(128)
                 int64_t dp, int d, int metric, float *psum, float *pw, double *pobj, float *dist,
                 const int32_t *done) {
     if (done && *done) return;
+    __shared__ float scol[4][PS_COLS];
     __shared__ double sh[32];
     const int p = blockIdx.x;
     if (p >= piece_off[k]) return;
@@ -341,29 +376,51 @@ __global__ void __launch_bounds__(128)
     const int32_t e0 = seg_end(cnt, c, nb);
     const int32_t s1 = s0 + FLI_KM_PIECE < e0 ? s0 + FLI_KM_PIECE : e0;
     const float *cr = C + (int64_t)c * dp;
-    for (int j = threadIdx.x; j < d; j += blockDim.x) {
-        float a = 0.f;
-        for (int32_t r = s0; r < s1; r++) {
-            int64_t i = perm[r];
-            a = fmaf(w ? w[i] : 1.f, x[i * ldx + j], a);
-        }
-        psum[(int64_t)p * d + j] = a;
-    }
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     double acc = 0;
     float wacc = 0.f;
-    for (int32_t r = s0 + warp; r < s1; r += 4) {
-        int64_t i = perm[r];
-        const float *xr = x + i * ldx;
-        float s = 0.f;
-        for (int j = lane; j < d; j += 32) s += obj_term(xr[j], cr[j], metric);
-        for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(FULL, s, o);
-        if (lane == 0) {
-            float ob = obj_final(s, metric), wi = w ? w[i] : 1.f;
-            dist[i] = ob;
-            acc += (double)wi * ob;
-            wacc += wi;
+    for (int cb = 0; cb < d; cb += PS_COLS) {
+        const bool last = cb + PS_COLS >= d;
+        float col[PS_Q], cv[PS_Q];
+#pragma unroll
+        for (int q = 0; q < PS_Q; q++) {
+            int j = cb + lane + 32 * q;
+            col[q] = 0.f;
+            cv[q] = j < d ? cr[j] : 0.f;
         }
+        for (int32_t r = s0 + warp; r < s1; r += 4) {
+            const int64_t i = perm[r];
+            const float wi = w ? w[i] : 1.f;
+            const float *xr = x + i * ldx;
+            float sv = 0.f;
+#pragma unroll
+            for (int q = 0; q < PS_Q; q++) {
+                int j = cb + lane + 32 * q;
+                if (j < d) {
+                    float xv = xr[j];
+                    col[q] = fmaf(wi, xv, col[q]);
+                    sv += obj_term(xv, cv[q], metric);
+                }
+            }
+            for (int o = 16; o; o >>= 1) sv += __shfl_xor_sync(FULL, sv, o);
+            if (lane == 0) {
+                if (cb > 0) sv += dist[i];
+                if (last) {
+                    float ob = obj_final(sv, metric);
+                    dist[i] = ob;
+                    acc += (double)wi * ob;
+                    wacc += wi;
+                } else {
+                    dist[i] = sv;
+                }
+            }
+        }
+#pragma unroll
+        for (int q = 0; q < PS_Q; q++) scol[warp][lane + 32 * q] = col[q];
+        __syncthreads();
+        for (int j = threadIdx.x; j < PS_COLS && cb + j < d; j += blockDim.x)
+            psum[(int64_t)p * d + cb + j] = ((scol[0][j] + scol[1][j]) + scol[2][j]) + scol[3][j];
+        __syncthreads();
     }
     double t = block_sum(acc, sh);
     if (threadIdx.x == 0) pobj[p] = t;
@@ -407,15 +464,13 @@ fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda
         size_t smem = (size_t)k * (d + 2) * 4;
         FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_acc_smem, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                (int)smem));
-        k_acc_smem<<<FLI_KM_ACC_BLOCKS, 256, smem, s>>>(r->x, r->ldx, r->m, r->w, lab, C, p->dp, d,
-                                                        k, (int)metric, b->acc_part, b->part, dist,
-                                                        done);
+        k_acc_smem<<<FLI_KM_ACC_BLOCKS, ACC_T, smem, s>>>(r->x, r->ldx, r->m, r->w, lab, C, p->dp, d,
+                                                          k, (int)metric, b->acc_part, b->part, dist,
+                                                          done);
         FLI_LAUNCH_TRY(env, "k_acc_smem");
-        int64_t tot = (int64_t)k * (d + 1);
-        int64_t blocks = fli_ceil_div(tot, 256);
-        if (blocks > 4096) blocks = 4096;
-        k_acc_combine<<<(unsigned)blocks, 256, 0, s>>>(b->acc_part, FLI_KM_ACC_BLOCKS, k, d, p->dp,
-                                                       b->sums, b->wsum, first, done);
+        unsigned cblocks = (unsigned)fli_ceil_div((int64_t)k * (d + 2), 32);
+        k_acc_combine<<<cblocks, 256, 0, s>>>(b->acc_part, FLI_KM_ACC_BLOCKS, k, d, p->dp, b->sums,
+                                              b->wsum, first, done);
         FLI_LAUNCH_TRY(env, "k_acc_combine");
         k_sum_part<<<1, 256, 0, s>>>(b->part, FLI_KM_ACC_BLOCKS, sc, done);
         FLI_LAUNCH_TRY(env, "k_sum_part");
