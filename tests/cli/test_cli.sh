@@ -563,6 +563,64 @@ expect_rc 3
 expect_err "no/such/dir/l.npy"
 expect_absent ok.flm
 
+# ---- mutation fuzzing: any damaged input ends in a clean exit code -------------
+
+# flip FILE: overwrites one random byte of FILE (bash's $RANDOM, seeded below).
+flip() {
+    local size off
+    size=$(wc -c <"$1")
+    off=$((RANDOM % size))
+    printf "$(hexbyte $((RANDOM % 256)))" | dd of="$1" bs=1 seek="$off" conv=notrunc status=none
+}
+
+# fuzz SEED ROUNDS SOURCE EXT CMD...: damages copies of SOURCE and runs CMD on
+# them (the word INPUT is replaced by the damaged file). Exit codes 0 (a
+# harmless change), 3 (refused) and 4 (the library refused the values) are
+# fine; a crash (a signal: 128 and up) or any other code is a failure.
+fuzz() {
+    local seed=$1 rounds=$2 src=$3 ext=$4 i a
+    shift 4
+    RANDOM=$seed
+    for ((i = 0; i < rounds; i++)); do
+        cp "$src" fz.$ext
+        flip fz.$ext
+        [ $((i % 3)) = 0 ] && flip fz.$ext
+        local args=()
+        for a in "$@"; do [ "$a" = INPUT ] && args+=("fz.$ext") || args+=("$a"); done
+        "$BIN" "${args[@]}" >out.txt 2>err.txt
+        rc=$?
+        case $rc in
+        0 | 3 | 4) ;;
+        *) cp fz.$ext "$T/crash.$ext"; fail "round $i: exit code $rc on a damaged $ext file" ;;
+        esac
+    done
+}
+
+ROUNDS=${FLASHLIB_TEST_FUZZ_ROUNDS:-60}
+[ -n "$WRAP" ] && ROUNDS=5
+
+test_case fuzz-npy
+head -c 128 blobs64.npy >hdr.bin # damage the header, where the parser works
+tail -c 192 blobs64.npy >dat.bin
+for ((r = 0; r < ROUNDS; r++)); do
+    cp hdr.bin fz_hdr.bin
+    RANDOM=$((1000 + r))
+    flip fz_hdr.bin
+    cat fz_hdr.bin dat.bin >fz.npy
+    "$BIN" convert -i fz.npy -o fz_out.csv >out.txt 2>err.txt
+    rc=$?
+    case $rc in
+    0 | 3) ;;
+    *) cp fz.npy "$T/crash.npy"; fail "round $r: exit code $rc on a damaged .npy header" ;;
+    esac
+done
+
+test_case fuzz-csv
+fuzz 2 "$ROUNDS" blobs.csv csv fit kmeans -i INPUT -p n_clusters=3 -p random_state=0
+
+test_case fuzz-model
+fuzz 3 "$ROUNDS" km.flm flm predict --model INPUT --input blobs.csv
+
 # ---- GPU required: exit 5 -----------------------------------------------------------
 
 test_case device-cuda-without-gpu

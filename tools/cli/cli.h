@@ -20,11 +20,11 @@
 /* Exit codes, documented in `flashlib --help` and tools/cli/README.md. */
 enum {
     CLI_EXIT_OK = 0,
-    CLI_EXIT_FAILURE = 1,   /* out of memory or another failure in the CLI itself */
-    CLI_EXIT_USAGE = 2,     /* bad flags, unknown command or parameter, bad value  */
-    CLI_EXIT_FILE = 3,      /* input file missing/malformed/truncated; output unwritable */
-    CLI_EXIT_LIBRARY = 4,   /* the library returned an error status                */
-    CLI_EXIT_NO_GPU = 5,    /* a GPU was required and none is usable               */
+    CLI_EXIT_FAILURE = 1,    /* out of memory or another failure in the CLI itself */
+    CLI_EXIT_USAGE = 2,      /* bad flags, unknown command or parameter, bad value  */
+    CLI_EXIT_FILE = 3,       /* input file missing/malformed/truncated; output unwritable */
+    CLI_EXIT_LIBRARY = 4,    /* the library returned an error status                */
+    CLI_EXIT_NO_GPU = 5,     /* a GPU was required and none is usable               */
     CLI_EXIT_CANCELLED = 130 /* interrupted (Ctrl-C) during a fit                  */
 };
 
@@ -83,19 +83,24 @@ void cli_wrap(FILE *f, const char *text, int indent, int col, int width);
 /* Index of the candidate closest to `word` by edit distance when it is close
  * enough to be a plausible typo, else -1. */
 int cli_closest(const char *word, const char *const *cands, int n);
-/* Parses a non-negative integer (digits only, or an integral "1e6"). */
+/* Parses an integer in [lo, hi] (digits, or an integral "1e6"); 0 or -1. */
 int cli_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out);
+
+/* ---- algorithms, parameters, devices (util.c, cmd_route.c) ---------------- */
+
 /* Applies "-p NAME=VALUE" strings to a fresh parameter set of `algo`.
- * Returns 0, or an exit code after printing the library's message. */
+ * Returns 0, or an exit code after printing the library's message
+ * (CLI_EXIT_USAGE for an unknown name or a bad value). */
 int cli_make_params(fl_ctx *ctx, const char *algo, const char *const *kv, int n, fl_params **out);
 /* Checks that `algo` is an algorithm of this build; prints the list (and
  * the closest name) and returns CLI_EXIT_USAGE otherwise (cmd_route.c). */
 int cli_check_algo(const char *cmd, const char *algo);
 /* Prints the parameter table of `algo` (generated from fl_param_def_at). */
 void cli_print_param_table(FILE *f, const char *algo);
-/* Checks a --device value for fit/predict and, for "cuda"/"cuda:N", that
- * the GPU exists. Returns 0, CLI_EXIT_USAGE or CLI_EXIT_NO_GPU (printed). */
-int cli_check_device(fl_ctx *probe, const char *device);
+/* For a --device of "cuda"/"cuda:N"/"gpu" (already accepted by
+ * fl_ctx_create into ctx), checks that the GPU exists. Returns 0 or
+ * CLI_EXIT_NO_GPU after saying why. */
+int cli_check_device(fl_ctx *ctx, const char *device);
 /* Monotonic time in seconds. */
 double cli_now(void);
 
@@ -108,11 +113,11 @@ typedef struct cli_json {
     int count[32]; /* members written at each depth */
 } cli_json;
 
-void cj_begin(cli_json *j, FILE *f);  /* opens the top-level object  */
-void cj_end(cli_json *j);             /* closes it and ends the line */
+void cj_begin(cli_json *j, FILE *f); /* opens the top-level object  */
+void cj_end(cli_json *j);            /* closes it and ends the line */
 void cj_obj(cli_json *j, const char *key);
 void cj_arr(cli_json *j, const char *key);
-void cj_close(cli_json *j, char bracket); /* '}' or ']' */
+void cj_close(cli_json *j, char bracket);                 /* '}' or ']' */
 void cj_str(cli_json *j, const char *key, const char *v); /* NULL -> null */
 void cj_int(cli_json *j, const char *key, int64_t v);
 void cj_num(cli_json *j, const char *key, double v); /* non-finite -> null */
@@ -161,12 +166,12 @@ int cli_out_check_distinct(const char *const *paths, const char *const *flags, i
 /* ---- progress bar and Ctrl-C (progress.c) -------------------------------------- */
 
 typedef struct cli_progress {
-    int enabled;      /* draw anything at all (else only Ctrl-C handling)  */
-    int tty;          /* redraw one line in place (stderr is a terminal)   */
-    double start;     /* when the work began                               */
-    double last;      /* when the line was last drawn                      */
-    int drawn;        /* a line is on the screen and must be cleared       */
-    char stage[48];   /* stage of the last line                            */
+    int enabled;    /* draw anything at all (else only Ctrl-C handling)  */
+    int tty;        /* redraw one line in place (stderr is a terminal)   */
+    double start;   /* when the work began                               */
+    double last;    /* when the line was last drawn                      */
+    int drawn;      /* a line is on the screen and must be cleared       */
+    char stage[48]; /* stage of the last line                            */
 } cli_progress;
 
 /* Installs the progress callback (when `enabled`) and a SIGINT handler that

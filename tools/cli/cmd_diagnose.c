@@ -178,8 +178,8 @@ int cmd_diagnose(int argc, char **argv)
         for (const char *const *al = fl_algorithms(); al && *al; al++)
             printf(" %s", *al);
         printf("\ncpu\n  online CPUs    %ld\n", cpu.online);
-        printf("  threads        %d (FL_NUM_THREADS %s, OMP_NUM_THREADS %s, OpenMP default %d)\n", cpu.threads,
-               cpu.fl_num_threads ? cpu.fl_num_threads : "unset",
+        printf("  threads        %d (FL_NUM_THREADS %s, OMP_NUM_THREADS %s, OpenMP default %d)\n",
+               cpu.threads, cpu.fl_num_threads ? cpu.fl_num_threads : "unset",
                cpu.omp_num_threads ? cpu.omp_num_threads : "unset", cpu.omp_max);
         printf("  check          %s\n", cpu_check);
         printf("cuda\n  devices        %d\n", n_gpu);
@@ -227,7 +227,8 @@ int cmd_diagnose(int argc, char **argv)
             lib_err = 1;
         } else {
             printf("  device %d       %s (%s)\n", i, h.name, h.tag);
-            printf("    compute      sm %d.%d, %d SMs (%s)\n", h.sm_major, h.sm_minor, h.sm_count, family(&h));
+            printf("    compute      sm %d.%d, %d SMs (%s)\n", h.sm_major, h.sm_minor, h.sm_count,
+                   family(&h));
             printf("    L2           %.1f MiB\n", (double)h.l2_bytes / (1 << 20));
             printf("    shared mem   %lld KiB per SM, %lld KiB per block (opt-in)\n",
                    (long long)(h.smem_per_sm_bytes >> 10), (long long)(h.smem_per_block_optin_bytes >> 10));
@@ -243,7 +244,8 @@ int cmd_diagnose(int argc, char **argv)
         cj_close(&j, '}');
         cj_end(&j);
     } else {
-        printf("  cuda loaded    %s\n", loaded ? "yes (libcuda or the CUDA module is mapped in this process)" : "no");
+        printf("  cuda loaded    %s\n",
+               loaded ? "yes (libcuda or the CUDA module is mapped in this process)" : "no");
     }
     fl_ctx_free(ctx);
     return lib_err ? CLI_EXIT_LIBRARY : 0;

@@ -40,13 +40,17 @@ static const cli_opt opts[] = {
                   "auto (a GPU when usable, else the CPU; default), cpu, cuda or cuda:N (fails with "
                   "exit code 5 when that GPU is not usable)"},
     [O_THREADS] = {"threads", 'j', "N", 0, "CPU threads (default: FL_NUM_THREADS, else OpenMP's default)"},
-    [O_DTYPE] = {"dtype", 't', "f32|f64", 0,
-                 "compute in this dtype (default: the .npy file's float dtype; f64 for CSV and integer data)"},
-    [O_WEIGHT] = {"sample-weight", 'w', "FILE", 0, "one non-negative weight per sample (.npy or .csv, n or n x 1)"},
+    [O_DTYPE] =
+        {"dtype", 't', "f32|f64", 0,
+         "compute in this dtype (default: the .npy file's float dtype; f64 for CSV and integer data)"},
+    [O_WEIGHT] = {"sample-weight", 'w', "FILE", 0,
+                  "one non-negative weight per sample (.npy or .csv, n or n x 1)"},
     [O_INIT] = {"init-centers", 0, "FILE", 0,
                 "initial centres (n_clusters x n_features, .npy or .csv); implies -p init=array"},
-    [O_LABELS] = {"labels", 'l', "FILE", 0, "write the training labels (int32, shape (n,)); .npy, or .csv/.txt"},
-    [O_CENTERS] = {"centers", 'c', "FILE", 0, "write the cluster centres (n_clusters x n_features); .npy or .csv"},
+    [O_LABELS] = {"labels", 'l', "FILE", 0,
+                  "write the training labels (int32, shape (n,)); .npy, or .csv/.txt"},
+    [O_CENTERS] = {"centers", 'c', "FILE", 0,
+                   "write the cluster centres (n_clusters x n_features); .npy or .csv"},
     [O_MODEL] = {"model", 'm', "FILE", 0, "write the fitted model (flashlib format, for `flashlib predict`)"},
     [O_JSON] = {"json", 0, NULL, 0, "print the summary as one JSON object on stdout"},
     [O_QUIET] = {"quiet", 'q', NULL, 0, "print no summary and no progress (errors still go to stderr)"},
@@ -130,7 +134,8 @@ static int check_options(const cli_args *a, int64_t *threads, fl_dtype *dtype)
     }
     *threads = -1;
     if (a->val[O_THREADS] && cli_parse_int(a->val[O_THREADS], 0, 1 << 20, threads)) {
-        cli_error("fit: --threads expects a whole number >= 0 (0 = OpenMP's default), got '%s'", a->val[O_THREADS]);
+        cli_error("fit: --threads expects a whole number >= 0 (0 = OpenMP's default), got '%s'",
+                  a->val[O_THREADS]);
         return CLI_EXIT_USAGE;
     }
     *dtype = (fl_dtype)0;
@@ -198,8 +203,8 @@ static void ran_on(fit_state *s, const char *algo, fl_route *r)
 }
 
 /* Prints the summary as text or JSON. */
-static void summary(const cli_args *a, fit_state *s, const char *algo, double inertia, double n_iter, int64_t k,
-                    double seconds)
+static void summary(const cli_args *a, fit_state *s, const char *algo, double inertia, double n_iter,
+                    int64_t k, double seconds)
 {
     fl_route r;
     ran_on(s, algo, &r);
@@ -335,7 +340,8 @@ int cmd_fit(int argc, char **argv)
         rc = cli_make_params(s.ctx, algo, a.rep, a.n_rep, &s.params);
     if (!rc && !a.val[O_INIT]) {
         char init[32];
-        if (fl_params_get(s.ctx, s.params, "init", init, sizeof init) == FL_STATUS_OK && !strcmp(init, "array")) {
+        if (fl_params_get(s.ctx, s.params, "init", init, sizeof init) == FL_STATUS_OK &&
+            !strcmp(init, "array")) {
             cli_error("fit: -p init=array needs the centres: give them with --init-centers FILE");
             rc = CLI_EXIT_USAGE;
         }

@@ -107,8 +107,8 @@ static void print_result(const cli_args *a, predict_state *s, int64_t k, double 
         return;
     }
     printf("%s: predicted %lld x %lld (%s) from %s with %s (%lld clusters)\n", fl_model_algo(s->model),
-           (long long)s->X.rows, (long long)s->X.cols, fl_dtype_name(s->X.dtype), a->val[O_INPUT], a->val[O_MODEL],
-           (long long)k);
+           (long long)s->X.rows, (long long)s->X.cols, fl_dtype_name(s->X.dtype), a->val[O_INPUT],
+           a->val[O_MODEL], (long long)k);
     printf("  device      %s\n  time        %.3f s\n", fl_ctx_device(s->ctx), seconds);
     if (a->val[O_LABELS])
         printf("  labels      %s\n", a->val[O_LABELS]);
@@ -222,7 +222,8 @@ enum { C_INPUT, C_OUTPUT, C_DTYPE, C_COUNT };
 
 static const cli_opt convert_opts[] = {
     [C_INPUT] = {"input", 'i', "FILE", 0, "a matrix: .npy or .csv (required)"},
-    [C_OUTPUT] = {"output", 'o', "FILE", 0, "where to write it: .csv/.txt as CSV, anything else as .npy (required)"},
+    [C_OUTPUT] = {"output", 'o', "FILE", 0,
+                  "where to write it: .csv/.txt as CSV, anything else as .npy (required)"},
     [C_DTYPE] = {"dtype", 't', "f32|f64", 0, "store as this dtype (default: the input's; f64 for CSV)"},
     [C_COUNT] = {NULL, 0, NULL, 0, NULL},
 };

@@ -57,8 +57,8 @@ static void help(void)
     cli_print_options(stdout, opts);
     fputs("\nbuilt-in devices:\n", stdout);
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
-        printf("  %-5s sm %d.%d, %3d SMs, %3lld MiB L2, %3lld GiB\n", known[i].tag, known[i].major, known[i].minor,
-               known[i].sms, (long long)known[i].l2_mib, (long long)known[i].mem_gib);
+        printf("  %-5s sm %d.%d, %3d SMs, %3lld MiB L2, %3lld GiB\n", known[i].tag, known[i].major,
+               known[i].minor, known[i].sms, (long long)known[i].l2_mib, (long long)known[i].mem_gib);
     puts("\nexit codes: 0 ok, 2 usage (bad shape, device, parameter), 4 library error,\n"
          "5 --device cuda:N names a GPU this machine does not have.");
 }
@@ -130,8 +130,9 @@ static int resolve_device(fl_ctx *ctx, const char *dev, target *t)
         (strncmp(dev, "cuda:", 5) || cli_parse_int(dev + 5, 0, 1023, &id))) {
         const char *names[8] = {"H100", "H200", "A100", "L40S", "B200", "cpu", "this", "cuda"};
         int best = cli_closest(dev, names, 8);
-        cli_error("route: unknown device '%s'%s%s%s (expected H100, H200, A100, L40S, B200, this, cuda:N or cpu)",
-                  dev, best >= 0 ? "; did you mean '" : "", best >= 0 ? names[best] : "", best >= 0 ? "'?" : "");
+        cli_error(
+            "route: unknown device '%s'%s%s%s (expected H100, H200, A100, L40S, B200, this, cuda:N or cpu)",
+            dev, best >= 0 ? "; did you mean '" : "", best >= 0 ? names[best] : "", best >= 0 ? "'?" : "");
         return CLI_EXIT_USAGE;
     }
     const int n = fl_cuda_device_count(ctx, &why);
@@ -173,7 +174,8 @@ static void changed_params(fl_ctx *ctx, const char *algo, const fl_params *p, ch
     for (int i = 0; i < fl_param_count(algo); i++) {
         const fl_param_def *d = fl_param_def_at(algo, i);
         char v[128], dv[128];
-        if (!d || fl_params_get(ctx, p, d->name, v, sizeof v) || fl_params_get(ctx, def, d->name, dv, sizeof dv))
+        if (!d || fl_params_get(ctx, p, d->name, v, sizeof v) ||
+            fl_params_get(ctx, def, d->name, dv, sizeof dv))
             continue;
         if (strcmp(v, dv) && used < len) {
             int w = snprintf(buf + used, len - used, "%s%s=%s", used ? ", " : "", d->name, v);
@@ -201,26 +203,27 @@ int cli_check_algo(const char *cmd, const char *algo)
             return 0;
     int best = cli_closest(algo, names, n);
     if (best >= 0)
-        cli_error("%s: unknown algorithm '%s'; did you mean '%s'? (this build has: %s)", cmd, algo, names[best],
-                  list);
+        cli_error("%s: unknown algorithm '%s'; did you mean '%s'? (this build has: %s)", cmd, algo,
+                  names[best], list);
     else
         cli_error("%s: unknown algorithm '%s' (this build has: %s)", cmd, algo, list);
     return CLI_EXIT_USAGE;
 }
 
 /* Prints the route as text or JSON. */
-static void report(int json, const char *algo, int64_t n, int64_t d, fl_dtype dt, fl_ctx *ctx, const fl_params *p,
-                   const target *t, const fl_route *r)
+static void report(int json, const char *algo, int64_t n, int64_t d, fl_dtype dt, fl_ctx *ctx,
+                   const fl_params *p, const target *t, const fl_route *r)
 {
     char changed[512];
     changed_params(ctx, algo, p, changed, sizeof changed);
     const fl_hw_props *h = t->hw;
     if (!json) {
-        printf("%s %lld x %lld %s%s%s\n", algo, (long long)n, (long long)d, fl_dtype_name(dt), *changed ? ", " : "",
-               changed);
+        printf("%s %lld x %lld %s%s%s\n", algo, (long long)n, (long long)d, fl_dtype_name(dt),
+               *changed ? ", " : "", changed);
         if (h)
-            printf("device   %s: sm %d.%d, %d SMs, %lld MiB L2, %.0f GiB (%s)\n", h->tag, h->sm_major, h->sm_minor,
-                   h->sm_count, (long long)(h->l2_bytes >> 20), (double)h->total_mem_bytes / (1 << 30), t->source);
+            printf("device   %s: sm %d.%d, %d SMs, %lld MiB L2, %.0f GiB (%s)\n", h->tag, h->sm_major,
+                   h->sm_minor, h->sm_count, (long long)(h->l2_bytes >> 20),
+                   (double)h->total_mem_bytes / (1 << 30), t->source);
         else
             printf("device   cpu (%s)\n", t->source);
         if (*t->note) {

@@ -188,8 +188,9 @@ csv_status csv_read(const char *path, fl_dtype dtype, csv_table *out, char *err,
             }
         }
         if (cols >= 0 && nf != cols) {
-            st = fail(err, err_len, path, CSV_ERR_FORMAT, "line %lld has %lld column%s, expected %lld (as %s line %lld)",
-                      (long long)lineno, (long long)nf, nf == 1 ? "" : "s", (long long)cols,
+            st = fail(err, err_len, path, CSV_ERR_FORMAT,
+                      "line %lld has %lld column%s, expected %lld (as %s line %lld)", (long long)lineno,
+                      (long long)nf, nf == 1 ? "" : "s", (long long)cols,
                       header == cols_line ? "in the header on" : "on", (long long)cols_line);
             break;
         }
@@ -205,12 +206,13 @@ csv_status csv_read(const char *path, fl_dtype dtype, csv_table *out, char *err,
                           (long long)lineno, (long long)i + 1);
             } else if (rc == FIELD_NAN_TEXT) {
                 int other_sep = nf == 1 && (strchr(txt, ';') || strchr(txt, '\t'));
-                st = fail(err, err_len, path, CSV_ERR_FORMAT, "line %lld, column %lld: '%s' is not a number%s",
-                          (long long)lineno, (long long)i + 1, txt,
-                          other_sep ? " (fields must be separated by commas)" : "");
+                st = fail(err, err_len, path, CSV_ERR_FORMAT,
+                          "line %lld, column %lld: '%s' is not a number%s", (long long)lineno,
+                          (long long)i + 1, txt, other_sep ? " (fields must be separated by commas)" : "");
             } else if (rc == FIELD_RANGE) {
-                st = fail(err, err_len, path, CSV_ERR_FORMAT, "line %lld, column %lld: '%s' is out of range for %s",
-                          (long long)lineno, (long long)i + 1, txt, dtype == FL_DTYPE_F32 ? "float32" : "float64");
+                st = fail(err, err_len, path, CSV_ERR_FORMAT,
+                          "line %lld, column %lld: '%s' is out of range for %s", (long long)lineno,
+                          (long long)i + 1, txt, dtype == FL_DTYPE_F32 ? "float32" : "float64");
             } else if (values_push(&vals, v, dtype)) {
                 st = fail(err, err_len, path, CSV_ERR_NOMEM, "out of memory at line %lld", (long long)lineno);
             }
@@ -228,7 +230,8 @@ csv_status csv_read(const char *path, fl_dtype dtype, csv_table *out, char *err,
     if (st == CSV_OK && ferror(f))
         st = fail(err, err_len, path, CSV_ERR_OPEN, "read error: %s", strerror(errno));
     if (st == CSV_OK && rows == 0)
-        st = fail(err, err_len, path, CSV_ERR_FORMAT, "%s", header ? "has a header line but no data rows" : "no data rows");
+        st = fail(err, err_len, path, CSV_ERR_FORMAT, "%s",
+                  header ? "has a header line but no data rows" : "no data rows");
     free(line);
     free(starts);
     free(ends);

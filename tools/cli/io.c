@@ -164,7 +164,8 @@ int cli_out_create(cli_outfile *o, const char *path)
     return 0;
 }
 
-int cli_out_write_matrix(cli_outfile *o, const void *data, fl_dtype dtype, int64_t rows, int64_t cols, int ndim)
+int cli_out_write_matrix(cli_outfile *o, const void *data, fl_dtype dtype, int64_t rows, int64_t cols,
+                         int ndim)
 {
     FILE *f = fopen(o->tmp, "wb");
     if (!f) {

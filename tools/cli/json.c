@@ -58,8 +58,14 @@ static void open_(cli_json *j, const char *k, char bracket)
     j->count[j->depth] = 0;
 }
 
-void cj_obj(cli_json *j, const char *k) { open_(j, k, '{'); }
-void cj_arr(cli_json *j, const char *k) { open_(j, k, '['); }
+void cj_obj(cli_json *j, const char *k)
+{
+    open_(j, k, '{');
+}
+void cj_arr(cli_json *j, const char *k)
+{
+    open_(j, k, '[');
+}
 
 void cj_close(cli_json *j, char bracket)
 {

@@ -278,7 +278,8 @@ static npy_status read_header(FILE *f, const char *path, int64_t file_size, npy_
     size_t got = fread(pre, 1, sizeof pre, f);
     if (got < 10 || !npy_has_magic(pre, got)) {
         if (got >= 6 && !npy_has_magic(pre, got))
-            return fail(err, len, path, NPY_ERR_FORMAT, "not an .npy file (it does not start with \\x93NUMPY)");
+            return fail(err, len, path, NPY_ERR_FORMAT,
+                        "not an .npy file (it does not start with \\x93NUMPY)");
         return fail(err, len, path, NPY_ERR_FORMAT, "too short to be an .npy file (%lld bytes)",
                     (long long)file_size);
     }
@@ -295,14 +296,15 @@ static npy_status read_header(FILE *f, const char *path, int64_t file_size, npy_
         hlen = (uint32_t)pre[8] | (uint32_t)pre[9] << 8 | (uint32_t)pre[10] << 16 | (uint32_t)pre[11] << 24;
         pre_len = 12;
     } else {
-        return fail(err, len, path, NPY_ERR_FORMAT, "unsupported .npy format version %d.%d (expected 1.0, 2.0 or 3.0)",
-                    major, minor);
+        return fail(err, len, path, NPY_ERR_FORMAT,
+                    "unsupported .npy format version %d.%d (expected 1.0, 2.0 or 3.0)", major, minor);
     }
     if (hlen > NPY_MAX_HEADER)
         return fail(err, len, path, NPY_ERR_FORMAT, "header length %u is implausible (corrupt file?)", hlen);
     if (pre_len + (int64_t)hlen > file_size)
-        return fail(err, len, path, NPY_ERR_FORMAT, "truncated: the header needs %u bytes, the file has %lld after the preamble",
-                    hlen, (long long)(file_size - pre_len));
+        return fail(err, len, path, NPY_ERR_FORMAT,
+                    "truncated: the header needs %u bytes, the file has %lld after the preamble", hlen,
+                    (long long)(file_size - pre_len));
     char *text = malloc((size_t)hlen + 1);
     if (!text)
         return fail(err, len, path, NPY_ERR_NOMEM, "out of memory reading the header");
@@ -354,21 +356,26 @@ npy_status npy_read(const char *path, npy_array *out, char *err, size_t err_len)
         snprintf(little, sizeof little, "<%s", h.descr[0] ? h.descr + 1 : "");
         if (h.descr[0] == '>' && descr_dtype(little))
             return fail(err, err_len, path, NPY_ERR_FORMAT,
-                        "dtype '%s' is big-endian: save it little-endian (X.astype('<%s'))", h.descr, h.descr + 1);
-        return fail(err, err_len, path, NPY_ERR_FORMAT,
-                    "dtype '%s' is not supported: expected '<f4' or '<f8' (float32/float64; '<i4'/'<i8' for labels)",
-                    h.descr);
+                        "dtype '%s' is big-endian: save it little-endian (X.astype('<%s'))", h.descr,
+                        h.descr + 1);
+        return fail(
+            err, err_len, path, NPY_ERR_FORMAT,
+            "dtype '%s' is not supported: expected '<f4' or '<f8' (float32/float64; '<i4'/'<i8' for labels)",
+            h.descr);
     }
     if (h.fortran) {
         fclose(f);
-        return fail(err, err_len, path, NPY_ERR_FORMAT,
-                    "fortran_order is True (column-major data): save it in C order (np.ascontiguousarray(X))");
+        return fail(
+            err, err_len, path, NPY_ERR_FORMAT,
+            "fortran_order is True (column-major data): save it in C order (np.ascontiguousarray(X))");
     }
     if (h.ndim < 1 || h.ndim > 2) {
         fclose(f);
         if (h.ndim == 0)
-            return fail(err, err_len, path, NPY_ERR_FORMAT, "holds a 0-d scalar: expected a 1-D or 2-D array");
-        return fail(err, err_len, path, NPY_ERR_FORMAT, "has %d dimensions: expected a 1-D or 2-D array", h.ndim);
+            return fail(err, err_len, path, NPY_ERR_FORMAT,
+                        "holds a 0-d scalar: expected a 1-D or 2-D array");
+        return fail(err, err_len, path, NPY_ERR_FORMAT, "has %d dimensions: expected a 1-D or 2-D array",
+                    h.ndim);
     }
     const int64_t rows = h.dims[0], cols = h.ndim == 2 ? h.dims[1] : 1;
     const size_t es = fl_dtype_size(dt);
@@ -378,17 +385,18 @@ npy_status npy_read(const char *path, npy_array *out, char *err, size_t err_len)
         snprintf(shape, sizeof shape, "%lld x %lld", (long long)rows, (long long)cols);
     else
         snprintf(shape, sizeof shape, "%lld", (long long)rows);
-    if (__builtin_mul_overflow((size_t)rows, (size_t)cols, &count) || __builtin_mul_overflow(count, es, &bytes) ||
-        bytes > (size_t)INT64_MAX) {
+    if (__builtin_mul_overflow((size_t)rows, (size_t)cols, &count) ||
+        __builtin_mul_overflow(count, es, &bytes) || bytes > (size_t)INT64_MAX) {
         fclose(f);
         return fail(err, err_len, path, NPY_ERR_FORMAT, "shape %s is too large", shape);
     }
     const int64_t have = file_size - off;
     if ((int64_t)bytes != have) {
         fclose(f);
-        return fail(err, err_len, path, NPY_ERR_FORMAT, "%s: header says %s %s = %lld bytes of data, file has %lld",
-                    (int64_t)bytes > have ? "truncated" : "trailing bytes after the data", shape, short_name(dt),
-                    (long long)bytes, (long long)have);
+        return fail(err, err_len, path, NPY_ERR_FORMAT,
+                    "%s: header says %s %s = %lld bytes of data, file has %lld",
+                    (int64_t)bytes > have ? "truncated" : "trailing bytes after the data", shape,
+                    short_name(dt), (long long)bytes, (long long)have);
     }
     void *data = malloc(bytes ? bytes : 1);
     if (!data) {
@@ -430,8 +438,8 @@ int npy_write(FILE *f, const void *data, fl_dtype dtype, int64_t rows, int64_t c
         n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (%lld,), }", descr,
                      (long long)rows);
     else
-        n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (%lld, %lld), }", descr,
-                     (long long)rows, (long long)cols);
+        n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (%lld, %lld), }",
+                     descr, (long long)rows, (long long)cols);
     /* Pad with spaces so that preamble + header + '\n' is a multiple of 64. */
     size_t total = 10 + (size_t)n + 1;
     size_t pad = (64 - total % 64) % 64;

@@ -107,8 +107,8 @@ static int unknown_option(const char *cmd, const cli_opt *opts, const char *arg,
     snprintf(word, sizeof word, "%.*s", (int)(len < 100 ? len : 100), arg);
     int best = cli_closest(word, names, n);
     if (best >= 0)
-        cli_error("%s: unknown option '--%s'; did you mean '--%s'? (see flashlib %s --help)", cmd, word, names[best],
-                  cmd);
+        cli_error("%s: unknown option '--%s'; did you mean '--%s'? (see flashlib %s --help)", cmd, word,
+                  names[best], cmd);
     else
         cli_error("%s: unknown option '--%s' (see flashlib %s --help)", cmd, word, cmd);
     return CLI_EXIT_USAGE;
@@ -130,8 +130,8 @@ static int store(const char *cmd, const cli_opt *o, int i, const char *value, cl
 }
 
 /* Takes the value of option `o`: the text after '=' or the next argument. */
-static int take_value(const char *cmd, const cli_opt *o, const char *inline_val, int *k, int argc, char **argv,
-                      const char **value)
+static int take_value(const char *cmd, const cli_opt *o, const char *inline_val, int *k, int argc,
+                      char **argv, const char **value)
 {
     if (inline_val) {
         *value = inline_val;

@@ -56,8 +56,8 @@ static int callback(void *user, const char *stage, int64_t done, int64_t total)
     } else {
         if (!new_stage && now - p->last < 1.0)
             return 0;
-        fprintf(stderr, "flashlib: progress: %s %lld/%lld (%.1fs)\n", stage, (long long)done, (long long)total,
-                now - p->start);
+        fprintf(stderr, "flashlib: progress: %s %lld/%lld (%.1fs)\n", stage, (long long)done,
+                (long long)total, now - p->start);
     }
     snprintf(p->stage, sizeof p->stage, "%s", stage);
     p->last = now;

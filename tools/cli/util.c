@@ -131,14 +131,9 @@ static void describe_domain(const fl_param_def *d, char *buf, size_t len)
         if (d->choices && used < len)
             snprintf(buf + used, len - used, ", or %s", d->choices);
         break;
-    case FL_PARAM_CHOICE:
-        snprintf(buf, len, "one of %s", d->choices ? d->choices : "?");
-        break;
-    case FL_PARAM_BOOL:
-        snprintf(buf, len, "true or false");
-        break;
-    default:
-        snprintf(buf, len, "?");
+    case FL_PARAM_CHOICE: snprintf(buf, len, "one of %s", d->choices ? d->choices : "?"); break;
+    case FL_PARAM_BOOL: snprintf(buf, len, "true or false"); break;
+    default: snprintf(buf, len, "?");
     }
     for (char *c = buf; *c; c++)
         if (*c == '|')
