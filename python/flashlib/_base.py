@@ -284,26 +284,32 @@ class FlashlibEstimator(BaseEstimator):
 
     # -- contexts -------------------------------------------------------------------
     def _fl_context(self):
-        """A context for self.device: the fitted model's when the device has not
-        changed, else a new one. Creating it touches no GPU."""
-        model = self.__dict__.get("_fl_model")
+        """The context for self.device (shared by this thread's estimators on
+        that device, created on first use; creating it touches no GPU)."""
         device = self.device
-        if model is not None and model.ctx.device == device:
-            ctx = model.ctx
-        else:
-            if not isinstance(device, str):
-                raise _errors.InvalidArgumentError(
-                    f"device={device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
-            ctx = _lib.Context(device)
-        verbose = getattr(self, "verbose", 0)
-        verbose = int(verbose) if isinstance(verbose, numbers.Number) and np.isfinite(verbose) else 0
-        if verbose > 0:
-            ctx.set_log(_stderr_log, _lib.FL_LOG_DEBUG if verbose >= 2 else _lib.FL_LOG_INFO)
-            ctx.set_progress(_stderr_progress)
-        else:
-            ctx.set_log(None)
-            ctx.set_progress(None)
-        return ctx
+        if not isinstance(device, str):
+            raise _errors.InvalidArgumentError(
+                f"device={device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        return _lib.shared_context(device)
+
+    @contextlib.contextmanager
+    def _fl_session(self, ctx):
+        """Holds the context for a sequence of calls and points its log and
+        progress callbacks at this estimator's verbosity (contexts are
+        shared, so every method sets them)."""
+        with ctx.lock:
+            verbose = getattr(self, "verbose", 0)
+            try:
+                verbose = int(verbose)
+            except (TypeError, ValueError, OverflowError):
+                verbose = 0
+            if verbose > 0:
+                ctx.set_log(_stderr_log, _lib.FL_LOG_DEBUG if verbose >= 2 else _lib.FL_LOG_INFO)
+                ctx.set_progress(_stderr_progress)
+            else:
+                ctx.set_log(None)
+                ctx.set_progress(None)
+            yield ctx
 
     # -- fitted state -----------------------------------------------------------------
     def __sklearn_is_fitted__(self):
@@ -348,7 +354,7 @@ class FlashlibEstimator(BaseEstimator):
         self.__dict__.update(state)
         if data is not None:
             device = getattr(self, "device", "auto")
-            ctx = _lib.Context(device if isinstance(device, str) else "auto")
+            ctx = _lib.shared_context(device if isinstance(device, str) else "auto")
             self._fl_install(_lib.Model.load_buffer(ctx, data))
 
     # -- helpers for the estimators' methods ------------------------------------------------
@@ -357,7 +363,8 @@ class FlashlibEstimator(BaseEstimator):
         X = validate_X(self, X, reset=False)
         Xa, Xkeep = host_view(X)
         out, arr = new_host(out_shape(X), out_dtype(X))
-        getattr(model, method)(Xa, out)
+        with self._fl_session(model.ctx):
+            getattr(model, method)(Xa, out)
         return arr
 
 

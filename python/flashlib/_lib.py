@@ -338,11 +338,11 @@ class Context:
         self.device = device
         self._lock = threading.RLock()
         self._pending = None  # an exception raised inside a callback
-        self._log_fn = None  # the Python callables ...
+        self._log_fn = None  # the Python callables of the moment ...
         self._progress_fn = None
         self._c_log = None  # ... and the ctypes thunks the C library holds:
-        self._c_progress = None  # they must live as long as the context uses them
-        self._install_progress()
+        self._c_progress = None  # they must live as long as the context
+        self._install_callbacks()
 
     @property
     def ptr(self):
@@ -375,28 +375,47 @@ class Context:
         with self._lock:
             return lib.fl_ctx_device(self._ptr).decode("ascii")
 
+    @property
+    def lock(self):
+        """Held around a sequence of calls that must not interleave with
+        another thread's (e.g. setting callbacks, then fitting)."""
+        return self._lock
+
     # -- callbacks ------------------------------------------------------------
-    def _install_progress(self):
-        # Always installed: it is how Ctrl-C reaches a long C call. The C code
-        # calls it once per Lloyd iteration (cheap); a Python exception raised
-        # while it runs (the KeyboardInterrupt of a pending SIGINT) is kept,
-        # the C call is cancelled, and `call` re-raises it.
+    def _install_callbacks(self):
+        # Both thunks are installed once, for the context's lifetime, and
+        # dispatch to the Python callables of the moment (set_log /
+        # set_progress swap those, no C call needed). The progress thunk is
+        # how Ctrl-C reaches a long C call: the C code calls it once per
+        # Lloyd iteration, a Python exception raised while it runs (the
+        # KeyboardInterrupt of a pending SIGINT) is kept, the C call is
+        # cancelled, and `call` re-raises it. The thunks hold only a weak
+        # reference to the context, so they do not keep it alive.
         ref = weakref.ref(self)
 
         def progress(user, stage, done, total):
             ctx = ref()
-            if ctx is None:
+            if ctx is None or ctx._progress_fn is None:
                 return 0
             try:
-                if ctx._progress_fn is not None:
-                    return 1 if ctx._progress_fn(_text(stage), done, total) else 0
-                return 0
+                return 1 if ctx._progress_fn(_text(stage), done, total) else 0
             except BaseException as e:  # noqa: BLE001 - re-raised by call()
                 ctx._pending = e
                 return 1
 
+        def log(user, level, message):
+            ctx = ref()
+            if ctx is None or ctx._log_fn is None:
+                return
+            try:
+                ctx._log_fn(level, _text(message))
+            except BaseException as e:  # noqa: BLE001 - re-raised by call()
+                ctx._pending = e
+
         self._c_progress = ProgressFn(progress)
+        self._c_log = LogFn(log)
         lib.fl_ctx_set_progress(self._ptr, self._c_progress, None)
+        lib.fl_ctx_set_log(self._ptr, self._c_log, None)
 
     def set_progress(self, fn):
         """fn(stage, done, total) -> truthy to cancel; None removes it."""
@@ -406,25 +425,39 @@ class Context:
         """fn(level, message) receives messages at `level` or more severe;
         None removes it (the C library itself never prints)."""
         with self._lock:
-            if fn is None:
-                lib.fl_ctx_set_log(self._ptr, LogFn(), None)
-                self._log_fn = self._c_log = None
-                return
-            ref = weakref.ref(self)
-
-            def log(user, lvl, message):
-                ctx = ref()
-                if ctx is None or ctx._log_fn is None:
-                    return
-                try:
-                    ctx._log_fn(lvl, _text(message))
-                except BaseException as e:  # noqa: BLE001 - re-raised by call()
-                    ctx._pending = e
-
             self._log_fn = fn
-            self._c_log = LogFn(log)
-            self.call(lib.fl_ctx_set_verbosity, self._ptr, level)
-            self.call(lib.fl_ctx_set_log, self._ptr, self._c_log, None)
+            self.call(lib.fl_ctx_set_verbosity, self._ptr, level if fn is not None else FL_LOG_ERROR)
+
+
+_shared = {}  # (pid, thread, device) -> Context
+_shared_lock = threading.Lock()
+_forked_leftovers = []
+
+
+def shared_context(device):
+    """The context this thread uses for `device`, created on first use and
+    then kept: creating a context is cheap, but its first GPU use sets up
+    the CUDA module's state (about 0.2 s on an H100), which estimators
+    should not pay one by one. One context per thread, because the C
+    library allows one thread at a time on a context. After a fork the
+    parent's contexts are left alone (never freed: their GPU state is not
+    the child's)."""
+    key = (os.getpid(), threading.get_ident(), device)
+    with _shared_lock:
+        ctx = _shared.get(key)
+        if ctx is None:
+            stale = [k for k in _shared if k[0] != key[0]]
+            for k in stale:
+                _forked_leftovers.append(_shared.pop(k))
+            ctx = _shared[key] = Context(device)
+        return ctx
+
+
+def release_shared_contexts():
+    """Drops the cached contexts (their GPU state is freed once no fitted
+    estimator uses them any more)."""
+    with _shared_lock:
+        _shared.clear()
 
 
 class Params:
@@ -587,15 +620,3 @@ def backend_name(b):
 
 def status_name(status):
     return lib.fl_status_str(status).decode("ascii")
-
-
-def stderr_logger(prefix="[flashlib] "):
-    """A log function writing to the current sys.stderr (looked up per
-    message, so pytest's capture and redirections see it)."""
-    names = {FL_LOG_ERROR: "error", FL_LOG_WARN: "warning", FL_LOG_INFO: "info", FL_LOG_DEBUG: "debug"}
-
-    def write(level, message):
-        sys.stderr.write(f"{prefix}{names.get(level, level)}: {message}\n")
-        sys.stderr.flush()
-
-    return write

@@ -171,13 +171,13 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Fl
         with unchanged_on_error(self):
             X = validate_X(self, X, reset=True)
             sw = check_sample_weight(sample_weight, X)
-            ctx = self._fl_context()
-            params = self._fl_params(ctx, self._fl_param_values(X))
-            model = _lib.Model.create(ctx, self._fl_algo, params)
+            values = self._fl_param_values(X)
             Xa, Xkeep = host_view(X)
             wa, wkeep = host_view(sw) if sw is not None else (None, None)
-            model.fit(Xa, None, wa)
-            self._fl_install(model)
+            with self._fl_session(self._fl_context()) as ctx:
+                model = _lib.Model.create(ctx, self._fl_algo, self._fl_params(ctx, values))
+                model.fit(Xa, None, wa)
+                self._fl_install(model)
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):
@@ -205,7 +205,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Fl
         sw = check_sample_weight(sample_weight, X)
         Xa, Xkeep = host_view(X)
         wa, wkeep = host_view(sw) if sw is not None else (None, None)
-        return model.score(Xa, None, wa)
+        with self._fl_session(model.ctx):
+            return model.score(Xa, None, wa)
 
     @property
     def _n_features_out(self):

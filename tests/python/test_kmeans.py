@@ -547,3 +547,23 @@ def test_feature_names_in():
         km.predict(X.to_numpy())
     back = pickle.loads(pickle.dumps(km))
     np.testing.assert_array_equal(back.feature_names_in_, ["a", "b", "c"])
+
+
+# ---- threads ---------------------------------------------------------------------------------
+def test_threads_and_shared_contexts(blobs):
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = blobs[0]
+    seeds = list(range(6))
+    serial = [flashlib.KMeans(6, random_state=s, device="cpu").fit(X) for s in seeds]
+    # Estimators of one thread and device share a context; other threads get their own.
+    assert serial[0]._fl_model.ctx is serial[1]._fl_model.ctx
+    with ThreadPoolExecutor(4) as pool:
+        par = list(pool.map(lambda s: flashlib.KMeans(6, random_state=s, device="cpu").fit(X), seeds))
+        for a, b in zip(serial, par):
+            np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+        assert any(p._fl_model.ctx is not serial[0]._fl_model.ctx for p in par)
+        # One fitted estimator used from several threads at once.
+        km = serial[0]
+        outs = list(pool.map(lambda i: km.predict(X[i * 500:(i + 1) * 500]), range(6)))
+    np.testing.assert_array_equal(np.concatenate(outs), km.labels_)
