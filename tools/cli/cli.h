@@ -166,12 +166,13 @@ int cli_out_check_distinct(const char *const *paths, const char *const *flags, i
 /* ---- progress bar and Ctrl-C (progress.c) -------------------------------------- */
 
 typedef struct cli_progress {
-    int enabled;    /* draw anything at all (else only Ctrl-C handling)  */
-    int tty;        /* redraw one line in place (stderr is a terminal)   */
-    double start;   /* when the work began                               */
-    double last;    /* when the line was last drawn                      */
-    int drawn;      /* a line is on the screen and must be cleared       */
-    char stage[48]; /* stage of the last line                            */
+    int enabled;      /* draw anything at all (else only Ctrl-C handling)  */
+    int tty;          /* redraw one line in place (stderr is a terminal)   */
+    double start;     /* when the work began                               */
+    double last;      /* when the line was last drawn                      */
+    int drawn;        /* a line is on the screen and must be cleared       */
+    char stage[48];   /* stage of the last line                            */
+    int sigint_owned; /* the SIGINT handler is ours to restore             */
 } cli_progress;
 
 /* Installs the progress callback (when `enabled`) and a SIGINT handler that

@@ -353,7 +353,7 @@ npy_status npy_read(const char *path, npy_array *out, char *err, size_t err_len)
     if (!dt) {
         fclose(f);
         char little[sizeof h.descr + 1];
-        snprintf(little, sizeof little, "<%s", h.descr[0] ? h.descr + 1 : "");
+        snprintf(little, sizeof little, "<%.30s", h.descr[0] ? h.descr + 1 : "");
         if (h.descr[0] == '>' && descr_dtype(little))
             return fail(err, err_len, path, NPY_ERR_FORMAT,
                         "dtype '%s' is big-endian: save it little-endian (X.astype('<%s'))", h.descr,

@@ -71,19 +71,25 @@ void cli_progress_start(cli_progress *p, fl_ctx *ctx, int enabled)
     p->tty = isatty(STDERR_FILENO);
     p->start = p->last = cli_now();
     interrupted = 0;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C ends the process at once */
-    sigaction(SIGINT, &sa, NULL);
+    /* A shell starts background jobs with SIGINT ignored; keep it so. */
+    struct sigaction old;
+    p->sigint_owned = sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler != SIG_IGN;
+    if (p->sigint_owned) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_sigint;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C ends the process at once */
+        sigaction(SIGINT, &sa, NULL);
+    }
     fl_ctx_set_progress(ctx, callback, p);
 }
 
 void cli_progress_stop(cli_progress *p, fl_ctx *ctx)
 {
     fl_ctx_set_progress(ctx, NULL, NULL);
-    signal(SIGINT, SIG_DFL);
+    if (p->sigint_owned)
+        signal(SIGINT, SIG_DFL);
     if (p->drawn && p->tty) {
         fputs("\r\033[K", stderr);
         fflush(stderr);
