@@ -200,13 +200,14 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Fl
 
     def score(self, X, y=None, sample_weight=None):
         """Opposite of the inertia of X under the fitted centres."""
-        model = self._fl_check_fitted()
-        X = validate_X(self, X, reset=False)
-        sw = check_sample_weight(sample_weight, X)
-        Xa, Xkeep = host_view(X)
-        wa, wkeep = host_view(sw) if sw is not None else (None, None)
-        with self._fl_session(model.ctx):
+
+        def run(model, X):
+            sw = check_sample_weight(sample_weight, X)
+            Xa, Xkeep = host_view(X)
+            wa, wkeep = host_view(sw) if sw is not None else (None, None)
             return model.score(Xa, None, wa)
+
+        return self._fl_apply(X, run)
 
     @property
     def _n_features_out(self):
