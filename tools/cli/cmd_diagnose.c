@@ -28,6 +28,7 @@ static const cli_opt opts[] = {
 #define CLI_COMPILER "gcc " __VERSION__
 #endif
 
+/* Prints `flashlib diagnose --help`. */
 static void help(void)
 {
     puts("usage: flashlib diagnose [--json] [--no-check]\n\n"
@@ -49,6 +50,7 @@ typedef struct cpu_info {
     int threads;
 } cpu_info;
 
+/* Fills *c from sysconf, the environment and the OpenMP runtime. */
 static void get_cpu(cpu_info *c)
 {
     c->online = sysconf(_SC_NPROCESSORS_ONLN);
@@ -102,11 +104,13 @@ static int check_device(const char *device, char *msg, size_t len)
     return ok;
 }
 
+/* The architecture family of a device, in words. */
 static const char *family(const fl_hw_props *h)
 {
     return h->is_hopper ? "hopper" : h->is_blackwell ? "blackwell" : h->is_ampere ? "ampere/ada" : "other";
 }
 
+/* Whether the Hopper sm_90a path is used on this device, and why not. */
 static const char *sm90_state(const fl_hw_props *h)
 {
     if (!h->is_hopper)
@@ -114,6 +118,8 @@ static const char *sm90_state(const fl_hw_props *h)
     return h->sm90_enabled ? "enabled" : "disabled by FL_DISABLE_SM90";
 }
 
+/* `flashlib diagnose`: see help(). Exits 0 without a GPU; 4 when a
+ * present GPU cannot be queried. */
 int cmd_diagnose(int argc, char **argv)
 {
     cli_args a;

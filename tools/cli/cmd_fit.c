@@ -59,6 +59,8 @@ static const cli_opt opts[] = {
     [O_COUNT] = {NULL, 0, NULL, 0, NULL},
 };
 
+/* Prints `flashlib fit [ALGO] --help`; the parameter section is generated
+ * from the library's table. */
 static void help(const char *algo)
 {
     if (!algo) {
@@ -112,6 +114,7 @@ typedef struct fit_state {
     int n_out;
 } fit_state;
 
+/* Releases everything in *s and removes temporaries not committed. */
 static void fit_free(fit_state *s)
 {
     cli_out_discard(s->out, s->n_out);
@@ -304,6 +307,7 @@ static int fit_and_write(const cli_args *a, fit_state *s, const char *algo)
     return 0;
 }
 
+/* `flashlib fit ALGO ...`: see help() and the file comment. */
 int cmd_fit(int argc, char **argv)
 {
     cli_args a;

@@ -25,6 +25,7 @@ static const cli_opt opts[] = {
     [O_COUNT] = {NULL, 0, NULL, 0, NULL},
 };
 
+/* Prints `flashlib predict --help`. */
 static void help(void)
 {
     puts("usage: flashlib predict --model FILE --input FILE [--labels FILE] [--transform FILE]\n"
@@ -49,6 +50,7 @@ typedef struct predict_state {
     int n_out;
 } predict_state;
 
+/* Releases everything in *s and removes temporaries not committed. */
 static void predict_free(predict_state *s)
 {
     cli_out_discard(s->out, s->n_out);
@@ -71,6 +73,7 @@ static int load_model(predict_state *s, const char *path)
     return rc;
 }
 
+/* Prints the labels (no output file given), a summary, or JSON. */
 static void print_result(const cli_args *a, predict_state *s, int64_t k, double seconds)
 {
     const int to_stdout = !a->val[O_LABELS] && !a->val[O_TRANSFORM];
@@ -165,6 +168,7 @@ static int run(const cli_args *a, predict_state *s)
     return 0;
 }
 
+/* `flashlib predict`: see help(). */
 int cmd_predict(int argc, char **argv)
 {
     cli_args a;
@@ -228,6 +232,7 @@ static const cli_opt convert_opts[] = {
     [C_COUNT] = {NULL, 0, NULL, 0, NULL},
 };
 
+/* `flashlib convert --input A --output B [--dtype]`. */
 int cmd_convert(int argc, char **argv)
 {
     cli_args a;

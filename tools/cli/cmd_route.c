@@ -41,6 +41,7 @@ static const known_gpu known[] = {
     {"B200", "NVIDIA B200", 10, 0, 148, 126, 228, 227, 180},
 };
 
+/* Prints `flashlib route --help`, with the built-in device table. */
 static void help(void)
 {
     puts("usage: flashlib route ALGO --shape NxD [-p NAME=VALUE ...] [--device DEVICE]\n"
@@ -70,6 +71,8 @@ static int sm90_disabled(void)
     return s && *s && strcmp(s, "0") != 0;
 }
 
+/* Builds the fl_hw_props of a built-in device the way the library would
+ * fill them from the driver (flags from the compute capability). */
 static void from_table(const known_gpu *k, fl_hw_props *h)
 {
     memset(h, 0, sizeof *h);
@@ -109,6 +112,8 @@ typedef struct target {
     char note[200];
 } target;
 
+/* Resolves --device (NULL = the default) into *t. Returns 0,
+ * CLI_EXIT_USAGE (unknown name) or CLI_EXIT_NO_GPU (cuda:N absent). */
 static int resolve_device(fl_ctx *ctx, const char *dev, target *t)
 {
     memset(t, 0, sizeof *t);
@@ -269,6 +274,7 @@ static void report(int json, const char *algo, int64_t n, int64_t d, fl_dtype dt
     cj_end(&j);
 }
 
+/* `flashlib route ALGO --shape NxD ...`: see help(). */
 int cmd_route(int argc, char **argv)
 {
     cli_args a;

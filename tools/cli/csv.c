@@ -15,6 +15,7 @@
 
 #include "csv.h"
 
+/* Writes "PATH: message" into err and returns st. */
 static csv_status fail(char *err, size_t len, const char *path, csv_status st, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 static csv_status fail(char *err, size_t len, const char *path, csv_status st, const char *fmt, ...)
@@ -75,6 +76,8 @@ typedef struct values {
     size_t es;
 } values;
 
+/* Appends v (converted to dt), doubling the capacity when full; -1 when
+ * out of memory. */
 static int values_push(values *b, double v, fl_dtype dt)
 {
     if (b->count == b->cap) {

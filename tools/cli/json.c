@@ -9,6 +9,7 @@
 
 #include "cli.h"
 
+/* Writes s as a JSON string literal (UTF-8 passes through). */
 static void put_string(FILE *f, const char *s)
 {
     fputc('"', f);
@@ -49,6 +50,7 @@ void cj_begin(cli_json *j, FILE *f)
     j->depth = 1;
 }
 
+/* Opens an object or array as member k (NULL inside arrays). */
 static void open_(cli_json *j, const char *k, char bracket)
 {
     key(j, k);

@@ -22,6 +22,7 @@ static const command commands[] = {
     {NULL, NULL, NULL, NULL},
 };
 
+/* The exit-code table shared by --help and the README. */
 static void print_exit_codes(FILE *f)
 {
     fputs("exit codes:\n"
@@ -39,6 +40,7 @@ static void print_exit_codes(FILE *f)
           f);
 }
 
+/* Prints `flashlib --help`. */
 static void usage(FILE *f)
 {
     fputs("usage: flashlib <command> [options]\n"
@@ -66,6 +68,7 @@ static void usage(FILE *f)
     print_exit_codes(f);
 }
 
+/* `flashlib --version`: both versions; exit 4 when they differ. */
 static int print_version(void)
 {
     const char *lib = fl_version_string();
@@ -74,6 +77,7 @@ static int print_version(void)
     return cli_check_library_version();
 }
 
+/* The command called `name`, or NULL. */
 static const command *find_command(const char *name)
 {
     for (const command *c = commands; c->name; c++)
@@ -82,6 +86,7 @@ static const command *find_command(const char *name)
     return NULL;
 }
 
+/* Reports an unknown command with the closest one; CLI_EXIT_USAGE. */
 static int unknown_command(const char *name)
 {
     const char *names[16];

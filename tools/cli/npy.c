@@ -28,6 +28,7 @@ int npy_has_magic(const unsigned char *buf, size_t len)
     return len >= sizeof magic && !memcmp(buf, magic, sizeof magic);
 }
 
+/* The reader and writer copy raw bytes: they need a little-endian host. */
 static int host_is_little_endian(void)
 {
     const uint16_t one = 1;
@@ -66,6 +67,7 @@ typedef struct cursor {
     const char *why; /* what was expected where parsing stopped */
 } cursor;
 
+/* Skips blanks and newlines. */
 static void skip_ws(cursor *c)
 {
     while (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')
@@ -98,6 +100,7 @@ static int parse_string(cursor *c, char *out, size_t cap)
     return 0;
 }
 
+/* Python's True or False. */
 static int parse_bool(cursor *c, int *out)
 {
     if (!strncmp(c->p, "True", 4)) {
@@ -248,6 +251,7 @@ static fl_dtype descr_dtype(const char *d)
     return (fl_dtype)0;
 }
 
+/* numpy's short name of a dtype ("f4") for messages. */
 static const char *short_name(fl_dtype t)
 {
     switch (t) {

@@ -87,6 +87,7 @@ static int find_long(const cli_opt *opts, const char *name, size_t len)
     return -1;
 }
 
+/* Index of the option with the one-letter alias c, or -1. */
 static int find_short(const cli_opt *opts, char c)
 {
     for (int i = 0; opts[i].name; i++)

@@ -15,6 +15,7 @@
 
 static volatile sig_atomic_t interrupted;
 
+/* Only sets a flag: the next progress callback turns it into a cancel. */
 static void on_sigint(int sig)
 {
     (void)sig;
@@ -39,6 +40,9 @@ static void draw(cli_progress *p, const char *stage, int64_t done, int64_t total
     p->drawn = 1;
 }
 
+/* The context's progress callback: cancels after Ctrl-C, draws when
+ * enabled (throttled to 10 redraws a second on a terminal, one line a
+ * second otherwise). */
 static int callback(void *user, const char *stage, int64_t done, int64_t total)
 {
     cli_progress *p = user;
