@@ -33,11 +33,12 @@
 
 #include "backends/cuda/kmeans_cuda.cuh"
 
-#define MMA_BM FLI_KM_BM
-#define MMA_BN FLI_KM_BN
-#define MMA_LDS 36 /* words per shared row: 32 + 4 padding */
+#define MMA_BM 256 /* rows per block: 4 warps x 64                        */
+#define MMA_BN FLI_KM_BN /* centres per tile: 2 warps x 64                */
+#define MMA_LDS 36 /* words per shared row of a streamed chunk: 32 + 4 */
 #define MMA_STAGES 3
 #define MMA_SMEM (MMA_STAGES * (MMA_BM + MMA_BN) * MMA_LDS * 4)
+#define MMA_SMEM_MAX (220 * 1024)
 
 /* ------------------------------------------------------------------------ */
 /* Centre operands                                                          */
@@ -307,162 +308,101 @@ __device__ __forceinline__ void load_a16(uint32_t *dst, const uint32_t *__restri
     }
 }
 
-/* Tensor-core E-step. RES: the block's BM x kw words of A stay resident in
- * shared memory (loaded once, tf32-rounded once) and only centre chunks
- * stream through the 3-stage pipeline — X is read from memory once per
- * block instead of once per centre tile. !RES (large d): A chunks stream
- * with the centre chunks. Shared rows are padded by 4 words, so ldmatrix
- * and the cp.async stores are conflict-free. */
-template <int PREC, bool RES>
-__global__ void __launch_bounds__(256)
-    k_estep_mma(const uint32_t *__restrict__ A, int64_t lda, int a_words, int a_aligned, int64_t m,
-                int kw, const uint32_t *__restrict__ B, int64_t ldb, const float *__restrict__ cnorm,
-                int kp, float alpha, int32_t *__restrict__ labels, int32_t *n_changed,
-                const int32_t *done) {
-    if (done && *done) return;
-    extern __shared__ __align__(16) uint32_t smem[];
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int wm = warp >> 2, wn = warp & 3;
-    const int g = lane >> 2, t = lane & 3;
-    const int64_t row0 = (int64_t)blockIdx.x * MMA_BM;
-    const int nkc = kw / 32;
-    const int total = (kp / MMA_BN) * nkc;
-    const int lda_s = RES ? kw + 4 : MMA_LDS; /* shared row stride of A (words) */
-    uint32_t *sAres = smem;
-    uint32_t *sB0 = RES ? smem + MMA_BM * lda_s : smem;
-    const int stage_words = RES ? MMA_BN * MMA_LDS : (MMA_BM + MMA_BN) * MMA_LDS;
-
-    if (RES) {
-        /* whole A tile first, in the same commit group as stage 0 */
-        const int pieces = MMA_BM * (kw / 4);
-        for (int e = tid; e < pieces; e += 256) {
-            int r = e / (kw / 4), cw = (e - r * (kw / 4)) * 4;
-            load_a16<PREC>(sAres + r * lda_s + cw, A, lda, a_words, a_aligned, row0 + r, m, cw);
-        }
-    }
-
-    float acc[4][4][4];
+/* ---- the warp tile: 64 rows x 64 centres, 4 x 8 mma tiles ------------- */
+/* Warp w of 8: rows (w >> 1) * 64, centres (w & 1) * 64 of the block tile. */
+typedef struct warp_argmin {
     float best[4][2];
     int bidx[4][2];
+} warp_argmin;
+
+/* acc += A[64 rows, nsteps*8 words] . B[64 centres, same words]^T from
+ * shared memory (row strides lda_s, ldb_s words; rows padded by 4 words so
+ * every ldmatrix phase hits 32 distinct banks). */
+template <int PREC, bool CVT_A>
+__device__ __forceinline__ void warp_mma(float (&acc)[4][8][4], const uint32_t *sA, int lda_s,
+                                         const uint32_t *sB, int ldb_s, int nsteps) {
+    const int lane = threadIdx.x & 31;
+    const int ra = (lane & 7) + ((lane >> 3) & 1) * 8, ca = (lane >> 4) * 4;
+    const int rb = (lane & 7) + (lane >> 4) * 8, cb = ((lane >> 3) & 1) * 4;
+#pragma unroll 2
+    for (int ks = 0; ks < nsteps; ks++) {
+        const int ko = ks * 8;
+        uint32_t af[4][4], bf[8][2];
+#pragma unroll
+        for (int mt = 0; mt < 4; mt++) {
+            ldsm_x4(af[mt], sA + (mt * 16 + ra) * lda_s + ko + ca);
+            if (CVT_A) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) af[mt][e] = to_tf32(__uint_as_float(af[mt][e]));
+            }
+        }
+#pragma unroll
+        for (int np = 0; np < 4; np++) {
+            uint32_t q[4];
+            ldsm_x4(q, sB + (np * 16 + rb) * ldb_s + ko + cb);
+            bf[2 * np][0] = q[0];
+            bf[2 * np][1] = q[1];
+            bf[2 * np + 1][0] = q[2];
+            bf[2 * np + 1][1] = q[3];
+        }
+#pragma unroll
+        for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++) mma_tile<PREC>(acc[mt][nt], af[mt], bf[nt]);
+    }
+}
+
+/* Folds a finished centre tile (warp columns from col0) into the running
+ * argmin and clears the accumulators. */
+__device__ __forceinline__ void warp_fold(float (&acc)[4][8][4], warp_argmin &wa, int col0,
+                                          const float *__restrict__ cnorm, float alpha) {
+    const int t = threadIdx.x & 3;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+        const int col = col0 + nt * 8 + 2 * t;
+        const float cn0 = cnorm[col], cn1 = cnorm[col + 1];
+#pragma unroll
+        for (int mt = 0; mt < 4; mt++) {
+            float s0 = cn0 - alpha * acc[mt][nt][0];
+            float s1 = cn1 - alpha * acc[mt][nt][1];
+            float s2 = cn0 - alpha * acc[mt][nt][2];
+            float s3 = cn1 - alpha * acc[mt][nt][3];
+            if (s0 < wa.best[mt][0]) { wa.best[mt][0] = s0; wa.bidx[mt][0] = col; }
+            if (s1 < wa.best[mt][0]) { wa.best[mt][0] = s1; wa.bidx[mt][0] = col + 1; }
+            if (s2 < wa.best[mt][1]) { wa.best[mt][1] = s2; wa.bidx[mt][1] = col; }
+            if (s3 < wa.best[mt][1]) { wa.best[mt][1] = s3; wa.bidx[mt][1] = col + 1; }
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.f;
+        }
+    }
+}
+
+__device__ __forceinline__ void warp_reset(float (&acc)[4][8][4], warp_argmin &wa) {
 #pragma unroll
     for (int mt = 0; mt < 4; mt++) {
 #pragma unroll
-        for (int nt = 0; nt < 4; nt++)
+        for (int nt = 0; nt < 8; nt++)
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.f;
-        best[mt][0] = best[mt][1] = INFINITY;
-        bidx[mt][0] = bidx[mt][1] = 0;
+        wa.best[mt][0] = wa.best[mt][1] = INFINITY;
+        wa.bidx[mt][0] = wa.bidx[mt][1] = 0;
     }
+}
 
-    /* loads the chunk of flat step `it` = (centre tile, 32-word chunk) */
-#define LOAD_STAGE(stg, it_)                                                                  \
-    do {                                                                                      \
-        const int j_ = (it_) / nkc, wc_ = ((it_) - j_ * nkc) * 32;                            \
-        uint32_t *st_ = sB0 + (stg) * stage_words;                                            \
-        uint32_t *sb_ = RES ? st_ : st_ + MMA_BM * MMA_LDS;                                   \
-        _Pragma("unroll") for (int q = 0; q < 4; q++) {                                       \
-            int e = tid + 256 * q, r = e >> 3, cw = (e & 7) * 4;                              \
-            if (!RES)                                                                         \
-                load_a16<PREC>(st_ + r * MMA_LDS + cw, A, lda, a_words, a_aligned, row0 + r, \
-                               m, wc_ + cw);                                                  \
-            cp_async16(sb_ + r * MMA_LDS + cw, B + (int64_t)(j_ * MMA_BN + r) * ldb + wc_ + cw, 16); \
-        }                                                                                     \
-    } while (0)
-
-#pragma unroll
-    for (int s = 0; s < MMA_STAGES - 1; s++) {
-        if (s < total) LOAD_STAGE(s, s);
-        cp_async_commit();
-    }
-    if (RES && PREC == FLI_PREC_TF32 && a_aligned) {
-        /* round the resident tile to tf32 once; each thread its own pieces */
-        cp_async_wait<0>();
-        const int pieces = MMA_BM * (kw / 4);
-        for (int e = tid; e < pieces; e += 256) {
-            int r = e / (kw / 4), cw = (e - r * (kw / 4)) * 4;
-            uint32_t *p = sAres + r * lda_s + cw;
-#pragma unroll
-            for (int q = 0; q < 4; q++) p[q] = to_tf32(__uint_as_float(p[q]));
-        }
-    }
-
-    for (int it = 0; it < total; it++) {
-        cp_async_wait<MMA_STAGES - 2>();
-        __syncthreads();
-        int nxt = it + MMA_STAGES - 1;
-        if (nxt < total) LOAD_STAGE(nxt % MMA_STAGES, nxt);
-        cp_async_commit();
-
-        const uint32_t *st = sB0 + (it % MMA_STAGES) * stage_words;
-        const uint32_t *sA = RES ? sAres + (it % nkc) * 32 : st;
-        const uint32_t *sB = RES ? st : st + MMA_BM * MMA_LDS;
-#pragma unroll
-        for (int ks = 0; ks < 4; ks++) {
-            const int ko = ks * 8;
-            uint32_t af[4][4], bf[4][2];
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++) {
-                const int r = wm * 64 + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-                ldsm_x4(af[mt], sA + r * lda_s + ko + (lane >> 4) * 4);
-                if (PREC == FLI_PREC_TF32 && !(RES && a_aligned)) {
-                    /* the streamed path and the scalar path (already rounded,
-                     * rounding again is exact) */
-#pragma unroll
-                    for (int e = 0; e < 4; e++) af[mt][e] = to_tf32(__uint_as_float(af[mt][e]));
-                }
-            }
-#pragma unroll
-            for (int np = 0; np < 2; np++) {
-                const int r = wn * 32 + np * 16 + (lane & 7) + (lane >> 4) * 8;
-                uint32_t q[4];
-                ldsm_x4(q, sB + r * MMA_LDS + ko + ((lane >> 3) & 1) * 4);
-                bf[2 * np][0] = q[0];
-                bf[2 * np][1] = q[1];
-                bf[2 * np + 1][0] = q[2];
-                bf[2 * np + 1][1] = q[3];
-            }
-#pragma unroll
-            for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_tile<PREC>(acc[mt][nt], af[mt], bf[nt]);
-        }
-
-        if (it % nkc == nkc - 1) {
-            /* centre tile finished: fold its scores into the running argmin */
-            const int j0 = (it / nkc) * MMA_BN + wn * 32;
-#pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const int col = j0 + nt * 8 + 2 * t;
-                const float cn0 = cnorm[col], cn1 = cnorm[col + 1];
-#pragma unroll
-                for (int mt = 0; mt < 4; mt++) {
-                    float s0 = cn0 - alpha * acc[mt][nt][0];
-                    float s1 = cn1 - alpha * acc[mt][nt][1];
-                    float s2 = cn0 - alpha * acc[mt][nt][2];
-                    float s3 = cn1 - alpha * acc[mt][nt][3];
-                    if (s0 < best[mt][0]) { best[mt][0] = s0; bidx[mt][0] = col; }
-                    if (s1 < best[mt][0]) { best[mt][0] = s1; bidx[mt][0] = col + 1; }
-                    if (s2 < best[mt][1]) { best[mt][1] = s2; bidx[mt][1] = col; }
-                    if (s3 < best[mt][1]) { best[mt][1] = s3; bidx[mt][1] = col + 1; }
-#pragma unroll
-                    for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.f;
-                }
-            }
-        }
-    }
-#undef LOAD_STAGE
-    cp_async_wait<0>();
-    __syncthreads();
-
-    /* per row: merge the 4 lanes of a quad, then the 4 warps along centres */
-    float *red_s = (float *)smem;
-    int *red_i = (int *)(smem + 4 * MMA_BM);
+/* Per row: the 4 lanes of a quad, then the 2 warps along centres (through
+ * red, 2 x MMA_BM floats + ints); writes labels of rows row0.. < m. Must be
+ * called by the whole block; leaves red free for reuse. */
+__device__ __forceinline__ void block_labels(const warp_argmin &wa, float *red_s, int *red_i,
+                                             int64_t row0, int64_t m, int32_t *labels,
+                                             int32_t *n_changed) {
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = warp >> 1, wn = warp & 1, g = lane >> 2, t = lane & 3;
 #pragma unroll
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
         for (int h = 0; h < 2; h++) {
-            float v = best[mt][h];
-            int ix = bidx[mt][h];
+            float v = wa.best[mt][h];
+            int ix = wa.bidx[mt][h];
 #pragma unroll
             for (int o = 1; o < 4; o <<= 1) {
                 float ov = __shfl_xor_sync(0xffffffffu, v, o);
@@ -476,38 +416,186 @@ __global__ void __launch_bounds__(256)
             }
         }
     __syncthreads();
-    if (tid < MMA_BM) {
-        float v = red_s[tid];
-        int ix = red_i[tid];
-#pragma unroll
-        for (int w = 1; w < 4; w++) argmin_merge(v, ix, red_s[w * MMA_BM + tid], red_i[w * MMA_BM + tid]);
-        int64_t gr = row0 + tid;
-        int changed = gr < m ? store_label(labels, gr, ix) : 0;
-        count_changes(changed, n_changed);
-    }
+    float v = red_s[tid];
+    int ix = red_i[tid];
+    argmin_merge(v, ix, red_s[MMA_BM + tid], red_i[MMA_BM + tid]);
+    int64_t gr = row0 + tid;
+    int changed = gr < m ? store_label(labels, gr, ix) : 0;
+    count_changes(changed, n_changed);
+    __syncthreads();
 }
 
-/* Largest resident A row (words) that still leaves room for the B stages. */
-#define MMA_RES_MAX_KW 256
+/* Tensor-core E-step, X-stationary. Block: MMA_BM rows x all centres.
+ * RES: the block's rows (kw words each) stay resident in shared memory
+ * (loaded once, tf32-rounded once) and only centre chunks (MMA_BN x 32
+ * words) stream through a 3-stage cp.async pipeline, so X is read from
+ * memory once and each centre chunk feeds 256 rows. !RES (large d): row
+ * chunks stream with the centre chunks. */
+template <int PREC, bool RES>
+__global__ void __launch_bounds__(256, 1)
+    k_estep_mma(const uint32_t *__restrict__ A, int64_t lda, int a_words, int a_aligned, int64_t m,
+                int kw, const uint32_t *__restrict__ B, int64_t ldb, const float *__restrict__ cnorm,
+                int kp, float alpha, int32_t *__restrict__ labels, int32_t *n_changed,
+                const int32_t *done) {
+    if (done && *done) return;
+    extern __shared__ __align__(16) uint32_t smem[];
+    const int tid = threadIdx.x, warp = tid >> 5;
+    const int wm = warp >> 1, wn = warp & 1;
+    const int64_t row0 = (int64_t)blockIdx.x * MMA_BM;
+    const int nkc = kw / 32;
+    const int total = (kp / MMA_BN) * nkc;
+    const int lda_s = RES ? kw + 4 : MMA_LDS;
+    uint32_t *sAres = smem;
+    uint32_t *sB0 = RES ? smem + MMA_BM * lda_s : smem;
+    const int stage_words = RES ? MMA_BN * MMA_LDS : (MMA_BM + MMA_BN) * MMA_LDS;
+
+    if (RES) {
+        const int per_row = kw / 4, pieces = MMA_BM * per_row;
+        for (int e = tid; e < pieces; e += 256) {
+            int r = e / per_row, cw = (e - r * per_row) * 4;
+            load_a16<PREC>(sAres + r * lda_s + cw, A, lda, a_words, a_aligned, row0 + r, m, cw);
+        }
+    }
+    float acc[4][8][4];
+    warp_argmin wa;
+    warp_reset(acc, wa);
+
+#define LOAD_STAGE(stg, it_)                                                                  \
+    do {                                                                                      \
+        const int j_ = (it_) / nkc, wc_ = ((it_) - j_ * nkc) * 32;                            \
+        uint32_t *st_ = sB0 + (stg) * stage_words;                                            \
+        uint32_t *sb_ = RES ? st_ : st_ + MMA_BM * MMA_LDS;                                   \
+        if (!RES)                                                                             \
+            for (int e = tid; e < MMA_BM * 8; e += 256)                                       \
+                load_a16<PREC>(st_ + (e >> 3) * MMA_LDS + (e & 7) * 4, A, lda, a_words,       \
+                               a_aligned, row0 + (e >> 3), m, wc_ + (e & 7) * 4);             \
+        for (int e = tid; e < MMA_BN * 8; e += 256)                                           \
+            cp_async16(sb_ + (e >> 3) * MMA_LDS + (e & 7) * 4,                                \
+                       B + (int64_t)(j_ * MMA_BN + (e >> 3)) * ldb + wc_ + (e & 7) * 4, 16);  \
+    } while (0)
+
+#pragma unroll
+    for (int s = 0; s < MMA_STAGES - 1; s++) {
+        if (s < total) LOAD_STAGE(s, s);
+        cp_async_commit();
+    }
+    if (RES && PREC == FLI_PREC_TF32 && a_aligned) {
+        /* round the resident rows to tf32 once, each thread its own pieces */
+        cp_async_wait<0>();
+        const int per_row = kw / 4, pieces = MMA_BM * per_row;
+        for (int e = tid; e < pieces; e += 256) {
+            int r = e / per_row, cw = (e - r * per_row) * 4;
+            uint32_t *p = sAres + r * lda_s + cw;
+#pragma unroll
+            for (int q = 0; q < 4; q++) p[q] = to_tf32(__uint_as_float(p[q]));
+        }
+    }
+
+    for (int it = 0; it < total; it++) {
+        cp_async_wait<MMA_STAGES - 2>();
+        __syncthreads();
+        int nxt = it + MMA_STAGES - 1;
+        if (nxt < total) LOAD_STAGE(nxt % MMA_STAGES, nxt);
+        cp_async_commit();
+        const uint32_t *st = sB0 + (it % MMA_STAGES) * stage_words;
+        const uint32_t *sA = (RES ? sAres + (it % nkc) * 32 : st) + wm * 64 * lda_s;
+        const uint32_t *sB = (RES ? st : st + MMA_BM * MMA_LDS) + wn * 64 * MMA_LDS;
+        warp_mma<PREC, PREC == FLI_PREC_TF32 && !RES>(acc, sA, lda_s, sB, MMA_LDS, 4);
+        if (it % nkc == nkc - 1) warp_fold(acc, wa, (it / nkc) * MMA_BN + wn * 64, cnorm, alpha);
+    }
+#undef LOAD_STAGE
+    cp_async_wait<0>();
+    __syncthreads();
+    block_labels(wa, (float *)smem, (int *)smem + 2 * MMA_BM, row0, m, labels, n_changed);
+}
+
+/* Tensor-core E-step, centre-stationary, for small k*d: every centre stays
+ * resident in shared memory; a persistent grid walks row tiles of MMA_BM
+ * rows, double-buffered (the next tile's copy overlaps this tile's mma).
+ * X is read once, the centres once per block. */
+template <int PREC>
+__global__ void __launch_bounds__(256, 1)
+    k_estep_mma_cres(const uint32_t *__restrict__ A, int64_t lda, int a_words, int a_aligned,
+                     int64_t m, int kw, const uint32_t *__restrict__ B, int64_t ldb,
+                     const float *__restrict__ cnorm, int kp, float alpha,
+                     int32_t *__restrict__ labels, int32_t *n_changed, const int32_t *done) {
+    if (done && *done) return;
+    extern __shared__ __align__(16) uint32_t smem[];
+    const int tid = threadIdx.x, warp = tid >> 5;
+    const int wm = warp >> 1, wn = warp & 1;
+    const int ls = kw + 4;
+    uint32_t *sB = smem;                     /* kp x ls           */
+    uint32_t *sA0 = smem + kp * ls;          /* 2 x MMA_BM x ls   */
+    float *red_s = (float *)(sA0 + 2 * MMA_BM * ls);
+    int *red_i = (int *)(red_s + 2 * MMA_BM);
+    const int per_row = kw / 4;
+    for (int e = tid; e < kp * per_row; e += 256) {
+        int r = e / per_row, cw = (e - r * per_row) * 4;
+        cp_async16(sB + r * ls + cw, B + (int64_t)r * ldb + cw, 16);
+    }
+    const int64_t tiles = (m + MMA_BM - 1) / MMA_BM;
+    int64_t tile = blockIdx.x;
+    if (tile < tiles)
+        for (int e = tid; e < MMA_BM * per_row; e += 256) {
+            int r = e / per_row, cw = (e - r * per_row) * 4;
+            load_a16<PREC>(sA0 + r * ls + cw, A, lda, a_words, a_aligned, tile * MMA_BM + r, m, cw);
+        }
+    cp_async_commit();
+    float acc[4][8][4];
+    warp_argmin wa;
+    for (int buf = 0; tile < tiles; tile += gridDim.x, buf ^= 1) {
+        const int64_t nt_ = tile + gridDim.x;
+        cp_async_wait<0>();
+        __syncthreads();
+        if (nt_ < tiles) {
+            uint32_t *dst = sA0 + (buf ^ 1) * MMA_BM * ls;
+            for (int e = tid; e < MMA_BM * per_row; e += 256) {
+                int r = e / per_row, cw = (e - r * per_row) * 4;
+                load_a16<PREC>(dst + r * ls + cw, A, lda, a_words, a_aligned, nt_ * MMA_BM + r, m, cw);
+            }
+        }
+        cp_async_commit();
+        warp_reset(acc, wa);
+        const uint32_t *sA = sA0 + buf * MMA_BM * ls + wm * 64 * ls;
+        for (int j0 = 0; j0 < kp; j0 += MMA_BN) {
+            warp_mma<PREC, PREC == FLI_PREC_TF32>(acc, sA, ls, sB + (j0 + wn * 64) * ls, ls, kw / 8);
+            warp_fold(acc, wa, j0 + wn * 64, cnorm, alpha);
+        }
+        block_labels(wa, red_s, red_i, tile * MMA_BM, m, labels, n_changed);
+    }
+    cp_async_wait<0>();
+}
+
+/* Largest resident row (words) of the X-stationary kernel. */
+#define MMA_RES_MAX_KW 160
 
 template <int PREC>
 static fl_status launch_mma(fli_cuda_env *env, cudaStream_t s, const uint32_t *A, int64_t lda,
                             int a_words, int a_aligned, int64_t m, int kw, const uint32_t *B,
                             int64_t ldb, const float *cnorm, int kp, float alpha, int32_t *lab,
                             int32_t *n_changed, const int32_t *done) {
-    unsigned blocks = (unsigned)fli_ceil_div(m, MMA_BM);
-    if (kw <= MMA_RES_MAX_KW) {
+    const int64_t tiles = fli_ceil_div(m, MMA_BM);
+    const size_t cres = ((size_t)(kp + 2 * MMA_BM) * (kw + 4) + 4 * MMA_BM) * 4;
+    if (cres <= MMA_SMEM_MAX && kp * (int64_t)kw <= 512 * 64) {
+        int sms = fli_state(env)->sm_count;
+        int64_t grid = tiles < sms ? tiles : sms;
+        FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma_cres<PREC>,
+                                               cudaFuncAttributeMaxDynamicSharedMemorySize, (int)cres));
+        k_estep_mma_cres<PREC><<<(unsigned)grid, 256, cres, s>>>(A, lda, a_words, a_aligned, m, kw, B,
+                                                                 ldb, cnorm, kp, alpha, lab, n_changed,
+                                                                 done);
+    } else if (kw <= MMA_RES_MAX_KW) {
         int smem = (MMA_BM * (kw + 4) + MMA_STAGES * MMA_BN * MMA_LDS) * 4;
         FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma<PREC, true>,
                                                cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-        k_estep_mma<PREC, true><<<blocks, 256, smem, s>>>(A, lda, a_words, a_aligned, m, kw, B, ldb,
-                                                          cnorm, kp, alpha, lab, n_changed, done);
+        k_estep_mma<PREC, true><<<(unsigned)tiles, 256, smem, s>>>(A, lda, a_words, a_aligned, m, kw, B,
+                                                                   ldb, cnorm, kp, alpha, lab,
+                                                                   n_changed, done);
     } else {
         FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma<PREC, false>,
                                                cudaFuncAttributeMaxDynamicSharedMemorySize, MMA_SMEM));
-        k_estep_mma<PREC, false><<<blocks, 256, MMA_SMEM, s>>>(A, lda, a_words, a_aligned, m, kw, B,
-                                                               ldb, cnorm, kp, alpha, lab, n_changed,
-                                                               done);
+        k_estep_mma<PREC, false><<<(unsigned)tiles, 256, MMA_SMEM, s>>>(
+            A, lda, a_words, a_aligned, m, kw, B, ldb, cnorm, kp, alpha, lab, n_changed, done);
     }
     FLI_LAUNCH_TRY(env, "k_estep_mma");
     return FL_STATUS_OK;

@@ -204,22 +204,29 @@ fl_status km_objective(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int6
 /* ------------------------------------------------------------------------ */
 #define ACC_T 512 /* threads per block of the shared-memory M-step */
 #define ACC_RW 8   /* rows a warp has in flight: hides memory latency */
+#define ACC_WARPS (ACC_T / 32)
 
+/* PRIV: every warp owns a private k x (d+2) copy, so the adds are plain
+ * read-modify-writes (a warp's lanes touch distinct columns, its rows go in
+ * program order) — no atomics at all, and the block adds its copies in warp
+ * order. !PRIV (larger k*d): one copy per block, shared-memory atomics. */
+template <bool PRIV>
 __global__ void __launch_bounds__(ACC_T)
     k_acc_smem(const float *__restrict__ x, int64_t ldx, int64_t m, const float *__restrict__ w,
                const int32_t *__restrict__ labels, const float *__restrict__ C, int64_t dp, int d,
                int k, int metric, float *__restrict__ acc_part, double *part, float *dist,
                const int32_t *done) {
     if (done && *done) return;
-    extern __shared__ float sacc[]; /* k x (d+2): sums, weight, unused */
+    extern __shared__ float sacc[]; /* (PRIV ? warps : 1) x k x (d+2) */
     __shared__ double sh[32];
     const int ld = d + 2;
     const int64_t tot = (int64_t)k * ld;
-    for (int64_t e = threadIdx.x; e < tot; e += blockDim.x) sacc[e] = 0.f;
+    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5, warp = threadIdx.x >> 5;
+    for (int64_t e = threadIdx.x; e < (PRIV ? nw : 1) * tot; e += blockDim.x) sacc[e] = 0.f;
     __syncthreads();
-    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    float *my = PRIV ? sacc + warp * tot : sacc;
     double acc = 0;
-    for (int64_t base = ((int64_t)blockIdx.x * nw + (threadIdx.x >> 5)) * ACC_RW; base < m;
+    for (int64_t base = ((int64_t)blockIdx.x * nw + warp) * ACC_RW; base < m;
          base += (int64_t)gridDim.x * nw * ACC_RW) {
         int c[ACC_RW];
         float wi[ACC_RW], s[ACC_RW];
@@ -238,7 +245,11 @@ __global__ void __launch_bounds__(ACC_T)
             for (int r = 0; r < ACC_RW; r++) {
                 if (base + r < m) {
                     s[r] += obj_term(xv[r], C[(int64_t)c[r] * dp + j], metric);
-                    atomicAdd(&sacc[(int64_t)c[r] * ld + j], wi[r] * xv[r]);
+                    float *a = &my[(int64_t)c[r] * ld + j];
+                    if (PRIV)
+                        *a = fmaf(wi[r], xv[r], *a);
+                    else
+                        atomicAdd(a, wi[r] * xv[r]);
                 }
             }
         }
@@ -250,13 +261,23 @@ __global__ void __launch_bounds__(ACC_T)
                 float ob = obj_final(v, metric);
                 dist[base + r] = ob;
                 acc += (double)wi[r] * ob;
-                atomicAdd(&sacc[(int64_t)c[r] * ld + d], wi[r]);
+                float *a = &my[(int64_t)c[r] * ld + d];
+                if (PRIV)
+                    *a += wi[r];
+                else
+                    atomicAdd(a, wi[r]);
             }
         }
+        if (PRIV) __syncwarp();
     }
     __syncthreads();
     float *dst = acc_part + (int64_t)blockIdx.x * tot;
-    for (int64_t e = threadIdx.x; e < tot; e += blockDim.x) dst[e] = sacc[e];
+    for (int64_t e = threadIdx.x; e < tot; e += blockDim.x) {
+        float v = sacc[e];
+        if (PRIV)
+            for (int q = 1; q < nw; q++) v += sacc[q * tot + e];
+        dst[e] = v;
+    }
     double t = block_sum(acc, sh);
     if (threadIdx.x == 0) part[blockIdx.x] = t;
 }
@@ -461,18 +482,38 @@ fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda
     const int32_t *lab = labels + r->row0;
     float *dist = b->dist + r->row0;
     if (p->mstep_smem) {
-        size_t smem = (size_t)k * (d + 2) * 4;
-        FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_acc_smem, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                               (int)smem));
-        k_acc_smem<<<FLI_KM_ACC_BLOCKS, ACC_T, smem, s>>>(r->x, r->ldx, r->m, r->w, lab, C, p->dp, d,
-                                                          k, (int)metric, b->acc_part, b->part, dist,
-                                                          done);
+        /* private per-warp copies when 16 of them fit, else one shared copy */
+        const size_t one = (size_t)k * (d + 2) * 4;
+        const bool priv = one * ACC_WARPS <= 200 * 1024;
+        const size_t smem = priv ? one * ACC_WARPS : one;
+        int per_sm = 0;
+        if (priv) {
+            FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_acc_smem<true>,
+                                                   cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+            FLI_CUDA_TRY(env, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_acc_smem<true>,
+                                                                            ACC_T, smem));
+        } else {
+            FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_acc_smem<false>,
+                                                   cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+            FLI_CUDA_TRY(env, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_acc_smem<false>,
+                                                                            ACC_T, smem));
+        }
+        /* one wave: the row loop is grid-strided, a second wave would idle */
+        int nblk = per_sm * fli_state(env)->sm_count;
+        if (nblk > FLI_KM_ACC_BLOCKS) nblk = FLI_KM_ACC_BLOCKS;
+        if (nblk < 1) nblk = 1;
+        if (priv)
+            k_acc_smem<true><<<nblk, ACC_T, smem, s>>>(r->x, r->ldx, r->m, r->w, lab, C, p->dp, d, k,
+                                                       (int)metric, b->acc_part, b->part, dist, done);
+        else
+            k_acc_smem<false><<<nblk, ACC_T, smem, s>>>(r->x, r->ldx, r->m, r->w, lab, C, p->dp, d, k,
+                                                        (int)metric, b->acc_part, b->part, dist, done);
         FLI_LAUNCH_TRY(env, "k_acc_smem");
         unsigned cblocks = (unsigned)fli_ceil_div((int64_t)k * (d + 2), 32);
-        k_acc_combine<<<cblocks, 256, 0, s>>>(b->acc_part, FLI_KM_ACC_BLOCKS, k, d, p->dp, b->sums,
-                                              b->wsum, first, done);
+        k_acc_combine<<<cblocks, 256, 0, s>>>(b->acc_part, nblk, k, d, p->dp, b->sums, b->wsum,
+                                              first, done);
         FLI_LAUNCH_TRY(env, "k_acc_combine");
-        k_sum_part<<<1, 256, 0, s>>>(b->part, FLI_KM_ACC_BLOCKS, sc, done);
+        k_sum_part<<<1, 256, 0, s>>>(b->part, nblk, sc, done);
         FLI_LAUNCH_TRY(env, "k_sum_part");
         return FL_STATUS_OK;
     }
