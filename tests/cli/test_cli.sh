@@ -264,7 +264,7 @@ expect_err "unknown device 'H1000'; did you mean 'H100'?"
 # ---- fit and predict ----------------------------------------------------------
 
 test_case fit-csv
-run fit kmeans -i blobs.csv -p n_clusters=3 -p random_state=0 --labels labels.npy --centers centres.csv \
+run fit kmeans -i blobs.csv -p n_clusters=3 -p random_state=0 --device cpu --labels labels.npy --centers centres.csv \
     --model km.flm
 expect_rc 0
 expect_no_err
@@ -273,18 +273,23 @@ sort centres.csv >got_centres.csv
 sort centres_expected.csv >want_centres.csv
 cmp -s got_centres.csv want_centres.csv || fail "centres are not the blob centres: $(cat centres.csv)"
 
+# check_blob_labels FILE.npy: points 1-4, 5-8 and 9-12 share a label, and the
+# three labels differ (any permutation of the cluster ids is right).
+check_blob_labels() {
+    "$BIN" convert -i "$1" -o "$1.csv" >/dev/null 2>&1 || fail "cannot convert $1"
+    [ "$(wc -l <"$1.csv")" = 12 ] || fail "$1: expected 12 labels"
+    awk 'NR<=4{a[$1]++} NR>4&&NR<=8{b[$1]++} NR>8{c[$1]++}
+         END{ if (length(a)!=1||length(b)!=1||length(c)!=1) exit 1;
+              for (x in a) for (y in b) for (z in c) if (x==y||y==z||x==z) exit 1 }' "$1.csv" ||
+        fail "$1: labels do not follow the blobs: $(tr '\n' ' ' <"$1.csv")"
+}
+
 test_case fit-labels-partition
-run convert -i labels.npy -o labels.csv
-expect_rc 0
-# Points 1-4, 5-8 and 9-12 share a label, and the three labels differ.
-awk 'NR<=4{a[$1]++} NR>4&&NR<=8{b[$1]++} NR>8{c[$1]++}
-     END{ if (length(a)!=1||length(b)!=1||length(c)!=1) exit 1;
-          for (x in a) for (y in b) for (z in c) if (x==y||y==z||x==z) exit 1 }' labels.csv ||
-    fail "labels do not follow the blobs: $(tr '\n' ' ' <labels.csv)"
-[ "$(wc -l <labels.csv)" = 12 ] || fail "expected 12 labels"
+check_blob_labels labels.npy
+cp labels.npy.csv labels.csv
 
 test_case predict-same-labels
-run predict --model km.flm --input blobs.csv --labels labels2.npy --transform dist.csv
+run predict --model km.flm --input blobs.csv --device cpu --labels labels2.npy --transform dist.csv
 expect_rc 0
 golden predict.txt
 cmp -s labels.npy labels2.npy || fail "predict gave other labels than fit"
@@ -297,7 +302,7 @@ expect_rc 0
 cmp -s out.txt labels.csv || fail "labels printed by predict differ from fit's"
 
 test_case fit-json
-run fit kmeans -i blobs.csv -p n_clusters=3 -p random_state=0 --json
+run fit kmeans -i blobs.csv -p n_clusters=3 -p random_state=0 --device cpu --json
 expect_rc 0
 golden fit_json.json
 
@@ -652,6 +657,29 @@ fuzz 2 "$ROUNDS" blobs.csv csv fit kmeans -i INPUT -p n_clusters=3 -p random_sta
 
 test_case fuzz-model
 fuzz 3 "$ROUNDS" km.flm flm predict --model INPUT --input blobs.csv
+
+# ---- on a machine with a GPU: the same answers from the CUDA backend ---------------
+
+test_case gpu-fit
+if grep -q '"device_count": [1-9]' <("$BIN" diagnose --json --no-check); then
+    run fit kmeans -i blobs.csv -p n_clusters=3 -p random_state=0 --device cuda --labels gpu_labels.npy \
+        --centers gpu_centres.csv --model gpu.flm
+    expect_rc 0
+    expect_out "inertia     24"
+    expect_out "device      cuda:0"
+    check_blob_labels gpu_labels.npy
+    sort gpu_centres.csv >got_centres.csv
+    cmp -s got_centres.csv want_centres.csv || fail "GPU centres are not the blob centres: $(cat gpu_centres.csv)"
+    run predict --model gpu.flm --input blobs.csv --device cuda --labels gpu_labels2.npy
+    expect_rc 0
+    cmp -s gpu_labels.npy gpu_labels2.npy || fail "GPU predict gave other labels than GPU fit"
+    run predict --model gpu.flm --input blobs32.npy --device cpu --labels cpu_of_gpu.npy
+    expect_rc 0
+    cmp -s gpu_labels.npy cpu_of_gpu.npy || fail "the CPU disagrees with the GPU on the GPU's model"
+    run route kmeans --shape 1000000x128 -p n_clusters=8192 --device this
+    expect_rc 0
+    expect_out "(this machine)"
+fi
 
 # ---- GPU required: exit 5 -----------------------------------------------------------
 

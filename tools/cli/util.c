@@ -152,16 +152,16 @@ void cli_print_param_table(FILE *f, const char *algo)
         int len = snprintf(line, sizeof line, "%s; default %s", dom, d->default_str ? d->default_str : "?");
         if (d->aliases && len > 0 && (size_t)len < sizeof line) {
             char al[128];
-            size_t n = 0;
-            for (const char *c = d->aliases; *c && n + 3 < sizeof al; c++) {
+            size_t m = 0;
+            for (const char *c = d->aliases; *c && m + 3 < sizeof al; c++) {
                 if (*c == '|') {
-                    al[n++] = ',';
-                    al[n++] = ' ';
+                    al[m++] = ',';
+                    al[m++] = ' ';
                 } else {
-                    al[n++] = *c;
+                    al[m++] = *c;
                 }
             }
-            al[n] = '\0';
+            al[m] = '\0';
             snprintf(line + len, sizeof line - (size_t)len, "; aliases: %s", al);
         }
         int col = fprintf(f, "  %-16s ", d->name);
