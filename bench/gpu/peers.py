@@ -94,6 +94,7 @@ def main():
     ap.add_argument("--out", default="peers.json")
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--skip-sklearn", action="store_true")
+    ap.add_argument("--skip-torch", action="store_true")
     a = ap.parse_args()
     results = []
     info = {"bench": "kmeans_peers", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -103,7 +104,8 @@ def main():
         import torch
         info["device"] = torch.cuda.get_device_name(0)
         info["torch"] = torch.__version__
-        bench_torch(results, a.reps)
+        if not a.skip_torch:
+            bench_torch(results, a.reps)
     except Exception as e:  # report, keep going with sklearn
         print("torch peer failed:", e)
         info["torch_error"] = str(e)

@@ -353,28 +353,47 @@ __device__ __forceinline__ void warp_mma(float (&acc)[4][8][4], const uint32_t *
 }
 
 /* Folds a finished centre tile (warp columns from col0) into the running
- * argmin and clears the accumulators. */
+ * argmin and clears the accumulators. Per row slot: the tile minimum first
+ * (one FFMA + one FMNMX per score); only when it beats the running best is
+ * the first column holding it looked up, so the result equals a strict
+ * ascending scan (ties to the lower index) at half the instructions. */
 __device__ __forceinline__ void warp_fold(float (&acc)[4][8][4], warp_argmin &wa, int col0,
                                           const float *__restrict__ cnorm, float alpha) {
     const int t = threadIdx.x & 3;
+    float cn[8][2];
 #pragma unroll
     for (int nt = 0; nt < 8; nt++) {
-        const int col = col0 + nt * 8 + 2 * t;
-        const float cn0 = cnorm[col], cn1 = cnorm[col + 1];
+        cn[nt][0] = cnorm[col0 + nt * 8 + 2 * t];
+        cn[nt][1] = cnorm[col0 + nt * 8 + 2 * t + 1];
+    }
 #pragma unroll
-        for (int mt = 0; mt < 4; mt++) {
-            float s0 = cn0 - alpha * acc[mt][nt][0];
-            float s1 = cn1 - alpha * acc[mt][nt][1];
-            float s2 = cn0 - alpha * acc[mt][nt][2];
-            float s3 = cn1 - alpha * acc[mt][nt][3];
-            if (s0 < wa.best[mt][0]) { wa.best[mt][0] = s0; wa.bidx[mt][0] = col; }
-            if (s1 < wa.best[mt][0]) { wa.best[mt][0] = s1; wa.bidx[mt][0] = col + 1; }
-            if (s2 < wa.best[mt][1]) { wa.best[mt][1] = s2; wa.bidx[mt][1] = col; }
-            if (s3 < wa.best[mt][1]) { wa.best[mt][1] = s3; wa.bidx[mt][1] = col + 1; }
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            float sc[8][2], tmin = INFINITY;
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++) {
+                sc[nt][0] = fmaf(-alpha, acc[mt][nt][2 * h], cn[nt][0]);
+                sc[nt][1] = fmaf(-alpha, acc[mt][nt][2 * h + 1], cn[nt][1]);
+                tmin = fminf(tmin, fminf(sc[nt][0], sc[nt][1]));
+            }
+            if (tmin < wa.best[mt][h]) {
+                int ix = 0;
+#pragma unroll
+                for (int nt = 7; nt >= 0; nt--) {
+                    if (sc[nt][1] == tmin) ix = col0 + nt * 8 + 2 * t + 1;
+                    if (sc[nt][0] == tmin) ix = col0 + nt * 8 + 2 * t;
+                }
+                wa.best[mt][h] = tmin;
+                wa.bidx[mt][h] = ix;
+            }
+        }
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.f;
-        }
-    }
 }
 
 __device__ __forceinline__ void warp_reset(float (&acc)[4][8][4], warp_argmin &wa) {
@@ -394,7 +413,7 @@ __device__ __forceinline__ void warp_reset(float (&acc)[4][8][4], warp_argmin &w
  * called by the whole block; leaves red free for reuse. */
 __device__ __forceinline__ void block_labels(const warp_argmin &wa, float *red_s, int *red_i,
                                              int64_t row0, int64_t m, int32_t *labels,
-                                             int32_t *n_changed) {
+                                             int32_t *n_changed, int old) {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = warp >> 1, wn = warp & 1, g = lane >> 2, t = lane & 3;
 #pragma unroll
@@ -420,7 +439,11 @@ __device__ __forceinline__ void block_labels(const warp_argmin &wa, float *red_s
     int ix = red_i[tid];
     argmin_merge(v, ix, red_s[MMA_BM + tid], red_i[MMA_BM + tid]);
     int64_t gr = row0 + tid;
-    int changed = gr < m ? store_label(labels, gr, ix) : 0;
+    int changed = 0;
+    if (gr < m) {
+        labels[gr] = ix;
+        changed = old != ix;
+    }
     count_changes(changed, n_changed);
     __syncthreads();
 }
@@ -456,6 +479,8 @@ __global__ void __launch_bounds__(256, 1)
             load_a16<PREC>(sAres + r * lda_s + cw, A, lda, a_words, a_aligned, row0 + r, m, cw);
         }
     }
+    /* the old label is read now, its latency hidden behind the mma work */
+    const int old = row0 + tid < m ? labels[row0 + tid] : 0;
     float acc[4][8][4];
     warp_argmin wa;
     warp_reset(acc, wa);
@@ -506,7 +531,7 @@ __global__ void __launch_bounds__(256, 1)
 #undef LOAD_STAGE
     cp_async_wait<0>();
     __syncthreads();
-    block_labels(wa, (float *)smem, (int *)smem + 2 * MMA_BM, row0, m, labels, n_changed);
+    block_labels(wa, (float *)smem, (int *)smem + 2 * MMA_BM, row0, m, labels, n_changed, old);
 }
 
 /* Tensor-core E-step, centre-stationary, for small k*d: every centre stays
@@ -555,13 +580,14 @@ __global__ void __launch_bounds__(256, 1)
             }
         }
         cp_async_commit();
+        const int old = tile * MMA_BM + tid < m ? labels[tile * MMA_BM + tid] : 0;
         warp_reset(acc, wa);
         const uint32_t *sA = sA0 + buf * MMA_BM * ls + wm * 64 * ls;
         for (int j0 = 0; j0 < kp; j0 += MMA_BN) {
             warp_mma<PREC, PREC == FLI_PREC_TF32>(acc, sA, ls, sB + (j0 + wn * 64) * ls, ls, kw / 8);
             warp_fold(acc, wa, j0 + wn * 64, cnorm, alpha);
         }
-        block_labels(wa, red_s, red_i, tile * MMA_BM, m, labels, n_changed);
+        block_labels(wa, red_s, red_i, tile * MMA_BM, m, labels, n_changed, old);
     }
     cp_async_wait<0>();
 }

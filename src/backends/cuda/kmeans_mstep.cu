@@ -202,16 +202,18 @@ fl_status km_objective(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int6
 /* ------------------------------------------------------------------------ */
 /* M-step, shared-memory privatised sums                                    */
 /* ------------------------------------------------------------------------ */
-#define ACC_T 512 /* threads per block of the shared-memory M-step */
-#define ACC_RW 8   /* rows a warp has in flight: hides memory latency */
-#define ACC_WARPS (ACC_T / 32)
+#define ACC_T 512 /* threads per block, shared copy                       */
+#define ACC_TP 256 /* threads per block, private copies (8 warps)         */
+#define ACC_WARPS (ACC_TP / 32)
 
 /* PRIV: every warp owns a private k x (d+2) copy, so the adds are plain
  * read-modify-writes (a warp's lanes touch distinct columns, its rows go in
  * program order) — no atomics at all, and the block adds its copies in warp
  * order. !PRIV (larger k*d): one copy per block, shared-memory atomics. */
-template <bool PRIV>
-__global__ void __launch_bounds__(ACC_T)
+/* RW: rows a warp has in flight (more for narrow rows), so that enough
+ * bytes are in flight to cover memory latency. */
+template <bool PRIV, int ACC_RW>
+__global__ void __launch_bounds__(PRIV ? ACC_TP : ACC_T)
     k_acc_smem(const float *__restrict__ x, int64_t ldx, int64_t m, const float *__restrict__ w,
                const int32_t *__restrict__ labels, const float *__restrict__ C, int64_t dp, int d,
                int k, int metric, float *__restrict__ acc_part, double *part, float *dist,
@@ -409,30 +411,49 @@ __global__ void __launch_bounds__(128)
             col[q] = 0.f;
             cv[q] = j < d ? cr[j] : 0.f;
         }
-        for (int32_t r = s0 + warp; r < s1; r += 4) {
-            const int64_t i = perm[r];
-            const float wi = w ? w[i] : 1.f;
-            const float *xr = x + i * ldx;
-            float sv = 0.f;
+        /* two rows per warp at a time: twice the loads in flight */
+        for (int32_t r0 = s0 + warp; r0 < s1; r0 += 8) {
+            int64_t ii[2];
+            float wv[2], sv[2], xv[2][PS_Q];
 #pragma unroll
-            for (int q = 0; q < PS_Q; q++) {
-                int j = cb + lane + 32 * q;
-                if (j < d) {
-                    float xv = xr[j];
-                    col[q] = fmaf(wi, xv, col[q]);
-                    sv += obj_term(xv, cv[q], metric);
-                }
+            for (int u = 0; u < 2; u++) {
+                const bool ok = r0 + 4 * u < s1;
+                ii[u] = ok ? perm[r0 + 4 * u] : -1;
+                wv[u] = ok ? (w ? w[ii[u]] : 1.f) : 0.f;
+                sv[u] = 0.f;
             }
-            for (int o = 16; o; o >>= 1) sv += __shfl_xor_sync(FULL, sv, o);
-            if (lane == 0) {
-                if (cb > 0) sv += dist[i];
-                if (last) {
-                    float ob = obj_final(sv, metric);
-                    dist[i] = ob;
-                    acc += (double)wi * ob;
-                    wacc += wi;
-                } else {
-                    dist[i] = sv;
+#pragma unroll
+            for (int u = 0; u < 2; u++)
+#pragma unroll
+                for (int q = 0; q < PS_Q; q++) {
+                    int j = cb + lane + 32 * q;
+                    xv[u][q] = (ii[u] >= 0 && j < d) ? x[ii[u] * ldx + j] : 0.f;
+                }
+#pragma unroll
+            for (int u = 0; u < 2; u++)
+#pragma unroll
+                for (int q = 0; q < PS_Q; q++) {
+                    int j = cb + lane + 32 * q;
+                    if (j < d) {
+                        col[q] = fmaf(wv[u], xv[u][q], col[q]);
+                        sv[u] += obj_term(xv[u][q], cv[q], metric);
+                    }
+                }
+#pragma unroll
+            for (int u = 0; u < 2; u++) {
+                float v = sv[u];
+                for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
+                if (lane == 0 && ii[u] >= 0) {
+                    const int64_t i = ii[u];
+                    if (cb > 0) v += dist[i];
+                    if (last) {
+                        float ob = obj_final(v, metric);
+                        dist[i] = ob;
+                        acc += (double)wv[u] * ob;
+                        wacc += wv[u];
+                    } else {
+                        dist[i] = v;
+                    }
                 }
             }
         }
@@ -482,33 +503,33 @@ fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda
     const int32_t *lab = labels + r->row0;
     float *dist = b->dist + r->row0;
     if (p->mstep_smem) {
-        /* private per-warp copies when 16 of them fit, else one shared copy */
+        /* private per-warp copies when 8 of them fit, else one shared copy */
         const size_t one = (size_t)k * (d + 2) * 4;
-        const bool priv = one * ACC_WARPS <= 200 * 1024;
+        const bool priv = one * ACC_WARPS <= 100 * 1024;
         const size_t smem = priv ? one * ACC_WARPS : one;
+        /* 512-thread shared-copy blocks hold 8 rows per warp without spills */
+        const int rw = !priv ? 8 : d <= 32 ? 32 : d <= 64 ? 16 : 8;
+        const int nthr = priv ? ACC_TP : ACC_T;
+        const void *fn = priv ? (rw == 32 ? (const void *)k_acc_smem<true, 32>
+                                : rw == 16 ? (const void *)k_acc_smem<true, 16>
+                                           : (const void *)k_acc_smem<true, 8>)
+                              : (const void *)k_acc_smem<false, 8>;
         int per_sm = 0;
-        if (priv) {
-            FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_acc_smem<true>,
-                                                   cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-            FLI_CUDA_TRY(env, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_acc_smem<true>,
-                                                                            ACC_T, smem));
-        } else {
-            FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_acc_smem<false>,
-                                                   cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-            FLI_CUDA_TRY(env, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_acc_smem<false>,
-                                                                            ACC_T, smem));
-        }
+        FLI_CUDA_TRY(env, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        FLI_CUDA_TRY(env, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, nthr, smem));
         /* one wave: the row loop is grid-strided, a second wave would idle */
         int nblk = per_sm * fli_state(env)->sm_count;
         if (nblk > FLI_KM_ACC_BLOCKS) nblk = FLI_KM_ACC_BLOCKS;
         if (nblk < 1) nblk = 1;
-        if (priv)
-            k_acc_smem<true><<<nblk, ACC_T, smem, s>>>(r->x, r->ldx, r->m, r->w, lab, C, p->dp, d, k,
-                                                       (int)metric, b->acc_part, b->part, dist, done);
-        else
-            k_acc_smem<false><<<nblk, ACC_T, smem, s>>>(r->x, r->ldx, r->m, r->w, lab, C, p->dp, d, k,
-                                                        (int)metric, b->acc_part, b->part, dist, done);
-        FLI_LAUNCH_TRY(env, "k_acc_smem");
+        int64_t ldx = r->ldx, m = r->m, dp = p->dp;
+        const float *xp = r->x, *wp = r->w;
+        int im = (int)metric;
+        float *accp = b->acc_part;
+        double *partp = b->part;
+        void *args[] = {(void *)&xp, (void *)&ldx, (void *)&m, (void *)&wp, (void *)&lab, (void *)&C,
+                        (void *)&dp, (void *)&d, (void *)&k, (void *)&im, (void *)&accp, (void *)&partp,
+                        (void *)&dist, (void *)&done};
+        FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(nblk), dim3(nthr), args, smem, s));
         unsigned cblocks = (unsigned)fli_ceil_div((int64_t)k * (d + 2), 32);
         k_acc_combine<<<cblocks, 256, 0, s>>>(b->acc_part, nblk, k, d, p->dp, b->sums, b->wsum,
                                               first, done);
