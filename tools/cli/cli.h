@@ -175,11 +175,18 @@ typedef struct cli_progress {
     int sigint_owned; /* the SIGINT handler is ours to restore             */
 } cli_progress;
 
-/* Installs the progress callback (when `enabled`) and a SIGINT handler that
- * cancels the running call through it. */
+/* Installs the progress callback (when `enabled`, it also draws) and a
+ * SIGINT handler whose flag makes the callback cancel the running call.
+ * Call before creating output files, so that Ctrl-C never kills the process
+ * while temporaries exist. */
 void cli_progress_start(cli_progress *p, fl_ctx *ctx, int enabled);
-/* Clears the line and restores SIGINT's default action. */
+/* Detaches the callback and clears the bar; the SIGINT handler stays. */
 void cli_progress_stop(cli_progress *p, fl_ctx *ctx);
+/* Whether SIGINT arrived since cli_progress_start: outputs must then not
+ * be committed. */
+int cli_interrupted(void);
+/* Restores SIGINT's default action (when the handler was installed). */
+void cli_interrupt_end(cli_progress *p);
 
 /* ---- commands --------------------------------------------------------------- */
 

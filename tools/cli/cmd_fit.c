@@ -256,8 +256,9 @@ static void summary(const cli_args *a, fit_state *s, const char *algo, double in
             printf("  %-11s %s\n", names[i], paths[i]);
 }
 
-/* Creates the temporaries, fits, writes the outputs and commits them. */
-static int fit_and_write(const cli_args *a, fit_state *s, const char *algo)
+/* Creates the temporaries, fits, writes the outputs and commits them,
+ * unless SIGINT arrived: see cli_progress_start. */
+static int fit_steps(const cli_args *a, fit_state *s, const char *algo, cli_progress *prog)
 {
     const char *paths[3] = {a->val[O_LABELS], a->val[O_CENTERS], a->val[O_MODEL]};
     int rc;
@@ -273,13 +274,10 @@ static int fit_and_write(const cli_args *a, fit_state *s, const char *algo)
         return cli_lib_error(s->ctx, st, "fit");
     fl_array X = fl_array_host(s->X.data, s->X.dtype, s->X.rows, s->X.cols);
     fl_array w = fl_array_host(s->w.data, s->w.dtype, s->w.rows, 1);
-    cli_progress prog;
-    int show = !a->val[O_QUIET] && (a->val[O_PROGRESS] || isatty(STDERR_FILENO));
-    cli_progress_start(&prog, s->ctx, show);
     double t0 = cli_now();
     st = fl_model_fit(s->model, &X, NULL, s->w.data ? &w : NULL);
     double seconds = cli_now() - t0;
-    cli_progress_stop(&prog, s->ctx);
+    cli_progress_stop(prog, s->ctx);
     if (st)
         return cli_lib_error(s->ctx, st, "fit");
     double inertia = 0, n_iter = 0;
@@ -300,11 +298,27 @@ static int fit_and_write(const cli_args *a, fit_state *s, const char *algo)
         rc = cli_lib_error(s->ctx, st, paths[2]);
         return st == FL_STATUS_IO_ERROR ? CLI_EXIT_FILE : rc;
     }
+    if (cli_interrupted())
+        return cli_lib_error(s->ctx, FL_STATUS_CANCELLED, "fit");
     if ((rc = cli_out_commit(s->out, s->n_out)) != 0)
         return rc;
     s->n_out = 0;
     summary(a, s, algo, inertia, n_iter, k, seconds);
     return 0;
+}
+
+/* Runs fit_steps with the progress bar and the Ctrl-C handler in place. */
+static int fit_and_write(const cli_args *a, fit_state *s, const char *algo)
+{
+    cli_progress prog;
+    int show = !a->val[O_QUIET] && (a->val[O_PROGRESS] || isatty(STDERR_FILENO));
+    cli_progress_start(&prog, s->ctx, show);
+    int rc = fit_steps(a, s, algo, &prog);
+    cli_progress_stop(&prog, s->ctx);
+    cli_out_discard(s->out, s->n_out); /* before SIGINT may kill the process again */
+    s->n_out = 0;
+    cli_interrupt_end(&prog);
+    return rc;
 }
 
 /* `flashlib fit ALGO ...`: see help() and the file comment. */

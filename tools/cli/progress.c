@@ -9,17 +9,35 @@
  */
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 
 static volatile sig_atomic_t interrupted;
+static struct timespec first_sigint;
 
-/* Only sets a flag: the next progress callback turns it into a cancel. */
+/* The first SIGINT only sets a flag: the next progress callback turns it
+ * into a cancel. A second one half a second or more later (the user
+ * pressing Ctrl-C again) ends the process at once. A second one sooner is a
+ * duplicate of the first: a terminal signals the process group once per
+ * Ctrl-C, but a supervisor such as timeout(1) signals the process and then
+ * its group. Everything called here is async-signal-safe. */
 static void on_sigint(int sig)
 {
-    (void)sig;
-    interrupted = 1;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (!interrupted) {
+        first_sigint = now;
+        interrupted = 1;
+        return;
+    }
+    double since =
+        (double)(now.tv_sec - first_sigint.tv_sec) + 1e-9 * (double)(now.tv_nsec - first_sigint.tv_nsec);
+    if (since >= 0.5) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
 }
 
 /* Draws one bar: "kmeans.lloyd [=====     ] 12/300 1.4s". */
@@ -83,7 +101,6 @@ void cli_progress_start(cli_progress *p, fl_ctx *ctx, int enabled)
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_sigint;
         sigemptyset(&sa.sa_mask);
-        sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C ends the process at once */
         sigaction(SIGINT, &sa, NULL);
     }
     fl_ctx_set_progress(ctx, callback, p);
@@ -92,11 +109,21 @@ void cli_progress_start(cli_progress *p, fl_ctx *ctx, int enabled)
 void cli_progress_stop(cli_progress *p, fl_ctx *ctx)
 {
     fl_ctx_set_progress(ctx, NULL, NULL);
-    if (p->sigint_owned)
-        signal(SIGINT, SIG_DFL);
     if (p->drawn && p->tty) {
         fputs("\r\033[K", stderr);
         fflush(stderr);
     }
     p->drawn = 0;
+}
+
+int cli_interrupted(void)
+{
+    return interrupted != 0;
+}
+
+void cli_interrupt_end(cli_progress *p)
+{
+    if (p->sigint_owned)
+        signal(SIGINT, SIG_DFL);
+    p->sigint_owned = 0;
 }
