@@ -382,12 +382,8 @@ static fl_status lloyd(km_fit *f, double *run_trace, int64_t trace_keep, run_res
             st = FLI_FAIL(env, FL_STATUS_CANCELLED, "kmeans_fit", "cancelled by the progress callback");
             break;
         }
-        k_iter_begin<<<1, 1, 0, f->s>>>(f->sc, 1);
-        cudaError_t le = cudaGetLastError();
-        if (le != cudaSuccess) {
-            st = fli_cuda_fail(env, __FILE__, __LINE__, "k_iter_begin", le);
-            break;
-        }
+        /* the iteration's scalars were zeroed by k_run_reset (first) or by
+         * k_decide of the previous iteration */
         st = km_prep_centers(env, f->s, f->C, j->k, f->p.kp, j->d, f->p.dp, f->p.dh, j->metric,
                              j->precision, f->ctc, f->cnorm, done);
         for (int64_t ci = 0; st == FL_STATUS_OK && ci < f->p.n_chunks; ci++) {

@@ -289,9 +289,17 @@ __global__ void __launch_bounds__(PRIV ? ACC_TP : ACC_T)
  * 8 — enough independent loads in flight, same order every time. */
 __global__ void __launch_bounds__(256)
     k_acc_combine(const float *__restrict__ acc_part, int nblk, int k, int d, int64_t dp,
-                  double *sums, double *wsum, int first, const int32_t *done) {
+                  double *sums, double *wsum, int first, const double *part, km_scalars *sc,
+                  const int32_t *done) {
     if (done && *done) return;
     __shared__ double sh[8][33];
+    if (blockIdx.x == 0 && threadIdx.x < 32) {
+        /* the blocks' objective partials, in a fixed order (saves a launch) */
+        double v = 0;
+        for (int b = threadIdx.x; b < nblk; b += 32) v += part[b];
+        for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
+        if (threadIdx.x == 0) sc->inertia += v;
+    }
     const int ld = d + 2;
     const int64_t tot = (int64_t)k * ld;
     const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
@@ -508,12 +516,12 @@ fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda
         const bool priv = one * ACC_WARPS <= 100 * 1024;
         const size_t smem = priv ? one * ACC_WARPS : one;
         /* 512-thread shared-copy blocks hold 8 rows per warp without spills */
-        const int rw = !priv ? 8 : d <= 32 ? 32 : d <= 64 ? 16 : 8;
+        /* (run 4: 32 rows per warp was slower than 8 at d = 32 — the per-row
+         * warp reductions, not memory latency, bound this kernel) */
+        const int rw = 8;
         const int nthr = priv ? ACC_TP : ACC_T;
-        const void *fn = priv ? (rw == 32 ? (const void *)k_acc_smem<true, 32>
-                                : rw == 16 ? (const void *)k_acc_smem<true, 16>
-                                           : (const void *)k_acc_smem<true, 8>)
-                              : (const void *)k_acc_smem<false, 8>;
+        (void)rw;
+        const void *fn = priv ? (const void *)k_acc_smem<true, 8> : (const void *)k_acc_smem<false, 8>;
         int per_sm = 0;
         FLI_CUDA_TRY(env, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         FLI_CUDA_TRY(env, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, nthr, smem));
@@ -532,10 +540,8 @@ fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda
         FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(nblk), dim3(nthr), args, smem, s));
         unsigned cblocks = (unsigned)fli_ceil_div((int64_t)k * (d + 2), 32);
         k_acc_combine<<<cblocks, 256, 0, s>>>(b->acc_part, nblk, k, d, p->dp, b->sums, b->wsum,
-                                              first, done);
+                                              first, b->part, sc, done);
         FLI_LAUNCH_TRY(env, "k_acc_combine");
-        k_sum_part<<<1, 256, 0, s>>>(b->part, nblk, sc, done);
-        FLI_LAUNCH_TRY(env, "k_sum_part");
         return FL_STATUS_OK;
     }
     const int nb = (int)p->sort_nb;
@@ -750,6 +756,10 @@ __global__ void k_decide(const double *shift_c, int k, km_scalars *sc, double *t
             sc->done = 1;
         } else if (t <= sc->tol_abs) {
             sc->done = 1;
+        } else {
+            /* the next iteration starts from zero (saves a launch) */
+            sc->inertia = 0;
+            sc->n_changed = 0;
         }
     }
 }
