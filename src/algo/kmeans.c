@@ -14,6 +14,7 @@
 
 #include "algo/kmeans_job.h"
 #include "algo/kmeans_params.h"
+#include "algo/kmeans_plan.h"
 #include "backends/cpu/cpu.h"
 #include "backends/cuda/fl_cuda_module.h"
 #include "core/internal.h"
@@ -278,6 +279,24 @@ static fl_status kmeans_run(fl_ctx *ctx, const fl_params *p, const fl_array *X, 
         }
         job.labels = labels;
         job.labels_dev = labels_dev;
+        /* Host data that does not fit in device memory is streamed in chunks;
+         * the plan (the module's own arena layout) decides the chunk size
+         * under a budget of 90% of the device's memory. */
+        fl_hw_props hw;
+        if (fli_ctx_hw(ctx, &hw) && hw.total_mem_bytes > 0) {
+            fli_kmeans_cuda_plan plan;
+            st = fli_kmeans_plan_cuda(job.n, job.d, job.k, job.precision, job.x_dev >= 0, job.weights != NULL,
+                                      job.metric, (size_t)(hw.total_mem_bytes / 10 * 9), &plan);
+            if (st) {
+                st = fli_fail(ctx, st,
+                              "kmeans %lld x %lld, k=%lld does not fit in the %.1f GiB of %s, even "
+                              "streaming X in chunks",
+                              (long long)job.n, (long long)job.d, (long long)job.k,
+                              (double)hw.total_mem_bytes / (1 << 30), hw.name);
+                goto done;
+            }
+            job.chunk_rows = plan.chunked ? plan.chunk_rows : 0;
+        }
         st = api->kmeans_fit(env, &job);
         if (!st && C32) {
             if (centers_dev >= 0) {

@@ -156,8 +156,14 @@ int fli_ctx_hw(fl_ctx *ctx, fl_hw_props *out)
     memset(out, 0, sizeof *out);
     if (!fli_ctx_wants_gpu(ctx))
         return 0;
-    char why[256];
-    return fli_hw_query(ctx->device_id, ctx->disable_sm90, out, why, sizeof why) == FL_STATUS_OK;
+    if (!ctx->hw_cached) {
+        char why[256];
+        if (fli_hw_query(ctx->device_id, ctx->disable_sm90, &ctx->hw, why, sizeof why) != FL_STATUS_OK)
+            return 0;
+        ctx->hw_cached = 1;
+    }
+    *out = ctx->hw;
+    return 1;
 }
 
 /* Whether libcuda or the flashlib CUDA module is mapped in this process,

@@ -45,6 +45,8 @@ struct fl_ctx {
     int have_dalloc;
     int disable_sm90;  /* FL_DISABLE_SM90, read at creation */
     char cuda_module_path[512]; /* FL_CUDA_MODULE, read at creation ("" = default) */
+    int hw_cached;      /* hw holds the props of device_id (read once) */
+    fl_hw_props hw;
     /* CUDA module state, created on first GPU use */
     const struct fli_cuda_api *cuda;
     struct fli_cuda_env *cuda_env;
