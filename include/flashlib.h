@@ -48,18 +48,18 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 typedef enum fl_status {
     FL_STATUS_OK = 0,
-    FL_STATUS_INVALID_ARG = -1,       /* a parameter or array is out of its domain   */
-    FL_STATUS_OUT_OF_MEMORY = -2,     /* host allocation failed                     */
-    FL_STATUS_DEVICE_OOM = -3,        /* device allocation failed                   */
-    FL_STATUS_UNSUPPORTED = -4,       /* valid request this build/backend cannot do */
-    FL_STATUS_NO_DEVICE = -5,         /* a GPU was asked for and none is usable      */
-    FL_STATUS_CUDA_ERROR = -6,        /* a CUDA runtime/driver/library call failed   */
-    FL_STATUS_IO_ERROR = -7,          /* a file could not be opened, read or written */
-    FL_STATUS_CORRUPT = -8,           /* a model file or buffer is truncated/corrupt */
-    FL_STATUS_VERSION_MISMATCH = -9,  /* a file or module from another version       */
-    FL_STATUS_CANCELLED = -10,        /* the progress callback asked to stop         */
-    FL_STATUS_NOT_FITTED = -11,       /* a method needs a fitted model               */
-    FL_STATUS_INTERNAL = -12,         /* a bug in flashlib: please report it         */
+    FL_STATUS_INVALID_ARG = -1,      /* a parameter or array is out of its domain   */
+    FL_STATUS_OUT_OF_MEMORY = -2,    /* host allocation failed                     */
+    FL_STATUS_DEVICE_OOM = -3,       /* device allocation failed                   */
+    FL_STATUS_UNSUPPORTED = -4,      /* valid request this build/backend cannot do */
+    FL_STATUS_NO_DEVICE = -5,        /* a GPU was asked for and none is usable      */
+    FL_STATUS_CUDA_ERROR = -6,       /* a CUDA runtime/driver/library call failed   */
+    FL_STATUS_IO_ERROR = -7,         /* a file could not be opened, read or written */
+    FL_STATUS_CORRUPT = -8,          /* a model file or buffer is truncated/corrupt */
+    FL_STATUS_VERSION_MISMATCH = -9, /* a file or module from another version       */
+    FL_STATUS_CANCELLED = -10,       /* the progress callback asked to stop         */
+    FL_STATUS_NOT_FITTED = -11,      /* a method needs a fitted model               */
+    FL_STATUS_INTERNAL = -12,        /* a bug in flashlib: please report it         */
 } fl_status;
 
 /* Name of a status code ("FL_STATUS_INVALID_ARG"); never NULL. */
@@ -103,8 +103,7 @@ typedef struct fl_array {
 /* Builds a host descriptor with ld = cols. */
 FL_API fl_array fl_array_host(void *data, fl_dtype dtype, int64_t rows, int64_t cols);
 /* Builds a device descriptor with ld = cols. */
-FL_API fl_array fl_array_cuda(void *data, fl_dtype dtype, int64_t rows, int64_t cols,
-                              int32_t device_id);
+FL_API fl_array fl_array_cuda(void *data, fl_dtype dtype, int64_t rows, int64_t cols, int32_t device_id);
 /* Size of one element of `dtype` in bytes; 0 for an unknown dtype. */
 FL_API size_t fl_dtype_size(fl_dtype dtype);
 /* Name of a dtype ("f32"); "?" for an unknown one. */
@@ -180,9 +179,9 @@ FL_API const char *fl_ctx_device(fl_ctx *ctx);
 /* Hardware                                                                  */
 /* ------------------------------------------------------------------------ */
 typedef struct fl_hw_props {
-    char name[96];       /* driver's name, "NVIDIA H100 80GB HBM3"            */
-    char tag[16];        /* short tag: "H100", "H200", "A100", "L40S", "B200"... */
-    int32_t sm_major;    /* compute capability                                 */
+    char name[96];    /* driver's name, "NVIDIA H100 80GB HBM3"            */
+    char tag[16];     /* short tag: "H100", "H200", "A100", "L40S", "B200"... */
+    int32_t sm_major; /* compute capability                                 */
     int32_t sm_minor;
     int32_t sm_count;
     int64_t l2_bytes;
@@ -216,7 +215,7 @@ typedef enum fl_param_type {
 
 /* One row of a primitive's parameter table. */
 typedef struct fl_param_def {
-    const char *name;        /* scikit-learn name: "n_clusters"                */
+    const char *name; /* scikit-learn name: "n_clusters"                */
     fl_param_type type;
     const char *default_str; /* default as text: "8", "k-means++", "auto"       */
     double lo, hi;           /* inclusive bounds for INT/FLOAT                  */
@@ -249,8 +248,7 @@ FL_API fl_status fl_params_set_float(fl_ctx *ctx, fl_params *p, const char *name
  * value becomes "array". */
 FL_API fl_status fl_params_set_array(fl_ctx *ctx, fl_params *p, const char *name, const fl_array *a);
 /* Reads a parameter as text into buf (always NUL-terminated). */
-FL_API fl_status fl_params_get(fl_ctx *ctx, const fl_params *p, const char *name, char *buf,
-                               size_t len);
+FL_API fl_status fl_params_get(fl_ctx *ctx, const fl_params *p, const char *name, char *buf, size_t len);
 
 /* ------------------------------------------------------------------------ */
 /* Models: one handle for every estimator                                    */
@@ -260,8 +258,7 @@ typedef struct fl_model fl_model;
 /* Creates an unfitted model of `algo` with a copy of `params` (NULL = the
  * defaults). The model remembers `ctx` for its later calls; ctx must
  * outlive it. */
-FL_API fl_status fl_model_create(fl_ctx *ctx, const char *algo, const fl_params *params,
-                                 fl_model **out);
+FL_API fl_status fl_model_create(fl_ctx *ctx, const char *algo, const fl_params *params, fl_model **out);
 FL_API void fl_model_free(fl_model *m);
 /* Algorithm name ("kmeans"). */
 FL_API const char *fl_model_algo(const fl_model *m);
@@ -278,8 +275,8 @@ FL_API fl_status fl_model_predict(fl_model *m, const fl_array *X, fl_array *out)
 /* Transforms into `out` (KMeans: n x n_clusters distances). */
 FL_API fl_status fl_model_transform(fl_model *m, const fl_array *X, fl_array *out);
 /* Fits, then writes the training labels into `out` (n x 1, I32). */
-FL_API fl_status fl_model_fit_predict(fl_model *m, const fl_array *X,
-                                      const fl_array *sample_weight, fl_array *out);
+FL_API fl_status fl_model_fit_predict(fl_model *m, const fl_array *X, const fl_array *sample_weight,
+                                      fl_array *out);
 /* scikit-learn's score (KMeans: minus the inertia of X). */
 FL_API fl_status fl_model_score(fl_model *m, const fl_array *X, const fl_array *y,
                                 const fl_array *sample_weight, double *out);
@@ -288,8 +285,8 @@ FL_API fl_status fl_model_score(fl_model *m, const fl_array *X, const fl_array *
  * "inertia_", "n_iter_", "n_features_in_"). Scalars are 1 x 1 arrays.
  * fl_model_attr_info gives dtype and shape; fl_model_attr_copy copies into
  * a host or device array of exactly that shape and dtype. */
-FL_API fl_status fl_model_attr_info(fl_model *m, const char *name, fl_dtype *dtype,
-                                    int64_t *rows, int64_t *cols);
+FL_API fl_status fl_model_attr_info(fl_model *m, const char *name, fl_dtype *dtype, int64_t *rows,
+                                    int64_t *cols);
 FL_API fl_status fl_model_attr_copy(fl_model *m, const char *name, fl_array *dst);
 /* Convenience for scalar attributes. */
 FL_API fl_status fl_model_attr_scalar(fl_model *m, const char *name, double *out);
@@ -328,9 +325,8 @@ typedef struct fl_route {
  * for data of n_samples x n_features of `dtype` and `params` (NULL =
  * defaults). It is the same function execution calls, so it describes what
  * would really run. */
-FL_API fl_status fl_route_query(fl_ctx *ctx, const char *algo, const fl_hw_props *hw,
-                                int64_t n_samples, int64_t n_features, fl_dtype dtype,
-                                const fl_params *params, fl_route *out);
+FL_API fl_status fl_route_query(fl_ctx *ctx, const char *algo, const fl_hw_props *hw, int64_t n_samples,
+                                int64_t n_features, fl_dtype dtype, const fl_params *params, fl_route *out);
 FL_API const char *fl_backend_name(fl_backend b);
 
 /* ------------------------------------------------------------------------ */
@@ -342,16 +338,15 @@ FL_API const char *fl_backend_name(fl_backend b);
  * inertia and n_iter (may be NULL). Parameters: see
  * `flashlib fit kmeans --help` or fl_param_def_at("kmeans", i). */
 FL_API fl_status fl_kmeans_fit(fl_ctx *ctx, const fl_array *X, const fl_array *sample_weight,
-                               const fl_params *params, fl_array *centers, fl_array *labels,
-                               double *inertia, int64_t *n_iter);
+                               const fl_params *params, fl_array *centers, fl_array *labels, double *inertia,
+                               int64_t *n_iter);
 
 /* Many independent small problems at once: X is batch x n x d, stored as
  * `batch` consecutive n x d blocks (X->rows == batch*n), each clustered into
  * n_clusters with the same parameters. centers: (batch*n_clusters) x d;
  * labels: (batch*n) x 1 (may be NULL); inertia: batch doubles (may be NULL). */
-FL_API fl_status fl_kmeans_fit_batched(fl_ctx *ctx, const fl_array *X, int64_t batch,
-                                       const fl_params *params, fl_array *centers,
-                                       fl_array *labels, double *inertia);
+FL_API fl_status fl_kmeans_fit_batched(fl_ctx *ctx, const fl_array *X, int64_t batch, const fl_params *params,
+                                       fl_array *centers, fl_array *labels, double *inertia);
 
 #ifdef __cplusplus
 }

@@ -63,14 +63,16 @@ static fl_status check_weights(fl_ctx *ctx, const fl_array *w, const fl_array *X
     double total = 0;
     const int64_t ld = fli_ld(w);
     for (int64_t i = 0; i < w->rows; i++) {
-        double v = w->dtype == FL_DTYPE_F32 ? ((const float *)w->data)[i * ld] : ((const double *)w->data)[i * ld];
+        double v =
+            w->dtype == FL_DTYPE_F32 ? ((const float *)w->data)[i * ld] : ((const double *)w->data)[i * ld];
         if (!isfinite(v) || v < 0)
             return fli_fail(ctx, FL_STATUS_INVALID_ARG,
                             "sample_weight[%lld] = %g: weights must be finite and >= 0", (long long)i, v);
         total += v;
     }
     if (!(total > 0))
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "sample_weight sums to 0: at least one weight must be > 0");
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG,
+                        "sample_weight sums to 0: at least one weight must be > 0");
     return FL_STATUS_OK;
 }
 
@@ -108,7 +110,7 @@ static fl_status setup(fl_ctx *ctx, const fl_params *p, const fl_array *X, km_se
                         (long long)p->init_rows, (long long)p->init_cols, (long long)s->k,
                         (long long)X->cols);
     s->n_init = fli_param_word(p, "n_init") == 0 ? (s->init == FLI_KM_INIT_RANDOM ? 10 : 1)
-                                                  : fli_param_int(p, "n_init");
+                                                 : fli_param_int(p, "n_init");
     if (s->init == FLI_KM_INIT_ARRAY)
         s->n_init = 1; /* an explicit init gives the same run every time */
     s->max_iter = fli_param_int(p, "max_iter");
@@ -116,9 +118,8 @@ static fl_status setup(fl_ctx *ctx, const fl_params *p, const fl_array *X, km_se
     s->seed = fli_param_word(p, "random_state") == 0 ? ctx->seed : (uint64_t)fli_param_int(p, "random_state");
     s->metric = (fli_metric)fli_param_word(p, "metric");
     s->precision_word = fli_param_word(p, "precision");
-    s->n_local_trials = fli_param_word(p, "n_local_trials") == 0
-                            ? 2 + (int64_t)floor(log((double)s->k))
-                            : fli_param_int(p, "n_local_trials");
+    s->n_local_trials = fli_param_word(p, "n_local_trials") == 0 ? 2 + (int64_t)floor(log((double)s->k))
+                                                                 : fli_param_int(p, "n_local_trials");
     return FL_STATUS_OK;
 }
 
@@ -335,8 +336,8 @@ static fl_status kmeans_assign(fl_ctx *ctx, const fl_params *p, const fl_array *
         return st;
     if (X->cols != d)
         return fli_fail(ctx, FL_STATUS_INVALID_ARG,
-                        "X has %lld features, but KMeans was fitted with %lld features",
-                        (long long)X->cols, (long long)d);
+                        "X has %lld features, but KMeans was fitted with %lld features", (long long)X->cols,
+                        (long long)d);
     fl_route r;
     fli_precision prec;
     if ((st = route(ctx, X, k, fli_param_word(p, "precision"), &r, &prec)) != FL_STATUS_OK)
@@ -387,7 +388,8 @@ static fl_status kmeans_assign(fl_ctx *ctx, const fl_params *p, const fl_array *
             goto done;
         if (X->dtype == FL_DTYPE_F64) {
             if (X->mem != FL_MEM_HOST) {
-                st = fli_fail(ctx, FL_STATUS_UNSUPPORTED, "float64 X in device memory: pass float32 device data");
+                st = fli_fail(ctx, FL_STATUS_UNSUPPORTED,
+                              "float64 X in device memory: pass float32 device data");
                 goto done;
             }
             fl_array ca = fl_array_host((void *)centers, FL_DTYPE_F64, k, d);
@@ -561,8 +563,9 @@ static fl_status default_params(fl_ctx *ctx, const fl_params **p, fl_params *sto
     return st;
 }
 
-fl_status fl_kmeans_fit(fl_ctx *ctx, const fl_array *X, const fl_array *sample_weight, const fl_params *params,
-                        fl_array *centers, fl_array *labels, double *inertia, int64_t *n_iter)
+fl_status fl_kmeans_fit(fl_ctx *ctx, const fl_array *X, const fl_array *sample_weight,
+                        const fl_params *params, fl_array *centers, fl_array *labels, double *inertia,
+                        int64_t *n_iter)
 {
     if (!ctx)
         return FL_STATUS_INVALID_ARG;

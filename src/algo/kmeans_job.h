@@ -37,9 +37,9 @@ typedef enum fli_precision {
 
 typedef struct fli_kmeans_job {
     /* data */
-    const void *X;    /* n x d, row stride ld (elements)       */
-    fl_dtype dtype;   /* F32 or F64 (GPU: F32 only)             */
-    int32_t x_dev;    /* -1 host, else CUDA device              */
+    const void *X;  /* n x d, row stride ld (elements)       */
+    fl_dtype dtype; /* F32 or F64 (GPU: F32 only)             */
+    int32_t x_dev;  /* -1 host, else CUDA device              */
     int64_t n, d, ld;
     const void *weights; /* n values of dtype, >= 0, same space as X; NULL = all 1 */
 
@@ -49,26 +49,26 @@ typedef struct fli_kmeans_job {
     const void *init_centers; /* host, k x d dense, dtype; for FLI_KM_INIT_ARRAY */
     int64_t n_init;           /* resolved: 'auto' already turned into 1 or 10 */
     int64_t max_iter;
-    double tol;               /* scikit-learn's relative tol; the backend scales
-                                 it by the mean per-feature variance of X       */
+    double tol; /* scikit-learn's relative tol; the backend scales
+                   it by the mean per-feature variance of X       */
     fli_metric metric;
     fli_precision precision;
-    fl_backend backend;       /* CUDA or CUDA_SM90 for the module */
-    uint64_t seed;            /* run r of n_init uses seed + r (see kmeans.c) */
-    int64_t n_local_trials;   /* k-means++ candidates per step (>= 1) */
-    int64_t chunk_rows;       /* GPU: rows of X resident at once (0 = all) */
-    int deterministic;        /* CPU: fixed reduction order regardless of threads */
+    fl_backend backend;     /* CUDA or CUDA_SM90 for the module */
+    uint64_t seed;          /* run r of n_init uses seed + r (see kmeans.c) */
+    int64_t n_local_trials; /* k-means++ candidates per step (>= 1) */
+    int64_t chunk_rows;     /* GPU: rows of X resident at once (0 = all) */
+    int deterministic;      /* CPU: fixed reduction order regardless of threads */
 
     /* outputs */
-    void *centers;            /* k x d dense, dtype */
+    void *centers; /* k x d dense, dtype */
     int32_t centers_dev;
-    int32_t *labels;          /* n, may be NULL */
+    int32_t *labels; /* n, may be NULL */
     int32_t labels_dev;
-    double inertia;           /* weighted objective: euclidean sum w*||x-c||^2;
-                                 cosine sum w*(1 - cos(x, c)); dot -sum w*<x,c> */
-    int64_t n_iter;           /* Lloyd iterations of the best run */
-    double *inertia_trace;    /* optional host buffer: objective at the start of
-                                 each iteration of the best run             */
+    double inertia;        /* weighted objective: euclidean sum w*||x-c||^2;
+                              cosine sum w*(1 - cos(x, c)); dot -sum w*<x,c> */
+    int64_t n_iter;        /* Lloyd iterations of the best run */
+    double *inertia_trace; /* optional host buffer: objective at the start of
+                              each iteration of the best run             */
     int64_t trace_cap;
     int64_t trace_len;
 } fli_kmeans_job;
@@ -87,13 +87,13 @@ typedef struct fli_kmeans_assign_job {
     fli_precision precision;
     fl_backend backend;
 
-    int32_t *labels;      /* n, may be NULL */
-    void *transform;      /* n x k, row stride transform_ld, dtype; may be NULL:
-                             euclidean distances (not squared), as scikit-learn;
-                             cosine: 1 - cos; dot: -<x, c>                     */
+    int32_t *labels; /* n, may be NULL */
+    void *transform; /* n x k, row stride transform_ld, dtype; may be NULL:
+                        euclidean distances (not squared), as scikit-learn;
+                        cosine: 1 - cos; dot: -<x, c>                     */
     int64_t transform_ld;
-    int32_t out_dev;      /* where labels and transform live */
-    double inertia;       /* output: objective of the assignment */
+    int32_t out_dev; /* where labels and transform live */
+    double inertia;  /* output: objective of the assignment */
 } fli_kmeans_assign_job;
 
 #ifdef __cplusplus

@@ -13,8 +13,7 @@ const fl_param_def fli_kmeans_params[] = {
      "initialisation: greedy k-means++, k random rows, or a given n_clusters x n_features array"},
     {"n_init", FL_PARAM_INT, "auto", 1, 1e6, "auto", NULL,
      "runs with different seeds, best inertia kept; auto = 1 (k-means++, array) or 10 (random)"},
-    {"max_iter", FL_PARAM_INT, "300", 1, 1e9, NULL, "max_iters|niter",
-     "maximum Lloyd iterations per run"},
+    {"max_iter", FL_PARAM_INT, "300", 1, 1e9, NULL, "max_iters|niter", "maximum Lloyd iterations per run"},
     {"tol", FL_PARAM_FLOAT, "1e-4", 0, 1e300, NULL, NULL,
      "stop when the squared centre shift <= tol x mean feature variance (0: run max_iter or until "
      "labels stop changing)"},

@@ -69,8 +69,7 @@ fl_status fli_cuda_acquire(fl_ctx *ctx, const fli_cuda_api **api, fli_cuda_env *
     int n = fli_hw_device_count(&cwhy);
     if (n <= 0)
         return fli_fail(ctx, FL_STATUS_NO_DEVICE, "device '%s' needs a CUDA GPU: %s",
-                        ctx->kind == FLI_DEVICE_AUTO ? "auto" : ctx->device_str,
-                        cwhy ? cwhy : "none found");
+                        ctx->kind == FLI_DEVICE_AUTO ? "auto" : ctx->device_str, cwhy ? cwhy : "none found");
     if (ctx->device_id >= n)
         return fli_fail(ctx, FL_STATUS_NO_DEVICE, "device cuda:%d does not exist: %d GPU%s found",
                         (int)ctx->device_id, n, n == 1 ? "" : "s");
@@ -92,8 +91,7 @@ fl_status fli_cuda_acquire(fl_ctx *ctx, const fli_cuda_api **api, fli_cuda_env *
         return fli_fail(ctx, FL_STATUS_VERSION_MISMATCH,
                         "libflashlib_cuda.so does not match this library: module ABI %d version %s, "
                         "expected ABI %d version %s; rebuild both together",
-                        a ? a->abi : -1, a && a->version ? a->version : "?", FLI_CUDA_ABI,
-                        FL_VERSION_STRING);
+                        a ? a->abi : -1, a && a->version ? a->version : "?", FLI_CUDA_ABI, FL_VERSION_STRING);
     }
     module_ref *ref = calloc(1, sizeof *ref);
     if (!ref) {
@@ -133,10 +131,12 @@ void fli_cuda_release_ctx(fl_ctx *ctx)
     ctx->cuda_env = NULL;
 }
 
-int32_t fli_array_device(const fl_array *a) { return a->mem == FL_MEM_CUDA ? a->device_id : -1; }
+int32_t fli_array_device(const fl_array *a)
+{
+    return a->mem == FL_MEM_CUDA ? a->device_id : -1;
+}
 
-fl_status fli_copy(fl_ctx *ctx, void *dst, int32_t dst_dev, const void *src, int32_t src_dev,
-                   size_t bytes)
+fl_status fli_copy(fl_ctx *ctx, void *dst, int32_t dst_dev, const void *src, int32_t src_dev, size_t bytes)
 {
     if (bytes == 0)
         return FL_STATUS_OK;

@@ -84,15 +84,17 @@ void fl_ctx_free(fl_ctx *ctx)
     free(ctx);
 }
 
-const char *fl_ctx_last_error(const fl_ctx *ctx) { return ctx ? ctx->err : "ctx is NULL"; }
+const char *fl_ctx_last_error(const fl_ctx *ctx)
+{
+    return ctx ? ctx->err : "ctx is NULL";
+}
 
 fl_status fl_ctx_set_threads(fl_ctx *ctx, int threads)
 {
     if (!ctx)
         return FL_STATUS_INVALID_ARG;
     if (threads < 0)
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "threads=%d: must be >= 0 (0 = OpenMP default)",
-                        threads);
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "threads=%d: must be >= 0 (0 = OpenMP default)", threads);
     ctx->threads = threads;
     return FL_STATUS_OK;
 }

@@ -22,7 +22,8 @@ enum { /* CUdevice_attribute values from cuda.h (stable ABI) */
        CU_ATTR_CC_MAJOR = 75,
        CU_ATTR_CC_MINOR = 76,
        CU_ATTR_SMEM_PER_SM = 81,
-       CU_ATTR_SMEM_OPTIN = 97 };
+       CU_ATTR_SMEM_OPTIN = 97
+};
 
 typedef struct driver {
     void *h;
@@ -91,8 +92,7 @@ static void tag_from_name(const char *name, char *tag, size_t len)
     snprintf(tag, len, "GPU");
 }
 
-fl_status fli_hw_query(int32_t device_id, int disable_sm90, fl_hw_props *out, char *why,
-                       size_t why_len)
+fl_status fli_hw_query(int32_t device_id, int disable_sm90, fl_hw_props *out, char *why, size_t why_len)
 {
     driver d;
     const char *w = driver_open(&d);

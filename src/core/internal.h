@@ -43,9 +43,9 @@ struct fl_ctx {
     fl_host_allocator halloc; /* alloc == NULL: default aligned malloc */
     fl_device_allocator dalloc;
     int have_dalloc;
-    int disable_sm90;  /* FL_DISABLE_SM90, read at creation */
+    int disable_sm90;           /* FL_DISABLE_SM90, read at creation */
     char cuda_module_path[512]; /* FL_CUDA_MODULE, read at creation ("" = default) */
-    int hw_cached;      /* hw holds the props of device_id (read once) */
+    int hw_cached;              /* hw holds the props of device_id (read once) */
     fl_hw_props hw;
     /* CUDA module state, created on first GPU use */
     const struct fli_cuda_api *cuda;
@@ -54,11 +54,9 @@ struct fl_ctx {
 };
 
 /* Records a message on ctx (NULL accepted) and returns `status`. */
-fl_status fli_fail(fl_ctx *ctx, fl_status status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+fl_status fli_fail(fl_ctx *ctx, fl_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void fli_clear_error(fl_ctx *ctx);
-void fli_log(fl_ctx *ctx, fl_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void fli_log(fl_ctx *ctx, fl_log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Progress: returns FL_STATUS_CANCELLED (with a message) when the callback
  * asks to stop, else FL_STATUS_OK. */
 fl_status fli_progress(fl_ctx *ctx, const char *stage, int64_t done, int64_t total);
@@ -128,8 +126,8 @@ typedef struct fli_attr_set {
     fli_attr a[FLI_MAX_ATTRS];
 } fli_attr_set;
 
-fl_status fli_attr_add(fl_ctx *ctx, fli_attr_set *set, const char *name, fl_dtype dtype,
-                       int64_t rows, int64_t cols, void **data_out);
+fl_status fli_attr_add(fl_ctx *ctx, fli_attr_set *set, const char *name, fl_dtype dtype, int64_t rows,
+                       int64_t cols, void **data_out);
 void fli_attr_set_free(fl_ctx *ctx, fli_attr_set *set);
 const fli_attr *fli_model_attr(const fl_model *m, const char *name);
 const fli_attr *fli_attr_find(const fli_attr_set *set, const char *name);
@@ -143,12 +141,10 @@ typedef struct fli_algo {
     const char *const *attr_names; /* NULL-terminated */
     /* Validation of the whole parameter set (cross-parameter rules). */
     fl_status (*check_params)(fl_ctx *ctx, const fl_params *p);
-    fl_status (*fit)(fl_model *m, const fl_array *X, const fl_array *y, const fl_array *w,
-                     fli_attr_set *out);
+    fl_status (*fit)(fl_model *m, const fl_array *X, const fl_array *y, const fl_array *w, fli_attr_set *out);
     fl_status (*predict)(fl_model *m, const fl_array *X, fl_array *out);
     fl_status (*transform)(fl_model *m, const fl_array *X, fl_array *out);
-    fl_status (*score)(fl_model *m, const fl_array *X, const fl_array *y, const fl_array *w,
-                       double *out);
+    fl_status (*score)(fl_model *m, const fl_array *X, const fl_array *y, const fl_array *w, double *out);
     /* Consistency of a loaded attribute set with the parameters (shapes,
      * ranges), so a crafted file with a valid checksum still cannot make
      * later calls read out of bounds. */
@@ -164,15 +160,17 @@ extern const fli_algo fli_algo_kmeans;
 /* Validates a descriptor: non-NULL data (unless empty), known dtype, ld >=
  * cols, memory space. `what` names it in messages ("X"). */
 fl_status fli_check_array(fl_ctx *ctx, const fl_array *a, const char *what);
-static inline int64_t fli_ld(const fl_array *a) { return a->ld ? a->ld : a->cols; }
+static inline int64_t fli_ld(const fl_array *a)
+{
+    return a->ld ? a->ld : a->cols;
+}
 /* Checks that every element of a host f32/f64 matrix is finite. */
 fl_status fli_check_finite(fl_ctx *ctx, const fl_array *a, const char *what);
 
 /* ---- CUDA module ------------------------------------------------------------- */
 /* Loads the module and initialises its per-context state on first use.
  * FL_STATUS_NO_DEVICE with a message when no GPU or no module. */
-fl_status fli_cuda_acquire(fl_ctx *ctx, const struct fli_cuda_api **api,
-                           struct fli_cuda_env **env);
+fl_status fli_cuda_acquire(fl_ctx *ctx, const struct fli_cuda_api **api, struct fli_cuda_env **env);
 void fli_cuda_release_ctx(fl_ctx *ctx);
 /* Which backend a context runs on right now: FL_BACKEND_CPU or CUDA. For
  * "auto" this probes the GPU once. */
@@ -180,13 +178,11 @@ int fli_ctx_wants_gpu(fl_ctx *ctx);
 /* Device of a pointer: -1 host, else CUDA device. Host-only builds: -1. */
 int32_t fli_array_device(const fl_array *a);
 /* Copies `bytes` between host (-1) and device memory. */
-fl_status fli_copy(fl_ctx *ctx, void *dst, int32_t dst_dev, const void *src, int32_t src_dev,
-                   size_t bytes);
+fl_status fli_copy(fl_ctx *ctx, void *dst, int32_t dst_dev, const void *src, int32_t src_dev, size_t bytes);
 
 /* Hardware props of the context's GPU (zeros and returns 0 if none). */
 int fli_ctx_hw(fl_ctx *ctx, fl_hw_props *out);
-fl_status fli_hw_query(int32_t device_id, int disable_sm90, fl_hw_props *out, char *why,
-                       size_t why_len);
+fl_status fli_hw_query(int32_t device_id, int disable_sm90, fl_hw_props *out, char *why, size_t why_len);
 int fli_hw_device_count(const char **why);
 
 #endif

@@ -58,8 +58,8 @@ fl_status fl_model_create(fl_ctx *ctx, const char *algo, const fl_params *params
         return fli_fail(ctx, FL_STATUS_INVALID_ARG, "unknown algorithm '%s' (known: kmeans)",
                         algo ? algo : "(null)");
     if (params && params->algo != a)
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "parameters are for '%s', not '%s'",
-                        params->algo->name, a->name);
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "parameters are for '%s', not '%s'", params->algo->name,
+                        a->name);
     fl_model *m = calloc(1, sizeof *m);
     if (!m)
         return fli_fail(ctx, FL_STATUS_OUT_OF_MEMORY, "out of host memory creating a model");
@@ -91,10 +91,22 @@ void fl_model_free(fl_model *m)
     free(m);
 }
 
-const char *fl_model_algo(const fl_model *m) { return m ? m->algo->name : ""; }
-const fl_params *fl_model_params(const fl_model *m) { return m ? m->params : NULL; }
-int fl_model_is_fitted(const fl_model *m) { return m && m->fitted; }
-const char *const *fl_model_attr_names(const fl_model *m) { return m ? m->algo->attr_names : NULL; }
+const char *fl_model_algo(const fl_model *m)
+{
+    return m ? m->algo->name : "";
+}
+const fl_params *fl_model_params(const fl_model *m)
+{
+    return m ? m->params : NULL;
+}
+int fl_model_is_fitted(const fl_model *m)
+{
+    return m && m->fitted;
+}
+const char *const *fl_model_attr_names(const fl_model *m)
+{
+    return m ? m->algo->attr_names : NULL;
+}
 
 /* Installs a freshly built attribute set, replacing the previous fit. */
 static void model_install(fl_model *m, fli_attr_set *set)
@@ -125,8 +137,8 @@ fl_status fl_model_fit(fl_model *m, const fl_array *X, const fl_array *y, const 
 static fl_status need_fitted(fl_model *m, const char *method)
 {
     if (!m->fitted)
-        return fli_fail(m->ctx, FL_STATUS_NOT_FITTED,
-                        "this %s model is not fitted yet: call fit before %s", m->algo->name, method);
+        return fli_fail(m->ctx, FL_STATUS_NOT_FITTED, "this %s model is not fitted yet: call fit before %s",
+                        m->algo->name, method);
     return FL_STATUS_OK;
 }
 
@@ -270,8 +282,8 @@ fl_status fl_model_attr_scalar(fl_model *m, const char *name, double *out)
     if (st)
         return st;
     if (!out || r != 1 || c != 1)
-        return fli_fail(m->ctx, FL_STATUS_INVALID_ARG, "%s is not a scalar (%lld x %lld)", name,
-                        (long long)r, (long long)c);
+        return fli_fail(m->ctx, FL_STATUS_INVALID_ARG, "%s is not a scalar (%lld x %lld)", name, (long long)r,
+                        (long long)c);
     const void *d = fli_model_attr(m, name)->data;
     switch (dt) {
     case FL_DTYPE_F32: *out = *(const float *)d; break;

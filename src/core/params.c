@@ -17,7 +17,10 @@
 static const fli_algo *const algos[] = {&fli_algo_kmeans};
 static const char *const algo_names[] = {"kmeans", NULL};
 
-const char *const *fl_algorithms(void) { return algo_names; }
+const char *const *fl_algorithms(void)
+{
+    return algo_names;
+}
 
 const fli_algo *fli_algo_find(const char *name)
 {
@@ -184,8 +187,8 @@ static fl_status parse_value(fl_ctx *ctx, const fli_algo *algo, const fl_param_d
         r.f = x;
     }
     if (x < d->lo || x > d->hi)
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "%s=%s: must be in [%.10g, %.10g]", d->name, text,
-                        d->lo, d->hi);
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "%s=%s: must be in [%.10g, %.10g]", d->name, text, d->lo,
+                        d->hi);
     *v = r;
     return FL_STATUS_OK;
 }
@@ -310,9 +313,18 @@ static int index_or_die(const fl_params *p, const char *name)
     return i < 0 ? 0 : i; /* internal callers use table names; 0 keeps it safe */
 }
 
-int64_t fli_param_int(const fl_params *p, const char *name) { return p->v[index_or_die(p, name)].i; }
-double fli_param_float(const fl_params *p, const char *name) { return p->v[index_or_die(p, name)].f; }
-int fli_param_word(const fl_params *p, const char *name) { return p->v[index_or_die(p, name)].word; }
+int64_t fli_param_int(const fl_params *p, const char *name)
+{
+    return p->v[index_or_die(p, name)].i;
+}
+double fli_param_float(const fl_params *p, const char *name)
+{
+    return p->v[index_or_die(p, name)].f;
+}
+int fli_param_word(const fl_params *p, const char *name)
+{
+    return p->v[index_or_die(p, name)].word;
+}
 
 fl_status fl_params_set_array(fl_ctx *ctx, fl_params *p, const char *name, const fl_array *a)
 {
@@ -329,8 +341,9 @@ fl_status fl_params_set_array(fl_ctx *ctx, fl_params *p, const char *name, const
     if (st)
         return st;
     if (a->mem != FL_MEM_HOST || (a->dtype != FL_DTYPE_F32 && a->dtype != FL_DTYPE_F64))
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "%s: expected a host f32 or f64 array, got %s in %s memory",
-                        name, fl_dtype_name(a->dtype), a->mem == FL_MEM_HOST ? "host" : "device");
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG,
+                        "%s: expected a host f32 or f64 array, got %s in %s memory", name,
+                        fl_dtype_name(a->dtype), a->mem == FL_MEM_HOST ? "host" : "device");
     if (a->rows < 1 || a->cols < 1)
         return fli_fail(ctx, FL_STATUS_INVALID_ARG, "%s: array is empty (%lld x %lld)", name,
                         (long long)a->rows, (long long)a->cols);

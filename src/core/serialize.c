@@ -59,8 +59,14 @@ static void put(wbuf *b, const void *src, size_t n)
     memcpy(b->p + b->len, src, n);
     b->len += n;
 }
-static void put_u32(wbuf *b, uint32_t v) { put(b, &v, 4); }
-static void put_i64(wbuf *b, int64_t v) { put(b, &v, 8); }
+static void put_u32(wbuf *b, uint32_t v)
+{
+    put(b, &v, 4);
+}
+static void put_i64(wbuf *b, int64_t v)
+{
+    put(b, &v, 8);
+}
 static void put_str(wbuf *b, const char *s)
 {
     put_u32(b, (uint32_t)strlen(s));
@@ -152,8 +158,14 @@ static int get(rbuf *r, void *dst, size_t n)
     r->pos += n;
     return 1;
 }
-static int get_u32(rbuf *r, uint32_t *v) { return get(r, v, 4); }
-static int get_i64(rbuf *r, int64_t *v) { return get(r, v, 8); }
+static int get_u32(rbuf *r, uint32_t *v)
+{
+    return get(r, v, 4);
+}
+static int get_i64(rbuf *r, int64_t *v)
+{
+    return get(r, v, 8);
+}
 static int get_str(rbuf *r, char *dst, size_t cap)
 {
     uint32_t n;
@@ -172,9 +184,9 @@ fl_status fl_model_load_buffer(fl_ctx *ctx, const void *buf, size_t len, fl_mode
     fli_clear_error(ctx);
     const unsigned char *p = buf;
     if (len < 8 + 4 + 4 + 4 || memcmp(p, MAGIC, 8) != 0)
-        return len >= 8 && memcmp(p, MAGIC, 8) == 0 ? CORRUPT("too short")
-                                                    : fli_fail(ctx, FL_STATUS_CORRUPT,
-                                                               "not a flashlib model (bad magic number)");
+        return len >= 8 && memcmp(p, MAGIC, 8) == 0
+                   ? CORRUPT("too short")
+                   : fli_fail(ctx, FL_STATUS_CORRUPT, "not a flashlib model (bad magic number)");
     uint32_t fmt;
     memcpy(&fmt, p + 8, 4);
     if (fmt > FL_FORMAT_VERSION || fmt == 0)

@@ -25,8 +25,14 @@ const char *fl_status_str(fl_status status)
     return "FL_STATUS_UNKNOWN";
 }
 
-const char *fl_version_string(void) { return FL_VERSION_STRING; }
-int fl_version_number(void) { return FL_VERSION_NUMBER; }
+const char *fl_version_string(void)
+{
+    return FL_VERSION_STRING;
+}
+int fl_version_number(void)
+{
+    return FL_VERSION_NUMBER;
+}
 
 size_t fl_dtype_size(fl_dtype dtype)
 {
@@ -107,7 +113,10 @@ fl_status fli_progress(fl_ctx *ctx, const char *stage, int64_t done, int64_t tot
 }
 
 /* ---- host memory ----------------------------------------------------------- */
-int fli_mul_overflow(size_t a, size_t b, size_t *out) { return __builtin_mul_overflow(a, b, out); }
+int fli_mul_overflow(size_t a, size_t b, size_t *out)
+{
+    return __builtin_mul_overflow(a, b, out);
+}
 
 void *fli_malloc(fl_ctx *ctx, size_t bytes, const char *what)
 {
@@ -131,8 +140,8 @@ void *fli_calloc(fl_ctx *ctx, size_t count, size_t size, const char *what)
 {
     size_t bytes;
     if (fli_mul_overflow(count, size, &bytes)) {
-        fli_fail(ctx, FL_STATUS_OUT_OF_MEMORY, "%s: %zu x %zu bytes overflows size_t",
-                 what ? what : "buffer", count, size);
+        fli_fail(ctx, FL_STATUS_OUT_OF_MEMORY, "%s: %zu x %zu bytes overflows size_t", what ? what : "buffer",
+                 count, size);
         return NULL;
     }
     void *p = fli_malloc(ctx, bytes, what);
@@ -151,7 +160,10 @@ void fli_free(fl_ctx *ctx, void *p)
         free(p);
 }
 
-void fl_buffer_free(void *buf) { free(buf); }
+void fl_buffer_free(void *buf)
+{
+    free(buf);
+}
 
 /* ---- RNG ------------------------------------------------------------------ */
 static uint64_t splitmix64(uint64_t *x)
@@ -168,7 +180,10 @@ void fli_rng_seed(fli_rng *r, uint64_t seed)
         r->s[i] = splitmix64(&seed);
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
 uint64_t fli_rng_next(fli_rng *r)
 {
@@ -184,7 +199,10 @@ uint64_t fli_rng_next(fli_rng *r)
     return result;
 }
 
-double fli_rng_uniform(fli_rng *r) { return (double)(fli_rng_next(r) >> 11) * 0x1.0p-53; }
+double fli_rng_uniform(fli_rng *r)
+{
+    return (double)(fli_rng_next(r) >> 11) * 0x1.0p-53;
+}
 
 int64_t fli_rng_below(fli_rng *r, int64_t n)
 {
@@ -213,8 +231,8 @@ fl_status fli_check_array(fl_ctx *ctx, const fl_array *a, const char *what)
     size_t bytes;
     if (fli_mul_overflow((size_t)a->rows, (size_t)fli_ld(a), &bytes) ||
         fli_mul_overflow(bytes, fl_dtype_size(a->dtype), &bytes))
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "%s: %lld x %lld elements overflow 64-bit sizes",
-                        what, (long long)a->rows, (long long)a->cols);
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "%s: %lld x %lld elements overflow 64-bit sizes", what,
+                        (long long)a->rows, (long long)a->cols);
     if (!a->data && a->rows > 0 && a->cols > 0)
         return fli_fail(ctx, FL_STATUS_INVALID_ARG, "%s.data is NULL for a %lld x %lld array", what,
                         (long long)a->rows, (long long)a->cols);

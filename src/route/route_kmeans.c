@@ -96,4 +96,3 @@ fl_status fli_route_kmeans(const fl_hw_props *hw, int64_t n, int64_t d, fl_dtype
         *prec_out = p;
     return FL_STATUS_OK;
 }
-

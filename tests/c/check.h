@@ -3,54 +3,53 @@
 #ifndef FL_TEST_CHECK_H
 #define FL_TEST_CHECK_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <math.h>
 #include <string.h>
 
 static int g_failures = 0;
 static int g_checks = 0;
 
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        g_checks++;                                                                   \
-        if (!(cond)) {                                                                \
-            g_failures++;                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                             \
+#define CHECK(cond)                                                                                          \
+    do {                                                                                                     \
+        g_checks++;                                                                                          \
+        if (!(cond)) {                                                                                       \
+            g_failures++;                                                                                    \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                         \
+        }                                                                                                    \
     } while (0)
 
-#define CHECK_MSG(cond, ...)                                                          \
-    do {                                                                              \
-        g_checks++;                                                                   \
-        if (!(cond)) {                                                                \
-            g_failures++;                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                             \
-            fputc('\n', stderr);                                                      \
-        }                                                                             \
+#define CHECK_MSG(cond, ...)                                                                                 \
+    do {                                                                                                     \
+        g_checks++;                                                                                          \
+        if (!(cond)) {                                                                                       \
+            g_failures++;                                                                                    \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);                         \
+            fprintf(stderr, __VA_ARGS__);                                                                    \
+            fputc('\n', stderr);                                                                             \
+        }                                                                                                    \
     } while (0)
 
-#define CHECK_OK(ctx, expr)                                                                      \
-    do {                                                                                         \
-        fl_status st_ = (expr);                                                                  \
-        CHECK_MSG(st_ == FL_STATUS_OK, "%s -> %s: %s", #expr, fl_status_str(st_),               \
-                  fl_ctx_last_error(ctx));                                                       \
+#define CHECK_OK(ctx, expr)                                                                                  \
+    do {                                                                                                     \
+        fl_status st_ = (expr);                                                                              \
+        CHECK_MSG(st_ == FL_STATUS_OK, "%s -> %s: %s", #expr, fl_status_str(st_), fl_ctx_last_error(ctx));   \
     } while (0)
 
-#define CHECK_ERR(ctx, expr, code, substr)                                                       \
-    do {                                                                                         \
-        fl_status st_ = (expr);                                                                  \
-        CHECK_MSG(st_ == (code), "%s -> %s, expected %s (%s)", #expr, fl_status_str(st_),        \
-                  fl_status_str(code), fl_ctx_last_error(ctx));                                  \
-        CHECK_MSG(strstr(fl_ctx_last_error(ctx), (substr)) != NULL,                              \
-                  "message '%s' lacks '%s'", fl_ctx_last_error(ctx), (substr));                  \
+#define CHECK_ERR(ctx, expr, code, substr)                                                                   \
+    do {                                                                                                     \
+        fl_status st_ = (expr);                                                                              \
+        CHECK_MSG(st_ == (code), "%s -> %s, expected %s (%s)", #expr, fl_status_str(st_),                    \
+                  fl_status_str(code), fl_ctx_last_error(ctx));                                              \
+        CHECK_MSG(strstr(fl_ctx_last_error(ctx), (substr)) != NULL, "message '%s' lacks '%s'",               \
+                  fl_ctx_last_error(ctx), (substr));                                                         \
     } while (0)
 
-#define TEST_MAIN_END()                                                          \
-    do {                                                                         \
-        printf("%d checks, %d failures\n", g_checks, g_failures);                \
-        return g_failures ? 1 : 0;                                               \
+#define TEST_MAIN_END()                                                                                      \
+    do {                                                                                                     \
+        printf("%d checks, %d failures\n", g_checks, g_failures);                                            \
+        return g_failures ? 1 : 0;                                                                           \
     } while (0)
 
 /* Gaussian blobs: k centres spread on a grid with spacing `sep`, unit noise.

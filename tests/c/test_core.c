@@ -13,7 +13,8 @@ static void test_status_and_version(void)
     CHECK(!strcmp(fl_status_str((fl_status)-999), "FL_STATUS_UNKNOWN"));
     CHECK(!strcmp(fl_version_string(), FL_VERSION_STRING));
     CHECK(fl_version_number() == FL_VERSION_NUMBER);
-    CHECK(fl_dtype_size(FL_DTYPE_F32) == 4 && fl_dtype_size(FL_DTYPE_BF16) == 2 && fl_dtype_size((fl_dtype)77) == 0);
+    CHECK(fl_dtype_size(FL_DTYPE_F32) == 4 && fl_dtype_size(FL_DTYPE_BF16) == 2 &&
+          fl_dtype_size((fl_dtype)77) == 0);
 }
 
 static void test_ctx(void)
@@ -60,12 +61,15 @@ static void test_params(void)
     CHECK_OK(ctx, fl_params_get(ctx, p, "tol", buf, sizeof buf));
     CHECK(atof(buf) == 1e-4);
     /* out of range: the message names the value and the bounds */
-    CHECK_ERR(ctx, fl_params_set(ctx, p, "n_clusters", "0"), FL_STATUS_INVALID_ARG, "n_clusters=0: must be in [1,");
+    CHECK_ERR(ctx, fl_params_set(ctx, p, "n_clusters", "0"), FL_STATUS_INVALID_ARG,
+              "n_clusters=0: must be in [1,");
     CHECK_ERR(ctx, fl_params_set(ctx, p, "n_clusters", "2.5"), FL_STATUS_INVALID_ARG, "whole number");
     CHECK_ERR(ctx, fl_params_set(ctx, p, "tol", "-1"), FL_STATUS_INVALID_ARG, "tol=-1");
     CHECK_ERR(ctx, fl_params_set(ctx, p, "tol", "abc"), FL_STATUS_INVALID_ARG, "expected a number");
-    CHECK_ERR(ctx, fl_params_set(ctx, p, "init", "kmeans++"), FL_STATUS_INVALID_ARG, "must be one of k-means++|random|array");
-    CHECK_ERR(ctx, fl_params_set(ctx, p, "n_cluster", "3"), FL_STATUS_INVALID_ARG, "did you mean 'n_clusters'");
+    CHECK_ERR(ctx, fl_params_set(ctx, p, "init", "kmeans++"), FL_STATUS_INVALID_ARG,
+              "must be one of k-means++|random|array");
+    CHECK_ERR(ctx, fl_params_set(ctx, p, "n_cluster", "3"), FL_STATUS_INVALID_ARG,
+              "did you mean 'n_clusters'");
     CHECK_ERR(ctx, fl_params_set(ctx, p, "max_iterations", "3"), FL_STATUS_INVALID_ARG, "no parameter");
     /* nothing changed by the failures */
     CHECK_OK(ctx, fl_params_get(ctx, p, "n_clusters", buf, sizeof buf));
@@ -102,11 +106,14 @@ static void test_arrays(void)
     fl_params *p;
     fl_params_create(ctx, "kmeans", &p);
     fl_params_set(ctx, p, "n_clusters", "1");
-    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &a, NULL, p, &c, NULL, NULL, NULL), FL_STATUS_INVALID_ARG, "leading dimension 2 < cols 4");
+    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &a, NULL, p, &c, NULL, NULL, NULL), FL_STATUS_INVALID_ARG,
+              "leading dimension 2 < cols 4");
     a = fl_array_host(NULL, FL_DTYPE_F32, 3, 4);
-    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &a, NULL, p, &c, NULL, NULL, NULL), FL_STATUS_INVALID_ARG, "data is NULL");
+    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &a, NULL, p, &c, NULL, NULL, NULL), FL_STATUS_INVALID_ARG,
+              "data is NULL");
     a = fl_array_host(X, FL_DTYPE_I32, 3, 4);
-    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &a, NULL, p, &c, NULL, NULL, NULL), FL_STATUS_INVALID_ARG, "expected f32 or f64");
+    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &a, NULL, p, &c, NULL, NULL, NULL), FL_STATUS_INVALID_ARG,
+              "expected f32 or f64");
     a = fl_array_host(X, FL_DTYPE_F32, 0x7fffffffffffffffLL, 4);
     CHECK_ERR(ctx, fl_kmeans_fit(ctx, &a, NULL, p, &c, NULL, NULL, NULL), FL_STATUS_INVALID_ARG, "overflow");
     fl_params_free(p);
@@ -357,8 +364,12 @@ static void test_route(void)
     fl_route r;
     CHECK_OK(ctx, fl_route_query(ctx, "kmeans", NULL, 1000, 8, FL_DTYPE_F32, NULL, &r));
     CHECK(r.backend == FL_BACKEND_CPU && !strcmp(r.variant, "fp32"));
-    fl_hw_props h100 = {.name = "NVIDIA H100 80GB HBM3", .tag = "H100", .sm_major = 9, .sm_count = 132,
-                        .is_hopper = 1, .sm90_enabled = 1};
+    fl_hw_props h100 = {.name = "NVIDIA H100 80GB HBM3",
+                        .tag = "H100",
+                        .sm_major = 9,
+                        .sm_count = 132,
+                        .is_hopper = 1,
+                        .sm90_enabled = 1};
     fl_params *p;
     fl_params_create(ctx, "kmeans", &p);
     fl_params_set(ctx, p, "n_clusters", "8192");
@@ -370,7 +381,8 @@ static void test_route(void)
     fl_params_set(ctx, p, "n_clusters", "16");
     CHECK_OK(ctx, fl_route_query(ctx, "kmeans", &h100, 1000000, 128, FL_DTYPE_F32, p, &r));
     CHECK(!strcmp(r.variant, "fp32"));
-    CHECK_ERR(ctx, fl_route_query(ctx, "kmeans", NULL, 0, 8, FL_DTYPE_F32, NULL, &r), FL_STATUS_INVALID_ARG, "must be positive");
+    CHECK_ERR(ctx, fl_route_query(ctx, "kmeans", NULL, 0, 8, FL_DTYPE_F32, NULL, &r), FL_STATUS_INVALID_ARG,
+              "must be positive");
     fl_params_free(p);
     fl_ctx_free(ctx);
 }

@@ -107,7 +107,8 @@ static void test_against_f64_reference(fl_ctx *ctx)
     fl_array la = fl_array_host(lab, FL_DTYPE_I32, N, 1);
     CHECK_OK(ctx, fl_kmeans_fit(ctx, &xd, NULL, p, &cd, &la, &inertia, &n_iter));
     CHECK_MSG(rel_err(Cd, Cref, K * D) < 1e-10, "f64 centres rel err %g", rel_err(Cd, Cref, K * D));
-    CHECK_MSG(fabs(inertia - ref_inertia) / ref_inertia < 1e-10, "f64 inertia %.12g vs %.12g", inertia, ref_inertia);
+    CHECK_MSG(fabs(inertia - ref_inertia) / ref_inertia < 1e-10, "f64 inertia %.12g vs %.12g", inertia,
+              ref_inertia);
     CHECK(n_iter >= 2 && n_iter < 300);
 
     fl_array xf = fl_array_host(Xf, FL_DTYPE_F32, N, D), cf = fl_array_host(Cf, FL_DTYPE_F32, K, D);
@@ -116,7 +117,8 @@ static void test_against_f64_reference(fl_ctx *ctx)
     for (int i = 0; i < K * D; i++)
         Cfd[i] = Cf[i];
     CHECK_MSG(rel_err(Cfd, Cref, K * D) < 1e-4, "f32 centres rel err %g", rel_err(Cfd, Cref, K * D));
-    CHECK_MSG(fabs(inertia - ref_inertia) / ref_inertia < 1e-4, "f32 inertia %.9g vs %.9g", inertia, ref_inertia);
+    CHECK_MSG(fabs(inertia - ref_inertia) / ref_inertia < 1e-4, "f32 inertia %.9g vs %.9g", inertia,
+              ref_inertia);
     fl_params_free(p);
     free(Xf);
     free(Xd);
@@ -295,44 +297,54 @@ static void test_bad_input(fl_ctx *ctx)
     fl_array xa = fl_array_host(X, FL_DTYPE_F32, N, D), ca = fl_array_host(C, FL_DTYPE_F32, K, D);
     fl_array la = fl_array_host(lab, FL_DTYPE_I32, N, 1);
     X[17] = INFINITY;
-    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &xa, NULL, p, &ca, &la, NULL, NULL), FL_STATUS_INVALID_ARG, "X[4, 1] is Inf");
+    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &xa, NULL, p, &ca, &la, NULL, NULL), FL_STATUS_INVALID_ARG,
+              "X[4, 1] is Inf");
     X[17] = NAN;
     CHECK_ERR(ctx, fl_kmeans_fit(ctx, &xa, NULL, p, &ca, &la, NULL, NULL), FL_STATUS_INVALID_ARG, "is NaN");
     X[17] = 0;
     fl_array empty = fl_array_host(X, FL_DTYPE_F32, 0, D);
-    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &empty, NULL, p, &ca, &la, NULL, NULL), FL_STATUS_INVALID_ARG, "is empty");
+    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &empty, NULL, p, &ca, &la, NULL, NULL), FL_STATUS_INVALID_ARG,
+              "is empty");
     fl_array wrong_c = fl_array_host(C, FL_DTYPE_F32, K, D - 1);
-    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &xa, NULL, p, &wrong_c, &la, NULL, NULL), FL_STATUS_INVALID_ARG, "centers: expected f32 3 x 4");
+    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &xa, NULL, p, &wrong_c, &la, NULL, NULL), FL_STATUS_INVALID_ARG,
+              "centers: expected f32 3 x 4");
     fl_array wrong_l = fl_array_host(lab, FL_DTYPE_I64, N, 1);
-    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &xa, NULL, p, &ca, &wrong_l, NULL, NULL), FL_STATUS_INVALID_ARG, "labels: expected i32");
+    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &xa, NULL, p, &ca, &wrong_l, NULL, NULL), FL_STATUS_INVALID_ARG,
+              "labels: expected i32");
     float w[N];
     for (int i = 0; i < N; i++)
         w[i] = 1;
     w[3] = -1;
     fl_array wa = fl_array_host(w, FL_DTYPE_F32, N, 1);
-    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &xa, &wa, p, &ca, &la, NULL, NULL), FL_STATUS_INVALID_ARG, "sample_weight[3]");
+    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &xa, &wa, p, &ca, &la, NULL, NULL), FL_STATUS_INVALID_ARG,
+              "sample_weight[3]");
     fl_array w_short = fl_array_host(w, FL_DTYPE_F32, N - 1, 1);
-    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &xa, &w_short, p, &ca, &la, NULL, NULL), FL_STATUS_INVALID_ARG, "one weight per sample");
+    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &xa, &w_short, p, &ca, &la, NULL, NULL), FL_STATUS_INVALID_ARG,
+              "one weight per sample");
     double bad_init[2 * D] = {0};
     fl_array bi = fl_array_host(bad_init, FL_DTYPE_F64, 2, D);
     fl_params_set_array(ctx, p, "init", &bi);
-    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &xa, NULL, p, &ca, &la, NULL, NULL), FL_STATUS_INVALID_ARG, "init array is 2 x 4");
+    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &xa, NULL, p, &ca, &la, NULL, NULL), FL_STATUS_INVALID_ARG,
+              "init array is 2 x 4");
     fl_params_free(p);
     fl_params_create(ctx, "kmeans", &p);
     fl_params_set_int(ctx, p, "n_clusters", K);
     fl_params_set(ctx, p, "init", "array");
-    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &xa, NULL, p, &ca, &la, NULL, NULL), FL_STATUS_INVALID_ARG, "no array was given");
+    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &xa, NULL, p, &ca, &la, NULL, NULL), FL_STATUS_INVALID_ARG,
+              "no array was given");
     fl_params_set(ctx, p, "init", "k-means++");
     fl_params_set(ctx, p, "metric", "cosine");
     memset(X, 0, sizeof(float) * D); /* row 0 is all zeros */
-    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &xa, NULL, p, &ca, &la, NULL, NULL), FL_STATUS_INVALID_ARG, "row 0 is all zeros");
+    CHECK_ERR(ctx, fl_kmeans_fit(ctx, &xa, NULL, p, &ca, &la, NULL, NULL), FL_STATUS_INVALID_ARG,
+              "row 0 is all zeros");
     /* no GPU on a CPU context */
     fl_ctx *cuda;
     fl_ctx_create("cuda", &cuda, NULL, 0);
     if (fl_cuda_device_count(cuda, NULL) == 0) {
         fl_params_set(ctx, p, "metric", "euclidean");
         X[0] = 1;
-        CHECK_ERR(cuda, fl_kmeans_fit(cuda, &xa, NULL, p, &ca, &la, NULL, NULL), FL_STATUS_NO_DEVICE, "needs a CUDA GPU");
+        CHECK_ERR(cuda, fl_kmeans_fit(cuda, &xa, NULL, p, &ca, &la, NULL, NULL), FL_STATUS_NO_DEVICE,
+                  "needs a CUDA GPU");
     }
     fl_ctx_free(cuda);
     /* outputs untouched by every failure above */
@@ -380,11 +392,14 @@ static void test_model_methods(fl_ctx *ctx)
     CHECK_OK(ctx, fl_model_score(m, &xa, NULL, NULL, &score));
     CHECK_OK(ctx, fl_model_attr_scalar(m, "inertia_", &inertia));
     CHECK_MSG(fabs(-score - inertia) / inertia < 1e-5, "score %g inertia %g", score, inertia);
-    CHECK_MSG(fabs(inertia_from_t - inertia) / inertia < 1e-4, "transform^2 %g inertia %g", inertia_from_t, inertia);
+    CHECK_MSG(fabs(inertia_from_t - inertia) / inertia < 1e-4, "transform^2 %g inertia %g", inertia_from_t,
+              inertia);
     fl_array wrong = fl_array_host(X, FL_DTYPE_F32, N / 2, D - 1);
-    CHECK_ERR(ctx, fl_model_predict(m, &wrong, &pa), FL_STATUS_INVALID_ARG, "labels out: expected i32 300 x 1");
+    CHECK_ERR(ctx, fl_model_predict(m, &wrong, &pa), FL_STATUS_INVALID_ARG,
+              "labels out: expected i32 300 x 1");
     fl_array pa2 = fl_array_host(pred, FL_DTYPE_I32, N / 2, 1);
-    CHECK_ERR(ctx, fl_model_predict(m, &wrong, &pa2), FL_STATUS_INVALID_ARG, "X has 3 features, but KMeans was fitted with 4");
+    CHECK_ERR(ctx, fl_model_predict(m, &wrong, &pa2), FL_STATUS_INVALID_ARG,
+              "X has 3 features, but KMeans was fitted with 4");
     /* batched: 3 problems of 200 rows */
     float Cb[3 * K * D];
     int32_t lb[N];
@@ -396,7 +411,8 @@ static void test_model_methods(fl_ctx *ctx)
     for (int i = 0; i < N; i++)
         in_range &= lb[i] >= 0 && lb[i] < K;
     CHECK(in_range);
-    CHECK_ERR(ctx, fl_kmeans_fit_batched(ctx, &xa, 7, p, &cba, &lba, ib), FL_STATUS_INVALID_ARG, "divide X's 600 rows");
+    CHECK_ERR(ctx, fl_kmeans_fit_batched(ctx, &xa, 7, p, &cba, &lba, ib), FL_STATUS_INVALID_ARG,
+              "divide X's 600 rows");
     fl_model_free(m);
     fl_params_free(p);
 }

@@ -14,8 +14,8 @@
 #ifndef FL_CUDA_MODULE_H
 #define FL_CUDA_MODULE_H
 
-#include "flashlib.h"
 #include "algo/kmeans_job.h"
+#include "flashlib.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -28,7 +28,7 @@ extern "C" {
  * by ctx_free. */
 typedef struct fli_cuda_env {
     int32_t device_id;
-    int sm90_enabled; /* Hopper paths allowed (device is 9.0, not disabled) */
+    int sm90_enabled;                  /* Hopper paths allowed (device is 9.0, not disabled) */
     const fl_device_allocator *dalloc; /* NULL = cudaMalloc/cudaFree */
     fl_progress_fn progress;           /* may be NULL */
     void *progress_user;
@@ -48,8 +48,8 @@ typedef struct fli_cuda_api {
      * pinned), else the CUDA device that owns it. */
     fl_status (*pointer_device)(fli_cuda_env *env, const void *p, int32_t *device_id);
     /* Copies `bytes`; dst_dev/src_dev are -1 for host, else the device. */
-    fl_status (*memcpy)(fli_cuda_env *env, void *dst, int32_t dst_dev, const void *src,
-                        int32_t src_dev, size_t bytes);
+    fl_status (*memcpy)(fli_cuda_env *env, void *dst, int32_t dst_dev, const void *src, int32_t src_dev,
+                        size_t bytes);
 
     /* KMeans: the whole fit (all n_init runs) on the device. See
      * algo/kmeans_job.h for the fields and where each buffer lives. */
