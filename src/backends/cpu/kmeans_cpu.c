@@ -26,18 +26,22 @@
 #define FLI_BIG 1e30
 
 #define T float
+#define ITYPE int32_t
 #define SFX f32
 #define GEMM cblas_sgemm
 #include "backends/cpu/kmeans_cpu_impl.inc"
 #undef T
+#undef ITYPE
 #undef SFX
 #undef GEMM
 
 #define T double
+#define ITYPE int64_t
 #define SFX f64
 #define GEMM cblas_dgemm
 #include "backends/cpu/kmeans_cpu_impl.inc"
 #undef T
+#undef ITYPE
 #undef SFX
 #undef GEMM
 
