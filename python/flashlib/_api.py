@@ -40,8 +40,9 @@ def diagnose(probe=True):
     Keys: version, package_version, library (path of libflashlib.so),
     algorithms, cuda_device_count, devices (one dict of hardware properties
     per GPU), why_no_gpu (None when a GPU is usable, else the reason),
-    cuda_usable, default_device (what device='auto' resolves to) and
-    cuda_loaded (whether libcuda / libflashlib_cuda.so is mapped now).
+    cuda_usable, default_device (what device='auto' resolves to),
+    cuda_loaded (whether libcuda / libflashlib_cuda.so is mapped now) and
+    summary (one line for people: the GPU used, or why none is).
 
     With probe=True (the default) and a GPU present, a tiny KMeans runs on
     cuda:0 to prove the CUDA module loads and works; that loads CUDA into
@@ -66,7 +67,15 @@ def diagnose(probe=True):
     default = "cuda:0" if usable else "cpu"
     if n > 0 and not probe:
         default = _lib.Context("auto").resolved_device()
+    if usable:
+        first = devices[0]
+        summary = f"{first.get('name', 'GPU')} (cuda:0, sm_{first.get('sm_major')}{first.get('sm_minor')})"
+        if n > 1:
+            summary += f" and {n - 1} more"
+    else:
+        summary = f"none ({why or 'no usable GPU'})"
     return {
+        "summary": summary,
         "version": _lib.version(),
         "package_version": __version__,
         "library": _lib.library_path,

@@ -502,7 +502,7 @@ def test_device_cuda_without_gpu_says_why(blobs):
 
 def test_diagnose_and_route():
     d = flashlib.diagnose(probe=False)
-    for key in ("version", "library", "cuda_device_count", "devices", "why_no_gpu", "cuda_usable",
+    for key in ("summary", "version", "library", "cuda_device_count", "devices", "why_no_gpu", "cuda_usable",
                 "default_device", "cuda_loaded", "algorithms"):
         assert key in d
     assert d["version"] == flashlib.__version__ == flashlib.version()
