@@ -87,15 +87,15 @@ typedef enum fl_info_prec {
  * root (the operation itself) is node 0 with parent -1. String members
  * point to static text. */
 typedef struct fl_info_node {
-    const char *name;    /* "init (k-means++)", "assign (distance+argmin)" */
-    const char *detail;  /* one line on what it models, or NULL          */
-    int32_t parent;      /* index of the parent node, -1 for the root    */
-    int32_t depth;       /* 0 for the root                               */
-    double repeat;       /* times it runs in the whole call (>= 1)       */
-    double runtime_ms;   /* all repeats together                         */
-    double flops;        /* all repeats together                         */
-    double hbm_bytes;    /* device-memory traffic, all repeats           */
-    double launches;     /* kernel launches, all repeats                 */
+    const char *name;   /* "init (k-means++)", "assign (distance+argmin)" */
+    const char *detail; /* one line on what it models, or NULL          */
+    int32_t parent;     /* index of the parent node, -1 for the root    */
+    int32_t depth;      /* 0 for the root                               */
+    double repeat;      /* times it runs in the whole call (>= 1)       */
+    double runtime_ms;  /* all repeats together                         */
+    double flops;       /* all repeats together                         */
+    double hbm_bytes;   /* device-memory traffic, all repeats           */
+    double launches;    /* kernel launches, all repeats                 */
     fl_info_bound bound;
     fl_info_tier tier;
 } fl_info_node;
@@ -185,13 +185,13 @@ FL_INFO_API const char *fl_info_prec_name(fl_info_prec p);
 /* ---- variants: Pareto fronts and tolerance-driven choice ----------------- */
 
 typedef struct fl_info_variant {
-    const char *name;          /* "gemm_3xbf16"                            */
+    const char *name; /* "gemm_3xbf16"                            */
     double runtime_ms;
-    double expected_residual;  /* RMS relative error of the output         */
+    double expected_residual;    /* RMS relative error of the output         */
     const char *residual_source; /* "model: ..." until measured             */
-    fl_info_tier tier;         /* of the runtime                            */
-    int32_t dominated;         /* another variant is as fast and as accurate,
-                                  and strictly better in one                */
+    fl_info_tier tier;           /* of the runtime                            */
+    int32_t dominated;           /* another variant is as fast and as accurate,
+                                    and strictly better in one                */
 } fl_info_variant;
 
 /*
@@ -209,12 +209,12 @@ FL_INFO_API int fl_info_pareto(const char *family, const int64_t *shape, int ndi
 /* ---- comparison with what users would run otherwise ---------------------- */
 
 typedef struct fl_info_reference {
-    const char *name;        /* "scikit-learn", "pytorch"                     */
-    const char *where;       /* what it ran on at the anchor                  */
-    int32_t measured;        /* 0: no anchor measured: the numbers below are 0 */
-    double runtime_ms;       /* anchor_ms x scale                              */
-    double speedup;          /* runtime_ms / flashlib's estimate              */
-    double anchor_ms;        /* measured at the anchor                         */
+    const char *name;  /* "scikit-learn", "pytorch"                     */
+    const char *where; /* what it ran on at the anchor                  */
+    int32_t measured;  /* 0: no anchor measured: the numbers below are 0 */
+    double runtime_ms; /* anchor_ms x scale                              */
+    double speedup;    /* runtime_ms / flashlib's estimate              */
+    double anchor_ms;  /* measured at the anchor                         */
     int32_t anchor_ndim;
     int64_t anchor_shape[FL_INFO_MAX_DIMS];
     const char *anchor_params; /* parameters of the anchor run               */
@@ -246,15 +246,15 @@ typedef struct fl_info_device {
     int32_t is_gpu;
     int32_t sm_major, sm_minor, sm_count;
     int64_t l2_bytes, memory_bytes, smem_per_sm_bytes;
-    double hbm_gbs;          /* memory bandwidth, datasheet               */
-    double copy_gbs;         /* measured copy bandwidth (read + write), 0 = not measured */
-    double h2d_gbs;          /* host-to-device link, one direction        */
-    double launch_us;        /* kernel launch + dependency gap assumed     */
+    double hbm_gbs;                        /* memory bandwidth, datasheet               */
+    double copy_gbs;                       /* measured copy bandwidth (read + write), 0 = not measured */
+    double h2d_gbs;                        /* host-to-device link, one direction        */
+    double launch_us;                      /* kernel launch + dependency gap assumed     */
     double peak_tflops[FL_INFO_NPREC];     /* dense datasheet peaks; 0 = none */
     double measured_tflops[FL_INFO_NPREC]; /* measured ceilings; 0 = none     */
-    const char *peak_source;     /* where the datasheet figures come from  */
-    const char *measured_source; /* where the measured ceilings come from  */
-    const char *memory_source;   /* bandwidth / capacity source             */
+    const char *peak_source;               /* where the datasheet figures come from  */
+    const char *measured_source;           /* where the measured ceilings come from  */
+    const char *memory_source;             /* bandwidth / capacity source             */
 } fl_info_device;
 
 FL_INFO_API int fl_info_device_count(void);
@@ -284,6 +284,21 @@ FL_INFO_API const fl_info_op *fl_info_op_at(int i);
 FL_INFO_API int fl_info_op_param(const char *op, int i, const char **name, const char **default_value,
                                  const char **aliases, const char **doc, int *info_only);
 
+/* ---- calibration entries compiled in ------------------------------------- */
+
+typedef struct fl_info_calibration {
+    const char *op, *variant, *dtype, *device;
+    double median_err; /* median |estimate - measured| / measured on held-out shapes */
+    double p90_err;    /* its 90th percentile                                      */
+    int32_t n_fit, n_holdout;
+    int32_t calibrated;   /* median_err <= 20%: estimates using it say "calibrated"   */
+    const char *describe; /* when, where and how it was measured                       */
+} fl_info_calibration;
+
+/* Entry i of the calibration table (0 <= i < count); returns 0, or -1 past
+ * the end. Each entry's held-out errors are published with it. */
+FL_INFO_API int fl_info_calibration_at(int i, fl_info_calibration *out);
+
 /* ---- for the calibration harness (bench/calib) --------------------------- */
 
 /*
@@ -299,8 +314,8 @@ FL_INFO_API int fl_info_model_eval(const char *op, const char *variant, const in
 /* Number of coefficients of the model of (op, variant) (or -1), and, when
  * names/defaults are non-NULL, their names and the roofline values for
  * `device` (arrays of at least that many entries). */
-FL_INFO_API int fl_info_model_coefs(const char *op, const char *variant, const char *device, const char **names,
-                                    double *defaults);
+FL_INFO_API int fl_info_model_coefs(const char *op, const char *variant, const char *device,
+                                    const char **names, double *defaults);
 
 #ifdef __cplusplus
 }

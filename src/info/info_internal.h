@@ -1,0 +1,216 @@
+/*
+ * info_internal.h — what the files of the cost model share: the op table,
+ * parsed parameters, the estimate under construction (a tree of nodes),
+ * roofline helpers and the calibration tables.
+ *
+ * Everything here is libc + libm: the cost model is built alone as
+ * libflashlib_info.so and also compiled into libflashlib.
+ */
+#ifndef FL_INFO_INTERNAL_H
+#define FL_INFO_INTERNAL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "flashlib.h"
+#include "flashlib_info.h"
+
+#define FLI_INFO_MAX_PARAMS 24
+
+/* ---- parameters ------------------------------------------------------- */
+
+/* Parsed "name=value" pairs of one call: values of the op's own table
+ * (indexes 0..n_tab-1) then of its info-only table. Unset parameters read
+ * their default text on demand. */
+typedef struct fli_pset {
+    const fl_param_def *tab;
+    int n_tab;
+    const fl_param_def *xtab;
+    int n_xtab;
+    uint32_t set;                     /* bit i: parameter i was given  */
+    double num[FLI_INFO_MAX_PARAMS];  /* INT / FLOAT / BOOL value      */
+    int8_t word[FLI_INFO_MAX_PARAMS]; /* CHOICE index or extra word; -1 numeric */
+} fli_pset;
+
+/* ---- ops ------------------------------------------------------------- */
+
+struct fli_est;
+typedef int (*fli_estimator)(struct fli_est *e);
+
+typedef struct fli_op {
+    fl_info_op pub;
+    const fl_param_def *params; /* the primitive's table (scikit-learn names) */
+    int n_params;
+    const fl_param_def *xparams; /* info-only parameters */
+    int n_xparams;
+    fli_estimator fn;
+} fli_op;
+
+const fli_op *fli_op_find(const char *name);
+int fli_op_table_size(void);
+const fli_op *fli_op_index(int i);
+
+/* ---- the estimate under construction ---------------------------------- */
+
+typedef struct fli_est {
+    fl_info_result *r;
+    const fli_op *op;
+    const fl_info_device *dev;
+    fl_dtype dtype;
+    int64_t shape[FL_INFO_MAX_DIMS];
+    int ndim;
+    fli_pset ps;
+    /* set by callers that evaluate a model with explicit coefficients */
+    const double *coef_override;
+    int n_coef_override;
+    const char *variant_override; /* pareto: estimate this variant     */
+    int no_measured;              /* do not use measured points         */
+    fl_info_prec main_prec;       /* precision of the op's arithmetic   */
+    double link_bytes;            /* bytes over the host-device link    */
+    int depth;                    /* nesting of fli_child               */
+    int measured_whole;           /* runtime is a measurement of this shape */
+    char *err;
+    size_t err_len;
+} fli_est;
+
+/* Records a message and returns FL_INFO_EINVAL. */
+int fli_info_fail(fli_est *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int fli_info_failv(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Adds a node under `parent` (-1: the root). Returns its index or -1 when
+ * the tree is full (the node is then dropped and its time is added to the
+ * parent by the caller through the return value check). */
+int fli_node(fli_est *e, int parent, const char *name, const char *detail, double repeat);
+/* Sets a leaf's totals. */
+void fli_leaf(fli_est *e, int node, double ms, double flops, double bytes, double launches, fl_info_bound b,
+              fl_info_tier t);
+/* Sums children into parents (pre-order tree, reverse walk); a parent takes
+ * the weakest tier of its children and the bound of its costliest child. */
+void fli_rollup(fli_est *e);
+void fli_note(fli_est *e, const char *note);
+
+/* Parameter access (name must exist in the op's tables). */
+double fli_p_num(const fli_est *e, const char *name);
+int fli_p_word(const fli_est *e, const char *name);
+int fli_p_given(const fli_est *e, const char *name);
+/* The same by index: the op's table first, then its info-only table. */
+double fli_p_num_i(const fli_est *e, int i);
+int fli_p_word_i(const fli_est *e, int i);
+int fli_pset_parse(fli_est *e, const char *params);
+/* The value of parameter `name` of `op` given `params` (defaults applied). */
+int fli_param_value(const char *op, const char *params, const char *name, double *out);
+
+/* ---- roofline --------------------------------------------------------- */
+
+/* Efficiency classes: attainable fraction of the device ceiling. */
+typedef enum fli_class {
+    FLI_CLASS_GEMM = 0,   /* large dense GEMM (cuBLAS-like)              */
+    FLI_CLASS_FUSED = 1,  /* fused distance + reduction (kmeans, knn)    */
+    FLI_CLASS_STREAM = 2, /* elementwise / reductions, coalesced          */
+    FLI_CLASS_GATHER = 3, /* irregular gathers, graphs, trees             */
+    FLI_CLASS_SOLVER = 4, /* factorisations (panel + update)              */
+} fli_class;
+
+/* Sustained compute rate (TFLOP/s) of precision p for class c on dev. */
+double fli_rate(const fl_info_device *dev, fl_info_prec p, fli_class c);
+/* Sustained memory bandwidth (GB/s) for class c. */
+double fli_bw(const fl_info_device *dev, fli_class c);
+/* Roofline time in ms: max(compute, memory) + launches x launch latency;
+ * *bound receives which term dominates. */
+double fli_roof_ms(const fl_info_device *dev, double flops, double rate_tflops, double bytes, double bw_gbs,
+                   double launches, fl_info_bound *bound);
+/* Tier of a roofline number on dev: roofline with datasheet peaks,
+ * heuristic with nominal ones (the generic CPU). */
+fl_info_tier fli_roof_tier(const fl_info_device *dev);
+/* Adds a roofline leaf and returns its runtime. */
+double fli_roof_leaf(fli_est *e, int parent, const char *name, const char *detail, double repeat,
+                     double flops, fl_info_prec p, fli_class c, double bytes, double launches,
+                     fl_info_tier cap);
+
+/* Overflow-checked byte counts for the shape checks: 0 on overflow. */
+int fli_bytes_ok(fli_est *e, double bytes, const char *what);
+
+/* Precision of a dtype for arithmetic on dev. */
+fl_info_prec fli_dtype_prec(fl_dtype dt);
+size_t fli_dtype_bytes(fl_dtype dt);
+const char *fli_dtype_canon(fl_dtype dt);
+int fli_dtype_parse(const char *s, fl_dtype *out);
+
+/* ---- devices ------------------------------------------------------------ */
+const fl_info_device *fli_device_lookup(const char *name);
+/* Properties routing needs, from the table (Hopper parts with their fast
+ * path enabled, as on a machine without FL_DISABLE_SM90). */
+void fli_device_hw(const fl_info_device *dev, fl_hw_props *hw);
+
+/* ---- calibration ------------------------------------------------------ */
+
+typedef struct fli_calib_entry {
+    const char *op, *variant, *dtype, *device;
+    int n_coef;
+    double coef[8];
+    double median_err, p90_err; /* on held-out shapes, fractions      */
+    int n_fit, n_holdout;
+    const char *describe; /* "H100-SXM 2026-..: ..."            */
+} fli_calib_entry;
+
+typedef struct fli_calib_point {
+    const char *op, *variant, *dtype, *device;
+    int64_t key[6]; /* op-specific: kmeans n,d,k,iter,init,input */
+    double ms;
+    const char *source;
+} fli_calib_point;
+
+typedef struct fli_calib_anchor {
+    const char *op, *ref, *where, *device;
+    int ndim;
+    int64_t shape[FL_INFO_MAX_DIMS];
+    const char *params;
+    double ms;
+    const char *source;
+} fli_calib_anchor;
+
+const fli_calib_entry *fli_calib_find(const char *op, const char *variant, const char *dtype,
+                                      const char *device);
+const fli_calib_point *fli_calib_point_find(const char *op, const char *variant, const char *dtype,
+                                            const char *device, const int64_t key[6]);
+const fli_calib_anchor *fli_calib_anchor_find(const char *op, const char *ref, int i);
+/* Coefficients for a model: the override, a calibration entry (setting
+ * *tier and *entry) or the roofline defaults `def`. */
+const double *fli_calib_coefs(fli_est *e, const char *op, const char *variant, const char *dtype,
+                              const double *def, int n, fl_info_tier *tier, const fli_calib_entry **entry);
+
+/* ---- op estimators (one per file group) ----------------------------------- */
+#define FLI_KMEANS_N_XPARAMS 5
+extern const fl_param_def fli_kmeans_xparams[]; /* info-only parameters of kmeans */
+int fli_est_kmeans(fli_est *e);
+int fli_kmeans_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def);
+int fli_est_gemm(fli_est *e);
+int fli_gemm_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def);
+/* Runs the estimator of `opname` for a child node: its tree is grafted
+ * under `parent` (scaled by `repeat`) and its runtime returned (< 0 on
+ * error, with the message in e). */
+double fli_child(fli_est *e, int parent, const char *label, const char *opname, const int64_t *shape,
+                 int ndim, const char *params, double repeat);
+
+/* The estimate of one variant (pareto, tol choice). */
+int fli_estimate_variant(const char *op, const char *variant, const int64_t *shape, int ndim,
+                         const char *params, const char *dtype, const char *device, fl_info_result *out,
+                         char *err, size_t err_len);
+
+/* Variant families for pareto / tol choice. */
+typedef struct fli_variant_def {
+    const char *name;
+    const char *op; /* op name estimated for it */
+} fli_variant_def;
+int fli_family_variants(const char *family, const fli_variant_def **out);
+double fli_variant_residual(const char *variant, const fli_est *e, const char **source);
+
+/* Tiny appender for the formatters. */
+typedef struct fli_buf {
+    char *p;
+    size_t len, used;
+} fli_buf;
+void fli_bprintf(fli_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fli_bjson_str(fli_buf *b, const char *s);
+
+#endif

@@ -1,0 +1,464 @@
+/*
+ * op_kmeans.c — the cost model of KMeans.fit.
+ *
+ * Routing is fli_route_kmeans, the function execution calls; device memory
+ * is fli_kmeans_cuda_plan_chunk (the arena the CUDA fit allocates, exact);
+ * host memory on the CPU is fli_kmeans_cpu_plan (the CPU fit's buffers,
+ * exact, checked by tests/c/test_info.c with a counting allocator).
+ *
+ * Runtime of the GPU fit follows the structure of kmeans_fit.cu:
+ *   fixed     arena allocation, set-up, the final synchronisation
+ *   h2d       X (and weights) over the host link when X is on the host
+ *   prepare   16-bit copy of X (bf16/fp16), normalised copy (cosine),
+ *             column statistics (tol > 0)
+ *   per run (n_init):
+ *     init    k-means++: k-1 steps, each a pass updating the closest
+ *             distances + a scan + one scoring pass over X per group of 8
+ *             candidates; random / array: a gather or a copy
+ *     lloyd   iterations x (assign: fused distance + argmin on tensor cores
+ *             or SIMT; update: centre sums, relocation, shift)
+ *     final   one more assignment and the objective
+ *   results   centres and labels back to the host
+ * with six coefficients: fixed_ms, iter_us (launch chain of an iteration),
+ * pp_launch_us (per k-means++ kernel), rate_tflops (assignment math),
+ * bw_gbs (device memory), h2d_gbs (host link). Their roofline values come
+ * from the device table; bench/calib fits them per (precision, device) and
+ * validates the fit on held-out shapes.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "algo/kmeans_cpu_plan.h"
+#include "algo/kmeans_params.h"
+#include "algo/kmeans_plan.h"
+#include "info/info_internal.h"
+#include "route/route.h"
+
+enum { C_FIXED, C_ITER, C_PP, C_RATE, C_BW, C_H2D, N_COEF };
+
+static const char *const coef_names[N_COEF] = {"fixed_ms",    "iter_us", "pp_launch_us",
+                                               "rate_tflops", "bw_gbs",  "h2d_gbs"};
+
+static int variant_prec(const char *v, fli_precision *p)
+{
+    static const char *const names[] = {"fp32", "tf32", "bf16", "fp16"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(v, names[i])) {
+            *p = (fli_precision)i;
+            return 0;
+        }
+    return -1;
+}
+
+static fl_info_prec info_prec(fli_precision p)
+{
+    switch (p) {
+    case FLI_PREC_TF32: return FL_INFO_PREC_TF32;
+    case FLI_PREC_BF16: return FL_INFO_PREC_BF16;
+    case FLI_PREC_FP16: return FL_INFO_PREC_FP16;
+    case FLI_PREC_F64: return FL_INFO_PREC_FP64;
+    default: return FL_INFO_PREC_FP32;
+    }
+}
+
+static void roofline_coefs(fli_precision p, const fl_info_device *dev, double *c)
+{
+    c[C_FIXED] = 0.05 + 12 * dev->launch_us * 1e-3;
+    c[C_ITER] = 8 * dev->launch_us;
+    c[C_PP] = dev->launch_us;
+    c[C_RATE] = fli_rate(dev, info_prec(p), FLI_CLASS_FUSED);
+    c[C_BW] = fli_bw(dev, FLI_CLASS_FUSED);
+    c[C_H2D] = dev->h2d_gbs > 0 ? dev->h2d_gbs * 0.3 : 10.0;
+}
+
+int fli_kmeans_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def)
+{
+    fli_precision p;
+    if (variant_prec(variant, &p) || !dev->is_gpu)
+        return -1;
+    double c[N_COEF];
+    roofline_coefs(p, dev, c);
+    for (int i = 0; i < N_COEF; i++) {
+        if (names)
+            names[i] = coef_names[i];
+        if (def)
+            def[i] = c[i];
+    }
+    return N_COEF;
+}
+
+/* Everything the model needs, resolved from the shape and parameters the
+ * way kmeans.c resolves them. */
+typedef struct km_req {
+    int64_t n, d, k, n_init, max_iter, iters, L;
+    int init, metric, precision_word, on_device, weights, iters_given, threads, entry_model;
+    double tol;
+} km_req;
+
+/* Indexes of the parameters: fli_kmeans_params (shared with execution),
+ * then fli_kmeans_xparams. Reading by index keeps an estimate under a
+ * microsecond; check_indexes() and tests/c/test_info.c guard the order. */
+enum {
+    KP_N_CLUSTERS,
+    KP_INIT,
+    KP_N_INIT,
+    KP_MAX_ITER,
+    KP_TOL,
+    KP_RANDOM_STATE,
+    KP_METRIC,
+    KP_PRECISION,
+    KP_ALGORITHM,
+    KP_N_LOCAL_TRIALS,
+    KP_VERBOSE,
+    KX_INPUT = FLI_KMEANS_N_PARAMS,
+    KX_EXPECTED_ITER,
+    KX_THREADS,
+    KX_SAMPLE_WEIGHT,
+    KX_ENTRY,
+};
+
+static int check_indexes(fli_est *e)
+{
+    /* first letters are enough to catch a reordered table cheaply */
+    static const char first[] = "ninmtrmpanv";
+    for (int i = 0; i < FLI_KMEANS_N_PARAMS; i++)
+        if (fli_kmeans_params[i].name[0] != first[i])
+            return fli_info_fail(e,
+                                 "kmeans: the parameter table changed order (%s at %d): update op_kmeans.c",
+                                 fli_kmeans_params[i].name, i);
+    return 0;
+}
+
+static int resolve(fli_est *e, km_req *q)
+{
+    if (check_indexes(e))
+        return FL_INFO_EINVAL;
+    q->n = e->shape[0];
+    q->d = e->shape[1];
+    q->k = (int64_t)fli_p_num_i(e, KP_N_CLUSTERS);
+    if (q->k > q->n)
+        return fli_info_fail(e, "kmeans: n_clusters=%lld: must be in [1, n_samples=%lld]", (long long)q->k,
+                             (long long)q->n);
+    if (e->dtype != FL_DTYPE_F32 && e->dtype != FL_DTYPE_F64)
+        return fli_info_fail(e,
+                             "kmeans: dtype %s: expected f32 or f64 (the GPU's 16-bit arithmetic is "
+                             "precision=bf16 or precision=fp16)",
+                             fli_dtype_canon(e->dtype));
+    q->init = fli_p_word_i(e, KP_INIT);
+    int w = fli_p_word_i(e, KP_N_INIT);
+    q->n_init = w == 0 ? (q->init == FLI_KM_INIT_RANDOM ? 10 : 1) : (int64_t)fli_p_num_i(e, KP_N_INIT);
+    if (q->init == FLI_KM_INIT_ARRAY)
+        q->n_init = 1;
+    q->max_iter = (int64_t)fli_p_num_i(e, KP_MAX_ITER);
+    q->iters = q->max_iter;
+    q->iters_given = fli_p_word_i(e, KX_EXPECTED_ITER) < 0;
+    if (q->iters_given) {
+        int64_t x = (int64_t)fli_p_num_i(e, KX_EXPECTED_ITER);
+        q->iters = x < q->max_iter ? x : q->max_iter;
+    }
+    q->L = fli_p_word_i(e, KP_N_LOCAL_TRIALS) == 0 ? 2 + (int64_t)floor(log((double)q->k))
+                                                   : (int64_t)fli_p_num_i(e, KP_N_LOCAL_TRIALS);
+    q->metric = fli_p_word_i(e, KP_METRIC);
+    q->precision_word = fli_p_word_i(e, KP_PRECISION);
+    q->on_device = fli_p_word_i(e, KX_INPUT) == 1;
+    q->weights = fli_p_num_i(e, KX_SAMPLE_WEIGHT) != 0;
+    q->tol = fli_p_num_i(e, KP_TOL);
+    double th = fli_p_num_i(e, KX_THREADS);
+    q->threads = isfinite(th) && th >= 1 ? (int)th : 0;
+    q->entry_model = fli_p_word_i(e, KX_ENTRY) == 1;
+    return 0;
+}
+
+/* Scales every leaf so the total equals a measurement of this shape. */
+static void scale_to_measured(fli_est *e, double measured_ms)
+{
+    fl_info_result *r = e->r;
+    int has_child[FL_INFO_MAX_NODES] = {0};
+    double total = 0;
+    for (int i = 1; i < r->n_nodes; i++)
+        has_child[r->nodes[i].parent] = 1;
+    for (int i = 0; i < r->n_nodes; i++)
+        if (!has_child[i])
+            total += r->nodes[i].runtime_ms;
+    if (!(total > 0))
+        return;
+    for (int i = 0; i < r->n_nodes; i++)
+        if (!has_child[i])
+            r->nodes[i].runtime_ms *= measured_ms / total;
+    e->measured_whole = 1;
+    fli_note(e, "runtime measured at this exact shape on this device (bench/calib); the split into parts "
+                "follows the model");
+}
+
+static int est_gpu(fli_est *e, const km_req *q)
+{
+    fl_info_result *r = e->r;
+    fl_hw_props hw;
+    fli_device_hw(e->dev, &hw);
+    fl_route route;
+    fli_precision prec;
+    int pw = q->precision_word;
+    fli_precision forced;
+    if (e->variant_override && !variant_prec(e->variant_override, &forced))
+        pw = (int)forced + 1;
+    fli_route_kmeans(&hw, q->n, q->d, e->dtype, q->k, pw, &route, &prec);
+    strcpy(r->backend, fl_backend_name(route.backend));
+    memcpy(r->variant, route.variant, sizeof r->variant);
+    memcpy(r->reason, route.reason, sizeof r->reason);
+    e->main_prec = info_prec(prec);
+    if (e->dtype == FL_DTYPE_F64 && q->on_device)
+        return fli_info_fail(e, "kmeans: float64 X in device memory: the GPU path computes in float32; pass "
+                                "float32 device data or float64 host data (as execution requires)");
+
+    /* Device memory: the arena execution allocates. kmeans.c plans host X
+     * under 90% of the device's memory and streams it in chunks when the
+     * whole fit does not fit; X on the device is never chunked. */
+    fli_kmeans_cuda_plan plan;
+    const size_t budget = (size_t)(e->dev->memory_bytes / 10 * 9);
+    fl_status pst = fli_kmeans_plan_cuda(q->n, q->d, q->k, prec, q->on_device, q->weights,
+                                         (fli_metric)q->metric, budget, &plan);
+    if (pst == FL_STATUS_DEVICE_OOM) {
+        r->fits_in_memory = 0;
+        fli_note(e, "does not fit: even streaming X in chunks, the fit's device arena exceeds 90% of the "
+                    "device's memory (execution fails with FL_STATUS_DEVICE_OOM); the figures are for the "
+                    "unchunked fit");
+        pst = fli_kmeans_cuda_plan_chunk(q->n, q->d, q->k, prec, q->on_device, q->weights,
+                                         (fli_metric)q->metric, 0, &plan);
+    }
+    if (pst != FL_STATUS_OK)
+        return fli_info_fail(e,
+                             "kmeans: shape %lld x %lld with n_clusters=%lld is outside what the CUDA plan "
+                             "supports (n_samples and n_clusters must be < 2^31)",
+                             (long long)q->n, (long long)q->d, (long long)q->k);
+    r->peak_memory_bytes = plan.device_bytes;
+    r->peak_memory_exact = 1;
+    if (q->on_device && (double)plan.device_bytes + (double)q->n * q->d * 4 > (double)e->dev->memory_bytes) {
+        r->fits_in_memory = 0;
+        fli_note(e, "does not fit: X on the device plus the fit's arena exceed the device's memory");
+    }
+    if (plan.chunked)
+        fli_note(e, "X does not fit beside the fit's buffers: it is streamed from the host in chunks "
+                    "(double-buffered) on every pass, so the host link bounds each iteration");
+    /* Host scratch: 'random' init's draw set, the float32 copies of a
+     * float64 input (kmeans.c), an init array copy. */
+    double host = q->init == FLI_KM_INIT_RANDOM ? (double)plan.host_bytes : 0;
+    if (e->dtype == FL_DTYPE_F64)
+        host += (double)q->n * q->d * 4 + (double)q->k * q->d * 4 + (q->weights ? (double)q->n * 4 : 0);
+    if (q->init == FLI_KM_INIT_ARRAY)
+        host += (double)q->k * q->d * 4;
+    r->peak_host_bytes = (uint64_t)host;
+
+    /* Coefficients: this precision on this device. */
+    static const char *const vname[] = {"fp32", "tf32", "bf16", "fp16"};
+    double def[N_COEF];
+    roofline_coefs(prec, e->dev, def);
+    fl_info_tier tier;
+    const fli_calib_entry *entry = NULL;
+    const double *c = fli_calib_coefs(e, "kmeans", vname[prec], "f32", def, N_COEF, &tier, &entry);
+    if (entry)
+        r->calibration = entry->describe;
+
+    const double n = (double)q->n, d = (double)q->d, k = (double)q->k;
+    const int p16 = prec == FLI_PREC_BF16 || prec == FLI_PREC_FP16;
+    const double dp = (double)plan.dp, dh = (double)plan.dh, kp = (double)plan.kp;
+    const double bw = c[C_BW] * 1e6, h2d = c[C_H2D] * 1e6; /* bytes per ms */
+    const double rate = c[C_RATE] * 1e9;                   /* flops per ms */
+    const double iter_ms = c[C_ITER] * 1e-3, pp_ms = c[C_PP] * 1e-3;
+    int root = 0;
+
+    int nd = fli_node(e, root, "fixed overhead", "arena allocation, set-up, final synchronisation", 1);
+    fli_leaf(e, nd, c[C_FIXED], 0, 0, 4, FL_INFO_BOUND_LATENCY, tier);
+    if (!q->on_device && !plan.chunked) {
+        double b = n * d * 4 + (q->weights ? n * 4 : 0);
+        nd = fli_node(e, root, "copy X to the device", "host-to-device over the host link (pageable memory)",
+                      1);
+        fli_leaf(e, nd, b / h2d, 0, 0, 1, FL_INFO_BOUND_TRANSFER, tier);
+        e->link_bytes += b;
+    }
+    double prep = 0, prep_l = 0;
+    if (p16)
+        prep += n * d * 4 + n * dh * 2, prep_l += 1;
+    if (q->metric == FLI_METRIC_COSINE)
+        prep += 2 * n * d * 4, prep_l += 1;
+    if (q->tol > 0)
+        prep += n * d * 4, prep_l += 2;
+    if (prep_l > 0) {
+        nd = fli_node(e, root, "prepare X", "16-bit copy / normalised copy / column variances for tol", 1);
+        fli_leaf(e, nd, prep / bw + prep_l * pp_ms, 0, prep, prep_l, FL_INFO_BOUND_MEMORY, tier);
+    }
+
+    int run = fli_node(e, root, "run", "one of n_init runs: init, Lloyd iterations, final assignment",
+                       (double)q->n_init);
+    const double R = (double)q->n_init;
+    /* init */
+    if (q->init == FLI_KM_INIT_KMEANSPP) {
+        double steps = k - 1, groups = ceil((double)q->L / FLI_KM_PP_GROUP);
+        double b = n * d * 4 * (1 + groups) + n * (4 + 8) * 2 + n * 8 * 2;
+        double fl = 2 * n * d * (1 + (double)q->L);
+        double launches = 3 + 3 * groups;
+        nd = fli_node(e, run, "init (k-means++)",
+                      "k-1 steps: closest-distance update, scan, candidate scoring", R * steps);
+        double tb = b / bw, ts = plan.chunked ? (1 + groups) * n * d * 4 / h2d : 0;
+        double t = steps * (launches * pp_ms + (ts > tb ? ts : tb));
+        fli_leaf(e, nd, R * t, R * steps * fl, R * steps * b, R * steps * launches,
+                 ts > tb && ts > launches * pp_ms ? FL_INFO_BOUND_TRANSFER
+                 : launches * pp_ms > tb          ? FL_INFO_BOUND_LATENCY
+                                                  : FL_INFO_BOUND_MEMORY,
+                 tier);
+        e->link_bytes += plan.chunked ? R * steps * (1 + groups) * n * d * 4 : 0;
+    } else {
+        double b = k * d * 4 * 2;
+        nd = fli_node(e, run, q->init == FLI_KM_INIT_RANDOM ? "init (random rows)" : "init (given centres)",
+                      "a gather or a copy of k rows", R);
+        fli_leaf(e, nd, R * (3 * pp_ms + b / bw), 0, R * b, R * 3, FL_INFO_BOUND_LATENCY, tier);
+    }
+    /* one assignment: fused distance + argmin over row blocks of BM */
+    const double d_eff = prec == FLI_PREC_FP32 ? d : (p16 ? dh : dp);
+    const double blocks = ceil(n / FLI_KM_BM), slots = (double)e->dev->sm_count;
+    const double fill = blocks / (ceil(blocks / slots) * slots);
+    const double fl_exec = 2 * n * kp * d_eff, fl_alg = 2 * n * k * d;
+    const double be = n * (p16 ? dh * 2 : d * 4) + n * 8;
+    const double tc = fl_exec / rate / fill, tm = be / bw;
+    const double t_assign = tc > tm ? tc : tm;
+    const fl_info_bound b_assign = tc > tm ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY;
+    /* update: centre sums (privatised in shared memory, or sorted pieces) */
+    double bm = n * d * 4 + n * 8 + k * d * 8 * 2;
+    if (plan.mstep_smem)
+        bm += (double)FLI_KM_ACC_BLOCKS * k * (d + 2) * 4 * 2;
+    else
+        bm += n * 4 * 3 + (double)plan.npieces_max * d * 4 * 2;
+    const double t_update = bm / bw;
+    /* streamed X: every pass over X crosses the host link again, overlapped
+     * with the kernels of the previous chunk */
+    const double stream = plan.chunked ? n * d * 4 / h2d : 0;
+    const double I = (double)q->iters;
+    int lloyd = fli_node(e, run, "lloyd iteration", "assign + update, no host round trip", R * I);
+    nd = fli_node(e, lloyd, "assign (distance+argmin)", "fused tiles, online argmin, no n x k matrix", R * I);
+    const double t_pass = t_assign + t_update > stream ? t_assign : stream - t_update;
+    fli_leaf(e, nd, R * I * t_pass, R * I * fl_alg, R * I * be, R * I * 2,
+             t_pass > t_assign ? FL_INFO_BOUND_TRANSFER : b_assign, tier);
+    e->link_bytes += plan.chunked ? R * I * n * d * 4 : 0;
+    nd = fli_node(e, lloyd, "update (centre sums, shift)", "weighted sums, relocation of empty clusters",
+                  R * I);
+    fli_leaf(e, nd, R * I * t_update, R * I * 2 * n * d, R * I * bm, R * I * 4, FL_INFO_BOUND_MEMORY, tier);
+    nd = fli_node(e, lloyd, "launch chain", "kernel launches of an iteration", R * I);
+    fli_leaf(e, nd, R * I * iter_ms, 0, 0, R * I * 8, FL_INFO_BOUND_LATENCY, tier);
+    double bo = n * d * 4 + n * 4;
+    nd = fli_node(e, run, "final assignment", "labels that match the returned centres, and the inertia", R);
+    fli_leaf(e, nd, R * (t_assign + bo / bw + iter_ms), R * (fl_alg + 3 * n * d), R * (be + bo), R * 4,
+             b_assign, tier);
+    if (!q->on_device) {
+        double b = k * d * 4 + n * 4;
+        nd = fli_node(e, root, "copy results to the host", "centres and labels", 1);
+        fli_leaf(e, nd, b / h2d, 0, 0, 2, FL_INFO_BOUND_TRANSFER, tier);
+        e->link_bytes += b;
+    }
+
+    r->iterations = I;
+    if (!q->iters_given)
+        fli_note(e,
+                 "assumes max_iter Lloyd iterations per run: an upper bound, the fit stops earlier when it "
+                 "converges (pass expected_iter=N to model fewer)");
+    if (tier == FL_INFO_TIER_ROOFLINE)
+        fli_note(e, "no calibration of this precision on this device: device peaks x default efficiencies");
+    /* a measurement of this exact shape */
+    int64_t key[6] = {q->n, q->d, q->k, q->iters, q->init, q->on_device};
+    const fli_calib_point *pt =
+        e->no_measured || q->n_init != 1 || q->metric != FLI_METRIC_EUCLIDEAN || q->weights || q->tol != 0
+            ? NULL
+            : fli_calib_point_find("kmeans", vname[prec], "f32", e->dev->name, key);
+    if (pt)
+        scale_to_measured(e, pt->ms);
+    return 0;
+}
+
+static int est_cpu(fli_est *e, const km_req *q)
+{
+    fl_info_result *r = e->r;
+    fl_route route;
+    fli_precision prec;
+    fli_route_kmeans(NULL, q->n, q->d, e->dtype, q->k, q->precision_word, &route, &prec);
+    strcpy(r->backend, fl_backend_name(route.backend));
+    memcpy(r->variant, route.variant, sizeof r->variant);
+    memcpy(r->reason, route.reason, sizeof r->reason);
+    e->main_prec = info_prec(prec);
+
+    int threads = q->threads > 0 ? q->threads : e->dev->sm_count;
+    fli_kmeans_cpu_call call = {
+        q->n, q->d,           q->k, e->dtype, threads, (fli_kmeans_init)q->init, q->L, (fli_metric)q->metric,
+        0,    q->entry_model, 0};
+    fli_kmeans_cpu_bytes plan;
+    if (fli_kmeans_cpu_plan(&call, &plan) != FL_STATUS_OK)
+        return fli_info_fail(e,
+                             "kmeans: the host memory of %lld x %lld with n_clusters=%lld overflows 64 bits",
+                             (long long)q->n, (long long)q->d, (long long)q->k);
+    r->peak_memory_bytes = plan.peak_bytes;
+    r->peak_host_bytes = plan.peak_bytes;
+    r->peak_memory_exact = 1;
+    r->fits_in_memory = (double)plan.peak_bytes <= (double)e->dev->memory_bytes;
+    if (!r->fits_in_memory)
+        fli_note(e, "does not fit: the fit's host buffers exceed the machine's memory");
+    fli_note(e, "host peak from fli_kmeans_cpu_plan, the CPU fit's own buffers; empty clusters add up to 8 x "
+                "n_clusters bytes while they are relocated");
+
+    const double n = (double)q->n, d = (double)q->d, k = (double)q->k, es = (double)fli_dtype_bytes(e->dtype);
+    const fl_info_prec p = info_prec(prec);
+    const double R = (double)q->n_init, I = (double)q->iters;
+    fl_info_tier cap = FL_INFO_TIER_HEURISTIC;
+    fli_roof_leaf(e, 0, "prepare X", "row norms, feature variances for tol", 1, 5 * n * d, p,
+                  FLI_CLASS_STREAM, 2 * n * d * es, 2, cap);
+    int run = fli_node(e, 0, "run", "one of n_init runs: init, Lloyd iterations, final assignment", R);
+    if (q->init == FLI_KM_INIT_KMEANSPP)
+        fli_roof_leaf(e, run, "init (k-means++)", "k-1 steps: a GEMM against the candidates, prefix sums",
+                      R * (k - 1), 2 * n * d * (double)q->L, p, FLI_CLASS_FUSED,
+                      n * d * es + n * (double)q->L * es * 2 + n * 24, 3, cap);
+    else
+        fli_roof_leaf(e, run, "init", "rows copied", R, 0, p, FLI_CLASS_STREAM, k * d * es * 2, 1, cap);
+    int lloyd =
+        fli_node(e, run, "lloyd iteration", "BLAS-blocked distances with fused argmin and sums", R * I);
+    fli_roof_leaf(e, lloyd, "assign (distance+argmin)", "CHUNK-row GEMM blocks, no n x k matrix", R * I,
+                  2 * n * k * d, p, FLI_CLASS_FUSED, n * d * es + n * 8, 1, cap);
+    fli_roof_leaf(e, lloyd, "update (centre sums, shift)", "thread-private sums reduced in thread order",
+                  R * I, 2 * n * d, p, FLI_CLASS_STREAM, (double)threads * k * d * 8 + k * d * es * 2, 1,
+                  cap);
+    fli_roof_leaf(e, run, "final assignment", "labels that match the returned centres", R, 2 * n * k * d, p,
+                  FLI_CLASS_FUSED, n * d * es + n * 8, 1, cap);
+    r->iterations = I;
+    if (!q->iters_given)
+        fli_note(e,
+                 "assumes max_iter Lloyd iterations per run: an upper bound, the fit stops earlier when it "
+                 "converges (pass expected_iter=N to model fewer)");
+    fli_note(
+        e, "CPU runtime uses the nominal CPU of the device table: heuristic until calibrated on a named CPU");
+    return 0;
+}
+
+int fli_est_kmeans(fli_est *e)
+{
+    km_req q;
+    int rc = resolve(e, &q);
+    if (rc)
+        return rc;
+    double bytes = (double)q.n * (double)q.d * 8 * 4;
+    if (!fli_bytes_ok(e, bytes, "X and its copies"))
+        return FL_INFO_EINVAL;
+    if (!fli_bytes_ok(e, (double)q.n * (double)q.L * 8 + (double)q.k * (double)q.d * 8 * 1024,
+                      "the workspaces"))
+        return FL_INFO_EINVAL;
+    return e->dev->is_gpu ? est_gpu(e, &q) : est_cpu(e, &q);
+}
+
+/* Info-only parameters of kmeans (the primitive's own table is
+ * fli_kmeans_params, shared with execution). */
+const fl_param_def fli_kmeans_xparams[] = {
+    {"input", FL_PARAM_CHOICE, "host", 0, 0, "host|device", NULL,
+     "where X lives when fit is called: host (numpy; copied over the host link) or device"},
+    {"expected_iter", FL_PARAM_INT, "max_iter", 1, 1e9, "max_iter", "n_iter",
+     "Lloyd iterations to model per run (default max_iter, an upper bound)"},
+    {"threads", FL_PARAM_INT, "auto", 1, 4096, "auto", NULL,
+     "CPU threads (CPU device; auto = the table's cores)"},
+    {"sample_weight", FL_PARAM_BOOL, "false", 0, 1, NULL, "weights", "whether sample_weight is passed"},
+    {"entry", FL_PARAM_CHOICE, "function", 0, 0, "function|model", NULL,
+     "fl_kmeans_fit (function) or fl_model_fit (model: fitted attributes count in host memory)"},
+};
+_Static_assert(sizeof fli_kmeans_xparams / sizeof *fli_kmeans_xparams == FLI_KMEANS_N_XPARAMS, "count");

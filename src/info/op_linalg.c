@@ -1,0 +1,584 @@
+/*
+ * op_linalg.c — cost models of the linear-algebra ops: GEMM and its
+ * precision variants, cov/gram/ab GEMMs, eigh and polar variants, CholQR2,
+ * the split of a matrix into lower-precision parts; and the variant
+ * families behind pareto and the tolerance-driven choice.
+ *
+ * None of these run in flashlib yet. Their runtimes start at roofline
+ * (device peaks x efficiency); the plain GEMM precisions are calibrated
+ * against cuBLAS through PyTorch by bench/calib (said in every estimate
+ * that uses such an entry). Expected residuals are documented models (RMS
+ * relative error of C = A B for random N(0, 1) inputs) until the variants
+ * exist and the residuals are measured:
+ *   input rounding   sqrt(2/3) 2^-p, p = significand bits the variant keeps
+ *                    of each input (tf32 11, bf16 8, fp16 11; a split into
+ *                    parts keeps the parts' bits together), 0 when the data
+ *                    already has that precision;
+ *   accumulation     2^-24 log2(K) in fp32 (2^-53 log2(K) in fp64), the
+ *                    growth of blocked summation on random-sign terms;
+ * combined as sqrt(in^2 + acc^2). Ozaki scheme II with s int8 moduli:
+ * 2^-7s sqrt(K) + the fp64 accumulation term.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "info/info_internal.h"
+
+/* ---- GEMM variants ------------------------------------------------------- */
+
+typedef struct gemm_var {
+    const char *name;
+    fl_info_prec prec; /* arithmetic of the products            */
+    double products;   /* base GEMMs per call                   */
+    double in_bytes;   /* bytes per element the products read   */
+    int parts;         /* parts per operand of a split (0: none) */
+    double eff;        /* rate relative to a plain base GEMM    */
+    double bits;       /* significand bits kept of each input   */
+    int acc64;         /* accumulates in fp64                    */
+    const char *what;
+} gemm_var;
+
+static const gemm_var gemm_vars[] = {
+    {"gemm_fp64", FL_INFO_PREC_FP64_TC, 1, 8, 0, 1.0, 53, 1, "fp64 (DMMA tensor cores where present)"},
+    {"gemm_fp32", FL_INFO_PREC_FP32, 1, 4, 0, 1.0, 24, 0, "fp32 on the CUDA cores, tensor cores off"},
+    {"gemm_tf32", FL_INFO_PREC_TF32, 1, 4, 0, 1.0, 11, 0, "tf32 tensor cores, fp32 accumulation"},
+    {"gemm_3xtf32", FL_INFO_PREC_TF32, 3, 4, 2, 1.0, 22, 0, "fp32 split into tf32 hi + lo, 3 products"},
+    {"gemm_bf16", FL_INFO_PREC_BF16, 1, 2, 1, 1.0, 8, 0, "inputs cast to bf16, fp32 accumulation"},
+    {"gemm_3xbf16", FL_INFO_PREC_BF16, 3, 2, 2, 1.0, 16, 0,
+     "bf16 hi + lo split, 3 products, one accumulator"},
+    {"gemm_fp16", FL_INFO_PREC_FP16, 1, 2, 1, 1.0, 11, 0, "inputs cast to fp16, fp32 accumulation"},
+    {"gemm_3xfp16", FL_INFO_PREC_FP16, 3, 2, 2, 1.0, 16, 0,
+     "fp16 hi + lo split, 3 products (lo parts lose bits to fp16's range)"},
+    {"gemm_fp16x9", FL_INFO_PREC_FP16, 9, 2, 3, 1.0, 33, 0, "three fp16 parts per operand, all 9 products"},
+    {"gemm_fp16x3_kahan", FL_INFO_PREC_FP16, 3, 2, 2, 0.7, 22, 0,
+     "fp16 hi + lo, 3 products, Kahan-compensated outer sum"},
+    {"gemm_tf32x6", FL_INFO_PREC_TF32, 6, 4, 3, 1.0, 33, 0,
+     "fp64 inputs in three tf32 parts, the 6 products of order <= 2"},
+    {"gemm_ozaki_int8", FL_INFO_PREC_INT8, 0, 1, 0, 0.75, 53, 1,
+     "Ozaki scheme II: num_moduli int8 GEMMs + split + CRT reconstruction"},
+};
+#define N_GEMM_VARS ((int)(sizeof gemm_vars / sizeof *gemm_vars))
+
+static const gemm_var *gemm_find(const char *name)
+{
+    for (int i = 0; i < N_GEMM_VARS; i++)
+        if (!strcmp(gemm_vars[i].name, name))
+            return &gemm_vars[i];
+    return NULL;
+}
+
+enum { G_FIXED, G_RATE, G_BW, G_NCOEF };
+static const char *const gemm_coef_names[G_NCOEF] = {"fixed_us", "rate_tflops", "bw_gbs"};
+
+static void gemm_roofline(const gemm_var *v, const fl_info_device *dev, double *c)
+{
+    c[G_FIXED] = dev->launch_us * 2;
+    c[G_RATE] = fli_rate(dev, v->prec, FLI_CLASS_GEMM) * v->eff;
+    c[G_BW] = fli_bw(dev, FLI_CLASS_GEMM);
+}
+
+int fli_gemm_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def)
+{
+    const gemm_var *v = gemm_find(variant);
+    if (!v || !dev->is_gpu)
+        return -1;
+    double c[G_NCOEF];
+    gemm_roofline(v, dev, c);
+    for (int i = 0; i < G_NCOEF; i++) {
+        if (names)
+            names[i] = gemm_coef_names[i];
+        if (def)
+            def[i] = c[i];
+    }
+    return G_NCOEF;
+}
+
+/* The dtype whose data the variant's products read without conversion. */
+static fl_dtype native_dtype(const gemm_var *v)
+{
+    switch (v->prec) {
+    case FL_INFO_PREC_FP64:
+    case FL_INFO_PREC_FP64_TC: return FL_DTYPE_F64;
+    case FL_INFO_PREC_BF16: return v->parts <= 1 ? FL_DTYPE_BF16 : FL_DTYPE_F32;
+    case FL_INFO_PREC_FP16: return v->parts <= 1 ? FL_DTYPE_F16 : FL_DTYPE_F32;
+    default: return !strcmp(v->name, "gemm_tf32x6") ? FL_DTYPE_F64 : FL_DTYPE_F32;
+    }
+}
+
+static double data_bits(fl_dtype dt)
+{
+    switch (dt) {
+    case FL_DTYPE_F64: return 53;
+    case FL_DTYPE_F16: return 11;
+    case FL_DTYPE_BF16: return 8;
+    default: return 24;
+    }
+}
+
+static double gemm_residual(const gemm_var *v, double K, fl_dtype dt, double moduli)
+{
+    double lk = log2(K > 2 ? K : 2);
+    if (!strcmp(v->name, "gemm_ozaki_int8"))
+        return pow(2.0, -7 * moduli) * sqrt(K) + pow(2.0, -53) * lk;
+    double acc = v->acc64 ? pow(2.0, -53) * lk : pow(2.0, -24) * lk;
+    if (!strcmp(v->name, "gemm_fp16x3_kahan"))
+        acc = pow(2.0, -24);
+    double in = v->bits < data_bits(dt) ? sqrt(2.0 / 3.0) * pow(2.0, -v->bits) : 0;
+    return sqrt(in * in + acc * acc);
+}
+
+/* Adds the nodes of one GEMM C(MxN) = A(MxK) B(KxN) with variant v under
+ * parent. out_bytes: bytes per element of C. Returns the runtime. */
+static double gemm_nodes(fli_est *e, int parent, const gemm_var *v, double M, double K, double N,
+                         double out_bytes, double flops_useful, const char *label)
+{
+    double def[G_NCOEF];
+    gemm_roofline(v, e->dev, def);
+    fl_info_tier tier;
+    const fli_calib_entry *entry = NULL;
+    fl_dtype nat = native_dtype(v);
+    const double *c = fli_calib_coefs(e, "gemm", v->name, fli_dtype_canon(nat), def, G_NCOEF, &tier, &entry);
+    if (entry)
+        e->r->calibration = entry->describe;
+    if (tier == FL_INFO_TIER_CALIBRATED)
+        fli_note(e, "GEMM runtime calibrated against cuBLAS through PyTorch on this device (flashlib's own "
+                    "GEMM kernels do not exist yet)");
+    if (!e->r->implemented && tier > FL_INFO_TIER_ROOFLINE && tier != FL_INFO_TIER_CALIBRATED)
+        tier = FL_INFO_TIER_ROOFLINE;
+    double moduli = fli_p_num(e, "num_moduli");
+    if (!isfinite(moduli))
+        moduli = 8;
+    double products = v->products > 0 ? v->products : moduli;
+    const double es = (double)fli_dtype_bytes(e->dtype);
+    int node = fli_node(e, parent, label, v->what, 1);
+    if (node < 0)
+        node = parent;
+    double total = 0;
+    /* split / cast of the inputs when the data is not in the products' format */
+    int need_split = v->parts > 1 || e->dtype != nat || products > 1;
+    if (need_split && strcmp(v->name, "gemm_fp32") && strcmp(v->name, "gemm_tf32") &&
+        strcmp(v->name, "gemm_fp64")) {
+        double parts = v->parts > 0 ? v->parts : (v->products > 0 ? 1 : moduli);
+        double b = (M * K + K * N) * (es + parts * v->in_bytes);
+        total += fli_roof_leaf(e, node, "split inputs", "read A and B once, write their parts", 1, 0,
+                               FL_INFO_PREC_FP32, FLI_CLASS_STREAM, b, 2, FL_INFO_TIER_ROOFLINE);
+    } else if (e->dtype != nat) {
+        double b = (M * K + K * N) * (es + v->in_bytes);
+        total += fli_roof_leaf(e, node, "convert inputs", "cast A and B to the products' dtype", 1, 0,
+                               FL_INFO_PREC_FP32, FLI_CLASS_STREAM, b, 2, FL_INFO_TIER_ROOFLINE);
+    }
+    /* the products: wave quantisation of 128 x 128 output tiles over the SMs */
+    const double tiles = ceil(M / 128) * ceil(N / 128), slots = e->dev->is_gpu ? e->dev->sm_count : 1;
+    const double fill = e->dev->is_gpu ? tiles / (ceil(tiles / slots) * slots) : 1;
+    double fl = 2 * M * K * N * products;
+    double acc_bytes = v->in_bytes == 1 ? 4 : (v->acc64 ? 8 : 4);
+    double b = products * ((M * K + K * N) * v->in_bytes + M * N * acc_bytes);
+    double rate = c[G_RATE] * 1e9, bw = c[G_BW] * 1e6;
+    if (!e->dev->is_gpu) {
+        double th = fli_p_num(e, "threads");
+        if (isfinite(th) && th >= 1 && th < e->dev->sm_count)
+            rate *= th / e->dev->sm_count;
+    }
+    double tc = fl / rate / fill, tm = b / bw;
+    double t = (tc > tm ? tc : tm) + products * c[G_FIXED] * 1e-3;
+    fl_info_bound bd = products * c[G_FIXED] * 1e-3 > (tc > tm ? tc : tm)
+                           ? FL_INFO_BOUND_LATENCY
+                           : (tc > tm ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY);
+    int pn = fli_node(e, node, products > 1 ? "products" : "product",
+                      v->products > 1 ? "the base GEMMs of the split" : "one GEMM", products);
+    fli_leaf(e, pn >= 0 ? pn : node, t, flops_useful, b, products, bd, tier);
+    total += t;
+    if (products > 1 || out_bytes != acc_bytes) {
+        double ob = M * N * (acc_bytes * (products > 1 && v->in_bytes == 1 ? products : 1) + out_bytes);
+        total += fli_roof_leaf(e, node, products > 1 && v->in_bytes == 1 ? "reconstruct (CRT)" : "write C",
+                               "combine the partial products into the output", 1, 0, FL_INFO_PREC_FP32,
+                               FLI_CLASS_STREAM, ob, 1, FL_INFO_TIER_ROOFLINE);
+    }
+    if (e->r->expected_residual < 0 || gemm_residual(v, K, e->dtype, moduli) > e->r->expected_residual)
+        e->r->expected_residual = gemm_residual(v, K, e->dtype, moduli);
+    e->main_prec = v->prec == FL_INFO_PREC_FP64_TC ? FL_INFO_PREC_FP64_TC : v->prec;
+    return total;
+}
+
+/* The default variant for the data's dtype when neither variant nor tol
+ * is given: what a plain matmul of that dtype runs. */
+static const gemm_var *default_variant(fl_dtype dt)
+{
+    switch (dt) {
+    case FL_DTYPE_F64: return gemm_find("gemm_fp64");
+    case FL_DTYPE_BF16: return gemm_find("gemm_bf16");
+    case FL_DTYPE_F16: return gemm_find("gemm_fp16");
+    default: return gemm_find("gemm_fp32");
+    }
+}
+
+/* The tolerance rule, shared by every op that takes `tol`: among the
+ * variants whose expected residual is <= tol, the one with the smallest
+ * estimated runtime (ties to the more accurate). */
+static const gemm_var *choose_by_tol(fli_est *e, double M, double K, double N, double tol)
+{
+    const gemm_var *best = NULL;
+    double best_t = INFINITY, best_r = INFINITY;
+    double moduli = fli_p_num(e, "num_moduli");
+    if (!isfinite(moduli))
+        moduli = 8;
+    for (int i = 0; i < N_GEMM_VARS; i++) {
+        const gemm_var *v = &gemm_vars[i];
+        double res = gemm_residual(v, K, e->dtype, moduli);
+        if (res > tol)
+            continue;
+        /* runtime of the variant alone, on a scratch copy of the tree */
+        fl_info_result saved = *e->r;
+        double sl = e->link_bytes;
+        double t = gemm_nodes(e, -1, v, M, K, N, 4, 2 * M * K * N, v->name);
+        *e->r = saved;
+        e->link_bytes = sl;
+        if (t < best_t * 0.999 || (t <= best_t * 1.001 && res < best_r)) {
+            best = v;
+            best_t = t;
+            best_r = res;
+        }
+    }
+    return best;
+}
+
+static int gemm_shape(fli_est *e, double *M, double *K, double *N)
+{
+    *M = (double)e->shape[0];
+    *K = (double)e->shape[1];
+    *N = (double)e->shape[2];
+    return fli_bytes_ok(e, (*M * *K + *K * *N + *M * *N) * 8 * 9, "A, B, C and their parts") ? 0
+                                                                                             : FL_INFO_EINVAL;
+}
+
+/* Picks the variant: a fixed op name, variant=, tol=, or the default. */
+static const gemm_var *pick(fli_est *e, double M, double K, double N)
+{
+    const char *opname = e->op->pub.name;
+    if (e->variant_override)
+        return gemm_find(e->variant_override);
+    if (!strncmp(opname, "gemm_", 5))
+        return gemm_find(opname);
+    int w = fli_p_word(e, "variant");
+    if (w > 0)
+        return &gemm_vars[w - 1];
+    double tol = fli_p_num(e, "tol");
+    if (fli_p_given(e, "tol") && isfinite(tol)) {
+        const gemm_var *v = choose_by_tol(e, M, K, N, tol);
+        if (!v) {
+            fli_info_fail(e,
+                          "%s: no GEMM variant reaches tol=%g at K=%.0f (the most accurate, gemm_ozaki_int8 "
+                          "with more moduli, or gemm_fp64, expect ~%.1e)",
+                          opname, tol, K, gemm_residual(gemm_find("gemm_fp64"), K, e->dtype, 8));
+            return NULL;
+        }
+        return v;
+    }
+    return default_variant(e->dtype);
+}
+
+static void set_route(fli_est *e, const gemm_var *v, const char *why)
+{
+    fl_info_result *r = e->r;
+    snprintf(r->backend, sizeof r->backend, "none");
+    snprintf(r->variant, sizeof r->variant, "%s", v->name);
+    snprintf(r->reason, sizeof r->reason, "%s: %s (modelled; flashlib has no GEMM kernels yet)", why,
+             v->what);
+    fli_note(e, "not implemented in flashlib yet: the cost of the variant as designed, roofline unless "
+                "calibrated; residuals are documented models (src/info/op_linalg.c) until measured");
+}
+
+static const char *why_variant(fli_est *e)
+{
+    if (e->variant_override || !strncmp(e->op->pub.name, "gemm_", 5))
+        return "variant named";
+    if (fli_p_word(e, "variant") > 0)
+        return "variant= given";
+    if (fli_p_given(e, "tol"))
+        return "tol given: the cheapest variant whose expected residual is <= tol";
+    return "default for the dtype (no tol)";
+}
+
+int fli_est_gemm(fli_est *e)
+{
+    double M, K, N;
+    const char *op = e->op->pub.name;
+    double out_bytes = 4;
+    if (!strcmp(op, "cov_gemm")) { /* X (n x d): X^T X */
+        M = N = (double)e->shape[1];
+        K = (double)e->shape[0];
+    } else if (!strcmp(op, "gram_gemm")) { /* X X^T */
+        M = N = (double)e->shape[0];
+        K = (double)e->shape[1];
+    } else if (gemm_shape(e, &M, &K, &N)) {
+        return FL_INFO_EINVAL;
+    }
+    if (!fli_bytes_ok(e, (M * K + K * N + M * N) * 8 * 9, "A, B, C and their parts"))
+        return FL_INFO_EINVAL;
+    const gemm_var *v = pick(e, M, K, N);
+    if (!v)
+        return FL_INFO_EINVAL;
+    set_route(e, v, why_variant(e));
+    if (e->dtype == FL_DTYPE_F64)
+        out_bytes = 8;
+    double fl = 2 * M * K * N;
+    if (!strcmp(op, "cov_gemm") || !strcmp(op, "gram_gemm")) {
+        /* symmetric output: half the tiles are computed */
+        fl = M * K * (N + 1);
+        fli_note(e, "symmetric product: modelled as a full GEMM of the upper half's tiles");
+    }
+    gemm_nodes(e, 0, v, M, K, N, out_bytes, fl, v->name);
+    e->r->peak_memory_bytes = (uint64_t)((M * K + K * N) * fli_dtype_bytes(e->dtype) + M * N * out_bytes);
+    return 0;
+}
+
+/* ---- eigh, polar, cholqr2, split_basis ------------------------------------------ */
+
+typedef struct solver_var {
+    const char *name;
+    const char *what;
+    double cubic;       /* flops = cubic x n^3 (eigh) or x m n^2 (polar) */
+    double bytes_cubic; /* bytes = bytes_cubic x n^3 (BLAS2 panels)      */
+    fl_info_prec prec;
+    fli_class cls;
+    double launches_per_n; /* launches = launches_per_n x n              */
+    double residual;       /* documented model, see the list below          */
+    const char *res_doc;
+} solver_var;
+
+/* eigh: flop counts are the textbook ones for each method at typical
+ * iteration counts (tridiagonal reduction 4/3 n^3 half in BLAS2 + back
+ * transformation 2 n^3; Jacobi ~8 sweeps of 4 n^3; QDWH-eig ~50 n^3 in
+ * GEMM/QR form; its Newton-Schulz form ~80 n^3 in bf16/tf32 GEMMs). */
+static const solver_var eigh_vars[] = {
+    {"eigh_cusolver", "divide & conquer (syevd), fp32", 10.0 / 3, 4.0 / 3, FL_INFO_PREC_FP32,
+     FLI_CLASS_SOLVER, 0.3, 1e-6, "model: fp32 Householder tridiagonalisation, ~u sqrt(n)"},
+    {"eigh_jacobi", "block Jacobi sweeps, fp32", 32, 0, FL_INFO_PREC_FP32, FLI_CLASS_GEMM, 0.05, 5e-7,
+     "model: Jacobi is forward stable, ~u sqrt(n) / 2"},
+    {"eigh_qdwh", "QDWH polar + spectral divide and conquer, tf32/fp32 GEMMs", 50, 0, FL_INFO_PREC_TF32,
+     FLI_CLASS_GEMM, 0.02, 1e-5, "model: QDWH backward stable in fp32, tf32 products ~1e-5"},
+    {"eigh_qdwh_ns", "Newton-Schulz polar + divide and conquer, bf16 GEMMs", 80, 0, FL_INFO_PREC_BF16,
+     FLI_CLASS_GEMM, 0.02, 1e-3, "model: bf16 products limit it to ~1e-3"},
+    {"eigh_halko", "randomised subspace iteration (n_components), tf32", 0, 0, FL_INFO_PREC_TF32,
+     FLI_CLASS_GEMM, 0, 1e-2, "heuristic: depends on the spectrum's decay beyond n_components"},
+};
+
+/* polar: mn^2 multiples (QDWH: 2 QR-based + 4 Cholesky-based iterations;
+ * polar express: 8 polynomial steps of 3 GEMMs; warm start: 4; Zolotarev
+ * r = 3, 2 iterations of r QRs). */
+static const solver_var polar_vars[] = {
+    {"polar_qdwh_hybrid", "QDWH, QR then Cholesky iterations, fp32", 46, 0, FL_INFO_PREC_FP32, FLI_CLASS_GEMM,
+     0.05, 1e-6, "model: backward stable in fp32"},
+    {"polar_express", "polar express polynomial iterations, bf16 GEMMs", 32, 0, FL_INFO_PREC_BF16,
+     FLI_CLASS_GEMM, 0.01, 3e-3, "model: bf16 products"},
+    {"polar_express_warm", "polar express from a warm start (4 steps), bf16", 16, 0, FL_INFO_PREC_BF16,
+     FLI_CLASS_GEMM, 0.005, 3e-3, "model: bf16 products"},
+    {"polar_zolo", "Zolotarev rational iterations (r = 3), fp32 QR", 48, 0, FL_INFO_PREC_FP32,
+     FLI_CLASS_SOLVER, 0.05, 1e-7, "model: two steps of a rational approximation of high order, fp32"},
+};
+
+static const solver_var *solver_find(const solver_var *t, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(t[i].name, name))
+            return &t[i];
+    return NULL;
+}
+
+static int est_solver_family(fli_est *e, const solver_var *tab, int ntab, const char *family)
+{
+    const char *op = e->op->pub.name;
+    const solver_var *v = NULL;
+    const char *why = "variant named";
+    if (e->variant_override)
+        v = solver_find(tab, ntab, e->variant_override);
+    else if (strcmp(op, family))
+        v = solver_find(tab, ntab, op);
+    else {
+        int w = fli_p_word(e, "variant");
+        if (w > 0)
+            v = &tab[w - 1], why = "variant= given";
+    }
+    double n = (double)e->shape[0], m = n;
+    if (e->ndim >= 2) {
+        if (!strcmp(family, "eigh") && e->shape[1] != e->shape[0])
+            return fli_info_fail(e, "%s: the matrix must be square, got %lld x %lld", op,
+                                 (long long)e->shape[0], (long long)e->shape[1]);
+        n = (double)e->shape[1];
+    }
+    if (!fli_bytes_ok(e, m * n * 8 * 8, "the matrix and its workspace"))
+        return FL_INFO_EINVAL;
+    double kc = fli_p_num(e, "n_components");
+    if (!isfinite(kc))
+        kc = ceil(n / 10);
+    if (!v) {
+        double tol = fli_p_num(e, "tol");
+        int by_tol = fli_p_given(e, "tol") && isfinite(tol);
+        double best = INFINITY;
+        for (int i = 0; i < ntab; i++) {
+            const solver_var *c = &tab[i];
+            if (by_tol ? c->residual > tol : !!strcmp(c->name, tab[0].name))
+                continue;
+            if (!strcmp(c->name, "eigh_halko") && !fli_p_given(e, "n_components"))
+                continue;
+            double fl = c->cubic > 0 ? c->cubic * m * n * n : 0;
+            double t = fl / (fli_rate(e->dev, c->prec, c->cls) * 1e9);
+            if (t < best)
+                best = t, v = c;
+        }
+        why = by_tol ? "tol given: the cheapest variant whose expected residual is <= tol"
+                     : "default (no tol): the most robust variant";
+        if (!v)
+            return fli_info_fail(e, "%s: no variant reaches tol=%g (the most accurate expects ~%g)", op, tol,
+                                 tab[ntab - 1].residual < tab[0].residual ? tab[ntab - 1].residual
+                                                                          : tab[0].residual);
+    }
+    fl_info_result *r = e->r;
+    snprintf(r->backend, sizeof r->backend, "none");
+    snprintf(r->variant, sizeof r->variant, "%s", v->name);
+    snprintf(r->reason, sizeof r->reason, "%s: %s (modelled; not implemented in flashlib yet)", why, v->what);
+    fli_note(e,
+             "not implemented in flashlib yet: textbook flop counts at typical iteration counts x roofline; "
+             "residuals are documented models until measured");
+    double fl, bytes, launches;
+    if (!strcmp(v->name, "eigh_halko")) {
+        double q = kc + 10, it = 5;
+        fl = it * 2 * 2 * n * n * q + 4 * n * q * q + 10 * q * q * q;
+        bytes = it * 2 * n * n * 4;
+        launches = it * 6 + 20;
+        fli_note(e, "eigh_halko: n_components + 10 oversampled columns, 4 power iterations");
+    } else {
+        fl = v->cubic * m * n * n;
+        bytes = v->bytes_cubic > 0 ? v->bytes_cubic * n * n * n * 4 : 6 * m * n * 4 * 8;
+        launches = v->launches_per_n * n + 10;
+    }
+    fli_roof_leaf(e, 0, v->name, v->what, 1, fl, v->prec, v->cls, bytes, launches, FL_INFO_TIER_ROOFLINE);
+    r->expected_residual = v->residual;
+    r->peak_memory_bytes = (uint64_t)(m * n * 4 * 4 + n * n * 4 * 2);
+    e->main_prec = v->prec;
+    return 0;
+}
+
+int fli_est_eigh(fli_est *e)
+{
+    return est_solver_family(e, eigh_vars, (int)(sizeof eigh_vars / sizeof *eigh_vars), "eigh");
+}
+
+int fli_est_polar(fli_est *e)
+{
+    return est_solver_family(e, polar_vars, (int)(sizeof polar_vars / sizeof *polar_vars), "polar");
+}
+
+int fli_est_cholqr2(fli_est *e)
+{
+    double m = (double)e->shape[0], n = (double)e->shape[1];
+    if (!fli_bytes_ok(e, m * n * 8 * 3, "the matrix and its factors"))
+        return FL_INFO_EINVAL;
+    snprintf(e->r->variant, sizeof e->r->variant, "fp32");
+    snprintf(e->r->reason, sizeof e->r->reason,
+             "CholeskyQR twice: Gram, Cholesky, triangular solve (modelled)");
+    fli_note(e, "not implemented in flashlib yet: roofline of 2 x (Gram mn^2, Cholesky n^3/3, solve mn^2)");
+    for (int pass = 0; pass < 2; pass++) {
+        int p = fli_node(e, 0, pass ? "second pass" : "first pass", "Gram, Cholesky, triangular solve", 1);
+        fli_roof_leaf(e, p, "gram (X^T X)", NULL, 1, m * n * (n + 1), FL_INFO_PREC_FP32, FLI_CLASS_GEMM,
+                      m * n * 4 + n * n * 4, 1, FL_INFO_TIER_ROOFLINE);
+        fli_roof_leaf(e, p, "cholesky", NULL, 1, n * n * n / 3, FL_INFO_PREC_FP32, FLI_CLASS_SOLVER,
+                      n * n * 8, n / 64 + 2, FL_INFO_TIER_ROOFLINE);
+        fli_roof_leaf(e, p, "triangular solve", NULL, 1, m * n * n, FL_INFO_PREC_FP32, FLI_CLASS_GEMM,
+                      2 * m * n * 4, 1, FL_INFO_TIER_ROOFLINE);
+    }
+    e->r->expected_residual = pow(2.0, -24) * sqrt(n);
+    e->r->peak_memory_bytes = (uint64_t)(2 * m * n * 4 + n * n * 4);
+    return 0;
+}
+
+int fli_est_split_basis(fli_est *e)
+{
+    double m = (double)e->shape[0], n = e->ndim > 1 ? (double)e->shape[1] : 1;
+    double parts = fli_p_num(e, "n_parts");
+    int fmt = fli_p_word(e, "format"); /* bf16|fp16|tf32 */
+    double pb = fmt == 2 ? 4 : 2;
+    if (!fli_bytes_ok(e, m * n * (8 + parts * pb), "the matrix and its parts"))
+        return FL_INFO_EINVAL;
+    snprintf(e->r->variant, sizeof e->r->variant, "%s", fmt == 2 ? "tf32" : fmt == 1 ? "fp16" : "bf16");
+    snprintf(e->r->reason, sizeof e->r->reason, "split into %g parts (modelled)", parts);
+    fli_note(e, "not implemented in flashlib yet: one streaming pass, roofline");
+    fli_roof_leaf(e, 0, "split", "read the matrix once, write every part", 1, 3 * parts * m * n,
+                  FL_INFO_PREC_FP32, FLI_CLASS_STREAM,
+                  m * n * ((double)fli_dtype_bytes(e->dtype) + parts * pb), 1, FL_INFO_TIER_ROOFLINE);
+    e->r->peak_memory_bytes = (uint64_t)(m * n * parts * pb);
+    e->r->expected_residual = pow(2.0, -(fmt == 2 ? 11 : fmt == 1 ? 11 : 8) * parts);
+    return 0;
+}
+
+/* ---- variant families ------------------------------------------------------------ */
+
+/* The families behind pareto: each variant is estimated as its own op. */
+static const fli_variant_def gemm_defs[] = {
+    {"gemm_fp64", "gemm_fp64"},     {"gemm_fp32", "gemm_fp32"},
+    {"gemm_tf32", "gemm_tf32"},     {"gemm_3xtf32", "gemm_3xtf32"},
+    {"gemm_bf16", "gemm_bf16"},     {"gemm_3xbf16", "gemm_3xbf16"},
+    {"gemm_fp16", "gemm_fp16"},     {"gemm_3xfp16", "gemm_3xfp16"},
+    {"gemm_fp16x9", "gemm_fp16x9"}, {"gemm_fp16x3_kahan", "gemm_fp16x3_kahan"},
+    {"gemm_tf32x6", "gemm_tf32x6"}, {"gemm_ozaki_int8", "gemm_ozaki_int8"},
+};
+static const fli_variant_def eigh_defs[] = {
+    {"eigh_cusolver", "eigh_cusolver"}, {"eigh_jacobi", "eigh_jacobi"}, {"eigh_qdwh", "eigh_qdwh"},
+    {"eigh_qdwh_ns", "eigh_qdwh_ns"},   {"eigh_halko", "eigh_halko"},
+};
+static const fli_variant_def polar_defs[] = {
+    {"polar_qdwh_hybrid", "polar_qdwh_hybrid"},
+    {"polar_express", "polar_express"},
+    {"polar_express_warm", "polar_express_warm"},
+    {"polar_zolo", "polar_zolo"},
+};
+
+int fli_family_variants(const char *family, const fli_variant_def **out)
+{
+    if (!strcmp(family, "gemm")) {
+        *out = gemm_defs;
+        return (int)(sizeof gemm_defs / sizeof *gemm_defs);
+    }
+    if (!strcmp(family, "eigh")) {
+        *out = eigh_defs;
+        return (int)(sizeof eigh_defs / sizeof *eigh_defs);
+    }
+    if (!strcmp(family, "polar")) {
+        *out = polar_defs;
+        return (int)(sizeof polar_defs / sizeof *polar_defs);
+    }
+    return -1;
+}
+
+double fli_variant_residual(const char *variant, const fli_est *e, const char **source)
+{
+    const gemm_var *g = gemm_find(variant);
+    if (g) {
+        double moduli = fli_p_num(e, "num_moduli");
+        if (!isfinite(moduli))
+            moduli = 8;
+        double K = e->ndim >= 3 ? (double)e->shape[1] : (double)e->shape[0];
+        if (source)
+            *source = "model: input rounding sqrt(2/3) 2^-p + accumulation 2^-24 log2 K (op_linalg.c)";
+        return gemm_residual(g, K, e->dtype, moduli);
+    }
+    const solver_var *s = solver_find(eigh_vars, (int)(sizeof eigh_vars / sizeof *eigh_vars), variant);
+    if (!s)
+        s = solver_find(polar_vars, (int)(sizeof polar_vars / sizeof *polar_vars), variant);
+    if (s) {
+        if (source)
+            *source = s->res_doc;
+        return s->residual;
+    }
+    if (source)
+        *source = "unknown";
+    return -1;
+}
+
+/* Choice lists of `variant=` (index 0 = auto), in table order. */
+const char fli_gemm_variant_choices[] =
+    "auto|gemm_fp64|gemm_fp32|gemm_tf32|gemm_3xtf32|gemm_bf16|gemm_3xbf16|"
+    "gemm_fp16|gemm_3xfp16|gemm_fp16x9|gemm_fp16x3_kahan|gemm_tf32x6|"
+    "gemm_ozaki_int8";
+const char fli_eigh_variant_choices[] = "auto|eigh_cusolver|eigh_jacobi|eigh_qdwh|eigh_qdwh_ns|eigh_halko";
+const char fli_polar_variant_choices[] = "auto|polar_qdwh_hybrid|polar_express|polar_express_warm|polar_zolo";
