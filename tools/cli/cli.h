@@ -195,5 +195,6 @@ int cmd_route(int argc, char **argv);
 int cmd_fit(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 
 #endif /* FL_CLI_H */

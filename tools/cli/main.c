@@ -19,6 +19,7 @@ static const command commands[] = {
     {"route", cmd_route, "kmeans", "show which backend and variant would run for a shape, and why"},
     {"diagnose", cmd_diagnose, "", "library version and build, CPU threads, GPUs (or why there are none)"},
     {"convert", cmd_convert, "", "convert a matrix between .npy and CSV, or between f32 and f64"},
+    {"info", cmd_info, "SUBCOMMAND", "estimate an op's runtime, memory and bound on a GPU, without a GPU"},
     {NULL, NULL, NULL, NULL},
 };
 
