@@ -512,6 +512,20 @@ run fit kmeans -i blobs.csv --lables out.npy
 expect_rc 2
 golden err_unknown_option.txt err.txt
 
+test_case bad-param-value
+run fit kmeans -i blobs.csv -p metric=foo
+expect_rc 2
+golden err_param_value.txt err.txt
+
+test_case bundled-flags
+run fit kmeans -i blobs.csv -p n_clusters=3 --device cpu -qv
+expect_rc 0
+[ ! -s out.txt ] || fail "-q printed a summary"
+expect_err "flashlib: info: kmeans 12 x 2, k=3: cpu/"
+run fit kmeans -i blobs.csv -qi x
+expect_rc 2
+expect_err "'-i' in '-qi' is not a flag that can be combined"
+
 test_case missing-value
 run fit kmeans --input
 expect_rc 2

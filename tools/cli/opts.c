@@ -195,6 +195,19 @@ int cli_parse(const char *cmd, const cli_opt *opts, int max_pos, int argc, char 
         }
         const cli_opt *o = &opts[idx];
         const char *value = "1";
+        if (!o->metavar && inline_val && a[1] != '-') {
+            /* Bundled one-letter flags: "-qv" is "-q -v". */
+            for (const char *c = a + 1; *c; c++) {
+                int j = find_short(opts, *c);
+                if (j < 0 || opts[j].metavar) {
+                    cli_error("%s: '-%c' in '%s' is not a flag that can be combined (see flashlib %s --help)",
+                              cmd, *c, a, cmd);
+                    return CLI_EXIT_USAGE;
+                }
+                out->val[j] = "1";
+            }
+            continue;
+        }
         if (!o->metavar) {
             if (inline_val) {
                 cli_error("%s: option --%s takes no value (got '%s')", cmd, o->name, a);

@@ -92,8 +92,11 @@ int cli_make_params(fl_ctx *ctx, const char *algo, const char *const *kv, int n,
         st = fl_params_set(ctx, p, name, eq + 1);
         if (st) {
             int code = CLI_EXIT_USAGE;
-            if (st == FL_STATUS_INVALID_ARG)
-                cli_error("-p %s: %s", kv[i], fl_ctx_last_error(ctx));
+            const char *msg = fl_ctx_last_error(ctx);
+            if (st == FL_STATUS_INVALID_ARG && !strncmp(msg, kv[i], strlen(kv[i])))
+                cli_error("-p %s", msg); /* the message already starts with NAME=VALUE */
+            else if (st == FL_STATUS_INVALID_ARG)
+                cli_error("-p %s: %s", kv[i], msg);
             else
                 code = cli_lib_error(ctx, st, kv[i]);
             fl_params_free(p);
