@@ -196,6 +196,13 @@ if command -v cc >/dev/null 2>&1 && [ "$ASAN" = 0 ]; then
     fi
 fi
 
+test_case info-dispatch
+# `flashlib info` (the cost model's command, tests of its own elsewhere) is
+# reachable through the dispatcher and needs no GPU.
+run info --help
+expect_rc 0
+expect_out "usage: flashlib info"
+
 # ---- diagnose ---------------------------------------------------------------
 
 test_case diagnose
