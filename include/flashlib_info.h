@@ -317,6 +317,11 @@ FL_INFO_API int fl_info_model_eval(const char *op, const char *variant, const in
 FL_INFO_API int fl_info_model_coefs(const char *op, const char *variant, const char *device,
                                     const char **names, double *defaults);
 
+/* sizeof the public structures ("result", "node", "variant", "reference",
+ * "comparison", "device", "calibration"), 0 for another name: bindings
+ * check their layouts against the library they loaded. */
+FL_INFO_API size_t fl_info_sizeof(const char *type);
+
 #ifdef __cplusplus
 }
 #endif

@@ -866,3 +866,20 @@ int fl_info_op_param(const char *op, int i, const char **name, const char **defa
         *info_only = i >= o->n_params;
     return 0;
 }
+
+size_t fl_info_sizeof(const char *type)
+{
+    static const struct {
+        const char *name;
+        size_t size;
+    } sizes[] = {
+        {"result", sizeof(fl_info_result)},           {"node", sizeof(fl_info_node)},
+        {"variant", sizeof(fl_info_variant)},         {"reference", sizeof(fl_info_reference)},
+        {"comparison", sizeof(fl_info_comparison)},   {"device", sizeof(fl_info_device)},
+        {"calibration", sizeof(fl_info_calibration)},
+    };
+    for (size_t i = 0; type && i < sizeof sizes / sizeof *sizes; i++)
+        if (!strcmp(type, sizes[i].name))
+            return sizes[i].size;
+    return 0;
+}
