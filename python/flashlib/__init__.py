@@ -34,17 +34,22 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
+_SUBMODULES = ("cluster", "info")
+
+
 def __getattr__(name):
+    import importlib
+
+    if name in _SUBMODULES:  # flashlib.info works without `import flashlib.info`
+        return importlib.import_module(f".{name}", __name__)
     try:
         module, attr = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module 'flashlib' has no attribute {name!r}") from None
-    import importlib
-
     value = getattr(importlib.import_module(f".{module}", __name__), attr)
     globals()[name] = value  # later lookups skip __getattr__
     return value
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
