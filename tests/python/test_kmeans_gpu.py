@@ -66,6 +66,7 @@ def test_gpu_matches_cpu_from_same_init(precision, tol, k):
     gpu = flashlib.KMeans(k, device="cuda", precision=precision, **kw).fit(blobs)
     assert gpu.cluster_centers_.dtype == np.float32
     assert abs(gpu.inertia_ - cpu.inertia_) <= tol * cpu.inertia_, (gpu.inertia_, cpu.inertia_)
+    assert gpu.n_iter_ < 100, "did not converge"
     if precision == "fp32":
         assert adjusted_rand_score(cpu.labels_, gpu.labels_) >= 0.999
         assert rel(gpu.cluster_centers_, cpu.cluster_centers_) <= 1e-4
@@ -88,6 +89,18 @@ def test_gpu_inertia_close_with_near_ties(blobs, precision, tol):
     cpu = flashlib.KMeans(64, device="cpu", **kw).fit(blobs)
     gpu = flashlib.KMeans(64, device="cuda", precision=precision, **kw).fit(blobs)
     assert abs(gpu.inertia_ - cpu.inertia_) <= tol * cpu.inertia_, (gpu.inertia_, cpu.inertia_)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16", "fp16"])
+def test_gpu_converges_like_cpu(blobs, precision):
+    """The stopping rule (labels unchanged, or centre shift <= tol x mean
+    variance) must fire in every precision: rounding that flips a few
+    near-tied points each iteration must not keep a run going to max_iter."""
+    init = spread_init(blobs, 64)
+    cpu = flashlib.KMeans(64, init=init, max_iter=300, device="cpu").fit(blobs)
+    gpu = flashlib.KMeans(64, init=init, max_iter=300, device="cuda", precision=precision).fit(blobs)
+    assert cpu.n_iter_ < 300
+    assert gpu.n_iter_ <= 2 * cpu.n_iter_ + 10, (gpu.n_iter_, cpu.n_iter_)
 
 
 @pytest.mark.parametrize("k", [10, 64])
