@@ -171,6 +171,15 @@ FL_API fl_status fl_ctx_set_log(fl_ctx *ctx, fl_log_fn fn, void *user);
 /* Allocator hooks; NULL restores the default (aligned malloc / cudaMalloc). */
 FL_API fl_status fl_ctx_set_host_allocator(fl_ctx *ctx, const fl_host_allocator *a);
 FL_API fl_status fl_ctx_set_device_allocator(fl_ctx *ctx, const fl_device_allocator *a);
+/* CPU threads the context will use (the setting, or OpenMP's default). */
+FL_API int fl_ctx_get_threads(const fl_ctx *ctx);
+/* Whether the Hopper (sm_90a) paths are disabled on this context
+ * (FL_DISABLE_SM90 set, non-empty and not "0" when the context was made). */
+FL_API int fl_ctx_sm90_disabled(const fl_ctx *ctx);
+/* How this library was built, one line: version, compiler, BLAS, whether
+ * the CUDA module and the sm_90a kernels were built beside it. Static. */
+FL_API const char *fl_build_info(void);
+
 /* Device the context resolved to: "cpu" or "cuda:N". For "auto" the GPU is
  * probed on this call (and only then). */
 FL_API const char *fl_ctx_device(fl_ctx *ctx);

@@ -309,8 +309,9 @@ FL_INFO_API int fl_info_calibration_at(int i, fl_info_calibration *out);
  * variant: KMeans "fp32|tf32|bf16|fp16"; GEMM "gemm_fp32", ...
  */
 FL_INFO_API int fl_info_model_eval(const char *op, const char *variant, const int64_t *shape, int ndim,
-                                   const char *params, const char *device, const double *coef, int n_coef,
-                                   double *runtime_ms, char *err, size_t err_len);
+                                   const char *params, const char *dtype, const char *device,
+                                   const double *coef, int n_coef, double *runtime_ms, char *err,
+                                   size_t err_len);
 /* Number of coefficients of the model of (op, variant) (or -1), and, when
  * names/defaults are non-NULL, their names and the roofline values for
  * `device` (arrays of at least that many entries). */

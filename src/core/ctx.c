@@ -1,4 +1,5 @@
 /* ctx.c — the context: device choice, threads, seed, callbacks, allocators. */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,4 +191,32 @@ const char *fl_ctx_device(fl_ctx *ctx)
         return "";
     (void)fli_ctx_wants_gpu(ctx);
     return ctx->device_str;
+}
+
+int fl_ctx_get_threads(const fl_ctx *ctx)
+{
+    if (!ctx)
+        return 0;
+    return ctx->threads > 0 ? ctx->threads : omp_get_max_threads();
+}
+
+int fl_ctx_sm90_disabled(const fl_ctx *ctx)
+{
+    return ctx ? ctx->disable_sm90 : 0;
+}
+
+#define FL_STR_(x) #x
+#define FL_STR(x) FL_STR_(x)
+const char *fl_build_info(void)
+{
+    return "flashlib " FL_VERSION_STRING "; " FL_BUILD_COMPILER "; BLAS " FL_BUILD_BLAS "; CUDA module "
+#if FL_BUILD_CUDA
+           "built (nvcc " FL_BUILD_CUDA_VERSION ")"
+#else
+           "not built"
+#endif
+#if FL_BUILD_SM90
+           "; sm_90a kernels built"
+#endif
+        ;
 }

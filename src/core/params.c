@@ -132,8 +132,13 @@ static fl_status unknown_param(fl_ctx *ctx, const fli_algo *algo, const char *na
     if (best >= 0 && best_d <= 3)
         return fli_fail(ctx, FL_STATUS_INVALID_ARG, "%s has no parameter '%s'; did you mean '%s'?",
                         algo->name, name, algo->params[best].name);
-    return fli_fail(ctx, FL_STATUS_INVALID_ARG, "%s has no parameter '%s' (see --help for the list)",
-                    algo->name, name);
+    char names[512] = "";
+    size_t used = 0;
+    for (int i = 0; i < algo->n_params && used + 2 < sizeof names; i++)
+        used +=
+            (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", algo->params[i].name);
+    return fli_fail(ctx, FL_STATUS_INVALID_ARG, "%s has no parameter '%s'; its parameters are: %s",
+                    algo->name, name, names);
 }
 
 /* Parses `text` for parameter row d into *v, or fails with a message. */

@@ -53,7 +53,8 @@ fl_status fli_route_kmeans(const fl_hw_props *hw, int64_t n, int64_t d, fl_dtype
         out->backend = FL_BACKEND_CPU;
         snprintf(out->variant, sizeof out->variant, "%s", prec_name(p));
         snprintf(out->reason, sizeof out->reason,
-                 "no usable GPU: CPU backend (BLAS-blocked distances with fused argmin) in %s",
+                 "CPU backend (no GPU in use: none found, or device cpu chosen): BLAS-blocked distances with "
+                 "fused argmin in %s",
                  dtype == FL_DTYPE_F64 ? "float64" : "float32");
         if (prec_out)
             *prec_out = p;
