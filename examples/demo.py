@@ -35,6 +35,17 @@ def timed(fn, repeats=3):
     return best, out
 
 
+def show_estimate(cost, shape, params, device, measured_s):
+    """The cost model's prediction, made before running, beside the measurement."""
+    try:
+        est = cost.estimate("kmeans", shape=shape, params=params, device=device, dtype="f32")
+    except Exception as exc:  # the demo goes on without the estimate
+        print(f"   cost model: {exc}")
+        return
+    print(f"   cost model estimate on {device}: {est.runtime_ms:.1f} ms [{est.confidence}], "
+          f"peak memory {est.peak_memory_bytes / 2**20:.1f} MiB; measured {measured_s * 1e3:.1f} ms")
+
+
 def main():
     try:
         from sklearn.cluster import KMeans as SkKMeans
@@ -43,9 +54,13 @@ def main():
         print("scikit-learn is not installed; run `make demo` to set it up")
         return 1
 
-    info = flashlib.diagnose()
-    device = "cuda" if info.get("cuda_devices", 0) > 0 else "cpu"
-    print(f"flashlib {flashlib.__version__}; GPU: {info.get('summary', 'none')}")
+    import flashlib.info as cost
+
+    diag = flashlib.diagnose()
+    device = "cuda" if diag.get("cuda_usable") else "cpu"
+    # The cost model's name for where this runs: the GPU's tag, or the CPU.
+    where = diag["devices"][0].get("tag", "cpu") if device == "cuda" and diag.get("devices") else "cpu"
+    print(f"flashlib {flashlib.__version__}; GPU: {diag.get('summary', 'none')}")
     print(f"running on: {device}\n")
 
     X, y = load_digits()
@@ -58,6 +73,7 @@ def main():
           f"{t_fl * 1e3:7.1f} ms")
     print(f"   {'scikit-learn':12s} {adjusted_rand_score(y, sk.labels_):6.3f} {sk.inertia_:12.1f} "
           f"{t_sk * 1e3:7.1f} ms")
+    show_estimate(cost, X.shape, {"n_clusters": 10, "n_init": 10, "expected_iter": fl.n_iter_}, where, t_fl)
 
     n, d, k = 200_000, 32, 64
     rng = np.random.default_rng(0)
@@ -71,6 +87,7 @@ def main():
     print(f"   flashlib     inertia {fl.inertia_:14.1f}  {t_fl * 1e3:8.1f} ms")
     print(f"   scikit-learn inertia {sk.inertia_:14.1f}  {t_sk * 1e3:8.1f} ms"
           f"   (flashlib is {t_sk / t_fl:.1f}x faster)")
+    show_estimate(cost, Xb.shape, {"n_clusters": k, "n_init": 1, "max_iter": 20, "init": "array"}, where, t_fl)
     rel = abs(fl.inertia_ - sk.inertia_) / sk.inertia_
     print(f"   same answer: relative inertia difference {rel:.2e}")
     return 0
