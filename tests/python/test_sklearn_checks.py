@@ -35,3 +35,11 @@ def expected_failed_checks(estimator):
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+# The same checks with the CUDA backend (idempotent refits, dtypes, tiny and
+# one-feature inputs, pickling of GPU-fitted models...). Skipped without a GPU.
+@pytest.mark.gpu
+@parametrize_with_checks([flashlib.KMeans(device="cuda")], expected_failed_checks=expected_failed_checks)
+def test_sklearn_compatible_gpu(estimator, check):
+    check(estimator)
