@@ -11,7 +11,6 @@ import contextlib
 import inspect
 import numbers
 import sys
-import warnings
 
 import numpy as np
 

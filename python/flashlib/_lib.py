@@ -9,7 +9,6 @@ library opens libcuda / libflashlib_cuda.so only when a GPU is first used.
 
 import ctypes
 import os
-import sys
 import threading
 import weakref
 from ctypes import (
