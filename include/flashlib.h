@@ -208,6 +208,12 @@ typedef struct fl_hw_props {
 FL_API int fl_cuda_device_count(fl_ctx *ctx, const char **why);
 /* Properties of CUDA device `device_id`, read through the driver API. */
 FL_API fl_status fl_cuda_props(fl_ctx *ctx, int32_t device_id, fl_hw_props *out);
+/* Loads the CUDA module and initialises it for the context's device
+ * (what the first GPU call would do), without running anything. OK when the
+ * GPU is usable; otherwise the status and fl_ctx_last_error say why (no
+ * driver, no device, module missing or from another version...). Loads
+ * libcuda: CPU-only programs should not call it. */
+FL_API fl_status fl_ctx_cuda_check(fl_ctx *ctx);
 /* Whether the CUDA module (libflashlib_cuda.so) or libcuda was loaded into
  * this process; tests use it to prove that CPU work never loads them. */
 FL_API int fl_cuda_loaded(void);

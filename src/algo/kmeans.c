@@ -72,7 +72,7 @@ static fl_status check_weights(fl_ctx *ctx, const fl_array *w, const fl_array *X
     }
     if (!(total > 0))
         return fli_fail(ctx, FL_STATUS_INVALID_ARG,
-                        "sample_weight sums to 0: at least one weight must be > 0");
+                        "sample_weight is all zeros: at least one weight must be > 0");
     return FL_STATUS_OK;
 }
 

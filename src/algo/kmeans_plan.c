@@ -60,6 +60,11 @@ fl_status fli_kmeans_cuda_plan_chunk(int64_t n, int64_t d, int64_t k, fli_precis
     plan->dh = round_up(d, 64);
     plan->kp = round_up(k, FLI_KM_BN);
     plan->mstep_smem = (int64_t)k * (d + 2) * 4 <= FLI_KM_SMEM_ACC_MAX;
+    /* the smallest fused configuration: two X tiles, one shared sum copy */
+    {
+        int64_t fb = fli_km_fused_smem(precision, d, k, 2, 0, NULL);
+        plan->fused_any = plan->mstep_smem && fb > 0 && fb + 1024 <= FLI_KM_FUSED_SMEM_ANY;
+    }
     int64_t nb = ceil_div(m, FLI_KM_SORT_ROWS);
     int64_t cap = FLI_KM_SORT_CAP / k;
     if (cap < 1) cap = 1;
@@ -89,7 +94,9 @@ fl_status fli_kmeans_cuda_plan_chunk(int64_t n, int64_t d, int64_t k, fli_precis
         plan->x_bufs = 0;
         plan->off_x = take(&c, 0);
     }
-    plan->off_xh = take(&c, prec_is_16bit(precision) ? m * dh * 2 : 0);
+    plan->off_xh = take(&c, prec_is_16bit(precision) && !plan->fused_any
+                                ? round_up(m, FLI_KM_XH_ROWS) * dh * 2
+                                : 0);
     plan->off_w = take(&c, (have_weights && !x_on_device) ? n * 4 : 0);
     plan->off_labels = take(&c, n * 4);
     plan->off_best_labels = take(&c, n * 4);

@@ -37,6 +37,17 @@ extern "C" {
 #define FLI_KM_TRACE_RING 256          /* inertia trace entries kept on device     */
 #define FLI_KM_NPART 1024              /* partial-sum slots of small reductions    */
 #define FLI_KM_PP_GROUP 8              /* k-means++ candidates scored per pass     */
+#define FLI_KM_XH_ROWS 256             /* 16-bit copy of X padded to this many rows
+                                          (the Hopper E-step reads whole row tiles) */
+/* Fused E+M kernel (tensor-core precisions, small k*d): one persistent
+ * block per SM keeps every centre in shared memory, streams 128-row tiles
+ * of fp32 X, assigns them with mma.sync and adds the same tile into
+ * privatised cluster sums; X is read once per iteration. */
+#define FLI_KM_FUSED_BM 128            /* rows per tile                            */
+#define FLI_KM_FUSED_MAX_D 64          /* d up to which it is used                 */
+#define FLI_KM_FUSED_MAX_K 256         /* k up to which it is used                 */
+#define FLI_KM_FUSED_WARPS 8
+#define FLI_KM_FUSED_SMEM_ANY 101376   /* opt-in shared memory of every sm_80+ GPU */
 /* Fixed scalar block: flags/counters (256 B), trace ring, NPART doubles of
  * block partials, NPART x PP_GROUP doubles of k-means++ candidate partials. */
 #define FLI_KM_SCALARS_BYTES \
@@ -56,6 +67,8 @@ typedef struct fli_kmeans_cuda_plan {
     int64_t dh;          /* 16-bit row stride: d rounded to 64                 */
     int64_t kp;          /* centre rows padded to FLI_KM_BN                     */
     int mstep_smem;      /* 1: shared-memory privatised sums; 0: sorted pieces  */
+    int fused_any;       /* the fused E+M kernel fits on any sm_80+ GPU: no
+                            16-bit copy of X is kept (see fli_km_fused_smem) */
     int64_t sort_nb;     /* counting-sort warps per chunk                       */
     int64_t sort_rows;   /* rows per counting-sort warp                         */
     int64_t npieces_max; /* bound on pieces per chunk: ceil(m/PIECE) + k        */
@@ -64,7 +77,8 @@ typedef struct fli_kmeans_cuda_plan {
     /* byte offsets into the arena (0-size regions may share an offset) */
     size_t off_x;        /* fp32 copy of X (host X: chunk buffers; cosine: normalised) */
     int64_t x_bufs;      /* number of chunk buffers in off_x (0, 1 or 2)        */
-    size_t off_xh;       /* 16-bit copy of the resident rows (bf16/fp16)        */
+    size_t off_xh;       /* 16-bit copy of the resident rows (bf16/fp16), rows
+                            padded to FLI_KM_XH_ROWS; none when fused_any      */
     size_t off_w;        /* weights copy (host X with weights)                  */
     size_t off_labels;   /* n int32                                             */
     size_t off_best_labels; /* n int32: labels of the best of n_init runs       */
@@ -97,6 +111,52 @@ typedef struct fli_kmeans_cuda_plan {
     size_t off_init_idx; /* k int32                                             */
     size_t off_pp_cand;  /* PP_GROUP x dp fp32: k-means++ candidate rows         */
 } fli_kmeans_cuda_plan;
+
+/* Shared-memory layout of the fused E+M kernel for (precision, d, k), with
+ * `stages` X tiles in flight and `priv` (one private sum copy per warp) or a
+ * single shared copy. Byte offsets into the block's dynamic shared memory;
+ * returns the total, or -1 when the shape is not handled by that kernel.
+ * Used by the plan (fused_any) and by the module (launch configuration),
+ * so both agree. */
+typedef struct fli_km_fused_layout {
+    int64_t ks;      /* mma k-steps: tf32 ceil(d/8), 16-bit ceil(d/16)     */
+    int64_t cst;     /* words per shared centre row (ks*8 + 4)             */
+    int64_t kf;      /* centres held: k rounded to 64                      */
+    int64_t xw;      /* fp32 columns loaded per row (ks*8 or ks*16)        */
+    int64_t xst;     /* words per shared X row (xw + 4, 16-bit: xw + 8)    */
+    int64_t acc_ld;  /* d + 2: sums, weight, spare (as the M-step partials) */
+    int64_t off_b, off_cn, off_x, off_acc, off_red, off_lab, bytes;
+} fli_km_fused_layout;
+
+static inline int64_t fli_km_fused_smem(fli_precision p, int64_t d, int64_t k, int stages, int priv,
+                                        fli_km_fused_layout *L) {
+    fli_km_fused_layout l;
+    if (p != FLI_PREC_TF32 && p != FLI_PREC_BF16 && p != FLI_PREC_FP16) return -1;
+    if (d < 1 || d > FLI_KM_FUSED_MAX_D || k < 1 || k > FLI_KM_FUSED_MAX_K) return -1;
+    const int tf = p == FLI_PREC_TF32;
+    l.ks = tf ? (d + 7) / 8 : (d + 15) / 16;
+    l.cst = l.ks * 8 + 4;
+    l.kf = (k + 63) / 64 * 64;
+    l.xw = tf ? l.ks * 8 : l.ks * 16;
+    l.xst = tf ? l.xw + 4 : l.xw + 8;
+    l.acc_ld = d + 2;
+    int64_t at = 0;
+    l.off_b = at;
+    at += l.kf * l.cst * 4;
+    l.off_cn = at;
+    at += l.kf * 4;
+    l.off_x = at;
+    at += (int64_t)stages * FLI_KM_FUSED_BM * l.xst * 4;
+    l.off_acc = at;
+    at += ((priv ? FLI_KM_FUSED_WARPS : 1) * k * l.acc_ld * 4 + 15) / 16 * 16;
+    l.off_red = at;
+    at += 2 * FLI_KM_FUSED_BM * 8; /* best score and index per (half, row) */
+    l.off_lab = at;
+    at += FLI_KM_FUSED_BM * 4;
+    l.bytes = at;
+    if (L) *L = l;
+    return at;
+}
 
 /* Plan a CUDA KMeans fit of X (n x d, fp32) into k clusters.
  * `device_mem_budget_bytes` bounds device_bytes (0 = no bound). When X is on

@@ -151,3 +151,13 @@ fl_status fli_copy(fl_ctx *ctx, void *dst, int32_t dst_dev, const void *src, int
         return st;
     return api->memcpy(env, dst, dst_dev, src, src_dev, bytes);
 }
+
+fl_status fl_ctx_cuda_check(fl_ctx *ctx)
+{
+    if (!ctx)
+        return FL_STATUS_INVALID_ARG;
+    fli_clear_error(ctx);
+    const fli_cuda_api *api;
+    fli_cuda_env *env;
+    return fli_cuda_acquire(ctx, &api, &env);
+}

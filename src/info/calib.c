@@ -26,12 +26,30 @@ const fli_calib_entry *fli_calib_find(const char *op, const char *variant, const
     return NULL;
 }
 
+static int key_cmp(const int64_t *a, const int64_t *b)
+{
+    for (int i = 0; i < 6; i++)
+        if (a[i] != b[i])
+            return a[i] < b[i] ? -1 : 1;
+    return 0;
+}
+
+/* The points are sorted by key (fit.py writes them so): a binary search,
+ * then the few rows with that key are compared by name. */
 const fli_calib_point *fli_calib_point_find(const char *op, const char *variant, const char *dtype,
                                             const char *device, const int64_t key[6])
 {
-    for (const fli_calib_point *p = calib_points; p->op; p++)
-        if (!memcmp(p->key, key, sizeof p->key) && !strcmp(p->op, op) && !strcmp(p->variant, variant) &&
-            !strcmp(p->dtype, dtype) && !strcmp(p->device, device))
+    size_t lo = 0, hi = sizeof calib_points / sizeof *calib_points - 1; /* the last row ends the table */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (key_cmp(calib_points[mid].key, key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (const fli_calib_point *p = &calib_points[lo]; p->op && !key_cmp(p->key, key); p++)
+        if (!strcmp(p->op, op) && !strcmp(p->variant, variant) && !strcmp(p->dtype, dtype) &&
+            !strcmp(p->device, device))
             return p;
     return NULL;
 }

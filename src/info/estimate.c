@@ -429,6 +429,27 @@ void fli_note(fli_est *e, const char *note)
         r->notes[r->n_notes++] = note;
 }
 
+/* Scales every leaf so the total equals a measurement of this shape. */
+void fli_scale_to_measured(fli_est *e, double measured_ms)
+{
+    fl_info_result *r = e->r;
+    int has_child[FL_INFO_MAX_NODES] = {0};
+    double total = 0;
+    for (int i = 1; i < r->n_nodes; i++)
+        has_child[r->nodes[i].parent] = 1;
+    for (int i = 0; i < r->n_nodes; i++)
+        if (!has_child[i])
+            total += r->nodes[i].runtime_ms;
+    if (!(total > 0))
+        return;
+    for (int i = 0; i < r->n_nodes; i++)
+        if (!has_child[i])
+            r->nodes[i].runtime_ms *= measured_ms / total;
+    e->measured_whole = 1;
+    fli_note(e, "runtime measured at this exact shape on this device (bench/calib); the split into parts "
+                "follows the model");
+}
+
 /* ---- roofline --------------------------------------------------------------- */
 
 /* Attainable fraction of the ceiling per class: compute, memory. The
@@ -773,8 +794,8 @@ double fli_child(fli_est *e, int parent, const char *label, const char *opname, 
 }
 
 int fl_info_model_eval(const char *op, const char *variant, const int64_t *shape, int ndim,
-                       const char *params, const char *device, const double *coef, int n_coef,
-                       double *runtime_ms, char *err, size_t err_len)
+                       const char *params, const char *dtype, const char *device, const double *coef,
+                       int n_coef, double *runtime_ms, char *err, size_t err_len)
 {
     if (!runtime_ms || !variant)
         return fli_info_failv(err, err_len, "model_eval: runtime_ms and variant must not be NULL");
@@ -787,7 +808,7 @@ int fl_info_model_eval(const char *op, const char *variant, const int64_t *shape
                               want, coef ? n_coef : 0);
     fli_est e;
     fl_info_result res;
-    int rc = est_begin(&e, &res, op, shape, ndim, params, NULL, device, err, err_len);
+    int rc = est_begin(&e, &res, op, shape, ndim, params, dtype, device, err, err_len);
     if (rc)
         return rc;
     e.coef_override = coef;

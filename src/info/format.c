@@ -5,6 +5,7 @@
  */
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "info/info_internal.h"
@@ -40,12 +41,18 @@ void fli_bjson_str(fli_buf *b, const char *s)
     fli_bprintf(b, "\"");
 }
 
+/* The shortest of %.15g / %.17g that reads back as the same double. */
 static void bnum(fli_buf *b, double v)
 {
-    if (isfinite(v))
-        fli_bprintf(b, "%.6g", v);
-    else
+    if (!isfinite(v)) {
         fli_bprintf(b, "null");
+        return;
+    }
+    char t[32];
+    snprintf(t, sizeof t, "%.15g", v);
+    if (strtod(t, NULL) != v)
+        snprintf(t, sizeof t, "%.17g", v);
+    fli_bprintf(b, "%s", t);
 }
 
 static size_t finish(fli_buf *b)

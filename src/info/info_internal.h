@@ -88,6 +88,9 @@ void fli_leaf(fli_est *e, int node, double ms, double flops, double bytes, doubl
  * the weakest tier of its children and the bound of its costliest child. */
 void fli_rollup(fli_est *e);
 void fli_note(fli_est *e, const char *note);
+/* Scales every leaf so the total equals a measurement of this exact shape,
+ * and marks the estimate measured (the split into parts stays the model's). */
+void fli_scale_to_measured(fli_est *e, double measured_ms);
 
 /* Parameter access (name must exist in the op's tables). */
 double fli_p_num(const fli_est *e, const char *name);

@@ -19,9 +19,10 @@
  *             or SIMT; update: centre sums, relocation, shift)
  *     final   one more assignment and the objective
  *   results   centres and labels back to the host
- * with six coefficients: fixed_ms, iter_us (launch chain of an iteration),
- * pp_launch_us (per k-means++ kernel), rate_tflops (assignment math),
- * bw_gbs (device memory), h2d_gbs (host link). Their roofline values come
+ * with seven coefficients: fixed_ms, iter_us (launch chain of an
+ * iteration), pp_launch_us (per k-means++ kernel), rate_tflops (assignment
+ * math), bw_gbs (device memory), h2d_gbs (host link), update_gps (centre-sum
+ * updates, 1e9 row elements a second: the M-step's accumulation). Their roofline values come
  * from the device table; bench/calib fits them per (precision, device) and
  * validates the fit on held-out shapes.
  */
@@ -34,19 +35,24 @@
 #include "info/info_internal.h"
 #include "route/route.h"
 
-enum { C_FIXED, C_ITER, C_PP, C_RATE, C_BW, C_H2D, N_COEF };
+enum { C_FIXED, C_ITER, C_PP, C_RATE, C_BW, C_H2D, C_UPD, N_COEF };
 
-static const char *const coef_names[N_COEF] = {"fixed_ms",    "iter_us", "pp_launch_us",
-                                               "rate_tflops", "bw_gbs",  "h2d_gbs"};
+static const char *const coef_names[N_COEF] = {"fixed_ms", "iter_us", "pp_launch_us", "rate_tflops",
+                                               "bw_gbs",   "h2d_gbs", "update_gps"};
+
+/* Calibration keys: the precision, with "-sm90" when routing takes the
+ * Hopper path (a different kernel, so a different fit). */
+static const char *const calib_keys[2][4] = {{"fp32", "tf32", "bf16", "fp16"},
+                                             {"fp32-sm90", "tf32-sm90", "bf16-sm90", "fp16-sm90"}};
 
 static int variant_prec(const char *v, fli_precision *p)
 {
-    static const char *const names[] = {"fp32", "tf32", "bf16", "fp16"};
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(v, names[i])) {
-            *p = (fli_precision)i;
-            return 0;
-        }
+    for (int s = 0; s < 2; s++)
+        for (int i = 0; i < 4; i++)
+            if (!strcmp(v, calib_keys[s][i])) {
+                *p = (fli_precision)i;
+                return 0;
+            }
     return -1;
 }
 
@@ -69,6 +75,9 @@ static void roofline_coefs(fli_precision p, const fl_info_device *dev, double *c
     c[C_RATE] = fli_rate(dev, info_prec(p), FLI_CLASS_FUSED);
     c[C_BW] = fli_bw(dev, FLI_CLASS_FUSED);
     c[C_H2D] = dev->h2d_gbs > 0 ? dev->h2d_gbs * 0.3 : 10.0;
+    /* centre sums: one update per row element, through shared memory; about
+     * a billion a second per SM (contention lowers it when k is small) */
+    c[C_UPD] = dev->sm_count * 1.0;
 }
 
 int fli_kmeans_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def)
@@ -169,27 +178,6 @@ static int resolve(fli_est *e, km_req *q)
     return 0;
 }
 
-/* Scales every leaf so the total equals a measurement of this shape. */
-static void scale_to_measured(fli_est *e, double measured_ms)
-{
-    fl_info_result *r = e->r;
-    int has_child[FL_INFO_MAX_NODES] = {0};
-    double total = 0;
-    for (int i = 1; i < r->n_nodes; i++)
-        has_child[r->nodes[i].parent] = 1;
-    for (int i = 0; i < r->n_nodes; i++)
-        if (!has_child[i])
-            total += r->nodes[i].runtime_ms;
-    if (!(total > 0))
-        return;
-    for (int i = 0; i < r->n_nodes; i++)
-        if (!has_child[i])
-            r->nodes[i].runtime_ms *= measured_ms / total;
-    e->measured_whole = 1;
-    fli_note(e, "runtime measured at this exact shape on this device (bench/calib); the split into parts "
-                "follows the model");
-}
-
 static int est_gpu(fli_est *e, const km_req *q)
 {
     fl_info_result *r = e->r;
@@ -248,13 +236,13 @@ static int est_gpu(fli_est *e, const km_req *q)
         host += (double)q->k * q->d * 4;
     r->peak_host_bytes = (uint64_t)host;
 
-    /* Coefficients: this precision on this device. */
-    static const char *const vname[] = {"fp32", "tf32", "bf16", "fp16"};
+    /* Coefficients: this precision (and path) on this device. */
+    const char *key = calib_keys[route.backend == FL_BACKEND_CUDA_SM90][prec];
     double def[N_COEF];
     roofline_coefs(prec, e->dev, def);
     fl_info_tier tier;
     const fli_calib_entry *entry = NULL;
-    const double *c = fli_calib_coefs(e, "kmeans", vname[prec], "f32", def, N_COEF, &tier, &entry);
+    const double *c = fli_calib_coefs(e, "kmeans", key, "f32", def, N_COEF, &tier, &entry);
     if (entry)
         r->calibration = entry->describe;
 
@@ -327,7 +315,7 @@ static int est_gpu(fli_est *e, const km_req *q)
         bm += (double)FLI_KM_ACC_BLOCKS * k * (d + 2) * 4 * 2;
     else
         bm += n * 4 * 3 + (double)plan.npieces_max * d * 4 * 2;
-    const double t_update = bm / bw;
+    const double t_update = bm / bw + n * d / (c[C_UPD] * 1e6);
     /* streamed X: every pass over X crosses the host link again, overlapped
      * with the kernels of the previous chunk */
     const double stream = plan.chunked ? n * d * 4 / h2d : 0;
@@ -362,13 +350,13 @@ static int est_gpu(fli_est *e, const km_req *q)
     if (tier == FL_INFO_TIER_ROOFLINE)
         fli_note(e, "no calibration of this precision on this device: device peaks x default efficiencies");
     /* a measurement of this exact shape */
-    int64_t key[6] = {q->n, q->d, q->k, q->iters, q->init, q->on_device};
+    int64_t pkey[6] = {q->n, q->d, q->k, q->iters, q->init, q->on_device};
     const fli_calib_point *pt =
         e->no_measured || q->n_init != 1 || q->metric != FLI_METRIC_EUCLIDEAN || q->weights || q->tol != 0
             ? NULL
-            : fli_calib_point_find("kmeans", vname[prec], "f32", e->dev->name, key);
+            : fli_calib_point_find("kmeans", key, "f32", e->dev->name, pkey);
     if (pt)
-        scale_to_measured(e, pt->ms);
+        fli_scale_to_measured(e, pt->ms);
     return 0;
 }
 

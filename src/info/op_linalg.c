@@ -328,6 +328,14 @@ int fli_est_gemm(fli_est *e)
         fli_note(e, "symmetric product: modelled as a full GEMM of the upper half's tiles");
     }
     gemm_nodes(e, 0, v, M, K, N, out_bytes, fl, v->name);
+    /* a measurement of this exact product (plain GEMMs in their own dtype) */
+    if (!e->no_measured && e->dtype == native_dtype(v) && strcmp(op, "cov_gemm") && strcmp(op, "gram_gemm")) {
+        int64_t key[6] = {(int64_t)M, (int64_t)K, (int64_t)N, 0, 0, 0};
+        const fli_calib_point *pt =
+            fli_calib_point_find("gemm", v->name, fli_dtype_canon(e->dtype), e->dev->name, key);
+        if (pt)
+            fli_scale_to_measured(e, pt->ms);
+    }
     e->r->peak_memory_bytes = (uint64_t)((M * K + K * N) * fli_dtype_bytes(e->dtype) + M * N * out_bytes);
     return 0;
 }

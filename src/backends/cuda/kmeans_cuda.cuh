@@ -27,6 +27,8 @@ typedef struct km_scalars {
     int32_t n_empty;  /* empty clusters found by the last update                */
     int32_t best_cand; /* k-means++: row index of the best candidate            */
     int32_t cand[FLI_KM_PP_GROUP]; /* k-means++: candidate rows of this group   */
+    int32_t comb_count; /* blocks of k_acc_combine done (last one relocates)      */
+    int32_t fin_count;  /* blocks of k_finalize done (last one decides)           */
 } km_scalars;
 
 /* One resident block of rows of X as the kernels see it. */
@@ -46,13 +48,15 @@ static inline float km_alpha(fli_metric m) { return m == FLI_METRIC_EUCLIDEAN ? 
 
 /* ---- kmeans_estep.cu ---------------------------------------------------- */
 /* Prepares the centre operands of an E-step: cnorm (kp, +inf past k) and the
- * tensor-core copy (tf32-rounded fp32 kp x dp, or 16-bit kp x dh). */
+ * tensor-core copy (tf32-rounded fp32 kp x dp, or 16-bit kp x dh; img: the
+ * 16-bit copy in the Hopper operand image, tiles of FLI_KM_BN rows). */
 fl_status km_prep_centers(fli_cuda_env *env, cudaStream_t s, const float *C, int64_t k,
                           int64_t kp, int64_t d, int64_t dp, int64_t dh, fli_metric metric,
-                          fli_precision prec, void *ctc, float *cnorm, const int32_t *done);
-/* Converts rows (fp32, stride ldx) to a 16-bit copy with stride dh (zero pad). */
+                          fli_precision prec, void *ctc, float *cnorm, int img, const int32_t *done);
+/* Converts rows (fp32, stride ldx) to a 16-bit copy with stride dh (zero
+ * pad); img: the Hopper operand image, m padded to FLI_KM_XH_ROWS rows. */
 fl_status km_convert_rows(fli_cuda_env *env, cudaStream_t s, const float *x, int64_t ldx, int64_t m,
-                          int64_t d, int64_t dh, fli_precision prec, void *xh);
+                          int64_t d, int64_t dh, fli_precision prec, void *xh, int img);
 /* Labels of rows r.m against k centres: argmin of the score, ties to the
  * lower index. Counts changed labels into *n_changed when non-NULL. Does
  * nothing when *done != 0 (done may be NULL). */
@@ -60,10 +64,35 @@ fl_status km_estep(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t 
                    int64_t dp, const void *ctc, int64_t dh, const float *cnorm, int64_t k,
                    int64_t kp, fli_metric metric, fli_precision prec, int32_t *labels,
                    int32_t *n_changed, const int32_t *done);
+/* Hopper (sm_90a) E-step: wgmma over the operand images (xh: rows padded
+ * to FLI_KM_XH_ROWS; ctc: kp rows), 16-bit precisions, dh of 64 or 128.
+ * km_sm90_usable says whether this build and device can run it. */
+int km_sm90_usable(fli_cuda_env *env, int64_t dh, fli_precision prec);
+fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, const void *ctc,
+                        int64_t dh, const float *cnorm, int64_t kp, fli_metric metric,
+                        fli_precision prec, int32_t *labels, int32_t *n_changed,
+                        const int32_t *done);
 /* transform: out[i][j] (row stride ldo) = euclidean distance / 1-cos / -dot. */
 fl_status km_transform(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d,
                        const float *C, int64_t dp, int64_t k, fli_metric metric, float *out,
                        int64_t ldo);
+
+/* ---- kmeans_fused.cu ---------------------------------------------------- */
+typedef struct km_fused_cfg {
+    int stages, priv, smem;
+} km_fused_cfg;
+/* 1 when the fused E+M kernel runs this plan on this device (cfg filled). */
+int km_fused_config(fli_cuda_env *env, const fli_kmeans_cuda_plan *p, fli_precision prec,
+                    km_fused_cfg *cfg);
+/* Labels of rows r (changes counted into n_changed), each point's objective
+ * into dist (may be NULL) and the blocks' objective partials into part; with
+ * acc, the blocks' cluster sums into acc_part (k x (d+2) per block, combined
+ * by km_combine). *nblk = blocks launched. */
+fl_status km_fused(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p,
+                   const km_fused_cfg *cfg, const km_rows *r, const void *ctc, const float *cnorm,
+                   const float *C, fli_metric metric, fli_precision prec, int32_t *labels,
+                   int32_t *n_changed, float *dist, float *acc_part, double *part, int acc,
+                   int *nblk, const int32_t *done);
 
 /* ---- kmeans_mstep.cu ---------------------------------------------------- */
 /* In-place scan (exclusive or inclusive) with scratch `tmp` sized by the plan. */
@@ -71,6 +100,9 @@ fl_status km_scan_i32(fli_cuda_env *env, cudaStream_t s, int32_t *a, int64_t len
                       void *tmp);
 fl_status km_scan_f64(fli_cuda_env *env, cudaStream_t s, double *a, int64_t len, int inclusive,
                       void *tmp);
+/* sc->inertia += sum(part[0..len)) in a fixed order. */
+fl_status km_sum_part(fli_cuda_env *env, cudaStream_t s, const double *part, int64_t len,
+                      km_scalars *sc);
 /* Per-point objective of the assigned centre into dist[row0+i] and its
  * weighted sum added (in a fixed order) to sc->inertia. */
 fl_status km_objective(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d,
@@ -89,9 +121,26 @@ typedef struct km_mstep_bufs {
     double *pobj;
     void *scan_tmp;
 } km_mstep_bufs;
+/* Relocation done by the last block of the shared-memory M-step's combine
+ * (X resident, not chunked): saves a launch per iteration. */
+typedef struct km_reloc_args {
+    int enabled;
+    const float *xres;
+    int64_t ldx;
+    const float *w;
+    const int32_t *labels;
+    int64_t n;
+    int32_t *reloc_idx;
+} km_reloc_args;
 fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p,
                         const km_rows *r, const float *C, const int32_t *labels, fli_metric metric,
-                        const km_mstep_bufs *b, km_scalars *sc, int first, const int32_t *done);
+                        const km_mstep_bufs *b, km_scalars *sc, int first, const km_reloc_args *ra,
+                        const int32_t *done);
+/* Fixed-order sum of nblk per-block partials (acc_part) into sums/wsum and
+ * of part[0..nblk) into sc->inertia; relocation when ra->enabled. */
+fl_status km_combine(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p,
+                     const km_mstep_bufs *b, int nblk, km_scalars *sc, int first,
+                     const km_reloc_args *ra, const int32_t *done);
 /* Empty clusters (wsum == 0) take the points of largest objective, in
  * decreasing order (ties to the lower index): their sums and weights move.
  * Rows come from X resident on the device (xres) or, in chunked mode, from
@@ -100,11 +149,13 @@ fl_status km_relocate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_p
                       const float *xres, int64_t ldx, const float *w, const int32_t *labels,
                       float *dist, double *sums, double *wsum, int32_t *reloc_idx,
                       const float *rows, int pick_only, km_scalars *sc, const int32_t *done);
-/* New centres from sums (keep old where weight is 0; cosine: normalise),
- * shift, trace entry, convergence decision, iteration count. */
+/* New centres from sums (keep old where weight is 0; cosine: normalise) and
+ * their E-step operands (as km_prep_centers, img likewise), shift, trace
+ * entry, convergence decision, iteration count — one launch. */
 fl_status km_finalize(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p, float *C,
                       const double *sums, const double *wsum, double *shift_c, fli_metric metric,
-                      km_scalars *sc, double *trace, int64_t it, const int32_t *done);
+                      fli_precision prec, void *ctc, int img, float *cnorm, km_scalars *sc,
+                      double *trace, int64_t it, const int32_t *done);
 
 /* ---- kmeans_init.cu ----------------------------------------------------- */
 /* Column sums for the variance (accumulated over chunks) and tol_abs. */

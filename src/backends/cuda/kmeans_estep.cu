@@ -32,6 +32,7 @@
 #include <math.h>
 
 #include "backends/cuda/kmeans_cuda.cuh"
+#include "backends/cuda/kmeans_dev.cuh"
 
 #define MMA_BM 256 /* rows per block: 4 warps x 64                        */
 #define MMA_BN FLI_KM_BN /* centres per tile: 2 warps x 64                */
@@ -43,15 +44,10 @@
 /* ------------------------------------------------------------------------ */
 /* Centre operands                                                          */
 /* ------------------------------------------------------------------------ */
-__device__ __forceinline__ uint32_t to_tf32(float x) {
-    uint32_t r;
-    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-    return r;
-}
 
 /* One warp per centre row: cnorm and the tensor-core copy. */
 __global__ void k_prep_centers(const float *__restrict__ C, int k, int kp, int d, int dp, int dh,
-                               int euclid, int prec, void *ctc, float *__restrict__ cnorm,
+                               int euclid, int prec, void *ctc, float *__restrict__ cnorm, int img,
                                const int32_t *done) {
     if (done && *done) return;
     int lane = threadIdx.x & 31;
@@ -64,22 +60,25 @@ __global__ void k_prep_centers(const float *__restrict__ C, int k, int kp, int d
     if (prec == FLI_PREC_TF32) {
         uint32_t *o = (uint32_t *)ctc + c * dp;
         for (int j = lane; j < dp; j += 32) o[j] = to_tf32(row[j]);
-    } else if (prec == FLI_PREC_BF16) {
-        __nv_bfloat16 *o = (__nv_bfloat16 *)ctc + c * dh;
-        for (int j = lane; j < dh; j += 32) o[j] = __float2bfloat16_rn(j < d ? row[j] : 0.f);
-    } else if (prec == FLI_PREC_FP16) {
-        __half *o = (__half *)ctc + c * dh;
-        for (int j = lane; j < dh; j += 32) o[j] = __float2half_rn(j < d ? row[j] : 0.f);
+    } else if (prec == FLI_PREC_BF16 || prec == FLI_PREC_FP16) {
+        for (int j = lane; j < dh; j += 32) {
+            float v = j < d ? row[j] : 0.f;
+            int64_t at = img ? sm90_img_index(c, j, dh, FLI_KM_BN) : c * dh + j;
+            if (prec == FLI_PREC_BF16)
+                ((__nv_bfloat16 *)ctc)[at] = __float2bfloat16_rn(v);
+            else
+                ((__half *)ctc)[at] = __float2half_rn(v);
+        }
     }
     if (lane == 0) cnorm[c] = c < k ? (euclid ? ss : 0.f) : INFINITY;
 }
 
 fl_status km_prep_centers(fli_cuda_env *env, cudaStream_t s, const float *C, int64_t k,
                           int64_t kp, int64_t d, int64_t dp, int64_t dh, fli_metric metric,
-                          fli_precision prec, void *ctc, float *cnorm, const int32_t *done) {
+                          fli_precision prec, void *ctc, float *cnorm, int img, const int32_t *done) {
     int blocks = (int)fli_ceil_div(kp * 32, 256);
     k_prep_centers<<<blocks, 256, 0, s>>>(C, (int)k, (int)kp, (int)d, (int)dp, (int)dh,
-                                          metric == FLI_METRIC_EUCLIDEAN, (int)prec, ctc, cnorm,
+                                          metric == FLI_METRIC_EUCLIDEAN, (int)prec, ctc, cnorm, img,
                                           done);
     FLI_LAUNCH_TRY(env, "k_prep_centers");
     return FL_STATUS_OK;
@@ -100,8 +99,50 @@ __global__ void k_convert_rows(const float *__restrict__ x, int64_t ldx, int64_t
     }
 }
 
+/* Hopper operand image: one thread per 16-byte chunk (8 values) of the
+ * padded rows; rows past m are zero. */
+template <int PREC>
+__global__ void k_convert_rows_img(const float *__restrict__ x, int64_t ldx, int64_t m, int64_t mp,
+                                   int d, int dh, uint4 *__restrict__ xh) {
+    const int cpr = dh >> 3;
+    const int64_t total = mp * cpr;
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total;
+         e += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t i = e / cpr;
+        const int j0 = (int)(e - i * cpr) * 8;
+        uint32_t w[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int j = j0 + 2 * u;
+            float a = (i < m && j < d) ? x[i * ldx + j] : 0.f;
+            float b = (i < m && j + 1 < d) ? x[i * ldx + j + 1] : 0.f;
+            if (PREC == FLI_PREC_BF16) {
+                __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+                w[u] = *(uint32_t *)&h;
+            } else {
+                __half2 h = __floats2half2_rn(a, b);
+                w[u] = *(uint32_t *)&h;
+            }
+        }
+        xh[sm90_img_index(i, j0, dh, FLI_KM_XH_ROWS) >> 3] = make_uint4(w[0], w[1], w[2], w[3]);
+    }
+}
+
 fl_status km_convert_rows(fli_cuda_env *env, cudaStream_t s, const float *x, int64_t ldx, int64_t m,
-                          int64_t d, int64_t dh, fli_precision prec, void *xh) {
+                          int64_t d, int64_t dh, fli_precision prec, void *xh, int img) {
+    if (img) {
+        const int64_t mp = fli_ceil_div(m, FLI_KM_XH_ROWS) * FLI_KM_XH_ROWS;
+        int64_t blocks = fli_ceil_div(mp * (dh / 8), 256);
+        if (blocks > 65536) blocks = 65536;
+        if (prec == FLI_PREC_BF16)
+            k_convert_rows_img<FLI_PREC_BF16><<<(int)blocks, 256, 0, s>>>(x, ldx, m, mp, (int)d, (int)dh,
+                                                                         (uint4 *)xh);
+        else
+            k_convert_rows_img<FLI_PREC_FP16><<<(int)blocks, 256, 0, s>>>(x, ldx, m, mp, (int)d, (int)dh,
+                                                                         (uint4 *)xh);
+        FLI_LAUNCH_TRY(env, "k_convert_rows_img");
+        return FL_STATUS_OK;
+    }
     int64_t blocks = fli_ceil_div(m * dh, 256);
     if (blocks > 65536) blocks = 65536;
     k_convert_rows<<<(int)blocks, 256, 0, s>>>(x, ldx, m, (int)d, (int)dh, (int)prec, xh);
@@ -112,12 +153,6 @@ fl_status km_convert_rows(fli_cuda_env *env, cudaStream_t s, const float *x, int
 /* ------------------------------------------------------------------------ */
 /* Shared epilogue helpers                                                  */
 /* ------------------------------------------------------------------------ */
-__device__ __forceinline__ void argmin_merge(float &v, int &ix, float ov, int oi) {
-    if (ov < v || (ov == v && oi < ix)) {
-        v = ov;
-        ix = oi;
-    }
-}
 
 /* Writes the label, counts a change; returns 1 when the label changed. */
 __device__ __forceinline__ int store_label(int32_t *labels, int64_t i, int ix) {
@@ -126,11 +161,6 @@ __device__ __forceinline__ int store_label(int32_t *labels, int64_t i, int ix) {
     return old != ix;
 }
 
-__device__ __forceinline__ void count_changes(int changed, int32_t *n_changed) {
-    /* one atomic per warp with a change, never one per point */
-    unsigned b = __ballot_sync(0xffffffffu, changed);
-    if (n_changed && (threadIdx.x & 31) == 0 && b) atomicAdd(n_changed, __popc(b));
-}
 
 /* ------------------------------------------------------------------------ */
 /* FP32 SIMT E-step and transform                                           */
@@ -244,48 +274,7 @@ __global__ void __launch_bounds__(256)
 /* ------------------------------------------------------------------------ */
 /* Tensor-core E-step                                                       */
 /* ------------------------------------------------------------------------ */
-__device__ __forceinline__ uint32_t smem_u32(const void *p) {
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
 
-__device__ __forceinline__ void cp_async16(void *dst, const void *src, int src_bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
-                 "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-template <int PREC>
-__device__ __forceinline__ void mma_tile(float *c, const uint32_t *a, const uint32_t *b) {
-    if (PREC == FLI_PREC_TF32) {
-        asm volatile(
-            "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-            "{%8,%9}, {%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-    } else if (PREC == FLI_PREC_BF16) {
-        asm volatile(
-            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-            "{%8,%9}, {%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-    } else {
-        asm volatile(
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-            "{%8,%9}, {%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-    }
-}
-
-__device__ __forceinline__ void ldsm_x4(uint32_t *r, const uint32_t *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_u32(p)));
-}
 
 /* One 16-byte piece of A (row gr, words w0..w0+3) into shared memory:
  * cp.async with zero fill when aligned, else guarded scalar loads. TF32
@@ -675,3 +664,14 @@ fl_status km_transform(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int6
     FLI_LAUNCH_TRY(env, "k_simt<transform>");
     return FL_STATUS_OK;
 }
+
+#ifndef FL_HAVE_SM90
+/* Built without the sm_90a kernels: the Hopper E-step is never chosen. */
+int km_sm90_usable(fli_cuda_env *env, int64_t dh, fli_precision prec) { return 0; }
+fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, const void *ctc,
+                        int64_t dh, const float *cnorm, int64_t kp, fli_metric metric,
+                        fli_precision prec, int32_t *labels, int32_t *n_changed,
+                        const int32_t *done) {
+    return FLI_FAIL(env, FL_STATUS_UNSUPPORTED, "km_estep_sm90", "built without sm_90a kernels");
+}
+#endif

@@ -40,6 +40,11 @@ typedef struct km_fit {
     double *colstats, *cumsum, *trace, *part, *pp_part;
     km_scalars *sc;
     km_mstep_bufs mb;
+    /* kernel choices, fixed for the fit */
+    int fused;          /* fused E+M kernel (small k*d)                   */
+    km_fused_cfg fcfg;
+    int sm90;           /* Hopper wgmma E-step (job->backend CUDA_SM90)    */
+    int folded_reloc;   /* relocation inside the M-step's combine          */
     /* chunking */
     km_rows res;             /* resident rows when not chunked */
     int64_t issued[2];       /* chunk index copied into each buffer, -1 none */
@@ -54,7 +59,7 @@ static void carve(km_fit *f) {
     char *a = f->arena;
     f->xbuf[0] = p->x_bufs ? (float *)(a + p->off_x) : NULL;
     f->xbuf[1] = p->x_bufs > 1 ? f->xbuf[0] + p->chunk_rows * p->dp : NULL;
-    f->xh = prec16(f->job->precision) ? (void *)(a + p->off_xh) : NULL;
+    f->xh = prec16(f->job->precision) && !p->fused_any ? (void *)(a + p->off_xh) : NULL;
     f->labels = (int32_t *)(a + p->off_labels);
     f->best_labels = (int32_t *)(a + p->off_best_labels);
     f->dist = (float *)(a + p->off_dist);
@@ -99,9 +104,9 @@ static fl_status finish_rows(km_fit *f, km_rows *r) {
     const fli_kmeans_job *j = f->job;
     if (j->metric == FLI_METRIC_COSINE && j->x_dev < 0)
         FLI_TRY(km_normalize_rows(f->env, f->s, r->x, r->ldx, (float *)r->x, r->ldx, r->m, j->d));
-    if (f->xh)
+    if (f->xh && !f->fused)
         FLI_TRY(km_convert_rows(f->env, f->s, r->x, r->ldx, r->m, j->d, f->p.dh, j->precision,
-                                f->xh));
+                                f->xh, f->sm90));
     return FL_STATUS_OK;
 }
 
@@ -189,8 +194,9 @@ static fl_status prepare_resident(km_fit *f) {
     r->x_aligned = ((uintptr_t)r->x % 16 == 0) && (r->ldx % 4 == 0);
     if (j->metric == FLI_METRIC_COSINE && j->x_dev < 0)
         FLI_TRY(km_normalize_rows(env, f->s, r->x, r->ldx, (float *)r->x, r->ldx, j->n, j->d));
-    if (f->xh)
-        FLI_TRY(km_convert_rows(env, f->s, r->x, r->ldx, j->n, j->d, f->p.dh, j->precision, f->xh));
+    if (f->xh && !f->fused)
+        FLI_TRY(km_convert_rows(env, f->s, r->x, r->ldx, j->n, j->d, f->p.dh, j->precision, f->xh,
+                                f->sm90));
     return FL_STATUS_OK;
 }
 
@@ -304,21 +310,38 @@ static fl_status init_kmeanspp(km_fit *f, uint64_t seed) {
     return FL_STATUS_OK;
 }
 
+/* The E-step of one chunk on the kernel chosen for this fit. */
+static fl_status estep(km_fit *f, const km_rows *r, int32_t *n_changed, const int32_t *done) {
+    fli_kmeans_job *j = f->job;
+    if (f->sm90)
+        return km_estep_sm90(f->env, f->s, r, f->ctc, f->p.dh, f->cnorm, f->p.kp, j->metric,
+                             j->precision, f->labels, n_changed, done);
+    return km_estep(f->env, f->s, r, j->d, f->C, f->p.dp, f->ctc, f->p.dh, f->cnorm, j->k, f->p.kp,
+                    j->metric, j->precision, f->labels, n_changed, done);
+}
+
 /* One E-step over all chunks, then the objective (final pass). */
 static fl_status final_assign(km_fit *f) {
     fli_kmeans_job *j = f->job;
     fli_cuda_env *env = f->env;
     FLI_TRY(km_prep_centers(env, f->s, f->C, j->k, f->p.kp, j->d, f->p.dp, f->p.dh, j->metric,
-                            j->precision, f->ctc, f->cnorm, NULL));
+                            j->precision, f->ctc, f->cnorm, f->sm90, NULL));
     k_iter_begin<<<1, 1, 0, f->s>>>(f->sc, 0);
     FLI_LAUNCH_TRY(env, "k_iter_begin");
     for (int64_t ci = 0; ci < f->p.n_chunks; ci++) {
         km_rows r;
         FLI_TRY(chunk_get(f, ci, &r));
-        FLI_TRY(km_estep(env, f->s, &r, j->d, f->C, f->p.dp, f->ctc, f->p.dh, f->cnorm, j->k,
-                         f->p.kp, j->metric, j->precision, f->labels, NULL, NULL));
-        FLI_TRY(km_objective(env, f->s, &r, j->d, f->C, f->p.dp, f->labels, j->metric, NULL,
-                             f->part, f->sc, NULL));
+        if (f->fused) {
+            int nblk = 0;
+            FLI_TRY(km_fused(env, f->s, &f->p, &f->fcfg, &r, f->ctc, f->cnorm, f->C, j->metric,
+                             j->precision, f->labels, NULL, NULL, f->mb.acc_part, f->part, 0, &nblk,
+                             NULL));
+            FLI_TRY(km_sum_part(env, f->s, f->part, nblk, f->sc));
+        } else {
+            FLI_TRY(estep(f, &r, NULL, NULL));
+            FLI_TRY(km_objective(env, f->s, &r, j->d, f->C, f->p.dp, f->labels, j->metric, NULL,
+                                 f->part, f->sc, NULL));
+        }
         FLI_TRY(chunk_done(f, ci));
     }
     return FL_STATUS_OK;
@@ -383,24 +406,45 @@ static fl_status lloyd(km_fit *f, double *run_trace, int64_t trace_keep, run_res
             break;
         }
         /* the iteration's scalars were zeroed by k_run_reset (first) or by
-         * k_decide of the previous iteration */
-        st = km_prep_centers(env, f->s, f->C, j->k, f->p.kp, j->d, f->p.dp, f->p.dh, j->metric,
-                             j->precision, f->ctc, f->cnorm, done);
+         * k_finalize's decision of the previous iteration; the centre
+         * operands of iterations after the first come from k_finalize */
+        if (it == 0)
+            st = km_prep_centers(env, f->s, f->C, j->k, f->p.kp, j->d, f->p.dp, f->p.dh, j->metric,
+                                 j->precision, f->ctc, f->cnorm, f->sm90, done);
+        km_reloc_args ra;
+        memset(&ra, 0, sizeof ra);
+        if (f->folded_reloc) {
+            ra.enabled = 1;
+            ra.xres = f->res.x;
+            ra.ldx = f->res.ldx;
+            ra.w = f->w;
+            ra.labels = f->labels;
+            ra.n = j->n;
+            ra.reloc_idx = f->reloc_idx;
+        }
         for (int64_t ci = 0; st == FL_STATUS_OK && ci < f->p.n_chunks; ci++) {
             km_rows r;
             st = chunk_get(f, ci, &r);
-            if (st == FL_STATUS_OK)
-                st = km_estep(env, f->s, &r, j->d, f->C, f->p.dp, f->ctc, f->p.dh, f->cnorm, j->k,
-                              f->p.kp, j->metric, j->precision, f->labels, &f->sc->n_changed, done);
-            if (st == FL_STATUS_OK)
-                st = km_accumulate(env, f->s, &f->p, &r, f->C, f->labels, j->metric, &f->mb, f->sc,
-                                   ci == 0, done);
+            if (f->fused) {
+                int nblk = 0;
+                if (st == FL_STATUS_OK)
+                    st = km_fused(env, f->s, &f->p, &f->fcfg, &r, f->ctc, f->cnorm, f->C, j->metric,
+                                  j->precision, f->labels, &f->sc->n_changed, f->dist,
+                                  f->mb.acc_part, f->part, 1, &nblk, done);
+                if (st == FL_STATUS_OK)
+                    st = km_combine(env, f->s, &f->p, &f->mb, nblk, f->sc, ci == 0, &ra, done);
+            } else {
+                if (st == FL_STATUS_OK) st = estep(f, &r, &f->sc->n_changed, done);
+                if (st == FL_STATUS_OK)
+                    st = km_accumulate(env, f->s, &f->p, &r, f->C, f->labels, j->metric, &f->mb,
+                                       f->sc, ci == 0, &ra, done);
+            }
             if (st == FL_STATUS_OK) st = chunk_done(f, ci);
         }
-        if (st == FL_STATUS_OK) st = relocate(f);
+        if (st == FL_STATUS_OK && !f->folded_reloc) st = relocate(f);
         if (st == FL_STATUS_OK)
             st = km_finalize(env, f->s, &f->p, f->C, f->mb.sums, f->mb.wsum, f->mb.cobj, j->metric,
-                             f->sc, f->trace, it, done);
+                             j->precision, f->ctc, f->sm90, f->cnorm, f->sc, f->trace, it, done);
         if (st != FL_STATUS_OK) break;
         /* the trace ring is full: move it to the host (rare: every 256) */
         if (trace_keep > 0 && it % FLI_KM_TRACE_RING == FLI_KM_TRACE_RING - 1 && ring_copied < trace_keep) {
@@ -552,10 +596,18 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
     FLI_TRY(fli_dev_alloc(env, f.p.device_bytes, &arena));
     f.arena = (char *)arena;
     carve(&f);
+    f.fused = job->precision != FLI_PREC_FP32 &&
+              km_fused_config(env, &f.p, job->precision, &f.fcfg);
+    f.sm90 = !f.fused && job->backend == FL_BACKEND_CUDA_SM90 && env->sm90_enabled &&
+             prec16(job->precision) && km_sm90_usable(env, f.p.dh, job->precision);
+    f.folded_reloc = f.p.mstep_smem && !f.p.chunked;
+    if (f.p.fused_any && !f.fused)
+        st = FLI_FAIL(env, FL_STATUS_INTERNAL, "kmeans_fit",
+                      "the plan keeps no 16-bit copy of X but the fused kernel does not fit");
     void *host_scratch = NULL;
     double *traces = NULL;
     int64_t trace_keep = 0;
-    if (job->init == FLI_KM_INIT_RANDOM) {
+    if (st == FL_STATUS_OK && job->init == FLI_KM_INIT_RANDOM) {
         host_scratch = malloc(f.p.host_bytes);
         if (!host_scratch) st = FLI_FAIL(env, FL_STATUS_OUT_OF_MEMORY, "kmeans_fit", "host scratch");
     }
@@ -652,7 +704,7 @@ static fl_status assign_body(fli_cuda_env *env, cudaStream_t s, fli_kmeans_assig
     if (j->metric == FLI_METRIC_COSINE)
         FLI_TRY(km_normalize_rows(env, s, C, L->dp, C, L->dp, j->k, j->d));
     FLI_TRY(km_prep_centers(env, s, C, j->k, L->kp, j->d, L->dp, L->dh, j->metric, j->precision, ctc,
-                            cnorm, NULL));
+                            cnorm, 0, NULL));
     for (int64_t row0 = 0; row0 < j->n; row0 += L->m) {
         km_rows r;
         r.row0 = row0;
@@ -679,7 +731,7 @@ static fl_status assign_body(fli_cuda_env *env, cudaStream_t s, fli_kmeans_assig
         r.xh = NULL;
         if (prec16(j->precision)) {
             r.xh = a + L->off_xh;
-            FLI_TRY(km_convert_rows(env, s, r.x, r.ldx, r.m, j->d, L->dh, j->precision, (void *)r.xh));
+            FLI_TRY(km_convert_rows(env, s, r.x, r.ldx, r.m, j->d, L->dh, j->precision, (void *)r.xh, 0));
         }
         FLI_TRY(km_estep(env, s, &r, j->d, C, L->dp, ctc, L->dh, cnorm, j->k, L->kp, j->metric,
                          j->precision, labels, NULL, NULL));

@@ -22,9 +22,13 @@
  * Scans are written here (three kernels, tile FLI_KM_SCAN_TILE) so that
  * their scratch is a closed form the plan can compute in C.
  */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <math.h>
+#include <string.h>
 
 #include "backends/cuda/kmeans_cuda.cuh"
+#include "backends/cuda/kmeans_dev.cuh"
 
 #define FULL 0xffffffffu
 
@@ -120,18 +124,6 @@ fl_status km_scan_f64(fli_cuda_env *env, cudaStream_t s, double *a, int64_t len,
 /* ------------------------------------------------------------------------ */
 /* Reductions in a fixed order                                              */
 /* ------------------------------------------------------------------------ */
-/* Block sum of one double per thread; result valid in thread 0. */
-__device__ double block_sum(double v, double *sh) {
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
-    __syncthreads();
-    if (lane == 0) sh[warp] = v;
-    __syncthreads();
-    double t = 0;
-    if (threadIdx.x == 0)
-        for (int w = 0; w < (int)(blockDim.x >> 5); w++) t += sh[w];
-    return t;
-}
 
 /* sc->inertia += sum(part[0..len)), same order every time. */
 __global__ void k_sum_part(const double *part, int64_t len, km_scalars *sc, const int32_t *done) {
@@ -143,18 +135,13 @@ __global__ void k_sum_part(const double *part, int64_t len, km_scalars *sc, cons
     if (threadIdx.x == 0) sc->inertia += t;
 }
 
-/* Objective of x against centre c (fp32 accumulation, per lane partial). */
-__device__ __forceinline__ float obj_term(float x, float c, int metric) {
-    if (metric == FLI_METRIC_EUCLIDEAN) {
-        float t = x - c;
-        return t * t;
-    }
-    return x * c;
-}
-__device__ __forceinline__ float obj_final(float s, int metric) {
-    if (metric == FLI_METRIC_EUCLIDEAN) return s;
-    if (metric == FLI_METRIC_COSINE) return 1.f - s;
-    return -s;
+
+fl_status km_sum_part(fli_cuda_env *env, cudaStream_t s, const double *part, int64_t len,
+                      km_scalars *sc) {
+    if (len <= 0) return FL_STATUS_OK;
+    k_sum_part<<<1, 256, 0, s>>>(part, len, sc, NULL);
+    FLI_LAUNCH_TRY(env, "k_sum_part");
+    return FL_STATUS_OK;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -196,6 +183,150 @@ fl_status km_objective(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int6
     FLI_LAUNCH_TRY(env, "k_objective");
     k_sum_part<<<1, 256, 0, s>>>(part, blocks, sc, done);
     FLI_LAUNCH_TRY(env, "k_sum_part");
+    return FL_STATUS_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Empty clusters                                                           */
+/* ------------------------------------------------------------------------ */
+#define RELOC_T 1024
+
+/* Block argmax of dist (ties to the lower index); every thread gets it. */
+__device__ int64_t block_argmax(const float *dist, int64_t n, float *sv, int64_t *si) {
+    float bv = -INFINITY;
+    int64_t bi = -1;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        float v = dist[i];
+        if (v > bv || bi < 0) {
+            if (bi < 0 || v > bv) {
+                bv = v;
+                bi = i;
+            }
+        }
+    }
+    for (int o = 16; o; o >>= 1) {
+        float ov = __shfl_xor_sync(FULL, bv, o);
+        int64_t oi = __shfl_xor_sync(FULL, bi, o);
+        if (oi >= 0 && (bi < 0 || ov > bv || (ov == bv && oi < bi))) {
+            bv = ov;
+            bi = oi;
+        }
+    }
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();
+    if (lane == 0) {
+        sv[warp] = bv;
+        si[warp] = bi;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int q = 1; q < (int)(blockDim.x >> 5); q++) {
+            float ov = sv[q];
+            int64_t oi = si[q];
+            if (oi >= 0 && (bi < 0 || ov > bv || (ov == bv && oi < bi))) {
+                bv = ov;
+                bi = oi;
+            }
+        }
+        si[0] = bi;
+    }
+    __syncthreads();
+    return si[0];
+}
+
+/* mode 0: pick and apply (rows from xres); 1: pick only (indices to
+ * reloc_idx); 2: apply with rows[q] for the q-th empty cluster. One block
+ * of NT threads. sums and wsum are read through L2 (__ldcg): the combine's
+ * last block runs this on data other blocks of the same launch wrote. */
+template <int NT>
+__device__ void reloc_body(const float *__restrict__ xres, int64_t ldx, const float *__restrict__ w,
+                           const int32_t *__restrict__ labels, float *dist, int64_t n, double *sums,
+                           double *wsum, int k, int d, int64_t dp, int32_t *reloc_idx,
+                           const float *__restrict__ rows, int mode, km_scalars *sc) {
+    __shared__ int cnt_sh[NT / 32 + 1];
+    __shared__ int list[NT];
+    __shared__ float sv[32];
+    __shared__ int64_t si[32];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    int mine = 0;
+    for (int c = tid; c < k; c += NT) mine += __ldcg(&wsum[c]) == 0.0;
+    __shared__ double dsh[32];
+    double tot = block_sum((double)mine, dsh);
+    __shared__ int n_empty;
+    if (tid == 0) {
+        n_empty = (int)tot;
+        if (mode != 2) sc->n_empty = n_empty;
+    }
+    __syncthreads();
+    if (n_empty == 0) return;
+    int q = 0; /* empties handled so far (same order in every mode) */
+    for (int base = 0; base < k; base += NT) {
+        int c = base + tid;
+        bool e = c < k && __ldcg(&wsum[c]) == 0.0;
+        unsigned bal = __ballot_sync(FULL, e);
+        if (lane == 0) cnt_sh[warp] = __popc(bal);
+        __syncthreads();
+        if (tid == 0) {
+            int a = 0;
+            for (int x = 0; x < NT / 32; x++) {
+                int t = cnt_sh[x];
+                cnt_sh[x] = a;
+                a += t;
+            }
+            cnt_sh[NT / 32] = a;
+        }
+        __syncthreads();
+        if (e) list[cnt_sh[warp] + __popc(bal & ((1u << lane) - 1u))] = c;
+        __syncthreads();
+        const int here = cnt_sh[NT / 32];
+        for (int h = 0; h < here; h++, q++) {
+            const int ec = list[h];
+            int64_t i;
+            if (mode == 2) {
+                i = reloc_idx[q];
+            } else {
+                i = block_argmax(dist, n, sv, si);
+                if (tid == 0) dist[i] = -INFINITY;
+                if (mode == 1) {
+                    if (tid == 0) reloc_idx[q] = (int32_t)i;
+                    __syncthreads();
+                    continue;
+                }
+            }
+            const float *xr = mode == 2 ? rows + (int64_t)q * dp : xres + i * ldx;
+            const double wi = w ? w[i] : 1.0;
+            const int oc = labels[i];
+            for (int j = tid; j < d; j += NT) {
+                double v = wi * xr[j];
+                sums[(int64_t)oc * dp + j] = __ldcg(&sums[(int64_t)oc * dp + j]) - v;
+                sums[(int64_t)ec * dp + j] = v;
+            }
+            if (tid == 0) {
+                wsum[oc] = __ldcg(&wsum[oc]) - wi;
+                wsum[ec] = wi;
+            }
+            __syncthreads();
+        }
+        __syncthreads();
+    }
+}
+
+__global__ void __launch_bounds__(RELOC_T)
+    k_relocate(const float *__restrict__ xres, int64_t ldx, const float *__restrict__ w,
+               const int32_t *__restrict__ labels, float *dist, int64_t n, double *sums,
+               double *wsum, int k, int d, int64_t dp, int32_t *reloc_idx,
+               const float *__restrict__ rows, int mode, km_scalars *sc, const int32_t *done) {
+    if (done && *done) return;
+    reloc_body<RELOC_T>(xres, ldx, w, labels, dist, n, sums, wsum, k, d, dp, reloc_idx, rows, mode, sc);
+}
+
+fl_status km_relocate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p,
+                      const float *xres, int64_t ldx, const float *w, const int32_t *labels,
+                      float *dist, double *sums, double *wsum, int32_t *reloc_idx,
+                      const float *rows, int mode, km_scalars *sc, const int32_t *done) {
+    k_relocate<<<1, RELOC_T, 0, s>>>(xres, ldx, w, labels, dist, p->n, sums, wsum, (int)p->k,
+                                     (int)p->d, p->dp, reloc_idx, rows, mode, sc, done);
+    FLI_LAUNCH_TRY(env, "k_relocate");
     return FL_STATUS_OK;
 }
 
@@ -287,10 +418,12 @@ __global__ void __launch_bounds__(PRIV ? ACC_TP : ACC_T)
 /* Block (32 x 8): 32 consecutive (cluster, column) entries, the 8 rows of
  * threads each add every 8th block partial, then a fixed-order sum of the
  * 8 — enough independent loads in flight, same order every time. */
+/* The last block to finish relocates empty clusters (ra.enabled): every
+ * thread fences its stores, then one atomic per block counts. */
 __global__ void __launch_bounds__(256)
     k_acc_combine(const float *__restrict__ acc_part, int nblk, int k, int d, int64_t dp,
                   double *sums, double *wsum, int first, const double *part, km_scalars *sc,
-                  const int32_t *done) {
+                  km_reloc_args ra, float *dist, const int32_t *done) {
     if (done && *done) return;
     __shared__ double sh[8][33];
     if (blockIdx.x == 0 && threadIdx.x < 32) {
@@ -320,6 +453,30 @@ __global__ void __launch_bounds__(256)
             *o = first ? t : *o + t;
         }
     }
+    if (!ra.enabled) return;
+    __shared__ int last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(&sc->comb_count, 1) == (int)gridDim.x - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    if (threadIdx.x == 0) sc->comb_count = 0;
+    reloc_body<256>(ra.xres, ra.ldx, ra.w, ra.labels, dist, ra.n, sums, wsum, k, d, dp, ra.reloc_idx,
+                    NULL, 0, sc);
+}
+
+fl_status km_combine(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p,
+                     const km_mstep_bufs *b, int nblk, km_scalars *sc, int first,
+                     const km_reloc_args *ra, const int32_t *done) {
+    const int d = (int)p->d, k = (int)p->k;
+    km_reloc_args none;
+    memset(&none, 0, sizeof none);
+    unsigned cblocks = (unsigned)fli_ceil_div((int64_t)k * (d + 2), 32);
+    k_acc_combine<<<cblocks, 256, 0, s>>>(b->acc_part, nblk, k, d, p->dp, b->sums, b->wsum, first,
+                                          b->part, sc, ra ? *ra : none, b->dist, done);
+    FLI_LAUNCH_TRY(env, "k_acc_combine");
+    return FL_STATUS_OK;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -506,7 +663,8 @@ __global__ void k_piece_combine(const float *__restrict__ psum, const float *__r
 
 fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p,
                         const km_rows *r, const float *C, const int32_t *labels, fli_metric metric,
-                        const km_mstep_bufs *b, km_scalars *sc, int first, const int32_t *done) {
+                        const km_mstep_bufs *b, km_scalars *sc, int first, const km_reloc_args *ra,
+                        const int32_t *done) {
     const int d = (int)p->d, k = (int)p->k;
     const int32_t *lab = labels + r->row0;
     float *dist = b->dist + r->row0;
@@ -538,11 +696,7 @@ fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda
                         (void *)&dp, (void *)&d, (void *)&k, (void *)&im, (void *)&accp, (void *)&partp,
                         (void *)&dist, (void *)&done};
         FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(nblk), dim3(nthr), args, smem, s));
-        unsigned cblocks = (unsigned)fli_ceil_div((int64_t)k * (d + 2), 32);
-        k_acc_combine<<<cblocks, 256, 0, s>>>(b->acc_part, nblk, k, d, p->dp, b->sums, b->wsum,
-                                              first, b->part, sc, done);
-        FLI_LAUNCH_TRY(env, "k_acc_combine");
-        return FL_STATUS_OK;
+        return km_combine(env, s, p, b, nblk, sc, first, ra, done);
     }
     const int nb = (int)p->sort_nb;
     const int64_t R = fli_ceil_div(r->m, nb);
@@ -572,206 +726,98 @@ fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda
 }
 
 /* ------------------------------------------------------------------------ */
-/* Empty clusters                                                           */
+/* New centres, their E-step operands, shift and the convergence decision   */
 /* ------------------------------------------------------------------------ */
-#define RELOC_T 1024
-
-/* Block argmax of dist (ties to the lower index); every thread gets it. */
-__device__ int64_t block_argmax(const float *dist, int64_t n, float *sv, int64_t *si) {
-    float bv = -INFINITY;
-    int64_t bi = -1;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-        float v = dist[i];
-        if (v > bv || bi < 0) {
-            if (bi < 0 || v > bv) {
-                bv = v;
-                bi = i;
-            }
-        }
-    }
-    for (int o = 16; o; o >>= 1) {
-        float ov = __shfl_xor_sync(FULL, bv, o);
-        int64_t oi = __shfl_xor_sync(FULL, bi, o);
-        if (oi >= 0 && (bi < 0 || ov > bv || (ov == bv && oi < bi))) {
-            bv = ov;
-            bi = oi;
-        }
-    }
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    __syncthreads();
-    if (lane == 0) {
-        sv[warp] = bv;
-        si[warp] = bi;
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        for (int q = 1; q < (int)(blockDim.x >> 5); q++) {
-            float ov = sv[q];
-            int64_t oi = si[q];
-            if (oi >= 0 && (bi < 0 || ov > bv || (ov == bv && oi < bi))) {
-                bv = ov;
-                bi = oi;
-            }
-        }
-        si[0] = bi;
-    }
-    __syncthreads();
-    return si[0];
-}
-
-/* mode 0: pick and apply (rows from xres); 1: pick only (indices to
- * reloc_idx); 2: apply with rows[q] for the q-th empty cluster. */
-__global__ void __launch_bounds__(RELOC_T)
-    k_relocate(const float *__restrict__ xres, int64_t ldx, const float *__restrict__ w,
-               const int32_t *__restrict__ labels, float *dist, int64_t n, double *sums,
-               double *wsum, int k, int d, int64_t dp, int32_t *reloc_idx,
-               const float *__restrict__ rows, int mode, km_scalars *sc, const int32_t *done) {
-    if (done && *done) return;
-    __shared__ int cnt_sh[RELOC_T / 32 + 1];
-    __shared__ int list[RELOC_T];
-    __shared__ float sv[32];
-    __shared__ int64_t si[32];
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    int mine = 0;
-    for (int c = tid; c < k; c += RELOC_T) mine += wsum[c] == 0.0;
-    __shared__ double dsh[32];
-    double tot = block_sum((double)mine, dsh);
-    __shared__ int n_empty;
-    if (tid == 0) {
-        n_empty = (int)tot;
-        if (mode != 2) sc->n_empty = n_empty;
-    }
-    __syncthreads();
-    if (n_empty == 0) return;
-    int q = 0; /* empties handled so far (same order in every mode) */
-    for (int base = 0; base < k; base += RELOC_T) {
-        int c = base + tid;
-        bool e = c < k && wsum[c] == 0.0;
-        unsigned bal = __ballot_sync(FULL, e);
-        if (lane == 0) cnt_sh[warp] = __popc(bal);
-        __syncthreads();
-        if (tid == 0) {
-            int a = 0;
-            for (int x = 0; x < RELOC_T / 32; x++) {
-                int t = cnt_sh[x];
-                cnt_sh[x] = a;
-                a += t;
-            }
-            cnt_sh[RELOC_T / 32] = a;
-        }
-        __syncthreads();
-        if (e) list[cnt_sh[warp] + __popc(bal & ((1u << lane) - 1u))] = c;
-        __syncthreads();
-        const int here = cnt_sh[RELOC_T / 32];
-        for (int h = 0; h < here; h++, q++) {
-            const int ec = list[h];
-            int64_t i;
-            if (mode == 2) {
-                i = reloc_idx[q];
-            } else {
-                i = block_argmax(dist, n, sv, si);
-                if (tid == 0) dist[i] = -INFINITY;
-                if (mode == 1) {
-                    if (tid == 0) reloc_idx[q] = (int32_t)i;
-                    __syncthreads();
-                    continue;
-                }
-            }
-            const float *xr = mode == 2 ? rows + (int64_t)q * dp : xres + i * ldx;
-            const double wi = w ? w[i] : 1.0;
-            const int oc = labels[i];
-            for (int j = tid; j < d; j += RELOC_T) {
-                double v = wi * xr[j];
-                sums[(int64_t)oc * dp + j] -= v;
-                sums[(int64_t)ec * dp + j] = v;
-            }
-            if (tid == 0) {
-                wsum[oc] -= wi;
-                wsum[ec] = wi;
-            }
-            __syncthreads();
-        }
-        __syncthreads();
-    }
-}
-
-fl_status km_relocate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p,
-                      const float *xres, int64_t ldx, const float *w, const int32_t *labels,
-                      float *dist, double *sums, double *wsum, int32_t *reloc_idx,
-                      const float *rows, int mode, km_scalars *sc, const int32_t *done) {
-    k_relocate<<<1, RELOC_T, 0, s>>>(xres, ldx, w, labels, dist, p->n, sums, wsum, (int)p->k,
-                                     (int)p->d, p->dp, reloc_idx, rows, mode, sc, done);
-    FLI_LAUNCH_TRY(env, "k_relocate");
-    return FL_STATUS_OK;
-}
-
-/* ------------------------------------------------------------------------ */
-/* New centres, shift and the convergence decision                          */
-/* ------------------------------------------------------------------------ */
-__global__ void k_finalize(float *C, const double *__restrict__ sums,
-                           const double *__restrict__ wsum, double *shift_c, int k, int d,
-                           int64_t dp, int metric, const int32_t *done) {
-    if (done && *done) return;
-    const int lane = threadIdx.x & 31;
-    const int64_t c = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    if (c >= k) return;
-    float *cr = C + c * dp;
-    const double W = wsum[c];
-    const double *sr = sums + c * dp;
-    double scale = 1.0;
-    if (metric == FLI_METRIC_COSINE) {
-        double ss = 0;
-        for (int j = lane; j < d; j += 32) {
-            double v = W > 0 ? sr[j] / W : (double)cr[j];
-            ss += v * v;
-        }
-        for (int o = 16; o; o >>= 1) ss += __shfl_xor_sync(FULL, ss, o);
-        scale = ss > 0 ? 1.0 / sqrt(ss) : 1.0;
-    }
-    double sh = 0;
-    for (int j = lane; j < d; j += 32) {
-        double v = (W > 0 ? sr[j] / W : (double)cr[j]) * scale;
-        float nv = (float)v;
-        double t = (double)nv - (double)cr[j];
-        sh += t * t;
-        cr[j] = nv;
-    }
-    for (int o = 16; o; o >>= 1) sh += __shfl_xor_sync(FULL, sh, o);
-    if (lane == 0) shift_c[c] = sh;
-}
-
-__global__ void k_decide(const double *shift_c, int k, km_scalars *sc, double *trace, int64_t it,
-                         const int32_t *done) {
+/* One warp per centre: the new centre, its shift, cnorm and tensor-core
+ * copy (as k_prep_centers: the next E-step needs no launch of its own).
+ * The last block to finish sums the shifts in a fixed order and decides. */
+__global__ void __launch_bounds__(256)
+    k_finalize(float *C, const double *__restrict__ sums, const double *__restrict__ wsum,
+               double *shift_c, int k, int d, int64_t dp, int metric, int prec, void *ctc, int dh,
+               int img, float *cnorm, km_scalars *sc, double *trace, int64_t it,
+               const int32_t *done) {
     if (done && *done) return;
     __shared__ double sh[32];
+    __shared__ int last;
+    const int lane = threadIdx.x & 31;
+    const int64_t c = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    if (c < k) {
+        float *cr = C + c * dp;
+        const double W = wsum[c];
+        const double *sr = sums + c * dp;
+        double scale = 1.0;
+        if (metric == FLI_METRIC_COSINE) {
+            double ss = 0;
+            for (int j = lane; j < d; j += 32) {
+                double v = W > 0 ? sr[j] / W : (double)cr[j];
+                ss += v * v;
+            }
+            for (int o = 16; o; o >>= 1) ss += __shfl_xor_sync(FULL, ss, o);
+            scale = ss > 0 ? 1.0 / sqrt(ss) : 1.0;
+        }
+        double sh2 = 0;
+        float nn = 0.f;
+        for (int j = lane; j < d; j += 32) {
+            double v = (W > 0 ? sr[j] / W : (double)cr[j]) * scale;
+            float nv = (float)v;
+            double t = (double)nv - (double)cr[j];
+            sh2 += t * t;
+            cr[j] = nv;
+            nn = fmaf(nv, nv, nn);
+            if (prec == FLI_PREC_TF32) {
+                ((uint32_t *)ctc)[c * dp + j] = to_tf32(nv);
+            } else if (prec == FLI_PREC_BF16 || prec == FLI_PREC_FP16) {
+                int64_t at = img ? sm90_img_index(c, j, dh, FLI_KM_BN) : c * dh + j;
+                if (prec == FLI_PREC_BF16)
+                    ((__nv_bfloat16 *)ctc)[at] = __float2bfloat16_rn(nv);
+                else
+                    ((__half *)ctc)[at] = __float2half_rn(nv);
+            }
+        }
+        for (int o = 16; o; o >>= 1) {
+            sh2 += __shfl_xor_sync(FULL, sh2, o);
+            nn += __shfl_xor_sync(FULL, nn, o);
+        }
+        if (lane == 0) {
+            shift_c[c] = sh2;
+            cnorm[c] = metric == FLI_METRIC_EUCLIDEAN ? nn : 0.f;
+        }
+    }
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(&sc->fin_count, 1) == (int)gridDim.x - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
     double v = 0;
-    for (int c = threadIdx.x; c < k; c += blockDim.x) v += shift_c[c];
+    for (int q = threadIdx.x; q < k; q += blockDim.x) v += __ldcg(&shift_c[q]);
     double t = block_sum(v, sh);
     if (threadIdx.x == 0) {
-        sc->shift = t;
-        trace[it % FLI_KM_TRACE_RING] = sc->inertia;
-        sc->n_iter = (int32_t)(it + 1);
-        if (sc->n_changed == 0) {
-            sc->strict = 1;
-            sc->done = 1;
-        } else if (t <= sc->tol_abs) {
-            sc->done = 1;
+        volatile km_scalars *vs = sc;
+        vs->fin_count = 0;
+        vs->shift = t;
+        trace[it % FLI_KM_TRACE_RING] = vs->inertia;
+        vs->n_iter = (int32_t)(it + 1);
+        if (vs->n_changed == 0) {
+            vs->strict = 1;
+            vs->done = 1;
+        } else if (t <= vs->tol_abs) {
+            vs->done = 1;
         } else {
             /* the next iteration starts from zero (saves a launch) */
-            sc->inertia = 0;
-            sc->n_changed = 0;
+            vs->inertia = 0;
+            vs->n_changed = 0;
         }
     }
 }
 
 fl_status km_finalize(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p, float *C,
                       const double *sums, const double *wsum, double *shift_c, fli_metric metric,
-                      km_scalars *sc, double *trace, int64_t it, const int32_t *done) {
+                      fli_precision prec, void *ctc, int img, float *cnorm, km_scalars *sc,
+                      double *trace, int64_t it, const int32_t *done) {
     unsigned blocks = (unsigned)fli_ceil_div(p->k * 32, 256);
-    k_finalize<<<blocks, 256, 0, s>>>(C, sums, wsum, shift_c, (int)p->k, (int)p->d, p->dp,
-                                      (int)metric, done);
+    k_finalize<<<blocks, 256, 0, s>>>(C, sums, wsum, shift_c, (int)p->k, (int)p->d, p->dp, (int)metric,
+                                      (int)prec, ctc, (int)p->dh, img, cnorm, sc, trace, it, done);
     FLI_LAUNCH_TRY(env, "k_finalize");
-    k_decide<<<1, 1024, 0, s>>>(shift_c, (int)p->k, sc, trace, it, done);
-    FLI_LAUNCH_TRY(env, "k_decide");
     return FL_STATUS_OK;
 }

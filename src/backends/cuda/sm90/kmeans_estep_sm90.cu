@@ -1,0 +1,317 @@
+/*
+ * kmeans_estep_sm90.cu — Hopper (sm_90a) E-step for large k: wgmma with
+ * both operands from shared memory, bulk async copies completing on
+ * mbarriers, a producer warp and two consumer warpgroups, online argmin in
+ * the epilogue. Built for sm_90a only (FL_HAVE_SM90); used when the job's
+ * backend is FL_BACKEND_CUDA_SM90 (routing: k >= 1024, d >= 64, d % 16 == 0,
+ * a tensor-core precision, compute capability 9.0, FL_DISABLE_SM90 unset)
+ * and the precision is bf16 or fp16 with dh (d rounded to 64) of 64 or 128.
+ *
+ * Operands are "images": X and the centres are written once per fit / per
+ * iteration (k_convert_rows_img, k_prep_centers / k_finalize) in exactly
+ * the shared-memory layout wgmma reads with 128-byte swizzling (see
+ * sm90_img_index), tile after tile, so each tile is one contiguous
+ * cp.async.bulk — no tensor map needed.
+ *
+ * Block (384 threads, one per SM, persistent over 256-row tiles):
+ *   warpgroup 0: one thread issues the copies — the tile's rows (A, double
+ *     buffered, 256 x dh) and every 128-centre tile (B, 3-stage ring);
+ *   warpgroups 1, 2: 128 rows each, as two m64 halves; per centre tile two
+ *     chains of dh/16 wgmma m64n128k16 (fp32 accumulators, 2 x 64 registers
+ *     per thread). The halves are software-pipelined: while the tensor
+ *     cores run one half, the threads fold the other half's scores
+ *     (cnorm - alpha * dot) into a running (score, index) per row — tile
+ *     minimum first, the first column holding it only when it improves, so
+ *     ties go to the lower index as in the portable kernels.
+ */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <math.h>
+
+#include "backends/cuda/kmeans_cuda.cuh"
+#include "backends/cuda/kmeans_dev.cuh"
+
+#define H_BM FLI_KM_XH_ROWS /* rows per tile: 2 consumer warpgroups x 128 */
+#define H_BN FLI_KM_BN      /* centres per B tile                         */
+#define H_BST 3             /* B stages                                   */
+#define H_THREADS 384
+
+static_assert(H_BM == 256 && H_BN == 128, "tile shape assumed below");
+
+static __device__ __forceinline__ uint64_t desc_sw128(uint32_t saddr) {
+    return (uint64_t)((saddr & 0x3FFFF) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) |
+           ((uint64_t)1 << 62);
+}
+
+template <int F16>
+static __device__ __forceinline__ void wgmma128(float (&d)[64], uint64_t da, uint64_t db, int accum) {
+    if (F16)
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+            "%64, %65, p, 1, 1, 0, 0;\n}\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+              "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+              "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+              "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+              "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+              "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+              "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+              "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+            : "l"(da), "l"(db), "r"(accum));
+    else
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+            "%64, %65, p, 1, 1, 0, 0;\n}\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+              "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+              "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+              "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+              "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+              "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+              "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+              "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+            : "l"(da), "l"(db), "r"(accum));
+}
+
+static __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+static __device__ __forceinline__ void wgmma_commit() {
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+template <int N>
+static __device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+/* Keeps the compiler from moving accumulator accesses across a wait. */
+static __device__ __forceinline__ void fence_acc(float (&d)[64]) {
+#pragma unroll
+    for (int i = 0; i < 64; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+static __device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+}
+static __device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
+                 : "memory");
+}
+static __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+static __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+    uint32_t ok;
+    do {
+        asm volatile(
+            "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+            "selp.u32 %0, 1, 0, p;\n}\n"
+            : "=r"(ok)
+            : "r"(bar), "r"(parity)
+            : "memory");
+    } while (!ok);
+}
+static __device__ __forceinline__ void bulk_g2s(uint32_t dst, const void *src, uint32_t bytes,
+                                                uint32_t bar) {
+    asm volatile(
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+            dst),
+        "l"(src), "r"(bytes), "r"(bar)
+        : "memory");
+}
+
+/* One m64 x 128 block of scores into the running argmin of this thread's
+ * two rows (g and g + 8 of the warp's 16). */
+static __device__ __forceinline__ void fold(const float (&acc)[64], float (&best)[2], int (&bidx)[2],
+                                            const float *__restrict__ cn, int col0, float alpha, int t4) {
+    const float2 *c2 = (const float2 *)(cn + col0 + 2 * t4);
+    float tmin[2] = {INFINITY, INFINITY};
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+        const float2 c = __ldg(c2 + i * 4);
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++)
+            tmin[rr] = fminf(tmin[rr], fminf(fmaf(-alpha, acc[i * 4 + rr * 2], c.x),
+                                             fmaf(-alpha, acc[i * 4 + rr * 2 + 1], c.y)));
+    }
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        if (tmin[rr] < best[rr]) {
+            int ix = 0;
+#pragma unroll
+            for (int i = 15; i >= 0; i--) {
+                const float2 c = __ldg(c2 + i * 4);
+                if (fmaf(-alpha, acc[i * 4 + rr * 2 + 1], c.y) == tmin[rr]) ix = col0 + i * 8 + 2 * t4 + 1;
+                if (fmaf(-alpha, acc[i * 4 + rr * 2], c.x) == tmin[rr]) ix = col0 + i * 8 + 2 * t4;
+            }
+            best[rr] = tmin[rr];
+            bidx[rr] = ix;
+        }
+    }
+}
+
+/* dh/16 wgmma k-steps of one m64 half against one B stage. */
+template <int F16, int KB>
+static __device__ __forceinline__ void issue_half(float (&acc)[64], uint32_t a_half, uint32_t b_stage) {
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < KB * 4; kk++) {
+        const uint64_t da = desc_sw128(a_half + (kk >> 2) * (H_BM * 128) + (kk & 3) * 32);
+        const uint64_t db = desc_sw128(b_stage + (kk >> 2) * (H_BN * 128) + (kk & 3) * 32);
+        wgmma128<F16>(acc, da, db, kk > 0);
+    }
+    wgmma_commit();
+}
+
+template <int F16, int KB>
+__global__ void __launch_bounds__(H_THREADS, 1)
+    k_estep_sm90(const unsigned char *__restrict__ ximg, const unsigned char *__restrict__ cimg,
+                 const float *__restrict__ cnorm, int64_t m, int kp, float alpha,
+                 int32_t *__restrict__ labels, int32_t *n_changed, const int32_t *done) {
+    if (done && *done) return;
+    constexpr uint32_t A_BYTES = H_BM * KB * 128;
+    constexpr uint32_t B_BYTES = H_BN * KB * 128;
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+    const uint32_t sA = base, sB = base + 2 * A_BYTES, bars = sB + H_BST * B_BYTES;
+#define A_FULL(i) (bars + 8 * (i))
+#define A_EMPTY(i) (bars + 16 + 8 * (i))
+#define B_FULL(i) (bars + 32 + 8 * (i))
+#define B_EMPTY(i) (bars + 56 + 8 * (i))
+    const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
+    if (tid == 0) {
+        for (int i = 0; i < 2; i++) {
+            mbar_init(A_FULL(i), 1);
+            mbar_init(A_EMPTY(i), 8);
+        }
+        for (int i = 0; i < H_BST; i++) {
+            mbar_init(B_FULL(i), 1);
+            mbar_init(B_EMPTY(i), 8);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+    const int64_t tiles = (m + H_BM - 1) / H_BM;
+    const int nt = kp / H_BN;
+
+    if (wg == 0) {
+        /* producer */
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+        if (tid == 0) {
+            int bt = 0, i = 0;
+            for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x, i++) {
+                const int ab = i & 1;
+                mbar_wait(A_EMPTY(ab), ((i >> 1) & 1) ^ 1);
+                mbar_expect_tx(A_FULL(ab), A_BYTES);
+                bulk_g2s(sA + ab * A_BYTES, ximg + tile * (int64_t)A_BYTES, A_BYTES, A_FULL(ab));
+                for (int j = 0; j < nt; j++, bt++) {
+                    const int s = bt % H_BST;
+                    mbar_wait(B_EMPTY(s), ((bt / H_BST) & 1) ^ 1);
+                    mbar_expect_tx(B_FULL(s), B_BYTES);
+                    bulk_g2s(sB + s * B_BYTES, cimg + (int64_t)j * B_BYTES, B_BYTES, B_FULL(s));
+                }
+            }
+        }
+    } else {
+        /* consumers */
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+        const int cw = wg - 1, wq = (tid >> 5) & 3, g = lane >> 2, t4 = lane & 3;
+        float acc0[64], acc1[64];
+        int bt = 0, i = 0;
+        for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x, i++) {
+            const int ab = i & 1;
+            const int64_t rbase = tile * H_BM + cw * 128 + wq * 16 + g;
+            int old[2][2];
+            float best[2][2];
+            int bidx[2][2];
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+#pragma unroll
+                for (int rr = 0; rr < 2; rr++) {
+                    const int64_t row = rbase + h * 64 + rr * 8;
+                    old[h][rr] = (t4 == 0 && row < m) ? labels[row] : 0;
+                    best[h][rr] = INFINITY;
+                    bidx[h][rr] = 0;
+                }
+            const uint32_t a0 = sA + ab * A_BYTES + (cw * 128) * 128;
+            const uint32_t a1 = a0 + 64 * 128;
+            mbar_wait(A_FULL(ab), (i >> 1) & 1);
+            for (int j = 0; j < nt; j++, bt++) {
+                const int st = bt % H_BST;
+                mbar_wait(B_FULL(st), (bt / H_BST) & 1);
+                fence_acc(acc0);
+                fence_acc(acc1);
+                issue_half<F16, KB>(acc0, a0, sB + st * B_BYTES);
+                issue_half<F16, KB>(acc1, a1, sB + st * B_BYTES);
+                wgmma_wait<0>();
+                fence_acc(acc0);
+                fence_acc(acc1);
+                /* both halves have read stage st */
+                if (lane == 0) mbar_arrive(B_EMPTY(st));
+                fold(acc0, best[0], bidx[0], cnorm, j * H_BN, alpha, t4);
+                fold(acc1, best[1], bidx[1], cnorm, j * H_BN, alpha, t4);
+            }
+            /* every wgmma reading this A buffer has completed */
+            if (lane == 0) mbar_arrive(A_EMPTY(ab));
+            int changed = 0;
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+#pragma unroll
+                for (int rr = 0; rr < 2; rr++) {
+                    float v = best[h][rr];
+                    int ix = bidx[h][rr];
+#pragma unroll
+                    for (int o = 1; o < 4; o <<= 1) {
+                        float ov = __shfl_xor_sync(KM_FULL, v, o);
+                        int oi = __shfl_xor_sync(KM_FULL, ix, o);
+                        argmin_merge(v, ix, ov, oi);
+                    }
+                    const int64_t row = rbase + h * 64 + rr * 8;
+                    if (t4 == 0 && row < m) {
+                        labels[row] = ix;
+                        changed += old[h][rr] != ix;
+                    }
+                }
+            count_changes(changed, n_changed);
+        }
+    }
+#undef A_FULL
+#undef A_EMPTY
+#undef B_FULL
+#undef B_EMPTY
+}
+
+static size_t sm90_smem(int kb) { return (size_t)(2 * H_BM + H_BST * H_BN) * kb * 128 + 1024 + 128; }
+
+int km_sm90_usable(fli_cuda_env *env, int64_t dh, fli_precision prec) {
+    fli_cuda_state *cs = fli_state(env);
+    if (cs->cc_major != 9 || cs->cc_minor != 0) return 0;
+    if (prec != FLI_PREC_BF16 && prec != FLI_PREC_FP16) return 0;
+    if (dh != 64 && dh != 128) return 0;
+    return (size_t)cs->smem_optin >= sm90_smem((int)(dh / 64));
+}
+
+fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, const void *ctc,
+                        int64_t dh, const float *cnorm, int64_t kp, fli_metric metric,
+                        fli_precision prec, int32_t *labels, int32_t *n_changed,
+                        const int32_t *done) {
+    if (r->m <= 0) return FL_STATUS_OK;
+    if (!r->xh) return FLI_FAIL(env, FL_STATUS_INTERNAL, "km_estep_sm90", "no 16-bit image of X");
+    const int kb = (int)(dh / 64);
+    const size_t smem = sm90_smem(kb);
+    const int64_t tiles = fli_ceil_div(r->m, H_BM);
+    const int sms = fli_state(env)->sm_count;
+    const unsigned grid = (unsigned)(tiles < sms ? tiles : sms);
+    const void *fn = prec == FLI_PREC_FP16 ? (kb == 2 ? (const void *)k_estep_sm90<1, 2> : (const void *)k_estep_sm90<1, 1>)
+                                           : (kb == 2 ? (const void *)k_estep_sm90<0, 2> : (const void *)k_estep_sm90<0, 1>);
+    FLI_CUDA_TRY(env, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    const unsigned char *ximg = (const unsigned char *)r->xh;
+    const unsigned char *cimg = (const unsigned char *)ctc;
+    int64_t m = r->m;
+    int kpi = (int)kp;
+    float alpha = km_alpha(metric);
+    int32_t *lab = labels + r->row0;
+    void *args[] = {(void *)&ximg, (void *)&cimg, (void *)&cnorm, (void *)&m, (void *)&kpi,
+                    (void *)&alpha, (void *)&lab, (void *)&n_changed, (void *)&done};
+    FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3(H_THREADS), args, smem, s));
+    return FL_STATUS_OK;
+}
