@@ -20,8 +20,8 @@ const fli_calib_entry *fli_calib_find(const char *op, const char *variant, const
                                       const char *device)
 {
     for (const fli_calib_entry *c = calib_entries; c->op; c++)
-        if (!strcmp(c->op, op) && !strcmp(c->variant, variant) && !strcmp(c->dtype, dtype) &&
-            !strcmp(c->device, device))
+        if (c->variant[0] == variant[0] && c->device[0] == device[0] && !strcmp(c->variant, variant) &&
+            !strcmp(c->device, device) && !strcmp(c->op, op) && !strcmp(c->dtype, dtype))
             return c;
     return NULL;
 }

@@ -265,10 +265,12 @@ const fl_info_device *fli_device_lookup(const char *name)
 {
     if (!name)
         return &devices[0];
+    for (int i = 0; i < N_DEVICES; i++) /* canonical names first: the common case */
+        if (!strcasecmp(devices[i].name, name))
+            return &devices[i];
     size_t nl = strlen(name);
     for (int i = 0; i < N_DEVICES; i++)
-        if ((nl == strlen(devices[i].name) && !strcasecmp(devices[i].name, name)) ||
-            word_match(devices[i].aliases, name, nl))
+        if (word_match(devices[i].aliases, name, nl))
             return &devices[i];
     if (!strcasecmp(name, "this"))
         return this_machine();

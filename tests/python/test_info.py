@@ -88,8 +88,11 @@ def test_tiers_follow_the_calibration_data():
         assert c["n_holdout"] > 0 and c["describe"]
         if c["op"] != "kmeans":
             continue
-        e = info.estimate("kmeans", (200_000, 64), {"n_clusters": 256, "precision": c["variant"],
-                                                    "expected_iter": 17}, device=c["device"])
+        prec, _, path = c["variant"].partition("-")  # "tf32-sm90": the Hopper path's entry
+        k = 1024 if path == "sm90" else 256
+        e = info.estimate("kmeans", (200_000, 64), {"n_clusters": k, "precision": prec, "expected_iter": 17},
+                          device=c["device"])
+        assert e.variant == prec and (e.backend == "cuda-sm90") == (path == "sm90")
         if e.confidence != "measured":
             assert e.confidence == ("calibrated" if c["calibrated"] else "heuristic")
     # no entry for this (variant, device) pair: roofline on a GPU, heuristic on the nominal CPU

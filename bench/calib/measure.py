@@ -1,0 +1,435 @@
+"""measure.py — timings for the cost model's calibration, on the GPU machine.
+
+What it measures (and nothing else):
+  kmeans   flashlib's own fl_kmeans_fit (libflashlib + the CUDA module),
+           called through ctypes, for every GPU precision (fp32, tf32, bf16,
+           fp16) over a sweep of n, d, k, iterations, init (given centres or
+           k-means++) and where X lives (device or host numpy), wall clock
+           from the call to its return (the fit synchronises before
+           returning), warm-up first, median of repeats. tol=0 and the
+           iterations the fit reports are recorded: the model is fed the
+           iterations that actually ran.
+  gemm     cuBLAS through torch.matmul for the plain precisions (fp64, fp32
+           with TF32 off, tf32, bf16, fp16): flashlib has no GEMM kernels
+           yet, so these entries describe cuBLAS, and the estimates say so.
+  anchors  the references `compare` scales: scikit-learn KMeans on this
+           machine's CPU cores, a plain PyTorch Lloyd on the GPU, numpy and
+           torch matmul.
+
+The sweep is planned with the cost model itself (roofline) so that it fits a
+time budget; points whose estimate exceeds the per-point cap are skipped.
+Writes one JSON file per run: device, driver, commit, date, every point with
+its repeats, median and spread.
+
+  python3 bench/calib/measure.py --lib build/lib/libflashlib.so \\
+      --info-lib build/lib/libflashlib_info.so --out $OUT/calib --budget-s 240
+"""
+import argparse
+import ctypes
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from ctypes import POINTER, Structure, byref, c_char, c_char_p, c_double, c_int, c_int32, c_int64, c_size_t, c_void_p
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import infolib  # noqa: E402  (ctypes binding of libflashlib_info, shared with fit.py)
+
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+
+
+# ---- libflashlib through ctypes (only what the sweep calls) ------------------------
+class FlArray(Structure):
+    _fields_ = [("data", c_void_p), ("dtype", c_int), ("mem", c_int), ("device_id", c_int32),
+                ("rows", c_int64), ("cols", c_int64), ("ld", c_int64)]
+
+
+F32, F64, I32 = 1, 2, 5
+HOST, CUDA = 0, 1
+
+
+class Flashlib:
+    def __init__(self, path):
+        self.lib = lib = ctypes.CDLL(path)
+        lib.fl_ctx_create.argtypes = [c_char_p, POINTER(c_void_p), c_char_p, c_size_t]
+        lib.fl_ctx_last_error.restype = c_char_p
+        lib.fl_ctx_last_error.argtypes = [c_void_p]
+        lib.fl_ctx_free.argtypes = [c_void_p]
+        lib.fl_params_create.argtypes = [c_void_p, c_char_p, POINTER(c_void_p)]
+        lib.fl_params_set.argtypes = [c_void_p, c_void_p, c_char_p, c_char_p]
+        lib.fl_params_set_array.argtypes = [c_void_p, c_void_p, c_char_p, POINTER(FlArray)]
+        lib.fl_params_free.argtypes = [c_void_p]
+        lib.fl_kmeans_fit.argtypes = [c_void_p, POINTER(FlArray), POINTER(FlArray), c_void_p, POINTER(FlArray),
+                                      POINTER(FlArray), POINTER(c_double), POINTER(c_int64)]
+        lib.fl_version_string.restype = c_char_p
+        err = ctypes.create_string_buffer(512)
+        self.ctx = c_void_p()
+        if lib.fl_ctx_create(b"cuda", byref(self.ctx), err, 512):
+            raise RuntimeError(f"fl_ctx_create(cuda): {err.value.decode()}")
+
+    def check(self, st, what):
+        if st:
+            raise RuntimeError(f"{what}: {self.lib.fl_ctx_last_error(self.ctx).decode()} (status {st})")
+
+    def params(self, values, init_rows=None):
+        p = c_void_p()
+        self.check(self.lib.fl_params_create(self.ctx, b"kmeans", byref(p)), "fl_params_create")
+        for k, v in values.items():
+            self.check(self.lib.fl_params_set(self.ctx, p, k.encode(), str(v).encode()), f"set {k}={v}")
+        if init_rows is not None:  # a float64 numpy array, k x d
+            a = FlArray(init_rows.ctypes.data, F64, HOST, 0, init_rows.shape[0], init_rows.shape[1],
+                        init_rows.shape[1])
+            self.check(self.lib.fl_params_set_array(self.ctx, p, b"init", byref(a)), "set init array")
+        return p
+
+
+# ---- the KMeans sweep ----------------------------------------------------------------
+def kmeans_candidates(seed):
+    """Shapes per precision: Lloyd from given centres (device X) across n, d,
+    k and iterations; k-means++ inits; host X. Hopper-path shapes (k >= 1024,
+    d >= 64, d % 16 == 0) are included so their routing key gets points."""
+    rng = random.Random(seed)
+    out = []
+    ns = (10_000, 50_000, 200_000, 1_000_000, 3_000_000)
+    ds = (8, 16, 32, 64, 100, 128, 256)
+    ks = (4, 16, 64, 256, 1000, 1024, 2048, 4096)
+    for prec in PRECISIONS:
+        seen = set()
+        pts = []
+        while len(pts) < 40:
+            n, d, k = rng.choice(ns), rng.choice(ds), rng.choice(ks)
+            if k > n // 4 or (n, d, k) in seen:
+                continue
+            seen.add((n, d, k))
+            pts.append(dict(n=n, d=d, k=k, iters=rng.choice((5, 10, 20)), init="array", input="device"))
+        if prec != "fp32":  # the Hopper path's routing key: k >= 1024, d >= 64, d % 16 == 0
+            for n, d, k in ((200_000, 64, 1024), (1_000_000, 128, 2048), (500_000, 256, 4096),
+                            (100_000, 128, 1024), (2_000_000, 64, 1024), (300_000, 96, 2048), (50_000, 64, 4096),
+                            (150_000, 192, 1024), (800_000, 80, 1024), (60_000, 256, 2048), (400_000, 64, 2048),
+                            (1_500_000, 128, 1024), (30_000, 112, 1024), (250_000, 160, 4096)):
+                pts.append(dict(n=n, d=d, k=k, iters=rng.choice((5, 10, 20)), init="array", input="device"))
+            for n, d, k in ((100_000, 64, 1024), (40_000, 128, 2048)):
+                pts.append(dict(n=n, d=d, k=k, iters=5, init="k-means++", input="device"))
+            pts.append(dict(n=300_000, d=128, k=1024, iters=10, init="array", input="host"))
+        for n, d, k in ((50_000, 32, 64), (200_000, 64, 256), (100_000, 16, 1024), (1_000_000, 32, 128),
+                        (20_000, 128, 512), (500_000, 8, 32)):
+            pts.append(dict(n=n, d=d, k=k, iters=5, init="k-means++", input="device"))
+        for n, d, k in ((100_000, 64, 256), (1_000_000, 32, 64), (300_000, 128, 1024), (2_000_000, 16, 16)):
+            pts.append(dict(n=n, d=d, k=k, iters=10, init="array", input="host"))
+        for p in pts:
+            p["precision"] = prec
+        out += pts
+    rng.shuffle(out)
+    return out
+
+
+def kmeans_params(p):
+    return (f"n_clusters={p['k']} precision={p['precision']} init={p['init']} input={p['input']} "
+            f"max_iter={p['iters']} expected_iter={p['iters']} tol=0 n_init=1")
+
+
+def time_kmeans(fl, torch, np, p, reps):
+    n, d, k = p["n"], p["d"], p["k"]
+    dev = torch.device("cuda")
+    g = torch.Generator(device=dev).manual_seed(n * 31 + d * 7 + k)
+    X = torch.rand((n, d), generator=g, device=dev, dtype=torch.float32) * 2 - 1
+    # k distinct rows: duplicate centres would empty clusters and time the relocation path
+    rows = torch.randperm(n, generator=g, device=dev)[:k]
+    init = X[rows].double().cpu().numpy() if p["init"] == "array" else None
+    params = fl.params({"n_clusters": k, "precision": p["precision"], "init": p["init"], "max_iter": p["iters"],
+                        "tol": 0, "n_init": 1, "random_state": 0}, init)
+    if p["input"] == "host":
+        Xh = X.cpu().numpy()
+        xa = FlArray(Xh.ctypes.data, F32, HOST, 0, n, d, d)
+        C = np.empty((k, d), np.float32)
+        L = np.empty((n, 1), np.int32)
+        ca = FlArray(C.ctypes.data, F32, HOST, 0, k, d, d)
+        la = FlArray(L.ctypes.data, I32, HOST, 0, n, 1, 1)
+    else:
+        xa = FlArray(X.data_ptr(), F32, CUDA, 0, n, d, d)
+        C = torch.empty((k, d), device=dev, dtype=torch.float32)
+        L = torch.empty((n, 1), device=dev, dtype=torch.int32)
+        ca = FlArray(C.data_ptr(), F32, CUDA, 0, k, d, d)
+        la = FlArray(L.data_ptr(), I32, CUDA, 0, n, 1, 1)
+    inertia, n_iter = c_double(), c_int64()
+    ms = []
+    for r in range(reps + 1):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fl.check(fl.lib.fl_kmeans_fit(fl.ctx, byref(xa), None, params, byref(ca), byref(la), byref(inertia),
+                                      byref(n_iter)), "fl_kmeans_fit")
+        t1 = time.perf_counter()
+        if r:  # the first call is the warm-up
+            ms.append((t1 - t0) * 1e3)
+    fl.lib.fl_params_free(params)
+    del X
+    return ms, n_iter.value
+
+
+# ---- GEMM through torch (cuBLAS) ---------------------------------------------------------
+GEMM_VARIANTS = {  # variant: (torch dtype name, allow_tf32, native dtype in the cost model)
+    "gemm_fp64": ("float64", False, "f64"),
+    "gemm_fp32": ("float32", False, "f32"),
+    "gemm_tf32": ("float32", True, "f32"),
+    "gemm_bf16": ("bfloat16", False, "bf16"),
+    "gemm_fp16": ("float16", False, "f16"),
+}
+
+
+def gemm_candidates(seed):
+    rng = random.Random(seed + 1)
+    sizes = (256, 512, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288)
+    out = []
+    for v in GEMM_VARIANTS:
+        seen = set()
+        while len([p for p in out if p["variant"] == v]) < 24:
+            m, kk, nn = rng.choice(sizes), rng.choice(sizes), rng.choice(sizes)
+            if rng.random() < 0.25:  # some tall-skinny products
+                nn = rng.choice((32, 64, 128))
+            if (m, kk, nn) in seen:
+                continue
+            seen.add((m, kk, nn))
+            out.append(dict(variant=v, M=m, K=kk, N=nn))
+        for s in (8192,):
+            out.append(dict(variant=v, M=s, K=s, N=s))
+    rng.shuffle(out)
+    return out
+
+
+def time_gemm(torch, p, reps):
+    tname, tf32, _ = GEMM_VARIANTS[p["variant"]]
+    dt = getattr(torch, tname)
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    dev = torch.device("cuda")
+    a = torch.randn((p["M"], p["K"]), device=dev, dtype=torch.float32).to(dt)
+    b = torch.randn((p["K"], p["N"]), device=dev, dtype=torch.float32).to(dt)
+    for _ in range(2):
+        torch.matmul(a, b)
+    ms = []
+    for _ in range(reps):
+        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        e0.record()
+        torch.matmul(a, b)
+        e1.record()
+        torch.cuda.synchronize()
+        ms.append(e0.elapsed_time(e1))
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return ms
+
+
+# ---- anchors: what users would run otherwise ------------------------------------------------
+def torch_lloyd(torch, x, c, iters):
+    k = c.shape[0]
+    for _ in range(iters):
+        score = (c * c).sum(1)[None, :] - 2 * (x @ c.T)
+        lab = score.argmin(1)
+        sums = torch.zeros_like(c).index_add_(0, lab, x)
+        cnt = torch.bincount(lab, minlength=k).to(c.dtype)
+        c = torch.where(cnt[:, None] > 0, sums / cnt.clamp(min=1)[:, None], c)
+    return c
+
+
+def anchors(torch, np, log):
+    out = []
+    dev = torch.device("cuda")
+    torch.backends.cuda.matmul.allow_tf32 = False  # PyTorch's default for matmul
+    for n, d, k, iters in ((200_000, 64, 64, 20), (1_000_000, 128, 1024, 20)):
+        g = torch.Generator(device=dev).manual_seed(1)
+        x = torch.rand((n, d), generator=g, device=dev) * 2 - 1
+        ms = []
+        for r in range(4):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            c0 = x[torch.randperm(n, device=dev)[:k]]
+            torch_lloyd(torch, x, c0, iters)
+            torch.cuda.synchronize()
+            if r:
+                ms.append((time.perf_counter() - t0) * 1e3)
+        out.append(dict(op="kmeans", ref="pytorch", shape=[n, d, k, iters], ms=statistics.median(ms), reps=ms,
+                        params=f"n_clusters={k}, {iters} Lloyd iterations, fp32 (TF32 off), init: random rows"))
+        log(f"anchor pytorch kmeans {n}x{d} k={k}: {statistics.median(ms):.2f} ms")
+    try:
+        from sklearn.cluster import KMeans
+        import sklearn
+
+        for n, d, k, iters in ((200_000, 64, 64, 20),):
+            X = np.random.default_rng(1).uniform(-1, 1, size=(n, d)).astype(np.float32)
+            ms = []
+            for r in range(3):
+                t0 = time.perf_counter()
+                KMeans(n_clusters=k, init="k-means++", n_init=1, max_iter=iters, tol=0, algorithm="lloyd",
+                       random_state=r).fit(X)
+                ms.append((time.perf_counter() - t0) * 1e3)
+            out.append(dict(op="kmeans", ref="scikit-learn", shape=[n, d, k, iters], ms=statistics.median(ms),
+                            reps=ms, params=f"n_clusters={k}, k-means++, n_init=1, max_iter={iters}, tol=0, "
+                                            f"lloyd, scikit-learn {sklearn.__version__}, {os.cpu_count()} CPUs"))
+            log(f"anchor scikit-learn kmeans {n}x{d} k={k}: {statistics.median(ms):.1f} ms")
+    except ImportError as e:
+        log(f"no scikit-learn anchor: {e}")
+    a = torch.randn((4096, 4096), device=dev)
+    b = torch.randn((4096, 4096), device=dev)
+    ms = []
+    for r in range(6):
+        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        e0.record()
+        torch.matmul(a, b)
+        e1.record()
+        torch.cuda.synchronize()
+        if r > 1:
+            ms.append(e0.elapsed_time(e1))
+    out.append(dict(op="gemm", ref="pytorch", shape=[4096, 4096, 4096], ms=statistics.median(ms), reps=ms,
+                    params="torch.matmul fp32 (TF32 off)"))
+    A = np.random.default_rng(2).standard_normal((2048, 2048), dtype=np.float32)
+    np.matmul(A, A)
+    ms = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        np.matmul(A, A)
+        ms.append((time.perf_counter() - t0) * 1e3)
+    out.append(dict(op="gemm", ref="numpy", shape=[2048, 2048, 2048], ms=statistics.median(ms), reps=ms,
+                    params=f"numpy.matmul fp32, numpy {np.__version__}, {os.cpu_count()} CPUs"))
+    return out
+
+
+def dry_run(a):
+    """What the sweep would run and how long the roofline thinks it takes."""
+    info = infolib.Info(a.info_lib)
+    dev = info.device_name(a.dry_run)
+    total = 0
+    for kind, cands in (("kmeans", kmeans_candidates(a.seed)), ("gemm", gemm_candidates(a.seed))):
+        n = t = skipped = 0
+        for p in cands:
+            if kind == "kmeans":
+                est = info.estimate("kmeans", (p["n"], p["d"]), kmeans_params(p), "f32", dev)["runtime_ms"]
+            else:
+                est = info.estimate("gemm", (p["M"], p["K"], p["N"]), f"variant={p['variant']}",
+                                    GEMM_VARIANTS[p["variant"]][2], dev)["runtime_ms"]
+            if est > a.cap_ms:
+                skipped += 1
+                continue
+            reps = 5 if est < 30 else 3
+            n += 1
+            t += est * (reps + 1) / 1e3 + (0.05 if kind == "kmeans" else 0.002)  # + data generation
+        total += t
+        print(f"{kind}: {n} points, {skipped} over the cap, ~{t:.0f} s at roofline speed")
+    print(f"total ~{total:.0f} s before the budget ({a.budget_s:.0f} s) trims it")
+
+
+# ---- main -------------------------------------------------------------------------------------
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lib", required=True, help="libflashlib.so (with libflashlib_cuda.so beside it)")
+    ap.add_argument("--info-lib", required=True, help="libflashlib_info.so")
+    ap.add_argument("--out", required=True, help="directory for <device>.json")
+    ap.add_argument("--budget-s", type=float, default=240, help="time for the whole sweep")
+    ap.add_argument("--cap-ms", type=float, default=400, help="skip points the roofline puts above this")
+    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--commit", default=os.environ.get("GIT_COMMIT", "unknown"))
+    ap.add_argument("--dry-run", metavar="DEVICE", help="plan the sweep for DEVICE with the roofline, run nothing")
+    a = ap.parse_args()
+    if a.dry_run:
+        return dry_run(a)
+
+    import numpy as np
+    import torch
+
+    def log(msg):
+        print(msg, flush=True)
+
+    start = time.perf_counter()
+    info = infolib.Info(a.info_lib)
+    name = torch.cuda.get_device_name(0)
+    device = info.device_name(name)
+    if not device:
+        sys.exit(f"measure.py: {name!r} is not in the cost model's device table")
+    props = torch.cuda.get_device_properties(0)
+    meta = {
+        "bench": "calib", "device": device, "device_name": name, "sm_count": props.multi_processor_count,
+        "total_memory": props.total_memory, "commit": a.commit,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "torch": torch.__version__,
+        "cuda": torch.version.cuda, "host": platform.node(), "cpus": os.cpu_count(),
+        "driver": subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                 capture_output=True, text=True).stdout.strip(),
+        "method": "kmeans: wall clock around fl_kmeans_fit (synchronises before returning), 1 warm-up, median "
+                  "of repeats; gemm: CUDA events around torch.matmul (cuBLAS), 2 warm-ups, median",
+        "points": [], "anchors": [],
+    }
+    log(f"calibrating on {name} ({device}), commit {a.commit}")
+    fl = Flashlib(a.lib)
+    log(f"libflashlib {fl.lib.fl_version_string().decode()} from {a.lib}")
+
+    # Budget: 70% KMeans, 20% GEMM, the rest anchors. The roofline plans the
+    # sweep; the running ratio measured / roofline corrects it as we go.
+    ratio = [1.0]
+
+    def spend(kind, cands, share, run):
+        deadline = start + a.budget_s * share
+        done = skipped = 0
+        for p in cands:
+            est = run(p, None)
+            if est * ratio[0] > a.cap_ms:
+                skipped += 1
+                continue
+            reps = 5 if est * ratio[0] < 30 else 3
+            if time.perf_counter() + est * ratio[0] * (reps + 1) / 1e3 > deadline:
+                skipped += 1
+                continue
+            run(p, reps)
+            done += 1
+        log(f"{kind}: {done} points measured, {skipped} skipped by the budget or the cap")
+
+    def run_kmeans(p, reps):
+        shape = (p["n"], p["d"])
+        est = info.estimate("kmeans", shape, kmeans_params(p), "f32", device)
+        if reps is None:
+            return est["runtime_ms"]
+        try:
+            ms, n_iter = time_kmeans(fl, torch, np, p, reps)
+        except RuntimeError as e:
+            log(f"kmeans {p}: {e}")
+            return 0
+        key = est["variant"] + ("-sm90" if est["backend"] == "cuda-sm90" else "")
+        med = statistics.median(ms)
+        ratio[0] = 0.8 * ratio[0] + 0.2 * (med / max(est["runtime_ms"], 1e-3))
+        meta["points"].append(dict(op="kmeans", variant=key, dtype="f32", shape=list(shape), k=p["k"],
+                                   iters=n_iter, iters_requested=p["iters"], init=p["init"], input=p["input"],
+                                   backend=est["backend"], ms=med, reps=ms, min_ms=min(ms), max_ms=max(ms)))
+        log(f"kmeans {p['precision']:4} {p['n']:>8}x{p['d']:<4} k={p['k']:<5} it={n_iter:<3} {p['init']:9} "
+            f"{p['input']:6}: {med:9.3f} ms (roofline {est['runtime_ms']:.3f})")
+        return med
+
+    def run_gemm(p, reps):
+        v = p["variant"]
+        shape = (p["M"], p["K"], p["N"])
+        est = info.estimate("gemm", shape, f"variant={v}", GEMM_VARIANTS[v][2], device)
+        if reps is None:
+            return est["runtime_ms"]
+        ms = time_gemm(torch, p, max(reps, 5))
+        med = statistics.median(ms)
+        meta["points"].append(dict(op="gemm", variant=v, dtype=GEMM_VARIANTS[v][2], shape=list(shape), ms=med,
+                                   reps=ms, min_ms=min(ms), max_ms=max(ms), backend="cuBLAS via torch.matmul"))
+        log(f"{v:10} {p['M']}x{p['K']}x{p['N']}: {med:.4f} ms (roofline {est['runtime_ms']:.4f})")
+        return med
+
+    spend("kmeans", kmeans_candidates(a.seed), 0.70, run_kmeans)
+    ratio[0] = 1.0
+    spend("gemm", gemm_candidates(a.seed), 0.88, run_gemm)
+    try:
+        meta["anchors"] = anchors(torch, np, log)
+    except Exception as e:  # anchors are optional; the calibration is not
+        log(f"anchors failed: {e}")
+    os.makedirs(a.out, exist_ok=True)
+    path = os.path.join(a.out, f"{device}.json")
+    with open(path, "w") as f:
+        json.dump(meta, f, indent=1)
+    log(f"wrote {path}: {len(meta['points'])} points, {len(meta['anchors'])} anchors in "
+        f"{time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

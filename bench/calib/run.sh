@@ -1,0 +1,60 @@
+#!/bin/bash
+# bench/calib/run.sh — the cost model's calibration, in one call on the GPU
+# machine: build (unless PREBUILT=dir holds bin/ and lib/), measure KMeans
+# (flashlib's CUDA fit, every precision) and GEMM (cuBLAS via torch), the
+# compare anchors (scikit-learn on the CPU, plain PyTorch on the GPU), then
+# fit the model on ~75% of the shapes and report its error on the rest.
+#
+#   OUT=/tmp/out bash bench/calib/run.sh        (BUDGET_S=200: measuring time)
+#
+# Writes under $OUT, in the repository's layout, ready to copy in:
+#   bench/results/calib/<device>.json     the measurements (device, driver, commit, date)
+#   bench/results/calib/report.md         held-out errors per entry, every point
+#   bench/results/calib/estimate_vs_measured.png   log-log, held-out points filled
+#   bench/results/calib/summary.json      coefficients, errors, predictions
+#   src/info/calib_data.inc               what libflashlib_info compiles in
+# Measurements of other devices already in bench/results/calib/ are fitted
+# too, so running it on the H100 and then on the H200 accumulates both.
+set -o pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-out}
+mkdir -p "$OUT/bench/results/calib" "$OUT/src/info" "$OUT/calib"
+export GIT_COMMIT=${GIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv | tee "$OUT/calib/device.txt"
+
+# libflashlib needs CBLAS; the GPU image may lack it: unpack the carried
+# Debian packages under /tmp (never over /) and point the build at them.
+BLAS_ARGS=()
+if ! ls /usr/include/*/cblas.h /usr/include/cblas.h >/dev/null 2>&1 && ls .debs/*.deb >/dev/null 2>&1; then
+    mkdir -p /tmp/debroot
+    for f in .debs/*.deb; do dpkg -x "$f" /tmp/debroot; done
+    BLAS_ARGS=(-DFL_BLAS_LIB=/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so
+               -DFL_CBLAS_INCLUDE=/tmp/debroot/usr/include/x86_64-linux-gnu/openblas-pthread)
+    export LD_LIBRARY_PATH=/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-pthread:/tmp/debroot/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
+fi
+if [ -n "$PREBUILT" ]; then
+    B=$PREBUILT
+else
+    B=${BUILD:-build-calib}
+    T0=$(date +%s)
+    { cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release "${BLAS_ARGS[@]}" &&
+      cmake --build "$B" -j16 --target flashlib flashlib_cuda flashlib_info; } >"$OUT/calib/build.log" 2>&1 ||
+        { tail -40 "$OUT/calib/build.log"; exit 1; }
+    echo "built in $(( $(date +%s) - T0 )) s"
+fi
+export LD_LIBRARY_PATH=$B/lib:$LD_LIBRARY_PATH
+
+PYTHONUNBUFFERED=1 python3 bench/calib/measure.py --lib "$B/lib/libflashlib.so" \
+    --info-lib "$B/lib/libflashlib_info.so" --out "$OUT/calib" --budget-s "${BUDGET_S:-200}" \
+    2>&1 | tee "$OUT/calib/measure.log" || exit 1
+
+cp "$OUT"/calib/*.json "$OUT/bench/results/calib/"
+for f in bench/results/calib/*.json; do  # earlier devices' measurements
+    [ -e "$f" ] || continue
+    case "$(basename "$f")" in summary.json) continue ;; esac
+    [ -e "$OUT/bench/results/calib/$(basename "$f")" ] || cp "$f" "$OUT/bench/results/calib/"
+done
+python3 bench/calib/fit.py --info-lib "$B/lib/libflashlib_info.so" --inc "$OUT/src/info/calib_data.inc" \
+    --report "$OUT/bench/results/calib/report.md" --plot "$OUT/bench/results/calib/estimate_vs_measured.png" \
+    --summary "$OUT/bench/results/calib/summary.json" \
+    $(ls "$OUT"/bench/results/calib/*.json | grep -v summary.json) 2>&1 | tee "$OUT/calib/fit.log"
