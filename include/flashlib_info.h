@@ -137,6 +137,8 @@ typedef struct fl_info_result {
     fl_info_tier tier;
     const char *calibration; /* the calibration entry used (its fit and
                                 held-out errors), or NULL                */
+    const char *model_key;   /* the model's calibration key: the variant and
+                                the kernels that run ("tf32-fused"), or NULL */
     int32_t n_nodes;
     fl_info_node nodes[FL_INFO_MAX_NODES];
     int32_t n_notes;

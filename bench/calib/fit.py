@@ -79,6 +79,13 @@ def split(ps):
             continue
         order = sorted(group, key=point_hash)
         hold |= {point_hash(p) for i, p in enumerate(order) if i % 4 == 1}
+    # too few held out (small regimes): one more from each regime of >= 2, largest first
+    for group in sorted(by.values(), key=len, reverse=True):
+        if len(hold) >= MIN_HOLDOUT or len(ps) - len(hold) <= MIN_FIT:
+            break
+        order = [p for p in sorted(group, key=point_hash) if point_hash(p) not in hold]
+        if len(group) >= 2 and len(order) >= 2:
+            hold.add(point_hash(order[0]))
     return [p for p in ps if point_hash(p) not in hold], [p for p in ps if point_hash(p) in hold]
 
 

@@ -115,6 +115,13 @@ def kmeans_candidates(seed):
                 pts.append(dict(n=n, d=d, k=k, iters=rng.choice((5, 10, 20)), init="array", input="device"))
             for n, d, k in ((100_000, 64, 1024), (40_000, 128, 2048)):
                 pts.append(dict(n=n, d=d, k=k, iters=5, init="k-means++", input="device"))
+            # the fused E+M kernel's key: n_features <= 64, n_clusters <= 256
+            for n, d, k in ((100_000, 16, 32), (1_000_000, 64, 256), (3_000_000, 32, 128), (20_000, 48, 200),
+                            (500_000, 8, 16), (2_000_000, 64, 64), (50_000, 40, 256), (800_000, 24, 100),
+                            (300_000, 64, 160), (10_000, 32, 64), (1_500_000, 16, 256), (200_000, 56, 48)):
+                pts.append(dict(n=n, d=d, k=k, iters=rng.choice((5, 10, 20)), init="array", input="device"))
+            pts.append(dict(n=400_000, d=32, k=128, iters=5, init="k-means++", input="device"))
+            pts.append(dict(n=1_000_000, d=48, k=64, iters=10, init="array", input="host"))
             pts.append(dict(n=300_000, d=128, k=1024, iters=10, init="array", input="host"))
         for n, d, k in ((50_000, 32, 64), (200_000, 64, 256), (100_000, 16, 1024), (1_000_000, 32, 128),
                         (20_000, 128, 512), (500_000, 8, 32)):
@@ -393,7 +400,7 @@ def main():
         except RuntimeError as e:
             log(f"kmeans {p}: {e}")
             return 0
-        key = est["variant"] + ("-sm90" if est["backend"] == "cuda-sm90" else "")
+        key = est["model_key"]  # precision + the kernels that run ("tf32-fused")
         med = statistics.median(ms)
         ratio[0] = 0.8 * ratio[0] + 0.2 * (med / max(est["runtime_ms"], 1e-3))
         meta["points"].append(dict(op="kmeans", variant=key, dtype="f32", shape=list(shape), k=p["k"],

@@ -32,7 +32,7 @@ def synth(info, device, seed):
     truth, points = {}, []
     for p in measure.kmeans_candidates(seed):
         est = info.estimate("kmeans", (p["n"], p["d"]), measure.kmeans_params(p), "f32", device)
-        key = est["variant"] + ("-sm90" if est["backend"] == "cuda-sm90" else "")
+        key = est["model_key"]
         if key not in truth:
             names, c0 = info.coefs("kmeans", key, device)
             truth[key] = [c * rng.uniform(0.4, 2.5) for c in c0]

@@ -58,7 +58,7 @@ class _Result(Structure):
         ("peak_share", c_double), ("peak_value", c_double), ("peak_what", c_char_p),
         ("expected_residual", c_double), ("implemented", c_int32),
         ("backend", c_char * 16), ("variant", c_char * 32), ("reason", c_char * 256),
-        ("tier", c_int), ("calibration", c_char_p),
+        ("tier", c_int), ("calibration", c_char_p), ("model_key", c_char_p),
         ("n_nodes", c_int32), ("nodes", _Node * MAX_NODES),
         ("n_notes", c_int32), ("notes", c_char_p * MAX_NOTES),
     ]
@@ -287,6 +287,7 @@ class Estimate:
     reason = property(lambda s: _s(s._r.reason))
     confidence = property(lambda s: TIERS[s._r.tier])
     calibration = property(lambda s: _s(s._r.calibration))
+    model_key = property(lambda s: _s(s._r.model_key))
     notes = property(lambda s: [_s(s._r.notes[i]) for i in range(s._r.n_notes)])
 
     @property

@@ -275,6 +275,8 @@ size_t fl_info_json(const fl_info_result *r, char *buf, size_t len)
     fli_bjson_str(&b, r->reason);
     fli_bprintf(&b, ",\"confidence\":\"%s\",\"calibration\":", fl_info_tier_name(r->tier));
     fli_bjson_str(&b, r->calibration);
+    fli_bprintf(&b, ",\"model_key\":");
+    fli_bjson_str(&b, r->model_key);
     fli_bprintf(&b, ",\"notes\":[");
     for (int i = 0; i < r->n_notes; i++) {
         fli_bprintf(&b, i ? "," : "");

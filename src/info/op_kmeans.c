@@ -40,14 +40,43 @@ enum { C_FIXED, C_ITER, C_PP, C_RATE, C_BW, C_H2D, C_UPD, N_COEF };
 static const char *const coef_names[N_COEF] = {"fixed_ms", "iter_us", "pp_launch_us", "rate_tflops",
                                                "bw_gbs",   "h2d_gbs", "update_gps"};
 
-/* Calibration keys: the precision, with "-sm90" when routing takes the
- * Hopper path (a different kernel, so a different fit). */
-static const char *const calib_keys[2][4] = {{"fp32", "tf32", "bf16", "fp16"},
+/* The kernels a GPU fit runs, as kmeans_fit.cu chooses them. */
+enum { PATH_PORTABLE = 0, PATH_FUSED = 1, PATH_SM90 = 2 };
+
+/* Calibration keys: the precision, with "-fused" or "-sm90" when the fit
+ * runs those kernels (different code, so a different fit). */
+static const char *const calib_keys[3][4] = {{"fp32", "tf32", "bf16", "fp16"},
+                                             {"fp32-fused", "tf32-fused", "bf16-fused", "fp16-fused"},
                                              {"fp32-sm90", "tf32-sm90", "bf16-sm90", "fp16-sm90"}};
+
+/* Which kernels run: mirrors kmeans_fit.cu (km_fused_config: the fused E+M
+ * kernel when its shared-memory layout fits the device's opt-in shared
+ * memory; km_sm90_usable: the wgmma E-step for 16-bit precisions with
+ * n_features rounded to 64 or 128 on compute capability 9.0, when routing
+ * chose the Hopper backend). The sm90 kernel's own shared-memory check is
+ * assumed to pass on H100/H200. This rule belongs beside the plan in
+ * src/algo/kmeans_plan.c so that module and cost model share it. */
+static int kernel_path(const fli_kmeans_cuda_plan *plan, fli_precision prec, const fl_route *route,
+                       const fl_hw_props *hw)
+{
+    if (prec != FLI_PREC_FP32 && plan->mstep_smem) {
+        const int64_t optin = hw->smem_per_block_optin_bytes - 1024;
+        for (int priv = 1; priv >= 0; priv--)
+            for (int st = 4; st >= 2; st--) {
+                int64_t b = fli_km_fused_smem(prec, plan->d, plan->k, st, priv, NULL);
+                if (b > 0 && b <= optin)
+                    return PATH_FUSED;
+            }
+    }
+    if (route->backend == FL_BACKEND_CUDA_SM90 && hw->sm_major == 9 && hw->sm_minor == 0 &&
+        (prec == FLI_PREC_BF16 || prec == FLI_PREC_FP16) && (plan->dh == 64 || plan->dh == 128))
+        return PATH_SM90;
+    return PATH_PORTABLE;
+}
 
 static int variant_prec(const char *v, fli_precision *p)
 {
-    for (int s = 0; s < 2; s++)
+    for (int s = 0; s < 3; s++)
         for (int i = 0; i < 4; i++)
             if (!strcmp(v, calib_keys[s][i])) {
                 *p = (fli_precision)i;
@@ -236,8 +265,10 @@ static int est_gpu(fli_est *e, const km_req *q)
         host += (double)q->k * q->d * 4;
     r->peak_host_bytes = (uint64_t)host;
 
-    /* Coefficients: this precision (and path) on this device. */
-    const char *key = calib_keys[route.backend == FL_BACKEND_CUDA_SM90][prec];
+    /* Coefficients: this precision and these kernels on this device. */
+    const int path = kernel_path(&plan, prec, &route, &hw);
+    const char *key = calib_keys[path][prec];
+    r->model_key = key;
     double def[N_COEF];
     roofline_coefs(prec, e->dev, def);
     fl_info_tier tier;
@@ -264,7 +295,7 @@ static int est_gpu(fli_est *e, const km_req *q)
         e->link_bytes += b;
     }
     double prep = 0, prep_l = 0;
-    if (p16)
+    if (p16 && path != PATH_FUSED) /* the fused kernel reads fp32 X: no 16-bit copy */
         prep += n * d * 4 + n * dh * 2, prep_l += 1;
     if (q->metric == FLI_METRIC_COSINE)
         prep += 2 * n * d * 4, prep_l += 1;
@@ -300,7 +331,7 @@ static int est_gpu(fli_est *e, const km_req *q)
                       "a gather or a copy of k rows", R);
         fli_leaf(e, nd, R * (3 * pp_ms + b / bw), 0, R * b, R * 3, FL_INFO_BOUND_LATENCY, tier);
     }
-    /* one assignment: fused distance + argmin over row blocks of BM */
+    /* one assignment: distance + argmin over row blocks of BM, no n x k matrix */
     const double d_eff = prec == FLI_PREC_FP32 ? d : (p16 ? dh : dp);
     const double blocks = ceil(n / FLI_KM_BM), slots = (double)e->dev->sm_count;
     const double fill = blocks / (ceil(blocks / slots) * slots);
@@ -315,20 +346,45 @@ static int est_gpu(fli_est *e, const km_req *q)
         bm += (double)FLI_KM_ACC_BLOCKS * k * (d + 2) * 4 * 2;
     else
         bm += n * 4 * 3 + (double)plan.npieces_max * d * 4 * 2;
-    const double t_update = bm / bw + n * d / (c[C_UPD] * 1e6);
+    const double t_upd_math = n * d / (c[C_UPD] * 1e6);
+    const double t_update = bm / bw + t_upd_math;
     /* streamed X: every pass over X crosses the host link again, overlapped
      * with the kernels of the previous chunk */
     const double stream = plan.chunked ? n * d * 4 / h2d : 0;
     const double I = (double)q->iters;
     int lloyd = fli_node(e, run, "lloyd iteration", "assign + update, no host round trip", R * I);
-    nd = fli_node(e, lloyd, "assign (distance+argmin)", "fused tiles, online argmin, no n x k matrix", R * I);
-    const double t_pass = t_assign + t_update > stream ? t_assign : stream - t_update;
-    fli_leaf(e, nd, R * I * t_pass, R * I * fl_alg, R * I * be, R * I * 2,
-             t_pass > t_assign ? FL_INFO_BOUND_TRANSFER : b_assign, tier);
+    if (path == PATH_FUSED) {
+        /* one persistent kernel: tiles of fp32 X are assigned with mma.sync
+         * and added into shared-memory sums; X is read once per iteration */
+        const double kf = ceil(k / 64) * 64, xw = prec == FLI_PREC_TF32 ? ceil(d / 8) * 8 : ceil(d / 16) * 16;
+        const double tiles = ceil(n / FLI_KM_FUSED_BM), ffill = tiles < slots ? tiles / slots : 1;
+        const double tcf = 2 * n * kf * xw / rate / ffill + t_upd_math;
+        const double bf = n * d * 4 + n * 8 + slots * k * (d + 2) * 4 * 2 + k * d * 8 * 2;
+        const double tmf = bf / bw;
+        double t = tcf > tmf ? tcf : tmf;
+        if (stream > t)
+            t = stream;
+        nd = fli_node(e, lloyd, "assign + update (fused kernel)",
+                      "one pass: mma.sync scores, online argmin, shared-memory centre sums", R * I);
+        fli_leaf(e, nd, R * I * t, R * I * (fl_alg + 2 * n * d), R * I * bf, R * I * 2,
+                 t == stream && stream > 0 ? FL_INFO_BOUND_TRANSFER
+                 : tcf > tmf               ? FL_INFO_BOUND_COMPUTE
+                                           : FL_INFO_BOUND_MEMORY,
+                 tier);
+    } else {
+        nd = fli_node(e, lloyd, "assign (distance+argmin)",
+                      path == PATH_SM90 ? "wgmma tiles (Hopper), online argmin"
+                                        : "mma.sync or SIMT tiles, online argmin",
+                      R * I);
+        const double t_pass = t_assign + t_update > stream ? t_assign : stream - t_update;
+        fli_leaf(e, nd, R * I * t_pass, R * I * fl_alg, R * I * be, R * I * 2,
+                 t_pass > t_assign ? FL_INFO_BOUND_TRANSFER : b_assign, tier);
+        nd = fli_node(e, lloyd, "update (centre sums, shift)", "weighted sums, relocation of empty clusters",
+                      R * I);
+        fli_leaf(e, nd, R * I * t_update, R * I * 2 * n * d, R * I * bm, R * I * 4, FL_INFO_BOUND_MEMORY,
+                 tier);
+    }
     e->link_bytes += plan.chunked ? R * I * n * d * 4 : 0;
-    nd = fli_node(e, lloyd, "update (centre sums, shift)", "weighted sums, relocation of empty clusters",
-                  R * I);
-    fli_leaf(e, nd, R * I * t_update, R * I * 2 * n * d, R * I * bm, R * I * 4, FL_INFO_BOUND_MEMORY, tier);
     nd = fli_node(e, lloyd, "launch chain", "kernel launches of an iteration", R * I);
     fli_leaf(e, nd, R * I * iter_ms, 0, 0, R * I * 8, FL_INFO_BOUND_LATENCY, tier);
     double bo = n * d * 4 + n * 4;

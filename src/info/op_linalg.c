@@ -140,6 +140,7 @@ static double gemm_nodes(fli_est *e, int parent, const gemm_var *v, double M, do
     const double *c = fli_calib_coefs(e, "gemm", v->name, fli_dtype_canon(nat), def, G_NCOEF, &tier, &entry);
     if (entry)
         e->r->calibration = entry->describe;
+    e->r->model_key = v->name;
     if (tier == FL_INFO_TIER_CALIBRATED)
         fli_note(e, "GEMM runtime calibrated against cuBLAS through PyTorch on this device (flashlib's own "
                     "GEMM kernels do not exist yet)");
