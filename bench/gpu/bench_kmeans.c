@@ -119,6 +119,9 @@ int main(int argc, char **argv) {
     }
     struct cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
+    /* as the core does: Hopper paths unless FL_DISABLE_SM90 is set */
+    const char *dis = getenv("FL_DISABLE_SM90");
+    env.sm90_enabled = prop.major == 9 && prop.minor == 0 && !(dis && *dis && strcmp(dis, "0"));
     int drv = 0, rtv = 0;
     cudaDriverGetVersion(&drv);
     cudaRuntimeGetVersion(&rtv);
@@ -156,8 +159,8 @@ int main(int argc, char **argv) {
                 date, reps);
     }
     int first = 1;
-    printf("%-5s %-5s %9s %9s %9s %8s %8s %9s %6s %s\n", "shape", "prec", "median_ms", "min_ms", "max_ms",
-           "TFLOP/s", "floor_ms", "ms/floor", "iters", "target");
+    printf("%-5s %-5s %-9s %9s %9s %9s %8s %8s %9s %6s %s\n", "shape", "prec", "backend", "median_ms", "min_ms",
+           "max_ms", "TFLOP/s", "floor_ms", "ms/floor", "iters", "target");
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         if (filter && !strstr(filter, shapes[si].tag)) continue;
         const int64_t n = shapes[si].n, d = shapes[si].d, k = shapes[si].k;
@@ -188,7 +191,10 @@ int main(int argc, char **argv) {
             j.tol = 0;
             j.metric = FLI_METRIC_EUCLIDEAN;
             j.precision = precs[pi];
-            j.backend = FL_BACKEND_CUDA;
+            /* routing's rule (src/route/route_kmeans.c) */
+            j.backend = env.sm90_enabled && k >= 1024 && d >= 64 && d % 16 == 0 && precs[pi] != FLI_PREC_FP32
+                            ? FL_BACKEND_CUDA_SM90
+                            : FL_BACKEND_CUDA;
             j.n_local_trials = 1;
             j.centers = dc;
             j.centers_dev = 0;
@@ -225,13 +231,15 @@ int main(int argc, char **argv) {
             double target = precs[pi] == FLI_PREC_TF32 ? shapes[si].target_tf32
                             : precs[pi] == FLI_PREC_FP32 ? 0
                                                          : shapes[si].target_bf16;
-            printf("%-5s %-5s %9.3f %9.3f %9.3f %8.1f %8.3f %9.2f %6lld %s\n", shapes[si].tag, pname[pi], med,
+            printf("%-5s %-5s %-9s %9.3f %9.3f %9.3f %8.1f %8.3f %9.2f %6lld %s\n", shapes[si].tag, pname[pi],
+                   j.backend == FL_BACKEND_CUDA_SM90 ? "cuda-sm90" : "cuda", med,
                    ms[0], ms[reps - 1], flops / (med * 1e-3) / 1e12, floor_ms, med / floor_ms,
                    (long long)j.n_iter, target > 0 ? (med <= target ? "met" : "missed") : "-");
             if (js) {
-                fprintf(js, "%s    {\"shape\": \"%lldx%lld\", \"k\": %lld, \"precision\": \"%s\", \"n_iter\": %lld, ",
+                fprintf(js, "%s    {\"shape\": \"%lldx%lld\", \"k\": %lld, \"precision\": \"%s\", \"backend\": \"%s\", "
+                            "\"n_iter\": %lld, ",
                         first ? "" : ",\n", (long long)n, (long long)d, (long long)k, pname[pi],
-                        (long long)j.n_iter);
+                        j.backend == FL_BACKEND_CUDA_SM90 ? "cuda-sm90" : "cuda", (long long)j.n_iter);
                 fprintf(js, "\"median_ms\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f, \"reps\": %d, ", med, ms[0],
                         ms[reps - 1], reps);
                 fprintf(js, "\"tflops\": %.2f, \"floor_ms\": %.4f, \"ratio_to_floor\": %.3f, \"target_ms\": %.1f, "

@@ -195,6 +195,7 @@ static char g_err[1024];
 static alloc_state g_as;
 static fl_device_allocator g_hooks = {t_alloc, t_free, &g_as};
 
+static fl_backend g_backend = FL_BACKEND_CUDA; /* backend asked for by run_fit */
 static int cancel_at = -1;
 static int t_progress(void *u, const char *stage, int64_t done, int64_t total) {
     (void)u;
@@ -269,7 +270,7 @@ static void run_fit(const fit_case *fc, const float *X, const float *w, const fl
     j.tol = fc->tol;
     j.metric = fc->metric;
     j.precision = fc->prec;
-    j.backend = FL_BACKEND_CUDA;
+    j.backend = g_backend;
     j.seed = seed;
     j.n_local_trials = 2 + (int64_t)log((double)k);
     j.chunk_rows = fc->chunk_rows;
@@ -693,6 +694,7 @@ int main(int argc, char **argv) {
     struct cudaDeviceProp prop;
     cudaGetDeviceProperties(&prop, 0);
     printf("module_check on %s (cc %d.%d)\n", prop.name, prop.major, prop.minor);
+    g_env.sm90_enabled = prop.major == 9 && prop.minor == 0;
     {
         int32_t dev = 7;
         float hv = 0, *dv = NULL;
@@ -722,6 +724,27 @@ int main(int argc, char **argv) {
         snprintf(name, sizeof name, "sorted %s k=400 d=64", pn[p]);
         fit_case fc = {name, 20000, 64, 400, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, p == 1, 0, 6, 1, 0, 0};
         case_vs_ref(fc);
+    }
+    printf("fused E+M kernel through host chunks (k*d small):\n");
+    for (int p = 1; p < 3; p++) {
+        snprintf(name, sizeof name, "fused chunked %s", pn[p]);
+        fit_case fc = {name, 30011, 45, 20, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 1, 0, 40, 1, 5000, 1e-4};
+        case_vs_ref(fc);
+    }
+    if (g_env.sm90_enabled) {
+        printf("Hopper wgmma E-step (backend cuda-sm90):\n");
+        g_backend = FL_BACKEND_CUDA_SM90;
+        fit_case h1 = {"sm90 bf16 d=128 k=1024", 6000, 128, 1024, FLI_PREC_BF16, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 1, 1, 4, 1, 0, 0};
+        case_vs_ref(h1);
+        fit_case h2 = {"sm90 fp16 d=64 k=1000 dot", 5000, 64, 1000, FLI_PREC_FP16, FLI_METRIC_DOT, FLI_KM_INIT_ARRAY, 1, 0, 0, 3, 1, 0, 0};
+        case_vs_ref(h2);
+        fit_case h3 = {"sm90 bf16 d=80 k=1100 cosine host", 6000, 80, 1100, FLI_PREC_BF16, FLI_METRIC_COSINE, FLI_KM_INIT_ARRAY, 0, 0, 0, 3, 1, 0, 0};
+        case_vs_ref(h3);
+        fit_case h4 = {"sm90 bf16 d=128 k=1024 chunked", 6000, 128, 1024, FLI_PREC_BF16, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 0, 0, 3, 1, 2048, 0};
+        case_vs_ref(h4);
+        g_backend = FL_BACKEND_CUDA;
+        fit_case h5 = {"portable bf16 d=128 k=1024 (same shape)", 6000, 128, 1024, FLI_PREC_BF16, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 1, 1, 4, 1, 0, 0};
+        case_vs_ref(h5);
     }
     printf("edge shapes:\n");
     {

@@ -30,6 +30,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <math.h>
+#include <string.h>
 
 #include "backends/cuda/kmeans_cuda.cuh"
 #include "backends/cuda/kmeans_dev.cuh"
@@ -403,7 +404,9 @@ fl_status km_fused(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan
     *nblk = 0;
     if (r->m <= 0) return FL_STATUS_OK;
     fli_km_fused_layout L;
-    fli_km_fused_smem(prec, p->d, p->k, cfg->stages, cfg->priv, &L);
+    memset(&L, 0, sizeof L);
+    if (fli_km_fused_smem(prec, p->d, p->k, cfg->stages, cfg->priv, &L) != cfg->smem)
+        return FLI_FAIL(env, FL_STATUS_INTERNAL, "km_fused", "layout differs from the configuration");
     km_fused_args a;
     a.x = r->x;
     a.ldx = r->ldx;
