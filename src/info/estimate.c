@@ -347,7 +347,11 @@ int fli_p_word_i(const fli_est *e, int i)
     const fl_param_def *d = param_def(&e->ps, i);
     if (d->type != FL_PARAM_CHOICE && !d->choices)
         return -1;
-    return word_index(d->choices, d->default_str, strlen(d->default_str));
+    /* most defaults are the first word of their list */
+    size_t l = strlen(d->default_str);
+    if (!strncmp(d->choices, d->default_str, l) && (d->choices[l] == '|' || d->choices[l] == '\0'))
+        return 0;
+    return word_index(d->choices, d->default_str, l);
 }
 
 int fli_p_word(const fli_est *e, const char *name)
