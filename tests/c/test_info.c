@@ -435,6 +435,81 @@ static void test_bad_input(void)
     }
 }
 
+/* Random requests, valid and not: every call returns 0 with finite numbers
+ * or FL_INFO_EINVAL with a message; nothing crashes (run under ASan/UBSan in
+ * make asan). Deterministic: the LCG of check.h. */
+static void test_random_requests(void)
+{
+    static const char *const params[] = {
+        NULL,
+        "",
+        "K=8",
+        "n_clusters=3",
+        "tol=1e-3",
+        "tol=1e-9",
+        "variant=gemm_tf32",
+        "max_iter=1",
+        "n_neighbors=7",
+        "nlist=64 nprobe=8",
+        "precision=bf16",
+        "input=device",
+        "init=random n_init=3",
+        "expected_iter=2",
+        "threads=3",
+        "n_components=4",
+        "=",
+        "K==3",
+        "K=",
+        "K=1e300",
+        "K=-1",
+        "tol=nan",
+        "max_iter=2.5",
+        "precision=fp8",
+        "variant=gemm_nope",
+        "phase=search",
+        ",,;;  ",
+        "a=b=c",
+    };
+    static const char *const devices[] = {"H100", "H100-PCIe", "H200", "A100", "A100-40GB", "L40S",
+                                          "B200", "cpu",       "this", "nope", NULL};
+    static const char *const dtypes[] = {"f32", "f64", "bf16", "f16", NULL, "int8"};
+    static const int64_t sizes[] = {1,    2,      3,         7,         64,        100, 1000,
+                                    4096, 100000, 1LL << 31, 1LL << 40, INT64_MAX, 0,   -1};
+    char err[512];
+    fl_info_result r;
+    int ok = 0, bad = 0;
+    for (int it = 0; it < 4000; it++) {
+        const fl_info_op *op = fl_info_op_at((int)(test_uniform() * fl_info_op_count()));
+        int ndim = 1 + (int)(test_uniform() * 4);
+        int64_t shape[4];
+        const int valid = it % 2; /* half the requests stay in range */
+        for (int i = 0; i < 4; i++)
+            shape[i] = sizes[(int)(test_uniform() * (valid ? 9 : sizeof sizes / sizeof *sizes))];
+        if (valid)
+            ndim = op->min_ndim + (int)(test_uniform() * (op->max_ndim - op->min_ndim + 1));
+        const char *p = params[(int)(test_uniform() * (sizeof params / sizeof *params))];
+        const char *dev = devices[(int)(test_uniform() * (valid ? 8 : sizeof devices / sizeof *devices))];
+        const char *dt = dtypes[(int)(test_uniform() * (valid ? 2 : sizeof dtypes / sizeof *dtypes))];
+        if (valid && test_uniform() < 0.5)
+            p = NULL;
+        err[0] = '\0';
+        int rc = fl_info_estimate(op->name, shape, ndim, p, dt, dev, &r, err, sizeof err);
+        if (rc == 0) {
+            ok++;
+            CHECK_MSG(isfinite(r.runtime_ms) && r.runtime_ms > 0 && r.flops >= 0 && isfinite(r.flops) &&
+                          r.hbm_bytes >= 0 && r.n_nodes >= 1 && r.n_nodes <= FL_INFO_MAX_NODES,
+                      "%s %s on %s: %g ms", op->name, p ? p : "", dev ? dev : "", r.runtime_ms);
+            char buf[256];
+            fl_info_json(&r, buf, sizeof buf);
+            fl_info_tree(&r, buf, sizeof buf);
+        } else {
+            bad++;
+            CHECK_MSG(rc == FL_INFO_EINVAL && strlen(err) > 10, "%s: rc %d, message '%s'", op->name, rc, err);
+        }
+    }
+    CHECK_MSG(ok > 500 && bad > 500, "%d ok, %d errors", ok, bad);
+}
+
 static void test_devices(void)
 {
     CHECK(fl_info_device_count() >= 8);
@@ -466,6 +541,7 @@ int main(void)
     test_structure_and_tiers();
     test_variants();
     test_bad_input();
+    test_random_requests();
     test_devices();
     /* never loads CUDA */
     CHECK(fl_cuda_loaded() == 0);
