@@ -510,7 +510,7 @@ double fli_roof_leaf(fli_est *e, int parent, const char *name, const char *detai
     double rate = fli_rate(e->dev, p, c);
     if (!e->dev->is_gpu) {
         /* the CPU's peaks scale with the threads asked for */
-        double th = fli_p_num(e, "threads");
+        double th = e->threads;
         if (isfinite(th) && th >= 1 && th < e->dev->sm_count)
             rate *= th / e->dev->sm_count;
     }
@@ -636,6 +636,7 @@ static int est_begin(fli_est *e, fl_info_result *res, const char *op, const int6
     int rc = fli_pset_parse(e, params);
     if (rc)
         return rc;
+    e->threads = e->dev->is_gpu ? NAN : fli_p_num(e, "threads");
     memset(res, 0, offsetof(fl_info_result, nodes));
     res->n_nodes = 0;
     res->n_notes = 0;

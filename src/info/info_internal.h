@@ -69,6 +69,7 @@ typedef struct fli_est {
     double link_bytes;            /* bytes over the host-device link    */
     int depth;                    /* nesting of fli_child               */
     int measured_whole;           /* runtime is a measurement of this shape */
+    double threads;               /* CPU threads asked for (NaN: the device's) */
     char *err;
     size_t err_len;
 } fli_est;

@@ -176,7 +176,7 @@ static double gemm_nodes(fli_est *e, int parent, const gemm_var *v, double M, do
     double b = products * ((M * K + K * N) * v->in_bytes + M * N * acc_bytes);
     double rate = c[G_RATE] * 1e9, bw = c[G_BW] * 1e6;
     if (!e->dev->is_gpu) {
-        double th = fli_p_num(e, "threads");
+        double th = e->threads;
         if (isfinite(th) && th >= 1 && th < e->dev->sm_count)
             rate *= th / e->dev->sm_count;
     }
