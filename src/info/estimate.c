@@ -10,6 +10,7 @@
  */
 #include <ctype.h>
 #include <math.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -637,6 +638,12 @@ static int est_begin(fli_est *e, fl_info_result *res, const char *op, const int6
     if (rc)
         return rc;
     e->threads = e->dev->is_gpu ? NAN : fli_p_num(e, "threads");
+    if (!e->dev->is_gpu && !isfinite(e->threads) && device && !strcasecmp(device, "this")) {
+        /* this machine's CPU: its own core count, not the nominal table's */
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+            e->threads = CPU_COUNT(&set);
+    }
     memset(res, 0, offsetof(fl_info_result, nodes));
     res->n_nodes = 0;
     res->n_notes = 0;

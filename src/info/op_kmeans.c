@@ -427,7 +427,9 @@ static int est_cpu(fli_est *e, const km_req *q)
     memcpy(r->reason, route.reason, sizeof r->reason);
     e->main_prec = info_prec(prec);
 
-    int threads = q->threads > 0 ? q->threads : e->dev->sm_count;
+    /* the backend's thread count: as given, this machine's cores for device
+     * "this", else the nominal CPU's */
+    int threads = q->threads > 0 ? q->threads : isfinite(e->threads) ? (int)e->threads : e->dev->sm_count;
     fli_kmeans_cpu_call call = {
         q->n, q->d,           q->k, e->dtype, threads, (fli_kmeans_init)q->init, q->L, (fli_metric)q->metric,
         0,    q->entry_model, 0};
