@@ -160,7 +160,8 @@ typedef struct fl_info_result {
  *   device: a device of the table or one of its aliases ("H100", "H200",
  *     "A100-80GB", "cpu"...), case-insensitive, or "this" (this machine's
  *     first NVIDIA GPU, read from /proc/driver/nvidia without loading
- *     CUDA; the CPU when there is none). NULL = "H100".
+ *     CUDA; when there is none, the CPU with this machine's core count,
+ *     where "cpu" is the table's nominal 16-core part). NULL = "H100".
  * Fills *out. Takes well under a microsecond for a primitive.
  */
 FL_INFO_API int fl_info_estimate(const char *op, const int64_t *shape, int ndim, const char *params,
