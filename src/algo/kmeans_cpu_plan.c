@@ -11,8 +11,8 @@
  *   then, for each of the n_init runs, one after the other:
  *   init     k-means++: closest, weights, block sums, candidates, candidate
  *            norms, candidate distances, potentials, ids; random: indexes
- *   lloyd    new centres, centre norms, distances, previous labels (plus the
- *            relocation list inside update_centers when a cluster empties)
+ *   lloyd    new centres, centre norms, distances, previous labels and the
+ *            relocation list (k entries, allocated whether or not one empties)
  * init is freed before lloyd allocates, so the peak is
  *   driver + resident + ws + max(init, lloyd).
  * fli_malloc turns a 0-byte request into 1 byte; every size below is > 0
@@ -109,11 +109,11 @@ fl_status fli_kmeans_cpu_plan(const fli_kmeans_cpu_call *c, fli_kmeans_cpu_bytes
     p.lloyd_bytes = add(&a, p.lloyd_bytes, mul3(&a, k, 1, es)); /* cn   */
     p.lloyd_bytes = add(&a, p.lloyd_bytes, mul3(&a, n, 1, es)); /* mind */
     p.lloyd_bytes = add(&a, p.lloyd_bytes, mul3(&a, n, 1, 4));  /* old  */
+    p.lloyd_bytes = add(&a, p.lloyd_bytes, mul3(&a, k, 1, 8));  /* far  */
 
     const size_t base = add(&a, add(&a, p.driver_bytes, p.resident_bytes), p.workspace_bytes);
-    const size_t lloyd_max = add(&a, p.lloyd_bytes, mul3(&a, k, 1, 8));
     p.peak_bytes = add(&a, base, p.init_bytes > p.lloyd_bytes ? p.init_bytes : p.lloyd_bytes);
-    p.peak_max_bytes = add(&a, base, p.init_bytes > lloyd_max ? p.init_bytes : lloyd_max);
+    p.peak_max_bytes = p.peak_bytes; /* the relocation list is part of every run now */
     if (a.bad)
         return FL_STATUS_INVALID_ARG;
     *plan = p;

@@ -8,6 +8,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "algo/kmeans_cpu_plan.h"
 #include "backends/cpu/cpu.h"
 #include "core/internal.h"
 
@@ -20,9 +21,9 @@
 #endif
 
 /* Rows per block: CHUNK x k scores stay in L2 for k up to a few thousand. */
-#define CHUNK 256
+#define CHUNK FLI_KM_CPU_CHUNK
 /* Up to this many centres the scores are computed without BLAS. */
-#define SMALL_K 32
+#define SMALL_K FLI_KM_CPU_SMALL_K
 #define FLI_BIG 1e30
 
 #define T float
