@@ -598,6 +598,12 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
     carve(&f);
     f.fused = job->precision != FLI_PREC_FP32 &&
               km_fused_config(env, &f.p, job->precision, &f.fcfg);
+    {
+        /* benchmarking knob: FL_KM_FUSED=0 runs the separate E and M
+         * kernels where the plan allows it (tf32, or a 16-bit copy kept) */
+        const char *e = getenv("FL_KM_FUSED");
+        if (e && e[0] == '0' && !f.p.fused_any) f.fused = 0;
+    }
     f.sm90 = !f.fused && job->backend == FL_BACKEND_CUDA_SM90 && env->sm90_enabled &&
              prec16(job->precision) && km_sm90_usable(env, f.p.dh, job->precision);
     f.folded_reloc = f.p.mstep_smem && !f.p.chunked;

@@ -291,36 +291,55 @@ __global__ void __launch_bounds__(FT, 1) k_fused(const km_fused_args a) {
 
         /* ---- M part: sums and exact objective ----------------------------- */
         {
-            float o[16];
+            /* every load first (no store can alias them yet), then the
+             * read-modify-writes, which must stay in row order */
+            int cc[16];
+            float xv[16][2], wv[16], o[16];
 #pragma unroll
             for (int i = 0; i < 16; i++) {
                 const int r = warp * 16 + i;
                 const int64_t gr = row0 + r;
+                cc[i] = slab[r];
+                wv[i] = gr < a.m ? (a.w ? a.w[gr] : 1.f) : 0.f;
+#pragma unroll
+                for (int q = 0; q < 2; q++) {
+                    const int j = lane + 32 * q;
+                    xv[i][q] = j < a.d ? xs[r * a.xst + j] : 0.f;
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < 16; i++) {
+                const float *cr = a.C + (int64_t)cc[i] * a.dp;
                 o[i] = 0.f;
-                if (gr < a.m) {
-                    const int c = slab[r];
-                    const float wi = a.w ? a.w[gr] : 1.f;
-                    const float *cr = a.C + (int64_t)c * a.dp;
-                    float *sr = my + (int64_t)c * a.acc_ld;
+                if (row0 + warp * 16 + i < a.m) {
 #pragma unroll
                     for (int q = 0; q < 2; q++) {
                         const int j = lane + 32 * q;
-                        if (j < a.d) {
-                            const float xv = xs[r * a.xst + j];
-                            o[i] += obj_term(xv, __ldg(cr + j), a.metric);
-                            if (a.acc) {
+                        if (j < a.d) o[i] += obj_term(xv[i][q], __ldg(cr + j), a.metric);
+                    }
+                }
+            }
+            if (a.acc) {
+#pragma unroll
+                for (int i = 0; i < 16; i++) {
+                    if (row0 + warp * 16 + i < a.m) {
+                        float *sr = my + (int64_t)cc[i] * a.acc_ld;
+#pragma unroll
+                        for (int q = 0; q < 2; q++) {
+                            const int j = lane + 32 * q;
+                            if (j < a.d) {
                                 if (a.priv)
-                                    sr[j] = fmaf(wi, xv, sr[j]);
+                                    sr[j] = fmaf(wv[i], xv[i][q], sr[j]);
                                 else
-                                    atomicAdd(sr + j, wi * xv);
+                                    atomicAdd(sr + j, wv[i] * xv[i][q]);
                             }
                         }
-                    }
-                    if (a.acc && lane == 0) {
-                        if (a.priv)
-                            sr[a.d] += wi;
-                        else
-                            atomicAdd(sr + a.d, wi);
+                        if (lane == 0) {
+                            if (a.priv)
+                                sr[a.d] += wv[i];
+                            else
+                                atomicAdd(sr + a.d, wv[i]);
+                        }
                     }
                 }
             }

@@ -386,19 +386,56 @@ __global__ void __launch_bounds__(PRIV ? ACC_TP : ACC_T)
                 }
             }
         }
+        /* weights: lane 0, rows in order */
+        if (lane == 0) {
 #pragma unroll
-        for (int r = 0; r < ACC_RW; r++) {
-            float v = s[r];
-            for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
-            if (lane == 0 && base + r < m) {
-                float ob = obj_final(v, metric);
+            for (int r = 0; r < ACC_RW; r++) {
+                if (base + r < m) {
+                    float *a = &my[(int64_t)c[r] * ld + d];
+                    if (PRIV)
+                        *a += wi[r];
+                    else
+                        atomicAdd(a, wi[r]);
+                }
+            }
+        }
+        if (ACC_RW == 8) {
+            /* transpose-reduction of the 8 rows' partials: 9 shuffles instead
+             * of 40; lanes 4r..4r+3 end with row r's sum */
+            const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
+            float u4[4], u2[2], u1;
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                float send = b4 ? s[i] : s[i + 4], keep = b4 ? s[i + 4] : s[i];
+                u4[i] = keep + __shfl_xor_sync(FULL, send, 16);
+            }
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                float send = b3 ? u4[i] : u4[i + 2], keep = b3 ? u4[i + 2] : u4[i];
+                u2[i] = keep + __shfl_xor_sync(FULL, send, 8);
+            }
+            {
+                float send = b2 ? u2[0] : u2[1], keep = b2 ? u2[1] : u2[0];
+                u1 = keep + __shfl_xor_sync(FULL, send, 4);
+            }
+            u1 += __shfl_xor_sync(FULL, u1, 2);
+            u1 += __shfl_xor_sync(FULL, u1, 1);
+            const int r = (lane >> 2) & 7;
+            if ((lane & 3) == 0 && base + r < m) {
+                float ob = obj_final(u1, metric);
                 dist[base + r] = ob;
-                acc += (double)wi[r] * ob;
-                float *a = &my[(int64_t)c[r] * ld + d];
-                if (PRIV)
-                    *a += wi[r];
-                else
-                    atomicAdd(a, wi[r]);
+                acc += (double)(w ? w[base + r] : 1.f) * ob;
+            }
+        } else {
+#pragma unroll
+            for (int r = 0; r < ACC_RW; r++) {
+                float v = s[r];
+                for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
+                if (lane == 0 && base + r < m) {
+                    float ob = obj_final(v, metric);
+                    dist[base + r] = ob;
+                    acc += (double)wi[r] * ob;
+                }
             }
         }
         if (PRIV) __syncwarp();
