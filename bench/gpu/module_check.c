@@ -725,10 +725,26 @@ int main(int argc, char **argv) {
         fit_case fc = {name, 20000, 64, 400, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, p == 1, 0, 6, 1, 0, 0};
         case_vs_ref(fc);
     }
-    printf("fused E+M kernel through host chunks (k*d small):\n");
+    printf("fused E+M kernel (opt-in, FL_KM_FUSED=1), resident and through host chunks:\n");
+    setenv("FL_KM_FUSED", "1", 1);
+    for (int p = 1; p < 4; p++) {
+        snprintf(name, sizeof name, "fused %s cosine dev w", pn[p]);
+        fit_case fr = {name, 20000, 37, 13, precs[p], FLI_METRIC_COSINE, FLI_KM_INIT_ARRAY, 1, 1, 1, 60, 1, 0, 1e-4};
+        case_vs_ref(fr);
+        snprintf(name, sizeof name, "fused %s euclid k=200 d=64", pn[p]);
+        fit_case fk = {name, 20000, 64, 200, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 0, 0, 6, 1, 0, 0};
+        case_vs_ref(fk);
+    }
     for (int p = 1; p < 3; p++) {
         snprintf(name, sizeof name, "fused chunked %s", pn[p]);
         fit_case fc = {name, 30011, 45, 20, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 1, 0, 40, 1, 5000, 1e-4};
+        case_vs_ref(fc);
+    }
+    unsetenv("FL_KM_FUSED");
+    printf("k <= 64 centre-stationary E-step (no padding), odd row counts:\n");
+    for (int p = 1; p < 3; p++) {
+        snprintf(name, sizeof name, "c64 %s k=64 d=32 dev", pn[p]);
+        fit_case fc = {name, 70001, 32, 64, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 1, 1, 5, 1, 0, 0};
         case_vs_ref(fc);
     }
     if (g_env.sm90_enabled) {

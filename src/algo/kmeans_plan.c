@@ -60,11 +60,6 @@ fl_status fli_kmeans_cuda_plan_chunk(int64_t n, int64_t d, int64_t k, fli_precis
     plan->dh = round_up(d, 64);
     plan->kp = round_up(k, FLI_KM_BN);
     plan->mstep_smem = (int64_t)k * (d + 2) * 4 <= FLI_KM_SMEM_ACC_MAX;
-    /* the smallest fused configuration: two X tiles, one shared sum copy */
-    {
-        int64_t fb = fli_km_fused_smem(precision, d, k, 2, 0, NULL);
-        plan->fused_any = plan->mstep_smem && fb > 0 && fb + 1024 <= FLI_KM_FUSED_SMEM_ANY;
-    }
     int64_t nb = ceil_div(m, FLI_KM_SORT_ROWS);
     int64_t cap = FLI_KM_SORT_CAP / k;
     if (cap < 1) cap = 1;
@@ -94,9 +89,7 @@ fl_status fli_kmeans_cuda_plan_chunk(int64_t n, int64_t d, int64_t k, fli_precis
         plan->x_bufs = 0;
         plan->off_x = take(&c, 0);
     }
-    plan->off_xh = take(&c, prec_is_16bit(precision) && !plan->fused_any
-                                ? round_up(m, FLI_KM_XH_ROWS) * dh * 2
-                                : 0);
+    plan->off_xh = take(&c, prec_is_16bit(precision) ? round_up(m, FLI_KM_XH_ROWS) * dh * 2 : 0);
     plan->off_w = take(&c, (have_weights && !x_on_device) ? n * 4 : 0);
     plan->off_labels = take(&c, n * 4);
     plan->off_best_labels = take(&c, n * 4);
@@ -170,4 +163,24 @@ fl_status fli_kmeans_plan_cuda(int64_t n, int64_t d, int64_t k, fli_precision pr
             hi = mid;
     }
     return fli_kmeans_cuda_plan_chunk(n, d, k, precision, 0, have_weights, metric, lo, plan);
+}
+
+int fli_kmeans_cuda_path(const fli_kmeans_cuda_plan *plan, fli_precision precision, fl_backend backend,
+                         int sm90_enabled, int cc_major, int cc_minor, int64_t smem_optin,
+                         int fused_opt_in, int *fused_stages, int *fused_priv) {
+    if (backend == FL_BACKEND_CUDA_SM90 && sm90_enabled && cc_major == 9 && cc_minor == 0 &&
+        prec_is_16bit(precision) && (plan->dh == 64 || plan->dh == 128) &&
+        smem_optin >= FLI_KM_SM90_SMEM(plan->dh / 64))
+        return FLI_KM_PATH_SM90;
+    if (fused_opt_in && precision != FLI_PREC_FP32 && plan->mstep_smem)
+        for (int priv = 1; priv >= 0; priv--)
+            for (int st = 4; st >= 2; st--) {
+                int64_t b = fli_km_fused_smem(precision, plan->d, plan->k, st, priv, NULL);
+                if (b > 0 && b <= smem_optin - 1024) {
+                    if (fused_stages) *fused_stages = st;
+                    if (fused_priv) *fused_priv = priv;
+                    return FLI_KM_PATH_FUSED;
+                }
+            }
+    return FLI_KM_PATH_PORTABLE;
 }

@@ -47,7 +47,9 @@ extern "C" {
 #define FLI_KM_FUSED_MAX_D 64          /* d up to which it is used                 */
 #define FLI_KM_FUSED_MAX_K 256         /* k up to which it is used                 */
 #define FLI_KM_FUSED_WARPS 8
-#define FLI_KM_FUSED_SMEM_ANY 101376   /* opt-in shared memory of every sm_80+ GPU */
+/* Hopper E-step: dynamic shared memory for dh = 64 * kb (A: 2 x 256 rows,
+ * B: 3 x 128 centres, 1 KB alignment, barriers). */
+#define FLI_KM_SM90_SMEM(kb) ((int64_t)(2 * 256 + 3 * 128) * (kb) * 128 + 1024 + 128)
 /* Fixed scalar block: flags/counters (256 B), trace ring, NPART doubles of
  * block partials, NPART x PP_GROUP doubles of k-means++ candidate partials. */
 #define FLI_KM_SCALARS_BYTES \
@@ -67,8 +69,6 @@ typedef struct fli_kmeans_cuda_plan {
     int64_t dh;          /* 16-bit row stride: d rounded to 64                 */
     int64_t kp;          /* centre rows padded to FLI_KM_BN                     */
     int mstep_smem;      /* 1: shared-memory privatised sums; 0: sorted pieces  */
-    int fused_any;       /* the fused E+M kernel fits on any sm_80+ GPU: no
-                            16-bit copy of X is kept (see fli_km_fused_smem) */
     int64_t sort_nb;     /* counting-sort warps per chunk                       */
     int64_t sort_rows;   /* rows per counting-sort warp                         */
     int64_t npieces_max; /* bound on pieces per chunk: ceil(m/PIECE) + k        */
@@ -78,7 +78,7 @@ typedef struct fli_kmeans_cuda_plan {
     size_t off_x;        /* fp32 copy of X (host X: chunk buffers; cosine: normalised) */
     int64_t x_bufs;      /* number of chunk buffers in off_x (0, 1 or 2)        */
     size_t off_xh;       /* 16-bit copy of the resident rows (bf16/fp16), rows
-                            padded to FLI_KM_XH_ROWS; none when fused_any      */
+                            padded to FLI_KM_XH_ROWS                           */
     size_t off_w;        /* weights copy (host X with weights)                  */
     size_t off_labels;   /* n int32                                             */
     size_t off_best_labels; /* n int32: labels of the best of n_init runs       */
@@ -116,7 +116,7 @@ typedef struct fli_kmeans_cuda_plan {
  * `stages` X tiles in flight and `priv` (one private sum copy per warp) or a
  * single shared copy. Byte offsets into the block's dynamic shared memory;
  * returns the total, or -1 when the shape is not handled by that kernel.
- * Used by the plan (fused_any) and by the module (launch configuration),
+ * Used by fli_kmeans_cuda_path (which kernels run) and by the module (launch configuration),
  * so both agree. */
 typedef struct fli_km_fused_layout {
     int64_t ks;      /* mma k-steps: tf32 ceil(d/8), 16-bit ceil(d/16)     */
@@ -157,6 +157,22 @@ static inline int64_t fli_km_fused_smem(fli_precision p, int64_t d, int64_t k, i
     if (L) *L = l;
     return at;
 }
+
+/* Which kernels a CUDA fit runs — the one rule the module (kmeans_fit.cu)
+ * and the cost model share:
+ *   FLI_KM_PATH_SM90: the job's backend is FL_BACKEND_CUDA_SM90, the Hopper
+ *     path is enabled (sm90_enabled), the device is compute capability 9.0,
+ *     the precision bf16 or fp16, dh 64 or 128 and its shared memory fits;
+ *   FLI_KM_PATH_FUSED: asked for (fused_opt_in: FL_KM_FUSED=1; measured
+ *     slower than the separate kernels on the H100, see bench/gpu/NOTES.md),
+ *     a tensor-core precision, the shared-memory M-step and a layout that
+ *     fits smem_optin - 1024 (private sums first, then 4..2 X stages; the
+ *     chosen stages/priv are returned when the pointers are non-NULL);
+ *   FLI_KM_PATH_PORTABLE otherwise (mma.sync E-step, separate M-step). */
+enum { FLI_KM_PATH_PORTABLE = 0, FLI_KM_PATH_FUSED = 1, FLI_KM_PATH_SM90 = 2 };
+int fli_kmeans_cuda_path(const fli_kmeans_cuda_plan *plan, fli_precision precision, fl_backend backend,
+                         int sm90_enabled, int cc_major, int cc_minor, int64_t smem_optin,
+                         int fused_opt_in, int *fused_stages, int *fused_priv);
 
 /* Plan a CUDA KMeans fit of X (n x d, fp32) into k clusters.
  * `device_mem_budget_bytes` bounds device_bytes (0 = no bound). When X is on

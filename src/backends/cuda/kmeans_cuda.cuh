@@ -66,8 +66,9 @@ fl_status km_estep(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t 
                    int32_t *n_changed, const int32_t *done);
 /* Hopper (sm_90a) E-step: wgmma over the operand images (xh: rows padded
  * to FLI_KM_XH_ROWS; ctc: kp rows), 16-bit precisions, dh of 64 or 128.
- * km_sm90_usable says whether this build and device can run it. */
-int km_sm90_usable(fli_cuda_env *env, int64_t dh, fli_precision prec);
+ * km_sm90_built says whether this build has the kernel (FL_HAVE_SM90);
+ * when to use it is fli_kmeans_cuda_path's rule (algo/kmeans_plan.h). */
+int km_sm90_built(void);
 fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, const void *ctc,
                         int64_t dh, const float *cnorm, int64_t kp, fli_metric metric,
                         fli_precision prec, int32_t *labels, int32_t *n_changed,
@@ -81,9 +82,6 @@ fl_status km_transform(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int6
 typedef struct km_fused_cfg {
     int stages, priv, smem;
 } km_fused_cfg;
-/* 1 when the fused E+M kernel runs this plan on this device (cfg filled). */
-int km_fused_config(fli_cuda_env *env, const fli_kmeans_cuda_plan *p, fli_precision prec,
-                    km_fused_cfg *cfg);
 /* Labels of rows r (changes counted into n_changed), each point's objective
  * into dist (may be NULL) and the blocks' objective partials into part; with
  * acc, the blocks' cluster sums into acc_part (k x (d+2) per block, combined

@@ -581,17 +581,108 @@ __global__ void __launch_bounds__(256, 1)
     cp_async_wait<0>();
 }
 
+/* Centre-stationary E-step for k <= 64: the 64 centre rows stay in shared
+ * memory and each of the 8 warps owns 64 rows x all 64 centres of a
+ * 512-row tile, so no centre padding is computed (k_estep_mma_cres pads
+ * k to 128 and would spend half its mma and fold work on padding) and each
+ * warp finishes its rows' argmin itself (quad shuffles, no block merge). */
+#define C64_BM 512
+template <int PREC>
+__global__ void __launch_bounds__(256, 1)
+    k_estep_mma_c64(const uint32_t *__restrict__ A, int64_t lda, int a_words, int a_aligned, int64_t m,
+                    int kw, const uint32_t *__restrict__ B, int64_t ldb,
+                    const float *__restrict__ cnorm, float alpha, int32_t *__restrict__ labels,
+                    int32_t *n_changed, const int32_t *done) {
+    if (done && *done) return;
+    extern __shared__ __align__(16) uint32_t smem[];
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int ls = kw + 4;
+    uint32_t *sB = smem;          /* 64 x ls          */
+    uint32_t *sA0 = smem + 64 * ls; /* 2 x C64_BM x ls */
+    const int per_row = kw / 4;
+    for (int e = tid; e < 64 * per_row; e += 256) {
+        int r = e / per_row, cw = (e - r * per_row) * 4;
+        cp_async16(sB + r * ls + cw, B + (int64_t)r * ldb + cw, 16);
+    }
+    const int64_t tiles = (m + C64_BM - 1) / C64_BM;
+    int64_t tile = blockIdx.x;
+    if (tile < tiles)
+        for (int e = tid; e < C64_BM * per_row; e += 256) {
+            int r = e / per_row, cw = (e - r * per_row) * 4;
+            load_a16<PREC>(sA0 + r * ls + cw, A, lda, a_words, a_aligned, tile * C64_BM + r, m, cw);
+        }
+    cp_async_commit();
+    float acc[4][8][4];
+    warp_argmin wa;
+    for (int buf = 0; tile < tiles; tile += gridDim.x, buf ^= 1) {
+        const int64_t nt_ = tile + gridDim.x;
+        cp_async_wait<0>();
+        __syncthreads();
+        if (nt_ < tiles) {
+            uint32_t *dst = sA0 + (buf ^ 1) * C64_BM * ls;
+            for (int e = tid; e < C64_BM * per_row; e += 256) {
+                int r = e / per_row, cw = (e - r * per_row) * 4;
+                load_a16<PREC>(dst + r * ls + cw, A, lda, a_words, a_aligned, nt_ * C64_BM + r, m, cw);
+            }
+        }
+        cp_async_commit();
+        const int64_t rbase = tile * C64_BM + warp * 64 + g;
+        int old[4][2];
+#pragma unroll
+        for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int64_t row = rbase + mt * 16 + h * 8;
+                old[mt][h] = (t == 0 && row < m) ? labels[row] : 0;
+            }
+        warp_reset(acc, wa);
+        warp_mma<PREC, PREC == FLI_PREC_TF32>(acc, sA0 + buf * C64_BM * ls + warp * 64 * ls, ls, sB, ls,
+                                              kw / 8);
+        warp_fold(acc, wa, 0, cnorm, alpha);
+        int changed = 0;
+#pragma unroll
+        for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                float v = wa.best[mt][h];
+                int ix = wa.bidx[mt][h];
+#pragma unroll
+                for (int o = 1; o < 4; o <<= 1) {
+                    float ov = __shfl_xor_sync(0xffffffffu, v, o);
+                    int oi = __shfl_xor_sync(0xffffffffu, ix, o);
+                    argmin_merge(v, ix, ov, oi);
+                }
+                const int64_t row = rbase + mt * 16 + h * 8;
+                if (t == 0 && row < m) {
+                    labels[row] = ix;
+                    changed += old[mt][h] != ix;
+                }
+            }
+        count_changes(changed, n_changed);
+    }
+    cp_async_wait<0>();
+}
+
 /* Largest resident row (words) of the X-stationary kernel. */
 #define MMA_RES_MAX_KW 160
 
 template <int PREC>
 static fl_status launch_mma(fli_cuda_env *env, cudaStream_t s, const uint32_t *A, int64_t lda,
                             int a_words, int a_aligned, int64_t m, int kw, const uint32_t *B,
-                            int64_t ldb, const float *cnorm, int kp, float alpha, int32_t *lab,
+                            int64_t ldb, const float *cnorm, int k, int kp, float alpha, int32_t *lab,
                             int32_t *n_changed, const int32_t *done) {
     const int64_t tiles = fli_ceil_div(m, MMA_BM);
     const size_t cres = ((size_t)(kp + 2 * MMA_BM) * (kw + 4) + 4 * MMA_BM) * 4;
-    if (cres <= MMA_SMEM_MAX && kp * (int64_t)kw <= 512 * 64) {
+    const size_t c64 = (size_t)(64 + 2 * C64_BM) * (kw + 4) * 4;
+    if (k <= 64 && c64 <= MMA_SMEM_MAX) {
+        int sms = fli_state(env)->sm_count;
+        int64_t t64 = fli_ceil_div(m, C64_BM);
+        int64_t grid = t64 < sms ? t64 : sms;
+        FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma_c64<PREC>,
+                                               cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c64));
+        k_estep_mma_c64<PREC><<<(unsigned)grid, 256, c64, s>>>(A, lda, a_words, a_aligned, m, kw, B, ldb,
+                                                               cnorm, alpha, lab, n_changed, done);
+    } else if (cres <= MMA_SMEM_MAX && kp * (int64_t)kw <= 512 * 64) {
         int sms = fli_state(env)->sm_count;
         int64_t grid = tiles < sms ? tiles : sms;
         FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma_cres<PREC>,
@@ -633,7 +724,7 @@ fl_status km_estep(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t 
     }
     if (prec == FLI_PREC_TF32)
         return launch_mma<FLI_PREC_TF32>(env, s, (const uint32_t *)r->x, r->ldx, (int)d, r->x_aligned,
-                                         r->m, (int)dp, (const uint32_t *)ctc, dp, cnorm, (int)kp,
+                                         r->m, (int)dp, (const uint32_t *)ctc, dp, cnorm, (int)k, (int)kp,
                                          alpha, lab, n_changed, done);
     if (prec != FLI_PREC_BF16 && prec != FLI_PREC_FP16)
         return FLI_FAIL(env, FL_STATUS_UNSUPPORTED, "km_estep", "precision not supported on CUDA");
@@ -641,9 +732,9 @@ fl_status km_estep(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t 
     if (prec == FLI_PREC_BF16)
         return launch_mma<FLI_PREC_BF16>(env, s, (const uint32_t *)r->xh, dh / 2, (int)(dh / 2), 1,
                                          r->m, (int)(dh / 2), (const uint32_t *)ctc, dh / 2, cnorm,
-                                         (int)kp, alpha, lab, n_changed, done);
+                                         (int)k, (int)kp, alpha, lab, n_changed, done);
     return launch_mma<FLI_PREC_FP16>(env, s, (const uint32_t *)r->xh, dh / 2, (int)(dh / 2), 1, r->m,
-                                     (int)(dh / 2), (const uint32_t *)ctc, dh / 2, cnorm, (int)kp,
+                                     (int)(dh / 2), (const uint32_t *)ctc, dh / 2, cnorm, (int)k, (int)kp,
                                      alpha, lab, n_changed, done);
 }
 
@@ -667,7 +758,7 @@ fl_status km_transform(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int6
 
 #ifndef FL_HAVE_SM90
 /* Built without the sm_90a kernels: the Hopper E-step is never chosen. */
-int km_sm90_usable(fli_cuda_env *env, int64_t dh, fli_precision prec) { return 0; }
+int km_sm90_built(void) { return 0; }
 fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, const void *ctc,
                         int64_t dh, const float *cnorm, int64_t kp, fli_metric metric,
                         fli_precision prec, int32_t *labels, int32_t *n_changed,

@@ -59,7 +59,7 @@ static void carve(km_fit *f) {
     char *a = f->arena;
     f->xbuf[0] = p->x_bufs ? (float *)(a + p->off_x) : NULL;
     f->xbuf[1] = p->x_bufs > 1 ? f->xbuf[0] + p->chunk_rows * p->dp : NULL;
-    f->xh = prec16(f->job->precision) && !p->fused_any ? (void *)(a + p->off_xh) : NULL;
+    f->xh = prec16(f->job->precision) ? (void *)(a + p->off_xh) : NULL;
     f->labels = (int32_t *)(a + p->off_labels);
     f->best_labels = (int32_t *)(a + p->off_best_labels);
     f->dist = (float *)(a + p->off_dist);
@@ -596,20 +596,21 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
     FLI_TRY(fli_dev_alloc(env, f.p.device_bytes, &arena));
     f.arena = (char *)arena;
     carve(&f);
-    f.fused = job->precision != FLI_PREC_FP32 &&
-              km_fused_config(env, &f.p, job->precision, &f.fcfg);
     {
-        /* benchmarking knob: FL_KM_FUSED=0 runs the separate E and M
-         * kernels where the plan allows it (tf32, or a 16-bit copy kept) */
+        /* FL_KM_FUSED=1: the fused E+M kernel where it fits (opt-in) */
         const char *e = getenv("FL_KM_FUSED");
-        if (e && e[0] == '0' && !f.p.fused_any) f.fused = 0;
+        fli_cuda_state *cs = f.cs;
+        int path = fli_kmeans_cuda_path(&f.p, job->precision, job->backend,
+                                        env->sm90_enabled && km_sm90_built(), cs->cc_major,
+                                        cs->cc_minor, cs->smem_optin, e && e[0] == '1',
+                                        &f.fcfg.stages, &f.fcfg.priv);
+        f.fused = path == FLI_KM_PATH_FUSED;
+        f.sm90 = path == FLI_KM_PATH_SM90;
+        if (f.fused)
+            f.fcfg.smem = (int)fli_km_fused_smem(job->precision, job->d, job->k, f.fcfg.stages,
+                                                 f.fcfg.priv, NULL);
     }
-    f.sm90 = !f.fused && job->backend == FL_BACKEND_CUDA_SM90 && env->sm90_enabled &&
-             prec16(job->precision) && km_sm90_usable(env, f.p.dh, job->precision);
     f.folded_reloc = f.p.mstep_smem && !f.p.chunked;
-    if (f.p.fused_any && !f.fused)
-        st = FLI_FAIL(env, FL_STATUS_INTERNAL, "kmeans_fit",
-                      "the plan keeps no 16-bit copy of X but the fused kernel does not fit");
     void *host_scratch = NULL;
     double *traces = NULL;
     int64_t trace_keep = 0;

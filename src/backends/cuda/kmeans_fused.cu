@@ -22,6 +22,8 @@
  * objective ||x - c||^2 (c from the fp32 centres); the 16 rows' partials
  * are reduced across lanes with one transpose-reduction (16 shuffles for
  * 16 rows instead of 80).
+ * Opt-in (FL_KM_FUSED=1): on the H100 it is slower than the separate E and
+ * M kernels (bench/gpu/NOTES.md: 8 warps per SM, latency-bound).
  * End: the block adds its warp copies in a fixed order into its slice of
  * acc_part (k x (d+2): sums, weight) and its objective into part[block];
  * k_acc_combine sums the blocks in a fixed order. No global atomics on
@@ -392,27 +394,6 @@ __global__ void __launch_bounds__(FT, 1) k_fused(const km_fused_args a) {
     }
     double t = block_sum(objacc, sh);
     if (tid == 0) a.part[blockIdx.x] = t;
-}
-
-/* Picks the configuration for this device: private sums when they fit,
- * then the most X tiles in flight (2..4). Returns 0 when the shape or the
- * device's shared memory does not allow the fused kernel. */
-int km_fused_config(fli_cuda_env *env, const fli_kmeans_cuda_plan *p, fli_precision prec,
-                    km_fused_cfg *cfg) {
-    const int optin = fli_state(env)->smem_optin - 1024; /* static shared + slack */
-    if (!p->mstep_smem) return 0;
-    for (int priv = 1; priv >= 0; priv--)
-        for (int st = 4; st >= 2; st--) {
-            fli_km_fused_layout L;
-            int64_t b = fli_km_fused_smem(prec, p->d, p->k, st, priv, &L);
-            if (b > 0 && b <= optin) {
-                cfg->stages = st;
-                cfg->priv = priv;
-                cfg->smem = (int)b;
-                return 1;
-            }
-        }
-    return 0;
 }
 
 fl_status km_fused(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p,

@@ -280,15 +280,7 @@ __global__ void __launch_bounds__(H_THREADS, 1)
 #undef B_EMPTY
 }
 
-static size_t sm90_smem(int kb) { return (size_t)(2 * H_BM + H_BST * H_BN) * kb * 128 + 1024 + 128; }
-
-int km_sm90_usable(fli_cuda_env *env, int64_t dh, fli_precision prec) {
-    fli_cuda_state *cs = fli_state(env);
-    if (cs->cc_major != 9 || cs->cc_minor != 0) return 0;
-    if (prec != FLI_PREC_BF16 && prec != FLI_PREC_FP16) return 0;
-    if (dh != 64 && dh != 128) return 0;
-    return (size_t)cs->smem_optin >= sm90_smem((int)(dh / 64));
-}
+int km_sm90_built(void) { return 1; }
 
 fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, const void *ctc,
                         int64_t dh, const float *cnorm, int64_t kp, fli_metric metric,
@@ -297,7 +289,7 @@ fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, con
     if (r->m <= 0) return FL_STATUS_OK;
     if (!r->xh) return FLI_FAIL(env, FL_STATUS_INTERNAL, "km_estep_sm90", "no 16-bit image of X");
     const int kb = (int)(dh / 64);
-    const size_t smem = sm90_smem(kb);
+    const size_t smem = (size_t)FLI_KM_SM90_SMEM(kb);
     const int64_t tiles = fli_ceil_div(r->m, H_BM);
     const int sms = fli_state(env)->sm_count;
     const unsigned grid = (unsigned)(tiles < sms ? tiles : sms);
