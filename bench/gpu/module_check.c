@@ -646,7 +646,37 @@ static void case_assign(fli_metric metric, fli_precision prec, int dev) {
            dev ? "device" : "host", rel(j.inertia, rin), ag, terr);
     CHECK(rel(j.inertia, rin) < tol_in || fabs(j.inertia - rin) < 1e-6 * n, "assign inertia %.8e vs %.8e",
           j.inertia, rin);
-    CHECK(ag >= (prec == FLI_PREC_FP32 ? 0.9999 : 0.99), "assign labels %.5f", ag);
+    if (prec == FLI_PREC_FP32) {
+        CHECK(ag >= 0.9999, "assign labels %.5f", ag);
+    } else {
+        /* tensor-core scores round x and c (bf16: 8 bits): a point may flip
+         * between two centres whose reference scores differ by less than
+         * the rounding bound 2^-6 ||x|| max||c||. Every point with a wider
+         * margin must agree (the centres here are data rows, so some blobs
+         * overlap and about 1% of the points are that close). */
+        double cmax = 0;
+        for (int64_t c = 0; c < k; c++) {
+            double q = 0;
+            for (int64_t jj = 0; jj < d; jj++) q += Cd[c * d + jj] * Cd[c * d + jj];
+            if (q > cmax) cmax = q;
+        }
+        cmax = sqrt(cmax);
+        int64_t hard = 0, soft = 0;
+        for (int64_t i = 0; i < n; i++) {
+            if (lab[i] == rl[i]) continue;
+            double xn = 0;
+            for (int64_t jj = 0; jj < d; jj++) xn += Xd[i * d + jj] * Xd[i * d + jj];
+            double margin = ref_obj(Xd + i * d, Cd + (int64_t)lab[i] * d, d, metric) -
+                            ref_obj(Xd + i * d, Cd + (int64_t)rl[i] * d, d, metric);
+            if (margin > ldexp(sqrt(xn) * cmax, -6))
+                hard++;
+            else
+                soft++;
+        }
+        printf("    16-bit assign: %lld labels differ, all within the rounding margin: %s\n",
+               (long long)(hard + soft), hard ? "NO" : "yes");
+        CHECK(hard == 0 && ag >= 0.98, "assign labels %.5f, %lld beyond the rounding margin", ag, (long long)hard);
+    }
     CHECK(terr < 1e-5, "transform error %.2e", terr);
     cudaFree(dX);
     cudaFree(dT);
