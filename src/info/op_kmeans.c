@@ -49,29 +49,16 @@ static const char *const calib_keys[3][4] = {{"fp32", "tf32", "bf16", "fp16"},
                                              {"fp32-fused", "tf32-fused", "bf16-fused", "fp16-fused"},
                                              {"fp32-sm90", "tf32-sm90", "bf16-sm90", "fp16-sm90"}};
 
-/* Which kernels run: mirrors kmeans_fit.cu (km_fused_config: the fused E+M
- * kernel when its shared-memory layout fits the device's opt-in shared
- * memory; km_sm90_usable: the wgmma E-step for 16-bit precisions with
- * n_features rounded to 64 or 128 on compute capability 9.0, when routing
- * chose the Hopper backend). The sm90 kernel's own shared-memory check is
- * assumed to pass on H100/H200. This rule belongs beside the plan in
- * src/algo/kmeans_plan.c so that module and cost model share it. */
+/* Which kernels run: the module's own rule (fli_kmeans_cuda_path, beside
+ * the plan), so the estimate follows the kernels a fit really launches. The
+ * opt-in fused E+M kernel (FL_KM_FUSED=1) is not the default and is not
+ * modelled as chosen. */
 static int kernel_path(const fli_kmeans_cuda_plan *plan, fli_precision prec, const fl_route *route,
                        const fl_hw_props *hw)
 {
-    if (prec != FLI_PREC_FP32 && plan->mstep_smem) {
-        const int64_t optin = hw->smem_per_block_optin_bytes - 1024;
-        for (int priv = 1; priv >= 0; priv--)
-            for (int st = 4; st >= 2; st--) {
-                int64_t b = fli_km_fused_smem(prec, plan->d, plan->k, st, priv, NULL);
-                if (b > 0 && b <= optin)
-                    return PATH_FUSED;
-            }
-    }
-    if (route->backend == FL_BACKEND_CUDA_SM90 && hw->sm_major == 9 && hw->sm_minor == 0 &&
-        (prec == FLI_PREC_BF16 || prec == FLI_PREC_FP16) && (plan->dh == 64 || plan->dh == 128))
-        return PATH_SM90;
-    return PATH_PORTABLE;
+    const int p = fli_kmeans_cuda_path(plan, prec, route->backend, hw->sm90_enabled, hw->sm_major,
+                                       hw->sm_minor, hw->smem_per_block_optin_bytes, 0, NULL, NULL);
+    return p == FLI_KM_PATH_SM90 ? PATH_SM90 : p == FLI_KM_PATH_FUSED ? PATH_FUSED : PATH_PORTABLE;
 }
 
 static int variant_prec(const char *v, fli_precision *p)

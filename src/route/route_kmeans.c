@@ -77,18 +77,22 @@ fl_status fli_route_kmeans(const fl_hw_props *hw, int64_t n, int64_t d, fl_dtype
             why = "precision=auto and n_clusters >= 32: compute-bound, tf32 tensor cores";
         }
     }
-    int sm90 = hw->sm90_enabled && k >= 1024 && d >= 64 && d % 16 == 0 &&
-               (p == FLI_PREC_BF16 || p == FLI_PREC_FP16 || p == FLI_PREC_TF32);
+    /* The wgmma E-step (16-bit operands, n_features padded to 64 or 128)
+     * measured 2.5x faster than mma.sync at 1M x 128, k=1024 on an H100
+     * (bench/gpu/NOTES.md); below ~1024 centres the portable kernel's
+     * shorter setup wins. tf32 has no wgmma kernel yet. */
+    const int p16 = p == FLI_PREC_BF16 || p == FLI_PREC_FP16;
+    int sm90 = hw->sm90_enabled && p16 && k >= 1024 && d >= 33 && d <= 128;
     out->backend = sm90 ? FL_BACKEND_CUDA_SM90 : FL_BACKEND_CUDA;
     snprintf(out->variant, sizeof out->variant, "%s", prec_name(p));
     const char *path;
     if (sm90)
-        path = "Hopper wgmma path (sm_90a): n_clusters >= 1024, n_features >= 64 and a multiple of 16";
+        path = "Hopper wgmma E-step (sm_90a): bf16/fp16, n_clusters >= 1024, 33 <= n_features <= 128";
     else if (hw->is_hopper && !hw->sm90_enabled)
         path = "portable CUDA kernels (Hopper path disabled by FL_DISABLE_SM90)";
     else if (hw->is_hopper)
-        path = "portable CUDA kernels (Hopper path needs n_clusters >= 1024, n_features >= 64, "
-               "n_features % 16 == 0 and a tensor-core precision)";
+        path = "portable CUDA kernels (the Hopper path needs bf16/fp16, n_clusters >= 1024 and "
+               "33 <= n_features <= 128)";
     else
         path = "portable CUDA kernels (mma.sync, sm_80+)";
     snprintf(out->reason, sizeof out->reason, "%s; %s on %s; %s", why, prec_name(p), hw->tag, path);

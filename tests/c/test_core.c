@@ -374,7 +374,13 @@ static void test_route(void)
     fl_params_create(ctx, "kmeans", &p);
     fl_params_set(ctx, p, "n_clusters", "8192");
     CHECK_OK(ctx, fl_route_query(ctx, "kmeans", &h100, 1000000, 128, FL_DTYPE_F32, p, &r));
-    CHECK(r.backend == FL_BACKEND_CUDA_SM90 && !strcmp(r.variant, "tf32"));
+    CHECK(r.backend == FL_BACKEND_CUDA && !strcmp(r.variant, "tf32")); /* no tf32 wgmma kernel */
+    fl_params_set(ctx, p, "precision", "bf16");
+    CHECK_OK(ctx, fl_route_query(ctx, "kmeans", &h100, 1000000, 128, FL_DTYPE_F32, p, &r));
+    CHECK(r.backend == FL_BACKEND_CUDA_SM90 && !strcmp(r.variant, "bf16"));
+    CHECK_OK(ctx, fl_route_query(ctx, "kmeans", &h100, 1000000, 256, FL_DTYPE_F32, p, &r));
+    CHECK(r.backend == FL_BACKEND_CUDA); /* n_features > 128 */
+    fl_params_set(ctx, p, "precision", "auto");
     h100.sm90_enabled = 0; /* FL_DISABLE_SM90 */
     CHECK_OK(ctx, fl_route_query(ctx, "kmeans", &h100, 1000000, 128, FL_DTYPE_F32, p, &r));
     CHECK(r.backend == FL_BACKEND_CUDA && strstr(r.reason, "FL_DISABLE_SM90"));
