@@ -36,6 +36,10 @@ if [ "$WHAT" = tests ] || [ "$WHAT" = all ]; then
     stamp "C tests (ctest)"
     (cd $B && ctest --output-on-failure) >"$OUT/ctest.log" 2>&1
     echo "ctest rc=$?" | tee -a "$OUT/summary.txt"
+    TAG=H100; nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 && TAG=H200
+    stamp "cost model peak memory vs a real fit ($TAG)"
+    $B/bin/gpu_info_check $TAG >"$OUT/gpu_info_check.log" 2>&1
+    echo "gpu_info_check rc=$?" | tee -a "$OUT/summary.txt"
     stamp "Python tests, GPU included"
     FLASHLIB_LIBRARY=$PWD/$B/lib/libflashlib.so PYTHONPATH=python timeout 300 python3 -m pytest tests/python -q \
         -p no:cacheprovider -rs >"$OUT/pytest.log" 2>&1
