@@ -91,6 +91,7 @@ fl_status fli_kmeans_cuda_plan_chunk(int64_t n, int64_t d, int64_t k, fli_precis
     }
     plan->off_xh = take(&c, prec_is_16bit(precision) ? round_up(m, FLI_KM_XH_ROWS) * dh * 2 : 0);
     plan->off_w = take(&c, (have_weights && !x_on_device) ? n * 4 : 0);
+    plan->off_xst = take(&c, precision != FLI_PREC_FP32 ? m * 8 : 0);
     plan->off_labels = take(&c, n * 4);
     plan->off_best_labels = take(&c, n * 4);
     plan->off_dist = take(&c, n * 4);
@@ -128,7 +129,12 @@ fl_status fli_kmeans_cuda_plan_chunk(int64_t n, int64_t d, int64_t k, fli_precis
     plan->off_init_idx = take(&s, k * 4);
     plan->off_pp_cand = take(&s, FLI_KM_PP_GROUP * dp * 4);
 
+    /* preparation phase (column statistics, before either of the above) */
+    arena_cursor q = c;
+    plan->off_colpart = take(&q, fli_km_colstats_blocks(m, dp) * 2 * dp * 8);
+
     plan->device_bytes = l.at > s.at ? l.at : s.at;
+    if (q.at > plan->device_bytes) plan->device_bytes = q.at;
     /* Host scratch: 'random' init draws k distinct rows with Floyd's method
      * into an open-addressing set (a power of two >= 2k of int64) plus the
      * k chosen rows in draw order; allocated only for that init. */
@@ -173,7 +179,7 @@ int fli_kmeans_cuda_path(const fli_kmeans_cuda_plan *plan, fli_precision precisi
         smem_optin >= FLI_KM_SM90_SMEM(plan->dh / 64))
         return FLI_KM_PATH_SM90;
     if (fused_opt_in && precision != FLI_PREC_FP32 && plan->mstep_smem)
-        for (int priv = 1; priv >= 0; priv--)
+        for (int priv = 1; priv >= 1; priv--)
             for (int st = 4; st >= 2; st--) {
                 int64_t b = fli_km_fused_smem(precision, plan->d, plan->k, st, priv, NULL);
                 if (b > 0 && b <= smem_optin - 1024) {

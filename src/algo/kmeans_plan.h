@@ -80,6 +80,9 @@ typedef struct fli_kmeans_cuda_plan {
     size_t off_xh;       /* 16-bit copy of the resident rows (bf16/fp16), rows
                             padded to FLI_KM_XH_ROWS                           */
     size_t off_w;        /* weights copy (host X with weights)                  */
+    size_t off_xst;      /* tf32/bf16/fp16: chunk_rows float2, per row
+                            (||round(x)||^2, ||round(x) - x||) for the E-step's
+                            near-tie test                                      */
     size_t off_labels;   /* n int32                                             */
     size_t off_best_labels; /* n int32: labels of the best of n_init runs       */
     size_t off_dist;     /* n fp32: objective of each point (relocation)        */
@@ -110,7 +113,20 @@ typedef struct fli_kmeans_cuda_plan {
     size_t off_cumsum;   /* n f64                                               */
     size_t off_init_idx; /* k int32                                             */
     size_t off_pp_cand;  /* PP_GROUP x dp fp32: k-means++ candidate rows         */
+    /* preparation phase (before init): column statistics for tol */
+    size_t off_colpart;  /* fli_km_colstats_blocks(chunk_rows, dp) x 2 x dp f64:
+                            per-block column sums, added in block order       */
 } fli_kmeans_cuda_plan;
+
+/* Blocks of the column-statistics kernel for m rows (one partial per block,
+ * combined in a fixed order: the tolerance does not depend on scheduling). */
+static inline int64_t fli_km_colstats_blocks(int64_t m, int64_t dp) {
+    int64_t b = (m + 255) / 256, cap = ((int64_t)1 << 18) / (dp > 0 ? dp : 1);
+    if (b > 1024) b = 1024;
+    if (cap < 1) cap = 1;
+    if (b > cap) b = cap;
+    return b < 1 ? 1 : b;
+}
 
 /* Shared-memory layout of the fused E+M kernel for (precision, d, k), with
  * `stages` X tiles in flight and `priv` (one private sum copy per warp) or a
@@ -165,9 +181,11 @@ static inline int64_t fli_km_fused_smem(fli_precision p, int64_t d, int64_t k, i
  *     the precision bf16 or fp16, dh 64 or 128 and its shared memory fits;
  *   FLI_KM_PATH_FUSED: asked for (fused_opt_in: FL_KM_FUSED=1; measured
  *     slower than the separate kernels on the H100, see bench/gpu/NOTES.md),
- *     a tensor-core precision, the shared-memory M-step and a layout that
- *     fits smem_optin - 1024 (private sums first, then 4..2 X stages; the
- *     chosen stages/priv are returned when the pointers are non-NULL);
+ *     a tensor-core precision, the shared-memory M-step and a layout with
+ *     private per-warp sums that fits smem_optin - 1024 (4..2 X stages; the
+ *     chosen stages/priv are returned when the pointers are non-NULL). The
+ *     single-copy layout (shared-memory float atomics: order-dependent sums)
+ *     is never chosen, so every fit is reproducible bit for bit;
  *   FLI_KM_PATH_PORTABLE otherwise (mma.sync E-step, separate M-step). */
 enum { FLI_KM_PATH_PORTABLE = 0, FLI_KM_PATH_FUSED = 1, FLI_KM_PATH_SM90 = 2 };
 int fli_kmeans_cuda_path(const fli_kmeans_cuda_plan *plan, fli_precision precision, fl_backend backend,

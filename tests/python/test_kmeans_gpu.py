@@ -103,6 +103,19 @@ def test_gpu_converges_like_cpu(blobs, precision):
     assert gpu.n_iter_ <= 2 * cpu.n_iter_ + 10, (gpu.n_iter_, cpu.n_iter_)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16", "fp16"])
+def test_gpu_fit_is_reproducible(blobs, precision):
+    """The same fit twice gives the same result bit for bit: no sum on the
+    GPU depends on the order in which threads happen to run."""
+    init = spread_init(blobs, 64)
+    kw = dict(init=init, max_iter=300, device="cuda", precision=precision)
+    a = flashlib.KMeans(64, **kw).fit(blobs)
+    b = flashlib.KMeans(64, **kw).fit(blobs)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    assert a.inertia_ == b.inertia_ and a.n_iter_ == b.n_iter_
+
+
 @pytest.mark.parametrize("k", [10, 64])
 def test_gpu_kmeanspp_quality(digits, k):
     cpu = flashlib.KMeans(k, n_init=3, random_state=0, device="cpu").fit(digits)

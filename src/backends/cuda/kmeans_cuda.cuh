@@ -20,6 +20,7 @@ typedef struct km_scalars {
     double tol_abs;   /* tol x mean per-feature variance                        */
     double shift;     /* sum of squared centre shifts of the last update        */
     double pot;       /* k-means++: best candidate potential of this step       */
+    unsigned long long n_rescored; /* rows whose near-tie was re-scored in fp32 */
     int32_t n_changed; /* labels that changed in the current E-step             */
     int32_t done;     /* loop finished: loop kernels return at once             */
     int32_t strict;   /* finished because no label changed                      */
@@ -29,7 +30,15 @@ typedef struct km_scalars {
     int32_t cand[FLI_KM_PP_GROUP]; /* k-means++: candidate rows of this group   */
     int32_t comb_count; /* blocks of k_acc_combine done (last one relocates)      */
     int32_t fin_count;  /* blocks of k_finalize done (last one decides)           */
+    /* Rounding bounds of the centres' tensor-core copy, read by the E-step's
+     * near-tie test: cb[0] = max_j ||round(c_j) - c_j||, cb[1] = max_j
+     * ||round(c_j)|| (floats >= 0, maxima taken with integer atomicMax on
+     * their bits: order-independent). k_prep_centers writes cb; k_finalize
+     * writes cb_next and its last block moves it to cb. */
+    float cb[2];
+    float cb_next[2];
 } km_scalars;
+static_assert(sizeof(km_scalars) <= 256, "km_scalars lives in the first 256 bytes of the scalar block");
 
 /* One resident block of rows of X as the kernels see it. */
 typedef struct km_rows {
@@ -40,7 +49,26 @@ typedef struct km_rows {
     int64_t row0;       /* index of the first row in the whole X                */
     int64_t m;          /* rows                                                 */
     const float *w;     /* weights of these rows, or NULL (all 1)               */
+    const float2 *xst;  /* tensor-core precisions: per row (||round(x)||^2,
+                           ||round(x) - x||), for the near-tie test; or NULL */
 } km_rows;
+
+/* Near-tie re-scoring of the low-precision E-steps (see kmeans_dev.cuh,
+ * km_near_tie): what the kernels need besides their operands. */
+typedef struct km_tie {
+    const float *x;      /* fp32 rows of the chunk (as km_rows.x)            */
+    int64_t ldx;
+    int xvec;            /* x 16-byte aligned and ldx % 4 == 0               */
+    const float2 *xst;   /* km_rows.xst                                      */
+    const float *C;      /* fp32 centres, row stride ldc (multiple of 4)     */
+    int64_t ldc;
+    int d;
+    int euclid;          /* metric euclidean (else dot / cosine)             */
+    int on;              /* 0: no re-scoring (fp32, or FL_KM_RESCORE=0)      */
+    float ekd;           /* fp32 accumulation bound factor: (K + 8) * 2^-22  */
+    const float *cb;     /* km_scalars.cb                                    */
+    unsigned long long *n_rescored; /* may be NULL                          */
+} km_tie;
 
 /* Score of centre c for a point: cnorm[c] - alpha * <x, c>; euclidean uses
  * alpha 2 and cnorm = ||c||^2 (x^2-free), dot and cosine alpha 1, cnorm 0. */
@@ -52,18 +80,26 @@ static inline float km_alpha(fli_metric m) { return m == FLI_METRIC_EUCLIDEAN ? 
  * 16-bit copy in the Hopper operand image, tiles of FLI_KM_BN rows). */
 fl_status km_prep_centers(fli_cuda_env *env, cudaStream_t s, const float *C, int64_t k,
                           int64_t kp, int64_t d, int64_t dp, int64_t dh, fli_metric metric,
-                          fli_precision prec, void *ctc, float *cnorm, int img, const int32_t *done);
+                          fli_precision prec, void *ctc, float *cnorm, int img, float *cb,
+                          const int32_t *done);
 /* Converts rows (fp32, stride ldx) to a 16-bit copy with stride dh (zero
- * pad); img: the Hopper operand image, m padded to FLI_KM_XH_ROWS rows. */
+ * pad); img: the Hopper operand image, m padded to FLI_KM_XH_ROWS rows.
+ * xst (may be NULL): per row (||round(x)||^2, ||round(x) - x||). */
 fl_status km_convert_rows(fli_cuda_env *env, cudaStream_t s, const float *x, int64_t ldx, int64_t m,
-                          int64_t d, int64_t dh, fli_precision prec, void *xh, int img);
+                          int64_t d, int64_t dh, fli_precision prec, void *xh, int img, float2 *xst);
+/* Row statistics only (tf32: the E-step rounds X itself). */
+fl_status km_row_stats(fli_cuda_env *env, cudaStream_t s, const float *x, int64_t ldx, int64_t m,
+                       int64_t d, fli_precision prec, float2 *xst);
+/* The E-steps' near-tie arguments for rows r (fp32 centres C, stride dp). */
+km_tie km_tie_args(const km_rows *r, const float *C, int64_t dp, int64_t d, fli_metric metric,
+                   fli_precision prec, int64_t kdim, const km_scalars *sc, int on);
 /* Labels of rows r.m against k centres: argmin of the score, ties to the
  * lower index. Counts changed labels into *n_changed when non-NULL. Does
  * nothing when *done != 0 (done may be NULL). */
 fl_status km_estep(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d, const float *C,
                    int64_t dp, const void *ctc, int64_t dh, const float *cnorm, int64_t k,
                    int64_t kp, fli_metric metric, fli_precision prec, int32_t *labels,
-                   int32_t *n_changed, const int32_t *done);
+                   int32_t *n_changed, const km_tie *tie, const int32_t *done);
 /* Hopper (sm_90a) E-step: wgmma over the operand images (xh: rows padded
  * to FLI_KM_XH_ROWS; ctc: kp rows), 16-bit precisions, dh of 64 or 128.
  * km_sm90_built says whether this build has the kernel (FL_HAVE_SM90);
@@ -72,7 +108,7 @@ int km_sm90_built(void);
 fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, const void *ctc,
                         int64_t dh, const float *cnorm, int64_t kp, fli_metric metric,
                         fli_precision prec, int32_t *labels, int32_t *n_changed,
-                        const int32_t *done);
+                        const km_tie *tie, const int32_t *done);
 /* transform: out[i][j] (row stride ldo) = euclidean distance / 1-cos / -dot. */
 fl_status km_transform(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d,
                        const float *C, int64_t dp, int64_t k, fli_metric metric, float *out,
@@ -156,9 +192,10 @@ fl_status km_finalize(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_p
                       double *trace, int64_t it, const int32_t *done);
 
 /* ---- kmeans_init.cu ----------------------------------------------------- */
-/* Column sums for the variance (accumulated over chunks) and tol_abs. */
+/* Column sums for the variance (accumulated over chunks, in a fixed order
+ * through the per-block partials colpart) and tol_abs. */
 fl_status km_colstats(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d,
-                      const float *x0, double *colstats, int first);
+                      const float *x0, double *colstats, double *colpart, int first);
 fl_status km_tol(fli_cuda_env *env, cudaStream_t s, const double *colstats, int64_t n, int64_t d,
                  double tol, km_scalars *sc);
 /* L2-normalises rows of x (stride ldx) into y (stride ldy); may be in place. */

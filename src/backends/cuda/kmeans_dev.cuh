@@ -7,10 +7,13 @@
 #ifndef FL_KMEANS_DEV_CUH
 #define FL_KMEANS_DEV_CUH
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
 
 #include "algo/kmeans_job.h"
+#include "backends/cuda/kmeans_cuda.cuh"
 
 #define KM_FULL 0xffffffffu
 
@@ -32,6 +35,19 @@ static __device__ __forceinline__ uint32_t to_tf32(float x) {
     uint32_t r;
     asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
     return r;
+}
+
+/* x as the tensor cores see it in precision prec (fp32: x itself). */
+static __device__ __forceinline__ float km_round(float x, int prec) {
+    if (prec == FLI_PREC_TF32) return __uint_as_float(to_tf32(x));
+    if (prec == FLI_PREC_BF16) return __bfloat162float(__float2bfloat16_rn(x));
+    if (prec == FLI_PREC_FP16) return __half2float(__float2half_rn(x));
+    return x;
+}
+/* *a = max(*a, v) for v >= 0 (non-negative floats order as their bits):
+ * the result does not depend on the order of the calls. */
+static __device__ __forceinline__ void km_atomic_fmax(float *a, float v) {
+    atomicMax((int *)a, __float_as_int(fmaxf(v, 0.f)));
 }
 
 template <int PREC>
@@ -115,6 +131,165 @@ static __host__ __device__ __forceinline__ int64_t sm90_img_index(int64_t r, int
     int64_t kb = j >> 6, jj = j & 63;
     int64_t chunk = (jj >> 3) ^ (rr & 7);
     return tile * R * cols + kb * R * 64 + rr * 64 + chunk * 8 + (jj & 7);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Top-2 scores and near-tie re-scoring (low-precision E-steps)             */
+/* ------------------------------------------------------------------------ */
+/* (a, ia) before (b, ib): smaller score, ties to the lower index. */
+static __device__ __forceinline__ bool km_lt(float a, int ia, float b, int ib) {
+    return a < b || (a == b && ia < ib);
+}
+/* (v1, i1) <= (v2, i2) and (w1, j1) <= (w2, j2): the best two of the four
+ * into (v1, i1), (v2, i2). */
+static __device__ __forceinline__ void km_merge2(float &v1, int &i1, float &v2, int &i2, float w1, int j1,
+                                                 float w2, int j2) {
+    if (km_lt(w1, j1, v1, i1)) {
+        if (km_lt(v1, i1, w2, j2)) {
+            v2 = v1;
+            i2 = i1;
+        } else {
+            v2 = w2;
+            i2 = j2;
+        }
+        v1 = w1;
+        i1 = j1;
+    } else if (km_lt(w1, j1, v2, i2)) {
+        v2 = w1;
+        i2 = j1;
+    }
+}
+static __device__ __forceinline__ void km_shfl_merge2(float &v1, int &i1, float &v2, int &i2, int o) {
+    const float w1 = __shfl_xor_sync(KM_FULL, v1, o), w2 = __shfl_xor_sync(KM_FULL, v2, o);
+    const int j1 = __shfl_xor_sync(KM_FULL, i1, o), j2 = __shfl_xor_sync(KM_FULL, i2, o);
+    km_merge2(v1, i1, v2, i2, w1, j1, w2, j2);
+}
+/* Running top-2 of one row slot after a tile whose best two scores are m1 <=
+ * m2 (at columns found by the caller only when needed). Every column of the
+ * tile is above every column seen before, so equal scores keep the running
+ * entries first. Returns 0: tile irrelevant; 1: only m1's column is needed
+ * (j1); 2: both (j1, j2). */
+static __device__ __forceinline__ int km_top2_need(float m1, float m2, float b1, float b2) {
+    return m1 < b2 ? (m1 < b1 && m2 < b1 ? 2 : 1) : 0;
+}
+static __device__ __forceinline__ void km_top2_update(float &b1, int &i1, float &b2, int &i2, float m1, int j1,
+                                                      float m2, int j2, int need) {
+    if (need == 0) return;
+    if (m1 < b1) {
+        if (need == 2) {
+            b2 = m2;
+            i2 = j2;
+        } else {
+            b2 = b1;
+            i2 = i1;
+        }
+        b1 = m1;
+        i1 = j1;
+    } else {
+        b2 = m1;
+        i2 = j1;
+    }
+}
+
+/* Does the approximate top-2 (s1 <= s2) of a row leave the exact winner in
+ * doubt? The scores are computed from rounded operands, round(x) and
+ * round(c_j) (bf16 / fp16 / tf32), with cnorm_j = ||round(c_j)||^2, so up to
+ * fp32 accumulation error e they are ||round(x) - round(c_j)||^2 -
+ * ||round(x)||^2 (euclidean) or -<round(x), round(c_j)> (dot, cosine).
+ *   euclidean: every distance moves by at most r = ||round(x) - x|| +
+ *     max_j ||round(c_j) - c_j|| (triangle inequality), so the winner is
+ *     certain when the second distance exceeds the first by more than 2r:
+ *     sqrt(s2 + |x~|^2 - e) - sqrt(s1 + |x~|^2 + e) > 2r.
+ *   dot / cosine: |<x~, c~> - <x, c>| <= |x~ - x| |c~| + |x| |c~ - c|, so
+ *     the winner is certain when s2 - s1 > 2 (that + e).
+ * e = (K + 8) 2^-22 (max|c~|^2 + 2 |x~| max|c~| + |x~|^2) (dot: |x~| max|c~|) bounds the fp32
+ * sums (the tensor cores' products are exact; K accumulation steps, each
+ * off by at most one ulp — truncation included — plus cnorm's and |x~|^2's
+ * sums) with a factor of 2 to spare. xs = (|x~|^2, |x~ - x|); cb[0] = max
+ * |c~ - c|, cb[1] = max |c~|. */
+static __device__ __forceinline__ bool km_near_tie(const km_tie &T, float2 xs, float rho_c, float cmax, float s1,
+                                                   float s2) {
+    if (!(s2 < INFINITY)) return false; /* no second candidate */
+    const float xn = sqrtf(xs.x);
+    if (T.euclid) {
+        const float e = T.ekd * (cmax * cmax + 2.f * xn * cmax + xs.x);
+        const float r = (xs.y + rho_c) * (1.f + 0x1p-10f);
+        const float d2 = sqrtf(fmaxf(s2 + xs.x - e, 0.f)), d1 = sqrtf(fmaxf(s1 + xs.x + e, 0.f));
+        return d2 - d1 <= 2.f * r + 0x1p-20f * (d1 + d2);
+    }
+    const float e = T.ekd * xn * cmax;
+    const float b = (xs.y * cmax + (xn + xs.y) * rho_c) * (1.f + 0x1p-10f) + e;
+    return s2 - s1 <= 2.f * b + 0x1p-20f * (fabsf(s1) + fabsf(s2));
+}
+
+/* The exact winner of two candidates for row `row` of T.x: distances (or
+ * dot products) from the fp32 row and centres, accumulated in double, ties
+ * to the lower index. */
+static __device__ __noinline__ int km_rescore(const float *__restrict__ x, const float *__restrict__ c1,
+                                              const float *__restrict__ c2, int d, int xvec, int euclid, int i1,
+                                              int i2) {
+    double a = 0, b = 0;
+    int j = 0;
+    if (xvec) {
+#pragma unroll 4
+        for (; j + 4 <= d; j += 4) {
+            const float4 xv = __ldg((const float4 *)(x + j));
+            const float4 u = __ldg((const float4 *)(c1 + j)), v = __ldg((const float4 *)(c2 + j));
+            if (euclid) {
+                double t;
+                t = (double)xv.x - u.x; a = fma(t, t, a);
+                t = (double)xv.y - u.y; a = fma(t, t, a);
+                t = (double)xv.z - u.z; a = fma(t, t, a);
+                t = (double)xv.w - u.w; a = fma(t, t, a);
+                t = (double)xv.x - v.x; b = fma(t, t, b);
+                t = (double)xv.y - v.y; b = fma(t, t, b);
+                t = (double)xv.z - v.z; b = fma(t, t, b);
+                t = (double)xv.w - v.w; b = fma(t, t, b);
+            } else {
+                a = fma((double)xv.x, (double)u.x, a);
+                a = fma((double)xv.y, (double)u.y, a);
+                a = fma((double)xv.z, (double)u.z, a);
+                a = fma((double)xv.w, (double)u.w, a);
+                b = fma((double)xv.x, (double)v.x, b);
+                b = fma((double)xv.y, (double)v.y, b);
+                b = fma((double)xv.z, (double)v.z, b);
+                b = fma((double)xv.w, (double)v.w, b);
+            }
+        }
+    }
+    for (; j < d; j++) {
+        const double xv = __ldg(x + j), u = __ldg(c1 + j), v = __ldg(c2 + j);
+        if (euclid) {
+            a = fma(xv - u, xv - u, a);
+            b = fma(xv - v, xv - v, b);
+        } else {
+            a = fma(xv, u, a);
+            b = fma(xv, v, b);
+        }
+    }
+    if (!euclid) {
+        a = -a;
+        b = -b;
+    }
+    return (b < a || (b == a && i2 < i1)) ? i2 : i1;
+}
+
+/* Final label of a row from its approximate top-2 (v1, i1), (v2, i2):
+ * i1, or the exact winner of the two when they are near-tied. *re = 1 when
+ * re-scored. */
+static __device__ __forceinline__ int km_decide(const km_tie &T, int64_t row, float rho_c, float cmax, float v1,
+                                                int i1, float v2, int i2, int &re) {
+    re = 0;
+    if (!T.on) return i1;
+    if (!km_near_tie(T, T.xst[row], rho_c, cmax, v1, v2)) return i1;
+    re = 1;
+    return km_rescore(T.x + row * T.ldx, T.C + (int64_t)i1 * T.ldc, T.C + (int64_t)i2 * T.ldc, T.d, T.xvec,
+                      T.euclid, i1, i2);
+}
+/* Counts re-scored rows: one atomic per warp that has any. Whole warp. */
+static __device__ __forceinline__ void km_count_rescored(int re, unsigned long long *cnt) {
+    const unsigned b = __ballot_sync(KM_FULL, re);
+    if (cnt && (threadIdx.x & 31) == 0 && b) atomicAdd(cnt, (unsigned long long)__popc(b));
 }
 
 #endif

@@ -30,6 +30,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <math.h>
+#include <string.h>
 
 #include "backends/cuda/kmeans_cuda.cuh"
 #include "backends/cuda/kmeans_dev.cuh"
@@ -45,18 +46,29 @@
 /* Centre operands                                                          */
 /* ------------------------------------------------------------------------ */
 
-/* One warp per centre row: cnorm and the tensor-core copy. */
+/* One warp per centre row: cnorm and the tensor-core copy. cnorm is the
+ * squared norm of the copy the tensor cores read (round(c)), so that a
+ * score is a distance between rounded points up to fp32 error (the
+ * near-tie bound in kmeans_dev.cuh relies on it); cb gets max |round(c) -
+ * c| and max |round(c)| over the k rows. */
 __global__ void k_prep_centers(const float *__restrict__ C, int k, int kp, int d, int dp, int dh,
                                int euclid, int prec, void *ctc, float *__restrict__ cnorm, int img,
-                               const int32_t *done) {
+                               float *cb, const int32_t *done) {
     if (done && *done) return;
     int lane = threadIdx.x & 31;
     int64_t c = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     if (c >= kp) return;
     const float *row = C + c * dp;
-    float ss = 0.f;
-    for (int j = lane; j < d; j += 32) ss = fmaf(row[j], row[j], ss);
-    for (int o = 16; o; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    float ss = 0.f, rr = 0.f;
+    for (int j = lane; j < d; j += 32) {
+        const float v = row[j], q = km_round(v, prec);
+        ss = fmaf(q, q, ss);
+        rr = fmaf(q - v, q - v, rr);
+    }
+    for (int o = 16; o; o >>= 1) {
+        ss += __shfl_xor_sync(0xffffffffu, ss, o);
+        rr += __shfl_xor_sync(0xffffffffu, rr, o);
+    }
     if (prec == FLI_PREC_TF32) {
         uint32_t *o = (uint32_t *)ctc + c * dp;
         for (int j = lane; j < dp; j += 32) o[j] = to_tf32(row[j]);
@@ -70,40 +82,98 @@ __global__ void k_prep_centers(const float *__restrict__ C, int k, int kp, int d
                 ((__half *)ctc)[at] = __float2half_rn(v);
         }
     }
-    if (lane == 0) cnorm[c] = c < k ? (euclid ? ss : 0.f) : INFINITY;
+    if (lane == 0) {
+        cnorm[c] = c < k ? (euclid ? ss : 0.f) : INFINITY;
+        if (cb && c < k) {
+            km_atomic_fmax(cb, sqrtf(rr));
+            km_atomic_fmax(cb + 1, sqrtf(ss));
+        }
+    }
 }
 
 fl_status km_prep_centers(fli_cuda_env *env, cudaStream_t s, const float *C, int64_t k,
                           int64_t kp, int64_t d, int64_t dp, int64_t dh, fli_metric metric,
-                          fli_precision prec, void *ctc, float *cnorm, int img, const int32_t *done) {
+                          fli_precision prec, void *ctc, float *cnorm, int img, float *cb,
+                          const int32_t *done) {
+    if (cb) FLI_CUDA_TRY(env, cudaMemsetAsync(cb, 0, 2 * sizeof(float), s));
     int blocks = (int)fli_ceil_div(kp * 32, 256);
     k_prep_centers<<<blocks, 256, 0, s>>>(C, (int)k, (int)kp, (int)d, (int)dp, (int)dh,
                                           metric == FLI_METRIC_EUCLIDEAN, (int)prec, ctc, cnorm, img,
-                                          done);
+                                          cb, done);
     FLI_LAUNCH_TRY(env, "k_prep_centers");
     return FL_STATUS_OK;
 }
 
+/* Per-row statistics of the rounding the E-step sees: (||round(x)||^2,
+ * ||round(x) - x||), summed over a row's lanes in a fixed order. */
+static __device__ __forceinline__ void row_stat_add(float v, float q, float &nn, float &rr) {
+    nn = fmaf(q, q, nn);
+    rr = fmaf(q - v, q - v, rr);
+}
+
+/* 16-bit copy, one warp per row (pairs of columns per lane), and the row
+ * statistics. */
+template <int PREC>
 __global__ void k_convert_rows(const float *__restrict__ x, int64_t ldx, int64_t m, int d, int dh,
-                               int prec, void *xh) {
-    int64_t total = m * dh;
-    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total;
-         e += (int64_t)gridDim.x * blockDim.x) {
-        int64_t i = e / dh;
-        int j = (int)(e - i * dh);
-        float v = j < d ? x[i * ldx + j] : 0.f;
-        if (prec == FLI_PREC_BF16)
-            ((__nv_bfloat16 *)xh)[e] = __float2bfloat16_rn(v);
-        else
-            ((__half *)xh)[e] = __float2half_rn(v);
+                               uint32_t *__restrict__ xh, float2 *__restrict__ xst) {
+    const int lane = threadIdx.x & 31;
+    const int64_t nw = ((int64_t)gridDim.x * blockDim.x) >> 5;
+    for (int64_t i = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5; i < m; i += nw) {
+        float nn = 0.f, rr = 0.f;
+        for (int j = 2 * lane; j < dh; j += 64) {
+            const float a = j < d ? x[i * ldx + j] : 0.f, b = j + 1 < d ? x[i * ldx + j + 1] : 0.f;
+            uint32_t w;
+            float qa, qb;
+            if (PREC == FLI_PREC_BF16) {
+                __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+                w = *(uint32_t *)&h;
+                qa = __low2float(h);
+                qb = __high2float(h);
+            } else {
+                __half2 h = __floats2half2_rn(a, b);
+                w = *(uint32_t *)&h;
+                qa = __low2float(h);
+                qb = __high2float(h);
+            }
+            xh[(i * dh + j) >> 1] = w;
+            row_stat_add(a, qa, nn, rr);
+            row_stat_add(b, qb, nn, rr);
+        }
+        for (int o = 16; o; o >>= 1) {
+            nn += __shfl_xor_sync(0xffffffffu, nn, o);
+            rr += __shfl_xor_sync(0xffffffffu, rr, o);
+        }
+        if (lane == 0 && xst) xst[i] = make_float2(nn, sqrtf(rr));
+    }
+}
+
+/* Row statistics only (tf32: the E-step rounds the fp32 rows itself). */
+template <int PREC>
+__global__ void k_row_stats(const float *__restrict__ x, int64_t ldx, int64_t m, int d,
+                            float2 *__restrict__ xst) {
+    const int lane = threadIdx.x & 31;
+    const int64_t nw = ((int64_t)gridDim.x * blockDim.x) >> 5;
+    for (int64_t i = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5; i < m; i += nw) {
+        float nn = 0.f, rr = 0.f;
+        for (int j = lane; j < d; j += 32) {
+            const float v = x[i * ldx + j];
+            row_stat_add(v, km_round(v, PREC), nn, rr);
+        }
+        for (int o = 16; o; o >>= 1) {
+            nn += __shfl_xor_sync(0xffffffffu, nn, o);
+            rr += __shfl_xor_sync(0xffffffffu, rr, o);
+        }
+        if (lane == 0) xst[i] = make_float2(nn, sqrtf(rr));
     }
 }
 
 /* Hopper operand image: one thread per 16-byte chunk (8 values) of the
- * padded rows; rows past m are zero. */
+ * padded rows; rows past m are zero. The cpr = dh/8 threads of a row are
+ * consecutive lanes of one warp (cpr divides 32, every warp is whole), so
+ * the row statistics are a segmented shuffle sum. */
 template <int PREC>
 __global__ void k_convert_rows_img(const float *__restrict__ x, int64_t ldx, int64_t m, int64_t mp,
-                                   int d, int dh, uint4 *__restrict__ xh) {
+                                   int d, int dh, uint4 *__restrict__ xh, float2 *__restrict__ xst) {
     const int cpr = dh >> 3;
     const int64_t total = mp * cpr;
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total;
@@ -111,6 +181,7 @@ __global__ void k_convert_rows_img(const float *__restrict__ x, int64_t ldx, int
         const int64_t i = e / cpr;
         const int j0 = (int)(e - i * cpr) * 8;
         uint32_t w[4];
+        float nn = 0.f, rr = 0.f;
 #pragma unroll
         for (int u = 0; u < 4; u++) {
             const int j = j0 + 2 * u;
@@ -119,35 +190,81 @@ __global__ void k_convert_rows_img(const float *__restrict__ x, int64_t ldx, int
             if (PREC == FLI_PREC_BF16) {
                 __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
                 w[u] = *(uint32_t *)&h;
+                row_stat_add(a, __low2float(h), nn, rr);
+                row_stat_add(b, __high2float(h), nn, rr);
             } else {
                 __half2 h = __floats2half2_rn(a, b);
                 w[u] = *(uint32_t *)&h;
+                row_stat_add(a, __low2float(h), nn, rr);
+                row_stat_add(b, __high2float(h), nn, rr);
             }
         }
         xh[sm90_img_index(i, j0, dh, FLI_KM_XH_ROWS) >> 3] = make_uint4(w[0], w[1], w[2], w[3]);
+        for (int o = 1; o < cpr; o <<= 1) {
+            nn += __shfl_xor_sync(0xffffffffu, nn, o);
+            rr += __shfl_xor_sync(0xffffffffu, rr, o);
+        }
+        if (xst && j0 == 0 && i < m) xst[i] = make_float2(nn, sqrtf(rr));
     }
 }
 
 fl_status km_convert_rows(fli_cuda_env *env, cudaStream_t s, const float *x, int64_t ldx, int64_t m,
-                          int64_t d, int64_t dh, fli_precision prec, void *xh, int img) {
+                          int64_t d, int64_t dh, fli_precision prec, void *xh, int img, float2 *xst) {
     if (img) {
         const int64_t mp = fli_ceil_div(m, FLI_KM_XH_ROWS) * FLI_KM_XH_ROWS;
         int64_t blocks = fli_ceil_div(mp * (dh / 8), 256);
         if (blocks > 65536) blocks = 65536;
         if (prec == FLI_PREC_BF16)
             k_convert_rows_img<FLI_PREC_BF16><<<(int)blocks, 256, 0, s>>>(x, ldx, m, mp, (int)d, (int)dh,
-                                                                         (uint4 *)xh);
+                                                                         (uint4 *)xh, xst);
         else
             k_convert_rows_img<FLI_PREC_FP16><<<(int)blocks, 256, 0, s>>>(x, ldx, m, mp, (int)d, (int)dh,
-                                                                         (uint4 *)xh);
+                                                                         (uint4 *)xh, xst);
         FLI_LAUNCH_TRY(env, "k_convert_rows_img");
         return FL_STATUS_OK;
     }
-    int64_t blocks = fli_ceil_div(m * dh, 256);
-    if (blocks > 65536) blocks = 65536;
-    k_convert_rows<<<(int)blocks, 256, 0, s>>>(x, ldx, m, (int)d, (int)dh, (int)prec, xh);
+    int64_t blocks = fli_ceil_div(m, 8);
+    if (blocks > 16384) blocks = 16384;
+    if (prec == FLI_PREC_BF16)
+        k_convert_rows<FLI_PREC_BF16><<<(int)blocks, 256, 0, s>>>(x, ldx, m, (int)d, (int)dh, (uint32_t *)xh, xst);
+    else
+        k_convert_rows<FLI_PREC_FP16><<<(int)blocks, 256, 0, s>>>(x, ldx, m, (int)d, (int)dh, (uint32_t *)xh, xst);
     FLI_LAUNCH_TRY(env, "k_convert_rows");
     return FL_STATUS_OK;
+}
+
+fl_status km_row_stats(fli_cuda_env *env, cudaStream_t s, const float *x, int64_t ldx, int64_t m,
+                       int64_t d, fli_precision prec, float2 *xst) {
+    if (m <= 0 || !xst) return FL_STATUS_OK;
+    int64_t blocks = fli_ceil_div(m, 8);
+    if (blocks > 16384) blocks = 16384;
+    if (prec == FLI_PREC_TF32)
+        k_row_stats<FLI_PREC_TF32><<<(int)blocks, 256, 0, s>>>(x, ldx, m, (int)d, xst);
+    else if (prec == FLI_PREC_BF16)
+        k_row_stats<FLI_PREC_BF16><<<(int)blocks, 256, 0, s>>>(x, ldx, m, (int)d, xst);
+    else
+        k_row_stats<FLI_PREC_FP16><<<(int)blocks, 256, 0, s>>>(x, ldx, m, (int)d, xst);
+    FLI_LAUNCH_TRY(env, "k_row_stats");
+    return FL_STATUS_OK;
+}
+
+km_tie km_tie_args(const km_rows *r, const float *C, int64_t dp, int64_t d, fli_metric metric,
+                   fli_precision prec, int64_t kdim, const km_scalars *sc, int on) {
+    km_tie t;
+    memset(&t, 0, sizeof t);
+    t.x = r->x;
+    t.ldx = r->ldx;
+    t.xvec = r->x_aligned;
+    t.xst = r->xst;
+    t.C = C;
+    t.ldc = dp;
+    t.d = (int)d;
+    t.euclid = metric == FLI_METRIC_EUCLIDEAN;
+    t.on = on && prec != FLI_PREC_FP32 && r->xst != NULL;
+    t.ekd = (float)ldexp((double)(kdim + 8), -22);
+    t.cb = sc->cb;
+    t.n_rescored = (unsigned long long *)&sc->n_rescored;
+    return t;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -298,10 +415,12 @@ __device__ __forceinline__ void load_a16(uint32_t *dst, const uint32_t *__restri
 }
 
 /* ---- the warp tile: 64 rows x 64 centres, 4 x 8 mma tiles ------------- */
-/* Warp w of 8: rows (w >> 1) * 64, centres (w & 1) * 64 of the block tile. */
+/* Warp w of 8: rows (w >> 1) * 64, centres (w & 1) * 64 of the block tile.
+ * Per row slot (mt, h) of a thread: the best two (score, centre) over the
+ * columns it has seen, ordered by score then index. */
 typedef struct warp_argmin {
-    float best[4][2];
-    int bidx[4][2];
+    float b1[4][2], b2[4][2];
+    int i1[4][2], i2[4][2];
 } warp_argmin;
 
 /* acc += A[64 rows, nsteps*8 words] . B[64 centres, same words]^T from
@@ -342,10 +461,10 @@ __device__ __forceinline__ void warp_mma(float (&acc)[4][8][4], const uint32_t *
 }
 
 /* Folds a finished centre tile (warp columns from col0) into the running
- * argmin and clears the accumulators. Per row slot: the tile minimum first
- * (one FFMA + one FMNMX per score); only when it beats the running best is
- * the first column holding it looked up, so the result equals a strict
- * ascending scan (ties to the lower index) at half the instructions. */
+ * top-2 and clears the accumulators. Per row slot: the tile's two smallest
+ * scores first (one FFMA + three FMNMX per score); only when they enter the
+ * running top-2 are the first columns holding them looked up, so the result
+ * equals a strict ascending scan (ties to the lower index). */
 __device__ __forceinline__ void warp_fold(float (&acc)[4][8][4], warp_argmin &wa, int col0,
                                           const float *__restrict__ cnorm, float alpha) {
     const int t = threadIdx.x & 3;
@@ -359,22 +478,34 @@ __device__ __forceinline__ void warp_fold(float (&acc)[4][8][4], warp_argmin &wa
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
         for (int h = 0; h < 2; h++) {
-            float sc[8][2], tmin = INFINITY;
+            float sc[8][2], m1 = INFINITY, m2 = INFINITY;
 #pragma unroll
-            for (int nt = 0; nt < 8; nt++) {
-                sc[nt][0] = fmaf(-alpha, acc[mt][nt][2 * h], cn[nt][0]);
-                sc[nt][1] = fmaf(-alpha, acc[mt][nt][2 * h + 1], cn[nt][1]);
-                tmin = fminf(tmin, fminf(sc[nt][0], sc[nt][1]));
-            }
-            if (tmin < wa.best[mt][h]) {
-                int ix = 0;
+            for (int nt = 0; nt < 8; nt++)
 #pragma unroll
-                for (int nt = 7; nt >= 0; nt--) {
-                    if (sc[nt][1] == tmin) ix = col0 + nt * 8 + 2 * t + 1;
-                    if (sc[nt][0] == tmin) ix = col0 + nt * 8 + 2 * t;
+                for (int e = 0; e < 2; e++) {
+                    const float v = fmaf(-alpha, acc[mt][nt][2 * h + e], cn[nt][e]);
+                    sc[nt][e] = v;
+                    m2 = fminf(m2, fmaxf(m1, v));
+                    m1 = fminf(m1, v);
                 }
-                wa.best[mt][h] = tmin;
-                wa.bidx[mt][h] = ix;
+            const int need = km_top2_need(m1, m2, wa.b1[mt][h], wa.b2[mt][h]);
+            if (need) {
+                int j1 = 0, j2 = 0;
+#pragma unroll
+                for (int nt = 7; nt >= 0; nt--)
+#pragma unroll
+                    for (int e = 1; e >= 0; e--)
+                        if (sc[nt][e] == m1) j1 = col0 + nt * 8 + 2 * t + e;
+                if (need == 2) {
+#pragma unroll
+                    for (int nt = 7; nt >= 0; nt--)
+#pragma unroll
+                        for (int e = 1; e >= 0; e--) {
+                            const int col = col0 + nt * 8 + 2 * t + e;
+                            if (sc[nt][e] == m2 && col != j1) j2 = col;
+                        }
+                }
+                km_top2_update(wa.b1[mt][h], wa.i1[mt][h], wa.b2[mt][h], wa.i2[mt][h], m1, j1, m2, j2, need);
             }
         }
 #pragma unroll
@@ -392,48 +523,65 @@ __device__ __forceinline__ void warp_reset(float (&acc)[4][8][4], warp_argmin &w
         for (int nt = 0; nt < 8; nt++)
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.f;
-        wa.best[mt][0] = wa.best[mt][1] = INFINITY;
-        wa.bidx[mt][0] = wa.bidx[mt][1] = 0;
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            wa.b1[mt][h] = wa.b2[mt][h] = INFINITY;
+            wa.i1[mt][h] = wa.i2[mt][h] = 0;
+        }
     }
 }
 
-/* Per row: the 4 lanes of a quad, then the 2 warps along centres (through
- * red, 2 x MMA_BM floats + ints); writes labels of rows row0.. < m. Must be
- * called by the whole block; leaves red free for reuse. */
-__device__ __forceinline__ void block_labels(const warp_argmin &wa, float *red_s, int *red_i,
-                                             int64_t row0, int64_t m, int32_t *labels,
-                                             int32_t *n_changed, int old) {
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int wm = warp >> 1, wn = warp & 1, g = lane >> 2, t = lane & 3;
+/* The quad's four lanes hold disjoint columns of the same rows: after this
+ * every lane of the quad has the rows' top-2. */
+__device__ __forceinline__ void warp_quad_merge(warp_argmin &wa) {
 #pragma unroll
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-        for (int h = 0; h < 2; h++) {
-            float v = wa.best[mt][h];
-            int ix = wa.bidx[mt][h];
+        for (int h = 0; h < 2; h++)
 #pragma unroll
-            for (int o = 1; o < 4; o <<= 1) {
-                float ov = __shfl_xor_sync(0xffffffffu, v, o);
-                int oi = __shfl_xor_sync(0xffffffffu, ix, o);
-                argmin_merge(v, ix, ov, oi);
-            }
+            for (int o = 1; o < 4; o <<= 1)
+                km_shfl_merge2(wa.b1[mt][h], wa.i1[mt][h], wa.b2[mt][h], wa.i2[mt][h], o);
+}
+
+/* Shared memory of block_labels: 8 * MMA_BM words. */
+#define RED_WORDS (8 * MMA_BM)
+
+/* Per row: the 4 lanes of a quad, then the 2 warps along centres (through
+ * red, RED_WORDS words), then the near-tie decision (km_decide) by one
+ * thread per row; writes labels of rows row0.. < m (chunk-local). Must be
+ * called by the whole block; leaves red free for reuse. */
+__device__ __forceinline__ void block_labels(warp_argmin &wa, uint32_t *red, int64_t row0, int64_t m,
+                                             int32_t *labels, int32_t *n_changed, int old,
+                                             const km_tie &T, float rho_c, float cmax) {
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = warp >> 1, wn = warp & 1, g = lane >> 2, t = lane & 3;
+    float *rv1 = (float *)red, *rv2 = rv1 + 2 * MMA_BM;
+    int *ri1 = (int *)(rv2 + 2 * MMA_BM), *ri2 = ri1 + 2 * MMA_BM;
+    warp_quad_merge(wa);
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int h = 0; h < 2; h++)
             if (t == 0) {
-                int r = wm * 64 + mt * 16 + h * 8 + g;
-                red_s[wn * MMA_BM + r] = v;
-                red_i[wn * MMA_BM + r] = ix;
+                int r = wn * MMA_BM + wm * 64 + mt * 16 + h * 8 + g;
+                rv1[r] = wa.b1[mt][h];
+                rv2[r] = wa.b2[mt][h];
+                ri1[r] = wa.i1[mt][h];
+                ri2[r] = wa.i2[mt][h];
             }
-        }
     __syncthreads();
-    float v = red_s[tid];
-    int ix = red_i[tid];
-    argmin_merge(v, ix, red_s[MMA_BM + tid], red_i[MMA_BM + tid]);
+    float v1 = rv1[tid], v2 = rv2[tid];
+    int i1 = ri1[tid], i2 = ri2[tid];
+    km_merge2(v1, i1, v2, i2, rv1[MMA_BM + tid], ri1[MMA_BM + tid], rv2[MMA_BM + tid], ri2[MMA_BM + tid]);
     int64_t gr = row0 + tid;
-    int changed = 0;
+    int changed = 0, re = 0;
     if (gr < m) {
+        const int ix = km_decide(T, gr, rho_c, cmax, v1, i1, v2, i2, re);
         labels[gr] = ix;
         changed = old != ix;
     }
     count_changes(changed, n_changed);
+    km_count_rescored(re, T.n_rescored);
     __syncthreads();
 }
 
@@ -448,12 +596,13 @@ __global__ void __launch_bounds__(256, 1)
     k_estep_mma(const uint32_t *__restrict__ A, int64_t lda, int a_words, int a_aligned, int64_t m,
                 int kw, const uint32_t *__restrict__ B, int64_t ldb, const float *__restrict__ cnorm,
                 int kp, float alpha, int32_t *__restrict__ labels, int32_t *n_changed,
-                const int32_t *done) {
+                const km_tie T, const int32_t *done) {
     if (done && *done) return;
     extern __shared__ __align__(16) uint32_t smem[];
     const int tid = threadIdx.x, warp = tid >> 5;
     const int wm = warp >> 1, wn = warp & 1;
     const int64_t row0 = (int64_t)blockIdx.x * MMA_BM;
+    const float rho_c = T.on ? T.cb[0] : 0.f, cmax = T.on ? T.cb[1] : 0.f;
     const int nkc = kw / 32;
     const int total = (kp / MMA_BN) * nkc;
     const int lda_s = RES ? kw + 4 : MMA_LDS;
@@ -520,7 +669,7 @@ __global__ void __launch_bounds__(256, 1)
 #undef LOAD_STAGE
     cp_async_wait<0>();
     __syncthreads();
-    block_labels(wa, (float *)smem, (int *)smem + 2 * MMA_BM, row0, m, labels, n_changed, old);
+    block_labels(wa, smem, row0, m, labels, n_changed, old, T, rho_c, cmax);
 }
 
 /* Tensor-core E-step, centre-stationary, for small k*d: every centre stays
@@ -532,16 +681,17 @@ __global__ void __launch_bounds__(256, 1)
     k_estep_mma_cres(const uint32_t *__restrict__ A, int64_t lda, int a_words, int a_aligned,
                      int64_t m, int kw, const uint32_t *__restrict__ B, int64_t ldb,
                      const float *__restrict__ cnorm, int kp, float alpha,
-                     int32_t *__restrict__ labels, int32_t *n_changed, const int32_t *done) {
+                     int32_t *__restrict__ labels, int32_t *n_changed, const km_tie T,
+                     const int32_t *done) {
     if (done && *done) return;
     extern __shared__ __align__(16) uint32_t smem[];
     const int tid = threadIdx.x, warp = tid >> 5;
     const int wm = warp >> 1, wn = warp & 1;
     const int ls = kw + 4;
+    const float rho_c = T.on ? T.cb[0] : 0.f, cmax = T.on ? T.cb[1] : 0.f;
     uint32_t *sB = smem;                     /* kp x ls           */
     uint32_t *sA0 = smem + kp * ls;          /* 2 x MMA_BM x ls   */
-    float *red_s = (float *)(sA0 + 2 * MMA_BM * ls);
-    int *red_i = (int *)(red_s + 2 * MMA_BM);
+    uint32_t *red = sA0 + 2 * MMA_BM * ls;   /* RED_WORDS         */
     const int per_row = kw / 4;
     for (int e = tid; e < kp * per_row; e += 256) {
         int r = e / per_row, cw = (e - r * per_row) * 4;
@@ -576,7 +726,7 @@ __global__ void __launch_bounds__(256, 1)
             warp_mma<PREC, PREC == FLI_PREC_TF32>(acc, sA, ls, sB + (j0 + wn * 64) * ls, ls, kw / 8);
             warp_fold(acc, wa, j0 + wn * 64, cnorm, alpha);
         }
-        block_labels(wa, red_s, red_i, tile * MMA_BM, m, labels, n_changed, old);
+        block_labels(wa, red, tile * MMA_BM, m, labels, n_changed, old, T, rho_c, cmax);
     }
     cp_async_wait<0>();
 }
@@ -592,11 +742,12 @@ __global__ void __launch_bounds__(256, 1)
     k_estep_mma_c64(const uint32_t *__restrict__ A, int64_t lda, int a_words, int a_aligned, int64_t m,
                     int kw, const uint32_t *__restrict__ B, int64_t ldb,
                     const float *__restrict__ cnorm, float alpha, int32_t *__restrict__ labels,
-                    int32_t *n_changed, const int32_t *done) {
+                    int32_t *n_changed, const km_tie T, const int32_t *done) {
     if (done && *done) return;
     extern __shared__ __align__(16) uint32_t smem[];
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int ls = kw + 4;
+    const float rho_c = T.on ? T.cb[0] : 0.f, cmax = T.on ? T.cb[1] : 0.f;
     uint32_t *sB = smem;          /* 64 x ls          */
     uint32_t *sA0 = smem + 64 * ls; /* 2 x C64_BM x ls */
     const int per_row = kw / 4;
@@ -614,6 +765,9 @@ __global__ void __launch_bounds__(256, 1)
     cp_async_commit();
     float acc[4][8][4];
     warp_argmin wa;
+    /* after the quad merge, lane L takes the warp's rows L and L + 32 (row
+     * r of the warp is slot (r >> 4, (r >> 3) & 1) of quad r & 7) */
+    const int src = (lane & 7) * 4, hq = (lane >> 3) & 1, mq = lane >> 4;
     for (int buf = 0; tile < tiles; tile += gridDim.x, buf ^= 1) {
         const int64_t nt_ = tile + gridDim.x;
         cp_async_wait<0>();
@@ -626,39 +780,51 @@ __global__ void __launch_bounds__(256, 1)
             }
         }
         cp_async_commit();
-        const int64_t rbase = tile * C64_BM + warp * 64 + g;
-        int old[4][2];
+        const int64_t rbase = tile * C64_BM + warp * 64 + lane;
+        int old[2];
 #pragma unroll
-        for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                const int64_t row = rbase + mt * 16 + h * 8;
-                old[mt][h] = (t == 0 && row < m) ? labels[row] : 0;
-            }
+        for (int q = 0; q < 2; q++) old[q] = rbase + 32 * q < m ? labels[rbase + 32 * q] : 0;
         warp_reset(acc, wa);
         warp_mma<PREC, PREC == FLI_PREC_TF32>(acc, sA0 + buf * C64_BM * ls + warp * 64 * ls, ls, sB, ls,
                                               kw / 8);
         warp_fold(acc, wa, 0, cnorm, alpha);
-        int changed = 0;
+        warp_quad_merge(wa);
+        float v1[2] = {0.f, 0.f}, v2[2] = {0.f, 0.f};
+        int i1[2] = {0, 0}, i2[2] = {0, 0};
 #pragma unroll
         for (int mt = 0; mt < 4; mt++)
 #pragma unroll
             for (int h = 0; h < 2; h++) {
-                float v = wa.best[mt][h];
-                int ix = wa.bidx[mt][h];
-#pragma unroll
-                for (int o = 1; o < 4; o <<= 1) {
-                    float ov = __shfl_xor_sync(0xffffffffu, v, o);
-                    int oi = __shfl_xor_sync(0xffffffffu, ix, o);
-                    argmin_merge(v, ix, ov, oi);
-                }
-                const int64_t row = rbase + mt * 16 + h * 8;
-                if (t == 0 && row < m) {
-                    labels[row] = ix;
-                    changed += old[mt][h] != ix;
+                const float a1 = __shfl_sync(KM_FULL, wa.b1[mt][h], src);
+                const float a2 = __shfl_sync(KM_FULL, wa.b2[mt][h], src);
+                const int j1 = __shfl_sync(KM_FULL, wa.i1[mt][h], src);
+                const int j2 = __shfl_sync(KM_FULL, wa.i2[mt][h], src);
+                if (h == hq && (mt & 1) == mq) {
+                    v1[mt >> 1] = a1;
+                    v2[mt >> 1] = a2;
+                    i1[mt >> 1] = j1;
+                    i2[mt >> 1] = j2;
                 }
             }
+        int changed = 0, re = 0;
+#pragma unroll
+        for (int q = 0; q < 2; q++) {
+            const int64_t row = rbase + 32 * q;
+            if (row < m) {
+                int rq = 0;
+                const int ix = km_decide(T, row, rho_c, cmax, v1[q], i1[q], v2[q], i2[q], rq);
+                labels[row] = ix;
+                changed += old[q] != ix;
+                re += rq;
+            }
+        }
         count_changes(changed, n_changed);
+        if (T.n_rescored) {
+            int sum = re;
+#pragma unroll
+            for (int o = 16; o; o >>= 1) sum += __shfl_xor_sync(KM_FULL, sum, o);
+            if (lane == 0 && sum) atomicAdd(T.n_rescored, (unsigned long long)sum);
+        }
     }
     cp_async_wait<0>();
 }
@@ -670,9 +836,9 @@ template <int PREC>
 static fl_status launch_mma(fli_cuda_env *env, cudaStream_t s, const uint32_t *A, int64_t lda,
                             int a_words, int a_aligned, int64_t m, int kw, const uint32_t *B,
                             int64_t ldb, const float *cnorm, int k, int kp, float alpha, int32_t *lab,
-                            int32_t *n_changed, const int32_t *done) {
+                            int32_t *n_changed, const km_tie &T, const int32_t *done) {
     const int64_t tiles = fli_ceil_div(m, MMA_BM);
-    const size_t cres = ((size_t)(kp + 2 * MMA_BM) * (kw + 4) + 4 * MMA_BM) * 4;
+    const size_t cres = ((size_t)(kp + 2 * MMA_BM) * (kw + 4) + RED_WORDS) * 4;
     const size_t c64 = (size_t)(64 + 2 * C64_BM) * (kw + 4) * 4;
     if (k <= 64 && c64 <= MMA_SMEM_MAX) {
         int sms = fli_state(env)->sm_count;
@@ -681,7 +847,7 @@ static fl_status launch_mma(fli_cuda_env *env, cudaStream_t s, const uint32_t *A
         FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma_c64<PREC>,
                                                cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c64));
         k_estep_mma_c64<PREC><<<(unsigned)grid, 256, c64, s>>>(A, lda, a_words, a_aligned, m, kw, B, ldb,
-                                                               cnorm, alpha, lab, n_changed, done);
+                                                               cnorm, alpha, lab, n_changed, T, done);
     } else if (cres <= MMA_SMEM_MAX && kp * (int64_t)kw <= 512 * 64) {
         int sms = fli_state(env)->sm_count;
         int64_t grid = tiles < sms ? tiles : sms;
@@ -689,19 +855,19 @@ static fl_status launch_mma(fli_cuda_env *env, cudaStream_t s, const uint32_t *A
                                                cudaFuncAttributeMaxDynamicSharedMemorySize, (int)cres));
         k_estep_mma_cres<PREC><<<(unsigned)grid, 256, cres, s>>>(A, lda, a_words, a_aligned, m, kw, B,
                                                                  ldb, cnorm, kp, alpha, lab, n_changed,
-                                                                 done);
+                                                                 T, done);
     } else if (kw <= MMA_RES_MAX_KW) {
         int smem = (MMA_BM * (kw + 4) + MMA_STAGES * MMA_BN * MMA_LDS) * 4;
         FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma<PREC, true>,
                                                cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
         k_estep_mma<PREC, true><<<(unsigned)tiles, 256, smem, s>>>(A, lda, a_words, a_aligned, m, kw, B,
                                                                    ldb, cnorm, kp, alpha, lab,
-                                                                   n_changed, done);
+                                                                   n_changed, T, done);
     } else {
         FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma<PREC, false>,
                                                cudaFuncAttributeMaxDynamicSharedMemorySize, MMA_SMEM));
         k_estep_mma<PREC, false><<<(unsigned)tiles, 256, MMA_SMEM, s>>>(
-            A, lda, a_words, a_aligned, m, kw, B, ldb, cnorm, kp, alpha, lab, n_changed, done);
+            A, lda, a_words, a_aligned, m, kw, B, ldb, cnorm, kp, alpha, lab, n_changed, T, done);
     }
     FLI_LAUNCH_TRY(env, "k_estep_mma");
     return FL_STATUS_OK;
@@ -710,10 +876,13 @@ static fl_status launch_mma(fli_cuda_env *env, cudaStream_t s, const uint32_t *A
 fl_status km_estep(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d, const float *C,
                    int64_t dp, const void *ctc, int64_t dh, const float *cnorm, int64_t k,
                    int64_t kp, fli_metric metric, fli_precision prec, int32_t *labels,
-                   int32_t *n_changed, const int32_t *done) {
+                   int32_t *n_changed, const km_tie *tie, const int32_t *done) {
     if (r->m <= 0) return FL_STATUS_OK;
     float alpha = km_alpha(metric);
     int32_t *lab = labels + r->row0;
+    km_tie T;
+    memset(&T, 0, sizeof T);
+    if (tie) T = *tie;
     if (prec == FLI_PREC_FP32) {
         int64_t blocks = fli_ceil_div(r->m, S_BM);
         k_simt<0><<<(unsigned)blocks, 256, 0, s>>>(r->x, r->ldx, r->m, (int)d, C, dp, cnorm,
@@ -725,17 +894,17 @@ fl_status km_estep(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t 
     if (prec == FLI_PREC_TF32)
         return launch_mma<FLI_PREC_TF32>(env, s, (const uint32_t *)r->x, r->ldx, (int)d, r->x_aligned,
                                          r->m, (int)dp, (const uint32_t *)ctc, dp, cnorm, (int)k, (int)kp,
-                                         alpha, lab, n_changed, done);
+                                         alpha, lab, n_changed, T, done);
     if (prec != FLI_PREC_BF16 && prec != FLI_PREC_FP16)
         return FLI_FAIL(env, FL_STATUS_UNSUPPORTED, "km_estep", "precision not supported on CUDA");
     if (!r->xh) return FLI_FAIL(env, FL_STATUS_INTERNAL, "km_estep", "no 16-bit copy of X");
     if (prec == FLI_PREC_BF16)
         return launch_mma<FLI_PREC_BF16>(env, s, (const uint32_t *)r->xh, dh / 2, (int)(dh / 2), 1,
                                          r->m, (int)(dh / 2), (const uint32_t *)ctc, dh / 2, cnorm,
-                                         (int)k, (int)kp, alpha, lab, n_changed, done);
+                                         (int)k, (int)kp, alpha, lab, n_changed, T, done);
     return launch_mma<FLI_PREC_FP16>(env, s, (const uint32_t *)r->xh, dh / 2, (int)(dh / 2), 1, r->m,
                                      (int)(dh / 2), (const uint32_t *)ctc, dh / 2, cnorm, (int)k, (int)kp,
-                                     alpha, lab, n_changed, done);
+                                     alpha, lab, n_changed, T, done);
 }
 
 fl_status km_transform(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d,
@@ -762,7 +931,7 @@ int km_sm90_built(void) { return 0; }
 fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, const void *ctc,
                         int64_t dh, const float *cnorm, int64_t kp, fli_metric metric,
                         fli_precision prec, int32_t *labels, int32_t *n_changed,
-                        const int32_t *done) {
+                        const km_tie *tie, const int32_t *done) {
     return FLI_FAIL(env, FL_STATUS_UNSUPPORTED, "km_estep_sm90", "built without sm_90a kernels");
 }
 #endif

@@ -16,6 +16,7 @@
  * chunk c+1 overlaps the kernels of chunk c.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,7 +38,8 @@ typedef struct km_fit {
     int32_t *labels, *best_labels, *reloc_idx, *init_idx;
     float *dist, *C, *cnorm, *bestC, *reloc, *closest, *pp_cand;
     void *ctc;
-    double *colstats, *cumsum, *trace, *part, *pp_part;
+    double *colstats, *colpart, *cumsum, *trace, *part, *pp_part;
+    float2 *xst;        /* per-row rounding statistics (tensor-core precisions) */
     km_scalars *sc;
     km_mstep_bufs mb;
     /* kernel choices, fixed for the fit */
@@ -45,6 +47,8 @@ typedef struct km_fit {
     km_fused_cfg fcfg;
     int sm90;           /* Hopper wgmma E-step (job->backend CUDA_SM90)    */
     int folded_reloc;   /* relocation inside the M-step's combine          */
+    int rescore;        /* near-tie re-scoring in the E-step (FL_KM_RESCORE=0: off) */
+    unsigned long long stat_rescored, stat_rows; /* over the fit's runs        */
     /* chunking */
     km_rows res;             /* resident rows when not chunked */
     int64_t issued[2];       /* chunk index copied into each buffer, -1 none */
@@ -68,6 +72,8 @@ static void carve(km_fit *f) {
     f->cnorm = (float *)(a + p->off_cnorm);
     f->bestC = (float *)(a + p->off_best_centers);
     f->colstats = (double *)(a + p->off_colstats);
+    f->colpart = (double *)(a + p->off_colpart);
+    f->xst = f->job->precision != FLI_PREC_FP32 ? (float2 *)(a + p->off_xst) : NULL;
     f->reloc = p->chunked ? (float *)(a + p->off_reloc) : NULL;
     f->reloc_idx = (int32_t *)(a + p->off_reloc_idx);
     char *sc = a + p->off_scalars;
@@ -98,16 +104,27 @@ static void carve(km_fit *f) {
         f->w = f->job->x_dev >= 0 ? (float *)f->job->weights : (float *)(a + p->off_w);
 }
 
+/* The E-step's operands of resident rows r: 16-bit copy and the per-row
+ * rounding statistics of the near-tie test (tf32 rounds X in the kernel,
+ * so it needs the statistics only). The fused kernel needs neither. */
+static fl_status prepare_operands(km_fit *f, km_rows *r) {
+    const fli_kmeans_job *j = f->job;
+    r->xst = NULL;
+    if (f->fused || j->precision == FLI_PREC_FP32) return FL_STATUS_OK;
+    r->xst = f->xst;
+    if (f->xh)
+        return km_convert_rows(f->env, f->s, r->x, r->ldx, r->m, j->d, f->p.dh, j->precision, f->xh,
+                               f->sm90, f->xst);
+    return km_row_stats(f->env, f->s, r->x, r->ldx, r->m, j->d, j->precision, f->xst);
+}
+
 /* Rows [row0, row0+m) of a chunk after its copy: cosine normalisation in
- * place, 16-bit conversion. */
+ * place, 16-bit conversion, row statistics. */
 static fl_status finish_rows(km_fit *f, km_rows *r) {
     const fli_kmeans_job *j = f->job;
     if (j->metric == FLI_METRIC_COSINE && j->x_dev < 0)
         FLI_TRY(km_normalize_rows(f->env, f->s, r->x, r->ldx, (float *)r->x, r->ldx, r->m, j->d));
-    if (f->xh && !f->fused)
-        FLI_TRY(km_convert_rows(f->env, f->s, r->x, r->ldx, r->m, j->d, f->p.dh, j->precision,
-                                f->xh, f->sm90));
-    return FL_STATUS_OK;
+    return prepare_operands(f, r);
 }
 
 static void chunk_range(const km_fit *f, int64_t ci, int64_t *row0, int64_t *m) {
@@ -148,6 +165,7 @@ static fl_status chunk_get(km_fit *f, int64_t ci, km_rows *r) {
     r->x_aligned = 1;
     r->xh = f->xh;
     r->w = f->w ? f->w + r->row0 : NULL;
+    r->xst = NULL;
     return finish_rows(f, r);
 }
 
@@ -177,6 +195,7 @@ static fl_status prepare_resident(km_fit *f) {
     r->m = j->n;
     r->w = f->w;
     r->xh = f->xh;
+    r->xst = NULL;
     if (j->x_dev >= 0) {
         r->x = (const float *)j->X;
         r->ldx = j->ld;
@@ -194,10 +213,7 @@ static fl_status prepare_resident(km_fit *f) {
     r->x_aligned = ((uintptr_t)r->x % 16 == 0) && (r->ldx % 4 == 0);
     if (j->metric == FLI_METRIC_COSINE && j->x_dev < 0)
         FLI_TRY(km_normalize_rows(env, f->s, r->x, r->ldx, (float *)r->x, r->ldx, j->n, j->d));
-    if (f->xh && !f->fused)
-        FLI_TRY(km_convert_rows(env, f->s, r->x, r->ldx, j->n, j->d, f->p.dh, j->precision, f->xh,
-                                f->sm90));
-    return FL_STATUS_OK;
+    return prepare_operands(f, r);
 }
 
 __global__ void k_run_reset(km_scalars *sc) {
@@ -313,11 +329,15 @@ static fl_status init_kmeanspp(km_fit *f, uint64_t seed) {
 /* The E-step of one chunk on the kernel chosen for this fit. */
 static fl_status estep(km_fit *f, const km_rows *r, int32_t *n_changed, const int32_t *done) {
     fli_kmeans_job *j = f->job;
+    /* K of the tensor-core products: tf32 runs over dp words, 16-bit over dh */
+    const int64_t kdim = j->precision == FLI_PREC_TF32 ? f->p.dp : f->p.dh;
+    const km_tie tie = km_tie_args(r, f->C, f->p.dp, j->d, j->metric, j->precision, kdim, f->sc,
+                                   f->rescore);
     if (f->sm90)
         return km_estep_sm90(f->env, f->s, r, f->ctc, f->p.dh, f->cnorm, f->p.kp, j->metric,
-                             j->precision, f->labels, n_changed, done);
+                             j->precision, f->labels, n_changed, &tie, done);
     return km_estep(f->env, f->s, r, j->d, f->C, f->p.dp, f->ctc, f->p.dh, f->cnorm, j->k, f->p.kp,
-                    j->metric, j->precision, f->labels, n_changed, done);
+                    j->metric, j->precision, f->labels, n_changed, &tie, done);
 }
 
 /* One E-step over all chunks, then the objective (final pass). */
@@ -325,7 +345,7 @@ static fl_status final_assign(km_fit *f) {
     fli_kmeans_job *j = f->job;
     fli_cuda_env *env = f->env;
     FLI_TRY(km_prep_centers(env, f->s, f->C, j->k, f->p.kp, j->d, f->p.dp, f->p.dh, j->metric,
-                            j->precision, f->ctc, f->cnorm, f->sm90, NULL));
+                            j->precision, f->ctc, f->cnorm, f->sm90, f->sc->cb, NULL));
     k_iter_begin<<<1, 1, 0, f->s>>>(f->sc, 0);
     FLI_LAUNCH_TRY(env, "k_iter_begin");
     for (int64_t ci = 0; ci < f->p.n_chunks; ci++) {
@@ -410,7 +430,7 @@ static fl_status lloyd(km_fit *f, double *run_trace, int64_t trace_keep, run_res
          * operands of iterations after the first come from k_finalize */
         if (it == 0)
             st = km_prep_centers(env, f->s, f->C, j->k, f->p.kp, j->d, f->p.dp, f->p.dh, j->metric,
-                                 j->precision, f->ctc, f->cnorm, f->sm90, done);
+                                 j->precision, f->ctc, f->cnorm, f->sm90, f->sc->cb, done);
         km_reloc_args ra;
         memset(&ra, 0, sizeof ra);
         if (f->folded_reloc) {
@@ -489,6 +509,9 @@ static fl_status lloyd(km_fit *f, double *run_trace, int64_t trace_keep, run_res
     if (st == FL_STATUS_OK) {
         res->inertia = h.inertia;
         res->n_iter = h.n_iter > 0 ? h.n_iter : (it < j->max_iter ? it : j->max_iter);
+        /* E-steps of this run: one per iteration and the final assignment */
+        f->stat_rescored += h.n_rescored;
+        f->stat_rows += (unsigned long long)j->n * (unsigned long long)(res->n_iter + 1);
         /* ring_copied is a multiple of the ring: what is left starts at 0 */
         int64_t keep = res->n_iter < trace_keep ? res->n_iter : trace_keep;
         if (keep > ring_copied) {
@@ -517,7 +540,7 @@ static fl_status fit_body(km_fit *f, void *host_scratch, double *traces, int64_t
         for (int64_t ci = 0; ci < f->p.n_chunks; ci++) {
             km_rows r;
             FLI_TRY(chunk_get(f, ci, &r));
-            FLI_TRY(km_colstats(env, f->s, &r, j->d, r.x, f->colstats, ci == 0));
+            FLI_TRY(km_colstats(env, f->s, &r, j->d, r.x, f->colstats, f->colpart, ci == 0));
             FLI_TRY(chunk_done(f, ci));
         }
         FLI_TRY(km_tol(env, f->s, f->colstats, j->n, j->d, j->tol, f->sc));
@@ -611,6 +634,10 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
                                                  f.fcfg.priv, NULL);
     }
     f.folded_reloc = f.p.mstep_smem && !f.p.chunked;
+    {
+        const char *e = getenv("FL_KM_RESCORE");
+        f.rescore = !(e && e[0] == '0');
+    }
     void *host_scratch = NULL;
     double *traces = NULL;
     int64_t trace_keep = 0;
@@ -624,6 +651,17 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
         if (!traces) st = FLI_FAIL(env, FL_STATUS_OUT_OF_MEMORY, "kmeans_fit", "trace scratch");
     }
     if (st == FL_STATUS_OK) st = fit_body(&f, host_scratch, traces, trace_keep);
+    {
+        /* FL_KM_STATS=1: how many row assignments the near-tie test sent to
+         * the exact re-scoring (bench/gpu/NOTES.md reports these) */
+        const char *e = getenv("FL_KM_STATS");
+        if (st == FL_STATUS_OK && e && e[0] == '1')
+            fprintf(stderr, "kmeans_fit stats: n=%lld d=%lld k=%lld precision=%d rescore=%d: %llu of %llu "
+                            "row assignments re-scored (%.3f%%)\n",
+                    (long long)job->n, (long long)job->d, (long long)job->k, (int)job->precision, f.rescore,
+                    f.stat_rescored, f.stat_rows,
+                    f.stat_rows ? 100.0 * (double)f.stat_rescored / (double)f.stat_rows : 0.0);
+    }
     /* drain before freeing: kernels may still use the arena on error paths */
     cudaStreamSynchronize(f.cs->copy_stream);
     cudaStreamSynchronize(f.s);
@@ -642,7 +680,7 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
 /* Assignment: predict / transform / score                                  */
 /* ------------------------------------------------------------------------ */
 typedef struct km_assign_layout {
-    size_t off_x, off_xh, off_C, off_ctc, off_cnorm, off_labels, off_tr, off_w, off_sc, bytes;
+    size_t off_x, off_xh, off_xst, off_C, off_ctc, off_cnorm, off_labels, off_tr, off_w, off_sc, bytes;
     int64_t m, dp, dh, kp;
     int copy_x;
 } km_assign_layout;
@@ -672,6 +710,8 @@ static void assign_layout(const fli_kmeans_assign_job *j, km_assign_layout *L) {
     at += L->copy_x ? al((size_t)m * L->dp * 4) : 0;
     L->off_xh = at;
     at += prec16(j->precision) ? al((size_t)m * L->dh * 2) : 0;
+    L->off_xst = at;
+    at += j->precision != FLI_PREC_FP32 ? al((size_t)m * 8) : 0;
     L->off_C = at;
     at += al((size_t)L->kp * L->dp * 4);
     L->off_ctc = at;
@@ -711,7 +751,9 @@ static fl_status assign_body(fli_cuda_env *env, cudaStream_t s, fli_kmeans_assig
     if (j->metric == FLI_METRIC_COSINE)
         FLI_TRY(km_normalize_rows(env, s, C, L->dp, C, L->dp, j->k, j->d));
     FLI_TRY(km_prep_centers(env, s, C, j->k, L->kp, j->d, L->dp, L->dh, j->metric, j->precision, ctc,
-                            cnorm, 0, NULL));
+                            cnorm, 0, sc->cb, NULL));
+    const char *resc = getenv("FL_KM_RESCORE");
+    const int rescore = !(resc && resc[0] == '0');
     for (int64_t row0 = 0; row0 < j->n; row0 += L->m) {
         km_rows r;
         r.row0 = row0;
@@ -736,12 +778,22 @@ static fl_status assign_body(fli_cuda_env *env, cudaStream_t s, fli_kmeans_assig
         }
         r.x_aligned = ((uintptr_t)r.x % 16 == 0) && (r.ldx % 4 == 0);
         r.xh = NULL;
-        if (prec16(j->precision)) {
-            r.xh = a + L->off_xh;
-            FLI_TRY(km_convert_rows(env, s, r.x, r.ldx, r.m, j->d, L->dh, j->precision, (void *)r.xh, 0));
+        r.xst = NULL;
+        if (j->precision != FLI_PREC_FP32) {
+            float2 *xst = (float2 *)(a + L->off_xst);
+            r.xst = xst;
+            if (prec16(j->precision)) {
+                r.xh = a + L->off_xh;
+                FLI_TRY(km_convert_rows(env, s, r.x, r.ldx, r.m, j->d, L->dh, j->precision, (void *)r.xh, 0,
+                                        xst));
+            } else {
+                FLI_TRY(km_row_stats(env, s, r.x, r.ldx, r.m, j->d, j->precision, xst));
+            }
         }
+        const km_tie tie = km_tie_args(&r, C, L->dp, j->d, j->metric, j->precision,
+                                       j->precision == FLI_PREC_TF32 ? L->dp : L->dh, sc, rescore);
         FLI_TRY(km_estep(env, s, &r, j->d, C, L->dp, ctc, L->dh, cnorm, j->k, L->kp, j->metric,
-                         j->precision, labels, NULL, NULL));
+                         j->precision, labels, NULL, &tie, NULL));
         FLI_TRY(km_objective(env, s, &r, j->d, C, L->dp, labels, j->metric, NULL, part, sc, NULL));
         if (j->transform) {
             float *out = j->out_dev >= 0 ? (float *)j->transform + row0 * j->transform_ld

@@ -26,12 +26,16 @@
 /* ---- variance for the tolerance ---------------------------------------- */
 /* colstats: [0,dp) sums of (x - ref), [dp,2dp) sums of squares, [2dp,3dp) ref
  * (the first row of X, copied by the first chunk) — shifting by a row of the
- * data keeps the one-pass variance accurate when |mean| >> std. */
+ * data keeps the one-pass variance accurate when |mean| >> std. Each block
+ * writes its partial sums to colpart (2 x dp per block) and k_colstats_add
+ * adds them in block order: no atomics, so tol_abs, and with it the
+ * stopping iteration, is the same on every run. */
 __global__ void k_colstats(const float *__restrict__ x, int64_t ldx, int64_t m, int d, int64_t dp,
-                           double *colstats, int64_t rows_per_block) {
+                           const double *colstats, int64_t rows_per_block, double *colpart) {
     const int64_t r0 = (int64_t)blockIdx.x * rows_per_block;
     const int64_t r1 = r0 + rows_per_block < m ? r0 + rows_per_block : m;
     const double *ref = colstats + 2 * dp;
+    double *out = colpart + (int64_t)blockIdx.x * 2 * dp;
     for (int j = threadIdx.x; j < d; j += blockDim.x) {
         double s = 0, q = 0, rj = ref[j];
         for (int64_t i = r0; i < r1; i++) {
@@ -39,9 +43,22 @@ __global__ void k_colstats(const float *__restrict__ x, int64_t ldx, int64_t m, 
             s += v;
             q += v * v;
         }
-        atomicAdd(&colstats[j], s);
-        atomicAdd(&colstats[dp + j], q);
+        out[j] = s;
+        out[dp + j] = q;
     }
+}
+
+__global__ void k_colstats_add(const double *__restrict__ colpart, int64_t blocks, int d, int64_t dp,
+                               double *colstats) {
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= d) return;
+    double s = 0, q = 0;
+    for (int64_t b = 0; b < blocks; b++) {
+        s += colpart[b * 2 * dp + j];
+        q += colpart[b * 2 * dp + dp + j];
+    }
+    colstats[j] += s;
+    colstats[dp + j] += q;
 }
 
 __global__ void k_colstats_ref(const float *x, int d, int64_t dp, double *colstats) {
@@ -53,17 +70,21 @@ __global__ void k_colstats_ref(const float *x, int d, int64_t dp, double *colsta
 }
 
 fl_status km_colstats(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d,
-                      const float *x0, double *colstats, int first) {
+                      const float *x0, double *colstats, double *colpart, int first) {
     int64_t dp = (d + 31) / 32 * 32;
     if (first) {
         k_colstats_ref<<<1, 256, 0, s>>>(x0, (int)d, dp, colstats);
         FLI_LAUNCH_TRY(env, "k_colstats_ref");
     }
-    int64_t blocks = fli_ceil_div(r->m, 256);
-    if (blocks > 2048) blocks = 2048;
+    if (r->m <= 0) return FL_STATUS_OK;
+    /* at most the plan's block count for chunk_rows (r->m <= chunk_rows) */
+    int64_t blocks = fli_km_colstats_blocks(r->m, dp);
     int64_t rpb = fli_ceil_div(r->m, blocks);
-    k_colstats<<<(unsigned)blocks, 128, 0, s>>>(r->x, r->ldx, r->m, (int)d, dp, colstats, rpb);
+    blocks = fli_ceil_div(r->m, rpb);
+    k_colstats<<<(unsigned)blocks, 128, 0, s>>>(r->x, r->ldx, r->m, (int)d, dp, colstats, rpb, colpart);
     FLI_LAUNCH_TRY(env, "k_colstats");
+    k_colstats_add<<<(unsigned)fli_ceil_div(d, 128), 128, 0, s>>>(colpart, blocks, (int)d, dp, colstats);
+    FLI_LAUNCH_TRY(env, "k_colstats_add");
     return FL_STATUS_OK;
 }
 

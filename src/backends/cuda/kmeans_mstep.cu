@@ -340,7 +340,9 @@ fl_status km_relocate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_p
 /* PRIV: every warp owns a private k x (d+2) copy, so the adds are plain
  * read-modify-writes (a warp's lanes touch distinct columns, its rows go in
  * program order) — no atomics at all, and the block adds its copies in warp
- * order. !PRIV (larger k*d): one copy per block, shared-memory atomics. */
+ * order. Larger k*d uses k_acc_owner (below); the !PRIV instantiation, one
+ * copy with shared-memory atomics, is not launched: its sums depended on
+ * the order of the atomics. */
 /* RW: rows a warp has in flight (more for narrow rows), so that enough
  * bytes are in flight to cover memory latency. */
 template <bool PRIV, int ACC_RW>
@@ -448,6 +450,128 @@ __global__ void __launch_bounds__(PRIV ? ACC_TP : ACC_T)
             for (int q = 1; q < nw; q++) v += sacc[q * tot + e];
         dst[e] = v;
     }
+    double t = block_sum(acc, sh);
+    if (threadIdx.x == 0) part[blockIdx.x] = t;
+}
+
+/* Shared copy without atomics (k x (d+2) too large for a copy per warp):
+ * one copy per block, and warp w of the 16 owns the clusters c with
+ * c % 16 == w — it alone adds into their rows, so every sum is updated by
+ * one thread in row order and the result does not depend on scheduling
+ * (shared-memory float atomics did: their order varies run to run, so the
+ * last bits of the sums, and through them the whole fit, did too). The
+ * block takes batches of OWN_B rows; each warp reads the batch's labels
+ * (L1 hits after the first warp), keeps a bit mask of its rows and handles
+ * them 8 at a time, in row order, like k_acc_smem. Balance follows the
+ * clusters: a class holding most rows makes its warp the block's long
+ * pole. */
+#define OWN_B 256
+__global__ void __launch_bounds__(ACC_T)
+    k_acc_owner(const float *__restrict__ x, int64_t ldx, int64_t m, const float *__restrict__ w,
+                const int32_t *__restrict__ labels, const float *__restrict__ C, int64_t dp, int d, int k,
+                int metric, float *__restrict__ acc_part, double *part, float *dist, const int32_t *done) {
+    if (done && *done) return;
+    extern __shared__ float sacc[]; /* k x (d+2) */
+    __shared__ unsigned hm[ACC_T / 32][OWN_B / 32];
+    __shared__ double sh[32];
+    const int ld = d + 2;
+    const int64_t tot = (int64_t)k * ld;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int64_t e = threadIdx.x; e < tot; e += blockDim.x) sacc[e] = 0.f;
+    __syncthreads();
+    double acc = 0;
+    for (int64_t base = (int64_t)blockIdx.x * OWN_B; base < m; base += (int64_t)gridDim.x * OWN_B) {
+#pragma unroll
+        for (int q = 0; q < OWN_B / 32; q++) {
+            const int64_t i = base + 32 * q + lane;
+            const int lab = i < m ? labels[i] : -1;
+            const unsigned b = __ballot_sync(FULL, lab >= 0 && (lab & 15) == warp);
+            if (lane == 0) hm[warp][q] = b;
+        }
+        __syncwarp();
+        int q = 0;
+        unsigned cur = hm[warp][0];
+        for (;;) {
+            int rows[8], cnt = 0;
+#pragma unroll
+            for (int r = 0; r < 8; r++) {
+                while (cur == 0 && q < OWN_B / 32 - 1) cur = hm[warp][++q];
+                rows[r] = -1;
+                if (cur) {
+                    rows[r] = (int)(base + 32 * q + __ffs(cur) - 1);
+                    cur &= cur - 1;
+                    cnt++;
+                }
+            }
+            if (cnt == 0) break;
+            int c[8];
+            float wi[8], s[8];
+#pragma unroll
+            for (int r = 0; r < 8; r++) {
+                const bool ok = rows[r] >= 0;
+                c[r] = ok ? labels[rows[r]] : 0;
+                wi[r] = ok ? (w ? w[rows[r]] : 1.f) : 0.f;
+                s[r] = 0.f;
+            }
+            for (int j = lane; j < d; j += 32) {
+                float xv[8];
+#pragma unroll
+                for (int r = 0; r < 8; r++) xv[r] = rows[r] >= 0 ? x[(int64_t)rows[r] * ldx + j] : 0.f;
+#pragma unroll
+                for (int r = 0; r < 8; r++) {
+                    if (rows[r] >= 0) {
+                        s[r] += obj_term(xv[r], C[(int64_t)c[r] * dp + j], metric);
+                        float *a = &sacc[(int64_t)c[r] * ld + j];
+                        *a = fmaf(wi[r], xv[r], *a);
+                    }
+                }
+            }
+            if (lane == 0) {
+#pragma unroll
+                for (int r = 0; r < 8; r++)
+                    if (rows[r] >= 0) sacc[(int64_t)c[r] * ld + d] += wi[r];
+            }
+            /* transpose-reduction of the 8 rows' partials (as k_acc_smem) */
+            const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
+            float u4[4], u2[2], u1;
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                float send = b4 ? s[i] : s[i + 4], keep = b4 ? s[i + 4] : s[i];
+                u4[i] = keep + __shfl_xor_sync(FULL, send, 16);
+            }
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                float send = b3 ? u4[i] : u4[i + 2], keep = b3 ? u4[i + 2] : u4[i];
+                u2[i] = keep + __shfl_xor_sync(FULL, send, 8);
+            }
+            {
+                float send = b2 ? u2[0] : u2[1], keep = b2 ? u2[1] : u2[0];
+                u1 = keep + __shfl_xor_sync(FULL, send, 4);
+            }
+            u1 += __shfl_xor_sync(FULL, u1, 2);
+            u1 += __shfl_xor_sync(FULL, u1, 1);
+            const int rsel = (lane >> 2) & 7;
+            int myrow = rows[0];
+            float mw = wi[0];
+#pragma unroll
+            for (int r = 1; r < 8; r++)
+                if (rsel == r) {
+                    myrow = rows[r];
+                    mw = wi[r];
+                }
+            if ((lane & 3) == 0 && myrow >= 0) {
+                const float ob = obj_final(u1, metric);
+                dist[myrow] = ob;
+                acc += (double)mw * ob;
+            }
+            __syncwarp();
+            if (cnt < 8) break;
+        }
+        __syncwarp(); /* hm is rewritten by the next batch */
+    }
+    __syncthreads();
+    float *dst = acc_part + (int64_t)blockIdx.x * tot;
+    for (int64_t e = threadIdx.x; e < tot; e += blockDim.x) dst[e] = sacc[e];
     double t = block_sum(acc, sh);
     if (threadIdx.x == 0) part[blockIdx.x] = t;
 }
@@ -716,7 +840,7 @@ fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda
         const int rw = 8;
         const int nthr = priv ? ACC_TP : ACC_T;
         (void)rw;
-        const void *fn = priv ? (const void *)k_acc_smem<true, 8> : (const void *)k_acc_smem<false, 8>;
+        const void *fn = priv ? (const void *)k_acc_smem<true, 8> : (const void *)k_acc_owner;
         int per_sm = 0;
         FLI_CUDA_TRY(env, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         FLI_CUDA_TRY(env, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, nthr, smem));
@@ -793,14 +917,17 @@ __global__ void __launch_bounds__(256)
             scale = ss > 0 ? 1.0 / sqrt(ss) : 1.0;
         }
         double sh2 = 0;
-        float nn = 0.f;
+        float nn = 0.f, rr = 0.f;
         for (int j = lane; j < d; j += 32) {
             double v = (W > 0 ? sr[j] / W : (double)cr[j]) * scale;
             float nv = (float)v;
             double t = (double)nv - (double)cr[j];
             sh2 += t * t;
             cr[j] = nv;
-            nn = fmaf(nv, nv, nn);
+            /* cnorm of the rounded copy the E-step reads (see k_prep_centers) */
+            const float q = km_round(nv, prec);
+            nn = fmaf(q, q, nn);
+            rr = fmaf(q - nv, q - nv, rr);
             if (prec == FLI_PREC_TF32) {
                 ((uint32_t *)ctc)[c * dp + j] = to_tf32(nv);
             } else if (prec == FLI_PREC_BF16 || prec == FLI_PREC_FP16) {
@@ -814,10 +941,13 @@ __global__ void __launch_bounds__(256)
         for (int o = 16; o; o >>= 1) {
             sh2 += __shfl_xor_sync(FULL, sh2, o);
             nn += __shfl_xor_sync(FULL, nn, o);
+            rr += __shfl_xor_sync(FULL, rr, o);
         }
         if (lane == 0) {
             shift_c[c] = sh2;
             cnorm[c] = metric == FLI_METRIC_EUCLIDEAN ? nn : 0.f;
+            km_atomic_fmax(&sc->cb_next[0], sqrtf(rr));
+            km_atomic_fmax(&sc->cb_next[1], sqrtf(nn));
         }
     }
     __threadfence();
@@ -833,6 +963,11 @@ __global__ void __launch_bounds__(256)
         volatile km_scalars *vs = sc;
         vs->fin_count = 0;
         vs->shift = t;
+        /* the next E-step's rounding bounds (kmeans_dev.cuh: km_near_tie) */
+        vs->cb[0] = vs->cb_next[0];
+        vs->cb[1] = vs->cb_next[1];
+        vs->cb_next[0] = 0.f;
+        vs->cb_next[1] = 0.f;
         trace[it % FLI_KM_TRACE_RING] = vs->inertia;
         vs->n_iter = (int32_t)(it + 1);
         if (vs->n_changed == 0) {

@@ -27,6 +27,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <math.h>
+#include <string.h>
 
 #include "backends/cuda/kmeans_cuda.cuh"
 #include "backends/cuda/kmeans_dev.cuh"
@@ -119,32 +120,53 @@ static __device__ __forceinline__ void bulk_g2s(uint32_t dst, const void *src, u
         : "memory");
 }
 
-/* One m64 x 128 block of scores into the running argmin of this thread's
- * two rows (g and g + 8 of the warp's 16). */
-static __device__ __forceinline__ void fold(const float (&acc)[64], float (&best)[2], int (&bidx)[2],
-                                            const float *__restrict__ cn, int col0, float alpha, int t4) {
+/* One m64 x 128 block of scores into the running top-2 of this thread's
+ * two rows (g and g + 8 of the warp's 16): the block's two smallest scores
+ * per row first (FFMA + 3 FMNMX per score); only when they enter the
+ * running top-2 are the first columns holding them looked up (scores
+ * recomputed: same operands, same bits), so ties go to the lower index as
+ * in a strict ascending scan. */
+static __device__ __forceinline__ void fold(const float (&acc)[64], float (&b1)[2], int (&i1)[2], float (&b2)[2],
+                                            int (&i2)[2], const float *__restrict__ cn, int col0, float alpha,
+                                            int t4) {
     const float2 *c2 = (const float2 *)(cn + col0 + 2 * t4);
-    float tmin[2] = {INFINITY, INFINITY};
+    float m1[2] = {INFINITY, INFINITY}, m2[2] = {INFINITY, INFINITY};
 #pragma unroll
     for (int i = 0; i < 16; i++) {
         const float2 c = __ldg(c2 + i * 4);
 #pragma unroll
-        for (int rr = 0; rr < 2; rr++)
-            tmin[rr] = fminf(tmin[rr], fminf(fmaf(-alpha, acc[i * 4 + rr * 2], c.x),
-                                             fmaf(-alpha, acc[i * 4 + rr * 2 + 1], c.y)));
+        for (int rr = 0; rr < 2; rr++) {
+            const float s0 = fmaf(-alpha, acc[i * 4 + rr * 2], c.x);
+            const float s1 = fmaf(-alpha, acc[i * 4 + rr * 2 + 1], c.y);
+            m2[rr] = fminf(m2[rr], fmaxf(m1[rr], s0));
+            m1[rr] = fminf(m1[rr], s0);
+            m2[rr] = fminf(m2[rr], fmaxf(m1[rr], s1));
+            m1[rr] = fminf(m1[rr], s1);
+        }
     }
 #pragma unroll
     for (int rr = 0; rr < 2; rr++) {
-        if (tmin[rr] < best[rr]) {
-            int ix = 0;
+        const int need = km_top2_need(m1[rr], m2[rr], b1[rr], b2[rr]);
+        if (need) {
+            /* descending: j1 = lowest column holding m1, j1b the next one
+             * (m2 == m1), j2a = lowest column holding m2 */
+            int j1 = 0, j1b = 0, j2a = 0;
 #pragma unroll
             for (int i = 15; i >= 0; i--) {
                 const float2 c = __ldg(c2 + i * 4);
-                if (fmaf(-alpha, acc[i * 4 + rr * 2 + 1], c.y) == tmin[rr]) ix = col0 + i * 8 + 2 * t4 + 1;
-                if (fmaf(-alpha, acc[i * 4 + rr * 2], c.x) == tmin[rr]) ix = col0 + i * 8 + 2 * t4;
+#pragma unroll
+                for (int e = 1; e >= 0; e--) {
+                    const float sv = fmaf(-alpha, acc[i * 4 + rr * 2 + e], e ? c.y : c.x);
+                    const int col = col0 + i * 8 + 2 * t4 + e;
+                    if (sv == m2[rr]) j2a = col;
+                    if (sv == m1[rr]) {
+                        j1b = j1;
+                        j1 = col;
+                    }
+                }
             }
-            best[rr] = tmin[rr];
-            bidx[rr] = ix;
+            km_top2_update(b1[rr], i1[rr], b2[rr], i2[rr], m1[rr], j1, m2[rr], m2[rr] == m1[rr] ? j1b : j2a,
+                           need);
         }
     }
 }
@@ -166,7 +188,7 @@ template <int F16, int KB>
 __global__ void __launch_bounds__(H_THREADS, 1)
     k_estep_sm90(const unsigned char *__restrict__ ximg, const unsigned char *__restrict__ cimg,
                  const float *__restrict__ cnorm, int64_t m, int kp, float alpha,
-                 int32_t *__restrict__ labels, int32_t *n_changed, const int32_t *done) {
+                 int32_t *__restrict__ labels, int32_t *n_changed, const km_tie T, const int32_t *done) {
     if (done && *done) return;
     constexpr uint32_t A_BYTES = H_BM * KB * 128;
     constexpr uint32_t B_BYTES = H_BN * KB * 128;
@@ -214,23 +236,25 @@ __global__ void __launch_bounds__(H_THREADS, 1)
     } else {
         /* consumers */
         asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
-        const int cw = wg - 1, wq = (tid >> 5) & 3, g = lane >> 2, t4 = lane & 3;
+        const int cw = wg - 1, wq = (tid >> 5) & 3, t4 = lane & 3;
+        const float rho_c = T.on ? T.cb[0] : 0.f, cmax = T.on ? T.cb[1] : 0.f;
+        /* after the quad merge, lane L takes row (L >> 4) * 64 + (L & 15) of
+         * the warp's 32: slot (L >> 4, (L >> 3) & 1) of quad L & 7 */
+        const int src = (lane & 7) * 4, hq = lane >> 4, rq = (lane >> 3) & 1;
         float acc0[64], acc1[64];
         int bt = 0, i = 0;
         for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x, i++) {
             const int ab = i & 1;
-            const int64_t rbase = tile * H_BM + cw * 128 + wq * 16 + g;
-            int old[2][2];
-            float best[2][2];
-            int bidx[2][2];
+            const int64_t myrow = tile * H_BM + cw * 128 + wq * 16 + hq * 64 + (lane & 15);
+            const int old = myrow < m ? labels[myrow] : 0;
+            float b1[2][2], b2[2][2];
+            int i1[2][2], i2[2][2];
 #pragma unroll
             for (int h = 0; h < 2; h++)
 #pragma unroll
                 for (int rr = 0; rr < 2; rr++) {
-                    const int64_t row = rbase + h * 64 + rr * 8;
-                    old[h][rr] = (t4 == 0 && row < m) ? labels[row] : 0;
-                    best[h][rr] = INFINITY;
-                    bidx[h][rr] = 0;
+                    b1[h][rr] = b2[h][rr] = INFINITY;
+                    i1[h][rr] = i2[h][rr] = 0;
                 }
             const uint32_t a0 = sA + ab * A_BYTES + (cw * 128) * 128;
             const uint32_t a1 = a0 + 64 * 128;
@@ -247,31 +271,39 @@ __global__ void __launch_bounds__(H_THREADS, 1)
                 fence_acc(acc1);
                 /* both halves have read stage st */
                 if (lane == 0) mbar_arrive(B_EMPTY(st));
-                fold(acc0, best[0], bidx[0], cnorm, j * H_BN, alpha, t4);
-                fold(acc1, best[1], bidx[1], cnorm, j * H_BN, alpha, t4);
+                fold(acc0, b1[0], i1[0], b2[0], i2[0], cnorm, j * H_BN, alpha, t4);
+                fold(acc1, b1[1], i1[1], b2[1], i2[1], cnorm, j * H_BN, alpha, t4);
             }
             /* every wgmma reading this A buffer has completed */
             if (lane == 0) mbar_arrive(A_EMPTY(ab));
-            int changed = 0;
+            float v1 = 0.f, v2 = 0.f;
+            int x1 = 0, x2 = 0;
 #pragma unroll
             for (int h = 0; h < 2; h++)
 #pragma unroll
                 for (int rr = 0; rr < 2; rr++) {
-                    float v = best[h][rr];
-                    int ix = bidx[h][rr];
 #pragma unroll
-                    for (int o = 1; o < 4; o <<= 1) {
-                        float ov = __shfl_xor_sync(KM_FULL, v, o);
-                        int oi = __shfl_xor_sync(KM_FULL, ix, o);
-                        argmin_merge(v, ix, ov, oi);
-                    }
-                    const int64_t row = rbase + h * 64 + rr * 8;
-                    if (t4 == 0 && row < m) {
-                        labels[row] = ix;
-                        changed += old[h][rr] != ix;
+                    for (int o = 1; o < 4; o <<= 1)
+                        km_shfl_merge2(b1[h][rr], i1[h][rr], b2[h][rr], i2[h][rr], o);
+                    const float w1 = __shfl_sync(KM_FULL, b1[h][rr], src);
+                    const float w2 = __shfl_sync(KM_FULL, b2[h][rr], src);
+                    const int j1 = __shfl_sync(KM_FULL, i1[h][rr], src);
+                    const int j2 = __shfl_sync(KM_FULL, i2[h][rr], src);
+                    if (h == hq && rr == rq) {
+                        v1 = w1;
+                        v2 = w2;
+                        x1 = j1;
+                        x2 = j2;
                     }
                 }
+            int changed = 0, re = 0;
+            if (myrow < m) {
+                const int ix = km_decide(T, myrow, rho_c, cmax, v1, x1, v2, x2, re);
+                labels[myrow] = ix;
+                changed = old != ix;
+            }
             count_changes(changed, n_changed);
+            km_count_rescored(re, T.n_rescored);
         }
     }
 #undef A_FULL
@@ -285,7 +317,7 @@ int km_sm90_built(void) { return 1; }
 fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, const void *ctc,
                         int64_t dh, const float *cnorm, int64_t kp, fli_metric metric,
                         fli_precision prec, int32_t *labels, int32_t *n_changed,
-                        const int32_t *done) {
+                        const km_tie *tie, const int32_t *done) {
     if (r->m <= 0) return FL_STATUS_OK;
     if (!r->xh) return FLI_FAIL(env, FL_STATUS_INTERNAL, "km_estep_sm90", "no 16-bit image of X");
     const int kb = (int)(dh / 64);
@@ -302,8 +334,11 @@ fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, con
     int kpi = (int)kp;
     float alpha = km_alpha(metric);
     int32_t *lab = labels + r->row0;
+    km_tie T;
+    memset(&T, 0, sizeof T);
+    if (tie) T = *tie;
     void *args[] = {(void *)&ximg, (void *)&cimg, (void *)&cnorm, (void *)&m, (void *)&kpi,
-                    (void *)&alpha, (void *)&lab, (void *)&n_changed, (void *)&done};
+                    (void *)&alpha, (void *)&lab, (void *)&n_changed, (void *)&T, (void *)&done};
     FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3(H_THREADS), args, smem, s));
     return FL_STATUS_OK;
 }
