@@ -7,7 +7,9 @@
 #                                        GPU tests; CLI tests; benchmarks
 #   bash bench/gpu/device_all.sh peers   scikit-learn and PyTorch on the same shapes,
 #                                        then the cost model's calibration
-#   bash bench/gpu/device_all.sh all     both (for a machine with more time)
+#   bash bench/gpu/device_all.sh calib   build if needed, calibration, benchmarks
+#                                        (a second GPU model)
+#   bash bench/gpu/device_all.sh all     tests + peers (for a machine with more time)
 #
 # Everything lands in a scratch folder that is packed into $OUT/results.tgz
 # (the device tool returns few files and only two folders deep).
@@ -53,7 +55,7 @@ if [ "$WHAT" = tests ] || [ "$WHAT" = all ]; then
     echo "bench rc=$?" | tee -a "$OUT/summary.txt"
     tail -16 "$OUT/bench_kmeans.log"
 fi
-if [ "$WHAT" = peers ] || [ "$WHAT" = all ]; then
+if [ "$WHAT" = peers ] || [ "$WHAT" = calib ] || [ "$WHAT" = all ]; then
     [ -d /tmp/debroot ] && export LD_LIBRARY_PATH=$B/lib:/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-pthread:/tmp/debroot/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
     if [ ! -x "$B/bin/flashlib" ]; then
         stamp "no build from a previous call: building"
@@ -63,9 +65,15 @@ if [ "$WHAT" = peers ] || [ "$WHAT" = all ]; then
     PREBUILT=$B BUDGET_S=${BUDGET_S:-150} bash bench/calib/run.sh >"$OUT/calib_run.log" 2>&1
     echo "calib rc=$?" | tee -a "$OUT/summary.txt"
     tail -20 "$OUT/calib/fit.log" 2>/dev/null
-    stamp "peers (scikit-learn on this machine's cores, plain PyTorch)"
-    PREBUILT=$B timeout 240 bash bench/gpu/run.sh peers >"$OUT/run_peers.log" 2>&1
-    echo "peers rc=$?" | tee -a "$OUT/summary.txt"
+    if [ "$WHAT" = calib ]; then
+        stamp "benchmarks"
+        PREBUILT=$B bash bench/gpu/run.sh bench >"$OUT/run_bench.log" 2>&1
+        echo "bench rc=$?" | tee -a "$OUT/summary.txt"
+    else
+        stamp "peers (scikit-learn on this machine's cores, plain PyTorch)"
+        PREBUILT=$B timeout 240 bash bench/gpu/run.sh peers >"$OUT/run_peers.log" 2>&1
+        echo "peers rc=$?" | tee -a "$OUT/summary.txt"
+    fi
 fi
 stamp done
 cat "$OUT/summary.txt"
