@@ -112,6 +112,7 @@ fl_status fli_kmeans_cuda_plan_chunk(int64_t n, int64_t d, int64_t k, fli_precis
 
     /* Lloyd phase */
     arena_cursor l = c;
+    plan->off_tie_list = take(&l, precision != FLI_PREC_FP32 ? m * 16 : 0);
     if (plan->mstep_smem) {
         plan->off_acc_part = take(&l, (int64_t)FLI_KM_ACC_BLOCKS * k * (d + 2) * 4);
     } else {

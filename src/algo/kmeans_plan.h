@@ -101,6 +101,8 @@ typedef struct fli_kmeans_cuda_plan {
     size_t off_union;    /* start of the phase-shared region                    */
     /* Lloyd phase, shared-memory M-step */
     size_t off_acc_part; /* ACC_BLOCKS x k x (d+2) fp32                         */
+    /* Lloyd phase (E-step and final assignment), tensor-core precisions */
+    size_t off_tie_list; /* chunk_rows int4: near-tied rows for exact re-scoring */
     /* Lloyd phase, sorted M-step */
     size_t off_cnt;      /* k*sort_nb + 1 int32                                 */
     size_t off_perm;     /* m int32                                             */

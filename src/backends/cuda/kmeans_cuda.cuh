@@ -37,6 +37,8 @@ typedef struct km_scalars {
      * writes cb_next and its last block moves it to cb. */
     float cb[2];
     float cb_next[2];
+    int32_t tie_count; /* entries in the near-tie list of the current E-step     */
+    int32_t tie_done;  /* blocks of k_tie_rescore done (the last one resets)      */
 } km_scalars;
 static_assert(sizeof(km_scalars) <= 256, "km_scalars lives in the first 256 bytes of the scalar block");
 
@@ -68,6 +70,9 @@ typedef struct km_tie {
     float ekd;           /* fp32 accumulation bound factor: (K + 8) * 2^-22  */
     const float *cb;     /* km_scalars.cb                                    */
     unsigned long long *n_rescored; /* may be NULL                          */
+    int4 *list;          /* near-tied rows: (row, i1, i2, old label), m max  */
+    int32_t *count;      /* km_scalars.tie_count                             */
+    int32_t *blocks_done; /* km_scalars.tie_done                             */
 } km_tie;
 
 /* Score of centre c for a point: cnorm[c] - alpha * <x, c>; euclidean uses
@@ -92,7 +97,11 @@ fl_status km_row_stats(fli_cuda_env *env, cudaStream_t s, const float *x, int64_
                        int64_t d, fli_precision prec, float2 *xst);
 /* The E-steps' near-tie arguments for rows r (fp32 centres C, stride dp). */
 km_tie km_tie_args(const km_rows *r, const float *C, int64_t dp, int64_t d, fli_metric metric,
-                   fli_precision prec, int64_t kdim, const km_scalars *sc, int on);
+                   fli_precision prec, int64_t kdim, km_scalars *sc, int4 *list, int on);
+/* Re-scores the rows the E-step listed (one thread per row, full
+ * occupancy), writes their labels and counts their changes. */
+fl_status km_tie_rescore(fli_cuda_env *env, cudaStream_t s, const km_tie *tie, int32_t *labels,
+                         int32_t *n_changed, const int32_t *done);
 /* Labels of rows r.m against k centres: argmin of the score, ties to the
  * lower index. Counts changed labels into *n_changed when non-NULL. Does
  * nothing when *done != 0 (done may be NULL). */

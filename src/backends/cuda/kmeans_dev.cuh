@@ -274,22 +274,29 @@ static __device__ __noinline__ int km_rescore(const float *__restrict__ x, const
     return (b < a || (b == a && i2 < i1)) ? i2 : i1;
 }
 
-/* Final label of a row from its approximate top-2 (v1, i1), (v2, i2):
- * i1, or the exact winner of the two when they are near-tied. *re = 1 when
- * re-scored. */
-static __device__ __forceinline__ int km_decide(const km_tie &T, int64_t row, float rho_c, float cmax, float v1,
-                                                int i1, float v2, int i2, int &re) {
-    re = 0;
-    if (!T.on) return i1;
-    if (!km_near_tie(T, T.xst[row], rho_c, cmax, v1, v2)) return i1;
-    re = 1;
-    return km_rescore(T.x + row * T.ldx, T.C + (int64_t)i1 * T.ldc, T.C + (int64_t)i2 * T.ldc, T.d, T.xvec,
-                      T.euclid, i1, i2);
-}
-/* Counts re-scored rows: one atomic per warp that has any. Whole warp. */
-static __device__ __forceinline__ void km_count_rescored(int re, unsigned long long *cnt) {
-    const unsigned b = __ballot_sync(KM_FULL, re);
-    if (cnt && (threadIdx.x & 31) == 0 && b) atomicAdd(cnt, (unsigned long long)__popc(b));
+/* The end of an E-step row (valid: row < m): a near-tied row goes to the
+ * list for k_tie_rescore (label and change left to it), any other gets
+ * label i1 here. Returns 1 when the label changed. Whole warp: the list
+ * slots are taken with one atomic per warp; their order does not matter
+ * (each row is decided on its own), so results stay reproducible. */
+static __device__ __forceinline__ int km_row_done(const km_tie &T, bool valid, int64_t row, float rho_c,
+                                                  float cmax, float v1, int i1, float v2, int i2, int old,
+                                                  int32_t *labels) {
+    const bool tie = valid && T.on && km_near_tie(T, T.xst[row], rho_c, cmax, v1, v2);
+    int changed = 0;
+    if (valid && !tie) {
+        labels[row] = i1;
+        changed = old != i1;
+    }
+    const unsigned mask = __ballot_sync(KM_FULL, tie);
+    if (mask) {
+        const int lane = threadIdx.x & 31, leader = __ffs(mask) - 1;
+        int base = 0;
+        if (lane == leader) base = atomicAdd(T.count, __popc(mask));
+        base = __shfl_sync(KM_FULL, base, leader);
+        if (tie) T.list[base + __popc(mask & ((1u << lane) - 1u))] = make_int4((int)row, i1, i2, old);
+    }
+    return changed;
 }
 
 #endif

@@ -248,8 +248,50 @@ fl_status km_row_stats(fli_cuda_env *env, cudaStream_t s, const float *x, int64_
     return FL_STATUS_OK;
 }
 
+/* One thread per listed row: the exact winner of its two candidates. The
+ * last block to finish empties the list for the next E-step. */
+__global__ void __launch_bounds__(256)
+    k_tie_rescore(const km_tie T, int32_t *__restrict__ labels, int32_t *n_changed, const int32_t *done) {
+    if (done && *done) return;
+    __shared__ int last;
+    const int cnt = *(volatile int32_t *)T.count;
+    for (int64_t b0 = (int64_t)blockIdx.x * blockDim.x; b0 < cnt; b0 += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t q = b0 + threadIdx.x;
+        int changed = 0;
+        if (q < cnt) {
+            const int4 e = T.list[q];
+            const int f = km_rescore(T.x + (int64_t)e.x * T.ldx, T.C + (int64_t)e.y * T.ldc,
+                                     T.C + (int64_t)e.z * T.ldc, T.d, T.xvec, T.euclid, e.y, e.z);
+            labels[e.x] = f;
+            changed = f != e.w;
+        }
+        count_changes(changed, n_changed);
+    }
+    if (blockIdx.x == 0 && threadIdx.x == 0 && T.n_rescored && cnt > 0)
+        atomicAdd(T.n_rescored, (unsigned long long)cnt);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        last = atomicAdd(T.blocks_done, 1) == (int)gridDim.x - 1;
+    }
+    __syncthreads();
+    if (last && threadIdx.x == 0) {
+        *(volatile int32_t *)T.count = 0;
+        *(volatile int32_t *)T.blocks_done = 0;
+    }
+}
+
+fl_status km_tie_rescore(fli_cuda_env *env, cudaStream_t s, const km_tie *tie, int32_t *labels,
+                         int32_t *n_changed, const int32_t *done) {
+    if (!tie || !tie->on) return FL_STATUS_OK;
+    const int grid = 2 * fli_state(env)->sm_count;
+    k_tie_rescore<<<grid, 256, 0, s>>>(*tie, labels, n_changed, done);
+    FLI_LAUNCH_TRY(env, "k_tie_rescore");
+    return FL_STATUS_OK;
+}
+
 km_tie km_tie_args(const km_rows *r, const float *C, int64_t dp, int64_t d, fli_metric metric,
-                   fli_precision prec, int64_t kdim, const km_scalars *sc, int on) {
+                   fli_precision prec, int64_t kdim, km_scalars *sc, int4 *list, int on) {
     km_tie t;
     memset(&t, 0, sizeof t);
     t.x = r->x;
@@ -260,10 +302,13 @@ km_tie km_tie_args(const km_rows *r, const float *C, int64_t dp, int64_t d, fli_
     t.ldc = dp;
     t.d = (int)d;
     t.euclid = metric == FLI_METRIC_EUCLIDEAN;
-    t.on = on && prec != FLI_PREC_FP32 && r->xst != NULL;
+    t.on = on && prec != FLI_PREC_FP32 && r->xst != NULL && list != NULL;
     t.ekd = (float)ldexp((double)(kdim + 8), -22);
     t.cb = sc->cb;
     t.n_rescored = (unsigned long long *)&sc->n_rescored;
+    t.list = list;
+    t.count = &sc->tie_count;
+    t.blocks_done = &sc->tie_done;
     return t;
 }
 
@@ -547,7 +592,7 @@ __device__ __forceinline__ void warp_quad_merge(warp_argmin &wa) {
 #define RED_WORDS (8 * MMA_BM)
 
 /* Per row: the 4 lanes of a quad, then the 2 warps along centres (through
- * red, RED_WORDS words), then the near-tie decision (km_decide) by one
+ * red, RED_WORDS words), then the near-tie test (km_row_done) by one
  * thread per row; writes labels of rows row0.. < m (chunk-local). Must be
  * called by the whole block; leaves red free for reuse. */
 __device__ __forceinline__ void block_labels(warp_argmin &wa, uint32_t *red, int64_t row0, int64_t m,
@@ -574,14 +619,8 @@ __device__ __forceinline__ void block_labels(warp_argmin &wa, uint32_t *red, int
     int i1 = ri1[tid], i2 = ri2[tid];
     km_merge2(v1, i1, v2, i2, rv1[MMA_BM + tid], ri1[MMA_BM + tid], rv2[MMA_BM + tid], ri2[MMA_BM + tid]);
     int64_t gr = row0 + tid;
-    int changed = 0, re = 0;
-    if (gr < m) {
-        const int ix = km_decide(T, gr, rho_c, cmax, v1, i1, v2, i2, re);
-        labels[gr] = ix;
-        changed = old != ix;
-    }
+    const int changed = km_row_done(T, gr < m, gr, rho_c, cmax, v1, i1, v2, i2, old, labels);
     count_changes(changed, n_changed);
-    km_count_rescored(re, T.n_rescored);
     __syncthreads();
 }
 
@@ -806,25 +845,13 @@ __global__ void __launch_bounds__(256, 1)
                     i2[mt >> 1] = j2;
                 }
             }
-        int changed = 0, re = 0;
+        int changed = 0;
 #pragma unroll
         for (int q = 0; q < 2; q++) {
             const int64_t row = rbase + 32 * q;
-            if (row < m) {
-                int rq = 0;
-                const int ix = km_decide(T, row, rho_c, cmax, v1[q], i1[q], v2[q], i2[q], rq);
-                labels[row] = ix;
-                changed += old[q] != ix;
-                re += rq;
-            }
+            changed += km_row_done(T, row < m, row, rho_c, cmax, v1[q], i1[q], v2[q], i2[q], old[q], labels);
         }
         count_changes(changed, n_changed);
-        if (T.n_rescored) {
-            int sum = re;
-#pragma unroll
-            for (int o = 16; o; o >>= 1) sum += __shfl_xor_sync(KM_FULL, sum, o);
-            if (lane == 0 && sum) atomicAdd(T.n_rescored, (unsigned long long)sum);
-        }
     }
     cp_async_wait<0>();
 }
@@ -870,7 +897,7 @@ static fl_status launch_mma(fli_cuda_env *env, cudaStream_t s, const uint32_t *A
             A, lda, a_words, a_aligned, m, kw, B, ldb, cnorm, kp, alpha, lab, n_changed, T, done);
     }
     FLI_LAUNCH_TRY(env, "k_estep_mma");
-    return FL_STATUS_OK;
+    return km_tie_rescore(env, s, &T, lab, n_changed, done);
 }
 
 fl_status km_estep(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d, const float *C,

@@ -40,6 +40,7 @@ typedef struct km_fit {
     void *ctc;
     double *colstats, *colpart, *cumsum, *trace, *part, *pp_part;
     float2 *xst;        /* per-row rounding statistics (tensor-core precisions) */
+    int4 *tie_list;     /* near-tied rows of an E-step (tensor-core precisions) */
     km_scalars *sc;
     km_mstep_bufs mb;
     /* kernel choices, fixed for the fit */
@@ -74,6 +75,7 @@ static void carve(km_fit *f) {
     f->colstats = (double *)(a + p->off_colstats);
     f->colpart = (double *)(a + p->off_colpart);
     f->xst = f->job->precision != FLI_PREC_FP32 ? (float2 *)(a + p->off_xst) : NULL;
+    f->tie_list = f->job->precision != FLI_PREC_FP32 ? (int4 *)(a + p->off_tie_list) : NULL;
     f->reloc = p->chunked ? (float *)(a + p->off_reloc) : NULL;
     f->reloc_idx = (int32_t *)(a + p->off_reloc_idx);
     char *sc = a + p->off_scalars;
@@ -332,7 +334,7 @@ static fl_status estep(km_fit *f, const km_rows *r, int32_t *n_changed, const in
     /* K of the tensor-core products: tf32 runs over dp words, 16-bit over dh */
     const int64_t kdim = j->precision == FLI_PREC_TF32 ? f->p.dp : f->p.dh;
     const km_tie tie = km_tie_args(r, f->C, f->p.dp, j->d, j->metric, j->precision, kdim, f->sc,
-                                   f->rescore);
+                                   f->tie_list, f->rescore);
     if (f->sm90)
         return km_estep_sm90(f->env, f->s, r, f->ctc, f->p.dh, f->cnorm, f->p.kp, j->metric,
                              j->precision, f->labels, n_changed, &tie, done);
@@ -680,7 +682,7 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
 /* Assignment: predict / transform / score                                  */
 /* ------------------------------------------------------------------------ */
 typedef struct km_assign_layout {
-    size_t off_x, off_xh, off_xst, off_C, off_ctc, off_cnorm, off_labels, off_tr, off_w, off_sc, bytes;
+    size_t off_x, off_xh, off_xst, off_list, off_C, off_ctc, off_cnorm, off_labels, off_tr, off_w, off_sc, bytes;
     int64_t m, dp, dh, kp;
     int copy_x;
 } km_assign_layout;
@@ -712,6 +714,8 @@ static void assign_layout(const fli_kmeans_assign_job *j, km_assign_layout *L) {
     at += prec16(j->precision) ? al((size_t)m * L->dh * 2) : 0;
     L->off_xst = at;
     at += j->precision != FLI_PREC_FP32 ? al((size_t)m * 8) : 0;
+    L->off_list = at;
+    at += j->precision != FLI_PREC_FP32 ? al((size_t)m * 16) : 0;
     L->off_C = at;
     at += al((size_t)L->kp * L->dp * 4);
     L->off_ctc = at;
@@ -791,7 +795,9 @@ static fl_status assign_body(fli_cuda_env *env, cudaStream_t s, fli_kmeans_assig
             }
         }
         const km_tie tie = km_tie_args(&r, C, L->dp, j->d, j->metric, j->precision,
-                                       j->precision == FLI_PREC_TF32 ? L->dp : L->dh, sc, rescore);
+                                       j->precision == FLI_PREC_TF32 ? L->dp : L->dh, sc,
+                                       j->precision != FLI_PREC_FP32 ? (int4 *)(a + L->off_list) : NULL,
+                                       rescore);
         FLI_TRY(km_estep(env, s, &r, j->d, C, L->dp, ctc, L->dh, cnorm, j->k, L->kp, j->metric,
                          j->precision, labels, NULL, &tie, NULL));
         FLI_TRY(km_objective(env, s, &r, j->d, C, L->dp, labels, j->metric, NULL, part, sc, NULL));

@@ -126,7 +126,7 @@ static __device__ __forceinline__ void bulk_g2s(uint32_t dst, const void *src, u
  * running top-2 are the first columns holding them looked up (scores
  * recomputed: same operands, same bits), so ties go to the lower index as
  * in a strict ascending scan. */
-static __device__ __forceinline__ void fold(const float (&acc)[64], float (&b1)[2], int (&i1)[2], float (&b2)[2],
+static __device__ __forceinline__ void fold(float (&acc)[64], float (&b1)[2], int (&i1)[2], float (&b2)[2],
                                             int (&i2)[2], const float *__restrict__ cn, int col0, float alpha,
                                             int t4) {
     const float2 *c2 = (const float2 *)(cn + col0 + 2 * t4);
@@ -136,37 +136,37 @@ static __device__ __forceinline__ void fold(const float (&acc)[64], float (&b1)[
         const float2 c = __ldg(c2 + i * 4);
 #pragma unroll
         for (int rr = 0; rr < 2; rr++) {
+            /* the scores replace the accumulators (the next tile's first
+             * wgmma overwrites them), so the lookups below read them back */
             const float s0 = fmaf(-alpha, acc[i * 4 + rr * 2], c.x);
             const float s1 = fmaf(-alpha, acc[i * 4 + rr * 2 + 1], c.y);
-            m2[rr] = fminf(m2[rr], fmaxf(m1[rr], s0));
-            m1[rr] = fminf(m1[rr], s0);
-            m2[rr] = fminf(m2[rr], fmaxf(m1[rr], s1));
-            m1[rr] = fminf(m1[rr], s1);
+            acc[i * 4 + rr * 2] = s0;
+            acc[i * 4 + rr * 2 + 1] = s1;
+            const float lo = fminf(s0, s1), hi = fmaxf(s0, s1);
+            m2[rr] = fminf(fminf(m2[rr], hi), fmaxf(m1[rr], lo));
+            m1[rr] = fminf(m1[rr], lo);
         }
     }
 #pragma unroll
     for (int rr = 0; rr < 2; rr++) {
         const int need = km_top2_need(m1[rr], m2[rr], b1[rr], b2[rr]);
         if (need) {
-            /* descending: j1 = lowest column holding m1, j1b the next one
-             * (m2 == m1), j2a = lowest column holding m2 */
-            int j1 = 0, j1b = 0, j2a = 0;
+            int j1 = 0, j2 = 0;
 #pragma unroll
-            for (int i = 15; i >= 0; i--) {
-                const float2 c = __ldg(c2 + i * 4);
+            for (int i = 15; i >= 0; i--)
 #pragma unroll
-                for (int e = 1; e >= 0; e--) {
-                    const float sv = fmaf(-alpha, acc[i * 4 + rr * 2 + e], e ? c.y : c.x);
-                    const int col = col0 + i * 8 + 2 * t4 + e;
-                    if (sv == m2[rr]) j2a = col;
-                    if (sv == m1[rr]) {
-                        j1b = j1;
-                        j1 = col;
+                for (int e = 1; e >= 0; e--)
+                    if (acc[i * 4 + rr * 2 + e] == m1[rr]) j1 = col0 + i * 8 + 2 * t4 + e;
+            if (need == 2) {
+#pragma unroll
+                for (int i = 15; i >= 0; i--)
+#pragma unroll
+                    for (int e = 1; e >= 0; e--) {
+                        const int col = col0 + i * 8 + 2 * t4 + e;
+                        if (acc[i * 4 + rr * 2 + e] == m2[rr] && col != j1) j2 = col;
                     }
-                }
             }
-            km_top2_update(b1[rr], i1[rr], b2[rr], i2[rr], m1[rr], j1, m2[rr], m2[rr] == m1[rr] ? j1b : j2a,
-                           need);
+            km_top2_update(b1[rr], i1[rr], b2[rr], i2[rr], m1[rr], j1, m2[rr], j2, need);
         }
     }
 }
@@ -296,14 +296,8 @@ __global__ void __launch_bounds__(H_THREADS, 1)
                         x2 = j2;
                     }
                 }
-            int changed = 0, re = 0;
-            if (myrow < m) {
-                const int ix = km_decide(T, myrow, rho_c, cmax, v1, x1, v2, x2, re);
-                labels[myrow] = ix;
-                changed = old != ix;
-            }
+            const int changed = km_row_done(T, myrow < m, myrow, rho_c, cmax, v1, x1, v2, x2, old, labels);
             count_changes(changed, n_changed);
-            km_count_rescored(re, T.n_rescored);
         }
     }
 #undef A_FULL
@@ -340,5 +334,5 @@ fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, con
     void *args[] = {(void *)&ximg, (void *)&cimg, (void *)&cnorm, (void *)&m, (void *)&kpi,
                     (void *)&alpha, (void *)&lab, (void *)&n_changed, (void *)&T, (void *)&done};
     FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3(H_THREADS), args, smem, s));
-    return FL_STATUS_OK;
+    return km_tie_rescore(env, s, &T, lab, n_changed, done);
 }
