@@ -274,15 +274,20 @@ static __device__ __noinline__ int km_rescore(const float *__restrict__ x, const
     return (b < a || (b == a && i2 < i1)) ? i2 : i1;
 }
 
+/* The row statistics, loaded when the tile starts (with the old label) so
+ * that their latency hides behind the tile's mma work. */
+static __device__ __forceinline__ float2 km_row_stat(const km_tie &T, bool valid, int64_t row) {
+    return (T.on && valid) ? T.xst[row] : make_float2(0.f, 0.f);
+}
 /* The end of an E-step row (valid: row < m): a near-tied row goes to the
  * list for k_tie_rescore (label and change left to it), any other gets
  * label i1 here. Returns 1 when the label changed. Whole warp: the list
  * slots are taken with one atomic per warp; their order does not matter
  * (each row is decided on its own), so results stay reproducible. */
-static __device__ __forceinline__ int km_row_done(const km_tie &T, bool valid, int64_t row, float rho_c,
-                                                  float cmax, float v1, int i1, float v2, int i2, int old,
-                                                  int32_t *labels) {
-    const bool tie = valid && T.on && km_near_tie(T, T.xst[row], rho_c, cmax, v1, v2);
+static __device__ __forceinline__ int km_row_done(const km_tie &T, bool valid, int64_t row, float2 xs,
+                                                  float rho_c, float cmax, float v1, int i1, float v2, int i2,
+                                                  int old, int32_t *labels) {
+    const bool tie = valid && T.on && km_near_tie(T, xs, rho_c, cmax, v1, v2);
     int changed = 0;
     if (valid && !tie) {
         labels[row] = i1;

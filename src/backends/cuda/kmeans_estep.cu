@@ -596,7 +596,7 @@ __device__ __forceinline__ void warp_quad_merge(warp_argmin &wa) {
  * thread per row; writes labels of rows row0.. < m (chunk-local). Must be
  * called by the whole block; leaves red free for reuse. */
 __device__ __forceinline__ void block_labels(warp_argmin &wa, uint32_t *red, int64_t row0, int64_t m,
-                                             int32_t *labels, int32_t *n_changed, int old,
+                                             int32_t *labels, int32_t *n_changed, int old, float2 xs,
                                              const km_tie &T, float rho_c, float cmax) {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = warp >> 1, wn = warp & 1, g = lane >> 2, t = lane & 3;
@@ -619,7 +619,7 @@ __device__ __forceinline__ void block_labels(warp_argmin &wa, uint32_t *red, int
     int i1 = ri1[tid], i2 = ri2[tid];
     km_merge2(v1, i1, v2, i2, rv1[MMA_BM + tid], ri1[MMA_BM + tid], rv2[MMA_BM + tid], ri2[MMA_BM + tid]);
     int64_t gr = row0 + tid;
-    const int changed = km_row_done(T, gr < m, gr, rho_c, cmax, v1, i1, v2, i2, old, labels);
+    const int changed = km_row_done(T, gr < m, gr, xs, rho_c, cmax, v1, i1, v2, i2, old, labels);
     count_changes(changed, n_changed);
     __syncthreads();
 }
@@ -658,6 +658,7 @@ __global__ void __launch_bounds__(256, 1)
     }
     /* the old label is read now, its latency hidden behind the mma work */
     const int old = row0 + tid < m ? labels[row0 + tid] : 0;
+    const float2 xs = km_row_stat(T, row0 + tid < m, row0 + tid);
     float acc[4][8][4];
     warp_argmin wa;
     warp_reset(acc, wa);
@@ -708,7 +709,7 @@ __global__ void __launch_bounds__(256, 1)
 #undef LOAD_STAGE
     cp_async_wait<0>();
     __syncthreads();
-    block_labels(wa, smem, row0, m, labels, n_changed, old, T, rho_c, cmax);
+    block_labels(wa, smem, row0, m, labels, n_changed, old, xs, T, rho_c, cmax);
 }
 
 /* Tensor-core E-step, centre-stationary, for small k*d: every centre stays
@@ -759,13 +760,14 @@ __global__ void __launch_bounds__(256, 1)
         }
         cp_async_commit();
         const int old = tile * MMA_BM + tid < m ? labels[tile * MMA_BM + tid] : 0;
+        const float2 xs = km_row_stat(T, tile * MMA_BM + tid < m, tile * MMA_BM + tid);
         warp_reset(acc, wa);
         const uint32_t *sA = sA0 + buf * MMA_BM * ls + wm * 64 * ls;
         for (int j0 = 0; j0 < kp; j0 += MMA_BN) {
             warp_mma<PREC, PREC == FLI_PREC_TF32>(acc, sA, ls, sB + (j0 + wn * 64) * ls, ls, kw / 8);
             warp_fold(acc, wa, j0 + wn * 64, cnorm, alpha);
         }
-        block_labels(wa, red, tile * MMA_BM, m, labels, n_changed, old, T, rho_c, cmax);
+        block_labels(wa, red, tile * MMA_BM, m, labels, n_changed, old, xs, T, rho_c, cmax);
     }
     cp_async_wait<0>();
 }
@@ -821,8 +823,12 @@ __global__ void __launch_bounds__(256, 1)
         cp_async_commit();
         const int64_t rbase = tile * C64_BM + warp * 64 + lane;
         int old[2];
+        float2 xs[2];
 #pragma unroll
-        for (int q = 0; q < 2; q++) old[q] = rbase + 32 * q < m ? labels[rbase + 32 * q] : 0;
+        for (int q = 0; q < 2; q++) {
+            old[q] = rbase + 32 * q < m ? labels[rbase + 32 * q] : 0;
+            xs[q] = km_row_stat(T, rbase + 32 * q < m, rbase + 32 * q);
+        }
         warp_reset(acc, wa);
         warp_mma<PREC, PREC == FLI_PREC_TF32>(acc, sA0 + buf * C64_BM * ls + warp * 64 * ls, ls, sB, ls,
                                               kw / 8);
@@ -849,7 +855,7 @@ __global__ void __launch_bounds__(256, 1)
 #pragma unroll
         for (int q = 0; q < 2; q++) {
             const int64_t row = rbase + 32 * q;
-            changed += km_row_done(T, row < m, row, rho_c, cmax, v1[q], i1[q], v2[q], i2[q], old[q], labels);
+            changed += km_row_done(T, row < m, row, xs[q], rho_c, cmax, v1[q], i1[q], v2[q], i2[q], old[q], labels);
         }
         count_changes(changed, n_changed);
     }

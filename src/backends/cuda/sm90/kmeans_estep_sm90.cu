@@ -247,6 +247,7 @@ __global__ void __launch_bounds__(H_THREADS, 1)
             const int ab = i & 1;
             const int64_t myrow = tile * H_BM + cw * 128 + wq * 16 + hq * 64 + (lane & 15);
             const int old = myrow < m ? labels[myrow] : 0;
+            const float2 xs = km_row_stat(T, myrow < m, myrow);
             float b1[2][2], b2[2][2];
             int i1[2][2], i2[2][2];
 #pragma unroll
@@ -296,7 +297,7 @@ __global__ void __launch_bounds__(H_THREADS, 1)
                         x2 = j2;
                     }
                 }
-            const int changed = km_row_done(T, myrow < m, myrow, rho_c, cmax, v1, x1, v2, x2, old, labels);
+            const int changed = km_row_done(T, myrow < m, myrow, xs, rho_c, cmax, v1, x1, v2, x2, old, labels);
             count_changes(changed, n_changed);
         }
     }
