@@ -337,16 +337,6 @@ static void test_bad_input(fl_ctx *ctx)
     memset(X, 0, sizeof(float) * D); /* row 0 is all zeros */
     CHECK_ERR(ctx, fl_kmeans_fit(ctx, &xa, NULL, p, &ca, &la, NULL, NULL), FL_STATUS_INVALID_ARG,
               "row 0 is all zeros");
-    /* no GPU on a CPU context */
-    fl_ctx *cuda;
-    fl_ctx_create("cuda", &cuda, NULL, 0);
-    if (fl_cuda_device_count(cuda, NULL) == 0) {
-        fl_params_set(ctx, p, "metric", "euclidean");
-        X[0] = 1;
-        CHECK_ERR(cuda, fl_kmeans_fit(cuda, &xa, NULL, p, &ca, &la, NULL, NULL), FL_STATUS_NO_DEVICE,
-                  "needs a CUDA GPU");
-    }
-    fl_ctx_free(cuda);
     /* outputs untouched by every failure above */
     int untouched = 1;
     for (int i = 0; i < K * D; i++)
@@ -355,6 +345,26 @@ static void test_bad_input(fl_ctx *ctx)
         untouched &= lab[i] == -5;
     CHECK(untouched);
     fl_params_free(p);
+}
+
+/* Asking for "cuda" without a GPU is a clear error that writes nothing. Runs
+ * last: probing for a GPU maps libcuda where a driver exists. */
+static void test_cuda_without_gpu(void)
+{
+    fl_ctx *cuda;
+    fl_ctx_create("cuda", &cuda, NULL, 0);
+    if (fl_cuda_device_count(cuda, NULL) == 0) {
+        float X[8] = {0, 1, 2, 3, 4, 5, 6, 7}, C[4] = {-1, -1, -1, -1};
+        fl_array xa = fl_array_host(X, FL_DTYPE_F32, 4, 2), ca = fl_array_host(C, FL_DTYPE_F32, 2, 2);
+        fl_params *p;
+        fl_params_create(cuda, "kmeans", &p);
+        fl_params_set(cuda, p, "n_clusters", "2");
+        CHECK_ERR(cuda, fl_kmeans_fit(cuda, &xa, NULL, p, &ca, NULL, NULL, NULL), FL_STATUS_NO_DEVICE,
+                  "needs a CUDA GPU");
+        CHECK(C[0] == -1 && C[3] == -1);
+        fl_params_free(p);
+    }
+    fl_ctx_free(cuda);
 }
 
 static void test_model_methods(fl_ctx *ctx)
@@ -430,5 +440,6 @@ int main(void)
     test_model_methods(ctx);
     fl_ctx_free(ctx);
     CHECK_MSG(!fl_cuda_loaded(), "a CPU fit loaded CUDA");
+    test_cuda_without_gpu();
     TEST_MAIN_END();
 }
