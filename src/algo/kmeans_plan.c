@@ -10,12 +10,19 @@
 
 #include <string.h>
 
-static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
-static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int64_t round_up(int64_t v, int64_t m)
+{
+    return (v + m - 1) / m * m;
+}
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
+}
 
 /* Elements of scratch an in-place scan of `len` elements needs: one partial
  * per tile at each level until a single tile remains. */
-static int64_t scan_tmp_elems(int64_t len) {
+static int64_t scan_tmp_elems(int64_t len)
+{
     int64_t total = 0;
     while (len > FLI_KM_SCAN_TILE) {
         len = ceil_div(len, FLI_KM_SCAN_TILE);
@@ -28,28 +35,36 @@ typedef struct arena_cursor {
     size_t at;
 } arena_cursor;
 
-static size_t take(arena_cursor *c, int64_t bytes) {
+static size_t take(arena_cursor *c, int64_t bytes)
+{
     size_t off = c->at;
-    if (bytes > 0) c->at += (size_t)round_up(bytes, FLI_KM_ALIGN);
+    if (bytes > 0)
+        c->at += (size_t)round_up(bytes, FLI_KM_ALIGN);
     return off;
 }
 
-static int prec_is_16bit(fli_precision p) { return p == FLI_PREC_BF16 || p == FLI_PREC_FP16; }
+static int prec_is_16bit(fli_precision p)
+{
+    return p == FLI_PREC_BF16 || p == FLI_PREC_FP16;
+}
 
-size_t fli_kmeans_cuda_trace_host_bytes(int64_t max_iter, int64_t trace_cap) {
+size_t fli_kmeans_cuda_trace_host_bytes(int64_t max_iter, int64_t trace_cap)
+{
     int64_t m = max_iter < trace_cap ? max_iter : trace_cap;
     return m > 0 ? 2 * (size_t)m * sizeof(double) : 0;
 }
 
 fl_status fli_kmeans_cuda_plan_chunk(int64_t n, int64_t d, int64_t k, fli_precision precision,
-                                     int x_on_device, int have_weights, fli_metric metric,
-                                     int64_t chunk_rows, fli_kmeans_cuda_plan *plan) {
+                                     int x_on_device, int have_weights, fli_metric metric, int64_t chunk_rows,
+                                     fli_kmeans_cuda_plan *plan)
+{
     if (!plan || n < 1 || d < 1 || k < 1 || k > n || k > INT32_MAX || n > INT32_MAX ||
         precision == FLI_PREC_F64)
         return FL_STATUS_INVALID_ARG;
     memset(plan, 0, sizeof(*plan));
     int64_t m = (chunk_rows <= 0 || chunk_rows >= n || x_on_device) ? n : chunk_rows;
-    if (m < n) m = round_up(m, FLI_KM_BM) < n ? round_up(m, FLI_KM_BM) : n;
+    if (m < n)
+        m = round_up(m, FLI_KM_BM) < n ? round_up(m, FLI_KM_BM) : n;
     plan->n = n;
     plan->d = d;
     plan->k = k;
@@ -62,8 +77,10 @@ fl_status fli_kmeans_cuda_plan_chunk(int64_t n, int64_t d, int64_t k, fli_precis
     plan->mstep_smem = (int64_t)k * (d + 2) * 4 <= FLI_KM_SMEM_ACC_MAX;
     int64_t nb = ceil_div(m, FLI_KM_SORT_ROWS);
     int64_t cap = FLI_KM_SORT_CAP / k;
-    if (cap < 1) cap = 1;
-    if (nb > cap) nb = cap;
+    if (cap < 1)
+        cap = 1;
+    if (nb > cap)
+        nb = cap;
     plan->sort_nb = nb;
     plan->sort_rows = ceil_div(m, nb);
     plan->npieces_max = ceil_div(m, FLI_KM_PIECE) + k;
@@ -71,8 +88,10 @@ fl_status fli_kmeans_cuda_plan_chunk(int64_t n, int64_t d, int64_t k, fli_precis
     int64_t dp = plan->dp, dh = plan->dh, kp = plan->kp;
     int need_scan_cnt = !plan->mstep_smem;
     int64_t scan_n = n; /* k-means++ cumulative sums */
-    if (need_scan_cnt && k * nb + 1 > scan_n) scan_n = k * nb + 1;
-    if (k + 1 > scan_n) scan_n = k + 1;
+    if (need_scan_cnt && k * nb + 1 > scan_n)
+        scan_n = k * nb + 1;
+    if (k + 1 > scan_n)
+        scan_n = k + 1;
     plan->scan_n = scan_n;
 
     arena_cursor c = {0};
@@ -96,8 +115,9 @@ fl_status fli_kmeans_cuda_plan_chunk(int64_t n, int64_t d, int64_t k, fli_precis
     plan->off_best_labels = take(&c, n * 4);
     plan->off_dist = take(&c, n * 4);
     plan->off_centers = take(&c, kp * dp * 4);
-    plan->off_centers_tc =
-        take(&c, precision == FLI_PREC_TF32 ? kp * dp * 4 : prec_is_16bit(precision) ? kp * dh * 2 : 0);
+    plan->off_centers_tc = take(&c, precision == FLI_PREC_TF32 ? kp * dp * 4
+                                    : prec_is_16bit(precision) ? kp * dh * 2
+                                                               : 0);
     plan->off_cnorm = take(&c, kp * 4);
     plan->off_sums = take(&c, k * dp * 8);
     plan->off_wsum = take(&c, k * 8);
@@ -135,34 +155,39 @@ fl_status fli_kmeans_cuda_plan_chunk(int64_t n, int64_t d, int64_t k, fli_precis
     plan->off_colpart = take(&q, fli_km_colstats_blocks(m, dp) * 2 * dp * 8);
 
     plan->device_bytes = l.at > s.at ? l.at : s.at;
-    if (q.at > plan->device_bytes) plan->device_bytes = q.at;
+    if (q.at > plan->device_bytes)
+        plan->device_bytes = q.at;
     /* Host scratch: 'random' init draws k distinct rows with Floyd's method
      * into an open-addressing set (a power of two >= 2k of int64) plus the
      * k chosen rows in draw order; allocated only for that init. */
     int64_t hs = 1;
-    while (hs < 2 * k) hs *= 2;
+    while (hs < 2 * k)
+        hs *= 2;
     plan->host_bytes = (size_t)hs * 8 + (size_t)k * 4;
     return FL_STATUS_OK;
 }
 
-fl_status fli_kmeans_plan_cuda(int64_t n, int64_t d, int64_t k, fli_precision precision,
-                               int x_on_device, int have_weights, fli_metric metric,
-                               size_t device_mem_budget_bytes, fli_kmeans_cuda_plan *plan) {
-    fl_status st = fli_kmeans_cuda_plan_chunk(n, d, k, precision, x_on_device, have_weights, metric,
-                                              0, plan);
-    if (st != FL_STATUS_OK || device_mem_budget_bytes == 0 ||
-        plan->device_bytes <= device_mem_budget_bytes)
+fl_status fli_kmeans_plan_cuda(int64_t n, int64_t d, int64_t k, fli_precision precision, int x_on_device,
+                               int have_weights, fli_metric metric, size_t device_mem_budget_bytes,
+                               fli_kmeans_cuda_plan *plan)
+{
+    fl_status st = fli_kmeans_cuda_plan_chunk(n, d, k, precision, x_on_device, have_weights, metric, 0, plan);
+    if (st != FL_STATUS_OK || device_mem_budget_bytes == 0 || plan->device_bytes <= device_mem_budget_bytes)
         return st;
-    if (x_on_device) return FL_STATUS_DEVICE_OOM;
+    if (x_on_device)
+        return FL_STATUS_DEVICE_OOM;
     /* Largest chunk (a multiple of BM rows) that fits: bytes grow with m. */
     int64_t lo = FLI_KM_BM, hi = n;
     fli_kmeans_cuda_plan p;
     st = fli_kmeans_cuda_plan_chunk(n, d, k, precision, 0, have_weights, metric, lo, &p);
-    if (st != FL_STATUS_OK) return st;
-    if (p.device_bytes > device_mem_budget_bytes) return FL_STATUS_DEVICE_OOM;
+    if (st != FL_STATUS_OK)
+        return st;
+    if (p.device_bytes > device_mem_budget_bytes)
+        return FL_STATUS_DEVICE_OOM;
     while (hi - lo > FLI_KM_BM) {
         int64_t mid = lo + (hi - lo) / 2 / FLI_KM_BM * FLI_KM_BM;
-        if (mid <= lo) break;
+        if (mid <= lo)
+            break;
         fli_kmeans_cuda_plan_chunk(n, d, k, precision, 0, have_weights, metric, mid, &p);
         if (p.device_bytes <= device_mem_budget_bytes)
             lo = mid;
@@ -173,8 +198,9 @@ fl_status fli_kmeans_plan_cuda(int64_t n, int64_t d, int64_t k, fli_precision pr
 }
 
 int fli_kmeans_cuda_path(const fli_kmeans_cuda_plan *plan, fli_precision precision, fl_backend backend,
-                         int sm90_enabled, int cc_major, int cc_minor, int64_t smem_optin,
-                         int fused_opt_in, int *fused_stages, int *fused_priv) {
+                         int sm90_enabled, int cc_major, int cc_minor, int64_t smem_optin, int fused_opt_in,
+                         int *fused_stages, int *fused_priv)
+{
     if (backend == FL_BACKEND_CUDA_SM90 && sm90_enabled && cc_major == 9 && cc_minor == 0 &&
         prec_is_16bit(precision) && (plan->dh == 64 || plan->dh == 128) &&
         smem_optin >= FLI_KM_SM90_SMEM(plan->dh / 64))
@@ -184,8 +210,10 @@ int fli_kmeans_cuda_path(const fli_kmeans_cuda_plan *plan, fli_precision precisi
             for (int st = 4; st >= 2; st--) {
                 int64_t b = fli_km_fused_smem(precision, plan->d, plan->k, st, priv, NULL);
                 if (b > 0 && b <= smem_optin - 1024) {
-                    if (fused_stages) *fused_stages = st;
-                    if (fused_priv) *fused_priv = priv;
+                    if (fused_stages)
+                        *fused_stages = st;
+                    if (fused_priv)
+                        *fused_priv = priv;
                     return FLI_KM_PATH_FUSED;
                 }
             }
