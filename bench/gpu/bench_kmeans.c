@@ -36,7 +36,8 @@ typedef struct pool {
     size_t bytes;
     int busy;
 } pool;
-static int pool_alloc(void *u, int32_t dev, size_t bytes, void **out) {
+static int pool_alloc(void *u, int32_t dev, size_t bytes, void **out)
+{
     pool *P = u;
     (void)dev;
     if (!P->busy && P->p && P->bytes >= bytes) {
@@ -44,16 +45,20 @@ static int pool_alloc(void *u, int32_t dev, size_t bytes, void **out) {
         *out = P->p;
         return 0;
     }
-    if (P->busy) return cudaMalloc(out, bytes) != cudaSuccess;
-    if (P->p) cudaFree(P->p);
+    if (P->busy)
+        return cudaMalloc(out, bytes) != cudaSuccess;
+    if (P->p)
+        cudaFree(P->p);
     P->p = NULL;
-    if (cudaMalloc(&P->p, bytes) != cudaSuccess) return 1;
+    if (cudaMalloc(&P->p, bytes) != cudaSuccess)
+        return 1;
     P->bytes = bytes;
     P->busy = 1;
     *out = P->p;
     return 0;
 }
-static void pool_free(void *u, int32_t dev, void *p) {
+static void pool_free(void *u, int32_t dev, void *p)
+{
     pool *P = u;
     (void)dev;
     if (p == P->p)
@@ -63,28 +68,31 @@ static void pool_free(void *u, int32_t dev, void *p) {
 }
 
 static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
-static float frand(void) {
+static float frand(void)
+{
     g_rng ^= g_rng << 13;
     g_rng ^= g_rng >> 7;
     g_rng ^= g_rng << 17;
     return (float)((g_rng >> 40) * (1.0 / 16777216.0)) * 2.f - 1.f;
 }
 
-static int cmp_d(const void *a, const void *b) {
+static int cmp_d(const void *a, const void *b)
+{
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
-#define CK(call)                                                                            \
-    do {                                                                                    \
-        cudaError_t e_ = (call);                                                            \
-        if (e_ != cudaSuccess) {                                                            \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
-            exit(2);                                                                        \
-        }                                                                                   \
+#define CK(call)                                                                                             \
+    do {                                                                                                     \
+        cudaError_t e_ = (call);                                                                             \
+        if (e_ != cudaSuccess) {                                                                             \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));           \
+            exit(2);                                                                                         \
+        }                                                                                                    \
     } while (0)
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     char path[4096];
     if (argc > 1 && argv[1][0]) {
         snprintf(path, sizeof path, "%s", argv[1]);
@@ -92,11 +100,13 @@ int main(int argc, char **argv) {
         ssize_t len = readlink("/proc/self/exe", path, sizeof path - 64);
         path[len > 0 ? len : 0] = 0;
         char *s = strrchr(path, '/');
-        if (s) *s = 0;
+        if (s)
+            *s = 0;
         strcat(path, "/../lib/libflashlib_cuda.so");
     }
     int reps = argc > 2 ? atoi(argv[2]) : 10;
-    if (reps < 10) reps = 10;
+    if (reps < 10)
+        reps = 10;
     const char *filter = argc > 3 && argv[3][0] ? argv[3] : NULL;
     const char *pfilter = argc > 4 && argv[4][0] ? argv[4] : NULL; /* e.g. "bf16,tf32" */
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -152,23 +162,27 @@ int main(int argc, char **argv) {
     if (js) {
         fprintf(js, "{\n  \"bench\": \"kmeans_fit_lloyd\",\n  \"device\": \"%s\",\n  \"sm_count\": %d,\n",
                 prop.name, prop.multiProcessorCount);
-        fprintf(js, "  \"driver_version\": %d,\n  \"runtime_version\": %d,\n  \"commit\": \"%s\",\n", drv, rtv,
-                commit ? commit : "unknown");
+        fprintf(js, "  \"driver_version\": %d,\n  \"runtime_version\": %d,\n  \"commit\": \"%s\",\n", drv,
+                rtv, commit ? commit : "unknown");
         const char *rs = getenv("FL_KM_RESCORE");
         fprintf(js, "  \"near_tie_rescore\": %d,\n", !(rs && rs[0] == '0'));
-        fprintf(js, "  \"date\": \"%s\",\n  \"method\": \"CUDA events around module kmeans_fit, X on device, "
-                    "init=array, max_iter=20, tol=0, 2 warm-up + %d timed, median\",\n  \"results\": [\n",
+        fprintf(js,
+                "  \"date\": \"%s\",\n  \"method\": \"CUDA events around module kmeans_fit, X on device, "
+                "init=array, max_iter=20, tol=0, 2 warm-up + %d timed, median\",\n  \"results\": [\n",
                 date, reps);
     }
     int first = 1;
-    printf("%-5s %-5s %-9s %9s %9s %9s %8s %8s %9s %6s %s\n", "shape", "prec", "backend", "median_ms", "min_ms",
-           "max_ms", "TFLOP/s", "floor_ms", "ms/floor", "iters", "target");
+    printf("%-5s %-5s %-9s %9s %9s %9s %8s %8s %9s %6s %s\n", "shape", "prec", "backend", "median_ms",
+           "min_ms", "max_ms", "TFLOP/s", "floor_ms", "ms/floor", "iters", "target");
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-        if (filter && !strstr(filter, shapes[si].tag)) continue;
+        if (filter && !strstr(filter, shapes[si].tag))
+            continue;
         const int64_t n = shapes[si].n, d = shapes[si].d, k = shapes[si].k;
         float *hx = malloc(sizeof(float) * n * d), *init = malloc(sizeof(float) * k * d);
-        for (int64_t i = 0; i < n * d; i++) hx[i] = frand();
-        for (int64_t c = 0; c < k; c++) memcpy(init + c * d, hx + ((c * 977) % n) * d, sizeof(float) * d);
+        for (int64_t i = 0; i < n * d; i++)
+            hx[i] = frand();
+        for (int64_t c = 0; c < k; c++)
+            memcpy(init + c * d, hx + ((c * 977) % n) * d, sizeof(float) * d);
         float *dx, *dc;
         int32_t *dl;
         CK(cudaMalloc((void **)&dx, sizeof(float) * n * d));
@@ -176,7 +190,8 @@ int main(int argc, char **argv) {
         CK(cudaMalloc((void **)&dl, sizeof(int32_t) * n));
         CK(cudaMemcpy(dx, hx, sizeof(float) * n * d, cudaMemcpyHostToDevice));
         for (int pi = 0; pi < 4; pi++) {
-            if (pfilter && !strstr(pfilter, pname[pi])) continue;
+            if (pfilter && !strstr(pfilter, pname[pi]))
+                continue;
             fli_kmeans_job j;
             memset(&j, 0, sizeof j);
             j.X = dx;
@@ -219,7 +234,8 @@ int main(int argc, char **argv) {
                 }
                 float t;
                 CK(cudaEventElapsedTime(&t, e0, e1));
-                if (r >= 0) ms[r] = t;
+                if (r >= 0)
+                    ms[r] = t;
             }
             if (bad) {
                 free(ms);
@@ -237,23 +253,27 @@ int main(int argc, char **argv) {
             double flops = 2.0 * n * k * d * (double)j.n_iter;
             double elt = precs[pi] == FLI_PREC_BF16 || precs[pi] == FLI_PREC_FP16 ? 2 : 4;
             double floor_ms = 1e3 * fmax(flops / peak[pi], (double)j.n_iter * (n * d * elt + n * 4.0) / hbm);
-            double target = precs[pi] == FLI_PREC_TF32 ? shapes[si].target_tf32
+            double target = precs[pi] == FLI_PREC_TF32   ? shapes[si].target_tf32
                             : precs[pi] == FLI_PREC_FP32 ? 0
                                                          : shapes[si].target_bf16;
             printf("%-5s %-5s %-9s %9.3f %9.3f %9.3f %8.1f %8.3f %9.2f %6lld %s\n", shapes[si].tag, pname[pi],
-                   j.backend == FL_BACKEND_CUDA_SM90 ? "cuda-sm90" : "cuda", med,
-                   ms[0], ms[reps - 1], flops / (med * 1e-3) / 1e12, floor_ms, med / floor_ms,
-                   (long long)j.n_iter, target > 0 ? (med <= target ? "met" : "missed") : "-");
+                   j.backend == FL_BACKEND_CUDA_SM90 ? "cuda-sm90" : "cuda", med, ms[0], ms[reps - 1],
+                   flops / (med * 1e-3) / 1e12, floor_ms, med / floor_ms, (long long)j.n_iter,
+                   target > 0 ? (med <= target ? "met" : "missed") : "-");
             if (js) {
-                fprintf(js, "%s    {\"shape\": \"%lldx%lld\", \"k\": %lld, \"precision\": \"%s\", \"backend\": \"%s\", "
-                            "\"n_iter\": %lld, ",
+                fprintf(js,
+                        "%s    {\"shape\": \"%lldx%lld\", \"k\": %lld, \"precision\": \"%s\", \"backend\": "
+                        "\"%s\", "
+                        "\"n_iter\": %lld, ",
                         first ? "" : ",\n", (long long)n, (long long)d, (long long)k, pname[pi],
                         j.backend == FL_BACKEND_CUDA_SM90 ? "cuda-sm90" : "cuda", (long long)j.n_iter);
-                fprintf(js, "\"median_ms\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f, \"reps\": %d, ", med, ms[0],
-                        ms[reps - 1], reps);
-                fprintf(js, "\"tflops\": %.2f, \"floor_ms\": %.4f, \"ratio_to_floor\": %.3f, \"target_ms\": %.1f, "
-                            "\"inertia\": %.8e}",
-                        flops / (med * 1e-3) / 1e12, floor_ms, med / floor_ms, target, j.inertia);
+                fprintf(js, "\"median_ms\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f, \"reps\": %d, ", med,
+                        ms[0], ms[reps - 1], reps);
+                fprintf(
+                    js,
+                    "\"tflops\": %.2f, \"floor_ms\": %.4f, \"ratio_to_floor\": %.3f, \"target_ms\": %.1f, "
+                    "\"inertia\": %.8e}",
+                    flops / (med * 1e-3) / 1e12, floor_ms, med / floor_ms, target, j.inertia);
                 first = 0;
             }
             free(ms);
@@ -271,6 +291,7 @@ int main(int argc, char **argv) {
         fclose(js);
     }
     api->ctx_free(&env);
-    if (P.p) cudaFree(P.p);
+    if (P.p)
+        cudaFree(P.p);
     return 0;
 }

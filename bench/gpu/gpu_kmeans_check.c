@@ -23,40 +23,49 @@
 #include "flashlib.h"
 
 static int g_fail = 0, g_checks = 0;
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        g_checks++;                                                           \
-        if (!(cond)) {                                                        \
-            g_fail++;                                                         \
-            fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                     \
-            fputc('\n', stderr);                                              \
-        }                                                                     \
+#define CHECK(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        g_checks++;                                                                                          \
+        if (!(cond)) {                                                                                       \
+            g_fail++;                                                                                        \
+            fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond);                                \
+            fprintf(stderr, __VA_ARGS__);                                                                    \
+            fputc('\n', stderr);                                                                             \
+        }                                                                                                    \
     } while (0)
 
 static uint64_t g_rng = 0x243F6A8885A308D3ull;
-static double urand(void) {
+static double urand(void)
+{
     g_rng ^= g_rng << 13;
     g_rng ^= g_rng >> 7;
     g_rng ^= g_rng << 17;
     return ((g_rng >> 11) + 0.5) * (1.0 / 9007199254740992.0);
 }
-static double nrand(void) { return sqrt(-2 * log(urand())) * cos(6.283185307179586 * urand()); }
+static double nrand(void)
+{
+    return sqrt(-2 * log(urand())) * cos(6.283185307179586 * urand());
+}
 
-static float *blobs(int64_t n, int64_t d, int64_t k, float **truth) {
+static float *blobs(int64_t n, int64_t d, int64_t k, float **truth)
+{
     float *c = malloc(4 * k * d), *x = malloc(4 * n * d);
-    for (int64_t i = 0; i < k * d; i++) c[i] = (float)(20 * urand() - 10);
+    for (int64_t i = 0; i < k * d; i++)
+        c[i] = (float)(20 * urand() - 10);
     for (int64_t i = 0; i < n; i++) {
         int64_t b = (int64_t)(urand() * k) % k;
-        for (int64_t j = 0; j < d; j++) x[i * d + j] = c[b * d + j] + (float)nrand();
+        for (int64_t j = 0; j < d; j++)
+            x[i * d + j] = c[b * d + j] + (float)nrand();
     }
     *truth = c;
     return x;
 }
 
-static double agreement(const int32_t *a, const int32_t *b, int64_t n) {
+static double agreement(const int32_t *a, const int32_t *b, int64_t n)
+{
     int64_t s = 0;
-    for (int64_t i = 0; i < n; i++) s += a[i] == b[i];
+    for (int64_t i = 0; i < n; i++)
+        s += a[i] == b[i];
     return (double)s / n;
 }
 
@@ -70,11 +79,14 @@ typedef struct result {
 
 /* Fits on ctx; X/centres/labels on the device when dev. */
 static void fit(fl_ctx *ctx, const float *X, int64_t n, int64_t d, const float *w, fl_params *p, int64_t k,
-                int dev, result *r) {
+                int dev, result *r)
+{
     r->C = malloc(4 * k * d);
     r->lab = malloc(4 * n);
-    for (int64_t i = 0; i < k * d; i++) r->C[i] = NAN;
-    for (int64_t i = 0; i < n; i++) r->lab[i] = -5;
+    for (int64_t i = 0; i < k * d; i++)
+        r->C[i] = NAN;
+    for (int64_t i = 0; i < n; i++)
+        r->lab[i] = -5;
     r->inertia = NAN;
     r->n_iter = -1;
     fl_array Xa = fl_array_host((void *)X, FL_DTYPE_F32, n, d);
@@ -111,17 +123,21 @@ static void fit(fl_ctx *ctx, const float *X, int64_t n, int64_t d, const float *
     }
 }
 
-static void compare_case(fl_ctx *cpu, fl_ctx *gpu, const char *prec, const char *metric, int dev, int weighted) {
+static void compare_case(fl_ctx *cpu, fl_ctx *gpu, const char *prec, const char *metric, int dev,
+                         int weighted)
+{
     const int64_t n = 60000, d = 40, k = 16;
     float *truth;
     float *X = blobs(n, d, k, &truth);
     float *w = NULL;
     if (weighted) {
         w = malloc(4 * n);
-        for (int64_t i = 0; i < n; i++) w[i] = (float)(0.5 + urand());
+        for (int64_t i = 0; i < n; i++)
+            w[i] = (float)(0.5 + urand());
     }
     float *init = malloc(4 * k * d);
-    for (int64_t i = 0; i < k * d; i++) init[i] = truth[i] + (float)(0.3 * nrand());
+    for (int64_t i = 0; i < k * d; i++)
+        init[i] = truth[i] + (float)(0.3 * nrand());
     fl_params *pc = NULL, *pg = NULL;
     fl_params_create(cpu, "kmeans", &pc);
     fl_params_set_int(cpu, pc, "n_clusters", k);
@@ -141,8 +157,10 @@ static void compare_case(fl_ctx *cpu, fl_ctx *gpu, const char *prec, const char 
         double rel = fabs(rg.inertia - rc.inertia) / fabs(rc.inertia);
         double ag = agreement(rg.lab, rc.lab, n);
         int written = 1;
-        for (int64_t i = 0; i < k * d; i++) written &= !isnan(rg.C[i]);
-        for (int64_t i = 0; i < n; i++) written &= rg.lab[i] >= 0 && rg.lab[i] < k;
+        for (int64_t i = 0; i < k * d; i++)
+            written &= !isnan(rg.C[i]);
+        for (int64_t i = 0; i < n; i++)
+            written &= rg.lab[i] >= 0 && rg.lab[i] < k;
         printf("  %-5s %-9s %-6s %s: inertia gpu %.7e cpu %.7e rel %.1e labels %.5f iters %lld/%lld\n", prec,
                metric, dev ? "device" : "host", weighted ? "w" : " ", rg.inertia, rc.inertia, rel, ag,
                (long long)rg.n_iter, (long long)rc.n_iter);
@@ -162,14 +180,16 @@ static void compare_case(fl_ctx *cpu, fl_ctx *gpu, const char *prec, const char 
     free(truth);
 }
 
-static int cmp_dbl(const void *a, const void *b) {
+static int cmp_dbl(const void *a, const void *b)
+{
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
 /* Greedy k-means++ can miss a blob on any one seed (on both backends, with
  * different random streams), so compare the median over 5 seeds. */
-static void kmeanspp_case(fl_ctx *cpu, fl_ctx *gpu) {
+static void kmeanspp_case(fl_ctx *cpu, fl_ctx *gpu)
+{
     const int64_t n = 80000, d = 16, k = 25;
     float *truth;
     float *X = blobs(n, d, k, &truth);
@@ -194,7 +214,8 @@ static void kmeanspp_case(fl_ctx *cpu, fl_ctx *gpu) {
     }
     qsort(ic, 5, sizeof(double), cmp_dbl);
     qsort(ig, 5, sizeof(double), cmp_dbl);
-    printf("  k-means++ (default params, 5 seeds): median inertia gpu %.7e cpu %.7e (x%.5f), best gpu %.7e cpu %.7e\n",
+    printf("  k-means++ (default params, 5 seeds): median inertia gpu %.7e cpu %.7e (x%.5f), best gpu %.7e "
+           "cpu %.7e\n",
            ig[2], ic[2], ig[2] / ic[2], ig[0], ic[0]);
     CHECK(ig[2] <= ic[2] * 1.02, "k-means++ median gpu %.7e vs cpu %.7e", ig[2], ic[2]);
     free(X);
@@ -202,19 +223,23 @@ static void kmeanspp_case(fl_ctx *cpu, fl_ctx *gpu) {
 }
 
 static int g_fail_from = 0, g_calls = 0;
-static int fail_alloc(void *u, int32_t dev, size_t bytes, void **p) {
+static int fail_alloc(void *u, int32_t dev, size_t bytes, void **p)
+{
     (void)u;
     (void)dev;
-    if (++g_calls >= g_fail_from) return 1;
+    if (++g_calls >= g_fail_from)
+        return 1;
     return cudaMalloc(p, bytes) != cudaSuccess;
 }
-static void plain_free(void *u, int32_t dev, void *p) {
+static void plain_free(void *u, int32_t dev, void *p)
+{
     (void)u;
     (void)dev;
     cudaFree(p);
 }
 
-static void failure_case(fl_ctx *gpu) {
+static void failure_case(fl_ctx *gpu)
+{
     const int64_t n = 4000, d = 8, k = 5;
     float *truth;
     float *X = blobs(n, d, k, &truth);
@@ -228,8 +253,10 @@ static void failure_case(fl_ctx *gpu) {
     result r;
     fit(gpu, X, n, d, NULL, p, k, 0, &r);
     int untouched = 1;
-    for (int64_t i = 0; i < k * d; i++) untouched &= isnan(r.C[i]);
-    for (int64_t i = 0; i < n; i++) untouched &= r.lab[i] == -5;
+    for (int64_t i = 0; i < k * d; i++)
+        untouched &= isnan(r.C[i]);
+    for (int64_t i = 0; i < n; i++)
+        untouched &= r.lab[i] == -5;
     printf("  failing allocator: %s: %s\n", fl_status_str(r.st), fl_ctx_last_error(gpu));
     CHECK(r.st == FL_STATUS_DEVICE_OOM && untouched && isnan(r.inertia), "status %d untouched %d", r.st,
           untouched);
@@ -243,7 +270,8 @@ static void failure_case(fl_ctx *gpu) {
     free(truth);
 }
 
-int main(void) {
+int main(void)
+{
     char err[512];
     fl_ctx *cpu = NULL, *gpu = NULL;
     if (fl_ctx_create("cpu", &cpu, err, sizeof err) != FL_STATUS_OK) {
@@ -258,7 +286,8 @@ int main(void) {
     const char *precs[] = {"fp32", "tf32", "bf16", "fp16"};
     const char *metrics[] = {"euclidean", "cosine", "dot"};
     for (int p = 0; p < 4; p++)
-        for (int m = 0; m < 3; m++) compare_case(cpu, gpu, precs[p], metrics[m], (p + m) & 1, m == 0);
+        for (int m = 0; m < 3; m++)
+            compare_case(cpu, gpu, precs[p], metrics[m], (p + m) & 1, m == 0);
     compare_case(cpu, gpu, "fp32", "euclidean", 1, 1);
     kmeanspp_case(cpu, gpu);
     failure_case(gpu);

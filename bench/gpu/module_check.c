@@ -36,35 +36,42 @@
 #include "backends/cuda/fl_cuda_module.h"
 
 static int g_fail = 0, g_checks = 0;
-#define CHECK(cond, ...)                                                            \
-    do {                                                                            \
-        g_checks++;                                                                 \
-        if (!(cond)) {                                                              \
-            g_fail++;                                                               \
-            fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond);       \
-            fprintf(stderr, __VA_ARGS__);                                           \
-            fputc('\n', stderr);                                                    \
-        }                                                                           \
+#define CHECK(cond, ...)                                                                                     \
+    do {                                                                                                     \
+        g_checks++;                                                                                          \
+        if (!(cond)) {                                                                                       \
+            g_fail++;                                                                                        \
+            fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond);                                \
+            fprintf(stderr, __VA_ARGS__);                                                                    \
+            fputc('\n', stderr);                                                                             \
+        }                                                                                                    \
     } while (0)
 
 /* ---- random data ------------------------------------------------------ */
 static uint64_t g_rng = 88172645463325252ull;
-static double urand(void) {
+static double urand(void)
+{
     g_rng ^= g_rng << 13;
     g_rng ^= g_rng >> 7;
     g_rng ^= g_rng << 17;
     return ((g_rng >> 11) + 0.5) * (1.0 / 9007199254740992.0);
 }
-static double nrand(void) { return sqrt(-2 * log(urand())) * cos(6.283185307179586 * urand()); }
+static double nrand(void)
+{
+    return sqrt(-2 * log(urand())) * cos(6.283185307179586 * urand());
+}
 
 /* n points around kt centres in [-10,10]^d with unit noise; returns truth
  * centres in *truth (kt x d) when non-NULL. */
-static float *blobs(int64_t n, int64_t d, int64_t kt, double spread, float **truth) {
+static float *blobs(int64_t n, int64_t d, int64_t kt, double spread, float **truth)
+{
     float *c = malloc(sizeof(float) * kt * d), *x = malloc(sizeof(float) * n * d);
-    for (int64_t i = 0; i < kt * d; i++) c[i] = (float)(20 * urand() - 10);
+    for (int64_t i = 0; i < kt * d; i++)
+        c[i] = (float)(20 * urand() - 10);
     for (int64_t i = 0; i < n; i++) {
         int64_t b = (int64_t)(urand() * kt) % kt;
-        for (int64_t j = 0; j < d; j++) x[i * d + j] = c[b * d + j] + (float)(spread * nrand());
+        for (int64_t j = 0; j < d; j++)
+            x[i * d + j] = c[b * d + j] + (float)(spread * nrand());
     }
     if (truth)
         *truth = c;
@@ -74,21 +81,27 @@ static float *blobs(int64_t n, int64_t d, int64_t kt, double spread, float **tru
 }
 
 /* ---- float64 reference Lloyd ------------------------------------------ */
-static double ref_obj(const double *x, const double *c, int64_t d, fli_metric m) {
+static double ref_obj(const double *x, const double *c, int64_t d, fli_metric m)
+{
     double s = 0;
-    for (int64_t j = 0; j < d; j++) s += m == FLI_METRIC_EUCLIDEAN ? (x[j] - c[j]) * (x[j] - c[j]) : x[j] * c[j];
+    for (int64_t j = 0; j < d; j++)
+        s += m == FLI_METRIC_EUCLIDEAN ? (x[j] - c[j]) * (x[j] - c[j]) : x[j] * c[j];
     return m == FLI_METRIC_EUCLIDEAN ? s : (m == FLI_METRIC_COSINE ? 1 - s : -s);
 }
-static void ref_normalize(double *x, int64_t n, int64_t d) {
+static void ref_normalize(double *x, int64_t n, int64_t d)
+{
     for (int64_t i = 0; i < n; i++) {
         double s = 0;
-        for (int64_t j = 0; j < d; j++) s += x[i * d + j] * x[i * d + j];
+        for (int64_t j = 0; j < d; j++)
+            s += x[i * d + j] * x[i * d + j];
         s = s > 0 ? 1 / sqrt(s) : 0;
-        for (int64_t j = 0; j < d; j++) x[i * d + j] *= s;
+        for (int64_t j = 0; j < d; j++)
+            x[i * d + j] *= s;
     }
 }
 static double ref_assign(const double *X, int64_t n, int64_t d, const float *w, const double *C, int64_t k,
-                         fli_metric m, int32_t *lab, double *mind) {
+                         fli_metric m, int32_t *lab, double *mind)
+{
     double tot = 0;
     for (int64_t i = 0; i < n; i++) {
         double best = INFINITY, bo = 0;
@@ -102,7 +115,8 @@ static double ref_assign(const double *X, int64_t n, int64_t d, const float *w, 
         }
         bo = best;
         lab[i] = bi;
-        if (mind) mind[i] = bo;
+        if (mind)
+            mind[i] = bo;
         tot += (w ? w[i] : 1.0) * bo;
     }
     return tot;
@@ -110,10 +124,12 @@ static double ref_assign(const double *X, int64_t n, int64_t d, const float *w, 
 /* X is n x d double (already normalised for cosine); C in/out (k x d). */
 static void ref_lloyd(const double *X, int64_t n, int64_t d, const float *w, double *C, int64_t k,
                       fli_metric m, int64_t max_iter, double tol_abs, int32_t *lab, double *inertia,
-                      int64_t *n_iter) {
+                      int64_t *n_iter)
+{
     int32_t *old = malloc(4 * n);
     double *mind = malloc(8 * n), *sums = malloc(8 * k * d), *ws = malloc(8 * k), *Cn = malloc(8 * k * d);
-    for (int64_t i = 0; i < n; i++) old[i] = -1;
+    for (int64_t i = 0; i < n; i++)
+        old[i] = -1;
     int64_t it;
     int strict = 0;
     for (it = 0; it < max_iter; it++) {
@@ -123,13 +139,16 @@ static void ref_lloyd(const double *X, int64_t n, int64_t d, const float *w, dou
         for (int64_t i = 0; i < n; i++) {
             double wi = w ? w[i] : 1;
             ws[lab[i]] += wi;
-            for (int64_t j = 0; j < d; j++) sums[lab[i] * d + j] += wi * X[i * d + j];
+            for (int64_t j = 0; j < d; j++)
+                sums[lab[i] * d + j] += wi * X[i * d + j];
         }
         for (int64_t c = 0; c < k; c++) {
-            if (ws[c] != 0) continue;
+            if (ws[c] != 0)
+                continue;
             int64_t far = -1;
             for (int64_t i = 0; i < n; i++)
-                if (far < 0 || mind[i] > mind[far]) far = i;
+                if (far < 0 || mind[i] > mind[far])
+                    far = i;
             double wi = w ? w[far] : 1;
             int32_t oc = lab[far];
             for (int64_t j = 0; j < d; j++) {
@@ -142,16 +161,20 @@ static void ref_lloyd(const double *X, int64_t n, int64_t d, const float *w, dou
         }
         double shift = 0;
         for (int64_t c = 0; c < k; c++) {
-            for (int64_t j = 0; j < d; j++) Cn[c * d + j] = ws[c] > 0 ? sums[c * d + j] / ws[c] : C[c * d + j];
-            if (m == FLI_METRIC_COSINE) ref_normalize(Cn + c * d, 1, d);
-            for (int64_t j = 0; j < d; j++) shift += (Cn[c * d + j] - C[c * d + j]) * (Cn[c * d + j] - C[c * d + j]);
+            for (int64_t j = 0; j < d; j++)
+                Cn[c * d + j] = ws[c] > 0 ? sums[c * d + j] / ws[c] : C[c * d + j];
+            if (m == FLI_METRIC_COSINE)
+                ref_normalize(Cn + c * d, 1, d);
+            for (int64_t j = 0; j < d; j++)
+                shift += (Cn[c * d + j] - C[c * d + j]) * (Cn[c * d + j] - C[c * d + j]);
         }
         memcpy(C, Cn, 8 * k * d);
         if (!memcmp(lab, old, 4 * n)) {
             strict = 1;
             break;
         }
-        if (shift <= tol_abs) break;
+        if (shift <= tol_abs)
+            break;
         memcpy(old, lab, 4 * n);
     }
     (void)strict;
@@ -169,25 +192,32 @@ typedef struct alloc_state {
     int fail_at, count, live;
     size_t bytes_live, peak;
 } alloc_state;
-static int t_alloc(void *u, int32_t dev, size_t bytes, void **p) {
+static int t_alloc(void *u, int32_t dev, size_t bytes, void **p)
+{
     alloc_state *a = u;
     (void)dev;
     a->count++;
-    if (a->fail_at && a->count >= a->fail_at) return 1;
-    if (cudaMalloc(p, bytes) != cudaSuccess) return 1;
+    if (a->fail_at && a->count >= a->fail_at)
+        return 1;
+    if (cudaMalloc(p, bytes) != cudaSuccess)
+        return 1;
     a->live++;
     a->bytes_live += bytes;
-    if (a->bytes_live > a->peak) a->peak = a->bytes_live;
+    if (a->bytes_live > a->peak)
+        a->peak = a->bytes_live;
     return 0;
 }
 /* sizes are tracked by the test through cudaMemGetInfo-free bookkeeping:
  * the module makes one allocation per call, so bytes_live resets on free. */
-static void t_free(void *u, int32_t dev, void *p) {
+static void t_free(void *u, int32_t dev, void *p)
+{
     alloc_state *a = u;
     (void)dev;
-    if (!p) return;
+    if (!p)
+        return;
     a->live--;
-    if (a->live == 0) a->bytes_live = 0;
+    if (a->live == 0)
+        a->bytes_live = 0;
     cudaFree(p);
 }
 
@@ -199,7 +229,8 @@ static fl_device_allocator g_hooks = {t_alloc, t_free, &g_as};
 
 static fl_backend g_backend = FL_BACKEND_CUDA; /* backend asked for by run_fit */
 static int cancel_at = -1;
-static int t_progress(void *u, const char *stage, int64_t done, int64_t total) {
+static int t_progress(void *u, const char *stage, int64_t done, int64_t total)
+{
     (void)u;
     (void)stage;
     (void)total;
@@ -228,7 +259,8 @@ typedef struct fit_out {
     double ms;
 } fit_out;
 
-static double now_ms(void) {
+static double now_ms(void)
+{
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
@@ -237,12 +269,15 @@ static double now_ms(void) {
 /* Runs the module's fit; X, w, init on the host (copied to the device when
  * the case says so). Outputs are poisoned first. */
 static void run_fit(const fit_case *fc, const float *X, const float *w, const float *init, uint64_t seed,
-                    fit_out *o) {
+                    fit_out *o)
+{
     int64_t n = fc->n, d = fc->d, k = fc->k;
     o->C = malloc(4 * k * d);
     o->lab = malloc(4 * n);
-    for (int64_t i = 0; i < k * d; i++) o->C[i] = NAN;
-    for (int64_t i = 0; i < n; i++) o->lab[i] = -7;
+    for (int64_t i = 0; i < k * d; i++)
+        o->C[i] = NAN;
+    for (int64_t i = 0; i < n; i++)
+        o->lab[i] = -7;
     void *dX = NULL, *dw = NULL, *dC = NULL, *dl = NULL;
     fli_kmeans_job j;
     memset(&j, 0, sizeof j);
@@ -313,70 +348,89 @@ static void run_fit(const fit_case *fc, const float *X, const float *w, const fl
     cudaFree(dl);
 }
 
-static void free_out(fit_out *o) {
+static void free_out(fit_out *o)
+{
     free(o->C);
     free(o->lab);
 }
 
-static double rel(double a, double b) { return fabs(a - b) / (fabs(b) > 1e-30 ? fabs(b) : 1e-30); }
+static double rel(double a, double b)
+{
+    return fabs(a - b) / (fabs(b) > 1e-30 ? fabs(b) : 1e-30);
+}
 
 /* Fraction of points whose label matches b after mapping each label of a
  * to the b-label it most often meets (a permutation of ids is agreement). */
-static double label_agreement(const int32_t *a, const int32_t *b, int64_t n) {
+static double label_agreement(const int32_t *a, const int32_t *b, int64_t n)
+{
     int32_t ka = 0, kb = 0;
     for (int64_t i = 0; i < n; i++) {
-        if (a[i] + 1 > ka) ka = a[i] + 1;
-        if (b[i] + 1 > kb) kb = b[i] + 1;
+        if (a[i] + 1 > ka)
+            ka = a[i] + 1;
+        if (b[i] + 1 > kb)
+            kb = b[i] + 1;
     }
-    if (ka <= 0 || kb <= 0) return 0;
+    if (ka <= 0 || kb <= 0)
+        return 0;
     int64_t *ct = calloc((size_t)ka * kb, sizeof(int64_t));
     for (int64_t i = 0; i < n; i++)
-        if (a[i] >= 0 && b[i] >= 0) ct[(int64_t)a[i] * kb + b[i]]++;
+        if (a[i] >= 0 && b[i] >= 0)
+            ct[(int64_t)a[i] * kb + b[i]]++;
     int64_t s = 0;
     for (int32_t x = 0; x < ka; x++) {
         int64_t m = 0;
         for (int32_t y = 0; y < kb; y++)
-            if (ct[(int64_t)x * kb + y] > m) m = ct[(int64_t)x * kb + y];
+            if (ct[(int64_t)x * kb + y] > m)
+                m = ct[(int64_t)x * kb + y];
         s += m;
     }
     free(ct);
     return (double)s / n;
 }
 
-static double tol_var(const float *X, int64_t n, int64_t d, double tol) {
+static double tol_var(const float *X, int64_t n, int64_t d, double tol)
+{
     double tot = 0;
     for (int64_t j = 0; j < d; j++) {
         double s = 0, q = 0;
-        for (int64_t i = 0; i < n; i++) s += X[i * d + j];
+        for (int64_t i = 0; i < n; i++)
+            s += X[i * d + j];
         s /= n;
-        for (int64_t i = 0; i < n; i++) q += (X[i * d + j] - s) * (X[i * d + j] - s);
+        for (int64_t i = 0; i < n; i++)
+            q += (X[i * d + j] - s) * (X[i * d + j] - s);
         tot += q / n;
     }
     return tol * tot / d;
 }
 
 /* One case against the float64 reference with array init. */
-static void case_vs_ref(fit_case fc) {
+static void case_vs_ref(fit_case fc)
+{
     int64_t n = fc.n, d = fc.d, k = fc.k;
     float *truth;
     float *X = blobs(n, d, k, 1.0, &truth);
     float *w = malloc(4 * n);
-    for (int64_t i = 0; i < n; i++) w[i] = (float)(0.25 + 2 * urand());
+    for (int64_t i = 0; i < n; i++)
+        w[i] = (float)(0.25 + 2 * urand());
     /* near the true centres, so every precision follows the same path */
     float *init = malloc(4 * k * d);
-    for (int64_t i = 0; i < k * d; i++) init[i] = truth[i] + (float)(0.3 * nrand());
+    for (int64_t i = 0; i < k * d; i++)
+        init[i] = truth[i] + (float)(0.3 * nrand());
     free(truth);
     if (fc.init == FLI_KM_INIT_ARRAY && k >= 3) /* a duplicate centre: forces an empty cluster */
         memcpy(init + (k - 1) * d, init, 4 * d);
     double *Xd = malloc(8 * n * d), *Cd = malloc(8 * k * d);
-    for (int64_t i = 0; i < n * d; i++) Xd[i] = X[i];
-    for (int64_t i = 0; i < k * d; i++) Cd[i] = init[i];
+    for (int64_t i = 0; i < n * d; i++)
+        Xd[i] = X[i];
+    for (int64_t i = 0; i < k * d; i++)
+        Cd[i] = init[i];
     if (fc.metric == FLI_METRIC_COSINE) {
         ref_normalize(Xd, n, d);
         ref_normalize(Cd, k, d);
     }
     float *Xn = malloc(4 * n * d);
-    for (int64_t i = 0; i < n * d; i++) Xn[i] = (float)Xd[i];
+    for (int64_t i = 0; i < n * d; i++)
+        Xn[i] = (float)Xd[i];
     double tol_abs = fc.tol > 0 ? tol_var(Xn, n, d, fc.tol) : 0;
     int32_t *rl = malloc(4 * n);
     double rin;
@@ -397,13 +451,18 @@ static void case_vs_ref(fit_case fc) {
         }
         cerr = sqrt(cerr / (cref > 0 ? cref : 1));
         int poisoned = 0;
-        for (int64_t i = 0; i < k * d; i++) poisoned += isnan(o.C[i]);
-        for (int64_t i = 0; i < n; i++) poisoned += o.lab[i] < 0 || o.lab[i] >= k;
+        for (int64_t i = 0; i < k * d; i++)
+            poisoned += isnan(o.C[i]);
+        for (int64_t i = 0; i < n; i++)
+            poisoned += o.lab[i] < 0 || o.lab[i] >= k;
         int mono = 1;
         for (int64_t t = 1; t < o.trace_len; t++)
-            if (fc.metric != FLI_METRIC_DOT && o.trace[t] > o.trace[t - 1] * (1 + 1e-5) + 1e-9) mono = 0;
-        printf("  %-34s inertia %.6e ref %.6e rel %.1e  labels %.5f  centres %.1e  iters %lld/%lld  %.1f ms\n",
-               fc.name, o.inertia, rin, rel(o.inertia, rin), ag, cerr, (long long)o.n_iter, (long long)rit, o.ms);
+            if (fc.metric != FLI_METRIC_DOT && o.trace[t] > o.trace[t - 1] * (1 + 1e-5) + 1e-9)
+                mono = 0;
+        printf(
+            "  %-34s inertia %.6e ref %.6e rel %.1e  labels %.5f  centres %.1e  iters %lld/%lld  %.1f ms\n",
+            fc.name, o.inertia, rin, rel(o.inertia, rin), ag, cerr, (long long)o.n_iter, (long long)rit,
+            o.ms);
         CHECK(poisoned == 0, "%s: %d outputs not written", fc.name, poisoned);
         CHECK(rel(o.inertia, rin) <= tol_in, "%s: inertia %.8e vs ref %.8e", fc.name, o.inertia, rin);
         CHECK(ag >= min_agree, "%s: label agreement %.5f", fc.name, ag);
@@ -427,29 +486,46 @@ static void case_vs_ref(fit_case fc) {
 }
 
 /* k-means++ / random on blobs: the objective reaches the truth's neighbourhood. */
-static void case_init_quality(fli_kmeans_init init, int64_t n_init, fli_precision prec) {
+static void case_init_quality(fli_kmeans_init init, int64_t n_init, fli_precision prec)
+{
     /* random init on many blobs legitimately lands in local minima; with
      * k = 2 and 10 restarts a good start is all but certain (1 - 2^-10) */
     int64_t n = 40000, d = 24, k = init == FLI_KM_INIT_RANDOM ? 2 : 20;
     float *truth;
     float *X = blobs(n, d, k, 0.5, &truth);
     double *Xd = malloc(8 * n * d), *Cd = malloc(8 * k * d);
-    for (int64_t i = 0; i < n * d; i++) Xd[i] = X[i];
-    for (int64_t i = 0; i < k * d; i++) Cd[i] = truth[i];
+    for (int64_t i = 0; i < n * d; i++)
+        Xd[i] = X[i];
+    for (int64_t i = 0; i < k * d; i++)
+        Cd[i] = truth[i];
     int32_t *rl = malloc(4 * n);
     double rin;
     int64_t rit;
     ref_lloyd(Xd, n, d, NULL, Cd, k, FLI_METRIC_EUCLIDEAN, 100, 0, rl, &rin, &rit);
-    fit_case fc = {init == FLI_KM_INIT_KMEANSPP ? "k-means++" : "random", n, d, k, prec, FLI_METRIC_EUCLIDEAN,
-                   init, 1, 0, 0, 100, n_init, 0, 1e-4};
+    fit_case fc = {init == FLI_KM_INIT_KMEANSPP ? "k-means++" : "random",
+                   n,
+                   d,
+                   k,
+                   prec,
+                   FLI_METRIC_EUCLIDEAN,
+                   init,
+                   1,
+                   0,
+                   0,
+                   100,
+                   n_init,
+                   0,
+                   1e-4};
     fit_out o;
     run_fit(&fc, X, NULL, NULL, 42, &o);
     CHECK(o.st == FL_STATUS_OK, "%s: status %d: %s", fc.name, o.st, g_err);
-    printf("  init %-10s n_init %lld: inertia %.6e, from the true centres %.6e (x%.4f), %lld iters, %.1f ms\n",
-           fc.name, (long long)n_init, o.inertia, rin, o.inertia / rin, (long long)o.n_iter, o.ms);
+    printf(
+        "  init %-10s n_init %lld: inertia %.6e, from the true centres %.6e (x%.4f), %lld iters, %.1f ms\n",
+        fc.name, (long long)n_init, o.inertia, rin, o.inertia / rin, (long long)o.n_iter, o.ms);
     /* greedy k-means++ finds every well-separated blob; random with 10 restarts too (loosely) */
     double bound = 1.0001;
-    CHECK(o.st != FL_STATUS_OK || o.inertia <= rin * bound, "%s: inertia %.6e vs %.6e", fc.name, o.inertia, rin);
+    CHECK(o.st != FL_STATUS_OK || o.inertia <= rin * bound, "%s: inertia %.6e vs %.6e", fc.name, o.inertia,
+          rin);
     free_out(&o);
     free(X);
     free(truth);
@@ -460,14 +536,18 @@ static void case_init_quality(fli_kmeans_init init, int64_t n_init, fli_precisio
 
 /* Chunked streaming must equal the resident fit (same kernels, same order
  * per row block; sums differ only in chunk-wise association). */
-static void case_chunked(void) {
+static void case_chunked(void)
+{
     int64_t n = 30011, d = 40, k = 17;
     float *X = blobs(n, d, k, 1.0, NULL);
     float *w = malloc(4 * n);
-    for (int64_t i = 0; i < n; i++) w[i] = (float)(0.5 + urand());
+    for (int64_t i = 0; i < n; i++)
+        w[i] = (float)(0.5 + urand());
     float *init = malloc(4 * k * d);
-    for (int64_t c = 0; c < k; c++) memcpy(init + c * d, X + ((c * 7919) % n) * d, 4 * d);
-    fit_case a = {"resident", n, d, k, FLI_PREC_FP32, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 1, 0, 30, 1, 0, 0};
+    for (int64_t c = 0; c < k; c++)
+        memcpy(init + c * d, X + ((c * 7919) % n) * d, 4 * d);
+    fit_case a = {"resident", n, d, k, FLI_PREC_FP32, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 1, 0,
+                  30,         1, 0, 0};
     fit_case b = a;
     b.name = "chunked 4096";
     b.chunk_rows = 4096;
@@ -483,7 +563,8 @@ static void case_chunked(void) {
         CHECK(rel(ob.inertia, oa.inertia) < 1e-5 && ag > 0.999, "chunked differs");
         fli_kmeans_cuda_plan p;
         fli_kmeans_cuda_plan_chunk(n, d, k, FLI_PREC_FP32, 0, 1, FLI_METRIC_EUCLIDEAN, 4096, &p);
-        CHECK(p.chunked && ob.peak == p.device_bytes, "chunked plan %zu measured %zu", p.device_bytes, ob.peak);
+        CHECK(p.chunked && ob.peak == p.device_bytes, "chunked plan %zu measured %zu", p.device_bytes,
+              ob.peak);
     }
     /* k-means++ through chunks too */
     b.init = FLI_KM_INIT_KMEANSPP;
@@ -501,10 +582,12 @@ static void case_chunked(void) {
 }
 
 /* Every allocation failure: clean error, nothing leaked, outputs untouched. */
-static void case_alloc_failure(void) {
+static void case_alloc_failure(void)
+{
     int64_t n = 5000, d = 16, k = 8;
     float *X = blobs(n, d, k, 1.0, NULL);
-    fit_case fc = {"oom", n, d, k, FLI_PREC_TF32, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_KMEANSPP, 0, 0, 0, 20, 1, 0, 1e-4};
+    fit_case fc = {"oom", n,  d, k, FLI_PREC_TF32, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_KMEANSPP, 0, 0,
+                   0,     20, 1, 0, 1e-4};
     g_as.fail_at = 0;
     for (int fail = 1; fail <= 3; fail++) {
         fit_out o;
@@ -515,8 +598,10 @@ static void case_alloc_failure(void) {
         int64_t kk = k;
         float *C = malloc(4 * kk * d);
         int32_t *lab = malloc(4 * n);
-        for (int64_t i = 0; i < kk * d; i++) C[i] = -3.f;
-        for (int64_t i = 0; i < n; i++) lab[i] = -7;
+        for (int64_t i = 0; i < kk * d; i++)
+            C[i] = -3.f;
+        for (int64_t i = 0; i < n; i++)
+            lab[i] = -7;
         fli_kmeans_job j;
         memset(&j, 0, sizeof j);
         j.X = X;
@@ -541,15 +626,18 @@ static void case_alloc_failure(void) {
         g_as.fail_at = fail;
         fl_status st = g_api->kmeans_fit(&g_env, &j);
         int untouched = 1;
-        for (int64_t i = 0; i < kk * d; i++) untouched &= C[i] == -3.f;
-        for (int64_t i = 0; i < n; i++) untouched &= lab[i] == -7;
+        for (int64_t i = 0; i < kk * d; i++)
+            untouched &= C[i] == -3.f;
+        for (int64_t i = 0; i < n; i++)
+            untouched &= lab[i] == -7;
         if (fail <= g_as.count || st != FL_STATUS_OK) {
             CHECK(st == FL_STATUS_DEVICE_OOM, "fail_at %d: status %d (%s)", fail, st, g_err);
             CHECK(untouched, "fail_at %d: outputs touched", fail);
             CHECK(strstr(g_err, "kmeans") != NULL || strstr(g_err, "alloc") != NULL, "message: %s", g_err);
         }
         CHECK(g_as.live == 0, "fail_at %d: %d leaked", fail, g_as.live);
-        if (fail == 1) printf("  alloc failure 1: %s\n", g_err);
+        if (fail == 1)
+            printf("  alloc failure 1: %s\n", g_err);
         free(C);
         free(lab);
         (void)o;
@@ -567,8 +655,10 @@ static void case_alloc_failure(void) {
         fit_out o;
         run_fit(&c2, X, NULL, NULL, 5, &o);
         int untouched = 1;
-        for (int64_t i = 0; i < k * d; i++) untouched &= isnan(o.C[i]);
-        for (int64_t i = 0; i < n; i++) untouched &= o.lab[i] == -7;
+        for (int64_t i = 0; i < k * d; i++)
+            untouched &= isnan(o.C[i]);
+        for (int64_t i = 0; i < n; i++)
+            untouched &= o.lab[i] == -7;
         CHECK(o.st == FL_STATUS_CANCELLED && untouched, "cancel: status %d untouched %d", o.st, untouched);
         g_env.progress = NULL;
         cancel_at = -1;
@@ -578,14 +668,18 @@ static void case_alloc_failure(void) {
 }
 
 /* assign: labels, inertia and transform against the reference. */
-static void case_assign(fli_metric metric, fli_precision prec, int dev) {
+static void case_assign(fli_metric metric, fli_precision prec, int dev)
+{
     int64_t n = 7003, d = 33, k = 70;
     float *X = blobs(n, d, k, 1.0, NULL);
     float *C = malloc(4 * k * d);
-    for (int64_t c = 0; c < k; c++) memcpy(C + c * d, X + ((c * 101) % n) * d, 4 * d);
+    for (int64_t c = 0; c < k; c++)
+        memcpy(C + c * d, X + ((c * 101) % n) * d, 4 * d);
     double *Xd = malloc(8 * n * d), *Cd = malloc(8 * k * d);
-    for (int64_t i = 0; i < n * d; i++) Xd[i] = X[i];
-    for (int64_t i = 0; i < k * d; i++) Cd[i] = C[i];
+    for (int64_t i = 0; i < n * d; i++)
+        Xd[i] = X[i];
+    for (int64_t i = 0; i < k * d; i++)
+        Cd[i] = C[i];
     if (metric == FLI_METRIC_COSINE) {
         ref_normalize(Xd, n, d);
         ref_normalize(Cd, k, d);
@@ -593,8 +687,10 @@ static void case_assign(fli_metric metric, fli_precision prec, int dev) {
     int32_t *rl = malloc(4 * n), *lab = malloc(4 * n);
     double rin = ref_assign(Xd, n, d, NULL, Cd, k, metric, rl, NULL);
     float *T = malloc(4 * n * k);
-    for (int64_t i = 0; i < n * k; i++) T[i] = NAN;
-    for (int64_t i = 0; i < n; i++) lab[i] = -7;
+    for (int64_t i = 0; i < n * k; i++)
+        T[i] = NAN;
+    for (int64_t i = 0; i < n; i++)
+        lab[i] = -7;
     void *dX = NULL, *dT = NULL, *dl = NULL;
     fli_kmeans_assign_job j;
     memset(&j, 0, sizeof j);
@@ -655,15 +751,19 @@ static void case_assign(fli_metric metric, fli_precision prec, int dev) {
         double cmax = 0;
         for (int64_t c = 0; c < k; c++) {
             double q = 0;
-            for (int64_t jj = 0; jj < d; jj++) q += Cd[c * d + jj] * Cd[c * d + jj];
-            if (q > cmax) cmax = q;
+            for (int64_t jj = 0; jj < d; jj++)
+                q += Cd[c * d + jj] * Cd[c * d + jj];
+            if (q > cmax)
+                cmax = q;
         }
         cmax = sqrt(cmax);
         int64_t hard = 0;
         for (int64_t i = 0; i < n; i++) {
-            if (lab[i] == rl[i]) continue;
+            if (lab[i] == rl[i])
+                continue;
             double xn = 0;
-            for (int64_t jj = 0; jj < d; jj++) xn += Xd[i * d + jj] * Xd[i * d + jj];
+            for (int64_t jj = 0; jj < d; jj++)
+                xn += Xd[i * d + jj] * Xd[i * d + jj];
             double margin = ref_obj(Xd + i * d, Cd + (int64_t)lab[i] * d, d, metric) -
                             ref_obj(Xd + i * d, Cd + (int64_t)rl[i] * d, d, metric);
             hard += margin > ldexp(sqrt(xn) * cmax, -16);
@@ -679,15 +779,19 @@ static void case_assign(fli_metric metric, fli_precision prec, int dev) {
         double cmax = 0;
         for (int64_t c = 0; c < k; c++) {
             double q = 0;
-            for (int64_t jj = 0; jj < d; jj++) q += Cd[c * d + jj] * Cd[c * d + jj];
-            if (q > cmax) cmax = q;
+            for (int64_t jj = 0; jj < d; jj++)
+                q += Cd[c * d + jj] * Cd[c * d + jj];
+            if (q > cmax)
+                cmax = q;
         }
         cmax = sqrt(cmax);
         int64_t hard = 0, soft = 0;
         for (int64_t i = 0; i < n; i++) {
-            if (lab[i] == rl[i]) continue;
+            if (lab[i] == rl[i])
+                continue;
             double xn = 0;
-            for (int64_t jj = 0; jj < d; jj++) xn += Xd[i * d + jj] * Xd[i * d + jj];
+            for (int64_t jj = 0; jj < d; jj++)
+                xn += Xd[i * d + jj] * Xd[i * d + jj];
             double margin = ref_obj(Xd + i * d, Cd + (int64_t)lab[i] * d, d, metric) -
                             ref_obj(Xd + i * d, Cd + (int64_t)rl[i] * d, d, metric);
             if (margin > ldexp(sqrt(xn) * cmax, -6))
@@ -697,7 +801,8 @@ static void case_assign(fli_metric metric, fli_precision prec, int dev) {
         }
         printf("    16-bit assign: %lld labels differ, all within the rounding margin: %s\n",
                (long long)(hard + soft), hard ? "NO" : "yes");
-        CHECK(hard == 0 && ag >= 0.98, "assign labels %.5f, %lld beyond the rounding margin", ag, (long long)hard);
+        CHECK(hard == 0 && ag >= 0.98, "assign labels %.5f, %lld beyond the rounding margin", ag,
+              (long long)hard);
     }
     CHECK(terr < 1e-5, "transform error %.2e", terr);
     cudaFree(dX);
@@ -716,25 +821,31 @@ static void case_assign(fli_metric metric, fli_precision prec, int dev) {
 /* 16 blobs in [-30,30]^d (unit noise) and k = 64 centres spread over the
  * rows: several centres per blob, so most points sit near a tie between
  * two or three centres (the Python GPU tests' shape). */
-static float *tie_data(int64_t n, int64_t d, int64_t k, float **init) {
+static float *tie_data(int64_t n, int64_t d, int64_t k, float **init)
+{
     float *c = malloc(sizeof(float) * 16 * d), *x = malloc(sizeof(float) * n * d);
-    for (int64_t i = 0; i < 16 * d; i++) c[i] = (float)(60 * urand() - 30);
+    for (int64_t i = 0; i < 16 * d; i++)
+        c[i] = (float)(60 * urand() - 30);
     for (int64_t i = 0; i < n; i++) {
         int64_t b = (int64_t)(urand() * 16) % 16;
-        for (int64_t j = 0; j < d; j++) x[i * d + j] = c[b * d + j] + (float)nrand();
+        for (int64_t j = 0; j < d; j++)
+            x[i * d + j] = c[b * d + j] + (float)nrand();
     }
     free(c);
     *init = malloc(sizeof(float) * k * d);
-    for (int64_t q = 0; q < k; q++) memcpy(*init + q * d, x + (q * (n - 1) / (k - 1)) * d, sizeof(float) * d);
+    for (int64_t q = 0; q < k; q++)
+        memcpy(*init + q * d, x + (q * (n - 1) / (k - 1)) * d, sizeof(float) * d);
     return x;
 }
 
 /* The same job twice: centres, labels, inertia and iteration count must be
  * identical bit for bit (no order-dependent sums anywhere: E-step merges,
  * M-step sums, relocation, column statistics, tolerance). */
-static void case_repeat(fit_case fc, const float *X, const float *init) {
+static void case_repeat(fit_case fc, const float *X, const float *init)
+{
     float *w = malloc(4 * fc.n);
-    for (int64_t i = 0; i < fc.n; i++) w[i] = (float)(0.25 + 2 * urand());
+    for (int64_t i = 0; i < fc.n; i++)
+        w[i] = (float)(0.25 + 2 * urand());
     fit_out a, b;
     run_fit(&fc, X, w, init, 7, &a);
     run_fit(&fc, X, w, init, 7, &b);
@@ -743,43 +854,50 @@ static void case_repeat(fit_case fc, const float *X, const float *init) {
         const int same_c = memcmp(a.C, b.C, 4 * fc.k * fc.d) == 0;
         const int same_l = memcmp(a.lab, b.lab, 4 * fc.n) == 0;
         const int same_i = memcmp(&a.inertia, &b.inertia, sizeof(double)) == 0 && a.n_iter == b.n_iter;
-        printf("  %-40s iters %lld/%lld  inertia %.17g  identical: centres %d labels %d inertia %d\n", fc.name,
-               (long long)a.n_iter, (long long)b.n_iter, a.inertia, same_c, same_l, same_i);
-        CHECK(same_c && same_l && same_i, "%s: two runs of the same job differ (centres %d labels %d inertia %d)",
-              fc.name, same_c, same_l, same_i);
+        printf("  %-40s iters %lld/%lld  inertia %.17g  identical: centres %d labels %d inertia %d\n",
+               fc.name, (long long)a.n_iter, (long long)b.n_iter, a.inertia, same_c, same_l, same_i);
+        CHECK(same_c && same_l && same_i,
+              "%s: two runs of the same job differ (centres %d labels %d inertia %d)", fc.name, same_c,
+              same_l, same_i);
     }
     free_out(&a);
     free_out(&b);
     free(w);
 }
 
-static void cases_repeat(const fli_precision *precs, const char **pn) {
+static void cases_repeat(const fli_precision *precs, const char **pn)
+{
     char name[96];
     for (int p = 0; p < 4; p++) {
         float *init;
         float *X = tie_data(20000, 32, 64, &init);
         snprintf(name, sizeof name, "repeat %s near-ties k=64 d=32 tol", pn[p]);
-        fit_case a = {name, 20000, 32, 64, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 0, 0, 300, 1, 0, 1e-4};
+        fit_case a = {name, 20000, 32, 64, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 0,
+                      0,    300,   1,  0,  1e-4};
         case_repeat(a, X, init);
         free(X);
         free(init);
         /* shared-copy M-step (k_acc_owner), weights, cosine */
         X = tie_data(20000, 64, 200, &init);
         snprintf(name, sizeof name, "repeat %s owner M-step k=200 d=64 w", pn[p]);
-        fit_case b = {name, 20000, 64, 200, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 1, 0, 30, 1, 0, 1e-4};
+        fit_case b = {name, 20000, 64, 200, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 1,
+                      0,    30,    1,  0,   1e-4};
         case_repeat(b, X, init);
         snprintf(name, sizeof name, "repeat %s owner M-step cosine", pn[p]);
-        fit_case c = {name, 20000, 64, 200, precs[p], FLI_METRIC_COSINE, FLI_KM_INIT_ARRAY, 1, 0, 0, 30, 1, 0, 1e-4};
+        fit_case c = {name, 20000, 64, 200, precs[p], FLI_METRIC_COSINE, FLI_KM_INIT_ARRAY, 1, 0,
+                      0,    30,    1,  0,   1e-4};
         case_repeat(c, X, init);
         free(X);
         free(init);
         /* sorted M-step, k-means++ with n_init 2, host chunks */
         X = tie_data(20000, 64, 400, &init);
         snprintf(name, sizeof name, "repeat %s sorted k=400 k-means++ x2", pn[p]);
-        fit_case d = {name, 20000, 64, 400, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_KMEANSPP, 0, 0, 0, 20, 2, 0, 1e-4};
+        fit_case d = {name, 20000, 64, 400, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_KMEANSPP, 0, 0,
+                      0,    20,    2,  0,   1e-4};
         case_repeat(d, X, init);
         snprintf(name, sizeof name, "repeat %s chunked k=400", pn[p]);
-        fit_case e = {name, 20000, 64, 400, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 0, 0, 10, 1, 6000, 1e-4};
+        fit_case e = {name, 20000, 64, 400,  precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 0,
+                      0,    10,    1,  6000, 1e-4};
         case_repeat(e, X, init);
         free(X);
         free(init);
@@ -790,7 +908,8 @@ static void cases_repeat(const fli_precision *precs, const char **pn) {
             float *init;
             float *X = tie_data(20000, 128, 1024, &init);
             snprintf(name, sizeof name, "repeat %s sm90 k=1024 d=128", pn[p]);
-            fit_case a = {name, 20000, 128, 1024, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 0, 0, 10, 1, 0, 1e-4};
+            fit_case a = {name, 20000, 128, 1024, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 0,
+                          0,    10,    1,   0,    1e-4};
             case_repeat(a, X, init);
             free(X);
             free(init);
@@ -803,7 +922,8 @@ static void cases_repeat(const fli_precision *precs, const char **pn) {
  * every precision stops like fp32 (within 2x + 10 iterations) with the same
  * objective within 1e-2; the share of labels equal to fp32's is printed.
  * FL_KM_STATS=1 prints the share of re-scored rows. */
-static void cases_near_tie_convergence(const fli_precision *precs, const char **pn) {
+static void cases_near_tie_convergence(const fli_precision *precs, const char **pn)
+{
     float *init;
     float *X = tie_data(20000, 32, 64, &init);
     fit_out o[4];
@@ -811,7 +931,8 @@ static void cases_near_tie_convergence(const fli_precision *precs, const char **
     setenv("FL_KM_STATS", "1", 1);
     for (int p = 0; p < 4; p++) {
         snprintf(name[p], sizeof name[p], "near-ties %s k=64 d=32 tol=1e-4", pn[p]);
-        fit_case fc = {name[p], 20000, 32, 64, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 0, 0, 300, 1, 0, 1e-4};
+        fit_case fc = {name[p], 20000, 32, 64, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 0,
+                       0,       300,   1,  0,  1e-4};
         fflush(stdout);
         run_fit(&fc, X, NULL, init, 1, &o[p]);
         fflush(stderr);
@@ -819,11 +940,13 @@ static void cases_near_tie_convergence(const fli_precision *precs, const char **
     }
     unsetenv("FL_KM_STATS");
     for (int p = 0; p < 4; p++) {
-        if (o[p].st != FL_STATUS_OK || o[0].st != FL_STATUS_OK) continue;
+        if (o[p].st != FL_STATUS_OK || o[0].st != FL_STATUS_OK)
+            continue;
         int64_t same = 0;
-        for (int64_t i = 0; i < 20000; i++) same += o[p].lab[i] == o[0].lab[i];
-        printf("  %-34s iters %lld (fp32 %lld)  inertia %.8e (fp32 %.8e, rel %.1e)  labels = fp32 %.5f\n", name[p],
-               (long long)o[p].n_iter, (long long)o[0].n_iter, o[p].inertia, o[0].inertia,
+        for (int64_t i = 0; i < 20000; i++)
+            same += o[p].lab[i] == o[0].lab[i];
+        printf("  %-34s iters %lld (fp32 %lld)  inertia %.8e (fp32 %.8e, rel %.1e)  labels = fp32 %.5f\n",
+               name[p], (long long)o[p].n_iter, (long long)o[0].n_iter, o[p].inertia, o[0].inertia,
                rel(o[p].inertia, o[0].inertia), same / 20000.0);
         CHECK(o[0].n_iter < 300, "fp32 near-ties did not converge");
         CHECK(o[p].n_iter <= 2 * o[0].n_iter + 10, "%s: %lld iterations (fp32 %lld)", name[p],
@@ -834,12 +957,14 @@ static void cases_near_tie_convergence(const fli_precision *precs, const char **
         CHECK(rel(o[p].inertia, o[0].inertia) <= 1e-2, "%s: inertia %.8e vs fp32 %.8e", name[p], o[p].inertia,
               o[0].inertia);
     }
-    for (int p = 0; p < 4; p++) free_out(&o[p]);
+    for (int p = 0; p < 4; p++)
+        free_out(&o[p]);
     free(X);
     free(init);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     char path[4096];
     if (argc > 1) {
         snprintf(path, sizeof path, "%s", argv[1]);
@@ -847,7 +972,8 @@ int main(int argc, char **argv) {
         ssize_t len = readlink("/proc/self/exe", path, sizeof path - 64);
         path[len > 0 ? len : 0] = 0;
         char *s = strrchr(path, '/');
-        if (s) *s = 0;
+        if (s)
+            *s = 0;
         strcat(path, "/../lib/libflashlib_cuda.so");
     }
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -892,64 +1018,154 @@ int main(int argc, char **argv) {
     for (int p = 0; p < 4; p++)
         for (int metric = 0; metric < 3; metric++)
             for (int dev = 0; dev < 2; dev++) {
-                snprintf(name, sizeof name, "%s %s %s w", pn[p], metric == 0 ? "euclid" : metric == 1 ? "cosine" : "dot",
+                snprintf(name, sizeof name, "%s %s %s w", pn[p],
+                         metric == 0   ? "euclid"
+                         : metric == 1 ? "cosine"
+                                       : "dot",
                          dev ? "dev" : "host");
-                fit_case fc = {name, 20000, 37, 13, precs[p], (fli_metric)metric, FLI_KM_INIT_ARRAY, dev, 1, dev,
-                               metric == 2 ? 4 : 60, 1, 0, metric == 2 ? 0 : 1e-4};
+                fit_case fc = {name,
+                               20000,
+                               37,
+                               13,
+                               precs[p],
+                               (fli_metric)metric,
+                               FLI_KM_INIT_ARRAY,
+                               dev,
+                               1,
+                               dev,
+                               metric == 2 ? 4 : 60,
+                               1,
+                               0,
+                               metric == 2 ? 0 : 1e-4};
                 case_vs_ref(fc);
             }
     printf("sorted M-step (k*(d+2)*4 > %d):\n", FLI_KM_SMEM_ACC_MAX);
     for (int p = 0; p < 3; p++) {
         snprintf(name, sizeof name, "sorted %s k=400 d=64", pn[p]);
-        fit_case fc = {name, 20000, 64, 400, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, p == 1, 0, 6, 1, 0, 0};
+        fit_case fc = {name, 20000, 64, 400, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, p == 1,
+                       0,    6,     1,  0,   0};
         case_vs_ref(fc);
     }
     printf("fused E+M kernel (opt-in, FL_KM_FUSED=1), resident and through host chunks:\n");
     setenv("FL_KM_FUSED", "1", 1);
     for (int p = 1; p < 4; p++) {
         snprintf(name, sizeof name, "fused %s cosine dev w", pn[p]);
-        fit_case fr = {name, 20000, 37, 13, precs[p], FLI_METRIC_COSINE, FLI_KM_INIT_ARRAY, 1, 1, 1, 60, 1, 0, 1e-4};
+        fit_case fr = {name, 20000, 37, 13, precs[p], FLI_METRIC_COSINE, FLI_KM_INIT_ARRAY, 1, 1,
+                       1,    60,    1,  0,  1e-4};
         case_vs_ref(fr);
         snprintf(name, sizeof name, "fused %s euclid k=200 d=64", pn[p]);
-        fit_case fk = {name, 20000, 64, 200, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 0, 0, 6, 1, 0, 0};
+        fit_case fk = {name, 20000, 64, 200, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 0,
+                       0,    6,     1,  0,   0};
         case_vs_ref(fk);
     }
     for (int p = 1; p < 3; p++) {
         snprintf(name, sizeof name, "fused chunked %s", pn[p]);
-        fit_case fc = {name, 30011, 45, 20, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 1, 0, 40, 1, 5000, 1e-4};
+        fit_case fc = {name, 30011, 45, 20,   precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 1,
+                       0,    40,    1,  5000, 1e-4};
         case_vs_ref(fc);
     }
     unsetenv("FL_KM_FUSED");
     printf("k <= 64 centre-stationary E-step (no padding), odd row counts:\n");
     for (int p = 1; p < 3; p++) {
         snprintf(name, sizeof name, "c64 %s k=64 d=32 dev", pn[p]);
-        fit_case fc = {name, 70001, 32, 64, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 1, 1, 5, 1, 0, 0};
+        fit_case fc = {name, 70001, 32, 64, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 1,
+                       1,    5,     1,  0,  0};
         case_vs_ref(fc);
     }
     if (g_env.sm90_enabled) {
         printf("Hopper wgmma E-step (backend cuda-sm90):\n");
         g_backend = FL_BACKEND_CUDA_SM90;
-        fit_case h1 = {"sm90 bf16 d=128 k=1024", 6000, 128, 1024, FLI_PREC_BF16, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 1, 1, 4, 1, 0, 0};
+        fit_case h1 = {"sm90 bf16 d=128 k=1024",
+                       6000,
+                       128,
+                       1024,
+                       FLI_PREC_BF16,
+                       FLI_METRIC_EUCLIDEAN,
+                       FLI_KM_INIT_ARRAY,
+                       1,
+                       1,
+                       1,
+                       4,
+                       1,
+                       0,
+                       0};
         case_vs_ref(h1);
-        fit_case h2 = {"sm90 fp16 d=64 k=1000 dot", 5000, 64, 1000, FLI_PREC_FP16, FLI_METRIC_DOT, FLI_KM_INIT_ARRAY, 1, 0, 0, 3, 1, 0, 0};
+        fit_case h2 = {"sm90 fp16 d=64 k=1000 dot",
+                       5000,
+                       64,
+                       1000,
+                       FLI_PREC_FP16,
+                       FLI_METRIC_DOT,
+                       FLI_KM_INIT_ARRAY,
+                       1,
+                       0,
+                       0,
+                       3,
+                       1,
+                       0,
+                       0};
         case_vs_ref(h2);
-        fit_case h3 = {"sm90 bf16 d=80 k=1100 cosine host", 6000, 80, 1100, FLI_PREC_BF16, FLI_METRIC_COSINE, FLI_KM_INIT_ARRAY, 0, 0, 0, 3, 1, 0, 0};
+        fit_case h3 = {"sm90 bf16 d=80 k=1100 cosine host",
+                       6000,
+                       80,
+                       1100,
+                       FLI_PREC_BF16,
+                       FLI_METRIC_COSINE,
+                       FLI_KM_INIT_ARRAY,
+                       0,
+                       0,
+                       0,
+                       3,
+                       1,
+                       0,
+                       0};
         case_vs_ref(h3);
-        fit_case h4 = {"sm90 bf16 d=128 k=1024 chunked", 6000, 128, 1024, FLI_PREC_BF16, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 0, 0, 3, 1, 2048, 0};
+        fit_case h4 = {"sm90 bf16 d=128 k=1024 chunked",
+                       6000,
+                       128,
+                       1024,
+                       FLI_PREC_BF16,
+                       FLI_METRIC_EUCLIDEAN,
+                       FLI_KM_INIT_ARRAY,
+                       0,
+                       0,
+                       0,
+                       3,
+                       1,
+                       2048,
+                       0};
         case_vs_ref(h4);
         g_backend = FL_BACKEND_CUDA;
-        fit_case h5 = {"portable bf16 d=128 k=1024 (same shape)", 6000, 128, 1024, FLI_PREC_BF16, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 1, 1, 4, 1, 0, 0};
+        fit_case h5 = {"portable bf16 d=128 k=1024 (same shape)",
+                       6000,
+                       128,
+                       1024,
+                       FLI_PREC_BF16,
+                       FLI_METRIC_EUCLIDEAN,
+                       FLI_KM_INIT_ARRAY,
+                       1,
+                       1,
+                       1,
+                       4,
+                       1,
+                       0,
+                       0};
         case_vs_ref(h5);
     }
     printf("edge shapes:\n");
     {
-        fit_case e1 = {"n=1 k=1", 1, 5, 1, FLI_PREC_FP32, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 0, 0, 10, 1, 0, 0};
+        fit_case e1 = {"n=1 k=1", 1, 5, 1, FLI_PREC_FP32, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 0, 0,
+                       10,        1, 0, 0};
         case_vs_ref(e1);
-        fit_case e2 = {"d=1", 3000, 1, 5, FLI_PREC_TF32, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 0, 0, 30, 1, 0, 0};
+        fit_case e2 = {"d=1", 3000, 1, 5, FLI_PREC_TF32, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 0, 0,
+                       30,    1,    0, 0};
         case_vs_ref(e2);
-        fit_case e3 = {"k=n", 50, 7, 50, FLI_PREC_FP32, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 0, 0, 10, 1, 0, 0};
+        fit_case e3 = {"k=n", 50, 7, 50, FLI_PREC_FP32, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 0, 0,
+                       10,    1,  0, 0};
         case_vs_ref(e3);
-        fit_case e4 = {"d=300 bf16", 3000, 300, 9, FLI_PREC_BF16, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 0, 0, 20, 1, 0, 0};
+        fit_case e4 = {
+            "d=300 bf16", 3000, 300, 9, FLI_PREC_BF16, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 0, 0,
+            20,           1,    0,   0};
         case_vs_ref(e4);
     }
     printf("near-tie convergence (low precision stops like fp32):\n");
@@ -965,7 +1181,8 @@ int main(int argc, char **argv) {
     printf("failures and cancellation:\n");
     case_alloc_failure();
     printf("assign / transform:\n");
-    for (int metric = 0; metric < 3; metric++) case_assign((fli_metric)metric, FLI_PREC_FP32, metric & 1);
+    for (int metric = 0; metric < 3; metric++)
+        case_assign((fli_metric)metric, FLI_PREC_FP32, metric & 1);
     case_assign(FLI_METRIC_EUCLIDEAN, FLI_PREC_BF16, 1);
     g_api->ctx_free(&g_env);
     printf("module_check: %d checks, %d failed\n", g_checks, g_fail);
