@@ -921,14 +921,13 @@ static void cases_repeat(const fli_precision *precs, const char **pn)
 /* Near-tie convergence (the bug of low-precision runs going to max_iter):
  * every precision stops like fp32 (within 2x + 10 iterations) with the same
  * objective within 1e-2; the share of labels equal to fp32's is printed.
- * FL_KM_STATS=1 prints the share of re-scored rows. */
+ */
 static void cases_near_tie_convergence(const fli_precision *precs, const char **pn)
 {
     float *init;
     float *X = tie_data(20000, 32, 64, &init);
     fit_out o[4];
     char name[4][64];
-    setenv("FL_KM_STATS", "1", 1);
     for (int p = 0; p < 4; p++) {
         snprintf(name[p], sizeof name[p], "near-ties %s k=64 d=32 tol=1e-4", pn[p]);
         fit_case fc = {name[p], 20000, 32, 64, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 0,
@@ -938,7 +937,6 @@ static void cases_near_tie_convergence(const fli_precision *precs, const char **
         fflush(stderr);
         CHECK(o[p].st == FL_STATUS_OK, "%s: status %d: %s", fc.name, o[p].st, g_err);
     }
-    unsetenv("FL_KM_STATS");
     for (int p = 0; p < 4; p++) {
         if (o[p].st != FL_STATUS_OK || o[0].st != FL_STATUS_OK)
             continue;
@@ -990,6 +988,7 @@ int main(int argc, char **argv)
     memset(&g_env, 0, sizeof g_env);
     g_env.device_id = 0;
     g_env.dalloc = &g_hooks;
+    g_env.km_rescore = 1; /* what the core passes unless FL_KM_RESCORE=0 */
     g_env.err = g_err;
     g_env.err_len = sizeof g_err;
     if (g_api->ctx_init(&g_env) != FL_STATUS_OK) {
@@ -1047,7 +1046,7 @@ int main(int argc, char **argv)
         case_vs_ref(fc);
     }
     printf("fused E+M kernel (opt-in, FL_KM_FUSED=1), resident and through host chunks:\n");
-    setenv("FL_KM_FUSED", "1", 1);
+    g_env.km_fused = 1;
     for (int p = 1; p < 4; p++) {
         snprintf(name, sizeof name, "fused %s cosine dev w", pn[p]);
         fit_case fr = {name, 20000, 37, 13, precs[p], FLI_METRIC_COSINE, FLI_KM_INIT_ARRAY, 1, 1,
@@ -1064,7 +1063,7 @@ int main(int argc, char **argv)
                        0,    40,    1,  5000, 1e-4};
         case_vs_ref(fc);
     }
-    unsetenv("FL_KM_FUSED");
+    g_env.km_fused = 0;
     printf("k <= 64 centre-stationary E-step (no padding), odd row counts:\n");
     for (int p = 1; p < 3; p++) {
         snprintf(name, sizeof name, "c64 %s k=64 d=32 dev", pn[p]);

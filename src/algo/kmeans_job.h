@@ -67,6 +67,9 @@ typedef struct fli_kmeans_job {
     double inertia;        /* weighted objective: euclidean sum w*||x-c||^2;
                               cosine sum w*(1 - cos(x, c)); dot -sum w*<x,c> */
     int64_t n_iter;        /* Lloyd iterations of the best run */
+    int64_t stat_rescored; /* GPU, low precision: row assignments the near-tie
+                              test sent to exact re-scoring, of stat_rows */
+    int64_t stat_rows;
     double *inertia_trace; /* optional host buffer: objective at the start of
                               each iteration of the best run             */
     int64_t trace_cap;

@@ -101,6 +101,8 @@ fl_status fli_cuda_acquire(fl_ctx *ctx, const fli_cuda_api **api, fli_cuda_env *
     ref->handle = h;
     ref->env.device_id = ctx->device_id;
     ref->env.sm90_enabled = hw.sm90_enabled;
+    ref->env.km_rescore = ctx->km_rescore;
+    ref->env.km_fused = ctx->km_fused;
     ref->env.dalloc = ctx->have_dalloc ? &ctx->dalloc : NULL;
     ref->env.progress = ctx->progress;
     ref->env.progress_user = ctx->progress_user;

@@ -63,6 +63,10 @@ fl_status fl_ctx_create(const char *device, fl_ctx **out, char *err, size_t err_
     ctx->verbosity = FL_LOG_WARN;
     const char *s = getenv("FL_DISABLE_SM90");
     ctx->disable_sm90 = s && *s && strcmp(s, "0") != 0;
+    s = getenv("FL_KM_RESCORE");
+    ctx->km_rescore = !(s && s[0] == '0');
+    s = getenv("FL_KM_FUSED");
+    ctx->km_fused = s && s[0] == '1';
     s = getenv("FL_NUM_THREADS");
     if (s && *s)
         ctx->threads = atoi(s) > 0 ? atoi(s) : 0;

@@ -21,14 +21,21 @@
 extern "C" {
 #endif
 
-#define FLI_CUDA_ABI 3
+#define FLI_CUDA_ABI 4
 
 /* Per-context state the core hands to every call. The module owns `state`
  * (stream, cuBLAS handle, cached buffers), created by ctx_init and released
  * by ctx_free. */
 typedef struct fli_cuda_env {
     int32_t device_id;
-    int sm90_enabled;                  /* Hopper paths allowed (device is 9.0, not disabled) */
+    int sm90_enabled; /* Hopper paths allowed (device is 9.0, not disabled) */
+    /* Diagnostic switches, read from the environment once, at context
+     * creation, by the core (the module never reads the environment):
+     * km_rescore 0 turns off the exact re-scoring of near-tied rows in
+     * low precision (FL_KM_RESCORE=0, for A/B measurements); km_fused 1
+     * allows the opt-in fused E+M kernel (FL_KM_FUSED=1). */
+    int km_rescore;
+    int km_fused;
     const fl_device_allocator *dalloc; /* NULL = cudaMalloc/cudaFree */
     fl_progress_fn progress;           /* may be NULL */
     void *progress_user;

@@ -622,12 +622,11 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
     f.arena = (char *)arena;
     carve(&f);
     {
-        /* FL_KM_FUSED=1: the fused E+M kernel where it fits (opt-in) */
-        const char *e = getenv("FL_KM_FUSED");
+        /* env->km_fused (FL_KM_FUSED=1): the fused E+M kernel where it fits (opt-in) */
         fli_cuda_state *cs = f.cs;
         int path = fli_kmeans_cuda_path(&f.p, job->precision, job->backend,
                                         env->sm90_enabled && km_sm90_built(), cs->cc_major,
-                                        cs->cc_minor, cs->smem_optin, e && e[0] == '1',
+                                        cs->cc_minor, cs->smem_optin, env->km_fused,
                                         &f.fcfg.stages, &f.fcfg.priv);
         f.fused = path == FLI_KM_PATH_FUSED;
         f.sm90 = path == FLI_KM_PATH_SM90;
@@ -636,10 +635,7 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
                                                  f.fcfg.priv, NULL);
     }
     f.folded_reloc = f.p.mstep_smem && !f.p.chunked;
-    {
-        const char *e = getenv("FL_KM_RESCORE");
-        f.rescore = !(e && e[0] == '0');
-    }
+    f.rescore = env->km_rescore;
     void *host_scratch = NULL;
     double *traces = NULL;
     int64_t trace_keep = 0;
@@ -653,16 +649,11 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
         if (!traces) st = FLI_FAIL(env, FL_STATUS_OUT_OF_MEMORY, "kmeans_fit", "trace scratch");
     }
     if (st == FL_STATUS_OK) st = fit_body(&f, host_scratch, traces, trace_keep);
-    {
-        /* FL_KM_STATS=1: how many row assignments the near-tie test sent to
-         * the exact re-scoring (bench/gpu/NOTES.md reports these) */
-        const char *e = getenv("FL_KM_STATS");
-        if (st == FL_STATUS_OK && e && e[0] == '1')
-            fprintf(stderr, "kmeans_fit stats: n=%lld d=%lld k=%lld precision=%d rescore=%d: %llu of %llu "
-                            "row assignments re-scored (%.3f%%)\n",
-                    (long long)job->n, (long long)job->d, (long long)job->k, (int)job->precision, f.rescore,
-                    f.stat_rescored, f.stat_rows,
-                    f.stat_rows ? 100.0 * (double)f.stat_rescored / (double)f.stat_rows : 0.0);
+    if (st == FL_STATUS_OK) {
+        /* how many row assignments the near-tie test sent to the exact
+         * re-scoring (bench/gpu/NOTES.md reports these) */
+        job->stat_rescored = (int64_t)f.stat_rescored;
+        job->stat_rows = (int64_t)f.stat_rows;
     }
     /* drain before freeing: kernels may still use the arena on error paths */
     cudaStreamSynchronize(f.cs->copy_stream);
@@ -756,8 +747,7 @@ static fl_status assign_body(fli_cuda_env *env, cudaStream_t s, fli_kmeans_assig
         FLI_TRY(km_normalize_rows(env, s, C, L->dp, C, L->dp, j->k, j->d));
     FLI_TRY(km_prep_centers(env, s, C, j->k, L->kp, j->d, L->dp, L->dh, j->metric, j->precision, ctc,
                             cnorm, 0, sc->cb, NULL));
-    const char *resc = getenv("FL_KM_RESCORE");
-    const int rescore = !(resc && resc[0] == '0');
+    const int rescore = env->km_rescore;
     for (int64_t row0 = 0; row0 < j->n; row0 += L->m) {
         km_rows r;
         r.row0 = row0;
