@@ -58,8 +58,9 @@ def main():
 
     diag = flashlib.diagnose()
     device = "cuda" if diag.get("cuda_usable") else "cpu"
-    # The cost model's name for where this runs: the GPU's tag, or the CPU.
-    where = diag["devices"][0].get("tag", "cpu") if device == "cuda" and diag.get("devices") else "cpu"
+    # The cost model's name for where this runs: the GPU's tag, or "this"
+    # (this machine's CPU, with its own core count).
+    where = diag["devices"][0].get("tag", "this") if device == "cuda" and diag.get("devices") else "this"
     print(f"flashlib {flashlib.__version__}; GPU: {diag.get('summary', 'none')}")
     print(f"running on: {device}\n")
 
