@@ -93,72 +93,122 @@ def model_args(p):
     """(op, variant, shape, params, dtype) for fl_info_model_eval."""
     if p["op"] == "kmeans":
         prec = p["variant"].split("-")[0]
+        it = max(p["iters"], 1)  # the iterations that ran (tol=0: until no label changed)
+        mx = max(p.get("iters_requested", it), it)  # max_iter: the host enqueues up to this many
         params = (f"n_clusters={p['k']} precision={prec} init={p['init']} input={p['input']} "
-                  f"max_iter={max(p['iters'], 1)} expected_iter={max(p['iters'], 1)} tol=0 n_init=1")
+                  f"max_iter={mx} expected_iter={it} tol=0 n_init=1")
         return "kmeans", p["variant"], tuple(p["shape"]), params, "f32"
     return "gemm", p["variant"], tuple(p["shape"]), f"variant={p['variant']}", p["dtype"]
 
 
-# ---- least squares without dependencies (scipy is used when present) ---------------------
-def nelder_mead(f, x0, step=0.5, iters=3000, tol=1e-10):
-    n = len(x0)
-    pts = [list(x0)] + [[x0[j] + (step if j == i else 0) for j in range(n)] for i in range(n)]
-    vals = [f(p) for p in pts]
+# ---- robust least squares, no dependencies ------------------------------------------------
+# Every coefficient is a positive physical quantity (a rate, a bandwidth, a
+# per-launch or per-row cost); the fit works on their logarithms, within
+# bounds (multiples of the roofline value) that keep them physical: a rate
+# never far above the device's peak, a bandwidth never above HBM's.
+BOUNDS = {"rate_tflops": (0.05, 2.0), "bw_gbs": (0.1, 1.3)}
+DEFAULT_BOUNDS = (0.01, 100.0)
+F_SCALE = 0.1  # soft-L1 in log space: residuals beyond ~10% count linearly, not squared
+
+
+def solve(A, b):
+    """A x = b by Gaussian elimination with partial pivoting (A small, SPD)."""
+    n = len(b)
+    M = [row[:] + [b[i]] for i, row in enumerate(A)]
+    for c in range(n):
+        piv = max(range(c, n), key=lambda r: abs(M[r][c]))
+        M[c], M[piv] = M[piv], M[c]
+        if abs(M[c][c]) < 1e-300:
+            M[c][c] = 1e-300
+        for r in range(c + 1, n):
+            f = M[r][c] / M[c][c]
+            if f:
+                for j in range(c, n + 1):
+                    M[r][j] -= f * M[c][j]
+    x = [0.0] * n
+    for r in range(n - 1, -1, -1):
+        x[r] = (M[r][n] - sum(M[r][j] * x[j] for j in range(r + 1, n))) / M[r][r]
+    return x
+
+
+def levenberg_marquardt(res, x0, lo, hi, iters=150):
+    """Minimises sum(soft_l1(res(x))) within [lo, hi] (projected LM, IRLS
+    weights for the soft-L1 loss, forward-difference Jacobian)."""
+    x = [min(max(v, l), h) for v, l, h in zip(x0, lo, hi)]
+
+    def cost(r):
+        return sum(2 * F_SCALE ** 2 * (math.sqrt(1 + (v / F_SCALE) ** 2) - 1) for v in r)
+
+    r = res(x)
+    c = cost(r)
+    lam = 1e-2
     for _ in range(iters):
-        order = sorted(range(n + 1), key=lambda i: vals[i])
-        pts, vals = [pts[i] for i in order], [vals[i] for i in order]
-        if abs(vals[-1] - vals[0]) <= tol * (1 + abs(vals[0])):
+        J = []
+        for j in range(len(x)):
+            xx = list(x)
+            xx[j] += 1e-6
+            rj = res(xx)
+            J.append([(a - b) / 1e-6 for a, b in zip(rj, r)])  # column j
+        w = [(1 + (v / F_SCALE) ** 2) ** -0.25 for v in r]
+        Jw = [[J[j][i] * w[i] for i in range(len(r))] for j in range(len(x))]
+        rw = [r[i] * w[i] for i in range(len(r))]
+        A = [[sum(a * b for a, b in zip(Jw[i], Jw[j])) for j in range(len(x))] for i in range(len(x))]
+        g = [sum(a * b for a, b in zip(Jw[i], rw)) for i in range(len(x))]
+        done = True
+        for _ in range(12):
+            Ad = [[A[i][j] + (lam * (A[i][i] + 1e-9) if i == j else 0) for j in range(len(x))]
+                  for i in range(len(x))]
+            step = solve(Ad, [-v for v in g])
+            xn = [min(max(v + s, l), h) for v, s, l, h in zip(x, step, lo, hi)]
+            rn = res(xn)
+            cn = cost(rn)
+            if cn < c:
+                done = max(abs(a - b) for a, b in zip(xn, x)) < 1e-6 or c - cn < 1e-10 * (1 + c)
+                x, r, c = xn, rn, cn
+                lam = max(lam / 3, 1e-9)
+                break
+            lam *= 4
+        if done:
             break
-        c = [sum(p[j] for p in pts[:-1]) / n for j in range(n)]
-        xr = [c[j] + (c[j] - pts[-1][j]) for j in range(n)]
-        fr = f(xr)
-        if fr < vals[0]:
-            xe = [c[j] + 2 * (c[j] - pts[-1][j]) for j in range(n)]
-            fe = f(xe)
-            pts[-1], vals[-1] = (xe, fe) if fe < fr else (xr, fr)
-        elif fr < vals[-2]:
-            pts[-1], vals[-1] = xr, fr
-        else:
-            xc = [c[j] + 0.5 * (pts[-1][j] - c[j]) for j in range(n)]
-            fc = f(xc)
-            if fc < vals[-1]:
-                pts[-1], vals[-1] = xc, fc
-            else:
-                for i in range(1, n + 1):
-                    pts[i] = [pts[0][j] + 0.5 * (pts[i][j] - pts[0][j]) for j in range(n)]
-                    vals[i] = f(pts[i])
-    i = min(range(n + 1), key=lambda i: vals[i])
-    return pts[i]
+    return x, c
 
 
-def fit_entry(info, device, pts, coef0):
-    """log-coefficients minimising the soft-L1 loss of log(pred/meas)."""
+def fit_entry(info, device, pts, coef0, names):
+    """Coefficients minimising the soft-L1 loss of log(predicted / measured)
+    over the fitted points, with a weak pull of log(coef) towards its
+    roofline value (PRIOR) so that a coefficient the points cannot see
+    keeps it. Deterministic: from several starts (the model's max() terms
+    make the loss piecewise smooth, with local minima), the best fit of the fitted points wins; held-out points are never
+    looked at."""
     x0 = [math.log(c) for c in coef0]
+    lo = [v + math.log(BOUNDS.get(nm, DEFAULT_BOUNDS)[0]) for v, nm in zip(x0, names)]
+    hi = [v + math.log(BOUNDS.get(nm, DEFAULT_BOUNDS)[1]) for v, nm in zip(x0, names)]
+    args = [model_args(p) for p in pts]
+    logm = [math.log(p["ms"]) for p in pts]
 
     def residuals(x):
         coef = [math.exp(v) for v in x]
         r = []
-        for p in pts:
-            op, var, shape, params, dt = model_args(p)
+        for (op, var, shape, params, dt), lm in zip(args, logm):
             try:
                 pred = info.model(op, var, shape, params, dt, device, coef)
             except infolib.InfoError:
                 pred = 1e9
-            r.append(math.log(max(pred, 1e-9) / p["ms"]))
-        r += [PRIOR * (x[j] - x0[j]) for j in range(len(x))]
-        return r
+            r.append(math.log(max(pred, 1e-9)) - lm)
+        return r + [PRIOR * (x[j] - x0[j]) for j in range(len(x))]
 
-    try:
-        from scipy.optimize import least_squares
-
-        res = least_squares(residuals, x0, loss="soft_l1", f_scale=0.1, x_scale=1.0, max_nfev=400)
-        x = list(res.x)
-    except ImportError:
-        def loss(x):
-            return sum(2 * (math.sqrt(1 + (v / 0.1) ** 2) - 1) for v in residuals(x))
-
-        x = nelder_mead(loss, x0)
-    return [math.exp(v) for v in x]
+    rate_like = [nm.endswith(("_tflops", "_gbs", "_gps", "_gsps")) for nm in names]
+    # starts: the roofline values, every rate halved, and each rate alone
+    # at a quarter (which term of a max() binds decides the local minimum)
+    starts = [x0, [v + (math.log(0.5) if r else math.log(2)) for v, r in zip(x0, rate_like)]]
+    starts += [[v + (math.log(0.25) if j == i else 0) for j, v in enumerate(x0)]
+               for i, r in enumerate(rate_like) if r]
+    best = min((levenberg_marquardt(residuals, s, lo, hi) for s in starts), key=lambda t: t[1])
+    # and once more from the best, each rate in turn at a quarter of its value
+    again = [[v + (math.log(0.25) if j == i else 0) for j, v in enumerate(best[0])]
+             for i, r in enumerate(rate_like) if r]
+    best = min([best] + [levenberg_marquardt(residuals, s, lo, hi) for s in again], key=lambda t: t[1])
+    return [math.exp(v) for v in best[0]]
 
 
 def predict(info, device, p, coef):
@@ -187,6 +237,7 @@ def write_inc(path, entries, points, anchors, sources):
          " *",
          " * sources: " + (", ".join(sources) if sources else "none"),
          " */",
+         "/* clang-format off */",
          "static const fli_calib_entry calib_entries[] = {"]
     for e in entries:
         coef = ", ".join(f"{c:.9g}" for c in e["coef"])
@@ -212,6 +263,7 @@ def write_inc(path, entries, points, anchors, sources):
                  f"{len(a['shape'])}, {{{shape}}}, {c_str(a['params'])}, {a['ms']:.6g}, {c_str(a['source'])}}},")
     L.append("    {NULL, NULL, NULL, NULL, 0, {0}, NULL, 0, NULL},")
     L.append("};")
+    L.append("/* clang-format on */")
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
 
@@ -263,7 +315,7 @@ def main(argv=None):
             print(f"{op}/{var}/{dt}/{dev}: {len(fit_pts)} fit + {len(hold)} held-out points: too few, no entry")
             continue
         names, coef0 = info.coefs(op, var, dev)
-        coef = fit_entry(info, dev, fit_pts, coef0)
+        coef = fit_entry(info, dev, fit_pts, coef0, names)
         rows = []
         for p in ps:
             est = predict(info, dev, p, coef)

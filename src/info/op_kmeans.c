@@ -35,13 +35,103 @@
 #include "info/info_internal.h"
 #include "route/route.h"
 
-enum { C_FIXED, C_ITER, C_PP, C_RATE, C_BW, C_H2D, C_UPD, N_COEF };
+enum {
+    C_FIXED,
+    C_LAUNCH,
+    C_PP,
+    C_RATE,
+    C_BW,
+    C_H2D,
+    C_UPD,
+    C_OWNER,
+    C_OWNROW,
+    C_FOLD,
+    C_RESCORE,
+    C_PPROW,
+    C_ROW,
+    C_L2,
+    N_COEF
+};
 
-static const char *const coef_names[N_COEF] = {"fixed_ms", "iter_us", "pp_launch_us", "rate_tflops",
-                                               "bw_gbs",   "h2d_gbs", "update_gps"};
+static const char *const coef_names[N_COEF] = {
+    "fixed_ms",  "launch_us", "pp_launch_us", "rate_tflops", "bw_gbs",    "h2d_gbs", "update_gps",
+    "owner_gps", "owner_ns",  "fold_gsps",    "rescore_ps",  "pp_row_ps", "row_ns",  "l2_gbs"};
 
 /* The kernels a GPU fit runs, as kmeans_fit.cu chooses them. */
 enum { PATH_PORTABLE = 0, PATH_FUSED = 1, PATH_SM90 = 2 };
+
+/* Constants of the module's kernels the model needs (kmeans_fit.cu,
+ * kmeans_estep.cu, kmeans_mstep.cu; kept equal to them by hand):
+ * POLL_LAG iterations between enqueueing the convergence-flag copy and
+ * reading it; the M-step keeps one private copy of the sums per warp while
+ * 8 copies of k (d+2) floats fit 100 KB; the SIMT E-step (fp32) runs two
+ * 256-thread blocks per SM; launch_mma's shared-memory budget and the
+ * largest resident row of its X-stationary kernel (words). */
+#define FLI_KM_POLL_LAG 4
+#define FLI_KM_PRIV_MAX (100 * 1024 / (8 * 4))
+#define FLI_KM_SIMT_BM 64
+#define FLI_KM_SIMT_PER_SM 2
+#define FLI_KM_MMA_SMEM_MAX (220 * 1024)
+#define FLI_KM_MMA_RES_MAX_KW 160
+
+/* Launches of an in-place scan of len elements (kmeans_mstep.cu scan_rec). */
+static double scan_launches(int64_t len)
+{
+    double l = 1;
+    while (len > FLI_KM_SCAN_TILE) {
+        len = (len + FLI_KM_SCAN_TILE - 1) / FLI_KM_SCAN_TILE;
+        l += 2;
+    }
+    return l;
+}
+
+/* The padded work of one E-step over a chunk of plan->chunk_rows rows. */
+typedef struct km_estep_geom {
+    double rows_exec; /* rows the grid computes: whole waves of blocks      */
+    double kpe;       /* centres each row is scored against (padded)       */
+    double K;         /* reduction length of the products (padded)         */
+    double l2_bytes;  /* operand bytes loaded into shared memory (L2)     */
+    double row_bytes; /* HBM bytes per row: X (or its 16-bit copy), labels */
+} km_estep_geom;
+
+/* Mirrors the kernel choice of km_estep / launch_mma (kmeans_estep.cu) and
+ * km_estep_sm90. */
+static void estep_geom(const fli_kmeans_cuda_plan *p, fli_precision prec, int path, int sms, km_estep_geom *g)
+{
+    const double m = (double)p->chunk_rows, kp = (double)p->kp;
+    if (prec == FLI_PREC_FP32) { /* k_simt: 64-row blocks, 64-centre tiles up to kp, K in steps of 16 */
+        const double slots = (double)sms * FLI_KM_SIMT_PER_SM;
+        g->rows_exec = ceil(ceil(m / FLI_KM_SIMT_BM) / slots) * slots * FLI_KM_SIMT_BM;
+        g->kpe = kp;
+        g->K = ceil((double)p->d / 16) * 16;
+        g->l2_bytes = 0;
+        g->row_bytes = (double)p->d * 4 + 8;
+        return;
+    }
+    const int tf = prec == FLI_PREC_TF32;
+    const double es = tf ? 4 : 2, K = tf ? (double)p->dp : (double)p->dh;
+    const int64_t kw = tf ? p->dp : p->dh / 2; /* 32-bit words per row */
+    double bm = 256, kpe = kp;
+    int a_res = 1, persistent = 1;
+    if (path == PATH_SM90) {
+        persistent = 0; /* persistent grid, but B tiles stream past every 256-row A tile */
+    } else if (p->k <= 64 && (64 + 2 * 512) * (kw + 4) * 4 <= FLI_KM_MMA_SMEM_MAX) {
+        bm = 512, kpe = 64; /* k_estep_mma_c64: all 64 centres resident */
+    } else if (((p->kp + 2 * 256) * (kw + 4) + 8 * 256) * 4 <= FLI_KM_MMA_SMEM_MAX &&
+               p->kp * kw <= 512 * 64) {
+        /* k_estep_mma_cres: centres resident */
+    } else {
+        persistent = 0; /* k_estep_mma: a block per 256 rows, centre tiles streamed */
+        a_res = kw <= FLI_KM_MMA_RES_MAX_KW;
+    }
+    const double tiles = ceil(m / bm);
+    g->rows_exec = ceil(tiles / sms) * sms * bm;
+    g->kpe = kpe;
+    g->K = K;
+    g->l2_bytes = g->rows_exec * K * es * (a_res ? 1 : kp / FLI_KM_BN) +
+                  (persistent ? (tiles < sms ? tiles : sms) : tiles) * kpe * K * es;
+    g->row_bytes = (tf ? (double)p->d * 4 : (double)p->dh * 2) + 16;
+}
 
 /* Calibration keys: the precision, with "-fused" or "-sm90" when the fit
  * runs those kernels (different code, so a different fit). */
@@ -86,14 +176,27 @@ static fl_info_prec info_prec(fli_precision p)
 static void roofline_coefs(fli_precision p, const fl_info_device *dev, double *c)
 {
     c[C_FIXED] = 0.05 + 12 * dev->launch_us * 1e-3;
-    c[C_ITER] = 8 * dev->launch_us;
+    c[C_LAUNCH] = dev->launch_us;
     c[C_PP] = dev->launch_us;
     c[C_RATE] = fli_rate(dev, info_prec(p), FLI_CLASS_FUSED);
     c[C_BW] = fli_bw(dev, FLI_CLASS_FUSED);
     c[C_H2D] = dev->h2d_gbs > 0 ? dev->h2d_gbs * 0.3 : 10.0;
-    /* centre sums: one update per row element, through shared memory; about
-     * a billion a second per SM (contention lowers it when k is small) */
+    /* centre sums: one shared-memory update per row element and 32 lanes
+     * per step, about a billion a second per SM; the owner kernel (one
+     * shared copy) half of that */
     c[C_UPD] = dev->sm_count * 1.0;
+    /* the owner kernel: every warp of a block reads each row's label */
+    c[C_OWNER] = dev->sm_count * 0.5;
+    c[C_OWNROW] = 0.1;
+    /* argmin and second best of a score: a few instructions per score on
+     * every lane, ~10 G scores/s per SM */
+    c[C_FOLD] = dev->sm_count * 10.0;
+    /* ~5% of rows re-scored, 12 bytes per element at HBM speed */
+    c[C_RESCORE] = 0.05 * 12 / fli_bw(dev, FLI_CLASS_GATHER) * 1e3;
+    /* k-means++ scoring: ~4096 warps walk the rows, ~1 us per row each */
+    c[C_PPROW] = 1e6 / 4096;
+    c[C_ROW] = 0.1;
+    c[C_L2] = 2 * fli_bw(dev, FLI_CLASS_FUSED);
 }
 
 int fli_kmeans_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def)
@@ -266,13 +369,18 @@ static int est_gpu(fli_est *e, const km_req *q)
 
     const double n = (double)q->n, d = (double)q->d, k = (double)q->k;
     const int p16 = prec == FLI_PREC_BF16 || prec == FLI_PREC_FP16;
-    const double dp = (double)plan.dp, dh = (double)plan.dh, kp = (double)plan.kp;
-    const double bw = c[C_BW] * 1e6, h2d = c[C_H2D] * 1e6; /* bytes per ms */
-    const double rate = c[C_RATE] * 1e9;                   /* flops per ms */
-    const double iter_ms = c[C_ITER] * 1e-3, pp_ms = c[C_PP] * 1e-3;
+    const double dp = (double)plan.dp, dh = (double)plan.dh;
+    /* rates in units per ms */
+    const double bw = c[C_BW] * 1e6, h2d = c[C_H2D] * 1e6, l2 = c[C_L2] * 1e6;
+    const double rate = c[C_RATE] * 1e9, fold = c[C_FOLD] * 1e6;
+    const double upd = c[C_UPD] * 1e6, own = c[C_OWNER] * 1e6, own_row = c[C_OWNROW] * 1e-6;
+    const double launch = c[C_LAUNCH] * 1e-3, pp_ms = c[C_PP] * 1e-3;
+    const double rescore = c[C_RESCORE] * 1e-9, pp_row = c[C_PPROW] * 1e-9, row = c[C_ROW] * 1e-6;
+    const int sms = e->dev->sm_count;
     int root = 0;
 
-    int nd = fli_node(e, root, "fixed overhead", "arena allocation, set-up, final synchronisation", 1);
+    int nd =
+        fli_node(e, root, "fixed overhead", "arena allocation and release, set-up, final synchronisation", 1);
     fli_leaf(e, nd, c[C_FIXED], 0, 0, 4, FL_INFO_BOUND_LATENCY, tier);
     if (!q->on_device && !plan.chunked) {
         double b = n * d * 4 + (q->weights ? n * 4 : 0);
@@ -282,15 +390,17 @@ static int est_gpu(fli_est *e, const km_req *q)
         e->link_bytes += b;
     }
     double prep = 0, prep_l = 0;
-    if (p16 && path != PATH_FUSED) /* the fused kernel reads fp32 X: no 16-bit copy */
-        prep += n * d * 4 + n * dh * 2, prep_l += 1;
+    if (prec != FLI_PREC_FP32 && path != PATH_FUSED) /* 16-bit copy and/or per-row rounding statistics */
+        prep += n * d * 4 + n * 8 + (p16 ? ceil(n / FLI_KM_XH_ROWS) * FLI_KM_XH_ROWS * dh * 2 : 0),
+            prep_l += 1;
     if (q->metric == FLI_METRIC_COSINE)
         prep += 2 * n * d * 4, prep_l += 1;
     if (q->tol > 0)
         prep += n * d * 4, prep_l += 2;
     if (prep_l > 0) {
-        nd = fli_node(e, root, "prepare X", "16-bit copy / normalised copy / column variances for tol", 1);
-        fli_leaf(e, nd, prep / bw + prep_l * pp_ms, 0, prep, prep_l, FL_INFO_BOUND_MEMORY, tier);
+        nd = fli_node(e, root, "prepare X",
+                      "16-bit copy and row statistics / normalised copy / variances for tol", 1);
+        fli_leaf(e, nd, prep / bw + prep_l * launch, 0, prep, prep_l, FL_INFO_BOUND_MEMORY, tier);
     }
 
     int run = fli_node(e, root, "run", "one of n_init runs: init, Lloyd iterations, final assignment",
@@ -298,55 +408,83 @@ static int est_gpu(fli_est *e, const km_req *q)
     const double R = (double)q->n_init;
     /* init */
     if (q->init == FLI_KM_INIT_KMEANSPP) {
+        /* per step: closest-distance update (one warp per row), an inclusive
+         * scan of n doubles, then per group of 8 candidates: draw, gather,
+         * one scoring pass (a fixed grid of warps walking the rows: latency
+         * bound, pp_row_ps per row) and the choice */
         double steps = k - 1, groups = ceil((double)q->L / FLI_KM_PP_GROUP);
-        double b = n * d * 4 * (1 + groups) + n * (4 + 8) * 2 + n * 8 * 2;
+        double b = n * d * 4 * (1 + groups) + n * 4 * (2 + groups) + n * 8 * 3;
         double fl = 2 * n * d * (1 + (double)q->L);
-        double launches = 3 + 3 * groups;
+        double launches = 1 + scan_launches(q->n) + 4 * groups;
         nd = fli_node(e, run, "init (k-means++)",
                       "k-1 steps: closest-distance update, scan, candidate scoring", R * steps);
-        double tb = b / bw, ts = plan.chunked ? (1 + groups) * n * d * 4 / h2d : 0;
-        double t = steps * (launches * pp_ms + (ts > tb ? ts : tb));
-        fli_leaf(e, nd, R * t, R * steps * fl, R * steps * b, R * steps * launches,
+        double tb = b / bw + n * groups * pp_row, ts = plan.chunked ? (1 + groups) * n * d * 4 / h2d : 0;
+        double t = steps * (launches * pp_ms + (ts > tb ? ts : tb)) + 3 * pp_ms;
+        fli_leaf(e, nd, R * t, R * steps * fl, R * steps * b, R * (steps * launches + 3),
                  ts > tb && ts > launches * pp_ms ? FL_INFO_BOUND_TRANSFER
                  : launches * pp_ms > tb          ? FL_INFO_BOUND_LATENCY
                                                   : FL_INFO_BOUND_MEMORY,
                  tier);
         e->link_bytes += plan.chunked ? R * steps * (1 + groups) * n * d * 4 : 0;
     } else {
-        double b = k * d * 4 * 2;
+        /* given centres come from the host; random rows are a gather */
+        double b = k * d * 4;
+        double t = q->init == FLI_KM_INIT_ARRAY ? b / h2d : 2 * b / bw;
         nd = fli_node(e, run, q->init == FLI_KM_INIT_RANDOM ? "init (random rows)" : "init (given centres)",
-                      "a gather or a copy of k rows", R);
-        fli_leaf(e, nd, R * (3 * pp_ms + b / bw), 0, R * b, R * 3, FL_INFO_BOUND_LATENCY, tier);
+                      q->init == FLI_KM_INIT_ARRAY ? "k rows copied from the host" : "a gather of k rows", R);
+        fli_leaf(e, nd, R * (3 * launch + t), 0, R * b, R * 3, FL_INFO_BOUND_LATENCY, tier);
     }
-    /* one assignment: distance + argmin over row blocks of BM, no n x k matrix */
-    const double d_eff = prec == FLI_PREC_FP32 ? d : (p16 ? dh : dp);
-    const double blocks = ceil(n / FLI_KM_BM), slots = (double)e->dev->sm_count;
-    const double fill = blocks / (ceil(blocks / slots) * slots);
-    const double fl_exec = 2 * n * kp * d_eff, fl_alg = 2 * n * k * d;
-    const double be = n * (p16 ? dh * 2 : d * 4) + n * 8;
-    const double tc = fl_exec / rate / fill, tm = be / bw;
-    const double t_assign = tc > tm ? tc : tm;
-    const fl_info_bound b_assign = tc > tm ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY;
-    /* update: centre sums (privatised in shared memory, or sorted pieces) */
-    double bm = n * d * 4 + n * 8 + k * d * 8 * 2;
-    if (plan.mstep_smem)
-        bm += (double)FLI_KM_ACC_BLOCKS * k * (d + 2) * 4 * 2;
-    else
-        bm += n * 4 * 3 + (double)plan.npieces_max * d * 4 * 2;
-    const double t_upd_math = n * d / (c[C_UPD] * 1e6);
-    const double t_update = bm / bw + t_upd_math;
+
+    /* One E-step: the kernel launch_mma / k_simt / the sm90 kernel run, on
+     * its padded work: rows in waves of one block per SM (two for SIMT),
+     * centres padded to 128 (64 for k <= 64), K to dp (tf32, SIMT 16) or dh
+     * (16-bit). Time: the larger of the tensor work plus the argmin / top-2
+     * fold per score, the HBM bytes, and the operand bytes re-read from L2. */
+    km_estep_geom g;
+    estep_geom(&plan, prec, path, sms, &g);
+    const double chunks = (double)plan.n_chunks;
+    const double te_c = chunks * g.rows_exec * g.kpe * (2 * g.K / rate + 1 / fold);
+    const double te_m = n * g.row_bytes / bw, te_l = chunks * g.l2_bytes / l2;
+    const double t_assign = fmax(te_c, fmax(te_m, te_l));
+    const fl_info_bound b_assign =
+        te_c >= te_m && te_c >= te_l ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY;
+    const double fl_alg = 2 * n * k * d;
+    /* near-tie re-scoring (tensor-core precisions): a share of the rows,
+     * each re-scored in double from its fp32 row: rescore_ps per row element */
+    const double t_tie = prec != FLI_PREC_FP32 && path != PATH_FUSED ? n * d * rescore : 0;
+    /* M-step: private per-warp sums (k(d+2) <= 3200), the owner kernel (a
+     * shared copy), or counting sort + piece sums; per row element (d
+     * padded to the 32 lanes of a warp) at update_gps, per row row_ns (and
+     * owner_ns more in the owner kernel, whose 16 warps all read each
+     * label), or the bytes, whichever is larger */
+    const int priv = q->k * (q->d + 2) <= FLI_KM_PRIV_MAX;
+    double bm, nl_m;
+    const int owner = plan.mstep_smem && !priv;
+    const double rows_work = n * dp / (owner ? own : upd) + n * (row + (owner ? own_row : 0));
+    if (plan.mstep_smem) {
+        bm = n * d * 4 + n * 8 + (double)FLI_KM_ACC_BLOCKS * k * (d + 2) * 4 * 2;
+        nl_m = 2;
+    } else {
+        bm = n * d * 4 + n * 4 * 6 + k * (double)plan.sort_nb * 4 * 6 + (double)plan.npieces_max * d * 4 * 2;
+        nl_m = 8 + scan_launches(q->k * plan.sort_nb + 1) + scan_launches(q->k + 1);
+    }
+    const double t_update = fmax(rows_work, bm / bw) + k * dp * 8 * 3 / bw;
+    /* launches of an iteration: E-step, (re-scoring), M-step, finalize, the
+     * flag copy and its event */
+    const double nl = 1 + (t_tie > 0) + nl_m + 1 + 2;
     /* streamed X: every pass over X crosses the host link again, overlapped
      * with the kernels of the previous chunk */
     const double stream = plan.chunked ? n * d * 4 / h2d : 0;
     const double I = (double)q->iters;
     int lloyd = fli_node(e, run, "lloyd iteration", "assign + update, no host round trip", R * I);
+    double t_iter;
     if (path == PATH_FUSED) {
         /* one persistent kernel: tiles of fp32 X are assigned with mma.sync
          * and added into shared-memory sums; X is read once per iteration */
         const double kf = ceil(k / 64) * 64, xw = prec == FLI_PREC_TF32 ? ceil(d / 8) * 8 : ceil(d / 16) * 16;
-        const double tiles = ceil(n / FLI_KM_FUSED_BM), ffill = tiles < slots ? tiles / slots : 1;
-        const double tcf = 2 * n * kf * xw / rate / ffill + t_upd_math;
-        const double bf = n * d * 4 + n * 8 + slots * k * (d + 2) * 4 * 2 + k * d * 8 * 2;
+        const double tiles = ceil(n / FLI_KM_FUSED_BM), ffill = tiles < sms ? tiles / sms : 1;
+        const double tcf = n * kf * (2 * xw / rate + 1 / fold) / ffill + rows_work;
+        const double bf = n * d * 4 + n * 8 + sms * k * (d + 2) * 4 * 2 + k * d * 8 * 2;
         const double tmf = bf / bw;
         double t = tcf > tmf ? tcf : tmf;
         if (stream > t)
@@ -358,31 +496,61 @@ static int est_gpu(fli_est *e, const km_req *q)
                  : tcf > tmf               ? FL_INFO_BOUND_COMPUTE
                                            : FL_INFO_BOUND_MEMORY,
                  tier);
+        t_iter = t + 4 * launch;
     } else {
         nd = fli_node(e, lloyd, "assign (distance+argmin)",
-                      path == PATH_SM90 ? "wgmma tiles (Hopper), online argmin"
-                                        : "mma.sync or SIMT tiles, online argmin",
+                      path == PATH_SM90       ? "wgmma tiles (Hopper), online argmin and second best"
+                      : prec == FLI_PREC_FP32 ? "SIMT tiles, online argmin"
+                                              : "mma.sync tiles, online argmin and second best",
                       R * I);
         const double t_pass = t_assign + t_update > stream ? t_assign : stream - t_update;
-        fli_leaf(e, nd, R * I * t_pass, R * I * fl_alg, R * I * be, R * I * 2,
+        fli_leaf(e, nd, R * I * t_pass, R * I * fl_alg, R * I * n * g.row_bytes, R * I,
                  t_pass > t_assign ? FL_INFO_BOUND_TRANSFER : b_assign, tier);
-        nd = fli_node(e, lloyd, "update (centre sums, shift)", "weighted sums, relocation of empty clusters",
+        if (t_tie > 0) {
+            nd = fli_node(e, lloyd, "re-score near ties",
+                          "rows whose best two scores are within the rounding "
+                          "bound, re-scored exactly from the fp32 row",
+                          R * I);
+            fli_leaf(e, nd, R * I * t_tie, 0, 0, R * I, FL_INFO_BOUND_LATENCY, tier);
+        }
+        nd = fli_node(e, lloyd, "update (centre sums, shift)",
+                      plan.mstep_smem ? (priv ? "shared-memory sums, one copy per warp"
+                                              : "shared-memory sums, one owner warp per cluster")
+                                      : "counting sort of the labels, piece sums in row order",
                       R * I);
-        fli_leaf(e, nd, R * I * t_update, R * I * 2 * n * d, R * I * bm, R * I * 4, FL_INFO_BOUND_MEMORY,
-                 tier);
+        fli_leaf(e, nd, R * I * t_update, R * I * 2 * n * d, R * I * bm, R * I * nl_m,
+                 rows_work > bm / bw ? FL_INFO_BOUND_LATENCY : FL_INFO_BOUND_MEMORY, tier);
+        t_iter = t_pass + t_tie + t_update + nl * launch;
     }
     e->link_bytes += plan.chunked ? R * I * n * d * 4 : 0;
-    nd = fli_node(e, lloyd, "launch chain", "kernel launches of an iteration", R * I);
-    fli_leaf(e, nd, R * I * iter_ms, 0, 0, R * I * 8, FL_INFO_BOUND_LATENCY, tier);
+    nd = fli_node(e, lloyd, "launch chain", "kernel launches and the convergence-flag copy of an iteration",
+                  R * I);
+    fli_leaf(e, nd, R * I * nl * launch, 0, 0, R * I * nl, FL_INFO_BOUND_LATENCY, tier);
+    /* A run that converges before max_iter: the host has enqueued further
+     * iterations (it polls the device's flag POLL_LAG iterations late and
+     * never waits), and their kernels return at once. The host leads by the
+     * ratio of an iteration's device time to its enqueue time. */
+    const double left = (double)q->max_iter - I;
+    if (left > 0) {
+        const double lead = FLI_KM_POLL_LAG + I * fmax(0, t_iter / (nl * launch) - 1);
+        const double empty = lead < left ? lead : left;
+        nd = fli_node(e, run, "iterations after convergence",
+                      "enqueued before the host saw the flag; their kernels return at once", R * empty);
+        fli_leaf(e, nd, R * empty * nl * launch, 0, 0, R * empty * nl, FL_INFO_BOUND_LATENCY, tier);
+    }
     double bo = n * d * 4 + n * 4;
     nd = fli_node(e, run, "final assignment", "labels that match the returned centres, and the inertia", R);
-    fli_leaf(e, nd, R * (t_assign + bo / bw + iter_ms), R * (fl_alg + 3 * n * d), R * (be + bo), R * 4,
-             b_assign, tier);
-    if (!q->on_device) {
+    fli_leaf(e, nd, R * (t_assign + t_tie + fmax(n * dp / upd + n * row, bo / bw) + 4 * launch),
+             R * (fl_alg + 3 * n * d), R * (n * g.row_bytes + bo), R * 6, b_assign, tier);
+    {
         double b = k * d * 4 + n * 4;
-        nd = fli_node(e, root, "copy results to the host", "centres and labels", 1);
-        fli_leaf(e, nd, b / h2d, 0, 0, 2, FL_INFO_BOUND_TRANSFER, tier);
-        e->link_bytes += b;
+        nd = fli_node(
+            e, root, "copy results",
+            q->on_device ? "centres and labels (device to device)" : "centres and labels to the host", 1);
+        fli_leaf(e, nd, q->on_device ? 2 * b / bw : b / h2d, 0, q->on_device ? 2 * b : 0, 2,
+                 q->on_device ? FL_INFO_BOUND_MEMORY : FL_INFO_BOUND_TRANSFER, tier);
+        if (!q->on_device)
+            e->link_bytes += b;
     }
 
     r->iterations = I;
