@@ -16,6 +16,13 @@
  * bf16/fp16 750 TFLOP/s, 3.0 TB/s. Writes JSON to $OUT/bench_kmeans.json
  * (or ./bench_kmeans.json).
  *
+ * CUDA graphs: the main rows run with env.km_graph = $FL_KM_GRAPH (default
+ * 0: the module's choice; "graph" column = iterations per graph launch).
+ * For tf32 and bf16 an A/B follows in the same process: every kernel
+ * launched directly (km_graph -1), one iteration per graph launch (1), all
+ * iterations after the first in one graph (1000, clamped to max_iter - 1);
+ * FL_KM_GRAPH_AB=0 skips it. JSON: graph_iters and graph_ab per row.
+ *
  * Usage: bench_kmeans [module.so] [reps] [shapes: "1M,100K,2M"] [precisions: "fp32,tf32,bf16,fp16"]
  */
 #define _GNU_SOURCE
@@ -91,6 +98,40 @@ static int cmp_d(const void *a, const void *b)
         }                                                                                                    \
     } while (0)
 
+/* 2 warm-up + reps timed fits of job j; sorted times into ms; 0 = ok. */
+static int time_fits(const fli_cuda_api *api, fli_cuda_env *env, fli_kmeans_job *j, int reps, double *ms,
+                     const char *tag, const char *pname, const char *err)
+{
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    int bad = 0;
+    for (int r = -2; r < reps && !bad; r++) {
+        CK(cudaEventRecord(e0, 0));
+        fl_status st = api->kmeans_fit(env, j);
+        CK(cudaEventRecord(e1, 0));
+        CK(cudaEventSynchronize(e1));
+        if (st != FL_STATUS_OK) {
+            fprintf(stderr, "%s %s: status %d: %s\n", tag, pname, st, err);
+            bad = 1;
+            break;
+        }
+        float t;
+        CK(cudaEventElapsedTime(&t, e0, e1));
+        if (r >= 0)
+            ms[r] = t;
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    if (!bad)
+        qsort(ms, reps, sizeof(double), cmp_d);
+    return bad;
+}
+static double median(const double *ms, int reps)
+{
+    return reps % 2 ? ms[reps / 2] : 0.5 * (ms[reps / 2 - 1] + ms[reps / 2]);
+}
+
 int main(int argc, char **argv)
 {
     char path[4096];
@@ -123,6 +164,13 @@ int main(int argc, char **argv)
     env.dalloc = &hooks;
     const char *rs_env = getenv("FL_KM_RESCORE"); /* the bench reads it; the module never does */
     env.km_rescore = !(rs_env && rs_env[0] == '0');
+    /* FL_KM_GRAPH: env.km_graph of the main rows (default 0, the module's
+     * choice); FL_KM_GRAPH_AB=0 skips the graph A/B rows */
+    const char *gr_env = getenv("FL_KM_GRAPH");
+    const int graph_default = gr_env && *gr_env ? atoi(gr_env) : 0;
+    const char *ab_env = getenv("FL_KM_GRAPH_AB");
+    const int graph_ab = !(ab_env && ab_env[0] == '0');
+    env.km_graph = graph_default;
     env.err = err;
     env.err_len = sizeof err;
     if (api->ctx_init(&env) != FL_STATUS_OK) {
@@ -174,8 +222,8 @@ int main(int argc, char **argv)
                 date, reps);
     }
     int first = 1;
-    printf("%-5s %-5s %-9s %9s %9s %9s %8s %8s %9s %6s %s\n", "shape", "prec", "backend", "median_ms",
-           "min_ms", "max_ms", "TFLOP/s", "floor_ms", "ms/floor", "iters", "target");
+    printf("%-5s %-5s %-9s %9s %9s %9s %8s %8s %9s %6s %-6s %s\n", "shape", "prec", "backend", "median_ms",
+           "min_ms", "max_ms", "TFLOP/s", "floor_ms", "ms/floor", "iters", "target", "graph");
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         if (filter && !strstr(filter, shapes[si].tag))
             continue;
@@ -219,30 +267,17 @@ int main(int argc, char **argv)
             j.centers_dev = 0;
             j.labels = dl;
             j.labels_dev = 0;
-            cudaEvent_t e0, e1;
-            CK(cudaEventCreate(&e0));
-            CK(cudaEventCreate(&e1));
             double *ms = malloc(sizeof(double) * reps);
-            int bad = 0;
-            for (int r = -2; r < reps && !bad; r++) {
-                CK(cudaEventRecord(e0, 0));
-                fl_status st = api->kmeans_fit(&env, &j);
-                CK(cudaEventRecord(e1, 0));
-                CK(cudaEventSynchronize(e1));
-                if (st != FL_STATUS_OK) {
-                    fprintf(stderr, "%s %s: status %d: %s\n", shapes[si].tag, pname[pi], st, err);
-                    bad = 1;
-                    break;
-                }
-                float t;
-                CK(cudaEventElapsedTime(&t, e0, e1));
-                if (r >= 0)
-                    ms[r] = t;
-            }
-            if (bad) {
+            env.km_graph = graph_default;
+            err[0] = 0;
+            if (time_fits(api, &env, &j, reps, ms, shapes[si].tag, pname[pi], err)) {
                 free(ms);
                 continue;
             }
+            const int graph_used = env.km_graph_used;
+            if (graph_default >= 0 && graph_used == 0)
+                printf("%s %s: no CUDA graph used: %s\n", shapes[si].tag, pname[pi],
+                       err[0] ? err : "(no message)");
             /* the share of row assignments the near-tie test re-scored, as
              * the module reports it in the job */
             printf("kmeans_fit stats: n=%lld d=%lld k=%lld precision=%d rescore=%d: %lld of %lld row "
@@ -250,18 +285,18 @@ int main(int argc, char **argv)
                    (long long)j.n, (long long)j.d, (long long)j.k, (int)j.precision, env.km_rescore,
                    (long long)j.stat_rescored, (long long)j.stat_rows,
                    j.stat_rows ? 100.0 * (double)j.stat_rescored / (double)j.stat_rows : 0.0);
-            qsort(ms, reps, sizeof(double), cmp_d);
-            double med = reps % 2 ? ms[reps / 2] : 0.5 * (ms[reps / 2 - 1] + ms[reps / 2]);
+            double med = median(ms, reps);
+            const double inertia0 = j.inertia;
             double flops = 2.0 * n * k * d * (double)j.n_iter;
             double elt = precs[pi] == FLI_PREC_BF16 || precs[pi] == FLI_PREC_FP16 ? 2 : 4;
             double floor_ms = 1e3 * fmax(flops / peak[pi], (double)j.n_iter * (n * d * elt + n * 4.0) / hbm);
             double target = precs[pi] == FLI_PREC_TF32   ? shapes[si].target_tf32
                             : precs[pi] == FLI_PREC_FP32 ? 0
                                                          : shapes[si].target_bf16;
-            printf("%-5s %-5s %-9s %9.3f %9.3f %9.3f %8.1f %8.3f %9.2f %6lld %s\n", shapes[si].tag, pname[pi],
-                   j.backend == FL_BACKEND_CUDA_SM90 ? "cuda-sm90" : "cuda", med, ms[0], ms[reps - 1],
-                   flops / (med * 1e-3) / 1e12, floor_ms, med / floor_ms, (long long)j.n_iter,
-                   target > 0 ? (med <= target ? "met" : "missed") : "-");
+            printf("%-5s %-5s %-9s %9.3f %9.3f %9.3f %8.1f %8.3f %9.2f %6lld %-6s %d\n", shapes[si].tag,
+                   pname[pi], j.backend == FL_BACKEND_CUDA_SM90 ? "cuda-sm90" : "cuda", med, ms[0],
+                   ms[reps - 1], flops / (med * 1e-3) / 1e12, floor_ms, med / floor_ms, (long long)j.n_iter,
+                   target > 0 ? (med <= target ? "met" : "missed") : "-", graph_used);
             if (js) {
                 fprintf(js,
                         "%s    {\"shape\": \"%lldx%lld\", \"k\": %lld, \"precision\": \"%s\", \"backend\": "
@@ -274,13 +309,47 @@ int main(int argc, char **argv)
                 fprintf(
                     js,
                     "\"tflops\": %.2f, \"floor_ms\": %.4f, \"ratio_to_floor\": %.3f, \"target_ms\": %.1f, "
-                    "\"inertia\": %.8e}",
-                    flops / (med * 1e-3) / 1e12, floor_ms, med / floor_ms, target, j.inertia);
+                    "\"inertia\": %.8e, \"graph_iters\": %d",
+                    flops / (med * 1e-3) / 1e12, floor_ms, med / floor_ms, target, j.inertia, graph_used);
                 first = 0;
             }
+            /* CUDA-graph A/B in the same process (tf32, bf16): every kernel
+             * launched directly, one iteration per graph launch, all
+             * iterations after the first in one graph; same inertia */
+            if (graph_ab && (precs[pi] == FLI_PREC_TF32 || precs[pi] == FLI_PREC_BF16)) {
+                const int modes[3] = {-1, 1, 1000};
+                const char *mname[3] = {"direct", "graph1", "graph_all"};
+                printf("  graph A/B %-4s %-4s: default(%d/launch) %.3f", shapes[si].tag, pname[pi],
+                       graph_used, med);
+                if (js)
+                    fprintf(js, ", \"graph_ab\": {");
+                int nab = 0;
+                for (int mi = 0; mi < 3; mi++) {
+                    env.km_graph = modes[mi];
+                    err[0] = 0;
+                    double *m2 = malloc(sizeof(double) * reps);
+                    if (!time_fits(api, &env, &j, reps, m2, shapes[si].tag, pname[pi], err)) {
+                        const double md = median(m2, reps);
+                        printf(" | %s(%d) %.3f [%.3f..%.3f]%s", mname[mi], env.km_graph_used, md, m2[0],
+                               m2[reps - 1], j.inertia == inertia0 ? "" : " INERTIA DIFFERS");
+                        if (js)
+                            fprintf(js,
+                                    "%s\"%s\": {\"graph_iters\": %d, \"median_ms\": %.4f, \"min_ms\": %.4f, "
+                                    "\"max_ms\": %.4f, \"same_inertia\": %d}",
+                                    nab ? ", " : "", mname[mi], env.km_graph_used, md, m2[0], m2[reps - 1],
+                                    j.inertia == inertia0);
+                        nab++;
+                    }
+                    free(m2);
+                }
+                env.km_graph = graph_default;
+                printf("\n");
+                if (js)
+                    fprintf(js, "}");
+            }
+            if (js)
+                fprintf(js, "}");
             free(ms);
-            cudaEventDestroy(e0);
-            cudaEventDestroy(e1);
         }
         cudaFree(dx);
         cudaFree(dc);

@@ -17,7 +17,8 @@
  * chunked streaming equals the resident fit; the sorted M-step; assign and
  * transform; k-means++ and 'random' init quality; edge shapes; the same
  * job run twice gives identical results bit for bit (every precision, each
- * M-step path, sm90); near-tie data converges in every precision like fp32.
+ * M-step path, sm90); near-tie data converges in every precision like fp32;
+ * the CUDA-graph Lloyd loop equals direct launches bit for bit.
  *
  * Usage: module_check [path/to/libflashlib_cuda.so]   (exit status = failures)
  */
@@ -918,6 +919,259 @@ static void cases_repeat(const fli_precision *precs, const char **pn)
     }
 }
 
+/* CUDA graph of the Lloyd loop vs direct launches: the same job with
+ * km_graph -1 (every kernel launched directly), 0 (the module's choice) and
+ * 1 (one iteration per graph launch) gives identical centres, labels,
+ * inertia, iteration count and inertia trace, bit for bit; the graph is
+ * really used where it should be (X resident, max_iter > 1). progress: a
+ * callback that never cancels (one iteration per graph launch). */
+static void case_graph(fit_case fc, const float *X, const float *init, int progress)
+{
+    float *w = malloc(4 * fc.n);
+    for (int64_t i = 0; i < fc.n; i++)
+        w[i] = (float)(0.25 + 2 * urand());
+    const int modes[3] = {-1, 0, 1};
+    fit_out o[3];
+    int used[3];
+    for (int m = 0; m < 3; m++) {
+        g_env.km_graph = modes[m];
+        g_env.progress = progress ? t_progress : NULL;
+        run_fit(&fc, X, w, init, 11, &o[m]);
+        used[m] = g_env.km_graph_used;
+        CHECK(o[m].st == FL_STATUS_OK, "%s (km_graph %d): status %d: %s", fc.name, modes[m], o[m].st, g_err);
+        if (o[m].st == FL_STATUS_OK && modes[m] >= 0 && used[m] == 0 && g_err[0])
+            printf("  %s (km_graph %d): no graph: %s\n", fc.name, modes[m], g_err);
+    }
+    g_env.km_graph = 0;
+    g_env.progress = NULL;
+    /* what the module should have chosen (run_fit keeps a trace of 512) */
+    const int resident = fc.chunk_rows == 0 || fc.chunk_rows >= fc.n;
+    int64_t want0 = progress || fc.max_iter > 256 ? 1 : 4;
+    if (want0 > fc.max_iter - 1)
+        want0 = fc.max_iter - 1;
+    if (!resident)
+        want0 = 0;
+    const int want1 = resident && fc.max_iter > 1 ? 1 : 0;
+    CHECK(used[0] == 0 && used[1] == want0 && used[2] == want1,
+          "%s: iterations per graph launch: direct %d, default %d (want %lld), one %d (want %d)", fc.name,
+          used[0], used[1], (long long)want0, used[2], want1);
+    for (int m = 1; m < 3; m++) {
+        if (o[0].st != FL_STATUS_OK || o[m].st != FL_STATUS_OK)
+            continue;
+        const int same_c = memcmp(o[0].C, o[m].C, 4 * fc.k * fc.d) == 0;
+        const int same_l = memcmp(o[0].lab, o[m].lab, 4 * fc.n) == 0;
+        const int same_i =
+            memcmp(&o[0].inertia, &o[m].inertia, sizeof(double)) == 0 && o[0].n_iter == o[m].n_iter;
+        const int same_t = o[0].trace_len == o[m].trace_len &&
+                           memcmp(o[0].trace, o[m].trace, 8 * (size_t)o[0].trace_len) == 0;
+        printf("  %-44s graph %d/iters %lld vs direct: identical centres %d labels %d inertia %d trace %d\n",
+               fc.name, used[m], (long long)o[m].n_iter, same_c, same_l, same_i, same_t);
+        CHECK(same_c && same_l && same_i && same_t,
+              "%s: km_graph %d differs from direct launches (centres %d labels %d inertia %d trace %d)",
+              fc.name, modes[m], same_c, same_l, same_i, same_t);
+    }
+    for (int m = 0; m < 3; m++)
+        free_out(&o[m]);
+    free(w);
+}
+
+static void cases_graph(const fli_precision *precs, const char **pn)
+{
+    char name[96];
+    /* the benchmark's 100K shape, smaller: uniform data, tol 0, owner M-step */
+    {
+        const int64_t n = 30000, d = 64, k = 256;
+        float *X = malloc(4 * n * d), *init = malloc(4 * k * d);
+        for (int64_t i = 0; i < n * d; i++)
+            X[i] = (float)(2 * urand() - 1);
+        for (int64_t c = 0; c < k; c++)
+            memcpy(init + c * d, X + ((c * 977) % n) * d, 4 * d);
+        for (int p = 0; p < 4; p++) {
+            snprintf(name, sizeof name, "graph %s k=256 d=64 tol=0 dev", pn[p]);
+            fit_case fc = {name, n,  d, k, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 0,
+                           1,    20, 1, 0, 0};
+            case_graph(fc, X, init, 0);
+        }
+        /* odd max_iter: direct head of (max_iter - 1) % 4 + 1 iterations */
+        fit_case f7 = {"graph bf16 k=256 max_iter=8",
+                       n,
+                       d,
+                       k,
+                       FLI_PREC_BF16,
+                       FLI_METRIC_EUCLIDEAN,
+                       FLI_KM_INIT_ARRAY,
+                       1,
+                       1,
+                       0,
+                       8,
+                       1,
+                       0,
+                       0};
+        case_graph(f7, X, init, 0);
+        fit_case f2 = {"graph tf32 k=256 max_iter=2",
+                       n,
+                       d,
+                       k,
+                       FLI_PREC_TF32,
+                       FLI_METRIC_EUCLIDEAN,
+                       FLI_KM_INIT_ARRAY,
+                       1,
+                       0,
+                       0,
+                       2,
+                       1,
+                       0,
+                       0};
+        case_graph(f2, X, init, 0);
+        fit_case f1 = {"graph tf32 k=256 max_iter=1",
+                       n,
+                       d,
+                       k,
+                       FLI_PREC_TF32,
+                       FLI_METRIC_EUCLIDEAN,
+                       FLI_KM_INIT_ARRAY,
+                       1,
+                       0,
+                       0,
+                       1,
+                       1,
+                       0,
+                       0};
+        case_graph(f1, X, init, 0);
+        free(X);
+        free(init);
+    }
+    /* early convergence inside a graph of several iterations (no-op replays) */
+    {
+        float *init;
+        float *X = tie_data(20000, 32, 64, &init);
+        for (int p = 0; p < 4; p += 2) {
+            snprintf(name, sizeof name, "graph %s k=64 d=32 tol=1e-4 max_iter=200", pn[p]);
+            fit_case fc = {name, 20000, 32, 64, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 0, 1,
+                           0,    200,   1,  0,  1e-4};
+            case_graph(fc, X, init, 0);
+        }
+        /* max_iter > the trace ring: one iteration per graph launch */
+        fit_case fr = {"graph tf32 k=64 d=32 max_iter=300",
+                       20000,
+                       32,
+                       64,
+                       FLI_PREC_TF32,
+                       FLI_METRIC_EUCLIDEAN,
+                       FLI_KM_INIT_ARRAY,
+                       0,
+                       0,
+                       0,
+                       300,
+                       1,
+                       0,
+                       1e-4};
+        case_graph(fr, X, init, 0);
+        free(X);
+        free(init);
+    }
+    /* sorted M-step with a separate relocation, k-means++ x2 (the graph is
+     * reused by the second run), cosine with a progress callback, host chunks */
+    {
+        float *init;
+        float *X = tie_data(20000, 64, 400, &init);
+        fit_case fs = {"graph bf16 sorted k=400 k-means++ x2",
+                       20000,
+                       64,
+                       400,
+                       FLI_PREC_BF16,
+                       FLI_METRIC_EUCLIDEAN,
+                       FLI_KM_INIT_KMEANSPP,
+                       1,
+                       0,
+                       0,
+                       12,
+                       2,
+                       0,
+                       0};
+        case_graph(fs, X, init, 0);
+        fit_case fp = {"graph tf32 k=400 cosine progress",
+                       20000,
+                       64,
+                       400,
+                       FLI_PREC_TF32,
+                       FLI_METRIC_COSINE,
+                       FLI_KM_INIT_ARRAY,
+                       1,
+                       1,
+                       0,
+                       10,
+                       1,
+                       0,
+                       0};
+        case_graph(fp, X, init, 1);
+        fit_case fc = {"graph fp16 chunked (no graph)",
+                       20000,
+                       64,
+                       400,
+                       FLI_PREC_FP16,
+                       FLI_METRIC_EUCLIDEAN,
+                       FLI_KM_INIT_ARRAY,
+                       0,
+                       0,
+                       0,
+                       6,
+                       1,
+                       6000,
+                       0};
+        case_graph(fc, X, init, 0);
+        free(X);
+        free(init);
+    }
+    /* the opt-in fused E+M kernel */
+    {
+        float *init;
+        float *X = tie_data(20000, 37, 13, &init);
+        g_env.km_fused = 1;
+        fit_case ff = {"graph fused bf16 cosine k=13 d=37",
+                       20000,
+                       37,
+                       13,
+                       FLI_PREC_BF16,
+                       FLI_METRIC_COSINE,
+                       FLI_KM_INIT_ARRAY,
+                       1,
+                       1,
+                       0,
+                       15,
+                       1,
+                       0,
+                       0};
+        case_graph(ff, X, init, 0);
+        g_env.km_fused = 0;
+        free(X);
+        free(init);
+    }
+    if (g_env.sm90_enabled) {
+        float *init;
+        float *X = tie_data(20000, 128, 1024, &init);
+        g_backend = FL_BACKEND_CUDA_SM90;
+        fit_case fh = {"graph sm90 bf16 k=1024 d=128",
+                       20000,
+                       128,
+                       1024,
+                       FLI_PREC_BF16,
+                       FLI_METRIC_EUCLIDEAN,
+                       FLI_KM_INIT_ARRAY,
+                       1,
+                       0,
+                       0,
+                       9,
+                       1,
+                       0,
+                       0};
+        case_graph(fh, X, init, 0);
+        g_backend = FL_BACKEND_CUDA;
+        free(X);
+        free(init);
+    }
+}
+
 /* Near-tie convergence (the bug of low-precision runs going to max_iter):
  * every precision stops like fp32 (within 2x + 10 iterations) with the same
  * objective within 1e-2; the share of labels equal to fp32's is printed.
@@ -1171,6 +1425,8 @@ int main(int argc, char **argv)
     cases_near_tie_convergence(precs, pn);
     printf("reproducibility (the same job twice, bit for bit):\n");
     cases_repeat(precs, pn);
+    printf("CUDA graph of the Lloyd loop vs direct launches (bit for bit):\n");
+    cases_graph(precs, pn);
     printf("init quality:\n");
     case_init_quality(FLI_KM_INIT_KMEANSPP, 1, FLI_PREC_FP32);
     case_init_quality(FLI_KM_INIT_KMEANSPP, 3, FLI_PREC_BF16);

@@ -21,7 +21,7 @@
 extern "C" {
 #endif
 
-#define FLI_CUDA_ABI 4
+#define FLI_CUDA_ABI 5
 
 /* Per-context state the core hands to every call. The module owns `state`
  * (stream, cuBLAS handle, cached buffers), created by ctx_init and released
@@ -36,6 +36,16 @@ typedef struct fli_cuda_env {
      * allows the opt-in fused E+M kernel (FL_KM_FUSED=1). */
     int km_rescore;
     int km_fused;
+    /* CUDA graphs of the Lloyd loop (X resident, not chunked): 0 lets the
+     * module choose (one iteration per graph launch with a progress
+     * callback, else a few); -1 launches every kernel directly (A/B and
+     * module_check's graph-vs-direct case); n >= 1 captures n iterations
+     * per graph launch (clamped to max_iter - 1; n > 1 only without a
+     * progress callback). The core leaves it 0. km_graph_used is written
+     * by every fit: iterations per graph launch it used, 0 for none
+     * (diagnostic output for the benchmark and module_check). */
+    int km_graph;
+    int km_graph_used;
     const fl_device_allocator *dalloc; /* NULL = cudaMalloc/cudaFree */
     fl_progress_fn progress;           /* may be NULL */
     void *progress_user;

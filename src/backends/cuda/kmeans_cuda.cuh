@@ -194,11 +194,13 @@ fl_status km_relocate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_p
                       const float *rows, int pick_only, km_scalars *sc, const int32_t *done);
 /* New centres from sums (keep old where weight is 0; cosine: normalise) and
  * their E-step operands (as km_prep_centers, img likewise), shift, trace
- * entry, convergence decision, iteration count — one launch. */
+ * entry (at sc->n_iter), convergence decision, iteration count — one
+ * launch, with no per-iteration argument. When the run is done, writes 1
+ * to hflag (pinned host memory mapped into the device, may be NULL). */
 fl_status km_finalize(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p, float *C,
                       const double *sums, const double *wsum, double *shift_c, fli_metric metric,
                       fli_precision prec, void *ctc, int img, float *cnorm, km_scalars *sc,
-                      double *trace, int64_t it, const int32_t *done);
+                      double *trace, int32_t *hflag, const int32_t *done);
 
 /* ---- kmeans_init.cu ----------------------------------------------------- */
 /* Column sums for the variance (accumulated over chunks, in a fixed order

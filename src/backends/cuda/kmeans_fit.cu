@@ -9,8 +9,16 @@
  *
  * The Lloyd loop never waits for the device: convergence is decided by a
  * kernel that sets a device flag, every loop kernel returns at once when it
- * is set, and the host learns of it by polling a pinned copy of the flag a
- * few iterations late (cudaEventQuery, non-blocking) to stop enqueueing.
+ * is set, and the host learns of it by reading a pinned host word that the
+ * deciding kernel also writes (mapped memory: no copy in the stream; where
+ * mapping is unavailable, a copy of the flag polled a few iterations late
+ * with cudaEventQuery) to stop enqueueing.
+ * X resident: the launches of one Lloyd iteration have no per-iteration
+ * argument, so they are captured once per fit into a CUDA graph of
+ * graph_iters iterations and replayed (cudaGraphLaunch); the first
+ * iterations are launched directly while the capture is instantiated.
+ * With a progress callback a graph holds one iteration, so the callback
+ * still runs once per iteration at enqueue time.
  * X on the host that does not fit is streamed in chunks of plan.chunk_rows
  * rows, copied on a second stream into two buffers in turn, so the copy of
  * chunk c+1 overlaps the kernels of chunk c.
@@ -23,6 +31,9 @@
 #include "backends/cuda/kmeans_cuda.cuh"
 
 #define POLL_LAG 4 /* iterations between enqueueing a flag copy and reading it */
+#define HFLAG_SLOT 8 /* cs->pinned[8]: the mapped "run done" word (0..3: polled copies) */
+/* Iterations per graph launch without a progress callback (env->km_graph 0). */
+#define GRAPH_ITERS_DEFAULT 4
 
 typedef struct km_fit {
     fli_cuda_env *env;
@@ -50,6 +61,12 @@ typedef struct km_fit {
     int folded_reloc;   /* relocation inside the M-step's combine          */
     int rescore;        /* near-tie re-scoring in the E-step (FL_KM_RESCORE=0: off) */
     unsigned long long stat_rescored, stat_rows; /* over the fit's runs        */
+    /* CUDA graph of the Lloyd iteration (see the top of the file) */
+    int graph_iters;         /* iterations per graph launch, 0: direct launches */
+    int graph_failed;        /* capture or instantiation failed: direct launches */
+    int graph_used;          /* iterations per graph launch actually replayed     */
+    cudaGraphExec_t gexec;   /* captured at the first run, reused by the others  */
+    int32_t *hflag_host, *hflag_dev; /* mapped "run done" word, or NULL          */
     /* chunking */
     km_rows res;             /* resident rows when not chunked */
     int64_t issued[2];       /* chunk index copied into each buffer, -1 none */
@@ -406,6 +423,77 @@ typedef struct run_result {
     int64_t n_iter;
 } run_result;
 
+/* Relocation arguments of the folded path (fixed for the fit). */
+static void reloc_args(const km_fit *f, km_reloc_args *ra) {
+    memset(ra, 0, sizeof *ra);
+    if (!f->folded_reloc) return;
+    ra->enabled = 1;
+    ra->xres = f->res.x;
+    ra->ldx = f->res.ldx;
+    ra->w = f->w;
+    ra->labels = f->labels;
+    ra->n = f->job->n;
+    ra->reloc_idx = f->reloc_idx;
+}
+
+/* The launches of one Lloyd iteration after the centre operands are ready:
+ * E-step and M-step per chunk, relocation, new centres and the decision.
+ * Every argument is fixed for the fit (the iteration index lives on the
+ * device), so a capture of these launches replays any iteration. The
+ * iteration's scalars were zeroed by k_run_reset (first) or by the
+ * previous iteration's k_finalize. */
+static fl_status lloyd_iter(km_fit *f, const km_reloc_args *ra) {
+    fli_kmeans_job *j = f->job;
+    fli_cuda_env *env = f->env;
+    const int32_t *done = &f->sc->done;
+    for (int64_t ci = 0; ci < f->p.n_chunks; ci++) {
+        km_rows r;
+        FLI_TRY(chunk_get(f, ci, &r));
+        if (f->fused) {
+            int nblk = 0;
+            FLI_TRY(km_fused(env, f->s, &f->p, &f->fcfg, &r, f->ctc, f->cnorm, f->C, j->metric,
+                             j->precision, f->labels, &f->sc->n_changed, f->dist, f->mb.acc_part,
+                             f->part, 1, &nblk, done));
+            FLI_TRY(km_combine(env, f->s, &f->p, &f->mb, nblk, f->sc, ci == 0, ra, done));
+        } else {
+            FLI_TRY(estep(f, &r, &f->sc->n_changed, done));
+            FLI_TRY(km_accumulate(env, f->s, &f->p, &r, f->C, f->labels, j->metric, &f->mb, f->sc,
+                                  ci == 0, ra, done));
+        }
+        FLI_TRY(chunk_done(f, ci));
+    }
+    if (!f->folded_reloc) FLI_TRY(relocate(f));
+    return km_finalize(env, f->s, &f->p, f->C, f->mb.sums, f->mb.wsum, f->mb.cobj, j->metric,
+                       j->precision, f->ctc, f->sm90, f->cnorm, f->sc, f->trace, f->hflag_dev, done);
+}
+
+/* Captures graph_iters iterations of lloyd_iter on the fit's stream and
+ * instantiates them into f->gexec. Work already enqueued keeps running on
+ * the device meanwhile (the capture only records). On failure the stream
+ * leaves capture mode, nothing captured has run, and the caller falls back
+ * to direct launches (the message stays in env->err for diagnosis). */
+static fl_status capture_graph(km_fit *f, const km_reloc_args *ra) {
+    fli_cuda_env *env = f->env;
+    /* relaxed: the launchers set function attributes and query occupancy */
+    FLI_CUDA_TRY(env, cudaStreamBeginCapture(f->s, cudaStreamCaptureModeRelaxed));
+    fl_status st = FL_STATUS_OK;
+    for (int u = 0; u < f->graph_iters && st == FL_STATUS_OK; u++) st = lloyd_iter(f, ra);
+    cudaGraph_t g = NULL;
+    cudaError_t e = cudaStreamEndCapture(f->s, &g);
+    if (st == FL_STATUS_OK && e != cudaSuccess)
+        st = fli_cuda_fail(env, __FILE__, __LINE__, "cudaStreamEndCapture", e);
+    if (st == FL_STATUS_OK) {
+        e = cudaGraphInstantiate(&f->gexec, g, 0);
+        if (e != cudaSuccess) {
+            f->gexec = NULL;
+            st = fli_cuda_fail(env, __FILE__, __LINE__, "cudaGraphInstantiate", e);
+        }
+    }
+    if (g) cudaGraphDestroy(g);
+    if (st != FL_STATUS_OK) (void)cudaGetLastError();
+    return st;
+}
+
 static fl_status lloyd(km_fit *f, double *run_trace, int64_t trace_keep, run_result *res) {
     fli_kmeans_job *j = f->job;
     fli_cuda_env *env = f->env;
@@ -414,62 +502,55 @@ static fl_status lloyd(km_fit *f, double *run_trace, int64_t trace_keep, run_res
     cudaEvent_t poll[POLL_LAG];
     int npoll = 0;
     fl_status st = FL_STATUS_OK;
-    for (; npoll < POLL_LAG; npoll++) {
+    /* the copied-flag poll only where the flag cannot be written to the host */
+    for (; !f->hflag_host && npoll < POLL_LAG; npoll++) {
         cudaError_t e = cudaEventCreateWithFlags(&poll[npoll], cudaEventDisableTiming);
         if (e != cudaSuccess) {
             st = fli_cuda_fail(env, __FILE__, __LINE__, "cudaEventCreate", e);
             break;
         }
     }
-    int64_t it = 0, ring_copied = 0;
-    for (; st == FL_STATUS_OK && it < j->max_iter; it++) {
+    /* the previous run's kernels are done (its result copy synchronised) */
+    if (f->hflag_host) *(volatile int32_t *)f->hflag_host = 0;
+    km_reloc_args ra;
+    reloc_args(f, &ra);
+    /* graph launches cover iterations [gstart, max_iter) exactly; the ones
+     * before run directly, overlapping the capture at the first run */
+    const int64_t gi = f->graph_iters;
+    const int64_t gstart = gi > 0 ? 1 + (j->max_iter - 1) % gi : j->max_iter;
+    int64_t it = 0, ring_copied = 0, nl = 0;
+    while (st == FL_STATUS_OK && it < j->max_iter) {
         if (env->progress && env->progress(env->progress_user, "kmeans.lloyd", it, j->max_iter)) {
             st = FLI_FAIL(env, FL_STATUS_CANCELLED, "kmeans_fit", "cancelled by the progress callback");
             break;
         }
-        /* the iteration's scalars were zeroed by k_run_reset (first) or by
-         * k_finalize's decision of the previous iteration; the centre
-         * operands of iterations after the first come from k_finalize */
+        /* the centre operands of iterations after the first come from k_finalize */
         if (it == 0)
             st = km_prep_centers(env, f->s, f->C, j->k, f->p.kp, j->d, f->p.dp, f->p.dh, j->metric,
                                  j->precision, f->ctc, f->cnorm, f->sm90, f->sc->cb, done);
-        km_reloc_args ra;
-        memset(&ra, 0, sizeof ra);
-        if (f->folded_reloc) {
-            ra.enabled = 1;
-            ra.xres = f->res.x;
-            ra.ldx = f->res.ldx;
-            ra.w = f->w;
-            ra.labels = f->labels;
-            ra.n = j->n;
-            ra.reloc_idx = f->reloc_idx;
-        }
-        for (int64_t ci = 0; st == FL_STATUS_OK && ci < f->p.n_chunks; ci++) {
-            km_rows r;
-            st = chunk_get(f, ci, &r);
-            if (f->fused) {
-                int nblk = 0;
-                if (st == FL_STATUS_OK)
-                    st = km_fused(env, f->s, &f->p, &f->fcfg, &r, f->ctc, f->cnorm, f->C, j->metric,
-                                  j->precision, f->labels, &f->sc->n_changed, f->dist,
-                                  f->mb.acc_part, f->part, 1, &nblk, done);
-                if (st == FL_STATUS_OK)
-                    st = km_combine(env, f->s, &f->p, &f->mb, nblk, f->sc, ci == 0, &ra, done);
-            } else {
-                if (st == FL_STATUS_OK) st = estep(f, &r, &f->sc->n_changed, done);
-                if (st == FL_STATUS_OK)
-                    st = km_accumulate(env, f->s, &f->p, &r, f->C, f->labels, j->metric, &f->mb,
-                                       f->sc, ci == 0, &ra, done);
-            }
-            if (st == FL_STATUS_OK) st = chunk_done(f, ci);
-        }
-        if (st == FL_STATUS_OK && !f->folded_reloc) st = relocate(f);
-        if (st == FL_STATUS_OK)
-            st = km_finalize(env, f->s, &f->p, f->C, f->mb.sums, f->mb.wsum, f->mb.cobj, j->metric,
-                             j->precision, f->ctc, f->sm90, f->cnorm, f->sc, f->trace, it, done);
         if (st != FL_STATUS_OK) break;
-        /* the trace ring is full: move it to the host (rare: every 256) */
-        if (trace_keep > 0 && it % FLI_KM_TRACE_RING == FLI_KM_TRACE_RING - 1 && ring_copied < trace_keep) {
+        int64_t step = 1;
+        int launched = 0;
+        if (gi > 0 && it >= gstart) {
+            if (!f->gexec && !f->graph_failed && capture_graph(f, &ra) != FL_STATUS_OK)
+                f->graph_failed = 1;
+            if (f->gexec) {
+                cudaError_t e = cudaGraphLaunch(f->gexec, f->s);
+                if (e != cudaSuccess) {
+                    st = fli_cuda_fail(env, __FILE__, __LINE__, "cudaGraphLaunch", e);
+                    break;
+                }
+                launched = 1;
+                step = gi;
+                f->graph_used = (int)gi;
+            }
+        }
+        if (!launched) st = lloyd_iter(f, &ra);
+        if (st != FL_STATUS_OK) break;
+        /* the trace ring is full: move it to the host (rare: every 256;
+         * graphs of several iterations are used only when it never fills) */
+        if (trace_keep > 0 && (it + step) / FLI_KM_TRACE_RING > it / FLI_KM_TRACE_RING &&
+            ring_copied < trace_keep) {
             int64_t cnt = trace_keep - ring_copied < FLI_KM_TRACE_RING ? trace_keep - ring_copied
                                                                        : FLI_KM_TRACE_RING;
             cudaError_t e = cudaMemcpyAsync(run_trace + ring_copied, f->trace, cnt * 8,
@@ -481,14 +562,17 @@ static fl_status lloyd(km_fit *f, double *run_trace, int64_t trace_keep, run_res
             }
             ring_copied += FLI_KM_TRACE_RING;
         }
-        /* poll the done flag of iteration it - POLL_LAG without blocking */
-        int slot = (int)(it % POLL_LAG);
-        if (it >= POLL_LAG) {
+        it += step;
+        if (f->hflag_host) {
+            /* written by k_finalize when the run is done: stop enqueueing */
+            if (*(volatile int32_t *)f->hflag_host) break;
+            continue;
+        }
+        /* poll the done flag copied POLL_LAG launches ago without blocking */
+        int slot = (int)(nl % POLL_LAG);
+        if (nl++ >= POLL_LAG) {
             cudaError_t q = cudaEventQuery(poll[slot]);
-            if (q == cudaSuccess && pinned[slot]) {
-                it++;
-                break;
-            }
+            if (q == cudaSuccess && pinned[slot]) break;
             if (q != cudaSuccess && q != cudaErrorNotReady) {
                 st = fli_cuda_fail(env, __FILE__, __LINE__, "cudaEventQuery", q);
                 break;
@@ -601,6 +685,7 @@ static fl_status fit_body(km_fit *f, void *host_scratch, double *traces, int64_t
 }
 
 extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job) {
+    env->km_graph_used = 0;
     if (job->dtype != FL_DTYPE_F32)
         return FLI_FAIL(env, FL_STATUS_UNSUPPORTED, "kmeans_fit", "the CUDA backend computes in f32 only");
     if (job->precision == FLI_PREC_F64)
@@ -648,6 +733,27 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
         traces = (double *)malloc(fli_kmeans_cuda_trace_host_bytes(job->max_iter, job->trace_cap));
         if (!traces) st = FLI_FAIL(env, FL_STATUS_OUT_OF_MEMORY, "kmeans_fit", "trace scratch");
     }
+    /* the done flag straight into pinned host memory (mapped: unified
+     * addressing makes the host pointer usable on the device) */
+    {
+        void *dv = NULL;
+        if (cudaHostGetDevicePointer(&dv, &f.cs->pinned[HFLAG_SLOT], 0) == cudaSuccess && dv) {
+            f.hflag_host = &f.cs->pinned[HFLAG_SLOT];
+            f.hflag_dev = (int32_t *)dv;
+        } else {
+            (void)cudaGetLastError();
+        }
+    }
+    /* CUDA graphs of the Lloyd iteration: X resident (chunks synchronise
+     * with a second stream and the host), more than one iteration. Several
+     * iterations per graph only without a progress callback (it runs once
+     * per iteration) and when the trace ring never needs a copy mid-run. */
+    if (!f.p.chunked && job->max_iter > 1 && env->km_graph >= 0) {
+        int64_t gi = env->km_graph > 0 ? env->km_graph : GRAPH_ITERS_DEFAULT;
+        if (env->progress || (trace_keep > 0 && job->max_iter > FLI_KM_TRACE_RING)) gi = 1;
+        if (gi > job->max_iter - 1) gi = job->max_iter - 1;
+        f.graph_iters = (int)gi;
+    }
     if (st == FL_STATUS_OK) st = fit_body(&f, host_scratch, traces, trace_keep);
     if (st == FL_STATUS_OK) {
         /* how many row assignments the near-tie test sent to the exact
@@ -659,6 +765,8 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
     cudaStreamSynchronize(f.cs->copy_stream);
     cudaStreamSynchronize(f.s);
     (void)cudaGetLastError();
+    if (f.gexec) cudaGraphExecDestroy(f.gexec);
+    env->km_graph_used = f.graph_used;
     for (int b = 0; b < 2; b++) {
         if (f.events & (1 << (2 * b))) cudaEventDestroy(f.copied[b]);
         if (f.events & (2 << (2 * b))) cudaEventDestroy(f.consumed[b]);

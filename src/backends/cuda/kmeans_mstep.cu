@@ -895,7 +895,7 @@ fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda
 __global__ void __launch_bounds__(256)
     k_finalize(float *C, const double *__restrict__ sums, const double *__restrict__ wsum,
                double *shift_c, int k, int d, int64_t dp, int metric, int prec, void *ctc, int dh,
-               int img, float *cnorm, km_scalars *sc, double *trace, int64_t it,
+               int img, float *cnorm, km_scalars *sc, double *trace, int32_t *hflag,
                const int32_t *done) {
     if (done && *done) return;
     __shared__ double sh[32];
@@ -968,8 +968,13 @@ __global__ void __launch_bounds__(256)
         vs->cb[1] = vs->cb_next[1];
         vs->cb_next[0] = 0.f;
         vs->cb_next[1] = 0.f;
+        /* this is iteration n_iter of the run: every iteration before it
+         * ran this block once (none is skipped before done is set), so the
+         * index comes from the device and the launch has no per-iteration
+         * argument (a CUDA graph replays it unchanged) */
+        const int32_t it = vs->n_iter;
         trace[it % FLI_KM_TRACE_RING] = vs->inertia;
-        vs->n_iter = (int32_t)(it + 1);
+        vs->n_iter = it + 1;
         if (vs->n_changed == 0) {
             vs->strict = 1;
             vs->done = 1;
@@ -980,16 +985,19 @@ __global__ void __launch_bounds__(256)
             vs->inertia = 0;
             vs->n_changed = 0;
         }
+        /* the host's copy of the flag (pinned, mapped): it stops enqueueing
+         * when it sees it, with no copy in the stream */
+        if (hflag && vs->done) *(volatile int32_t *)hflag = 1;
     }
 }
 
 fl_status km_finalize(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p, float *C,
                       const double *sums, const double *wsum, double *shift_c, fli_metric metric,
                       fli_precision prec, void *ctc, int img, float *cnorm, km_scalars *sc,
-                      double *trace, int64_t it, const int32_t *done) {
+                      double *trace, int32_t *hflag, const int32_t *done) {
     unsigned blocks = (unsigned)fli_ceil_div(p->k * 32, 256);
     k_finalize<<<blocks, 256, 0, s>>>(C, sums, wsum, shift_c, (int)p->k, (int)p->d, p->dp, (int)metric,
-                                      (int)prec, ctc, (int)p->dh, img, cnorm, sc, trace, it, done);
+                                      (int)prec, ctc, (int)p->dh, img, cnorm, sc, trace, hflag, done);
     FLI_LAUNCH_TRY(env, "k_finalize");
     return FL_STATUS_OK;
 }
