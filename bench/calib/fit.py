@@ -5,12 +5,15 @@ For every (op, variant, dtype, device) with enough points in the
 measurement files (bench/calib/measure.py output):
   1. the points are split, by a hash of their shape, into ~75% fitted and
      ~25% held out (the split is stable from run to run);
-  2. the coefficients of the model (fixed overheads, per-iteration and
-     per-launch costs, sustained rates, the small-shape correction the
-     model's wave quantisation applies) are fitted on the fitted points by
-     least squares on log(estimate / measured), with a weak pull towards the
-     roofline values so that a coefficient the sweep cannot see keeps its
-     roofline value instead of drifting;
+  2. the coefficients of the model (fixed overheads, per-launch and per-row
+     costs, sustained rates and bandwidths of the kernels' padded work) are
+     fitted on the fitted points only: a robust (soft-L1) least squares on
+     log(estimate / measured), by a Levenberg-Marquardt in log-coefficient
+     space from several fixed starts, each coefficient kept within physical
+     bounds (BOUNDS: a rate at most ~the datasheet peak, a bandwidth at
+     most ~HBM's), with a weak pull towards the roofline values so that a
+     coefficient the sweep cannot see keeps its roofline value instead of
+     drifting. Every point has the same weight; no shape is treated apart;
   3. the model is evaluated, with exactly those coefficients, on the held-out
      points: their median and 90th-percentile absolute relative errors are
      the entry's published accuracy (the library calls the entry
@@ -106,7 +109,7 @@ def model_args(p):
 # per-launch or per-row cost); the fit works on their logarithms, within
 # bounds (multiples of the roofline value) that keep them physical: a rate
 # never far above the device's peak, a bandwidth never above HBM's.
-BOUNDS = {"rate_tflops": (0.05, 2.0), "bw_gbs": (0.1, 1.3)}
+BOUNDS = {"rate_tflops": (0.05, 2.0), "bw_gbs": (0.1, 1.3), "l2_gbs": (0.05, 10.0)}
 DEFAULT_BOUNDS = (0.01, 100.0)
 F_SCALE = 0.1  # soft-L1 in log space: residuals beyond ~10% count linearly, not squared
 
@@ -211,6 +214,18 @@ def fit_entry(info, device, pts, coef0, names):
     return [math.exp(v) for v in best[0]]
 
 
+_WORKER_INFO = None
+
+
+def _worker_init(lib):
+    global _WORKER_INFO
+    _WORKER_INFO = infolib.Info(lib)
+
+
+def _worker_fit(dev, pts, coef0, names):
+    return fit_entry(_WORKER_INFO, dev, pts, coef0, names)
+
+
 def predict(info, device, p, coef):
     op, var, shape, params, dt = model_args(p)
     return info.model(op, var, shape, params, dt, device, coef)
@@ -235,7 +250,8 @@ def write_inc(path, entries, points, anchors, sources):
          " * bench/results/calib/ (one JSON file per device). Do not edit by hand: rerun",
          " * the harness (bench/calib/run.sh on the GPU machine) and the fit.",
          " *",
-         " * sources: " + (", ".join(sources) if sources else "none"),
+         " * sources:" + ("" if sources else " none"),
+         *[f" *   {src}" for src in sources],
          " */",
          "/* clang-format off */",
          "static const fli_calib_entry calib_entries[] = {"]
@@ -308,6 +324,26 @@ def main(argv=None):
     for p in pts:
         groups.setdefault((p["op"], p["variant"], p["dtype"], p["device"]), []).append(p)
     entries, summary = [], []
+    # the entries are independent: fitted in parallel, one process each (deterministic all the same)
+    tasks = {}
+    for (op, var, dt, dev), ps in sorted(groups.items()):
+        fit_pts, hold = split(ps)
+        if len(fit_pts) < MIN_FIT or len(hold) < MIN_HOLDOUT:
+            continue
+        names, coef0 = info.coefs(op, var, dev)
+        tasks[(op, var, dt, dev)] = (dev, fit_pts, coef0, names)
+    fitted = {}
+    workers = min(len(tasks), os.cpu_count() or 1)
+    if workers > 1:
+        import concurrent.futures
+        import multiprocessing
+
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                                    initializer=_worker_init, initargs=(a.info_lib,)) as ex:
+            futs = {key: ex.submit(_worker_fit, *t) for key, t in tasks.items()}
+            fitted = {key: f.result() for key, f in futs.items()}
+    else:
+        fitted = {key: fit_entry(info, *t) for key, t in tasks.items()}
     for (op, var, dt, dev), ps in sorted(groups.items()):
         fit_pts, hold = split(ps)
         held = {point_hash(p) for p in hold}
@@ -315,7 +351,7 @@ def main(argv=None):
             print(f"{op}/{var}/{dt}/{dev}: {len(fit_pts)} fit + {len(hold)} held-out points: too few, no entry")
             continue
         names, coef0 = info.coefs(op, var, dev)
-        coef = fit_entry(info, dev, fit_pts, coef0, names)
+        coef = fitted[(op, var, dt, dev)]
         rows = []
         for p in ps:
             est = predict(info, dev, p, coef)

@@ -209,24 +209,72 @@ def gemm_candidates(seed):
 
 
 def time_gemm(torch, p, reps):
+    """Per-call device time of torch.matmul (cuBLAS) for one shape.
+
+    A single call timed with CUDA events from an idle GPU measures PyTorch's
+    host dispatch (~20 us, jittery) plus the kernel, and the GPU's clocks
+    ramp up over the first calls after an idle gap: tiny products were noise
+    in the first calibration (repeats falling 0.050 -> 0.023 ms). Here
+    `inner` calls (about 2 ms of work) are captured once in a CUDA graph,
+    the graph is replayed for >= 20 ms to settle the clocks, then each
+    repeat times one replay with events: per call = elapsed / inner, the
+    kernel plus the gap between kernels of a stream. Where graph capture
+    fails, the same calls are issued back to back (per call then includes
+    the host dispatch whenever it is longer than the kernel). The median of
+    the single-call times is kept too (single_ms), for reference."""
     tname, tf32, _ = GEMM_VARIANTS[p["variant"]]
     dt = getattr(torch, tname)
     torch.backends.cuda.matmul.allow_tf32 = tf32
     dev = torch.device("cuda")
     a = torch.randn((p["M"], p["K"]), device=dev, dtype=torch.float32).to(dt)
     b = torch.randn((p["K"], p["N"]), device=dev, dtype=torch.float32).to(dt)
-    for _ in range(2):
-        torch.matmul(a, b)
-    ms = []
-    for _ in range(reps):
+    c = torch.empty((p["M"], p["N"]), device=dev, dtype=dt)
+
+    def event_ms(fn):
         e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         e0.record()
-        torch.matmul(a, b)
+        fn()
         e1.record()
         torch.cuda.synchronize()
-        ms.append(e0.elapsed_time(e1))
-    torch.backends.cuda.matmul.allow_tf32 = False
-    return ms
+        return e0.elapsed_time(e1)
+
+    try:
+        for _ in range(2):
+            torch.matmul(a, b, out=c)
+        torch.cuda.synchronize()
+        single = [event_ms(lambda: torch.matmul(a, b, out=c)) for _ in range(3)]
+        one = min(single)
+        inner = max(1, min(200, int(2.0 / max(one, 1e-3))))
+
+        def calls():
+            for _ in range(inner):
+                torch.matmul(a, b, out=c)
+
+        how = f"cuda graph of {inner} calls"
+        try:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm-up before capture, as torch.cuda.graph asks
+                for _ in range(3):
+                    torch.matmul(a, b, out=c)
+            torch.cuda.current_stream().wait_stream(side)
+            torch.cuda.synchronize()
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g):
+                calls()
+            run = g.replay
+        except Exception as e:  # no capture: back-to-back calls
+            g, run, how = None, calls, f"{inner} back-to-back calls (graph capture failed: {type(e).__name__})"
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 0.02:  # settle the clocks
+            run()
+            torch.cuda.synchronize()
+        per = [event_ms(run) / inner for _ in range(reps)]
+        del g
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False
+    return per, statistics.median(single), how
 
 
 # ---- anchors: what users would run otherwise ------------------------------------------------
@@ -319,9 +367,10 @@ def dry_run(a):
             if est > a.cap_ms:
                 skipped += 1
                 continue
-            reps = 5 if est < 30 else 3
+            reps = 5 if est < 30 or p.get("input") == "host" else 3
             n += 1
-            t += est * (reps + 1) / 1e3 + (0.05 if kind == "kmeans" else 0.002)  # + data generation
+            # + data generation; gemm: >= 20 ms of graph replays to settle the clocks, 5 x ~2 ms timed
+            t += est * (reps + 1) / 1e3 + (0.05 if kind == "kmeans" else 0.035)
         total += t
         print(f"{kind}: {n} points, {skipped} over the cap, ~{t:.0f} s at roofline speed")
     print(f"total ~{total:.0f} s before the budget ({a.budget_s:.0f} s) trims it")
@@ -363,7 +412,9 @@ def main():
         "driver": subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
                                  capture_output=True, text=True).stdout.strip(),
         "method": "kmeans: wall clock around fl_kmeans_fit (synchronises before returning), 1 warm-up, median "
-                  "of repeats; gemm: CUDA events around torch.matmul (cuBLAS), 2 warm-ups, median",
+                  "of repeats (5 when X is on the host); gemm: per-call device time of torch.matmul (cuBLAS): "
+                  "CUDA events around a replay of a CUDA graph of ~2 ms of calls, after >= 20 ms of replays, "
+                  "median of 5 (single_ms: one call alone from an idle GPU, as the first calibration timed)",
         "points": [], "anchors": [],
     }
     log(f"calibrating on {name} ({device}), commit {a.commit}")
@@ -382,7 +433,9 @@ def main():
             if est * ratio[0] > a.cap_ms:
                 skipped += 1
                 continue
-            reps = 5 if est * ratio[0] < 30 else 3
+            # X on the host: the pageable copy's speed varies from call to call (3 repeats of the
+            # first calibration spread by up to 60%): 5 repeats
+            reps = 5 if est * ratio[0] < 30 or p.get("input") == "host" else 3
             if time.perf_counter() + est * ratio[0] * (reps + 1) / 1e3 > deadline:
                 skipped += 1
                 continue
@@ -416,11 +469,17 @@ def main():
         est = info.estimate("gemm", shape, f"variant={v}", GEMM_VARIANTS[v][2], device)
         if reps is None:
             return est["runtime_ms"]
-        ms = time_gemm(torch, p, max(reps, 5))
+        try:
+            ms, single, how = time_gemm(torch, p, max(reps, 5))
+        except Exception as e:  # one shape failing must not end the sweep
+            log(f"gemm {p}: {type(e).__name__}: {e}")
+            return 0
         med = statistics.median(ms)
         meta["points"].append(dict(op="gemm", variant=v, dtype=GEMM_VARIANTS[v][2], shape=list(shape), ms=med,
-                                   reps=ms, min_ms=min(ms), max_ms=max(ms), backend="cuBLAS via torch.matmul"))
-        log(f"{v:10} {p['M']}x{p['K']}x{p['N']}: {med:.4f} ms (roofline {est['runtime_ms']:.4f})")
+                                   reps=ms, min_ms=min(ms), max_ms=max(ms), single_ms=single, timing=how,
+                                   backend="cuBLAS via torch.matmul"))
+        log(f"{v:10} {p['M']}x{p['K']}x{p['N']}: {med:.4f} ms per call ({how}; one call alone {single:.4f}; "
+            f"roofline {est['runtime_ms']:.4f})")
         return med
 
     spend("kmeans", kmeans_candidates(a.seed), 0.70, run_kmeans)

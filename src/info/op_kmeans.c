@@ -6,25 +6,42 @@
  * host memory on the CPU is fli_kmeans_cpu_plan (the CPU fit's buffers,
  * exact, checked by tests/c/test_info.c with a counting allocator).
  *
- * Runtime of the GPU fit follows the structure of kmeans_fit.cu:
- *   fixed     arena allocation, set-up, the final synchronisation
+ * Runtime of the GPU fit follows what kmeans_fit.cu launches:
+ *   fixed     arena cudaMalloc / cudaFree, set-up, the final synchronisation
  *   h2d       X (and weights) over the host link when X is on the host
- *   prepare   16-bit copy of X (bf16/fp16), normalised copy (cosine),
- *             column statistics (tol > 0)
+ *   prepare   16-bit copy of X and per-row rounding statistics (tensor-core
+ *             precisions), normalised copy (cosine), column statistics (tol)
  *   per run (n_init):
- *     init    k-means++: k-1 steps, each a pass updating the closest
- *             distances + a scan + one scoring pass over X per group of 8
- *             candidates; random / array: a gather or a copy
- *     lloyd   iterations x (assign: fused distance + argmin on tensor cores
- *             or SIMT; update: centre sums, relocation, shift)
+ *     init    k-means++: k-1 steps, each a closest-distance pass, a scan of
+ *             n doubles and, per group of 8 candidates, a scoring pass by a
+ *             fixed grid of warps walking the rows (latency bound: a cost
+ *             per row); given centres: a copy from the host
+ *     lloyd   iterations x
+ *               E-step    the kernel launch_mma / k_simt / the wgmma kernel
+ *                         run, on its padded work (whole waves of row
+ *                         blocks, centres padded to 128 or 64, K to dp or
+ *                         dh): max(tensor work + argmin/top-2 fold per
+ *                         score, HBM bytes, operand bytes from L2)
+ *               re-score  near ties (tensor-core precisions): a share of
+ *                         the rows re-scored exactly, per row element
+ *               M-step    by path: private per-warp sums, the owner kernel
+ *                         (one shared copy) or counting sort + piece sums:
+ *                         max(per row element (d padded to 32 lanes) + per
+ *                         row, bytes); new centres
+ *               launches  of the iteration, each a gap on the stream
+ *             iterations after convergence: enqueued before the host saw
+ *             the device's flag, their kernels return at once
  *     final   one more assignment and the objective
- *   results   centres and labels back to the host
- * with seven coefficients: fixed_ms, iter_us (launch chain of an
- * iteration), pp_launch_us (per k-means++ kernel), rate_tflops (assignment
- * math), bw_gbs (device memory), h2d_gbs (host link), update_gps (centre-sum
- * updates, 1e9 row elements a second: the M-step's accumulation). Their roofline values come
- * from the device table; bench/calib fits them per (precision, device) and
- * validates the fit on held-out shapes.
+ *   results   centres and labels (back to the host, or device to device)
+ * Coefficients (roofline values from the device table; bench/calib fits
+ * them per (kernel path and precision, device), bounded to physical
+ * ranges, and validates the fit on held-out shapes): fixed_ms, launch_us,
+ * pp_launch_us, rate_tflops, bw_gbs, h2d_gbs, update_gps (M-step row
+ * elements), owner_gps / owner_ns (the owner kernel's elements and extra
+ * per-row cost), fold_gsps (E-step scores), rescore_ps (per row element of
+ * X, the re-scored share included), pp_row_ps (k-means++ per row and
+ * scoring pass), row_ns (M-step and objective per row), l2_gbs (E-step
+ * operand loads).
  */
 #include <math.h>
 #include <string.h>

@@ -67,14 +67,53 @@ static const gemm_var *gemm_find(const char *name)
     return NULL;
 }
 
-enum { G_FIXED, G_RATE, G_BW, G_NCOEF };
-static const char *const gemm_coef_names[G_NCOEF] = {"fixed_us", "rate_tflops", "bw_gbs"};
+enum { G_FIXED, G_RATE, G_BW, G_L2, G_NCOEF };
+static const char *const gemm_coef_names[G_NCOEF] = {"fixed_us", "rate_tflops", "bw_gbs", "l2_gbs"};
 
 static void gemm_roofline(const gemm_var *v, const fl_info_device *dev, double *c)
 {
     c[G_FIXED] = dev->launch_us * 2;
     c[G_RATE] = fli_rate(dev, v->prec, FLI_CLASS_GEMM) * v->eff;
     c[G_BW] = fli_bw(dev, FLI_CLASS_GEMM);
+    /* operand loads of the output tiles (L2 to shared memory) */
+    c[G_L2] = 4 * fli_bw(dev, FLI_CLASS_GEMM);
+}
+
+/* The kernel cuBLAS runs for an M x K x N product, approximated as the
+ * fastest of a few tile shapes and split-K factors (its heuristic picks
+ * among such kernels): whole waves of output tiles over the SMs, split
+ * along K (chunks of >= 128) when the tiles alone leave SMs idle; a tile
+ * takes the longer of its multiply-adds at the sustained rate and of
+ * loading its A and B panels (TM + TN rows of K elements) from L2; split-K
+ * adds the partial sums' traffic. Returns ms; *bound: compute or memory. */
+static const int gemm_tiles[][2] = {{256, 128}, {128, 256}, {128, 128}, {128, 64}, {64, 128}, {64, 64}};
+static const int gemm_splits[] = {1, 2, 3, 4, 6, 8, 12, 16};
+
+static double gemm_tiles_ms(double M, double K, double N, double es, double rate, double l2, double bw,
+                            double sms, fl_info_bound *bound)
+{
+    double best = INFINITY;
+    int best_l2 = 0;
+    for (size_t i = 0; i < sizeof gemm_tiles / sizeof *gemm_tiles; i++) {
+        const double tm = gemm_tiles[i][0], tn = gemm_tiles[i][1];
+        const double tiles = ceil(M / tm) * ceil(N / tn);
+        for (size_t j = 0; j < sizeof gemm_splits / sizeof *gemm_splits; j++) {
+            const double s = gemm_splits[j];
+            if (s > 1 && (tiles >= sms || ceil(K / s) < 128))
+                break;
+            const double kc = ceil(ceil(K / s) / 32) * 32;
+            const double tc = 2 * tm * tn * kc / (rate / sms), tl = (tm + tn) * kc * es / (l2 / sms);
+            double t = ceil(tiles * s / sms) * (tc > tl ? tc : tl);
+            if (s > 1)
+                t += M * N * 4 * (s + 1) / bw;
+            if (t < best) {
+                best = t;
+                best_l2 = tl > tc;
+            }
+        }
+    }
+    *bound = best_l2 ? FL_INFO_BOUND_MEMORY : FL_INFO_BOUND_COMPUTE;
+    return best;
 }
 
 int fli_gemm_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def)
@@ -168,23 +207,25 @@ static double gemm_nodes(fli_est *e, int parent, const gemm_var *v, double M, do
         total += fli_roof_leaf(e, node, "convert inputs", "cast A and B to the products' dtype", 1, 0,
                                FL_INFO_PREC_FP32, FLI_CLASS_STREAM, b, 2, FL_INFO_TIER_ROOFLINE);
     }
-    /* the products: wave quantisation of 128 x 128 output tiles over the SMs */
-    const double tiles = ceil(M / 128) * ceil(N / 128), slots = e->dev->is_gpu ? e->dev->sm_count : 1;
-    const double fill = e->dev->is_gpu ? tiles / (ceil(tiles / slots) * slots) : 1;
+    /* the products: cuBLAS-like tiles in waves over the SMs (gemm_tiles_ms) */
     double fl = 2 * M * K * N * products;
     double acc_bytes = v->in_bytes == 1 ? 4 : (v->acc64 ? 8 : 4);
     double b = products * ((M * K + K * N) * v->in_bytes + M * N * acc_bytes);
     double rate = c[G_RATE] * 1e9, bw = c[G_BW] * 1e6;
-    if (!e->dev->is_gpu) {
+    double tc, tm = b / bw;
+    fl_info_bound bc = FL_INFO_BOUND_COMPUTE;
+    if (e->dev->is_gpu) {
+        tc = products * gemm_tiles_ms(M, K, N, v->in_bytes, rate, c[G_L2] * 1e6, bw, e->dev->sm_count, &bc);
+    } else {
         double th = e->threads;
         if (isfinite(th) && th >= 1 && th < e->dev->sm_count)
             rate *= th / e->dev->sm_count;
+        tc = fl / rate;
     }
-    double tc = fl / rate / fill, tm = b / bw;
     double t = (tc > tm ? tc : tm) + products * c[G_FIXED] * 1e-3;
     fl_info_bound bd = products * c[G_FIXED] * 1e-3 > (tc > tm ? tc : tm)
                            ? FL_INFO_BOUND_LATENCY
-                           : (tc > tm ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY);
+                           : (tc > tm ? bc : FL_INFO_BOUND_MEMORY);
     int pn = fli_node(e, node, products > 1 ? "products" : "product",
                       v->products > 1 ? "the base GEMMs of the split" : "one GEMM", products);
     fli_leaf(e, pn >= 0 ? pn : node, t, flops_useful, b, products, bd, tier);
