@@ -79,12 +79,10 @@ enum { PATH_PORTABLE = 0, PATH_FUSED = 1, PATH_SM90 = 2 };
 
 /* Constants of the module's kernels the model needs (kmeans_fit.cu,
  * kmeans_estep.cu, kmeans_mstep.cu; kept equal to them by hand):
- * POLL_LAG iterations between enqueueing the convergence-flag copy and
- * reading it; the M-step keeps one private copy of the sums per warp while
+ * the M-step keeps one private copy of the sums per warp while
  * 8 copies of k (d+2) floats fit 100 KB; the SIMT E-step (fp32) runs two
  * 256-thread blocks per SM; launch_mma's shared-memory budget and the
  * largest resident row of its X-stationary kernel (words). */
-#define FLI_KM_POLL_LAG 4
 #define FLI_KM_PRIV_MAX (100 * 1024 / (8 * 4))
 #define FLI_KM_SIMT_BM 64
 #define FLI_KM_SIMT_PER_SM 2
@@ -486,15 +484,15 @@ static int est_gpu(fli_est *e, const km_req *q)
         nl_m = 8 + scan_launches(q->k * plan.sort_nb + 1) + scan_launches(q->k + 1);
     }
     const double t_update = fmax(rows_work, bm / bw) + k * dp * 8 * 3 / bw;
-    /* launches of an iteration: E-step, (re-scoring), M-step, finalize, the
-     * flag copy and its event */
-    const double nl = 1 + (t_tie > 0) + nl_m + 1 + 2;
+    /* launches of an iteration: E-step, (re-scoring), M-step, finalize
+     * (which also writes the done flag to mapped host memory); replayed
+     * from a CUDA graph when X is resident */
+    const double nl = 1 + (t_tie > 0) + nl_m + 1;
     /* streamed X: every pass over X crosses the host link again, overlapped
      * with the kernels of the previous chunk */
     const double stream = plan.chunked ? n * d * 4 / h2d : 0;
     const double I = (double)q->iters;
     int lloyd = fli_node(e, run, "lloyd iteration", "assign + update, no host round trip", R * I);
-    double t_iter;
     if (path == PATH_FUSED) {
         /* one persistent kernel: tiles of fp32 X are assigned with mma.sync
          * and added into shared-memory sums; X is read once per iteration */
@@ -513,7 +511,6 @@ static int est_gpu(fli_est *e, const km_req *q)
                  : tcf > tmf               ? FL_INFO_BOUND_COMPUTE
                                            : FL_INFO_BOUND_MEMORY,
                  tier);
-        t_iter = t + 4 * launch;
     } else {
         nd = fli_node(e, lloyd, "assign (distance+argmin)",
                       path == PATH_SM90       ? "wgmma tiles (Hopper), online argmin and second best"
@@ -537,23 +534,21 @@ static int est_gpu(fli_est *e, const km_req *q)
                       R * I);
         fli_leaf(e, nd, R * I * t_update, R * I * 2 * n * d, R * I * bm, R * I * nl_m,
                  rows_work > bm / bw ? FL_INFO_BOUND_LATENCY : FL_INFO_BOUND_MEMORY, tier);
-        t_iter = t_pass + t_tie + t_update + nl * launch;
     }
     e->link_bytes += plan.chunked ? R * I * n * d * 4 : 0;
     nd = fli_node(e, lloyd, "launch chain", "kernel launches and the convergence-flag copy of an iteration",
                   R * I);
     fli_leaf(e, nd, R * I * nl * launch, 0, 0, R * I * nl, FL_INFO_BOUND_LATENCY, tier);
-    /* A run that converges before max_iter: the host has enqueued further
-     * iterations (it polls the device's flag POLL_LAG iterations late and
-     * never waits), and their kernels return at once. The host leads by the
-     * ratio of an iteration's device time to its enqueue time. */
+    /* A run that converges before max_iter: the host never waits for the
+     * device, so it has enqueued the remaining iterations (graph launches
+     * of several iterations, or direct launches) long before the device
+     * sets its done flag whenever an iteration does real work; their
+     * kernels return at once, a launch gap each. */
     const double left = (double)q->max_iter - I;
     if (left > 0) {
-        const double lead = FLI_KM_POLL_LAG + I * fmax(0, t_iter / (nl * launch) - 1);
-        const double empty = lead < left ? lead : left;
         nd = fli_node(e, run, "iterations after convergence",
-                      "enqueued before the host saw the flag; their kernels return at once", R * empty);
-        fli_leaf(e, nd, R * empty * nl * launch, 0, 0, R * empty * nl, FL_INFO_BOUND_LATENCY, tier);
+                      "already enqueued when the run converged; their kernels return at once", R * left);
+        fli_leaf(e, nd, R * left * nl * launch, 0, 0, R * left * nl, FL_INFO_BOUND_LATENCY, tier);
     }
     double bo = n * d * 4 + n * 4;
     nd = fli_node(e, run, "final assignment", "labels that match the returned centres, and the inertia", R);
