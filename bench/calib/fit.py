@@ -13,7 +13,11 @@ measurement files (bench/calib/measure.py output):
      bounds (BOUNDS: a rate at most ~the datasheet peak, a bandwidth at
      most ~HBM's), with a weak pull towards the roofline values so that a
      coefficient the sweep cannot see keeps its roofline value instead of
-     drifting. Every point has the same weight; no shape is treated apart;
+     drifting. Every point has the same weight; no shape is treated apart.
+     Coefficients of what does not depend on the precision (SHARED: the
+     host link, k-means++, the M-step, fixed and launch costs, the memory
+     bandwidth) are then fitted jointly over all entries of the device,
+     one value for all, starting from the entries' own fits;
   3. the model is evaluated, with exactly those coefficients, on the held-out
      points: their median and 90th-percentile absolute relative errors are
      the entry's published accuracy (the library calls the entry
@@ -134,9 +138,27 @@ def solve(A, b):
     return x
 
 
-def levenberg_marquardt(res, x0, lo, hi, iters=150):
+H = 1e-6  # forward-difference step in log-coefficient space
+
+
+def dense_jacobian(res):
+    """Forward differences of res, as sparse rows [(column, value), ...]."""
+    def jac(x, r):
+        cols = []
+        for j in range(len(x)):
+            xx = list(x)
+            xx[j] += H
+            cols.append([(a - b) / H for a, b in zip(res(xx), r)])
+        return [[(j, cols[j][i]) for j in range(len(x)) if cols[j][i]] for i in range(len(r))]
+    return jac
+
+
+def levenberg_marquardt(res, x0, lo, hi, iters=150, jac=None):
     """Minimises sum(soft_l1(res(x))) within [lo, hi] (projected LM, IRLS
-    weights for the soft-L1 loss, forward-difference Jacobian)."""
+    weights for the soft-L1 loss, forward-difference Jacobian given as
+    sparse rows)."""
+    jac = jac or dense_jacobian(res)
+    n = len(x0)
     x = [min(max(v, l), h) for v, l, h in zip(x0, lo, hi)]
 
     def cost(r):
@@ -146,21 +168,19 @@ def levenberg_marquardt(res, x0, lo, hi, iters=150):
     c = cost(r)
     lam = 1e-2
     for _ in range(iters):
-        J = []
-        for j in range(len(x)):
-            xx = list(x)
-            xx[j] += 1e-6
-            rj = res(xx)
-            J.append([(a - b) / 1e-6 for a, b in zip(rj, r)])  # column j
-        w = [(1 + (v / F_SCALE) ** 2) ** -0.25 for v in r]
-        Jw = [[J[j][i] * w[i] for i in range(len(r))] for j in range(len(x))]
-        rw = [r[i] * w[i] for i in range(len(r))]
-        A = [[sum(a * b for a, b in zip(Jw[i], Jw[j])) for j in range(len(x))] for i in range(len(x))]
-        g = [sum(a * b for a, b in zip(Jw[i], rw)) for i in range(len(x))]
+        A = [[0.0] * n for _ in range(n)]
+        g = [0.0] * n
+        for row, ri in zip(jac(x, r), r):
+            w2 = (1 + (ri / F_SCALE) ** 2) ** -0.5  # (IRLS weight)^2
+            for i, a in row:
+                Ai = A[i]
+                wa = w2 * a
+                g[i] += wa * ri
+                for j, b in row:
+                    Ai[j] += wa * b
         done = True
         for _ in range(12):
-            Ad = [[A[i][j] + (lam * (A[i][i] + 1e-9) if i == j else 0) for j in range(len(x))]
-                  for i in range(len(x))]
+            Ad = [[A[i][j] + (lam * (A[i][i] + 1e-9) if i == j else 0) for j in range(n)] for i in range(n)]
             step = solve(Ad, [-v for v in g])
             xn = [min(max(v + s, l), h) for v, s, l, h in zip(x, step, lo, hi)]
             rn = res(xn)
@@ -176,6 +196,23 @@ def levenberg_marquardt(res, x0, lo, hi, iters=150):
     return x, c
 
 
+def log_bounds(x0, names):
+    lo = [v + math.log(BOUNDS.get(nm, DEFAULT_BOUNDS)[0]) for v, nm in zip(x0, names)]
+    hi = [v + math.log(BOUNDS.get(nm, DEFAULT_BOUNDS)[1]) for v, nm in zip(x0, names)]
+    return lo, hi
+
+
+def point_residuals(info, device, args, logm, coef):
+    r = []
+    for (op, var, shape, params, dt), lm in zip(args, logm):
+        try:
+            pred = info.model(op, var, shape, params, dt, device, coef)
+        except infolib.InfoError:
+            pred = 1e9
+        r.append(math.log(max(pred, 1e-9)) - lm)
+    return r
+
+
 def fit_entry(info, device, pts, coef0, names):
     """Coefficients minimising the soft-L1 loss of log(predicted / measured)
     over the fitted points, with a weak pull of log(coef) towards its
@@ -184,20 +221,12 @@ def fit_entry(info, device, pts, coef0, names):
     make the loss piecewise smooth, with local minima), the best fit of the fitted points wins; held-out points are never
     looked at."""
     x0 = [math.log(c) for c in coef0]
-    lo = [v + math.log(BOUNDS.get(nm, DEFAULT_BOUNDS)[0]) for v, nm in zip(x0, names)]
-    hi = [v + math.log(BOUNDS.get(nm, DEFAULT_BOUNDS)[1]) for v, nm in zip(x0, names)]
+    lo, hi = log_bounds(x0, names)
     args = [model_args(p) for p in pts]
     logm = [math.log(p["ms"]) for p in pts]
 
     def residuals(x):
-        coef = [math.exp(v) for v in x]
-        r = []
-        for (op, var, shape, params, dt), lm in zip(args, logm):
-            try:
-                pred = info.model(op, var, shape, params, dt, device, coef)
-            except infolib.InfoError:
-                pred = 1e9
-            r.append(math.log(max(pred, 1e-9)) - lm)
+        r = point_residuals(info, device, args, logm, [math.exp(v) for v in x])
         return r + [PRIOR * (x[j] - x0[j]) for j in range(len(x))]
 
     rate_like = [nm.endswith(("_tflops", "_gbs", "_gps", "_gsps")) for nm in names]
@@ -214,6 +243,94 @@ def fit_entry(info, device, pts, coef0, names):
     return [math.exp(v) for v in best[0]]
 
 
+# Coefficients that do not depend on the E-step's precision: the host
+# link, k-means++ (fp32 kernels), the M-step and the objective (fp32 X),
+# the per-fit fixed cost, the gap of a launch and the device's effective
+# memory bandwidth are the same code and the same hardware whatever the
+# precision. One value per (op, device), fitted on the fitted points of all
+# its entries together (far more points per coefficient); each entry keeps
+# only what its precision and kernels change: the E-step's tensor rate and
+# per-score fold, its operand loads from L2, the near-tie re-scoring.
+SHARED = {"kmeans": ("fixed_ms", "launch_us", "bw_gbs", "h2d_gbs", "pp_launch_us", "pp_row_ps", "update_gps",
+                     "owner_gps", "owner_ns", "row_ns")}
+
+
+def fit_shared(info, device, entries, shared_names):
+    """Joint fit of the entries [(pts, coef0, names, coef_alone), ...] of
+    one (op, device): the shared coefficients once, the others per entry,
+    the same loss and bounds as fit_entry. Starts from the entries' own
+    fits (shared: their geometric mean) and from that start with each
+    shared rate at a quarter; the better fit of the fitted points wins.
+    Returns the coefficient vector of each entry."""
+    names = entries[0][2]
+    S = [names.index(nm) for nm in shared_names]
+    P = [i for i in range(len(names)) if i not in S]
+    ns, npv = len(S), len(P)
+    roof = []
+    for _, coef0, nm, _ in entries:
+        assert nm == names and all(abs(coef0[i] / entries[0][1][i] - 1) < 1e-9 for i in S)
+    x0 = [math.log(entries[0][1][i]) for i in S]
+    for _, coef0, _, _ in entries:
+        x0 += [math.log(coef0[i]) for i in P]
+    lo, hi = log_bounds(x0, [names[i] for i in S] + [names[i] for _ in entries for i in P])
+    data = [([model_args(p) for p in pts], [math.log(p["ms"]) for p in pts]) for pts, _, _, _ in entries]
+    offs = []
+    at = 0
+    for args, _ in data:
+        offs.append(at)
+        at += len(args)
+    n_pts = at
+
+    def coef_of(x, e):
+        c = [0.0] * len(names)
+        for k, i in enumerate(S):
+            c[i] = math.exp(x[k])
+        for k, i in enumerate(P):
+            c[i] = math.exp(x[ns + e * npv + k])
+        return c
+
+    def entry_res(x, e):
+        return point_residuals(info, device, data[e][0], data[e][1], coef_of(x, e))
+
+    def residuals(x):
+        r = []
+        for e in range(len(entries)):
+            r += entry_res(x, e)
+        return r + [PRIOR * (x[j] - x0[j]) for j in range(len(x))]
+
+    def jac(x, r):
+        rows = [[] for _ in r]
+        for k in range(ns):  # a shared coefficient moves every entry's points
+            xx = list(x)
+            xx[k] += H
+            for e in range(len(entries)):
+                for q, v in enumerate(entry_res(xx, e)):
+                    d = (v - r[offs[e] + q]) / H
+                    if d:
+                        rows[offs[e] + q].append((k, d))
+        for e in range(len(entries)):  # an entry's own ones only its points
+            for k in range(npv):
+                j = ns + e * npv + k
+                xx = list(x)
+                xx[j] += H
+                for q, v in enumerate(entry_res(xx, e)):
+                    d = (v - r[offs[e] + q]) / H
+                    if d:
+                        rows[offs[e] + q].append((j, d))
+        for j in range(len(x)):
+            rows[n_pts + j].append((j, PRIOR))
+        return rows
+
+    start = [sum(math.log(c[i]) for _, _, _, c in entries) / len(entries) for i in S]
+    for _, _, _, c in entries:
+        start += [math.log(c[i]) for i in P]
+    rate_like = [names[i].endswith(("_tflops", "_gbs", "_gps", "_gsps")) for i in S]
+    starts = [start] + [[v + (math.log(0.25) if j == k else 0) for j, v in enumerate(start)]
+                        for k in range(ns) if rate_like[k]]
+    best = min((levenberg_marquardt(residuals, s0, lo, hi, jac=jac) for s0 in starts), key=lambda t: t[1])
+    return [coef_of(best[0], e) for e in range(len(entries))]
+
+
 _WORKER_INFO = None
 
 
@@ -224,6 +341,10 @@ def _worker_init(lib):
 
 def _worker_fit(dev, pts, coef0, names):
     return fit_entry(_WORKER_INFO, dev, pts, coef0, names)
+
+
+def _worker_fit_shared(dev, entries, shared_names):
+    return fit_shared(_WORKER_INFO, dev, entries, shared_names)
 
 
 def predict(info, device, p, coef):
@@ -333,6 +454,12 @@ def main(argv=None):
         names, coef0 = info.coefs(op, var, dev)
         tasks[(op, var, dt, dev)] = (dev, fit_pts, coef0, names)
     fitted = {}
+    # then the coefficients SHARED by an (op, device)'s entries, jointly
+    joint = {}
+    for key in tasks:
+        if key[0] in SHARED:
+            joint.setdefault((key[0], key[3]), []).append(key)
+    joint = {g: keys for g, keys in joint.items() if len(keys) > 1}
     workers = min(len(tasks), os.cpu_count() or 1)
     if workers > 1:
         import concurrent.futures
@@ -342,8 +469,15 @@ def main(argv=None):
                                                     initializer=_worker_init, initargs=(a.info_lib,)) as ex:
             futs = {key: ex.submit(_worker_fit, *t) for key, t in tasks.items()}
             fitted = {key: f.result() for key, f in futs.items()}
+            futs = {g: ex.submit(_worker_fit_shared, g[1], [tasks[k][1:] + (fitted[k],) for k in keys],
+                                 SHARED[g[0]]) for g, keys in joint.items()}
+            for g, f in futs.items():
+                fitted.update(zip(joint[g], f.result()))
     else:
         fitted = {key: fit_entry(info, *t) for key, t in tasks.items()}
+        for g, keys in joint.items():
+            fitted.update(zip(keys, fit_shared(info, g[1], [tasks[k][1:] + (fitted[k],) for k in keys],
+                                               SHARED[g[0]])))
     for (op, var, dt, dev), ps in sorted(groups.items()):
         fit_pts, hold = split(ps)
         held = {point_hash(p) for p in hold}
@@ -366,9 +500,10 @@ def main(argv=None):
             "flashlib's CUDA fit (fl_kmeans_fit)"
         describe = (f"{dev} ({run.get('device_name')}), commit {run.get('commit')}, {run.get('date', '')[:10]}: "
                     f"{what}; {len(fit_pts)} shapes fitted, {len(hold)} held out: median {med:.1%}, p90 {p90:.1%}")
+        shared = [nm for nm in names if nm in SHARED.get(op, ()) and (op, dev) in joint]
         e = dict(op=op, variant=var, dtype=dt, device=dev, coef=coef, coef_names=names, roofline=coef0,
-                 median_err=med, p90_err=p90, fit_median_err=statistics.median(fit_errs), n_fit=len(fit_pts),
-                 n_holdout=len(hold), describe=describe, rows=rows)
+                 shared=shared, median_err=med, p90_err=p90, fit_median_err=statistics.median(fit_errs),
+                 n_fit=len(fit_pts), n_holdout=len(hold), describe=describe, rows=rows)
         entries.append(e)
         print(f"{op}/{var}/{dt}/{dev}: {len(fit_pts)} fit, {len(hold)} held out: median {med:.1%}, p90 {p90:.1%}")
         summary.append({k: v for k, v in e.items()})
@@ -413,8 +548,10 @@ def write_report(path, entries, anchors, runs):
         L.append("")
         L.append(f"## {e['op']} / {e['variant']} / {e['device']}")
         L.append("")
-        L.append("coefficients (fitted; roofline value in parentheses): " + ", ".join(
-            f"{n} {c:.4g} ({c0:.4g})" for n, c, c0 in zip(e["coef_names"], e["coef"], e["roofline"])))
+        L.append("coefficients (fitted; roofline value in parentheses; * fitted jointly with the device's other "
+                 f"{e['op']} entries, one value for all): " + ", ".join(
+                     f"{n}{'*' if n in e.get('shared', ()) else ''} {c:.4g} ({c0:.4g})"
+                     for n, c, c0 in zip(e["coef_names"], e["coef"], e["roofline"])))
         L.append("")
         L.append("| shape | measured ms | estimate ms | error | roofline ms | set |")
         L.append("|---|---|---|---|---|---|")

@@ -1,7 +1,8 @@
 """selftest.py — the calibration fit on synthetic measurements, offline.
 
 Makes "measurements" from the C model itself with known coefficients
-(roofline values scaled by factors between 0.4 and 2.5) and 4% log-normal
+(roofline values scaled by factors between 0.4 and 2.5, the ones fit.py
+shares one value per device) and 4% log-normal
 noise, on the shapes measure.py would sweep, then runs fit.py on them and
 checks that (1) the held-out errors meet the issue's target (median <= 10%,
 p90 <= 25%) at that noise, (2) the fitted
@@ -30,12 +31,14 @@ import measure  # noqa: E402
 def synth(info, device, seed):
     rng = random.Random(seed)
     truth, points = {}, []
+    shared = {}  # fit.SHARED coefficients: one value per (op, device), as the fit assumes
     for p in measure.kmeans_candidates(seed):
         est = info.estimate("kmeans", (p["n"], p["d"]), measure.kmeans_params(p), "f32", device)
         key = est["model_key"]
         if key not in truth:
             names, c0 = info.coefs("kmeans", key, device)
-            truth[key] = [c * rng.uniform(0.4, 2.5) for c in c0]
+            truth[key] = [shared.setdefault(nm, c * rng.uniform(0.4, 2.5)) if nm in fit.SHARED["kmeans"]
+                          else c * rng.uniform(0.4, 2.5) for nm, c in zip(names, c0)]
         q = dict(op="kmeans", variant=key, dtype="f32", shape=[p["n"], p["d"]], k=p["k"], iters=p["iters"],
                  init=p["init"], input=p["input"], backend=est["backend"])
         ms = fit.predict(info, device, dict(q), truth[key]) * math.exp(rng.gauss(0, 0.04))
