@@ -436,9 +436,9 @@ static int est_gpu(fli_est *e, const km_req *q)
         double tb = b / bw + n * groups * pp_row, ts = plan.chunked ? (1 + groups) * n * d * 4 / h2d : 0;
         double t = steps * (launches * pp_ms + (ts > tb ? ts : tb)) + 3 * pp_ms;
         fli_leaf(e, nd, R * t, R * steps * fl, R * steps * b, R * (steps * launches + 3),
-                 ts > tb && ts > launches * pp_ms ? FL_INFO_BOUND_TRANSFER
-                 : launches * pp_ms > tb          ? FL_INFO_BOUND_LATENCY
-                                                  : FL_INFO_BOUND_MEMORY,
+                 ts > tb && ts > launches * pp_ms                  ? FL_INFO_BOUND_TRANSFER
+                 : launches * pp_ms + n * groups * pp_row > b / bw ? FL_INFO_BOUND_LATENCY
+                                                                   : FL_INFO_BOUND_MEMORY,
                  tier);
         e->link_bytes += plan.chunked ? R * steps * (1 + groups) * n * d * 4 : 0;
     } else {
