@@ -54,6 +54,9 @@ for f in bench/results/calib/*.json; do  # earlier devices' measurements
     case "$(basename "$f")" in summary.json) continue ;; esac
     [ -e "$OUT/bench/results/calib/$(basename "$f")" ] || cp "$f" "$OUT/bench/results/calib/"
 done
+# FIT=0: measure only (the fit is deterministic and CPU-only: run it on any
+# machine later, with the same command)
+[ "${FIT:-1}" = 0 ] && { echo "FIT=0: no fit here"; exit 0; }
 python3 bench/calib/fit.py --info-lib "$B/lib/libflashlib_info.so" --inc "$OUT/src/info/calib_data.inc" \
     --report "$OUT/bench/results/calib/report.md" --plot "$OUT/bench/results/calib/estimate_vs_measured.png" \
     --summary "$OUT/bench/results/calib/summary.json" \
