@@ -251,7 +251,7 @@ def fit_entry(info, device, pts, coef0, names):
 # its entries together (far more points per coefficient); each entry keeps
 # only what its precision and kernels change: the E-step's tensor rate and
 # per-score fold, its operand loads from L2, the near-tie re-scoring.
-SHARED = {"kmeans": ("fixed_ms", "launch_us", "bw_gbs", "h2d_gbs", "pp_launch_us", "pp_row_ps", "update_gps",
+SHARED = {"kmeans": ("fixed_ms", "launch_us", "graph_us", "bw_gbs", "h2d_gbs", "pp_launch_us", "pp_row_ps", "update_gps",
                      "owner_gps", "owner_ns", "row_ns")}
 
 

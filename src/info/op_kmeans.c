@@ -28,7 +28,9 @@
  *                         (one shared copy) or counting sort + piece sums:
  *                         max(per row element (d padded to 32 lanes) + per
  *                         row, bytes); new centres
- *               launches  of the iteration, each a gap on the stream
+ *               launches  of the iteration: a gap each (direct launches
+ *                         for the first iterations, then replays of a CUDA
+ *                         graph of 4 iterations, cheaper per kernel node)
  *             iterations after convergence: enqueued before the host saw
  *             the device's flag, their kernels return at once
  *     final   one more assignment and the objective
@@ -41,7 +43,7 @@
  * per-row cost), fold_gsps (E-step scores), rescore_ps (per row element of
  * X, the re-scored share included), pp_row_ps (k-means++ per row and
  * scoring pass), row_ns (M-step and objective per row), l2_gbs (E-step
- * operand loads).
+ * operand loads), graph_us (a kernel node of a graph replay).
  */
 #include <math.h>
 #include <string.h>
@@ -67,12 +69,13 @@ enum {
     C_PPROW,
     C_ROW,
     C_L2,
+    C_GRAPH,
     N_COEF
 };
 
 static const char *const coef_names[N_COEF] = {
-    "fixed_ms",  "launch_us", "pp_launch_us", "rate_tflops", "bw_gbs",    "h2d_gbs", "update_gps",
-    "owner_gps", "owner_ns",  "fold_gsps",    "rescore_ps",  "pp_row_ps", "row_ns",  "l2_gbs"};
+    "fixed_ms", "launch_us", "pp_launch_us", "rate_tflops", "bw_gbs", "h2d_gbs", "update_gps", "owner_gps",
+    "owner_ns", "fold_gsps", "rescore_ps",   "pp_row_ps",   "row_ns", "l2_gbs",  "graph_us"};
 
 /* The kernels a GPU fit runs, as kmeans_fit.cu chooses them. */
 enum { PATH_PORTABLE = 0, PATH_FUSED = 1, PATH_SM90 = 2 };
@@ -82,12 +85,14 @@ enum { PATH_PORTABLE = 0, PATH_FUSED = 1, PATH_SM90 = 2 };
  * the M-step keeps one private copy of the sums per warp while
  * 8 copies of k (d+2) floats fit 100 KB; the SIMT E-step (fp32) runs two
  * 256-thread blocks per SM; launch_mma's shared-memory budget and the
- * largest resident row of its X-stationary kernel (words). */
+ * largest resident row of its X-stationary kernel (words); iterations per
+ * replay of the Lloyd iteration's CUDA graph. */
 #define FLI_KM_PRIV_MAX (100 * 1024 / (8 * 4))
 #define FLI_KM_SIMT_BM 64
 #define FLI_KM_SIMT_PER_SM 2
 #define FLI_KM_MMA_SMEM_MAX (220 * 1024)
 #define FLI_KM_MMA_RES_MAX_KW 160
+#define FLI_KM_GRAPH_ITERS 4 /* GRAPH_ITERS_DEFAULT: iterations per graph launch */
 
 /* Launches of an in-place scan of len elements (kmeans_mstep.cu scan_rec). */
 static double scan_launches(int64_t len)
@@ -212,6 +217,8 @@ static void roofline_coefs(fli_precision p, const fl_info_device *dev, double *c
     c[C_PPROW] = 1e6 / 4096;
     c[C_ROW] = 0.1;
     c[C_L2] = 2 * fli_bw(dev, FLI_CLASS_FUSED);
+    /* a kernel node of a CUDA graph replay: a fraction of a launch */
+    c[C_GRAPH] = 0.4 * dev->launch_us;
 }
 
 int fli_kmeans_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def)
@@ -389,7 +396,7 @@ static int est_gpu(fli_est *e, const km_req *q)
     const double bw = c[C_BW] * 1e6, h2d = c[C_H2D] * 1e6, l2 = c[C_L2] * 1e6;
     const double rate = c[C_RATE] * 1e9, fold = c[C_FOLD] * 1e6;
     const double upd = c[C_UPD] * 1e6, own = c[C_OWNER] * 1e6, own_row = c[C_OWNROW] * 1e-6;
-    const double launch = c[C_LAUNCH] * 1e-3, pp_ms = c[C_PP] * 1e-3;
+    const double launch = c[C_LAUNCH] * 1e-3, pp_ms = c[C_PP] * 1e-3, glaunch = c[C_GRAPH] * 1e-3;
     const double rescore = c[C_RESCORE] * 1e-9, pp_row = c[C_PPROW] * 1e-9, row = c[C_ROW] * 1e-6;
     const int sms = e->dev->sm_count;
     int root = 0;
@@ -492,6 +499,20 @@ static int est_gpu(fli_est *e, const km_req *q)
      * with the kernels of the previous chunk */
     const double stream = plan.chunked ? n * d * 4 / h2d : 0;
     const double I = (double)q->iters;
+    /* kmeans_fit.cu: with X resident and max_iter > 1, iterations
+     * [gstart, max_iter) are replayed from a CUDA graph of gi iterations
+     * (gi = min(4, max_iter - 1), gstart = 1 + (max_iter - 1) % gi), the
+     * first gstart launched directly: a kernel node costs graph_us, a
+     * direct launch launch_us */
+    double gstart = (double)q->max_iter;
+    if (!plan.chunked && q->max_iter > 1) {
+        const int64_t gi = q->max_iter - 1 < FLI_KM_GRAPH_ITERS ? q->max_iter - 1 : FLI_KM_GRAPH_ITERS;
+        gstart = (double)(1 + (q->max_iter - 1) % gi);
+    }
+    const double left = (double)q->max_iter - I, direct_run = fmin(I, gstart);
+    const double direct_left = fmin(left, fmax(0, gstart - I));
+    const double t_launch_run = nl * (direct_run * launch + (I - direct_run) * glaunch);
+    const double t_launch_left = nl * (direct_left * launch + (left - direct_left) * glaunch);
     int lloyd = fli_node(e, run, "lloyd iteration", "assign + update, no host round trip", R * I);
     if (path == PATH_FUSED) {
         /* one persistent kernel: tiles of fp32 X are assigned with mma.sync
@@ -536,19 +557,18 @@ static int est_gpu(fli_est *e, const km_req *q)
                  rows_work > bm / bw ? FL_INFO_BOUND_LATENCY : FL_INFO_BOUND_MEMORY, tier);
     }
     e->link_bytes += plan.chunked ? R * I * n * d * 4 : 0;
-    nd = fli_node(e, lloyd, "launch chain", "kernel launches and the convergence-flag copy of an iteration",
+    nd = fli_node(e, lloyd, "launch chain", "kernel launches of an iteration (graph replays after the first)",
                   R * I);
-    fli_leaf(e, nd, R * I * nl * launch, 0, 0, R * I * nl, FL_INFO_BOUND_LATENCY, tier);
+    fli_leaf(e, nd, R * t_launch_run, 0, 0, R * I * nl, FL_INFO_BOUND_LATENCY, tier);
     /* A run that converges before max_iter: the host never waits for the
      * device, so it has enqueued the remaining iterations (graph launches
      * of several iterations, or direct launches) long before the device
      * sets its done flag whenever an iteration does real work; their
      * kernels return at once, a launch gap each. */
-    const double left = (double)q->max_iter - I;
     if (left > 0) {
         nd = fli_node(e, run, "iterations after convergence",
                       "already enqueued when the run converged; their kernels return at once", R * left);
-        fli_leaf(e, nd, R * left * nl * launch, 0, 0, R * left * nl, FL_INFO_BOUND_LATENCY, tier);
+        fli_leaf(e, nd, R * t_launch_left, 0, 0, R * left * nl, FL_INFO_BOUND_LATENCY, tier);
     }
     double bo = n * d * 4 + n * 4;
     nd = fli_node(e, run, "final assignment", "labels that match the returned centres, and the inertia", R);

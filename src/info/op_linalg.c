@@ -67,8 +67,9 @@ static const gemm_var *gemm_find(const char *name)
     return NULL;
 }
 
-enum { G_FIXED, G_RATE, G_BW, G_L2, G_NCOEF };
-static const char *const gemm_coef_names[G_NCOEF] = {"fixed_us", "rate_tflops", "bw_gbs", "l2_gbs"};
+enum { G_FIXED, G_RATE, G_BW, G_L2, G_WAVE, G_NCOEF };
+static const char *const gemm_coef_names[G_NCOEF] = {"fixed_us", "rate_tflops", "bw_gbs", "l2_gbs",
+                                                     "wave_us"};
 
 static void gemm_roofline(const gemm_var *v, const fl_info_device *dev, double *c)
 {
@@ -77,6 +78,8 @@ static void gemm_roofline(const gemm_var *v, const fl_info_device *dev, double *
     c[G_BW] = fli_bw(dev, FLI_CLASS_GEMM);
     /* operand loads of the output tiles (L2 to shared memory) */
     c[G_L2] = 4 * fli_bw(dev, FLI_CLASS_GEMM);
+    /* a wave of tiles: pipeline fill and epilogue, not overlapped */
+    c[G_WAVE] = 1.0;
 }
 
 /* The kernel cuBLAS runs for an M x K x N product, approximated as the
@@ -84,13 +87,15 @@ static void gemm_roofline(const gemm_var *v, const fl_info_device *dev, double *
  * among such kernels): whole waves of output tiles over the SMs, split
  * along K (chunks of >= 128) when the tiles alone leave SMs idle; a tile
  * takes the longer of its multiply-adds at the sustained rate and of
- * loading its A and B panels (TM + TN rows of K elements) from L2; split-K
- * adds the partial sums' traffic. Returns ms; *bound: compute or memory. */
+ * loading its A and B panels (TM + TN rows of K elements) from L2, and a
+ * wave adds its pipeline fill and epilogue (wave_ms); split-K adds the
+ * partial sums' traffic and the launch of the reduction (launch_ms).
+ * Returns ms; *bound: compute or memory. */
 static const int gemm_tiles[][2] = {{256, 128}, {128, 256}, {128, 128}, {128, 64}, {64, 128}, {64, 64}};
 static const int gemm_splits[] = {1, 2, 3, 4, 6, 8, 12, 16};
 
 static double gemm_tiles_ms(double M, double K, double N, double es, double rate, double l2, double bw,
-                            double sms, fl_info_bound *bound)
+                            double wave_ms, double launch_ms, double sms, fl_info_bound *bound)
 {
     double best = INFINITY;
     int best_l2 = 0;
@@ -103,9 +108,9 @@ static double gemm_tiles_ms(double M, double K, double N, double es, double rate
                 break;
             const double kc = ceil(ceil(K / s) / 32) * 32;
             const double tc = 2 * tm * tn * kc / (rate / sms), tl = (tm + tn) * kc * es / (l2 / sms);
-            double t = ceil(tiles * s / sms) * (tc > tl ? tc : tl);
+            double t = ceil(tiles * s / sms) * ((tc > tl ? tc : tl) + wave_ms);
             if (s > 1)
-                t += M * N * 4 * (s + 1) / bw;
+                t += M * N * 4 * (s + 1) / bw + launch_ms;
             if (t < best) {
                 best = t;
                 best_l2 = tl > tc;
@@ -212,10 +217,14 @@ static double gemm_nodes(fli_est *e, int parent, const gemm_var *v, double M, do
     double acc_bytes = v->in_bytes == 1 ? 4 : (v->acc64 ? 8 : 4);
     double b = products * ((M * K + K * N) * v->in_bytes + M * N * acc_bytes);
     double rate = c[G_RATE] * 1e9, bw = c[G_BW] * 1e6;
-    double tc, tm = b / bw;
+    /* operands and result of one product that fit in L2 stay there from
+     * call to call (a stream of GEMMs on the same data, as calibrated) */
+    const double ws = (M * K + K * N) * v->in_bytes + M * N * acc_bytes;
+    double tc, tm = b / (e->dev->is_gpu && ws <= (double)e->dev->l2_bytes ? c[G_L2] * 1e6 : bw);
     fl_info_bound bc = FL_INFO_BOUND_COMPUTE;
     if (e->dev->is_gpu) {
-        tc = products * gemm_tiles_ms(M, K, N, v->in_bytes, rate, c[G_L2] * 1e6, bw, e->dev->sm_count, &bc);
+        tc = products * gemm_tiles_ms(M, K, N, v->in_bytes, rate, c[G_L2] * 1e6, bw, c[G_WAVE] * 1e-3,
+                                      c[G_FIXED] * 1e-3, e->dev->sm_count, &bc);
     } else {
         double th = e->threads;
         if (isfinite(th) && th >= 1 && th < e->dev->sm_count)
