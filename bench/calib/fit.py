@@ -405,6 +405,13 @@ def write_inc(path, entries, points, anchors, sources):
         f.write("\n".join(L) + "\n")
 
 
+def op_run(run, op):
+    """The metadata of the run that measured `op`'s points of a measurement
+    file: op_runs[op] (written when measure.py --merge-from replaced one op's
+    points) over the file's own."""
+    return dict(run, **run.get("op_runs", {}).get(op, {}))
+
+
 def shape_text(p):
     s = "x".join(str(v) for v in p["shape"])
     if p["op"] == "kmeans":
@@ -431,15 +438,18 @@ def main(argv=None):
             print(f"{path}: not a measurement file, skipped")
             continue
         runs.append(run)
-        src = f"{os.path.basename(path)} ({run.get('device_name', run['device'])}, commit {run.get('commit')}, " \
-              f"{run.get('date', '')[:10]})"
+
+        def src(op, run=run, path=path):
+            r = op_run(run, op)
+            return f"{os.path.basename(path)} ({r.get('device_name', run['device'])}, commit {r.get('commit')}, " \
+                   f"{r.get('date', '')[:10]})"
         for p in run["points"]:
-            p = dict(p, device=run["device"], source=src)
+            p = dict(p, device=run["device"], source=src(p["op"]))
             pts.append(p)
         for an in run.get("anchors", []):
             where = ("this GPU" if an["ref"] in ("pytorch",) else f"the CPU ({run.get('cpus')} CPUs) of the "
                      f"{run['device']} machine")
-            anchors.append(dict(an, device=run["device"], where=where, source=src))
+            anchors.append(dict(an, device=run["device"], where=where, source=src("anchors")))
 
     groups = {}
     for p in pts:
@@ -495,7 +505,7 @@ def main(argv=None):
         errs = [r["rel_err"] for r in rows if r["held_out"]]
         fit_errs = [r["rel_err"] for r in rows if not r["held_out"]]
         med, p90 = statistics.median(errs), pct(errs, 0.9)
-        run = next(r for r in runs if r["device"] == dev)
+        run = op_run(next(r for r in runs if r["device"] == dev), op)
         what = "cuBLAS via torch.matmul (flashlib has no GEMM kernels yet)" if op == "gemm" else \
             "flashlib's CUDA fit (fl_kmeans_fit)"
         describe = (f"{dev} ({run.get('device_name')}), commit {run.get('commit')}, {run.get('date', '')[:10]}: "
@@ -528,9 +538,12 @@ def write_report(path, entries, anchors, runs):
              "coefficients compiled into `src/info/calib_data.inc`. Target: median <= 10%, p90 <= 25%; "
              "the library calls an entry `calibrated` only when its held-out median is <= 20%.")
     L.append("")
-    for r in runs:
-        L.append(f"- {r['device']}: {r.get('device_name')}, driver {r.get('driver')}, torch {r.get('torch')}, "
-                 f"commit {r.get('commit')}, {r.get('date')}; {len(r['points'])} points; {r.get('method')}")
+    for run in runs:
+        for op in sorted({p["op"] for p in run["points"]}):
+            r = op_run(run, op)
+            n = sum(p["op"] == op for p in run["points"])
+            L.append(f"- {run['device']} {op}: {r.get('device_name')}, driver {r.get('driver')}, torch "
+                     f"{r.get('torch')}, commit {r.get('commit')}, {r.get('date')}; {n} points; {r.get('method')}")
     L.append("")
     L.append("| op | variant | dtype | device | fitted | held out | held-out median | held-out p90 | target | tier |")
     L.append("|---|---|---|---|---|---|---|---|---|---|")

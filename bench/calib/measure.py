@@ -197,16 +197,30 @@ GEMM_VARIANTS = {  # variant: (torch dtype name, allow_tf32, native dtype in the
 }
 
 
+GEMM_PER_VARIANT = 48  # random shapes per variant (+ 8192^3): ~36 fitted and ~12 held out
+
+
 def gemm_candidates(seed):
+    """Random M x K x N per variant from the same size ladder, a quarter of
+    them with a narrow N and a tenth with a narrow M (narrow outputs are
+    where the tiles leave SMs idle and the K split matters; M and N are
+    not symmetric for cuBLAS, which sees the row-major product transposed).
+    The first calibrations had 24 per variant: 6 held out made the p90 the
+    single worst point; twice as many make both percentiles meaningful.
+    Points whose measured time is far above the roofline still count: the
+    sweep draws shapes, never filters them by the model."""
     rng = random.Random(seed + 1)
     sizes = (256, 512, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288)
     out = []
     for v in GEMM_VARIANTS:
         seen = set()
-        while len([p for p in out if p["variant"] == v]) < 24:
+        while len([p for p in out if p["variant"] == v]) < GEMM_PER_VARIANT:
             m, kk, nn = rng.choice(sizes), rng.choice(sizes), rng.choice(sizes)
-            if rng.random() < 0.25:  # some tall-skinny products
+            u = rng.random()
+            if u < 0.25:  # some tall-skinny products
                 nn = rng.choice((32, 64, 128))
+            elif u < 0.35:
+                m = rng.choice((32, 64, 128))
             if (m, kk, nn) in seen:
                 continue
             seen.add((m, kk, nn))
@@ -302,6 +316,46 @@ def time_gemm(torch, p, reps):
     return per, statistics.median(single), how
 
 
+def gemm_kernels(torch, points, deadline, log):
+    """Names of the CUDA kernels one torch.matmul launches for each GEMM
+    point (cuBLAS's choice: its tile shape, split-K and reduction kernels
+    are in the names), recorded as p["kernels"] for the model's structure.
+    Run after the timings are written (a profiler failure loses nothing),
+    one call per shape under torch.profiler, while time is left."""
+    try:
+        from torch.profiler import ProfilerActivity, profile
+    except ImportError as e:
+        log(f"no kernel names: {e}")
+        return 0
+    dev = torch.device("cuda")
+    done = 0
+    for p in points:
+        if p["op"] != "gemm" or time.perf_counter() > deadline:
+            continue
+        tname, tf32, _ = GEMM_VARIANTS[p["variant"]]
+        dt = getattr(torch, tname)
+        M, K, N = p["shape"]
+        try:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            a = torch.randn((M, K), device=dev, dtype=torch.float32).to(dt)
+            b = torch.randn((K, N), device=dev, dtype=torch.float32).to(dt)
+            c = torch.empty((M, N), device=dev, dtype=dt)
+            torch.matmul(a, b, out=c)
+            torch.cuda.synchronize()
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                torch.matmul(a, b, out=c)
+                torch.cuda.synchronize()
+            names = [e.name for e in prof.events() if "cuda" in str(getattr(e, "device_type", "")).lower()]
+            p["kernels"] = names
+            done += 1
+        except Exception as e:  # names are a help, not the calibration
+            log(f"kernel names of {p['variant']} {M}x{K}x{N}: {type(e).__name__}: {e}")
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = False
+    log(f"kernel names recorded for {done} GEMM points")
+    return done
+
+
 # ---- anchors: what users would run otherwise ------------------------------------------------
 def torch_lloyd(torch, x, c, iters):
     k = c.shape[0]
@@ -382,6 +436,8 @@ def dry_run(a):
     dev = info.device_name(a.dry_run)
     total = 0
     for kind, cands in (("kmeans", kmeans_candidates(a.seed)), ("gemm", gemm_candidates(a.seed))):
+        if kind not in a.ops:
+            continue
         n = t = skipped = 0
         for p in cands:
             if kind == "kmeans":
@@ -437,10 +493,43 @@ def pin_to_gpu_node(torch):
         return None
 
 
+def merge(path, new, ops, log):
+    """The measurement file at `path` with the points of `ops` replaced by
+    those of `new`. The other ops' points, the file's own metadata (commit,
+    date, method: those of the run that measured them) and its anchors are
+    kept; what describes the new points goes under op_runs[op], which
+    fit.py prefers to the top level for that op's points."""
+    if not os.path.exists(path):
+        log(f"merge: no {path}: writing the new points alone")
+        return new
+    with open(path) as f:
+        old = json.load(f)
+    if old.get("device") != new["device"]:
+        raise SystemExit(f"merge: {path} is for {old.get('device')}, this GPU is {new['device']}")
+    kept = [p for p in old["points"] if p["op"] not in ops]
+    run = {k: new[k] for k in ("commit", "date", "torch", "cuda", "driver", "host", "cpus", "device_name",
+                               "sm_count", "total_memory", "cpu_affinity") if k in new}
+    run["method"] = new["method"]
+    old["op_runs"] = dict(old.get("op_runs", {}), **{op: dict(run) for op in ops})
+    old["points"] = kept + new["points"]
+    log(f"merge: kept {len(kept)} points of {path} (ops other than {', '.join(ops)}), "
+        f"added {len(new['points'])}")
+    return old
+
+
+METHOD = {
+    "kmeans": "kmeans: wall clock around fl_kmeans_fit (synchronises before returning), warm-up fits (>= 1, "
+              "until 20 ms), median of repeats (5 when X is on the host)",
+    "gemm": "gemm: per-call device time of torch.matmul (cuBLAS): CUDA events around a replay of a CUDA graph of "
+            "~2 ms of calls, after >= 20 ms of replays, median of 5 (single_ms: one call alone from an idle GPU, "
+            "as the first calibration timed)",
+}
+
+
 # ---- main -------------------------------------------------------------------------------------
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--lib", required=True, help="libflashlib.so (with libflashlib_cuda.so beside it)")
+    ap.add_argument("--lib", help="libflashlib.so (with libflashlib_cuda.so beside it); KMeans needs it")
     ap.add_argument("--info-lib", required=True, help="libflashlib_info.so")
     ap.add_argument("--out", required=True, help="directory for <device>.json")
     ap.add_argument("--budget-s", type=float, default=240, help="time for the whole sweep")
@@ -448,7 +537,18 @@ def main():
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--commit", default=os.environ.get("GIT_COMMIT", "unknown"))
     ap.add_argument("--dry-run", metavar="DEVICE", help="plan the sweep for DEVICE with the roofline, run nothing")
+    ap.add_argument("--ops", default="kmeans,gemm",
+                    help="ops to measure, comma-separated (kmeans, gemm); the budget goes to those only")
+    ap.add_argument("--merge-from", metavar="DIR",
+                    help="with --ops: start from DIR/<device>.json and replace only the measured ops' points "
+                         "(the others, their metadata and the anchors are kept; the new points' commit, date "
+                         "and method are recorded under op_runs)")
     a = ap.parse_args()
+    a.ops = [o.strip() for o in a.ops.split(",") if o.strip()]
+    if not set(a.ops) <= {"kmeans", "gemm"} or not a.ops:
+        ap.error(f"--ops {a.ops}: expected kmeans and/or gemm")
+    if "kmeans" in a.ops and not a.lib and not a.dry_run:
+        ap.error("--lib is needed to measure kmeans")
     if a.dry_run:
         return dry_run(a)
 
@@ -472,17 +572,16 @@ def main():
         "cuda": torch.version.cuda, "host": platform.node(), "cpus": os.cpu_count(),
         "driver": subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
                                  capture_output=True, text=True).stdout.strip(),
-        "method": "kmeans: wall clock around fl_kmeans_fit (synchronises before returning), warm-up fits "
-                  "(>= 1, until 20 ms), median of repeats (5 when X is on the host); gemm: per-call device "
-                  "time of torch.matmul (cuBLAS): CUDA events around a replay of a CUDA graph of ~2 ms of calls, after >= 20 ms of replays, "
-                  "median of 5 (single_ms: one call alone from an idle GPU, as the first calibration timed)",
+        "method": "; ".join(METHOD[op] for op in a.ops),
         "points": [], "anchors": [],
     }
     meta["cpu_affinity"] = pin_to_gpu_node(torch)
     log(f"calibrating on {name} ({device}), commit {a.commit}; host threads on "
         f"{meta['cpu_affinity'] or 'every CPU (the GPU NUMA node is unknown)'}")
-    fl = Flashlib(a.lib)
-    log(f"libflashlib {fl.lib.fl_version_string().decode()} from {a.lib}")
+    fl = None
+    if "kmeans" in a.ops:
+        fl = Flashlib(a.lib)
+        log(f"libflashlib {fl.lib.fl_version_string().decode()} from {a.lib}")
 
     # Budget: 70% KMeans, 20% GEMM, the rest anchors. The roofline plans the
     # sweep; the running ratio measured / roofline corrects it as we go.
@@ -545,19 +644,30 @@ def main():
             f"roofline {est['runtime_ms']:.4f})")
         return med
 
-    spend("kmeans", kmeans_candidates(a.seed), 0.70, run_kmeans)
+    both = "kmeans" in a.ops and "gemm" in a.ops
+    if "kmeans" in a.ops:
+        spend("kmeans", kmeans_candidates(a.seed), 0.70 if both else 0.88, run_kmeans)
     ratio[0] = 1.0
-    spend("gemm", gemm_candidates(a.seed), 0.88, run_gemm)
-    try:
-        meta["anchors"] = anchors(torch, np, log)
-    except Exception as e:  # anchors are optional; the calibration is not
-        log(f"anchors failed: {e}")
+    if "gemm" in a.ops:
+        spend("gemm", gemm_candidates(a.seed), 0.88 if both else 0.95, run_gemm)
+    if both or not a.merge_from:
+        try:
+            meta["anchors"] = anchors(torch, np, log)
+        except Exception as e:  # anchors are optional; the calibration is not
+            log(f"anchors failed: {e}")
+    if a.merge_from:
+        meta = merge(os.path.join(a.merge_from, f"{device}.json"), meta, a.ops, log)
     os.makedirs(a.out, exist_ok=True)
     path = os.path.join(a.out, f"{device}.json")
     with open(path, "w") as f:
         json.dump(meta, f, indent=1)
     log(f"wrote {path}: {len(meta['points'])} points, {len(meta['anchors'])} anchors in "
         f"{time.perf_counter() - start:.0f} s")
+    if "gemm" in a.ops and gemm_kernels(torch, [p for p in meta["points"] if "timing" in p and "kernels" not in p],
+                                        time.perf_counter() + 0.3 * a.budget_s, log):
+        with open(path, "w") as f:
+            json.dump(meta, f, indent=1)
+        log(f"rewrote {path} with the kernel names")
 
 
 if __name__ == "__main__":

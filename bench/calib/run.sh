@@ -15,6 +15,9 @@
 #   src/info/calib_data.inc               what libflashlib_info compiles in
 # Measurements of other devices already in bench/results/calib/ are fitted
 # too, so running it on the H100 and then on the H200 accumulates both.
+# OPS=gemm measures GEMM only (cuBLAS through torch: only libflashlib_info
+# is built, for the sweep's plan) and merges the points into this device's
+# file in bench/results/calib/, keeping its KMeans points and their metadata.
 set -o pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-out}
@@ -32,19 +35,25 @@ if ! ls /usr/include/*/cblas.h /usr/include/cblas.h >/dev/null 2>&1 && ls .debs/
                -DFL_CBLAS_INCLUDE=/tmp/debroot/usr/include/x86_64-linux-gnu/openblas-pthread)
     export LD_LIBRARY_PATH=/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-pthread:/tmp/debroot/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
 fi
+OPS=${OPS:-kmeans,gemm}
+TARGETS="flashlib flashlib_cuda flashlib_info"
+CUDA_ARGS=()
+[ "$OPS" = gemm ] && { TARGETS=flashlib_info; CUDA_ARGS=(-DFL_WITH_CUDA=OFF); }
 if [ -n "$PREBUILT" ]; then
     B=$PREBUILT
 else
     B=${BUILD:-build-calib}
     T0=$(date +%s)
-    { cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release "${BLAS_ARGS[@]}" &&
-      cmake --build "$B" -j16 --target flashlib flashlib_cuda flashlib_info; } >"$OUT/calib/build.log" 2>&1 ||
+    { cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release "${BLAS_ARGS[@]}" "${CUDA_ARGS[@]}" &&
+      cmake --build "$B" -j16 --target $TARGETS; } >"$OUT/calib/build.log" 2>&1 ||
         { tail -40 "$OUT/calib/build.log"; exit 1; }
     echo "built in $(( $(date +%s) - T0 )) s"
 fi
 export LD_LIBRARY_PATH=$B/lib:$LD_LIBRARY_PATH
 
-PYTHONUNBUFFERED=1 python3 bench/calib/measure.py --lib "$B/lib/libflashlib.so" \
+MEASURE_ARGS=(--lib "$B/lib/libflashlib.so")
+[ "$OPS" = gemm ] && MEASURE_ARGS=(--merge-from bench/results/calib)
+PYTHONUNBUFFERED=1 python3 bench/calib/measure.py "${MEASURE_ARGS[@]}" --ops "$OPS" \
     --info-lib "$B/lib/libflashlib_info.so" --out "$OUT/calib" --budget-s "${BUDGET_S:-200}" \
     2>&1 | tee "$OUT/calib/measure.log" || exit 1
 
