@@ -292,7 +292,16 @@ FL_API fl_status fl_model_transform(fl_model *m, const fl_array *X, fl_array *ou
 /* Fits, then writes the training labels into `out` (n x 1, I32). */
 FL_API fl_status fl_model_fit_predict(fl_model *m, const fl_array *X, const fl_array *sample_weight,
                                       fl_array *out);
-/* scikit-learn's score (KMeans: minus the inertia of X). */
+/* Maps transformed data back to the input space: X_original (n x
+ * n_features_in_) from X (n x n_components_), for decompositions (PCA,
+ * TruncatedSVD). out has X's dtype. FL_STATUS_UNSUPPORTED for estimators
+ * without an inverse. */
+FL_API fl_status fl_model_inverse_transform(fl_model *m, const fl_array *X, fl_array *out);
+/* Per-sample score into `out` (n x 1, X's dtype); PCA: the log-likelihood
+ * of each sample under the fitted probabilistic PCA model. */
+FL_API fl_status fl_model_score_samples(fl_model *m, const fl_array *X, fl_array *out);
+/* scikit-learn's score (KMeans: minus the inertia of X; PCA: the mean
+ * log-likelihood of the samples). */
 FL_API fl_status fl_model_score(fl_model *m, const fl_array *X, const fl_array *y,
                                 const fl_array *sample_weight, double *out);
 
@@ -362,6 +371,31 @@ FL_API fl_status fl_kmeans_fit(fl_ctx *ctx, const fl_array *X, const fl_array *s
  * labels: (batch*n) x 1 (may be NULL); inertia: batch doubles (may be NULL). */
 FL_API fl_status fl_kmeans_fit_batched(fl_ctx *ctx, const fl_array *X, int64_t batch, const fl_params *params,
                                        fl_array *centers, fl_array *labels, double *inertia);
+
+/* ------------------------------------------------------------------------ */
+/* Decomposition: PCA and TruncatedSVD                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Fits PCA ("pca") on X (n x d, f32/f64, host) with `params` (NULL =
+ * defaults: all components, svd_solver auto) and returns a new fitted model
+ * in *out (free it with fl_model_free). Apply it with fl_model_transform
+ * (out: n x n_components_), fl_model_inverse_transform,
+ * fl_model_score_samples and fl_model_score; read components_,
+ * explained_variance_, explained_variance_ratio_, singular_values_, mean_,
+ * noise_variance_, n_components_, n_features_in_, n_samples_ with
+ * fl_model_attr_*. Components follow scikit-learn's sign convention: the
+ * largest-magnitude entry of each component is positive. Parameters: see
+ * `flashlib fit pca --help`. The CPU computes it; a context on device
+ * "cuda" gets FL_STATUS_UNSUPPORTED (no CUDA path yet), "auto" runs on the
+ * CPU. Errors: FL_STATUS_INVALID_ARG (bad shape, NaN/Inf, n_components out
+ * of range), FL_STATUS_OUT_OF_MEMORY, FL_STATUS_UNSUPPORTED; *out is
+ * untouched on error. */
+FL_API fl_status fl_pca_fit(fl_ctx *ctx, const fl_array *X, const fl_params *params, fl_model **out);
+/* TruncatedSVD ("truncated_svd"): the same contract as fl_pca_fit, on X
+ * without centring; attributes components_, explained_variance_,
+ * explained_variance_ratio_, singular_values_, n_features_in_. */
+FL_API fl_status fl_truncated_svd_fit(fl_ctx *ctx, const fl_array *X, const fl_params *params,
+                                      fl_model **out);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,8 @@ from ._version import __version__
 _LAZY = {
     # name: (module, attribute)
     "KMeans": ("cluster", "KMeans"),
+    "PCA": ("decomposition", "PCA"),
+    "TruncatedSVD": ("decomposition", "TruncatedSVD"),
     "version": ("_api", "version"),
     "diagnose": ("_api", "diagnose"),
     "route": ("_api", "route"),
@@ -34,7 +36,7 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-_SUBMODULES = ("cluster", "info")
+_SUBMODULES = ("cluster", "decomposition", "info")
 
 
 def __getattr__(name):

@@ -195,6 +195,8 @@ PROTOTYPES = [
     ("fl_model_transform", fl_status, [ModelP, ArrayP, ArrayP]),
     ("fl_model_fit_predict", fl_status, [ModelP, ArrayP, ArrayP, ArrayP]),
     ("fl_model_score", fl_status, [ModelP, ArrayP, ArrayP, ArrayP, POINTER(c_double)]),
+    ("fl_model_inverse_transform", fl_status, [ModelP, ArrayP, ArrayP]),
+    ("fl_model_score_samples", fl_status, [ModelP, ArrayP, ArrayP]),
     ("fl_model_attr_info", fl_status, [ModelP, c_char_p, POINTER(c_int), POINTER(c_int64), POINTER(c_int64)]),
     ("fl_model_attr_copy", fl_status, [ModelP, c_char_p, ArrayP]),
     ("fl_model_attr_scalar", fl_status, [ModelP, c_char_p, POINTER(c_double)]),
@@ -548,6 +550,12 @@ class Model:
 
     def transform(self, X, out):
         self.ctx.call(lib.fl_model_transform, self._ptr, byref(X), byref(out))
+
+    def inverse_transform(self, X, out):
+        self.ctx.call(lib.fl_model_inverse_transform, self._ptr, byref(X), byref(out))
+
+    def score_samples(self, X, out):
+        self.ctx.call(lib.fl_model_score_samples, self._ptr, byref(X), byref(out))
 
     def fit_predict(self, X, sample_weight, out):
         self.ctx.call(lib.fl_model_fit_predict, self._ptr, byref(X), self._ref(sample_weight), byref(out))

@@ -29,19 +29,7 @@ static const char *const kmeans_attrs[] = {"cluster_centers_", "labels_",       
 
 static fl_status check_X(fl_ctx *ctx, const fl_array *X, const char *what)
 {
-    fl_status st = fli_check_array(ctx, X, what);
-    if (st)
-        return st;
-    if (X->dtype != FL_DTYPE_F32 && X->dtype != FL_DTYPE_F64)
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "%s has dtype %s: expected f32 or f64", what,
-                        fl_dtype_name(X->dtype));
-    if (X->rows < 1 || X->cols < 1)
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG,
-                        "%s is empty (%lld x %lld): expected at least 1 sample and 1 feature", what,
-                        (long long)X->rows, (long long)X->cols);
-    if (X->mem == FL_MEM_HOST)
-        return fli_check_finite(ctx, X, what);
-    return FL_STATUS_OK;
+    return fli_check_data(ctx, X, what);
 }
 
 static fl_status check_weights(fl_ctx *ctx, const fl_array *w, const fl_array *X)
@@ -463,16 +451,7 @@ static fl_status km_fit(fl_model *m, const fl_array *X, const fl_array *y, const
 static fl_status check_out(fl_ctx *ctx, const fl_array *out, fl_dtype dt, int64_t rows, int64_t cols,
                            const char *what)
 {
-    fl_status st = fli_check_array(ctx, out, what);
-    if (st)
-        return st;
-    if (out->dtype != dt || out->rows != rows || out->cols != cols)
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "%s: expected %s %lld x %lld, got %s %lld x %lld", what,
-                        fl_dtype_name(dt), (long long)rows, (long long)cols, fl_dtype_name(out->dtype),
-                        (long long)out->rows, (long long)out->cols);
-    if (dt == FL_DTYPE_I32 && fli_ld(out) != 1)
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "%s: labels must be contiguous (ld 1)", what);
-    return FL_STATUS_OK;
+    return fli_check_out(ctx, out, dt, rows, cols, what);
 }
 
 static fl_status km_predict(fl_model *m, const fl_array *X, fl_array *out)

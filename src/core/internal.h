@@ -147,6 +147,8 @@ typedef struct fli_algo {
     fl_status (*predict)(fl_model *m, const fl_array *X, fl_array *out);
     fl_status (*transform)(fl_model *m, const fl_array *X, fl_array *out);
     fl_status (*score)(fl_model *m, const fl_array *X, const fl_array *y, const fl_array *w, double *out);
+    fl_status (*inverse_transform)(fl_model *m, const fl_array *X, fl_array *out); /* NULL: none */
+    fl_status (*score_samples)(fl_model *m, const fl_array *X, fl_array *out);     /* NULL: none */
     /* Consistency of a loaded attribute set with the parameters (shapes,
      * ranges), so a crafted file with a valid checksum still cannot make
      * later calls read out of bounds. */
@@ -157,6 +159,10 @@ typedef struct fli_algo {
 
 const fli_algo *fli_algo_find(const char *name);
 extern const fli_algo fli_algo_kmeans;
+extern const fli_algo fli_algo_pca;
+extern const fli_algo fli_algo_truncated_svd;
+/* "kmeans, pca, ..." for messages that list the known algorithms. */
+const char *fli_algo_list(void);
 
 /* ---- arrays ---------------------------------------------------------------- */
 /* Validates a descriptor: non-NULL data (unless empty), known dtype, ld >=
@@ -168,6 +174,12 @@ static inline int64_t fli_ld(const fl_array *a)
 }
 /* Checks that every element of a host f32/f64 matrix is finite. */
 fl_status fli_check_finite(fl_ctx *ctx, const fl_array *a, const char *what);
+/* Training or input data: a valid f32/f64 descriptor, at least 1 x 1,
+ * finite when on the host. */
+fl_status fli_check_data(fl_ctx *ctx, const fl_array *X, const char *what);
+/* An output descriptor of exactly dtype dt and rows x cols (I32: ld 1). */
+fl_status fli_check_out(fl_ctx *ctx, const fl_array *out, fl_dtype dt, int64_t rows, int64_t cols,
+                        const char *what);
 
 /* ---- CUDA module ------------------------------------------------------------- */
 /* Loads the module and initialises its per-context state on first use.

@@ -55,8 +55,8 @@ fl_status fl_model_create(fl_ctx *ctx, const char *algo, const fl_params *params
     fli_clear_error(ctx);
     const fli_algo *a = fli_algo_find(algo);
     if (!a)
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "unknown algorithm '%s' (known: kmeans)",
-                        algo ? algo : "(null)");
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "unknown algorithm '%s' (known: %s)",
+                        algo ? algo : "(null)", fli_algo_list());
     if (params && params->algo != a)
         return fli_fail(ctx, FL_STATUS_INVALID_ARG, "parameters are for '%s', not '%s'", params->algo->name,
                         a->name);
@@ -166,6 +166,32 @@ fl_status fl_model_transform(fl_model *m, const fl_array *X, fl_array *out)
     if (!m->algo->transform)
         return fli_fail(m->ctx, FL_STATUS_UNSUPPORTED, "%s has no transform", m->algo->name);
     return m->algo->transform(m, X, out);
+}
+
+fl_status fl_model_inverse_transform(fl_model *m, const fl_array *X, fl_array *out)
+{
+    if (!m)
+        return FL_STATUS_INVALID_ARG;
+    fli_clear_error(m->ctx);
+    fl_status st = need_fitted(m, "inverse_transform");
+    if (st)
+        return st;
+    if (!m->algo->inverse_transform)
+        return fli_fail(m->ctx, FL_STATUS_UNSUPPORTED, "%s has no inverse_transform", m->algo->name);
+    return m->algo->inverse_transform(m, X, out);
+}
+
+fl_status fl_model_score_samples(fl_model *m, const fl_array *X, fl_array *out)
+{
+    if (!m)
+        return FL_STATUS_INVALID_ARG;
+    fli_clear_error(m->ctx);
+    fl_status st = need_fitted(m, "score_samples");
+    if (st)
+        return st;
+    if (!m->algo->score_samples)
+        return fli_fail(m->ctx, FL_STATUS_UNSUPPORTED, "%s has no score_samples", m->algo->name);
+    return m->algo->score_samples(m, X, out);
 }
 
 fl_status fl_model_score(fl_model *m, const fl_array *X, const fl_array *y, const fl_array *w, double *out)

@@ -14,8 +14,13 @@
 
 #include "core/internal.h"
 
-static const fli_algo *const algos[] = {&fli_algo_kmeans};
-static const char *const algo_names[] = {"kmeans", NULL};
+static const fli_algo *const algos[] = {&fli_algo_kmeans, &fli_algo_pca, &fli_algo_truncated_svd};
+static const char *const algo_names[] = {"kmeans", "pca", "truncated_svd", NULL};
+
+const char *fli_algo_list(void)
+{
+    return "kmeans, pca, truncated_svd";
+}
 
 const char *const *fl_algorithms(void)
 {
@@ -217,8 +222,8 @@ fl_status fl_params_create(fl_ctx *ctx, const char *algo, fl_params **out)
         return fli_fail(ctx, FL_STATUS_INVALID_ARG, "out is NULL");
     const fli_algo *a = fli_algo_find(algo);
     if (!a)
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "unknown algorithm '%s' (known: kmeans)",
-                        algo ? algo : "(null)");
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "unknown algorithm '%s' (known: %s)",
+                        algo ? algo : "(null)", fli_algo_list());
     /* Parameter sets outlive calls and are freed without a context, so they
      * use the C allocator rather than the context's hooks. */
     fl_params *p = malloc(sizeof *p);

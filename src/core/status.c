@@ -1,5 +1,6 @@
 /* status.c — status names, versions, dtypes, errors, host memory, RNG. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -239,9 +240,40 @@ fl_status fli_check_array(fl_ctx *ctx, const fl_array *a, const char *what)
     return FL_STATUS_OK;
 }
 
+/* Any non-finite element turns a row's x * 0 sum into NaN: a branch-free
+ * pass that vectorizes, over threads for large arrays; only a failing
+ * array is scanned again for the first bad element. */
+#define FINITE_ROWS(T)                                                                                       \
+    do {                                                                                                     \
+        const T *p = a->data;                                                                                \
+        _Pragma(                                                                                             \
+            "omp parallel for schedule(static) reduction(| : bad) num_threads(nt) if (big)") for (int64_t    \
+                                                                                                      i = 0; \
+                                                                                                  i <        \
+                                                                                                  a->rows;   \
+                                                                                                  i++)       \
+        {                                                                                                    \
+            T z = 0;                                                                                         \
+            for (int64_t j = 0; j < a->cols; j++)                                                            \
+                z += p[i * ld + j] * (T)0;                                                                   \
+            bad |= z != z;                                                                                   \
+        }                                                                                                    \
+    } while (0)
+
 fl_status fli_check_finite(fl_ctx *ctx, const fl_array *a, const char *what)
 {
     const int64_t ld = fli_ld(a);
+    const int big = a->rows * a->cols >= (1 << 20);
+    const int nt = ctx && ctx->threads > 0 ? ctx->threads : omp_get_max_threads();
+    int bad = 0;
+    if (a->dtype == FL_DTYPE_F32)
+        FINITE_ROWS(float);
+    else if (a->dtype == FL_DTYPE_F64)
+        FINITE_ROWS(double);
+    else
+        return FL_STATUS_OK;
+    if (!bad)
+        return FL_STATUS_OK;
     for (int64_t i = 0; i < a->rows; i++) {
         for (int64_t j = 0; j < a->cols; j++) {
             double v = a->dtype == FL_DTYPE_F32 ? ((const float *)a->data)[i * ld + j]
@@ -252,5 +284,37 @@ fl_status fli_check_finite(fl_ctx *ctx, const fl_array *a, const char *what)
                                 (long long)i, (long long)j, isnan(v) ? "NaN" : "Inf");
         }
     }
+    return FL_STATUS_OK;
+}
+
+fl_status fli_check_data(fl_ctx *ctx, const fl_array *X, const char *what)
+{
+    fl_status st = fli_check_array(ctx, X, what);
+    if (st)
+        return st;
+    if (X->dtype != FL_DTYPE_F32 && X->dtype != FL_DTYPE_F64)
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "%s has dtype %s: expected f32 or f64", what,
+                        fl_dtype_name(X->dtype));
+    if (X->rows < 1 || X->cols < 1)
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG,
+                        "%s is empty (%lld x %lld): expected at least 1 sample and 1 feature", what,
+                        (long long)X->rows, (long long)X->cols);
+    if (X->mem == FL_MEM_HOST)
+        return fli_check_finite(ctx, X, what);
+    return FL_STATUS_OK;
+}
+
+fl_status fli_check_out(fl_ctx *ctx, const fl_array *out, fl_dtype dt, int64_t rows, int64_t cols,
+                        const char *what)
+{
+    fl_status st = fli_check_array(ctx, out, what);
+    if (st)
+        return st;
+    if (out->dtype != dt || out->rows != rows || out->cols != cols)
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "%s: expected %s %lld x %lld, got %s %lld x %lld", what,
+                        fl_dtype_name(dt), (long long)rows, (long long)cols, fl_dtype_name(out->dtype),
+                        (long long)out->rows, (long long)out->cols);
+    if (dt == FL_DTYPE_I32 && fli_ld(out) != 1)
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "%s: labels must be contiguous (ld 1)", what);
     return FL_STATUS_OK;
 }

@@ -17,8 +17,8 @@ fl_status fl_route_query(fl_ctx *ctx, const char *algo, const fl_hw_props *hw, i
         return fli_fail(ctx, FL_STATUS_INVALID_ARG, "route: out is NULL");
     const fli_algo *a = fli_algo_find(algo);
     if (!a)
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "route: unknown algorithm '%s' (known: kmeans)",
-                        algo ? algo : "(null)");
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "route: unknown algorithm '%s' (known: %s)",
+                        algo ? algo : "(null)", fli_algo_list());
     if (n_samples < 1 || n_features < 1)
         return fli_fail(ctx, FL_STATUS_INVALID_ARG, "route: shape %lld x %lld must be positive",
                         (long long)n_samples, (long long)n_features);
@@ -34,6 +34,12 @@ fl_status fl_route_query(fl_ctx *ctx, const char *algo, const fl_hw_props *hw, i
     }
     if (params->algo != a)
         return fli_fail(ctx, FL_STATUS_INVALID_ARG, "route: parameters are for '%s'", params->algo->name);
+    if (a == &fli_algo_pca || a == &fli_algo_truncated_svd)
+        return fli_route_decomp(
+            hw, a == &fli_algo_pca, n_samples, n_features, dtype,
+            fli_param_word(params, a == &fli_algo_pca ? "svd_solver" : "algorithm"),
+            fli_param_word(params, "n_components") == 0 ? -1.0 : fli_param_float(params, "n_components"), out,
+            NULL);
     return fli_route_kmeans(hw, n_samples, n_features, dtype, fli_param_int(params, "n_clusters"),
                             fli_param_word(params, "precision"), out, NULL);
 }

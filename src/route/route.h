@@ -2,11 +2,26 @@
 #ifndef FL_ROUTE_H
 #define FL_ROUTE_H
 
+#include "algo/decomp_job.h"
 #include "algo/kmeans_job.h"
 #include "flashlib.h"
 
 /* precision_word: index in "auto|fp32|tf32|bf16|fp16". */
+/* Concatenates the NULL-terminated list of strings `parts` into dst (cap
+ * bytes, always terminated, truncated when too long): the cheap snprintf
+ * of the routing reasons the cost model builds on every estimate. */
+void fli_join(char *dst, size_t cap, const char *const *parts);
+
 fl_status fli_route_kmeans(const fl_hw_props *hw, int64_t n, int64_t d, fl_dtype dtype, int64_t k,
                            int precision_word, fl_route *out, fli_precision *prec_out);
+
+/* PCA (is_pca) or TruncatedSVD: the solver that runs and on which backend.
+ * solver_word: index in PCA's "auto|full|covariance_eigh|arpack|randomized"
+ * or TruncatedSVD's "randomized|arpack"; n_components: the parameter's
+ * value (< 0 = none: all). Only the CPU computes them today: a GPU in `hw`
+ * still routes to the CPU, and the reason says so. */
+fl_status fli_route_decomp(const fl_hw_props *hw, int is_pca, int64_t n, int64_t d, fl_dtype dtype,
+                           int solver_word, double n_components, fl_route *out,
+                           fli_decomp_solver *solver_out);
 
 #endif

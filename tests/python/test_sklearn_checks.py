@@ -13,6 +13,11 @@ ESTIMATORS = [
     # scikit-learn's own test instance of KMeans: 2 clusters, short runs, and
     # 'random' init to exercise n_init > 1.
     flashlib.KMeans(n_clusters=2, n_init=2, max_iter=5, init="random", device="cpu"),
+    flashlib.PCA(device="cpu"),
+    flashlib.PCA(n_components=2, svd_solver="randomized", random_state=0, device="cpu"),
+    flashlib.PCA(n_components=0.9, whiten=True, svd_solver="covariance_eigh", device="cpu"),
+    flashlib.TruncatedSVD(device="cpu"),
+    flashlib.TruncatedSVD(n_components=1, algorithm="arpack", device="cpu"),
 ]
 
 

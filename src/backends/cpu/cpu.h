@@ -3,11 +3,21 @@
 #ifndef FL_CPU_H
 #define FL_CPU_H
 
+#include "algo/decomp_job.h"
 #include "algo/kmeans_job.h"
 #include "core/internal.h"
 
 int fli_cpu_threads(const fl_ctx *ctx);
 fl_status fli_cpu_kmeans_fit(fl_ctx *ctx, fli_kmeans_job *job);
 fl_status fli_cpu_kmeans_assign(fl_ctx *ctx, fli_kmeans_assign_job *job);
+
+/* PCA / TruncatedSVD (decomp_cpu.c). */
+extern const fli_decomp_backend fli_cpu_decomp;
+/* In-place Cholesky of a row-major symmetric d x d matrix: its lower factor
+ * (upper part zeroed). FL_STATUS_INVALID_ARG when not positive definite. */
+fl_status fli_cpu_cholesky(fl_ctx *ctx, double *A, int64_t d);
+/* out[i] (n x 1, X's dtype) = -0.5 |L^-1 (x_i - mean)|^2 - c. */
+fl_status fli_cpu_gauss_loglik(fl_ctx *ctx, const fl_array *X, const double *mean, const double *L, double c,
+                               fl_array *out);
 
 #endif

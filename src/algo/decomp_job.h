@@ -1,0 +1,85 @@
+/*
+ * decomp_job.h — one PCA or TruncatedSVD request as a backend sees it, after
+ * the algo layer validated the arrays and parameters and routing chose the
+ * solver. Plain C, no CUDA types, so a CUDA backend can take the same job.
+ *
+ * The backend computes the decomposition of A = X - 1 mean^T (center) or
+ * A = X, and returns it in float64 on the host; the algo layer truncates,
+ * fixes the signs (scikit-learn's svd_flip) and derives the attributes.
+ */
+#ifndef FL_DECOMP_JOB_H
+#define FL_DECOMP_JOB_H
+
+#include "flashlib.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum fli_decomp_solver {
+    FLI_DECOMP_EIGH = 0,       /* eigh of the centred scatter A^T A (fused, one pass) */
+    FLI_DECOMP_SVD = 1,        /* exact SVD of a copy of A (gesdd)                    */
+    FLI_DECOMP_RANDOMIZED = 2, /* Halko et al.'s randomized range finder + small SVD  */
+} fli_decomp_solver;
+
+/* Normaliser of the power iterations (scikit-learn's names). */
+typedef enum fli_pin {
+    FLI_PIN_NONE = 0,
+    FLI_PIN_LU = 1,
+    FLI_PIN_QR = 2,
+} fli_pin;
+
+typedef struct fli_decomp_job {
+    /* data: n x d, row stride ld, on the host */
+    const void *X;
+    fl_dtype dtype;
+    int64_t n, d, ld;
+    int center; /* subtract the column means first (PCA) */
+
+    fli_decomp_solver solver;
+    int64_t k;             /* randomized: components wanted (1..min(n, d)) */
+    int64_t n_iter;        /* randomized: power iterations */
+    int64_t n_oversamples; /* randomized: extra random directions */
+    fli_pin normalizer;    /* randomized: resolved (no "auto") */
+    uint64_t seed;
+
+    /* outputs, float64 host buffers the caller allocated:
+     *   mean        d column means of X (whether or not centred)
+     *   components  n_out x d, row-major, rows orthonormal, descending sv;
+     *               capacity: EIGH d x d, SVD min(n,d) x d, RANDOMIZED k x d
+     *   sv          n_out singular values of A, descending, >= 0          */
+    double *mean;
+    double *components;
+    double *sv;
+    int64_t n_out;   /* rows written */
+    double total_ss; /* sum of squared deviations of X from its column means */
+} fli_decomp_job;
+
+/* Applies a fitted decomposition: forward Y = (X - mean) C^T / scale, or
+ * inverse X = (Y * scale) C + mean. */
+typedef struct fli_decomp_apply_job {
+    const void *in; /* n x (forward: d, inverse: k), row stride in_ld, dtype */
+    int64_t in_ld;
+    void *out; /* n x (forward: k, inverse: d), row stride out_ld, dtype */
+    int64_t out_ld;
+    fl_dtype dtype;
+    int64_t n, d, k;
+    const double *components; /* k x d */
+    const double *mean;       /* d, or NULL (no centring) */
+    const double *scale;      /* k, or NULL (no whitening) */
+    int inverse;
+} fli_decomp_apply_job;
+
+/* A backend's decomposition entry points: a table, so that a CUDA module
+ * can offer the same two calls later (the algo layer picks the table from
+ * the routing decision and reports a backend without one). */
+typedef struct fli_decomp_backend {
+    const char *name;
+    fl_status (*fit)(fl_ctx *ctx, fli_decomp_job *job);
+    fl_status (*apply)(fl_ctx *ctx, const fli_decomp_apply_job *job);
+} fli_decomp_backend;
+
+#ifdef __cplusplus
+}
+#endif
+#endif
