@@ -18,10 +18,14 @@
  *
  * CUDA graphs: the main rows run with env.km_graph = $FL_KM_GRAPH (default
  * 0: the module's choice; "graph" column = iterations per graph launch).
- * For tf32 and bf16 an A/B follows in the same process: every kernel
- * launched directly (km_graph -1), one iteration per graph launch (1), all
- * iterations after the first in one graph (1000, clamped to max_iter - 1);
- * FL_KM_GRAPH_AB=0 skips it. JSON: graph_iters and graph_ab per row.
+ * For tf32 and bf16 an A/B follows in the same process (FL_KM_GRAPH_AB=0
+ * skips it; JSON: graph_ab per row, keyed by variant): by default kernel
+ * variants through env.km_tune (see fl_cuda_module.h): mstep_obj (the
+ * objective every iteration), c64_bm512 (the k <= 64 E-step's 64-row warp
+ * tiles), mstep_noobj (the private-copy M-step without the objective);
+ * with FL_KM_AB=graph: every kernel launched directly
+ * (km_graph -1), one iteration per graph launch (1), all iterations after
+ * the first in one graph (1000, clamped to max_iter - 1).
  *
  * Usage: bench_kmeans [module.so] [reps] [shapes: "1M,100K,2M"] [precisions: "fp32,tf32,bf16,fp16"]
  */
@@ -169,6 +173,7 @@ int main(int argc, char **argv)
     const char *gr_env = getenv("FL_KM_GRAPH");
     const int graph_default = gr_env && *gr_env ? atoi(gr_env) : 0;
     const char *ab_env = getenv("FL_KM_GRAPH_AB");
+    const char *ab_kind = getenv("FL_KM_AB");
     const int graph_ab = !(ab_env && ab_env[0] == '0');
     env.km_graph = graph_default;
     env.err = err;
@@ -317,32 +322,43 @@ int main(int argc, char **argv)
              * launched directly, one iteration per graph launch, all
              * iterations after the first in one graph; same inertia */
             if (graph_ab && (precs[pi] == FLI_PREC_TF32 || precs[pi] == FLI_PREC_BF16)) {
-                const int modes[3] = {-1, 1, 1000};
+                /* km_graph A/B (FL_KM_AB=graph), or kernel variants through
+                 * env.km_tune (default): the M-step with the objective every
+                 * iteration, the k <= 64 E-step with 64-row warp tiles, the
+                 * private-copy M-step without the objective */
+                const int tune_ab = !(ab_kind && strcmp(ab_kind, "graph") == 0);
+                const int modes[3] = {-1, 1, 1000}, tunes[3] = {1, 256, 2};
                 const char *mname[3] = {"direct", "graph1", "graph_all"};
-                printf("  graph A/B %-4s %-4s: default(%d/launch) %.3f", shapes[si].tag, pname[pi],
+                const char *tname[3] = {"mstep_obj", "c64_bm512", "mstep_noobj"};
+                printf("  A/B %-4s %-4s: default(%d/launch) %.3f", shapes[si].tag, pname[pi],
                        graph_used, med);
                 if (js)
                     fprintf(js, ", \"graph_ab\": {");
                 int nab = 0;
                 for (int mi = 0; mi < 3; mi++) {
-                    env.km_graph = modes[mi];
+                    if (tune_ab)
+                        env.km_tune = tunes[mi];
+                    else
+                        env.km_graph = modes[mi];
                     err[0] = 0;
                     double *m2 = malloc(sizeof(double) * reps);
                     if (!time_fits(api, &env, &j, reps, m2, shapes[si].tag, pname[pi], err)) {
                         const double md = median(m2, reps);
-                        printf(" | %s(%d) %.3f [%.3f..%.3f]%s", mname[mi], env.km_graph_used, md, m2[0],
+                        const char *nm = tune_ab ? tname[mi] : mname[mi];
+                        printf(" | %s(%d) %.3f [%.3f..%.3f]%s", nm, env.km_graph_used, md, m2[0],
                                m2[reps - 1], j.inertia == inertia0 ? "" : " INERTIA DIFFERS");
                         if (js)
                             fprintf(js,
                                     "%s\"%s\": {\"graph_iters\": %d, \"median_ms\": %.4f, \"min_ms\": %.4f, "
                                     "\"max_ms\": %.4f, \"same_inertia\": %d}",
-                                    nab ? ", " : "", mname[mi], env.km_graph_used, md, m2[0], m2[reps - 1],
+                                    nab ? ", " : "", nm, env.km_graph_used, md, m2[0], m2[reps - 1],
                                     j.inertia == inertia0);
                         nab++;
                     }
                     free(m2);
                 }
                 env.km_graph = graph_default;
+                env.km_tune = 0;
                 printf("\n");
                 if (js)
                     fprintf(js, "}");

@@ -230,6 +230,7 @@ static fl_device_allocator g_hooks = {t_alloc, t_free, &g_as};
 
 static fl_backend g_backend = FL_BACKEND_CUDA; /* backend asked for by run_fit */
 static int cancel_at = -1;
+static int g_no_trace; /* run_fit asks for no inertia trace (the M-step may leave the objective out) */
 static int t_progress(void *u, const char *stage, int64_t done, int64_t total)
 {
     (void)u;
@@ -326,8 +327,8 @@ static void run_fit(const fit_case *fc, const float *X, const float *w, const fl
         j.labels = dl;
         j.labels_dev = 0;
     }
-    j.inertia_trace = o->trace;
-    j.trace_cap = 512;
+    j.inertia_trace = g_no_trace ? NULL : o->trace;
+    j.trace_cap = g_no_trace ? 0 : 512;
     memset(&g_as, 0, sizeof g_as);
     g_err[0] = 0;
     double t0 = now_ms();
@@ -1172,6 +1173,88 @@ static void cases_graph(const fli_precision *precs, const char **pn)
     }
 }
 
+/* Kernel variants that must not change a result: the fit with an inertia
+ * trace (its M-step computes the objective every iteration and relocates
+ * inside its combine) against fits without one (the objective left out,
+ * relocation by k_reloc_obj only when a cluster empties), with the
+ * default kernels and with the variants env->km_tune selects (the 64-row
+ * warp tiles of the k <= 64 E-step, the private-copy M-step without the
+ * objective):
+ * identical centres, labels, inertia and iteration count, bit for bit. A
+ * duplicate initial centre forces a relocation in the first iteration. */
+static void case_tune(fit_case fc, const float *X, const float *init)
+{
+    float *w = malloc(4 * fc.n), *init2 = malloc(4 * fc.k * fc.d);
+    for (int64_t i = 0; i < fc.n; i++)
+        w[i] = (float)(0.25 + 2 * urand());
+    memcpy(init2, init, 4 * fc.k * fc.d);
+    memcpy(init2 + (fc.k - 1) * fc.d, init2, 4 * fc.d);
+    const int tunes[4] = {0, 0, 256, 2};
+    const char *tn[4] = {"trace", "no trace", "no trace, c64 warp tiles of 64 rows",
+                         "no trace, private M-step w/o objective"};
+    fit_out o[4];
+    for (int m = 0; m < 4; m++) {
+        g_no_trace = m > 0;
+        g_env.km_tune = tunes[m];
+        run_fit(&fc, X, w, init2, 5, &o[m]);
+        CHECK(o[m].st == FL_STATUS_OK, "%s (%s): status %d: %s", fc.name, tn[m], o[m].st, g_err);
+    }
+    g_no_trace = 0;
+    g_env.km_tune = 0;
+    for (int m = 1; m < 4; m++) {
+        if (o[0].st != FL_STATUS_OK || o[m].st != FL_STATUS_OK)
+            continue;
+        const int same_c = memcmp(o[0].C, o[m].C, 4 * fc.k * fc.d) == 0;
+        const int same_l = memcmp(o[0].lab, o[m].lab, 4 * fc.n) == 0;
+        const int same_i =
+            memcmp(&o[0].inertia, &o[m].inertia, sizeof(double)) == 0 && o[0].n_iter == o[m].n_iter;
+        printf("  %-40s %-36s iters %lld: identical centres %d labels %d inertia %d\n", fc.name, tn[m],
+               (long long)o[m].n_iter, same_c, same_l, same_i);
+        CHECK(same_c && same_l && same_i, "%s: %s differs from the traced fit (centres %d labels %d inertia %d)",
+              fc.name, tn[m], same_c, same_l, same_i);
+    }
+    for (int m = 0; m < 4; m++)
+        free_out(&o[m]);
+    free(w);
+    free(init2);
+}
+
+static void cases_tune(const fli_precision *precs, const char **pn)
+{
+    char name[96];
+    float *init;
+    /* k <= 64, d = 32: the c64 E-step and the private-copy M-step */
+    float *X = tie_data(20000, 32, 64, &init);
+    for (int p = 0; p < 4; p++) {
+        snprintf(name, sizeof name, "tune %s k=64 d=32", pn[p]);
+        fit_case fc = {name, 20000, 32, 64, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 1, 0,
+                       30,   1,     0,  0};
+        case_tune(fc, X, init);
+    }
+    fit_case fcos = {"tune tf32 k=64 d=32 cosine", 20000, 32, 64, FLI_PREC_TF32, FLI_METRIC_COSINE,
+                     FLI_KM_INIT_ARRAY, 1, 0, 0, 30, 1, 0, 0};
+    case_tune(fcos, X, init);
+    free(X);
+    free(init);
+    /* k = 256, d = 64: the owner M-step */
+    X = tie_data(20000, 64, 256, &init);
+    for (int p = 1; p < 3; p++) {
+        snprintf(name, sizeof name, "tune %s k=256 d=64 (owner M-step)", pn[p]);
+        fit_case fc = {name, 20000, 64, 256, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 0, 0,
+                       20,   1,     0,  0};
+        case_tune(fc, X, init);
+    }
+    free(X);
+    free(init);
+    /* k = 400: the sorted M-step */
+    X = tie_data(20000, 64, 400, &init);
+    fit_case fs = {"tune bf16 k=400 d=64 (sorted M-step)", 20000, 64, 400, FLI_PREC_BF16, FLI_METRIC_EUCLIDEAN,
+                   FLI_KM_INIT_ARRAY, 1, 1, 0, 12, 1, 0, 0};
+    case_tune(fs, X, init);
+    free(X);
+    free(init);
+}
+
 /* Near-tie convergence (the bug of low-precision runs going to max_iter):
  * every precision stops like fp32 (within 2x + 10 iterations) with the same
  * objective within 1e-2; the share of labels equal to fp32's is printed.
@@ -1427,6 +1510,8 @@ int main(int argc, char **argv)
     cases_repeat(precs, pn);
     printf("CUDA graph of the Lloyd loop vs direct launches (bit for bit):\n");
     cases_graph(precs, pn);
+    printf("kernel variants and the untraced M-step (bit for bit):\n");
+    cases_tune(precs, pn);
     printf("init quality:\n");
     case_init_quality(FLI_KM_INIT_KMEANSPP, 1, FLI_PREC_FP32);
     case_init_quality(FLI_KM_INIT_KMEANSPP, 3, FLI_PREC_BF16);

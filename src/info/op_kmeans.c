@@ -27,7 +27,9 @@
  *               M-step    by path: private per-warp sums, the owner kernel
  *                         (one shared copy) or counting sort + piece sums:
  *                         max(per row element (d padded to 32 lanes) + per
- *                         row, bytes); new centres
+ *                         row, bytes); the objective left out (X resident,
+ *                         owner or sorted: a launch checks for empty
+ *                         clusters instead); new centres
  *               launches  of the iteration: a gap each (direct launches
  *                         for the first iterations, then replays of a CUDA
  *                         graph of 4 iterations, cheaper per kernel node)
@@ -42,7 +44,7 @@
  * elements), owner_gps / owner_ns (the owner kernel's elements and extra
  * per-row cost), fold_gsps (E-step scores), rescore_ps (per row element of
  * X, the re-scored share included), pp_row_ps (k-means++ per row and
- * scoring pass), row_ns (M-step and objective per row), l2_gbs (E-step
+ * scoring pass), row_ns (M-step per row), l2_gbs (E-step
  * operand loads), graph_us (a kernel node of a graph replay).
  */
 #include <math.h>
@@ -116,7 +118,8 @@ typedef struct km_estep_geom {
 
 /* Mirrors the kernel choice of km_estep / launch_mma (kmeans_estep.cu) and
  * km_estep_sm90. */
-static void estep_geom(const fli_kmeans_cuda_plan *p, fli_precision prec, int path, int sms, km_estep_geom *g)
+static void estep_geom(const fli_kmeans_cuda_plan *p, fli_precision prec, int path, int sms, double smem_sm,
+                       km_estep_geom *g)
 {
     const double m = (double)p->chunk_rows, kp = (double)p->kp;
     if (prec == FLI_PREC_FP32) { /* k_simt: 64-row blocks, 64-centre tiles up to kp, K in steps of 16 */
@@ -132,9 +135,11 @@ static void estep_geom(const fli_kmeans_cuda_plan *p, fli_precision prec, int pa
     const double es = tf ? 4 : 2, K = tf ? (double)p->dp : (double)p->dh;
     const int64_t kw = tf ? p->dp : p->dh / 2; /* 32-bit words per row */
     double bm = 256, kpe = kp;
-    int a_res = 1, persistent = 1;
+    int a_res = 1, persistent = 1, per_sm = 1;
     if (path == PATH_SM90) {
         persistent = 0; /* persistent grid, but B tiles stream past every 256-row A tile */
+    } else if (p->k <= 64 && 2 * ((64 + 2 * 256) * (kw + 4) * 4 + 1024) <= smem_sm) {
+        bm = 256, kpe = 64, per_sm = 2; /* k_estep_mma_c64s: all 64 centres resident, 2 blocks per SM */
     } else if (p->k <= 64 && (64 + 2 * 512) * (kw + 4) * 4 <= FLI_KM_MMA_SMEM_MAX) {
         bm = 512, kpe = 64; /* k_estep_mma_c64: all 64 centres resident */
     } else if (((p->kp + 2 * 256) * (kw + 4) + 8 * 256) * 4 <= FLI_KM_MMA_SMEM_MAX &&
@@ -144,12 +149,12 @@ static void estep_geom(const fli_kmeans_cuda_plan *p, fli_precision prec, int pa
         persistent = 0; /* k_estep_mma: a block per 256 rows, centre tiles streamed */
         a_res = kw <= FLI_KM_MMA_RES_MAX_KW;
     }
-    const double tiles = ceil(m / bm);
-    g->rows_exec = ceil(tiles / sms) * sms * bm;
+    const double tiles = ceil(m / bm), slots = (double)sms * per_sm;
+    g->rows_exec = ceil(tiles / slots) * slots * bm;
     g->kpe = kpe;
     g->K = K;
     g->l2_bytes = g->rows_exec * K * es * (a_res ? 1 : kp / FLI_KM_BN) +
-                  (persistent ? (tiles < sms ? tiles : sms) : tiles) * kpe * K * es;
+                  (persistent ? (tiles < slots ? tiles : slots) : tiles) * kpe * K * es;
     g->row_bytes = (tf ? (double)p->d * 4 : (double)p->dh * 2) + 16;
 }
 
@@ -463,7 +468,7 @@ static int est_gpu(fli_est *e, const km_req *q)
      * (16-bit). Time: the larger of the tensor work plus the argmin / top-2
      * fold per score, the HBM bytes, and the operand bytes re-read from L2. */
     km_estep_geom g;
-    estep_geom(&plan, prec, path, sms, &g);
+    estep_geom(&plan, prec, path, sms, (double)e->dev->smem_per_sm_bytes, &g);
     const double chunks = (double)plan.n_chunks;
     const double te_c = chunks * g.rows_exec * g.kpe * (2 * g.K / rate + 1 / fold);
     const double te_m = n * g.row_bytes / bw, te_l = chunks * g.l2_bytes / l2;
@@ -483,11 +488,16 @@ static int est_gpu(fli_est *e, const km_req *q)
     double bm, nl_m;
     const int owner = plan.mstep_smem && !priv;
     const double rows_work = n * dp / (owner ? own : upd) + n * (row + (owner ? own_row : 0));
+    /* X resident, owner or sorted M-step: the objective is left out (no
+     * inertia trace is asked for) and a launch checks for empty clusters;
+     * chunked or private copies: the M-step writes every row's objective */
+    const int mobj = plan.chunked || priv;
+    const double objb = mobj ? n * 4 : 0;
     if (plan.mstep_smem) {
-        bm = n * d * 4 + n * 8 + (double)FLI_KM_ACC_BLOCKS * k * (d + 2) * 4 * 2;
-        nl_m = 2;
+        bm = n * d * 4 + n * 4 + objb + (double)FLI_KM_ACC_BLOCKS * k * (d + 2) * 4 * 2;
+        nl_m = mobj ? 2 : 3;
     } else {
-        bm = n * d * 4 + n * 4 * 6 + k * (double)plan.sort_nb * 4 * 6 + (double)plan.npieces_max * d * 4 * 2;
+        bm = n * d * 4 + n * 4 * 5 + objb + k * (double)plan.sort_nb * 4 * 6 + (double)plan.npieces_max * d * 4 * 2;
         nl_m = 8 + scan_launches(q->k * plan.sort_nb + 1) + scan_launches(q->k + 1);
     }
     const double t_update = fmax(rows_work, bm / bw) + k * dp * 8 * 3 / bw;

@@ -21,7 +21,7 @@
 extern "C" {
 #endif
 
-#define FLI_CUDA_ABI 5
+#define FLI_CUDA_ABI 6
 
 /* Per-context state the core hands to every call. The module owns `state`
  * (stream, cuBLAS handle, cached buffers), created by ctx_init and released
@@ -46,6 +46,12 @@ typedef struct fli_cuda_env {
      * (diagnostic output for the benchmark and module_check). */
     int km_graph;
     int km_graph_used;
+    /* Kernel variants for A/B measurements (bench_kmeans, module_check;
+     * the core leaves it 0): bit 0 the M-step computes the objective every
+     * iteration (as before it was left out where unused); bit 1 the
+     * private-copy M-step leaves it out too; bit 8 the k <= 64 E-step with
+     * 64-row warp tiles. */
+    int km_tune;
     const fl_device_allocator *dalloc; /* NULL = cudaMalloc/cudaFree */
     fl_progress_fn progress;           /* may be NULL */
     void *progress_user;

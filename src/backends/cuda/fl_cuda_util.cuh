@@ -26,6 +26,7 @@ typedef struct fli_cuda_state {
                                  without a blocking copy                       */
     int sm_count;
     int smem_optin;           /* max dynamic shared memory per block (bytes)   */
+    int smem_per_sm;          /* shared memory of an SM (bytes)                */
     int cc_major, cc_minor;
 } fli_cuda_state;
 

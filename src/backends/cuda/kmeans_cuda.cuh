@@ -28,7 +28,7 @@ typedef struct km_scalars {
     int32_t n_empty;  /* empty clusters found by the last update                */
     int32_t best_cand; /* k-means++: row index of the best candidate            */
     int32_t cand[FLI_KM_PP_GROUP]; /* k-means++: candidate rows of this group   */
-    int32_t comb_count; /* blocks of k_acc_combine done (last one relocates)      */
+    int32_t comb_count; /* blocks of k_acc_combine / k_reloc_obj done (last relocates) */
     int32_t fin_count;  /* blocks of k_finalize done (last one decides)           */
     /* Rounding bounds of the centres' tensor-core copy, read by the E-step's
      * near-tie test: cb[0] = max_j ||round(c_j) - c_j||, cb[1] = max_j
@@ -152,8 +152,10 @@ fl_status km_objective(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int6
                        const float *C, int64_t dp, const int32_t *labels, fli_metric metric,
                        float *dist, double *part, km_scalars *sc, const int32_t *done);
 /* M-step accumulation of one chunk: cluster sums/weights into sums/wsum
- * (overwritten when first != 0, else added), objective of the assignment
- * into dist and sc->inertia. */
+ * (overwritten when first != 0, else added); with obj, also the objective
+ * of the assignment into dist and sc->inertia (the inertia trace and the
+ * chunked relocation need it; otherwise km_reloc_obj computes it only in
+ * the iterations that empty a cluster). */
 typedef struct km_mstep_bufs {
     double *sums, *wsum, *cobj;
     float *dist;
@@ -175,10 +177,12 @@ typedef struct km_reloc_args {
     int64_t n;
     int32_t *reloc_idx;
 } km_reloc_args;
+/* The shared-memory M-step keeps a private copy of the sums per warp. */
+int km_mstep_priv(const fli_kmeans_cuda_plan *p);
 fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p,
                         const km_rows *r, const float *C, const int32_t *labels, fli_metric metric,
                         const km_mstep_bufs *b, km_scalars *sc, int first, const km_reloc_args *ra,
-                        const int32_t *done);
+                        int obj, const int32_t *done);
 /* Fixed-order sum of nblk per-block partials (acc_part) into sums/wsum and
  * of part[0..nblk) into sc->inertia; relocation when ra->enabled. */
 fl_status km_combine(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p,
@@ -192,6 +196,13 @@ fl_status km_relocate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_p
                       const float *xres, int64_t ldx, const float *w, const int32_t *labels,
                       float *dist, double *sums, double *wsum, int32_t *reloc_idx,
                       const float *rows, int pick_only, km_scalars *sc, const int32_t *done);
+/* Relocation for an M-step run without the objective (obj = 0, X
+ * resident): a launch that returns at once unless a cluster is empty; then
+ * every row's objective into dist and km_relocate's picks and moves. */
+fl_status km_reloc_obj(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p, const float *x,
+                       int64_t ldx, const float *w, const int32_t *labels, const float *C, fli_metric metric,
+                       float *dist, double *sums, double *wsum, int32_t *reloc_idx, km_scalars *sc,
+                       const int32_t *done);
 /* New centres from sums (keep old where weight is 0; cosine: normalise) and
  * their E-step operands (as km_prep_centers, img likewise), shift, trace
  * entry (at sc->n_iter), convergence decision, iteration count — one

@@ -222,17 +222,22 @@ static __device__ __forceinline__ bool km_near_tie(const km_tie &T, float2 xs, f
     return s2 - s1 <= 2.f * b + 0x1p-20f * (fabsf(s1) + fabsf(s2));
 }
 
-/* The exact winner of two candidates for row `row` of T.x: distances (or
- * dot products) from the fp32 row and centres, accumulated in double, ties
- * to the lower index. */
-static __device__ __noinline__ int km_rescore(const float *__restrict__ x, const float *__restrict__ c1,
-                                              const float *__restrict__ c2, int d, int xvec, int euclid, int i1,
-                                              int i2) {
+/* The exact winner of two candidates for a row of T.x: distances (or dot
+ * products) from the fp32 row and centres, accumulated in double, ties to
+ * the lower index. KM_RS_G lanes share a row (lane g of the group takes
+ * elements 4g.. of every 4 KM_RS_G, then the group adds its partials in a
+ * fixed butterfly): a row's work is KM_RS_G times shorter than one
+ * thread's serial walk, which left most of the list's latency exposed. All
+ * lanes of the group get the result. */
+#define KM_RS_G 8
+static __device__ __forceinline__ int km_rescore_group(const float *__restrict__ x, const float *__restrict__ c1,
+                                                       const float *__restrict__ c2, int d, int xvec,
+                                                       int euclid, int i1, int i2) {
+    const int g = threadIdx.x & (KM_RS_G - 1);
     double a = 0, b = 0;
-    int j = 0;
+    int j0 = 0;
     if (xvec) {
-#pragma unroll 4
-        for (; j + 4 <= d; j += 4) {
+        for (int j = 4 * g; j + 4 <= d; j += 4 * KM_RS_G) {
             const float4 xv = __ldg((const float4 *)(x + j));
             const float4 u = __ldg((const float4 *)(c1 + j)), v = __ldg((const float4 *)(c2 + j));
             if (euclid) {
@@ -256,8 +261,9 @@ static __device__ __noinline__ int km_rescore(const float *__restrict__ x, const
                 b = fma((double)xv.w, (double)v.w, b);
             }
         }
+        j0 = d & ~3; /* the tail (d % 4 elements) below */
     }
-    for (; j < d; j++) {
+    for (int j = j0 + g; j < d; j += KM_RS_G) {
         const double xv = __ldg(x + j), u = __ldg(c1 + j), v = __ldg(c2 + j);
         if (euclid) {
             a = fma(xv - u, xv - u, a);
@@ -266,6 +272,11 @@ static __device__ __noinline__ int km_rescore(const float *__restrict__ x, const
             a = fma(xv, u, a);
             b = fma(xv, v, b);
         }
+    }
+#pragma unroll
+    for (int o = 1; o < KM_RS_G; o <<= 1) {
+        a += __shfl_xor_sync(KM_FULL, a, o);
+        b += __shfl_xor_sync(KM_FULL, b, o);
     }
     if (!euclid) {
         a = -a;

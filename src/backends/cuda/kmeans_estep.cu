@@ -248,20 +248,24 @@ fl_status km_row_stats(fli_cuda_env *env, cudaStream_t s, const float *x, int64_
     return FL_STATUS_OK;
 }
 
-/* One thread per listed row: the exact winner of its two candidates. The
- * last block to finish empties the list for the next E-step. */
+/* KM_RS_G lanes per listed row: the exact winner of its two candidates
+ * (km_rescore_group). The last block to finish empties the list for the
+ * next E-step. */
 __global__ void __launch_bounds__(256)
     k_tie_rescore(const km_tie T, int32_t *__restrict__ labels, int32_t *n_changed, const int32_t *done) {
     if (done && *done) return;
     __shared__ int last;
     const int cnt = *(volatile int32_t *)T.count;
-    for (int64_t b0 = (int64_t)blockIdx.x * blockDim.x; b0 < cnt; b0 += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t q = b0 + threadIdx.x;
+    const int per_block = blockDim.x / KM_RS_G, g = threadIdx.x & (KM_RS_G - 1);
+    for (int64_t b0 = (int64_t)blockIdx.x * per_block; b0 < cnt; b0 += (int64_t)gridDim.x * per_block) {
+        const int64_t q = b0 + threadIdx.x / KM_RS_G;
         int changed = 0;
-        if (q < cnt) {
-            const int4 e = T.list[q];
-            const int f = km_rescore(T.x + (int64_t)e.x * T.ldx, T.C + (int64_t)e.y * T.ldc,
-                                     T.C + (int64_t)e.z * T.ldc, T.d, T.xvec, T.euclid, e.y, e.z);
+        /* every lane runs the group's shuffles: past the list's end a group
+         * re-scores the last entry again and keeps nothing */
+        const int4 e = T.list[q < cnt ? q : cnt - 1];
+        const int f = km_rescore_group(T.x + (int64_t)e.x * T.ldx, T.C + (int64_t)e.y * T.ldc,
+                                       T.C + (int64_t)e.z * T.ldc, T.d, T.xvec, T.euclid, e.y, e.z);
+        if (q < cnt && g == 0) {
             labels[e.x] = f;
             changed = f != e.w;
         }
@@ -463,16 +467,18 @@ __device__ __forceinline__ void load_a16(uint32_t *dst, const uint32_t *__restri
 /* Warp w of 8: rows (w >> 1) * 64, centres (w & 1) * 64 of the block tile.
  * Per row slot (mt, h) of a thread: the best two (score, centre) over the
  * columns it has seen, ordered by score then index. */
-typedef struct warp_argmin {
-    float b1[4][2], b2[4][2];
-    int i1[4][2], i2[4][2];
-} warp_argmin;
+template <int MT>
+struct warp_argmin_t {
+    float b1[MT][2], b2[MT][2];
+    int i1[MT][2], i2[MT][2];
+};
+typedef warp_argmin_t<4> warp_argmin;
 
 /* acc += A[64 rows, nsteps*8 words] . B[64 centres, same words]^T from
  * shared memory (row strides lda_s, ldb_s words; rows padded by 4 words so
  * every ldmatrix phase hits 32 distinct banks). */
-template <int PREC, bool CVT_A>
-__device__ __forceinline__ void warp_mma(float (&acc)[4][8][4], const uint32_t *sA, int lda_s,
+template <int PREC, bool CVT_A, int MT>
+__device__ __forceinline__ void warp_mma(float (&acc)[MT][8][4], const uint32_t *sA, int lda_s,
                                          const uint32_t *sB, int ldb_s, int nsteps) {
     const int lane = threadIdx.x & 31;
     const int ra = (lane & 7) + ((lane >> 3) & 1) * 8, ca = (lane >> 4) * 4;
@@ -480,9 +486,9 @@ __device__ __forceinline__ void warp_mma(float (&acc)[4][8][4], const uint32_t *
 #pragma unroll 2
     for (int ks = 0; ks < nsteps; ks++) {
         const int ko = ks * 8;
-        uint32_t af[4][4], bf[8][2];
+        uint32_t af[MT][4], bf[8][2];
 #pragma unroll
-        for (int mt = 0; mt < 4; mt++) {
+        for (int mt = 0; mt < MT; mt++) {
             ldsm_x4(af[mt], sA + (mt * 16 + ra) * lda_s + ko + ca);
             if (CVT_A) {
 #pragma unroll
@@ -499,7 +505,7 @@ __device__ __forceinline__ void warp_mma(float (&acc)[4][8][4], const uint32_t *
             bf[2 * np + 1][1] = q[3];
         }
 #pragma unroll
-        for (int mt = 0; mt < 4; mt++)
+        for (int mt = 0; mt < MT; mt++)
 #pragma unroll
             for (int nt = 0; nt < 8; nt++) mma_tile<PREC>(acc[mt][nt], af[mt], bf[nt]);
     }
@@ -510,7 +516,8 @@ __device__ __forceinline__ void warp_mma(float (&acc)[4][8][4], const uint32_t *
  * scores first (one FFMA + three FMNMX per score); only when they enter the
  * running top-2 are the first columns holding them looked up, so the result
  * equals a strict ascending scan (ties to the lower index). */
-__device__ __forceinline__ void warp_fold(float (&acc)[4][8][4], warp_argmin &wa, int col0,
+template <int MT>
+__device__ __forceinline__ void warp_fold(float (&acc)[MT][8][4], warp_argmin_t<MT> &wa, int col0,
                                           const float *__restrict__ cnorm, float alpha) {
     const int t = threadIdx.x & 3;
     float cn[8][2];
@@ -520,7 +527,7 @@ __device__ __forceinline__ void warp_fold(float (&acc)[4][8][4], warp_argmin &wa
         cn[nt][1] = cnorm[col0 + nt * 8 + 2 * t + 1];
     }
 #pragma unroll
-    for (int mt = 0; mt < 4; mt++)
+    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             float sc[8][2], m1 = INFINITY, m2 = INFINITY;
@@ -554,16 +561,17 @@ __device__ __forceinline__ void warp_fold(float (&acc)[4][8][4], warp_argmin &wa
             }
         }
 #pragma unroll
-    for (int mt = 0; mt < 4; mt++)
+    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
         for (int nt = 0; nt < 8; nt++)
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.f;
 }
 
-__device__ __forceinline__ void warp_reset(float (&acc)[4][8][4], warp_argmin &wa) {
+template <int MT>
+__device__ __forceinline__ void warp_reset(float (&acc)[MT][8][4], warp_argmin_t<MT> &wa) {
 #pragma unroll
-    for (int mt = 0; mt < 4; mt++) {
+    for (int mt = 0; mt < MT; mt++) {
 #pragma unroll
         for (int nt = 0; nt < 8; nt++)
 #pragma unroll
@@ -578,9 +586,10 @@ __device__ __forceinline__ void warp_reset(float (&acc)[4][8][4], warp_argmin &w
 
 /* The quad's four lanes hold disjoint columns of the same rows: after this
  * every lane of the quad has the rows' top-2. */
-__device__ __forceinline__ void warp_quad_merge(warp_argmin &wa) {
+template <int MT>
+__device__ __forceinline__ void warp_quad_merge(warp_argmin_t<MT> &wa) {
 #pragma unroll
-    for (int mt = 0; mt < 4; mt++)
+    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
         for (int h = 0; h < 2; h++)
 #pragma unroll
@@ -862,6 +871,86 @@ __global__ void __launch_bounds__(256, 1)
     cp_async_wait<0>();
 }
 
+/* The same with 32-row warp tiles: 256-row tiles, half the accumulators
+ * (about 100 registers), so two blocks share an SM — 16 warps instead of
+ * 8. The fold and near-tie test of the k <= 64 E-step are latency-bound
+ * chains (little tensor work per score); twice the warps per scheduler
+ * hide twice the latency. Lane L ends with the warp's row L. */
+#define C64S_BM 256
+template <int PREC>
+__global__ void __launch_bounds__(256, 2)
+    k_estep_mma_c64s(const uint32_t *__restrict__ A, int64_t lda, int a_words, int a_aligned, int64_t m,
+                     int kw, const uint32_t *__restrict__ B, int64_t ldb,
+                     const float *__restrict__ cnorm, float alpha, int32_t *__restrict__ labels,
+                     int32_t *n_changed, const km_tie T, const int32_t *done) {
+    if (done && *done) return;
+    extern __shared__ __align__(16) uint32_t smem[];
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int ls = kw + 4;
+    const float rho_c = T.on ? T.cb[0] : 0.f, cmax = T.on ? T.cb[1] : 0.f;
+    uint32_t *sB = smem;            /* 64 x ls           */
+    uint32_t *sA0 = smem + 64 * ls; /* 2 x C64S_BM x ls  */
+    const int per_row = kw / 4;
+    for (int e = tid; e < 64 * per_row; e += 256) {
+        int r = e / per_row, cw = (e - r * per_row) * 4;
+        cp_async16(sB + r * ls + cw, B + (int64_t)r * ldb + cw, 16);
+    }
+    const int64_t tiles = (m + C64S_BM - 1) / C64S_BM;
+    int64_t tile = blockIdx.x;
+    if (tile < tiles)
+        for (int e = tid; e < C64S_BM * per_row; e += 256) {
+            int r = e / per_row, cw = (e - r * per_row) * 4;
+            load_a16<PREC>(sA0 + r * ls + cw, A, lda, a_words, a_aligned, tile * C64S_BM + r, m, cw);
+        }
+    cp_async_commit();
+    float acc[2][8][4];
+    warp_argmin_t<2> wa;
+    /* after the quad merge, row r of the warp is slot (r >> 4, (r >> 3) & 1)
+     * of quad r & 7 */
+    const int src = (lane & 7) * 4, hq = (lane >> 3) & 1, mq = lane >> 4;
+    for (int buf = 0; tile < tiles; tile += gridDim.x, buf ^= 1) {
+        const int64_t nt_ = tile + gridDim.x;
+        cp_async_wait<0>();
+        __syncthreads();
+        if (nt_ < tiles) {
+            uint32_t *dst = sA0 + (buf ^ 1) * C64S_BM * ls;
+            for (int e = tid; e < C64S_BM * per_row; e += 256) {
+                int r = e / per_row, cw = (e - r * per_row) * 4;
+                load_a16<PREC>(dst + r * ls + cw, A, lda, a_words, a_aligned, nt_ * C64S_BM + r, m, cw);
+            }
+        }
+        cp_async_commit();
+        const int64_t row = tile * C64S_BM + warp * 32 + lane;
+        const int old = row < m ? labels[row] : 0;
+        const float2 xs = km_row_stat(T, row < m, row);
+        warp_reset(acc, wa);
+        warp_mma<PREC, PREC == FLI_PREC_TF32>(acc, sA0 + buf * C64S_BM * ls + warp * 32 * ls, ls, sB, ls,
+                                              kw / 8);
+        warp_fold(acc, wa, 0, cnorm, alpha);
+        warp_quad_merge(wa);
+        float v1 = 0.f, v2 = 0.f;
+        int i1 = 0, i2 = 0;
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const float a1 = __shfl_sync(KM_FULL, wa.b1[mt][h], src);
+                const float a2 = __shfl_sync(KM_FULL, wa.b2[mt][h], src);
+                const int j1 = __shfl_sync(KM_FULL, wa.i1[mt][h], src);
+                const int j2 = __shfl_sync(KM_FULL, wa.i2[mt][h], src);
+                if (h == hq && mt == mq) {
+                    v1 = a1;
+                    v2 = a2;
+                    i1 = j1;
+                    i2 = j2;
+                }
+            }
+        const int changed = km_row_done(T, row < m, row, xs, rho_c, cmax, v1, i1, v2, i2, old, labels);
+        count_changes(changed, n_changed);
+    }
+    cp_async_wait<0>();
+}
+
 /* Largest resident row (words) of the X-stationary kernel. */
 #define MMA_RES_MAX_KW 160
 
@@ -873,7 +962,17 @@ static fl_status launch_mma(fli_cuda_env *env, cudaStream_t s, const uint32_t *A
     const int64_t tiles = fli_ceil_div(m, MMA_BM);
     const size_t cres = ((size_t)(kp + 2 * MMA_BM) * (kw + 4) + RED_WORDS) * 4;
     const size_t c64 = (size_t)(64 + 2 * C64_BM) * (kw + 4) * 4;
-    if (k <= 64 && c64 <= MMA_SMEM_MAX) {
+    const size_t c64s = (size_t)(64 + 2 * C64S_BM) * (kw + 4) * 4;
+    /* two blocks per SM need 2 x c64s within the SM's shared memory */
+    if (k <= 64 && !(env->km_tune & 256) && 2 * (c64s + 1024) <= (size_t)fli_state(env)->smem_per_sm) {
+        int sms = fli_state(env)->sm_count;
+        int64_t t64 = fli_ceil_div(m, C64S_BM);
+        int64_t grid = t64 < 2 * sms ? t64 : 2 * sms;
+        FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma_c64s<PREC>,
+                                               cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c64s));
+        k_estep_mma_c64s<PREC><<<(unsigned)grid, 256, c64s, s>>>(A, lda, a_words, a_aligned, m, kw, B, ldb,
+                                                                 cnorm, alpha, lab, n_changed, T, done);
+    } else if (k <= 64 && c64 <= MMA_SMEM_MAX) {
         int sms = fli_state(env)->sm_count;
         int64_t t64 = fli_ceil_div(m, C64_BM);
         int64_t grid = t64 < sms ? t64 : sms;

@@ -59,6 +59,7 @@ typedef struct km_fit {
     km_fused_cfg fcfg;
     int sm90;           /* Hopper wgmma E-step (job->backend CUDA_SM90)    */
     int folded_reloc;   /* relocation inside the M-step's combine          */
+    int mobj;           /* the M-step computes the objective (see kmeans_fit) */
     int rescore;        /* near-tie re-scoring in the E-step (FL_KM_RESCORE=0: off) */
     unsigned long long stat_rescored, stat_rows; /* over the fit's runs        */
     /* CUDA graph of the Lloyd iteration (see the top of the file) */
@@ -458,11 +459,15 @@ static fl_status lloyd_iter(km_fit *f, const km_reloc_args *ra) {
         } else {
             FLI_TRY(estep(f, &r, &f->sc->n_changed, done));
             FLI_TRY(km_accumulate(env, f->s, &f->p, &r, f->C, f->labels, j->metric, &f->mb, f->sc,
-                                  ci == 0, ra, done));
+                                  ci == 0, ra, f->mobj, done));
         }
         FLI_TRY(chunk_done(f, ci));
     }
-    if (!f->folded_reloc) FLI_TRY(relocate(f));
+    if (!f->mobj)
+        FLI_TRY(km_reloc_obj(env, f->s, &f->p, f->res.x, f->res.ldx, f->w, f->labels, f->C, j->metric,
+                             f->dist, f->mb.sums, f->mb.wsum, f->reloc_idx, f->sc, done));
+    else if (!f->folded_reloc)
+        FLI_TRY(relocate(f));
     return km_finalize(env, f->s, &f->p, f->C, f->mb.sums, f->mb.wsum, f->mb.cobj, j->metric,
                        j->precision, f->ctc, f->sm90, f->cnorm, f->sc, f->trace, f->hflag_dev, done);
 }
@@ -719,7 +724,6 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
             f.fcfg.smem = (int)fli_km_fused_smem(job->precision, job->d, job->k, f.fcfg.stages,
                                                  f.fcfg.priv, NULL);
     }
-    f.folded_reloc = f.p.mstep_smem && !f.p.chunked;
     f.rescore = env->km_rescore;
     void *host_scratch = NULL;
     double *traces = NULL;
@@ -733,6 +737,17 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
         traces = (double *)malloc(fli_kmeans_cuda_trace_host_bytes(job->max_iter, job->trace_cap));
         if (!traces) st = FLI_FAIL(env, FL_STATUS_OUT_OF_MEMORY, "kmeans_fit", "trace scratch");
     }
+    /* The M-step computes the objective of each iteration only where it is
+     * used every time: the inertia trace, the chunked relocation (its rows
+     * live on the host), the fused kernel (computes it anyway), and the
+     * private-copy M-step (small k*d), which measured faster with it (2M x
+     * 32, k=64: 11.3 ms with, 11.8 without; env->km_tune bit 1 drops it
+     * there for A/B, bit 0 forces it everywhere). Otherwise km_reloc_obj
+     * computes it in the iterations that empty a cluster and the final
+     * pass gives the inertia. */
+    f.mobj = trace_keep > 0 || f.p.chunked || f.fused || (env->km_tune & 1) ||
+             (km_mstep_priv(&f.p) && !(env->km_tune & 2));
+    f.folded_reloc = f.p.mstep_smem && !f.p.chunked && f.mobj;
     /* the done flag straight into pinned host memory (mapped: unified
      * addressing makes the host pointer usable on the device) */
     {

@@ -320,6 +320,55 @@ __global__ void __launch_bounds__(RELOC_T)
     reloc_body<RELOC_T>(xres, ldx, w, labels, dist, n, sums, wsum, k, d, dp, reloc_idx, rows, mode, sc);
 }
 
+/* Relocation when the M-step left the objective out (X resident): every
+ * block looks for an empty cluster in wsum and returns at once when there
+ * is none (the usual iteration: one launch, no row touched). Otherwise the
+ * grid computes every row's objective into dist, as k_objective, and the
+ * last block to finish relocates from it (reloc_body, mode 0). All blocks
+ * read the same wsum, so either all of them take part or none does. */
+__global__ void __launch_bounds__(256)
+    k_reloc_obj(const float *__restrict__ x, int64_t ldx, int64_t n, const float *__restrict__ w,
+                const int32_t *__restrict__ labels, const float *__restrict__ C, int64_t dp, int d,
+                int metric, float *dist, double *sums, double *wsum, int k, int32_t *reloc_idx,
+                km_scalars *sc, const int32_t *done) {
+    if (done && *done) return;
+    int empty = 0;
+    for (int c = threadIdx.x; c < k && !empty; c += blockDim.x) empty = wsum[c] == 0.0;
+    if (!__syncthreads_or(empty)) {
+        if (blockIdx.x == 0 && threadIdx.x == 0) sc->n_empty = 0;
+        return;
+    }
+    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    for (int64_t i = (int64_t)blockIdx.x * nw + (threadIdx.x >> 5); i < n; i += (int64_t)gridDim.x * nw) {
+        const float *xr = x + i * ldx, *cr = C + (int64_t)labels[i] * dp;
+        float v = 0.f;
+        for (int j = lane; j < d; j += 32) v += obj_term(xr[j], cr[j], metric);
+        for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
+        if (lane == 0) dist[i] = obj_final(v, metric);
+    }
+    __shared__ int last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(&sc->comb_count, 1) == (int)gridDim.x - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    if (threadIdx.x == 0) sc->comb_count = 0;
+    reloc_body<256>(x, ldx, w, labels, dist, n, sums, wsum, k, d, dp, reloc_idx, NULL, 0, sc);
+}
+
+fl_status km_reloc_obj(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p, const float *x,
+                       int64_t ldx, const float *w, const int32_t *labels, const float *C, fli_metric metric,
+                       float *dist, double *sums, double *wsum, int32_t *reloc_idx, km_scalars *sc,
+                       const int32_t *done) {
+    int64_t blocks = fli_ceil_div(p->n, 8);
+    if (blocks > FLI_KM_NPART) blocks = FLI_KM_NPART;
+    k_reloc_obj<<<(unsigned)blocks, 256, 0, s>>>(x, ldx, p->n, w, labels, C, p->dp, (int)p->d, (int)metric,
+                                                 dist, sums, wsum, (int)p->k, reloc_idx, sc, done);
+    FLI_LAUNCH_TRY(env, "k_reloc_obj");
+    return FL_STATUS_OK;
+}
+
 fl_status km_relocate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p,
                       const float *xres, int64_t ldx, const float *w, const int32_t *labels,
                       float *dist, double *sums, double *wsum, int32_t *reloc_idx,
@@ -345,7 +394,7 @@ fl_status km_relocate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_p
  * the order of the atomics. */
 /* RW: rows a warp has in flight (more for narrow rows), so that enough
  * bytes are in flight to cover memory latency. */
-template <bool PRIV, int ACC_RW>
+template <bool PRIV, int ACC_RW, bool OBJ>
 __global__ void __launch_bounds__(PRIV ? ACC_TP : ACC_T)
     k_acc_smem(const float *__restrict__ x, int64_t ldx, int64_t m, const float *__restrict__ w,
                const int32_t *__restrict__ labels, const float *__restrict__ C, int64_t dp, int d,
@@ -379,7 +428,7 @@ __global__ void __launch_bounds__(PRIV ? ACC_TP : ACC_T)
 #pragma unroll
             for (int r = 0; r < ACC_RW; r++) {
                 if (base + r < m) {
-                    s[r] += obj_term(xv[r], C[(int64_t)c[r] * dp + j], metric);
+                    if (OBJ) s[r] += obj_term(xv[r], C[(int64_t)c[r] * dp + j], metric);
                     float *a = &my[(int64_t)c[r] * ld + j];
                     if (PRIV)
                         *a = fmaf(wi[r], xv[r], *a);
@@ -401,7 +450,9 @@ __global__ void __launch_bounds__(PRIV ? ACC_TP : ACC_T)
                 }
             }
         }
-        if (ACC_RW == 8) {
+        if (!OBJ) {
+            /* sums only: the objective is not needed this iteration */
+        } else if (ACC_RW == 8) {
             /* transpose-reduction of the 8 rows' partials: 9 shuffles instead
              * of 40; lanes 4r..4r+3 end with row r's sum */
             const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
@@ -466,6 +517,7 @@ __global__ void __launch_bounds__(PRIV ? ACC_TP : ACC_T)
  * clusters: a class holding most rows makes its warp the block's long
  * pole. */
 #define OWN_B 256
+template <bool OBJ>
 __global__ void __launch_bounds__(ACC_T)
     k_acc_owner(const float *__restrict__ x, int64_t ldx, int64_t m, const float *__restrict__ w,
                 const int32_t *__restrict__ labels, const float *__restrict__ C, int64_t dp, int d, int k,
@@ -520,7 +572,7 @@ __global__ void __launch_bounds__(ACC_T)
 #pragma unroll
                 for (int r = 0; r < 8; r++) {
                     if (rows[r] >= 0) {
-                        s[r] += obj_term(xv[r], C[(int64_t)c[r] * dp + j], metric);
+                        if (OBJ) s[r] += obj_term(xv[r], C[(int64_t)c[r] * dp + j], metric);
                         float *a = &sacc[(int64_t)c[r] * ld + j];
                         *a = fmaf(wi[r], xv[r], *a);
                     }
@@ -530,6 +582,11 @@ __global__ void __launch_bounds__(ACC_T)
 #pragma unroll
                 for (int r = 0; r < 8; r++)
                     if (rows[r] >= 0) sacc[(int64_t)c[r] * ld + d] += wi[r];
+            }
+            if (!OBJ) {
+                __syncwarp();
+                if (cnt < 8) break;
+                continue;
             }
             /* transpose-reduction of the 8 rows' partials (as k_acc_smem) */
             const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
@@ -701,6 +758,7 @@ __global__ void k_piece_count(const int32_t *cnt, int k, int nb, int32_t *piece_
  * warps' column sums are added in a fixed order. */
 #define PS_Q 8
 #define PS_COLS (32 * PS_Q)
+template <bool OBJ>
 __global__ void __launch_bounds__(128)
     k_piece_sum(const float *__restrict__ x, int64_t ldx, const float *__restrict__ w,
                 const int32_t *__restrict__ perm, const int32_t *__restrict__ cnt, int nb,
@@ -735,7 +793,7 @@ __global__ void __launch_bounds__(128)
         for (int q = 0; q < PS_Q; q++) {
             int j = cb + lane + 32 * q;
             col[q] = 0.f;
-            cv[q] = j < d ? cr[j] : 0.f;
+            cv[q] = OBJ && j < d ? cr[j] : 0.f;
         }
         /* two rows per warp at a time: twice the loads in flight */
         for (int32_t r0 = s0 + warp; r0 < s1; r0 += 8) {
@@ -762,11 +820,15 @@ __global__ void __launch_bounds__(128)
                     int j = cb + lane + 32 * q;
                     if (j < d) {
                         col[q] = fmaf(wv[u], xv[u][q], col[q]);
-                        sv[u] += obj_term(xv[u][q], cv[q], metric);
+                        if (OBJ) sv[u] += obj_term(xv[u][q], cv[q], metric);
                     }
                 }
 #pragma unroll
             for (int u = 0; u < 2; u++) {
+                if (!OBJ) {
+                    if (lane == 0 && ii[u] >= 0 && last) wacc += wv[u];
+                    continue;
+                }
                 float v = sv[u];
                 for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(FULL, v, o);
                 if (lane == 0 && ii[u] >= 0) {
@@ -822,25 +884,29 @@ __global__ void k_piece_combine(const float *__restrict__ psum, const float *__r
     }
 }
 
+int km_mstep_priv(const fli_kmeans_cuda_plan *p) {
+    /* private per-warp copies when 8 of them fit in 100 KB, else one shared copy */
+    return p->mstep_smem && (size_t)p->k * (p->d + 2) * 4 * ACC_WARPS <= 100 * 1024;
+}
+
 fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p,
                         const km_rows *r, const float *C, const int32_t *labels, fli_metric metric,
                         const km_mstep_bufs *b, km_scalars *sc, int first, const km_reloc_args *ra,
-                        const int32_t *done) {
+                        int obj, const int32_t *done) {
     const int d = (int)p->d, k = (int)p->k;
     const int32_t *lab = labels + r->row0;
     float *dist = b->dist + r->row0;
     if (p->mstep_smem) {
-        /* private per-warp copies when 8 of them fit, else one shared copy */
         const size_t one = (size_t)k * (d + 2) * 4;
-        const bool priv = one * ACC_WARPS <= 100 * 1024;
+        const bool priv = km_mstep_priv(p);
         const size_t smem = priv ? one * ACC_WARPS : one;
-        /* 512-thread shared-copy blocks hold 8 rows per warp without spills */
-        /* (run 4: 32 rows per warp was slower than 8 at d = 32 — the per-row
-         * warp reductions, not memory latency, bound this kernel) */
-        const int rw = 8;
+        /* 512-thread shared-copy blocks hold 8 rows per warp without spills
+         * (run 4: 32 rows per warp was slower than 8 at d = 32; 16 rows
+         * without the objective was slower still, 12.7 vs 11.3 ms at 2M) */
         const int nthr = priv ? ACC_TP : ACC_T;
-        (void)rw;
-        const void *fn = priv ? (const void *)k_acc_smem<true, 8> : (const void *)k_acc_owner;
+        const void *fn = !priv ? (obj ? (const void *)k_acc_owner<true> : (const void *)k_acc_owner<false>)
+                         : obj ? (const void *)k_acc_smem<true, 8, true>
+                               : (const void *)k_acc_smem<true, 8, false>;
         int per_sm = 0;
         FLI_CUDA_TRY(env, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         FLI_CUDA_TRY(env, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, nthr, smem));
@@ -874,15 +940,22 @@ fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda
     FLI_LAUNCH_TRY(env, "k_piece_count");
     FLI_TRY(km_scan_i32(env, s, b->piece_off, k + 1, 0, b->scan_tmp));
     int64_t npieces = fli_ceil_div(r->m, FLI_KM_PIECE) + k;
-    k_piece_sum<<<(unsigned)npieces, 128, 0, s>>>(r->x, r->ldx, r->w, b->perm, b->cnt, nb,
-                                                  b->piece_off, k, C, p->dp, d, (int)metric,
-                                                  b->psum, b->pw, b->pobj, dist, done);
+    if (obj)
+        k_piece_sum<true><<<(unsigned)npieces, 128, 0, s>>>(r->x, r->ldx, r->w, b->perm, b->cnt, nb,
+                                                            b->piece_off, k, C, p->dp, d, (int)metric,
+                                                            b->psum, b->pw, b->pobj, dist, done);
+    else
+        k_piece_sum<false><<<(unsigned)npieces, 128, 0, s>>>(r->x, r->ldx, r->w, b->perm, b->cnt, nb,
+                                                             b->piece_off, k, C, p->dp, d, (int)metric,
+                                                             b->psum, b->pw, b->pobj, dist, done);
     FLI_LAUNCH_TRY(env, "k_piece_sum");
     k_piece_combine<<<(unsigned)k, 128, 0, s>>>(b->psum, b->pw, b->pobj, b->piece_off, d, p->dp,
                                                b->sums, b->wsum, b->cobj, first, done);
     FLI_LAUNCH_TRY(env, "k_piece_combine");
-    k_sum_part<<<1, 1024, 0, s>>>(b->cobj, k, sc, done);
-    FLI_LAUNCH_TRY(env, "k_sum_part");
+    if (obj) {
+        k_sum_part<<<1, 1024, 0, s>>>(b->cobj, k, sc, done);
+        FLI_LAUNCH_TRY(env, "k_sum_part");
+    }
     return FL_STATUS_OK;
 }
 

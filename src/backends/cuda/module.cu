@@ -45,6 +45,9 @@ static fl_status mod_ctx_init(fli_cuda_env *env) {
         e = cudaDeviceGetAttribute(&s->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin,
                                    env->device_id);
     if (e == cudaSuccess)
+        e = cudaDeviceGetAttribute(&s->smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor,
+                                   env->device_id);
+    if (e == cudaSuccess)
         e = cudaDeviceGetAttribute(&s->cc_major, cudaDevAttrComputeCapabilityMajor, env->device_id);
     if (e == cudaSuccess)
         e = cudaDeviceGetAttribute(&s->cc_minor, cudaDevAttrComputeCapabilityMinor, env->device_id);
