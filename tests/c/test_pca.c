@@ -1,0 +1,531 @@
+/* test_pca.c — PCA and TruncatedSVD on the CPU backend against an
+ * independent float64 reference written here (cyclic Jacobi eigen of the
+ * covariance, a Cholesky for the Gaussian likelihood), for every solver and
+ * both dtypes; plus properties (orthonormal components, scikit-learn's sign
+ * rule, inverse round trip), edge shapes, bad input and save/load. */
+#include <math.h>
+#include <stdint.h>
+
+#include "check.h"
+#include "flashlib.h"
+
+enum { N = 240, D = 9 };
+
+/* Cyclic Jacobi on a symmetric d x d matrix A (destroyed): eigenvalues in
+ * w, eigenvectors in the rows of V, sorted by decreasing eigenvalue. */
+static void ref_eigh(double *A, int d, double *w, double *V)
+{
+    double *Q = malloc(sizeof(double) * (size_t)(d * d));
+    for (int i = 0; i < d * d; i++)
+        Q[i] = (i / d == i % d);
+    for (int sweep = 0; sweep < 60; sweep++) {
+        double off = 0;
+        for (int p = 0; p < d; p++)
+            for (int q = p + 1; q < d; q++)
+                off += A[p * d + q] * A[p * d + q];
+        if (off < 1e-30)
+            break;
+        for (int p = 0; p < d; p++)
+            for (int q = p + 1; q < d; q++) {
+                if (fabs(A[p * d + q]) < 1e-300)
+                    continue;
+                const double th = (A[q * d + q] - A[p * d + p]) / (2 * A[p * d + q]);
+                const double t = (th >= 0 ? 1 : -1) / (fabs(th) + sqrt(th * th + 1));
+                const double c = 1 / sqrt(t * t + 1), s = t * c;
+                for (int k = 0; k < d; k++) { /* columns p, q */
+                    const double akp = A[k * d + p], akq = A[k * d + q];
+                    A[k * d + p] = c * akp - s * akq;
+                    A[k * d + q] = s * akp + c * akq;
+                }
+                for (int k = 0; k < d; k++) { /* rows p, q */
+                    const double apk = A[p * d + k], aqk = A[q * d + k];
+                    A[p * d + k] = c * apk - s * aqk;
+                    A[q * d + k] = s * apk + c * aqk;
+                }
+                for (int k = 0; k < d; k++) { /* Q's columns are the eigenvectors */
+                    const double qkp = Q[k * d + p], qkq = Q[k * d + q];
+                    Q[k * d + p] = c * qkp - s * qkq;
+                    Q[k * d + q] = s * qkp + c * qkq;
+                }
+            }
+    }
+    int *idx = malloc(sizeof(int) * (size_t)d);
+    for (int i = 0; i < d; i++)
+        idx[i] = i;
+    for (int i = 0; i < d; i++)
+        for (int j = i + 1; j < d; j++)
+            if (A[idx[j] * d + idx[j]] > A[idx[i] * d + idx[i]]) {
+                int t = idx[i];
+                idx[i] = idx[j];
+                idx[j] = t;
+            }
+    for (int i = 0; i < d; i++) {
+        w[i] = A[idx[i] * d + idx[i]];
+        for (int k = 0; k < d; k++)
+            V[i * d + k] = Q[k * d + idx[i]];
+    }
+    free(idx);
+    free(Q);
+}
+
+/* Data with a decaying spectrum and a large offset (tests the centring). */
+static void make_data(double *X, int n, int d)
+{
+    double *M = malloc(sizeof(double) * (size_t)(d * d));
+    for (int i = 0; i < d * d; i++)
+        M[i] = test_normal();
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < d; j++)
+            X[i * d + j] = 100.0 + j;
+    for (int i = 0; i < n; i++) {
+        double z[64];
+        for (int q = 0; q < d; q++)
+            z[q] = test_normal() * pow(0.6, q);
+        for (int j = 0; j < d; j++)
+            for (int q = 0; q < d; q++)
+                X[i * d + j] += z[q] * M[q * d + j];
+    }
+    free(M);
+}
+
+/* Reference: mean, covariance (ddof 1), its eigenpairs. */
+static void ref_pca(const double *X, int n, int d, double *mean, double *w, double *V)
+{
+    double *C = calloc((size_t)(d * d), sizeof(double));
+    for (int j = 0; j < d; j++) {
+        mean[j] = 0;
+        for (int i = 0; i < n; i++)
+            mean[j] += X[i * d + j];
+        mean[j] /= n;
+    }
+    for (int i = 0; i < n; i++)
+        for (int a = 0; a < d; a++)
+            for (int b = 0; b < d; b++)
+                C[a * d + b] += (X[i * d + a] - mean[a]) * (X[i * d + b] - mean[b]) / (n - 1);
+    ref_eigh(C, d, w, V);
+    free(C);
+}
+
+static fl_model *fit(fl_ctx *ctx, const char *algo, const fl_array *X, const char *const *kv)
+{
+    fl_params *p;
+    fl_params_create(ctx, algo, &p);
+    for (; kv && *kv; kv += 2)
+        CHECK_OK(ctx, fl_params_set(ctx, p, kv[0], kv[1]));
+    fl_model *m = NULL;
+    fl_status st = !strcmp(algo, "pca") ? fl_pca_fit(ctx, X, p, &m) : fl_truncated_svd_fit(ctx, X, p, &m);
+    CHECK_MSG(st == FL_STATUS_OK, "%s fit: %s", algo, fl_ctx_last_error(ctx));
+    fl_params_free(p);
+    return m;
+}
+
+/* attribute as doubles (rows x cols), malloc'd */
+static double *attr(fl_model *m, const char *name, int64_t *rows, int64_t *cols)
+{
+    fl_dtype dt;
+    int64_t r = 0, c = 0;
+    if (fl_model_attr_info(m, name, &dt, &r, &c))
+        return NULL;
+    void *buf = malloc(fl_dtype_size(dt) * (size_t)(r * c));
+    fl_array a = fl_array_host(buf, dt, r, c);
+    fl_model_attr_copy(m, name, &a);
+    double *out = malloc(sizeof(double) * (size_t)(r * c));
+    for (int64_t i = 0; i < r * c; i++)
+        out[i] = dt == FL_DTYPE_F32 ? ((float *)buf)[i] : ((double *)buf)[i];
+    free(buf);
+    if (rows)
+        *rows = r;
+    if (cols)
+        *cols = c;
+    return out;
+}
+
+/* Every solver, both dtypes: components (with scikit-learn's signs),
+ * explained variance and its ratio, mean, noise variance, transform and
+ * inverse_transform against the reference. */
+static void test_against_reference(fl_ctx *ctx)
+{
+    static double X[N * D], mean[D], w[D], V[D * D];
+    static float Xf[N * D];
+    make_data(X, N, D);
+    for (int i = 0; i < N * D; i++)
+        Xf[i] = (float)X[i];
+    ref_pca(X, N, D, mean, w, V);
+    double total = 0;
+    for (int i = 0; i < D; i++)
+        total += w[i];
+    const char *solvers[] = {"full", "covariance_eigh", "arpack", "randomized", "auto"};
+    for (int dt = 0; dt < 2; dt++) {
+        const double tol = dt ? 1e-9 : 2e-3;
+        fl_array xa = dt ? fl_array_host(X, FL_DTYPE_F64, N, D) : fl_array_host(Xf, FL_DTYPE_F32, N, D);
+        for (int s = 0; s < 5; s++) {
+            const int K = 4;
+            const char *kv[] = {"n_components", "4", "svd_solver", solvers[s], "random_state", "3", NULL};
+            fl_model *m = fit(ctx, "pca", &xa, kv);
+            if (!m)
+                continue;
+            int64_t k, d;
+            double *C = attr(m, "components_", &k, &d), *ev = attr(m, "explained_variance_", NULL, NULL);
+            double *ratio = attr(m, "explained_variance_ratio_", NULL, NULL);
+            double *mu = attr(m, "mean_", NULL, NULL), *sv = attr(m, "singular_values_", NULL, NULL);
+            double nv = -1, nc = -1;
+            fl_model_attr_scalar(m, "noise_variance_", &nv);
+            fl_model_attr_scalar(m, "n_components_", &nc);
+            CHECK(k == K && d == D && nc == K);
+            double ce = 0, ee = 0, me = 0, se = 0;
+            int signs_ok = 1;
+            for (int i = 0; i < K; i++) {
+                /* the reference's sign by scikit-learn's rule */
+                int b = 0;
+                for (int j = 1; j < D; j++)
+                    b = fabs(V[i * D + j]) > fabs(V[i * D + b]) ? j : b;
+                const double sg = V[i * D + b] < 0 ? -1 : 1;
+                for (int j = 0; j < D; j++)
+                    ce = fmax(ce, fabs(C[i * D + j] - sg * V[i * D + j]));
+                int bc = 0;
+                for (int j = 1; j < D; j++)
+                    bc = fabs(C[i * D + j]) > fabs(C[i * D + bc]) ? j : bc;
+                signs_ok &= C[i * D + bc] > 0;
+                ee = fmax(ee, fabs(ev[i] - w[i]) / w[0]);
+                se = fmax(se, fabs(sv[i] - sqrt(w[i] * (N - 1))) / sqrt(w[0] * (N - 1)));
+                CHECK(fabs(ratio[i] - w[i] / total) < tol);
+            }
+            for (int j = 0; j < D; j++)
+                me = fmax(me, fabs(mu[j] - mean[j]) / fabs(mean[j]));
+            double ref_nv = 0;
+            for (int i = K; i < D; i++)
+                ref_nv += w[i] / (D - K);
+            /* randomized: an approximation (7 power iterations) */
+            const double ctol = s == 3 ? fmax(tol, 1e-4) : tol;
+            CHECK_MSG(ce < ctol * 10, "%s %s: components off by %g", solvers[s], dt ? "f64" : "f32", ce);
+            CHECK_MSG(ee < ctol && se < ctol, "%s: explained variance off by %g, singular values by %g",
+                      solvers[s], ee, se);
+            CHECK_MSG(me < 1e-6, "%s: mean off by %g", solvers[s], me);
+            CHECK_MSG(fabs(nv - ref_nv) < ctol * w[0], "%s: noise_variance_ %g, reference %g", solvers[s], nv,
+                      ref_nv);
+            CHECK(signs_ok);
+            /* orthonormal rows */
+            double orth = 0;
+            for (int a = 0; a < K; a++)
+                for (int b = 0; b < K; b++) {
+                    double dot = 0;
+                    for (int j = 0; j < D; j++)
+                        dot += C[a * D + j] * C[b * D + j];
+                    orth = fmax(orth, fabs(dot - (a == b)));
+                }
+            CHECK_MSG(orth < (dt ? 1e-12 : 1e-5), "%s: |C C^T - I| = %g", solvers[s], orth);
+            /* transform = (X - mean) V^T */
+            double Y[N * 4], te = 0, scale = 0;
+            float Yf[N * 4];
+            fl_array ya = dt ? fl_array_host(Y, FL_DTYPE_F64, N, K) : fl_array_host(Yf, FL_DTYPE_F32, N, K);
+            CHECK_OK(ctx, fl_model_transform(m, &xa, &ya));
+            for (int i = 0; i < N; i++)
+                for (int c = 0; c < K; c++) {
+                    double r = 0;
+                    for (int j = 0; j < D; j++)
+                        r += (X[i * D + j] - mean[j]) * C[c * D + j];
+                    const double y = dt ? Y[i * K + c] : Yf[i * K + c];
+                    te = fmax(te, fabs(y - r));
+                    scale = fmax(scale, fabs(r));
+                }
+            CHECK_MSG(te < tol * scale * 10, "%s: transform off by %g (scale %g)", solvers[s], te, scale);
+            free(C), free(ev), free(ratio), free(mu), free(sv);
+            fl_model_free(m);
+        }
+    }
+}
+
+/* n_components as a fraction, none, whiten, and the exact inverse with all
+ * components; TruncatedSVD against the eigenpairs of X^T X. */
+static void test_forms_and_tsvd(fl_ctx *ctx)
+{
+    static double X[N * D], mean[D], w[D], V[D * D], G[D * D], gw[D], GV[D * D];
+    make_data(X, N, D);
+    ref_pca(X, N, D, mean, w, V);
+    double total = 0, cum = 0;
+    for (int i = 0; i < D; i++)
+        total += w[i];
+    int kref = 0;
+    while (kref < D && cum + w[kref] / total <= 0.85)
+        cum += w[kref++] / total;
+    kref = kref + 1 < D ? kref + 1 : D;
+    fl_array xa = fl_array_host(X, FL_DTYPE_F64, N, D);
+    const char *kv1[] = {"n_components", "0.85", NULL};
+    fl_model *m = fit(ctx, "pca", &xa, kv1);
+    double nc = 0;
+    fl_model_attr_scalar(m, "n_components_", &nc);
+    CHECK_MSG(nc == kref, "fraction 0.85: n_components_ %g, reference %d", nc, kref);
+    fl_model_free(m);
+
+    /* all components, whitened: transform has unit variance; inverse is exact */
+    const char *kv2[] = {"whiten", "true", NULL};
+    m = fit(ctx, "pca", &xa, kv2);
+    static double Y[N * D], Z[N * D];
+    fl_array ya = fl_array_host(Y, FL_DTYPE_F64, N, D), za = fl_array_host(Z, FL_DTYPE_F64, N, D);
+    CHECK_OK(ctx, fl_model_transform(m, &xa, &ya));
+    CHECK_OK(ctx, fl_model_inverse_transform(m, &ya, &za));
+    double var0 = 0, rt = 0;
+    for (int i = 0; i < N; i++)
+        var0 += Y[i * D] * Y[i * D] / (N - 1);
+    for (int i = 0; i < N * D; i++)
+        rt = fmax(rt, fabs(Z[i] - X[i]));
+    CHECK_MSG(fabs(var0 - 1) < 1e-9, "whitened variance %g", var0);
+    CHECK_MSG(rt < 1e-9, "inverse_transform round trip off by %g", rt);
+
+    /* score_samples with every component = the Gaussian of the sample
+     * covariance: reference log-density through a Cholesky written here */
+    double C[D * D] = {0}, L[D * D] = {0};
+    for (int i = 0; i < N; i++)
+        for (int a = 0; a < D; a++)
+            for (int b = 0; b < D; b++)
+                C[a * D + b] += (X[i * D + a] - mean[a]) * (X[i * D + b] - mean[b]) / (N - 1);
+    for (int j = 0; j < D; j++) {
+        double s = C[j * D + j];
+        for (int k = 0; k < j; k++)
+            s -= L[j * D + k] * L[j * D + k];
+        L[j * D + j] = sqrt(s);
+        for (int i = j + 1; i < D; i++) {
+            double t = C[i * D + j];
+            for (int k = 0; k < j; k++)
+                t -= L[i * D + k] * L[j * D + k];
+            L[i * D + j] = t / L[j * D + j];
+        }
+    }
+    double logdet = 0;
+    for (int j = 0; j < D; j++)
+        logdet += 2 * log(L[j * D + j]);
+    static double ll[N];
+    fl_array la = fl_array_host(ll, FL_DTYPE_F64, N, 1);
+    fl_model_free(m);
+    m = fit(ctx, "pca", &xa, NULL);
+    CHECK_OK(ctx, fl_model_score_samples(m, &xa, &la));
+    double lle = 0, mean_ll = 0, score = 0;
+    for (int i = 0; i < N; i++) {
+        double z[D];
+        for (int j = 0; j < D; j++) {
+            double t = X[i * D + j] - mean[j];
+            for (int k = 0; k < j; k++)
+                t -= L[j * D + k] * z[k];
+            z[j] = t / L[j * D + j];
+        }
+        double q = 0;
+        for (int j = 0; j < D; j++)
+            q += z[j] * z[j];
+        const double ref = -0.5 * q - 0.5 * (D * log(2 * M_PI) + logdet);
+        lle = fmax(lle, fabs(ll[i] - ref));
+        mean_ll += ref / N;
+    }
+    CHECK_MSG(lle < 1e-8, "score_samples off by %g", lle);
+    CHECK_OK(ctx, fl_model_score(m, &xa, NULL, NULL, &score));
+    CHECK(fabs(score - mean_ll) < 1e-8);
+    fl_model_free(m);
+
+    /* TruncatedSVD: singular values sqrt(eig(X^T X)), no centring */
+    for (int a = 0; a < D; a++)
+        for (int b = 0; b < D; b++) {
+            G[a * D + b] = 0;
+            for (int i = 0; i < N; i++)
+                G[a * D + b] += X[i * D + a] * X[i * D + b];
+        }
+    ref_eigh(G, D, gw, GV);
+    const char *algs[] = {"arpack", "randomized"};
+    for (int a = 0; a < 2; a++) {
+        const char *kv[] = {"n_components", "3", "algorithm", algs[a], "random_state", "1", NULL};
+        m = fit(ctx, "truncated_svd", &xa, kv);
+        int64_t k;
+        double *sv = attr(m, "singular_values_", &k, NULL), *Cm = attr(m, "components_", NULL, NULL);
+        double *ev = attr(m, "explained_variance_", NULL, NULL);
+        CHECK(k == 3);
+        for (int i = 0; i < 3; i++) {
+            CHECK_MSG(fabs(sv[i] - sqrt(gw[i])) < 1e-6 * sqrt(gw[0]), "%s: sv[%d] %g vs %g", algs[a], i,
+                      sv[i], sqrt(gw[i]));
+            double dot = 0;
+            for (int j = 0; j < D; j++)
+                dot += Cm[i * D + j] * GV[i * D + j];
+            CHECK_MSG(fabs(fabs(dot) - 1) < 1e-6, "%s: component %d |dot| %g", algs[a], i, dot);
+            /* explained variance = var(X v) (ddof 0) */
+            double m1 = 0, m2 = 0;
+            for (int r = 0; r < N; r++) {
+                double y = 0;
+                for (int j = 0; j < D; j++)
+                    y += X[r * D + j] * Cm[i * D + j];
+                m1 += y / N;
+                m2 += y * y / N;
+            }
+            CHECK(fabs(ev[i] - (m2 - m1 * m1)) < 1e-6 * fabs(ev[i]) + 1e-9);
+        }
+        free(sv), free(Cm), free(ev);
+        fl_model_free(m);
+    }
+}
+
+/* Constant columns, duplicate columns, n = 2, d = 1, wide data: finite. */
+static void test_edges(fl_ctx *ctx)
+{
+    static double X[60 * 5], W[6 * 40];
+    for (int i = 0; i < 60; i++) {
+        X[i * 5 + 0] = 7.0;               /* constant */
+        X[i * 5 + 1] = test_normal();     /* */
+        X[i * 5 + 2] = X[i * 5 + 1];      /* duplicate */
+        X[i * 5 + 3] = 2 * X[i * 5 + 1];  /* rank deficient */
+        X[i * 5 + 4] = test_normal() * 3; /* */
+    }
+    const char *solvers[] = {"full", "covariance_eigh", "randomized", "arpack"};
+    for (int s = 0; s < 4; s++) {
+        fl_array xa = fl_array_host(X, FL_DTYPE_F64, 60, 5);
+        const char *kv[] = {"svd_solver", solvers[s], "n_components", s >= 2 ? "4" : "none", "whiten",
+                            "true",       NULL};
+        fl_model *m = fit(ctx, "pca", &xa, kv);
+        if (!m)
+            continue;
+        int64_t k;
+        double *ev = attr(m, "explained_variance_", &k, NULL), *C = attr(m, "components_", NULL, NULL);
+        int finite = 1;
+        for (int i = 0; i < k; i++)
+            finite &= isfinite(ev[i]) && ev[i] >= 0;
+        for (int i = 0; i < k * 5; i++)
+            finite &= isfinite(C[i]);
+        static double Y[60 * 5];
+        fl_array ya = fl_array_host(Y, FL_DTYPE_F64, 60, k);
+        CHECK_OK(ctx, fl_model_transform(m, &xa, &ya));
+        for (int i = 0; i < 60 * k; i++)
+            finite &= isfinite(Y[i]);
+        CHECK_MSG(finite, "%s: non-finite output on rank-deficient data", solvers[s]);
+        free(ev), free(C);
+        fl_model_free(m);
+    }
+    /* n = 2, d = 1 */
+    double two[2] = {1, 3};
+    fl_array ta = fl_array_host(two, FL_DTYPE_F64, 2, 1);
+    fl_model *m = fit(ctx, "pca", &ta, NULL);
+    double ev = 0;
+    int64_t r, c;
+    double *e = attr(m, "explained_variance_", &r, &c);
+    if (e)
+        ev = e[0];
+    CHECK(r == 1 && fabs(ev - 2.0) < 1e-12);
+    free(e);
+    fl_model_free(m);
+    /* wide (n < d): every solver, randomized takes the transposed side */
+    for (int i = 0; i < 6 * 40; i++)
+        W[i] = test_normal();
+    for (int s = 0; s < 4; s++) {
+        fl_array wa = fl_array_host(W, FL_DTYPE_F64, 6, 40);
+        const char *kv[] = {"svd_solver", solvers[s], "n_components", "3", "random_state", "0", NULL};
+        m = fit(ctx, "pca", &wa, kv);
+        double *sv = attr(m, "singular_values_", &r, NULL);
+        CHECK(r == 3 && sv && sv[0] >= sv[1] && sv[1] >= sv[2] && sv[2] > 0);
+        free(sv);
+        fl_model_free(m);
+    }
+}
+
+static void test_bad_input(fl_ctx *ctx)
+{
+    static double X[20 * 4];
+    for (int i = 0; i < 80; i++)
+        X[i] = test_normal();
+    fl_array xa = fl_array_host(X, FL_DTYPE_F64, 20, 4);
+    fl_params *p;
+    fl_params_create(ctx, "pca", &p);
+    fl_model *m = (fl_model *)0x1;
+    fl_params_set(ctx, p, "n_components", "5");
+    CHECK_ERR(ctx, fl_pca_fit(ctx, &xa, p, &m), FL_STATUS_INVALID_ARG, "n_components=5: must be in [1, min(");
+    CHECK(m == (fl_model *)0x1);
+    fl_params_set(ctx, p, "n_components", "0.5");
+    fl_params_set(ctx, p, "svd_solver", "randomized");
+    CHECK_ERR(ctx, fl_pca_fit(ctx, &xa, p, &m), FL_STATUS_INVALID_ARG, "variance fraction");
+    CHECK_ERR(ctx, fl_params_set(ctx, p, "n_components", "1.5"), FL_STATUS_OK, "");
+    fl_params_set(ctx, p, "svd_solver", "full");
+    CHECK_ERR(ctx, fl_pca_fit(ctx, &xa, p, &m), FL_STATUS_INVALID_ARG, "whole number");
+    CHECK_ERR(ctx, fl_params_set(ctx, p, "svd_solver", "lapack"), FL_STATUS_INVALID_ARG, "must be one of");
+    fl_params_set(ctx, p, "n_components", "2");
+    X[13] = NAN;
+    CHECK_ERR(ctx, fl_pca_fit(ctx, &xa, p, &m), FL_STATUS_INVALID_ARG, "NaN");
+    X[13] = INFINITY;
+    CHECK_ERR(ctx, fl_pca_fit(ctx, &xa, p, &m), FL_STATUS_INVALID_ARG, "Inf");
+    X[13] = 0.5;
+    fl_array one = fl_array_host(X, FL_DTYPE_F64, 1, 4);
+    CHECK_ERR(ctx, fl_pca_fit(ctx, &one, p, &m), FL_STATUS_INVALID_ARG, "n_samples=1");
+    CHECK(m == (fl_model *)0x1);
+
+    /* a fitted model: wrong widths and outputs leave the output untouched */
+    CHECK_OK(ctx, fl_pca_fit(ctx, &xa, p, &m));
+    double out[20 * 2];
+    for (int i = 0; i < 40; i++)
+        out[i] = -7;
+    fl_array oa = fl_array_host(out, FL_DTYPE_F64, 20, 2), narrow = fl_array_host(X, FL_DTYPE_F64, 20, 3);
+    narrow.ld = 4;
+    CHECK_ERR(ctx, fl_model_transform(m, &narrow, &oa), FL_STATUS_INVALID_ARG, "X has 3 features");
+    fl_array bad_out = fl_array_host(out, FL_DTYPE_F64, 20, 3);
+    CHECK_ERR(ctx, fl_model_transform(m, &xa, &bad_out), FL_STATUS_INVALID_ARG, "out: expected f64 20 x 2");
+    CHECK_ERR(ctx, fl_model_inverse_transform(m, &xa, &oa), FL_STATUS_INVALID_ARG, "X has 4 components");
+    CHECK(out[0] == -7 && out[39] == -7);
+    /* a singular covariance: score_samples is a clear error */
+    fl_array sa = fl_array_host(out, FL_DTYPE_F64, 20, 1);
+    fl_model *full;
+    fl_params_set(ctx, p, "n_components", "none");
+    fl_array few = fl_array_host(X, FL_DTYPE_F64, 3, 4); /* rank 2 < 4 features, noise 0 */
+    CHECK_OK(ctx, fl_pca_fit(ctx, &few, p, &full));
+    fl_array sa3 = fl_array_host(out, FL_DTYPE_F64, 3, 1);
+    CHECK_ERR(ctx, fl_model_score_samples(full, &few, &sa3), FL_STATUS_INVALID_ARG, "singular");
+    CHECK(out[0] == -7);
+    (void)sa;
+    fl_model_free(full);
+
+    /* save / load round trip, and a corrupted buffer */
+    void *buf;
+    size_t len;
+    CHECK_OK(ctx, fl_model_save_buffer(m, &buf, &len));
+    fl_model *back;
+    CHECK_OK(ctx, fl_model_load_buffer(ctx, buf, len, &back));
+    double o1[40], o2[40];
+    fl_array a1 = fl_array_host(o1, FL_DTYPE_F64, 20, 2), a2 = fl_array_host(o2, FL_DTYPE_F64, 20, 2);
+    CHECK_OK(ctx, fl_model_transform(m, &xa, &a1));
+    CHECK_OK(ctx, fl_model_transform(back, &xa, &a2));
+    CHECK(!memcmp(o1, o2, sizeof o1));
+    ((unsigned char *)buf)[len / 2] ^= 0x5a;
+    fl_model *bad = NULL;
+    CHECK_ERR(ctx, fl_model_load_buffer(ctx, buf, len, &bad), FL_STATUS_CORRUPT, "");
+    CHECK(bad == NULL);
+    fl_buffer_free(buf);
+    fl_model_free(back);
+    fl_model_free(m);
+
+    /* TruncatedSVD bounds */
+    fl_params *t;
+    fl_params_create(ctx, "truncated_svd", &t);
+    fl_params_set(ctx, t, "n_components", "4");
+    fl_params_set(ctx, t, "algorithm", "arpack");
+    CHECK_ERR(ctx, fl_truncated_svd_fit(ctx, &xa, t, &m), FL_STATUS_INVALID_ARG,
+              "n_components=4: must be in");
+    fl_array col = fl_array_host(X, FL_DTYPE_F64, 20, 1);
+    col.ld = 4;
+    CHECK_ERR(ctx, fl_truncated_svd_fit(ctx, &col, t, &m), FL_STATUS_INVALID_ARG, "at least 2 features");
+    fl_params_free(t);
+    fl_params_free(p);
+
+    /* an explicit CUDA device: not implemented yet, said clearly */
+    fl_ctx *cuda;
+    if (fl_ctx_create("cuda", &cuda, NULL, 0) == FL_STATUS_OK) {
+        fl_model *cm = NULL;
+        CHECK_ERR(cuda, fl_pca_fit(cuda, &xa, NULL, &cm), FL_STATUS_UNSUPPORTED,
+                  "not implemented on the cuda");
+        CHECK(cm == NULL);
+        fl_ctx_free(cuda);
+    }
+}
+
+int main(void)
+{
+    (void)make_blobs;
+    fl_ctx *ctx;
+    fl_ctx_create("cpu", &ctx, NULL, 0);
+    test_against_reference(ctx);
+    test_forms_and_tsvd(ctx);
+    test_edges(ctx);
+    test_bad_input(ctx);
+    fl_ctx_free(ctx);
+    CHECK_MSG(!fl_cuda_loaded(), "a CPU decomposition loaded CUDA");
+    TEST_MAIN_END();
+}
