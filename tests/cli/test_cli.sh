@@ -593,6 +593,76 @@ expect_absent out.npy
 run predict --model missing.flm --input blobs.csv
 expect_rc 3
 
+# ---- decompositions: pca, truncated_svd, transform ----------------------------------
+
+# t (1, 2) + 0.1 s (2, -1) for t = -2..2 and s = 1,-2,2,-2,1 (sum t s = 0,
+# both centred): the first principal axis is exactly (1, 2)/sqrt(5) =
+# (0.447214, 0.894427), with a positive largest entry (scikit-learn's sign
+# rule).
+printf 'x,y\n-1.8,-4.1\n-1.4,-1.8\n0.4,-0.2\n0.6,2.2\n2.2,3.9\n' >line.csv
+
+test_case fit-pca
+run fit pca -i line.csv -p n_components=1 --device cpu --components comp.csv --transform t.csv --model p.flm
+expect_rc 0
+expect_no_err
+golden fit_pca.txt
+awk -F, '{ if ((NR==1) && (($1-0.447214)^2 + ($2-0.894427)^2 > 1e-4)) exit 1 }' comp.csv ||
+    fail "the first component is not the line's direction: $(cat comp.csv)"
+[ "$(wc -l <t.csv)" = 5 ] || fail "transform: expected 5 rows"
+
+test_case transform-round-trip
+run transform --model p.flm -i line.csv -o t2.csv
+expect_rc 0
+cmp -s t.csv t2.csv || fail "transform of a saved model differs from the fit's: $(paste t.csv t2.csv)"
+run fit pca -i line.csv -p n_components=2 -p svd_solver=full --model p2.flm
+expect_rc 0
+run transform --model p2.flm -i line.csv -o t3.npy
+expect_rc 0
+run transform --model p2.flm -i t3.npy -o back.csv --inverse --json
+expect_rc 0
+expect_out '"inverse": true'
+tail -n +2 line.csv | paste -d, - back.csv |
+    awk -F, '{ if (($1-$3)^2 + ($2-$4)^2 > 1e-20) exit 1 }' || fail "inverse_transform is not X: $(cat back.csv)"
+
+test_case fit-pca-help
+run fit pca --help
+expect_rc 0
+golden help_fit_pca.txt
+
+test_case fit-truncated-svd-json
+run fit truncated_svd -i blobs.csv -p n_components=1 -p algorithm=arpack --device cpu --json
+expect_rc 0
+expect_out '"algo": "truncated_svd"'
+expect_out '"n_components": 1'
+
+test_case pca-errors
+run fit pca -i line.csv -p n_components=3 --model out.flm
+expect_rc 4
+golden err_pca_n_components.txt err.txt
+expect_absent out.flm
+run fit pca -i line.csv --labels out.npy
+expect_rc 2
+expect_err "--labels does not apply to pca"
+run fit pca -i line.csv -p svd_solver=lapack
+expect_rc 2
+expect_err "svd_solver=lapack: must be one of auto|full|covariance_eigh|arpack|randomized"
+run transform --model p.flm -i three.csv -o out.npy
+expect_rc 4
+expect_err "X has 3 features, but PCA is expecting 2 features"
+expect_absent out.npy
+run transform --model km.flm -i blobs.csv -o out.npy --inverse
+expect_rc 2
+expect_err "a kmeans model has no inverse_transform"
+expect_absent out.npy
+run transform --model bad.flm -i line.csv -o out.npy
+expect_rc 3
+expect_absent out.npy
+
+test_case transform-kmeans-distances
+run transform --model km.flm -i blobs.csv -o kd.csv
+expect_rc 0
+cmp -s kd.csv dist.csv || fail "transform of a kmeans model differs from predict --transform"
+
 test_case unwritable-output
 run fit kmeans -i blobs.csv -p n_clusters=3 --labels no/such/dir/l.npy --model ok.flm
 expect_rc 3

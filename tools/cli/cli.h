@@ -194,6 +194,7 @@ int cmd_diagnose(int argc, char **argv);
 int cmd_route(int argc, char **argv);
 int cmd_fit(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
+int cmd_transform(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 

@@ -1,6 +1,7 @@
 /*
  * cmd_fit.c — `flashlib fit ALGO --input X [-p NAME=VALUE ...]`: fits a
- * model and writes its labels, centres and model file.
+ * model and writes its outputs (a clusterer's labels and centres, a
+ * decomposition's components and transformed data) and the model file.
  *
  * Order of work, chosen so that mistakes cost nothing: options and
  * parameters are checked first (usage errors), then the GPU requirement,
@@ -25,6 +26,8 @@ enum {
     O_INIT,
     O_LABELS,
     O_CENTERS,
+    O_COMPONENTS,
+    O_TRANSFORM,
     O_MODEL,
     O_JSON,
     O_QUIET,
@@ -51,13 +54,25 @@ static const cli_opt opts[] = {
                   "write the training labels (int32, shape (n,)); .npy, or .csv/.txt"},
     [O_CENTERS] = {"centers", 'c', "FILE", 0,
                    "write the cluster centres (n_clusters x n_features); .npy or .csv"},
-    [O_MODEL] = {"model", 'm', "FILE", 0, "write the fitted model (flashlib format, for `flashlib predict`)"},
+    [O_COMPONENTS] = {"components", 0, "FILE", 0,
+                      "pca, truncated_svd: write components_ (n_components x n_features); .npy or .csv"},
+    [O_TRANSFORM] = {"transform", 'T', "FILE", 0,
+                     "pca, truncated_svd: write the transformed training data (n x n_components)"},
+    [O_MODEL] = {"model", 'm', "FILE", 0,
+                 "write the fitted model (flashlib format, for `flashlib predict` / `flashlib transform`)"},
     [O_JSON] = {"json", 0, NULL, 0, "print the summary as one JSON object on stdout"},
     [O_QUIET] = {"quiet", 'q', NULL, 0, "print no summary and no progress (errors still go to stderr)"},
     [O_PROGRESS] = {"progress", 0, NULL, 0, "show progress on stderr even when it is not a terminal"},
     [O_VERBOSE] = {"verbose", 'v', NULL, 0, "print the library's log messages (routing, device choice)"},
     [O_COUNT] = {NULL, 0, NULL, 0, NULL},
 };
+
+/* Whether `algo` is a decomposition (components and a transform) rather
+ * than a clusterer (labels and centres). */
+static int is_decomposition(const char *algo)
+{
+    return algo && (!strcmp(algo, "pca") || !strcmp(algo, "truncated_svd"));
+}
 
 /* Prints `flashlib fit [ALGO] --help`; the parameter section is generated
  * from the library's table. */
@@ -73,10 +88,12 @@ static void help(const char *algo)
     }
     printf("usage: flashlib fit %s --input FILE [-p NAME=VALUE ...] [options]\n\n", algo);
     printf("Fits %s on the rows of FILE with scikit-learn's semantics and prints a\n"
-           "summary (samples, features, clusters, inertia, iterations, time, device).\n"
+           "summary (samples, features, %s, time, device).\n"
            "Outputs are written only when the fit succeeded: nothing is created or\n"
            "replaced otherwise.\n\n",
-           algo);
+           algo,
+           is_decomposition(algo) ? "components, explained variance, solver"
+                                  : "clusters, inertia, iterations");
     puts("input files:\n"
          "  .npy   float32 or float64 (int32/int64 are converted to float64), C order,\n"
          "         1-D (read as n x 1) or 2-D; format versions 1, 2 and 3\n"
@@ -85,9 +102,16 @@ static void help(const char *algo)
     cli_print_options(stdout, opts);
     printf("\nparameters (-p NAME=VALUE), from the library's table (scikit-learn names):\n");
     cli_print_param_table(stdout, algo);
-    puts("\nexamples:\n"
-         "  flashlib fit kmeans -i X.npy -p n_clusters=16 -p random_state=0 --labels y.npy --model km.flm\n"
-         "  flashlib fit kmeans -i X.csv -p k=3 --centers C.csv --json\n\n"
+    puts(is_decomposition(algo)
+             ? "\nexamples:\n"
+               "  flashlib fit pca -i X.npy -p n_components=16 --model p.flm --transform Y.npy\n"
+               "  flashlib fit pca -i X.csv -p n_components=0.95 -p whiten=true --components C.csv --json\n"
+               "  flashlib fit truncated_svd -i X.npy -p n_components=8 -p algorithm=arpack --model t.flm\n"
+             : "\nexamples:\n"
+               "  flashlib fit kmeans -i X.npy -p n_clusters=16 -p random_state=0 --labels y.npy --model "
+               "km.flm\n"
+               "  flashlib fit kmeans -i X.csv -p k=3 --centers C.csv --json");
+    puts("\n"
          "exit codes: 0 ok, 2 usage (bad option, unknown or out-of-range parameter),\n"
          "3 file error (missing, malformed or truncated input; unwritable output),\n"
          "4 library error (e.g. n_clusters > n_samples, NaN in the data), 5 no usable GPU\n"
@@ -110,7 +134,8 @@ typedef struct fit_state {
     cli_matrix X, w, init;
     void *centers;
     int32_t *labels;
-    cli_outfile out[3]; /* labels, centers, model */
+    void *components, *transform;
+    cli_outfile out[5]; /* labels, centers, components, transform, model */
     int n_out;
 } fit_state;
 
@@ -120,6 +145,8 @@ static void fit_free(fit_state *s)
     cli_out_discard(s->out, s->n_out);
     free(s->centers);
     free(s->labels);
+    free(s->components);
+    free(s->transform);
     cli_matrix_free(&s->X);
     cli_matrix_free(&s->w);
     cli_matrix_free(&s->init);
@@ -129,8 +156,18 @@ static void fit_free(fit_state *s)
 }
 
 /* Checks option values that need no library call. */
-static int check_options(const cli_args *a, int64_t *threads, fl_dtype *dtype)
+static int check_options(const cli_args *a, const char *algo, int64_t *threads, fl_dtype *dtype)
 {
+    static const int clusterer_only[] = {O_LABELS, O_CENTERS, O_WEIGHT, O_INIT};
+    static const int decomposition_only[] = {O_COMPONENTS, O_TRANSFORM};
+    const int dec = is_decomposition(algo);
+    const int *bad = dec ? clusterer_only : decomposition_only;
+    for (int i = 0; i < (dec ? 4 : 2); i++)
+        if (a->val[bad[i]]) {
+            cli_error("fit: --%s does not apply to %s (see flashlib fit %s --help)", opts[bad[i]].name, algo,
+                      algo);
+            return CLI_EXIT_USAGE;
+        }
     if (!a->val[O_INPUT]) {
         cli_error("fit: --input FILE is required (see flashlib fit kmeans --help)");
         return CLI_EXIT_USAGE;
@@ -146,9 +183,10 @@ static int check_options(const cli_args *a, int64_t *threads, fl_dtype *dtype)
         cli_error("fit: --dtype must be f32 or f64, got '%s'", a->val[O_DTYPE]);
         return CLI_EXIT_USAGE;
     }
-    const char *paths[3] = {a->val[O_LABELS], a->val[O_CENTERS], a->val[O_MODEL]};
-    const char *flags[3] = {"labels", "centers", "model"};
-    return cli_out_check_distinct(paths, flags, 3);
+    const char *paths[5] = {a->val[O_LABELS], a->val[O_CENTERS], a->val[O_COMPONENTS], a->val[O_TRANSFORM],
+                            a->val[O_MODEL]};
+    const char *flags[5] = {"labels", "centers", "components", "transform", "model"};
+    return cli_out_check_distinct(paths, flags, 5);
 }
 
 /* Reads the data files: X, the weights and the initial centres. */
@@ -212,8 +250,10 @@ static void summary(const cli_args *a, fit_state *s, const char *algo, double in
     fl_route r;
     ran_on(s, algo, &r);
     const char *dev = fl_ctx_device(s->ctx);
-    const char *names[3] = {"labels", "centers", "model"};
-    const char *paths[3] = {a->val[O_LABELS], a->val[O_CENTERS], a->val[O_MODEL]};
+    const char *names[5] = {"labels", "centers", "components", "transform", "model"};
+    const char *paths[5] = {a->val[O_LABELS], a->val[O_CENTERS], a->val[O_COMPONENTS], a->val[O_TRANSFORM],
+                            a->val[O_MODEL]};
+    const int dec = is_decomposition(algo);
     if (a->val[O_JSON]) {
         cli_json j;
         cj_begin(&j, stdout);
@@ -222,9 +262,14 @@ static void summary(const cli_args *a, fit_state *s, const char *algo, double in
         cj_int(&j, "n_samples", s->X.rows);
         cj_int(&j, "n_features", s->X.cols);
         cj_str(&j, "dtype", fl_dtype_name(s->X.dtype));
-        cj_int(&j, "n_clusters", k);
-        cj_num(&j, "inertia", inertia);
-        cj_int(&j, "n_iter", (int64_t)n_iter);
+        if (dec) {
+            cj_int(&j, "n_components", k);
+            cj_num(&j, "explained_variance_ratio", inertia);
+        } else {
+            cj_int(&j, "n_clusters", k);
+            cj_num(&j, "inertia", inertia);
+            cj_int(&j, "n_iter", (int64_t)n_iter);
+        }
         cj_num(&j, "time_s", seconds);
         cj_str(&j, "device", dev);
         cj_str(&j, "backend", fl_backend_name(r.backend));
@@ -238,8 +283,9 @@ static void summary(const cli_args *a, fit_state *s, const char *algo, double in
         }
         cj_close(&j, '}');
         cj_obj(&j, "outputs");
-        for (int i = 0; i < 3; i++)
-            cj_str(&j, names[i], paths[i]);
+        for (int i = 0; i < 5; i++)
+            if (dec ? (i >= 2) : (i < 2 || i == 4))
+                cj_str(&j, names[i], paths[i]);
         cj_close(&j, '}');
         cj_end(&j);
         return;
@@ -248,10 +294,13 @@ static void summary(const cli_args *a, fit_state *s, const char *algo, double in
         return;
     printf("%s: fitted %lld x %lld (%s) from %s\n", algo, (long long)s->X.rows, (long long)s->X.cols,
            fl_dtype_name(s->X.dtype), a->val[O_INPUT]);
-    printf("  n_clusters  %lld\n  inertia     %.8g\n  n_iter      %.0f\n", (long long)k, inertia, n_iter);
+    if (dec)
+        printf("  kept        %lld components\n  explained   %.6f of the variance\n", (long long)k, inertia);
+    else
+        printf("  n_clusters  %lld\n  inertia     %.8g\n  n_iter      %.0f\n", (long long)k, inertia, n_iter);
     printf("  device      %s (backend %s, variant %s)\n", dev, fl_backend_name(r.backend), r.variant);
     printf("  time        %.3f s\n", seconds);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 5; i++)
         if (paths[i])
             printf("  %-11s %s\n", names[i], paths[i]);
 }
@@ -260,9 +309,10 @@ static void summary(const cli_args *a, fit_state *s, const char *algo, double in
  * unless SIGINT arrived: see cli_progress_start. */
 static int fit_steps(const cli_args *a, fit_state *s, const char *algo, cli_progress *prog)
 {
-    const char *paths[3] = {a->val[O_LABELS], a->val[O_CENTERS], a->val[O_MODEL]};
+    const char *paths[5] = {a->val[O_LABELS], a->val[O_CENTERS], a->val[O_COMPONENTS], a->val[O_TRANSFORM],
+                            a->val[O_MODEL]};
     int rc;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
         if (!paths[i])
             continue;
         if ((rc = cli_out_create(&s->out[s->n_out], paths[i])) != 0)
@@ -283,19 +333,43 @@ static int fit_steps(const cli_args *a, fit_state *s, const char *algo, cli_prog
     double inertia = 0, n_iter = 0;
     fl_dtype cdt, ldt;
     int64_t k = 0, d = 0, n = 0, one = 0;
-    if ((st = fl_model_attr_scalar(s->model, "inertia_", &inertia)) ||
-        (st = fl_model_attr_scalar(s->model, "n_iter_", &n_iter)))
-        return cli_lib_error(s->ctx, st, "reading the fitted attributes");
-    if ((rc = copy_attr(s, "cluster_centers_", &s->centers, &cdt, &k, &d)) ||
-        (rc = copy_attr(s, "labels_", (void **)&s->labels, &ldt, &n, &one)))
-        return rc;
     int o = 0;
-    if (paths[0] && (rc = cli_out_write_matrix(&s->out[o++], s->labels, ldt, n, 1, 1)))
-        return rc;
-    if (paths[1] && (rc = cli_out_write_matrix(&s->out[o++], s->centers, cdt, k, d, 2)))
-        return rc;
-    if (paths[2] && (st = fl_model_save(s->model, s->out[o].tmp)) != FL_STATUS_OK) {
-        rc = cli_lib_error(s->ctx, st, paths[2]);
+    if (is_decomposition(algo)) {
+        /* "inertia" carries the explained variance ratio kept, summed */
+        void *ratio = NULL;
+        if ((rc = copy_attr(s, "components_", &s->components, &cdt, &k, &d)) ||
+            (rc = copy_attr(s, "explained_variance_ratio_", &ratio, &ldt, &n, &one)))
+            return rc;
+        for (int64_t i = 0; i < n; i++)
+            inertia += ldt == FL_DTYPE_F32 ? ((float *)ratio)[i] : ((double *)ratio)[i];
+        free(ratio);
+        if (paths[3]) {
+            if (!(s->transform = malloc(fl_dtype_size(cdt) * (size_t)(s->X.rows * k)))) {
+                cli_error("out of memory for the transformed data");
+                return CLI_EXIT_FAILURE;
+            }
+            fl_array T = fl_array_host(s->transform, cdt, s->X.rows, k);
+            if ((st = fl_model_transform(s->model, &X, &T)) != FL_STATUS_OK)
+                return cli_lib_error(s->ctx, st, "transform");
+        }
+        if (paths[2] && (rc = cli_out_write_matrix(&s->out[o++], s->components, cdt, k, d, 2)))
+            return rc;
+        if (paths[3] && (rc = cli_out_write_matrix(&s->out[o++], s->transform, cdt, s->X.rows, k, 2)))
+            return rc;
+    } else {
+        if ((st = fl_model_attr_scalar(s->model, "inertia_", &inertia)) ||
+            (st = fl_model_attr_scalar(s->model, "n_iter_", &n_iter)))
+            return cli_lib_error(s->ctx, st, "reading the fitted attributes");
+        if ((rc = copy_attr(s, "cluster_centers_", &s->centers, &cdt, &k, &d)) ||
+            (rc = copy_attr(s, "labels_", (void **)&s->labels, &ldt, &n, &one)))
+            return rc;
+        if (paths[0] && (rc = cli_out_write_matrix(&s->out[o++], s->labels, ldt, n, 1, 1)))
+            return rc;
+        if (paths[1] && (rc = cli_out_write_matrix(&s->out[o++], s->centers, cdt, k, d, 2)))
+            return rc;
+    }
+    if (paths[4] && (st = fl_model_save(s->model, s->out[o].tmp)) != FL_STATUS_OK) {
+        rc = cli_lib_error(s->ctx, st, paths[4]);
         return st == FL_STATUS_IO_ERROR ? CLI_EXIT_FILE : rc;
     }
     if (cli_interrupted())
@@ -337,7 +411,7 @@ int cmd_fit(int argc, char **argv)
         return rc;
     int64_t threads;
     fl_dtype dtype;
-    if ((rc = check_options(&a, &threads, &dtype)) != 0)
+    if ((rc = check_options(&a, algo, &threads, &dtype)) != 0)
         return rc;
     fit_state s;
     memset(&s, 0, sizeof s);
@@ -356,7 +430,7 @@ int cmd_fit(int argc, char **argv)
         rc = cli_lib_error(s.ctx, st, "--threads");
     if (!rc)
         rc = cli_make_params(s.ctx, algo, a.rep, a.n_rep, &s.params);
-    if (!rc && !a.val[O_INIT]) {
+    if (!rc && !a.val[O_INIT] && !is_decomposition(algo)) {
         char init[32];
         if (fl_params_get(s.ctx, s.params, "init", init, sizeof init) == FL_STATUS_OK &&
             !strcmp(init, "array")) {

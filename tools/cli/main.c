@@ -14,9 +14,10 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"fit", cmd_fit, "kmeans", "fit a model on a .npy/.csv matrix; write labels, centres, a model file"},
+    {"fit", cmd_fit, "ALGO", "fit kmeans, pca or truncated_svd on a .npy/.csv matrix; write its outputs"},
     {"predict", cmd_predict, "", "assign samples to the clusters of a saved model (labels, distances)"},
-    {"route", cmd_route, "kmeans", "show which backend and variant would run for a shape, and why"},
+    {"transform", cmd_transform, "", "apply a saved model's transform (or --inverse) to a matrix"},
+    {"route", cmd_route, "ALGO", "show which backend and variant would run for a shape, and why"},
     {"diagnose", cmd_diagnose, "", "library version and build, CPU threads, GPUs (or why there are none)"},
     {"convert", cmd_convert, "", "convert a matrix between .npy and CSV, or between f32 and f64"},
     {"info", cmd_info, "SUBCOMMAND", "estimate an op's runtime, memory and bound on a GPU, without a GPU"},
@@ -59,6 +60,8 @@ static void usage(FILE *f)
           "examples:\n"
           "  flashlib fit kmeans --input X.npy -p n_clusters=16 --labels labels.npy --model km.flm\n"
           "  flashlib predict --model km.flm --input Y.csv --labels y_labels.npy\n"
+          "  flashlib fit pca --input X.npy -p n_components=16 --model p.flm\n"
+          "  flashlib transform --model p.flm --input X.npy --output Y.npy\n"
           "  flashlib route kmeans --shape 1000000x128 -p n_clusters=8192 --device H100\n"
           "  flashlib diagnose --json\n\n"
           "environment:\n"
