@@ -98,6 +98,21 @@ if not HAVE_SKLEARN or ClassNamePrefixFeaturesOutMixin is None:  # pragma: no co
             return np.asarray([f"{prefix}{i}" for i in range(self._n_features_out)], dtype=object)
 
 
+class DenseFloatTagsMixin:
+    """scikit-learn tags of every flashlib estimator: dense input only, and
+    transforms that keep float32 and float64. First among the bases, so it
+    edits the tags after the scikit-learn mixins have set theirs."""
+
+    if HAVE_SKLEARN and hasattr(TransformerMixin, "__sklearn_tags__"):
+
+        def __sklearn_tags__(self):
+            tags = super().__sklearn_tags__()
+            tags.input_tags.sparse = False
+            if tags.transformer_tags is not None:
+                tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+            return tags
+
+
 # ---- input validation ----------------------------------------------------------------
 def _own_check_array(X, name, dtype=_FLOAT_DTYPES):  # used without scikit-learn
     if hasattr(X, "tocsr") or hasattr(X, "toarray"):

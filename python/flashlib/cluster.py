@@ -8,8 +8,8 @@ import numpy as np
 from ._base import (
     ClassNamePrefixFeaturesOutMixin,
     ClusterMixin,
+    DenseFloatTagsMixin,
     FlashlibEstimator,
-    HAVE_SKLEARN,
     TransformerMixin,
     check_array,
     check_sample_weight,
@@ -50,7 +50,8 @@ def _random_state_object(random_state):
     return random_state
 
 
-class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, FlashlibEstimator):
+class KMeans(DenseFloatTagsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
+             FlashlibEstimator):
     """K-Means clustering (Lloyd's algorithm), a drop-in for
     sklearn.cluster.KMeans computed by libflashlib on the CPU or a CUDA GPU.
 
@@ -134,14 +135,6 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Fl
         self.metric = metric
         self.precision = precision
         self.device = device
-
-    if HAVE_SKLEARN and hasattr(TransformerMixin, "__sklearn_tags__"):
-
-        def __sklearn_tags__(self):
-            tags = super().__sklearn_tags__()
-            tags.input_tags.sparse = False
-            tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-            return tags
 
     # -- parameters -----------------------------------------------------------------
     def _fl_param_values(self, X):

@@ -8,8 +8,8 @@ import numpy as np
 
 from ._base import (
     ClassNamePrefixFeaturesOutMixin,
+    DenseFloatTagsMixin,
     FlashlibEstimator,
-    HAVE_SKLEARN,
     TransformerMixin,
     check_array,
     host_view,
@@ -30,17 +30,9 @@ _VECTOR_ATTRS = {
 }
 
 
-class _Decomposition(ClassNamePrefixFeaturesOutMixin, TransformerMixin, FlashlibEstimator):
+class _Decomposition(DenseFloatTagsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, FlashlibEstimator):
     """What PCA and TruncatedSVD share: fit through the C model, transform and
     inverse_transform through the library."""
-
-    if HAVE_SKLEARN and hasattr(TransformerMixin, "__sklearn_tags__"):
-
-        def __sklearn_tags__(self):
-            tags = super().__sklearn_tags__()
-            tags.input_tags.sparse = False
-            tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-            return tags
 
     def _fl_param_values(self, X):
         values = super()._fl_param_values(X)
