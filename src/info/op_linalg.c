@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "info/info_internal.h"
+#include "route/route.h"
 
 /* ---- GEMM variants ------------------------------------------------------- */
 
@@ -35,29 +36,71 @@ typedef struct gemm_var {
     double eff;        /* rate relative to a plain base GEMM    */
     double bits;       /* significand bits kept of each input   */
     int acc64;         /* accumulates in fp64                    */
+    int sched;         /* GEMM_SCHED_*: how cuBLAS's kernels for it run */
     const char *what;
 } gemm_var;
 
+/* How the kernels cuBLAS runs for a precision schedule their tiles on
+ * Hopper (from the kernels' names in the calibration sweep):
+ *   PERSISTENT  bf16/fp16: persistent cooperative kernels (many tile shapes)
+ *               that overlap a tile's epilogue with the next one's loads;
+ *               fp32 SIMT and fp64 behave alike in the sweep's residuals;
+ *   SEGMENT_K   tf32: non-persistent wgmma kernels (64x128 ... 256x128
+ *               tiles) whose epilogue (C stored from registers) is not
+ *               overlapped: each wave adds the store of its tiles' C at
+ *               the memory bandwidth; when the output tiles fill the SMs
+ *               they balance K segments over the SMs instead of waves
+ *               ("segment-K": stream-K-like, partial tiles fixed up
+ *               through a workspace). Narrow products run older mma.sync
+ *               kernels with a separate split-K reduction, as the other
+ *               precisions' split-K below;
+ *   DMMA        fp64: as PERSISTENT, over the fp64 kernels' smaller tiles
+ *               (128x64 and 64x128 down to 32x32: narrow products get more
+ *               tiles than the 64x64 floor of the others). */
+enum { GEMM_SCHED_PERSISTENT, GEMM_SCHED_SEGMENT_K, GEMM_SCHED_DMMA };
+
 static const gemm_var gemm_vars[] = {
-    {"gemm_fp64", FL_INFO_PREC_FP64_TC, 1, 8, 0, 1.0, 53, 1, "fp64 (DMMA tensor cores where present)"},
-    {"gemm_fp32", FL_INFO_PREC_FP32, 1, 4, 0, 1.0, 24, 0, "fp32 on the CUDA cores, tensor cores off"},
-    {"gemm_tf32", FL_INFO_PREC_TF32, 1, 4, 0, 1.0, 11, 0, "tf32 tensor cores, fp32 accumulation"},
-    {"gemm_3xtf32", FL_INFO_PREC_TF32, 3, 4, 2, 1.0, 22, 0, "fp32 split into tf32 hi + lo, 3 products"},
-    {"gemm_bf16", FL_INFO_PREC_BF16, 1, 2, 1, 1.0, 8, 0, "inputs cast to bf16, fp32 accumulation"},
-    {"gemm_3xbf16", FL_INFO_PREC_BF16, 3, 2, 2, 1.0, 16, 0,
+    {"gemm_fp64", FL_INFO_PREC_FP64_TC, 1, 8, 0, 1.0, 53, 1, GEMM_SCHED_DMMA,
+     "fp64 (DMMA tensor cores where present)"},
+    {"gemm_fp32", FL_INFO_PREC_FP32, 1, 4, 0, 1.0, 24, 0, GEMM_SCHED_PERSISTENT,
+     "fp32 on the CUDA cores, tensor cores off"},
+    {"gemm_tf32", FL_INFO_PREC_TF32, 1, 4, 0, 1.0, 11, 0, GEMM_SCHED_SEGMENT_K,
+     "tf32 tensor cores, fp32 accumulation"},
+    {"gemm_3xtf32", FL_INFO_PREC_TF32, 3, 4, 2, 1.0, 22, 0, GEMM_SCHED_PERSISTENT,
+     "fp32 split into tf32 hi + lo, 3 products"},
+    {"gemm_bf16", FL_INFO_PREC_BF16, 1, 2, 1, 1.0, 8, 0, GEMM_SCHED_PERSISTENT,
+     "inputs cast to bf16, fp32 accumulation"},
+    {"gemm_3xbf16", FL_INFO_PREC_BF16, 3, 2, 2, 1.0, 16, 0, GEMM_SCHED_PERSISTENT,
      "bf16 hi + lo split, 3 products, one accumulator"},
-    {"gemm_fp16", FL_INFO_PREC_FP16, 1, 2, 1, 1.0, 11, 0, "inputs cast to fp16, fp32 accumulation"},
-    {"gemm_3xfp16", FL_INFO_PREC_FP16, 3, 2, 2, 1.0, 16, 0,
+    {"gemm_fp16", FL_INFO_PREC_FP16, 1, 2, 1, 1.0, 11, 0, GEMM_SCHED_PERSISTENT,
+     "inputs cast to fp16, fp32 accumulation"},
+    {"gemm_3xfp16", FL_INFO_PREC_FP16, 3, 2, 2, 1.0, 16, 0, GEMM_SCHED_PERSISTENT,
      "fp16 hi + lo split, 3 products (lo parts lose bits to fp16's range)"},
-    {"gemm_fp16x9", FL_INFO_PREC_FP16, 9, 2, 3, 1.0, 33, 0, "three fp16 parts per operand, all 9 products"},
-    {"gemm_fp16x3_kahan", FL_INFO_PREC_FP16, 3, 2, 2, 0.7, 22, 0,
+    {"gemm_fp16x9", FL_INFO_PREC_FP16, 9, 2, 3, 1.0, 33, 0, GEMM_SCHED_PERSISTENT,
+     "three fp16 parts per operand, all 9 products"},
+    {"gemm_fp16x3_kahan", FL_INFO_PREC_FP16, 3, 2, 2, 0.7, 22, 0, GEMM_SCHED_PERSISTENT,
      "fp16 hi + lo, 3 products, Kahan-compensated outer sum"},
-    {"gemm_tf32x6", FL_INFO_PREC_TF32, 6, 4, 3, 1.0, 33, 0,
+    {"gemm_tf32x6", FL_INFO_PREC_TF32, 6, 4, 3, 1.0, 33, 0, GEMM_SCHED_PERSISTENT,
      "fp64 inputs in three tf32 parts, the 6 products of order <= 2"},
-    {"gemm_ozaki_int8", FL_INFO_PREC_INT8, 0, 1, 0, 0.75, 53, 1,
+    {"gemm_ozaki_int8", FL_INFO_PREC_INT8, 0, 1, 0, 0.75, 53, 1, GEMM_SCHED_PERSISTENT,
      "Ozaki scheme II: num_moduli int8 GEMMs + split + CRT reconstruction"},
 };
 #define N_GEMM_VARS ((int)(sizeof gemm_vars / sizeof *gemm_vars))
+/* Rows of gemm_vars the code singles out, by index (no name comparisons
+ * on the estimate's path). */
+enum {
+    GV_FP64 = 0,
+    GV_FP32 = 1,
+    GV_TF32 = 2,
+    GV_BF16 = 4,
+    GV_FP16 = 6,
+    GV_KAHAN = 9,
+    GV_TF32X6 = 10,
+    GV_OZAKI = 11
+};
+#define GV(i) (&gemm_vars[GV_##i])
+
+_Static_assert(GV_OZAKI == N_GEMM_VARS - 1, "GV_* indexes follow the rows of gemm_vars");
 
 static const gemm_var *gemm_find(const char *name)
 {
@@ -90,31 +133,72 @@ static void gemm_roofline(const gemm_var *v, const fl_info_device *dev, double *
  * loading its A and B panels (TM + TN rows of K elements) from L2, and a
  * wave adds its pipeline fill and epilogue (wave_ms); split-K adds the
  * partial sums' traffic and the launch of the reduction (launch_ms).
+ * GEMM_SCHED_SEGMENT_K (see the enum) adds each wave's store of C at the
+ * memory bandwidth, and for outputs of at least one tile per SM the
+ * balanced schedule over its wgmma tiles: every SM runs an equal share of
+ * the tiles' 32-deep K steps, touches one tile more than the whole ones
+ * it owns when the tiles do not divide evenly, and those partial tiles
+ * are written and read back once through the workspace.
  * Returns ms; *bound: compute or memory. */
 static const int gemm_tiles[][2] = {{256, 128}, {128, 256}, {128, 128}, {128, 64}, {64, 128}, {64, 64}};
 static const int gemm_splits[] = {1, 2, 3, 4, 6, 8, 12, 16};
+static const int segk_tiles[][2] = {{256, 128}, {128, 256}, {128, 128}, {64, 128}};
+static const int dmma_tiles[][2] = {{128, 64}, {64, 128}, {64, 64}, {64, 32}, {32, 64}, {32, 32}};
 
-static double gemm_tiles_ms(double M, double K, double N, double es, double rate, double l2, double bw,
-                            double wave_ms, double launch_ms, double sms, fl_info_bound *bound)
+typedef struct gemm_geom {
+    double M, K, N, es;  /* shape, bytes per input element */
+    double rate, l2, bw; /* per ms: FLOP, L2 bytes, HBM bytes (whole device) */
+    double wave_ms, launch_ms, sms;
+    int sched;
+} gemm_geom;
+
+static double gemm_tiles_ms(const gemm_geom *g, fl_info_bound *bound)
 {
+    const double M = g->M, K = g->K, N = g->N, es = g->es, sms = g->sms;
+    const double rate_sm = g->rate / sms, l2_sm = g->l2 / sms;
+    const int segk = g->sched == GEMM_SCHED_SEGMENT_K;
     double best = INFINITY;
     int best_l2 = 0;
-    for (size_t i = 0; i < sizeof gemm_tiles / sizeof *gemm_tiles; i++) {
-        const double tm = gemm_tiles[i][0], tn = gemm_tiles[i][1];
+    const int dmma = g->sched == GEMM_SCHED_DMMA;
+    const int(*tile)[2] = dmma ? dmma_tiles : gemm_tiles;
+    const size_t n_tiles =
+        dmma ? sizeof dmma_tiles / sizeof *dmma_tiles : sizeof gemm_tiles / sizeof *gemm_tiles;
+    for (size_t i = 0; i < n_tiles; i++) {
+        const double tm = tile[i][0], tn = tile[i][1];
         const double tiles = ceil(M / tm) * ceil(N / tn);
         for (size_t j = 0; j < sizeof gemm_splits / sizeof *gemm_splits; j++) {
             const double s = gemm_splits[j];
             if (s > 1 && (tiles >= sms || ceil(K / s) < 128))
                 break;
             const double kc = ceil(ceil(K / s) / 32) * 32;
-            const double tc = 2 * tm * tn * kc / (rate / sms), tl = (tm + tn) * kc * es / (l2 / sms);
-            double t = ceil(tiles * s / sms) * ((tc > tl ? tc : tl) + wave_ms);
+            const double tc = 2 * tm * tn * kc / rate_sm, tl = (tm + tn) * kc * es / l2_sm;
+            const double waves = ceil(tiles * s / sms);
+            double t = waves * ((tc > tl ? tc : tl) + g->wave_ms);
+            if (segk) /* C (or the partial sums) stored per wave, not overlapped */
+                t += waves * fmin(tiles * s, sms) * tm * tn * 4 / g->bw;
             if (s > 1)
-                t += M * N * 4 * (s + 1) / bw + launch_ms;
+                t += M * N * 4 * (s + 1) / g->bw + g->launch_ms;
             if (t < best) {
                 best = t;
                 best_l2 = tl > tc;
             }
+        }
+    }
+    for (size_t i = 0; segk && i < sizeof segk_tiles / sizeof *segk_tiles; i++) {
+        const double tm = segk_tiles[i][0], tn = segk_tiles[i][1];
+        const double tiles = ceil(M / tm) * ceil(N / tn);
+        if (tiles < sms)
+            continue;
+        const double tc = 2 * tm * tn * 32 / rate_sm, tl = (tm + tn) * 32 * es / l2_sm;
+        const int uneven = fmod(tiles, sms) != 0;
+        const double touched = ceil(tiles / sms) + uneven;
+        double t = ceil(tiles * ceil(K / 32) / sms) * (tc > tl ? tc : tl) +
+                   touched * (g->wave_ms + sms * tm * tn * 4 / g->bw);
+        if (uneven)
+            t += sms * tm * tn * 4 * 2 / g->bw;
+        if (t < best) {
+            best = t;
+            best_l2 = tl > tc;
         }
     }
     *bound = best_l2 ? FL_INFO_BOUND_MEMORY : FL_INFO_BOUND_COMPUTE;
@@ -145,7 +229,7 @@ static fl_dtype native_dtype(const gemm_var *v)
     case FL_INFO_PREC_FP64_TC: return FL_DTYPE_F64;
     case FL_INFO_PREC_BF16: return v->parts <= 1 ? FL_DTYPE_BF16 : FL_DTYPE_F32;
     case FL_INFO_PREC_FP16: return v->parts <= 1 ? FL_DTYPE_F16 : FL_DTYPE_F32;
-    default: return !strcmp(v->name, "gemm_tf32x6") ? FL_DTYPE_F64 : FL_DTYPE_F32;
+    default: return v == GV(TF32X6) ? FL_DTYPE_F64 : FL_DTYPE_F32;
     }
 }
 
@@ -162,10 +246,10 @@ static double data_bits(fl_dtype dt)
 static double gemm_residual(const gemm_var *v, double K, fl_dtype dt, double moduli)
 {
     double lk = log2(K > 2 ? K : 2);
-    if (!strcmp(v->name, "gemm_ozaki_int8"))
+    if (v == GV(OZAKI))
         return pow(2.0, -7 * moduli) * sqrt(K) + pow(2.0, -53) * lk;
     double acc = v->acc64 ? pow(2.0, -53) * lk : pow(2.0, -24) * lk;
-    if (!strcmp(v->name, "gemm_fp16x3_kahan"))
+    if (v == GV(KAHAN))
         acc = pow(2.0, -24);
     double in = v->bits < data_bits(dt) ? sqrt(2.0 / 3.0) * pow(2.0, -v->bits) : 0;
     return sqrt(in * in + acc * acc);
@@ -201,8 +285,7 @@ static double gemm_nodes(fli_est *e, int parent, const gemm_var *v, double M, do
     double total = 0;
     /* split / cast of the inputs when the data is not in the products' format */
     int need_split = v->parts > 1 || e->dtype != nat || products > 1;
-    if (need_split && strcmp(v->name, "gemm_fp32") && strcmp(v->name, "gemm_tf32") &&
-        strcmp(v->name, "gemm_fp64")) {
+    if (need_split && v != GV(FP32) && v != GV(TF32) && v != GV(FP64)) {
         double parts = v->parts > 0 ? v->parts : (v->products > 0 ? 1 : moduli);
         double b = (M * K + K * N) * (es + parts * v->in_bytes);
         total += fli_roof_leaf(e, node, "split inputs", "read A and B once, write their parts", 1, 0,
@@ -223,8 +306,18 @@ static double gemm_nodes(fli_est *e, int parent, const gemm_var *v, double M, do
     double tc, tm = b / (e->dev->is_gpu && ws <= (double)e->dev->l2_bytes ? c[G_L2] * 1e6 : bw);
     fl_info_bound bc = FL_INFO_BOUND_COMPUTE;
     if (e->dev->is_gpu) {
-        tc = products * gemm_tiles_ms(M, K, N, v->in_bytes, rate, c[G_L2] * 1e6, bw, c[G_WAVE] * 1e-3,
-                                      c[G_FIXED] * 1e-3, e->dev->sm_count, &bc);
+        const gemm_geom g = {M,
+                             K,
+                             N,
+                             v->in_bytes,
+                             rate,
+                             c[G_L2] * 1e6,
+                             bw,
+                             c[G_WAVE] * 1e-3,
+                             c[G_FIXED] * 1e-3,
+                             e->dev->sm_count,
+                             v->sched};
+        tc = products * gemm_tiles_ms(&g, &bc);
     } else {
         double th = e->threads;
         if (isfinite(th) && th >= 1 && th < e->dev->sm_count)
@@ -256,10 +349,10 @@ static double gemm_nodes(fli_est *e, int parent, const gemm_var *v, double M, do
 static const gemm_var *default_variant(fl_dtype dt)
 {
     switch (dt) {
-    case FL_DTYPE_F64: return gemm_find("gemm_fp64");
-    case FL_DTYPE_BF16: return gemm_find("gemm_bf16");
-    case FL_DTYPE_F16: return gemm_find("gemm_fp16");
-    default: return gemm_find("gemm_fp32");
+    case FL_DTYPE_F64: return GV(FP64);
+    case FL_DTYPE_BF16: return GV(BF16);
+    case FL_DTYPE_F16: return GV(FP16);
+    default: return GV(FP32);
     }
 }
 
@@ -320,7 +413,7 @@ static const gemm_var *pick(fli_est *e, double M, double K, double N)
             fli_info_fail(e,
                           "%s: no GEMM variant reaches tol=%g at K=%.0f (the most accurate, gemm_ozaki_int8 "
                           "with more moduli, or gemm_fp64, expect ~%.1e)",
-                          opname, tol, K, gemm_residual(gemm_find("gemm_fp64"), K, e->dtype, 8));
+                          opname, tol, K, gemm_residual(GV(FP64), K, e->dtype, 8));
             return NULL;
         }
         return v;
@@ -331,10 +424,11 @@ static const gemm_var *pick(fli_est *e, double M, double K, double N)
 static void set_route(fli_est *e, const gemm_var *v, const char *why)
 {
     fl_info_result *r = e->r;
-    snprintf(r->backend, sizeof r->backend, "none");
-    snprintf(r->variant, sizeof r->variant, "%s", v->name);
-    snprintf(r->reason, sizeof r->reason, "%s: %s (modelled; flashlib has no GEMM kernels yet)", why,
-             v->what);
+    memcpy(r->backend, "none", 5);
+    fli_join(r->variant, sizeof r->variant, (const char *const[]){v->name, NULL});
+    fli_join(
+        r->reason, sizeof r->reason,
+        (const char *const[]){why, ": ", v->what, " (modelled; flashlib has no GEMM kernels yet)", NULL});
     fli_note(e, "not implemented in flashlib yet: the cost of the variant as designed, roofline unless "
                 "calibrated; residuals are documented models (src/info/op_linalg.c) until measured");
 }

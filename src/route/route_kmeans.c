@@ -10,7 +10,7 @@
 
 /* Bounded concatenation of NULL-terminated pieces into dst: the cost model
  * routes on every estimate, and snprintf alone cost it ~15% of a call. */
-static void join(char *dst, size_t cap, const char *const *parts)
+void fli_join(char *dst, size_t cap, const char *const *parts)
 {
     size_t len = 0;
     for (; *parts && len + 1 < cap; parts++) {
@@ -66,11 +66,11 @@ fl_status fli_route_kmeans(const fl_hw_props *hw, int64_t n, int64_t d, fl_dtype
     if (!hw || hw->sm_major == 0) {
         fli_precision p = dtype == FL_DTYPE_F64 ? FLI_PREC_F64 : FLI_PREC_FP32;
         out->backend = FL_BACKEND_CPU;
-        join(out->variant, sizeof out->variant, (const char *const[]){prec_name(p), NULL});
-        join(out->reason, sizeof out->reason,
-             (const char *const[]){"CPU backend (no GPU in use: none found, or device cpu chosen): "
-                                   "BLAS-blocked distances with fused argmin in ",
-                                   dtype == FL_DTYPE_F64 ? "float64" : "float32", NULL});
+        fli_join(out->variant, sizeof out->variant, (const char *const[]){prec_name(p), NULL});
+        fli_join(out->reason, sizeof out->reason,
+                 (const char *const[]){"CPU backend (no GPU in use: none found, or device cpu chosen): "
+                                       "BLAS-blocked distances with fused argmin in ",
+                                       dtype == FL_DTYPE_F64 ? "float64" : "float32", NULL});
         if (prec_out)
             *prec_out = p;
         return FL_STATUS_OK;
@@ -99,7 +99,7 @@ fl_status fli_route_kmeans(const fl_hw_props *hw, int64_t n, int64_t d, fl_dtype
     const int p16 = p == FLI_PREC_BF16 || p == FLI_PREC_FP16;
     int sm90 = hw->sm90_enabled && p16 && k >= 1024 && d >= 33 && d <= 128;
     out->backend = sm90 ? FL_BACKEND_CUDA_SM90 : FL_BACKEND_CUDA;
-    join(out->variant, sizeof out->variant, (const char *const[]){prec_name(p), NULL});
+    fli_join(out->variant, sizeof out->variant, (const char *const[]){prec_name(p), NULL});
     const char *path;
     if (sm90)
         path = "Hopper wgmma E-step (sm_90a): bf16/fp16, n_clusters >= 1024, 33 <= n_features <= 128";
@@ -110,8 +110,8 @@ fl_status fli_route_kmeans(const fl_hw_props *hw, int64_t n, int64_t d, fl_dtype
                "33 <= n_features <= 128)";
     else
         path = "portable CUDA kernels (mma.sync, sm_80+)";
-    join(out->reason, sizeof out->reason,
-         (const char *const[]){why, "; ", prec_name(p), " on ", hw->tag, "; ", path, NULL});
+    fli_join(out->reason, sizeof out->reason,
+             (const char *const[]){why, "; ", prec_name(p), " on ", hw->tag, "; ", path, NULL});
     (void)n;
     if (prec_out)
         *prec_out = p;
