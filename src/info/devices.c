@@ -265,8 +265,9 @@ const fl_info_device *fli_device_lookup(const char *name)
 {
     if (!name)
         return &devices[0];
+    const int c0 = tolower((unsigned char)name[0]);
     for (int i = 0; i < N_DEVICES; i++) /* canonical names first: the common case */
-        if (!strcasecmp(devices[i].name, name))
+        if (tolower((unsigned char)devices[i].name[0]) == c0 && !strcasecmp(devices[i].name, name))
             return &devices[i];
     size_t nl = strlen(name);
     for (int i = 0; i < N_DEVICES; i++)
@@ -287,7 +288,10 @@ const fl_info_device *fl_info_device_find(const char *name)
 void fli_device_hw(const fl_info_device *dev, fl_hw_props *hw)
 {
     memset(hw, 0, sizeof *hw);
-    strncpy(hw->name, dev->description, sizeof hw->name - 1);
+    /* (strncpy would pad the whole field with zeros again: this runs on
+     * every estimate that routes) */
+    size_t dl = strlen(dev->description);
+    memcpy(hw->name, dev->description, dl < sizeof hw->name - 1 ? dl : sizeof hw->name - 1);
     /* The routing tag is the family name, as the driver-side detection
      * (src/core/hw.c) reports it: "H100", "A100"... */
     size_t t = strcspn(dev->name, "-");

@@ -348,11 +348,13 @@ int fli_p_word_i(const fli_est *e, int i)
     const fl_param_def *d = param_def(&e->ps, i);
     if (d->type != FL_PARAM_CHOICE && !d->choices)
         return -1;
-    /* most defaults are the first word of their list */
-    size_t l = strlen(d->default_str);
-    if (!strncmp(d->choices, d->default_str, l) && (d->choices[l] == '|' || d->choices[l] == '\0'))
+    /* most defaults are the first word of their list: one walk, no strlen */
+    const char *c = d->choices, *w = d->default_str;
+    while (*w && *c == *w)
+        c++, w++;
+    if (!*w && (*c == '|' || *c == '\0'))
         return 0;
-    return word_index(d->choices, d->default_str, l);
+    return word_index(d->choices, d->default_str, strlen(d->default_str));
 }
 
 int fli_p_word(const fli_est *e, const char *name)
@@ -376,15 +378,13 @@ int fli_node(fli_est *e, int parent, const char *name, const char *detail, doubl
     if (r->n_nodes >= FL_INFO_MAX_NODES)
         return -1;
     int i = r->n_nodes++;
-    fl_info_node *n = &r->nodes[i];
-    memset(n, 0, sizeof *n);
-    n->name = name;
-    n->detail = detail;
-    n->parent = parent;
-    n->depth = parent >= 0 ? r->nodes[parent].depth + 1 : 0;
-    n->repeat = repeat >= 1 ? repeat : 1;
-    n->tier = FL_INFO_TIER_MEASURED; /* lowered by its leaves */
-    n->bound = FL_INFO_BOUND_LATENCY;
+    r->nodes[i] = (fl_info_node){.name = name,
+                                 .detail = detail,
+                                 .parent = parent,
+                                 .depth = parent >= 0 ? r->nodes[parent].depth + 1 : 0,
+                                 .repeat = repeat >= 1 ? repeat : 1,
+                                 .bound = FL_INFO_BOUND_LATENCY,
+                                 .tier = FL_INFO_TIER_MEASURED}; /* tier: lowered by its leaves */
     return i;
 }
 

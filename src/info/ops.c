@@ -843,7 +843,7 @@ const fli_op *fli_op_index(int i)
 const fli_op *fli_op_find(const char *name)
 {
     for (int i = 0; i < N_OPS; i++)
-        if (!strcmp(ops[i].pub.name, name))
+        if (ops[i].pub.name[0] == name[0] && !strcmp(ops[i].pub.name, name))
             return &ops[i];
     return NULL;
 }
