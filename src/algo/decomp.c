@@ -422,6 +422,13 @@ static fl_status pca_density(fl_model *m, double **L_out, double **mean_out, dou
         st = FL_STATUS_OUT_OF_MEMORY;
         goto fail;
     }
+    if (!(nv > 0) && k < d) {
+        st = fli_fail(ctx, FL_STATUS_INVALID_ARG,
+                      "score_samples: the model's covariance is singular (noise_variance_=%g with "
+                      "n_components_=%lld of %lld features): the likelihood is undefined",
+                      nv, (long long)k, (long long)d);
+        goto fail;
+    }
     const int whiten = (int)fli_param_int(m->params, "whiten");
     for (int64_t i = 0; i < d * d; i++)
         S[i] = 0;
