@@ -1210,8 +1210,9 @@ static void case_tune(fit_case fc, const float *X, const float *init)
             memcmp(&o[0].inertia, &o[m].inertia, sizeof(double)) == 0 && o[0].n_iter == o[m].n_iter;
         printf("  %-40s %-36s iters %lld: identical centres %d labels %d inertia %d\n", fc.name, tn[m],
                (long long)o[m].n_iter, same_c, same_l, same_i);
-        CHECK(same_c && same_l && same_i, "%s: %s differs from the traced fit (centres %d labels %d inertia %d)",
-              fc.name, tn[m], same_c, same_l, same_i);
+        CHECK(same_c && same_l && same_i,
+              "%s: %s differs from the traced fit (centres %d labels %d inertia %d)", fc.name, tn[m], same_c,
+              same_l, same_i);
     }
     for (int m = 0; m < 4; m++)
         free_out(&o[m]);
@@ -1227,12 +1228,24 @@ static void cases_tune(const fli_precision *precs, const char **pn)
     float *X = tie_data(20000, 32, 64, &init);
     for (int p = 0; p < 4; p++) {
         snprintf(name, sizeof name, "tune %s k=64 d=32", pn[p]);
-        fit_case fc = {name, 20000, 32, 64, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 1, 0,
-                       30,   1,     0,  0};
+        fit_case fc = {name, 20000, 32, 64, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 1,
+                       0,    30,    1,  0,  0};
         case_tune(fc, X, init);
     }
-    fit_case fcos = {"tune tf32 k=64 d=32 cosine", 20000, 32, 64, FLI_PREC_TF32, FLI_METRIC_COSINE,
-                     FLI_KM_INIT_ARRAY, 1, 0, 0, 30, 1, 0, 0};
+    fit_case fcos = {"tune tf32 k=64 d=32 cosine",
+                     20000,
+                     32,
+                     64,
+                     FLI_PREC_TF32,
+                     FLI_METRIC_COSINE,
+                     FLI_KM_INIT_ARRAY,
+                     1,
+                     0,
+                     0,
+                     30,
+                     1,
+                     0,
+                     0};
     case_tune(fcos, X, init);
     free(X);
     free(init);
@@ -1240,16 +1253,28 @@ static void cases_tune(const fli_precision *precs, const char **pn)
     X = tie_data(20000, 64, 256, &init);
     for (int p = 1; p < 3; p++) {
         snprintf(name, sizeof name, "tune %s k=256 d=64 (owner M-step)", pn[p]);
-        fit_case fc = {name, 20000, 64, 256, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 0, 0,
-                       20,   1,     0,  0};
+        fit_case fc = {name, 20000, 64, 256, precs[p], FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, 0,
+                       0,    20,    1,  0,   0};
         case_tune(fc, X, init);
     }
     free(X);
     free(init);
     /* k = 400: the sorted M-step */
     X = tie_data(20000, 64, 400, &init);
-    fit_case fs = {"tune bf16 k=400 d=64 (sorted M-step)", 20000, 64, 400, FLI_PREC_BF16, FLI_METRIC_EUCLIDEAN,
-                   FLI_KM_INIT_ARRAY, 1, 1, 0, 12, 1, 0, 0};
+    fit_case fs = {"tune bf16 k=400 d=64 (sorted M-step)",
+                   20000,
+                   64,
+                   400,
+                   FLI_PREC_BF16,
+                   FLI_METRIC_EUCLIDEAN,
+                   FLI_KM_INIT_ARRAY,
+                   1,
+                   1,
+                   0,
+                   12,
+                   1,
+                   0,
+                   0};
     case_tune(fs, X, init);
     free(X);
     free(init);

@@ -62,6 +62,7 @@ fl_status fli_cuda_acquire(fl_ctx *ctx, const fli_cuda_api **api, fli_cuda_env *
         ctx->cuda_env->progress = ctx->progress;
         ctx->cuda_env->progress_user = ctx->progress_user;
         ctx->cuda_env->dalloc = ctx->have_dalloc ? &ctx->dalloc : NULL;
+        ctx->cuda_env->halloc = ctx->halloc.alloc ? &ctx->halloc : NULL;
         return FL_STATUS_OK;
     }
     char why[512];
@@ -104,6 +105,7 @@ fl_status fli_cuda_acquire(fl_ctx *ctx, const fli_cuda_api **api, fli_cuda_env *
     ref->env.km_rescore = ctx->km_rescore;
     ref->env.km_fused = ctx->km_fused;
     ref->env.dalloc = ctx->have_dalloc ? &ctx->dalloc : NULL;
+    ref->env.halloc = ctx->halloc.alloc ? &ctx->halloc : NULL;
     ref->env.progress = ctx->progress;
     ref->env.progress_user = ctx->progress_user;
     ref->env.err = ctx->err;

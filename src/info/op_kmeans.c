@@ -497,7 +497,8 @@ static int est_gpu(fli_est *e, const km_req *q)
         bm = n * d * 4 + n * 4 + objb + (double)FLI_KM_ACC_BLOCKS * k * (d + 2) * 4 * 2;
         nl_m = mobj ? 2 : 3;
     } else {
-        bm = n * d * 4 + n * 4 * 5 + objb + k * (double)plan.sort_nb * 4 * 6 + (double)plan.npieces_max * d * 4 * 2;
+        bm = n * d * 4 + n * 4 * 5 + objb + k * (double)plan.sort_nb * 4 * 6 +
+             (double)plan.npieces_max * d * 4 * 2;
         nl_m = 8 + scan_launches(q->k * plan.sort_nb + 1) + scan_launches(q->k + 1);
     }
     const double t_update = fmax(rows_work, bm / bw) + k * dp * 8 * 3 / bw;

@@ -347,6 +347,84 @@ static void test_bad_input(fl_ctx *ctx)
     fl_params_free(p);
 }
 
+/* Host allocator hooks reach the CUDA module too (its host scratch: the
+ * random init's draws, the trace): failing the Nth host allocation of a GPU
+ * fit, N = 1, 2, ... until one succeeds, each time gives a clean
+ * out-of-memory error with nothing leaked and the output untouched. */
+typedef struct counting_alloc {
+    long calls, fail_at, live;
+} counting_alloc;
+
+static void *ca_alloc(void *user, size_t bytes)
+{
+    counting_alloc *a = user;
+    if (++a->calls == a->fail_at)
+        return NULL;
+    void *p = malloc(bytes);
+    if (p)
+        a->live++;
+    return p;
+}
+
+static void ca_free(void *user, void *p)
+{
+    counting_alloc *a = user;
+    if (p) {
+        a->live--;
+        free(p);
+    }
+}
+
+static void test_cuda_host_hooks(void)
+{
+    enum { N = 3000, D = 8, K = 6 };
+    static float X[N * D];
+    int truth[N];
+    make_blobs(X, truth, N, D, K, 8.0, 1.0);
+    fl_array xa = fl_array_host(X, FL_DTYPE_F32, N, D);
+    int clean = 1, attempts = 0, ok = 0;
+    for (long fail_at = 1; fail_at < 200 && !ok; fail_at++) {
+        fl_ctx *ctx;
+        fl_ctx_create("cuda", &ctx, NULL, 0);
+        counting_alloc a = {0, fail_at, 0};
+        fl_host_allocator ha = {ca_alloc, ca_free, &a};
+        fl_ctx_set_host_allocator(ctx, &ha);
+        fl_params *p;
+        fl_params_create(ctx, "kmeans", &p);
+        fl_params_set(ctx, p, "n_clusters", "6");
+        fl_params_set(ctx, p, "init", "random");
+        fl_params_set(ctx, p, "n_init", "2");
+        float C[K * D];
+        for (int i = 0; i < K * D; i++)
+            C[i] = 7.0f;
+        fl_array ca = fl_array_host(C, FL_DTYPE_F32, K, D);
+        fl_status st = fl_kmeans_fit(ctx, &xa, NULL, p, &ca, NULL, NULL, NULL);
+        attempts++;
+        if (st == FL_STATUS_OK) {
+            ok = 1;
+        } else {
+            int untouched = 1;
+            for (int i = 0; i < K * D; i++)
+                untouched &= C[i] == 7.0f;
+            if (st != FL_STATUS_OUT_OF_MEMORY || !untouched) {
+                clean = 0;
+                fprintf(stderr, "fail_at=%ld: status %d (%s), output %s\n", fail_at, (int)st,
+                        fl_ctx_last_error(ctx), untouched ? "untouched" : "written");
+            }
+        }
+        fl_params_free(p);
+        fl_ctx_free(ctx);
+        if (a.live != 0) {
+            clean = 0;
+            fprintf(stderr, "fail_at=%ld: %ld host allocations leaked\n", fail_at, a.live);
+        }
+    }
+    CHECK(ok);
+    CHECK(clean);
+    /* the first attempt failed: the module's host scratch went through the hooks */
+    CHECK_MSG(attempts >= 2, "%d attempt: nothing allocated through the hooks", attempts);
+}
+
 /* Asking for "cuda" without a GPU is a clear error that writes nothing. Runs
  * last: probing for a GPU maps libcuda where a driver exists. */
 static void test_cuda_without_gpu(void)
@@ -363,6 +441,8 @@ static void test_cuda_without_gpu(void)
                   "needs a CUDA GPU");
         CHECK(C[0] == -1 && C[3] == -1);
         fl_params_free(p);
+    } else {
+        test_cuda_host_hooks();
     }
     fl_ctx_free(cuda);
 }

@@ -112,6 +112,22 @@ static inline void fli_dev_free(fli_cuda_env *env, void *p) {
         cudaFree(p);
 }
 
+/* Host scratch through the context's host allocator (env->halloc), else
+ * malloc; NULL on failure (the caller reports it). */
+static inline void *fli_host_alloc(fli_cuda_env *env, size_t bytes) {
+    if (env->halloc && env->halloc->alloc) return env->halloc->alloc(env->halloc->user, bytes);
+    return malloc(bytes);
+}
+
+static inline void fli_host_free(fli_cuda_env *env, void *p) {
+    if (!p) return;
+    if (env->halloc && env->halloc->alloc) {
+        if (env->halloc->free) env->halloc->free(env->halloc->user, p);
+    } else {
+        free(p);
+    }
+}
+
 static inline int64_t fli_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 /* Counter-based uniform in [0, 1): the same function on host and device, so

@@ -98,10 +98,11 @@ fl_status km_row_stats(fli_cuda_env *env, cudaStream_t s, const float *x, int64_
 /* The E-steps' near-tie arguments for rows r (fp32 centres C, stride dp). */
 km_tie km_tie_args(const km_rows *r, const float *C, int64_t dp, int64_t d, fli_metric metric,
                    fli_precision prec, int64_t kdim, km_scalars *sc, int4 *list, int on);
-/* Re-scores the rows the E-step listed (one thread per row, full
- * occupancy), writes their labels and counts their changes. */
+/* Re-scores the rows the E-step listed (a group of lanes per row), writes
+ * their labels and counts their changes; m rows and the precision size the
+ * grid for the expected list. */
 fl_status km_tie_rescore(fli_cuda_env *env, cudaStream_t s, const km_tie *tie, int32_t *labels,
-                         int32_t *n_changed, const int32_t *done);
+                         int32_t *n_changed, int64_t m, fli_precision prec, const int32_t *done);
 /* Labels of rows r.m against k centres: argmin of the score, ties to the
  * lower index. Counts changed labels into *n_changed when non-NULL. Does
  * nothing when *done != 0 (done may be NULL). */

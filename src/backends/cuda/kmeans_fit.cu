@@ -402,7 +402,7 @@ static fl_status relocate(km_fit *f) {
     FLI_CUDA_TRY(env, cudaMemcpyAsync(h + 1, &f->sc->n_empty, 4, cudaMemcpyDeviceToHost, f->s));
     FLI_CUDA_TRY(env, cudaStreamSynchronize(f->s));
     if (h[0] || h[1] == 0) return FL_STATUS_OK;
-    int32_t *idx = (int32_t *)malloc((size_t)h[1] * 4);
+    int32_t *idx = (int32_t *)fli_host_alloc(env, (size_t)h[1] * 4);
     if (!idx) return FLI_FAIL(env, FL_STATUS_OUT_OF_MEMORY, "relocate", "host allocation failed");
     fl_status st = FL_STATUS_OK;
     cudaError_t e = cudaMemcpy(idx, f->reloc_idx, (size_t)h[1] * 4, cudaMemcpyDeviceToHost);
@@ -411,7 +411,7 @@ static fl_status relocate(km_fit *f) {
     if (st == FL_STATUS_OK) e = cudaStreamSynchronize(f->s);
     if (st == FL_STATUS_OK && e != cudaSuccess)
         st = fli_cuda_fail(env, __FILE__, __LINE__, "cudaStreamSynchronize", e);
-    free(idx);
+    fli_host_free(env, idx);
     FLI_TRY(st);
     if (f->job->metric == FLI_METRIC_COSINE)
         FLI_TRY(km_normalize_rows(env, f->s, f->reloc, f->p.dp, f->reloc, f->p.dp, h[1], f->job->d));
@@ -729,12 +729,12 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
     double *traces = NULL;
     int64_t trace_keep = 0;
     if (st == FL_STATUS_OK && job->init == FLI_KM_INIT_RANDOM) {
-        host_scratch = malloc(f.p.host_bytes);
+        host_scratch = fli_host_alloc(env, f.p.host_bytes);
         if (!host_scratch) st = FLI_FAIL(env, FL_STATUS_OUT_OF_MEMORY, "kmeans_fit", "host scratch");
     }
     if (st == FL_STATUS_OK && job->inertia_trace && job->trace_cap > 0) {
         trace_keep = job->max_iter < job->trace_cap ? job->max_iter : job->trace_cap;
-        traces = (double *)malloc(fli_kmeans_cuda_trace_host_bytes(job->max_iter, job->trace_cap));
+        traces = (double *)fli_host_alloc(env, fli_kmeans_cuda_trace_host_bytes(job->max_iter, job->trace_cap));
         if (!traces) st = FLI_FAIL(env, FL_STATUS_OUT_OF_MEMORY, "kmeans_fit", "trace scratch");
     }
     /* The M-step computes the objective of each iteration only where it is
@@ -787,8 +787,8 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
         if (f.events & (2 << (2 * b))) cudaEventDestroy(f.consumed[b]);
     }
     fli_dev_free(env, arena);
-    free(host_scratch);
-    free(traces);
+    fli_host_free(env, host_scratch);
+    fli_host_free(env, traces);
     return st;
 }
 

@@ -335,5 +335,5 @@ fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, con
     void *args[] = {(void *)&ximg, (void *)&cimg, (void *)&cnorm, (void *)&m, (void *)&kpi,
                     (void *)&alpha, (void *)&lab, (void *)&n_changed, (void *)&T, (void *)&done};
     FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3(H_THREADS), args, smem, s));
-    return km_tie_rescore(env, s, &T, lab, n_changed, done);
+    return km_tie_rescore(env, s, &T, lab, n_changed, m, prec, done);
 }
