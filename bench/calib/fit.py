@@ -558,8 +558,8 @@ def write_report(path, entries, anchors, runs):
     missed = [e for e in entries if not (e["median_err"] <= 0.10 and e["p90_err"] <= 0.25)]
     if missed:
         L.append("Targets missed (exact held-out errors; a p90 of few points is close to the worst point): " +
-                 "; ".join(f"{e['op']}/{e['variant']}/{e['device']}: median {e['median_err']:.2%}, p90 "
-                           f"{e['p90_err']:.2%} of {e['n_holdout']} points" for e in missed) + ".")
+                 "; ".join(f"{e['op']}/{e['variant']}/{e['device']}: median {e['median_err']:.3%}, p90 "
+                           f"{e['p90_err']:.3%} of {e['n_holdout']} points" for e in missed) + ".")
     else:
         L.append("Every entry meets the target.")
     L.append("")
