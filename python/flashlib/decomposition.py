@@ -42,7 +42,7 @@ class _Decomposition(DenseFloatTagsMixin, ClassNamePrefixFeaturesOutMixin, Trans
     def fit(self, X, y=None):
         """Fits the model on X (n_samples x n_features)."""
         with unchanged_on_error(self):
-            X = validate_X(self, X, reset=True)
+            X = validate_X(self, X, reset=True, finite=False)
             values = self._fl_param_values(X)
             Xa, Xkeep = host_view(X)
             with self._fl_session(self._fl_context()) as ctx:

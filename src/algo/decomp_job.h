@@ -34,7 +34,9 @@ typedef struct fli_decomp_job {
     const void *X;
     fl_dtype dtype;
     int64_t n, d, ld;
-    int center; /* subtract the column means first (PCA) */
+    int center;       /* subtract the column means first (PCA) */
+    int check_finite; /* EIGH: X was not checked for NaN/Inf: the fused pass
+                         does it, sets `nonfinite` and fails */
 
     fli_decomp_solver solver;
     int64_t k;             /* randomized: components wanted (1..min(n, d)) */
@@ -52,6 +54,7 @@ typedef struct fli_decomp_job {
     double *components;
     double *sv;
     int64_t n_out;   /* rows written */
+    int nonfinite;   /* check_finite found a NaN/Inf (or a sum overflowed) */
     double total_ss; /* sum of squared deviations of X from its column means */
 } fli_decomp_job;
 

@@ -444,6 +444,18 @@ static void test_bad_input(fl_ctx *ctx)
     CHECK_ERR(ctx, fl_pca_fit(ctx, &xa, p, &m), FL_STATUS_INVALID_ARG, "NaN");
     X[13] = INFINITY;
     CHECK_ERR(ctx, fl_pca_fit(ctx, &xa, p, &m), FL_STATUS_INVALID_ARG, "Inf");
+    /* the covariance pass checks finiteness as it reads X */
+    fl_params_set(ctx, p, "svd_solver", "covariance_eigh");
+    X[13] = NAN;
+    CHECK_ERR(ctx, fl_pca_fit(ctx, &xa, p, &m), FL_STATUS_INVALID_ARG, "X[3, 1] is NaN");
+    X[13] = -INFINITY;
+    CHECK_ERR(ctx, fl_pca_fit(ctx, &xa, p, &m), FL_STATUS_INVALID_ARG, "X[3, 1] is Inf");
+    float big[8] = {3e38f, 1, 3e38f, 2, 3e38f, 3, 3e38f, 4};
+    fl_array ba = fl_array_host(big, FL_DTYPE_F32, 4, 2);
+    fl_params_set(ctx, p, "n_components", "1");
+    CHECK_ERR(ctx, fl_pca_fit(ctx, &ba, p, &m), FL_STATUS_INVALID_ARG, "overflows f32");
+    fl_params_set(ctx, p, "n_components", "2");
+    fl_params_set(ctx, p, "svd_solver", "auto");
     X[13] = 0.5;
     fl_array one = fl_array_host(X, FL_DTYPE_F64, 1, 4);
     CHECK_ERR(ctx, fl_pca_fit(ctx, &one, p, &m), FL_STATUS_INVALID_ARG, "n_samples=1");

@@ -52,8 +52,9 @@ static fl_status eigh_fit(fl_ctx *ctx, fli_decomp_job *job, int nt)
     int *iwork = NULL;
     fl_status st = (!S || !w) ? FL_STATUS_OUT_OF_MEMORY : FL_STATUS_OK;
     if (!st)
-        st = job->dtype == FL_DTYPE_F32 ? scatter_f32(ctx, job->X, job->n, d, job->ld, nt, job->mean, S)
-                                        : scatter_f64(ctx, job->X, job->n, d, job->ld, nt, job->mean, S);
+        st = job->dtype == FL_DTYPE_F32
+                 ? scatter_f32(ctx, job->X, job->n, d, job->ld, nt, job->mean, S, &job->nonfinite)
+                 : scatter_f64(ctx, job->X, job->n, d, job->ld, nt, job->mean, S, &job->nonfinite);
     if (st)
         goto done;
     job->total_ss = 0;
@@ -73,7 +74,13 @@ static fl_status eigh_fit(fl_ctx *ctx, fli_decomp_job *job, int nt)
                       : FL_STATUS_OUT_OF_MEMORY;
             goto done;
         }
+        /* a d x d eigh is small work in many BLAS calls: threaded, each call
+         * waits for every core, and on a shared machine one stolen core
+         * turned 2 ms into 2 s; single-threaded it cannot stall */
+        const int prev = omp_get_max_threads();
+        omp_set_num_threads(1);
         dsyevd_("V", "U", &nn, S, &nn, w, work, &lwork, iwork, &liwork, &info, 1, 1);
+        omp_set_num_threads(prev);
         if (info) {
             st = fli_fail(ctx, FL_STATUS_INTERNAL, "the eigensolver did not converge (dsyevd info %d)", info);
             goto done;

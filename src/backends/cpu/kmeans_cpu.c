@@ -12,14 +12,6 @@
 #include "backends/cpu/cpu.h"
 #include "core/internal.h"
 
-/* Hot loops get an AVX2 clone chosen at load time (the library itself is
- * built for the baseline x86-64 so it runs everywhere). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define FLI_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define FLI_VECTOR_CLONES
-#endif
-
 /* Rows per block: CHUNK x k scores stay in L2 for k up to a few thousand. */
 #define CHUNK FLI_KM_CPU_CHUNK
 /* Up to this many centres the scores are computed without BLAS. */
