@@ -55,6 +55,7 @@ asan: bootstrap
 
 bench-cpu: build
 	@PYTHONPATH=python $(PY) bench/cpu/bench_kmeans_cpu.py
+	@PYTHONPATH=python $(PY) bench/cpu/bench_pca_cpu.py
 
 clean:
 	@rm -rf $(BUILD) build-asan
