@@ -659,7 +659,7 @@ expect_rc 3
 expect_absent out.npy
 
 test_case transform-kmeans-distances
-run transform --model km.flm -i blobs.csv -o kd.csv
+run transform --model km.flm -i blobs.csv -o kd.csv --device cpu
 expect_rc 0
 cmp -s kd.csv dist.csv || fail "transform of a kmeans model differs from predict --transform"
 
