@@ -81,4 +81,31 @@ static void make_blobs(float *X, int *truth, long n, long d, long k, double sep,
     free(C);
 }
 
+/* A host allocator that fails its fail_at-th call and counts live blocks,
+ * for failure injection (fail the Nth allocation for N = 1, 2, ... until
+ * the call succeeds: each time a clean error and nothing leaked). */
+typedef struct failing_alloc {
+    long calls, fail_at, live;
+} failing_alloc;
+
+static inline void *fa_alloc(void *user, size_t bytes)
+{
+    failing_alloc *fa = user;
+    if (++fa->calls == fa->fail_at)
+        return NULL;
+    void *p = malloc(bytes);
+    if (p)
+        fa->live++;
+    return p;
+}
+
+static inline void fa_free(void *user, void *p)
+{
+    failing_alloc *fa = user;
+    if (p) {
+        fa->live--;
+        free(p);
+    }
+}
+
 #endif

@@ -233,30 +233,6 @@ static void test_model_and_serialization(void)
 }
 
 /* ---- allocation-failure injection --------------------------------------- */
-typedef struct failing_alloc {
-    long calls, fail_at, live;
-} failing_alloc;
-
-static void *fa_alloc(void *user, size_t bytes)
-{
-    failing_alloc *fa = user;
-    if (++fa->calls == fa->fail_at)
-        return NULL;
-    void *p = malloc(bytes);
-    if (p)
-        fa->live++;
-    return p;
-}
-
-static void fa_free(void *user, void *p)
-{
-    failing_alloc *fa = user;
-    if (p) {
-        fa->live--;
-        free(p);
-    }
-}
-
 static void test_alloc_failure_injection(void)
 {
     enum { N = 150, D = 4 };

@@ -528,6 +528,64 @@ static void test_bad_input(fl_ctx *ctx)
     }
 }
 
+/* Every allocation of a fit, transform, inverse_transform and
+ * score_samples fails in turn: each time FL_STATUS_OUT_OF_MEMORY with its
+ * message, an unfitted model and nothing leaked. */
+static void test_alloc_failure_injection(void)
+{
+    static double X[80 * 6];
+    for (int i = 0; i < 80 * 6; i++)
+        X[i] = test_normal() + (i % 6);
+    fl_array xa = fl_array_host(X, FL_DTYPE_F64, 80, 6);
+    const char *solvers[] = {"full", "covariance_eigh", "randomized"};
+    for (int s = 0; s < 3; s++) {
+        int all_clean = 1, attempts = 0;
+        for (long fail_at = 1; fail_at < 10000; fail_at++) {
+            fl_ctx *ctx;
+            fl_ctx_create("cpu", &ctx, NULL, 0);
+            failing_alloc fa = {0, fail_at, 0};
+            fl_host_allocator ha = {fa_alloc, fa_free, &fa};
+            fl_ctx_set_host_allocator(ctx, &ha);
+            fl_params *p;
+            fl_params_create(ctx, "pca", &p);
+            fl_params_set(ctx, p, "svd_solver", solvers[s]);
+            fl_params_set(ctx, p, "n_components", "3");
+            fl_model *m;
+            fl_model_create(ctx, "pca", p, &m);
+            double Y[80 * 3], Z[80 * 6], ll[80];
+            fl_array ya = fl_array_host(Y, FL_DTYPE_F64, 80, 3), za = fl_array_host(Z, FL_DTYPE_F64, 80, 6);
+            fl_array la = fl_array_host(ll, FL_DTYPE_F64, 80, 1);
+            fl_status st = fl_model_fit(m, &xa, NULL, NULL);
+            const int fitted = st == FL_STATUS_OK;
+            if (!st)
+                st = fl_model_transform(m, &xa, &ya);
+            if (!st)
+                st = fl_model_inverse_transform(m, &ya, &za);
+            if (!st)
+                st = fl_model_score_samples(m, &xa, &la);
+            attempts++;
+            if (st != FL_STATUS_OK &&
+                (st != FL_STATUS_OUT_OF_MEMORY || !strstr(fl_ctx_last_error(ctx), "out of host memory") ||
+                 fl_model_is_fitted(m) != fitted)) {
+                all_clean = 0;
+                fprintf(stderr, "%s fail_at=%ld: %s: %s\n", solvers[s], fail_at, fl_status_str(st),
+                        fl_ctx_last_error(ctx));
+            }
+            fl_model_free(m);
+            fl_params_free(p);
+            if (fa.live != 0) {
+                all_clean = 0;
+                fprintf(stderr, "%s fail_at=%ld: %ld allocations leaked\n", solvers[s], fail_at, fa.live);
+            }
+            fl_ctx_free(ctx);
+            if (st == FL_STATUS_OK)
+                break;
+        }
+        CHECK_MSG(all_clean, "%s", solvers[s]);
+        CHECK_MSG(attempts > 10, "%s: only %d attempts", solvers[s], attempts);
+    }
+}
+
 int main(void)
 {
     (void)make_blobs;
@@ -538,6 +596,7 @@ int main(void)
     test_edges(ctx);
     test_bad_input(ctx);
     fl_ctx_free(ctx);
+    test_alloc_failure_injection();
     CHECK_MSG(!fl_cuda_loaded(), "a CPU decomposition loaded CUDA");
     TEST_MAIN_END();
 }
