@@ -72,8 +72,10 @@ fl_status fli_route_decomp(const fl_hw_props *hw, int is_pca, int64_t n, int64_t
     snprintf(out->variant, sizeof out->variant, "%s", solver_name(s));
     const char *where = hw && hw->sm_major ? "CPU backend (no CUDA path for decompositions yet)"
                                            : "CPU backend (no GPU in use)";
-    snprintf(out->reason, sizeof out->reason, "%s; %s, LAPACK/BLAS in %s", why, where,
-             dtype == FL_DTYPE_F64 ? "float64" : "float32 with float64 accumulation");
+    const char *prec = dtype == FL_DTYPE_F64  ? "float64"
+                       : s == FLI_DECOMP_EIGH ? "float32 blocks merged in float64"
+                                              : "float32 products, float64 small factorisations";
+    snprintf(out->reason, sizeof out->reason, "%s; %s, %s", why, where, prec);
     if (solver_out)
         *solver_out = s;
     return FL_STATUS_OK;

@@ -629,6 +629,14 @@ run fit pca --help
 expect_rc 0
 golden help_fit_pca.txt
 
+test_case route-pca
+run route pca --shape 200000x128 -p n_components=16 --device cpu
+expect_rc 0
+golden route_pca_cpu.txt
+run route pca --shape 2000x3000 -p n_components=10 --device cpu
+expect_rc 0
+expect_out "variant  randomized"
+
 test_case fit-truncated-svd-json
 run fit truncated_svd -i blobs.csv -p n_components=1 -p algorithm=arpack --device cpu --json
 expect_rc 0

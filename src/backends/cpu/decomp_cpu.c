@@ -74,11 +74,13 @@ static fl_status eigh_fit(fl_ctx *ctx, fli_decomp_job *job, int nt)
                       : FL_STATUS_OUT_OF_MEMORY;
             goto done;
         }
-        /* a d x d eigh is small work in many BLAS calls: threaded, each call
-         * waits for every core, and on a shared machine one stolen core
-         * turned 2 ms into 2 s; single-threaded it cannot stall */
+        /* a small eigh is little work in many BLAS calls: threaded, each
+         * call waits for every core, and on a shared machine one stolen
+         * core turned 2 ms into 2 s (d = 128); single-threaded it cannot
+         * stall. Large ones keep the threads. */
         const int prev = omp_get_max_threads();
-        omp_set_num_threads(1);
+        if (d <= 512)
+            omp_set_num_threads(1);
         dsyevd_("V", "U", &nn, S, &nn, w, work, &lwork, iwork, &liwork, &info, 1, 1);
         omp_set_num_threads(prev);
         if (info) {
@@ -109,9 +111,16 @@ static fl_status cpu_decomp_fit(fl_ctx *ctx, fli_decomp_job *job)
                         "%lld x %lld is too large for the LAPACK solvers (32-bit sizes): use "
                         "svd_solver=covariance_eigh",
                         (long long)job->n, (long long)job->d);
-    if (job->solver == FLI_DECOMP_EIGH)
-        return eigh_fit(ctx, job, nt);
-    return job->dtype == FL_DTYPE_F32 ? decomp_fit_f32(ctx, job, nt) : decomp_fit_f64(ctx, job, nt);
+    /* BLAS and LAPACK called outside flashlib's own parallel regions (the
+     * randomized products, the QR) size their OpenMP teams from this
+     * thread's nthreads setting: make it the context's for the call. */
+    const int prev = omp_get_max_threads();
+    omp_set_num_threads(nt);
+    fl_status st = job->solver == FLI_DECOMP_EIGH ? eigh_fit(ctx, job, nt)
+                   : job->dtype == FL_DTYPE_F32   ? decomp_fit_f32(ctx, job, nt)
+                                                  : decomp_fit_f64(ctx, job, nt);
+    omp_set_num_threads(prev);
+    return st;
 }
 
 static fl_status cpu_decomp_apply(fl_ctx *ctx, const fli_decomp_apply_job *job)
