@@ -11,32 +11,14 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
-import subprocess
 import time
 
 import numpy as np
 
+from benchinfo import commit, cpu_name
+
 SHAPES = [(200_000, 32, 64), (1_000_000, 16, 16)]
-
-
-def commit():
-    try:
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main():

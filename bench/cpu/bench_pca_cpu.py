@@ -15,13 +15,13 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 
 import numpy as np
+
+from benchinfo import commit, cpu_name
 
 N, D, K = 200_000, 128, 16
 CASES = [  # (name, estimator, params, repeats factor)
@@ -31,24 +31,6 @@ CASES = [  # (name, estimator, params, repeats factor)
     ("pca randomized", "PCA", dict(svd_solver="randomized", random_state=0), 0.5),
     ("truncated_svd randomized", "TruncatedSVD", dict(algorithm="randomized", random_state=0), 0.5),
 ]
-
-
-def commit():
-    try:
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True).strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main():
