@@ -511,12 +511,17 @@ __global__ void __launch_bounds__(PRIV ? ACC_TP : ACC_T)
  * one thread in row order and the result does not depend on scheduling
  * (shared-memory float atomics did: their order varies run to run, so the
  * last bits of the sums, and through them the whole fit, did too). The
- * block takes batches of OWN_B rows; each warp reads the batch's labels
- * (L1 hits after the first warp), keeps a bit mask of its rows and handles
- * them 8 at a time, in row order, like k_acc_smem. Balance follows the
- * clusters: a class holding most rows makes its warp the block's long
- * pole. */
-#define OWN_B 256
+ * block takes batches of OWN_B rows (32 per warp) and first partitions
+ * them by owner, stably: each warp ranks its 32 rows among the lanes of
+ * the same owner (match), the per-(warp, owner) counts are scanned in
+ * (owner, warp) order, and every row lands in its owner's list in row
+ * order. The owners then walk their lists 8 rows at a time. (Before, every
+ * warp read all the batch's labels and searched bit masks for its rows:
+ * ~200 warp instructions per row at 100K x 64, k=256, most of the time.)
+ * Balance follows the clusters: a class holding most rows makes its warp
+ * the block's long pole. */
+#define OWN_B (ACC_T)
+#define OWN_W (ACC_T / 32)
 template <bool OBJ>
 __global__ void __launch_bounds__(ACC_T)
     k_acc_owner(const float *__restrict__ x, int64_t ldx, int64_t m, const float *__restrict__ w,
@@ -524,51 +529,72 @@ __global__ void __launch_bounds__(ACC_T)
                 int metric, float *__restrict__ acc_part, double *part, float *dist, const int32_t *done) {
     if (done && *done) return;
     extern __shared__ float sacc[]; /* k x (d+2) */
-    __shared__ unsigned hm[ACC_T / 32][OWN_B / 32];
+    __shared__ int cnt[OWN_W][OWN_W];   /* [owner][warp]: rows of the warp's 32 owned by `owner` */
+    __shared__ int off[OWN_W + 1];      /* start of each owner's list */
+    __shared__ int2 list[OWN_B];        /* (row within the batch, label), grouped by owner */
     __shared__ double sh[32];
     const int ld = d + 2;
     const int64_t tot = (int64_t)k * ld;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     for (int64_t e = threadIdx.x; e < tot; e += blockDim.x) sacc[e] = 0.f;
-    __syncthreads();
     double acc = 0;
     for (int64_t base = (int64_t)blockIdx.x * OWN_B; base < m; base += (int64_t)gridDim.x * OWN_B) {
-#pragma unroll
-        for (int q = 0; q < OWN_B / 32; q++) {
-            const int64_t i = base + 32 * q + lane;
-            const int lab = i < m ? labels[i] : -1;
-            const unsigned b = __ballot_sync(FULL, lab >= 0 && (lab & 15) == warp);
-            if (lane == 0) hm[warp][q] = b;
-        }
+        /* partition: row base + threadIdx.x */
+        const int64_t i = base + threadIdx.x;
+        const int lab = i < m ? labels[i] : -1;
+        const int own = lab >= 0 ? (lab & (OWN_W - 1)) : OWN_W; /* OWN_W: no row */
+        const unsigned same = __match_any_sync(FULL, own);
+        const int rank = __popc(same & ((1u << lane) - 1u));
+        if (lane < OWN_W) cnt[lane][warp] = 0;
         __syncwarp();
-        int q = 0;
-        unsigned cur = hm[warp][0];
-        for (;;) {
-            int rows[8], cnt = 0;
+        if (own < OWN_W && rank == 0) cnt[own][warp] = __popc(same);
+        __syncthreads(); /* also: the previous batch's lists are consumed */
+        if (warp == 0) {
+            /* exclusive scan of cnt in (owner, warp) order: 256 entries, 8 per lane */
+            int v[OWN_W * OWN_W / 32], s = 0;
 #pragma unroll
-            for (int r = 0; r < 8; r++) {
-                while (cur == 0 && q < OWN_B / 32 - 1) cur = hm[warp][++q];
-                rows[r] = -1;
-                if (cur) {
-                    rows[r] = (int)(base + 32 * q + __ffs(cur) - 1);
-                    cur &= cur - 1;
-                    cnt++;
-                }
+            for (int q = 0; q < OWN_W * OWN_W / 32; q++) {
+                v[q] = (&cnt[0][0])[lane * (OWN_W * OWN_W / 32) + q];
+                s += v[q];
             }
-            if (cnt == 0) break;
+            int ex = s;
+#pragma unroll
+            for (int o = 1; o < 32; o <<= 1) {
+                const int t = __shfl_up_sync(FULL, ex, o);
+                if (lane >= o) ex += t;
+            }
+            ex -= s;
+#pragma unroll
+            for (int q = 0; q < OWN_W * OWN_W / 32; q++) {
+                const int flat = lane * (OWN_W * OWN_W / 32) + q;
+                if (flat % OWN_W == 0) off[flat / OWN_W] = ex;
+                (&cnt[0][0])[flat] = ex;
+                ex += v[q];
+            }
+            if (lane == 31) off[OWN_W] = ex;
+        }
+        __syncthreads();
+        if (own < OWN_W) list[cnt[own][warp] + rank] = make_int2(threadIdx.x, lab);
+        __syncthreads();
+        /* owner `warp` walks its rows, 8 at a time, in row order */
+        const int l0 = off[warp], l1 = off[warp + 1];
+        for (int q0 = l0; q0 < l1; q0 += 8) {
+            int64_t rows[8];
             int c[8];
             float wi[8], s[8];
 #pragma unroll
             for (int r = 0; r < 8; r++) {
-                const bool ok = rows[r] >= 0;
-                c[r] = ok ? labels[rows[r]] : 0;
+                const bool ok = q0 + r < l1;
+                const int2 e = ok ? list[q0 + r] : make_int2(0, 0);
+                rows[r] = ok ? base + e.x : -1;
+                c[r] = e.y;
                 wi[r] = ok ? (w ? w[rows[r]] : 1.f) : 0.f;
                 s[r] = 0.f;
             }
             for (int j = lane; j < d; j += 32) {
                 float xv[8];
 #pragma unroll
-                for (int r = 0; r < 8; r++) xv[r] = rows[r] >= 0 ? x[(int64_t)rows[r] * ldx + j] : 0.f;
+                for (int r = 0; r < 8; r++) xv[r] = rows[r] >= 0 ? x[rows[r] * ldx + j] : 0.f;
 #pragma unroll
                 for (int r = 0; r < 8; r++) {
                     if (rows[r] >= 0) {
@@ -583,48 +609,43 @@ __global__ void __launch_bounds__(ACC_T)
                 for (int r = 0; r < 8; r++)
                     if (rows[r] >= 0) sacc[(int64_t)c[r] * ld + d] += wi[r];
             }
-            if (!OBJ) {
-                __syncwarp();
-                if (cnt < 8) break;
-                continue;
-            }
-            /* transpose-reduction of the 8 rows' partials (as k_acc_smem) */
-            const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
-            float u4[4], u2[2], u1;
+            if (OBJ) {
+                /* transpose-reduction of the 8 rows' partials (as k_acc_smem) */
+                const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
+                float u4[4], u2[2], u1;
 #pragma unroll
-            for (int i = 0; i < 4; i++) {
-                float send = b4 ? s[i] : s[i + 4], keep = b4 ? s[i + 4] : s[i];
-                u4[i] = keep + __shfl_xor_sync(FULL, send, 16);
-            }
-#pragma unroll
-            for (int i = 0; i < 2; i++) {
-                float send = b3 ? u4[i] : u4[i + 2], keep = b3 ? u4[i + 2] : u4[i];
-                u2[i] = keep + __shfl_xor_sync(FULL, send, 8);
-            }
-            {
-                float send = b2 ? u2[0] : u2[1], keep = b2 ? u2[1] : u2[0];
-                u1 = keep + __shfl_xor_sync(FULL, send, 4);
-            }
-            u1 += __shfl_xor_sync(FULL, u1, 2);
-            u1 += __shfl_xor_sync(FULL, u1, 1);
-            const int rsel = (lane >> 2) & 7;
-            int myrow = rows[0];
-            float mw = wi[0];
-#pragma unroll
-            for (int r = 1; r < 8; r++)
-                if (rsel == r) {
-                    myrow = rows[r];
-                    mw = wi[r];
+                for (int i4 = 0; i4 < 4; i4++) {
+                    float send = b4 ? s[i4] : s[i4 + 4], keep = b4 ? s[i4 + 4] : s[i4];
+                    u4[i4] = keep + __shfl_xor_sync(FULL, send, 16);
                 }
-            if ((lane & 3) == 0 && myrow >= 0) {
-                const float ob = obj_final(u1, metric);
-                dist[myrow] = ob;
-                acc += (double)mw * ob;
+#pragma unroll
+                for (int i2 = 0; i2 < 2; i2++) {
+                    float send = b3 ? u4[i2] : u4[i2 + 2], keep = b3 ? u4[i2 + 2] : u4[i2];
+                    u2[i2] = keep + __shfl_xor_sync(FULL, send, 8);
+                }
+                {
+                    float send = b2 ? u2[0] : u2[1], keep = b2 ? u2[1] : u2[0];
+                    u1 = keep + __shfl_xor_sync(FULL, send, 4);
+                }
+                u1 += __shfl_xor_sync(FULL, u1, 2);
+                u1 += __shfl_xor_sync(FULL, u1, 1);
+                const int rsel = (lane >> 2) & 7;
+                int64_t myrow = rows[0];
+                float mw = wi[0];
+#pragma unroll
+                for (int r = 1; r < 8; r++)
+                    if (rsel == r) {
+                        myrow = rows[r];
+                        mw = wi[r];
+                    }
+                if ((lane & 3) == 0 && myrow >= 0) {
+                    const float ob = obj_final(u1, metric);
+                    dist[myrow] = ob;
+                    acc += (double)mw * ob;
+                }
             }
             __syncwarp();
-            if (cnt < 8) break;
         }
-        __syncwarp(); /* hm is rewritten by the next batch */
     }
     __syncthreads();
     float *dst = acc_part + (int64_t)blockIdx.x * tot;
@@ -913,6 +934,10 @@ fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda
         /* one wave: the row loop is grid-strided, a second wave would idle */
         int nblk = per_sm * fli_state(env)->sm_count;
         if (nblk > FLI_KM_ACC_BLOCKS) nblk = FLI_KM_ACC_BLOCKS;
+        /* no block without rows: each writes (and the combine reads) a
+         * k x (d+2) partial, as many bytes as 260 rows of X at 100K x 64 */
+        const int64_t batches = fli_ceil_div(r->m, priv ? (int64_t)ACC_WARPS * 8 : (int64_t)OWN_B);
+        if (nblk > batches) nblk = (int)batches;
         if (nblk < 1) nblk = 1;
         int64_t ldx = r->ldx, m = r->m, dp = p->dp;
         const float *xp = r->x, *wp = r->w;
