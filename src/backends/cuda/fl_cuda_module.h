@@ -14,6 +14,7 @@
 #ifndef FL_CUDA_MODULE_H
 #define FL_CUDA_MODULE_H
 
+#include "algo/decomp_job.h"
 #include "algo/kmeans_job.h"
 #include "flashlib.h"
 
@@ -21,7 +22,7 @@
 extern "C" {
 #endif
 
-#define FLI_CUDA_ABI 6
+#define FLI_CUDA_ABI 7
 
 /* Per-context state the core hands to every call. The module owns `state`
  * (stream, cuBLAS handle, cached buffers), created by ctx_init and released
@@ -50,7 +51,8 @@ typedef struct fli_cuda_env {
      * the core leaves it 0): bit 0 the M-step computes the objective every
      * iteration (as before it was left out where unused); bit 1 the
      * private-copy M-step leaves it out too; bit 8 the k <= 64 E-step with
-     * 64-row warp tiles; bit 9 the tie re-scoring on 2 blocks per SM. */
+     * 64-row warp tiles; bit 9 the tie re-scoring on 2 blocks per SM; bit
+     * 10 the general private-copy M-step where d <= 32 would pipeline. */
     int km_tune;
     const fl_device_allocator *dalloc; /* NULL = cudaMalloc/cudaFree */
     const fl_host_allocator *halloc;   /* host scratch; NULL = malloc/free */
@@ -80,6 +82,12 @@ typedef struct fli_cuda_api {
     fl_status (*kmeans_fit)(fli_cuda_env *env, fli_kmeans_job *job);
     /* Assignment (labels + squared distance / score) or transform. */
     fl_status (*kmeans_assign)(fli_cuda_env *env, fli_kmeans_assign_job *job);
+
+    /* PCA covariance_eigh: means, centred scatter, eigh (algo/decomp_job.h). */
+    fl_status (*pca_cov)(fli_cuda_env *env, fli_pca_cov_job *job);
+    /* A fitted decomposition's transform / inverse_transform, float32, in
+     * and out on the host or the device (in_dev / out_dev). */
+    fl_status (*decomp_apply)(fli_cuda_env *env, const fli_decomp_apply_job *job);
 } fli_cuda_api;
 
 typedef const fli_cuda_api *(*fli_cuda_module_get_fn)(void);
