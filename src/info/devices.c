@@ -190,15 +190,25 @@ const fl_info_device *fl_info_device_at(int i)
     return i >= 0 && i < N_DEVICES ? &devices[i] : NULL;
 }
 
-/* Whether `name` equals one of the '|'-separated words, ignoring case. */
-static int word_match(const char *list, const char *name, size_t nl)
+/* Whether `name` is a word of the '|'-separated list, exactly or ASCII
+ * case-insensitively (one walk of the list: no strchr, strlen or
+ * strncasecmp per word). */
+static int word_match(const char *list, const char *name, int ci)
 {
     for (const char *p = list; p && *p;) {
-        const char *bar = strchr(p, '|');
-        size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        if (len == nl && !strncasecmp(p, name, nl))
+        const char *q = name;
+        if (ci)
+            while (*q && *p != '|' && fli_lower((unsigned char)*p) == fli_lower((unsigned char)*q))
+                p++, q++;
+        else
+            while (*q && *p != '|' && *p == *q)
+                p++, q++;
+        if (!*q && (*p == '|' || !*p))
             return 1;
-        p = bar ? bar + 1 : NULL;
+        while (*p && *p != '|')
+            p++;
+        if (*p)
+            p++;
     }
     return 0;
 }
@@ -265,14 +275,23 @@ const fl_info_device *fli_device_lookup(const char *name)
 {
     if (!name)
         return &devices[0];
-    const int c0 = tolower((unsigned char)name[0]);
-    for (int i = 0; i < N_DEVICES; i++) /* canonical names first: the common case */
-        if (tolower((unsigned char)devices[i].name[0]) == c0 && !strcasecmp(devices[i].name, name))
+    /* Spelled as in the table first (the common case: "H100", "H200",
+     * "cpu"), then ignoring case. No name or alias of one device equals
+     * another device's ignoring case (tests/c/test_info.c checks), so the
+     * exact pass finds what the second would. */
+    for (int i = 0; i < N_DEVICES; i++)
+        if (devices[i].name[0] == name[0] && fli_eq(devices[i].name, name))
+            return &devices[i];
+    for (int i = 0; i < N_DEVICES; i++)
+        if (word_match(devices[i].aliases, name, 0))
+            return &devices[i];
+    for (int i = 0; i < N_DEVICES; i++)
+        if (fli_eq_ci(devices[i].name, name))
+            return &devices[i];
+    for (int i = 0; i < N_DEVICES; i++)
+        if (word_match(devices[i].aliases, name, 1))
             return &devices[i];
     size_t nl = strlen(name);
-    for (int i = 0; i < N_DEVICES; i++)
-        if (word_match(devices[i].aliases, name, nl))
-            return &devices[i];
     if (!strcasecmp(name, "this"))
         return this_machine();
     if (nl > 6 && contains_ci(name, "NVIDIA"))
@@ -294,9 +313,9 @@ void fli_device_hw(const fl_info_device *dev, fl_hw_props *hw)
     memcpy(hw->name, dev->description, dl < sizeof hw->name - 1 ? dl : sizeof hw->name - 1);
     /* The routing tag is the family name, as the driver-side detection
      * (src/core/hw.c) reports it: "H100", "A100"... */
-    size_t t = strcspn(dev->name, "-");
-    if (t >= sizeof hw->tag)
-        t = sizeof hw->tag - 1;
+    size_t t = 0;
+    while (dev->name[t] && dev->name[t] != '-' && t < sizeof hw->tag - 1)
+        t++;
     memcpy(hw->tag, dev->name, t);
     hw->tag[t] = '\0';
     hw->sm_major = dev->sm_major;
@@ -330,8 +349,14 @@ int fli_dtype_parse(const char *s, fl_dtype *out)
         *out = FL_DTYPE_F32;
         return 0;
     }
+    /* as spelled in the table first (the names differ ignoring case too) */
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (!strcasecmp(names[i].name, s)) {
+        if (names[i].name[0] == s[0] && fli_eq(names[i].name, s)) {
+            *out = names[i].dt;
+            return 0;
+        }
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (fli_eq_ci(names[i].name, s)) {
             *out = names[i].dt;
             return 0;
         }

@@ -158,64 +158,75 @@ static int word_index(const char *list, const char *word, size_t wl)
 /* Values are mostly short decimal literals ("8", "300", "1e-4", "0.5"):
  * those are parsed here (exactly: an integer mantissa below 2^53 scaled by
  * a power of ten up to 10^22 is one correctly rounded operation, as strtod
- * gives); anything else goes to strtod. */
-static double parse_default(const char *s)
+ * gives); anything else goes to strtod. The text is s[0..end), or up to its
+ * NUL when end is NULL. */
+static double parse_number(const char *s, const char *end)
 {
     static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                                  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
     const char *p = s;
     uint64_t m = 0;
     int digits = 0, exp10 = 0;
-    for (; *p >= '0' && *p <= '9'; p++, digits++)
+    for (; p != end && *p >= '0' && *p <= '9'; p++, digits++)
         m = m * 10 + (uint64_t)(*p - '0');
-    if (*p == '.')
-        for (p++; *p >= '0' && *p <= '9'; p++, digits++, exp10--)
+    if (p != end && *p == '.')
+        for (p++; p != end && *p >= '0' && *p <= '9'; p++, digits++, exp10--)
             m = m * 10 + (uint64_t)(*p - '0');
-    if (digits > 0 && digits <= 15 && (*p == 'e' || *p == 'E')) {
+    if (digits > 0 && digits <= 15 && p != end && (*p == 'e' || *p == 'E')) {
         int neg = 0, x = 0, xd = 0;
         p++;
-        if (*p == '-' || *p == '+')
+        if (p != end && (*p == '-' || *p == '+'))
             neg = *p++ == '-';
-        for (; *p >= '0' && *p <= '9' && xd < 4; p++, xd++)
+        for (; p != end && *p >= '0' && *p <= '9' && xd < 4; p++, xd++)
             x = x * 10 + (*p - '0');
         exp10 += neg ? -x : x;
         if (!xd)
             digits = 0;
     }
-    if (digits > 0 && digits <= 15 && *p == '\0' && exp10 >= -22 && exp10 <= 22)
+    if (digits > 0 && digits <= 15 && (end ? p == end : *p == '\0') && exp10 >= -22 && exp10 <= 22)
         return exp10 < 0 ? (double)m / p10[-exp10] : (double)m * p10[exp10];
-    char *end = NULL;
-    double x = strtod(s, &end);
-    return end == s || *end != '\0' ? NAN : x;
+    char buf[64], *stop = NULL;
+    if (end) {
+        if ((size_t)(end - s) >= sizeof buf)
+            return NAN;
+        memcpy(buf, s, (size_t)(end - s));
+        buf[end - s] = '\0';
+        s = buf;
+    }
+    double x = strtod(s, &stop);
+    return stop == s || *stop != '\0' ? NAN : x;
+}
+
+static double parse_default(const char *s)
+{
+    return parse_number(s, NULL);
 }
 
 /* Parses one value of parameter `d` into num/word. Returns 0 or -1. */
 static int parse_value(const fl_param_def *d, const char *v, size_t vl, double *num, int *word)
 {
-    char buf[64];
-    if (vl == 0 || vl >= sizeof buf)
+    if (vl == 0 || vl >= 64)
         return -1;
-    memcpy(buf, v, vl);
-    buf[vl] = '\0';
     *word = -1;
     *num = 0;
     if (d->type == FL_PARAM_CHOICE) {
-        *word = word_index(d->choices, buf, vl);
+        *word = word_index(d->choices, v, vl);
         return *word >= 0 ? 0 : -1;
     }
     if (d->type == FL_PARAM_BOOL) {
-        if (!strcasecmp(buf, "true") || !strcmp(buf, "1") || !strcasecmp(buf, "yes"))
+        if (word_index("true|1|yes", v, vl) >= 0)
             *num = 1;
-        else if (strcasecmp(buf, "false") && strcmp(buf, "0") && strcasecmp(buf, "no"))
+        else if (word_index("false|0|no", v, vl) < 0)
             return -1;
         return 0;
     }
-    if (d->choices && (*word = word_index(d->choices, buf, vl)) >= 0)
+    if (d->choices && (*word = word_index(d->choices, v, vl)) >= 0)
         return 0;
-    double x = parse_default(buf);
+    double x = parse_number(v, v + vl);
     if (!isfinite(x))
         return -1;
-    if (d->type == FL_PARAM_INT && x != floor(x))
+    /* an integer: beyond 2^52 every double is one (and no libm call) */
+    if (d->type == FL_PARAM_INT && fabs(x) < 0x1p52 && x != (double)(int64_t)x)
         return -1;
     if (x < d->lo || x > d->hi)
         return -2;
@@ -233,20 +244,35 @@ static const char *type_words(const fl_param_def *d)
     }
 }
 
+/* Characters of a parameter string by class, one load each: separators of
+ * "name=value" pairs (commas, semicolons, the C locale's white space) and
+ * the end; '='; anything else (0). */
+enum { CH_OTHER = 0, CH_SEP = 1, CH_END = 2, CH_EQ = 3 };
+static const unsigned char char_class[256] = {
+    ['\0'] = CH_END, [','] = CH_SEP,  [';'] = CH_SEP,  [' '] = CH_SEP,  ['\t'] = CH_SEP,
+    ['\n'] = CH_SEP, ['\v'] = CH_SEP, ['\f'] = CH_SEP, ['\r'] = CH_SEP, ['='] = CH_EQ,
+};
+
 int fli_pset_parse(fli_est *e, const char *params)
 {
     fli_pset *ps = &e->ps;
     const char *op = e->op->pub.name;
     for (const char *p = params; p && *p;) {
-        while (*p == ',' || *p == ';' || isspace((unsigned char)*p))
+        while (char_class[(unsigned char)*p] == CH_SEP)
             p++;
         if (!*p)
             break;
-        const char *tok = p;
-        while (*p && *p != ',' && *p != ';' && !isspace((unsigned char)*p))
-            p++;
+        const char *tok = p, *eq = NULL;
+        for (;;) {
+            const int c = char_class[(unsigned char)*p];
+            if (c == CH_OTHER || (c == CH_EQ && eq))
+                p++;
+            else if (c == CH_EQ)
+                eq = p++;
+            else
+                break;
+        }
         size_t tl = (size_t)(p - tok);
-        const char *eq = memchr(tok, '=', tl);
         if (!eq || eq == tok || eq == tok + tl - 1)
             return fli_info_fail(e, "%s: parameter '%.*s': expected NAME=VALUE (e.g. n_clusters=8)", op,
                                  (int)tl, tok);
@@ -371,37 +397,6 @@ int fli_p_word(const fli_est *e, const char *name)
 }
 
 /* ---- the tree ------------------------------------------------------------ */
-
-int fli_node(fli_est *e, int parent, const char *name, const char *detail, double repeat)
-{
-    fl_info_result *r = e->r;
-    if (r->n_nodes >= FL_INFO_MAX_NODES)
-        return -1;
-    int i = r->n_nodes++;
-    r->nodes[i] = (fl_info_node){.name = name,
-                                 .detail = detail,
-                                 .parent = parent,
-                                 .depth = parent >= 0 ? r->nodes[parent].depth + 1 : 0,
-                                 .repeat = repeat >= 1 ? repeat : 1,
-                                 .bound = FL_INFO_BOUND_LATENCY,
-                                 .tier = FL_INFO_TIER_MEASURED}; /* tier: lowered by its leaves */
-    return i;
-}
-
-void fli_leaf(fli_est *e, int node, double ms, double flops, double bytes, double launches, fl_info_bound b,
-              fl_info_tier t)
-{
-    if (node < 0)
-        return;
-    fl_info_node *n = &e->r->nodes[node];
-    n->runtime_ms += ms;
-    n->flops += flops;
-    n->hbm_bytes += bytes;
-    n->launches += launches;
-    n->bound = b;
-    if (t < n->tier)
-        n->tier = t;
-}
 
 void fli_rollup(fli_est *e)
 {
@@ -593,7 +588,8 @@ static int fail_unknown_dtype(char *err, size_t len, const char *dt)
 static int est_begin(fli_est *e, fl_info_result *res, const char *op, const int64_t *shape, int ndim,
                      const char *params, const char *dtype, const char *device, char *err, size_t err_len)
 {
-    memset(e, 0, sizeof *e);
+    /* everything but the parameter values (read only once given) */
+    memset(e, 0, offsetof(fli_est, ps.num));
     e->err = err;
     e->err_len = err_len;
     e->r = res;

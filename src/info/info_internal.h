@@ -17,6 +17,37 @@
 
 #define FLI_INFO_MAX_PARAMS 24
 
+/* ---- names ------------------------------------------------------------ */
+
+/* Equality of two NUL-terminated names, exact or ASCII case-insensitive.
+ * Inline loops: the names an estimate looks up on every call are short and
+ * differ early, where a call to strcmp / strcasecmp costs more than the
+ * comparison (and strcasecmp would follow the locale). */
+static inline int fli_eq(const char *a, const char *b)
+{
+    while (*a == *b) {
+        if (!*a)
+            return 1;
+        a++, b++;
+    }
+    return 0;
+}
+
+static inline int fli_lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+static inline int fli_eq_ci(const char *a, const char *b)
+{
+    while (fli_lower((unsigned char)*a) == fli_lower((unsigned char)*b)) {
+        if (!*a)
+            return 1;
+        a++, b++;
+    }
+    return 0;
+}
+
 /* ---- parameters ------------------------------------------------------- */
 
 /* Parsed "name=value" pairs of one call: values of the op's own table
@@ -27,7 +58,8 @@ typedef struct fli_pset {
     int n_tab;
     const fl_param_def *xtab;
     int n_xtab;
-    uint32_t set;                     /* bit i: parameter i was given  */
+    uint32_t set; /* bit i: parameter i was given  */
+    /* Read only where `set` says they were written. */
     double num[FLI_INFO_MAX_PARAMS];  /* INT / FLOAT / BOOL value      */
     int8_t word[FLI_INFO_MAX_PARAMS]; /* CHOICE index or extra word; -1 numeric */
 } fli_pset;
@@ -59,7 +91,6 @@ typedef struct fli_est {
     fl_dtype dtype;
     int64_t shape[FL_INFO_MAX_DIMS];
     int ndim;
-    fli_pset ps;
     /* set by callers that evaluate a model with explicit coefficients */
     const double *coef_override;
     int n_coef_override;
@@ -72,6 +103,7 @@ typedef struct fli_est {
     double threads;               /* CPU threads asked for (NaN: the device's) */
     char *err;
     size_t err_len;
+    fli_pset ps; /* last: its values need no zeroing (see est_begin) */
 } fli_est;
 
 /* Records a message and returns FL_INFO_EINVAL. */
@@ -80,11 +112,40 @@ int fli_info_failv(char *err, size_t len, const char *fmt, ...) __attribute__((f
 
 /* Adds a node under `parent` (-1: the root). Returns its index or -1 when
  * the tree is full (the node is then dropped and its time is added to the
- * parent by the caller through the return value check). */
-int fli_node(fli_est *e, int parent, const char *name, const char *detail, double repeat);
-/* Sets a leaf's totals. */
-void fli_leaf(fli_est *e, int node, double ms, double flops, double bytes, double launches, fl_info_bound b,
-              fl_info_tier t);
+ * parent by the caller through the return value check). Inline, as
+ * fli_leaf: an estimate builds a dozen nodes, and the calls were a tenth of
+ * it. */
+static inline int fli_node(fli_est *e, int parent, const char *name, const char *detail, double repeat)
+{
+    fl_info_result *r = e->r;
+    if (r->n_nodes >= FL_INFO_MAX_NODES)
+        return -1;
+    int i = r->n_nodes++;
+    r->nodes[i] = (fl_info_node){.name = name,
+                                 .detail = detail,
+                                 .parent = parent,
+                                 .depth = parent >= 0 ? r->nodes[parent].depth + 1 : 0,
+                                 .repeat = repeat >= 1 ? repeat : 1,
+                                 .bound = FL_INFO_BOUND_LATENCY,
+                                 .tier = FL_INFO_TIER_MEASURED}; /* tier: lowered by its leaves */
+    return i;
+}
+
+/* Adds to a leaf's totals (node < 0: nothing). */
+static inline void fli_leaf(fli_est *e, int node, double ms, double flops, double bytes, double launches,
+                            fl_info_bound b, fl_info_tier t)
+{
+    if (node < 0)
+        return;
+    fl_info_node *n = &e->r->nodes[node];
+    n->runtime_ms += ms;
+    n->flops += flops;
+    n->hbm_bytes += bytes;
+    n->launches += launches;
+    n->bound = b;
+    if (t < n->tier)
+        n->tier = t;
+}
 /* Sums children into parents (pre-order tree, reverse walk); a parent takes
  * the weakest tier of its children and the bound of its costliest child. */
 void fli_rollup(fli_est *e);
@@ -179,7 +240,9 @@ const fli_calib_point *fli_calib_point_find(const char *op, const char *variant,
                                             const char *device, const int64_t key[6]);
 const fli_calib_anchor *fli_calib_anchor_find(const char *op, const char *ref, int i);
 /* Coefficients for a model: the override, a calibration entry (setting
- * *tier and *entry) or the roofline defaults `def`. */
+ * *tier and *entry) or the roofline defaults `def`. With def NULL it
+ * returns NULL where the defaults would be used (the tier set), so a
+ * caller computes them only then. */
 const double *fli_calib_coefs(fli_est *e, const char *op, const char *variant, const char *dtype,
                               const double *def, int n, fl_info_tier *tier, const fli_calib_entry **entry);
 

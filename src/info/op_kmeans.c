@@ -252,7 +252,7 @@ typedef struct km_req {
 
 /* Indexes of the parameters: fli_kmeans_params (shared with execution),
  * then fli_kmeans_xparams. Reading by index keeps an estimate under a
- * microsecond; check_indexes() and tests/c/test_info.c guard the order. */
+ * microsecond; tests/c/test_info.c checks the tables' order against these. */
 enum {
     KP_N_CLUSTERS,
     KP_INIT,
@@ -270,27 +270,56 @@ enum {
     KX_THREADS,
     KX_SAMPLE_WEIGHT,
     KX_ENTRY,
+    KP_COUNT
 };
 
-static int check_indexes(fli_est *e)
+/* The tables' defaults as the generic reader (fli_p_num_i / fli_p_word_i)
+ * turns their text into a number (NaN for a word) and a word index (-1 for
+ * a number): read from here, an estimate parses no default text, which was
+ * about a seventh of a call. tests/c/test_info.c checks that estimating
+ * with every default spelled out gives the same result as leaving them
+ * unset, so a changed default in a table fails there. */
+static const struct km_default {
+    double num;
+    int word;
+} km_defaults[KP_COUNT] = {
+    [KP_N_CLUSTERS] = {8, -1},
+    [KP_INIT] = {NAN, FLI_KM_INIT_KMEANSPP},
+    [KP_N_INIT] = {NAN, 0}, /* auto */
+    [KP_MAX_ITER] = {300, -1},
+    [KP_TOL] = {1e-4, -1},
+    [KP_RANDOM_STATE] = {NAN, 0}, /* none */
+    [KP_METRIC] = {NAN, FLI_METRIC_EUCLIDEAN},
+    [KP_PRECISION] = {NAN, 0},      /* auto */
+    [KP_ALGORITHM] = {NAN, 0},      /* lloyd */
+    [KP_N_LOCAL_TRIALS] = {NAN, 0}, /* auto */
+    [KP_VERBOSE] = {0, -1},
+    [KX_INPUT] = {NAN, 0},         /* host */
+    [KX_EXPECTED_ITER] = {NAN, 0}, /* max_iter */
+    [KX_THREADS] = {NAN, 0},       /* auto */
+    [KX_SAMPLE_WEIGHT] = {0, -1},  /* false */
+    [KX_ENTRY] = {NAN, 0},         /* function */
+};
+
+/* Parameter i as given, else its default (the same values fli_p_num_i and
+ * fli_p_word_i return). */
+static double km_num(const fli_est *e, int i)
 {
-    /* first letters are enough to catch a reordered table cheaply */
-    static const char first[] = "ninmtrmpanv";
-    for (int i = 0; i < FLI_KMEANS_N_PARAMS; i++)
-        if (fli_kmeans_params[i].name[0] != first[i])
-            return fli_info_fail(e,
-                                 "kmeans: the parameter table changed order (%s at %d): update op_kmeans.c",
-                                 fli_kmeans_params[i].name, i);
-    return 0;
+    if (e->ps.set & (1u << i))
+        return e->ps.word[i] >= 0 ? NAN : e->ps.num[i];
+    return km_defaults[i].num;
+}
+
+static int km_word(const fli_est *e, int i)
+{
+    return e->ps.set & (1u << i) ? e->ps.word[i] : km_defaults[i].word;
 }
 
 static int resolve(fli_est *e, km_req *q)
 {
-    if (check_indexes(e))
-        return FL_INFO_EINVAL;
     q->n = e->shape[0];
     q->d = e->shape[1];
-    q->k = (int64_t)fli_p_num_i(e, KP_N_CLUSTERS);
+    q->k = (int64_t)km_num(e, KP_N_CLUSTERS);
     if (q->k > q->n)
         return fli_info_fail(e, "kmeans: n_clusters=%lld: must be in [1, n_samples=%lld]", (long long)q->k,
                              (long long)q->n);
@@ -299,28 +328,28 @@ static int resolve(fli_est *e, km_req *q)
                              "kmeans: dtype %s: expected f32 or f64 (the GPU's 16-bit arithmetic is "
                              "precision=bf16 or precision=fp16)",
                              fli_dtype_canon(e->dtype));
-    q->init = fli_p_word_i(e, KP_INIT);
-    int w = fli_p_word_i(e, KP_N_INIT);
-    q->n_init = w == 0 ? (q->init == FLI_KM_INIT_RANDOM ? 10 : 1) : (int64_t)fli_p_num_i(e, KP_N_INIT);
+    q->init = km_word(e, KP_INIT);
+    int w = km_word(e, KP_N_INIT);
+    q->n_init = w == 0 ? (q->init == FLI_KM_INIT_RANDOM ? 10 : 1) : (int64_t)km_num(e, KP_N_INIT);
     if (q->init == FLI_KM_INIT_ARRAY)
         q->n_init = 1;
-    q->max_iter = (int64_t)fli_p_num_i(e, KP_MAX_ITER);
+    q->max_iter = (int64_t)km_num(e, KP_MAX_ITER);
     q->iters = q->max_iter;
-    q->iters_given = fli_p_word_i(e, KX_EXPECTED_ITER) < 0;
+    q->iters_given = km_word(e, KX_EXPECTED_ITER) < 0;
     if (q->iters_given) {
-        int64_t x = (int64_t)fli_p_num_i(e, KX_EXPECTED_ITER);
+        int64_t x = (int64_t)km_num(e, KX_EXPECTED_ITER);
         q->iters = x < q->max_iter ? x : q->max_iter;
     }
-    q->L = fli_p_word_i(e, KP_N_LOCAL_TRIALS) == 0 ? 2 + (int64_t)floor(log((double)q->k))
-                                                   : (int64_t)fli_p_num_i(e, KP_N_LOCAL_TRIALS);
-    q->metric = fli_p_word_i(e, KP_METRIC);
-    q->precision_word = fli_p_word_i(e, KP_PRECISION);
-    q->on_device = fli_p_word_i(e, KX_INPUT) == 1;
-    q->weights = fli_p_num_i(e, KX_SAMPLE_WEIGHT) != 0;
-    q->tol = fli_p_num_i(e, KP_TOL);
-    double th = fli_p_num_i(e, KX_THREADS);
+    q->L = km_word(e, KP_N_LOCAL_TRIALS) == 0 ? 2 + (int64_t)floor(log((double)q->k))
+                                              : (int64_t)km_num(e, KP_N_LOCAL_TRIALS);
+    q->metric = km_word(e, KP_METRIC);
+    q->precision_word = km_word(e, KP_PRECISION);
+    q->on_device = km_word(e, KX_INPUT) == 1;
+    q->weights = km_num(e, KX_SAMPLE_WEIGHT) != 0;
+    q->tol = km_num(e, KP_TOL);
+    double th = km_num(e, KX_THREADS);
     q->threads = isfinite(th) && th >= 1 ? (int)th : 0;
-    q->entry_model = fli_p_word_i(e, KX_ENTRY) == 1;
+    q->entry_model = km_word(e, KX_ENTRY) == 1;
     return 0;
 }
 
@@ -387,10 +416,13 @@ static int est_gpu(fli_est *e, const km_req *q)
     const char *key = calib_keys[path][prec];
     r->model_key = key;
     double def[N_COEF];
-    roofline_coefs(prec, e->dev, def);
     fl_info_tier tier;
     const fli_calib_entry *entry = NULL;
-    const double *c = fli_calib_coefs(e, "kmeans", key, "f32", def, N_COEF, &tier, &entry);
+    const double *c = fli_calib_coefs(e, "kmeans", key, "f32", NULL, N_COEF, &tier, &entry);
+    if (!c) {
+        roofline_coefs(prec, e->dev, def);
+        c = def;
+    }
     if (entry)
         r->calibration = entry->describe;
 

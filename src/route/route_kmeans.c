@@ -33,16 +33,19 @@ const char *fl_backend_name(fl_backend b)
     return "?";
 }
 
-static const char *prec_name(fli_precision p)
+/* The variant is the precision's name: a fixed-size copy, no strlen. */
+static void set_variant(fl_route *out, fli_precision p)
 {
-    switch (p) {
-    case FLI_PREC_FP32: return "fp32";
-    case FLI_PREC_TF32: return "tf32";
-    case FLI_PREC_BF16: return "bf16";
-    case FLI_PREC_FP16: return "fp16";
-    case FLI_PREC_F64: return "fp64";
-    }
-    return "?";
+    static const char names[][8] = {[FLI_PREC_FP32] = "fp32",
+                                    [FLI_PREC_TF32] = "tf32",
+                                    [FLI_PREC_BF16] = "bf16",
+                                    [FLI_PREC_FP16] = "fp16",
+                                    [FLI_PREC_F64] = "fp64"};
+    _Static_assert(sizeof out->variant >= sizeof names[0], "variant field");
+    if ((unsigned)p < sizeof names / sizeof *names && names[p][0])
+        memcpy(out->variant, names[p], sizeof names[p]);
+    else
+        memcpy(out->variant, "?", 2);
 }
 
 /*
@@ -66,7 +69,7 @@ fl_status fli_route_kmeans(const fl_hw_props *hw, int64_t n, int64_t d, fl_dtype
     if (!hw || hw->sm_major == 0) {
         fli_precision p = dtype == FL_DTYPE_F64 ? FLI_PREC_F64 : FLI_PREC_FP32;
         out->backend = FL_BACKEND_CPU;
-        fli_join(out->variant, sizeof out->variant, (const char *const[]){prec_name(p), NULL});
+        set_variant(out, p);
         fli_join(out->reason, sizeof out->reason,
                  (const char *const[]){"CPU backend (no GPU in use: none found, or device cpu chosen): "
                                        "BLAS-blocked distances with fused argmin in ",
@@ -75,21 +78,23 @@ fl_status fli_route_kmeans(const fl_hw_props *hw, int64_t n, int64_t d, fl_dtype
             *prec_out = p;
         return FL_STATUS_OK;
     }
-    /* precision words: auto|fp32|tf32|bf16|fp16 */
+    /* precision words: auto|fp32|tf32|bf16|fp16. The reason is joined from
+     * three pieces (why; precision on tag; path), each carrying its own
+     * separators: the cost model routes on every estimate. */
     fli_precision p;
     const char *why;
     switch (precision_word) {
-    case 1: p = FLI_PREC_FP32, why = "precision=fp32 requested"; break;
-    case 2: p = FLI_PREC_TF32, why = "precision=tf32 requested"; break;
-    case 3: p = FLI_PREC_BF16, why = "precision=bf16 requested"; break;
-    case 4: p = FLI_PREC_FP16, why = "precision=fp16 requested"; break;
+    case 1: p = FLI_PREC_FP32, why = "precision=fp32 requested; fp32 on "; break;
+    case 2: p = FLI_PREC_TF32, why = "precision=tf32 requested; tf32 on "; break;
+    case 3: p = FLI_PREC_BF16, why = "precision=bf16 requested; bf16 on "; break;
+    case 4: p = FLI_PREC_FP16, why = "precision=fp16 requested; fp16 on "; break;
     default:
         if (k < 32) {
             p = FLI_PREC_FP32;
-            why = "precision=auto and n_clusters < 32: memory-bound, exact fp32 costs nothing";
+            why = "precision=auto and n_clusters < 32: memory-bound, exact fp32 costs nothing; fp32 on ";
         } else {
             p = FLI_PREC_TF32;
-            why = "precision=auto and n_clusters >= 32: compute-bound, tf32 tensor cores";
+            why = "precision=auto and n_clusters >= 32: compute-bound, tf32 tensor cores; tf32 on ";
         }
     }
     /* The wgmma E-step (16-bit operands, n_features padded to 64 or 128)
@@ -99,19 +104,18 @@ fl_status fli_route_kmeans(const fl_hw_props *hw, int64_t n, int64_t d, fl_dtype
     const int p16 = p == FLI_PREC_BF16 || p == FLI_PREC_FP16;
     int sm90 = hw->sm90_enabled && p16 && k >= 1024 && d >= 33 && d <= 128;
     out->backend = sm90 ? FL_BACKEND_CUDA_SM90 : FL_BACKEND_CUDA;
-    fli_join(out->variant, sizeof out->variant, (const char *const[]){prec_name(p), NULL});
+    set_variant(out, p);
     const char *path;
     if (sm90)
-        path = "Hopper wgmma E-step (sm_90a): bf16/fp16, n_clusters >= 1024, 33 <= n_features <= 128";
+        path = "; Hopper wgmma E-step (sm_90a): bf16/fp16, n_clusters >= 1024, 33 <= n_features <= 128";
     else if (hw->is_hopper && !hw->sm90_enabled)
-        path = "portable CUDA kernels (Hopper path disabled by FL_DISABLE_SM90)";
+        path = "; portable CUDA kernels (Hopper path disabled by FL_DISABLE_SM90)";
     else if (hw->is_hopper)
-        path = "portable CUDA kernels (the Hopper path needs bf16/fp16, n_clusters >= 1024 and "
+        path = "; portable CUDA kernels (the Hopper path needs bf16/fp16, n_clusters >= 1024 and "
                "33 <= n_features <= 128)";
     else
-        path = "portable CUDA kernels (mma.sync, sm_80+)";
-    fli_join(out->reason, sizeof out->reason,
-             (const char *const[]){why, "; ", prec_name(p), " on ", hw->tag, "; ", path, NULL});
+        path = "; portable CUDA kernels (mma.sync, sm_80+)";
+    fli_join(out->reason, sizeof out->reason, (const char *const[]){why, hw->tag, path, NULL});
     (void)n;
     if (prec_out)
         *prec_out = p;

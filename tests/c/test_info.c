@@ -526,6 +526,97 @@ static void test_devices(void)
     CHECK(fl_info_device_find("H200")->copy_gbs == 4300);
 }
 
+/* ---- fast paths against the general ones they stand for ------------------ */
+
+/* Estimates kmeans with `params` into text (JSON and tree): "" on error. */
+static void kmeans_text(int64_t n, int64_t d, const char *params, const char *dtype, const char *device,
+                        char *buf, size_t len)
+{
+    int64_t shape[2] = {n, d};
+    fl_info_result r;
+    char err[512];
+    buf[0] = '\0';
+    if (fl_info_estimate("kmeans", shape, 2, params, dtype, device, &r, err, sizeof err))
+        return;
+    size_t used = fl_info_json(&r, buf, len);
+    if (used < len)
+        fl_info_tree(&r, buf + used, len - used);
+}
+
+static void ascii_case(const char *w, char *out, size_t cap, int upper)
+{
+    size_t j = 0;
+    for (; w[j] && j + 1 < cap; j++) {
+        char c = w[j];
+        if (upper && c >= 'a' && c <= 'z')
+            c = (char)(c - 'a' + 'A');
+        else if (!upper && c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        out[j] = c;
+    }
+    out[j] = '\0';
+}
+
+/* op_kmeans.c reads kmeans's parameters by index and its unset ones from a
+ * table of parsed defaults; device and dtype names are looked up as spelled
+ * before ignoring case. Each shortcut must give what the general path
+ * gives. */
+static void test_fast_paths(void)
+{
+    /* the order of the indexes in op_kmeans.c */
+    static const char *const order[] = {"n_clusters",    "init",           "n_init",        "max_iter",
+                                        "tol",           "random_state",   "metric",        "precision",
+                                        "algorithm",     "n_local_trials", "verbose",       "input",
+                                        "expected_iter", "threads",        "sample_weight", "entry"};
+    const int n_order = (int)(sizeof order / sizeof *order);
+    char all[2048];
+    size_t used = 0;
+    const char *name, *def;
+    int i = 0;
+    for (; fl_info_op_param("kmeans", i, &name, &def, NULL, NULL, NULL) == 0; i++) {
+        CHECK_MSG(i < n_order && !strcmp(name, order[i]), "kmeans parameter %d is %s", i, name);
+        used += (size_t)snprintf(all + used, sizeof all - used, "%s=%s ", name, def);
+    }
+    CHECK(i == n_order && used < sizeof all);
+
+    /* every default spelled out == nothing given, on every device */
+    static const int64_t shapes[][2] = {{100000, 64}, {1000000, 128}, {5000, 3}, {2000, 2000}};
+    static char a[1 << 16], b[1 << 16];
+    for (int dv = 0; dv < fl_info_device_count(); dv++)
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+            for (int t = 0; t < 2; t++) {
+                const char *dev = fl_info_device_at(dv)->name, *dt = t ? "f64" : "f32";
+                kmeans_text(shapes[s][0], shapes[s][1], NULL, dt, dev, a, sizeof a);
+                kmeans_text(shapes[s][0], shapes[s][1], all, dt, dev, b, sizeof b);
+                CHECK_MSG(a[0] && !strcmp(a, b), "kmeans %lld x %lld %s on %s: defaults spelled out differ",
+                          (long long)shapes[s][0], (long long)shapes[s][1], dt, dev);
+            }
+
+    /* every name and alias of the device table finds its own device, as
+     * written, in upper and in lower case: so no spelling of one device's
+     * names is another's, and looking up exact spellings first is safe */
+    for (int dv = 0; dv < fl_info_device_count(); dv++) {
+        const fl_info_device *dev = fl_info_device_at(dv);
+        char list[256];
+        snprintf(list, sizeof list, "%s|%s", dev->name, dev->aliases ? dev->aliases : "");
+        for (char *w = strtok(list, "|"); w; w = strtok(NULL, "|")) {
+            char up[64], low[64];
+            ascii_case(w, up, sizeof up, 1);
+            ascii_case(w, low, sizeof low, 0);
+            CHECK_MSG(fl_info_device_find(w) == dev, "%s", w);
+            CHECK_MSG(fl_info_device_find(up) == dev, "%s", up);
+            CHECK_MSG(fl_info_device_find(low) == dev, "%s", low);
+        }
+    }
+    /* dtypes ignoring case */
+    kmeans_text(100000, 64, "n_clusters=100", "f64", "H100", a, sizeof a);
+    kmeans_text(100000, 64, "n_clusters=100", "Float64", "h100", b, sizeof b);
+    CHECK(a[0] && !strcmp(a, b));
+    kmeans_text(100000, 64, "n_clusters=100", "FP32", "H100-sxm", b, sizeof b);
+    kmeans_text(100000, 64, "n_clusters=100", "f32", "H100", a, sizeof a);
+    CHECK(a[0] && !strcmp(a, b));
+}
+
 int main(void)
 {
     test_cpu_host_peak_is_exact();
@@ -535,6 +626,7 @@ int main(void)
     test_bad_input();
     test_random_requests();
     test_devices();
+    test_fast_paths();
     /* never loads CUDA */
     CHECK(fl_cuda_loaded() == 0);
     TEST_MAIN_END();
