@@ -20,8 +20,8 @@
  * 0: the module's choice; "graph" column = iterations per graph launch).
  * For tf32 and bf16 an A/B follows in the same process (FL_KM_GRAPH_AB=0
  * skips it; JSON: graph_ab per row, keyed by variant): by default kernel
- * variants through env.km_tune (see fl_cuda_module.h): priv_general (the
- * unpipelined private-copy M-step for d <= 32), c64_bm512 (the k <= 64 E-step's 64-row warp
+ * variants through env.km_tune (see fl_cuda_module.h): mstep_obj (the
+ * objective in every M-step), c64_bm512 (the k <= 64 E-step's 64-row warp
  * tiles), tie_grid2 (the tie re-scoring on 2 blocks per SM);
  * with FL_KM_AB=graph: every kernel launched directly
  * (km_graph -1), one iteration per graph launch (1), all iterations after
@@ -327,9 +327,9 @@ int main(int argc, char **argv)
                  * iteration, the k <= 64 E-step with 64-row warp tiles, the
                  * tie re-scoring on 2 blocks per SM */
                 const int tune_ab = !(ab_kind && strcmp(ab_kind, "graph") == 0);
-                const int modes[3] = {-1, 1, 1000}, tunes[3] = {1024, 256, 512};
+                const int modes[3] = {-1, 1, 1000}, tunes[3] = {1, 256, 512};
                 const char *mname[3] = {"direct", "graph1", "graph_all"};
-                const char *tname[3] = {"priv_general", "c64_bm512", "tie_grid2"};
+                const char *tname[3] = {"mstep_obj", "c64_bm512", "tie_grid2"};
                 printf("  A/B %-4s %-4s: default(%d/launch) %.3f", shapes[si].tag, pname[pi], graph_used,
                        med);
                 if (js)

@@ -1178,8 +1178,8 @@ static void cases_graph(const fli_precision *precs, const char **pn)
  * inside its combine) against fits without one (the objective left out,
  * relocation by k_reloc_obj only when a cluster empties), with the
  * default kernels and with the variants env->km_tune selects (the 64-row
- * warp tiles of the k <= 64 E-step, the general (unpipelined) private-copy
- * M-step without the objective):
+ * warp tiles of the k <= 64 E-step, the private-copy M-step without the
+ * objective):
  * identical centres, labels, inertia and iteration count, bit for bit. A
  * duplicate initial centre forces a relocation in the first iteration. */
 static void case_tune(fit_case fc, const float *X, const float *init)
@@ -1189,9 +1189,9 @@ static void case_tune(fit_case fc, const float *X, const float *init)
         w[i] = (float)(0.25 + 2 * urand());
     memcpy(init2, init, 4 * fc.k * fc.d);
     memcpy(init2 + (fc.k - 1) * fc.d, init2, 4 * fc.d);
-    const int tunes[4] = {0, 0, 256, 2 | 1024};
+    const int tunes[4] = {0, 0, 256, 2};
     const char *tn[4] = {"trace", "no trace", "no trace, c64 warp tiles of 64 rows",
-                         "no trace, general private M-step w/o objective"};
+                         "no trace, private M-step w/o objective"};
     fit_out o[4];
     for (int m = 0; m < 4; m++) {
         g_no_trace = m > 0;

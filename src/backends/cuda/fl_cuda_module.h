@@ -51,8 +51,7 @@ typedef struct fli_cuda_env {
      * the core leaves it 0): bit 0 the M-step computes the objective every
      * iteration (as before it was left out where unused); bit 1 the
      * private-copy M-step leaves it out too; bit 8 the k <= 64 E-step with
-     * 64-row warp tiles; bit 9 the tie re-scoring on 2 blocks per SM; bit
-     * 10 the general private-copy M-step where d <= 32 would pipeline. */
+     * 64-row warp tiles; bit 9 the tie re-scoring on 2 blocks per SM. */
     int km_tune;
     const fl_device_allocator *dalloc; /* NULL = cudaMalloc/cudaFree */
     const fl_host_allocator *halloc;   /* host scratch; NULL = malloc/free */

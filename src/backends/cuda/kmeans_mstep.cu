@@ -505,112 +505,6 @@ __global__ void __launch_bounds__(PRIV ? ACC_TP : ACC_T)
     if (threadIdx.x == 0) part[blockIdx.x] = t;
 }
 
-/* Labels, weights and X values (lane's column) of rows b..b+7. */
-static __device__ __forceinline__ void priv32_load(const float *__restrict__ x, int64_t ldx, int64_t m,
-                                                   const float *__restrict__ w, const int32_t *__restrict__ labels,
-                                                   int64_t b, int lane, bool col, int (&cn)[8], float (&xn)[8],
-                                                   float (&wn)[8]) {
-#pragma unroll
-    for (int r = 0; r < 8; r++) {
-        const int64_t row = b + r;
-        const bool ok = row < m;
-        cn[r] = ok ? labels[row] : 0;
-        wn[r] = ok ? (w ? w[row] : 1.f) : 0.f;
-        xn[r] = ok && col ? x[row * ldx + lane] : 0.f;
-    }
-}
-
-/* k_acc_smem<true, 8, OBJ> for d <= 32 (one column per lane), software-
- * pipelined: the labels, weights and X values of a warp's next 8 rows are
- * loaded before the current 8 are added, so a warp always has a round of
- * loads in flight while it works (the general kernel waits for each round's
- * loads, then adds). Same rows per warp in the same order as the general
- * kernel, so the sums are bit-identical to it. */
-template <bool OBJ>
-__global__ void __launch_bounds__(ACC_TP, 2)
-    k_acc_priv32(const float *__restrict__ x, int64_t ldx, int64_t m, const float *__restrict__ w,
-                 const int32_t *__restrict__ labels, const float *__restrict__ C, int64_t dp, int d, int k,
-                 int metric, float *__restrict__ acc_part, double *part, float *dist, const int32_t *done) {
-    if (done && *done) return;
-    extern __shared__ float sacc[]; /* warps x k x (d+2) */
-    __shared__ double sh[32];
-    const int ld = d + 2;
-    const int64_t tot = (int64_t)k * ld;
-    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5, warp = threadIdx.x >> 5;
-    for (int64_t e = threadIdx.x; e < nw * tot; e += blockDim.x) sacc[e] = 0.f;
-    __syncthreads();
-    float *my = sacc + warp * tot;
-    const bool col = lane < d;
-    const int64_t stride = (int64_t)gridDim.x * nw * 8;
-    int64_t base = ((int64_t)blockIdx.x * nw + warp) * 8;
-    int cn[8];
-    float xn[8], wn[8];
-    if (base < m) priv32_load(x, ldx, m, w, labels, base, lane, col, cn, xn, wn);
-    double acc = 0;
-    for (; base < m; base += stride) {
-        int c[8];
-        float xv[8], wi[8], s[8];
-#pragma unroll
-        for (int r = 0; r < 8; r++) {
-            c[r] = cn[r];
-            xv[r] = xn[r];
-            wi[r] = wn[r];
-        }
-        if (base + stride < m) priv32_load(x, ldx, m, w, labels, base + stride, lane, col, cn, xn, wn);
-#pragma unroll
-        for (int r = 0; r < 8; r++) {
-            s[r] = 0.f;
-            if (base + r < m && col) {
-                if (OBJ) s[r] = obj_term(xv[r], C[(int64_t)c[r] * dp + lane], metric);
-                float *a = &my[(int64_t)c[r] * ld + lane];
-                *a = fmaf(wi[r], xv[r], *a);
-            }
-        }
-        if (lane == 0) {
-#pragma unroll
-            for (int r = 0; r < 8; r++)
-                if (base + r < m) my[(int64_t)c[r] * ld + d] += wi[r];
-        }
-        if (OBJ) {
-            /* transpose-reduction of the 8 rows' partials (as k_acc_smem) */
-            const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
-            float u4[4], u2[2], u1;
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                float send = b4 ? s[i] : s[i + 4], keep = b4 ? s[i + 4] : s[i];
-                u4[i] = keep + __shfl_xor_sync(FULL, send, 16);
-            }
-#pragma unroll
-            for (int i = 0; i < 2; i++) {
-                float send = b3 ? u4[i] : u4[i + 2], keep = b3 ? u4[i + 2] : u4[i];
-                u2[i] = keep + __shfl_xor_sync(FULL, send, 8);
-            }
-            {
-                float send = b2 ? u2[0] : u2[1], keep = b2 ? u2[1] : u2[0];
-                u1 = keep + __shfl_xor_sync(FULL, send, 4);
-            }
-            u1 += __shfl_xor_sync(FULL, u1, 2);
-            u1 += __shfl_xor_sync(FULL, u1, 1);
-            const int r = (lane >> 2) & 7;
-            if ((lane & 3) == 0 && base + r < m) {
-                float ob = obj_final(u1, metric);
-                dist[base + r] = ob;
-                acc += (double)(w ? w[base + r] : 1.f) * ob;
-            }
-        }
-        __syncwarp();
-    }
-    __syncthreads();
-    float *dst = acc_part + (int64_t)blockIdx.x * tot;
-    for (int64_t e = threadIdx.x; e < tot; e += blockDim.x) {
-        float v = sacc[e];
-        for (int q = 1; q < nw; q++) v += sacc[q * tot + e];
-        dst[e] = v;
-    }
-    double t = block_sum(acc, sh);
-    if (threadIdx.x == 0) part[blockIdx.x] = t;
-}
-
 /* Shared copy without atomics (k x (d+2) too large for a copy per warp):
  * one copy per block, and warp w of the 16 owns the clusters c with
  * c % 16 == w — it alone adds into their rows, so every sum is updated by
@@ -1031,10 +925,7 @@ fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda
          * (run 4: 32 rows per warp was slower than 8 at d = 32; 16 rows
          * without the objective was slower still, 12.7 vs 11.3 ms at 2M) */
         const int nthr = priv ? ACC_TP : ACC_T;
-        /* d <= 32: the pipelined kernel (env->km_tune bit 10: the general one, for A/B) */
-        const bool p32 = priv && d <= 32 && !(env->km_tune & 1024);
         const void *fn = !priv ? (obj ? (const void *)k_acc_owner<true> : (const void *)k_acc_owner<false>)
-                         : p32 ? (obj ? (const void *)k_acc_priv32<true> : (const void *)k_acc_priv32<false>)
                          : obj ? (const void *)k_acc_smem<true, 8, true>
                                : (const void *)k_acc_smem<true, 8, false>;
         int per_sm = 0;
