@@ -526,7 +526,10 @@ static int est_gpu(fli_est *e, const km_req *q)
     const int mobj = plan.chunked || priv;
     const double objb = mobj ? n * 4 : 0;
     if (plan.mstep_smem) {
-        bm = n * d * 4 + n * 4 + objb + (double)FLI_KM_ACC_BLOCKS * k * (d + 2) * 4 * 2;
+        /* per-block partials: at most one block per batch of rows (64 rows
+         * with private copies, 512 for the owner kernel) */
+        const double nblk = fmin((double)FLI_KM_ACC_BLOCKS, ceil(n / (priv ? 64 : 512)));
+        bm = n * d * 4 + n * 4 + objb + nblk * k * (d + 2) * 4 * 2;
         nl_m = mobj ? 2 : 3;
     } else {
         bm = n * d * 4 + n * 4 * 5 + objb + k * (double)plan.sort_nb * 4 * 6 +
