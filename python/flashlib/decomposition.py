@@ -1,6 +1,8 @@
 """Matrix decompositions with scikit-learn's interface: PCA and TruncatedSVD,
-computed by libflashlib (CPU today; device='cuda' raises UnsupportedError
-until the CUDA path lands, device='auto' runs on the CPU)."""
+computed by libflashlib. PCA's covariance_eigh solver runs on a CUDA GPU
+(device='cuda', or 'auto' for large float32 data); the other solvers and
+TruncatedSVD run on the CPU, and device='cuda' raises UnsupportedError for
+them."""
 
 import numbers
 

@@ -20,6 +20,7 @@
 #include "algo/decomp_job.h"
 #include "algo/decomp_params.h"
 #include "backends/cpu/cpu.h"
+#include "backends/cuda/fl_cuda_module.h"
 #include "core/internal.h"
 #include "route/route.h"
 
@@ -53,21 +54,37 @@ typedef struct dc_setup {
     fl_route route;
 } dc_setup;
 
-/* The backend of a routing decision, or a clear error: only the CPU
- * computes decompositions today, and data must be on the host. */
-static fl_status backend_for(fl_ctx *ctx, const char *algo, const fl_array *X, const fli_decomp_backend **be)
+/* The CPU backend for a routing decision that chose it, or a clear error
+ * when the context insists on the GPU or X lives in device memory. */
+static fl_status cpu_backend(fl_ctx *ctx, const char *algo, const char *solver, const fl_array *X,
+                             const fli_decomp_backend **be)
 {
+    if (ctx->kind == FLI_DEVICE_CUDA && solver && !strcmp(solver, "covariance_eigh") &&
+        !strcmp(algo, "pca")) {
+        /* covariance_eigh routes to the GPU unless none is usable: say why */
+        const fli_cuda_api *api;
+        fli_cuda_env *env;
+        fl_status st = fli_cuda_acquire(ctx, &api, &env);
+        return st ? st : fli_fail(ctx, FL_STATUS_NO_DEVICE, "the requested GPU is not usable");
+    }
     if (ctx->kind == FLI_DEVICE_CUDA)
-        return fli_fail(
-            ctx, FL_STATUS_UNSUPPORTED,
-            "%s is not implemented on the cuda backend yet: use device 'cpu' or 'auto' (which runs "
-            "it on the CPU)",
-            algo);
+        return fli_fail(ctx, FL_STATUS_UNSUPPORTED,
+                        "%s%s%s has no CUDA path yet (only PCA with svd_solver='covariance_eigh' runs on the "
+                        "GPU): use device 'cpu' or 'auto' (which runs it on the CPU)",
+                        algo, solver ? " with svd_solver=" : "", solver ? solver : "");
     if (X->mem != FL_MEM_HOST)
         return fli_fail(ctx, FL_STATUS_UNSUPPORTED,
-                        "%s is not implemented on the cuda backend yet: pass X in host memory", algo);
+                        "%s%s%s runs on the CPU only: pass X in host memory (only PCA with "
+                        "svd_solver='covariance_eigh' takes device memory)",
+                        algo, solver ? " with svd_solver=" : "", solver ? solver : "");
     *be = &fli_cpu_decomp;
     return FL_STATUS_OK;
+}
+
+/* The GPU in use for this context, or NULL (auto without a GPU, cpu). */
+static const fl_hw_props *ctx_gpu(fl_ctx *ctx, fl_hw_props *hw)
+{
+    return fli_ctx_wants_gpu(ctx) && fli_ctx_hw(ctx, hw) ? hw : NULL;
 }
 
 static fl_status setup(fl_ctx *ctx, const fli_algo *a, const fl_params *p, const fl_array *X, dc_setup *s)
@@ -94,7 +111,13 @@ static fl_status setup(fl_ctx *ctx, const fli_algo *a, const fl_params *p, const
             return fli_fail(ctx, FL_STATUS_INVALID_ARG,
                             "n_components=0: must be a whole number >= 1, a fraction in (0, 1) or none");
         const int sw = fli_param_word(p, "svd_solver");
-        fli_route_decomp(NULL, 1, n, d, X->dtype, sw, v, &s->route, &s->solver);
+        fl_hw_props hw;
+        /* the GPU is looked for only when the solver has a CUDA path, so
+         * the other solvers never touch the driver */
+        fli_route_decomp(NULL, 1, n, d, X->dtype, 0, 0, sw, v, &s->route, &s->solver);
+        if (s->solver == FLI_DECOMP_EIGH)
+            fli_route_decomp(ctx_gpu(ctx, &hw), 1, n, d, X->dtype, X->mem == FL_MEM_CUDA,
+                             ctx->kind == FLI_DEVICE_CUDA, sw, v, &s->route, &s->solver);
         s->exact_truncated = sw == PCA_ARPACK;
         const char *sn = s->exact_truncated ? "arpack" : s->route.variant;
         if (!none && v < 1) {
@@ -122,7 +145,8 @@ static fl_status setup(fl_ctx *ctx, const fli_algo *a, const fl_params *p, const
     } else {
         s->k = fli_param_int(p, "n_components");
         const int alg = fli_param_word(p, "algorithm"); /* randomized|arpack */
-        fli_route_decomp(NULL, 0, n, d, X->dtype, alg, (double)s->k, &s->route, &s->solver);
+        fli_route_decomp(NULL, 0, n, d, X->dtype, X->mem == FL_MEM_CUDA, 0, alg, (double)s->k, &s->route,
+                         &s->solver);
         s->exact_truncated = alg == 1;
         if (d < 2)
             return fli_fail(ctx, FL_STATUS_INVALID_ARG,
@@ -201,7 +225,7 @@ static fl_status projected_variance(fl_ctx *ctx, const fli_decomp_backend *be, c
     void *Y = fli_malloc(ctx, es * (size_t)n * (size_t)k, "projection");
     if (!Y)
         return FL_STATUS_OUT_OF_MEMORY;
-    fli_decomp_apply_job aj = {X->data, fli_ld(X), Y, k, X->dtype, n, X->cols, k, C, NULL, NULL, 0};
+    fli_decomp_apply_job aj = {X->data, fli_ld(X), Y, k, X->dtype, n, X->cols, k, C, NULL, NULL, 0, -1, -1};
     fl_status st = be->apply(ctx, &aj);
     for (int64_t j = 0; j < k && !st; j++) {
         double m = 0, s = 0;
@@ -215,6 +239,65 @@ static fl_status projected_variance(fl_ctx *ctx, const fli_decomp_backend *be, c
         var[j] = s / (double)n;
     }
     fli_free(ctx, Y);
+    return st;
+}
+
+/* Where the GPU path solves the d x d eigenproblem: cuSOLVER's float64
+ * syevd, chosen by measurement on the H100 at d = 512 (bench_pca, see
+ * pca_cuda.cu): 5.6 ms and float64-exact; syevdx (top k) saved 0.5 ms but
+ * its values stray by 3e-7, float32 solvers were no faster, and the CPU's
+ * dsyevd took 44 ms. */
+#define GPU_EIGH FLI_COV_EIGH_SYEVD
+
+/* PCA covariance_eigh on the CUDA module: means, scatter and eigh there,
+ * the result in job's float64 host buffers as the CPU backend leaves it. */
+static fl_status gpu_eigh_fit(fl_ctx *ctx, const fl_array *X, const dc_setup *s, fli_decomp_job *job)
+{
+    const fli_cuda_api *api;
+    fli_cuda_env *env;
+    fl_status st = fli_cuda_acquire(ctx, &api, &env);
+    if (st)
+        return st;
+    float *X32 = NULL;
+    double *S = NULL;
+    if (X->dtype == FL_DTYPE_F64) {
+        if (X->mem != FL_MEM_HOST)
+            return fli_fail(ctx, FL_STATUS_UNSUPPORTED,
+                            "float64 X in device memory: the GPU path computes in float32; pass float32 "
+                            "device data or float64 host data");
+        if (!(X32 = fli_host_f32_copy(ctx, X)))
+            return FL_STATUS_OUT_OF_MEMORY;
+    }
+    fli_pca_cov_job cj;
+    memset(&cj, 0, sizeof cj);
+    cj.X = X32 ? X32 : (const float *)X->data;
+    cj.x_dev = fli_array_device(X);
+    cj.n = X->rows;
+    cj.d = X->cols;
+    cj.ld = X32 ? X->cols : fli_ld(X);
+    cj.eigh = GPU_EIGH;
+    if (cj.eigh == FLI_COV_EIGH_SYEVDX && (s->frac > 0 || cj.d > cj.n || s->k >= cj.d))
+        cj.eigh = FLI_COV_EIGH_SYEVD;
+    cj.k = s->k;
+    cj.mean = job->mean;
+    cj.components = job->components;
+    cj.sv = job->sv;
+    if (cj.eigh == FLI_COV_EIGH_HOST &&
+        !(cj.scatter = S = fli_malloc(ctx, sizeof(double) * (size_t)(cj.d * cj.d), "covariance"))) {
+        st = FL_STATUS_OUT_OF_MEMORY;
+        goto done;
+    }
+    st = api->pca_cov(env, &cj);
+    job->nonfinite = cj.nonfinite;
+    if (!st && cj.eigh == FLI_COV_EIGH_HOST)
+        st = fli_cpu_eigh_scatter(ctx, job, S);
+    else if (!st) {
+        job->n_out = cj.n_out;
+        job->total_ss = cj.total_ss;
+    }
+done:
+    fli_free(ctx, X32);
+    fli_free(ctx, S);
     return st;
 }
 
@@ -236,8 +319,9 @@ static fl_status decomp_fit(fl_ctx *ctx, const fli_algo *a, const fl_params *p, 
     const int fused_check = s.solver == FLI_DECOMP_EIGH && X->mem == FL_MEM_HOST;
     if (!fused_check && X->mem == FL_MEM_HOST && (st = fli_check_finite(ctx, X, "X")) != FL_STATUS_OK)
         return st;
-    const fli_decomp_backend *be;
-    if ((st = backend_for(ctx, a->name, X, &be)) != FL_STATUS_OK)
+    const fli_decomp_backend *be = NULL;
+    const int gpu = s.route.backend != FL_BACKEND_CPU;
+    if (!gpu && (st = cpu_backend(ctx, a->name, s.is_pca ? s.route.variant : NULL, X, &be)) != FL_STATUS_OK)
         return st;
     const int64_t n = X->rows, d = X->cols, mn = n < d ? n : d;
     fli_log(ctx, FL_LOG_INFO, "%s %lld x %lld: %s/%s (%s)", a->name, (long long)n, (long long)d,
@@ -270,8 +354,8 @@ static fl_status decomp_fit(fl_ctx *ctx, const fli_algo *a, const fl_params *p, 
     job.mean = mean;
     job.components = comp;
     job.sv = sv;
-    if ((st = be->fit(ctx, &job)) != FL_STATUS_OK) {
-        if (job.nonfinite && (st = fli_check_finite(ctx, X, "X")) == FL_STATUS_OK)
+    if ((st = gpu ? gpu_eigh_fit(ctx, X, &s, &job) : be->fit(ctx, &job)) != FL_STATUS_OK) {
+        if (job.nonfinite && X->mem == FL_MEM_HOST && (st = fli_check_finite(ctx, X, "X")) == FL_STATUS_OK)
             st = fli_fail(ctx, FL_STATUS_INVALID_ARG, "X: a column sum overflows %s: values are too large",
                           fl_dtype_name(X->dtype));
         goto done;
@@ -283,7 +367,10 @@ static fl_status decomp_fit(fl_ctx *ctx, const fli_algo *a, const fl_params *p, 
         const double dof = (double)(n - 1);
         for (int64_t i = 0; i < ns; i++)
             ev[i] = sv[i] * sv[i] / dof;
-        if (s.solver == FLI_DECOMP_RANDOMIZED) {
+        if (s.solver == FLI_DECOMP_RANDOMIZED || ns < (d < n ? d : n)) {
+            /* a partial spectrum (randomized, or the GPU's top-k eigh, which
+             * runs only when n_features <= n_samples): the total from the
+             * trace, the noise from what the kept components leave */
             const double total = job.total_ss / dof;
             double kept = 0;
             for (int64_t i = 0; i < k; i++) {
@@ -371,11 +458,21 @@ static fl_status apply(fl_model *m, const fl_array *X, fl_array *out, int invers
                         (long long)(inverse ? k : d), inverse ? "components" : "features");
     if ((st = fli_check_out(ctx, out, X->dtype, X->rows, inverse ? d : k, "out")) != FL_STATUS_OK)
         return st;
-    if (out->mem != FL_MEM_HOST)
-        return fli_fail(ctx, FL_STATUS_UNSUPPORTED, "out must be in host memory (no cuda path yet)");
-    const fli_decomp_backend *be;
-    if ((st = backend_for(ctx, m->algo->name, X, &be)) != FL_STATUS_OK)
+    /* On the GPU when X lives there, or when device 'cuda' asks for it and
+     * X is float32 (the GPU path is float32; float64 stays on the CPU). */
+    const int gpu = X->mem == FL_MEM_CUDA || (ctx->kind == FLI_DEVICE_CUDA && X->dtype == FL_DTYPE_F32);
+    const fli_decomp_backend *be = NULL;
+    const fli_cuda_api *api = NULL;
+    fli_cuda_env *env = NULL;
+    if (gpu && X->dtype != FL_DTYPE_F32)
+        return fli_fail(ctx, FL_STATUS_UNSUPPORTED,
+                        "float64 X in device memory: the GPU transform computes in float32; pass float32");
+    if (gpu && (st = fli_cuda_acquire(ctx, &api, &env)) != FL_STATUS_OK)
         return st;
+    if (!gpu && out->mem != FL_MEM_HOST)
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "out in device memory needs X in device memory");
+    if (!gpu)
+        be = &fli_cpu_decomp;
     double *comp = attr_f64(m, "components_", NULL);
     double *mean = pca ? attr_f64(m, "mean_", NULL) : NULL;
     double *scale = NULL;
@@ -395,9 +492,10 @@ static fl_status apply(fl_model *m, const fl_array *X, fl_array *out, int invers
                 scale[j] = eps; /* as scikit-learn: no division by ~0 */
         }
     }
-    fli_decomp_apply_job aj = {X->data, fli_ld(X), out->data, fli_ld(out), X->dtype, X->rows,
-                               d,       k,         comp,      mean,        scale,    inverse};
-    st = be->apply(ctx, &aj);
+    fli_decomp_apply_job aj = {
+        X->data, fli_ld(X), out->data,           fli_ld(out),          X->dtype, X->rows, d, k, comp, mean,
+        scale,   inverse,   fli_array_device(X), fli_array_device(out)};
+    st = gpu ? api->decomp_apply(env, &aj) : be->apply(ctx, &aj);
 done:
     fli_free(ctx, comp);
     fli_free(ctx, mean);
@@ -495,9 +593,9 @@ static fl_status pca_score_samples(fl_model *m, const fl_array *X, fl_array *out
                         (long long)X->cols, (long long)d);
     if (out && (st = fli_check_out(ctx, out, X->dtype, X->rows, 1, "out")) != FL_STATUS_OK)
         return st;
-    const fli_decomp_backend *be;
-    if ((st = backend_for(ctx, "pca", X, &be)) != FL_STATUS_OK)
-        return st;
+    if (X->mem != FL_MEM_HOST)
+        return fli_fail(ctx, FL_STATUS_UNSUPPORTED,
+                        "score_samples runs on the CPU (whatever the device): pass X in host memory");
     double *L = NULL, *mean = NULL, c = 0;
     if ((st = pca_density(m, &L, &mean, &c)) != FL_STATUS_OK)
         return st;

@@ -71,7 +71,46 @@ typedef struct fli_decomp_apply_job {
     const double *mean;       /* d, or NULL (no centring) */
     const double *scale;      /* k, or NULL (no whitening) */
     int inverse;
+    int32_t in_dev, out_dev; /* CUDA: where in/out live (-1 host); the CPU ignores them */
 } fli_decomp_apply_job;
+
+/* Where the d x d eigenproblem of the GPU covariance pass is solved. */
+typedef enum fli_cov_eigh {
+    FLI_COV_EIGH_HOST = 0,     /* the scatter comes back; the CPU's float64 dsyevd */
+    FLI_COV_EIGH_SYEVD = 1,    /* cuSOLVER float64 syevd: every eigenpair */
+    FLI_COV_EIGH_SYEVDX = 2,   /* cuSOLVER float64 syevdx: the top k only */
+    FLI_COV_EIGH_SYEVD32 = 3,  /* float32 syevd of the rounded scatter (A/B only) */
+    FLI_COV_EIGH_SYEVDX32 = 4, /* float32 syevdx, top k (A/B only) */
+} fli_cov_eigh;
+
+/*
+ * PCA's covariance pass on the GPU (the CUDA module's pca_cov entry): the
+ * column means and the centred scatter A^T A of A = X - 1 mean^T, then
+ * optionally its eigendecomposition. X is float32, on the host (streamed in
+ * row chunks) or on device x_dev (read in place, any size). Outputs are
+ * float64 host buffers the caller allocated, written only on success.
+ */
+typedef struct fli_pca_cov_job {
+    const float *X;
+    int32_t x_dev; /* -1: host memory */
+    int64_t n, d, ld;
+    int tf32; /* the product on TF32 tensor cores (precision=tf32) */
+    fli_cov_eigh eigh;
+    int64_t k; /* SYEVDX: eigenpairs wanted, 1..d */
+    /* outputs */
+    double *mean;       /* d */
+    double *scatter;    /* HOST: d x d, symmetric (else unused, may be NULL) */
+    double *components; /* SYEVD/SYEVDX: n_out x d rows, descending eigenvalue */
+    double *sv;         /* n_out: sqrt(max(eigenvalue, 0)) */
+    int64_t n_out;
+    double total_ss; /* trace of the scatter */
+    int nonfinite;   /* X holds a NaN/Inf: status INVALID_ARG, nothing written */
+    /* diagnostic A/B switches (bench_pca); 0 = the module's choice */
+    int variant;        /* 1 tiled lower triangle, 2 strided full GEMM, 3 cublasSsyrk */
+    int64_t chunk_rows; /* rows centred per product step */
+    int64_t slices;     /* row slices of a chunk computed side by side */
+    int64_t tile;       /* variant 1: tile edge (multiple of 32) */
+} fli_pca_cov_job;
 
 /* A backend's decomposition entry points: a table, so that a CUDA module
  * can offer the same two calls later (the algo layer picks the table from

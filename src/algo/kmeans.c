@@ -133,19 +133,6 @@ static fl_status route(fl_ctx *ctx, const fl_array *X, int64_t k, int precision_
     return fli_route_kmeans(gpu ? &hw : NULL, X->rows, X->cols, X->dtype, k, precision_word, r, prec);
 }
 
-/* Converts a host f64 matrix to a dense f32 copy (GPU path for f64 input). */
-static float *to_f32(fl_ctx *ctx, const fl_array *A)
-{
-    float *out = fli_malloc(ctx, sizeof(float) * (size_t)(A->rows * A->cols), "float32 copy of X");
-    if (!out)
-        return NULL;
-    const int64_t ld = fli_ld(A);
-    for (int64_t i = 0; i < A->rows; i++)
-        for (int64_t j = 0; j < A->cols; j++)
-            out[i * A->cols + j] = (float)((const double *)A->data)[i * ld + j];
-    return out;
-}
-
 /*
  * Runs a fit. Outputs: centres (k x d dense, X's dtype) at centers/centers_dev,
  * labels (n int32, may be NULL) at labels/labels_dev. Written only on success.
@@ -245,11 +232,11 @@ static fl_status kmeans_run(fl_ctx *ctx, const fl_params *p, const fl_array *X, 
                               "float32 device data or float64 host data");
                 goto done;
             }
-            X32 = to_f32(ctx, X);
+            X32 = fli_host_f32_copy(ctx, X);
             fl_array wa;
             if (w) {
                 wa = *w;
-                w32 = to_f32(ctx, &wa);
+                w32 = fli_host_f32_copy(ctx, &wa);
             }
             C32 = fli_malloc(ctx, sizeof(float) * (size_t)(s.k * X->cols), "float32 centres");
             if (!X32 || (w && !w32) || !C32) {
@@ -381,11 +368,11 @@ static fl_status kmeans_assign(fl_ctx *ctx, const fl_params *p, const fl_array *
                 goto done;
             }
             fl_array ca = fl_array_host((void *)centers, FL_DTYPE_F64, k, d);
-            float *c32 = to_f32(ctx, &ca);
-            X32 = to_f32(ctx, X);
+            float *c32 = fli_host_f32_copy(ctx, &ca);
+            X32 = fli_host_f32_copy(ctx, X);
             if (w) {
                 fl_array wa = *w;
-                w32 = to_f32(ctx, &wa);
+                w32 = fli_host_f32_copy(ctx, &wa);
             }
             if (transform)
                 T32 = fli_malloc(ctx, sizeof(float) * (size_t)(X->rows * k), "float32 transform");

@@ -68,6 +68,10 @@ fl_status fli_progress(fl_ctx *ctx, const char *stage, int64_t done, int64_t tot
 void *fli_malloc(fl_ctx *ctx, size_t bytes, const char *what);
 void *fli_calloc(fl_ctx *ctx, size_t count, size_t size, const char *what);
 void fli_free(fl_ctx *ctx, void *p);
+/* A dense float32 copy of a host float64 matrix (ld = cols), through the
+ * hooks; NULL (with the message) when out of memory. The GPU paths, which
+ * compute in float32, take float64 host input through it. */
+float *fli_host_f32_copy(fl_ctx *ctx, const fl_array *A);
 /* Overflow-checked a*b (returns 0 and sets *out on success). */
 int fli_mul_overflow(size_t a, size_t b, size_t *out);
 

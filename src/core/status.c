@@ -151,6 +151,18 @@ void *fli_calloc(fl_ctx *ctx, size_t count, size_t size, const char *what)
     return p;
 }
 
+float *fli_host_f32_copy(fl_ctx *ctx, const fl_array *A)
+{
+    float *out = fli_calloc(ctx, (size_t)A->rows, sizeof(float) * (size_t)A->cols, "float32 copy");
+    if (!out)
+        return NULL;
+    const int64_t ld = fli_ld(A);
+    for (int64_t i = 0; i < A->rows; i++)
+        for (int64_t j = 0; j < A->cols; j++)
+            out[i * A->cols + j] = (float)((const double *)A->data)[i * ld + j];
+    return out;
+}
+
 void fli_free(fl_ctx *ctx, void *p)
 {
     if (!p)

@@ -36,7 +36,7 @@ fl_status fl_route_query(fl_ctx *ctx, const char *algo, const fl_hw_props *hw, i
         return fli_fail(ctx, FL_STATUS_INVALID_ARG, "route: parameters are for '%s'", params->algo->name);
     if (a == &fli_algo_pca || a == &fli_algo_truncated_svd)
         return fli_route_decomp(
-            hw, a == &fli_algo_pca, n_samples, n_features, dtype,
+            hw, a == &fli_algo_pca, n_samples, n_features, dtype, 0, 0,
             fli_param_word(params, a == &fli_algo_pca ? "svd_solver" : "algorithm"),
             fli_param_word(params, "n_components") == 0 ? -1.0 : fli_param_float(params, "n_components"), out,
             NULL);

@@ -18,10 +18,12 @@ fl_status fli_route_kmeans(const fl_hw_props *hw, int64_t n, int64_t d, fl_dtype
 /* PCA (is_pca) or TruncatedSVD: the solver that runs and on which backend.
  * solver_word: index in PCA's "auto|full|covariance_eigh|arpack|randomized"
  * or TruncatedSVD's "randomized|arpack"; n_components: the parameter's
- * value (< 0 = none: all). Only the CPU computes them today: a GPU in `hw`
- * still routes to the CPU, and the reason says so. */
+ * value (< 0 = none: all). hw: the GPU in use (NULL or sm_major 0: none);
+ * x_on_device: X lives in its memory; force_gpu: device 'cuda' was asked
+ * for (the GPU whenever a CUDA path exists, whatever the shape). Only PCA's
+ * covariance_eigh has a CUDA path: route_decomp.c states the rule. */
 fl_status fli_route_decomp(const fl_hw_props *hw, int is_pca, int64_t n, int64_t d, fl_dtype dtype,
-                           int solver_word, double n_components, fl_route *out,
-                           fli_decomp_solver *solver_out);
+                           int x_on_device, int force_gpu, int solver_word, double n_components,
+                           fl_route *out, fli_decomp_solver *solver_out);
 
 #endif

@@ -10,6 +10,24 @@
 #include "route/route.h"
 
 /* PCA's svd_solver words: auto|full|covariance_eigh|arpack|randomized. */
+
+/*
+ * CPU or GPU for PCA's covariance_eigh (the only decomposition with a CUDA
+ * path so far; the others and TruncatedSVD run on the CPU):
+ *  - device 'cuda', or X already in device memory: the GPU;
+ *  - float64 host X under 'auto': the CPU (the GPU path is float32);
+ *  - float32 host X under 'auto': the GPU when n_features >= GPU_MIN_D and
+ *    n_samples x n_features^2 >= GPU_MIN_ND2. Measured on the H100 host
+ *    (bench_pca's host_crossover, 16 CPU cores, X copied from pageable
+ *    memory), GPU vs CPU ms: 20000 x 32 2.2 vs 20; 200000 x 32 14.0 vs
+ *    12.3; 20000 x 64 3.9 vs 13.7; 100000 x 64 11.9 vs 20.4; 50000 x 128
+ *    12.4 vs 28.0; 200000 x 128 35.7 vs 41.6; 20000 x 256 9.7 vs 351. Below
+ *    64 features the copy of X costs as much as the CPU's product; the
+ *    GPU's fixed cost (~1 ms of buffers plus the eigh, 5.6 ms at d = 512)
+ *    sets the lower bound on the work.
+ */
+#define GPU_MIN_D 64
+#define GPU_MIN_ND2 67108864.0
 enum { PCA_AUTO = 0, PCA_FULL = 1, PCA_EIGH = 2, PCA_ARPACK = 3, PCA_RANDOMIZED = 4 };
 
 static const char *solver_name(fli_decomp_solver s)
@@ -34,7 +52,8 @@ static const char *solver_name(fli_decomp_solver s)
  * the leading components, which is what ARPACK converges to at tol=0.
  */
 fl_status fli_route_decomp(const fl_hw_props *hw, int is_pca, int64_t n, int64_t d, fl_dtype dtype,
-                           int solver_word, double n_components, fl_route *out, fli_decomp_solver *solver_out)
+                           int x_on_device, int force_gpu, int solver_word, double n_components,
+                           fl_route *out, fli_decomp_solver *solver_out)
 {
     fli_decomp_solver s;
     const char *why;
@@ -68,13 +87,35 @@ fl_status fli_route_decomp(const fl_hw_props *hw, int is_pca, int64_t n, int64_t
         }
         }
     }
-    out->backend = FL_BACKEND_CPU;
     snprintf(out->variant, sizeof out->variant, "%s", solver_name(s));
-    const char *where = hw && hw->sm_major ? "CPU backend (no CUDA path for decompositions yet)"
-                                           : "CPU backend (no GPU in use)";
-    const char *prec = dtype == FL_DTYPE_F64  ? "float64"
-                       : s == FLI_DECOMP_EIGH ? "float32 blocks merged in float64"
-                                              : "float32 products, float64 small factorisations";
+    const int gpu = hw && hw->sm_major;
+    const char *where = NULL;
+    out->backend = FL_BACKEND_CPU;
+    if (gpu && is_pca && s == FLI_DECOMP_EIGH) {
+        if (force_gpu || x_on_device) {
+            out->backend = FL_BACKEND_CUDA;
+            where = force_gpu ? "CUDA backend (device cuda requested)" : "CUDA backend (X in device memory)";
+        } else if (dtype == FL_DTYPE_F64) {
+            where = "CPU backend (float64 X: the GPU path computes in float32)";
+        } else if (d >= GPU_MIN_D && (double)n * (double)d * (double)d >= GPU_MIN_ND2) {
+            out->backend = FL_BACKEND_CUDA;
+            where = "CUDA backend (host X, n_samples x n_features^2 >= 2^26 and n_features >= 64: the "
+                    "product outweighs the copy)";
+        } else {
+            where = "CPU backend (host X, n_samples x n_features^2 < 2^26 or n_features < 64: the copy "
+                    "to the GPU and its fixed cost outweigh the product)";
+        }
+    } else if (gpu) {
+        where = is_pca ? "CPU backend (no CUDA path for this solver yet: only covariance_eigh)"
+                       : "CPU backend (no CUDA path for TruncatedSVD yet)";
+    } else {
+        where = "CPU backend (no GPU in use)";
+    }
+    const char *prec = out->backend != FL_BACKEND_CPU ? "float32 products of shifted chunks, float64 scatter "
+                                                        "and eigh"
+                       : dtype == FL_DTYPE_F64        ? "float64"
+                       : s == FLI_DECOMP_EIGH         ? "float32 blocks merged in float64"
+                                                      : "float32 products, float64 small factorisations";
     snprintf(out->reason, sizeof out->reason, "%s; %s, %s", why, where, prec);
     if (solver_out)
         *solver_out = s;

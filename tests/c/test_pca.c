@@ -453,7 +453,12 @@ static void test_bad_input(fl_ctx *ctx)
     float big[8] = {3e38f, 1, 3e38f, 2, 3e38f, 3, 3e38f, 4};
     fl_array ba = fl_array_host(big, FL_DTYPE_F32, 4, 2);
     fl_params_set(ctx, p, "n_components", "1");
+    /* one thread: the rows meet in one float32 block sum (with 16 threads
+     * each row had a block of its own and nothing overflowed) */
+    const int threads = fl_ctx_get_threads(ctx);
+    fl_ctx_set_threads(ctx, 1);
     CHECK_ERR(ctx, fl_pca_fit(ctx, &ba, p, &m), FL_STATUS_INVALID_ARG, "overflows f32");
+    fl_ctx_set_threads(ctx, threads);
     fl_params_set(ctx, p, "n_components", "2");
     fl_params_set(ctx, p, "svd_solver", "auto");
     X[13] = 0.5;
@@ -517,12 +522,19 @@ static void test_bad_input(fl_ctx *ctx)
     fl_params_free(t);
     fl_params_free(p);
 
-    /* an explicit CUDA device: not implemented yet, said clearly */
+    /* an explicit CUDA device: solvers without a CUDA path say so clearly
+     * (with or without a GPU) */
     fl_ctx *cuda;
     if (fl_ctx_create("cuda", &cuda, NULL, 0) == FL_STATUS_OK) {
         fl_model *cm = NULL;
-        CHECK_ERR(cuda, fl_pca_fit(cuda, &xa, NULL, &cm), FL_STATUS_UNSUPPORTED,
-                  "not implemented on the cuda");
+        fl_params *full;
+        fl_params_create(cuda, "pca", &full);
+        fl_params_set(cuda, full, "svd_solver", "full");
+        CHECK_ERR(cuda, fl_pca_fit(cuda, &xa, full, &cm), FL_STATUS_UNSUPPORTED, "has no CUDA path yet");
+        CHECK(cm == NULL);
+        fl_params_free(full);
+        CHECK_ERR(cuda, fl_truncated_svd_fit(cuda, &xa, NULL, &cm), FL_STATUS_UNSUPPORTED,
+                  "has no CUDA path yet");
         CHECK(cm == NULL);
         fl_ctx_free(cuda);
     }
@@ -586,6 +598,225 @@ static void test_alloc_failure_injection(void)
     }
 }
 
+/* ---- the GPU path (covariance_eigh on the CUDA module) ------------------ */
+
+/* n x d float32, row stride ld >= d: offsets of 5 plus columns of decaying
+ * scale mixed by a fixed rotation of the first 3, so the leading
+ * components are not the axes and every eigenvalue is distinct. */
+static float *gpu_data(int64_t n, int64_t d, int64_t ld)
+{
+    float *X = malloc(sizeof(float) * (size_t)(n * ld));
+    for (int64_t i = 0; i < n; i++) {
+        double z[3];
+        for (int64_t j = 0; j < d; j++) {
+            const double v = test_normal() / (1.0 + 0.3 * (double)j);
+            if (j < 3)
+                z[j] = v;
+            X[i * ld + j] = (float)(5.0 + v);
+        }
+        if (d >= 3) {
+            X[i * ld + 0] = (float)(5.0 + 0.8 * z[0] + 0.6 * z[1]);
+            X[i * ld + 1] = (float)(5.0 - 0.6 * z[0] + 0.8 * z[1] + 0.1 * z[2]);
+        }
+        for (int64_t j = d; j < ld; j++)
+            X[i * ld + j] = 1e30f; /* never read */
+    }
+    return X;
+}
+
+static double max_rel(const double *a, const double *b, int64_t len)
+{
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < len; i++) {
+        num = fmax(num, fabs(a[i] - b[i]));
+        den = fmax(den, fabs(b[i]));
+    }
+    return den > 0 ? num / den : num;
+}
+
+/* GPU PCA against the CPU backend on several shapes (d not a multiple of
+ * 32, ld > d, many row chunks): components (same signs, both use svd_flip),
+ * explained variance (and ratio), singular values, mean, noise variance,
+ * transform and inverse_transform. Skipped without a GPU. */
+static void test_gpu_vs_cpu(void)
+{
+    fl_ctx *g, *c;
+    fl_ctx_create("cuda", &g, NULL, 0);
+    fl_ctx_create("cpu", &c, NULL, 0);
+    if (fl_cuda_device_count(g, NULL) == 0) {
+        float X[40 * 3];
+        for (int i = 0; i < 40 * 3; i++)
+            X[i] = (float)test_normal();
+        fl_array xa = fl_array_host(X, FL_DTYPE_F32, 40, 3);
+        fl_params *p;
+        fl_params_create(g, "pca", &p);
+        fl_params_set(g, p, "svd_solver", "covariance_eigh");
+        fl_model *m = NULL;
+        CHECK_ERR(g, fl_pca_fit(g, &xa, p, &m), FL_STATUS_NO_DEVICE, "needs a CUDA GPU");
+        CHECK(m == NULL);
+        fl_params_free(p);
+        fprintf(stderr, "test_pca: no GPU, GPU comparisons skipped\n");
+        fl_ctx_free(g);
+        fl_ctx_free(c);
+        return;
+    }
+    const struct {
+        int64_t n, d, ld, k;
+    } shapes[] = {{3000, 37, 37, 5},   {5000, 64, 70, 10},   {2000, 129, 129, 20}, {10000, 5, 5, 3},
+                  {4096, 300, 301, 8}, {200000, 40, 40, 40}, {50, 33, 33, 33}};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        const int64_t n = shapes[si].n, d = shapes[si].d, ld = shapes[si].ld, k = shapes[si].k;
+        float *X = gpu_data(n, d, ld);
+        fl_array xa = fl_array_host(X, FL_DTYPE_F32, n, d);
+        xa.ld = ld;
+        fl_model *mg = NULL, *mc = NULL;
+        fl_params *pg, *pc;
+        fl_params_create(g, "pca", &pg);
+        fl_params_create(c, "pca", &pc);
+        fl_params_set(g, pg, "svd_solver", "covariance_eigh");
+        fl_params_set(c, pc, "svd_solver", "covariance_eigh");
+        fl_params_set_int(g, pg, "n_components", k);
+        fl_params_set_int(c, pc, "n_components", k);
+        CHECK_OK(g, fl_pca_fit(g, &xa, pg, &mg));
+        CHECK_OK(c, fl_pca_fit(c, &xa, pc, &mc));
+        if (mg && mc) {
+            const char *names[] = {
+                "components_", "explained_variance_", "explained_variance_ratio_", "singular_values_",
+                "mean_",       "noise_variance_"};
+            /* float32 products summed in float64 on both sides: the scatter
+             * agrees to ~1e-6; a component to its eigenvalue gap */
+            const double tol[] = {1e-3, 1e-5, 1e-5, 1e-5, 1e-6, 1e-4};
+            for (int a = 0; a < 6; a++) {
+                int64_t r1, c1, r2, c2;
+                double *vg = attr(mg, names[a], &r1, &c1), *vc = attr(mc, names[a], &r2, &c2);
+                CHECK(vg && vc && r1 == r2 && c1 == c2);
+                if (vg && vc && r1 == r2 && c1 == c2) {
+                    const double e = max_rel(vg, vc, r1 * c1);
+                    CHECK_MSG(e <= tol[a], "%lld x %lld: %s differs by %.3g (tol %.1g)", (long long)n,
+                              (long long)d, names[a], e, tol[a]);
+                }
+                free(vg);
+                free(vc);
+            }
+            /* transform on the GPU (host in and out) vs the CPU's */
+            float *Yg = malloc(sizeof(float) * (size_t)(n * k)),
+                  *Yc = malloc(sizeof(float) * (size_t)(n * k));
+            float *Zg = malloc(sizeof(float) * (size_t)(n * d));
+            fl_array yg = fl_array_host(Yg, FL_DTYPE_F32, n, k), yc = fl_array_host(Yc, FL_DTYPE_F32, n, k);
+            fl_array zg = fl_array_host(Zg, FL_DTYPE_F32, n, d);
+            CHECK_OK(g, fl_model_transform(mg, &xa, &yg));
+            CHECK_OK(c, fl_model_transform(mc, &xa, &yc));
+            double num = 0, den = 0;
+            for (int64_t i = 0; i < n * k; i++) {
+                num += ((double)Yg[i] - Yc[i]) * ((double)Yg[i] - Yc[i]);
+                den += (double)Yc[i] * Yc[i];
+            }
+            CHECK_MSG(sqrt(num / den) < 1e-4, "%lld x %lld: transform differs by %.3g", (long long)n,
+                      (long long)d, sqrt(num / den));
+            /* inverse_transform on the GPU: the full-rank round trip gives X back */
+            CHECK_OK(g, fl_model_inverse_transform(mg, &yg, &zg));
+            if (k == d) {
+                double e = 0;
+                for (int64_t i = 0; i < n; i++)
+                    for (int64_t j = 0; j < d; j++)
+                        e = fmax(e, fabs((double)Zg[i * d + j] - X[i * ld + j]));
+                CHECK_MSG(e < 1e-3, "%lld x %lld: round trip error %.3g", (long long)n, (long long)d, e);
+            }
+            free(Yg);
+            free(Yc);
+            free(Zg);
+        }
+        fl_model_free(mg);
+        fl_model_free(mc);
+        fl_params_free(pg);
+        fl_params_free(pc);
+        /* a NaN anywhere in X: a clear error, no model */
+        X[(n - 1) * ld + d / 2] = NAN;
+        fl_model *bad = NULL;
+        fl_params *pb;
+        fl_params_create(g, "pca", &pb);
+        fl_params_set(g, pb, "svd_solver", "covariance_eigh");
+        CHECK_ERR(g, fl_pca_fit(g, &xa, pb, &bad), FL_STATUS_INVALID_ARG, "");
+        CHECK(bad == NULL);
+        fl_params_free(pb);
+        free(X);
+    }
+    /* a variance fraction (every eigenvalue needed) matches too */
+    {
+        float *X = gpu_data(3000, 50, 50);
+        fl_array xa = fl_array_host(X, FL_DTYPE_F32, 3000, 50);
+        fl_params *pg, *pc;
+        fl_params_create(g, "pca", &pg);
+        fl_params_create(c, "pca", &pc);
+        fl_params_set(g, pg, "svd_solver", "covariance_eigh");
+        fl_params_set(c, pc, "svd_solver", "covariance_eigh");
+        fl_params_set(g, pg, "n_components", "0.9");
+        fl_params_set(c, pc, "n_components", "0.9");
+        fl_model *mg = NULL, *mc = NULL;
+        CHECK_OK(g, fl_pca_fit(g, &xa, pg, &mg));
+        CHECK_OK(c, fl_pca_fit(c, &xa, pc, &mc));
+        double kg = -1, kc = -2;
+        if (mg && mc) {
+            fl_model_attr_scalar(mg, "n_components_", &kg);
+            fl_model_attr_scalar(mc, "n_components_", &kc);
+        }
+        CHECK_MSG(kg == kc, "n_components_ %g on the GPU, %g on the CPU", kg, kc);
+        fl_model_free(mg);
+        fl_model_free(mc);
+        fl_params_free(pg);
+        fl_params_free(pc);
+        free(X);
+    }
+    fl_ctx_free(g);
+    fl_ctx_free(c);
+}
+
+/* The GPU fit's host allocations fail in turn: OUT_OF_MEMORY each time,
+ * no model, nothing leaked; then it succeeds. */
+static void test_gpu_host_alloc_failure(void)
+{
+    fl_ctx *probe;
+    fl_ctx_create("cuda", &probe, NULL, 0);
+    const int have = fl_cuda_device_count(probe, NULL) > 0;
+    fl_ctx_free(probe);
+    if (!have)
+        return;
+    float *X = gpu_data(2000, 24, 24);
+    fl_array xa = fl_array_host(X, FL_DTYPE_F32, 2000, 24);
+    int ok = 0, clean = 1, attempts = 0;
+    for (long fail_at = 1; fail_at < 500 && !ok; fail_at++) {
+        fl_ctx *ctx;
+        fl_ctx_create("cuda", &ctx, NULL, 0);
+        failing_alloc fa = {0, fail_at, 0};
+        fl_host_allocator ha = {fa_alloc, fa_free, &fa};
+        fl_ctx_set_host_allocator(ctx, &ha);
+        fl_params *p;
+        fl_params_create(ctx, "pca", &p);
+        fl_params_set(ctx, p, "svd_solver", "covariance_eigh");
+        fl_params_set(ctx, p, "n_components", "4");
+        fl_model *m = NULL;
+        fl_status st = fl_pca_fit(ctx, &xa, p, &m);
+        attempts++;
+        if (st == FL_STATUS_OK)
+            ok = 1;
+        else if (st != FL_STATUS_OUT_OF_MEMORY || m) {
+            clean = 0;
+            fprintf(stderr, "fail_at=%ld: status %d (%s)\n", fail_at, (int)st, fl_ctx_last_error(ctx));
+        }
+        fl_model_free(m);
+        fl_params_free(p);
+        fl_ctx_free(ctx);
+        if (fa.live != 0) {
+            clean = 0;
+            fprintf(stderr, "fail_at=%ld: %ld host allocations leaked\n", fail_at, (long)fa.live);
+        }
+    }
+    CHECK(ok);
+    CHECK(clean);
+    CHECK(attempts >= 2);
+    free(X);
+}
+
 int main(void)
 {
     (void)make_blobs;
@@ -598,5 +829,7 @@ int main(void)
     fl_ctx_free(ctx);
     test_alloc_failure_injection();
     CHECK_MSG(!fl_cuda_loaded(), "a CPU decomposition loaded CUDA");
+    test_gpu_vs_cpu();
+    test_gpu_host_alloc_failure();
     TEST_MAIN_END();
 }

@@ -142,6 +142,9 @@ def test_bad_input():
         flashlib.TruncatedSVD(20, device="cpu").fit(_data())
 
 
-def test_cuda_device_says_not_implemented():
-    with pytest.raises(Exception, match="not implemented on the cuda backend yet"):
-        flashlib.PCA(device="cuda").fit(_data())
+def test_cuda_device_other_solvers_say_no_cuda_path():
+    """Only covariance_eigh runs on the GPU: the rest say so, GPU or not."""
+    with pytest.raises(flashlib.UnsupportedError, match="no CUDA path yet"):
+        flashlib.PCA(svd_solver="full", device="cuda").fit(_data())
+    with pytest.raises(flashlib.UnsupportedError, match="no CUDA path yet"):
+        flashlib.TruncatedSVD(3, device="cuda").fit(_data())

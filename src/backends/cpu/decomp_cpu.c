@@ -37,24 +37,16 @@
 #undef CBLAS_GEMM
 #undef CBLAS_SYRK
 
-/* covariance_eigh: the scatter matrix in one fused pass, then all of its
- * eigenpairs in float64 (divide and conquer), largest first. */
-static fl_status eigh_fit(fl_ctx *ctx, fli_decomp_job *job, int nt)
+/* All eigenpairs of the d x d scatter S (float64, symmetric, overwritten)
+ * by divide and conquer, largest first, into the job's outputs; also its
+ * trace (total_ss). The CUDA path hands its scatter here too. */
+fl_status fli_cpu_eigh_scatter(fl_ctx *ctx, fli_decomp_job *job, double *S)
 {
     const int64_t d = job->d;
-    if (d > 46340)
-        return fli_fail(ctx, FL_STATUS_UNSUPPORTED,
-                        "svd_solver=covariance_eigh: n_features=%lld is too large for a d x d eigh",
-                        (long long)d);
-    double *S = fli_malloc(ctx, sizeof(double) * (size_t)(d * d), "covariance");
     double *w = fli_malloc(ctx, sizeof(double) * (size_t)d, "eigenvalues");
     double *work = NULL;
     int *iwork = NULL;
-    fl_status st = (!S || !w) ? FL_STATUS_OUT_OF_MEMORY : FL_STATUS_OK;
-    if (!st)
-        st = job->dtype == FL_DTYPE_F32
-                 ? scatter_f32(ctx, job->X, job->n, d, job->ld, nt, job->mean, S, &job->nonfinite)
-                 : scatter_f64(ctx, job->X, job->n, d, job->ld, nt, job->mean, S, &job->nonfinite);
+    fl_status st = !w ? FL_STATUS_OUT_OF_MEMORY : FL_STATUS_OK;
     if (st)
         goto done;
     job->total_ss = 0;
@@ -96,10 +88,30 @@ static fl_status eigh_fit(fl_ctx *ctx, fli_decomp_job *job, int nt)
     }
     job->n_out = d;
 done:
-    fli_free(ctx, S);
     fli_free(ctx, w);
     fli_free(ctx, work);
     fli_free(ctx, iwork);
+    return st;
+}
+
+/* covariance_eigh: the scatter matrix in one fused pass, then all of its
+ * eigenpairs in float64 (divide and conquer), largest first. */
+static fl_status eigh_fit(fl_ctx *ctx, fli_decomp_job *job, int nt)
+{
+    const int64_t d = job->d;
+    if (d > 46340)
+        return fli_fail(ctx, FL_STATUS_UNSUPPORTED,
+                        "svd_solver=covariance_eigh: n_features=%lld is too large for a d x d eigh",
+                        (long long)d);
+    double *S = fli_malloc(ctx, sizeof(double) * (size_t)(d * d), "covariance");
+    if (!S)
+        return FL_STATUS_OUT_OF_MEMORY;
+    fl_status st = job->dtype == FL_DTYPE_F32
+                       ? scatter_f32(ctx, job->X, job->n, d, job->ld, nt, job->mean, S, &job->nonfinite)
+                       : scatter_f64(ctx, job->X, job->n, d, job->ld, nt, job->mean, S, &job->nonfinite);
+    if (!st)
+        st = fli_cpu_eigh_scatter(ctx, job, S);
+    fli_free(ctx, S);
     return st;
 }
 

@@ -28,6 +28,8 @@ typedef struct fli_cuda_state {
     int smem_optin;           /* max dynamic shared memory per block (bytes)   */
     int smem_per_sm;          /* shared memory of an SM (bytes)                */
     int cc_major, cc_minor;
+    void *blas, *solver;      /* cuBLAS / cuSOLVER handles, made on first use
+                                 (pca_cuda.cu), released with the state      */
 } fli_cuda_state;
 
 static inline fli_cuda_state *fli_state(fli_cuda_env *env) { return (fli_cuda_state *)env->state; }

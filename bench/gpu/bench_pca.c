@@ -1,0 +1,434 @@
+/*
+ * bench_pca.c — PCA covariance_eigh on the GPU: the headline shape through
+ * the public API, the module's product and eigh variants side by side, and
+ * the host-data crossover against the CPU backend that routing uses.
+ *
+ *   bench_pca path/to/libflashlib_cuda.so out.json [reps] [n] [d] [k]
+ *
+ * Headline: PCA of n x d float32 (default 1,000,000 x 512) to k = 32
+ * components, X already in device memory: fl_pca_fit on a 'cuda' context,
+ * timed with CUDA events around the call, median (and min/max) of `reps`
+ * timed runs after 2 warm-ups. Its result is checked against the CPU
+ * backend's fit of the same data (components up to sign, explained
+ * variance, mean). The floor is the covariance product itself: n d (d + 1)
+ * FLOPs (the symmetric half of X^T X, multiply and add) at the H100's
+ * measured 51 TFLOP/s fp32 SIMT ceiling (GPU.md), or 4 n d bytes at
+ * 2.99 TB/s if larger.
+ *
+ * Variants (module entry, X on the device): the product as tiles of the
+ * lower triangle (tile 64/128/256), the full strided GEMM, cublasSsyrk, and
+ * TF32; eigh on the device (syevd, syevdx top k) or on the host (the CPU's
+ * dsyevd, timed here after the scatter comes back).
+ *
+ * Data: x_ij = off_j + scale_j u_ij with u uniform in [-1, 1), scale_j
+ * decaying with j and offsets of 10 (a mean far from zero, as real data
+ * has): distinct eigenvalues, and a test of the centring's accuracy.
+ * GIT_COMMIT names the commit in the JSON (the device copy has no .git).
+ */
+#define _GNU_SOURCE
+#include <cuda_runtime.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backends/cuda/fl_cuda_module.h"
+#include "flashlib.h"
+
+void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w,
+             double *work, const int *lwork, int *iwork, const int *liwork, int *info, size_t jl, size_t ul);
+
+#define CK(call)                                                                                             \
+    do {                                                                                                     \
+        cudaError_t e_ = (call);                                                                             \
+        if (e_ != cudaSuccess) {                                                                             \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_));           \
+            exit(2);                                                                                         \
+        }                                                                                                    \
+    } while (0)
+#define FL(ctx, call)                                                                                        \
+    do {                                                                                                     \
+        fl_status s_ = (call);                                                                               \
+        if (s_ != FL_STATUS_OK) {                                                                            \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, fl_ctx_last_error(ctx));           \
+            exit(2);                                                                                         \
+        }                                                                                                    \
+    } while (0)
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct stats {
+    double med, min, max;
+} stats;
+static stats summarize(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    stats s = {n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v[0], v[n - 1]};
+    return s;
+}
+
+static float *make_data(int64_t n, int64_t d, uint64_t seed)
+{
+    float *x = malloc(sizeof(float) * (size_t)(n * d));
+    if (!x)
+        exit(3);
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t z = seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(i + 1));
+        for (int64_t j = 0; j < d; j++) {
+            z ^= z << 13;
+            z ^= z >> 7;
+            z ^= z << 17;
+            const double u = (double)(z >> 11) * (2.0 / 9007199254740992.0) - 1.0;
+            x[i * d + j] = (float)(10.0 + u / (1.0 + 0.05 * (double)j));
+        }
+    }
+    return x;
+}
+
+static fl_params *pca_params(fl_ctx *ctx, int64_t k)
+{
+    fl_params *p;
+    FL(ctx, fl_params_create(ctx, "pca", &p));
+    FL(ctx, fl_params_set(ctx, p, "svd_solver", "covariance_eigh"));
+    FL(ctx, fl_params_set_int(ctx, p, "n_components", k));
+    return p;
+}
+
+/* Median time of fl_pca_fit (+ free) on ctx; the last model in *keep. */
+static stats time_fit(fl_ctx *ctx, const fl_array *X, int64_t k, int warm, int reps, fl_model **keep)
+{
+    fl_params *p = pca_params(ctx, k);
+    double *t = malloc(sizeof(double) * (size_t)reps);
+    cudaEvent_t a, b;
+    CK(cudaEventCreate(&a));
+    CK(cudaEventCreate(&b));
+    for (int r = -warm; r < reps; r++) {
+        fl_model *m;
+        CK(cudaEventRecord(a, 0));
+        FL(ctx, fl_pca_fit(ctx, X, p, &m));
+        CK(cudaEventRecord(b, 0));
+        CK(cudaEventSynchronize(b));
+        float ms;
+        CK(cudaEventElapsedTime(&ms, a, b));
+        if (r >= 0)
+            t[r] = ms;
+        if (keep && r == reps - 1)
+            *keep = m;
+        else
+            fl_model_free(m);
+    }
+    stats s = summarize(t, reps);
+    free(t);
+    fl_params_free(p);
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+    return s;
+}
+
+static stats time_wall(fl_ctx *ctx, const fl_array *X, int64_t k, int warm, int reps)
+{
+    fl_params *p = pca_params(ctx, k);
+    double *t = malloc(sizeof(double) * (size_t)reps);
+    for (int r = -warm; r < reps; r++) {
+        fl_model *m;
+        const double t0 = now_ms();
+        FL(ctx, fl_pca_fit(ctx, X, p, &m));
+        if (r >= 0)
+            t[r] = now_ms() - t0;
+        fl_model_free(m);
+    }
+    stats s = summarize(t, reps);
+    free(t);
+    fl_params_free(p);
+    return s;
+}
+
+static double *attr(fl_ctx *ctx, fl_model *m, const char *name, int64_t rows, int64_t cols)
+{
+    double *v = malloc(sizeof(double) * (size_t)(rows * cols));
+    float *f = malloc(sizeof(float) * (size_t)(rows * cols));
+    fl_array a = fl_array_host(f, FL_DTYPE_F32, rows, cols);
+    FL(ctx, fl_model_attr_copy(m, name, &a));
+    for (int64_t i = 0; i < rows * cols; i++)
+        v[i] = f[i];
+    free(f);
+    return v;
+}
+
+/* max over components of 1 - |<g_i, c_i>| (both unit rows), and the max
+ * relative difference of the explained variance and of the mean. */
+static void compare(fl_ctx *g, fl_model *mg, fl_ctx *c, fl_model *mc, int64_t k, int64_t d, double *comp_err,
+                    double *ev_err, double *mean_err)
+{
+    double *G = attr(g, mg, "components_", k, d), *C = attr(c, mc, "components_", k, d);
+    double *eg = attr(g, mg, "explained_variance_", k, 1), *ec = attr(c, mc, "explained_variance_", k, 1);
+    double *ug = attr(g, mg, "mean_", d, 1), *uc = attr(c, mc, "mean_", d, 1);
+    *comp_err = *ev_err = *mean_err = 0;
+    for (int64_t i = 0; i < k; i++) {
+        double dot = 0;
+        for (int64_t j = 0; j < d; j++)
+            dot += G[i * d + j] * C[i * d + j];
+        *comp_err = fmax(*comp_err, 1 - fabs(dot));
+        *ev_err = fmax(*ev_err, fabs(eg[i] - ec[i]) / ec[i]);
+    }
+    for (int64_t j = 0; j < d; j++)
+        *mean_err = fmax(*mean_err, fabs(ug[j] - uc[j]) / fabs(uc[j]));
+    free(G), free(C), free(eg), free(ec), free(ug), free(uc);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s libflashlib_cuda.so out.json [reps] [n] [d] [k]\n", argv[0]);
+        return 2;
+    }
+    const int reps = argc > 3 ? atoi(argv[3]) : 10;
+    const int64_t n = argc > 4 ? atoll(argv[4]) : 1000000, d = argc > 5 ? atoll(argv[5]) : 512,
+                  k = argc > 6 ? atoll(argv[6]) : 32;
+    const char *commit = getenv("GIT_COMMIT") ? getenv("GIT_COMMIT") : "unknown";
+    FILE *js = fopen(argv[2], "w");
+    if (!js)
+        return 2;
+    struct cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, 0));
+    int drv = 0;
+    CK(cudaDriverGetVersion(&drv));
+    time_t tt = time(NULL);
+    char date[32];
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", gmtime(&tt));
+    fprintf(js,
+            "{\n \"bench\": \"pca_cuda\", \"device\": \"%s\", \"driver\": %d, \"commit\": \"%s\", \"date\": "
+            "\"%s\",\n",
+            prop.name, drv, commit, date);
+    fprintf(js, " \"command\": \"bench/gpu/bench_pca libflashlib_cuda.so OUT.json %d %lld %lld %lld\",\n",
+            reps, (long long)n, (long long)d, (long long)k);
+    fprintf(js, " \"shape\": {\"n\": %lld, \"d\": %lld, \"k\": %lld, \"dtype\": \"f32\"},\n", (long long)n,
+            (long long)d, (long long)k);
+
+    const double t0 = now_ms();
+    float *hX = make_data(n, d, 7);
+    float *dX;
+    CK(cudaMalloc((void **)&dX, sizeof(float) * (size_t)(n * d)));
+    CK(cudaMemcpy(dX, hX, sizeof(float) * (size_t)(n * d), cudaMemcpyHostToDevice));
+    printf("data %lld x %lld ready in %.0f ms\n", (long long)n, (long long)d, now_ms() - t0);
+
+    /* ---- headline through the public API, X on the device -------------- */
+    fl_ctx *gctx, *cctx;
+    char err[256];
+    if (fl_ctx_create("cuda", &gctx, err, sizeof err) || fl_ctx_create("cpu", &cctx, err, sizeof err)) {
+        fprintf(stderr, "ctx: %s\n", err);
+        return 2;
+    }
+    fl_array Xd = fl_array_cuda(dX, FL_DTYPE_F32, n, d, 0), Xh = fl_array_host(hX, FL_DTYPE_F32, n, d);
+    fl_model *mg = NULL, *mc = NULL;
+    stats sg = time_fit(gctx, &Xd, k, 2, reps, &mg);
+    const double flops = (double)n * (double)d * (double)(d + 1);
+    const double floor_flop = flops / 51e12 * 1e3, floor_byte = 4.0 * n * d / 2.99e12 * 1e3;
+    const double floor_ms = floor_flop > floor_byte ? floor_flop : floor_byte;
+    printf("flashlib PCA (X on device): median %.3f ms (min %.3f, max %.3f); floor %.3f ms; ratio %.2f\n",
+           sg.med, sg.min, sg.max, floor_ms, sg.med / floor_ms);
+    const int quick = getenv("PCA_QUICK") != NULL; /* headline only */
+    if (quick) {
+        fprintf(js, " \"flashlib_gpu_ms\": {\"median\": %.4f, \"min\": %.4f, \"max\": %.4f, \"reps\": %d},\n",
+                sg.med, sg.min, sg.max, reps);
+        fprintf(js, " \"floor\": {\"ms\": %.4f, \"flops\": %.4e}, \"ratio_to_floor\": %.3f\n}\n", floor_ms,
+                flops, sg.med / floor_ms);
+        fclose(js);
+        fl_model_free(mg);
+        return 0;
+    }
+    const double tc0 = now_ms();
+    fl_params *pc = pca_params(cctx, k);
+    FL(cctx, fl_pca_fit(cctx, &Xh, pc, &mc));
+    const double cpu_ms = now_ms() - tc0;
+    fl_params_free(pc);
+    double ce, ee, me;
+    compare(gctx, mg, cctx, mc, k, d, &ce, &ee, &me);
+    printf("vs flashlib CPU (%d threads, %.0f ms): 1-|cos| max %.2e, explained variance rel %.2e, mean rel "
+           "%.2e\n",
+           fl_ctx_get_threads(cctx), cpu_ms, ce, ee, me);
+    fprintf(js,
+            " \"flashlib_gpu_ms\": {\"median\": %.4f, \"min\": %.4f, \"max\": %.4f, \"reps\": %d, \"timer\": "
+            "\"cuda "
+            "events around fl_pca_fit\"},\n",
+            sg.med, sg.min, sg.max, reps);
+    fprintf(js,
+            " \"floor\": {\"ms\": %.4f, \"flops\": %.4e, \"rule\": \"n d (d+1) FLOPs at 51 TFLOP/s fp32 (or "
+            "4 n d "
+            "bytes at 2.99 TB/s if larger)\"},\n \"ratio_to_floor\": %.3f,\n",
+            floor_ms, flops, sg.med / floor_ms);
+    fprintf(js,
+            " \"flashlib_cpu\": {\"ms\": %.1f, \"threads\": %d},\n \"gpu_vs_cpu\": {\"max_1_minus_abs_cos\": "
+            "%.3e, "
+            "\"explained_variance_rel\": %.3e, \"mean_rel\": %.3e},\n",
+            cpu_ms, fl_ctx_get_threads(cctx), ce, ee, me);
+    fl_model_free(mg);
+    fl_model_free(mc);
+
+    /* ---- module variants ---------------------------------------------- */
+    void *h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    fli_cuda_module_get_fn get = h ? (fli_cuda_module_get_fn)dlsym(h, FLI_CUDA_MODULE_SYMBOL) : NULL;
+    const fli_cuda_api *api = get ? get() : NULL;
+    if (!api || api->abi != FLI_CUDA_ABI) {
+        fprintf(stderr, "module %s: not loadable or wrong ABI\n", argv[1]);
+        return 2;
+    }
+    fli_cuda_env env;
+    memset(&env, 0, sizeof env);
+    env.err = err;
+    env.err_len = sizeof err;
+    if (api->ctx_init(&env)) {
+        fprintf(stderr, "ctx_init: %s\n", err);
+        return 2;
+    }
+    double *mean = malloc(sizeof(double) * (size_t)d), *S = malloc(sizeof(double) * (size_t)(d * d));
+    double *comp = malloc(sizeof(double) * (size_t)(d * d)), *sv = malloc(sizeof(double) * (size_t)d);
+    struct {
+        const char *name;
+        int variant, tile, tf32, eigh;
+        int64_t slices, chunk, n;
+    } V[] = {
+        {"tri128 scatter only", 1, 128, 0, FLI_COV_EIGH_HOST, 0, 0, 0},
+        {"tri64 scatter only", 1, 64, 0, FLI_COV_EIGH_HOST, 0, 0, 0},
+        {"tri256 scatter only", 1, 256, 0, FLI_COV_EIGH_HOST, 0, 0, 0},
+        {"tri128 slices 28", 1, 128, 0, FLI_COV_EIGH_HOST, 28, 0, 0},
+        {"tri128 slices 7", 1, 128, 0, FLI_COV_EIGH_HOST, 7, 0, 0},
+        {"tri128 chunk 32k", 1, 128, 0, FLI_COV_EIGH_HOST, 0, 32768, 0},
+        {"tri128 chunk 128k", 1, 128, 0, FLI_COV_EIGH_HOST, 0, 131072, 0},
+        {"gemm scatter only", 2, 0, 0, FLI_COV_EIGH_HOST, 0, 0, 0},
+        {"gemm chunk 64k slices 8", 2, 0, 0, FLI_COV_EIGH_HOST, 8, 65536, 0},
+        {"gemm chunk 256k slices 16", 2, 0, 0, FLI_COV_EIGH_HOST, 16, 262144, 0},
+        {"syrk chunk 64k", 3, 0, 0, FLI_COV_EIGH_HOST, 0, 65536, 0},
+        {"syrk chunk 512k", 3, 0, 0, FLI_COV_EIGH_HOST, 0, 524288, 0},
+        {"tri128 tf32 scatter only", 1, 128, 1, FLI_COV_EIGH_HOST, 0, 0, 0},
+        {"fixed cost: n=4096 scatter", 1, 128, 0, FLI_COV_EIGH_HOST, 0, 0, 4096},
+        {"fixed cost: n=4096 + syevd64", 1, 128, 0, FLI_COV_EIGH_SYEVD, 0, 0, 4096},
+        {"fixed cost: n=4096 + syevdx64", 1, 128, 0, FLI_COV_EIGH_SYEVDX, 0, 0, 4096},
+        {"fixed cost: n=4096 + syevd32", 1, 128, 0, FLI_COV_EIGH_SYEVD32, 0, 0, 4096},
+        {"fixed cost: n=4096 + syevdx32", 1, 128, 0, FLI_COV_EIGH_SYEVDX32, 0, 0, 4096},
+        {"tri128 + syevd64", 1, 128, 0, FLI_COV_EIGH_SYEVD, 0, 0, 0},
+        {"tri128 + syevdx64 top k", 1, 128, 0, FLI_COV_EIGH_SYEVDX, 0, 0, 0},
+        {"tri128 + syevd32", 1, 128, 0, FLI_COV_EIGH_SYEVD32, 0, 0, 0},
+        {"tri128 + syevdx32 top k", 1, 128, 0, FLI_COV_EIGH_SYEVDX32, 0, 0, 0},
+    };
+    const int nv = (int)(sizeof V / sizeof *V);
+    fprintf(js, " \"variants\": [\n");
+    double *t = malloc(sizeof(double) * (size_t)reps);
+    double *rc = malloc(sizeof(double) * (size_t)(k * d)), *rsv = malloc(sizeof(double) * (size_t)k);
+    int have_ref = 0;
+    for (int v = 0; v < nv; v++) {
+        fli_pca_cov_job j;
+        int ok = 1;
+        for (int r = -2; r < reps && ok; r++) {
+            memset(&j, 0, sizeof j);
+            j.X = dX, j.x_dev = 0, j.n = V[v].n ? V[v].n : n, j.d = d, j.ld = d;
+            j.variant = V[v].variant, j.tile = V[v].tile, j.tf32 = V[v].tf32, j.eigh = V[v].eigh, j.k = k;
+            j.slices = V[v].slices, j.chunk_rows = V[v].chunk;
+            j.mean = mean, j.scatter = S, j.components = comp, j.sv = sv;
+            const double a = now_ms();
+            if (api->pca_cov(&env, &j)) {
+                printf("%-28s failed: %s\n", V[v].name, err);
+                ok = 0;
+            }
+            if (r >= 0)
+                t[r] = now_ms() - a;
+        }
+        if (!ok)
+            continue;
+        stats s = summarize(t, reps);
+        double cerr = -1, serr = -1;
+        if (V[v].eigh != FLI_COV_EIGH_HOST && V[v].n == 0) {
+            /* accuracy against the float64 syevd (the first eigh variant) */
+            if (!have_ref) {
+                memcpy(rc, comp, sizeof(double) * (size_t)(k * d));
+                memcpy(rsv, sv, sizeof(double) * (size_t)k);
+                have_ref = 1;
+            } else {
+                cerr = serr = 0;
+                for (int64_t i = 0; i < k; i++) {
+                    double dot = 0;
+                    for (int64_t jj = 0; jj < d; jj++)
+                        dot += rc[i * d + jj] * comp[i * d + jj];
+                    cerr = fmax(cerr, 1 - fabs(dot));
+                    serr = fmax(serr, fabs(sv[i] - rsv[i]) / rsv[i]);
+                }
+                printf("%-28s vs syevd64: 1-|cos| max %.2e, singular values rel %.2e\n", "", cerr, serr);
+            }
+        }
+        printf("%-28s median %8.3f ms (min %.3f, max %.3f)\n", V[v].name, s.med, s.min, s.max);
+        fprintf(js, "  {\"name\": \"%s\", \"median_ms\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f},\n",
+                V[v].name, s.med, s.min, s.max);
+    }
+    /* the CPU's dsyevd on the last scatter (as the algo layer would run it) */
+    {
+        fli_pca_cov_job j;
+        memset(&j, 0, sizeof j);
+        j.X = dX, j.x_dev = 0, j.n = n, j.d = d, j.ld = d, j.eigh = FLI_COV_EIGH_HOST;
+        j.mean = mean, j.scatter = S;
+        if (api->pca_cov(&env, &j) == FL_STATUS_OK) {
+            double *A = malloc(sizeof(double) * (size_t)(d * d)), *w = malloc(sizeof(double) * (size_t)d), wq;
+            int nn = (int)d, info, lw = -1, liw = -1, iwq;
+            dsyevd_("V", "U", &nn, A, &nn, w, &wq, &lw, &iwq, &liw, &info, 1, 1);
+            lw = (int)wq + 1, liw = iwq + 1;
+            double *work = malloc(sizeof(double) * (size_t)lw);
+            int *iwork = malloc(sizeof(int) * (size_t)liw);
+            for (int r = 0; r < 5; r++) {
+                memcpy(A, S, sizeof(double) * (size_t)(d * d));
+                const double a = now_ms();
+                dsyevd_("V", "U", &nn, A, &nn, w, work, &lw, iwork, &liw, &info, 1, 1);
+                t[r] = now_ms() - a;
+            }
+            stats s = summarize(t, 5);
+            printf("%-28s median %8.3f ms (host LAPACK dsyevd, d=%lld)\n", "cpu dsyevd", s.med, (long long)d);
+            fprintf(js, "  {\"name\": \"cpu dsyevd (after scatter only)\", \"median_ms\": %.4f}\n", s.med);
+            free(A), free(w), free(work), free(iwork);
+        } else {
+            fprintf(js, "  {\"name\": \"cpu dsyevd\", \"median_ms\": null}\n");
+        }
+    }
+    fprintf(js, " ],\n");
+    api->ctx_free(&env);
+
+    /* ---- host data: GPU (forced) vs CPU, for the routing rule ---------- */
+    fprintf(js, " \"host_crossover\": [\n");
+    const int64_t shapes[][2] = {{20000, 32},   {200000, 32}, {20000, 64},   {100000, 64}, {50000, 128},
+                                 {200000, 128}, {20000, 256}, {100000, 256}, {20000, 512}, {100000, 512}};
+    const int ns = (int)(sizeof shapes / sizeof *shapes);
+    int first = 1;
+    for (int i = 0; i < ns; i++) {
+        const int64_t sn = shapes[i][0], sd = shapes[i][1];
+        if (sn * sd > n * d)
+            continue;
+        /* the first sn rows of the big array, first sd columns (ld = d) */
+        fl_array A = fl_array_host(hX, FL_DTYPE_F32, sn, sd);
+        A.ld = d;
+        const int64_t kk = sd < k ? sd : k;
+        stats cg = time_wall(gctx, &A, kk, 1, 5), cc = time_wall(cctx, &A, kk, 1, 5);
+        printf("host %7lld x %4lld: gpu %8.2f ms, cpu %8.2f ms (n d^2 = %.2e)\n", (long long)sn,
+               (long long)sd, cg.med, cc.med, (double)sn * sd * sd);
+        fprintf(js, "%s  {\"n\": %lld, \"d\": %lld, \"gpu_ms\": %.3f, \"cpu_ms\": %.3f}", first ? "" : ",\n",
+                (long long)sn, (long long)sd, cg.med, cc.med);
+        first = 0;
+    }
+    fprintf(js, "\n ]\n}\n");
+    fclose(js);
+    fl_ctx_free(gctx);
+    fl_ctx_free(cctx);
+    cudaFree(dX);
+    free(hX);
+    return 0;
+}

@@ -1,0 +1,44 @@
+#!/bin/bash
+# bench/gpu/pca_device.sh — the GPU evidence for PCA in one call on the GPU
+# machine, with a build carried from the development machine (build-gpu):
+# the benchmark (bench_pca: flashlib with X on the device, module variants,
+# host-data crossover), the C and Python GPU tests, then the peers
+# (torch.linalg on the same GPU, scikit-learn on the host's cores).
+#
+#   OUT=/tmp/out GIT_COMMIT=abc1234 bash bench/gpu/pca_device.sh
+set -o pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-out}
+mkdir -p "$OUT"
+B=${B:-build-gpu}
+export GIT_COMMIT=${GIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+export PYTHONUNBUFFERED=1
+if ls .debs/*.deb >/dev/null 2>&1; then
+    mkdir -p /tmp/debroot
+    for f in .debs/*.deb; do dpkg -x "$f" /tmp/debroot; done
+fi
+export LD_LIBRARY_PATH=$PWD/$B/lib:/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-pthread:/tmp/debroot/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
+T0=$(date +%s)
+stamp() { echo "[$(($(date +%s) - T0)) s] $*" | tee -a "$OUT/summary.txt"; }
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv >"$OUT/device.txt"
+stamp "bench_pca"
+timeout 150 "$B/bin/bench_pca" "$B/lib/libflashlib_cuda.so" "$OUT/pca_cuda.json" ${REPS:-10} >"$OUT/bench_pca.log" 2>&1
+stamp "bench_pca rc=$?"
+stamp "test_pca"
+timeout 120 "$B/bin/test_pca" >"$OUT/test_pca.log" 2>&1
+stamp "test_pca rc=$?"
+stamp "pytest"
+FLASHLIB_LIBRARY=$PWD/$B/lib/libflashlib.so PYTHONPATH=python timeout 150 python3 -m pytest \
+    tests/python/test_pca_gpu.py tests/python/test_decomposition.py -q -p no:cacheprovider -rs \
+    >"$OUT/pytest_pca.log" 2>&1
+stamp "pytest rc=$?"
+if [ -z "$NO_PEERS" ]; then
+    stamp "peers"
+    timeout 200 python3 bench/gpu/pca_peers.py --out "$OUT/pca_peers.json" --sklearn-fits ${SK_FITS:-2} \
+        >"$OUT/pca_peers.log" 2>&1
+    stamp "peers rc=$?"
+fi
+# repository-relative paths in the logs
+sed -i "s#$PWD/##g" "$OUT"/*.log "$OUT"/*.txt 2>/dev/null
+cat "$OUT/bench_pca.log" "$OUT/pca_peers.log" 2>/dev/null | tail -40
+tail -n 3 "$OUT/test_pca.log" "$OUT/pytest_pca.log"
