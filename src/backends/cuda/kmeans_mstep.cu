@@ -361,8 +361,11 @@ fl_status km_reloc_obj(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_
                        int64_t ldx, const float *w, const int32_t *labels, const float *C, fli_metric metric,
                        float *dist, double *sums, double *wsum, int32_t *reloc_idx, km_scalars *sc,
                        const int32_t *done) {
+    /* two blocks per SM walk the rows when a cluster is empty; in the
+     * usual iteration each block only reads wsum and leaves, so a small
+     * grid launches and drains fastest */
     int64_t blocks = fli_ceil_div(p->n, 8);
-    if (blocks > FLI_KM_NPART) blocks = FLI_KM_NPART;
+    if (blocks > 2 * fli_state(env)->sm_count) blocks = 2 * fli_state(env)->sm_count;
     k_reloc_obj<<<(unsigned)blocks, 256, 0, s>>>(x, ldx, p->n, w, labels, C, p->dp, (int)p->d, (int)metric,
                                                  dist, sums, wsum, (int)p->k, reloc_idx, sc, done);
     FLI_LAUNCH_TRY(env, "k_reloc_obj");
