@@ -139,9 +139,10 @@ static void estep_geom(const fli_kmeans_cuda_plan *p, fli_precision prec, int pa
     if (path == PATH_SM90) {
         persistent = 0; /* persistent grid, but B tiles stream past every 256-row A tile */
     } else if (p->k <= 64 && 2 * ((64 + 2 * 256) * (kw + 4) * 4 + 1024) <= smem_sm) {
-        bm = 256, kpe = 64, per_sm = 2; /* k_estep_mma_c64s: all 64 centres resident, 2 blocks per SM */
+        /* k_estep_mma_c64<MT = 2>: all 64 centres resident, 2 blocks per SM */
+        bm = 256, kpe = 64, per_sm = 2;
     } else if (p->k <= 64 && (64 + 2 * 512) * (kw + 4) * 4 <= FLI_KM_MMA_SMEM_MAX) {
-        bm = 512, kpe = 64; /* k_estep_mma_c64: all 64 centres resident */
+        bm = 512, kpe = 64; /* k_estep_mma_c64<MT = 4>: all 64 centres resident */
     } else if (((p->kp + 2 * 256) * (kw + 4) + 8 * 256) * 4 <= FLI_KM_MMA_SMEM_MAX &&
                p->kp * kw <= 512 * 64) {
         /* k_estep_mma_cres: centres resident */

@@ -795,71 +795,81 @@ __global__ void __launch_bounds__(256, 1)
 }
 
 /* Centre-stationary E-step for k <= 64: the 64 centre rows stay in shared
- * memory and each of the 8 warps owns 64 rows x all 64 centres of a
- * 512-row tile, so no centre padding is computed (k_estep_mma_cres pads
- * k to 128 and would spend half its mma and fold work on padding) and each
- * warp finishes its rows' argmin itself (quad shuffles, no block merge). */
-#define C64_BM 512
-template <int PREC>
-__global__ void __launch_bounds__(256, 1)
+ * memory and each of the 8 warps owns 16*MT rows x all 64 centres of an
+ * 8 x 16*MT-row tile, so no centre padding is computed (k_estep_mma_cres
+ * pads k to 128 and would spend half its mma and fold work on padding)
+ * and each warp finishes its rows' argmin itself (quad shuffles, no block
+ * merge). MT = 2 (the default): 32-row warp tiles, about 127 registers, two
+ * blocks (16 warps) per SM — the fold and near-tie test are latency-bound
+ * chains with little tensor work per score, so more warps per scheduler
+ * hide more of it; MT = 4: 64-row warp tiles, one 8-warp block per SM. */
+#define C64_WARP_ROWS(MT) (16 * (MT))
+#define C64_BM(MT) (8 * C64_WARP_ROWS(MT))
+template <int PREC, int MT>
+__global__ void __launch_bounds__(256, MT == 2 ? 2 : 1)
     k_estep_mma_c64(const uint32_t *__restrict__ A, int64_t lda, int a_words, int a_aligned, int64_t m,
                     int kw, const uint32_t *__restrict__ B, int64_t ldb,
                     const float *__restrict__ cnorm, float alpha, int32_t *__restrict__ labels,
                     int32_t *n_changed, const km_tie T, const int32_t *done) {
     if (done && *done) return;
+    constexpr int BM = C64_BM(MT), WR = C64_WARP_ROWS(MT), RPL = WR / 32; /* rows per lane */
     extern __shared__ __align__(16) uint32_t smem[];
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int ls = kw + 4;
     const float rho_c = T.on ? T.cb[0] : 0.f, cmax = T.on ? T.cb[1] : 0.f;
-    uint32_t *sB = smem;          /* 64 x ls          */
-    uint32_t *sA0 = smem + 64 * ls; /* 2 x C64_BM x ls */
+    uint32_t *sB = smem;            /* 64 x ls      */
+    uint32_t *sA0 = smem + 64 * ls; /* 2 x BM x ls  */
     const int per_row = kw / 4;
     for (int e = tid; e < 64 * per_row; e += 256) {
         int r = e / per_row, cw = (e - r * per_row) * 4;
         cp_async16(sB + r * ls + cw, B + (int64_t)r * ldb + cw, 16);
     }
-    const int64_t tiles = (m + C64_BM - 1) / C64_BM;
+    const int64_t tiles = (m + BM - 1) / BM;
     int64_t tile = blockIdx.x;
     if (tile < tiles)
-        for (int e = tid; e < C64_BM * per_row; e += 256) {
+        for (int e = tid; e < BM * per_row; e += 256) {
             int r = e / per_row, cw = (e - r * per_row) * 4;
-            load_a16<PREC>(sA0 + r * ls + cw, A, lda, a_words, a_aligned, tile * C64_BM + r, m, cw);
+            load_a16<PREC>(sA0 + r * ls + cw, A, lda, a_words, a_aligned, tile * BM + r, m, cw);
         }
     cp_async_commit();
-    float acc[4][8][4];
-    warp_argmin wa;
-    /* after the quad merge, lane L takes the warp's rows L and L + 32 (row
-     * r of the warp is slot (r >> 4, (r >> 3) & 1) of quad r & 7) */
+    float acc[MT][8][4];
+    warp_argmin_t<MT> wa;
+    /* after the quad merge, lane L takes the warp's rows L + 32 q (row r of
+     * the warp is slot (r >> 4, (r >> 3) & 1) of quad r & 7) */
     const int src = (lane & 7) * 4, hq = (lane >> 3) & 1, mq = lane >> 4;
     for (int buf = 0; tile < tiles; tile += gridDim.x, buf ^= 1) {
         const int64_t nt_ = tile + gridDim.x;
         cp_async_wait<0>();
         __syncthreads();
         if (nt_ < tiles) {
-            uint32_t *dst = sA0 + (buf ^ 1) * C64_BM * ls;
-            for (int e = tid; e < C64_BM * per_row; e += 256) {
+            uint32_t *dst = sA0 + (buf ^ 1) * BM * ls;
+            for (int e = tid; e < BM * per_row; e += 256) {
                 int r = e / per_row, cw = (e - r * per_row) * 4;
-                load_a16<PREC>(dst + r * ls + cw, A, lda, a_words, a_aligned, nt_ * C64_BM + r, m, cw);
+                load_a16<PREC>(dst + r * ls + cw, A, lda, a_words, a_aligned, nt_ * BM + r, m, cw);
             }
         }
         cp_async_commit();
-        const int64_t rbase = tile * C64_BM + warp * 64 + lane;
-        int old[2];
-        float2 xs[2];
+        const int64_t rbase = tile * BM + warp * WR + lane;
+        int old[RPL];
+        float2 xs[RPL];
 #pragma unroll
-        for (int q = 0; q < 2; q++) {
+        for (int q = 0; q < RPL; q++) {
             old[q] = rbase + 32 * q < m ? labels[rbase + 32 * q] : 0;
             xs[q] = km_row_stat(T, rbase + 32 * q < m, rbase + 32 * q);
         }
         warp_reset(acc, wa);
-        warp_mma<PREC, PREC == FLI_PREC_TF32>(acc, sA0 + buf * C64_BM * ls + warp * 64 * ls, ls, sB, ls,
-                                              kw / 8);
+        warp_mma<PREC, PREC == FLI_PREC_TF32>(acc, sA0 + buf * BM * ls + warp * WR * ls, ls, sB, ls, kw / 8);
         warp_fold(acc, wa, 0, cnorm, alpha);
         warp_quad_merge(wa);
-        float v1[2] = {0.f, 0.f}, v2[2] = {0.f, 0.f};
-        int i1[2] = {0, 0}, i2[2] = {0, 0};
+        float v1[RPL], v2[RPL];
+        int i1[RPL], i2[RPL];
 #pragma unroll
-        for (int mt = 0; mt < 4; mt++)
+        for (int q = 0; q < RPL; q++) {
+            v1[q] = v2[q] = 0.f;
+            i1[q] = i2[q] = 0;
+        }
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
 #pragma unroll
             for (int h = 0; h < 2; h++) {
                 const float a1 = __shfl_sync(KM_FULL, wa.b1[mt][h], src);
@@ -875,90 +885,10 @@ __global__ void __launch_bounds__(256, 1)
             }
         int changed = 0;
 #pragma unroll
-        for (int q = 0; q < 2; q++) {
+        for (int q = 0; q < RPL; q++) {
             const int64_t row = rbase + 32 * q;
             changed += km_row_done(T, row < m, row, xs[q], rho_c, cmax, v1[q], i1[q], v2[q], i2[q], old[q], labels);
         }
-        count_changes(changed, n_changed);
-    }
-    cp_async_wait<0>();
-}
-
-/* The same with 32-row warp tiles: 256-row tiles, half the accumulators
- * (about 100 registers), so two blocks share an SM — 16 warps instead of
- * 8. The fold and near-tie test of the k <= 64 E-step are latency-bound
- * chains (little tensor work per score); twice the warps per scheduler
- * hide twice the latency. Lane L ends with the warp's row L. */
-#define C64S_BM 256
-template <int PREC>
-__global__ void __launch_bounds__(256, 2)
-    k_estep_mma_c64s(const uint32_t *__restrict__ A, int64_t lda, int a_words, int a_aligned, int64_t m,
-                     int kw, const uint32_t *__restrict__ B, int64_t ldb,
-                     const float *__restrict__ cnorm, float alpha, int32_t *__restrict__ labels,
-                     int32_t *n_changed, const km_tie T, const int32_t *done) {
-    if (done && *done) return;
-    extern __shared__ __align__(16) uint32_t smem[];
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int ls = kw + 4;
-    const float rho_c = T.on ? T.cb[0] : 0.f, cmax = T.on ? T.cb[1] : 0.f;
-    uint32_t *sB = smem;            /* 64 x ls           */
-    uint32_t *sA0 = smem + 64 * ls; /* 2 x C64S_BM x ls  */
-    const int per_row = kw / 4;
-    for (int e = tid; e < 64 * per_row; e += 256) {
-        int r = e / per_row, cw = (e - r * per_row) * 4;
-        cp_async16(sB + r * ls + cw, B + (int64_t)r * ldb + cw, 16);
-    }
-    const int64_t tiles = (m + C64S_BM - 1) / C64S_BM;
-    int64_t tile = blockIdx.x;
-    if (tile < tiles)
-        for (int e = tid; e < C64S_BM * per_row; e += 256) {
-            int r = e / per_row, cw = (e - r * per_row) * 4;
-            load_a16<PREC>(sA0 + r * ls + cw, A, lda, a_words, a_aligned, tile * C64S_BM + r, m, cw);
-        }
-    cp_async_commit();
-    float acc[2][8][4];
-    warp_argmin_t<2> wa;
-    /* after the quad merge, row r of the warp is slot (r >> 4, (r >> 3) & 1)
-     * of quad r & 7 */
-    const int src = (lane & 7) * 4, hq = (lane >> 3) & 1, mq = lane >> 4;
-    for (int buf = 0; tile < tiles; tile += gridDim.x, buf ^= 1) {
-        const int64_t nt_ = tile + gridDim.x;
-        cp_async_wait<0>();
-        __syncthreads();
-        if (nt_ < tiles) {
-            uint32_t *dst = sA0 + (buf ^ 1) * C64S_BM * ls;
-            for (int e = tid; e < C64S_BM * per_row; e += 256) {
-                int r = e / per_row, cw = (e - r * per_row) * 4;
-                load_a16<PREC>(dst + r * ls + cw, A, lda, a_words, a_aligned, nt_ * C64S_BM + r, m, cw);
-            }
-        }
-        cp_async_commit();
-        const int64_t row = tile * C64S_BM + warp * 32 + lane;
-        const int old = row < m ? labels[row] : 0;
-        const float2 xs = km_row_stat(T, row < m, row);
-        warp_reset(acc, wa);
-        warp_mma<PREC, PREC == FLI_PREC_TF32>(acc, sA0 + buf * C64S_BM * ls + warp * 32 * ls, ls, sB, ls,
-                                              kw / 8);
-        warp_fold(acc, wa, 0, cnorm, alpha);
-        warp_quad_merge(wa);
-        float v1 = 0.f, v2 = 0.f;
-        int i1 = 0, i2 = 0;
-#pragma unroll
-        for (int mt = 0; mt < 2; mt++)
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                const float a1 = __shfl_sync(KM_FULL, wa.b1[mt][h], src);
-                const float a2 = __shfl_sync(KM_FULL, wa.b2[mt][h], src);
-                const int j1 = __shfl_sync(KM_FULL, wa.i1[mt][h], src);
-                const int j2 = __shfl_sync(KM_FULL, wa.i2[mt][h], src);
-                if (h == hq && mt == mq) {
-                    v1 = a1;
-                    v2 = a2;
-                    i1 = j1;
-                    i2 = j2;
-                }
-            }
-        const int changed = km_row_done(T, row < m, row, xs, rho_c, cmax, v1, i1, v2, i2, old, labels);
         count_changes(changed, n_changed);
     }
     cp_async_wait<0>();
@@ -974,25 +904,25 @@ static fl_status launch_mma(fli_cuda_env *env, cudaStream_t s, const uint32_t *A
                             int32_t *n_changed, const km_tie &T, const int32_t *done) {
     const int64_t tiles = fli_ceil_div(m, MMA_BM);
     const size_t cres = ((size_t)(kp + 2 * MMA_BM) * (kw + 4) + RED_WORDS) * 4;
-    const size_t c64 = (size_t)(64 + 2 * C64_BM) * (kw + 4) * 4;
-    const size_t c64s = (size_t)(64 + 2 * C64S_BM) * (kw + 4) * 4;
+    const size_t c64 = (size_t)(64 + 2 * C64_BM(4)) * (kw + 4) * 4;
+    const size_t c64s = (size_t)(64 + 2 * C64_BM(2)) * (kw + 4) * 4;
     /* two blocks per SM need 2 x c64s within the SM's shared memory */
     if (k <= 64 && !(env->km_tune & 256) && 2 * (c64s + 1024) <= (size_t)fli_state(env)->smem_per_sm) {
         int sms = fli_state(env)->sm_count;
-        int64_t t64 = fli_ceil_div(m, C64S_BM);
+        int64_t t64 = fli_ceil_div(m, C64_BM(2));
         int64_t grid = t64 < 2 * sms ? t64 : 2 * sms;
-        FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma_c64s<PREC>,
+        FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma_c64<PREC, 2>,
                                                cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c64s));
-        k_estep_mma_c64s<PREC><<<(unsigned)grid, 256, c64s, s>>>(A, lda, a_words, a_aligned, m, kw, B, ldb,
-                                                                 cnorm, alpha, lab, n_changed, T, done);
+        k_estep_mma_c64<PREC, 2><<<(unsigned)grid, 256, c64s, s>>>(A, lda, a_words, a_aligned, m, kw, B, ldb,
+                                                                   cnorm, alpha, lab, n_changed, T, done);
     } else if (k <= 64 && c64 <= MMA_SMEM_MAX) {
         int sms = fli_state(env)->sm_count;
-        int64_t t64 = fli_ceil_div(m, C64_BM);
+        int64_t t64 = fli_ceil_div(m, C64_BM(4));
         int64_t grid = t64 < sms ? t64 : sms;
-        FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma_c64<PREC>,
+        FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_mma_c64<PREC, 4>,
                                                cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c64));
-        k_estep_mma_c64<PREC><<<(unsigned)grid, 256, c64, s>>>(A, lda, a_words, a_aligned, m, kw, B, ldb,
-                                                               cnorm, alpha, lab, n_changed, T, done);
+        k_estep_mma_c64<PREC, 4><<<(unsigned)grid, 256, c64, s>>>(A, lda, a_words, a_aligned, m, kw, B, ldb,
+                                                                   cnorm, alpha, lab, n_changed, T, done);
     } else if (cres <= MMA_SMEM_MAX && kp * (int64_t)kw <= 512 * 64) {
         int sms = fli_state(env)->sm_count;
         int64_t grid = tiles < sms ? tiles : sms;

@@ -382,6 +382,31 @@ fl_status km_relocate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_p
     return FL_STATUS_OK;
 }
 
+/* Transpose-reduction of 8 rows' per-lane partials s[r] over the warp: 9
+ * shuffles instead of 40; lanes 4r..4r+3 end with row r's sum (the same
+ * additions in the same order on every call). */
+static __device__ __forceinline__ float km_reduce8(const float (&s)[8], int lane) {
+    const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
+    float u4[4], u2[2], u1;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float send = b4 ? s[i] : s[i + 4], keep = b4 ? s[i + 4] : s[i];
+        u4[i] = keep + __shfl_xor_sync(FULL, send, 16);
+    }
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        float send = b3 ? u4[i] : u4[i + 2], keep = b3 ? u4[i + 2] : u4[i];
+        u2[i] = keep + __shfl_xor_sync(FULL, send, 8);
+    }
+    {
+        float send = b2 ? u2[0] : u2[1], keep = b2 ? u2[1] : u2[0];
+        u1 = keep + __shfl_xor_sync(FULL, send, 4);
+    }
+    u1 += __shfl_xor_sync(FULL, u1, 2);
+    u1 += __shfl_xor_sync(FULL, u1, 1);
+    return u1;
+}
+
 /* ------------------------------------------------------------------------ */
 /* M-step, shared-memory privatised sums                                    */
 /* ------------------------------------------------------------------------ */
@@ -458,24 +483,7 @@ __global__ void __launch_bounds__(PRIV ? ACC_TP : ACC_T)
         } else if (ACC_RW == 8) {
             /* transpose-reduction of the 8 rows' partials: 9 shuffles instead
              * of 40; lanes 4r..4r+3 end with row r's sum */
-            const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
-            float u4[4], u2[2], u1;
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                float send = b4 ? s[i] : s[i + 4], keep = b4 ? s[i + 4] : s[i];
-                u4[i] = keep + __shfl_xor_sync(FULL, send, 16);
-            }
-#pragma unroll
-            for (int i = 0; i < 2; i++) {
-                float send = b3 ? u4[i] : u4[i + 2], keep = b3 ? u4[i + 2] : u4[i];
-                u2[i] = keep + __shfl_xor_sync(FULL, send, 8);
-            }
-            {
-                float send = b2 ? u2[0] : u2[1], keep = b2 ? u2[1] : u2[0];
-                u1 = keep + __shfl_xor_sync(FULL, send, 4);
-            }
-            u1 += __shfl_xor_sync(FULL, u1, 2);
-            u1 += __shfl_xor_sync(FULL, u1, 1);
+            const float u1 = km_reduce8(s, lane);
             const int r = (lane >> 2) & 7;
             if ((lane & 3) == 0 && base + r < m) {
                 float ob = obj_final(u1, metric);
@@ -614,24 +622,7 @@ __global__ void __launch_bounds__(ACC_T)
             }
             if (OBJ) {
                 /* transpose-reduction of the 8 rows' partials (as k_acc_smem) */
-                const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
-                float u4[4], u2[2], u1;
-#pragma unroll
-                for (int i4 = 0; i4 < 4; i4++) {
-                    float send = b4 ? s[i4] : s[i4 + 4], keep = b4 ? s[i4 + 4] : s[i4];
-                    u4[i4] = keep + __shfl_xor_sync(FULL, send, 16);
-                }
-#pragma unroll
-                for (int i2 = 0; i2 < 2; i2++) {
-                    float send = b3 ? u4[i2] : u4[i2 + 2], keep = b3 ? u4[i2 + 2] : u4[i2];
-                    u2[i2] = keep + __shfl_xor_sync(FULL, send, 8);
-                }
-                {
-                    float send = b2 ? u2[0] : u2[1], keep = b2 ? u2[1] : u2[0];
-                    u1 = keep + __shfl_xor_sync(FULL, send, 4);
-                }
-                u1 += __shfl_xor_sync(FULL, u1, 2);
-                u1 += __shfl_xor_sync(FULL, u1, 1);
+                const float u1 = km_reduce8(s, lane);
                 const int rsel = (lane >> 2) & 7;
                 int64_t myrow = rows[0];
                 float mw = wi[0];
