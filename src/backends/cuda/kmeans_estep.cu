@@ -476,6 +476,18 @@ __device__ __forceinline__ void load_a16(uint32_t *dst, const uint32_t *__restri
     }
 }
 
+/* Rows row0 .. row0 + rows - 1 of A (kw words each, per_row 16-byte pieces)
+ * into shared memory with row stride ls, by the block's 256 threads. */
+template <int PREC>
+__device__ __forceinline__ void load_a_rows(uint32_t *dst, int ls, const uint32_t *__restrict__ A, int64_t lda,
+                                            int a_words, int a_aligned, int64_t row0, int rows, int64_t m,
+                                            int per_row) {
+    for (int e = threadIdx.x; e < rows * per_row; e += 256) {
+        const int r = e / per_row, cw = (e - r * per_row) * 4;
+        load_a16<PREC>(dst + r * ls + cw, A, lda, a_words, a_aligned, row0 + r, m, cw);
+    }
+}
+
 /* ---- the warp tile: 64 rows x 64 centres, 4 x 8 mma tiles ------------- */
 /* Warp w of 8: rows (w >> 1) * 64, centres (w & 1) * 64 of the block tile.
  * Per row slot (mt, h) of a thread: the best two (score, centre) over the
@@ -671,13 +683,7 @@ __global__ void __launch_bounds__(256, 1)
     uint32_t *sB0 = RES ? smem + MMA_BM * lda_s : smem;
     const int stage_words = RES ? MMA_BN * MMA_LDS : (MMA_BM + MMA_BN) * MMA_LDS;
 
-    if (RES) {
-        const int per_row = kw / 4, pieces = MMA_BM * per_row;
-        for (int e = tid; e < pieces; e += 256) {
-            int r = e / per_row, cw = (e - r * per_row) * 4;
-            load_a16<PREC>(sAres + r * lda_s + cw, A, lda, a_words, a_aligned, row0 + r, m, cw);
-        }
-    }
+    if (RES) load_a_rows<PREC>(sAres, lda_s, A, lda, a_words, a_aligned, row0, MMA_BM, m, kw / 4);
     /* the old label is read now, its latency hidden behind the mma work */
     const int old = row0 + tid < m ? labels[row0 + tid] : 0;
     const float2 xs = km_row_stat(T, row0 + tid < m, row0 + tid);
@@ -762,10 +768,7 @@ __global__ void __launch_bounds__(256, 1)
     const int64_t tiles = (m + MMA_BM - 1) / MMA_BM;
     int64_t tile = blockIdx.x;
     if (tile < tiles)
-        for (int e = tid; e < MMA_BM * per_row; e += 256) {
-            int r = e / per_row, cw = (e - r * per_row) * 4;
-            load_a16<PREC>(sA0 + r * ls + cw, A, lda, a_words, a_aligned, tile * MMA_BM + r, m, cw);
-        }
+        load_a_rows<PREC>(sA0, ls, A, lda, a_words, a_aligned, tile * MMA_BM, MMA_BM, m, per_row);
     cp_async_commit();
     float acc[4][8][4];
     warp_argmin wa;
@@ -775,10 +778,7 @@ __global__ void __launch_bounds__(256, 1)
         __syncthreads();
         if (nt_ < tiles) {
             uint32_t *dst = sA0 + (buf ^ 1) * MMA_BM * ls;
-            for (int e = tid; e < MMA_BM * per_row; e += 256) {
-                int r = e / per_row, cw = (e - r * per_row) * 4;
-                load_a16<PREC>(dst + r * ls + cw, A, lda, a_words, a_aligned, nt_ * MMA_BM + r, m, cw);
-            }
+            load_a_rows<PREC>(dst, ls, A, lda, a_words, a_aligned, nt_ * MMA_BM, MMA_BM, m, per_row);
         }
         cp_async_commit();
         const int old = tile * MMA_BM + tid < m ? labels[tile * MMA_BM + tid] : 0;
@@ -827,10 +827,7 @@ __global__ void __launch_bounds__(256, MT == 2 ? 2 : 1)
     const int64_t tiles = (m + BM - 1) / BM;
     int64_t tile = blockIdx.x;
     if (tile < tiles)
-        for (int e = tid; e < BM * per_row; e += 256) {
-            int r = e / per_row, cw = (e - r * per_row) * 4;
-            load_a16<PREC>(sA0 + r * ls + cw, A, lda, a_words, a_aligned, tile * BM + r, m, cw);
-        }
+        load_a_rows<PREC>(sA0, ls, A, lda, a_words, a_aligned, tile * BM, BM, m, per_row);
     cp_async_commit();
     float acc[MT][8][4];
     warp_argmin_t<MT> wa;
@@ -843,10 +840,7 @@ __global__ void __launch_bounds__(256, MT == 2 ? 2 : 1)
         __syncthreads();
         if (nt_ < tiles) {
             uint32_t *dst = sA0 + (buf ^ 1) * BM * ls;
-            for (int e = tid; e < BM * per_row; e += 256) {
-                int r = e / per_row, cw = (e - r * per_row) * 4;
-                load_a16<PREC>(dst + r * ls + cw, A, lda, a_words, a_aligned, nt_ * BM + r, m, cw);
-            }
+            load_a_rows<PREC>(dst, ls, A, lda, a_words, a_aligned, nt_ * BM, BM, m, per_row);
         }
         cp_async_commit();
         const int64_t rbase = tile * BM + warp * WR + lane;
