@@ -397,6 +397,58 @@ FL_API fl_status fl_pca_fit(fl_ctx *ctx, const fl_array *X, const fl_params *par
 FL_API fl_status fl_truncated_svd_fit(fl_ctx *ctx, const fl_array *X, const fl_params *params,
                                       fl_model **out);
 
+/* ------------------------------------------------------------------------ */
+/* Nearest neighbours                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* Exact k-nearest-neighbour search without a model ("knn"): for each row of
+ * Q (n_q x d) the k rows of X (n x d) nearest to it, nearest first, equal
+ * distances by ascending index. Q == NULL searches X against itself and
+ * leaves each point out of its own neighbours (scikit-learn's
+ * kneighbors(X=None)), so k <= n - 1 there and k <= n otherwise.
+ * distances (n_q x k, X's dtype; may be NULL) and indices (n_q x k, I64)
+ * may live on the host or the GPU; X and Q too (both in the same memory).
+ * The metric, p and precision come from `params` (NULL = defaults:
+ * euclidean); n_neighbors there is ignored in favour of k. Distances are
+ * exact in the data's precision on the CPU and in fp32 on the GPU whatever
+ * the scan's precision; for metric inner_product they are <q, x>,
+ * largest first. Outputs are untouched on error. */
+FL_API fl_status fl_knn_search(fl_ctx *ctx, const fl_array *X, const fl_array *Q, int64_t k,
+                               const fl_params *params, fl_array *distances, fl_array *indices);
+
+/* Fits NearestNeighbors ("knn") on X (a copy is kept: attribute fit_X_)
+ * and returns the model in *out (same as fl_model_create + fl_model_fit).
+ * Attributes: fit_X_, n_features_in_, n_samples_fit_. */
+FL_API fl_status fl_knn_fit(fl_ctx *ctx, const fl_array *X, const fl_params *params, fl_model **out);
+
+/* kneighbors of a fitted neighbour model: X (n_q x d) or NULL for the
+ * training set with each point excluded from its own neighbours;
+ * n_neighbors <= 0 takes the model's n_neighbors. distances (may be NULL)
+ * and indices as for fl_knn_search. */
+FL_API fl_status fl_model_kneighbors(fl_model *m, const fl_array *X, int64_t n_neighbors, fl_array *distances,
+                                     fl_array *indices);
+
+/* A variable-length neighbour list per query, in CSR form: row i's
+ * neighbours are indices[indptr[i] .. indptr[i+1]) with their distances
+ * (dtype). Allocated by the library; release with fl_neighbors_free. */
+typedef struct fl_neighbors {
+    int64_t n_rows;
+    int64_t nnz;
+    int64_t *indptr; /* n_rows + 1 */
+    int64_t *indices;
+    void *distances;
+    fl_dtype dtype;
+} fl_neighbors;
+
+/* Every training row within `radius` of each query (distance <= radius;
+ * for inner_product, <q, x> >= radius); radius NAN takes the model's.
+ * X NULL = the training set, each point excluded from its own list.
+ * sort_results: nearest first (ties by index), else in index order. Host
+ * memory in and out. *out is untouched on error. */
+FL_API fl_status fl_model_radius_neighbors(fl_model *m, const fl_array *X, double radius, int sort_results,
+                                           fl_neighbors *out);
+FL_API void fl_neighbors_free(fl_neighbors *r);
+
 #ifdef __cplusplus
 }
 #endif

@@ -159,12 +159,19 @@ typedef struct fli_algo {
     fl_status (*check_attrs)(fl_ctx *ctx, const fl_params *p, const fli_attr_set *set);
     /* The label attribute fit_predict returns (NULL: predict after fit). */
     const char *fit_labels_attr;
+    /* Neighbour searches of a fitted model (NULL: the model has none). The
+     * model layer checked m is fitted; X NULL = the training set with each
+     * point excluded from its own neighbours; k >= 1 (the model's
+     * n_neighbors already substituted for <= 0); radius already resolved. */
+    fl_status (*kneighbors)(fl_model *m, const fl_array *X, int64_t k, fl_array *dist, fl_array *idx);
+    fl_status (*radius_neighbors)(fl_model *m, const fl_array *X, double radius, int sort, fl_neighbors *out);
 } fli_algo;
 
 const fli_algo *fli_algo_find(const char *name);
 extern const fli_algo fli_algo_kmeans;
 extern const fli_algo fli_algo_pca;
 extern const fli_algo fli_algo_truncated_svd;
+extern const fli_algo fli_algo_knn;
 /* "kmeans, pca, ..." for messages that list the known algorithms. */
 const char *fli_algo_list(void);
 

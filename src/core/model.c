@@ -194,6 +194,50 @@ fl_status fl_model_score_samples(fl_model *m, const fl_array *X, fl_array *out)
     return m->algo->score_samples(m, X, out);
 }
 
+fl_status fl_model_kneighbors(fl_model *m, const fl_array *X, int64_t n_neighbors, fl_array *distances,
+                              fl_array *indices)
+{
+    if (!m)
+        return FL_STATUS_INVALID_ARG;
+    fli_clear_error(m->ctx);
+    fl_status st = need_fitted(m, "kneighbors");
+    if (st)
+        return st;
+    if (!m->algo->kneighbors)
+        return fli_fail(m->ctx, FL_STATUS_UNSUPPORTED, "%s has no kneighbors", m->algo->name);
+    if (n_neighbors <= 0)
+        n_neighbors = fli_param_int(m->params, "n_neighbors");
+    return m->algo->kneighbors(m, X, n_neighbors, distances, indices);
+}
+
+fl_status fl_model_radius_neighbors(fl_model *m, const fl_array *X, double radius, int sort_results,
+                                    fl_neighbors *out)
+{
+    if (!m)
+        return FL_STATUS_INVALID_ARG;
+    fli_clear_error(m->ctx);
+    fl_status st = need_fitted(m, "radius_neighbors");
+    if (st)
+        return st;
+    if (!out)
+        return fli_fail(m->ctx, FL_STATUS_INVALID_ARG, "radius_neighbors: out must not be NULL");
+    if (!m->algo->radius_neighbors)
+        return fli_fail(m->ctx, FL_STATUS_UNSUPPORTED, "%s has no radius_neighbors", m->algo->name);
+    if (radius != radius)
+        radius = fli_param_float(m->params, "radius");
+    return m->algo->radius_neighbors(m, X, radius, sort_results, out);
+}
+
+void fl_neighbors_free(fl_neighbors *r)
+{
+    if (!r)
+        return;
+    free(r->indptr);
+    free(r->indices);
+    free(r->distances);
+    memset(r, 0, sizeof *r);
+}
+
 fl_status fl_model_score(fl_model *m, const fl_array *X, const fl_array *y, const fl_array *w, double *out)
 {
     if (!m)

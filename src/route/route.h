@@ -4,6 +4,7 @@
 
 #include "algo/decomp_job.h"
 #include "algo/kmeans_job.h"
+#include "algo/knn_job.h"
 #include "flashlib.h"
 
 /* precision_word: index in "auto|fp32|tf32|bf16|fp16". */
@@ -11,6 +12,9 @@
  * bytes, always terminated, truncated when too long): the cheap snprintf
  * of the routing reasons the cost model builds on every estimate. */
 void fli_join(char *dst, size_t cap, const char *const *parts);
+
+/* out->variant = the precision's name ("tf32"). */
+void fli_route_set_variant(fl_route *out, fli_precision p);
 
 fl_status fli_route_kmeans(const fl_hw_props *hw, int64_t n, int64_t d, fl_dtype dtype, int64_t k,
                            int precision_word, fl_route *out, fli_precision *prec_out);
@@ -25,5 +29,13 @@ fl_status fli_route_kmeans(const fl_hw_props *hw, int64_t n, int64_t d, fl_dtype
 fl_status fli_route_decomp(const fl_hw_props *hw, int is_pca, int64_t n, int64_t d, fl_dtype dtype,
                            int x_on_device, int force_gpu, int solver_word, double n_components,
                            fl_route *out, fli_decomp_solver *solver_out);
+
+/* Exact nearest neighbours: n_q queries against n_db rows of d features.
+ * precision_word: index in "auto|fp32|tf32|bf16|fp16"; on_device: the data
+ * lives in the GPU's memory; force_gpu: device 'cuda' was asked for. The
+ * rule is stated in route_knn.c. */
+fl_status fli_route_knn(const fl_hw_props *hw, int64_t n_db, int64_t n_q, int64_t d, fl_dtype dtype,
+                        int64_t k, fli_knn_metric metric, int precision_word, int on_device, int force_gpu,
+                        fl_route *out, fli_precision *prec_out);
 
 #endif

@@ -34,7 +34,7 @@ const char *fl_backend_name(fl_backend b)
 }
 
 /* The variant is the precision's name: a fixed-size copy, no strlen. */
-static void set_variant(fl_route *out, fli_precision p)
+void fli_route_set_variant(fl_route *out, fli_precision p)
 {
     static const char names[][8] = {[FLI_PREC_FP32] = "fp32",
                                     [FLI_PREC_TF32] = "tf32",
@@ -69,7 +69,7 @@ fl_status fli_route_kmeans(const fl_hw_props *hw, int64_t n, int64_t d, fl_dtype
     if (!hw || hw->sm_major == 0) {
         fli_precision p = dtype == FL_DTYPE_F64 ? FLI_PREC_F64 : FLI_PREC_FP32;
         out->backend = FL_BACKEND_CPU;
-        set_variant(out, p);
+        fli_route_set_variant(out, p);
         fli_join(out->reason, sizeof out->reason,
                  (const char *const[]){"CPU backend (no GPU in use: none found, or device cpu chosen): "
                                        "BLAS-blocked distances with fused argmin in ",
@@ -104,7 +104,7 @@ fl_status fli_route_kmeans(const fl_hw_props *hw, int64_t n, int64_t d, fl_dtype
     const int p16 = p == FLI_PREC_BF16 || p == FLI_PREC_FP16;
     int sm90 = hw->sm90_enabled && p16 && k >= 1024 && d >= 33 && d <= 128;
     out->backend = sm90 ? FL_BACKEND_CUDA_SM90 : FL_BACKEND_CUDA;
-    set_variant(out, p);
+    fli_route_set_variant(out, p);
     const char *path;
     if (sm90)
         path = "; Hopper wgmma E-step (sm_90a): bf16/fp16, n_clusters >= 1024, 33 <= n_features <= 128";

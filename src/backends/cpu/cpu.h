@@ -5,6 +5,7 @@
 
 #include "algo/decomp_job.h"
 #include "algo/kmeans_job.h"
+#include "algo/knn_job.h"
 #include "core/internal.h"
 
 /* Hot loops get an AVX2 clone chosen at load time (the library itself is
@@ -18,6 +19,10 @@
 int fli_cpu_threads(const fl_ctx *ctx);
 fl_status fli_cpu_kmeans_fit(fl_ctx *ctx, fli_kmeans_job *job);
 fl_status fli_cpu_kmeans_assign(fl_ctx *ctx, fli_kmeans_assign_job *job);
+
+/* Exact nearest neighbours (knn_cpu.c): host buffers only. */
+fl_status fli_cpu_knn(fl_ctx *ctx, fli_knn_job *job);
+fl_status fli_cpu_knn_radius(fl_ctx *ctx, fli_knn_radius_job *job);
 
 /* PCA / TruncatedSVD (decomp_cpu.c). */
 extern const fli_decomp_backend fli_cpu_decomp;

@@ -16,13 +16,14 @@
 
 #include "algo/decomp_job.h"
 #include "algo/kmeans_job.h"
+#include "algo/knn_job.h"
 #include "flashlib.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define FLI_CUDA_ABI 7
+#define FLI_CUDA_ABI 8
 
 /* Per-context state the core hands to every call. The module owns `state`
  * (stream, cuBLAS handle, cached buffers), created by ctx_init and released
@@ -87,6 +88,10 @@ typedef struct fli_cuda_api {
     /* A fitted decomposition's transform / inverse_transform, float32, in
      * and out on the host or the device (in_dev / out_dev). */
     fl_status (*decomp_apply)(fli_cuda_env *env, const fli_decomp_apply_job *job);
+
+    /* Exact k-nearest-neighbour search (algo/knn_job.h): float32 database
+     * and queries on the host or the device, outputs where out_dev says. */
+    fl_status (*knn_search)(fli_cuda_env *env, fli_knn_job *job);
 } fli_cuda_api;
 
 typedef const fli_cuda_api *(*fli_cuda_module_get_fn)(void);

@@ -14,6 +14,7 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
 extern "C" fl_status fli_cuda_kmeans_assign(fli_cuda_env *env, fli_kmeans_assign_job *job);
 extern "C" fl_status fli_cuda_pca_cov(fli_cuda_env *env, fli_pca_cov_job *job);
 extern "C" fl_status fli_cuda_decomp_apply(fli_cuda_env *env, const fli_decomp_apply_job *job);
+extern "C" fl_status fli_cuda_knn_search(fli_cuda_env *env, fli_knn_job *job);
 extern "C" void fli_cuda_linalg_release(fli_cuda_state *s);
 
 static void free_state(fli_cuda_state *s) {
@@ -122,7 +123,7 @@ static fl_status mod_kmeans_assign(fli_cuda_env *env, fli_kmeans_assign_job *job
 static const fli_cuda_api g_api = {
     FLI_CUDA_ABI,       FL_VERSION_STRING, mod_ctx_init,     mod_ctx_free,
     mod_pointer_device, mod_memcpy,        mod_kmeans_fit,   mod_kmeans_assign,
-    fli_cuda_pca_cov,   fli_cuda_decomp_apply,
+    fli_cuda_pca_cov,   fli_cuda_decomp_apply, fli_cuda_knn_search,
 };
 
 extern "C" __attribute__((visibility("default"))) const fli_cuda_api *fli_cuda_module_get(void) {
