@@ -838,6 +838,8 @@ int fl_info_model_coefs(const char *op, const char *variant, const char *device,
         return -1;
     if (!strcmp(op, "kmeans"))
         return fli_kmeans_coefs(variant, dev, names, defaults);
+    if (!strcmp(op, "knn"))
+        return fli_knn_coefs(variant, dev, names, defaults);
     if (!strncmp(op, "gemm", 4))
         return fli_gemm_coefs(variant, dev, names, defaults);
     return -1;

@@ -253,6 +253,10 @@ int fli_est_kmeans(fli_est *e);
 int fli_kmeans_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def);
 int fli_est_gemm(fli_est *e);
 int fli_gemm_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def);
+#define FLI_KNN_N_XPARAMS 4
+extern const fl_param_def fli_knn_xparams[]; /* info-only parameters of knn */
+int fli_est_knn(fli_est *e);
+int fli_knn_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def);
 /* Runs the estimator of `opname` for a child node: its tree is grafted
  * under `parent` (scaled by `repeat`) and its runtime returned (< 0 on
  * error, with the message in e). */

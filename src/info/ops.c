@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "algo/kmeans_params.h"
+#include "algo/knn_params.h"
 #include "info/info_internal.h"
 
 extern const char fli_gemm_variant_choices[];
@@ -82,15 +83,6 @@ static const fl_param_def p_spectral[] = {
     P_INT("n_neighbors", "10", 1, 1e9, NULL, NULL, "neighbours of the nearest_neighbors graph"),
     P_INT("n_init", "10", 1, 1e6, NULL, NULL, "k-means runs on the embedding"),
     P_CH("eigen_solver", "arpack", "arpack|lobpcg|amg", NULL, "eigen solver"),
-};
-static const fl_param_def p_knn[] = {
-    P_INT("n_neighbors", "5", 1, 1e9, NULL, "k|K", "neighbours returned per query"),
-    P_CH("algorithm", "auto", "auto|brute|ball_tree|kd_tree", NULL, "exact search (GPU: brute tiles)"),
-    P_CH("metric", "minkowski", "minkowski|euclidean|cosine|sqeuclidean", NULL, "distance (p = 2)"),
-};
-static const fl_param_def x_knn[] = {
-    P_INT("n_queries", "auto", 1, 9e18, "auto", "nq", "queries (auto = n_samples: kneighbors on the index)"),
-    P_INT("threads", "auto", 1, 4096, "auto", NULL, "CPU threads (CPU device)"),
 };
 static const fl_param_def p_ivf[] = {
     P_INT("n_lists", "1024", 1, 1e9, NULL, "nlist", "coarse clusters"),
@@ -323,30 +315,6 @@ static int est_spectral(fli_est *e)
 }
 
 /* ---- neighbours ------------------------------------------------------------------ */
-
-static int est_knn(fli_est *e)
-{
-    double nq, n, d;
-    if (e->ndim == 3)
-        nq = (double)e->shape[0], n = (double)e->shape[1], d = (double)e->shape[2];
-    else
-        n = (double)e->shape[0], d = (double)e->shape[1], nq = num_or(e, "n_queries", n);
-    double k = fli_p_num(e, "n_neighbors");
-    if (k > n)
-        return fli_info_fail(e, "knn: n_neighbors=%.0f: must be <= n_samples=%.0f", k, n);
-    if (!nd_ok(e, n + nq, d, 8) || !fli_bytes_ok(e, nq * k * 12, "the results"))
-        return FL_INFO_EINVAL;
-    not_impl(e, "brute-tiles",
-             "exact search: fused distance tiles with a running top-k per query (modelled)");
-    /* the index is streamed once per tile of 128 queries */
-    double passes = ceil(nq / 128);
-    double es = (double)fli_dtype_bytes(e->dtype);
-    fli_roof_leaf(e, 0, "distances + top-k", "fused tiles, running top-k, no nq x n matrix", 1,
-                  2 * nq * n * d, fli_dtype_prec(e->dtype), FLI_CLASS_FUSED,
-                  passes * n * d * es + nq * d * es + nq * k * 12, 2, FL_INFO_TIER_ROOFLINE);
-    e->r->peak_memory_bytes = (uint64_t)((n + nq) * d * es + nq * k * 12);
-    return 0;
-}
 
 static double ivf_build(fli_est *e, int parent, double n, double d, double nlist)
 {
@@ -744,8 +712,13 @@ static const fli_op ops[] = {
        "core distances, Boruvka MST, condensed tree", p_hdbscan, x_threads, est_hdbscan),
     OP("spectral_clustering", "clustering", "n_samples x n_features", 2, 2, 0,
        "affinity graph, Lanczos eigenvectors, k-means", p_spectral, x_threads, est_spectral),
-    OP("knn", "neighbours", "n_samples x n_features, or n_queries x n_samples x n_features", 2, 3, 0,
-       "exact kNN: fused distance tiles + running top-k", p_knn, x_knn, est_knn),
+    {{"knn", "neighbours", "n_samples x n_features (its kNN graph), or n_queries x n_samples x n_features",
+      "exact kNN: distance tiles + per-query top-k, merge, exact re-rank", 1, 2, 3},
+     fli_knn_params,
+     FLI_KNN_N_PARAMS,
+     fli_knn_xparams,
+     FLI_KNN_N_XPARAMS,
+     fli_est_knn},
     OP("ivf_flat", "neighbours", "n_samples x n_features", 2, 2, 0, "IVF-Flat build and search", p_ivf, x_ann,
        est_ivf_flat),
     OP("ivf_pq", "neighbours", "n_samples x n_features", 2, 2, 0, "IVF-PQ build and search", p_ivfpq, x_ann,

@@ -617,6 +617,117 @@ static void test_fast_paths(void)
     CHECK(a[0] && !strcmp(a, b));
 }
 
+/* ---- knn ---------------------------------------------------------------- */
+
+static void knn_text(const int64_t *shape, int ndim, const char *params, const char *dtype,
+                     const char *device, char *buf, size_t len)
+{
+    fl_info_result r;
+    char err[512];
+    buf[0] = '\0';
+    if (fl_info_estimate("knn", shape, ndim, params, dtype, device, &r, err, sizeof err))
+        return;
+    size_t used = fl_info_json(&r, buf, len);
+    if (used < len)
+        fl_info_tree(&r, buf + used, len - used);
+}
+
+/* op_knn.c reads its parameters by index, unset ones from a table of parsed
+ * defaults (as op_kmeans.c); routing is fli_route_knn's. */
+static void test_knn(void)
+{
+    static const char *const order[] = {"n_neighbors", "radius",    "metric",    "p",
+                                        "precision",   "algorithm", "leaf_size", "verbose",
+                                        "n_queries",   "input",     "force_gpu", "threads"};
+    const int n_order = (int)(sizeof order / sizeof *order);
+    char all[2048];
+    size_t used = 0;
+    const char *name, *def;
+    int i = 0;
+    for (; fl_info_op_param("knn", i, &name, &def, NULL, NULL, NULL) == 0; i++) {
+        CHECK_MSG(i < n_order && !strcmp(name, order[i]), "knn parameter %d is %s", i, name);
+        used += (size_t)snprintf(all + used, sizeof all - used, "%s=%s ", name, def);
+    }
+    CHECK(i == n_order && used < sizeof all);
+    static const int64_t shapes[][3] = {{100000, 64, 0}, {1000, 37, 0}, {5000, 1000000, 128}, {10, 10, 1}};
+    static char a[1 << 16], b[1 << 16];
+    for (int dv = 0; dv < fl_info_device_count(); dv++)
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+            for (int t = 0; t < 2; t++) {
+                const char *dev = fl_info_device_at(dv)->name, *dt = t ? "f64" : "f32";
+                const int nd = shapes[s][2] ? 3 : 2;
+                knn_text(shapes[s], nd, NULL, dt, dev, a, sizeof a);
+                knn_text(shapes[s], nd, all, dt, dev, b, sizeof b);
+                CHECK_MSG(a[0] && !strcmp(a, b), "knn %lld x %lld %s on %s: defaults spelled out differ",
+                          (long long)shapes[s][0], (long long)shapes[s][1], dt, dev);
+            }
+
+    /* k: at most n_samples - 1 for the kNN graph of the data, n_samples for separate queries */
+    int64_t g[2] = {1000, 16}, q3[3] = {10, 1000, 16};
+    CHECK(strstr(estimate_err("knn", g, 2, "n_neighbors=1000", NULL, "H100"), "n_samples - 1 = 999"));
+    CHECK(strstr(estimate_err("knn", q3, 3, "n_neighbors=1001", NULL, "H100"), "n_samples=1000"));
+    CHECK(strstr(estimate_err("knn", g, 2, "n_neighbors=5", "bf16", "H100"), "precision=bf16"));
+    CHECK(strstr(estimate_err("knn", g, 2, "metric=l3", NULL, "H100"), "expected one of"));
+    fl_info_result r;
+    char err[512];
+    CHECK(fl_info_estimate("knn", q3, 3, "n_neighbors=1000", NULL, "H100", &r, err, sizeof err) == 0);
+    CHECK(fl_info_estimate("knn", g, 2, "n_neighbors=999", NULL, "H100", &r, err, sizeof err) == 0);
+
+    /* routing: a small host search stays on the CPU, unless the context is on cuda */
+    if (!estimate("knn", 1000, 16, 0, 2, NULL, NULL, "H100", &r))
+        CHECK(!strcmp(r.backend, "cpu") && r.tier == FL_INFO_TIER_HEURISTIC);
+    if (!estimate("knn", 1000, 16, 0, 2, "force_gpu=true", NULL, "H100", &r))
+        CHECK(!strcmp(r.backend, "cuda") && !strcmp(r.variant, "tf32"));
+    if (!estimate("knn", 1000, 16, 0, 2, "input=device", NULL, "H100", &r))
+        CHECK(!strcmp(r.backend, "cuda"));
+    if (!estimate("knn", 1000, 16, 0, 2, NULL, NULL, "cpu", &r))
+        CHECK(!strcmp(r.backend, "cpu") && r.runtime_ms > 0 && r.peak_host_bytes > 0);
+    /* manhattan has no tensor-core form: fp32 whatever precision asks */
+    if (!estimate("knn", 100000, 64, 0, 2, "metric=manhattan precision=bf16 input=device", NULL, "H100", &r))
+        CHECK(!strcmp(r.variant, "fp32") && !strcmp(r.model_key, "fp32"));
+    /* every precision has its model; low precisions re-rank, fp32 does not */
+    static const char *const precs[] = {"fp32", "tf32", "bf16", "fp16"};
+    for (int p = 0; p < 4; p++) {
+        char prm[96];
+        snprintf(prm, sizeof prm, "precision=%s input=device n_neighbors=10", precs[p]);
+        if (estimate("knn", 200000, 128, 0, 2, prm, NULL, "H200", &r))
+            continue;
+        CHECK(!strcmp(r.variant, precs[p]) && !strcmp(r.model_key, precs[p]));
+        int rerank = 0, scan = 0;
+        for (int j = 0; j < r.n_nodes; j++) {
+            rerank |= strstr(r.nodes[j].name, "re-rank") != NULL;
+            scan |= strstr(r.nodes[j].name, "scan") != NULL;
+        }
+        CHECK_MSG(scan && rerank == (p != 0), "%s", precs[p]);
+        /* the model with the roofline coefficients is the estimate (no calibration entry yet) */
+        const char *names[32];
+        double coef[32], ms = 0;
+        int nc = fl_info_model_coefs("knn", precs[p], "H200", names, coef);
+        CHECK(nc > 0 && nc <= 32);
+        int64_t sh[2] = {200000, 128};
+        CHECK(fl_info_model_eval("knn", precs[p], sh, 2, prm, "f32", "H200", coef, nc, &ms, err,
+                                 sizeof err) == 0);
+        if (r.tier == FL_INFO_TIER_ROOFLINE)
+            CHECK(ms == r.runtime_ms);
+    }
+    /* large k: the any-k path; more neighbours never cost less */
+    fl_info_result small, large;
+    if (!estimate("knn", 100000, 64, 0, 2, "n_neighbors=10 input=device", NULL, "H100", &small) &&
+        !estimate("knn", 100000, 64, 0, 2, "n_neighbors=2000 input=device", NULL, "H100", &large)) {
+        int anyk = 0;
+        for (int j = 0; j < large.n_nodes; j++)
+            anyk |= strstr(large.nodes[j].name, "any-k") != NULL;
+        CHECK(anyk && large.runtime_ms > small.runtime_ms &&
+              large.peak_memory_bytes > small.peak_memory_bytes);
+    }
+    /* host input pays the link; minkowski p=3 is heuristic */
+    if (!estimate("knn", 1000000, 128, 0, 2, "input=host", NULL, "H100", &large) &&
+        !estimate("knn", 1000000, 128, 0, 2, "input=device", NULL, "H100", &small))
+        CHECK(large.runtime_ms > small.runtime_ms);
+    if (!estimate("knn", 100000, 64, 0, 2, "p=3 input=device", NULL, "H100", &r))
+        CHECK(r.tier == FL_INFO_TIER_HEURISTIC && !strcmp(r.variant, "fp32"));
+}
+
 int main(void)
 {
     test_cpu_host_peak_is_exact();
@@ -627,6 +738,7 @@ int main(void)
     test_random_requests();
     test_devices();
     test_fast_paths();
+    test_knn();
     /* never loads CUDA */
     CHECK(fl_cuda_loaded() == 0);
     TEST_MAIN_END();
