@@ -77,8 +77,9 @@ typedef struct fli_knn_job {
 
 /* Fixed-radius search: every database row within `radius` of each query
  * (distance <= radius; for INNER, <q, x> >= radius). Host buffers only; the
- * backend allocates the outputs through the context and the caller frees them
- * with fli_free. Row i's neighbours are indices[indptr[i] .. indptr[i+1]),
+ * backend allocates the outputs with plain malloc, as fl_neighbors_free
+ * releases them with free() (its scratch goes through the context). Row
+ * i's neighbours are indices[indptr[i] .. indptr[i+1]),
  * sorted like kneighbors when `sort` is set, else in database order. */
 typedef struct fli_knn_radius_job {
     const void *db;

@@ -24,3 +24,19 @@ const fl_param_def fli_knn_params[] = {
 };
 
 _Static_assert(sizeof fli_knn_params / sizeof *fli_knn_params == FLI_KNN_N_PARAMS, "count");
+
+fli_knn_metric fli_knn_resolve_metric(int metric_word, double p)
+{
+    switch (metric_word) {
+    case FLI_KNN_W_MINKOWSKI:
+        return p == 2 ? FLI_KNN_EUCLIDEAN : p == 1 ? FLI_KNN_MANHATTAN : FLI_KNN_MINKOWSKI;
+    case FLI_KNN_W_SQEUCLIDEAN: return FLI_KNN_SQEUCLIDEAN;
+    case FLI_KNN_W_COSINE: return FLI_KNN_COSINE;
+    case FLI_KNN_W_INNER_PRODUCT:
+    case FLI_KNN_W_DOT: return FLI_KNN_INNER;
+    case FLI_KNN_W_MANHATTAN:
+    case FLI_KNN_W_CITYBLOCK:
+    case FLI_KNN_W_L1: return FLI_KNN_MANHATTAN;
+    default: return FLI_KNN_EUCLIDEAN; /* euclidean, l2 */
+    }
+}

@@ -2,6 +2,7 @@
 #ifndef FL_KNN_PARAMS_H
 #define FL_KNN_PARAMS_H
 
+#include "algo/knn_job.h"
 #include "flashlib.h"
 
 #define FLI_KNN_N_PARAMS 8
@@ -20,5 +21,10 @@ enum {
     FLI_KNN_W_L1 = 8,
     FLI_KNN_W_L2 = 9,
 };
+
+/* What a "metric" word and p mean to a backend: minkowski p=2 is euclidean,
+ * p=1 manhattan; l2 euclidean; l1 and cityblock manhattan; dot the inner
+ * product. Pure: execution, routing and the cost model share it. */
+fli_knn_metric fli_knn_resolve_metric(int metric_word, double p);
 
 #endif

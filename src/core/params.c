@@ -14,12 +14,13 @@
 
 #include "core/internal.h"
 
-static const fli_algo *const algos[] = {&fli_algo_kmeans, &fli_algo_pca, &fli_algo_truncated_svd};
-static const char *const algo_names[] = {"kmeans", "pca", "truncated_svd", NULL};
+static const fli_algo *const algos[] = {&fli_algo_kmeans, &fli_algo_pca, &fli_algo_truncated_svd,
+                                        &fli_algo_knn};
+static const char *const algo_names[] = {"kmeans", "pca", "truncated_svd", "knn", NULL};
 
 const char *fli_algo_list(void)
 {
-    return "kmeans, pca, truncated_svd";
+    return "kmeans, pca, truncated_svd, knn";
 }
 
 const char *const *fl_algorithms(void)

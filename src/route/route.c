@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "algo/knn_params.h"
 #include "core/internal.h"
 #include "route/route.h"
 
@@ -40,6 +41,14 @@ fl_status fl_route_query(fl_ctx *ctx, const char *algo, const fl_hw_props *hw, i
             fli_param_word(params, a == &fli_algo_pca ? "svd_solver" : "algorithm"),
             fli_param_word(params, "n_components") == 0 ? -1.0 : fli_param_float(params, "n_components"), out,
             NULL);
+    if (a == &fli_algo_knn) {
+        /* the shape serves as the database and as the queries */
+        const fli_knn_metric m =
+            fli_knn_resolve_metric(fli_param_word(params, "metric"), fli_param_float(params, "p"));
+        return fli_route_knn(hw, n_samples, n_samples, n_features, dtype,
+                             fli_param_int(params, "n_neighbors"), m, fli_param_word(params, "precision"), 0,
+                             0, out, NULL);
+    }
     return fli_route_kmeans(hw, n_samples, n_features, dtype, fli_param_int(params, "n_clusters"),
                             fli_param_word(params, "precision"), out, NULL);
 }
