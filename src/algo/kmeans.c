@@ -116,16 +116,10 @@ static fl_status route(fl_ctx *ctx, const fl_array *X, int64_t k, int precision_
                        fli_precision *prec)
 {
     fl_hw_props hw;
-    int gpu = fli_ctx_wants_gpu(ctx);
-    if (gpu && !fli_ctx_hw(ctx, &hw)) {
-        if (ctx->kind == FLI_DEVICE_CUDA) {
-            const fli_cuda_api *api;
-            fli_cuda_env *env;
-            fl_status st = fli_cuda_acquire(ctx, &api, &env); /* gives the precise reason */
-            return st ? st : fli_fail(ctx, FL_STATUS_NO_DEVICE, "the requested GPU is not usable");
-        }
-        gpu = 0;
-    }
+    int gpu;
+    fl_status st = fli_ctx_gpu(ctx, &hw, &gpu);
+    if (st)
+        return st;
     if (!gpu && X->mem == FL_MEM_CUDA)
         return fli_fail(ctx, FL_STATUS_INVALID_ARG,
                         "X lives in CUDA memory but the context's device is '%s': use 'cuda' or 'auto'",

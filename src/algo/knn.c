@@ -76,16 +76,10 @@ static fl_status route(fl_ctx *ctx, int64_t n_db, int64_t n_q, int64_t d, fl_dty
                        const knn_setup *s, int on_device, fl_route *r, fli_precision *prec)
 {
     fl_hw_props hw;
-    int gpu = fli_ctx_wants_gpu(ctx);
-    if (gpu && !fli_ctx_hw(ctx, &hw)) {
-        if (ctx->kind == FLI_DEVICE_CUDA) {
-            const fli_cuda_api *api;
-            fli_cuda_env *env;
-            fl_status st = fli_cuda_acquire(ctx, &api, &env); /* gives the precise reason */
-            return st ? st : fli_fail(ctx, FL_STATUS_NO_DEVICE, "the requested GPU is not usable");
-        }
-        gpu = 0;
-    }
+    int gpu;
+    fl_status st = fli_ctx_gpu(ctx, &hw, &gpu);
+    if (st)
+        return st;
     if (!gpu && on_device)
         return fli_fail(
             ctx, FL_STATUS_INVALID_ARG,
@@ -132,26 +126,24 @@ static void *dense_copy(fl_ctx *ctx, const void *src, fl_dtype from, int64_t ld,
     return out;
 }
 
-/* What one search reads: the database and the queries (q NULL: the
- * database itself, each row left out of its own neighbours), one dtype. */
-typedef struct knn_data {
-    const void *db;
-    int32_t db_dev;
-    int64_t n_db, d, db_ld;
-    const void *q;
-    int32_t q_dev;
-    int64_t n_q, q_ld;
-    fl_dtype dtype;
-} knn_data;
+/* A dense float32 copy of rows x d float64 host data of row stride ld. */
+static float *f32_rows(fl_ctx *ctx, const void *data, int64_t rows, int64_t d, int64_t ld)
+{
+    fl_array a = fl_array_host((void *)data, FL_DTYPE_F64, rows, d);
+    a.ld = ld;
+    return fli_host_f32_copy(ctx, &a);
+}
 
 /*
  * Runs a validated search into the caller's outputs (dist may be NULL; both
- * already checked for shape and dtype). The backend writes straight into
- * them when it can; otherwise (another memory, float64 distances from the
- * float32 GPU path) it writes host staging buffers that are delivered at
- * the end. Nothing is written on failure.
+ * already checked for shape and dtype). `in` holds what the search reads:
+ * the database and the queries in one dtype, q NULL for the database
+ * itself with each row left out of its own neighbours. The backend writes
+ * straight into the outputs when it can; otherwise (another memory, float64
+ * distances from the float32 GPU path) it writes host staging buffers that
+ * are delivered at the end. Nothing is written on failure.
  */
-static fl_status knn_run(fl_ctx *ctx, const knn_setup *s, const knn_data *in, int64_t k, fl_array *dist,
+static fl_status knn_run(fl_ctx *ctx, const knn_setup *s, const fli_knn_job *in, int64_t k, fl_array *dist,
                          fl_array *idx)
 {
     const int self = in->q == NULL;
@@ -168,17 +160,13 @@ static fl_status knn_run(fl_ctx *ctx, const knn_setup *s, const knn_data *in, in
     const int gpu = r.backend != FL_BACKEND_CPU;
     const fl_dtype dt = gpu ? FL_DTYPE_F32 : in->dtype; /* what the backend computes in */
 
-    fli_knn_job job;
-    memset(&job, 0, sizeof job);
-    job.db = in->db;
-    job.db_dev = in->db_dev;
-    job.n_db = in->n_db;
-    job.d = in->d;
-    job.db_ld = in->db_ld;
-    job.q = self ? in->db : in->q;
-    job.q_dev = self ? in->db_dev : in->q_dev;
-    job.n_q = n_q;
-    job.q_ld = self ? in->db_ld : in->q_ld;
+    fli_knn_job job = *in;
+    if (self) {
+        job.q = in->db;
+        job.q_dev = in->db_dev;
+        job.n_q = in->n_db;
+        job.q_ld = in->db_ld;
+    }
     job.dtype = dt;
     job.k = k;
     job.metric = s->metric;
@@ -201,27 +189,14 @@ static fl_status knn_run(fl_ctx *ctx, const knn_setup *s, const knn_data *in, in
                 return fli_fail(ctx, FL_STATUS_UNSUPPORTED,
                                 "float64 data in device memory: the GPU search computes in float32; pass "
                                 "float32 device data or float64 host data");
-            fl_array a = fl_array_host((void *)in->db, FL_DTYPE_F64, in->n_db, in->d);
-            a.ld = in->db_ld;
-            if (!(db32 = fli_host_f32_copy(ctx, &a))) {
+            if (!(db32 = f32_rows(ctx, in->db, in->n_db, in->d, in->db_ld)) ||
+                (!self && !(q32 = f32_rows(ctx, in->q, in->n_q, in->d, in->q_ld)))) {
                 st = FL_STATUS_OUT_OF_MEMORY;
                 goto done;
             }
             job.db = db32;
-            job.db_ld = in->d;
-            if (self) {
-                job.q = db32;
-                job.q_ld = in->d;
-            } else {
-                fl_array b = fl_array_host((void *)in->q, FL_DTYPE_F64, in->n_q, in->d);
-                b.ld = in->q_ld;
-                if (!(q32 = fli_host_f32_copy(ctx, &b))) {
-                    st = FL_STATUS_OUT_OF_MEMORY;
-                    goto done;
-                }
-                job.q = q32;
-                job.q_ld = in->d;
-            }
+            job.q = self ? db32 : q32;
+            job.db_ld = job.q_ld = in->d;
         }
     }
     /* Straight into the caller's outputs when the backend can write them:
@@ -390,8 +365,16 @@ static fl_status knn_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_ar
     const void *db = fit_data(m, dt, &tmp);
     if (!db)
         return FL_STATUS_OUT_OF_MEMORY;
-    knn_data in = {db, -1, n, d, d, X ? X->data : NULL, X ? fli_array_device(X) : -1, n_q, X ? fli_ld(X) : d,
-                   dt};
+    const fli_knn_job in = {.db = db,
+                            .db_dev = -1,
+                            .n_db = n,
+                            .d = d,
+                            .db_ld = d,
+                            .q = X ? X->data : NULL,
+                            .q_dev = X ? fli_array_device(X) : -1,
+                            .n_q = n_q,
+                            .q_ld = X ? fli_ld(X) : d,
+                            .dtype = dt};
     st = knn_run(ctx, &s, &in, k, dist, idx);
     fli_free(ctx, tmp);
     return st;
@@ -515,16 +498,16 @@ fl_status fl_knn_search(fl_ctx *ctx, const fl_array *X, const fl_array *Q, int64
     if ((st = setup(ctx, params, &s)) || (st = check_k(ctx, k, X->rows, n_q, Q == NULL)) ||
         (st = check_outputs(ctx, X->dtype, n_q, k, distances, indices)))
         return st;
-    knn_data in = {X->data,
-                   fli_array_device(X),
-                   X->rows,
-                   X->cols,
-                   fli_ld(X),
-                   Q ? Q->data : NULL,
-                   Q ? fli_array_device(Q) : -1,
-                   n_q,
-                   Q ? fli_ld(Q) : 0,
-                   X->dtype};
+    const fli_knn_job in = {.db = X->data,
+                            .db_dev = fli_array_device(X),
+                            .n_db = X->rows,
+                            .d = X->cols,
+                            .db_ld = fli_ld(X),
+                            .q = Q ? Q->data : NULL,
+                            .q_dev = Q ? fli_array_device(Q) : -1,
+                            .n_q = n_q,
+                            .q_ld = Q ? fli_ld(Q) : 0,
+                            .dtype = X->dtype};
     return knn_run(ctx, &s, &in, k, distances, indices);
 }
 

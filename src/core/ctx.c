@@ -189,6 +189,21 @@ int fli_ctx_wants_gpu(fl_ctx *ctx)
     return ctx->auto_has_gpu;
 }
 
+fl_status fli_ctx_gpu(fl_ctx *ctx, fl_hw_props *hw, int *gpu)
+{
+    *gpu = fli_ctx_wants_gpu(ctx);
+    if (*gpu && !fli_ctx_hw(ctx, hw)) {
+        *gpu = 0;
+        if (ctx->kind == FLI_DEVICE_CUDA) {
+            const struct fli_cuda_api *api;
+            struct fli_cuda_env *env;
+            fl_status st = fli_cuda_acquire(ctx, &api, &env); /* gives the precise reason */
+            return st ? st : fli_fail(ctx, FL_STATUS_NO_DEVICE, "the requested GPU is not usable");
+        }
+    }
+    return FL_STATUS_OK;
+}
+
 const char *fl_ctx_device(fl_ctx *ctx)
 {
     if (!ctx)

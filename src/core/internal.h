@@ -200,6 +200,10 @@ void fli_cuda_release_ctx(fl_ctx *ctx);
 /* Which backend a context runs on right now: FL_BACKEND_CPU or CUDA. For
  * "auto" this probes the GPU once. */
 int fli_ctx_wants_gpu(fl_ctx *ctx);
+/* Whether this context computes on a GPU (*gpu, with its props in *hw):
+ * "auto" without a usable one and "cpu" give 0; "cuda" without a usable
+ * one is FL_STATUS_NO_DEVICE (or the module's error) saying why. */
+fl_status fli_ctx_gpu(fl_ctx *ctx, fl_hw_props *hw, int *gpu);
 /* Device of a pointer: -1 host, else CUDA device. Host-only builds: -1. */
 int32_t fli_array_device(const fl_array *a);
 /* Copies `bytes` between host (-1) and device memory. */
