@@ -14,6 +14,9 @@ _LAZY = {
     "KMeans": ("cluster", "KMeans"),
     "PCA": ("decomposition", "PCA"),
     "TruncatedSVD": ("decomposition", "TruncatedSVD"),
+    "NearestNeighbors": ("neighbors", "NearestNeighbors"),
+    "KNeighborsClassifier": ("neighbors", "KNeighborsClassifier"),
+    "KNeighborsRegressor": ("neighbors", "KNeighborsRegressor"),
     "version": ("_api", "version"),
     "diagnose": ("_api", "diagnose"),
     "route": ("_api", "route"),
@@ -36,7 +39,7 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-_SUBMODULES = ("cluster", "decomposition", "info")
+_SUBMODULES = ("cluster", "decomposition", "info", "neighbors")
 
 
 def __getattr__(name):

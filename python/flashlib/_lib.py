@@ -140,6 +140,20 @@ class _Model(Structure):
     pass
 
 
+class Neighbors(Structure):
+    """fl_neighbors: per-query neighbour lists in CSR form, owned by the C
+    library until fl_neighbors_free."""
+
+    _fields_ = [
+        ("n_rows", c_int64),
+        ("nnz", c_int64),
+        ("indptr", POINTER(c_int64)),
+        ("indices", POINTER(c_int64)),
+        ("distances", c_void_p),
+        ("dtype", c_int),
+    ]
+
+
 CtxP = POINTER(_Ctx)
 ParamsP = POINTER(_Params)
 ModelP = POINTER(_Model)
@@ -216,6 +230,15 @@ PROTOTYPES = [
      [CtxP, ArrayP, ArrayP, ParamsP, ArrayP, ArrayP, POINTER(c_double), POINTER(c_int64)]),
     ("fl_kmeans_fit_batched", fl_status,
      [CtxP, ArrayP, c_int64, ParamsP, ArrayP, ArrayP, POINTER(c_double)]),
+    # PCA / TruncatedSVD typed functions
+    ("fl_pca_fit", fl_status, [CtxP, ArrayP, ParamsP, POINTER(ModelP)]),
+    ("fl_truncated_svd_fit", fl_status, [CtxP, ArrayP, ParamsP, POINTER(ModelP)]),
+    # nearest neighbours
+    ("fl_knn_search", fl_status, [CtxP, ArrayP, ArrayP, c_int64, ParamsP, ArrayP, ArrayP]),
+    ("fl_knn_fit", fl_status, [CtxP, ArrayP, ParamsP, POINTER(ModelP)]),
+    ("fl_model_kneighbors", fl_status, [ModelP, ArrayP, c_int64, ArrayP, ArrayP]),
+    ("fl_model_radius_neighbors", fl_status, [ModelP, ArrayP, c_double, c_int, POINTER(Neighbors)]),
+    ("fl_neighbors_free", None, [POINTER(Neighbors)]),
 ]
 
 # Exported for tests but not in the public header: bound when present.
@@ -565,6 +588,18 @@ class Model:
         self.ctx.call(lib.fl_model_score, self._ptr, byref(X), self._ref(y), self._ref(sample_weight),
                       byref(out))
         return out.value
+
+    def kneighbors(self, X, k, dist, idx):
+        """X None: the training set, each point left out of its own list."""
+        self.ctx.call(lib.fl_model_kneighbors, self._ptr, self._ref(X), k, self._ref(dist), byref(idx))
+
+    def radius_neighbors(self, X, radius, sort_results):
+        """(indptr, indices, distances) numpy copies of the CSR lists; the
+        distances have numpy dtype `np_dtype` of the C result."""
+        res = Neighbors()
+        self.ctx.call(lib.fl_model_radius_neighbors, self._ptr, self._ref(X), radius, int(bool(sort_results)),
+                      byref(res))
+        return res
 
     def attr_names(self):
         return strings(lib.fl_model_attr_names(self._ptr))

@@ -785,6 +785,70 @@ if grep -q '"device_count": [1-9]' <("$BIN" diagnose --json --no-check); then
     expect_out "(this machine)"
 fi
 
+# ---- nearest neighbours: kneighbors ------------------------------------------------------
+
+# Points 0, 1, 3, 6, 10 on a line: each one's two nearest others are known
+# by hand; 3 is at distance 3 from both 0 and 6, a tie broken by index.
+printf '0\n1\n3\n6\n10\n' >pts.csv
+
+test_case kneighbors-self
+run kneighbors --data pts.csv -k 2 --device cpu
+expect_rc 0
+expect_no_err
+printf '1:1 2:3\n0:1 2:2\n1:2 0:3\n2:3 4:4\n3:4 2:7\n' >want_knn.txt
+cmp -s out.txt want_knn.txt || fail "self kneighbors: $(cat out.txt)"
+
+test_case kneighbors-queries-files-model
+printf '2\n9\n' >q.csv
+run kneighbors --data pts.csv --input q.csv -k 3 --indices I.npy --distances D.csv --save-model nn.flm --device cpu
+expect_rc 0
+expect_out "indices     I.npy"
+[ "$(head -1 D.csv | tr ',' ' ' | awk '{print $1+0, $2+0, $3+0}')" = "1 1 2" ] || fail "distances: $(cat D.csv)"
+run kneighbors --model nn.flm --input q.csv -k 3 --json
+expect_rc 0
+expect_out '"indices": ['
+expect_out '"k": 3'
+# 2 -> 1 and 3 (both at 1: by index), then 0 (2); 9 -> 10 (1), 6 (3), 3 (6)
+tr -d ' \n' <out.txt | grep -q '"indices":\[1,2,0,4,3,2\]' || fail "model kneighbors: $(cat out.txt)"
+
+test_case kneighbors-metric-param
+run kneighbors --data pts.csv --input q.csv -k 1 -p metric=sqeuclidean --device cpu
+expect_rc 0
+printf '1:1\n4:1\n' >want_sq.txt
+cmp -s out.txt want_sq.txt || fail "sqeuclidean: $(cat out.txt)"
+
+test_case kneighbors-errors
+echo "previous contents" >keep.npy
+run kneighbors --data pts.csv -k 5 --indices keep.npy --device cpu
+expect_rc 4
+expect_err "n_neighbors"
+expect_err "[FL_STATUS_INVALID_ARG]"
+[ "$(cat keep.npy)" = "previous contents" ] || fail "a failed search replaced an existing output"
+run kneighbors --data pts.csv --model nn.flm
+expect_rc 2
+expect_err "exactly one of --data FILE and --model FILE"
+run kneighbors --data pts.csv -p metric=chebyshev
+expect_rc 2
+expect_err "chebyshev"
+run kneighbors --model km.flm --input q.csv
+expect_rc 2
+expect_err "not a NearestNeighbors"
+printf '1,2\n' >q2.csv
+run kneighbors --data pts.csv --input q2.csv --indices out.npy
+expect_rc 4
+expect_err "features"
+expect_absent out.npy
+run fit knn -i pts.csv
+expect_rc 2
+expect_err "flashlib kneighbors --data FILE"
+
+test_case kneighbors-help
+run kneighbors --help
+expect_rc 0
+expect_out "usage: flashlib kneighbors"
+expect_out "n_neighbors"
+expect_out "inner_product"
+
 # ---- GPU required: exit 5 -----------------------------------------------------------
 
 test_case device-cuda-without-gpu

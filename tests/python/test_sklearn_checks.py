@@ -18,6 +18,12 @@ ESTIMATORS = [
     flashlib.PCA(n_components=0.9, whiten=True, svd_solver="covariance_eigh", device="cpu"),
     flashlib.TruncatedSVD(device="cpu"),
     flashlib.TruncatedSVD(n_components=1, algorithm="arpack", device="cpu"),
+    flashlib.NearestNeighbors(device="cpu"),
+    flashlib.NearestNeighbors(n_neighbors=2, metric="cosine", device="cpu"),
+    flashlib.KNeighborsClassifier(device="cpu"),
+    flashlib.KNeighborsClassifier(n_neighbors=3, weights="distance", metric="manhattan", device="cpu"),
+    flashlib.KNeighborsRegressor(device="cpu"),
+    flashlib.KNeighborsRegressor(n_neighbors=3, weights="distance", device="cpu"),
 ]
 
 

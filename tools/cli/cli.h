@@ -197,5 +197,6 @@ int cmd_predict(int argc, char **argv);
 int cmd_transform(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_kneighbors(int argc, char **argv);
 
 #endif /* FL_CLI_H */

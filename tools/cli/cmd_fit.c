@@ -409,6 +409,11 @@ int cmd_fit(int argc, char **argv)
     }
     if ((rc = cli_check_algo("fit", algo)) != 0)
         return rc;
+    if (!strcmp(algo, "knn")) {
+        cli_error("fit: knn is searched, not fitted, here: use flashlib kneighbors --data FILE "
+                  "[--save-model FILE] (see flashlib kneighbors --help)");
+        return CLI_EXIT_USAGE;
+    }
     int64_t threads;
     fl_dtype dtype;
     if ((rc = check_options(&a, algo, &threads, &dtype)) != 0)

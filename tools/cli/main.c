@@ -16,6 +16,8 @@ typedef struct command {
 static const command commands[] = {
     {"fit", cmd_fit, "ALGO", "fit kmeans, pca or truncated_svd on a .npy/.csv matrix; write its outputs"},
     {"predict", cmd_predict, "", "assign samples to the clusters of a saved model (labels, distances)"},
+    {"kneighbors", cmd_kneighbors, "",
+     "exact k nearest neighbours of queries in a data matrix (or a saved model)"},
     {"transform", cmd_transform, "", "apply a saved model's transform (or --inverse) to a matrix"},
     {"route", cmd_route, "ALGO", "show which backend and variant would run for a shape, and why"},
     {"diagnose", cmd_diagnose, "", "library version and build, CPU threads, GPUs (or why there are none)"},
@@ -62,6 +64,7 @@ static void usage(FILE *f)
           "  flashlib predict --model km.flm --input Y.csv --labels y_labels.npy\n"
           "  flashlib fit pca --input X.npy -p n_components=16 --model p.flm\n"
           "  flashlib transform --model p.flm --input X.npy --output Y.npy\n"
+          "  flashlib kneighbors --data X.npy --input Q.npy -k 10 --indices I.npy --distances D.npy\n"
           "  flashlib route kmeans --shape 1000000x128 -p n_clusters=8192 --device H100\n"
           "  flashlib diagnose --json\n\n"
           "environment:\n"
