@@ -73,6 +73,10 @@ typedef struct fli_knn_job {
      * host because they did not fit on the device. */
     int64_t stat_reranked;
     int64_t stat_streamed_rows;
+
+    /* Device bytes the CUDA module may use for this call (0 = decided from
+     * the free memory); tests set it small to force the streamed path. */
+    int64_t mem_budget;
 } fli_knn_job;
 
 /* Fixed-radius search: every database row within `radius` of each query
