@@ -48,13 +48,25 @@ import infolib  # noqa: E402
 
 INIT_CODE = {"k-means++": 0, "random": 1, "array": 2}
 INPUT_CODE = {"host": 0, "device": 1}
+# fli_knn_metric (src/algo/knn_job.h): what a search computes
+KNN_METRIC_CODE = {"sqeuclidean": 0, "euclidean": 1, "l2": 1, "cosine": 2, "inner_product": 3, "dot": 3,
+                   "manhattan": 4, "cityblock": 4, "l1": 4, "minkowski": 5}
+KNN_ANYK = 256  # op_knn.c's KNN_FUSED_KMAX: larger k (with the pool) takes the any-k path
 MIN_FIT, MIN_HOLDOUT = 6, 3
 PRIOR = 0.05  # pull of log(coef) towards its roofline value, per coefficient
+
+
+def knn_dims(p):
+    """(n_queries, n_samples, n_features) of a knn point."""
+    s = p["shape"]
+    return (s[0], s[0], s[1]) if p["self"] else tuple(s)
 
 
 def point_key(p):
     if p["op"] == "kmeans":
         return (p["shape"][0], p["shape"][1], p["k"], p["iters"], INIT_CODE[p["init"]], INPUT_CODE[p["input"]])
+    if p["op"] == "knn":  # op_knn.c looks a measured point up by the same key
+        return knn_dims(p) + (p["k"], KNN_METRIC_CODE[p["metric"]], INPUT_CODE[p["input"]] + 2 * bool(p["self"]))
     return tuple(p["shape"]) + (0,) * (6 - len(p["shape"]))
 
 
@@ -67,6 +79,9 @@ def regime(p):
     if p["op"] == "kmeans":
         n, d = p["shape"]
         return (p["init"], p["input"], n * d < 2_000_000, p["k"] < 64)
+    if p["op"] == "knn":
+        nq, n, d = knn_dims(p)
+        return (p["input"], p["metric"], p["k"] > KNN_ANYK // 2, nq * n * d < 1e10)
     m, k, n = p["shape"]
     return (2 * m * k * n < 2e9, min(m, k, n) <= 128)
 
@@ -105,6 +120,10 @@ def model_args(p):
         params = (f"n_clusters={p['k']} precision={prec} init={p['init']} input={p['input']} "
                   f"max_iter={mx} expected_iter={it} tol=0 n_init=1")
         return "kmeans", p["variant"], tuple(p["shape"]), params, "f32"
+    if p["op"] == "knn":
+        params = (f"n_neighbors={p['k']} precision={p['variant']} metric={p['metric']} input={p['input']} "
+                  f"force_gpu=true")
+        return "knn", p["variant"], tuple(p["shape"]), params, "f32"
     return "gemm", p["variant"], tuple(p["shape"]), f"variant={p['variant']}", p["dtype"]
 
 
@@ -252,7 +271,12 @@ def fit_entry(info, device, pts, coef0, names):
 # only what its precision and kernels change: the E-step's tensor rate and
 # per-score fold, its operand loads from L2, the near-tie re-scoring.
 SHARED = {"kmeans": ("fixed_ms", "launch_us", "graph_us", "bw_gbs", "h2d_gbs", "pp_launch_us", "pp_row_ps", "update_gps",
-                     "owner_gps", "owner_ns", "row_ns")}
+                     "owner_gps", "owner_ns", "row_ns"),
+          # kNN: the copies, the list insertions, the merge, the fp32 re-rank (one kernel for every
+          # low-precision scan), the any-k selection and manhattan's SIMT cost are the same code
+          # whatever the scan's precision; each entry keeps its scan rate, compare rate and L2 loads
+          "knn": ("fixed_ms", "launch_us", "insert_ns", "bw_gbs", "h2d_gbs", "merge_gcps", "rerank_gbs",
+                  "sort_gsps", "l1_cost")}
 
 
 def fit_shared(info, device, entries, shared_names):
@@ -416,6 +440,8 @@ def shape_text(p):
     s = "x".join(str(v) for v in p["shape"])
     if p["op"] == "kmeans":
         s += f" k={p['k']} it={p['iters']} {p['init']} {p['input']}"
+    elif p["op"] == "knn":
+        s = ("self " if p["self"] else "") + s + f" k={p['k']} {p['metric']} {p['input']}"
     return s
 
 
@@ -506,8 +532,8 @@ def main(argv=None):
         fit_errs = [r["rel_err"] for r in rows if not r["held_out"]]
         med, p90 = statistics.median(errs), pct(errs, 0.9)
         run = op_run(next(r for r in runs if r["device"] == dev), op)
-        what = "cuBLAS via torch.matmul (flashlib has no GEMM kernels yet)" if op == "gemm" else \
-            "flashlib's CUDA fit (fl_kmeans_fit)"
+        what = {"gemm": "cuBLAS via torch.matmul (flashlib has no GEMM kernels yet)",
+                "knn": "flashlib's CUDA search (fl_knn_search)"}.get(op, "flashlib's CUDA fit (fl_kmeans_fit)")
         describe = (f"{dev} ({run.get('device_name')}), commit {run.get('commit')}, {run.get('date', '')[:10]}: "
                     f"{what}; {len(fit_pts)} shapes fitted, {len(hold)} held out: median {med:.1%}, p90 {p90:.1%}")
         shared = [nm for nm in names if nm in SHARED.get(op, ()) and (op, dev) in joint]

@@ -10,6 +10,14 @@ What it measures (and nothing else):
            repeats. tol=0 and the
            iterations the fit reports are recorded: the model is fed the
            iterations that actually ran.
+  knn      flashlib's own fl_knn_search (libflashlib + the CUDA module),
+           through ctypes, for every GPU scan precision (fp32, tf32, bf16,
+           fp16) over n_queries, n_samples, n_features and k (the kNN graph
+           of the data and separate queries; k up to the any-k path), data
+           and results in device memory (torch tensors) or on the host
+           (numpy), and manhattan for the SIMT scan; wall clock around the
+           call and a device synchronisation, warm-up calls first (>= 20
+           ms of them), median of repeats.
   gemm     cuBLAS through torch.matmul for the plain precisions (fp64, fp32
            with TF32 off, tf32, bf16, fp16), per-call device time from
            CUDA-graph replays (time_gemm): flashlib has no GEMM kernels
@@ -51,7 +59,7 @@ class FlArray(Structure):
                 ("rows", c_int64), ("cols", c_int64), ("ld", c_int64)]
 
 
-F32, F64, I32 = 1, 2, 5
+F32, F64, I32, I64 = 1, 2, 5, 6
 HOST, CUDA = 0, 1
 
 
@@ -68,6 +76,8 @@ class Flashlib:
         lib.fl_params_free.argtypes = [c_void_p]
         lib.fl_kmeans_fit.argtypes = [c_void_p, POINTER(FlArray), POINTER(FlArray), c_void_p, POINTER(FlArray),
                                       POINTER(FlArray), POINTER(c_double), POINTER(c_int64)]
+        lib.fl_knn_search.argtypes = [c_void_p, POINTER(FlArray), POINTER(FlArray), c_int64, c_void_p,
+                                      POINTER(FlArray), POINTER(FlArray)]
         lib.fl_version_string.restype = c_char_p
         err = ctypes.create_string_buffer(512)
         self.ctx = c_void_p()
@@ -78,9 +88,9 @@ class Flashlib:
         if st:
             raise RuntimeError(f"{what}: {self.lib.fl_ctx_last_error(self.ctx).decode()} (status {st})")
 
-    def params(self, values, init_rows=None):
+    def params(self, values, init_rows=None, algo="kmeans"):
         p = c_void_p()
-        self.check(self.lib.fl_params_create(self.ctx, b"kmeans", byref(p)), "fl_params_create")
+        self.check(self.lib.fl_params_create(self.ctx, algo.encode(), byref(p)), "fl_params_create")
         for k, v in values.items():
             self.check(self.lib.fl_params_set(self.ctx, p, k.encode(), str(v).encode()), f"set {k}={v}")
         if init_rows is not None:  # a float64 numpy array, k x d
@@ -185,6 +195,101 @@ def time_kmeans(fl, torch, np, p, reps):
     fl.lib.fl_params_free(params)
     del X
     return ms, n_iter.value
+
+
+# ---- the exact kNN sweep -------------------------------------------------------------------
+KNN_PER_PRECISION = 36  # random searches per precision: ~27 fitted and ~9 held out
+
+
+def knn_candidates(seed):
+    """Searches per precision: random n_samples x n_features databases with
+    separate queries or the kNN graph of the data itself ("self"), k from
+    1 to past the largest k a block's lists hold (the any-k path), most in
+    device memory and a few on the host; for fp32 also manhattan (the SIMT
+    scan without a product form). Drawn, never filtered by the model;
+    the plan's cap drops only what would not fit the time."""
+    rng = random.Random(seed + 2)
+    ns = (10_000, 30_000, 100_000, 300_000, 1_000_000, 3_000_000)
+    nqs = (100, 1_000, 10_000, 50_000, "self")
+    ds = (8, 16, 32, 64, 96, 128, 200, 256, 512)
+    ks = (1, 5, 10, 16, 32, 64, 100, 200, 256, 500, 1000)
+    out = []
+    for prec in PRECISIONS:
+        seen = set()
+        pts = []
+        while len(pts) < KNN_PER_PRECISION:
+            n, nq, d, k = rng.choice(ns), rng.choice(nqs), rng.choice(ds), rng.choice(ks)
+            self_ = nq == "self"
+            if self_:
+                n = min(n, 100_000)  # the graph of n points is n x n work
+                nq = n
+            if k >= n or (n, nq, d, k, self_) in seen:
+                continue
+            seen.add((n, nq, d, k, self_))
+            pts.append(dict(n=n, nq=nq, d=d, k=k, self=self_, metric="euclidean",
+                            input="host" if rng.random() < 0.2 else "device"))
+        if prec == "fp32":
+            for n, nq, d, k in ((100_000, 1_000, 64, 10), (1_000_000, 1_000, 32, 16), (300_000, 10_000, 16, 5),
+                                (30_000, 10_000, 128, 100), (100_000, 100, 256, 32), (1_000_000, 100, 96, 1),
+                                (10_000, 10_000, 64, 50), (300_000, 1_000, 200, 10)):
+                pts.append(dict(n=n, nq=nq, d=d, k=k, self=False, metric="manhattan", input="device"))
+        for p in pts:
+            p["precision"] = prec
+        out += pts
+    rng.shuffle(out)
+    return out
+
+
+def knn_shape(p):
+    return (p["n"], p["d"]) if p["self"] else (p["nq"], p["n"], p["d"])
+
+
+def knn_params(p):
+    """The estimate's parameters of a sweep point: the context is on cuda
+    (force_gpu), as measure.py's is."""
+    return (f"n_neighbors={p['k']} precision={p['precision']} metric={p['metric']} input={p['input']} "
+            f"force_gpu=true")
+
+
+def time_knn(fl, torch, np, p, reps):
+    n, nq, d, k = p["n"], p["nq"], p["d"], p["k"]
+    dev = torch.device("cuda")
+    g = torch.Generator(device=dev).manual_seed(n * 31 + d * 7 + k * 3 + nq)
+    X = torch.rand((n, d), generator=g, device=dev, dtype=torch.float32) * 2 - 1
+    Q = None if p["self"] else torch.rand((nq, d), generator=g, device=dev, dtype=torch.float32) * 2 - 1
+    params = fl.params({"metric": p["metric"], "precision": p["precision"]}, algo="knn")
+    keep = []  # the buffers the arrays point at
+
+    def arr(t, dtype_code):
+        if p["input"] == "host":
+            h = t.cpu().numpy()
+            keep.append(h)
+            return FlArray(h.ctypes.data, dtype_code, HOST, 0, h.shape[0], h.shape[1], h.shape[1])
+        keep.append(t)
+        return FlArray(t.data_ptr(), dtype_code, CUDA, 0, t.shape[0], t.shape[1], t.shape[1])
+
+    xa = arr(X, F32)
+    qa = None if Q is None else arr(Q, F32)
+    da = arr(torch.empty((nq, k), device=dev, dtype=torch.float32), F32)
+    ia = arr(torch.empty((nq, k), device=dev, dtype=torch.int64), I64)
+
+    def search_ms():
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fl.check(fl.lib.fl_knn_search(fl.ctx, byref(xa), byref(qa) if qa is not None else None, k, params,
+                                      byref(da), byref(ia)), "fl_knn_search")
+        torch.cuda.synchronize()
+        return (time.perf_counter() - t0) * 1e3
+
+    warm = search_ms()
+    for _ in range(7):
+        if warm >= 20:
+            break
+        warm += search_ms()
+    ms = [search_ms() for _ in range(reps)]
+    fl.lib.fl_params_free(params)
+    del X, Q, keep
+    return ms
 
 
 # ---- GEMM through torch (cuBLAS) ---------------------------------------------------------
@@ -435,13 +540,16 @@ def dry_run(a):
     info = infolib.Info(a.info_lib)
     dev = info.device_name(a.dry_run)
     total = 0
-    for kind, cands in (("kmeans", kmeans_candidates(a.seed)), ("gemm", gemm_candidates(a.seed))):
+    for kind, cands in (("kmeans", kmeans_candidates(a.seed)), ("knn", knn_candidates(a.seed)),
+                        ("gemm", gemm_candidates(a.seed))):
         if kind not in a.ops:
             continue
         n = t = skipped = 0
         for p in cands:
             if kind == "kmeans":
                 est = info.estimate("kmeans", (p["n"], p["d"]), kmeans_params(p), "f32", dev)["runtime_ms"]
+            elif kind == "knn":
+                est = info.estimate("knn", knn_shape(p), knn_params(p), "f32", dev)["runtime_ms"]
             else:
                 est = info.estimate("gemm", (p["M"], p["K"], p["N"]), f"variant={p['variant']}",
                                     GEMM_VARIANTS[p["variant"]][2], dev)["runtime_ms"]
@@ -452,7 +560,7 @@ def dry_run(a):
             n += 1
             # + data generation and warm-up: kmeans fits until 20 ms; gemm: >= 20 ms of graph
             # replays to settle the clocks, 5 x ~2 ms timed
-            t += est * reps / 1e3 + (0.05 + max(est, 20) / 1e3 if kind == "kmeans" else 0.035)
+            t += est * reps / 1e3 + (0.05 + max(est, 20) / 1e3 if kind != "gemm" else 0.035)
         total += t
         print(f"{kind}: {n} points, {skipped} over the cap, ~{t:.0f} s at roofline speed")
     print(f"total ~{total:.0f} s before the budget ({a.budget_s:.0f} s) trims it")
@@ -520,6 +628,8 @@ def merge(path, new, ops, log):
 METHOD = {
     "kmeans": "kmeans: wall clock around fl_kmeans_fit (synchronises before returning), warm-up fits (>= 1, "
               "until 20 ms), median of repeats (5 when X is on the host)",
+    "knn": "knn: wall clock around fl_knn_search and a device synchronisation, warm-up calls (>= 1, until 20 "
+           "ms), median of repeats (5 when the data is on the host)",
     "gemm": "gemm: per-call device time of torch.matmul (cuBLAS): CUDA events around a replay of a CUDA graph of "
             "~2 ms of calls, after >= 20 ms of replays, median of 5 (single_ms: one call alone from an idle GPU, "
             "as the first calibration timed)",
@@ -538,17 +648,17 @@ def main():
     ap.add_argument("--commit", default=os.environ.get("GIT_COMMIT", "unknown"))
     ap.add_argument("--dry-run", metavar="DEVICE", help="plan the sweep for DEVICE with the roofline, run nothing")
     ap.add_argument("--ops", default="kmeans,gemm",
-                    help="ops to measure, comma-separated (kmeans, gemm); the budget goes to those only")
+                    help="ops to measure, comma-separated (kmeans, knn, gemm); the budget goes to those only")
     ap.add_argument("--merge-from", metavar="DIR",
                     help="with --ops: start from DIR/<device>.json and replace only the measured ops' points "
                          "(the others, their metadata and the anchors are kept; the new points' commit, date "
                          "and method are recorded under op_runs)")
     a = ap.parse_args()
     a.ops = [o.strip() for o in a.ops.split(",") if o.strip()]
-    if not set(a.ops) <= {"kmeans", "gemm"} or not a.ops:
-        ap.error(f"--ops {a.ops}: expected kmeans and/or gemm")
-    if "kmeans" in a.ops and not a.lib and not a.dry_run:
-        ap.error("--lib is needed to measure kmeans")
+    if not set(a.ops) <= {"kmeans", "knn", "gemm"} or not a.ops:
+        ap.error(f"--ops {a.ops}: expected kmeans, knn and/or gemm")
+    if {"kmeans", "knn"} & set(a.ops) and not a.lib and not a.dry_run:
+        ap.error("--lib is needed to measure kmeans and knn")
     if a.dry_run:
         return dry_run(a)
 
@@ -579,12 +689,15 @@ def main():
     log(f"calibrating on {name} ({device}), commit {a.commit}; host threads on "
         f"{meta['cpu_affinity'] or 'every CPU (the GPU NUMA node is unknown)'}")
     fl = None
-    if "kmeans" in a.ops:
+    if {"kmeans", "knn"} & set(a.ops):
         fl = Flashlib(a.lib)
         log(f"libflashlib {fl.lib.fl_version_string().decode()} from {a.lib}")
 
-    # Budget: 70% KMeans, 20% GEMM, the rest anchors. The roofline plans the
-    # sweep; the running ratio measured / roofline corrects it as we go.
+    # Budget: KMeans, kNN and GEMM by the weights below (of the ops
+    # measured: KMeans and GEMM alone end at 70% / 88% as before), ~12%
+    # left for the anchors. The roofline plans the sweep; the running ratio
+    # measured / roofline corrects it as we go. spend() takes the end of its
+    # op's share of the budget, as a fraction of the whole.
     ratio = [1.0]
 
     def spend(kind, cands, share, run):
@@ -644,12 +757,38 @@ def main():
             f"roofline {est['runtime_ms']:.4f})")
         return med
 
+    def run_knn(p, reps):
+        shape = knn_shape(p)
+        est = info.estimate("knn", shape, knn_params(p), "f32", device)
+        if reps is None:
+            return est["runtime_ms"]
+        if p["input"] == "host":
+            reps = max(reps, 5)
+        try:
+            ms = time_knn(fl, torch, np, p, reps)
+        except RuntimeError as e:
+            log(f"knn {p}: {e}")
+            return 0
+        med = statistics.median(ms)
+        ratio[0] = 0.8 * ratio[0] + 0.2 * (med / max(est["runtime_ms"], 1e-3))
+        meta["points"].append(dict(op="knn", variant=est["model_key"], dtype="f32", shape=list(shape), k=p["k"],
+                                   self=p["self"], metric=p["metric"], input=p["input"], backend=est["backend"],
+                                   ms=med, reps=ms, min_ms=min(ms), max_ms=max(ms)))
+        log(f"knn {p['precision']:4} {'self' if p['self'] else p['nq']:>6} x {p['n']:>8} x {p['d']:<4} "
+            f"k={p['k']:<5} {p['metric']:9} {p['input']:6}: {med:9.3f} ms (roofline {est['runtime_ms']:.3f})")
+        return med
+
     both = "kmeans" in a.ops and "gemm" in a.ops
-    if "kmeans" in a.ops:
-        spend("kmeans", kmeans_candidates(a.seed), 0.70 if both else 0.88, run_kmeans)
-    ratio[0] = 1.0
-    if "gemm" in a.ops:
-        spend("gemm", gemm_candidates(a.seed), 0.88 if both else 0.95, run_gemm)
+    weights = {op: w for op, w in (("kmeans", 0.70), ("knn", 0.45), ("gemm", 0.18)) if op in a.ops}
+    tail = 0.95 if a.ops == ["gemm"] else 0.88
+    end = 0.0
+    for op, cands, run in (("kmeans", kmeans_candidates, run_kmeans), ("knn", knn_candidates, run_knn),
+                           ("gemm", gemm_candidates, run_gemm)):
+        if op not in a.ops:
+            continue
+        end += tail * weights[op] / sum(weights.values())
+        ratio[0] = 1.0
+        spend(op, cands(a.seed), end, run)
     if both or not a.merge_from:
         try:
             meta["anchors"] = anchors(torch, np, log)

@@ -18,7 +18,9 @@
 # OPS=gemm measures GEMM only (cuBLAS through torch: only libflashlib_info
 # is built, for the sweep's plan) and merges the points into this device's
 # file in bench/results/calib/, keeping its KMeans points and their metadata;
-# OPS=kmeans likewise measures KMeans only (after a change of its kernels).
+# OPS=kmeans likewise measures KMeans only (after a change of its kernels), and
+# OPS=knn exact kNN only (fl_knn_search, every scan precision), keeping the
+# KMeans and GEMM points. OPS=kmeans,knn,gemm measures all three.
 set -o pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-out}
@@ -56,7 +58,7 @@ MEASURE_ARGS=(--lib "$B/lib/libflashlib.so")
 [ "$OPS" = gemm ] && MEASURE_ARGS=()
 # one op only: its points replace that op's in this device's file, the
 # other op's points stay
-[ "$OPS" = gemm ] || [ "$OPS" = kmeans ] && MEASURE_ARGS+=(--merge-from bench/results/calib)
+[ "$OPS" = gemm ] || [ "$OPS" = kmeans ] || [ "$OPS" = knn ] && MEASURE_ARGS+=(--merge-from bench/results/calib)
 PYTHONUNBUFFERED=1 python3 bench/calib/measure.py "${MEASURE_ARGS[@]}" --ops "$OPS" \
     --info-lib "$B/lib/libflashlib_info.so" --out "$OUT/calib" --budget-s "${BUDGET_S:-200}" \
     2>&1 | tee "$OUT/calib/measure.log" || exit 1

@@ -1,4 +1,5 @@
-"""selftest.py — the calibration fit on synthetic measurements, offline.
+"""selftest.py — the calibration fit on synthetic measurements, offline
+(KMeans, kNN and GEMM entries).
 
 Makes "measurements" from the C model itself with known coefficients
 (roofline values scaled by factors between 0.4 and 2.5, the ones fit.py
@@ -50,6 +51,20 @@ def synth(info, device, seed):
             truth[v] = [c * rng.uniform(0.4, 2.5) for c in c0]
         q = dict(op="gemm", variant=v, dtype=dt, shape=[p["M"], p["K"], p["N"]])
         ms = fit.predict(info, device, dict(q), truth[v]) * math.exp(rng.gauss(0, 0.04))
+        points.append(dict(q, ms=ms, reps=[ms]))
+    knn_shared = {}  # drawn after the GEMM points: their synthetic data stays as it was
+    for p in measure.knn_candidates(seed):
+        shape = measure.knn_shape(p)
+        est = info.estimate("knn", shape, measure.knn_params(p), "f32", device)
+        key = est["model_key"]
+        if ("knn", key) not in truth:
+            names, c0 = info.coefs("knn", key, device)
+            truth[("knn", key)] = [knn_shared.setdefault(nm, c * rng.uniform(0.4, 2.5))
+                                   if nm in fit.SHARED["knn"] else c * rng.uniform(0.4, 2.5)
+                                   for nm, c in zip(names, c0)]
+        q = dict(op="knn", variant=key, dtype="f32", shape=list(shape), k=p["k"], self=p["self"],
+                 metric=p["metric"], input=p["input"], backend=est["backend"])
+        ms = fit.predict(info, device, dict(q), truth[("knn", key)]) * math.exp(rng.gauss(0, 0.04))
         points.append(dict(q, ms=ms, reps=[ms]))
     anchors = [dict(op="kmeans", ref="pytorch", shape=[200000, 64, 64, 20], ms=12.5, params="synthetic"),
                dict(op="kmeans", ref="scikit-learn", shape=[200000, 64, 64, 20], ms=900.0, params="synthetic")]

@@ -58,6 +58,14 @@ int main(int argc, char **argv)
         {"gemm 8192x8192x8192 H100", "gemm", NULL, "f32", "H100", 3, {8192, 8192, 8192}},
         {"gemm 8192^3 tol=1e-3 (variant choice)", "gemm", "tol=1e-3", "f32", "H100", 3, {8192, 8192, 8192}},
         {"pca 1000000x512 (compound)", "pca", NULL, "f32", "H100", 2, {1000000, 512}},
+        {"knn 1000000x128 n_neighbors=10 H100", "knn", "n_neighbors=10", "f32", "H100", 2, {1000000, 128}},
+        {"knn 10000x1000000x96 k=100 bf16 device H200",
+         "knn",
+         "k=100 precision=bf16 input=device",
+         "f32",
+         "H200",
+         3,
+         {10000, 1000000, 96}},
     };
     double samples[101];
     fl_info_result r;

@@ -212,24 +212,6 @@ typedef struct knn_req {
     int precision_word, on_device, force_gpu, threads;
 } knn_req;
 
-/* scikit-learn's metric names onto what a backend computes (as knn.c maps
- * them): minkowski with p = 2 is euclidean, p = 1 manhattan. */
-static fli_knn_metric metric_of(int word, double p)
-{
-    switch (word) {
-    case FLI_KNN_W_MINKOWSKI:
-        return p == 2 ? FLI_KNN_EUCLIDEAN : p == 1 ? FLI_KNN_MANHATTAN : FLI_KNN_MINKOWSKI;
-    case FLI_KNN_W_SQEUCLIDEAN: return FLI_KNN_SQEUCLIDEAN;
-    case FLI_KNN_W_COSINE: return FLI_KNN_COSINE;
-    case FLI_KNN_W_INNER_PRODUCT:
-    case FLI_KNN_W_DOT: return FLI_KNN_INNER;
-    case FLI_KNN_W_MANHATTAN:
-    case FLI_KNN_W_CITYBLOCK:
-    case FLI_KNN_W_L1: return FLI_KNN_MANHATTAN;
-    default: return FLI_KNN_EUCLIDEAN; /* euclidean, l2 */
-    }
-}
-
 static int resolve(fli_est *e, knn_req *q)
 {
     if (e->ndim == 3) {
@@ -254,7 +236,7 @@ static int resolve(fli_est *e, knn_req *q)
                              "or precision=fp16)",
                              fli_dtype_canon(e->dtype));
     q->p = kn_num(e, NP_P);
-    q->metric = metric_of(kn_word(e, NP_METRIC), q->p);
+    q->metric = fli_knn_resolve_metric(kn_word(e, NP_METRIC), q->p); /* as knn.c resolves it */
     q->precision_word = kn_word(e, NP_PRECISION);
     q->on_device = kn_word(e, NX_INPUT) == 1;
     q->force_gpu = kn_num(e, NX_FORCE_GPU) != 0;
@@ -403,7 +385,9 @@ static int est_gpu(fli_est *e, const knn_req *q, const fl_route *route, fli_prec
         fli_note(e, "the database does not fit on the device: streamed from the host in tiles, so the host "
                     "link bounds the scan");
     if (e->dtype == FL_DTYPE_F64)
-        r->peak_host_bytes = (uint64_t)((n + qrows) * d * 4 + nq * k * 4);
+        /* knn.c: float32 copies of the data, staged float32 distances and
+         * indices, their float64 conversion */
+        r->peak_host_bytes = (uint64_t)((n + qrows) * d * 4 + nq * k * 20);
 
     int nd = fli_node(e, 0, "fixed overhead",
                       "workspace allocation and release, set-up, final synchronisation", 1);
@@ -503,6 +487,13 @@ static int est_gpu(fli_est *e, const knn_req *q, const fl_route *route, fli_prec
             if (r->nodes[i].tier > FL_INFO_TIER_HEURISTIC)
                 r->nodes[i].tier = FL_INFO_TIER_HEURISTIC;
     }
+    /* a measurement of this exact search (bench/calib keys it the same way) */
+    const int64_t pkey[6] = {q->n_q, q->n_db, q->d, q->k, q->metric, q->on_device + 2 * q->self};
+    const fli_calib_point *pt = e->no_measured || e->dtype != FL_DTYPE_F32 || q->metric == FLI_KNN_MINKOWSKI
+                                    ? NULL
+                                    : fli_calib_point_find("knn", key, "f32", dev->name, pkey);
+    if (pt)
+        fli_scale_to_measured(e, pt->ms);
     return 0;
 }
 
