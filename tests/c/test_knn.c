@@ -226,6 +226,15 @@ static void test_metrics(fl_ctx *ctx)
             run_case(ctx, m, 3.0, X, N, NULL, 0, D, 5, dt);
         }
     }
+    /* several database tiles, segments and query blocks (d = 3: tiles of
+     * 2048 rows) */
+    enum { NB = 5000, DB = 3 };
+    double *Xb = malloc(sizeof(double) * NB * DB);
+    make_data(Xb, NB, DB, 2.0);
+    run_case(ctx, M_EUC, 2, Xb, NB, Q, 30, DB, 15, FL_DTYPE_F32);
+    run_case(ctx, M_MAN, 1, Xb, NB, Q, 30, DB, 15, FL_DTYPE_F64);
+    run_case(ctx, M_COS, 1, Xb, 2100, NULL, 0, DB, 4, FL_DTYPE_F64);
+    free(Xb);
     /* k = 1 and k = n (every row, the whole order) */
     run_case(ctx, M_EUC, 2, X, N, Q, NQ, D, 1, FL_DTYPE_F32);
     run_case(ctx, M_EUC, 2, X, 300, Q, 20, D, 300, FL_DTYPE_F64);
@@ -402,6 +411,103 @@ static void test_radius(fl_ctx *ctx)
     }
     free(X);
     free(Q);
+}
+
+/* A radius search over several tiles and query blocks whose hit lists
+ * outgrow their first allocation. */
+static void test_radius_large(fl_ctx *ctx)
+{
+    enum { N = 4500, D = 2 };
+    double *X = malloc(sizeof(double) * N * D);
+    for (int i = 0; i < N * D; i++)
+        X[i] = test_uniform();
+    fl_array xa = fl_array_host(X, FL_DTYPE_F64, N, D);
+    fl_model *m;
+    CHECK_OK(ctx, fl_knn_fit(ctx, &xa, NULL, &m));
+    fl_neighbors nb;
+    memset(&nb, 0, sizeof nb);
+    CHECK_OK(ctx, fl_model_radius_neighbors(m, NULL, 0.1, 0, &nb));
+    long total = 0;
+    int bad = 0;
+    for (long i = 0; i < N && nb.indptr; i += 7) {
+        long idsum, s = 0;
+        const long c = ref_radius(M_EUC, 2, X + i * D, X, N, D, i, 0.1, &idsum);
+        for (int64_t e = nb.indptr[i]; e < nb.indptr[i + 1]; e++)
+            s += nb.indices[e];
+        bad += nb.indptr[i + 1] - nb.indptr[i] != c || s != idsum;
+    }
+    for (long i = 0; i < N; i++) {
+        long idsum;
+        total += ref_radius(M_EUC, 2, X + i * D, X, N, D, i, 0.1, &idsum);
+    }
+    CHECK_MSG(bad == 0 && nb.nnz == total, "large radius: %d rows differ, nnz %lld vs %ld", bad,
+              (long long)nb.nnz, total);
+    fl_neighbors_free(&nb);
+    fl_model_free(m);
+    free(X);
+    /* a float32 grid: neighbours at exactly the radius are inside it,
+     * whatever the rounding of the scan (4 per inner point, 3 on an edge,
+     * 2 in a corner: 2 x 2 x 20 x 19 pairs) */
+    float G[400 * 2];
+    for (int i = 0; i < 400; i++) {
+        G[2 * i] = 300.0f + (float)(i % 20);
+        G[2 * i + 1] = -70.0f + (float)(i / 20);
+    }
+    fl_array ga = fl_array_host(G, FL_DTYPE_F32, 400, 2);
+    for (int metric = 0; metric < 3; metric++) {
+        fl_params *prm;
+        fl_params_create(ctx, "knn", &prm);
+        fl_params_set(ctx, prm, "metric",
+                      metric == 0   ? "euclidean"
+                      : metric == 1 ? "manhattan"
+                                    : "sqeuclidean");
+        CHECK_OK(ctx, fl_knn_fit(ctx, &ga, prm, &m));
+        CHECK_OK(ctx, fl_model_radius_neighbors(m, NULL, 1.0, 1, &nb));
+        CHECK_MSG(nb.nnz == 1520, "grid radius 1 (%d): nnz %lld", metric, (long long)nb.nnz);
+        fl_neighbors_free(&nb);
+        fl_model_free(m);
+        fl_params_free(prm);
+    }
+}
+
+/* kneighbors and radius_neighbors agree at the boundary: a radius equal to
+ * the k-th distance returned finds those k rows, whatever the rounding of
+ * the scan that selected the candidates. */
+static void test_radius_boundary(fl_ctx *ctx)
+{
+    enum { N = 500, D = 8, NQ = 40, K = 3 };
+    float *X = malloc(sizeof(float) * N * D);
+    for (int i = 0; i < N * D; i++)
+        X[i] = (float)(37.0 + 3.0 * test_normal());
+    fl_array xa = fl_array_host(X, FL_DTYPE_F32, N, D);
+    for (int m = M_SQ; m <= M_MINK; m++) {
+        fl_params *prm = knn_params(ctx, m, 2.5);
+        fl_model *mod;
+        CHECK_OK(ctx, fl_knn_fit(ctx, &xa, prm, &mod));
+        int bad = 0;
+        for (int q = 0; q < NQ; q++) {
+            float dist[K];
+            int64_t idx[K];
+            fl_array qa = fl_array_host(X + (N - 1 - q) * D, FL_DTYPE_F32, 1, D);
+            fl_array da = fl_array_host(dist, FL_DTYPE_F32, 1, K),
+                     ia = fl_array_host(idx, FL_DTYPE_I64, 1, K);
+            fl_neighbors nb;
+            memset(&nb, 0, sizeof nb);
+            if (fl_model_kneighbors(mod, &qa, K, &da, &ia) != FL_STATUS_OK ||
+                fl_model_radius_neighbors(mod, &qa, dist[K - 1], 1, &nb) != FL_STATUS_OK) {
+                bad++;
+                continue;
+            }
+            bad += nb.nnz < K;
+            for (int j = 0; j < K && j < nb.nnz; j++)
+                bad += nb.indices[j] != idx[j] || ((float *)nb.distances)[j] != dist[j];
+            fl_neighbors_free(&nb);
+        }
+        CHECK_MSG(bad == 0, "%s: radius = k-th distance: %d problems", metric_word(m), bad);
+        fl_model_free(mod);
+        fl_params_free(prm);
+    }
+    free(X);
 }
 
 /* The model: fit, attributes, kneighbors with and without X, n_neighbors
@@ -783,6 +889,8 @@ int main(void)
     test_small_shapes(ctx);
     test_ties_and_orders(ctx);
     test_radius(ctx);
+    test_radius_large(ctx);
+    test_radius_boundary(ctx);
     test_model(ctx);
     test_strides(ctx);
     test_bad_input(ctx);
