@@ -194,6 +194,13 @@ static void plan_knn(knn_plan *pl, int64_t n_db, int64_t n_q, int64_t d, int64_t
 #undef GEMM
 #undef T_EPS
 
+/* Threads for a search: one below a million multiply-adds, where waking a
+ * team (and leaving it spinning at the barrier) costs more than the work. */
+static int search_threads(const fl_ctx *ctx, int64_t n_q, int64_t n_db, int64_t d)
+{
+    return (double)n_q * (double)n_db * (double)d < 1e6 ? 1 : fli_cpu_threads(ctx);
+}
+
 /* What both entries check: host buffers, a known dtype and metric, BLAS-sized
  * dimensions. */
 static fl_status check_common(fl_ctx *ctx, fl_dtype dt, fli_knn_metric metric, double p, int64_t n_db,
@@ -233,7 +240,7 @@ fl_status fli_cpu_knn(fl_ctx *ctx, fli_knn_job *job)
     job->stat_streamed_rows = 0;
     if (job->n_q == 0)
         return FL_STATUS_OK;
-    const int nt = fli_cpu_threads(ctx);
+    const int nt = search_threads(ctx, job->n_q, job->n_db, job->d);
     knn_plan pl;
     plan_knn(&pl, job->n_db, job->n_q, job->d, job->k, job->self_exclude, fl_dtype_size(job->dtype), nt);
     return job->dtype == FL_DTYPE_F64 ? knn_search_f64(ctx, job, &pl, nt) : knn_search_f32(ctx, job, &pl, nt);
@@ -249,7 +256,7 @@ fl_status fli_cpu_knn_radius(fl_ctx *ctx, fli_knn_radius_job *job)
         return fli_fail(ctx, FL_STATUS_INTERNAL, "knn CPU backend: q_offset out of range");
     if (job->radius != job->radius)
         return fli_fail(ctx, FL_STATUS_INTERNAL, "knn CPU backend: radius is NaN");
-    const int nt = fli_cpu_threads(ctx);
+    const int nt = search_threads(ctx, job->n_q, job->n_db, job->d);
     knn_plan pl;
     memset(&pl, 0, sizeof pl);
     plan_tiles(&pl, job->n_db, job->d, fl_dtype_size(job->dtype));
