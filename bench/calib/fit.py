@@ -51,7 +51,7 @@ INPUT_CODE = {"host": 0, "device": 1}
 # fli_knn_metric (src/algo/knn_job.h): what a search computes
 KNN_METRIC_CODE = {"sqeuclidean": 0, "euclidean": 1, "l2": 1, "cosine": 2, "inner_product": 3, "dot": 3,
                    "manhattan": 4, "cityblock": 4, "l1": 4, "minkowski": 5}
-KNN_ANYK = 256  # op_knn.c's KNN_FUSED_KMAX: larger k (with the pool) takes the any-k path
+KNN_ANYK = 256  # knn_cuda.cu's KNN_MAX_POOL: a pool max(2k, k + 16) above it takes the any-k path
 MIN_FIT, MIN_HOLDOUT = 6, 3
 PRIOR = 0.05  # pull of log(coef) towards its roofline value, per coefficient
 
@@ -272,11 +272,12 @@ def fit_entry(info, device, pts, coef0, names):
 # per-score fold, its operand loads from L2, the near-tie re-scoring.
 SHARED = {"kmeans": ("fixed_ms", "launch_us", "graph_us", "bw_gbs", "h2d_gbs", "pp_launch_us", "pp_row_ps", "update_gps",
                      "owner_gps", "owner_ns", "row_ns"),
-          # kNN: the copies, the list insertions, the merge, the fp32 re-rank (one kernel for every
-          # low-precision scan), the any-k selection and manhattan's SIMT cost are the same code
-          # whatever the scan's precision; each entry keeps its scan rate, compare rate and L2 loads
+          # kNN: the copies, the list insertions, the merge and fp32 re-rank (k_knn_finalize), the
+          # any-k path (an fp32 SIMT score matrix and CUB sorts whatever the precision) and
+          # manhattan's SIMT cost are the same code for every scan precision; each entry keeps its
+          # scan's rate, threshold tests and L2 loads
           "knn": ("fixed_ms", "launch_us", "insert_ns", "bw_gbs", "h2d_gbs", "merge_gcps", "rerank_gbs",
-                  "sort_gsps", "l1_cost")}
+                  "sort_gsps", "l1_cost", "matrix_tflops")}
 
 
 def fit_shared(info, device, entries, shared_names):

@@ -43,38 +43,35 @@
 #include "route/route.h"
 
 enum {
-    C_FIXED,  /* fixed_ms:    allocation, set-up, final synchronisation       */
-    C_LAUNCH, /* launch_us:   one kernel launch and its dependency gap         */
-    C_RATE,   /* rate_tflops: distance arithmetic of the scan (padded)         */
-    C_SEL,    /* select_gsps: scores compared against a query's k-th best      */
-    C_INS,    /* insert_ns:   one candidate inserted into a top-k list, per 32 */
-    C_BW,     /* bw_gbs:      HBM streams (inputs, copies, candidates)         */
-    C_L2,     /* l2_gbs:      operand tiles re-read from L2 by the scan        */
-    C_H2D,    /* h2d_gbs:     the host link, either direction                   */
-    C_MERGE,  /* merge_gcps:  candidates merged across slices                   */
-    C_RERANK, /* rerank_gbs:  database rows gathered by the exact re-rank       */
-    C_SORT,   /* sort_gsps:   scores selected by the any-k path                 */
-    C_L1,     /* l1_cost:     SIMT cost of a |q - x| element against an FMA     */
+    C_FIXED,  /* fixed_ms:      allocation, set-up, final synchronisation         */
+    C_LAUNCH, /* launch_us:     one kernel launch and its dependency gap           */
+    C_RATE,   /* rate_tflops:   the fused scan's distance arithmetic (padded)      */
+    C_SEL,    /* select_gsps:   scores tested against a query's threshold          */
+    C_INS,    /* insert_ns:     a candidate appended and merged, per 32 list slots */
+    C_BW,     /* bw_gbs:        HBM streams (inputs, copies, lists, scores)        */
+    C_L2,     /* l2_gbs:        operand tiles re-read from L2 by the scan          */
+    C_H2D,    /* h2d_gbs:       the host link, either direction                     */
+    C_MERGE,  /* merge_gcps:    list entries merged across slices (finalize)        */
+    C_RERANK, /* rerank_gbs:    database rows gathered by the exact re-rank         */
+    C_SORT,   /* sort_gsps:     scores sorted by the any-k path (CUB radix)         */
+    C_L1,     /* l1_cost:       SIMT cost of a |q - x| element against an FMA       */
+    C_MATRIX, /* matrix_tflops: the any-k path's fp32 SIMT score matrix             */
     N_COEF
 };
 
-static const char *const coef_names[N_COEF] = {"fixed_ms",   "launch_us",  "rate_tflops", "select_gsps",
-                                               "insert_ns",  "bw_gbs",     "l2_gbs",      "h2d_gbs",
-                                               "merge_gcps", "rerank_gbs", "sort_gsps",   "l1_cost"};
+static const char *const coef_names[N_COEF] = {
+    "fixed_ms", "launch_us",  "rate_tflops", "select_gsps", "insert_ns", "bw_gbs",       "l2_gbs",
+    "h2d_gbs",  "merge_gcps", "rerank_gbs",  "sort_gsps",   "l1_cost",   "matrix_tflops"};
 
-/* Geometry of the kernels knn_cuda.cu launches (kept equal to it by hand):
- * queries per block (tensor cores / SIMT), database rows per step of a
- * block, the fewest database rows a slice gets, the largest k a block's
- * top-k holds (larger: the any-k path), the any-k path's score workspace,
- * and the share of the device's memory a search plans within. */
-#define KNN_QT_MMA 128
-#define KNN_QT_SIMT 64
-#define KNN_DBT 128
-#define KNN_SLICE_MIN 4096
-#define KNN_FUSED_KMAX 256
-#define KNN_ANYK_WS ((double)(1u << 30))
-#define KNN_MEM_SHARE 0.9
-/* minkowski's |d|^p per element (a log2 and an exp2 on the special
+/* Constants of knn_cuda.cu / knn_scan.cu (kept equal to them by hand): the
+ * largest pool a block's lists hold (larger: the any-k path), the pipeline
+ * stages and padded row of the tensor-core scan's shared tiles, and the
+ * device memory a CUDA context and the allocator keep for themselves. */
+#define KNN_MAX_POOL 256
+#define KNN_STAGES 3
+#define KNN_LDS 36
+#define KNN_CTX_RESERVE (512.0 * 1048576)
+/* minkowski's |d|^p per element (powf: a log2 and an exp2 on the special
  * function units) against manhattan's |d|: an assumption, not calibrated */
 #define KNN_POW_COST 6.0
 
@@ -107,21 +104,24 @@ static void roofline_coefs(fli_precision p, const fl_info_device *dev, double *c
     c[C_FIXED] = 0.05 + 8 * dev->launch_us * 1e-3;
     c[C_LAUNCH] = dev->launch_us;
     c[C_RATE] = fli_rate(dev, info_prec(p), FLI_CLASS_FUSED);
-    /* a compare of a score with the list's worst: a few instructions on
-     * every lane, ~10 G scores/s per SM (as KMeans's argmin fold) */
+    /* a score against its query's register threshold: a few instructions
+     * on every lane, ~10 G scores/s per SM (as KMeans's argmin fold) */
     c[C_SEL] = dev->sm_count * 10.0;
-    /* an insertion shifts a list held across a warp: ~50 ns per 32 entries
-     * on one SM, the SMs working side by side */
+    /* an append to a block's buffer and its share of a warp-list merge:
+     * ~50 ns per 32 list slots on one SM, the SMs side by side */
     c[C_INS] = 50.0 / dev->sm_count;
     c[C_BW] = fli_bw(dev, FLI_CLASS_FUSED);
     c[C_L2] = 2 * fli_bw(dev, FLI_CLASS_FUSED);
     c[C_H2D] = dev->h2d_gbs > 0 ? dev->h2d_gbs * 0.3 : 10.0;
-    /* merge: 8-byte candidates at HBM speed, a few compares each */
+    /* finalize: one warp per query inserts 8-byte entries into its list */
     c[C_MERGE] = fli_bw(dev, FLI_CLASS_STREAM) / 16;
     c[C_RERANK] = fli_bw(dev, FLI_CLASS_GATHER);
-    /* selection of a GEMM's scores: a radix pass or two over them */
-    c[C_SORT] = fli_bw(dev, FLI_CLASS_STREAM) / 16;
-    c[C_L1] = 1.5;
+    /* CUB's segmented radix sort of 8-byte pairs: 4 passes reading and
+     * writing each */
+    c[C_SORT] = fli_bw(dev, FLI_CLASS_STREAM) / 64;
+    /* |q - x| + add: two instructions where the dot product has one FMA */
+    c[C_L1] = 2.0;
+    c[C_MATRIX] = fli_rate(dev, FL_INFO_PREC_FP32, FLI_CLASS_FUSED);
 }
 
 int fli_knn_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def)
@@ -250,14 +250,6 @@ static int gemm_form(fli_knn_metric m)
     return m == FLI_KNN_SQEUCLIDEAN || m == FLI_KNN_EUCLIDEAN || m == FLI_KNN_COSINE || m == FLI_KNN_INNER;
 }
 
-/* Candidates a query keeps through a low-precision scan so that the exact
- * re-rank can repair the order the rounding gets wrong (knn_cuda.cu). */
-static double pool_of(double k, fli_precision p, double n_db)
-{
-    double kc = p == FLI_PREC_FP32 ? k : k + fmax(16, ceil(k / 4));
-    return fmin(kc, n_db);
-}
-
 /* ---- the CPU backend --------------------------------------------------- */
 
 static int est_cpu(fli_est *e, const knn_req *q, const fl_route *route, fli_precision prec)
@@ -305,10 +297,189 @@ static int est_cpu(fli_est *e, const knn_req *q, const fl_route *route, fli_prec
 
 /* ---- the GPU search ---------------------------------------------------- */
 
-static int est_gpu(fli_est *e, const knn_req *q, const fl_route *route, fli_precision prec)
+/* knn_cuda.cu's plan, in C: the pool, the list width, the padded widths,
+ * the chunks of queries and database rows under the memory budget, the
+ * database slices of a scan. Kept equal to it by hand (its CUB temporary
+ * storage is approximated: CUB sizes it at run time). */
+typedef struct knn_gplan {
+    int prec, general, h16, R, q_host, db_host, out_host;
+    int64_t k, kprime, dh, kw, ld4, qc, nbc, nchunks, nqchunks;
+    int slices;
+    double bytes; /* what knn_plan_bytes counts (the chunking decision)  */
+    double alloc; /* what knn_alloc allocates (the peak)                 */
+} knn_gplan;
+
+static int64_t rup(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b * b;
+}
+
+static int64_t cdiv(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+/* knn_pick_slices: the slice count of least cost waves / s x (1 + 0.01 s)
+ * over s in [1, min(ntiles / 4, 512)], the first of equal costs. Only the
+ * last s of each wave count can be a minimum (within one wave count the
+ * cost falls with s), and no s whose lower bound x / nsm (1 + 0.01 s)
+ * exceeds the best can win: a few evaluations instead of up to 512. */
+static int pick_slices(int64_t xblocks, int64_t ntiles, int nsm)
+{
+    const int64_t smax = ntiles / 4 > 1 ? (ntiles / 4 < 512 ? ntiles / 4 : 512) : 1;
+    const double xr = (double)xblocks / nsm;
+    int best = 1;
+    double best_cost = 1e300;
+    for (int64_t w = 1, prev = 0;; w++) {
+        int64_t s = xblocks < nsm ? w * nsm / xblocks : w;
+        if (s > smax)
+            s = smax;
+        if (s > prev && s >= 1) {
+            const double waves = (double)cdiv(xblocks * s, nsm);
+            const double cost = waves / (double)s * (1.0 + 0.01 * (double)s);
+            if (cost < best_cost)
+                best_cost = cost, best = (int)s;
+            prev = s;
+        }
+        if (s >= smax || xr * (1.0 + 0.01 * (double)(s + 1)) > best_cost * (1 + 1e-9))
+            break;
+    }
+    return best;
+}
+
+/* knn_plan_bytes (decision) and knn_alloc (peak) for chunks qc x nbc. */
+static void gplan_bytes(knn_gplan *P, int64_t n_q, int64_t n_db, int64_t qc, int64_t nbc, int nsm)
+{
+    P->qc = qc, P->nbc = nbc;
+    P->nchunks = cdiv(n_db, nbc), P->nqchunks = cdiv(n_q, qc);
+    const int multi = P->nchunks > 1;
+    const double nbp = (double)rup(nbc, 128), k = (double)P->k, dq = (double)qc;
+    const double db_part = nbp * ((P->db_host ? 2.0 * P->ld4 * 4 : 0) + (P->h16 ? P->dh * 2.0 : 0) + 8);
+    const double q_part = dq * ((P->q_host ? P->ld4 * 4.0 : 0) + (P->h16 ? P->dh * 2.0 : 0) +
+                                (multi ? k * 8 : 0) + (P->out_host ? k * 12 : 0));
+    double extra;
+    if (!P->general) {
+        P->slices = pick_slices(cdiv(qc, 128), cdiv(nbc, 128), nsm);
+        extra = (double)P->slices * (double)rup(qc, 128) * 32 * P->R * 8;
+    } else {
+        const double L = (double)(P->kprime + P->k);
+        /* CUB: the sorts' alternate buffers and a little more */
+        extra = dq * (double)nbc * 16 + dq * L * 16 + (dq + 1) * 8 + 256 +
+                fmax(dq * (double)nbc * 8, dq * L * 8) + 4096;
+    }
+    P->bytes = db_part + q_part + extra;
+    /* knn_alloc: the second database buffer only when there are chunks */
+    P->alloc = P->bytes - (P->db_host && !multi ? nbp * P->ld4 * 4.0 : 0) -
+               (P->db_host ? (nbp - (double)nbc) * P->ld4 * 4.0 * (multi ? 2 : 1) : 0);
+}
+
+static int gplan_make(knn_gplan *P, const knn_req *q, fli_precision prec, double budget, int nsm)
+{
+    memset(P, 0, sizeof *P);
+    const int direct = q->metric == FLI_KNN_MANHATTAN || q->metric == FLI_KNN_MINKOWSKI;
+    const int64_t n_eff = q->n_db - (q->self ? 1 : 0), k = q->k;
+    P->k = k;
+    P->prec = direct ? FLI_PREC_FP32 : (int)prec;
+    int64_t kp = direct ? k + 16 : (2 * k > k + 16 ? 2 * k : k + 16);
+    if (kp > n_eff)
+        kp = n_eff;
+    P->general = kp > KNN_MAX_POOL;
+    if (P->general) {
+        const int64_t extra = k / 4 > 16 ? k / 4 : 16;
+        kp = k + extra < n_eff ? k + extra : n_eff;
+    }
+    P->kprime = kp;
+    P->R = kp <= 32 ? 1 : kp <= 64 ? 2 : kp <= 128 ? 4 : 8;
+    P->h16 = !P->general && (P->prec == FLI_PREC_BF16 || P->prec == FLI_PREC_FP16);
+    P->dh = rup(q->d, 64);
+    P->kw = P->h16 ? P->dh / 2 : rup(q->d, 32);
+    P->ld4 = rup(q->d, 4);
+    /* the kNN graph of host data: the queries are the same host rows,
+     * copied as queries too (knn.c hands the module one host pointer) */
+    P->q_host = P->db_host = P->out_host = !q->on_device;
+    int64_t qc = q->n_q, nbc = q->n_db;
+    if (P->general) {
+        while (qc > 1 && (qc * nbc > (int64_t)1 << 30 || qc * (kp + k) > (int64_t)1 << 30))
+            qc = (qc + 1) / 2;
+        while (qc * nbc > (int64_t)1 << 30)
+            nbc = rup((nbc + 1) / 2, 128);
+    }
+    for (;;) {
+        gplan_bytes(P, q->n_q, q->n_db, qc, nbc, nsm);
+        if (P->bytes <= budget)
+            return 0;
+        const double nbp = (double)rup(nbc, 128);
+        const double db_part = nbp * ((P->db_host ? 2.0 * P->ld4 * 4 : 0) + (P->h16 ? P->dh * 2.0 : 0) + 8);
+        if (nbc > 128 && (db_part * 2 >= P->bytes || qc <= 128))
+            nbc = rup((nbc + 1) / 2, 128) < nbc ? rup((nbc + 1) / 2, 128) : nbc - 128;
+        else if (qc > 1)
+            qc = (qc + 1) / 2;
+        else
+            return -1; /* FL_STATUS_DEVICE_OOM */
+    }
+}
+
+/* Time of one fused scan launch over mq queries x nb database rows, and
+ * its HBM bytes (*hb). */
+static double scan_ms(const knn_gplan *P, const double *c, const fl_info_device *dev, double mq, double nb,
+                      int slices, double d, double elem, int res, double *hb, int *bound)
+{
+    const int nsm = dev->sm_count;
+    const int simt = P->prec == FLI_PREC_FP32;
+    const int64_t xblocks = cdiv((int64_t)mq, 128), ntiles = cdiv((int64_t)nb, 128);
+    const int64_t tiles_per = cdiv(ntiles, slices), used = cdiv(ntiles, tiles_per);
+    const double waves = (double)cdiv(xblocks * used, nsm);
+    /* the reduction length each score runs over: tf32 words padded to 32,
+     * bf16/fp16 values to 64, SIMT chunks of 16 */
+    const double K = simt ? ceil(d / 16) * 16 : P->h16 ? (double)P->dh : (double)P->kw;
+    const double es = P->h16 ? 2 : 4;
+    /* the slowest block of each wave: tiles_per tiles of 128 x 128 scores */
+    const double exec = waves * nsm * (double)tiles_per * 128 * 128;
+    const double rate = c[C_RATE] * 1e9, sel = c[C_SEL] * 1e6;
+    /* candidates beating a list's threshold on random order: ~kc (1 +
+     * ln(rows / kc)) per (query, slice); an append each and a warp merge
+     * of R registers per 32 */
+    const double kc = (double)P->kprime, rows = (double)tiles_per * 128;
+    const double ins = mq * (double)used * kc * (1 + log(fmax(1, rows / kc)));
+    const double tc = exec * (2 * K * elem / rate + 1 / sel) + ins * P->R * c[C_INS] * 1e-6;
+    /* HBM: the queries, the database once per wave when it does not stay
+     * in L2, the lists written, the score coefficients */
+    const double db_b = nb * (P->h16 ? (double)P->dh * 2 : d * 4),
+                 q_b = mq * (P->h16 ? (double)P->dh * 2 : d * 4);
+    const double lists = (double)used * (double)rup((int64_t)mq, 128) * 32 * P->R * 8;
+    *hb = q_b + db_b * (db_b > (double)dev->l2_bytes * 0.5 ? waves : 1) + lists + nb * 8;
+    const double tm = *hb / (c[C_BW] * 1e6);
+    /* L2: each block's database tiles, and its queries (once when they
+     * stay in shared memory, with every tile otherwise) */
+    const double l2b = (double)(xblocks * used) * (double)tiles_per * 128 * K * es * (res ? 1 : 2);
+    const double tl = l2b / (c[C_L2] * 1e6);
+    *bound = tc >= tm && tc >= tl ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY;
+    return fmax(tc, fmax(tm, tl)) + c[C_LAUNCH] * 1e-3;
+}
+
+/* knn_scan_smem: the fused scan's shared memory. */
+static double scan_smem(const knn_gplan *P, int res, int top, int simt)
+{
+    const double words = simt ? 16.0 * (128 + 128 + 8)
+                              : (res ? 128.0 * (double)(P->kw + 4) : 0) +
+                                    KNN_STAGES * (res ? 128.0 * KNN_LDS : 256.0 * KNN_LDS);
+    return words * 4 + 128.0 * 32 * 8 + (top ? 128.0 * 32 * P->R * 8 : 0) + 128.0 * 8;
+}
+
+/* Queries resident in shared memory (knn_plan_make's choice). */
+static int scan_res(const knn_gplan *P, double optin)
+{
+    if (P->general || P->prec == FLI_PREC_FP32)
+        return 0;
+    return scan_smem(P, 1, 0, 0) <= optin;
+}
+
+static int est_gpu(fli_est *e, const knn_req *q, fli_precision prec, const fl_hw_props *hw)
 {
     fl_info_result *r = e->r;
     const fl_info_device *dev = e->dev;
+    /* calibration key: the scan's precision (manhattan and minkowski scan
+     * in fp32 whatever precision says: routing reports fp32 for them) */
     const char *key = calib_keys[prec <= FLI_PREC_FP16 ? prec : FLI_PREC_FP32];
     r->model_key = key;
     double def[N_COEF];
@@ -321,163 +492,165 @@ static int est_gpu(fli_est *e, const knn_req *q, const fl_route *route, fli_prec
     }
     if (entry)
         r->calibration = entry->describe;
-    (void)route;
 
     const double nq = (double)q->n_q, n = (double)q->n_db, d = (double)q->d, k = (double)q->k;
-    const int simt = prec == FLI_PREC_FP32, p16 = prec == FLI_PREC_BF16 || prec == FLI_PREC_FP16;
-    const double es = p16 ? 2 : 4;
-    const double Kp = simt ? d : p16 ? ceil(d / 16) * 16 : ceil(d / 8) * 8;
-    const double kc = pool_of(k, prec, n);
-    const int anyk = kc > KNN_FUSED_KMAX;
-    const int gf = gemm_form(q->metric);
-    const double bw = c[C_BW] * 1e6, l2 = c[C_L2] * 1e6, h2d = c[C_H2D] * 1e6;
-    const double rate = c[C_RATE] * 1e9, sel = c[C_SEL] * 1e6, ins_ms = c[C_INS] * 1e-6;
-    const double merge = c[C_MERGE] * 1e6, rr = c[C_RERANK] * 1e6, sortr = c[C_SORT] * 1e6;
-    const double launch = c[C_LAUNCH] * 1e-3;
-    const double sms = dev->sm_count;
-    /* f64 host data: the algo layer hands the module float32 copies */
-    const double in_es = (double)fli_dtype_bytes(e->dtype);
-    const double qrows = q->self ? 0 : nq; /* separate query rows */
+    const double bw = c[C_BW] * 1e6, h2d = c[C_H2D] * 1e6, rr = c[C_RERANK] * 1e6,
+                 launch = c[C_LAUNCH] * 1e-3;
+    const int nsm = dev->sm_count;
 
-    /* the scan's work cost per element: an FMA, |q - x| + add, |q - x|^p */
-    double elem = 1;
-    if (q->metric == FLI_KNN_MANHATTAN)
-        elem = c[C_L1];
-    else if (q->metric == FLI_KNN_MINKOWSKI)
-        elem = c[C_L1] * KNN_POW_COST;
-
-    /* the geometry of the fused scan: query tiles x database slices, one
-     * block each (two per SM for SIMT), slices enough to fill the SMs */
-    const double qt = simt ? KNN_QT_SIMT : KNN_QT_MMA, per_sm = simt ? 2 : 1;
-    const double slots = sms * per_sm, n_qt = ceil(nq / qt);
-    double S = fmax(1, fmin(ceil(2 * slots / n_qt), floor(n / KNN_SLICE_MIN)));
-    const double slice = ceil(ceil(n / S) / KNN_DBT) * KNN_DBT;
-    const double waves = ceil(n_qt * S / slots);
-
-    /* device memory: inputs copied in, 16-bit copies, norms, candidates,
-     * the pool, outputs (a host search's results are staged on the device) */
-    const double in_bytes = (n + qrows) * d * 4;
-    double work = (p16 ? (n + qrows) * Kp * 2 : 0) + (gf ? (n + qrows) * 4 : 0);
-    double cand = anyk ? 0 : nq * S * kc * 8;
-    double qc = nq, ws = 0;
-    if (anyk) { /* queries in chunks whose n_db scores fit the workspace */
-        qc = fmax(1, fmin(nq, floor(KNN_ANYK_WS / (n * 4))));
-        ws = 2 * qc * n * 4;
-    }
-    const double pool_b = prec != FLI_PREC_FP32 ? nq * kc * 8 : 0;
-    const double out_b = nq * k * 12;
-    const double budget = (double)dev->memory_bytes * KNN_MEM_SHARE;
-    const double need = work + cand + ws + pool_b + (q->on_device ? 0 : out_b);
-    int streamed = 0;
-    double peak = need + (q->on_device ? 0 : in_bytes);
-    if (!q->on_device && peak > budget && need + qrows * d * 4 + 2 * 64.0 * 1048576 <= budget) {
-        /* the database does not fit beside the search: streamed in tiles */
-        streamed = 1;
-        peak = need + qrows * d * 4 + 2 * 64.0 * 1048576;
-    }
-    r->peak_memory_bytes = (uint64_t)peak;
-    r->peak_memory_exact = 0;
-    if (peak > budget || (q->on_device && peak + in_bytes > (double)dev->memory_bytes)) {
+    /* The plan under the memory budget: 90% of the free memory less 64 MiB
+     * (cudaMemGetInfo at the call: the device's memory less the context's
+     * reserve and the caller's device data). */
+    const double in_bytes = (n + nq) * d * 4;
+    const double free_b = (double)dev->memory_bytes - KNN_CTX_RESERVE - (q->on_device ? in_bytes : 0);
+    knn_gplan P;
+    if (gplan_make(&P, q, prec, free_b * 0.9 - 64.0 * 1048576, nsm)) {
         r->fits_in_memory = 0;
-        fli_note(e, "does not fit: the search's buffers exceed the device's memory");
+        fli_note(e, "does not fit: no plan of the search fits the device's memory (execution fails with "
+                    "FL_STATUS_DEVICE_OOM); the figures are for one query at a time");
     }
-    if (streamed)
-        fli_note(e, "the database does not fit on the device: streamed from the host in tiles, so the host "
-                    "link bounds the scan");
-    if (e->dtype == FL_DTYPE_F64)
-        /* knn.c: float32 copies of the data, staged float32 distances and
-         * indices, their float64 conversion */
-        r->peak_host_bytes = (uint64_t)((n + qrows) * d * 4 + nq * k * 20);
+    const int res = scan_res(&P, (double)hw->smem_per_block_optin_bytes);
+    r->peak_memory_bytes = (uint64_t)P.alloc;
+    r->peak_memory_exact = 0;
+    if (q->on_device && P.alloc + in_bytes > (double)dev->memory_bytes) {
+        r->fits_in_memory = 0;
+        fli_note(e, "does not fit: the data on the device plus the search's buffers exceed its memory");
+    }
+    if (P.nchunks > 1)
+        fli_note(e, "the database does not fit beside the search's buffers: it is processed in chunks "
+                    "(streamed from the host, double-buffered, when it lives there) merged into a running "
+                    "list per query");
+    if (e->dtype == FL_DTYPE_F64) /* knn.c: float32 copies, staged float32 results and their float64 copy */
+        r->peak_host_bytes = (uint64_t)((n + (q->self ? 0 : nq)) * d * 4 + nq * k * 20);
+    fli_note(e, "device memory mirrors knn_cuda.cu's plan and allocations (the any-k path's CUB storage "
+                "approximated)");
 
-    int nd = fli_node(e, 0, "fixed overhead",
-                      "workspace allocation and release, set-up, final synchronisation", 1);
-    fli_leaf(e, nd, c[C_FIXED], 0, 0, 2, FL_INFO_BOUND_LATENCY, tier);
-    if (!q->on_device && !streamed) {
-        nd = fli_node(e, 0, q->self ? "copy X to the device" : "copy X and the queries to the device",
-                      "host-to-device over the host link (pageable memory)", 1);
-        fli_leaf(e, nd, in_bytes / h2d, 0, 0, q->self ? 1 : 2, FL_INFO_BOUND_TRANSFER, tier);
-        e->link_bytes += in_bytes;
-    }
-    (void)in_es;
-    double prep = 0, prep_l = 0;
-    if (gf)
-        prep += (n + qrows) * (d * 4 + 4), prep_l += q->self ? 1 : 2;
-    if (p16)
-        prep += (n + qrows) * (d * 4 + Kp * 2), prep_l += q->self ? 1 : 2;
-    if (prep_l > 0) {
-        nd = fli_node(e, 0, "prepare",
-                      p16 ? "row norms, 16-bit copies of the database and queries" : "row norms", 1);
-        fli_leaf(e, nd, prep / bw + prep_l * launch, 0, prep, prep_l, FL_INFO_BOUND_MEMORY, tier);
-    }
+    const double elem = q->metric == FLI_KNN_MANHATTAN   ? c[C_L1]
+                        : q->metric == FLI_KNN_MINKOWSKI ? c[C_L1] * KNN_POW_COST
+                                                         : 1;
+    const double qc = (double)P.qc, nbc = (double)P.nbc;
+    const double nqc = (double)P.nqchunks, nch = (double)P.nchunks;
+    const double mq_last = nq - (nqc - 1) * qc, nb_last = n - (nch - 1) * nbc;
+    const int multi = P.nchunks > 1;
+    const double kp = (double)P.kprime, row_b = d * 4;
 
-    const double fl_alg = 2 * nq * n * d;
-    double t_scan;
-    fl_info_bound b_scan;
-    if (!anyk) {
-        /* padded work in whole waves: every block computes qt x slice scores
-         * over Kp, compares each with its query's k-th best and inserts the
-         * few that beat it (~kc (1 + ln(slice / kc)) per list on random
-         * order), a list of kc held across a warp */
-        const double scores = waves * slots * qt * slice;
-        const double ins = nq * S * kc * (1 + log(fmax(1, slice / kc)));
-        const double tc = scores * (2 * Kp * elem / rate + 1 / sel) + ins * ceil(kc / 32) * ins_ms;
-        /* HBM: the queries once, the database once per wave of query tiles
-         * when it does not stay in L2, the candidates written */
-        const double db_b = n * Kp * es, q_b = nq * Kp * es;
-        const double hb = q_b + db_b * (db_b > (double)dev->l2_bytes * 0.5 ? fmax(1, waves / S) : 1) + cand;
-        const double tm = hb / bw;
-        /* L2: every query tile reads its slice's database rows */
-        const double tl = (n_qt * S * slice * Kp * es + n_qt * S * qt * Kp * es) / l2;
-        t_scan = fmax(tc, fmax(tm, tl));
-        b_scan = tc >= tm && tc >= tl ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY;
-        const double stream = streamed ? n * d * 4 / h2d : 0;
-        if (stream > t_scan)
-            t_scan = stream, b_scan = FL_INFO_BOUND_TRANSFER;
-        nd = fli_node(e, 0, "scan (distances + top-k)",
-                      simt ? (gf ? "fp32 SIMT tiles, per-query top-k lists"
-                                 : "fp32 SIMT tiles of |q - x| sums, per-query top-k lists")
-                           : "tensor-core tiles (mma.sync), per-query top-k lists",
-                      1);
-        fli_leaf(e, nd, t_scan + launch, fl_alg, hb, 1, b_scan, tier);
-        if (S > 1) {
-            const double m = nq * S * kc;
-            nd = fli_node(e, 0, "merge slices", "every query's slice lists into one", 1);
-            fli_leaf(e, nd, fmax(m / merge, (m + nq * kc) * 8 / bw) + launch, 0, (m + nq * kc) * 8, 1,
-                     m / merge > (m + nq * kc) * 8 / bw ? FL_INFO_BOUND_LATENCY : FL_INFO_BOUND_MEMORY, tier);
+    /* per (query chunk, database chunk): sum over the 1-4 distinct sizes */
+    double t_scan = 0, b_scan = 0, l_scan = 0, t_fin = 0, b_fin = 0, t_mat = 0, t_sort = 0, t_pool = 0;
+    double b_gen = 0, l_gen = 0;
+    int bound = FL_INFO_BOUND_COMPUTE;
+    for (int qi = 0; qi < 2; qi++) {
+        const double mq = qi ? mq_last : qc, wq = qi ? 1 : nqc - 1;
+        if (wq <= 0)
+            continue;
+        for (int ci = 0; ci < 2; ci++) {
+            const double nb = ci ? nb_last : nbc, wc = ci ? 1 : nch - 1;
+            if (wc <= 0)
+                continue;
+            const double w = wq * wc;
+            if (!P.general) {
+                /* the plan's slices for its full chunks; a smaller last
+                 * chunk picks its own, capped by the lists buffer */
+                const int64_t xblocks = cdiv((int64_t)mq, 128), ntiles = cdiv((int64_t)nb, 128);
+                int sl = P.slices;
+                if (mq != qc || nb != nbc) {
+                    const int64_t sc = (int64_t)P.slices * rup((int64_t)qc, 128) / rup((int64_t)mq, 128);
+                    sl = pick_slices(xblocks, ntiles, nsm);
+                    if (sl > sc)
+                        sl = (int)sc;
+                }
+                double hb;
+                const double ts = scan_ms(&P, c, dev, mq, nb, sl, d, elem, res, &hb, &bound);
+                t_scan += w * ts, b_scan += w * hb, l_scan += w;
+                /* finalize: one warp per query merges the slices' lists,
+                 * re-ranks the pool in exact fp32 (gathered rows), merges
+                 * the running list of earlier chunks */
+                const double used = (double)cdiv(ntiles, cdiv(ntiles, sl));
+                const double ent = mq * used * 32 * P.R,
+                             bf = ent * 8 + mq * row_b + (multi ? 2 * mq * k * 8 : 0);
+                t_fin += w * (fmax(ent / (c[C_MERGE] * 1e6), bf / bw) + mq * kp * row_b / rr + launch);
+                b_fin += w * (bf + mq * kp * row_b);
+            } else {
+                /* score matrix (fp32 SIMT), CUB segmented sort of each
+                 * query's scores, the best kprime re-ranked, a second sort
+                 * of the pool, the best k taken */
+                const double L = kp + k, mb = mq * nb * 8;
+                t_mat += w * fmax(2 * mq * nb * d * elem / (c[C_MATRIX] * 1e9), mb / bw);
+                t_sort += w * (mq * nb / (c[C_SORT] * 1e6) + mq * L / (c[C_SORT] * 1e6) * 2);
+                t_pool += w * (mq * kp * row_b / rr + mq * L * 16 / bw);
+                b_gen += w * (mb + mq * nb * 8 * 2 * 4 + mq * kp * row_b);
+                l_gen += w * 7;
+            }
         }
-    } else {
-        /* chunks of qc queries: a GEMM of their scores against the whole
-         * database written to memory, then a selection of each row's best */
-        const double chunks = ceil(nq / qc);
-        const double tg = fmax(2 * nq * n * Kp * elem / rate, (nq * n * 4 + chunks * n * Kp * es) / bw);
-        nd = fli_node(e, 0, "any-k: scores (chunked GEMM)",
-                      "k beyond a block's lists: chunks of queries against the database, scores in memory",
-                      chunks);
-        fli_leaf(e, nd, tg + chunks * launch, fl_alg, nq * n * 4 + chunks * n * Kp * es, chunks,
-                 2 * nq * n * Kp * elem / rate > (nq * n * 4) / bw ? FL_INFO_BOUND_COMPUTE
-                                                                   : FL_INFO_BOUND_MEMORY,
+    }
+    /* host data: the queries per query chunk, the database once (one
+     * chunk) or every chunk again per query chunk, overlapping the
+     * previous chunk's work on the copy stream */
+    const double t_q = q->on_device ? 0 : nq * row_b / h2d;
+    const double db_copies = q->on_device ? 0 : multi ? nqc * n : n;
+    const double t_db = db_copies * row_b / h2d;
+    const double t_work = t_scan + t_fin + t_mat + t_sort + t_pool + l_gen * launch;
+    double t_db_visible = t_db;
+    if (multi && !q->on_device) /* only the first chunk's copy, or what the work does not hide */
+        t_db_visible = fmax(t_db / nch, t_db - t_work);
+    /* preparation: score coefficients of the database rows (and their
+     * 16-bit copies), 16-bit copies of the queries; once for one chunk,
+     * per (query chunk, database chunk) otherwise */
+    const double db_preps = multi ? nqc * nch : 1;
+    const double prep_b = (multi ? nqc : 1) * n * (row_b + 8 + (P.h16 ? (double)P.dh * 2 : 0)) +
+                          (P.h16 ? nq * (row_b + (double)P.dh * 2) : 0);
+    const double prep_l = db_preps + (P.h16 ? nqc : 0);
+
+    int nd =
+        fli_node(e, 0, "fixed overhead", "buffer allocation and release, set-up, final synchronisation", 1);
+    fli_leaf(e, nd, c[C_FIXED], 0, 0, 0, FL_INFO_BOUND_LATENCY, tier);
+    if (!q->on_device) {
+        nd =
+            fli_node(e, 0, q->self ? "copy X to the device (database and queries)" : "copy X and the queries",
+                     multi ? "host-to-device: queries per chunk, database chunks double-buffered behind the "
+                             "work"
+                           : "host-to-device over the host link (pageable memory)",
+                     nqc + (multi ? nqc * nch : 1));
+        fli_leaf(e, nd, t_q + t_db_visible, 0, 0, nqc + (multi ? nqc * nch : 1), FL_INFO_BOUND_TRANSFER,
                  tier);
-        const double ts = fmax(nq * n / sortr, (nq * n * 4 + nq * kc * 8) / bw);
-        nd = fli_node(e, 0, "any-k: selection", "each query's best k of its n_samples scores", chunks);
-        fli_leaf(e, nd, ts + 2 * chunks * launch, 0, nq * n * 4 + nq * kc * 8, 2 * chunks,
-                 FL_INFO_BOUND_MEMORY, tier);
-        t_scan = tg + ts;
+        e->link_bytes += nq * row_b + db_copies * row_b;
     }
-    if (prec != FLI_PREC_FP32) {
-        /* the pool's rows gathered in fp32, distances recomputed, sorted */
-        const double g = nq * kc * d * 4;
-        nd = fli_node(e, 0, "exact re-rank", "the oversampled pool recomputed in fp32 and sorted", 1);
-        fli_leaf(e, nd, g / rr + nq * kc * 8 * 2 / bw + launch, 2 * nq * kc * d, g + nq * kc * 16, 1,
+    nd = fli_node(e, 0, "prepare",
+                  P.h16 ? "score coefficients, 16-bit copies of database and queries"
+                        : "score coefficients of the database rows",
+                  prep_l);
+    fli_leaf(e, nd, prep_b / bw + prep_l * launch, 0, prep_b, prep_l, FL_INFO_BOUND_MEMORY, tier);
+    const double fl_alg = 2 * nq * n * d;
+    if (!P.general) {
+        nd = fli_node(e, 0, "scan (distances + top-k)",
+                      P.prec == FLI_PREC_FP32
+                          ? "fp32 SIMT 128 x 128 tiles, per-query candidate lists"
+                          : "tensor-core 128 x 128 tiles (mma.sync), per-query candidate lists",
+                      l_scan);
+        fli_leaf(e, nd, t_scan, fl_alg, b_scan, l_scan, (fl_info_bound)bound, tier);
+        nd = fli_node(e, 0, "merge + exact re-rank",
+                      "one warp per query: the slices' lists merged, the pool recomputed in fp32, sorted",
+                      l_scan);
+        fli_leaf(e, nd, t_fin, 2 * nq * kp * d * nch, b_fin, l_scan, FL_INFO_BOUND_MEMORY, tier);
+    } else {
+        nd = fli_node(e, 0, "any-k: score matrix", "a pool beyond the lists: fp32 SIMT scores of every pair",
+                      l_gen / 7);
+        fli_leaf(e, nd, t_mat + l_gen / 7 * launch, fl_alg, nq * n * 8, l_gen / 7, FL_INFO_BOUND_COMPUTE,
+                 tier);
+        nd = fli_node(e, 0, "any-k: segmented sorts",
+                      "each query's scores, then its re-ranked pool (CUB radix)", l_gen / 7);
+        fli_leaf(e, nd, t_sort + 4 * l_gen / 7 * launch, 0, b_gen - nq * n * 8 - nq * kp * row_b,
+                 4 * l_gen / 7, FL_INFO_BOUND_MEMORY, tier);
+        nd = fli_node(e, 0, "any-k: exact re-rank", "the best kprime recomputed in fp32, the best k taken",
+                      l_gen / 7);
+        fli_leaf(e, nd, t_pool + 2 * l_gen / 7 * launch, 2 * nq * kp * d, nq * kp * row_b, 2 * l_gen / 7,
                  FL_INFO_BOUND_MEMORY, tier);
     }
-    nd = fli_node(e, 0, "copy results",
-                  q->on_device ? "distances and indices, written on the device"
-                               : "distances and indices to the host",
-                  1);
-    fli_leaf(e, nd, q->on_device ? out_b / bw : out_b / h2d, 0, q->on_device ? out_b : 0, 1,
-             q->on_device ? FL_INFO_BOUND_MEMORY : FL_INFO_BOUND_TRANSFER, tier);
-    if (!q->on_device)
-        e->link_bytes += out_b;
+    if (!q->on_device) {
+        const double ob = nq * k * 12;
+        nd = fli_node(e, 0, "copy results", "distances and indices to the host", nqc);
+        fli_leaf(e, nd, ob / h2d, 0, 0, 2 * nqc, FL_INFO_BOUND_TRANSFER, tier);
+        e->link_bytes += ob;
+    }
     if (tier == FL_INFO_TIER_ROOFLINE)
         fli_note(e, "no calibration of this precision on this device: device peaks x default efficiencies");
     if (q->metric == FLI_KNN_MINKOWSKI) {
@@ -525,7 +698,7 @@ int fli_est_knn(fli_est *e)
     memcpy(r->reason, route.reason, sizeof r->reason);
     e->main_prec = info_prec(prec);
     if (route.backend != FL_BACKEND_CPU)
-        return est_gpu(e, &q, &route, prec);
+        return est_gpu(e, &q, prec, &hw);
     if (e->dev->is_gpu) {
         /* a small host search on a GPU machine stays on its CPU: the table's
          * nominal CPU stands for it */
