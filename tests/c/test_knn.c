@@ -151,6 +151,9 @@ static void make_data(double *X, long n, long d, double shift)
 
 /* One search (float32 or float64 data) against the reference. Q NULL =
  * self search. Returns the problem count. */
+/* float64 tolerance: the CPU computes in float64; the GPU in float32 */
+static double g_f64_tol = 1e-10;
+
 static int run_case(fl_ctx *ctx, int m, double p, const double *X, long n, const double *Q, long nq, long d,
                     long k, fl_dtype dt)
 {
@@ -189,7 +192,7 @@ static int run_case(fl_ctx *ctx, int m, double p, const double *X, long n, const
     if (st == FL_STATUS_OK) {
         ref_pair *ref = malloc(sizeof(ref_pair) * (size_t)n);
         double *dd = malloc(sizeof(double) * (size_t)k);
-        const double tol = dt == FL_DTYPE_F32 ? 2e-5 : 1e-10;
+        const double tol = dt == FL_DTYPE_F32 ? 2e-5 : g_f64_tol;
         char what[64];
         snprintf(what, sizeof what, "%s/%s/k=%ld%s", metric_word(m), fl_dtype_name(dt), k,
                  self ? "/self" : "");
@@ -787,7 +790,7 @@ static void test_bad_input(fl_ctx *ctx)
 /* Failing the Nth host allocation, N = 1, 2, ... until the call succeeds:
  * each time a clean out-of-memory error, nothing leaked, outputs
  * untouched. */
-static void test_alloc_failures(void)
+static void test_alloc_failures(const char *device)
 {
     enum { N = 400, NQ = 70, D = 6, K = 9 };
     static double X[N * D], Q[NQ * D];
@@ -795,9 +798,9 @@ static void test_alloc_failures(void)
     make_data(Q, NQ, D, 0.1);
     for (int kind = 0; kind < 4; kind++) {
         int clean = 1, ok = 0, attempts = 0;
-        for (long fail_at = 1; fail_at < 400 && !ok; fail_at++) {
+        for (long fail_at = 1; fail_at < 1000 && !ok; fail_at++) {
             fl_ctx *ctx;
-            fl_ctx_create("cpu", &ctx, NULL, 0);
+            fl_ctx_create(device, &ctx, NULL, 0);
             failing_alloc a = {0, fail_at, 0};
             fl_host_allocator ha = {fa_alloc, fa_free, &a};
             fl_ctx_set_host_allocator(ctx, &ha);
@@ -879,6 +882,43 @@ static void test_route(fl_ctx *ctx)
     fl_ctx_free(cuda);
 }
 
+/* With a GPU: the public calls on device 'cuda' (float32 as it is, float64
+ * through float32 copies and converted distances, strided outputs staged,
+ * the model) against the float64 reference, and the host allocator's
+ * failures through the GPU path. */
+static void test_gpu(void)
+{
+    fl_ctx *g;
+    if (fl_ctx_create("cuda", &g, NULL, 0) != FL_STATUS_OK)
+        return;
+    if (fl_cuda_device_count(g, NULL) == 0) {
+        fprintf(stderr, "test_knn: no GPU, GPU comparisons skipped\n");
+        fl_ctx_free(g);
+        return;
+    }
+    enum { N = 700, NQ = 90, D = 11 };
+    double *X = malloc(sizeof(double) * N * D), *Q = malloc(sizeof(double) * NQ * D);
+    make_data(X, N, D, 0.0);
+    make_data(Q, NQ, D, 0.5);
+    g_f64_tol = 2e-5;
+    for (int m = M_SQ; m <= M_MINK; m++) {
+        for (int t = 0; t < 2; t++) {
+            const fl_dtype dt = t ? FL_DTYPE_F64 : FL_DTYPE_F32;
+            run_case(g, m, 3.0, X, N, Q, NQ, D, 7, dt);
+            run_case(g, m, 3.0, X, N, NULL, 0, D, 5, dt);
+        }
+    }
+    run_case(g, M_EUC, 2, X, 300, Q, 20, D, 300, FL_DTYPE_F64);
+    run_case(g, M_INNER, 2, X, 300, NULL, 0, D, 299, FL_DTYPE_F32);
+    g_f64_tol = 1e-10;
+    test_strides(g);
+    test_model(g);
+    fl_ctx_free(g);
+    free(X);
+    free(Q);
+    test_alloc_failures("cuda");
+}
+
 int main(void)
 {
     fl_ctx *ctx;
@@ -896,7 +936,8 @@ int main(void)
     test_bad_input(ctx);
     test_route(ctx);
     test_threads();
-    test_alloc_failures();
+    test_alloc_failures("cpu");
+    test_gpu();
     fl_ctx_free(ctx);
     TEST_MAIN_END();
 }
