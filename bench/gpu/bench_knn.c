@@ -10,7 +10,7 @@
  * ceiling (bench/gpu GPU.md: tf32 397, bf16/fp16 728, fp32 51 TFLOP/s) or
  * the bytes of one database pass at 2.99 TB/s, whichever is longer.
  *
- * Usage: bench_knn module.so out.json [reps]    (GIT_COMMIT from the env)
+ * Usage: bench_knn module.so out.json [reps [filter]]   (GIT_COMMIT from the env)
  */
 #define _GNU_SOURCE
 #include <cuda_runtime.h>
@@ -133,6 +133,12 @@ int main(int argc, char **argv)
     int first = 1;
     for (int c = 0; c < nc; c++) {
         const bcase *b = &cases[c];
+        if (argc > 4) { /* only the cases whose "name precision" contains argv[4] */
+            char full[160];
+            snprintf(full, sizeof full, "%s %s", b->name, prec_name(b->prec));
+            if (!strstr(full, argv[4]))
+                continue;
+        }
         const int reps = b->reps ? (b->reps < reps_default ? b->reps : reps_default) : reps_default;
         float *dist = NULL;
         int64_t *idx = NULL;

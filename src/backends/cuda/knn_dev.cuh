@@ -178,39 +178,43 @@ static __device__ __forceinline__ void knn_fold(float (&v)[8][8], const int (&rr
     float2 abv[8];
 #pragma unroll
     for (int j = 0; j < 8; j++) abv[j] = __ldg(ab + col0 + cc[j]);
-    uint64_t pend = 0;
+    /* the common case: one FFMA and one compare per score, no mask kept;
+     * appended (or excluded) scores are set to +inf in place */
+    bool any = false;
 #pragma unroll
     for (int i = 0; i < 8; i++)
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             const float s = fmaf(abv[j].x, v[i][j], abv[j].y);
             v[i][j] = s;
-            if (s < thr[i]) pend |= 1ull << (i * 8 + j);
+            any |= s < thr[i];
         }
     for (;;) {
         bool ovf = false;
-        if (pend) {
+        if (any) {
+            any = false;
 #pragma unroll
-            for (int i = 0; i < 8; i++)
+            for (int i = 0; i < 8; i++) {
+                const int r = rr[i];
+                const float t = S.thr[r];
 #pragma unroll
-                for (int j = 0; j < 8; j++) {
-                    const uint64_t bit = 1ull << (i * 8 + j);
-                    if (pend & bit) {
-                        const int r = rr[i];
+                for (int j = 0; j < 8; j++)
+                    if (v[i][j] < t) {
                         const uint32_t col = base + (uint32_t)(col0 + cc[j]);
-                        if (!(v[i][j] < S.thr[r]) || col == selfc[i]) {
-                            pend &= ~bit;
+                        if (col == selfc[i]) {
+                            v[i][j] = INFINITY;
+                            continue;
+                        }
+                        const int pos = atomicAdd(S.cnt + r, 1);
+                        if (pos < KNN_CB) {
+                            S.buf[r * KNN_CB + pos] = knn_key(v[i][j], col);
+                            v[i][j] = INFINITY;
                         } else {
-                            const int pos = atomicAdd(S.cnt + r, 1);
-                            if (pos < KNN_CB) {
-                                S.buf[r * KNN_CB + pos] = knn_key(v[i][j], col);
-                                pend &= ~bit;
-                            } else {
-                                ovf = true;
-                            }
+                            ovf = true;
                         }
                     }
-                }
+            }
+            any = ovf;
         }
         if (!__syncthreads_or(ovf)) break;
         const int warp = threadIdx.x >> 5, nw = blockDim.x >> 5;

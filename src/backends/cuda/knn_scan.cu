@@ -176,11 +176,25 @@ __global__ void __launch_bounds__(256, 1) k_knn_scan_mma(const knn_scan_args P) 
             for (int e = tid; e < KNN_BM * 8; e += 256)                                                 \
                 knn_load16(st_ + (e >> 3) * KNN_LDS + (e & 7) * 4, P.A, P.lda, P.a_words, P.a_aligned,  \
                            row0 + (e >> 3), P.m, wc_ + (e & 7) * 4);                                    \
-        for (int e = tid; e < KNN_BN * 8; e += 256)                                                     \
-            knn_load16(sb_ + (e >> 3) * KNN_LDS + (e & 7) * 4, P.B, P.ldb, P.b_words, P.b_aligned,      \
-                       (int64_t)j_ * KNN_BN + (e >> 3), P.nb, wc_ + (e & 7) * 4);                       \
+        if (P.b_aligned) {                                                                              \
+            const int wv_ = P.b_words - wc_ - bw;                                                       \
+            const int vb_ = wv_ >= 4 ? 16 : (wv_ > 0 ? wv_ * 4 : 0);                                    \
+            const int64_t r0_ = (int64_t)j_ * KNN_BN + br;                                              \
+            const uint32_t *src_ = P.B + r0_ * P.ldb + wc_ + bw;                                        \
+            _Pragma("unroll") for (int q_ = 0; q_ < 4; q_++) {                                          \
+                const int ok_ = r0_ + 32 * q_ < P.nb ? vb_ : 0;                                         \
+                cp_async16(sb_ + bdst + q_ * 32 * KNN_LDS, ok_ ? src_ + q_ * bstep : P.B, ok_);         \
+            }                                                                                           \
+        } else {                                                                                        \
+            for (int e = tid; e < KNN_BN * 8; e += 256)                                                 \
+                knn_load16(sb_ + (e >> 3) * KNN_LDS + (e & 7) * 4, P.B, P.ldb, P.b_words, 0,            \
+                           (int64_t)j_ * KNN_BN + (e >> 3), P.nb, wc_ + (e & 7) * 4);                   \
+        }                                                                                               \
     } while (0)
 
+    /* this thread's database pieces: rows br + 32 q, words bw..bw+3 */
+    const int br = tid >> 3, bw = (tid & 7) * 4, bdst = br * KNN_LDS + bw;
+    const int64_t bstep = 32 * P.ldb;
 #pragma unroll
     for (int s = 0; s < KNN_STAGES - 1; s++) {
         if (s < total) KNN_LOAD_STAGE(s, s);
