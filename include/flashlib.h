@@ -428,6 +428,17 @@ FL_API fl_status fl_knn_fit(fl_ctx *ctx, const fl_array *X, const fl_params *par
 FL_API fl_status fl_model_kneighbors(fl_model *m, const fl_array *X, int64_t n_neighbors, fl_array *distances,
                                      fl_array *indices);
 
+/* Changes a search-time parameter of a fitted model without refitting it
+ * (n_probes of an IVF index, n_neighbors / radius / precision of
+ * NearestNeighbors); other parameters describe the fit and are refused.
+ * The value is checked against the parameter table. */
+FL_API fl_status fl_model_set_param(fl_model *m, const char *name, const char *value);
+
+/* Adds the rows of X (n x d, host or device) to a fitted index
+ * ("ivf_flat"); their indices continue after the rows already in it
+ * (n_samples_fit_ grows). The index is unchanged on error. */
+FL_API fl_status fl_model_add(fl_model *m, const fl_array *X);
+
 /* A variable-length neighbour list per query, in CSR form: row i's
  * neighbours are indices[indptr[i] .. indptr[i+1]) with their distances
  * (dtype). Allocated by the library; release with fl_neighbors_free. */

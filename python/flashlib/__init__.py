@@ -17,6 +17,7 @@ _LAZY = {
     "NearestNeighbors": ("neighbors", "NearestNeighbors"),
     "KNeighborsClassifier": ("neighbors", "KNeighborsClassifier"),
     "KNeighborsRegressor": ("neighbors", "KNeighborsRegressor"),
+    "IVFFlat": ("neighbors", "IVFFlat"),
     "version": ("_api", "version"),
     "diagnose": ("_api", "diagnose"),
     "route": ("_api", "route"),

@@ -239,6 +239,8 @@ PROTOTYPES = [
     ("fl_model_kneighbors", fl_status, [ModelP, ArrayP, c_int64, ArrayP, ArrayP]),
     ("fl_model_radius_neighbors", fl_status, [ModelP, ArrayP, c_double, c_int, POINTER(Neighbors)]),
     ("fl_neighbors_free", None, [POINTER(Neighbors)]),
+    ("fl_model_set_param", fl_status, [ModelP, c_char_p, c_char_p]),
+    ("fl_model_add", fl_status, [ModelP, ArrayP]),
 ]
 
 # Exported for tests but not in the public header: bound when present.
@@ -592,6 +594,13 @@ class Model:
     def kneighbors(self, X, k, dist, idx):
         """X None: the training set, each point left out of its own list."""
         self.ctx.call(lib.fl_model_kneighbors, self._ptr, self._ref(X), k, self._ref(dist), byref(idx))
+
+    def set_param(self, name, text):
+        """A search-time parameter of the fitted model (n_probes...)."""
+        self.ctx.call(lib.fl_model_set_param, self._ptr, name.encode(), text.encode())
+
+    def add(self, X):
+        self.ctx.call(lib.fl_model_add, self._ptr, byref(X))
 
     def radius_neighbors(self, X, radius, sort_results):
         """(indptr, indices, distances) numpy copies of the CSR lists; the

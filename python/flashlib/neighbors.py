@@ -26,7 +26,7 @@ from ._base import (
     validate_X,
 )
 
-__all__ = ["NearestNeighbors", "KNeighborsClassifier", "KNeighborsRegressor"]
+__all__ = ["NearestNeighbors", "KNeighborsClassifier", "KNeighborsRegressor", "IVFFlat"]
 
 if HAVE_SKLEARN:
     from sklearn.base import ClassifierMixin, RegressorMixin
@@ -474,3 +474,110 @@ class KNeighborsRegressor(RegressorMixin, _Supervised):
         if Y.ndim == 3:
             return np.sum(Y * w[:, :, None], axis=1) / np.sum(w, axis=1)[:, None]
         return np.sum(Y * w, axis=1) / np.sum(w, axis=1)
+
+
+class IVFFlat(FlashlibEstimator):
+    """Approximate nearest neighbours with an inverted-file index of full
+    vectors (IVF-Flat): a coarse k-means (flashlib's KMeans) files every row
+    under its nearest of n_lists centres, and a search scans only the
+    n_probes lists nearest to each query, re-ranking the candidates by their
+    exact distances. Build once, search many; `add` files more rows.
+
+    n_lists : int or 'auto', default='auto' (4 sqrt(n_samples))
+    n_probes : int or 'auto', default='auto' (max(8, n_lists / 8))
+        The recall knob: more probes, higher recall, slower search. It may
+        be changed after fit (set_params) without rebuilding.
+    n_neighbors : int, default=10
+    metric : {'euclidean', 'sqeuclidean', 'cosine', 'inner_product', 'dot', 'l2'}
+    kmeans_n_iters : int, default=20
+    kmeans_trainset_fraction : float in (0, 1] or 'auto', default='auto'
+    random_state : None, int or numpy RandomState, default=None
+    device : {'auto', 'cpu', 'cuda', 'cuda:N'}, default='auto'
+    verbose : int, default=0
+
+    Vectors are stored in float32 (cosine: normalised). Queries whose probed
+    lists hold fewer than k rows get index -1 and distance inf (-inf for the
+    inner product) in the slots left.
+
+    Attributes: cluster_centers_, n_lists_, n_features_in_, n_samples_fit_.
+    """
+
+    _fl_algo = "ivf_flat"
+    _fl_attrs = {"cluster_centers_": "matrix", "n_lists_": "int", "n_features_in_": "int",
+                 "n_samples_fit_": "int"}
+
+    def __init__(
+        self,
+        n_lists="auto",
+        n_probes="auto",
+        n_neighbors=10,
+        *,
+        metric="euclidean",
+        kmeans_n_iters=20,
+        kmeans_trainset_fraction="auto",
+        random_state=None,
+        device="auto",
+        verbose=0,
+    ):
+        self.n_lists = n_lists
+        self.n_probes = n_probes
+        self.n_neighbors = n_neighbors
+        self.metric = metric
+        self.kmeans_n_iters = kmeans_n_iters
+        self.kmeans_trainset_fraction = kmeans_trainset_fraction
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    def _fl_param_values(self, X):
+        from .cluster import _seed_from
+
+        values = super()._fl_param_values(X)
+        values["random_state"] = _seed_from(self.random_state)
+        return values
+
+    def fit(self, X, y=None):
+        """Builds the index on X (n_samples x n_features); y is ignored."""
+        with unchanged_on_error(self):
+            X = validate_X(self, X, reset=True, finite=False)
+            values = self._fl_param_values(X)
+            Xa, Xkeep = host_view(X)
+            with self._fl_session(self._fl_context()) as ctx:
+                model = _lib.Model.create(ctx, self._fl_algo, self._fl_params(ctx, values))
+                model.fit(Xa, None, None)
+                self._fl_install(model)
+            self._fit_dtype = X.dtype
+        return self
+
+    def add(self, X):
+        """Files more rows; their indices follow the rows already indexed."""
+        model = self._fl_check_fitted()
+        X = validate_X(self, X, reset=False, finite=False)
+        Xa, Xkeep = host_view(X)
+        with self._fl_session(model.ctx):
+            model.add(Xa)
+            self._fl_install(model)
+        return self
+
+    def kneighbors(self, X=None, n_neighbors=None, return_distance=True):
+        """The approximate n_neighbors nearest indexed rows of each row of X
+        (X None: of each indexed row, itself left out)."""
+        from ._api import param_text
+
+        model = self._fl_check_fitted()
+        k = _check_n_neighbors(self.n_neighbors if n_neighbors is None else n_neighbors)
+        if X is not None:
+            X = validate_X(self, X, reset=False, finite=False)
+        n_q = self.n_samples_fit_ if X is None else X.shape[0]
+        Xa, Xkeep = host_view(X) if X is not None else (None, None)
+        dtype = X.dtype if X is not None else self._fit_dtype
+        iout, ind = new_host((n_q, k), np.int64)
+        dout, dist = new_host((n_q, k), dtype) if return_distance else (None, None)
+        with self._fl_session(model.ctx):
+            model.set_param("n_probes", param_text(self.n_probes))
+            model.kneighbors(Xa, k, dout, iout)
+        return (dist, ind) if return_distance else ind
+
+    def search(self, X, k=None):
+        """(distances, indices) of the k nearest indexed rows of each query."""
+        return self.kneighbors(X, k, return_distance=True)

@@ -165,6 +165,12 @@ typedef struct fli_algo {
      * n_neighbors already substituted for <= 0); radius already resolved. */
     fl_status (*kneighbors)(fl_model *m, const fl_array *X, int64_t k, fl_array *dist, fl_array *idx);
     fl_status (*radius_neighbors)(fl_model *m, const fl_array *X, double radius, int sort, fl_neighbors *out);
+    /* Adds rows to a fitted index (NULL: the model takes none). It builds a
+     * fresh attribute set and adopts it only on success. */
+    fl_status (*add)(fl_model *m, const fl_array *X);
+    /* Parameters a fitted model may change without a refit (search knobs
+     * such as n_probes), NULL-terminated; NULL: none. */
+    const char *const *search_params;
 } fli_algo;
 
 const fli_algo *fli_algo_find(const char *name);
@@ -172,6 +178,7 @@ extern const fli_algo fli_algo_kmeans;
 extern const fli_algo fli_algo_pca;
 extern const fli_algo fli_algo_truncated_svd;
 extern const fli_algo fli_algo_knn;
+extern const fli_algo fli_algo_ivf_flat;
 /* "kmeans, pca, ..." for messages that list the known algorithms. */
 const char *fli_algo_list(void);
 

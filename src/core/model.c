@@ -210,6 +210,56 @@ fl_status fl_model_kneighbors(fl_model *m, const fl_array *X, int64_t n_neighbor
     return m->algo->kneighbors(m, X, n_neighbors, distances, indices);
 }
 
+fl_status fl_model_set_param(fl_model *m, const char *name, const char *value)
+{
+    if (!m)
+        return FL_STATUS_INVALID_ARG;
+    fli_clear_error(m->ctx);
+    if (!name || !value)
+        return fli_fail(m->ctx, FL_STATUS_INVALID_ARG, "set_param: name and value must not be NULL");
+    int i = fli_param_index(m->algo, name);
+    if (i < 0)
+        return fl_params_set(m->ctx, m->params, name, value); /* its message names the valid ones */
+    const char *canon = m->algo->params[i].name;
+    int ok = !m->fitted;
+    for (const char *const *s = m->algo->search_params; s && *s && !ok; s++)
+        ok = !strcmp(*s, canon);
+    if (!ok)
+        return fli_fail(m->ctx, FL_STATUS_INVALID_ARG,
+                        "%s of a fitted %s model describes the fit: refit to change it (search-time "
+                        "parameters can change after fit)",
+                        canon, m->algo->name);
+    fl_params *copy;
+    fl_status st = fl_params_copy(m->ctx, m->params, &copy);
+    if (st)
+        return st;
+    if ((st = fl_params_set(m->ctx, copy, name, value)) == FL_STATUS_OK && m->algo->check_params)
+        st = m->algo->check_params(m->ctx, copy);
+    if (st) {
+        fl_params_free(copy);
+        return st;
+    }
+    fl_params_free(m->params);
+    m->params = copy;
+    return FL_STATUS_OK;
+}
+
+fl_status fl_model_add(fl_model *m, const fl_array *X)
+{
+    if (!m)
+        return FL_STATUS_INVALID_ARG;
+    fli_clear_error(m->ctx);
+    fl_status st = need_fitted(m, "add");
+    if (st)
+        return st;
+    if (!m->algo->add)
+        return fli_fail(m->ctx, FL_STATUS_UNSUPPORTED, "%s has no add (only the IVF indexes take more rows)",
+                        m->algo->name);
+    if (!X)
+        return fli_fail(m->ctx, FL_STATUS_INVALID_ARG, "add: X must not be NULL");
+    return m->algo->add(m, X);
+}
+
 fl_status fl_model_radius_neighbors(fl_model *m, const fl_array *X, double radius, int sort_results,
                                     fl_neighbors *out)
 {

@@ -49,6 +49,18 @@ fl_status fl_route_query(fl_ctx *ctx, const char *algo, const fl_hw_props *hw, i
                              fli_param_int(params, "n_neighbors"), m, fli_param_word(params, "precision"), 0,
                              0, out, NULL);
     }
+    if (a == &fli_algo_ivf_flat) {
+        /* the build's coarse k-means routes as KMeans does; the list
+         * assignment and the search have a CPU backend only (so far) */
+        out->backend = FL_BACKEND_CPU;
+        memcpy(out->variant, "fp32", 5);
+        fli_join(out->reason, sizeof out->reason,
+                 (const char *const[]){"IVF-Flat: the coarse k-means runs where KMeans would (GPU when in use); "
+                                       "list assignment and search on the CPU backend (BLAS-blocked, float32 "
+                                       "lists, exact float64 re-rank of the candidates)",
+                                       NULL});
+        return FL_STATUS_OK;
+    }
     return fli_route_kmeans(hw, n_samples, n_features, dtype, fli_param_int(params, "n_clusters"),
                             fli_param_word(params, "precision"), out, NULL);
 }

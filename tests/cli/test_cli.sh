@@ -842,6 +842,23 @@ run fit knn -i pts.csv
 expect_rc 2
 expect_err "flashlib kneighbors --data FILE"
 
+test_case kneighbors-ivf-flat
+# two lists, every list probed: the index answers exactly
+run kneighbors --data pts.csv --index ivf_flat -p n_lists=2 -p n_probes=2 -p random_state=0 -k 2 \
+    --save-model ivf.flm --device cpu
+expect_rc 0
+cmp -s out.txt want_knn.txt || fail "ivf_flat self kneighbors: $(cat out.txt)"
+run kneighbors --model ivf.flm --input q.csv -k 3 --json
+expect_rc 0
+expect_out '"algo": "ivf_flat"'
+tr -d ' \n' <out.txt | grep -q '"indices":\[1,2,0,4,3,2\]' || fail "ivf_flat model kneighbors: $(cat out.txt)"
+run kneighbors --data pts.csv --index ivf_flat -p n_lists=2 -p n_probes=3
+expect_rc 4
+expect_err "n_probes=3: must be <= n_lists=2"
+run kneighbors --data pts.csv --index hnsw
+expect_rc 2
+expect_err "--index must be knn or ivf_flat"
+
 test_case kneighbors-help
 run kneighbors --help
 expect_rc 0

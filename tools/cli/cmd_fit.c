@@ -409,9 +409,10 @@ int cmd_fit(int argc, char **argv)
     }
     if ((rc = cli_check_algo("fit", algo)) != 0)
         return rc;
-    if (!strcmp(algo, "knn")) {
-        cli_error("fit: knn is searched, not fitted, here: use flashlib kneighbors --data FILE "
-                  "[--save-model FILE] (see flashlib kneighbors --help)");
+    if (!strcmp(algo, "knn") || !strcmp(algo, "ivf_flat")) {
+        cli_error("fit: %s is built and searched by flashlib kneighbors --data FILE%s [--save-model FILE] "
+                  "(see flashlib kneighbors --help)",
+                  algo, strcmp(algo, "knn") ? " --index ivf_flat" : "");
         return CLI_EXIT_USAGE;
     }
     int64_t threads;

@@ -14,6 +14,7 @@ enum {
     O_DATA,
     O_MODEL,
     O_SAVE,
+    O_INDEX,
     O_INPUT,
     O_K,
     O_PARAM,
@@ -31,7 +32,10 @@ enum {
 static const cli_opt opts[] = {
     [O_DATA] = {"data", 'x', "FILE", 0, "the points searched (n x d): .npy or .csv"},
     [O_MODEL] = {"model", 'm', "FILE", 0, "instead of --data: a model written by --save-model"},
-    [O_SAVE] = {"save-model", 0, "FILE", 0, "with --data: also write the fitted NearestNeighbors model"},
+    [O_SAVE] = {"save-model", 0, "FILE", 0, "with --data: also write the fitted model (exact, or the index)"},
+    [O_INDEX] = {"index", 0, "KIND", 0,
+                 "with --data: knn (exact search, the default) or ivf_flat (an IVF-Flat index: "
+                 "-p n_lists=..., -p n_probes=...)"},
     [O_INPUT] = {"input", 'i', "FILE", 0,
                  "the queries (n_q x d); without it every point of the data is queried and left out of "
                  "its own neighbours (scikit-learn's kneighbors(X=None))"},
@@ -62,10 +66,14 @@ static void help(void)
     cli_print_options(stdout, opts);
     puts("\nparameters of knn (-p NAME=VALUE):");
     cli_print_param_table(stdout, "knn");
+    puts("\nparameters of ivf_flat (--index ivf_flat):");
+    cli_print_param_table(stdout, "ivf_flat");
     puts("\nexamples:\n"
          "  flashlib kneighbors --data X.npy --input Q.npy -k 10 --indices I.npy --distances D.npy\n"
          "  flashlib kneighbors --data X.npy -k 16 -p metric=cosine --indices graph.npy --save-model nn.flm\n"
-         "  flashlib kneighbors --model nn.flm --input Q.csv -k 3\n\n"
+         "  flashlib kneighbors --model nn.flm --input Q.csv -k 3\n"
+         "  flashlib kneighbors --data X.npy --index ivf_flat -p n_lists=1024 --save-model ivf.flm -k 1\n"
+         "  flashlib kneighbors --model ivf.flm --input Q.npy -k 10 --indices I.npy\n\n"
          "exit codes: 0 ok, 2 usage, 3 file error, 4 library error (e.g. k larger than the\n"
          "data, wrong number of features), 5 no usable GPU for --device cuda, 130 Ctrl-C.");
 }
@@ -102,19 +110,29 @@ static int load_model(knn_state *s, const char *path)
                    ? CLI_EXIT_FILE
                    : rc;
     }
-    if (strcmp(fl_model_algo(s->model), "knn")) {
-        cli_error("kneighbors: %s is a %s model, not a NearestNeighbors (knn) one", path,
+    if (strcmp(fl_model_algo(s->model), "knn") && strcmp(fl_model_algo(s->model), "ivf_flat")) {
+        cli_error("kneighbors: %s is a %s model, not a NearestNeighbors (knn) or ivf_flat one", path,
                   fl_model_algo(s->model));
         return CLI_EXIT_USAGE;
     }
     return 0;
 }
 
-/* The dtype, rows and width of a loaded model's data. */
+/* The dtype, rows and width of a loaded model's data: an exact model's
+ * training data, or an index's shape (its vectors are float32; results
+ * come in the queries' dtype, float32 without queries). */
 static int model_shape(knn_state *s, fl_dtype *dt, int64_t *n, int64_t *d)
 {
     fl_status st = fl_model_attr_info(s->model, "fit_X_", dt, n, d);
-    return st ? cli_lib_error(s->ctx, st, "kneighbors: the model") : 0;
+    if (st == FL_STATUS_OK)
+        return 0;
+    double vn, vd;
+    if ((st = fl_model_attr_scalar(s->model, "n_samples_fit_", &vn)) != FL_STATUS_OK ||
+        (st = fl_model_attr_scalar(s->model, "n_features_in_", &vd)) != FL_STATUS_OK)
+        return cli_lib_error(s->ctx, st, "kneighbors: the model");
+    *n = (int64_t)vn, *d = (int64_t)vd;
+    *dt = s->Q.data ? s->Q.dtype : FL_DTYPE_F32;
+    return 0;
 }
 
 static double value_at(const void *p, fl_dtype dt, int64_t i)
@@ -129,7 +147,7 @@ static void print_result(const cli_args *a, const knn_state *s, int64_t n_q, int
     if (a->val[O_JSON]) {
         cli_json j;
         cj_begin(&j, stdout);
-        cj_str(&j, "algo", "knn");
+        cj_str(&j, "algo", fl_model_algo(s->model));
         cj_str(&j, "data", a->val[O_DATA] ? a->val[O_DATA] : a->val[O_MODEL]);
         cj_str(&j, "input", a->val[O_INPUT]);
         cj_int(&j, "n_queries", n_q);
@@ -165,8 +183,8 @@ static void print_result(const cli_args *a, const knn_state *s, int64_t n_q, int
                        c + 1 < k ? ' ' : '\n');
         return;
     }
-    printf("knn: %lld queries x %lld neighbours (%lld features, %s)\n", (long long)n_q, (long long)k,
-           (long long)d, fl_dtype_name(dt));
+    printf("%s: %lld queries x %lld neighbours (%lld features, %s)\n", fl_model_algo(s->model),
+           (long long)n_q, (long long)k, (long long)d, fl_dtype_name(dt));
     printf("  device      %s\n  time        %.3f s\n", fl_ctx_device(s->ctx), seconds);
     if (a->val[O_INDICES])
         printf("  indices     %s\n", a->val[O_INDICES]);
@@ -221,7 +239,9 @@ static int run(const cli_args *a, knn_state *s, int64_t k, cli_progress *prog, i
     double t0 = cli_now();
     if (!s->model) {
         fl_array X = fl_array_host(s->X.data, s->X.dtype, s->X.rows, s->X.cols);
-        st = fl_knn_fit(s->ctx, &X, s->params, &s->model);
+        if ((st = fl_model_create(s->ctx, a->val[O_INDEX] ? a->val[O_INDEX] : "knn", s->params, &s->model)) ==
+            FL_STATUS_OK)
+            st = fl_model_fit(s->model, &X, NULL, NULL);
     }
     if (!st)
         st = fl_model_kneighbors(s->model, s->Q.data ? &Q : NULL, k, &D, &I);
@@ -273,8 +293,13 @@ int cmd_kneighbors(int argc, char **argv)
             "kneighbors: give exactly one of --data FILE and --model FILE (see flashlib kneighbors --help)");
         return CLI_EXIT_USAGE;
     }
-    if (a.val[O_MODEL] && (a.n_rep || a.val[O_SAVE])) {
-        cli_error("kneighbors: -p and --save-model apply to --data (a saved model keeps its parameters)");
+    if (a.val[O_INDEX] && strcmp(a.val[O_INDEX], "knn") && strcmp(a.val[O_INDEX], "ivf_flat")) {
+        cli_error("kneighbors: --index must be knn or ivf_flat, got '%s'", a.val[O_INDEX]);
+        return CLI_EXIT_USAGE;
+    }
+    if (a.val[O_MODEL] && (a.n_rep || a.val[O_SAVE] || a.val[O_INDEX])) {
+        cli_error("kneighbors: -p, --index and --save-model apply to --data (a saved model keeps its "
+                  "parameters)");
         return CLI_EXIT_USAGE;
     }
     int64_t k = 0, threads = -1;
@@ -307,7 +332,7 @@ int cmd_kneighbors(int argc, char **argv)
     if (threads >= 0 && (st = fl_ctx_set_threads(s.ctx, (int)threads)) != FL_STATUS_OK)
         rc = cli_lib_error(s.ctx, st, "--threads");
     if (!rc && a.val[O_DATA])
-        rc = cli_make_params(s.ctx, "knn", a.rep, a.n_rep, &s.params);
+        rc = cli_make_params(s.ctx, a.val[O_INDEX] ? a.val[O_INDEX] : "knn", a.rep, a.n_rep, &s.params);
     if (!rc)
         rc = cli_check_device(s.ctx, device);
     if (!rc && a.val[O_MODEL])

@@ -1,0 +1,169 @@
+/* test_ivf.c — the IVF-Flat index through the C API: with every list
+ * probed it must answer exactly (compared with a float64 brute force
+ * written here), with few probes it must keep high recall on clustered
+ * data, add() must continue the indices, set_param must change only the
+ * search knobs, a saved index must load and answer the same, a corrupted
+ * one must be refused, and bad input must leave the outputs untouched. */
+#include <math.h>
+#include <stdint.h>
+
+#include "check.h"
+#include "flashlib.h"
+
+#define N 3000
+#define D 16
+#define NQ 60
+#define K 10
+
+/* k nearest rows of X to q by squared distance (ties by index). */
+static void ref_knn(const float *X, long n, const float *q, long skip, long *out, double *dout)
+{
+    for (long c = 0; c < K; c++)
+        dout[c] = INFINITY, out[c] = -1;
+    for (long i = 0; i < n; i++) {
+        if (i == skip)
+            continue;
+        double s = 0;
+        for (long f = 0; f < D; f++) {
+            double v = (double)q[f] - X[i * D + f];
+            s += v * v;
+        }
+        long c = K - 1;
+        if (s > dout[c] || (s == dout[c] && i > out[c]))
+            continue;
+        while (c > 0 && (s < dout[c - 1] || (s == dout[c - 1] && i < out[c - 1]))) {
+            dout[c] = dout[c - 1], out[c] = out[c - 1];
+            c--;
+        }
+        dout[c] = s, out[c] = i;
+    }
+}
+
+int main(void)
+{
+    fl_ctx *ctx;
+    if (fl_ctx_create("cpu", &ctx, NULL, 0) != FL_STATUS_OK)
+        return 1;
+    /* 40 blobs; the queries are further draws of the same blobs */
+    static float XQ[(N + NQ) * D];
+    static int truth[N + NQ];
+    make_blobs(XQ, truth, N + NQ, D, 40, 10.0, 1.5);
+    float *X = XQ, *Q = XQ + N * D;
+    fl_params *p;
+    CHECK_OK(ctx, fl_params_create(ctx, "ivf_flat", &p));
+    CHECK_OK(ctx, fl_params_set(ctx, p, "n_lists", "32"));
+    CHECK_OK(ctx, fl_params_set(ctx, p, "n_probes", "32"));
+    CHECK_OK(ctx, fl_params_set(ctx, p, "metric", "sqeuclidean"));
+    CHECK_OK(ctx, fl_params_set(ctx, p, "random_state", "5"));
+    fl_model *m;
+    CHECK_OK(ctx, fl_model_create(ctx, "ivf_flat", p, &m));
+    fl_array Xa = fl_array_host(X, FL_DTYPE_F32, N, D), Qa = fl_array_host(Q, FL_DTYPE_F32, NQ, D);
+    CHECK_OK(ctx, fl_model_fit(m, &Xa, NULL, NULL));
+
+    /* every list probed: exact, distances included */
+    static int64_t I[NQ * K];
+    static double Dd[NQ * K];
+    fl_array Ia = fl_array_host(I, FL_DTYPE_I64, NQ, K), Da = fl_array_host(Dd, FL_DTYPE_F64, NQ, K);
+    CHECK_OK(ctx, fl_model_kneighbors(m, &Qa, K, &Da, &Ia));
+    long bad = 0;
+    for (long q = 0; q < NQ; q++) {
+        long ri[K];
+        double rd[K];
+        ref_knn(X, N, Q + q * D, -1, ri, rd);
+        for (long c = 0; c < K; c++)
+            bad += I[q * K + c] != ri[c] || fabs(Dd[q * K + c] - rd[c]) > 1e-6 * (1 + rd[c]);
+    }
+    CHECK_MSG(bad == 0, "%ld results differ from the brute force with every list probed", bad);
+
+    /* few probes: a search-time knob, high recall on clustered data */
+    CHECK_OK(ctx, fl_model_set_param(m, "n_probes", "4"));
+    CHECK_OK(ctx, fl_model_kneighbors(m, &Qa, K, &Da, &Ia));
+    long hit = 0;
+    for (long q = 0; q < NQ; q++) {
+        long ri[K];
+        double rd[K];
+        ref_knn(X, N, Q + q * D, -1, ri, rd);
+        for (long c = 0; c < K; c++)
+            for (long e = 0; e < K; e++)
+                hit += I[q * K + c] == ri[e];
+    }
+    CHECK_MSG(hit >= 0.95 * NQ * K, "recall@10 with 4 of 32 lists %.3f", hit / (double)(NQ * K));
+    CHECK_ERR(ctx, fl_model_set_param(m, "n_lists", "8"), FL_STATUS_INVALID_ARG, "refit to change it");
+    CHECK_ERR(ctx, fl_model_set_param(m, "n_probes", "0"), FL_STATUS_INVALID_ARG, "n_probes");
+
+    /* bad input: outputs untouched */
+    CHECK_ERR(ctx, fl_model_set_param(m, "n_probes", "33"), FL_STATUS_INVALID_ARG,
+              "n_probes=33: must be <= n_lists=32");
+    for (long i = 0; i < NQ * K; i++)
+        I[i] = -7;
+    CHECK_OK(ctx, fl_model_set_param(m, "n_probes", "32"));
+    Q[5] = NAN;
+    CHECK_ERR(ctx, fl_model_kneighbors(m, &Qa, K, &Da, &Ia), FL_STATUS_INVALID_ARG, "NaN");
+    Q[5] = 0;
+    fl_array Qn = fl_array_host(Q, FL_DTYPE_F32, NQ, D - 1);
+    CHECK_ERR(ctx, fl_model_kneighbors(m, &Qn, K, &Da, &Ia), FL_STATUS_INVALID_ARG, "features");
+    CHECK_ERR(ctx, fl_model_kneighbors(m, &Qa, N + 1, NULL, &Ia), FL_STATUS_INVALID_ARG, "n_neighbors");
+    long untouched = 0;
+    for (long i = 0; i < NQ * K; i++)
+        untouched += I[i] == -7;
+    CHECK(untouched == NQ * K);
+
+    /* add: a second index built on the first 2000 rows plus the rest
+     * answers like the whole one (every list probed) */
+    fl_model *m2;
+    CHECK_OK(ctx, fl_model_create(ctx, "ivf_flat", p, &m2));
+    fl_array X1 = fl_array_host(X, FL_DTYPE_F32, 2000, D),
+             X2 = fl_array_host(X + 2000 * D, FL_DTYPE_F32, N - 2000, D);
+    CHECK_OK(ctx, fl_model_fit(m2, &X1, NULL, NULL));
+    CHECK_OK(ctx, fl_model_add(m2, &X2));
+    double nfit = 0;
+    CHECK_OK(ctx, fl_model_attr_scalar(m2, "n_samples_fit_", &nfit));
+    CHECK(nfit == N);
+    static int64_t I2[NQ * K];
+    fl_array I2a = fl_array_host(I2, FL_DTYPE_I64, NQ, K);
+    CHECK_OK(ctx, fl_model_kneighbors(m, &Qa, K, NULL, &Ia));
+    CHECK_OK(ctx, fl_model_kneighbors(m2, &Qa, K, NULL, &I2a));
+    CHECK(memcmp(I, I2, sizeof I) == 0);
+    X2.cols = D - 1;
+    CHECK_ERR(ctx, fl_model_add(m2, &X2), FL_STATUS_INVALID_ARG, "features");
+    CHECK_OK(ctx, fl_model_attr_scalar(m2, "n_samples_fit_", &nfit));
+    CHECK(nfit == N);
+
+    /* save / load, and a corrupted buffer */
+    void *buf;
+    size_t len;
+    CHECK_OK(ctx, fl_model_save_buffer(m, &buf, &len));
+    fl_model *back = NULL;
+    CHECK_OK(ctx, fl_model_load_buffer(ctx, buf, len, &back));
+    if (back) {
+        CHECK_OK(ctx, fl_model_kneighbors(back, &Qa, K, NULL, &I2a));
+        CHECK(memcmp(I, I2, sizeof I) == 0);
+        fl_model_free(back);
+    }
+    ((unsigned char *)buf)[len / 2] ^= 0x40;
+    fl_model *bad_model = NULL;
+    CHECK(fl_model_load_buffer(ctx, buf, len, &bad_model) == FL_STATUS_CORRUPT && bad_model == NULL);
+    fl_buffer_free(buf);
+
+    /* parameters: n_probes > n_lists, n_lists > n */
+    fl_model *m3;
+    CHECK_OK(ctx, fl_params_set(ctx, p, "n_probes", "64"));
+    CHECK_ERR(ctx, fl_params_set(ctx, p, "n_probes", "0"), FL_STATUS_INVALID_ARG, "n_probes");
+    CHECK_OK(ctx, fl_model_create(ctx, "ivf_flat", p, &m3));
+    CHECK_ERR(ctx, fl_model_fit(m3, &Xa, NULL, NULL), FL_STATUS_INVALID_ARG,
+              "n_probes=64: must be <= n_lists=32");
+    CHECK(!fl_model_is_fitted(m3));
+    fl_model_free(m3);
+    CHECK_OK(ctx, fl_params_set(ctx, p, "n_lists", "5000"));
+    CHECK_OK(ctx, fl_params_set(ctx, p, "n_probes", "auto"));
+    CHECK_OK(ctx, fl_model_create(ctx, "ivf_flat", p, &m3));
+    CHECK_ERR(ctx, fl_model_fit(m3, &Xa, NULL, NULL), FL_STATUS_INVALID_ARG,
+              "n_lists=5000: must be <= n_samples=3000");
+    fl_model_free(m3);
+
+    fl_model_free(m2);
+    fl_model_free(m);
+    fl_params_free(p);
+    fl_ctx_free(ctx);
+    TEST_MAIN_END();
+}

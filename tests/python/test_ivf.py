@@ -1,0 +1,145 @@
+"""flashlib.IVFFlat on the CPU: recall@10 against exact search on clustered
+data at the default search settings, the recall knob, add(), padding,
+persistence and bad input."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+from sklearn.datasets import make_blobs  # noqa: E402
+
+import flashlib  # noqa: E402
+
+
+
+def brute(X, Q, metric, p=2):
+    """float64 reference distances through one GEMM (the tests' data is
+    far from ties, and a difference tensor of this size is gigabytes)."""
+    X, Q = X.astype(np.float64), Q.astype(np.float64)
+    G = Q @ X.T
+    if metric == "inner_product":
+        return G
+    if metric == "cosine":
+        nx, nq = np.linalg.norm(X, axis=1), np.linalg.norm(Q, axis=1)
+        return 1.0 - G / np.maximum(nq[:, None], 1e-300) / np.maximum(nx[None, :], 1e-300)
+    d2 = np.maximum((Q * Q).sum(1)[:, None] + (X * X).sum(1)[None, :] - 2 * G, 0.0)
+    return d2 if metric == "sqeuclidean" else np.sqrt(d2)
+
+
+def recall(ind, ref):
+    return np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(ind, ref)])
+
+
+@pytest.fixture(scope="module")
+def clustered():
+    X, _ = make_blobs(n_samples=20000, n_features=32, centers=100, cluster_std=3.0, random_state=11)
+    Q, _ = make_blobs(n_samples=400, n_features=32, centers=100, cluster_std=3.0, random_state=11,
+                      shuffle=True)
+    rng = np.random.default_rng(0)
+    Q = Q + rng.normal(scale=0.5, size=Q.shape)
+    return X.astype(np.float32), Q.astype(np.float32)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine", "inner_product"])
+def test_recall_at_default_settings(clustered, metric):
+    X, Q = clustered
+    ix = flashlib.IVFFlat(metric=metric, random_state=0, device="cpu").fit(X)
+    assert ix.n_lists_ == round(4 * np.sqrt(len(X)))
+    dist, ind = ix.kneighbors(Q)
+    ref = brute(X, Q, metric, 2)
+    order = np.argsort(-ref if metric == "inner_product" else ref, axis=1, kind="stable")[:, :10]
+    assert recall(ind, order) >= 0.95
+    # the distances returned are the exact ones of the indices returned
+    got = np.take_along_axis(ref, ind, axis=1)
+    np.testing.assert_allclose(dist, got, rtol=2e-4, atol=2e-4 * np.abs(ref).max())
+    assert np.all(np.diff(dist, axis=1) <= 0) if metric == "inner_product" else np.all(np.diff(dist, axis=1) >= 0)
+
+
+def test_recall_grows_with_probes(clustered):
+    X, Q = clustered
+    ref = np.argsort(brute(X, Q, "euclidean", 2), axis=1, kind="stable")[:, :10]
+    ix = flashlib.IVFFlat(n_lists=256, n_probes=1, random_state=0, device="cpu").fit(X)
+    r = []
+    for p in (1, 4, 16, 256):
+        ix.set_params(n_probes=p)  # no rebuild: a search-time knob
+        r.append(recall(ix.kneighbors(Q, return_distance=False), ref))
+    assert r == sorted(r) and r[-1] == 1.0 and r[0] < 0.95
+    # every list probed = exact search, distances included
+    dist, ind = ix.kneighbors(Q)
+    exact = np.sort(brute(X, Q, "euclidean", 2), axis=1)[:, :10]
+    np.testing.assert_allclose(dist, exact, rtol=1e-5, atol=1e-4)
+
+
+def test_deterministic_and_self_query(clustered):
+    X, _ = clustered
+    X = X[:3000]
+    a = flashlib.IVFFlat(n_lists=40, n_probes=40, random_state=3, device="cpu").fit(X)
+    b = flashlib.IVFFlat(n_lists=40, n_probes=40, random_state=3, device="cpu").fit(X)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    d1, i1 = a.kneighbors()
+    d2, i2 = b.kneighbors()
+    np.testing.assert_array_equal(i1, i2)
+    assert all(i not in set(row) for i, row in enumerate(i1))  # each point left out of its own list
+    ref = brute(X, X, "euclidean", 2)
+    np.fill_diagonal(ref, np.inf)
+    np.testing.assert_allclose(d1, np.sort(ref, axis=1)[:, :10], rtol=1e-5, atol=1e-4)
+
+
+def test_add_continues_indices(clustered):
+    X, Q = clustered
+    X = X[:4000]
+    full = flashlib.IVFFlat(n_lists=32, n_probes=32, random_state=0, device="cpu").fit(X)
+    part = flashlib.IVFFlat(n_lists=32, n_probes=32, random_state=0, device="cpu").fit(X[:2500])
+    part.add(X[2500:])
+    assert part.n_samples_fit_ == 4000
+    d, i = part.kneighbors(Q[:50])
+    exact = np.argsort(brute(X, Q[:50], "euclidean", 2), axis=1, kind="stable")[:, :10]
+    assert recall(i, exact) == 1.0  # every list probed: exact
+    np.testing.assert_allclose(d, full.kneighbors(Q[:50])[0], rtol=1e-6)
+
+
+def test_padding_when_lists_are_short():
+    X = np.array([[0.0, 0.0], [0.1, 0.0], [10.0, 10.0], [10.1, 10.0]], dtype=np.float32)
+    ix = flashlib.IVFFlat(n_lists=2, n_probes=1, n_neighbors=3, random_state=0, device="cpu").fit(X)
+    dist, ind = ix.kneighbors(np.array([[0.0, 0.05]], dtype=np.float32))
+    assert sorted(ind[0, :2]) == [0, 1] and ind[0, 2] == -1 and np.isinf(dist[0, 2])
+
+
+def test_pickle_and_dtypes(clustered):
+    X, Q = clustered
+    ix = flashlib.IVFFlat(n_lists=64, random_state=0, device="cpu").fit(X[:5000].astype(np.float64))
+    d64, i64 = ix.kneighbors(Q.astype(np.float64))
+    assert d64.dtype == np.float64
+    back = pickle.loads(pickle.dumps(ix))
+    d2, i2 = back.kneighbors(Q.astype(np.float64))
+    np.testing.assert_array_equal(i64, i2)
+    np.testing.assert_array_equal(d64, d2)
+
+
+def test_bad_input(clustered):
+    X, Q = clustered
+    with pytest.raises(ValueError, match="n_probes=20: must be <= n_lists=10"):
+        flashlib.IVFFlat(n_lists=10, n_probes=20, device="cpu").fit(X[:100])
+    with pytest.raises(ValueError, match="n_lists=200: must be <= n_samples=100"):
+        flashlib.IVFFlat(n_lists=200, device="cpu").fit(X[:100])
+    ix = flashlib.IVFFlat(n_lists=10, device="cpu").fit(X[:500])
+    before = ix.kneighbors(Q[:5])
+    ix.set_params(n_probes=11)
+    with pytest.raises(ValueError, match="n_probes=11: must be <= n_lists=10"):
+        ix.kneighbors(Q[:5])
+    ix.set_params(n_probes="auto")
+    with pytest.raises(ValueError, match="features"):
+        ix.kneighbors(Q[:5, :4])
+    bad = Q[:5].copy()
+    bad[1, 1] = np.nan
+    with pytest.raises(ValueError):
+        ix.kneighbors(bad)
+    with pytest.raises(ValueError):
+        ix.add(bad)
+    with pytest.raises(ValueError, match="n_neighbors"):
+        ix.kneighbors(Q[:5], n_neighbors=501)
+    for a, b in zip(before, ix.kneighbors(Q[:5])):  # nothing changed
+        np.testing.assert_array_equal(a, b)
+    assert ix.n_samples_fit_ == 500
