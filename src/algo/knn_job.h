@@ -44,15 +44,15 @@ typedef struct fli_knn_job {
     int64_t n_q, q_ld;
     fl_dtype dtype; /* F32 or F64 (the CUDA module: F32 only) */
 
-    int64_t k;                /* 1 <= k <= n_db (n_db - 1 with self_exclude) */
+    int64_t k; /* 1 <= k <= n_db (n_db - 1 with self_exclude) */
     fli_knn_metric metric;
-    double p;                 /* MINKOWSKI's exponent (>= 1)                  */
-    fli_precision precision;  /* GPU scan arithmetic (FP32/TF32/BF16/FP16);
-                                 the returned distances are exact fp32 either
-                                 way: low-precision scans keep an oversampled
-                                 candidate pool and re-rank it in fp32; the
-                                 CPU ignores it                                */
-    fl_backend backend;       /* CUDA or CUDA_SM90 for the module             */
+    double p;                /* MINKOWSKI's exponent (>= 1)                  */
+    fli_precision precision; /* GPU scan arithmetic (FP32/TF32/BF16/FP16);
+                                the returned distances are exact fp32 either
+                                way: low-precision scans keep an oversampled
+                                candidate pool and re-rank it in fp32; the
+                                CPU ignores it                                */
+    fl_backend backend;      /* CUDA or CUDA_SM90 for the module             */
 
     /* The queries are database rows q_offset .. q_offset + n_q - 1 (the
      * training set queried with X=None): query i never returns database
@@ -99,7 +99,7 @@ typedef struct fli_knn_radius_job {
     int64_t q_offset;
 
     /* outputs (allocated by the backend on success) */
-    int64_t *indptr; /* n_q + 1 */
+    int64_t *indptr;  /* n_q + 1 */
     int64_t *indices; /* nnz */
     void *dist;       /* nnz values of dtype */
     int64_t nnz;

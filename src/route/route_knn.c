@@ -26,9 +26,9 @@
  *  - The scan is the portable mma.sync kernel on every GPU (no Hopper-only
  *    path yet).
  */
-fl_status fli_route_knn(const fl_hw_props *hw, int64_t n_db, int64_t n_q, int64_t d, fl_dtype dtype, int64_t k,
-                        fli_knn_metric metric, int precision_word, int on_device, int force_gpu, fl_route *out,
-                        fli_precision *prec_out)
+fl_status fli_route_knn(const fl_hw_props *hw, int64_t n_db, int64_t n_q, int64_t d, fl_dtype dtype,
+                        int64_t k, fli_knn_metric metric, int precision_word, int on_device, int force_gpu,
+                        fl_route *out, fli_precision *prec_out)
 {
     const int gemm_form = metric == FLI_KNN_SQEUCLIDEAN || metric == FLI_KNN_EUCLIDEAN ||
                           metric == FLI_KNN_COSINE || metric == FLI_KNN_INNER;
@@ -39,10 +39,11 @@ fl_status fli_route_knn(const fl_hw_props *hw, int64_t n_db, int64_t n_q, int64_
         fli_precision p = dtype == FL_DTYPE_F64 ? FLI_PREC_F64 : FLI_PREC_FP32;
         out->backend = FL_BACKEND_CPU;
         fli_route_set_variant(out, p);
-        const char *why = !hw || hw->sm_major == 0
-                              ? "CPU backend (no GPU in use: none found, or device cpu chosen): "
-                              : "CPU backend (data on the host and under 1e9 multiply-adds, less than moving it to "
-                                "the GPU costs): ";
+        const char *why =
+            !hw || hw->sm_major == 0
+                ? "CPU backend (no GPU in use: none found, or device cpu chosen): "
+                : "CPU backend (data on the host and under 1e9 multiply-adds, less than moving it to "
+                  "the GPU costs): ";
         fli_join(out->reason, sizeof out->reason,
                  (const char *const[]){why,
                                        gemm_form ? "BLAS-blocked distances with per-query heaps in "
