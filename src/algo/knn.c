@@ -329,19 +329,21 @@ static const void *fit_data(fl_model *m, fl_dtype dt, void **tmp)
     return *tmp;
 }
 
-/* Validates the queries of a fitted model (X NULL: the training set). */
-static fl_status check_queries(fl_model *m, const fl_array *X, int64_t d)
+/* The start of a fitted model's search: the queries (X NULL: the training
+ * set) against the model, and the parameters resolved. */
+static fl_status model_setup(fl_model *m, const fl_array *X, knn_setup *s)
 {
-    if (!X)
-        return FL_STATUS_OK;
-    fl_status st = fli_check_data(m->ctx, X, "X");
-    if (st)
-        return st;
-    if (X->cols != d)
-        return fli_fail(m->ctx, FL_STATUS_INVALID_ARG,
-                        "X has %lld features, but NearestNeighbors is expecting %lld features as input",
-                        (long long)X->cols, (long long)d);
-    return FL_STATUS_OK;
+    const int64_t d = fli_model_attr(m, "fit_X_")->cols;
+    if (X) {
+        fl_status st = fli_check_data(m->ctx, X, "X");
+        if (st)
+            return st;
+        if (X->cols != d)
+            return fli_fail(m->ctx, FL_STATUS_INVALID_ARG,
+                            "X has %lld features, but NearestNeighbors is expecting %lld features as input",
+                            (long long)X->cols, (long long)d);
+    }
+    return setup(m->ctx, m->params, s);
 }
 
 static fl_status knn_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_array *dist, fl_array *idx)
@@ -350,9 +352,7 @@ static fl_status knn_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_ar
     const fli_attr *A = fli_model_attr(m, "fit_X_");
     const int64_t n = A->rows, d = A->cols;
     knn_setup s;
-    fl_status st = check_queries(m, X, d);
-    if (!st)
-        st = setup(ctx, m->params, &s);
+    fl_status st = model_setup(m, X, &s);
     if (!st)
         st = check_k(ctx, k, n, X ? X->rows : n, X == NULL);
     const fl_dtype dt = X ? X->dtype : A->dtype;
@@ -387,9 +387,7 @@ static fl_status knn_radius_neighbors(fl_model *m, const fl_array *X, double rad
     const fli_attr *A = fli_model_attr(m, "fit_X_");
     const int64_t n = A->rows, d = A->cols;
     knn_setup s;
-    fl_status st = check_queries(m, X, d);
-    if (!st)
-        st = setup(ctx, m->params, &s);
+    fl_status st = model_setup(m, X, &s);
     if (!st)
         st = check_radius(ctx, s.metric, radius);
     if (st)
