@@ -484,7 +484,7 @@ class IVFFlat(FlashlibEstimator):
     exact distances. Build once, search many; `add` files more rows.
 
     n_lists : int or 'auto', default='auto' (4 sqrt(n_samples))
-    n_probes : int or 'auto', default='auto' (max(8, n_lists / 8))
+    n_probes : int or 'auto', default='auto' (max(8, n_lists / 32))
         The recall knob: more probes, higher recall, slower search. It may
         be changed after fit (set_params) without rebuilding.
     n_neighbors : int, default=10

@@ -10,7 +10,7 @@ const fl_param_def fli_ivf_flat_params[] = {
     {"n_lists", FL_PARAM_INT, "auto", 1, 2147483647.0, "auto", "nlist",
      "inverted lists (coarse k-means clusters); auto = 4 sqrt(n_samples)"},
     {"n_probes", FL_PARAM_INT, "auto", 1, 2147483647.0, "auto", "nprobe",
-     "lists scanned per query: the recall knob (more = higher recall, slower); auto = max(8, n_lists / 8)"},
+     "lists scanned per query: the recall knob (more = higher recall, slower); auto = max(8, n_lists / 32)"},
     {"n_neighbors", FL_PARAM_INT, "10", 1, 9.2e18, NULL, "k|K", "neighbours returned by kneighbors"},
     {"metric", FL_PARAM_CHOICE, "euclidean", 0, 0, "euclidean|sqeuclidean|cosine|inner_product|dot|l2", NULL,
      "distance: euclidean, sqeuclidean, cosine = 1 - cos (vectors normalised at build), inner_product/dot "
@@ -33,7 +33,7 @@ int64_t fli_ivf_auto_lists(int64_t n)
 
 int64_t fli_ivf_auto_probes(int64_t n_lists)
 {
-    int64_t p = n_lists / 8;
+    int64_t p = n_lists / 32;
     if (p < 8)
         p = 8;
     return p > n_lists ? n_lists : p;
