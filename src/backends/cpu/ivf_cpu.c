@@ -144,6 +144,7 @@ fl_status fli_cpu_ivf_assign(fl_ctx *ctx, const fli_ivf_index *ix, const float *
     const int64_t nb = (n + IVF_QB - 1) / IVF_QB;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(T)
     for (int64_t b = 0; b < nb; b++) {
+        omp_set_num_threads(1); /* the GEMM below runs on this thread alone, even when T == 1 */
         float *s = S + (size_t)omp_get_thread_num() * IVF_QB * (size_t)L;
         const int64_t r0 = b * IVF_QB, m = n - r0 < IVF_QB ? n - r0 : IVF_QB;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)L, (int)d, 1.0f, X + r0 * ld,
@@ -198,6 +199,7 @@ fl_status fli_cpu_ivf_search(fl_ctx *ctx, const fli_ivf_search_job *job)
         const int64_t w1 = w0 + wave < nb ? w0 + wave : nb;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(T)
         for (int64_t b = w0; b < w1; b++) {
+            omp_set_num_threads(1); /* this thread's BLAS calls run on it alone */
             char *p = ws + per * (size_t)omp_get_thread_num();
 #define TAKE(type, count)                                                                                    \
     (type *)p;                                                                                               \
