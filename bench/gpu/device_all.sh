@@ -41,7 +41,7 @@ if [ "$WHAT" = tests ] || [ "$WHAT" = all ]; then
     echo "run.sh check rc=$?" | tee -a "$OUT/summary.txt"
     [ -x "$B/bin/test_core" ] || { stamp "build failed"; tail -40 "$OUT/cmake.log"; exit 1; }
     export LD_LIBRARY_PATH=$PWD/$B/lib:$LD_LIBRARY_PATH
-    [ -d /tmp/debroot ] && export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-pthread:/tmp/debroot/usr/lib/x86_64-linux-gnu
+    [ -d /tmp/debroot ] && export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-openmp:/tmp/debroot/usr/lib/x86_64-linux-gnu
     stamp "C tests"
     crc=0
     for t in $B/bin/test_*; do echo "== $t"; "$t" || crc=1; done >"$OUT/ctest.log" 2>&1
@@ -64,7 +64,7 @@ if [ "$WHAT" = tests ] || [ "$WHAT" = all ]; then
     tail -16 "$OUT/bench_kmeans.log"
 fi
 if [ "$WHAT" = peers ] || [ "$WHAT" = calib ] || [ "$WHAT" = all ]; then
-    [ -d /tmp/debroot ] && export LD_LIBRARY_PATH=$B/lib:/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-pthread:/tmp/debroot/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
+    [ -d /tmp/debroot ] && export LD_LIBRARY_PATH=$B/lib:/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-openmp:/tmp/debroot/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
     if [ ! -x "$B/bin/flashlib" ] || [ ! -f "$B/lib/libflashlib_cuda.so" ]; then
         stamp "no build from a previous call: building"
         BUILD=$B bash bench/gpu/run.sh check >"$OUT/run_check.log" 2>&1

@@ -27,14 +27,14 @@ stamp "build + module_check + gpu_kmeans_check"
 BUILD=$B timeout 420 bash bench/gpu/run.sh check >"$OUT/run_check.log" 2>&1
 stamp "run.sh check rc=$?"
 [ -f "$B/lib/libflashlib_cuda.so" ] || { tail -40 "$OUT/cmake.log"; exit 1; }
-[ -d /tmp/debroot ] && export LD_LIBRARY_PATH=$PWD/$B/lib:/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-pthread:/tmp/debroot/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
+[ -d /tmp/debroot ] && export LD_LIBRARY_PATH=$PWD/$B/lib:/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-openmp:/tmp/debroot/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
 # baseline: the module of the previous commit (a copy in .base, carried),
 # built while the Python tests run, timed by the same bench binary
 BASE_PID=
 if [ -f .base/CMakeLists.txt ]; then
     BA=()
-    [ -d /tmp/debroot ] && BA=(-DFL_BLAS_LIB=/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so
-                              -DFL_CBLAS_INCLUDE=/tmp/debroot/usr/include/x86_64-linux-gnu/openblas-pthread)
+    [ -d /tmp/debroot ] && BA=(-DFL_BLAS_LIB=/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so
+                              -DFL_CBLAS_INCLUDE=/tmp/debroot/usr/include/x86_64-linux-gnu/openblas-openmp)
     (cmake -S .base -B build-base -G Ninja -DCMAKE_BUILD_TYPE=Release "${BA[@]}" &&
         cmake --build build-base -j10 --target flashlib_cuda) >"$OUT/base_build.log" 2>&1 &
     BASE_PID=$!

@@ -17,9 +17,9 @@ BLAS_ARGS=()
 if ! ls /usr/include/*/cblas.h /usr/include/cblas.h >/dev/null 2>&1 && ls .debs/*.deb >/dev/null 2>&1; then
     mkdir -p /tmp/debroot
     for f in .debs/*.deb; do dpkg -x "$f" /tmp/debroot; done
-    BLAS_ARGS=(-DFL_BLAS_LIB=/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so
-               -DFL_CBLAS_INCLUDE=/tmp/debroot/usr/include/x86_64-linux-gnu/openblas-pthread)
-    export LD_LIBRARY_PATH=/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-pthread:/tmp/debroot/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
+    BLAS_ARGS=(-DFL_BLAS_LIB=/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so
+               -DFL_CBLAS_INCLUDE=/tmp/debroot/usr/include/x86_64-linux-gnu/openblas-openmp)
+    export LD_LIBRARY_PATH=/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-openmp:/tmp/debroot/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
 fi
 
 if [ -n "$PREBUILT" ]; then
