@@ -448,6 +448,11 @@ static fl_status knn_check_attrs(fl_ctx *ctx, const fl_params *p, const fli_attr
     return check_params(ctx, p);
 }
 
+/* The model keeps the raw training data, so every parameter is a search
+ * parameter: a fitted model may change any of them (fl_model_set_param). */
+static const char *const knn_search_params[] = {"n_neighbors", "radius",    "metric",  "p", "precision",
+                                                "algorithm",   "leaf_size", "verbose", NULL};
+
 const fli_algo fli_algo_knn = {
     .name = "knn",
     .params = fli_knn_params,
@@ -458,6 +463,7 @@ const fli_algo fli_algo_knn = {
     .check_attrs = knn_check_attrs,
     .kneighbors = knn_kneighbors,
     .radius_neighbors = knn_radius_neighbors,
+    .search_params = knn_search_params,
 };
 
 /* ---- typed C functions ----------------------------------------------------- */

@@ -161,6 +161,31 @@ int main(void)
               "n_lists=5000: must be <= n_samples=3000");
     fl_model_free(m3);
 
+    /* the exact model keeps its raw data: every parameter is a search one */
+    fl_model *e;
+    CHECK_OK(ctx, fl_knn_fit(ctx, &Xa, NULL, &e));
+    CHECK_OK(ctx, fl_model_set_param(e, "metric", "manhattan"));
+    int64_t i1[NQ];
+    fl_array i1a = fl_array_host(i1, FL_DTYPE_I64, NQ, 1);
+    CHECK_OK(ctx, fl_model_kneighbors(e, &Qa, 1, NULL, &i1a));
+    long wrong = 0;
+    for (long q = 0; q < NQ; q++) {
+        double best = INFINITY;
+        long bi = -1;
+        for (long i = 0; i < N; i++) {
+            double s = 0;
+            for (long f = 0; f < D; f++)
+                s += fabs((double)Q[q * D + f] - X[i * D + f]);
+            if (s < best)
+                best = s, bi = i;
+        }
+        wrong += i1[q] != bi;
+    }
+    CHECK_MSG(wrong == 0, "%ld manhattan nearest neighbours differ after set_param", wrong);
+    CHECK_ERR(ctx, fl_model_set_param(e, "radius", "-1"), FL_STATUS_INVALID_ARG, "radius=-1");
+    CHECK_ERR(ctx, fl_model_set_param(e, "colour", "red"), FL_STATUS_INVALID_ARG, "colour");
+    fl_model_free(e);
+
     fl_model_free(m2);
     fl_model_free(m);
     fl_params_free(p);
