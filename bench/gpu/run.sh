@@ -36,9 +36,16 @@ if [ "$WHAT" = all ] || [ "$WHAT" = check ]; then
     if [ -x "$B/bin/gpu_kmeans_check" ]; then
         "$B/bin/gpu_kmeans_check" 2>&1 | tee "$OUT/gpu_kmeans_check.log" || rc=1
     fi
+    if [ -x "$B/bin/knn_check" ]; then
+        "$B/bin/knn_check" "$B/lib/libflashlib_cuda.so" 2>&1 | sed "s#$PWD#.#g" >"$OUT/knn_check.log" || rc=1
+        tail -1 "$OUT/knn_check.log"
+    fi
 fi
 if [ "$WHAT" = all ] || [ "$WHAT" = bench ]; then
     "$B/bin/bench_kmeans" "$B/lib/libflashlib_cuda.so" 10 ${SHAPES:-} 2>&1 | tee "$OUT/bench_kmeans.log" || rc=1
+    if [ -x "$B/bin/bench_knn" ] && [ -z "${NO_KNN_BENCH:-}" ]; then
+        "$B/bin/bench_knn" "$B/lib/libflashlib_cuda.so" "$OUT/knn_cuda.json" 10 2>&1 | tee "$OUT/bench_knn.log" || rc=1
+    fi
 fi
 if [ "$WHAT" = all ] || [ "$WHAT" = peers ]; then
     PYTHONUNBUFFERED=1 python3 bench/gpu/peers.py --out "$OUT/peers.json" ${PEERS_ARGS:-} 2>&1 | tee "$OUT/peers.log"
