@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "algo/kmeans_job.h"
 #include "info/info_internal.h"
 
 /* ---- errors ------------------------------------------------------------ */
@@ -828,6 +829,28 @@ int fl_info_model_eval(const char *op, const char *variant, const int64_t *shape
         return rc;
     *runtime_ms = res.runtime_ms;
     return 0;
+}
+
+fl_info_prec fli_prec_info(int precision)
+{
+    switch (precision) {
+    case FLI_PREC_TF32: return FL_INFO_PREC_TF32;
+    case FLI_PREC_BF16: return FL_INFO_PREC_BF16;
+    case FLI_PREC_FP16: return FL_INFO_PREC_FP16;
+    case FLI_PREC_F64: return FL_INFO_PREC_FP64;
+    default: return FL_INFO_PREC_FP32;
+    }
+}
+
+int fli_coefs_out(const char *const *coef_names, const double *c, int n, const char **names, double *def)
+{
+    for (int i = 0; i < n; i++) {
+        if (names)
+            names[i] = coef_names[i];
+        if (def)
+            def[i] = c[i];
+    }
+    return n;
 }
 
 int fl_info_model_coefs(const char *op, const char *variant, const char *device, const char **names,

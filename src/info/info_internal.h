@@ -9,6 +9,7 @@
 #ifndef FL_INFO_INTERNAL_H
 #define FL_INFO_INTERNAL_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -245,6 +246,38 @@ const fli_calib_anchor *fli_calib_anchor_find(const char *op, const char *ref, i
  * caller computes them only then. */
 const double *fli_calib_coefs(fli_est *e, const char *op, const char *variant, const char *dtype,
                               const double *def, int n, fl_info_tier *tier, const fli_calib_entry **entry);
+
+/* ---- what the op models share ------------------------------------------ */
+
+/* A parameter's default as the generic reader (fli_p_num_i / fli_p_word_i)
+ * turns its text into a number (NaN for a word) and a word index (-1 for a
+ * number): an op that reads its parameters by index keeps a table of these,
+ * so an estimate parses no default text. tests/c/test_info.c checks each
+ * table against the op's parameter table (defaults spelled out == unset). */
+typedef struct fli_pdefault {
+    double num;
+    int word;
+} fli_pdefault;
+
+/* Parameter i as given, else its default (what fli_p_num_i / fli_p_word_i
+ * return). */
+static inline double fli_pd_num(const fli_est *e, const fli_pdefault *def, int i)
+{
+    if (e->ps.set & (1u << i))
+        return e->ps.word[i] >= 0 ? NAN : e->ps.num[i];
+    return def[i].num;
+}
+
+static inline int fli_pd_word(const fli_est *e, const fli_pdefault *def, int i)
+{
+    return e->ps.set & (1u << i) ? e->ps.word[i] : def[i].word;
+}
+
+/* The cost model's precision of an execution precision (fli_precision). */
+fl_info_prec fli_prec_info(int precision);
+/* Copies a model's n coefficient names and roofline values out (either
+ * pointer may be NULL) and returns n: the fli_<op>_coefs answer. */
+int fli_coefs_out(const char *const *coef_names, const double *c, int n, const char **names, double *def);
 
 /* ---- op estimators (one per file group) ----------------------------------- */
 #define FLI_KMEANS_N_XPARAMS 5

@@ -188,23 +188,12 @@ static int variant_prec(const char *v, fli_precision *p)
     return -1;
 }
 
-static fl_info_prec info_prec(fli_precision p)
-{
-    switch (p) {
-    case FLI_PREC_TF32: return FL_INFO_PREC_TF32;
-    case FLI_PREC_BF16: return FL_INFO_PREC_BF16;
-    case FLI_PREC_FP16: return FL_INFO_PREC_FP16;
-    case FLI_PREC_F64: return FL_INFO_PREC_FP64;
-    default: return FL_INFO_PREC_FP32;
-    }
-}
-
 static void roofline_coefs(fli_precision p, const fl_info_device *dev, double *c)
 {
     c[C_FIXED] = 0.05 + 12 * dev->launch_us * 1e-3;
     c[C_LAUNCH] = dev->launch_us;
     c[C_PP] = dev->launch_us;
-    c[C_RATE] = fli_rate(dev, info_prec(p), FLI_CLASS_FUSED);
+    c[C_RATE] = fli_rate(dev, fli_prec_info(p), FLI_CLASS_FUSED);
     c[C_BW] = fli_bw(dev, FLI_CLASS_FUSED);
     c[C_H2D] = dev->h2d_gbs > 0 ? dev->h2d_gbs * 0.3 : 10.0;
     /* centre sums: one shared-memory update per row element and 32 lanes
@@ -234,13 +223,7 @@ int fli_kmeans_coefs(const char *variant, const fl_info_device *dev, const char 
         return -1;
     double c[N_COEF];
     roofline_coefs(p, dev, c);
-    for (int i = 0; i < N_COEF; i++) {
-        if (names)
-            names[i] = coef_names[i];
-        if (def)
-            def[i] = c[i];
-    }
-    return N_COEF;
+    return fli_coefs_out(coef_names, c, N_COEF, names, def);
 }
 
 /* Everything the model needs, resolved from the shape and parameters the
@@ -280,10 +263,7 @@ enum {
  * about a seventh of a call. tests/c/test_info.c checks that estimating
  * with every default spelled out gives the same result as leaving them
  * unset, so a changed default in a table fails there. */
-static const struct km_default {
-    double num;
-    int word;
-} km_defaults[KP_COUNT] = {
+static const fli_pdefault km_defaults[KP_COUNT] = {
     [KP_N_CLUSTERS] = {8, -1},
     [KP_INIT] = {NAN, FLI_KM_INIT_KMEANSPP},
     [KP_N_INIT] = {NAN, 0}, /* auto */
@@ -302,25 +282,11 @@ static const struct km_default {
     [KX_ENTRY] = {NAN, 0},         /* function */
 };
 
-/* Parameter i as given, else its default (the same values fli_p_num_i and
- * fli_p_word_i return). */
-static double km_num(const fli_est *e, int i)
-{
-    if (e->ps.set & (1u << i))
-        return e->ps.word[i] >= 0 ? NAN : e->ps.num[i];
-    return km_defaults[i].num;
-}
-
-static int km_word(const fli_est *e, int i)
-{
-    return e->ps.set & (1u << i) ? e->ps.word[i] : km_defaults[i].word;
-}
-
 static int resolve(fli_est *e, km_req *q)
 {
     q->n = e->shape[0];
     q->d = e->shape[1];
-    q->k = (int64_t)km_num(e, KP_N_CLUSTERS);
+    q->k = (int64_t)fli_pd_num(e, km_defaults, KP_N_CLUSTERS);
     if (q->k > q->n)
         return fli_info_fail(e, "kmeans: n_clusters=%lld: must be in [1, n_samples=%lld]", (long long)q->k,
                              (long long)q->n);
@@ -329,28 +295,30 @@ static int resolve(fli_est *e, km_req *q)
                              "kmeans: dtype %s: expected f32 or f64 (the GPU's 16-bit arithmetic is "
                              "precision=bf16 or precision=fp16)",
                              fli_dtype_canon(e->dtype));
-    q->init = km_word(e, KP_INIT);
-    int w = km_word(e, KP_N_INIT);
-    q->n_init = w == 0 ? (q->init == FLI_KM_INIT_RANDOM ? 10 : 1) : (int64_t)km_num(e, KP_N_INIT);
+    q->init = fli_pd_word(e, km_defaults, KP_INIT);
+    int w = fli_pd_word(e, km_defaults, KP_N_INIT);
+    q->n_init =
+        w == 0 ? (q->init == FLI_KM_INIT_RANDOM ? 10 : 1) : (int64_t)fli_pd_num(e, km_defaults, KP_N_INIT);
     if (q->init == FLI_KM_INIT_ARRAY)
         q->n_init = 1;
-    q->max_iter = (int64_t)km_num(e, KP_MAX_ITER);
+    q->max_iter = (int64_t)fli_pd_num(e, km_defaults, KP_MAX_ITER);
     q->iters = q->max_iter;
-    q->iters_given = km_word(e, KX_EXPECTED_ITER) < 0;
+    q->iters_given = fli_pd_word(e, km_defaults, KX_EXPECTED_ITER) < 0;
     if (q->iters_given) {
-        int64_t x = (int64_t)km_num(e, KX_EXPECTED_ITER);
+        int64_t x = (int64_t)fli_pd_num(e, km_defaults, KX_EXPECTED_ITER);
         q->iters = x < q->max_iter ? x : q->max_iter;
     }
-    q->L = km_word(e, KP_N_LOCAL_TRIALS) == 0 ? 2 + (int64_t)floor(log((double)q->k))
-                                              : (int64_t)km_num(e, KP_N_LOCAL_TRIALS);
-    q->metric = km_word(e, KP_METRIC);
-    q->precision_word = km_word(e, KP_PRECISION);
-    q->on_device = km_word(e, KX_INPUT) == 1;
-    q->weights = km_num(e, KX_SAMPLE_WEIGHT) != 0;
-    q->tol = km_num(e, KP_TOL);
-    double th = km_num(e, KX_THREADS);
+    q->L = fli_pd_word(e, km_defaults, KP_N_LOCAL_TRIALS) == 0
+               ? 2 + (int64_t)floor(log((double)q->k))
+               : (int64_t)fli_pd_num(e, km_defaults, KP_N_LOCAL_TRIALS);
+    q->metric = fli_pd_word(e, km_defaults, KP_METRIC);
+    q->precision_word = fli_pd_word(e, km_defaults, KP_PRECISION);
+    q->on_device = fli_pd_word(e, km_defaults, KX_INPUT) == 1;
+    q->weights = fli_pd_num(e, km_defaults, KX_SAMPLE_WEIGHT) != 0;
+    q->tol = fli_pd_num(e, km_defaults, KP_TOL);
+    double th = fli_pd_num(e, km_defaults, KX_THREADS);
     q->threads = isfinite(th) && th >= 1 ? (int)th : 0;
-    q->entry_model = km_word(e, KX_ENTRY) == 1;
+    q->entry_model = fli_pd_word(e, km_defaults, KX_ENTRY) == 1;
     return 0;
 }
 
@@ -369,7 +337,7 @@ static int est_gpu(fli_est *e, const km_req *q)
     strcpy(r->backend, fl_backend_name(route.backend));
     memcpy(r->variant, route.variant, sizeof r->variant);
     memcpy(r->reason, route.reason, sizeof r->reason);
-    e->main_prec = info_prec(prec);
+    e->main_prec = fli_prec_info(prec);
     if (e->dtype == FL_DTYPE_F64 && q->on_device)
         return fli_info_fail(e, "kmeans: float64 X in device memory: the GPU path computes in float32; pass "
                                 "float32 device data or float64 host data (as execution requires)");
@@ -659,7 +627,7 @@ static int est_cpu(fli_est *e, const km_req *q)
     strcpy(r->backend, fl_backend_name(route.backend));
     memcpy(r->variant, route.variant, sizeof r->variant);
     memcpy(r->reason, route.reason, sizeof r->reason);
-    e->main_prec = info_prec(prec);
+    e->main_prec = fli_prec_info(prec);
 
     /* the backend's thread count: as given, this machine's cores for device
      * "this", else the nominal CPU's */
@@ -682,7 +650,7 @@ static int est_cpu(fli_est *e, const km_req *q)
                 "n_clusters bytes while they are relocated");
 
     const double n = (double)q->n, d = (double)q->d, k = (double)q->k, es = (double)fli_dtype_bytes(e->dtype);
-    const fl_info_prec p = info_prec(prec);
+    const fl_info_prec p = fli_prec_info(prec);
     const double R = (double)q->n_init, I = (double)q->iters;
     fl_info_tier cap = FL_INFO_TIER_HEURISTIC;
     fli_roof_leaf(e, 0, "prepare X", "row norms, feature variances for tol", 1, 5 * n * d, p,

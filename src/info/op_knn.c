@@ -7,30 +7,33 @@
  * n_queries x n_samples x n_features searches separate queries.
  *
  * Routing is fli_route_knn, the function execution calls, on the device's
- * properties (fli_device_hw). The GPU search follows the structure of
- * knn_cuda.cu:
- *   fixed     workspace allocation and release, set-up, the final
+ * properties (fli_device_hw). The GPU search is what knn_cuda.cu plans and
+ * launches, its plan mirrored here (gplan_make: pool, list width, chunks of
+ * queries and database rows under the memory budget, database slices):
+ *   fixed     buffer allocation and release, set-up, the final
  *             synchronisation
- *   h2d       the database (and separate queries) over the host link when
- *             they live on the host
- *   prepare   row norms (product-form metrics) and the 16-bit copies of
+ *   h2d       host queries per query chunk, the host database once (or
+ *             every chunk per query chunk, double-buffered behind the work)
+ *   prepare   score coefficients of the database rows, 16-bit copies of
  *             database and queries (bf16 / fp16 scans)
- *   scan      query tiles x database slices, one block each, in whole waves
- *             over the SMs: the distance tile (tensor cores, or fp32 SIMT
- *             for fp32, manhattan and minkowski) and a per-query top-k of
- *             every score: max(padded multiply-adds at rate_tflops +
- *             select per score at select_gsps + insertions into the lists,
- *             HBM bytes, operand bytes from L2)
- *   merge     the slices' candidate lists into one per query
- *   re-rank   low-precision scans: the oversampled pool of every query
- *             recomputed in exact fp32 (gathers of database rows), sorted
- *   any-k     k above what a block's top-k holds: chunks of queries against
- *             the whole database as a GEMM into memory, then a per-query
- *             selection of the scores
- *   results   distances and indices (to the host, or left on the device)
+ *   scan      128-query blocks x database slices of 128-row tiles, in whole
+ *             waves over the SMs, the slowest block of each wave:
+ *             max(padded multiply-adds at rate_tflops (tensor cores, or
+ *             fp32 SIMT for fp32, manhattan and minkowski) + a threshold
+ *             test per score at select_gsps + the candidates appended and
+ *             merged into the lists (a list's 32R slots filled, then ~32R
+ *             ln(rows / 32R) more on random order) at insert_ns, HBM bytes,
+ *             operand bytes re-read from L2)
+ *   finalize  one warp per query: the slices' lists merged, the pool
+ *             re-ranked in exact fp32 (gathered database rows), every
+ *             precision
+ *   any-k     a pool above 256: per chunk an fp32 SIMT score matrix, CUB
+ *             segmented sorts (one block per query's segment), the pool
+ *             re-ranked, the best k taken
+ *   results   distances and indices to the host (or written on the device)
  * Coefficients (roofline values from the device table; bench/calib fits
  * them per (precision, device) on flashlib's own searches and validates the
- * fit on held-out shapes): see coef_names.
+ * fit on held-out shapes): see the enum below.
  *
  * The CPU backend (knn_cpu.c: BLAS tiles, bounded heaps, exact re-rank) is
  * a roofline of the same counts on the device table's CPU: heuristic.
@@ -88,22 +91,11 @@ static int variant_prec(const char *v, fli_precision *p)
     return -1;
 }
 
-static fl_info_prec info_prec(fli_precision p)
-{
-    switch (p) {
-    case FLI_PREC_TF32: return FL_INFO_PREC_TF32;
-    case FLI_PREC_BF16: return FL_INFO_PREC_BF16;
-    case FLI_PREC_FP16: return FL_INFO_PREC_FP16;
-    case FLI_PREC_F64: return FL_INFO_PREC_FP64;
-    default: return FL_INFO_PREC_FP32;
-    }
-}
-
 static void roofline_coefs(fli_precision p, const fl_info_device *dev, double *c)
 {
     c[C_FIXED] = 0.05 + 8 * dev->launch_us * 1e-3;
     c[C_LAUNCH] = dev->launch_us;
-    c[C_RATE] = fli_rate(dev, info_prec(p), FLI_CLASS_FUSED);
+    c[C_RATE] = fli_rate(dev, fli_prec_info(p), FLI_CLASS_FUSED);
     /* a score against its query's register threshold: a few instructions
      * on every lane, ~10 G scores/s per SM (as KMeans's argmin fold) */
     c[C_SEL] = dev->sm_count * 10.0;
@@ -131,13 +123,7 @@ int fli_knn_coefs(const char *variant, const fl_info_device *dev, const char **n
         return -1;
     double c[N_COEF];
     roofline_coefs(p, dev, c);
-    for (int i = 0; i < N_COEF; i++) {
-        if (names)
-            names[i] = coef_names[i];
-        if (def)
-            def[i] = c[i];
-    }
-    return N_COEF;
+    return fli_coefs_out(coef_names, c, N_COEF, names, def);
 }
 
 /* ---- parameters -------------------------------------------------------- */
@@ -178,10 +164,7 @@ enum {
 /* The defaults as the generic reader parses them (NaN for a word, -1 for a
  * number), so an estimate parses no default text; test_info.c checks that
  * spelling every default out changes nothing. */
-static const struct knn_default {
-    double num;
-    int word;
-} knn_defaults[NP_COUNT] = {
+static const fli_pdefault knn_defaults[NP_COUNT] = {
     [NP_N_NEIGHBORS] = {5, -1}, [NP_RADIUS] = {1.0, -1},   [NP_METRIC] = {NAN, FLI_KNN_W_MINKOWSKI},
     [NP_P] = {2, -1},           [NP_PRECISION] = {NAN, 0},                            /* auto */
     [NP_ALGORITHM] = {NAN, 0},                                                        /* auto */
@@ -190,18 +173,6 @@ static const struct knn_default {
     [NX_FORCE_GPU] = {0, -1},                                                         /* false */
     [NX_THREADS] = {NAN, 0},                                                          /* auto */
 };
-
-static double kn_num(const fli_est *e, int i)
-{
-    if (e->ps.set & (1u << i))
-        return e->ps.word[i] >= 0 ? NAN : e->ps.num[i];
-    return knn_defaults[i].num;
-}
-
-static int kn_word(const fli_est *e, int i)
-{
-    return e->ps.set & (1u << i) ? e->ps.word[i] : knn_defaults[i].word;
-}
 
 /* One search, resolved from the shape and parameters. */
 typedef struct knn_req {
@@ -218,10 +189,10 @@ static int resolve(fli_est *e, knn_req *q)
         q->n_q = e->shape[0], q->n_db = e->shape[1], q->d = e->shape[2], q->self = 0;
     } else {
         q->n_db = e->shape[0], q->d = e->shape[1];
-        q->self = kn_word(e, NX_N_QUERIES) == 0;
-        q->n_q = q->self ? q->n_db : (int64_t)kn_num(e, NX_N_QUERIES);
+        q->self = fli_pd_word(e, knn_defaults, NX_N_QUERIES) == 0;
+        q->n_q = q->self ? q->n_db : (int64_t)fli_pd_num(e, knn_defaults, NX_N_QUERIES);
     }
-    q->k = (int64_t)kn_num(e, NP_N_NEIGHBORS);
+    q->k = (int64_t)fli_pd_num(e, knn_defaults, NP_N_NEIGHBORS);
     if (q->self && q->k > q->n_db - 1)
         return fli_info_fail(e,
                              "knn: n_neighbors=%lld: the kNN graph of %lld samples leaves each point out of "
@@ -235,12 +206,13 @@ static int resolve(fli_est *e, knn_req *q)
                              "knn: dtype %s: expected f32 or f64 (the GPU's 16-bit scans are precision=bf16 "
                              "or precision=fp16)",
                              fli_dtype_canon(e->dtype));
-    q->p = kn_num(e, NP_P);
-    q->metric = fli_knn_resolve_metric(kn_word(e, NP_METRIC), q->p); /* as knn.c resolves it */
-    q->precision_word = kn_word(e, NP_PRECISION);
-    q->on_device = kn_word(e, NX_INPUT) == 1;
-    q->force_gpu = kn_num(e, NX_FORCE_GPU) != 0;
-    double th = kn_num(e, NX_THREADS);
+    q->p = fli_pd_num(e, knn_defaults, NP_P);
+    q->metric =
+        fli_knn_resolve_metric(fli_pd_word(e, knn_defaults, NP_METRIC), q->p); /* as knn.c resolves it */
+    q->precision_word = fli_pd_word(e, knn_defaults, NP_PRECISION);
+    q->on_device = fli_pd_word(e, knn_defaults, NX_INPUT) == 1;
+    q->force_gpu = fli_pd_num(e, knn_defaults, NX_FORCE_GPU) != 0;
+    double th = fli_pd_num(e, knn_defaults, NX_THREADS);
     q->threads = isfinite(th) && th >= 1 ? (int)th : 0;
     return 0;
 }
@@ -257,7 +229,7 @@ static int est_cpu(fli_est *e, const knn_req *q, const fl_route *route, fli_prec
     fl_info_result *r = e->r;
     const double nq = (double)q->n_q, n = (double)q->n_db, d = (double)q->d, k = (double)q->k;
     const double es = (double)fli_dtype_bytes(e->dtype);
-    const fl_info_prec p = info_prec(prec);
+    const fl_info_prec p = fli_prec_info(prec);
     const int threads = q->threads > 0         ? q->threads
                         : isfinite(e->threads) ? (int)e->threads
                                                : e->dev->sm_count;
@@ -436,12 +408,14 @@ static double scan_ms(const knn_gplan *P, const double *c, const fl_info_device 
     /* the slowest block of each wave: tiles_per tiles of 128 x 128 scores */
     const double exec = waves * nsm * (double)tiles_per * 128 * 128;
     const double rate = c[C_RATE] * 1e9, sel = c[C_SEL] * 1e6;
-    /* candidates beating a list's threshold on random order: ~kc (1 +
-     * ln(rows / kc)) per (query, slice); an append each and a warp merge
-     * of R registers per 32 */
-    const double kc = (double)P->kprime, rows = (double)tiles_per * 128;
-    const double ins = mq * (double)used * kc * (1 + log(fmax(1, rows / kc)));
-    const double tc = exec * (2 * K * elem / rate + 1 / sel) + ins * P->R * c[C_INS] * 1e-6;
+    /* candidates appended: a list's threshold stays +inf until its 32R
+     * slots are full, then ~32R ln(rows / 32R) more beat it on random
+     * order; each costs an append and its share of a warp merge into R
+     * registers a lane. Counted on the slowest block of each wave, as the
+     * scores are (the blocks of a wave run side by side). */
+    const double L = 32.0 * P->R, rows = (double)tiles_per * 128;
+    const double ins = waves * nsm * 128 * L * (1 + log(fmax(1, rows / L)));
+    const double tc = exec * (2 * K * elem / rate + 1 / sel) + ins * c[C_INS] * 1e-6;
     /* HBM: the queries, the database once per wave when it does not stay
      * in L2, the lists written, the score coefficients */
     const double db_b = nb * (P->h16 ? (double)P->dh * 2 : d * 4),
@@ -574,9 +548,14 @@ static int est_gpu(fli_est *e, const knn_req *q, fli_precision prec, const fl_hw
                  * query's scores, the best kprime re-ranked, a second sort
                  * of the pool, the best k taken */
                 const double L = kp + k, mb = mq * nb * 8;
-                t_mat += w * fmax(2 * mq * nb * d * elem / (c[C_MATRIX] * 1e9), mb / bw);
-                t_sort += w * (mq * nb / (c[C_SORT] * 1e6) + mq * L / (c[C_SORT] * 1e6) * 2);
-                t_pool += w * (mq * kp * row_b / rr + mq * L * 16 / bw);
+                /* the matrix kernel's rate includes writing its 8 bytes a
+                 * score (its own coefficient: HBM's is the scan's) */
+                t_mat += w * 2 * mq * nb * d * elem / (c[C_MATRIX] * 1e9);
+                /* CUB's segmented sort gives each query's segment to one
+                 * block: fewer queries than two blocks per SM leave SMs idle */
+                const double segs = fmax(mq, 2.0 * nsm);
+                t_sort += w * (segs * nb / (c[C_SORT] * 1e6) + segs * L / (c[C_SORT] * 1e6) * 2);
+                t_pool += w * mq * kp * row_b / rr;
                 b_gen += w * (mb + mq * nb * 8 * 2 * 4 + mq * kp * row_b);
                 l_gen += w * 7;
             }
@@ -696,7 +675,7 @@ int fli_est_knn(fli_est *e)
     strcpy(r->backend, fl_backend_name(route.backend));
     memcpy(r->variant, route.variant, sizeof r->variant);
     memcpy(r->reason, route.reason, sizeof r->reason);
-    e->main_prec = info_prec(prec);
+    e->main_prec = fli_prec_info(prec);
     if (route.backend != FL_BACKEND_CPU)
         return est_gpu(e, &q, prec, &hw);
     if (e->dev->is_gpu) {
