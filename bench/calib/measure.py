@@ -601,12 +601,14 @@ def pin_to_gpu_node(torch):
         return None
 
 
-def merge(path, new, ops, log):
+def merge(path, new, ops, log, add=False):
     """The measurement file at `path` with the points of `ops` replaced by
-    those of `new`. The other ops' points, the file's own metadata (commit,
-    date, method: those of the run that measured them) and its anchors are
-    kept; what describes the new points goes under op_runs[op], which
-    fit.py prefers to the top level for that op's points."""
+    those of `new` (add: the new points join the file's points of `ops`, a
+    second sweep with another --seed on the same code). The other ops'
+    points, the file's own metadata (commit, date, method: those of the run
+    that measured them) and its anchors are kept; what describes the new
+    points goes under op_runs[op], which fit.py prefers to the top level for
+    that op's points (with add, the seeds of every sweep are listed)."""
     if not os.path.exists(path):
         log(f"merge: no {path}: writing the new points alone")
         return new
@@ -614,13 +616,16 @@ def merge(path, new, ops, log):
         old = json.load(f)
     if old.get("device") != new["device"]:
         raise SystemExit(f"merge: {path} is for {old.get('device')}, this GPU is {new['device']}")
-    kept = [p for p in old["points"] if p["op"] not in ops]
+    kept = [p for p in old["points"] if p["op"] not in ops or add]
     run = {k: new[k] for k in ("commit", "date", "torch", "cuda", "driver", "host", "cpus", "device_name",
-                               "sm_count", "total_memory", "cpu_affinity") if k in new}
+                               "sm_count", "total_memory", "cpu_affinity", "seeds") if k in new}
     run["method"] = new["method"]
+    if add:  # one more sweep of the same code: the seeds of all of them
+        run["seeds"] = sorted(set(sum((old.get("op_runs", {}).get(op, {}).get("seeds", [3]) for op in ops), [])) |
+                              set(new.get("seeds", [])))
     old["op_runs"] = dict(old.get("op_runs", {}), **{op: dict(run) for op in ops})
     old["points"] = kept + new["points"]
-    log(f"merge: kept {len(kept)} points of {path} (ops other than {', '.join(ops)}), "
+    log(f"merge: kept {len(kept)} points of {path} ({'all' if add else 'ops other than ' + ', '.join(ops)}), "
         f"added {len(new['points'])}")
     return old
 
@@ -653,6 +658,9 @@ def main():
                     help="with --ops: start from DIR/<device>.json and replace only the measured ops' points "
                          "(the others, their metadata and the anchors are kept; the new points' commit, date "
                          "and method are recorded under op_runs)")
+    ap.add_argument("--add", action="store_true",
+                    help="with --merge-from: add the new points to the file's points of the measured ops instead "
+                         "of replacing them (a second sweep of the same code with another --seed)")
     a = ap.parse_args()
     a.ops = [o.strip() for o in a.ops.split(",") if o.strip()]
     if not set(a.ops) <= {"kmeans", "knn", "gemm"} or not a.ops:
@@ -682,7 +690,7 @@ def main():
         "cuda": torch.version.cuda, "host": platform.node(), "cpus": os.cpu_count(),
         "driver": subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
                                  capture_output=True, text=True).stdout.strip(),
-        "method": "; ".join(METHOD[op] for op in a.ops),
+        "method": "; ".join(METHOD[op] for op in a.ops), "seeds": [a.seed],
         "points": [], "anchors": [],
     }
     meta["cpu_affinity"] = pin_to_gpu_node(torch)
@@ -795,7 +803,7 @@ def main():
         except Exception as e:  # anchors are optional; the calibration is not
             log(f"anchors failed: {e}")
     if a.merge_from:
-        meta = merge(os.path.join(a.merge_from, f"{device}.json"), meta, a.ops, log)
+        meta = merge(os.path.join(a.merge_from, f"{device}.json"), meta, a.ops, log, a.add)
     os.makedirs(a.out, exist_ok=True)
     path = os.path.join(a.out, f"{device}.json")
     with open(path, "w") as f:
