@@ -80,6 +80,7 @@ typedef enum fl_dtype {
     FL_DTYPE_BF16 = 4,
     FL_DTYPE_I32 = 5,
     FL_DTYPE_I64 = 6,
+    FL_DTYPE_U8 = 7, /* bytes: product-quantisation codes */
 } fl_dtype;
 
 typedef enum fl_memspace {

@@ -18,6 +18,7 @@ _LAZY = {
     "KNeighborsClassifier": ("neighbors", "KNeighborsClassifier"),
     "KNeighborsRegressor": ("neighbors", "KNeighborsRegressor"),
     "IVFFlat": ("neighbors", "IVFFlat"),
+    "IVFPQ": ("neighbors", "IVFPQ"),
     "version": ("_api", "version"),
     "diagnose": ("_api", "diagnose"),
     "route": ("_api", "route"),

@@ -43,6 +43,7 @@ _NP_TO_FL = {
     np.dtype(np.float64): _lib.FL_DTYPE_F64,
     np.dtype(np.int32): _lib.FL_DTYPE_I32,
     np.dtype(np.int64): _lib.FL_DTYPE_I64,
+    np.dtype(np.uint8): _lib.FL_DTYPE_U8,
 }
 _FL_TO_NP = {v: k for k, v in _NP_TO_FL.items()}
 

@@ -32,7 +32,7 @@ from ._loader import find_library
 from ._version import __version__
 
 # ---- enums (pinned values from flashlib.h) ----------------------------------
-FL_DTYPE_F32, FL_DTYPE_F64, FL_DTYPE_F16, FL_DTYPE_BF16, FL_DTYPE_I32, FL_DTYPE_I64 = 1, 2, 3, 4, 5, 6
+FL_DTYPE_F32, FL_DTYPE_F64, FL_DTYPE_F16, FL_DTYPE_BF16, FL_DTYPE_I32, FL_DTYPE_I64, FL_DTYPE_U8 = 1, 2, 3, 4, 5, 6, 7
 FL_MEM_HOST, FL_MEM_CUDA = 0, 1
 FL_LOG_ERROR, FL_LOG_WARN, FL_LOG_INFO, FL_LOG_DEBUG = 0, 1, 2, 3
 FL_PARAM_INT, FL_PARAM_FLOAT, FL_PARAM_CHOICE, FL_PARAM_BOOL = 1, 2, 3, 4

@@ -410,6 +410,7 @@ fl_status fl_model_attr_scalar(fl_model *m, const char *name, double *out)
     case FL_DTYPE_F64: *out = *(const double *)d; break;
     case FL_DTYPE_I32: *out = *(const int32_t *)d; break;
     case FL_DTYPE_I64: *out = (double)*(const int64_t *)d; break;
+    case FL_DTYPE_U8: *out = *(const uint8_t *)d; break;
     default: return fli_fail(m->ctx, FL_STATUS_INTERNAL, "%s has an unexpected dtype", name);
     }
     return FL_STATUS_OK;

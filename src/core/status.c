@@ -44,6 +44,7 @@ size_t fl_dtype_size(fl_dtype dtype)
     case FL_DTYPE_BF16: return 2;
     case FL_DTYPE_I32: return 4;
     case FL_DTYPE_I64: return 8;
+    case FL_DTYPE_U8: return 1;
     }
     return 0;
 }
@@ -57,6 +58,7 @@ const char *fl_dtype_name(fl_dtype dtype)
     case FL_DTYPE_BF16: return "bf16";
     case FL_DTYPE_I32: return "i32";
     case FL_DTYPE_I64: return "i64";
+    case FL_DTYPE_U8: return "u8";
     }
     return "?";
 }

@@ -49,6 +49,16 @@ fl_status fl_route_query(fl_ctx *ctx, const char *algo, const fl_hw_props *hw, i
                              fli_param_int(params, "n_neighbors"), m, fli_param_word(params, "precision"), 0,
                              0, out, NULL);
     }
+    if (a == &fli_algo_ivf_pq) {
+        out->backend = FL_BACKEND_CPU;
+        memcpy(out->variant, "pq", 3);
+        fli_join(out->reason, sizeof out->reason,
+                 (const char *const[]){"IVF-PQ: the coarse k-means and the codebooks' k-means run where KMeans "
+                                       "would (GPU when in use); encoding and the look-up-table search on the "
+                                       "CPU backend (no CUDA search yet)",
+                                       NULL});
+        return FL_STATUS_OK;
+    }
     if (a == &fli_algo_ivf_flat) {
         /* the build's coarse k-means routes as KMeans does; the list
          * assignment and the search have a CPU backend only (so far) */

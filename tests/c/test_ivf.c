@@ -161,6 +161,53 @@ int main(void)
               "n_lists=5000: must be <= n_samples=3000");
     fl_model_free(m3);
 
+    /* IVF-PQ: every list probed and refine large enough to re-rank every
+     * candidate answers exactly; codes only (refine 1) gives quantised
+     * distances; save/load keeps the byte codes; bad pq_dim is refused */
+    fl_params *pp;
+    fl_model *pq;
+    CHECK_OK(ctx, fl_params_create(ctx, "ivf_pq", &pp));
+    CHECK_OK(ctx, fl_params_set(ctx, pp, "n_lists", "16"));
+    CHECK_OK(ctx, fl_params_set(ctx, pp, "n_probes", "16"));
+    CHECK_OK(ctx, fl_params_set(ctx, pp, "refine", "400"));
+    CHECK_OK(ctx, fl_params_set(ctx, pp, "kmeans_n_iters", "8"));
+    CHECK_OK(ctx, fl_params_set(ctx, pp, "random_state", "1"));
+    CHECK_OK(ctx, fl_params_set(ctx, pp, "metric", "sqeuclidean"));
+    CHECK_OK(ctx, fl_model_create(ctx, "ivf_pq", pp, &pq));
+    CHECK_OK(ctx, fl_model_fit(pq, &Xa, NULL, NULL));
+    CHECK_OK(ctx, fl_model_kneighbors(pq, &Qa, K, &Da, &Ia));
+    bad = 0;
+    for (long q = 0; q < NQ; q++) {
+        long ri[K];
+        double rd[K];
+        ref_knn(X, N, Q + q * D, -1, ri, rd);
+        for (long c = 0; c < K; c++)
+            bad += I[q * K + c] != ri[c] || fabs(Dd[q * K + c] - rd[c]) > 1e-6 * (1 + rd[c]);
+    }
+    CHECK_MSG(bad == 0, "%ld IVF-PQ results differ from the brute force with a full re-rank", bad);
+    double pqdim = 0;
+    CHECK_OK(ctx, fl_model_attr_scalar(pq, "pq_dim_", &pqdim));
+    CHECK(pqdim == D / 4);
+    CHECK_OK(ctx, fl_model_save_buffer(pq, &buf, &len));
+    CHECK_OK(ctx, fl_model_load_buffer(ctx, buf, len, &back));
+    if (back) {
+        CHECK_OK(ctx, fl_model_kneighbors(back, &Qa, K, NULL, &I2a));
+        CHECK(memcmp(I, I2, sizeof I) == 0);
+        fl_model_free(back);
+    }
+    ((unsigned char *)buf)[len - 9] ^= 0x01;
+    bad_model = NULL;
+    CHECK(fl_model_load_buffer(ctx, buf, len, &bad_model) == FL_STATUS_CORRUPT && bad_model == NULL);
+    fl_buffer_free(buf);
+    CHECK_ERR(ctx, fl_model_set_param(pq, "pq_dim", "2"), FL_STATUS_INVALID_ARG, "refit to change it");
+    fl_model_free(pq);
+    CHECK_OK(ctx, fl_params_set(ctx, pp, "pq_dim", "3"));
+    CHECK_OK(ctx, fl_model_create(ctx, "ivf_pq", pp, &pq));
+    CHECK_ERR(ctx, fl_model_fit(pq, &Xa, NULL, NULL), FL_STATUS_INVALID_ARG,
+              "pq_dim=3: must divide n_features=16");
+    fl_model_free(pq);
+    fl_params_free(pp);
+
     /* the exact model keeps its raw data: every parameter is a search one */
     fl_model *e;
     CHECK_OK(ctx, fl_knn_fit(ctx, &Xa, NULL, &e));

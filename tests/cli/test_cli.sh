@@ -832,7 +832,7 @@ expect_rc 2
 expect_err "chebyshev"
 run kneighbors --model km.flm --input q.csv
 expect_rc 2
-expect_err "not a NearestNeighbors"
+expect_err "not a neighbour model"
 printf '1,2\n' >q2.csv
 run kneighbors --data pts.csv --input q2.csv --indices out.npy
 expect_rc 4
@@ -857,7 +857,7 @@ expect_rc 4
 expect_err "n_probes=3: must be <= n_lists=2"
 run kneighbors --data pts.csv --index hnsw
 expect_rc 2
-expect_err "--index must be knn or ivf_flat"
+expect_err "--index must be knn, ivf_flat or ivf_pq"
 
 test_case kneighbors-help
 run kneighbors --help

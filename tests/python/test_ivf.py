@@ -143,3 +143,58 @@ def test_bad_input(clustered):
     for a, b in zip(before, ix.kneighbors(Q[:5])):  # nothing changed
         np.testing.assert_array_equal(a, b)
     assert ix.n_samples_fit_ == 500
+
+
+# ---- IVF-PQ --------------------------------------------------------------------------------
+@pytest.mark.parametrize("metric", ["euclidean", "cosine", "inner_product"])
+def test_pq_recall_at_default_settings(clustered, metric):
+    X, Q = clustered
+    X = X[:10000]
+    ix = flashlib.IVFPQ(metric=metric, random_state=0, device="cpu").fit(X)
+    assert ix.pq_dim_ == 8 and ix.pq_bits_ == 8 and ix.compression_ratio == 16.0
+    dist, ind = ix.kneighbors(Q)
+    ref = brute(X, Q, metric)
+    order = np.argsort(-ref if metric == "inner_product" else ref, axis=1, kind="stable")[:, :10]
+    assert recall(ind, order) >= 0.95
+    got = np.take_along_axis(ref, ind, axis=1)  # refined: exact distances
+    np.testing.assert_allclose(dist, got, rtol=2e-4, atol=2e-4 * np.abs(ref).max())
+
+
+def test_pq_codes_only_and_knobs(clustered):
+    X, Q = clustered
+    X = X[:10000]
+    ref = np.argsort(brute(X, Q, "euclidean"), axis=1, kind="stable")[:, :10]
+    ix = flashlib.IVFPQ(n_lists=32, refine=1, kmeans_n_iters=10, random_state=0, device="cpu").fit(X)
+    d1, i1 = ix.kneighbors(Q)
+    r1 = recall(i1, ref)
+    assert 0.6 < r1 < 1.0  # quantised: good, not exact
+    # quantised distances approximate the true ones and are sorted
+    exact = np.take_along_axis(brute(X, Q, "euclidean"), i1, axis=1)
+    assert np.median(np.abs(d1 - exact) / exact) < 0.1
+    assert np.all(np.diff(d1, axis=1) >= 0)
+    with pytest.raises(flashlib.UnsupportedError, match="X=None. needs the raw rows"):
+        ix.kneighbors()
+    ix2 = flashlib.IVFPQ(n_lists=32, refine=8, kmeans_n_iters=10, random_state=0, device="cpu").fit(X)
+    assert recall(ix2.kneighbors(Q, return_distance=False), ref) > r1
+    ix2.set_params(n_probes=32)  # every list: only the re-rank pool limits recall
+    assert recall(ix2.kneighbors(Q, return_distance=False), ref) >= 0.99
+
+
+def test_pq_add_pickle_errors(clustered):
+    X, Q = clustered
+    a = flashlib.IVFPQ(n_lists=32, random_state=0, device="cpu").fit(X[:3000])
+    a.add(X[3000:4000])
+    assert a.n_samples_fit_ == 4000
+    d, i = a.kneighbors(Q[:20])
+    assert i.max() < 4000 and (i >= 3000).any()
+    back = pickle.loads(pickle.dumps(a))
+    np.testing.assert_array_equal(back.kneighbors(Q[:20])[1], i)
+    with pytest.raises(ValueError, match="pq_dim=5: must divide n_features=32"):
+        flashlib.IVFPQ(pq_dim=5, device="cpu").fit(X[:1000])
+    with pytest.raises(ValueError, match="at least 256 rows"):
+        flashlib.IVFPQ(n_lists=4, device="cpu").fit(X[:100])
+    with pytest.raises(ValueError):
+        flashlib.IVFPQ(pq_bits=9, device="cpu").fit(X[:1000])
+    with pytest.raises(ValueError, match="features"):
+        a.add(X[:10, :8])
+    assert a.n_samples_fit_ == 4000

@@ -34,8 +34,8 @@ static const cli_opt opts[] = {
     [O_MODEL] = {"model", 'm', "FILE", 0, "instead of --data: a model written by --save-model"},
     [O_SAVE] = {"save-model", 0, "FILE", 0, "with --data: also write the fitted model (exact, or the index)"},
     [O_INDEX] = {"index", 0, "KIND", 0,
-                 "with --data: knn (exact search, the default) or ivf_flat (an IVF-Flat index: "
-                 "-p n_lists=..., -p n_probes=...)"},
+                 "with --data: knn (exact search, the default), ivf_flat or ivf_pq (approximate indexes: "
+                 "-p n_lists=..., -p n_probes=..., ivf_pq: -p pq_dim=..., -p refine=...)"},
     [O_INPUT] = {"input", 'i', "FILE", 0,
                  "the queries (n_q x d); without it every point of the data is queried and left out of "
                  "its own neighbours (scikit-learn's kneighbors(X=None))"},
@@ -68,6 +68,8 @@ static void help(void)
     cli_print_param_table(stdout, "knn");
     puts("\nparameters of ivf_flat (--index ivf_flat):");
     cli_print_param_table(stdout, "ivf_flat");
+    puts("\nparameters of ivf_pq (--index ivf_pq):");
+    cli_print_param_table(stdout, "ivf_pq");
     puts("\nexamples:\n"
          "  flashlib kneighbors --data X.npy --input Q.npy -k 10 --indices I.npy --distances D.npy\n"
          "  flashlib kneighbors --data X.npy -k 16 -p metric=cosine --indices graph.npy --save-model nn.flm\n"
@@ -110,8 +112,9 @@ static int load_model(knn_state *s, const char *path)
                    ? CLI_EXIT_FILE
                    : rc;
     }
-    if (strcmp(fl_model_algo(s->model), "knn") && strcmp(fl_model_algo(s->model), "ivf_flat")) {
-        cli_error("kneighbors: %s is a %s model, not a NearestNeighbors (knn) or ivf_flat one", path,
+    const char *algo = fl_model_algo(s->model);
+    if (strcmp(algo, "knn") && strcmp(algo, "ivf_flat") && strcmp(algo, "ivf_pq")) {
+        cli_error("kneighbors: %s is a %s model, not a neighbour model (knn, ivf_flat, ivf_pq)", path,
                   fl_model_algo(s->model));
         return CLI_EXIT_USAGE;
     }
@@ -293,8 +296,9 @@ int cmd_kneighbors(int argc, char **argv)
             "kneighbors: give exactly one of --data FILE and --model FILE (see flashlib kneighbors --help)");
         return CLI_EXIT_USAGE;
     }
-    if (a.val[O_INDEX] && strcmp(a.val[O_INDEX], "knn") && strcmp(a.val[O_INDEX], "ivf_flat")) {
-        cli_error("kneighbors: --index must be knn or ivf_flat, got '%s'", a.val[O_INDEX]);
+    if (a.val[O_INDEX] && strcmp(a.val[O_INDEX], "knn") && strcmp(a.val[O_INDEX], "ivf_flat") &&
+        strcmp(a.val[O_INDEX], "ivf_pq")) {
+        cli_error("kneighbors: --index must be knn, ivf_flat or ivf_pq, got '%s'", a.val[O_INDEX]);
         return CLI_EXIT_USAGE;
     }
     if (a.val[O_MODEL] && (a.n_rep || a.val[O_SAVE] || a.val[O_INDEX])) {

@@ -31,6 +31,13 @@ struct fli_ivf_search_job;
 fl_status fli_cpu_ivf_assign(fl_ctx *ctx, const struct fli_ivf_index *ix, const float *X, int64_t n, int64_t ld,
                              int64_t *list_out);
 fl_status fli_cpu_ivf_search(fl_ctx *ctx, const struct fli_ivf_search_job *job);
+/* IVF-PQ (ivfpq_cpu.c): the codes of n float32 rows filed under `lists`,
+ * and a search. */
+struct fli_ivfpq_index;
+struct fli_ivfpq_search_job;
+fl_status fli_cpu_ivfpq_encode(fl_ctx *ctx, const struct fli_ivfpq_index *ix, const float *x, int64_t n,
+                               const int64_t *lists, uint8_t *codes);
+fl_status fli_cpu_ivfpq_search(fl_ctx *ctx, const struct fli_ivfpq_search_job *job);
 
 /* PCA / TruncatedSVD (decomp_cpu.c). */
 extern const fli_decomp_backend fli_cpu_decomp;
