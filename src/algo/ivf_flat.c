@@ -12,8 +12,11 @@
  * +inf distances (-inf for the inner product) in the remaining slots.
  *
  * The coarse k-means runs wherever the context sends KMeans (the GPU when
- * one is in use); the assignment and the search run on the CPU backend
- * (ivf_cpu.c).
+ * one is in use); the list assignment runs on the CPU backend (ivf_cpu.c).
+ * The search goes where route_ivf.c says: the CUDA module's ivf_search
+ * (ivf_cuda.cu, the same results as the CPU's; it keeps the lists on the
+ * device between searches, keyed by the model's generation) for device
+ * 'cuda' or batches large enough to pay, else the CPU backend.
  */
 #include <math.h>
 #include <string.h>
@@ -21,7 +24,9 @@
 #include "algo/ivf_job.h"
 #include "algo/ivf_params.h"
 #include "backends/cpu/cpu.h"
+#include "backends/cuda/fl_cuda_module.h"
 #include "core/internal.h"
+#include "route/route.h"
 
 static const char *const ivf_attrs[] = {"cluster_centers_", "list_offsets_",  "list_ids_",
                                         "list_data_",       "list_norms_",    "n_lists_",
@@ -414,6 +419,20 @@ static fl_status ivf_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_ar
                       (long long)n_q, (long long)k, (long long)D->rows, (long long)D->cols);
     if (st)
         return st;
+    /* the backend: device 'cuda' without a usable GPU fails here, saying why */
+    fl_hw_props hw;
+    int gpu = 0;
+    if ((st = fli_ctx_gpu(ctx, &hw, &gpu)) != FL_STATUS_OK)
+        return st;
+    fl_route r;
+    fli_route_ivf_flat(gpu ? &hw : NULL, ix.n, ix.n_lists, P, n_q, ix.d, k, ctx->kind == FLI_DEVICE_CUDA, &r);
+    fli_log(ctx, FL_LOG_INFO, "ivf_flat search: %lld queries, k=%lld, %lld of %lld lists: %s (%s)",
+            (long long)n_q, (long long)k, (long long)P, (long long)ix.n_lists, fl_backend_name(r.backend),
+            r.reason);
+    const fli_cuda_api *api = NULL;
+    fli_cuda_env *env = NULL;
+    if (r.backend != FL_BACKEND_CPU && (st = fli_cuda_acquire(ctx, &api, &env)) != FL_STATUS_OK)
+        return st;
     /* queries: float32 host rows; X=None reads the stored rows back into
      * index order (cosine: already normalised, which the search allows) */
     float *q = NULL;
@@ -449,8 +468,9 @@ static fl_status ivf_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_ar
                               .n_probes = P,
                               .self_ids = self_ids,
                               .dist = dist,
-                              .idx = idx};
-    st = fli_cpu_ivf_search(ctx, &job);
+                              .idx = idx,
+                              .index_key = m->generation};
+    st = api ? api->ivf_search(env, &job) : fli_cpu_ivf_search(ctx, &job);
     if (!st)
         st = put_result(ctx, dist, idx, n_q, k, D, I);
 done:

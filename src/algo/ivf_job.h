@@ -40,6 +40,11 @@ typedef struct fli_ivf_search_job {
     /* outputs, host, n_q x k dense */
     double *dist;
     int64_t *idx;
+    /* Identity of the index's arrays (the model's generation, never 0): the
+     * CUDA module keeps the lists of the last index it searched on the
+     * device and uploads them again only when this key (or a size) changes.
+     * 0: no cached copy is kept or used. The CPU ignores it. */
+    uint64_t index_key;
 } fli_ivf_search_job;
 
 #ifdef __cplusplus

@@ -123,6 +123,11 @@ struct fl_model {
     int fitted;
     int n_attrs;
     fli_attr attrs[FLI_MAX_ATTRS];
+    /* Identifies the attribute set: every install (fit, add, load) draws a
+     * fresh value from one process-wide counter, never 0 and never reused,
+     * so a backend that caches a copy of the attributes (the CUDA module's
+     * device-resident IVF lists) knows when its copy is stale. */
+    uint64_t generation;
 };
 
 /* A set of attributes under construction: fit fills one and the model swaps

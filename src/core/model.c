@@ -4,10 +4,16 @@
  * fitted attributes). Methods dispatch through the algorithm's table; fit
  * builds a fresh attribute set and swaps it in only on success.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/internal.h"
+
+/* The source of fl_model.generation: the one process-wide counter of the
+ * library, a plain monotonic id (atomic, so models fitted on several
+ * threads still get distinct values). */
+static _Atomic uint64_t g_generation;
 
 fl_status fli_attr_add(fl_ctx *ctx, fli_attr_set *set, const char *name, fl_dtype dtype, int64_t rows,
                        int64_t cols, void **data_out)
@@ -117,6 +123,7 @@ static void model_install(fl_model *m, fli_attr_set *set)
     m->n_attrs = set->n;
     set->n = 0;
     m->fitted = 1;
+    m->generation = atomic_fetch_add(&g_generation, 1) + 1;
 }
 
 fl_status fl_model_fit(fl_model *m, const fl_array *X, const fl_array *y, const fl_array *sample_weight)

@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "algo/ivf_params.h"
 #include "algo/knn_params.h"
 #include "core/internal.h"
 #include "route/route.h"
@@ -60,16 +61,13 @@ fl_status fl_route_query(fl_ctx *ctx, const char *algo, const fl_hw_props *hw, i
         return FL_STATUS_OK;
     }
     if (a == &fli_algo_ivf_flat) {
-        /* the build's coarse k-means routes as KMeans does; the list
-         * assignment and the search have a CPU backend only (so far) */
-        out->backend = FL_BACKEND_CPU;
-        memcpy(out->variant, "fp32", 5);
-        fli_join(out->reason, sizeof out->reason,
-                 (const char *const[]){"IVF-Flat: the coarse k-means runs where KMeans would (GPU when in use); "
-                                       "list assignment and search on the CPU backend (BLAS-blocked, float32 "
-                                       "lists, exact float64 re-rank of the candidates)",
-                                       NULL});
-        return FL_STATUS_OK;
+        /* the shape serves as the index and as the queries */
+        const int64_t L = fli_param_word(params, "n_lists") == 0 ? fli_ivf_auto_lists(n_samples)
+                                                                  : fli_param_int(params, "n_lists");
+        const int64_t P = fli_param_word(params, "n_probes") == 0 ? fli_ivf_auto_probes(L)
+                                                                   : fli_param_int(params, "n_probes");
+        return fli_route_ivf_flat(hw, n_samples, L, P, n_samples, n_features, fli_param_int(params, "n_neighbors"),
+                                  0, out);
     }
     return fli_route_kmeans(hw, n_samples, n_features, dtype, fli_param_int(params, "n_clusters"),
                             fli_param_word(params, "precision"), out, NULL);

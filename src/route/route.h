@@ -38,4 +38,11 @@ fl_status fli_route_knn(const fl_hw_props *hw, int64_t n_db, int64_t n_q, int64_
                         int64_t k, fli_knn_metric metric, int precision_word, int on_device, int force_gpu,
                         fl_route *out, fli_precision *prec_out);
 
+/* IVF-Flat search of n_q queries, k neighbours, against an index of n rows
+ * of d features in n_lists lists, n_probes probed; force_gpu: device 'cuda'
+ * was asked for. The rule is stated in route_ivf.c. */
+#define FLI_IVF_GPU_MAX_K 248
+fl_status fli_route_ivf_flat(const fl_hw_props *hw, int64_t n, int64_t n_lists, int64_t n_probes, int64_t n_q,
+                             int64_t d, int64_t k, int force_gpu, fl_route *out);
+
 #endif

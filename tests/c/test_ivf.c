@@ -6,6 +6,8 @@
  * one must be refused, and bad input must leave the outputs untouched. */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "flashlib.h"
@@ -37,6 +39,175 @@ static void ref_knn(const float *X, long n, const float *q, long skip, long *out
         }
         dout[c] = s, out[c] = i;
     }
+}
+
+/* ---- the GPU search against the CPU backend ------------------------------ */
+
+/* GPU and CPU results of one search: the same indices (a swap only between
+ * equal distances) and distances within 1e-5 relative; padding alike. */
+static long compare_results(const int64_t *ig, const double *dg, const int64_t *ic, const double *dc, long n,
+                            long k)
+{
+    long bad = 0;
+    for (long i = 0; i < n * k; i++) {
+        const int pad = ic[i] < 0;
+        if (pad) {
+            bad += ig[i] != -1 || dg[i] != dc[i];
+            continue;
+        }
+        const double tol = 1e-5 * (1 + fabs(dc[i]));
+        bad +=
+            fabs(dg[i] - dc[i]) > tol || (ig[i] != ic[i] && fabs(dg[i] - dc[i]) > 1e-9 * (1 + fabs(dc[i])));
+    }
+    return bad;
+}
+
+/* Searches mg (a GPU context's model) and mc (the same index on the CPU)
+ * with n queries (NULL: X=None) and k neighbours; returns the mismatches. */
+static long gpu_vs_cpu(fl_ctx *g, fl_model *mg, fl_model *mc, const float *Q, long n, long d, long k,
+                       const char *what)
+{
+    int64_t *ig = malloc(sizeof(int64_t) * n * k), *ic = malloc(sizeof(int64_t) * n * k);
+    double *dg = malloc(sizeof(double) * n * k), *dc = malloc(sizeof(double) * n * k);
+    for (long i = 0; i < n * k; i++)
+        ig[i] = -7, dg[i] = -7;
+    fl_array Qa = fl_array_host((void *)Q, FL_DTYPE_F32, n, d);
+    fl_array Ig = fl_array_host(ig, FL_DTYPE_I64, n, k), Dg = fl_array_host(dg, FL_DTYPE_F64, n, k);
+    fl_array Ic = fl_array_host(ic, FL_DTYPE_I64, n, k), Dc = fl_array_host(dc, FL_DTYPE_F64, n, k);
+    long bad = -1;
+    if (fl_model_kneighbors(mg, Q ? &Qa : NULL, k, &Dg, &Ig) == FL_STATUS_OK &&
+        fl_model_kneighbors(mc, Q ? &Qa : NULL, k, &Dc, &Ic) == FL_STATUS_OK)
+        bad = compare_results(ig, dg, ic, dc, n, k);
+    CHECK_MSG(bad == 0, "GPU vs CPU, %s: %ld of %ld results differ (%s)", what, bad, n * k,
+              fl_ctx_last_error(g));
+    free(ig), free(ic), free(dg), free(dc);
+    return bad;
+}
+
+/* The same index on both backends: fitted on the CPU context, loaded into
+ * the GPU one (the coarse k-means would differ between them). */
+static fl_model *clone_into(fl_ctx *to, fl_model *m)
+{
+    void *buf;
+    size_t len;
+    fl_model *out = NULL;
+    if (fl_model_save_buffer(m, &buf, &len) == FL_STATUS_OK) {
+        CHECK_OK(to, fl_model_load_buffer(to, buf, len, &out));
+        fl_buffer_free(buf);
+    }
+    return out;
+}
+
+static void test_gpu(void)
+{
+    fl_ctx *g, *c;
+    if (fl_ctx_create("cuda", &g, NULL, 0) != FL_STATUS_OK)
+        return;
+    if (fl_ctx_create("cpu", &c, NULL, 0) != FL_STATUS_OK) {
+        fl_ctx_free(g);
+        return;
+    }
+    enum { NB = 4000, NQB = 700, D2 = 37 };
+    static float XB[(NB + NQB) * D2];
+    static int tb[NB + NQB];
+    fl_params *p;
+    CHECK_OK(c, fl_params_create(c, "ivf_flat", &p));
+    CHECK_OK(c, fl_params_set(c, p, "n_lists", "40"));
+    CHECK_OK(c, fl_params_set(c, p, "n_probes", "5"));
+    CHECK_OK(c, fl_params_set(c, p, "random_state", "3"));
+    if (fl_cuda_device_count(g, NULL) == 0) {
+        /* device 'cuda' without a GPU: the search says so, outputs untouched */
+        make_blobs(XB, tb, 500, 4, 5, 10.0, 1.0);
+        fl_model *mc, *mg;
+        CHECK_OK(c, fl_params_set(c, p, "n_lists", "8"));
+        CHECK_OK(c, fl_model_create(c, "ivf_flat", p, &mc));
+        fl_array Xa = fl_array_host(XB, FL_DTYPE_F32, 500, 4);
+        CHECK_OK(c, fl_model_fit(mc, &Xa, NULL, NULL));
+        if ((mg = clone_into(g, mc)) != NULL) {
+            int64_t idx[3] = {-7, -7, -7};
+            fl_array Q = fl_array_host(XB, FL_DTYPE_F32, 1, 4), I = fl_array_host(idx, FL_DTYPE_I64, 1, 3);
+            CHECK_ERR(g, fl_model_kneighbors(mg, &Q, 3, NULL, &I), FL_STATUS_NO_DEVICE, "");
+            CHECK(strlen(fl_ctx_last_error(g)) > 10 && idx[0] == -7);
+            fl_model_free(mg);
+        }
+        fprintf(stderr, "test_ivf: no GPU, GPU comparisons skipped\n");
+        fl_model_free(mc);
+        fl_params_free(p);
+        fl_ctx_free(c);
+        fl_ctx_free(g);
+        return;
+    }
+    static const char *const metrics[] = {"euclidean", "sqeuclidean", "cosine", "inner_product"};
+    static const long dims[] = {16, D2};
+    for (int di = 0; di < 2; di++) {
+        const long d = dims[di];
+        make_blobs(XB, tb, NB + NQB, d, 50, 8.0, 1.5);
+        const float *Q = XB + NB * d;
+        fl_array Xa = fl_array_host(XB, FL_DTYPE_F32, NB, d);
+        for (int mi = 0; mi < 4; mi++) {
+            if (di == 1 && mi != 0 && mi != 3)
+                continue;
+            char what[96];
+            CHECK_OK(c, fl_params_set(c, p, "metric", metrics[mi]));
+            fl_model *mc, *mg;
+            CHECK_OK(c, fl_model_create(c, "ivf_flat", p, &mc));
+            CHECK_OK(c, fl_model_fit(mc, &Xa, NULL, NULL));
+            if (!(mg = clone_into(g, mc))) {
+                fl_model_free(mc);
+                continue;
+            }
+            /* large batch (lists shared by ~90 queries: the wide scan
+             * tiles), small batches (the narrow ones), one query */
+            snprintf(what, sizeof what, "%s d=%ld, %d queries", metrics[mi], d, NQB);
+            gpu_vs_cpu(g, mg, mc, Q, NQB, d, 10, what);
+            snprintf(what, sizeof what, "%s d=%ld, 3 queries", metrics[mi], d);
+            gpu_vs_cpu(g, mg, mc, Q + 5 * d, 3, d, 10, what);
+            snprintf(what, sizeof what, "%s d=%ld, 1 query k=1", metrics[mi], d);
+            gpu_vs_cpu(g, mg, mc, Q, 1, d, 1, what);
+            /* X=None: every stored row, itself left out */
+            snprintf(what, sizeof what, "%s d=%ld, X=None", metrics[mi], d);
+            gpu_vs_cpu(g, mg, mc, NULL, NB, d, 7, what);
+            /* one probe and k above the list sizes: padded rows */
+            CHECK_OK(c, fl_model_set_param(mc, "n_probes", "1"));
+            CHECK_OK(g, fl_model_set_param(mg, "n_probes", "1"));
+            snprintf(what, sizeof what, "%s d=%ld, 1 probe k=240 (padding)", metrics[mi], d);
+            gpu_vs_cpu(g, mg, mc, Q, 50, d, 240, what);
+            /* every list: the exact answer */
+            CHECK_OK(c, fl_model_set_param(mc, "n_probes", "40"));
+            CHECK_OK(g, fl_model_set_param(mg, "n_probes", "40"));
+            snprintf(what, sizeof what, "%s d=%ld, all lists", metrics[mi], d);
+            gpu_vs_cpu(g, mg, mc, Q, 200, d, 10, what);
+            /* add: the device copy of the old lists must not answer; the
+             * rows added are copies of stored ones (exact ties, broken by
+             * index on both backends) */
+            fl_array X2 = fl_array_host(XB, FL_DTYPE_F32, 600, d);
+            CHECK_OK(c, fl_model_add(mc, &X2));
+            CHECK_OK(g, fl_model_add(mg, &X2));
+            CHECK_OK(c, fl_model_set_param(mc, "n_probes", "5"));
+            CHECK_OK(g, fl_model_set_param(mg, "n_probes", "5"));
+            snprintf(what, sizeof what, "%s d=%ld, after add", metrics[mi], d);
+            gpu_vs_cpu(g, mg, mc, XB, 300, d, 10, what);
+            fl_model_free(mg);
+            fl_model_free(mc);
+        }
+    }
+    /* k beyond the GPU's pools runs on the CPU, with the same answer */
+    {
+        fl_array Xa = fl_array_host(XB, FL_DTYPE_F32, NB, 16);
+        CHECK_OK(c, fl_params_set(c, p, "metric", "euclidean"));
+        fl_model *mc, *mg;
+        CHECK_OK(c, fl_model_create(c, "ivf_flat", p, &mc));
+        make_blobs(XB, tb, NB + NQB, 16, 50, 8.0, 1.5);
+        CHECK_OK(c, fl_model_fit(mc, &Xa, NULL, NULL));
+        if ((mg = clone_into(g, mc)) != NULL) {
+            gpu_vs_cpu(g, mg, mc, XB + NB * 16, 20, 16, 300, "k=300 (the CPU on both)");
+            fl_model_free(mg);
+        }
+        fl_model_free(mc);
+    }
+    fl_params_free(p);
+    fl_ctx_free(c);
+    fl_ctx_free(g);
 }
 
 int main(void)
@@ -237,5 +408,6 @@ int main(void)
     fl_model_free(m);
     fl_params_free(p);
     fl_ctx_free(ctx);
+    test_gpu();
     TEST_MAIN_END();
 }

@@ -15,6 +15,7 @@
 #define FL_CUDA_MODULE_H
 
 #include "algo/decomp_job.h"
+#include "algo/ivf_job.h"
 #include "algo/kmeans_job.h"
 #include "algo/knn_job.h"
 #include "flashlib.h"
@@ -23,7 +24,7 @@
 extern "C" {
 #endif
 
-#define FLI_CUDA_ABI 8
+#define FLI_CUDA_ABI 9
 
 /* Per-context state the core hands to every call. The module owns `state`
  * (stream, cuBLAS handle, cached buffers), created by ctx_init and released
@@ -92,6 +93,11 @@ typedef struct fli_cuda_api {
     /* Exact k-nearest-neighbour search (algo/knn_job.h): float32 database
      * and queries on the host or the device, outputs where out_dev says. */
     fl_status (*knn_search)(fli_cuda_env *env, fli_knn_job *job);
+
+    /* IVF-Flat search (algo/ivf_job.h): float32 index and queries on the
+     * host, outputs on the host. The index's lists stay on the device
+     * between calls, keyed by job->index_key; ctx_free releases them. */
+    fl_status (*ivf_search)(fli_cuda_env *env, const fli_ivf_search_job *job);
 } fli_cuda_api;
 
 typedef const fli_cuda_api *(*fli_cuda_module_get_fn)(void);

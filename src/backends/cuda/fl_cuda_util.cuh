@@ -30,6 +30,8 @@ typedef struct fli_cuda_state {
     int cc_major, cc_minor;
     void *blas, *solver;      /* cuBLAS / cuSOLVER handles, made on first use
                                  (pca_cuda.cu), released with the state      */
+    void *ivf;                /* the device copy of the last IVF index searched
+                                 (ivf_cuda.cu), released by ctx_free          */
 } fli_cuda_state;
 
 static inline fli_cuda_state *fli_state(fli_cuda_env *env) { return (fli_cuda_state *)env->state; }
