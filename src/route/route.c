@@ -53,21 +53,22 @@ fl_status fl_route_query(fl_ctx *ctx, const char *algo, const fl_hw_props *hw, i
     if (a == &fli_algo_ivf_pq) {
         out->backend = FL_BACKEND_CPU;
         memcpy(out->variant, "pq", 3);
-        fli_join(out->reason, sizeof out->reason,
-                 (const char *const[]){"IVF-PQ: the coarse k-means and the codebooks' k-means run where KMeans "
-                                       "would (GPU when in use); encoding and the look-up-table search on the "
-                                       "CPU backend (no CUDA search yet)",
-                                       NULL});
+        fli_join(
+            out->reason, sizeof out->reason,
+            (const char *const[]){"IVF-PQ: the coarse k-means and the codebooks' k-means run where KMeans "
+                                  "would (GPU when in use); encoding and the look-up-table search on the "
+                                  "CPU backend (no CUDA search yet)",
+                                  NULL});
         return FL_STATUS_OK;
     }
     if (a == &fli_algo_ivf_flat) {
         /* the shape serves as the index and as the queries */
         const int64_t L = fli_param_word(params, "n_lists") == 0 ? fli_ivf_auto_lists(n_samples)
-                                                                  : fli_param_int(params, "n_lists");
+                                                                 : fli_param_int(params, "n_lists");
         const int64_t P = fli_param_word(params, "n_probes") == 0 ? fli_ivf_auto_probes(L)
-                                                                   : fli_param_int(params, "n_probes");
-        return fli_route_ivf_flat(hw, n_samples, L, P, n_samples, n_features, fli_param_int(params, "n_neighbors"),
-                                  0, out);
+                                                                  : fli_param_int(params, "n_probes");
+        return fli_route_ivf_flat(hw, n_samples, L, P, n_samples, n_features,
+                                  fli_param_int(params, "n_neighbors"), 0, out);
     }
     return fli_route_kmeans(hw, n_samples, n_features, dtype, fli_param_int(params, "n_clusters"),
                             fli_param_word(params, "precision"), out, NULL);
