@@ -19,6 +19,7 @@ _LAZY = {
     "KNeighborsRegressor": ("neighbors", "KNeighborsRegressor"),
     "IVFFlat": ("neighbors", "IVFFlat"),
     "IVFPQ": ("neighbors", "IVFPQ"),
+    "CAGRA": ("neighbors", "CAGRA"),
     "version": ("_api", "version"),
     "diagnose": ("_api", "diagnose"),
     "route": ("_api", "route"),

@@ -26,7 +26,7 @@ from ._base import (
     validate_X,
 )
 
-__all__ = ["NearestNeighbors", "KNeighborsClassifier", "KNeighborsRegressor", "IVFFlat", "IVFPQ"]
+__all__ = ["NearestNeighbors", "KNeighborsClassifier", "KNeighborsRegressor", "IVFFlat", "IVFPQ", "CAGRA"]
 
 if HAVE_SKLEARN:
     from sklearn.base import ClassifierMixin, RegressorMixin
@@ -476,8 +476,8 @@ class KNeighborsRegressor(RegressorMixin, _Supervised):
         return np.sum(Y * w, axis=1) / np.sum(w, axis=1)
 
 
-class _IVFBase(FlashlibEstimator):
-    """fit / add / kneighbors / search shared by the IVF indexes."""
+class _IndexBase(FlashlibEstimator):
+    """fit / kneighbors / search shared by the approximate indexes."""
 
     def _fl_param_values(self, X):
         from .cluster import _seed_from
@@ -497,16 +497,6 @@ class _IVFBase(FlashlibEstimator):
                 model.fit(Xa, None, None)
                 self._fl_install(model)
             self._fit_dtype = X.dtype
-        return self
-
-    def add(self, X):
-        """Files more rows; their indices follow the rows already indexed."""
-        model = self._fl_check_fitted()
-        X = validate_X(self, X, reset=False, finite=False)
-        Xa, Xkeep = host_view(X)
-        with self._fl_session(model.ctx):
-            model.add(Xa)
-            self._fl_install(model)
         return self
 
     def _search_params(self):
@@ -535,6 +525,20 @@ class _IVFBase(FlashlibEstimator):
     def search(self, X, k=None):
         """(distances, indices) of the k nearest indexed rows of each query."""
         return self.kneighbors(X, k, return_distance=True)
+
+
+class _IVFBase(_IndexBase):
+    """The IVF indexes also take more rows after the build."""
+
+    def add(self, X):
+        """Files more rows; their indices follow the rows already indexed."""
+        model = self._fl_check_fitted()
+        X = validate_X(self, X, reset=False, finite=False)
+        Xa, Xkeep = host_view(X)
+        with self._fl_session(model.ctx):
+            model.add(Xa)
+            self._fl_install(model)
+        return self
 
 
 class IVFFlat(_IVFBase):
@@ -666,3 +670,69 @@ class IVFPQ(_IVFBase):
         """Bytes of a float32 row over the bytes of its codes."""
         self._fl_check_fitted()
         return 4.0 * self.n_features_in_ / (self.pq_dim_ * 1.0)
+
+
+class CAGRA(_IndexBase):
+    """Approximate nearest neighbours on a proximity graph (CAGRA): the build
+    computes the exact kNN graph of the data (intermediate_graph_degree
+    neighbours; on the GPU when one is in use), prunes it by rank-based
+    detours to graph_degree edges per node and merges reverse edges; a
+    search walks the graph best-first from random nodes keeping itopk_size
+    candidates and re-ranks the k best exactly.
+
+    graph_degree : int, default=64
+    intermediate_graph_degree : int, default=128
+    itopk_size : int, default=64
+        The recall knob: more candidates, higher recall, slower. It may be
+        changed after fit (set_params), as may search_width,
+        max_iterations, n_seeds and n_neighbors.
+    search_width : int, default=1
+    max_iterations : int, default=0 (until no candidate is left to expand)
+    n_seeds : int, default=32
+    n_neighbors : int, default=10
+    metric : {'euclidean', 'sqeuclidean', 'cosine', 'inner_product', 'dot', 'l2'}
+    random_state : None, int or numpy RandomState, default=None (the
+        search's starting nodes; results are deterministic for a given one)
+    device : {'auto', 'cpu', 'cuda', 'cuda:N'}, default='auto'
+    verbose : int, default=0
+
+    Attributes: graph_ (n_samples x graph_degree node ids, -1 for none),
+    graph_degree_, n_features_in_, n_samples_fit_.
+    """
+
+    _fl_algo = "cagra"
+    _fl_attrs = {"graph_": "matrix", "graph_degree_": "int", "n_features_in_": "int", "n_samples_fit_": "int"}
+
+    def __init__(
+        self,
+        graph_degree=64,
+        intermediate_graph_degree=128,
+        itopk_size=64,
+        search_width=1,
+        *,
+        max_iterations=0,
+        n_seeds=32,
+        n_neighbors=10,
+        metric="euclidean",
+        random_state=None,
+        device="auto",
+        verbose=0,
+    ):
+        self.graph_degree = graph_degree
+        self.intermediate_graph_degree = intermediate_graph_degree
+        self.itopk_size = itopk_size
+        self.search_width = search_width
+        self.max_iterations = max_iterations
+        self.n_seeds = n_seeds
+        self.n_neighbors = n_neighbors
+        self.metric = metric
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    def _search_params(self):
+        from .cluster import _seed_from
+
+        return {"itopk_size": self.itopk_size, "search_width": self.search_width,
+                "max_iterations": self.max_iterations, "n_seeds": self.n_seeds,
+                "random_state": _seed_from(self.random_state)}

@@ -185,6 +185,7 @@ extern const fli_algo fli_algo_truncated_svd;
 extern const fli_algo fli_algo_knn;
 extern const fli_algo fli_algo_ivf_flat;
 extern const fli_algo fli_algo_ivf_pq;
+extern const fli_algo fli_algo_cagra;
 /* "kmeans, pca, ..." for messages that list the known algorithms. */
 const char *fli_algo_list(void);
 

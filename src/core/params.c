@@ -14,9 +14,11 @@
 
 #include "core/internal.h"
 
-static const fli_algo *const algos[] = {&fli_algo_kmeans, &fli_algo_pca, &fli_algo_truncated_svd,
-                                        &fli_algo_knn, &fli_algo_ivf_flat, &fli_algo_ivf_pq};
-static const char *const algo_names[] = {"kmeans", "pca", "truncated_svd", "knn", "ivf_flat", "ivf_pq", NULL};
+static const fli_algo *const algos[] = {&fli_algo_kmeans, &fli_algo_pca,      &fli_algo_truncated_svd,
+                                        &fli_algo_knn,    &fli_algo_ivf_flat, &fli_algo_ivf_pq,
+                                        &fli_algo_cagra};
+static const char *const algo_names[] = {"kmeans",   "pca",    "truncated_svd", "knn",
+                                         "ivf_flat", "ivf_pq", "cagra",         NULL};
 
 const char *fli_algo_list(void)
 {

@@ -50,6 +50,17 @@ fl_status fl_route_query(fl_ctx *ctx, const char *algo, const fl_hw_props *hw, i
                              fli_param_int(params, "n_neighbors"), m, fli_param_word(params, "precision"), 0,
                              0, out, NULL);
     }
+    if (a == &fli_algo_cagra) {
+        out->backend = FL_BACKEND_CPU;
+        memcpy(out->variant, "graph", 6);
+        fli_join(
+            out->reason, sizeof out->reason,
+            (const char *const[]){"CAGRA: the exact kNN graph of the build runs where exact kNN would (GPU "
+                                  "when in use); pruning and the graph search on the CPU backend (no CUDA "
+                                  "search yet)",
+                                  NULL});
+        return FL_STATUS_OK;
+    }
     if (a == &fli_algo_ivf_pq) {
         out->backend = FL_BACKEND_CPU;
         memcpy(out->variant, "pq", 3);

@@ -852,12 +852,16 @@ run kneighbors --model ivf.flm --input q.csv -k 3 --json
 expect_rc 0
 expect_out '"algo": "ivf_flat"'
 tr -d ' \n' <out.txt | grep -q '"indices":\[1,2,0,4,3,2\]' || fail "ivf_flat model kneighbors: $(cat out.txt)"
+# a CAGRA graph over 5 points: every node within reach, so exact here
+run kneighbors --data pts.csv --index cagra -p graph_degree=2 -p intermediate_graph_degree=4 -k 2 --device cpu
+expect_rc 0
+cmp -s out.txt want_knn.txt || fail "cagra self kneighbors: $(cat out.txt)"
 run kneighbors --data pts.csv --index ivf_flat -p n_lists=2 -p n_probes=3
 expect_rc 4
 expect_err "n_probes=3: must be <= n_lists=2"
 run kneighbors --data pts.csv --index hnsw
 expect_rc 2
-expect_err "--index must be knn, ivf_flat or ivf_pq"
+expect_err "--index must be knn, ivf_flat, ivf_pq or cagra"
 
 test_case kneighbors-help
 run kneighbors --help

@@ -198,3 +198,62 @@ def test_pq_add_pickle_errors(clustered):
     with pytest.raises(ValueError, match="features"):
         a.add(X[:10, :8])
     assert a.n_samples_fit_ == 4000
+
+
+# ---- CAGRA ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("metric", ["euclidean", "cosine", "inner_product"])
+def test_cagra_recall_at_default_settings(clustered, metric):
+    X, Q = clustered
+    X = X[:10000]
+    ix = flashlib.CAGRA(metric=metric, random_state=0, device="cpu").fit(X)
+    g = ix.graph_
+    assert g.shape == (10000, 64) and g.min() >= 0 and g.max() < 10000
+    assert not np.any(g == np.arange(10000)[:, None])  # no self loops
+    dist, ind = ix.kneighbors(Q)
+    ref = brute(X, Q, metric)
+    order = np.argsort(-ref if metric == "inner_product" else ref, axis=1, kind="stable")[:, :10]
+    assert recall(ind, order) >= 0.95
+    got = np.take_along_axis(ref, ind, axis=1)  # exact distances of the returned nodes
+    np.testing.assert_allclose(dist, got, rtol=2e-4, atol=2e-4 * np.abs(ref).max())
+
+
+def test_cagra_knob_determinism_self_and_pickle():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(4000, 24)).astype(np.float32)  # unclustered: a harder graph walk
+    Q = rng.normal(size=(200, 24)).astype(np.float32)
+    ref = np.argsort(brute(X, Q, "euclidean"), axis=1, kind="stable")[:, :10]
+    ix = flashlib.CAGRA(graph_degree=16, intermediate_graph_degree=32, random_state=1, device="cpu").fit(X)
+    r = []
+    for itopk in (10, 32, 128):
+        ix.set_params(itopk_size=itopk)
+        r.append(recall(ix.kneighbors(Q, return_distance=False), ref))
+    assert r[0] < r[-1] and r[-1] >= 0.95, r
+    a = ix.kneighbors(Q)
+    b = pickle.loads(pickle.dumps(ix)).kneighbors(Q)
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(a[0], b[0])
+    again = flashlib.CAGRA(graph_degree=16, intermediate_graph_degree=32, itopk_size=128, random_state=1,
+                           device="cpu").fit(X)
+    np.testing.assert_array_equal(again.graph_, ix.graph_)
+    np.testing.assert_array_equal(again.kneighbors(Q)[1], a[1])
+    own = ix.kneighbors(return_distance=False)
+    assert all(i not in set(row) for i, row in enumerate(own))
+
+
+def test_cagra_errors(clustered):
+    X, Q = clustered
+    with pytest.raises(ValueError, match="intermediate_graph_degree=8: must be >= graph_degree=16"):
+        flashlib.CAGRA(graph_degree=16, intermediate_graph_degree=8, device="cpu").fit(X[:100])
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        flashlib.CAGRA(device="cpu").fit(X[:1])
+    small = flashlib.CAGRA(device="cpu").fit(X[:50])  # degrees clamp to the data
+    assert small.graph_degree_ == 49
+    ix = flashlib.CAGRA(graph_degree=8, intermediate_graph_degree=16, device="cpu").fit(X[:500])
+    with pytest.raises(ValueError, match="features"):
+        ix.kneighbors(Q[:3, :5])
+    with pytest.raises(ValueError, match="n_neighbors"):
+        ix.kneighbors(Q[:3], n_neighbors=501)
+    bad = Q[:3].copy()
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError):
+        ix.kneighbors(bad)

@@ -409,7 +409,8 @@ int cmd_fit(int argc, char **argv)
     }
     if ((rc = cli_check_algo("fit", algo)) != 0)
         return rc;
-    if (!strcmp(algo, "knn") || !strcmp(algo, "ivf_flat") || !strcmp(algo, "ivf_pq")) {
+    if (!strcmp(algo, "knn") || !strcmp(algo, "ivf_flat") || !strcmp(algo, "ivf_pq") ||
+        !strcmp(algo, "cagra")) {
         cli_error("fit: %s is built and searched by flashlib kneighbors --data FILE%s%s [--save-model FILE] "
                   "(see flashlib kneighbors --help)",
                   algo, strcmp(algo, "knn") ? " --index " : "", strcmp(algo, "knn") ? algo : "");

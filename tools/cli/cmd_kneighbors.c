@@ -34,8 +34,9 @@ static const cli_opt opts[] = {
     [O_MODEL] = {"model", 'm', "FILE", 0, "instead of --data: a model written by --save-model"},
     [O_SAVE] = {"save-model", 0, "FILE", 0, "with --data: also write the fitted model (exact, or the index)"},
     [O_INDEX] = {"index", 0, "KIND", 0,
-                 "with --data: knn (exact search, the default), ivf_flat or ivf_pq (approximate indexes: "
-                 "-p n_lists=..., -p n_probes=..., ivf_pq: -p pq_dim=..., -p refine=...)"},
+                 "with --data: knn (exact search, the default), or an approximate index: ivf_flat, ivf_pq "
+                 "(-p n_lists=..., -p n_probes=..., -p pq_dim=...) or cagra (-p graph_degree=..., "
+                 "-p itopk_size=...)"},
     [O_INPUT] = {"input", 'i', "FILE", 0,
                  "the queries (n_q x d); without it every point of the data is queried and left out of "
                  "its own neighbours (scikit-learn's kneighbors(X=None))"},
@@ -70,6 +71,8 @@ static void help(void)
     cli_print_param_table(stdout, "ivf_flat");
     puts("\nparameters of ivf_pq (--index ivf_pq):");
     cli_print_param_table(stdout, "ivf_pq");
+    puts("\nparameters of cagra (--index cagra):");
+    cli_print_param_table(stdout, "cagra");
     puts("\nexamples:\n"
          "  flashlib kneighbors --data X.npy --input Q.npy -k 10 --indices I.npy --distances D.npy\n"
          "  flashlib kneighbors --data X.npy -k 16 -p metric=cosine --indices graph.npy --save-model nn.flm\n"
@@ -78,6 +81,13 @@ static void help(void)
          "  flashlib kneighbors --model ivf.flm --input Q.npy -k 10 --indices I.npy\n\n"
          "exit codes: 0 ok, 2 usage, 3 file error, 4 library error (e.g. k larger than the\n"
          "data, wrong number of features), 5 no usable GPU for --device cuda, 130 Ctrl-C.");
+}
+
+/* The neighbour models: exact search and the approximate indexes. */
+static int is_index(const char *algo)
+{
+    return !strcmp(algo, "knn") || !strcmp(algo, "ivf_flat") || !strcmp(algo, "ivf_pq") ||
+           !strcmp(algo, "cagra");
 }
 
 typedef struct knn_state {
@@ -113,8 +123,8 @@ static int load_model(knn_state *s, const char *path)
                    : rc;
     }
     const char *algo = fl_model_algo(s->model);
-    if (strcmp(algo, "knn") && strcmp(algo, "ivf_flat") && strcmp(algo, "ivf_pq")) {
-        cli_error("kneighbors: %s is a %s model, not a neighbour model (knn, ivf_flat, ivf_pq)", path,
+    if (!is_index(algo)) {
+        cli_error("kneighbors: %s is a %s model, not a neighbour model (knn, ivf_flat, ivf_pq, cagra)", path,
                   fl_model_algo(s->model));
         return CLI_EXIT_USAGE;
     }
@@ -296,9 +306,8 @@ int cmd_kneighbors(int argc, char **argv)
             "kneighbors: give exactly one of --data FILE and --model FILE (see flashlib kneighbors --help)");
         return CLI_EXIT_USAGE;
     }
-    if (a.val[O_INDEX] && strcmp(a.val[O_INDEX], "knn") && strcmp(a.val[O_INDEX], "ivf_flat") &&
-        strcmp(a.val[O_INDEX], "ivf_pq")) {
-        cli_error("kneighbors: --index must be knn, ivf_flat or ivf_pq, got '%s'", a.val[O_INDEX]);
+    if (a.val[O_INDEX] && !is_index(a.val[O_INDEX])) {
+        cli_error("kneighbors: --index must be knn, ivf_flat, ivf_pq or cagra, got '%s'", a.val[O_INDEX]);
         return CLI_EXIT_USAGE;
     }
     if (a.val[O_MODEL] && (a.n_rep || a.val[O_SAVE] || a.val[O_INDEX])) {

@@ -28,8 +28,8 @@ fl_status fli_cpu_knn_radius(fl_ctx *ctx, fli_knn_radius_job *job);
  * stride ld; by L2 to the centres), and a search. */
 struct fli_ivf_index;
 struct fli_ivf_search_job;
-fl_status fli_cpu_ivf_assign(fl_ctx *ctx, const struct fli_ivf_index *ix, const float *X, int64_t n, int64_t ld,
-                             int64_t *list_out);
+fl_status fli_cpu_ivf_assign(fl_ctx *ctx, const struct fli_ivf_index *ix, const float *X, int64_t n,
+                             int64_t ld, int64_t *list_out);
 fl_status fli_cpu_ivf_search(fl_ctx *ctx, const struct fli_ivf_search_job *job);
 /* IVF-PQ (ivfpq_cpu.c): the codes of n float32 rows filed under `lists`,
  * and a search. */
@@ -38,6 +38,13 @@ struct fli_ivfpq_search_job;
 fl_status fli_cpu_ivfpq_encode(fl_ctx *ctx, const struct fli_ivfpq_index *ix, const float *x, int64_t n,
                                const int64_t *lists, uint8_t *codes);
 fl_status fli_cpu_ivfpq_search(fl_ctx *ctx, const struct fli_ivfpq_search_job *job);
+
+/* CAGRA (cagra_cpu.c): the search graph (n x degree) from an exact kNN
+ * graph (n x K, nearest first), and a search. */
+struct fli_cagra_search_job;
+fl_status fli_cpu_cagra_prune(fl_ctx *ctx, const int64_t *knn, int64_t n, int64_t K, int64_t degree,
+                              int32_t *graph);
+fl_status fli_cpu_cagra_search(fl_ctx *ctx, const struct fli_cagra_search_job *job);
 
 /* PCA / TruncatedSVD (decomp_cpu.c). */
 extern const fli_decomp_backend fli_cpu_decomp;

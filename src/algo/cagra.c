@@ -1,0 +1,217 @@
+/*
+ * cagra.c — the CAGRA graph index: build = an exact kNN graph of the data
+ * (flashlib's own exact search: on the GPU when the context has one) with
+ * intermediate_graph_degree neighbours, pruned by rank-based detours to
+ * graph_degree edges with reverse edges merged in (cagra_cpu.c); search =
+ * a best-first walk of the graph keeping itopk_size candidates, the k best
+ * re-ranked exactly. itopk_size is the recall knob and may change after
+ * the build (fl_model_set_param), as may search_width, max_iterations,
+ * n_seeds and n_neighbors.
+ */
+#include <string.h>
+
+#include "algo/cagra_job.h"
+#include "algo/cagra_params.h"
+#include "algo/ivf_common.h"
+#include "backends/cpu/cpu.h"
+#include "core/internal.h"
+
+static const char *const cagra_attrs[] = {"graph_",         "data_",          "graph_degree_",
+                                          "n_features_in_", "n_samples_fit_", NULL};
+
+enum { W_EUCLIDEAN = 0, W_SQEUCLIDEAN = 1, W_COSINE = 2, W_INNER = 3, W_DOT = 4 };
+
+static fli_knn_metric metric_of(const fl_params *p)
+{
+    switch (fli_param_word(p, "metric")) {
+    case W_SQEUCLIDEAN: return FLI_KNN_SQEUCLIDEAN;
+    case W_COSINE: return FLI_KNN_COSINE;
+    case W_INNER:
+    case W_DOT: return FLI_KNN_INNER;
+    default: return FLI_KNN_EUCLIDEAN;
+    }
+}
+
+static fl_status check_params(fl_ctx *ctx, const fl_params *p)
+{
+    if (fli_param_int(p, "intermediate_graph_degree") < fli_param_int(p, "graph_degree"))
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG,
+                        "intermediate_graph_degree=%lld: must be >= graph_degree=%lld",
+                        (long long)fli_param_int(p, "intermediate_graph_degree"),
+                        (long long)fli_param_int(p, "graph_degree"));
+    return FL_STATUS_OK;
+}
+
+static fl_status cagra_fit(fl_model *m, const fl_array *X, const fl_array *y, const fl_array *w,
+                           fli_attr_set *out)
+{
+    fl_ctx *ctx = m->ctx;
+    const fl_params *p = m->params;
+    (void)y;
+    if (w)
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "cagra takes no sample_weight");
+    fl_status st = fli_check_data(ctx, X, "X");
+    if (!st)
+        st = check_params(ctx, p);
+    if (st)
+        return st;
+    const int64_t n = X->rows, d = X->cols;
+    if (n < 2)
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG,
+                        "CAGRA needs at least 2 samples to build a graph (got 1)");
+    if (n > 2147483647)
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG,
+                        "CAGRA stores 32-bit node ids: n_samples=%lld is too many", (long long)n);
+    /* degrees clamp to the data: a node has n - 1 others */
+    int64_t K = fli_param_int(p, "intermediate_graph_degree"), deg = fli_param_int(p, "graph_degree");
+    K = K > n - 1 ? n - 1 : K;
+    deg = deg > K ? K : deg;
+    const fli_knn_metric metric = metric_of(p);
+    float *x = fli_ivf_rows_f32(ctx, X, metric == FLI_KNN_COSINE, &st);
+    int64_t *knn = x ? fli_malloc(ctx, sizeof(int64_t) * (size_t)(n * K), "CAGRA kNN graph") : NULL;
+    if (x && !knn)
+        st = FL_STATUS_OUT_OF_MEMORY;
+    if (!st) {
+        /* the exact kNN graph, each node left out of its own list */
+        fl_params *kp = NULL;
+        st = fl_params_create(ctx, "knn", &kp);
+        if (!st)
+            st = fl_params_set(ctx, kp, "metric", metric == FLI_KNN_INNER ? "inner_product" : "sqeuclidean");
+        if (!st) {
+            fl_array Xa = fl_array_host(x, FL_DTYPE_F32, n, d), Ia = fl_array_host(knn, FL_DTYPE_I64, n, K);
+            fli_log(ctx, FL_LOG_INFO, "cagra: exact kNN graph of %lld x %lld, %lld neighbours", (long long)n,
+                    (long long)d, (long long)K);
+            st = fl_knn_search(ctx, &Xa, NULL, K, kp, NULL, &Ia);
+        }
+        fl_params_free(kp);
+    }
+    void *g = NULL, *data = NULL, *gd = NULL, *nf = NULL, *ns = NULL;
+    if (!st && !(st = fli_attr_add(ctx, out, "graph_", FL_DTYPE_I32, n, deg, &g)) &&
+        !(st = fli_attr_add(ctx, out, "data_", FL_DTYPE_F32, n, d, &data)) &&
+        !(st = fli_attr_add(ctx, out, "graph_degree_", FL_DTYPE_I64, 1, 1, &gd)) &&
+        !(st = fli_attr_add(ctx, out, "n_features_in_", FL_DTYPE_I64, 1, 1, &nf)))
+        st = fli_attr_add(ctx, out, "n_samples_fit_", FL_DTYPE_I64, 1, 1, &ns);
+    if (!st)
+        st = fli_cpu_cagra_prune(ctx, knn, n, K, deg, g);
+    if (!st) {
+        memcpy(data, x, sizeof(float) * (size_t)(n * d));
+        *(int64_t *)gd = deg, *(int64_t *)nf = d, *(int64_t *)ns = n;
+    }
+    fli_free(ctx, knn);
+    fli_free(ctx, x);
+    return st;
+}
+
+static fl_status cagra_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_array *D, fl_array *I)
+{
+    fl_ctx *ctx = m->ctx;
+    const fl_params *p = m->params;
+    const fli_attr *g = fli_model_attr(m, "graph_"), *data = fli_model_attr(m, "data_");
+    const fli_cagra_index ix = {.n = data->rows,
+                                .d = data->cols,
+                                .degree = g->cols,
+                                .data = data->data,
+                                .graph = g->data,
+                                .metric = metric_of(p)};
+    const int self = X == NULL;
+    fl_status st;
+    if (!self) {
+        if ((st = fli_check_data(ctx, X, "X")) != FL_STATUS_OK)
+            return st;
+        if (X->cols != ix.d)
+            return fli_fail(ctx, FL_STATUS_INVALID_ARG,
+                            "X has %lld features, but the CAGRA index is expecting %lld features as input",
+                            (long long)X->cols, (long long)ix.d);
+    }
+    const int64_t n_q = self ? ix.n : X->rows, cand = self ? ix.n - 1 : ix.n;
+    if (k > cand)
+        return fli_fail(
+            ctx, FL_STATUS_INVALID_ARG,
+            "Expected n_neighbors <= %s, but n_neighbors = %lld, n_samples_fit = %lld, n_samples = %lld",
+            self ? "n_samples_fit - 1 (X=None leaves each point out)" : "n_samples_fit", (long long)k,
+            (long long)ix.n, (long long)n_q);
+    if ((st = fli_check_out(ctx, I, FL_DTYPE_I64, n_q, k, "indices")) != FL_STATUS_OK)
+        return st;
+    if (D && (st = fli_check_array(ctx, D, "distances")) == FL_STATUS_OK &&
+        ((D->dtype != FL_DTYPE_F32 && D->dtype != FL_DTYPE_F64) || D->rows != n_q || D->cols != k))
+        st = fli_fail(ctx, FL_STATUS_INVALID_ARG,
+                      "distances: expected f32 or f64 %lld x %lld, got %s %lld x %lld", (long long)n_q,
+                      (long long)k, fl_dtype_name(D->dtype), (long long)D->rows, (long long)D->cols);
+    if (st)
+        return st;
+    float *q = self ? NULL : fli_ivf_rows_f32(ctx, X, 0, &st);
+    int64_t *self_ids = self ? fli_malloc(ctx, sizeof(int64_t) * (size_t)n_q, "CAGRA self indices") : NULL;
+    double *dist = fli_malloc(ctx, sizeof(double) * (size_t)(n_q * k), "CAGRA distances");
+    int64_t *idx = fli_malloc(ctx, sizeof(int64_t) * (size_t)(n_q * k), "CAGRA indices");
+    if (!st && ((!self && !q) || (self && !self_ids) || !dist || !idx))
+        st = FL_STATUS_OUT_OF_MEMORY;
+    if (!st) {
+        if (self)
+            for (int64_t i = 0; i < n_q; i++)
+                self_ids[i] = i;
+        const int64_t itopk = fli_param_int(p, "itopk_size");
+        const fli_cagra_search_job job = {.ix = ix,
+                                          .q = self ? ix.data : q,
+                                          .n_q = n_q,
+                                          .q_ld = ix.d,
+                                          .k = k,
+                                          .itopk = itopk < k ? k : itopk,
+                                          .width = fli_param_int(p, "search_width"),
+                                          .max_iter = fli_param_int(p, "max_iterations"),
+                                          .n_seeds = fli_param_int(p, "n_seeds"),
+                                          .seed = fli_param_word(p, "random_state") == 0
+                                                      ? ctx->seed
+                                                      : (uint64_t)fli_param_int(p, "random_state"),
+                                          .self_ids = self_ids,
+                                          .dist = dist,
+                                          .idx = idx};
+        st = fli_cpu_cagra_search(ctx, &job);
+    }
+    if (!st)
+        st = fli_ivf_put_result(ctx, dist, idx, n_q, k, D, I);
+    fli_free(ctx, q);
+    fli_free(ctx, self_ids);
+    fli_free(ctx, dist);
+    fli_free(ctx, idx);
+    return st;
+}
+
+static fl_status cagra_check_attrs(fl_ctx *ctx, const fl_params *p, const fli_attr_set *set)
+{
+    const fli_attr *g = fli_attr_find(set, "graph_"), *x = fli_attr_find(set, "data_"),
+                   *gd = fli_attr_find(set, "graph_degree_"), *nf = fli_attr_find(set, "n_features_in_"),
+                   *ns = fli_attr_find(set, "n_samples_fit_");
+    if (!g || !x || !gd || !nf || !ns || g->dtype != FL_DTYPE_I32 || x->dtype != FL_DTYPE_F32 ||
+        gd->dtype != FL_DTYPE_I64 || nf->dtype != FL_DTYPE_I64 || ns->dtype != FL_DTYPE_I64)
+        return fli_fail(ctx, FL_STATUS_CORRUPT, "CAGRA model: missing or mistyped attributes");
+    const int64_t n = x->rows;
+    if (g->rows != n || n < 2 || g->cols < 1 || *(const int64_t *)gd->data != g->cols ||
+        *(const int64_t *)nf->data != x->cols || *(const int64_t *)ns->data != n)
+        return fli_fail(ctx, FL_STATUS_CORRUPT, "CAGRA model: inconsistent shapes");
+    const int32_t *e = g->data;
+    for (int64_t i = 0; i < n * g->cols; i++)
+        if (e[i] < -1 || e[i] >= n)
+            return fli_fail(ctx, FL_STATUS_CORRUPT, "CAGRA model: an edge points outside the graph");
+    (void)p;
+    return FL_STATUS_OK;
+}
+
+static fl_status cagra_check_search(fl_ctx *ctx, const fl_params *p)
+{
+    return check_params(ctx, p);
+}
+
+static const char *const search_params[] = {"itopk_size",  "search_width", "max_iterations", "n_seeds",
+                                            "n_neighbors", "random_state", "verbose",        NULL};
+
+const fli_algo fli_algo_cagra = {
+    .name = "cagra",
+    .params = fli_cagra_params,
+    .n_params = FLI_CAGRA_N_PARAMS,
+    .attr_names = cagra_attrs,
+    .check_params = cagra_check_search,
+    .fit = cagra_fit,
+    .check_attrs = cagra_check_attrs,
+    .kneighbors = cagra_kneighbors,
+    .search_params = search_params,
+};
