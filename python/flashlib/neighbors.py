@@ -294,7 +294,37 @@ def _weights(dist, weights):
 
 
 class _Supervised(_NeighborsBase):
+    """The classifier's and the regressor's shared parameters (scikit-learn's
+    KNeighborsClassifier / KNeighborsRegressor signature)."""
+
     _fl_internal = {"radius": "radius_neighbors's default range: NearestNeighbors only"}
+
+    def __init__(
+        self,
+        n_neighbors=5,
+        *,
+        weights="uniform",
+        algorithm="auto",
+        leaf_size=30,
+        p=2,
+        metric="minkowski",
+        metric_params=None,
+        n_jobs=None,
+        precision="auto",
+        device="auto",
+        verbose=0,
+    ):
+        self.n_neighbors = n_neighbors
+        self.weights = weights
+        self.algorithm = algorithm
+        self.leaf_size = leaf_size
+        self.p = p
+        self.metric = metric
+        self.metric_params = metric_params
+        self.n_jobs = n_jobs
+        self.precision = precision
+        self.device = device
+        self.verbose = verbose
 
     def _check_weights(self):
         if self.weights not in (None, "uniform", "distance") and not callable(self.weights):
@@ -345,33 +375,6 @@ class KNeighborsClassifier(ClassifierMixin, _Supervised):
     Attributes: classes_, outputs_2d_, n_features_in_, n_samples_fit_,
     effective_metric_, effective_metric_params_.
     """
-
-    def __init__(
-        self,
-        n_neighbors=5,
-        *,
-        weights="uniform",
-        algorithm="auto",
-        leaf_size=30,
-        p=2,
-        metric="minkowski",
-        metric_params=None,
-        n_jobs=None,
-        precision="auto",
-        device="auto",
-        verbose=0,
-    ):
-        self.n_neighbors = n_neighbors
-        self.weights = weights
-        self.algorithm = algorithm
-        self.leaf_size = leaf_size
-        self.p = p
-        self.metric = metric
-        self.metric_params = metric_params
-        self.n_jobs = n_jobs
-        self.precision = precision
-        self.device = device
-        self.verbose = verbose
 
     def fit(self, X, y):
         """Indexes X and records the labels y (n_samples, or n_samples x
@@ -425,33 +428,6 @@ class KNeighborsRegressor(RegressorMixin, _Supervised):
 
     weights : {'uniform', 'distance'} or callable, default='uniform'
     """
-
-    def __init__(
-        self,
-        n_neighbors=5,
-        *,
-        weights="uniform",
-        algorithm="auto",
-        leaf_size=30,
-        p=2,
-        metric="minkowski",
-        metric_params=None,
-        n_jobs=None,
-        precision="auto",
-        device="auto",
-        verbose=0,
-    ):
-        self.n_neighbors = n_neighbors
-        self.weights = weights
-        self.algorithm = algorithm
-        self.leaf_size = leaf_size
-        self.p = p
-        self.metric = metric
-        self.metric_params = metric_params
-        self.n_jobs = n_jobs
-        self.precision = precision
-        self.device = device
-        self.verbose = verbose
 
     def fit(self, X, y):
         """Indexes X and records the targets y (n_samples or n_samples x

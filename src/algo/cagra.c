@@ -19,19 +19,6 @@
 static const char *const cagra_attrs[] = {"graph_",         "data_",          "graph_degree_",
                                           "n_features_in_", "n_samples_fit_", NULL};
 
-enum { W_EUCLIDEAN = 0, W_SQEUCLIDEAN = 1, W_COSINE = 2, W_INNER = 3, W_DOT = 4 };
-
-static fli_knn_metric metric_of(const fl_params *p)
-{
-    switch (fli_param_word(p, "metric")) {
-    case W_SQEUCLIDEAN: return FLI_KNN_SQEUCLIDEAN;
-    case W_COSINE: return FLI_KNN_COSINE;
-    case W_INNER:
-    case W_DOT: return FLI_KNN_INNER;
-    default: return FLI_KNN_EUCLIDEAN;
-    }
-}
-
 static fl_status check_params(fl_ctx *ctx, const fl_params *p)
 {
     if (fli_param_int(p, "intermediate_graph_degree") < fli_param_int(p, "graph_degree"))
@@ -66,7 +53,7 @@ static fl_status cagra_fit(fl_model *m, const fl_array *X, const fl_array *y, co
     int64_t K = fli_param_int(p, "intermediate_graph_degree"), deg = fli_param_int(p, "graph_degree");
     K = K > n - 1 ? n - 1 : K;
     deg = deg > K ? K : deg;
-    const fli_knn_metric metric = metric_of(p);
+    const fli_knn_metric metric = fli_ann_metric(p);
     float *x = fli_ivf_rows_f32(ctx, X, metric == FLI_KNN_COSINE, &st);
     int64_t *knn = x ? fli_malloc(ctx, sizeof(int64_t) * (size_t)(n * K), "CAGRA kNN graph") : NULL;
     if (x && !knn)
@@ -112,31 +99,10 @@ static fl_status cagra_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_
                                 .degree = g->cols,
                                 .data = data->data,
                                 .graph = g->data,
-                                .metric = metric_of(p)};
+                                .metric = fli_ann_metric(p)};
     const int self = X == NULL;
-    fl_status st;
-    if (!self) {
-        if ((st = fli_check_data(ctx, X, "X")) != FL_STATUS_OK)
-            return st;
-        if (X->cols != ix.d)
-            return fli_fail(ctx, FL_STATUS_INVALID_ARG,
-                            "X has %lld features, but the CAGRA index is expecting %lld features as input",
-                            (long long)X->cols, (long long)ix.d);
-    }
-    const int64_t n_q = self ? ix.n : X->rows, cand = self ? ix.n - 1 : ix.n;
-    if (k > cand)
-        return fli_fail(
-            ctx, FL_STATUS_INVALID_ARG,
-            "Expected n_neighbors <= %s, but n_neighbors = %lld, n_samples_fit = %lld, n_samples = %lld",
-            self ? "n_samples_fit - 1 (X=None leaves each point out)" : "n_samples_fit", (long long)k,
-            (long long)ix.n, (long long)n_q);
-    if ((st = fli_check_out(ctx, I, FL_DTYPE_I64, n_q, k, "indices")) != FL_STATUS_OK)
-        return st;
-    if (D && (st = fli_check_array(ctx, D, "distances")) == FL_STATUS_OK &&
-        ((D->dtype != FL_DTYPE_F32 && D->dtype != FL_DTYPE_F64) || D->rows != n_q || D->cols != k))
-        st = fli_fail(ctx, FL_STATUS_INVALID_ARG,
-                      "distances: expected f32 or f64 %lld x %lld, got %s %lld x %lld", (long long)n_q,
-                      (long long)k, fl_dtype_name(D->dtype), (long long)D->rows, (long long)D->cols);
+    int64_t n_q;
+    fl_status st = fli_ann_check_query(ctx, "CAGRA", X, ix.d, ix.n, k, D, I, &n_q);
     if (st)
         return st;
     float *q = self ? NULL : fli_ivf_rows_f32(ctx, X, 0, &st);
@@ -159,9 +125,7 @@ static fl_status cagra_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_
                                           .width = fli_param_int(p, "search_width"),
                                           .max_iter = fli_param_int(p, "max_iterations"),
                                           .n_seeds = fli_param_int(p, "n_seeds"),
-                                          .seed = fli_param_word(p, "random_state") == 0
-                                                      ? ctx->seed
-                                                      : (uint64_t)fli_param_int(p, "random_state"),
+                                          .seed = fli_ann_seed(ctx, p),
                                           .self_ids = self_ids,
                                           .dist = dist,
                                           .idx = idx};

@@ -5,6 +5,125 @@
 #include <string.h>
 
 #include "algo/ivf_common.h"
+#include "algo/ivf_params.h"
+
+fli_knn_metric fli_ann_metric(const fl_params *p)
+{
+    switch (fli_param_word(p, "metric")) { /* euclidean|sqeuclidean|cosine|inner_product|dot|l2 */
+    case 1: return FLI_KNN_SQEUCLIDEAN;
+    case 2: return FLI_KNN_COSINE;
+    case 3:
+    case 4: return FLI_KNN_INNER;
+    default: return FLI_KNN_EUCLIDEAN;
+    }
+}
+
+uint64_t fli_ann_seed(const fl_ctx *ctx, const fl_params *p)
+{
+    return fli_param_word(p, "random_state") == 0 ? ctx->seed : (uint64_t)fli_param_int(p, "random_state");
+}
+
+int64_t fli_ivf_lists(const fl_params *p, int64_t n)
+{
+    return fli_param_word(p, "n_lists") == 0 ? fli_ivf_auto_lists(n) : fli_param_int(p, "n_lists");
+}
+
+int64_t fli_ivf_probes(const fl_params *p, int64_t n_lists)
+{
+    return fli_param_word(p, "n_probes") == 0 ? fli_ivf_auto_probes(n_lists) : fli_param_int(p, "n_probes");
+}
+
+fl_status fli_ivf_check_params(fl_ctx *ctx, const fl_params *p)
+{
+    if (fli_param_word(p, "n_lists") != 0 && fli_param_word(p, "n_probes") != 0 &&
+        fli_param_int(p, "n_probes") > fli_param_int(p, "n_lists"))
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "n_probes=%lld: must be <= n_lists=%lld",
+                        (long long)fli_param_int(p, "n_probes"), (long long)fli_param_int(p, "n_lists"));
+    return FL_STATUS_OK;
+}
+
+fl_status fli_ivf_check_sizes(fl_ctx *ctx, int64_t n_lists, int64_t n_probes, int64_t n)
+{
+    if (n_lists > n)
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "n_lists=%lld: must be <= n_samples=%lld",
+                        (long long)n_lists, (long long)n);
+    if (n_probes > n_lists)
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "n_probes=%lld: must be <= n_lists=%lld",
+                        (long long)n_probes, (long long)n_lists);
+    return FL_STATUS_OK;
+}
+
+int64_t fli_ivf_train_rows(const fl_params *p, int64_t n, int64_t n_lists)
+{
+    const double frac = fli_param_word(p, "kmeans_trainset_fraction") == 0
+                            ? fmin(1.0, 256.0 * (double)n_lists / (double)n)
+                            : fli_param_float(p, "kmeans_trainset_fraction");
+    int64_t m = (int64_t)llround(frac * (double)n);
+    return m < n_lists ? n_lists : m > n ? n : m;
+}
+
+fl_status fli_ann_check_query(fl_ctx *ctx, const char *index, const fl_array *X, int64_t d, int64_t n_fit,
+                              int64_t k, const fl_array *D, const fl_array *I, int64_t *n_q)
+{
+    fl_status st;
+    if (X) {
+        if ((st = fli_check_data(ctx, X, "X")) != FL_STATUS_OK)
+            return st;
+        if (X->cols != d)
+            return fli_fail(ctx, FL_STATUS_INVALID_ARG,
+                            "X has %lld features, but the %s index is expecting %lld features as input",
+                            (long long)X->cols, index, (long long)d);
+    }
+    const int64_t nq = X ? X->rows : n_fit, cand = X ? n_fit : n_fit - 1;
+    if (k > cand)
+        return fli_fail(
+            ctx, FL_STATUS_INVALID_ARG,
+            "Expected n_neighbors <= %s, but n_neighbors = %lld, n_samples_fit = %lld, n_samples = %lld",
+            X ? "n_samples_fit" : "n_samples_fit - 1 (X=None leaves each point out)", (long long)k,
+            (long long)n_fit, (long long)nq);
+    if ((st = fli_check_out(ctx, I, FL_DTYPE_I64, nq, k, "indices")) != FL_STATUS_OK)
+        return st;
+    if (D && (st = fli_check_array(ctx, D, "distances")) != FL_STATUS_OK)
+        return st;
+    if (D && ((D->dtype != FL_DTYPE_F32 && D->dtype != FL_DTYPE_F64) || D->rows != nq || D->cols != k))
+        return fli_fail(ctx, FL_STATUS_INVALID_ARG,
+                        "distances: expected f32 or f64 %lld x %lld, got %s %lld x %lld", (long long)nq,
+                        (long long)k, fl_dtype_name(D->dtype), (long long)D->rows, (long long)D->cols);
+    *n_q = nq;
+    return FL_STATUS_OK;
+}
+
+fl_status fli_ann_self_queries(fl_ctx *ctx, const float *data, const int64_t *ids, int64_t n, int64_t d,
+                               float **q, int64_t **self_ids)
+{
+    *q = fli_malloc(ctx, sizeof(float) * (size_t)(n * d), "self queries");
+    *self_ids = fli_malloc(ctx, sizeof(int64_t) * (size_t)n, "self query indices");
+    if (!*q || !*self_ids) {
+        fli_free(ctx, *q);
+        fli_free(ctx, *self_ids);
+        *q = NULL, *self_ids = NULL;
+        return FL_STATUS_OUT_OF_MEMORY;
+    }
+    for (int64_t r = 0; r < n; r++)
+        memcpy(*q + (ids ? ids[r] : r) * d, data + r * d, sizeof(float) * (size_t)d);
+    for (int64_t i = 0; i < n; i++)
+        (*self_ids)[i] = i;
+    return FL_STATUS_OK;
+}
+
+fl_status fli_ivf_check_lists(fl_ctx *ctx, const char *index, const int64_t *offsets, int64_t n_lists,
+                              const int64_t *ids, int64_t n)
+{
+    if (offsets[0] != 0 || offsets[n_lists] != n)
+        return fli_fail(ctx, FL_STATUS_CORRUPT, "%s model: list offsets do not cover the rows", index);
+    for (int64_t l = 0; l < n_lists; l++)
+        if (offsets[l + 1] < offsets[l])
+            return fli_fail(ctx, FL_STATUS_CORRUPT, "%s model: list offsets decrease", index);
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= n)
+            return fli_fail(ctx, FL_STATUS_CORRUPT, "%s model: a row index is out of range", index);
+    return FL_STATUS_OK;
+}
 
 float *fli_ivf_rows_f32(fl_ctx *ctx, const fl_array *X, int normalise, fl_status *st)
 {

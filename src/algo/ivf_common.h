@@ -4,7 +4,39 @@
 #ifndef FL_IVF_COMMON_H
 #define FL_IVF_COMMON_H
 
+#include "algo/knn_job.h"
 #include "core/internal.h"
+
+/* The metric of an index's parameters: every index table spells it
+ * "euclidean|sqeuclidean|cosine|inner_product|dot|l2". */
+fli_knn_metric fli_ann_metric(const fl_params *p);
+/* random_state, or the context's seed for 'none'. */
+uint64_t fli_ann_seed(const fl_ctx *ctx, const fl_params *p);
+
+/* n_lists and n_probes with their 'auto' rules resolved; the parameter
+ * check (n_probes <= n_lists when both are given); the fit's check of both
+ * against the data; the coarse k-means's training rows. */
+int64_t fli_ivf_lists(const fl_params *p, int64_t n);
+int64_t fli_ivf_probes(const fl_params *p, int64_t n_lists);
+fl_status fli_ivf_check_params(fl_ctx *ctx, const fl_params *p);
+fl_status fli_ivf_check_sizes(fl_ctx *ctx, int64_t n_lists, int64_t n_probes, int64_t n);
+int64_t fli_ivf_train_rows(const fl_params *p, int64_t n, int64_t n_lists);
+
+/* The checks every index's kneighbors makes: X (NULL: the indexed rows)
+ * valid with d features, k within the candidates (in scikit-learn's
+ * words), indices an I64 n_q x k array and distances (may be NULL) an f32
+ * or f64 one. `index` names the index in messages ("IVFFlat"). */
+fl_status fli_ann_check_query(fl_ctx *ctx, const char *index, const fl_array *X, int64_t d, int64_t n_fit,
+                              int64_t k, const fl_array *D, const fl_array *I, int64_t *n_q);
+/* The indexed rows as queries for X=None: q (n x d, in original-index
+ * order) from `data` stored in the order of `ids` (NULL: already in
+ * order), and self_ids[i] = i. */
+fl_status fli_ann_self_queries(fl_ctx *ctx, const float *data, const int64_t *ids, int64_t n, int64_t d,
+                               float **q, int64_t **self_ids);
+/* A loaded index's lists: offsets (n_lists + 1, from 0 to n, never
+ * decreasing) and original indices within [0, n). */
+fl_status fli_ivf_check_lists(fl_ctx *ctx, const char *index, const int64_t *offsets, int64_t n_lists,
+                              const int64_t *ids, int64_t n);
 
 /* A dense float32 host copy of X (host or device, f32 or f64), rows
  * normalised when `normalise` (zero rows stay zero); device data is checked

@@ -21,6 +21,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "algo/ivf_common.h"
 #include "algo/ivf_job.h"
 #include "algo/ivf_params.h"
 #include "backends/cpu/cpu.h"
@@ -31,78 +32,6 @@
 static const char *const ivf_attrs[] = {"cluster_centers_", "list_offsets_",  "list_ids_",
                                         "list_data_",       "list_norms_",    "n_lists_",
                                         "n_features_in_",   "n_samples_fit_", NULL};
-
-enum { W_EUCLIDEAN = 0, W_SQEUCLIDEAN = 1, W_COSINE = 2, W_INNER = 3, W_DOT = 4, W_L2 = 5 };
-
-static fli_knn_metric metric_of(const fl_params *p)
-{
-    switch (fli_param_word(p, "metric")) {
-    case W_SQEUCLIDEAN: return FLI_KNN_SQEUCLIDEAN;
-    case W_COSINE: return FLI_KNN_COSINE;
-    case W_INNER:
-    case W_DOT: return FLI_KNN_INNER;
-    default: return FLI_KNN_EUCLIDEAN;
-    }
-}
-
-static int64_t lists_of(const fl_params *p, int64_t n)
-{
-    return fli_param_word(p, "n_lists") == 0 ? fli_ivf_auto_lists(n) : fli_param_int(p, "n_lists");
-}
-
-static int64_t probes_of(const fl_params *p, int64_t n_lists)
-{
-    return fli_param_word(p, "n_probes") == 0 ? fli_ivf_auto_probes(n_lists) : fli_param_int(p, "n_probes");
-}
-
-static fl_status check_params(fl_ctx *ctx, const fl_params *p)
-{
-    if (fli_param_word(p, "n_lists") != 0 && fli_param_word(p, "n_probes") != 0 &&
-        fli_param_int(p, "n_probes") > fli_param_int(p, "n_lists"))
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "n_probes=%lld: must be <= n_lists=%lld",
-                        (long long)fli_param_int(p, "n_probes"), (long long)fli_param_int(p, "n_lists"));
-    return FL_STATUS_OK;
-}
-
-/* A dense float32 host copy of X (host or device, f32 or f64), rows
- * normalised for cosine (zero rows stay zero). */
-static float *rows_f32(fl_ctx *ctx, const fl_array *X, int normalise)
-{
-    const int64_t n = X->rows, d = X->cols, ld = fli_ld(X);
-    const size_t es = fl_dtype_size(X->dtype);
-    float *out = fli_malloc(ctx, sizeof(float) * (size_t)(n * d), "IVF float32 rows");
-    void *row = fli_malloc(ctx, es * (size_t)d, "IVF staging row");
-    if (!out || !row) {
-        fli_free(ctx, out);
-        fli_free(ctx, row);
-        return NULL;
-    }
-    const int32_t dev = fli_array_device(X);
-    for (int64_t i = 0; i < n; i++) {
-        const char *src = (const char *)X->data + es * (size_t)(i * ld);
-        if (dev >= 0) {
-            if (fli_copy(ctx, row, -1, src, dev, es * (size_t)d)) {
-                fli_free(ctx, out);
-                fli_free(ctx, row);
-                return NULL;
-            }
-            src = row;
-        }
-        double s = 0;
-        for (int64_t j = 0; j < d; j++) {
-            double v = X->dtype == FL_DTYPE_F32 ? ((const float *)src)[j] : ((const double *)src)[j];
-            out[i * d + j] = (float)v;
-            s += v * v;
-        }
-        if (normalise && s > 0) {
-            const double inv = 1.0 / sqrt(s);
-            for (int64_t j = 0; j < d; j++)
-                out[i * d + j] = (float)(out[i * d + j] * inv);
-        }
-    }
-    fli_free(ctx, row);
-    return out;
-}
 
 /* Files the rows (x: n x d float32, original indices id0 + i) and any rows
  * already in the index (`old`, may be NULL) into a fresh set of list
@@ -182,49 +111,6 @@ static fl_status put_scalars(fl_ctx *ctx, fli_attr_set *out, int64_t L, int64_t 
     return FL_STATUS_OK;
 }
 
-/* The training rows of the coarse k-means: all of them, or a uniform
- * sample (sorted, so the sample does not depend on how it was drawn). */
-static float *training_rows(fl_ctx *ctx, const float *x, int64_t n, int64_t d, int64_t m, uint64_t seed)
-{
-    float *t = fli_malloc(ctx, sizeof(float) * (size_t)(m * d), "IVF training sample");
-    int64_t *perm = m < n ? fli_malloc(ctx, sizeof(int64_t) * (size_t)n, "IVF sample draw") : NULL;
-    if (!t || (m < n && !perm)) {
-        fli_free(ctx, t);
-        fli_free(ctx, perm);
-        return NULL;
-    }
-    if (m == n) {
-        memcpy(t, x, sizeof(float) * (size_t)(n * d));
-        return t;
-    }
-    fli_rng r;
-    fli_rng_seed(&r, seed);
-    for (int64_t i = 0; i < n; i++)
-        perm[i] = i;
-    for (int64_t i = 0; i < m; i++) { /* partial Fisher-Yates */
-        int64_t j = i + fli_rng_below(&r, n - i), tmp = perm[i];
-        perm[i] = perm[j], perm[j] = tmp;
-    }
-    /* sort the m chosen indices: a counting pass over a mark array */
-    char *mark = (char *)perm; /* n int64 >= n bytes: reuse after reading */
-    int64_t *chosen = fli_malloc(ctx, sizeof(int64_t) * (size_t)m, "IVF sample indices");
-    if (!chosen) {
-        fli_free(ctx, t);
-        fli_free(ctx, perm);
-        return NULL;
-    }
-    memcpy(chosen, perm, sizeof(int64_t) * (size_t)m);
-    memset(mark, 0, (size_t)n);
-    for (int64_t i = 0; i < m; i++)
-        mark[chosen[i]] = 1;
-    for (int64_t i = 0, c = 0; i < n; i++)
-        if (mark[i])
-            memcpy(t + (c++) * d, x + i * d, sizeof(float) * (size_t)d);
-    fli_free(ctx, chosen);
-    fli_free(ctx, perm);
-    return t;
-}
-
 static fl_status ivf_fit(fl_model *m, const fl_array *X, const fl_array *y, const fl_array *w,
                          fli_attr_set *out)
 {
@@ -235,62 +121,24 @@ static fl_status ivf_fit(fl_model *m, const fl_array *X, const fl_array *y, cons
         return fli_fail(ctx, FL_STATUS_INVALID_ARG, "ivf_flat takes no sample_weight");
     fl_status st = fli_check_data(ctx, X, "X");
     if (!st)
-        st = check_params(ctx, p);
+        st = fli_ivf_check_params(ctx, p);
     if (st)
         return st;
-    const int64_t n = X->rows, d = X->cols, L = lists_of(p, n);
-    if (L > n)
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "n_lists=%lld: must be <= n_samples=%lld", (long long)L,
-                        (long long)n);
-    const int64_t P = probes_of(p, L);
-    if (P > L)
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "n_probes=%lld: must be <= n_lists=%lld", (long long)P,
-                        (long long)L);
-    const fli_knn_metric metric = metric_of(p);
-    const uint64_t seed =
-        fli_param_word(p, "random_state") == 0 ? ctx->seed : (uint64_t)fli_param_int(p, "random_state");
-    double frac = fli_param_word(p, "kmeans_trainset_fraction") == 0
-                      ? fmin(1.0, 256.0 * (double)L / (double)n)
-                      : fli_param_float(p, "kmeans_trainset_fraction");
-    int64_t m_train = (int64_t)llround(frac * (double)n);
-    if (m_train < L)
-        m_train = L;
-    if (m_train > n)
-        m_train = n;
-
-    float *x = rows_f32(ctx, X, metric == FLI_KNN_COSINE);
-    if (!x)
-        return ctx->err[0] ? FL_STATUS_OUT_OF_MEMORY : fli_fail(ctx, FL_STATUS_OUT_OF_MEMORY, "IVF rows");
-    if (X->mem != FL_MEM_HOST) { /* device data was not checked on the way in */
-        fl_array h = fl_array_host(x, FL_DTYPE_F32, n, d);
-        if ((st = fli_check_finite(ctx, &h, "X")) != FL_STATUS_OK) {
-            fli_free(ctx, x);
-            return st;
-        }
-    }
-    float *t = training_rows(ctx, x, n, d, m_train, seed);
-    float *centers = fli_malloc(ctx, sizeof(float) * (size_t)(L * d), "IVF centres");
-    fl_params *kp = NULL;
-    st = !t || !centers ? FL_STATUS_OUT_OF_MEMORY : fl_params_create(ctx, "kmeans", &kp);
-    if (!st)
-        st = fl_params_set_int(ctx, kp, "n_clusters", L);
-    if (!st)
-        st = fl_params_set(ctx, kp, "init", "random");
-    if (!st)
-        st = fl_params_set_int(ctx, kp, "n_init", 1);
-    if (!st)
-        st = fl_params_set_int(ctx, kp, "max_iter", fli_param_int(p, "kmeans_n_iters"));
-    if (!st)
-        st = fl_params_set_int(ctx, kp, "random_state", (int64_t)(seed & 0x7fffffffffffffffull));
+    const int64_t n = X->rows, d = X->cols, L = fli_ivf_lists(p, n);
+    if ((st = fli_ivf_check_sizes(ctx, L, fli_ivf_probes(p, L), n)) != FL_STATUS_OK)
+        return st;
+    const fli_knn_metric metric = fli_ann_metric(p);
+    const int64_t m_train = fli_ivf_train_rows(p, n, L);
+    float *x = fli_ivf_rows_f32(ctx, X, metric == FLI_KNN_COSINE, &st);
+    float *centers = x ? fli_malloc(ctx, sizeof(float) * (size_t)(L * d), "IVF centres") : NULL;
+    if (x && !centers)
+        st = FL_STATUS_OUT_OF_MEMORY;
     if (!st) {
-        fl_array T = fl_array_host(t, FL_DTYPE_F32, m_train, d);
-        fl_array C = fl_array_host(centers, FL_DTYPE_F32, L, d);
         fli_log(ctx, FL_LOG_INFO, "ivf_flat: coarse k-means, %lld lists on %lld of %lld rows", (long long)L,
                 (long long)m_train, (long long)n);
-        st = fl_kmeans_fit(ctx, &T, NULL, kp, &C, NULL, NULL, NULL);
+        st = fli_ivf_kmeans(ctx, x, n, d, m_train, L, fli_param_int(p, "kmeans_n_iters"),
+                            fli_ann_seed(ctx, p), centers);
     }
-    fl_params_free(kp);
-    fli_free(ctx, t);
     if (!st)
         st = build_lists(ctx, NULL, centers, L, d, x, n, 0, metric, out);
     if (!st)
@@ -312,7 +160,7 @@ static void index_of(const fl_model *m, fli_ivf_index *ix)
     ix->data = fli_model_attr(m, "list_data_")->data;
     ix->norms = fli_model_attr(m, "list_norms_")->data;
     ix->n = fli_model_attr(m, "list_ids_")->rows;
-    ix->metric = metric_of(m->params);
+    ix->metric = fli_ann_metric(m->params);
 }
 
 static fl_status ivf_add(fl_model *m, const fl_array *X)
@@ -328,16 +176,9 @@ static fl_status ivf_add(fl_model *m, const fl_array *X)
                         "X has %lld features, but the IVFFlat index is expecting %lld features as input",
                         (long long)X->cols, (long long)ix.d);
     const int64_t n0 = *(const int64_t *)fli_model_attr(m, "n_samples_fit_")->data;
-    float *x = rows_f32(ctx, X, ix.metric == FLI_KNN_COSINE);
+    float *x = fli_ivf_rows_f32(ctx, X, ix.metric == FLI_KNN_COSINE, &st);
     if (!x)
-        return FL_STATUS_OUT_OF_MEMORY;
-    if (X->mem != FL_MEM_HOST) {
-        fl_array h = fl_array_host(x, FL_DTYPE_F32, X->rows, X->cols);
-        if ((st = fli_check_finite(ctx, &h, "X")) != FL_STATUS_OK) {
-            fli_free(ctx, x);
-            return st;
-        }
-    }
+        return st;
     fli_attr_set set = {0};
     st = build_lists(ctx, &ix, ix.centers, ix.n_lists, ix.d, x, X->rows, n0, ix.metric, &set);
     if (!st)
@@ -350,37 +191,6 @@ static fl_status ivf_add(fl_model *m, const fl_array *X)
     return fli_model_adopt(m, &set);
 }
 
-/* Writes the host n x k result (float64 distances, int64 indices) into the
- * caller's arrays (host or device, f32 or f64 distances, any row stride). */
-static fl_status put_result(fl_ctx *ctx, const double *dist, const int64_t *idx, int64_t n, int64_t k,
-                            fl_array *D, fl_array *I)
-{
-    const int32_t idev = fli_array_device(I);
-    fl_status st = FL_STATUS_OK;
-    for (int64_t i = 0; i < n && !st; i++)
-        st = fli_copy(ctx, (int64_t *)I->data + i * fli_ld(I), idev, idx + i * k, -1,
-                      sizeof(int64_t) * (size_t)k);
-    if (st || !D)
-        return st;
-    const int32_t ddev = fli_array_device(D);
-    const size_t es = fl_dtype_size(D->dtype);
-    float *row =
-        D->dtype == FL_DTYPE_F32 ? fli_malloc(ctx, sizeof(float) * (size_t)k, "IVF distance row") : NULL;
-    if (D->dtype == FL_DTYPE_F32 && !row)
-        return FL_STATUS_OUT_OF_MEMORY;
-    for (int64_t i = 0; i < n && !st; i++) {
-        const void *src = dist + i * k;
-        if (row) {
-            for (int64_t c = 0; c < k; c++)
-                row[c] = (float)dist[i * k + c];
-            src = row;
-        }
-        st = fli_copy(ctx, (char *)D->data + es * (size_t)(i * fli_ld(D)), ddev, src, -1, es * (size_t)k);
-    }
-    fli_free(ctx, row);
-    return st;
-}
-
 static fl_status ivf_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_array *D, fl_array *I)
 {
     fl_ctx *ctx = m->ctx;
@@ -388,37 +198,14 @@ static fl_status ivf_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_ar
     index_of(m, &ix);
     const int64_t n_fit = *(const int64_t *)fli_model_attr(m, "n_samples_fit_")->data;
     const int self = X == NULL;
-    fl_status st;
-    if (!self) {
-        if ((st = fli_check_data(ctx, X, "X")) != FL_STATUS_OK)
-            return st;
-        if (X->cols != ix.d)
-            return fli_fail(ctx, FL_STATUS_INVALID_ARG,
-                            "X has %lld features, but the IVFFlat index is expecting %lld features as input",
-                            (long long)X->cols, (long long)ix.d);
-    }
-    const int64_t n_q = self ? n_fit : X->rows, cand = self ? n_fit - 1 : n_fit;
-    if (k > cand)
-        return fli_fail(
-            ctx, FL_STATUS_INVALID_ARG,
-            "Expected n_neighbors <= %s, but n_neighbors = %lld, n_samples_fit = %lld, n_samples = %lld",
-            self ? "n_samples_fit - 1 (X=None leaves each point out)" : "n_samples_fit", (long long)k,
-            (long long)n_fit, (long long)n_q);
-    const int64_t P = probes_of(m->params, ix.n_lists);
+    int64_t n_q;
+    fl_status st = fli_ann_check_query(ctx, "IVFFlat", X, ix.d, n_fit, k, D, I, &n_q);
+    if (st)
+        return st;
+    const int64_t P = fli_ivf_probes(m->params, ix.n_lists);
     if (P > ix.n_lists)
         return fli_fail(ctx, FL_STATUS_INVALID_ARG, "n_probes=%lld: must be <= n_lists=%lld", (long long)P,
                         (long long)ix.n_lists);
-    if ((st = fli_check_out(ctx, I, FL_DTYPE_I64, n_q, k, "indices")) != FL_STATUS_OK)
-        return st;
-    if (D && (st = fli_check_array(ctx, D, "distances")) == FL_STATUS_OK &&
-        (D->dtype != FL_DTYPE_F32 && D->dtype != FL_DTYPE_F64))
-        st = fli_fail(ctx, FL_STATUS_INVALID_ARG, "distances: expected f32 or f64, got %s",
-                      fl_dtype_name(D->dtype));
-    if (!st && D && (D->rows != n_q || D->cols != k))
-        st = fli_fail(ctx, FL_STATUS_INVALID_ARG, "distances: expected %lld x %lld, got %lld x %lld",
-                      (long long)n_q, (long long)k, (long long)D->rows, (long long)D->cols);
-    if (st)
-        return st;
     /* the backend: device 'cuda' without a usable GPU fails here, saying why */
     fl_hw_props hw;
     int gpu = 0;
@@ -437,29 +224,16 @@ static fl_status ivf_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_ar
      * index order (cosine: already normalised, which the search allows) */
     float *q = NULL;
     int64_t *self_ids = NULL;
-    if (self) {
-        q = fli_malloc(ctx, sizeof(float) * (size_t)(n_q * ix.d), "IVF self queries");
-        self_ids = fli_malloc(ctx, sizeof(int64_t) * (size_t)n_q, "IVF self indices");
-        if (q && self_ids) {
-            for (int64_t r = 0; r < ix.n; r++)
-                memcpy(q + ix.ids[r] * ix.d, ix.data + r * ix.d, sizeof(float) * (size_t)ix.d);
-            for (int64_t i = 0; i < n_q; i++)
-                self_ids[i] = i;
-        }
-    } else {
-        q = rows_f32(ctx, X, 0);
-    }
+    if (self)
+        st = fli_ann_self_queries(ctx, ix.data, ix.ids, ix.n, ix.d, &q, &self_ids);
+    else
+        q = fli_ivf_rows_f32(ctx, X, 0, &st);
     double *dist = fli_malloc(ctx, sizeof(double) * (size_t)(n_q * k), "IVF distances");
     int64_t *idx = fli_malloc(ctx, sizeof(int64_t) * (size_t)(n_q * k), "IVF indices");
-    if (!q || (self && !self_ids) || !dist || !idx) {
+    if (!st && (!q || !dist || !idx))
         st = FL_STATUS_OUT_OF_MEMORY;
+    if (st)
         goto done;
-    }
-    if (!self && X->mem != FL_MEM_HOST) {
-        fl_array h = fl_array_host(q, FL_DTYPE_F32, n_q, ix.d);
-        if ((st = fli_check_finite(ctx, &h, "X")) != FL_STATUS_OK)
-            goto done;
-    }
     fli_ivf_search_job job = {.ix = ix,
                               .q = q,
                               .n_q = n_q,
@@ -472,7 +246,7 @@ static fl_status ivf_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_ar
                               .index_key = m->generation};
     st = api ? api->ivf_search(env, &job) : fli_cpu_ivf_search(ctx, &job);
     if (!st)
-        st = put_result(ctx, dist, idx, n_q, k, D, I);
+        st = fli_ivf_put_result(ctx, dist, idx, n_q, k, D, I);
 done:
     fli_free(ctx, q);
     fli_free(ctx, self_ids);
@@ -497,17 +271,8 @@ static fl_status ivf_check_attrs(fl_ctx *ctx, const fl_params *p, const fli_attr
     if (*(int64_t *)nl->data != L || *(int64_t *)nf->data != d || *(int64_t *)ns->data != n || L < 1 ||
         o->rows != L + 1 || x->rows != n || x->cols != d || nr->rows != n || id->cols != 1 || n < 1)
         return fli_fail(ctx, FL_STATUS_CORRUPT, "IVF-Flat model: inconsistent shapes");
-    const int64_t *off = o->data, *ids = id->data;
-    if (off[0] != 0 || off[L] != n)
-        return fli_fail(ctx, FL_STATUS_CORRUPT, "IVF-Flat model: list offsets do not cover the rows");
-    for (int64_t l = 0; l < L; l++)
-        if (off[l + 1] < off[l])
-            return fli_fail(ctx, FL_STATUS_CORRUPT, "IVF-Flat model: list offsets decrease");
-    for (int64_t i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= n)
-            return fli_fail(ctx, FL_STATUS_CORRUPT, "IVF-Flat model: a row index is out of range");
     (void)p;
-    return FL_STATUS_OK;
+    return fli_ivf_check_lists(ctx, "IVF-Flat", o->data, L, id->data, n);
 }
 
 static const char *const search_params[] = {"n_probes", "n_neighbors", "verbose", NULL};
@@ -517,7 +282,7 @@ const fli_algo fli_algo_ivf_flat = {
     .params = fli_ivf_flat_params,
     .n_params = FLI_IVF_FLAT_N_PARAMS,
     .attr_names = ivf_attrs,
-    .check_params = check_params,
+    .check_params = fli_ivf_check_params,
     .fit = ivf_fit,
     .check_attrs = ivf_check_attrs,
     .kneighbors = ivf_kneighbors,

@@ -25,33 +25,6 @@ static const char *const pq_attrs[] = {"cluster_centers_", "pq_centers_",    "li
                                        "list_codes_",      "list_data_",     "n_lists_",       "pq_dim_",
                                        "pq_bits_",         "n_features_in_", "n_samples_fit_", NULL};
 
-enum { W_EUCLIDEAN = 0, W_SQEUCLIDEAN = 1, W_COSINE = 2, W_INNER = 3, W_DOT = 4 };
-
-static fli_knn_metric metric_of(const fl_params *p)
-{
-    switch (fli_param_word(p, "metric")) {
-    case W_SQEUCLIDEAN: return FLI_KNN_SQEUCLIDEAN;
-    case W_COSINE: return FLI_KNN_COSINE;
-    case W_INNER:
-    case W_DOT: return FLI_KNN_INNER;
-    default: return FLI_KNN_EUCLIDEAN;
-    }
-}
-
-static int64_t probes_of(const fl_params *p, int64_t n_lists)
-{
-    return fli_param_word(p, "n_probes") == 0 ? fli_ivf_auto_probes(n_lists) : fli_param_int(p, "n_probes");
-}
-
-static fl_status check_params(fl_ctx *ctx, const fl_params *p)
-{
-    if (fli_param_word(p, "n_lists") != 0 && fli_param_word(p, "n_probes") != 0 &&
-        fli_param_int(p, "n_probes") > fli_param_int(p, "n_lists"))
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "n_probes=%lld: must be <= n_lists=%lld",
-                        (long long)fli_param_int(p, "n_probes"), (long long)fli_param_int(p, "n_lists"));
-    return FL_STATUS_OK;
-}
-
 /* The index as the backend reads it, from an attribute set. */
 static void index_of(const fli_attr_set *set, const fl_params *p, fli_ivfpq_index *ix)
 {
@@ -71,7 +44,7 @@ static void index_of(const fli_attr_set *set, const fl_params *p, fli_ivfpq_inde
     ix->codes = codes->data;
     ix->data = data && data->rows ? data->data : NULL;
     ix->by_residual = (int)fli_param_int(p, "by_residual");
-    ix->metric = metric_of(p);
+    ix->metric = fli_ann_metric(p);
 }
 
 static const fli_attr_set *model_set(const fl_model *m, fli_attr_set *view)
@@ -214,19 +187,15 @@ static fl_status pq_fit(fl_model *m, const fl_array *X, const fl_array *y, const
         return fli_fail(ctx, FL_STATUS_INVALID_ARG, "ivf_pq takes no sample_weight");
     fl_status st = fli_check_data(ctx, X, "X");
     if (!st)
-        st = check_params(ctx, p);
+        st = fli_ivf_check_params(ctx, p);
     if (st)
         return st;
     const int64_t n = X->rows, d = X->cols;
-    const int64_t L = fli_param_word(p, "n_lists") == 0 ? fli_ivf_auto_lists(n) : fli_param_int(p, "n_lists");
+    const int64_t L = fli_ivf_lists(p, n);
     const int64_t M = fli_param_word(p, "pq_dim") == 0 ? fli_ivf_auto_pq_dim(d) : fli_param_int(p, "pq_dim");
     const int64_t bits = fli_param_int(p, "pq_bits"), ks = (int64_t)1 << bits;
-    if (L > n)
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "n_lists=%lld: must be <= n_samples=%lld", (long long)L,
-                        (long long)n);
-    if (probes_of(p, L) > L)
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "n_probes=%lld: must be <= n_lists=%lld",
-                        (long long)probes_of(p, L), (long long)L);
+    if ((st = fli_ivf_check_sizes(ctx, L, fli_ivf_probes(p, L), n)) != FL_STATUS_OK)
+        return st;
     if (M > d || d % M != 0)
         return fli_fail(ctx, FL_STATUS_INVALID_ARG, "pq_dim=%lld: must divide n_features=%lld", (long long)M,
                         (long long)d);
@@ -236,15 +205,10 @@ static fl_status pq_fit(fl_model *m, const fl_array *X, const fl_array *y, const
             "IVF-PQ with pq_bits=%lld trains %lld centroids per sub-space: it needs at least %lld "
             "rows (got n_samples=%lld); lower pq_bits",
             (long long)bits, (long long)ks, (long long)ks, (long long)n);
-    const fli_knn_metric metric = metric_of(p);
+    const fli_knn_metric metric = fli_ann_metric(p);
     const int by_residual = (int)fli_param_int(p, "by_residual"), keep_raw = fli_param_float(p, "refine") > 1;
-    const uint64_t seed =
-        fli_param_word(p, "random_state") == 0 ? ctx->seed : (uint64_t)fli_param_int(p, "random_state");
-    const double frac = fli_param_word(p, "kmeans_trainset_fraction") == 0
-                            ? fmin(1.0, 256.0 * (double)L / (double)n)
-                            : fli_param_float(p, "kmeans_trainset_fraction");
-    int64_t m_train = (int64_t)llround(frac * (double)n);
-    m_train = m_train < L ? L : m_train > n ? n : m_train;
+    const uint64_t seed = fli_ann_seed(ctx, p);
+    const int64_t m_train = fli_ivf_train_rows(p, n, L);
     const int64_t iters = fli_param_int(p, "kmeans_n_iters");
 
     float *x = fli_ivf_rows_f32(ctx, X, metric == FLI_KNN_COSINE, &st);
@@ -308,55 +272,26 @@ static fl_status pq_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_arr
     index_of(model_set(m, &view), m->params, &ix);
     const int64_t n_fit = *(const int64_t *)fli_model_attr(m, "n_samples_fit_")->data;
     const int self = X == NULL;
-    fl_status st;
-    if (!self) {
-        if ((st = fli_check_data(ctx, X, "X")) != FL_STATUS_OK)
-            return st;
-        if (X->cols != ix.d)
-            return fli_fail(ctx, FL_STATUS_INVALID_ARG,
-                            "X has %lld features, but the IVFPQ index is expecting %lld features as input",
-                            (long long)X->cols, (long long)ix.d);
-    } else if (!ix.data) {
+    if (self && !ix.data)
         return fli_fail(ctx, FL_STATUS_UNSUPPORTED,
                         "kneighbors(X=None) needs the raw rows: build the index with refine > 1, or pass X");
-    }
-    const int64_t n_q = self ? n_fit : X->rows, cand = self ? n_fit - 1 : n_fit;
-    if (k > cand)
-        return fli_fail(
-            ctx, FL_STATUS_INVALID_ARG,
-            "Expected n_neighbors <= %s, but n_neighbors = %lld, n_samples_fit = %lld, n_samples = %lld",
-            self ? "n_samples_fit - 1 (X=None leaves each point out)" : "n_samples_fit", (long long)k,
-            (long long)n_fit, (long long)n_q);
-    const int64_t P = probes_of(m->params, ix.n_lists);
+    int64_t n_q;
+    fl_status st = fli_ann_check_query(ctx, "IVFPQ", X, ix.d, n_fit, k, D, I, &n_q);
+    if (st)
+        return st;
+    const int64_t P = fli_ivf_probes(m->params, ix.n_lists);
     if (P > ix.n_lists)
         return fli_fail(ctx, FL_STATUS_INVALID_ARG, "n_probes=%lld: must be <= n_lists=%lld", (long long)P,
                         (long long)ix.n_lists);
-    if ((st = fli_check_out(ctx, I, FL_DTYPE_I64, n_q, k, "indices")) != FL_STATUS_OK)
-        return st;
-    if (D && (st = fli_check_array(ctx, D, "distances")) == FL_STATUS_OK &&
-        ((D->dtype != FL_DTYPE_F32 && D->dtype != FL_DTYPE_F64) || D->rows != n_q || D->cols != k))
-        st = fli_fail(ctx, FL_STATUS_INVALID_ARG,
-                      "distances: expected f32 or f64 %lld x %lld, got %s %lld x %lld", (long long)n_q,
-                      (long long)k, fl_dtype_name(D->dtype), (long long)D->rows, (long long)D->cols);
-    if (st)
-        return st;
     float *q = NULL;
     int64_t *self_ids = NULL;
-    if (self) {
-        q = fli_malloc(ctx, sizeof(float) * (size_t)(n_q * ix.d), "IVF-PQ self queries");
-        self_ids = fli_malloc(ctx, sizeof(int64_t) * (size_t)n_q, "IVF-PQ self indices");
-        if (q && self_ids) {
-            for (int64_t r = 0; r < ix.n; r++)
-                memcpy(q + ix.ids[r] * ix.d, ix.data + r * ix.d, sizeof(float) * (size_t)ix.d);
-            for (int64_t i = 0; i < n_q; i++)
-                self_ids[i] = i;
-        }
-    } else {
+    if (self)
+        st = fli_ann_self_queries(ctx, ix.data, ix.ids, ix.n, ix.d, &q, &self_ids);
+    else
         q = fli_ivf_rows_f32(ctx, X, 0, &st);
-    }
     double *dist = fli_malloc(ctx, sizeof(double) * (size_t)(n_q * k), "IVF-PQ distances");
     int64_t *idx = fli_malloc(ctx, sizeof(int64_t) * (size_t)(n_q * k), "IVF-PQ indices");
-    if (!st && (!q || (self && !self_ids) || !dist || !idx))
+    if (!st && (!q || !dist || !idx))
         st = FL_STATUS_OUT_OF_MEMORY;
     if (!st) {
         const double refine = fli_param_float(m->params, "refine");
@@ -406,17 +341,8 @@ static fl_status pq_check_attrs(fl_ctx *ctx, const fl_params *p, const fli_attr_
         *(const int64_t *)fli_attr_find(set, "n_features_in_")->data != d ||
         *(const int64_t *)fli_attr_find(set, "n_samples_fit_")->data != n || n < 1 || L < 1)
         return fli_fail(ctx, FL_STATUS_CORRUPT, "IVF-PQ model: inconsistent shapes");
-    const int64_t *off = o->data, *ids = id->data;
-    if (off[0] != 0 || off[L] != n)
-        return fli_fail(ctx, FL_STATUS_CORRUPT, "IVF-PQ model: list offsets do not cover the rows");
-    for (int64_t l = 0; l < L; l++)
-        if (off[l + 1] < off[l])
-            return fli_fail(ctx, FL_STATUS_CORRUPT, "IVF-PQ model: list offsets decrease");
-    for (int64_t i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= n)
-            return fli_fail(ctx, FL_STATUS_CORRUPT, "IVF-PQ model: a row index is out of range");
     (void)p;
-    return FL_STATUS_OK;
+    return fli_ivf_check_lists(ctx, "IVF-PQ", o->data, L, id->data, n);
 }
 
 static const char *const search_params[] = {"n_probes", "n_neighbors", "refine", "verbose", NULL};
@@ -426,7 +352,7 @@ const fli_algo fli_algo_ivf_pq = {
     .params = fli_ivf_pq_params,
     .n_params = FLI_IVF_PQ_N_PARAMS,
     .attr_names = pq_attrs,
-    .check_params = check_params,
+    .check_params = fli_ivf_check_params,
     .fit = pq_fit,
     .check_attrs = pq_check_attrs,
     .kneighbors = pq_kneighbors,

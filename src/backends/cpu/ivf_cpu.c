@@ -21,77 +21,11 @@
 
 #include "algo/ivf_job.h"
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/ivf_heap.h"
 #include "core/internal.h"
 
 #define IVF_QB 64
 #define IVF_OVERSAMPLE 8
-
-typedef struct ivf_cand {
-    float key;
-    int64_t id;
-    int64_t row; /* position in list order (for the re-rank) */
-} ivf_cand;
-
-/* a is worse than b: larger key, or the same key and a larger index */
-static inline int worse(const ivf_cand *a, const ivf_cand *b)
-{
-    return a->key > b->key || (a->key == b->key && a->id > b->id);
-}
-
-/* Bounded max-heap of the best `cap` candidates (the worst on top). */
-static void heap_push(ivf_cand *h, int64_t *len, int64_t cap, ivf_cand c)
-{
-    int64_t i;
-    if (*len < cap) {
-        i = (*len)++;
-        while (i > 0) {
-            int64_t p = (i - 1) / 2;
-            if (!worse(&c, &h[p]))
-                break;
-            h[i] = h[p];
-            i = p;
-        }
-        h[i] = c;
-        return;
-    }
-    if (!worse(&h[0], &c))
-        return;
-    i = 0; /* replace the top and sift down */
-    for (;;) {
-        int64_t l = 2 * i + 1, r = l + 1, m = i;
-        const ivf_cand *best = &c;
-        if (l < cap && worse(&h[l], best))
-            m = l, best = &h[l];
-        if (r < cap && worse(&h[r], best))
-            m = r, best = &h[r];
-        if (m == i)
-            break;
-        h[i] = h[m];
-        i = m;
-    }
-    h[i] = c;
-}
-
-typedef struct ivf_final {
-    double dist;
-    int64_t id;
-} ivf_final;
-
-static int cmp_asc(const void *pa, const void *pb)
-{
-    const ivf_final *a = pa, *b = pb;
-    if (a->dist != b->dist)
-        return a->dist < b->dist ? -1 : 1;
-    return a->id < b->id ? -1 : a->id > b->id;
-}
-
-static int cmp_desc(const void *pa, const void *pb)
-{
-    const ivf_final *a = pa, *b = pb;
-    if (a->dist != b->dist)
-        return a->dist > b->dist ? -1 : 1;
-    return a->id < b->id ? -1 : a->id > b->id;
-}
 
 /* The exact distance of query q (float64 copy, normalised for cosine) to
  * stored row x. */
@@ -217,20 +151,7 @@ fl_status fli_cpu_ivf_search(fl_ctx *ctx, const fli_ivf_search_job *job)
                         job->q + r0 * job->q_ld, (int)job->q_ld, ix->centers, (int)d, 0.0f, S, (int)L);
             for (int64_t i = 0; i < m; i++) {
                 const float *q = job->q + (r0 + i) * job->q_ld;
-                double qn = 0;
-                for (int64_t j = 0; j < d; j++)
-                    qn += (double)q[j] * q[j];
-                const double qs = cosine && qn > 0 ? 1.0 / sqrt(qn) : 1.0;
-                for (int64_t j = 0; j < d; j++)
-                    q32[j] = (float)(q[j] * qs), q64[j] = q[j] * qs;
-                /* the probed lists: nearest centres (largest <q, c> for the
-                 * inner product); ties by list number */
-                int64_t np = 0;
-                for (int64_t l = 0; l < L; l++) {
-                    float s = S[i * L + l] * (float)qs;
-                    ivf_cand c = {ip ? -s : cn[l] - 2 * s, l, l};
-                    heap_push(probe, &np, P, c);
-                }
+                const int64_t np = ivf_query_probes(q, d, cosine, ip, S + i * L, cn, L, P, q32, q64, probe);
                 const int64_t self = job->self_ids ? job->self_ids[r0 + i] : -1;
                 int64_t nh = 0;
                 for (int64_t t = 0; t < np; t++) {
@@ -244,12 +165,12 @@ fl_status fli_cpu_ivf_search(fl_ctx *ctx, const fli_ivf_search_job *job)
                         if (id == self)
                             continue;
                         float key = ip || cosine ? -dots[r] : ix->norms[o + r] - 2 * dots[r];
-                        heap_push(heap, &nh, cap, (ivf_cand){key, id, o + r});
+                        ivf_heap_push(heap, &nh, cap, (ivf_cand){key, id, o + r});
                     }
                 }
                 for (int64_t c = 0; c < nh; c++)
                     fin[c] = (ivf_final){exact_dist(ix, q64, ix->data + heap[c].row * d), heap[c].id};
-                qsort(fin, (size_t)nh, sizeof *fin, ip ? cmp_desc : cmp_asc);
+                qsort(fin, (size_t)nh, sizeof *fin, ip ? ivf_cmp_desc : ivf_cmp_asc);
                 double *od = job->dist + (r0 + i) * k;
                 int64_t *oi = job->idx + (r0 + i) * k;
                 for (int64_t c = 0; c < k; c++) {

@@ -5,6 +5,7 @@
 #ifndef FL_IVF_HEAP_H
 #define FL_IVF_HEAP_H
 
+#include <math.h>
 #include <stdint.h>
 
 typedef struct ivf_cand {
@@ -72,6 +73,30 @@ static inline int ivf_cmp_desc(const void *pa, const void *pb)
     if (a->dist != b->dist)
         return a->dist > b->dist ? -1 : 1;
     return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* One query of a block: its float32 and float64 copies (normalised for
+ * cosine) and the n_probes lists it scans: the nearest centres by
+ * |c|^2 - 2 <q, c> (largest <q, c> for the inner product), ties by list
+ * number. S_row: the query's products with the L centres (from the block's
+ * GEMM, on the query as given); cn: the centres' squared norms. Returns the
+ * probes kept in `probe` (at most P). */
+static inline int64_t ivf_query_probes(const float *q, int64_t d, int cosine, int ip, const float *S_row,
+                                       const float *cn, int64_t L, int64_t P, float *q32, double *q64,
+                                       ivf_cand *probe)
+{
+    double qn = 0;
+    for (int64_t f = 0; f < d; f++)
+        qn += (double)q[f] * q[f];
+    const double qs = cosine && qn > 0 ? 1.0 / sqrt(qn) : 1.0;
+    for (int64_t f = 0; f < d; f++)
+        q32[f] = (float)(q[f] * qs), q64[f] = q[f] * qs;
+    int64_t np = 0;
+    for (int64_t l = 0; l < L; l++) {
+        const float s = S_row[l] * (float)qs;
+        ivf_heap_push(probe, &np, P, (ivf_cand){ip ? -s : cn[l] - 2 * s, l, l});
+    }
+    return np;
 }
 
 #endif

@@ -140,17 +140,7 @@ fl_status fli_cpu_ivfpq_search(fl_ctx *ctx, const fli_ivfpq_search_job *job)
                         job->q + r0 * job->q_ld, (int)job->q_ld, ix->centers, (int)d, 0.0f, S, (int)L);
             for (int64_t i = 0; i < m; i++) {
                 const float *q = job->q + (r0 + i) * job->q_ld;
-                double qn = 0;
-                for (int64_t f = 0; f < d; f++)
-                    qn += (double)q[f] * q[f];
-                const double qs = cosine && qn > 0 ? 1.0 / sqrt(qn) : 1.0;
-                for (int64_t f = 0; f < d; f++)
-                    q32[f] = (float)(q[f] * qs), q64[f] = q[f] * qs;
-                int64_t np = 0;
-                for (int64_t l = 0; l < L; l++) {
-                    float s = S[i * L + l] * (float)qs;
-                    ivf_heap_push(probe, &np, P, (ivf_cand){ip ? -s : cn[l] - 2 * s, l, l});
-                }
+                const int64_t np = ivf_query_probes(q, d, cosine, ip, S + i * L, cn, L, P, q32, q64, probe);
                 const int64_t self = job->self_ids ? job->self_ids[r0 + i] : -1;
                 int64_t nh = 0;
                 for (int64_t t = 0; t < np; t++) {
