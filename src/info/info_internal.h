@@ -285,6 +285,12 @@ extern const fl_param_def fli_kmeans_xparams[]; /* info-only parameters of kmean
 int fli_est_kmeans(fli_est *e);
 int fli_kmeans_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def);
 int fli_est_gemm(fli_est *e);
+/* the approximate indexes (op_ann.c): info-only n_queries and phase */
+#define FLI_ANN_N_XPARAMS 2
+extern const fl_param_def fli_ann_xparams[];
+int fli_est_ivf_flat(fli_est *e);
+int fli_est_ivf_pq(fli_est *e);
+int fli_est_cagra(fli_est *e);
 int fli_gemm_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def);
 #define FLI_KNN_N_XPARAMS 4
 extern const fl_param_def fli_knn_xparams[]; /* info-only parameters of knn */

@@ -18,6 +18,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "algo/cagra_params.h"
+#include "algo/ivf_params.h"
 #include "algo/kmeans_params.h"
 #include "algo/knn_params.h"
 #include "info/info_internal.h"
@@ -83,30 +85,6 @@ static const fl_param_def p_spectral[] = {
     P_INT("n_neighbors", "10", 1, 1e9, NULL, NULL, "neighbours of the nearest_neighbors graph"),
     P_INT("n_init", "10", 1, 1e6, NULL, NULL, "k-means runs on the embedding"),
     P_CH("eigen_solver", "arpack", "arpack|lobpcg|amg", NULL, "eigen solver"),
-};
-static const fl_param_def p_ivf[] = {
-    P_INT("n_lists", "1024", 1, 1e9, NULL, "nlist", "coarse clusters"),
-    P_INT("n_probes", "20", 1, 1e9, NULL, "nprobe", "lists scanned per query"),
-    P_INT("n_neighbors", "10", 1, 1e6, NULL, "k|K", "neighbours returned per query"),
-};
-static const fl_param_def p_ivfpq[] = {
-    P_INT("n_lists", "1024", 1, 1e9, NULL, "nlist", "coarse clusters"),
-    P_INT("n_probes", "20", 1, 1e9, NULL, "nprobe", "lists scanned per query"),
-    P_INT("n_neighbors", "10", 1, 1e6, NULL, "k|K", "neighbours returned per query"),
-    P_INT("pq_dim", "auto", 1, 1e6, "auto", "m", "sub-quantisers (auto = n_features / 4)"),
-    P_INT("pq_bits", "8", 4, 8, NULL, NULL, "bits per code"),
-};
-static const fl_param_def p_cagra[] = {
-    P_INT("graph_degree", "64", 1, 1024, NULL, NULL, "edges per node of the search graph"),
-    P_INT("intermediate_graph_degree", "128", 1, 2048, NULL, NULL, "edges of the kNN graph before pruning"),
-    P_INT("itopk_size", "64", 1, 1024, NULL, NULL, "internal top-k of the search"),
-    P_INT("search_width", "1", 1, 64, NULL, NULL, "nodes expanded per iteration"),
-    P_INT("n_neighbors", "10", 1, 1024, NULL, "k|K", "neighbours returned per query"),
-};
-static const fl_param_def x_ann[] = {
-    P_INT("n_queries", "10000", 1, 9e18, NULL, "nq", "queries searched"),
-    P_CH("phase", "both", "both|build|search", NULL,
-         "what to estimate: building the index, searching, or both"),
 };
 static const fl_param_def p_pca[] = {
     P_INT("n_components", "none", 1, 1e9, "none", "K|k", "components kept (none = min(n, d))"),
@@ -315,124 +293,6 @@ static int est_spectral(fli_est *e)
 }
 
 /* ---- neighbours ------------------------------------------------------------------ */
-
-static double ivf_build(fli_est *e, int parent, double n, double d, double nlist)
-{
-    char p[96];
-    double train = n < nlist * 256 ? n : nlist * 256;
-    if (train < nlist)
-        train = nlist;
-    PARAMS(p, "n_clusters=%.0f,max_iter=20,input=device,init=random,n_init=1", nlist);
-    if (child(e, parent, "coarse k-means", "kmeans", train, d, 0, 2, p) < 0)
-        return -1;
-    fli_roof_leaf(e, parent, "assign to lists", "every vector against the coarse centres", 1,
-                  2 * n * nlist * d, FL_INFO_PREC_TF32, FLI_CLASS_FUSED, n * d * 4 + n * 4, 2,
-                  FL_INFO_TIER_ROOFLINE);
-    fli_roof_leaf(e, parent, "list layout", "sort by list, scatter vectors into list order", 1, 0,
-                  FL_INFO_PREC_FP32, FLI_CLASS_STREAM, 2 * n * d * 4 + 12 * n, 4, FL_INFO_TIER_ROOFLINE);
-    return 0;
-}
-
-static int est_ivf(fli_est *e, int pq)
-{
-    double n = (double)e->shape[0], d = (double)e->shape[1];
-    double nlist = fli_p_num(e, "n_lists"), nprobe = fli_p_num(e, "n_probes"),
-           k = fli_p_num(e, "n_neighbors");
-    double nq = fli_p_num(e, "n_queries");
-    int phase = fli_p_word(e, "phase");
-    if (nlist > n)
-        return fli_info_fail(e, "%s: n_lists=%.0f: must be <= n_samples=%.0f", e->op->pub.name, nlist, n);
-    if (nprobe > nlist)
-        nprobe = nlist;
-    if (!nd_ok(e, n + nq, d, 12))
-        return FL_INFO_EINVAL;
-    double m = pq ? num_or(e, "pq_dim", ceil(d / 4)) : 0;
-    not_impl(e, pq ? "ivf-pq" : "ivf-flat",
-             pq ? "coarse k-means lists, product-quantised residuals, lookup-table scans (modelled)"
-                : "coarse k-means lists of full vectors, probed lists scanned in fused tiles (modelled)");
-    if (phase != 2) {
-        int b = fli_node(e, 0, "build", "train the coarse quantiser, fill the lists", 1);
-        if (ivf_build(e, b, n, d, nlist) < 0)
-            return FL_INFO_EINVAL;
-        if (pq) {
-            char p[96];
-            double sample = n < 65536 ? n : 65536, sub = ceil(d / m);
-            PARAMS(p, "n_clusters=%d,max_iter=20,input=device,init=random",
-                   1 << (int)fli_p_num(e, "pq_bits"));
-            if (sample >= (1 << (int)fli_p_num(e, "pq_bits"))) {
-                if (fli_child(e, b, "pq codebooks (k-means per sub-space)", "kmeans",
-                              (int64_t[]){(int64_t)sample, (int64_t)sub}, 2, p, m) < 0)
-                    return FL_INFO_EINVAL;
-            }
-            fli_roof_leaf(e, b, "encode", "each residual against every codebook", 1,
-                          2 * n * d * (1 << (int)fli_p_num(e, "pq_bits")), FL_INFO_PREC_FP32, FLI_CLASS_FUSED,
-                          n * d * 4 + n * m, 2, FL_INFO_TIER_ROOFLINE);
-        }
-    }
-    if (phase != 1) {
-        int s = fli_node(e, 0, "search", "nq queries", 1);
-        double cand = nq * nprobe * n / nlist;
-        fli_roof_leaf(e, s, "coarse search", "queries against the coarse centres", 1, 2 * nq * nlist * d,
-                      FL_INFO_PREC_TF32, FLI_CLASS_FUSED, (nq + nlist) * d * 4, 2, FL_INFO_TIER_ROOFLINE);
-        if (pq) {
-            fli_roof_leaf(e, s, "lookup tables", "per query and probe: distances to every codeword", 1,
-                          2 * nq * nprobe * d * (1 << (int)fli_p_num(e, "pq_bits")), FL_INFO_PREC_FP32,
-                          FLI_CLASS_FUSED, nq * nprobe * m * 256 * 4, 2, FL_INFO_TIER_ROOFLINE);
-            fli_roof_leaf(e, s, "scan codes + top-k", "gather-bound table lookups", 1, cand * m,
-                          FL_INFO_PREC_FP32, FLI_CLASS_GATHER, cand * m + nq * k * 12, 2,
-                          FL_INFO_TIER_HEURISTIC);
-        } else {
-            fli_roof_leaf(e, s, "scan lists + top-k", "probed lists in fused tiles", 1, 2 * cand * d,
-                          FL_INFO_PREC_TF32, FLI_CLASS_FUSED, cand * d * 4 + nq * k * 12, 2,
-                          FL_INFO_TIER_ROOFLINE);
-        }
-    }
-    e->r->peak_memory_bytes =
-        (uint64_t)(n * (pq ? m : d * 4) + n * 8 + nlist * d * 4 + nq * (d * 4 + k * 12));
-    fli_note(e, "lists assumed balanced: a probe scans n_samples / n_lists vectors");
-    return 0;
-}
-
-static int est_ivf_flat(fli_est *e)
-{
-    return est_ivf(e, 0);
-}
-static int est_ivf_pq(fli_est *e)
-{
-    return est_ivf(e, 1);
-}
-
-static int est_cagra(fli_est *e)
-{
-    double n = (double)e->shape[0], d = (double)e->shape[1];
-    double gd = fli_p_num(e, "graph_degree"), igd = fli_p_num(e, "intermediate_graph_degree");
-    double itopk = fli_p_num(e, "itopk_size"), sw = fli_p_num(e, "search_width"),
-           k = fli_p_num(e, "n_neighbors");
-    double nq = fli_p_num(e, "n_queries");
-    int phase = fli_p_word(e, "phase");
-    if (!nd_ok(e, n + nq, d, 8) || !fli_bytes_ok(e, n * igd * 8, "the kNN graph"))
-        return FL_INFO_EINVAL;
-    not_impl(e, "cagra", "kNN graph by IVF-PQ, rank-based pruning, greedy graph search (modelled)");
-    if (phase != 2) {
-        int b = fli_node(e, 0, "build", "kNN graph, then pruning to graph_degree", 1);
-        char p[128];
-        PARAMS(p, "n_lists=%.0f,n_probes=%.0f,n_neighbors=%.0f,n_queries=%.0f", ceil(sqrt(n)),
-               ceil(sqrt(n) / 8) > 1 ? ceil(sqrt(n) / 8) : 1, igd + 1 < n ? igd + 1 : n, n);
-        if (child(e, b, "kNN graph (IVF-PQ)", "ivf_pq", n, d, 0, 2, p) < 0)
-            return FL_INFO_EINVAL;
-        fli_roof_leaf(e, b, "prune", "rank-based detour counting", 1, n * igd * igd * 2, FL_INFO_PREC_FP32,
-                      FLI_CLASS_GATHER, n * igd * igd * 4, 4, FL_INFO_TIER_HEURISTIC);
-    }
-    if (phase != 1) {
-        double iters = ceil(itopk / sw) + 16;
-        double evals = nq * iters * sw * gd;
-        fli_roof_leaf(e, 0, "search", "greedy search: gathers of neighbour vectors", 1, 2 * evals * d,
-                      FL_INFO_PREC_FP32, FLI_CLASS_GATHER, evals * (ceil(d * 4 / 128) * 128) + nq * k * 12, 2,
-                      FL_INFO_TIER_HEURISTIC);
-    }
-    e->r->peak_memory_bytes = (uint64_t)(n * d * 4 + n * igd * 4 + nq * (d * 4 + k * 12));
-    return 0;
-}
 
 /* ---- decomposition, manifold ---------------------------------------------------------- */
 
@@ -719,12 +579,24 @@ static const fli_op ops[] = {
      fli_knn_xparams,
      FLI_KNN_N_XPARAMS,
      fli_est_knn},
-    OP("ivf_flat", "neighbours", "n_samples x n_features", 2, 2, 0, "IVF-Flat build and search", p_ivf, x_ann,
-       est_ivf_flat),
-    OP("ivf_pq", "neighbours", "n_samples x n_features", 2, 2, 0, "IVF-PQ build and search", p_ivfpq, x_ann,
-       est_ivf_pq),
-    OP("cagra", "neighbours", "n_samples x n_features", 2, 2, 0, "CAGRA graph build and search", p_cagra,
-       x_ann, est_cagra),
+    {{"ivf_flat", "neighbours", "n_samples x n_features", "IVF-Flat build and search", 1, 2, 2},
+     fli_ivf_flat_params,
+     FLI_IVF_FLAT_N_PARAMS,
+     fli_ann_xparams,
+     FLI_ANN_N_XPARAMS,
+     fli_est_ivf_flat},
+    {{"ivf_pq", "neighbours", "n_samples x n_features", "IVF-PQ build and search", 1, 2, 2},
+     fli_ivf_pq_params,
+     FLI_IVF_PQ_N_PARAMS,
+     fli_ann_xparams,
+     FLI_ANN_N_XPARAMS,
+     fli_est_ivf_pq},
+    {{"cagra", "neighbours", "n_samples x n_features", "CAGRA graph build and search", 1, 2, 2},
+     fli_cagra_params,
+     FLI_CAGRA_N_PARAMS,
+     fli_ann_xparams,
+     FLI_ANN_N_XPARAMS,
+     fli_est_cagra},
     OP("pca", "decomposition", "n_samples x n_features", 2, 2, 0, "centre, covariance GEMM, eigh", p_pca,
        x_tol, est_pca),
     OP("truncated_svd", "decomposition", "n_samples x n_features", 2, 2, 0, "randomised range finder", p_tsvd,
