@@ -79,6 +79,7 @@ typedef struct ivf_dev {
     int64_t *top;   /* host, L + 1: top[p] = rows of the p longest lists */
     void *ws;       /* search workspace, reused across calls */
     size_t ws_bytes;
+    int64_t pool_smem; /* the pool select's shared-memory attribute as last set (-1: never) */
 } ivf_dev;
 
 static void ivf_dev_free_arrays(fli_cuda_env *env, ivf_dev *c)
@@ -122,6 +123,7 @@ static fl_status ivf_upload(fli_cuda_env *env, const fli_ivf_index *ix, uint64_t
     if (!c) {
         c = (ivf_dev *)calloc(1, sizeof *c);
         if (!c) return FLI_FAIL(env, FL_STATUS_OUT_OF_MEMORY, "ivf cache", "host allocation failed");
+        c->pool_smem = -1;
         s->ivf = c;
     }
     *out = c;
@@ -639,17 +641,21 @@ extern "C" fl_status fli_cuda_ivf_search(fli_cuda_env *env, const fli_ivf_search
     FLI_CUDA_TRY(env, cub::DeviceScan::ExclusiveSum(NULL, cub_bytes, (const int32_t *)NULL, (int32_t *)NULL,
                                                     (int)L, s));
 
-    /* queries per chunk: the workspace within 85% of the free memory (plus
-     * what the cached workspace already holds), at most 2^31 pairs */
-    size_t free_b = 0, total_b = 0;
-    FLI_CUDA_TRY(env, cudaMemGetInfo(&free_b, &total_b));
-    const double budget = 0.85 * (double)(free_b + c->ws_bytes) - 64.0 * (1 << 20);
+    /* queries per chunk: all of them when the cached workspace holds them
+     * (no memory query: single-query latency), else the workspace within
+     * 85% of the free memory (plus what the cached one holds) */
+    const int self = job->self_ids != NULL;
     int64_t qc = n_q;
-    while (qc > 1 && ((double)ivf_carve(qc, L, d4, P, stride, cap, k, job->self_ids != NULL, cub_bytes, NULL,
-                                        NULL) > budget ||
-                      qc * P >= ((int64_t)1 << 31) || qc * stride >= ((int64_t)1 << 40)))
-        qc = (qc + 1) / 2;
-    const size_t need = ivf_carve(qc, L, d4, P, stride, cap, k, job->self_ids != NULL, cub_bytes, NULL, NULL);
+    if (ivf_carve(qc, L, d4, P, stride, cap, k, self, cub_bytes, NULL, NULL) > c->ws_bytes ||
+        qc * P >= ((int64_t)1 << 31) || qc * stride >= ((int64_t)1 << 40)) {
+        size_t free_b = 0, total_b = 0;
+        FLI_CUDA_TRY(env, cudaMemGetInfo(&free_b, &total_b));
+        const double budget = 0.85 * (double)(free_b + c->ws_bytes) - 64.0 * (1 << 20);
+        while (qc > 1 && ((double)ivf_carve(qc, L, d4, P, stride, cap, k, self, cub_bytes, NULL, NULL) > budget ||
+                          qc * P >= ((int64_t)1 << 31) || qc * stride >= ((int64_t)1 << 40)))
+            qc = (qc + 1) / 2;
+    }
+    const size_t need = ivf_carve(qc, L, d4, P, stride, cap, k, self, cub_bytes, NULL, NULL);
     if (need > c->ws_bytes) {
         fli_dev_free(env, c->ws);
         c->ws = NULL;
@@ -659,7 +665,7 @@ extern "C" fl_status fli_cuda_ivf_search(fli_cuda_env *env, const fli_ivf_search
     }
     ivf_bufs b;
     memset(&b, 0, sizeof b);
-    ivf_carve(qc, L, d4, P, stride, cap, k, job->self_ids != NULL, cub_bytes, (char *)c->ws, &b);
+    ivf_carve(qc, L, d4, P, stride, cap, k, self, cub_bytes, (char *)c->ws, &b);
 
     if (!st->blas) {
         cublasHandle_t h;
@@ -676,8 +682,11 @@ extern "C" fl_status fli_cuda_ivf_search(fli_cuda_env *env, const fli_ivf_search
     {
         const size_t lim = (size_t)st->smem_optin > 16384 ? (size_t)st->smem_optin - 16384 : 0;
         if ((size_t)stride * 4 <= lim) stage = stride;
-        FLI_CUDA_TRY(env, cudaFuncSetAttribute(ivf_select<MODE_POOL>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                               (int)(stage * 4)));
+        if (stage > c->pool_smem) {
+            FLI_CUDA_TRY(env, cudaFuncSetAttribute(ivf_select<MODE_POOL>,
+                                                   cudaFuncAttributeMaxDynamicSharedMemorySize, (int)(stage * 4)));
+            c->pool_smem = stage;
+        }
     }
     const int64_t stage_probe = L * 4 <= 40000 ? L : 0; /* under the default 48 KB */
 
