@@ -249,6 +249,25 @@ fl_status fli_ivf_kmeans(fl_ctx *ctx, const float *x, int64_t n, int64_t d, int6
     return st;
 }
 
+fl_status fli_ivf_assign(fl_ctx *ctx, const float *centers, int64_t L, int64_t d, const float *x, int64_t n,
+                         int64_t *list_out)
+{
+    if (n == 0)
+        return FL_STATUS_OK;
+    fl_params *kp = NULL;
+    fl_status st = fl_params_create(ctx, "knn", &kp);
+    if (!st)
+        st = fl_params_set(ctx, kp, "metric", "sqeuclidean");
+    if (!st) {
+        fl_array C = fl_array_host((void *)centers, FL_DTYPE_F32, L, d);
+        fl_array Q = fl_array_host((void *)x, FL_DTYPE_F32, n, d);
+        fl_array I = fl_array_host(list_out, FL_DTYPE_I64, n, 1);
+        st = fl_knn_search(ctx, &C, &Q, 1, kp, NULL, &I);
+    }
+    fl_params_free(kp);
+    return st;
+}
+
 fl_status fli_ivf_put_result(fl_ctx *ctx, const double *dist, const int64_t *idx, int64_t n, int64_t k,
                              fl_array *D, fl_array *I)
 {

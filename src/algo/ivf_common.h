@@ -49,6 +49,13 @@ float *fli_ivf_rows_f32(fl_ctx *ctx, const fl_array *X, int normalise, fl_status
 fl_status fli_ivf_kmeans(fl_ctx *ctx, const float *x, int64_t n, int64_t d, int64_t m, int64_t k,
                          int64_t iters, uint64_t seed, float *centers);
 
+/* The nearest of the L centres (L x d float32) of each of the n float32
+ * rows x (row stride d): list_out[i], ties to the lower list. Through
+ * flashlib's exact kNN search (k = 1), so a large build assigns on the GPU
+ * when the context has one. */
+fl_status fli_ivf_assign(fl_ctx *ctx, const float *centers, int64_t L, int64_t d, const float *x, int64_t n,
+                         int64_t *list_out);
+
 /* Writes an n x k host result (float64 distances, int64 indices) into the
  * caller's arrays: host or device, f32 or f64 distances (D may be NULL),
  * any row stride. */

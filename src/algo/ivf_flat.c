@@ -41,11 +41,10 @@ static fl_status build_lists(fl_ctx *ctx, const fli_ivf_index *old, const float 
                              fli_attr_set *out)
 {
     const int64_t n_old = old ? old->n : 0, total = n_old + n;
-    fli_ivf_index ix = {.n_lists = L, .d = d, .centers = centers, .metric = metric};
     int64_t *lab = fli_malloc(ctx, sizeof(int64_t) * (size_t)(n ? n : 1), "IVF list of each row");
     if (!lab)
         return FL_STATUS_OUT_OF_MEMORY;
-    fl_status st = fli_cpu_ivf_assign(ctx, &ix, x, n, d, lab);
+    fl_status st = fli_ivf_assign(ctx, centers, L, d, x, n, lab);
     void *c, *off, *ids, *data, *norms;
     if (!st && !(st = fli_attr_add(ctx, out, "cluster_centers_", FL_DTYPE_F32, L, d, &c)) &&
         !(st = fli_attr_add(ctx, out, "list_offsets_", FL_DTYPE_I64, L + 1, 1, &off)) &&

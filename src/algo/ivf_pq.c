@@ -63,7 +63,6 @@ static fl_status build_lists(fl_ctx *ctx, const fli_ivfpq_index *old, const floa
                              fli_attr_set *out)
 {
     const int64_t n_old = old ? old->n : 0, total = n_old + n, ds = d / M;
-    fli_ivf_index flat = {.n_lists = L, .d = d, .centers = centers};
     fli_ivfpq_index pq = {.n_lists = L,
                           .d = d,
                           .M = M,
@@ -77,7 +76,7 @@ static fl_status build_lists(fl_ctx *ctx, const fli_ivfpq_index *old, const floa
     int64_t *cursor = fli_malloc(ctx, sizeof(int64_t) * (size_t)L, "PQ list cursors");
     fl_status st = !lab || !code || !cursor ? FL_STATUS_OUT_OF_MEMORY : FL_STATUS_OK;
     if (!st)
-        st = fli_cpu_ivf_assign(ctx, &flat, x, n, d, lab);
+        st = fli_ivf_assign(ctx, centers, L, d, x, n, lab);
     if (!st)
         st = fli_cpu_ivfpq_encode(ctx, &pq, x, n, lab, code);
     void *c, *cb, *off, *ids, *codes, *data = NULL;
@@ -157,8 +156,7 @@ static fl_status train_codebooks(fl_ctx *ctx, const float *x, int64_t n, int64_t
             memcpy(r + i * d, x + (int64_t)((double)i * (double)n / (double)m) * d,
                    sizeof(float) * (size_t)d);
         if (by_residual) {
-            fli_ivf_index flat = {.n_lists = L, .d = d, .centers = centers};
-            if ((st = fli_cpu_ivf_assign(ctx, &flat, r, m, d, lab)) == FL_STATUS_OK)
+            if ((st = fli_ivf_assign(ctx, centers, L, d, r, m, lab)) == FL_STATUS_OK)
                 for (int64_t i = 0; i < m; i++)
                     for (int64_t f = 0; f < d; f++)
                         r[i * d + f] -= centers[lab[i] * d + f];

@@ -5,9 +5,10 @@
  * Parameters are the tables execution validates (ivf_params.c,
  * cagra_params.c) plus n_queries and phase (build, search or both).
  *  - Builds: the k-means runs (coarse quantiser, PQ codebooks) and CAGRA's
- *    exact kNN graph are child estimates of the kmeans and knn ops, so they
- *    run (and are calibrated) where those would; the list assignment, PQ
- *    encoding, list layout and CAGRA's pruning run on the host CPU.
+ *    exact kNN graph and the rows' list assignment (an exact 1-NN search)
+ *    are child estimates of the kmeans and knn ops, so they run (and are
+ *    calibrated) where those would; PQ encoding, the list layout and
+ *    CAGRA's pruning run on the host CPU.
  *  - Searches: IVF-Flat routes by fli_route_ivf_flat (the function
  *    execution calls): the GPU's coarse GEMM + list tiles, or the CPU; the
  *    IVF-PQ and CAGRA searches run on the CPU backend.
@@ -57,6 +58,17 @@ static int kmeans_child(fli_est *e, int parent, const char *label, double rows, 
     return fli_child(e, parent, label, "kmeans", s, 2, p, repeat) < 0 ? -1 : 0;
 }
 
+/* Every row's nearest centre: execution's exact 1-NN search of the rows
+ * against the centres (knn op, n queries x L rows). */
+static int assign_child(fli_est *e, int parent, double n, double L, double d)
+{
+    const int64_t s[3] = {(int64_t)fmax(1, n), (int64_t)fmax(1, L), (int64_t)fmax(1, d)};
+    return fli_child(e, parent, "list assignment (exact 1-NN against the centres)", "knn", s, 3,
+                     "n_neighbors=1,metric=sqeuclidean,input=host", 1) < 0
+               ? -1
+               : 0;
+}
+
 static int est_ivf(fli_est *e, int pq)
 {
     const double n = (double)e->shape[0], d = (double)e->shape[1];
@@ -101,8 +113,8 @@ static int est_ivf(fli_est *e, int pq)
         const int b = fli_node(e, 0, "build", "coarse k-means, lists filled", 1);
         if (kmeans_child(e, b, "coarse k-means", train, d, L, iters, 1) < 0)
             return FL_INFO_EINVAL;
-        cpu_leaf(e, b, "list assignment", "every row against the centres (BLAS GEMM)", 2 * n * L * d,
-                 FLI_CLASS_GEMM, n * d * 4 + L * d * 4);
+        if (assign_child(e, b, n, L, d) < 0)
+            return FL_INFO_EINVAL;
         if (pq) {
             const double m = fmin(n, 256 * ks);
             if (kmeans_child(e, b, "codebooks (k-means per sub-space)", m, d / M, ks, iters, M) < 0)

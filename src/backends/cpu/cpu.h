@@ -24,12 +24,9 @@ fl_status fli_cpu_kmeans_assign(fl_ctx *ctx, fli_kmeans_assign_job *job);
 fl_status fli_cpu_knn(fl_ctx *ctx, fli_knn_job *job);
 fl_status fli_cpu_knn_radius(fl_ctx *ctx, fli_knn_radius_job *job);
 
-/* IVF-Flat (ivf_cpu.c): the nearest list of each of n float32 rows (row
- * stride ld; by L2 to the centres), and a search. */
+/* IVF-Flat (ivf_cpu.c): a search. */
 struct fli_ivf_index;
 struct fli_ivf_search_job;
-fl_status fli_cpu_ivf_assign(fl_ctx *ctx, const struct fli_ivf_index *ix, const float *X, int64_t n,
-                             int64_t ld, int64_t *list_out);
 fl_status fli_cpu_ivf_search(fl_ctx *ctx, const struct fli_ivf_search_job *job);
 /* IVF-PQ (ivfpq_cpu.c): the codes of n float32 rows filed under `lists`,
  * and a search. */

@@ -1,6 +1,7 @@
 /*
- * ivf_cpu.c — the CPU backend of the IVF-Flat index (algo/ivf_job.h):
- * assigning rows to their lists, and searching.
+ * ivf_cpu.c — the CPU backend of the IVF-Flat index's search
+ * (algo/ivf_job.h); rows are filed into lists by an exact 1-NN search
+ * (ivf_common.c).
  *
  * A search takes the queries in blocks of IVF_QB rows. For a block: one
  * GEMM against the coarse centres picks each query's n_probes lists (the
@@ -58,44 +59,6 @@ static fl_status centre_norms(fl_ctx *ctx, const fli_ivf_index *ix, float **out)
         cn[l] = (float)s;
     }
     *out = cn;
-    return FL_STATUS_OK;
-}
-
-fl_status fli_cpu_ivf_assign(fl_ctx *ctx, const fli_ivf_index *ix, const float *X, int64_t n, int64_t ld,
-                             int64_t *list_out)
-{
-    const int64_t L = ix->n_lists, d = ix->d;
-    const int T = fli_cpu_threads(ctx);
-    float *cn = NULL;
-    fl_status st = centre_norms(ctx, ix, &cn);
-    if (st)
-        return st;
-    float *S = fli_malloc(ctx, sizeof(float) * (size_t)T * IVF_QB * (size_t)L, "IVF assignment tiles");
-    if (!S) {
-        fli_free(ctx, cn);
-        return FL_STATUS_OUT_OF_MEMORY;
-    }
-    const int64_t nb = (n + IVF_QB - 1) / IVF_QB;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(T)
-    for (int64_t b = 0; b < nb; b++) {
-        omp_set_num_threads(1); /* the GEMM below runs on this thread alone, even when T == 1 */
-        float *s = S + (size_t)omp_get_thread_num() * IVF_QB * (size_t)L;
-        const int64_t r0 = b * IVF_QB, m = n - r0 < IVF_QB ? n - r0 : IVF_QB;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)L, (int)d, 1.0f, X + r0 * ld,
-                    (int)ld, ix->centers, (int)d, 0.0f, s, (int)L);
-        for (int64_t i = 0; i < m; i++) {
-            int64_t best = 0;
-            float bk = cn[0] - 2 * s[i * L];
-            for (int64_t l = 1; l < L; l++) {
-                float key = cn[l] - 2 * s[i * L + l];
-                if (key < bk)
-                    bk = key, best = l;
-            }
-            list_out[r0 + i] = best;
-        }
-    }
-    fli_free(ctx, S);
-    fli_free(ctx, cn);
     return FL_STATUS_OK;
 }
 
