@@ -91,6 +91,12 @@ int main(int argc, char **argv)
     }
     struct cudaDeviceProp prop;
     cudaGetDeviceProperties(&prop, 0);
+    /* the Hopper scan, as the library enables it on a 9.0 device (core/hw.c);
+     * KNN_SM90=0 measures / checks the portable kernels there */
+    {
+        const char *e = getenv("KNN_SM90");
+        g_env.sm90_enabled = prop.major == 9 && prop.minor == 0 && !(e && e[0] == '0');
+    }
     int drv = 0;
     cudaDriverGetVersion(&drv);
     const int64_t N = 1000000, D = 128;

@@ -511,7 +511,14 @@ int main(int argc, char **argv)
     }
     struct cudaDeviceProp prop;
     cudaGetDeviceProperties(&prop, 0);
-    printf("knn_check on %s (cc %d.%d)\n", prop.name, prop.major, prop.minor);
+    /* the Hopper scan, as the library enables it on a 9.0 device (core/hw.c);
+     * KNN_SM90=0 measures / checks the portable kernels there */
+    {
+        const char *e = getenv("KNN_SM90");
+        g_env.sm90_enabled = prop.major == 9 && prop.minor == 0 && !(e && e[0] == '0');
+    }
+    printf("knn_check on %s (cc %d.%d), Hopper scan %s\n", prop.name, prop.major, prop.minor,
+           g_env.sm90_enabled ? "on" : "off");
 
     const fli_precision precs[4] = {FLI_PREC_FP32, FLI_PREC_TF32, FLI_PREC_BF16, FLI_PREC_FP16};
     char names[64][96];
@@ -651,6 +658,28 @@ int main(int argc, char **argv)
         c.prec = FLI_PREC_TF32;
         c.k = 60;
         run_case(&c);
+        /* the Hopper scan (n_q >= 1024): the widest rows (four 128-byte
+         * blocks), pools of 2 and 8 warps' registers, ragged query blocks */
+        c.name = "d=200 bf16 k=10 q=1100";
+        c.n_q = 1100;
+        c.n_check = 300;
+        c.d = 200;
+        c.k = 10;
+        c.prec = FLI_PREC_BF16;
+        run_case(&c);
+        c.name = "d=128 tf32 k=30 q=1100 cosine";
+        c.d = 128;
+        c.k = 30;
+        c.metric = FLI_KNN_COSINE;
+        c.prec = FLI_PREC_TF32;
+        run_case(&c);
+        c.name = "d=64 fp16 k=100 q=1100 inner";
+        c.d = 64;
+        c.k = 100;
+        c.metric = FLI_KNN_INNER;
+        c.prec = FLI_PREC_FP16;
+        run_case(&c);
+        c.n_check = 0;
     }
     /* streamed: a memory budget far below the database */
     for (int t = 0; t < 6; t++) {
@@ -679,11 +708,11 @@ int main(int argc, char **argv)
     /* larger: the multi-slice scan on a realistic shape (checked subset) */
     for (int pi = 1; pi < 4; pi++) {
         memset(&c, 0, sizeof c);
-        snprintf(names[nn % 64], 96, "sqeuclidean %s 200000x128 q=1000 k=10 (50 checked)",
+        snprintf(names[nn % 64], 96, "sqeuclidean %s 200000x128 q=1100 k=10 (50 checked)",
                  prec_name(precs[pi]));
         c.name = names[nn++ % 64];
         c.n_db = 200000;
-        c.n_q = 1000;
+        c.n_q = 1100;
         c.d = 128;
         c.k = 10;
         c.prec = precs[pi];

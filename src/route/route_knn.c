@@ -23,8 +23,11 @@
  *    norms); the candidates are re-ranked in exact fp32, so the distances
  *    returned are fp32's. manhattan and minkowski have no product form: an
  *    fp32 SIMT scan.
- *  - The scan is the portable mma.sync kernel on every GPU (no Hopper-only
- *    path yet).
+ *  - The scan: on Hopper with the sm90 paths enabled, tf32/bf16/fp16, at
+ *    least 1024 queries, rows of at most 512 bytes at the scan precision
+ *    and a pool (max(2k, k + 16)) of at most 256 — at most 64 for 512-byte
+ *    rows — the sm_90a wgmma kernel (knn_cuda.cu's plan applies the same
+ *    rule); else the portable mma.sync kernel (sm_80+).
  */
 fl_status fli_route_knn(const fl_hw_props *hw, int64_t n_db, int64_t n_q, int64_t d, fl_dtype dtype,
                         int64_t k, fli_knn_metric metric, int precision_word, int on_device, int force_gpu,
@@ -34,7 +37,6 @@ fl_status fli_route_knn(const fl_hw_props *hw, int64_t n_db, int64_t n_q, int64_
                           metric == FLI_KNN_COSINE || metric == FLI_KNN_INNER;
     const double work = (double)n_q * (double)n_db * (double)d;
     const int gpu = hw && hw->sm_major != 0 && (on_device || force_gpu || work >= FLI_KNN_GPU_MIN_WORK);
-    (void)k;
     if (!gpu) {
         fli_precision p = dtype == FL_DTYPE_F64 ? FLI_PREC_F64 : FLI_PREC_FP32;
         out->backend = FL_BACKEND_CPU;
@@ -70,12 +72,19 @@ fl_status fli_route_knn(const fl_hw_props *hw, int64_t n_db, int64_t n_q, int64_
             why = "precision=auto: tf32 tensor-core scan, candidates re-ranked in exact fp32, on ";
         }
     }
+    int sm90 = 0;
+    if (hw->sm90_enabled && p != FLI_PREC_FP32 && n_q >= 1024) {
+        const int64_t rowb = p == FLI_PREC_TF32 ? (d + 31) / 32 * 128 : (d + 63) / 64 * 128;
+        const int64_t kp = 2 * k > k + 16 ? 2 * k : k + 16;
+        sm90 = rowb <= 512 && kp <= 256 && !(rowb > 256 && kp > 64);
+    }
     out->backend = FL_BACKEND_CUDA;
     fli_route_set_variant(out, p);
     fli_join(out->reason, sizeof out->reason,
              (const char *const[]){why, hw->tag,
                                    on_device ? "; data in device memory" : "; data streamed from the host",
-                                   "; portable CUDA kernels (mma.sync, sm_80+)", NULL});
+                                   sm90 ? "; Hopper wgmma scan (sm_90a)" : "; portable CUDA kernels (mma.sync, sm_80+)",
+                                   NULL});
     if (prec_out)
         *prec_out = p;
     return FL_STATUS_OK;

@@ -40,6 +40,7 @@
 
 typedef struct knn_plan {
     int prec, mode, general, R, h16, res, top_smem;
+    int sm90, kb9; /* Hopper scan; its 128-byte column blocks a row      */
     int q_host, db_host, out_host;
     int64_t k, kprime, dh, kw, ldq4, ldd4;
     int64_t qc, nbc, nchunks, nqchunks;
@@ -90,6 +91,14 @@ static size_t knn_plan_bytes(knn_plan *P, const fli_knn_job *j, int64_t qc, int6
     const int64_t nbp = rup(nbc, 128);
     size_t b = 0;
     b += (size_t)nbp * ((P->db_host ? 2 * P->ldd4 * 4 : 0) + (P->h16 ? P->dh * 2 : 0) + 8);
+    if (P->sm90) {
+        /* the operand images; lists and query blocks of 256 rows */
+        b += (size_t)nbp * P->kb9 * 128 + (size_t)rup(qc, 256) * (P->kb9 * 128 + 4);
+        b += (size_t)qc * ((P->q_host ? P->ldq4 * 4 : 0) + (multi ? P->k * 8 : 0) + (P->out_host ? P->k * 12 : 0));
+        P->slices = knn_pick_slices(fli_ceil_div(qc, 256), fli_ceil_div(nbc, 128), nsm);
+        b += (size_t)P->slices * rup(qc, 256) * 32 * P->R * 8;
+        return b;
+    }
     b += (size_t)qc * ((P->q_host ? P->ldq4 * 4 : 0) + (P->h16 ? P->dh * 2 : 0) + (multi ? P->k * 8 : 0) +
                        (P->out_host ? P->k * 12 : 0));
     if (!P->general) {
@@ -128,10 +137,29 @@ static fl_status knn_plan_make(fli_cuda_env *env, const fli_knn_job *j, knn_plan
     P->q_host = j->q_dev < 0;
     P->db_host = j->db_dev < 0;
     P->out_host = j->out_dev < 0;
+#ifdef FL_HAVE_SM90
+    /* Hopper: the wgmma scan for the tensor-core precisions of the GEMM
+     * form, rows of up to 512 bytes (kb 1 and 3 padded to 2 and 4), at
+     * least 1024 queries (measured on the H100: with fewer, each block's
+     * list warm-up and the operand images outweigh the faster products —
+     * 100 queries took 4.8 ms against the portable kernel's 2.0), and not
+     * 4-block rows with pools over 64 (their 4-key append buffers: tf32
+     * k=100 took 85 ms against 76). */
+    if (!P->general && env->sm90_enabled && P->mode == 0 && P->prec != FLI_PREC_FP32 && j->n_q >= 1024) {
+        const int64_t rowb = P->prec == FLI_PREC_TF32 ? rup(j->d, 32) * 4 : rup(j->d, 64) * 2;
+        int kb = (int)(rowb / 128);
+        kb = kb <= 2 ? 2 : 4;
+        if (rowb <= 512 && !(kb == 4 && P->R >= 4) && knn_sm90_smem(kb, (size_t)st->smem_optin) > 0) {
+            P->sm90 = 1;
+            P->kb9 = kb;
+            P->h16 = 0;
+        }
+    }
+#endif
 
     /* shared memory: queries resident and top lists in shared memory when
      * they fit */
-    if (!P->general) {
+    if (!P->general && !P->sm90) {
         knn_scan_args a;
         memset(&a, 0, sizeof a);
         a.kw = (int)P->kw;
@@ -191,6 +219,7 @@ typedef struct knn_bufs {
     void *dbh;       /* nbc_pad x dh 16-bit                          */
     float2 *ab;      /* nbc_pad                                      */
     uint64_t *lists; /* slices x m_pad x 32R                         */
+    uint32_t *gthr;  /* Hopper scan: a bound per query (m_pad)       */
     uint64_t *run;   /* qc x k                                       */
     float *odist;    /* qc x k (host outputs)                        */
     int64_t *oidx;
@@ -220,6 +249,11 @@ static fl_status knn_alloc(fli_cuda_env *env, const fli_knn_job *j, const knn_pl
         if (P->nchunks > 1) FLI_TRY(fli_dev_alloc(env, (size_t)P->nbc * P->ldd4 * 4, (void **)&b->dbuf[1]));
     }
     if (P->h16) FLI_TRY(fli_dev_alloc(env, (size_t)nbp * P->dh * 2, &b->dbh));
+    if (P->sm90) {
+        FLI_TRY(fli_dev_alloc(env, (size_t)rup(qc, 256) * P->kb9 * 128, &b->qh));
+        FLI_TRY(fli_dev_alloc(env, (size_t)nbp * P->kb9 * 128, &b->dbh));
+        FLI_TRY(fli_dev_alloc(env, (size_t)rup(qc, 256) * 4, (void **)&b->gthr));
+    }
     FLI_TRY(fli_dev_alloc(env, (size_t)nbp * sizeof(float2), (void **)&b->ab));
     if (multi) FLI_TRY(fli_dev_alloc(env, (size_t)qc * k * 8, (void **)&b->run));
     if (P->out_host) {
@@ -227,7 +261,8 @@ static fl_status knn_alloc(fli_cuda_env *env, const fli_knn_job *j, const knn_pl
         FLI_TRY(fli_dev_alloc(env, (size_t)qc * k * 8, (void **)&b->oidx));
     }
     if (!P->general) {
-        FLI_TRY(fli_dev_alloc(env, (size_t)P->slices * rup(qc, 128) * 32 * P->R * 8, (void **)&b->lists));
+        const int64_t mq = rup(qc, P->sm90 ? 256 : 128);
+        FLI_TRY(fli_dev_alloc(env, (size_t)P->slices * mq * 32 * P->R * 8, (void **)&b->lists));
     } else {
         const int64_t L = P->kprime + k;
         const size_t mat = (size_t)qc * P->nbc * 4;
@@ -290,6 +325,7 @@ static fl_status knn_body(fli_cuda_env *env, fli_knn_job *j, const knn_plan *P, 
             ldqf = j->q_ld;
         }
         if (P->h16) FLI_TRY(knn_prep_rows(env, s, qf, ldqf, mq, mq, d, P->dh, j->metric, P->prec, NULL, b->qh));
+        if (P->sm90) FLI_TRY(knn_img(env, s, qf, ldqf, mq, rup(mq, 256), d, P->prec, P->kb9, 256, b->qh));
         if (P->db_host && !db_ready) FLI_TRY(knn_copy_chunk(env, j, P, b, ev, 0));
         for (int64_t c = 0; c < P->nchunks; c++) {
             const int64_t b0 = c * P->nbc, nb = j->n_db - b0 < P->nbc ? j->n_db - b0 : P->nbc;
@@ -306,6 +342,8 @@ static fl_status knn_body(fli_cuda_env *env, fli_knn_job *j, const knn_plan *P, 
                 }
                 FLI_TRY(knn_prep_rows(env, s, xf, ldxf, nb, rup(nb, 128), d, P->dh, j->metric, P->prec, b->ab,
                                       P->h16 ? b->dbh : NULL));
+                if (P->sm90)
+                    FLI_TRY(knn_img(env, s, xf, ldxf, nb, rup(nb, 128), d, P->prec, P->kb9, 128, b->dbh));
                 if (P->nchunks == 1) db_ready = 1;
             }
             const int last = c == P->nchunks - 1;
@@ -325,7 +363,33 @@ static fl_status knn_body(fli_cuda_env *env, fli_knn_job *j, const knn_plan *P, 
             }
             const int vec = knn_aligned(qf, ldqf) && knn_aligned(xf, ldxf);
             const uint32_t base = (uint32_t)b0;
-            if (!P->general) {
+            int64_t m_pad = rup(mq, 128);
+            int used = 0;
+#ifdef FL_HAVE_SM90
+            if (P->sm90) {
+                knn_sm90_args a;
+                memset(&a, 0, sizeof a);
+                a.qimg = b->qh;
+                a.dbimg = b->dbh;
+                a.m = mq;
+                a.ntiles = (int)fli_ceil_div(nb, 128);
+                int slices = knn_pick_slices(fli_ceil_div(mq, 256), a.ntiles, st->sm_count);
+                const int64_t cap = P->slices * rup(P->qc, 256) / rup(mq, 256);
+                if (slices > cap) slices = (int)cap;
+                a.tiles_per = (int)fli_ceil_div(a.ntiles, slices);
+                used = (int)fli_ceil_div(a.ntiles, a.tiles_per);
+                a.ab = b->ab;
+                a.base = base;
+                a.out = b->lists;
+                a.m_pad = m_pad = rup(mq, 256);
+                a.self = j->self_exclude;
+                a.self0 = j->q_offset + q0;
+                a.gthr = b->gthr;
+                FLI_CUDA_TRY(env, cudaMemsetAsync(b->gthr, 0xff, (size_t)m_pad * 4, s));
+                FLI_TRY(knn_scan_sm90(env, s, &a, P->R, P->prec, P->kb9, used));
+            }
+#endif
+            if (!P->general && !P->sm90) {
                 knn_scan_args a;
                 memset(&a, 0, sizeof a);
                 if (P->h16) {
@@ -357,7 +421,7 @@ static fl_status knn_body(fli_cuda_env *env, fli_knn_job *j, const knn_plan *P, 
                 const int64_t cap = P->slices * rup(P->qc, 128) / rup(mq, 128);
                 if (slices > cap) slices = (int)cap;
                 a.tiles_per = (int)fli_ceil_div(a.ntiles, slices);
-                const int used = (int)fli_ceil_div(a.ntiles, a.tiles_per);
+                used = (int)fli_ceil_div(a.ntiles, a.tiles_per);
                 a.ab = b->ab;
                 a.base = base;
                 a.out = b->lists;
@@ -367,11 +431,13 @@ static fl_status knn_body(fli_cuda_env *env, fli_knn_job *j, const knn_plan *P, 
                 a.self0 = j->q_offset + q0;
                 a.p = (float)j->p;
                 FLI_TRY(knn_scan(env, s, &a, P->R, P->prec, P->mode, used));
+            }
+            if (!P->general) {
                 knn_fin_args f;
                 memset(&f, 0, sizeof f);
                 f.lists = b->lists;
                 f.slices = used;
-                f.m_pad = a.m_pad;
+                f.m_pad = m_pad;
                 f.m = mq;
                 f.kprime = P->kprime;
                 f.k = k;

@@ -51,6 +51,35 @@ typedef struct knn_fin_args {
     int64_t idx_ld;
 } knn_fin_args;
 
+/* One Hopper scan launch (sm90/knn_scan_sm90.cu's contract). */
+typedef struct knn_sm90_args {
+    const void *qimg;  /* queries: image of tiles of 256 rows            */
+    const void *dbimg; /* database: image of tiles of 128 rows           */
+    int64_t m;
+    int ntiles, tiles_per;
+    const float2 *ab;
+    uint32_t base;
+    uint64_t *out; /* [slices][m_pad][32 R] keys (m_pad: multiple of 256) */
+    int64_t m_pad;
+    uint32_t *gthr; /* m_pad global bounds, all ones at the start       */
+    int self;
+    int64_t self0;
+    int cb; /* set by the launcher                                         */
+} knn_sm90_args;
+
+/* The operand image of x (m valid rows of mp, d columns) for the Hopper
+ * scan: tiles of tile_rows rows, kb 128-byte column blocks a row (fp32
+ * bits for tf32, else bf16/fp16 values), 16-byte chunks swizzled by
+ * (row & 7); zeros past m and d. */
+fl_status knn_img(fli_cuda_env *env, cudaStream_t s, const float *x, int64_t ldx, int64_t m, int64_t mp,
+                  int64_t d, int prec, int kb, int tile_rows, void *img);
+#ifdef FL_HAVE_SM90
+/* Dynamic shared memory of the Hopper scan for kb column blocks (0: no
+ * layout fits optin). */
+size_t knn_sm90_smem(int kb, size_t optin);
+fl_status knn_scan_sm90(fli_cuda_env *env, cudaStream_t s, const knn_sm90_args *P, int R, int prec, int kb,
+                        int slices);
+#endif
 fl_status knn_prep_rows(fli_cuda_env *env, cudaStream_t s, const float *x, int64_t ldx, int64_t m, int64_t mp,
                         int64_t d, int64_t dh, int metric, int prec, float2 *ab, void *xh);
 size_t knn_scan_smem(const knn_scan_args *P, int R, int simt);

@@ -103,6 +103,53 @@ fl_status knn_prep_rows(fli_cuda_env *env, cudaStream_t s, const float *x, int64
     return FL_STATUS_OK;
 }
 
+/* One thread per 16-byte chunk of the image, written in image order. */
+__global__ void k_knn_img(const float *__restrict__ x, int64_t ldx, int64_t m, int64_t mp, int d, int prec,
+                          int kb, int tile_rows, uint4 *__restrict__ img) {
+    const int64_t per_tile = (int64_t)tile_rows * kb * 8, total = mp * kb * 8;
+    const int per = prec == FLI_PREC_TF32 ? 4 : 8; /* values a chunk */
+    for (int64_t u = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; u < total;
+         u += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t tile = u / per_tile;
+        const int rem = (int)(u - tile * per_tile);
+        const int blk = rem / (tile_rows * 8), rr = (rem >> 3) % tile_rows, ch = (rem & 7) ^ (rr & 7);
+        const int64_t row = tile * tile_rows + rr;
+        const int c0 = blk * (per * 8) + ch * per;
+        float v[8];
+#pragma unroll
+        for (int e = 0; e < 8; e++) v[e] = (e < per && row < m && c0 + e < d) ? x[row * ldx + c0 + e] : 0.f;
+        uint4 w;
+        if (prec == FLI_PREC_TF32) {
+            w = make_uint4(__float_as_uint(v[0]), __float_as_uint(v[1]), __float_as_uint(v[2]),
+                           __float_as_uint(v[3]));
+        } else {
+            uint32_t p[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                if (prec == FLI_PREC_BF16) {
+                    const __nv_bfloat162 h = __floats2bfloat162_rn(v[2 * e], v[2 * e + 1]);
+                    p[e] = *(const uint32_t *)&h;
+                } else {
+                    const __half2 h = __floats2half2_rn(v[2 * e], v[2 * e + 1]);
+                    p[e] = *(const uint32_t *)&h;
+                }
+            }
+            w = make_uint4(p[0], p[1], p[2], p[3]);
+        }
+        img[u] = w;
+    }
+}
+
+fl_status knn_img(fli_cuda_env *env, cudaStream_t s, const float *x, int64_t ldx, int64_t m, int64_t mp,
+                  int64_t d, int prec, int kb, int tile_rows, void *img) {
+    if (mp <= 0) return FL_STATUS_OK;
+    int64_t blocks = fli_ceil_div(mp * kb * 8, 256);
+    if (blocks > 65536) blocks = 65536;
+    k_knn_img<<<(unsigned)blocks, 256, 0, s>>>(x, ldx, m, mp, (int)d, prec, kb, tile_rows, (uint4 *)img);
+    FLI_LAUNCH_TRY(env, "k_knn_img");
+    return FL_STATUS_OK;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Tensor-core fused scan                                                   */
 /* ------------------------------------------------------------------------ */

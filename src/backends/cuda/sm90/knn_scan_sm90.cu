@@ -1,0 +1,434 @@
+/*
+ * knn_scan_sm90.cu — Hopper (sm_90a) fused distance + top-k scan of the
+ * exact kNN search: wgmma with both operands from shared memory, bulk
+ * async copies completing on mbarriers, one producer warp and two consumer
+ * warpgroups. Built for sm_90a only (FL_HAVE_SM90); knn_cuda.cu uses it
+ * when env->sm90_enabled and the scan is tf32/bf16/fp16 on a GEMM-form
+ * metric with rows of at most 512 bytes.
+ *
+ * Operands are "images" (knn_scan.cu's k_knn_img): queries in tiles of 256
+ * rows, the database in tiles of 128 rows; per tile, per 128-byte column
+ * block, the tile's rows of 128 bytes with 16-byte chunks XOR-swizzled by
+ * (row & 7) — the layout wgmma reads with 128-byte swizzling, so every
+ * copy is one contiguous cp.async.bulk (no tensor map). tf32 images hold
+ * the fp32 bits (the tensor cores read the top 19).
+ *
+ * Block (384 threads, grid x = blocks of 256 queries, y = database slices):
+ *   warp 0: one thread copies the block's 256 queries once, then each
+ *     database tile's KB column blocks (16 KB each) through an NST-stage
+ *     ring;
+ *   warpgroups 1, 2: 128 queries each, as two m64 halves; per tile two
+ *     chains of KB x 4 wgmma m64n128 (k16 bf16/fp16, k8 tf32), fp32
+ *     accumulators (2 x 64 registers a thread). The second half's chain
+ *     runs while the first half is folded; the two warpgroups interleave.
+ *
+ * Fold (the selection kept off the tensor cores' path). Score = ab.x * dot
+ * + ab.y, tested against the row's threshold cached in a register. Each
+ * query row belongs to the 4 lanes of one warp, so its candidate state
+ * (threshold, append buffer of CB keys, top list of 32 R keys in this
+ * block's slice of `out`) is private to that warp: scores that pass are
+ * appended with a shared atomic, a full buffer is merged by the warp
+ * alone and the leftovers retried — no block barrier after the start.
+ *
+ * Shared bounds across slices. A full list's k'-th best score bounds the
+ * query's global k'-th best, so each merge publishes it (atomicMin on the
+ * order-preserving bits in gthr, one word a query) and every 4 tiles the
+ * warps take the other slices' bounds into their thresholds (ties kept:
+ * only scores strictly above a bound are dropped). Without this every
+ * slice pays the warm-up of its own list: with ~20 slices most folds of a
+ * warp met a candidate. The finalize merges the slices' lists into the
+ * best k' keys, which always include every key of the global best k' —
+ * so the result does not depend on the order the blocks ran in.
+ */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <math.h>
+
+#include "backends/cuda/kmeans_dev.cuh"
+#include "backends/cuda/knn_cuda.cuh"
+#include "backends/cuda/knn_dev.cuh"
+
+#define S9_BM 256 /* queries per block                */
+#define S9_BN 128 /* database rows per tile           */
+#define S9_THREADS 384
+#define S9_STAGE 16384u /* one 128-byte column block of a tile */
+
+enum { S9_BF16 = 0, S9_FP16 = 1, S9_TF32 = 2 };
+
+static __device__ __forceinline__ uint64_t s9_desc(uint32_t saddr) {
+    /* K-major, 128-byte swizzle: 8-row groups 1024 bytes apart */
+    return (uint64_t)((saddr & 0x3FFFF) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) |
+           ((uint64_t)1 << 62);
+}
+
+#define S9_D64                                                                                             \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, " \
+    "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, "  \
+    "%42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, "  \
+    "%62, %63}"
+#define S9_OUT64(d)                                                                                           \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),           \
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), \
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]),           \
+        "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),           \
+        "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]),           \
+        "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]),           \
+        "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]),           \
+        "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]),           \
+        "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+
+/* One wgmma m64n128 k-step (32 bytes of K); accum = 0 overwrites d. */
+template <int T>
+static __device__ __forceinline__ void s9_mma(float (&d)[64], uint64_t da, uint64_t db, int accum) {
+    if (T == S9_TF32)
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 " S9_D64 ", %64, %65, p, 1, 1;\n}\n"
+                     : S9_OUT64(d)
+                     : "l"(da), "l"(db), "r"(accum));
+    else if (T == S9_FP16)
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 " S9_D64 ", %64, %65, p, 1, 1, 0, 0;\n}\n"
+                     : S9_OUT64(d)
+                     : "l"(da), "l"(db), "r"(accum));
+    else
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " S9_D64 ", %64, %65, p, 1, 1, 0, 0;\n}\n"
+                     : S9_OUT64(d)
+                     : "l"(da), "l"(db), "r"(accum));
+}
+
+static __device__ __forceinline__ void s9_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+static __device__ __forceinline__ void s9_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+static __device__ __forceinline__ void s9_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+/* Keeps the compiler from moving accumulator accesses across a wait. */
+static __device__ __forceinline__ void s9_pin(float (&d)[64]) {
+#pragma unroll
+    for (int i = 0; i < 64; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+static __device__ __forceinline__ void s9_bar_init(uint32_t bar, uint32_t count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+}
+static __device__ __forceinline__ void s9_expect(uint32_t bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+static __device__ __forceinline__ void s9_arrive(uint32_t bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+static __device__ __forceinline__ void s9_bar_wait(uint32_t bar, uint32_t parity) {
+    uint32_t ok;
+    do {
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                     "selp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(ok)
+                     : "r"(bar), "r"(parity)
+                     : "memory");
+    } while (!ok);
+}
+static __device__ __forceinline__ void s9_copy(uint32_t dst, const void *src, uint32_t bytes, uint32_t bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                     dst),
+                 "l"(src), "r"(bytes), "r"(bar)
+                 : "memory");
+}
+
+/* The warp-private candidate state of the block's 256 queries. */
+struct s9_state {
+    float *thr; /* min(local bound, gt)                                  */
+    float *gt;  /* shared copy of the global bound, as a strict bound    */
+    uint32_t *gthr; /* this block's rows in the global bounds (ord bits)  */
+    int *cnt;
+    uint64_t *buf; /* 256 x cb */
+    uint64_t *top; /* 256 rows of 32 R keys (global: this block's slice) */
+    int cb;
+};
+
+/* Merges row r's buffer into its top list; whole warp. */
+template <int R>
+static __device__ __forceinline__ void s9_merge(const s9_state &S, int r) {
+    const int lane = threadIdx.x & 31;
+    uint64_t *top = S.top + (int64_t)r * 32 * R;
+    uint64_t reg[R];
+#pragma unroll
+    for (int i = 0; i < R; i++) reg[i] = top[lane * R + i];
+    uint64_t last = wl_last<R>(reg);
+    wl_insert_all<R>(reg, last, S.buf + r * S.cb, min(S.cnt[r], S.cb));
+#pragma unroll
+    for (int i = 0; i < R; i++) top[lane * R + i] = reg[i];
+    __syncwarp();
+    if (lane == 0) {
+        S.cnt[r] = 0;
+        if (S.thr[r] != -INFINITY) {
+            float local = INFINITY;
+            if (last != KNN_EMPTY) {
+                local = knn_key_score(last);
+                atomicMin(S.gthr + r, (uint32_t)(last >> 32));
+            }
+            S.thr[r] = fminf(local, S.gt[r]);
+        }
+    }
+    __syncwarp();
+}
+
+/* The global bound of row r as a strict threshold: a score equal to
+ * another slice's k'-th best may still belong to the pool (ties by
+ * index), so only scores above it are rejected. */
+static __device__ __forceinline__ float s9_gbound(const uint32_t *g) {
+    const uint32_t u = __ldcg(g);
+    return u == 0xffffffffu ? INFINITY : nextafterf(knn_unord(u), INFINITY);
+}
+
+/* Lanes t4 == 0 take their two rows' global bounds into the shared state;
+ * then every lane reloads its thresholds. Whole warp. */
+static __device__ __forceinline__ void s9_refresh(const s9_state &S, int rb, float (&thr)[2]) {
+    const int lane = threadIdx.x & 31, g = lane >> 2;
+    if ((lane & 3) == 0)
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            const int r = rb + g + rr * 8;
+            const float t = s9_gbound(S.gthr + r);
+            S.gt[r] = t;
+            S.thr[r] = fminf(S.thr[r], t);
+        }
+    __syncwarp();
+    thr[0] = S.thr[rb + g];
+    thr[1] = S.thr[rb + g + 8];
+}
+
+/* Folds one m64 x 128 half: this thread's rows r0 = rb + g and r0 + 8
+ * (rb: the warp's first row), columns col0 + 8 i + 2 t4 + e. */
+template <int R>
+static __device__ __forceinline__ void s9_fold(float (&acc)[64], float (&thr)[2], const uint32_t (&selfc)[2],
+                                               int rb, int col0, const float2 *__restrict__ ab, uint32_t base,
+                                               const s9_state &S) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    const float4 *ab4 = (const float4 *)(ab + col0 + 2 * t4);
+    bool any = false;
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+        const float4 c = __ldg(ab4 + i * 4);
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            const float s0 = fmaf(c.x, acc[i * 4 + rr * 2], c.y);
+            const float s1 = fmaf(c.z, acc[i * 4 + rr * 2 + 1], c.w);
+            acc[i * 4 + rr * 2] = s0;
+            acc[i * 4 + rr * 2 + 1] = s1;
+            any |= s0 < thr[rr];
+            any |= s1 < thr[rr];
+        }
+    }
+    if (!__any_sync(KNN_FULL, any)) return;
+    for (;;) {
+        bool ovf = false;
+        if (any) {
+#pragma unroll
+            for (int rr = 0; rr < 2; rr++) {
+                const int r = rb + g + rr * 8;
+                const float t = S.thr[r];
+#pragma unroll
+                for (int i = 0; i < 16; i++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        float &v = acc[i * 4 + rr * 2 + e];
+                        if (v < t) {
+                            const uint32_t col = base + (uint32_t)(col0 + i * 8 + 2 * t4 + e);
+                            if (col == selfc[rr]) {
+                                v = INFINITY;
+                                continue;
+                            }
+                            const int pos = atomicAdd(S.cnt + r, 1);
+                            if (pos < S.cb) {
+                                S.buf[r * S.cb + pos] = knn_key(v, col);
+                                v = INFINITY;
+                            } else {
+                                ovf = true;
+                            }
+                        }
+                    }
+            }
+        }
+        any = ovf;
+        __syncwarp();
+        if (!__any_sync(KNN_FULL, ovf)) break;
+        for (int q = 0; q < 16; q++)
+            if (S.cnt[rb + q] >= S.cb) s9_merge<R>(S, rb + q);
+    }
+    __syncwarp();
+    thr[0] = S.thr[rb + g];
+    thr[1] = S.thr[rb + g + 8];
+}
+
+/* KB x 4 wgmma k-steps of one m64 half against one database tile. */
+template <int T, int KB, int NST>
+static __device__ __forceinline__ void s9_issue(float (&acc)[64], uint32_t a_half, uint32_t sB, int it0) {
+    s9_fence();
+#pragma unroll
+    for (int kb = 0; kb < KB; kb++) {
+        const uint32_t b_st = sB + (uint32_t)((it0 + kb) % NST) * S9_STAGE;
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++)
+            s9_mma<T>(acc, s9_desc(a_half + kb * (S9_BM * 128) + kk * 32), s9_desc(b_st + kk * 32),
+                      kb > 0 || kk > 0);
+    }
+    s9_commit();
+}
+
+template <int T, int KB, int NST, int R>
+__global__ void __launch_bounds__(S9_THREADS, 1) k_knn_scan_sm90(const knn_sm90_args P) {
+    constexpr uint32_t A_BYTES = S9_BM * KB * 128;
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    const uint32_t base_s = (smem_u32(smem_raw) + 1023u) & ~1023u;
+    unsigned char *gen = smem_raw + (base_s - smem_u32(smem_raw));
+    const uint32_t sA = base_s, sB = sA + A_BYTES, bars = sB + NST * S9_STAGE;
+#define A_FULL (bars)
+#define B_FULL(i) (bars + 8 + 8 * (i))
+#define B_EMPTY(i) (bars + 8 + 8 * NST + 8 * (i))
+    s9_state S;
+    S.thr = (float *)(gen + A_BYTES + NST * S9_STAGE + 8 * (1 + 2 * NST));
+    S.cnt = (int *)(S.thr + S9_BM);
+    S.gt = (float *)(S.cnt + S9_BM);
+    S.buf = (uint64_t *)(S.gt + S9_BM);
+    S.cb = P.cb;
+    const int64_t row0 = (int64_t)blockIdx.x * S9_BM;
+    S.top = P.out + ((int64_t)blockIdx.y * P.m_pad + row0) * 32 * R;
+    S.gthr = P.gthr + row0;
+    const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
+    const int t0 = blockIdx.y * P.tiles_per;
+    const int t1 = min(P.ntiles, t0 + P.tiles_per);
+    const int nt = t1 > t0 ? t1 - t0 : 0;
+
+    if (tid == 0) {
+        s9_bar_init(A_FULL, 1);
+        for (int i = 0; i < NST; i++) {
+            s9_bar_init(B_FULL(i), 1);
+            s9_bar_init(B_EMPTY(i), 8);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    for (int r = tid; r < S9_BM; r += S9_THREADS) {
+        S.cnt[r] = 0;
+        S.gt[r] = INFINITY;
+        S.thr[r] = row0 + r < P.m ? INFINITY : -INFINITY;
+    }
+    for (int e = tid; e < S9_BM * 32 * R; e += S9_THREADS) S.top[e] = KNN_EMPTY;
+    __syncthreads();
+
+    if (wg == 0) {
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+        if (tid == 0 && nt > 0) {
+            s9_expect(A_FULL, A_BYTES);
+            s9_copy(sA, (const unsigned char *)P.qimg + blockIdx.x * (int64_t)A_BYTES, A_BYTES, A_FULL);
+            const unsigned char *src = (const unsigned char *)P.dbimg + (int64_t)t0 * KB * S9_STAGE;
+            for (int it = 0; it < nt * KB; it++) {
+                const int s = it % NST;
+                s9_bar_wait(B_EMPTY(s), ((it / NST) & 1) ^ 1);
+                s9_expect(B_FULL(s), S9_STAGE);
+                s9_copy(sB + s * S9_STAGE, src + (int64_t)it * S9_STAGE, S9_STAGE, B_FULL(s));
+            }
+        }
+    } else {
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+        const int cw = wg - 1, wq = (tid >> 5) & 3, g = lane >> 2;
+        /* the warp's 16 rows in each half */
+        const int rb0 = cw * 128 + wq * 16, rb1 = rb0 + 64;
+        float thr0[2], thr1[2];
+        uint32_t self0[2], self1[2];
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            const int r0 = rb0 + g + rr * 8, r1 = rb1 + g + rr * 8;
+            thr0[rr] = S.thr[r0];
+            thr1[rr] = S.thr[r1];
+            self0[rr] = (P.self && row0 + r0 < P.m) ? (uint32_t)(P.self0 + row0 + r0) : 0xffffffffu;
+            self1[rr] = (P.self && row0 + r1 < P.m) ? (uint32_t)(P.self0 + row0 + r1) : 0xffffffffu;
+        }
+        s9_refresh(S, rb0, thr0);
+        s9_refresh(S, rb1, thr1);
+        const uint32_t a0 = sA + (cw * 128) * 128, a1 = a0 + 64 * 128;
+        float acc0[64], acc1[64];
+        if (nt > 0) s9_bar_wait(A_FULL, 0);
+        for (int j = 0; j < nt; j++) {
+            const int it0 = j * KB;
+#pragma unroll
+            for (int kb = 0; kb < KB; kb++) s9_bar_wait(B_FULL((it0 + kb) % NST), ((it0 + kb) / NST) & 1);
+            s9_pin(acc0);
+            s9_pin(acc1);
+            s9_issue<T, KB, NST>(acc0, a0, sB, it0);
+            s9_issue<T, KB, NST>(acc1, a1, sB, it0);
+            if ((j & 3) == 3) {
+                /* other slices' bounds, while the tensor cores run */
+                s9_refresh(S, rb0, thr0);
+                s9_refresh(S, rb1, thr1);
+            }
+            s9_wait<1>();
+            s9_pin(acc0);
+            const int col0 = (t0 + j) * S9_BN;
+            s9_fold<R>(acc0, thr0, self0, rb0, col0, P.ab, P.base, S);
+            s9_wait<0>();
+            s9_pin(acc1);
+            if (lane == 0)
+#pragma unroll
+                for (int kb = 0; kb < KB; kb++) s9_arrive(B_EMPTY((it0 + kb) % NST));
+            s9_fold<R>(acc1, thr1, self1, rb1, col0, P.ab, P.base, S);
+        }
+        __syncwarp();
+        for (int q = 0; q < 16; q++) {
+            if (S.cnt[rb0 + q] > 0) s9_merge<R>(S, rb0 + q);
+            if (S.cnt[rb1 + q] > 0) s9_merge<R>(S, rb1 + q);
+        }
+    }
+#undef A_FULL
+#undef B_FULL
+#undef B_EMPTY
+}
+
+/* The ring depth and append-buffer size per row width (KB column blocks),
+ * fixed so the depth can be a template argument: KB 2 (bf16 d <= 128, tf32
+ * d <= 64): 6 stages (3 tiles), 16 keys a query; KB 4: 5 stages, 4 keys
+ * (the 128 KB of resident queries leave no more). Bytes, or 0 when the
+ * layout exceeds optin. */
+static int s9_layout(int kb, size_t optin, int *nst, int *cb) {
+    *nst = kb == 2 ? 6 : 5;
+    *cb = kb == 2 ? 16 : 4;
+    const size_t bytes = 1024 + (size_t)S9_BM * kb * 128 + (size_t)*nst * S9_STAGE + 8 * (1 + 2 * *nst) +
+                         S9_BM * 12 + (size_t)S9_BM * *cb * 8;
+    return (kb == 2 || kb == 4) && bytes <= optin ? (int)bytes : 0;
+}
+
+size_t knn_sm90_smem(int kb, size_t optin) {
+    int nst, cb;
+    return (size_t)s9_layout(kb, optin, &nst, &cb);
+}
+
+template <int T, int KB, int NST>
+static const void *s9_kernel(int R) {
+    switch (R) {
+    case 1: return (const void *)k_knn_scan_sm90<T, KB, NST, 1>;
+    case 2: return (const void *)k_knn_scan_sm90<T, KB, NST, 2>;
+    case 4: return (const void *)k_knn_scan_sm90<T, KB, NST, 4>;
+    default: return (const void *)k_knn_scan_sm90<T, KB, NST, 8>;
+    }
+}
+
+fl_status knn_scan_sm90(fli_cuda_env *env, cudaStream_t s, const knn_sm90_args *P, int R, int prec, int kb,
+                        int slices) {
+    int nst = 0, cb = 0;
+    const int smem = s9_layout(kb, (size_t)fli_state(env)->smem_optin, &nst, &cb);
+    const void *fn = NULL;
+    if (kb == 2)
+        fn = prec == FLI_PREC_TF32 ? s9_kernel<S9_TF32, 2, 6>(R)
+                                   : (prec == FLI_PREC_FP16 ? s9_kernel<S9_FP16, 2, 6>(R) : s9_kernel<S9_BF16, 2, 6>(R));
+    else if (kb == 4)
+        fn = prec == FLI_PREC_TF32 ? s9_kernel<S9_TF32, 4, 5>(R)
+                                   : (prec == FLI_PREC_FP16 ? s9_kernel<S9_FP16, 4, 5>(R) : s9_kernel<S9_BF16, 4, 5>(R));
+    if (!fn || !smem) return FLI_FAIL(env, FL_STATUS_INTERNAL, "knn_scan_sm90", "no layout for this row width");
+    knn_sm90_args a = *P;
+    a.cb = cb;
+    FLI_CUDA_TRY(env, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    void *args[] = {(void *)&a};
+    FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3((unsigned)fli_ceil_div(a.m, S9_BM), (unsigned)slices),
+                                       dim3(S9_THREADS), args, (size_t)smem, s));
+    return FL_STATUS_OK;
+}
