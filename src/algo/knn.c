@@ -374,7 +374,8 @@ static fl_status knn_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_ar
                             .q_dev = X ? fli_array_device(X) : -1,
                             .n_q = n_q,
                             .q_ld = X ? fli_ld(X) : d,
-                            .dtype = dt};
+                            .dtype = dt,
+                            .db_key = m->generation};
     st = knn_run(ctx, &s, &in, k, dist, idx);
     fli_free(ctx, tmp);
     return st;

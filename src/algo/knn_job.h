@@ -77,6 +77,12 @@ typedef struct fli_knn_job {
     /* Device bytes the CUDA module may use for this call (0 = decided from
      * the free memory); tests set it small to force the streamed path. */
     int64_t mem_budget;
+
+    /* Non-zero: the database is a fitted model's training data, unchanged
+     * while this key (the model's generation) is. The CUDA module then keeps
+     * a device copy of a host database between calls instead of streaming it
+     * every time (when it fits beside the search; never under mem_budget). */
+    uint64_t db_key;
 } fli_knn_job;
 
 /* Fixed-radius search: every database row within `radius` of each query

@@ -96,3 +96,22 @@ def test_gpu_classifier_matches_cpu():
     gpu = flashlib.KNeighborsClassifier(n_neighbors=15, precision="fp32", device="cuda").fit(X[:2500], y[:2500])
     cpu = flashlib.KNeighborsClassifier(n_neighbors=15, device="cpu").fit(X[:2500], y[:2500])
     assert (gpu.predict(X[2500:]) == cpu.predict(X[2500:])).mean() > 0.99
+
+
+def test_gpu_model_database_cached_and_invalidated():
+    # a fitted model's database stays on the device between searches; a
+    # refit (new data, same shape) must not reuse the old copy
+    rng = np.random.default_rng(7)
+    X1 = rng.normal(size=(5000, 16)).astype(np.float32)
+    X2 = rng.normal(size=(5000, 16)).astype(np.float32)
+    Q = rng.normal(size=(40, 16)).astype(np.float32)
+    nn = flashlib.NearestNeighbors(n_neighbors=5, precision="fp32", device="cuda").fit(X1)
+    a = nn.kneighbors(Q)
+    b = nn.kneighbors(Q)  # from the cached copy
+    np.testing.assert_array_equal(a[1], b[1])
+    check_tie_aware(a[0], a[1], brute(X1, Q, "euclidean", 2), 5, 1e-4)
+    nn.fit(X2)
+    c = nn.kneighbors(Q)
+    check_tie_aware(c[0], c[1], brute(X2, Q, "euclidean", 2), 5, 1e-4)
+    d, i = nn.kneighbors()  # self queries against the cached rows
+    check_tie_aware(d, i, brute(X2, X2, "euclidean", 2), 5, 1e-4, exclude_self=True)

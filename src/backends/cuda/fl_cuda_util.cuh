@@ -32,6 +32,8 @@ typedef struct fli_cuda_state {
                                  (pca_cuda.cu), released with the state      */
     void *ivf;                /* the device copy of the last IVF index searched
                                  (ivf_cuda.cu), released by ctx_free          */
+    void *knn_db;             /* the device copy of the last model database
+                                 searched (knn_cuda.cu), released by ctx_free */
 } fli_cuda_state;
 
 static inline fli_cuda_state *fli_state(fli_cuda_env *env) { return (fli_cuda_state *)env->state; }

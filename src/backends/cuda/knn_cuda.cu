@@ -527,10 +527,84 @@ static fl_status knn_check_job(fli_cuda_env *env, const fli_knn_job *j) {
     return FL_STATUS_OK;
 }
 
+/* The device copy of a model's database (job->db_key): one per context,
+ * the last one searched. */
+typedef struct knn_db_cache {
+    uint64_t key;
+    int64_t n, d;
+    float *rows; /* n x d, dense */
+} knn_db_cache;
+
+extern "C" void fli_cuda_knn_release(fli_cuda_env *env) {
+    fli_cuda_state *s = fli_state(env);
+    knn_db_cache *c = (knn_db_cache *)s->knn_db;
+    if (!c) return;
+    fli_dev_free(env, c->rows);
+    free(c);
+    s->knn_db = NULL;
+}
+
+/* The cached device rows of job's host database, uploaded on a new key;
+ * NULL (and no error) when it should stream instead: no key, a test's
+ * memory budget, or a database that would take more than half of the free
+ * memory. */
+static fl_status knn_cached_db(fli_cuda_env *env, const fli_knn_job *j, const float **rows) {
+    *rows = NULL;
+    if (j->db_dev >= 0 || j->db_key == 0 || j->mem_budget > 0) return FL_STATUS_OK;
+    fli_cuda_state *s = fli_state(env);
+    knn_db_cache *c = (knn_db_cache *)s->knn_db;
+    if (c && c->key == j->db_key && c->n == j->n_db && c->d == j->d) {
+        *rows = c->rows;
+        return FL_STATUS_OK;
+    }
+    fli_cuda_knn_release(env); /* a new model: drop the old copy first */
+    const size_t bytes = sizeof(float) * (size_t)j->n_db * (size_t)j->d;
+    size_t free_b = 0, total_b = 0;
+    FLI_CUDA_TRY(env, cudaMemGetInfo(&free_b, &total_b));
+    if (bytes > free_b / 2) return FL_STATUS_OK;
+    c = (knn_db_cache *)calloc(1, sizeof *c);
+    if (!c) return FLI_FAIL(env, FL_STATUS_OUT_OF_MEMORY, "knn cache", "host allocation failed");
+    fl_status st = fli_dev_alloc(env, bytes, (void **)&c->rows);
+    if (st == FL_STATUS_OK) {
+        cudaError_t e = cudaMemcpy2DAsync(c->rows, j->d * 4, j->db, j->db_ld * 4, j->d * 4, j->n_db,
+                                          cudaMemcpyHostToDevice, s->stream);
+        if (e == cudaSuccess) e = cudaStreamSynchronize(s->stream);
+        if (e != cudaSuccess) st = fli_cuda_fail(env, __FILE__, __LINE__, "knn cache upload", e);
+    }
+    if (st != FL_STATUS_OK) {
+        fli_dev_free(env, c->rows);
+        free(c);
+        if (st != FL_STATUS_DEVICE_OOM) return st;
+        (void)cudaGetLastError(); /* no room after all: stream the database instead */
+        return FL_STATUS_OK;
+    }
+    c->key = j->db_key, c->n = j->n_db, c->d = j->d;
+    s->knn_db = c;
+    *rows = c->rows;
+    return FL_STATUS_OK;
+}
+
+static fl_status knn_search_job(fli_cuda_env *env, fli_knn_job *job);
+
 extern "C" fl_status fli_cuda_knn_search(fli_cuda_env *env, fli_knn_job *job) {
     FLI_TRY(knn_check_job(env, job));
     FLI_CUDA_TRY(env, cudaSetDevice(env->device_id));
     if (job->n_q == 0) return FL_STATUS_OK;
+    const float *rows;
+    FLI_TRY(knn_cached_db(env, job, &rows));
+    if (!rows) return knn_search_job(env, job);
+    /* the model's rows are on the device already: search them in place */
+    fli_knn_job dj = *job;
+    const int self_q = job->self_exclude && job->q == job->db && job->q_ld == job->db_ld;
+    dj.db = rows, dj.db_dev = env->device_id, dj.db_ld = job->d;
+    if (self_q) dj.q = rows, dj.q_dev = env->device_id, dj.q_ld = job->d;
+    fl_status st = knn_search_job(env, &dj);
+    job->stat_reranked = dj.stat_reranked;
+    job->stat_streamed_rows = dj.stat_streamed_rows;
+    return st;
+}
+
+static fl_status knn_search_job(fli_cuda_env *env, fli_knn_job *job) {
     knn_plan P;
     FLI_TRY(knn_plan_make(env, job, &P));
     knn_bufs b;

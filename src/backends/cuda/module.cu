@@ -18,6 +18,7 @@ extern "C" fl_status fli_cuda_knn_search(fli_cuda_env *env, fli_knn_job *job);
 extern "C" void fli_cuda_linalg_release(fli_cuda_state *s);
 extern "C" fl_status fli_cuda_ivf_search(fli_cuda_env *env, const fli_ivf_search_job *job);
 extern "C" void fli_cuda_ivf_release(fli_cuda_env *env);
+extern "C" void fli_cuda_knn_release(fli_cuda_env *env);
 
 static void free_state(fli_cuda_state *s) {
     if (!s) return;
@@ -78,6 +79,7 @@ static void mod_ctx_free(fli_cuda_env *env) {
     cudaSetDevice(env->device_id);
     if (s->stream) cudaStreamSynchronize(s->stream);
     fli_cuda_ivf_release(env);
+    fli_cuda_knn_release(env);
     free_state(s);
     env->state = NULL;
 }
