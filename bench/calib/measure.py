@@ -803,7 +803,14 @@ def main():
         except Exception as e:  # anchors are optional; the calibration is not
             log(f"anchors failed: {e}")
     if a.merge_from:
-        meta = merge(os.path.join(a.merge_from, f"{device}.json"), meta, a.ops, log, a.add)
+        # a second sweep (--add) joins the first one's output when this run
+        # writes where the first did: merging into the repository's copy
+        # instead would drop the first sweep and keep the points it replaced
+        base = os.path.join(a.merge_from, f"{device}.json")
+        prior = os.path.join(a.out, f"{device}.json")
+        if a.add and os.path.exists(prior):
+            base = prior
+        meta = merge(base, meta, a.ops, log, a.add)
     os.makedirs(a.out, exist_ok=True)
     path = os.path.join(a.out, f"{device}.json")
     with open(path, "w") as f:

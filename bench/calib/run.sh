@@ -59,7 +59,8 @@ MEASURE_ARGS=(--lib "$B/lib/libflashlib.so")
 # one op only: its points replace that op's in this device's file, the
 # other op's points stay
 [ "$OPS" = gemm ] || [ "$OPS" = kmeans ] || [ "$OPS" = knn ] && MEASURE_ARGS+=(--merge-from bench/results/calib)
-# SEED=N draws other shapes; ADD=1 (one op) adds them to the file's points of that op
+# SEED=N draws other shapes; ADD=1 (one op) adds them to the file's points of that op: to the
+# first sweep's $OUT/calib/<device>.json when an earlier call with the same OUT wrote one
 [ -n "$SEED" ] && MEASURE_ARGS+=(--seed "$SEED")
 [ "${ADD:-0}" = 1 ] && MEASURE_ARGS+=(--add)
 PYTHONUNBUFFERED=1 python3 bench/calib/measure.py "${MEASURE_ARGS[@]}" --ops "$OPS" \
