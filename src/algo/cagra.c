@@ -8,6 +8,7 @@
  * the build (fl_model_set_param), as may search_width, max_iterations,
  * n_seeds and n_neighbors.
  */
+#include <math.h>
 #include <string.h>
 
 #include "algo/cagra_job.h"
@@ -16,8 +17,8 @@
 #include "backends/cpu/cpu.h"
 #include "core/internal.h"
 
-static const char *const cagra_attrs[] = {"graph_",         "data_",          "graph_degree_",
-                                          "n_features_in_", "n_samples_fit_", NULL};
+static const char *const cagra_attrs[] = {
+    "graph_", "data_", "entry_points_", "graph_degree_", "n_features_in_", "n_samples_fit_", NULL};
 
 static fl_status check_params(fl_ctx *ctx, const fl_params *p)
 {
@@ -72,7 +73,23 @@ static fl_status cagra_fit(fl_model *m, const fl_array *X, const fl_array *y, co
         }
         fl_params_free(kp);
     }
-    void *g = NULL, *data = NULL, *gd = NULL, *nf = NULL, *ns = NULL;
+    /* entry nodes: the node nearest to each of ~sqrt(n) k-means centres */
+    const int64_t E = (int64_t)ceil(sqrt((double)n)) < n ? (int64_t)ceil(sqrt((double)n)) : n;
+    float *ec = !st ? fli_malloc(ctx, sizeof(float) * (size_t)(E * d), "CAGRA entry centres") : NULL;
+    int64_t *enode = !st ? fli_malloc(ctx, sizeof(int64_t) * (size_t)E, "CAGRA entry nodes") : NULL;
+    if (!st && (!ec || !enode))
+        st = FL_STATUS_OUT_OF_MEMORY;
+    if (!st)
+        st = fli_ivf_kmeans(ctx, x, n, d, n < 256 * E ? n : 256 * E, E, 10, fli_ann_seed(ctx, p), "k-means++",
+                            ec);
+    if (!st)
+        st = fli_ivf_assign(ctx, x, n, d, ec, E, enode); /* nearest node of each centre */
+    void *g = NULL, *data = NULL, *ent = NULL, *gd = NULL, *nf = NULL, *ns = NULL;
+    if (!st && !(st = fli_attr_add(ctx, out, "entry_points_", FL_DTYPE_I32, E, 1, &ent)))
+        for (int64_t i = 0; i < E; i++)
+            ((int32_t *)ent)[i] = (int32_t)enode[i];
+    fli_free(ctx, ec);
+    fli_free(ctx, enode);
     if (!st && !(st = fli_attr_add(ctx, out, "graph_", FL_DTYPE_I32, n, deg, &g)) &&
         !(st = fli_attr_add(ctx, out, "data_", FL_DTYPE_F32, n, d, &data)) &&
         !(st = fli_attr_add(ctx, out, "graph_degree_", FL_DTYPE_I64, 1, 1, &gd)) &&
@@ -93,12 +110,15 @@ static fl_status cagra_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_
 {
     fl_ctx *ctx = m->ctx;
     const fl_params *p = m->params;
-    const fli_attr *g = fli_model_attr(m, "graph_"), *data = fli_model_attr(m, "data_");
+    const fli_attr *g = fli_model_attr(m, "graph_"), *data = fli_model_attr(m, "data_"),
+                   *ent = fli_model_attr(m, "entry_points_");
     const fli_cagra_index ix = {.n = data->rows,
                                 .d = data->cols,
                                 .degree = g->cols,
                                 .data = data->data,
                                 .graph = g->data,
+                                .entries = ent->data,
+                                .n_entries = ent->rows,
                                 .metric = fli_ann_metric(p)};
     const int self = X == NULL;
     int64_t n_q;
@@ -142,6 +162,9 @@ static fl_status cagra_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_
 
 static fl_status cagra_check_attrs(fl_ctx *ctx, const fl_params *p, const fli_attr_set *set)
 {
+    const fli_attr *en = fli_attr_find(set, "entry_points_");
+    if (!en || en->dtype != FL_DTYPE_I32 || en->cols != 1 || en->rows < 1)
+        return fli_fail(ctx, FL_STATUS_CORRUPT, "CAGRA model: missing or mistyped entry points");
     const fli_attr *g = fli_attr_find(set, "graph_"), *x = fli_attr_find(set, "data_"),
                    *gd = fli_attr_find(set, "graph_degree_"), *nf = fli_attr_find(set, "n_features_in_"),
                    *ns = fli_attr_find(set, "n_samples_fit_");
@@ -156,6 +179,10 @@ static fl_status cagra_check_attrs(fl_ctx *ctx, const fl_params *p, const fli_at
     for (int64_t i = 0; i < n * g->cols; i++)
         if (e[i] < -1 || e[i] >= n)
             return fli_fail(ctx, FL_STATUS_CORRUPT, "CAGRA model: an edge points outside the graph");
+    const int32_t *ep = en->data;
+    for (int64_t i = 0; i < en->rows; i++)
+        if (ep[i] < 0 || ep[i] >= n)
+            return fli_fail(ctx, FL_STATUS_CORRUPT, "CAGRA model: an entry point is outside the graph");
     (void)p;
     return FL_STATUS_OK;
 }

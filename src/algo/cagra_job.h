@@ -16,8 +16,13 @@ extern "C" {
 
 typedef struct fli_cagra_index {
     int64_t n, d, degree;
-    const float *data;     /* n x d (cosine: rows normalised)             */
-    const int32_t *graph;  /* n x degree neighbour ids (-1: no edge)        */
+    const float *data;    /* n x d (cosine: rows normalised)             */
+    const int32_t *graph; /* n x degree neighbour ids (-1: no edge)        */
+    /* n_entries nodes spread over the data (the nearest node to each of
+     * ~sqrt(n) k-means centres): every search starts from them, so it
+     * reaches every cluster even where the graph is not connected */
+    const int32_t *entries;
+    int64_t n_entries;
     fli_knn_metric metric; /* SQEUCLIDEAN, EUCLIDEAN, COSINE or INNER       */
 } fli_cagra_index;
 

@@ -216,7 +216,7 @@ static float *sample_rows(fl_ctx *ctx, const float *x, int64_t n, int64_t d, int
 }
 
 fl_status fli_ivf_kmeans(fl_ctx *ctx, const float *x, int64_t n, int64_t d, int64_t m, int64_t k,
-                         int64_t iters, uint64_t seed, float *centers)
+                         int64_t iters, uint64_t seed, const char *init, float *centers)
 {
     if (m > n)
         m = n;
@@ -232,7 +232,7 @@ fl_status fli_ivf_kmeans(fl_ctx *ctx, const float *x, int64_t n, int64_t d, int6
     if (!st)
         st = fl_params_set_int(ctx, kp, "n_clusters", k);
     if (!st)
-        st = fl_params_set(ctx, kp, "init", "random");
+        st = fl_params_set(ctx, kp, "init", init);
     if (!st)
         st = fl_params_set_int(ctx, kp, "n_init", 1);
     if (!st)

@@ -43,11 +43,11 @@ fl_status fli_ivf_check_lists(fl_ctx *ctx, const char *index, const int64_t *off
  * for NaN/Inf on the copy. NULL with the context's message on failure. */
 float *fli_ivf_rows_f32(fl_ctx *ctx, const fl_array *X, int normalise, fl_status *st);
 
-/* k-means of the n x d float32 rows x into k centres (random init, iters
- * Lloyd iterations, seed) on a uniform sample of m rows (all when m >= n),
+/* k-means of the n x d float32 rows x into k centres (init "random" or
+ * "k-means++", iters Lloyd iterations, seed) on a uniform sample of m rows (all when m >= n),
  * through flashlib's KMeans (it runs where the context sends KMeans). */
 fl_status fli_ivf_kmeans(fl_ctx *ctx, const float *x, int64_t n, int64_t d, int64_t m, int64_t k,
-                         int64_t iters, uint64_t seed, float *centers);
+                         int64_t iters, uint64_t seed, const char *init, float *centers);
 
 /* The nearest of the L centres (L x d float32) of each of the n float32
  * rows x (row stride d): list_out[i], ties to the lower list. Through

@@ -136,7 +136,7 @@ static fl_status ivf_fit(fl_model *m, const fl_array *X, const fl_array *y, cons
         fli_log(ctx, FL_LOG_INFO, "ivf_flat: coarse k-means, %lld lists on %lld of %lld rows", (long long)L,
                 (long long)m_train, (long long)n);
         st = fli_ivf_kmeans(ctx, x, n, d, m_train, L, fli_param_int(p, "kmeans_n_iters"),
-                            fli_ann_seed(ctx, p), centers);
+                            fli_ann_seed(ctx, p), "random", centers);
     }
     if (!st)
         st = build_lists(ctx, NULL, centers, L, d, x, n, 0, metric, out);

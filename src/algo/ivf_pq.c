@@ -165,7 +165,8 @@ static fl_status train_codebooks(fl_ctx *ctx, const float *x, int64_t n, int64_t
     for (int64_t j = 0; j < M && !st; j++) {
         for (int64_t i = 0; i < m; i++)
             memcpy(sub + i * ds, r + i * d + j * ds, sizeof(float) * (size_t)ds);
-        st = fli_ivf_kmeans(ctx, sub, m, ds, m, ks, iters, seed + 1 + (uint64_t)j, codebooks + j * ks * ds);
+        st = fli_ivf_kmeans(ctx, sub, m, ds, m, ks, iters, seed + 1 + (uint64_t)j, "random",
+                            codebooks + j * ks * ds);
         if (!st)
             st = fli_progress(ctx, "ivf_pq.codebooks", j + 1, M);
     }
@@ -217,7 +218,7 @@ static fl_status pq_fit(fl_model *m, const fl_array *X, const fl_array *y, const
     if (!st) {
         fli_log(ctx, FL_LOG_INFO, "ivf_pq: coarse k-means, %lld lists on %lld of %lld rows", (long long)L,
                 (long long)m_train, (long long)n);
-        st = fli_ivf_kmeans(ctx, x, n, d, m_train, L, iters, seed, centers);
+        st = fli_ivf_kmeans(ctx, x, n, d, m_train, L, iters, seed, "random", centers);
     }
     if (!st)
         st = train_codebooks(ctx, x, n, d, M, ks, centers, L, by_residual, iters, seed, cbs);

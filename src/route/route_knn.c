@@ -81,10 +81,9 @@ fl_status fli_route_knn(const fl_hw_props *hw, int64_t n_db, int64_t n_q, int64_
     out->backend = FL_BACKEND_CUDA;
     fli_route_set_variant(out, p);
     fli_join(out->reason, sizeof out->reason,
-             (const char *const[]){why, hw->tag,
-                                   on_device ? "; data in device memory" : "; data streamed from the host",
-                                   sm90 ? "; Hopper wgmma scan (sm_90a)" : "; portable CUDA kernels (mma.sync, sm_80+)",
-                                   NULL});
+             (const char *const[]){
+                 why, hw->tag, on_device ? "; data in device memory" : "; data streamed from the host",
+                 sm90 ? "; Hopper wgmma scan (sm_90a)" : "; portable CUDA kernels (mma.sync, sm_80+)", NULL});
     if (prec_out)
         *prec_out = p;
     return FL_STATUS_OK;

@@ -360,6 +360,7 @@ int main(void)
     CHECK_OK(ctx, fl_model_attr_scalar(pq, "pq_dim_", &pqdim));
     CHECK(pqdim == D / 4);
     CHECK_OK(ctx, fl_model_save_buffer(pq, &buf, &len));
+    back = NULL;
     CHECK_OK(ctx, fl_model_load_buffer(ctx, buf, len, &back));
     if (back) {
         CHECK_OK(ctx, fl_model_kneighbors(back, &Qa, K, NULL, &I2a));
@@ -378,6 +379,59 @@ int main(void)
               "pq_dim=3: must divide n_features=16");
     fl_model_free(pq);
     fl_params_free(pp);
+
+    /* CAGRA: a graph over the blobs finds the true neighbours; the search
+     * knobs change after the build; X=None leaves each node out; a saved
+     * graph loads and answers the same; a corrupted one is refused */
+    fl_params *cp;
+    fl_model *cg;
+    CHECK_OK(ctx, fl_params_create(ctx, "cagra", &cp));
+    CHECK_OK(ctx, fl_params_set(ctx, cp, "graph_degree", "16"));
+    CHECK_OK(ctx, fl_params_set(ctx, cp, "intermediate_graph_degree", "32"));
+    CHECK_OK(ctx, fl_params_set(ctx, cp, "metric", "sqeuclidean"));
+    CHECK_OK(ctx, fl_params_set(ctx, cp, "random_state", "3"));
+    CHECK_OK(ctx, fl_model_create(ctx, "cagra", cp, &cg));
+    CHECK_OK(ctx, fl_model_fit(cg, &Xa, NULL, NULL));
+    CHECK_OK(ctx, fl_model_set_param(cg, "itopk_size", "128"));
+    CHECK_OK(ctx, fl_model_kneighbors(cg, &Qa, K, &Da, &Ia));
+    hit = 0;
+    for (long q = 0; q < NQ; q++) {
+        long ri[K];
+        double rd[K];
+        ref_knn(X, N, Q + q * D, -1, ri, rd);
+        for (long c = 0; c < K; c++)
+            for (long e = 0; e < K; e++)
+                hit += I[q * K + c] == ri[e];
+    }
+    CHECK_MSG(hit >= 0.95 * NQ * K, "CAGRA recall@10 %.3f", hit / (double)(NQ * K));
+    static int64_t Iself[N * 2];
+    fl_array Isa = fl_array_host(Iself, FL_DTYPE_I64, N, 2);
+    CHECK_OK(ctx, fl_model_kneighbors(cg, NULL, 2, NULL, &Isa));
+    long selfhit = 0;
+    for (long i = 0; i < N; i++)
+        selfhit += Iself[2 * i] == i || Iself[2 * i + 1] == i;
+    CHECK(selfhit == 0);
+    CHECK_ERR(ctx, fl_model_set_param(cg, "graph_degree", "8"), FL_STATUS_INVALID_ARG, "refit to change it");
+    CHECK_OK(ctx, fl_model_save_buffer(cg, &buf, &len));
+    back = NULL;
+    CHECK_OK(ctx, fl_model_load_buffer(ctx, buf, len, &back));
+    if (back) {
+        CHECK_OK(ctx, fl_model_kneighbors(back, &Qa, K, NULL, &I2a));
+        CHECK(memcmp(I, I2, sizeof I) == 0);
+        fl_model_free(back);
+    }
+    ((unsigned char *)buf)[len / 3] ^= 0x10;
+    bad_model = NULL;
+    CHECK(fl_model_load_buffer(ctx, buf, len, &bad_model) == FL_STATUS_CORRUPT && bad_model == NULL);
+    fl_buffer_free(buf);
+    fl_model_free(cg);
+    CHECK_OK(ctx, fl_params_set(ctx, cp, "intermediate_graph_degree", "8"));
+    CHECK_OK(ctx, fl_model_create(ctx, "cagra", cp, &cg));
+    CHECK_ERR(ctx, fl_model_fit(cg, &Xa, NULL, NULL), FL_STATUS_INVALID_ARG,
+              "intermediate_graph_degree=8: must be >= graph_degree=16");
+    CHECK(!fl_model_is_fitted(cg));
+    fl_model_free(cg);
+    fl_params_free(cp);
 
     /* the exact model keeps its raw data: every parameter is a search one */
     fl_model *e;

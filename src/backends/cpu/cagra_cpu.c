@@ -13,7 +13,8 @@
  * deterministic function of the kNN graph.
  *
  * Search. Each query keeps a sorted buffer of itopk candidates (distance,
- * node, expanded), seeded with n_seeds random nodes; every iteration
+ * node, expanded), seeded with the index's entry nodes (one per coarse
+ * cluster of the data) and n_seeds random nodes; every iteration
  * expands the search_width best unexpanded candidates (distances to their
  * neighbours not yet visited, inserted into the buffer) until none is left
  * or max_iterations ran. The k best are re-ranked with float64 distances.
@@ -48,8 +49,11 @@ fl_status fli_cpu_cagra_prune(fl_ctx *ctx, const int64_t *knn, int64_t n, int64_
     int64_t slots = 1;
     while (slots < 2 * K)
         slots <<= 1;
-    const size_t per = sizeof(int64_t) * (size_t)slots + sizeof(int32_t) * (size_t)slots +
-                       sizeof(int32_t) * (size_t)K + sizeof(int64_t) * (size_t)K + 64 * 4;
+    /* a multiple of 64 bytes: every thread's slice starts aligned */
+    const size_t per = ((sizeof(int64_t) * (size_t)slots + sizeof(int32_t) * (size_t)slots +
+                         sizeof(int32_t) * (size_t)K + sizeof(int64_t) * (size_t)K + 64 * 4) +
+                        63) &
+                       ~(size_t)63;
     char *ws = fli_malloc(ctx, per * (size_t)T, "CAGRA pruning workspace");
     int32_t *pruned = fli_malloc(ctx, sizeof(int32_t) * (size_t)(n * degree), "CAGRA pruned graph");
     int32_t *rev = fli_malloc(ctx, sizeof(int32_t) * (size_t)(n * degree), "CAGRA reverse edges");
@@ -192,9 +196,12 @@ fl_status fli_cpu_cagra_search(fl_ctx *ctx, const fli_cagra_search_job *job)
     const int ip = ix->metric == FLI_KNN_INNER, cosine = ix->metric == FLI_KNN_COSINE;
     const int T = fli_cpu_threads(ctx);
     const size_t words = (size_t)(n + 63) / 64;
-    const size_t per = sizeof(cand) * (size_t)cap + sizeof(uint64_t) * words + sizeof(int64_t) * 4096 +
-                       sizeof(float) * (size_t)d + sizeof(double) * (size_t)d +
-                       sizeof(ivf_final) * (size_t)k + 64 * 6;
+    /* a multiple of 64 bytes: every thread's slice starts aligned */
+    const size_t per =
+        ((sizeof(cand) * (size_t)cap + sizeof(uint64_t) * words + sizeof(int64_t) * 4096 +
+          sizeof(float) * (size_t)d + sizeof(double) * (size_t)d + sizeof(ivf_final) * (size_t)k + 64 * 6) +
+         63) &
+        ~(size_t)63;
     char *ws = fli_calloc(ctx, (size_t)T, per, "CAGRA search workspace");
     if (!ws)
         return FL_STATUS_OUT_OF_MEMORY;
@@ -230,6 +237,11 @@ fl_status fli_cpu_cagra_search(fl_ctx *ctx, const fli_cagra_search_job *job)
          : (seen[(v) >> 6] |= 1ull << ((v)&63), nt < 4096 ? (touched[nt++] = (v)) : (overflow = 1), 1))
             fli_rng r;
             fli_rng_seed(&r, job->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(qi + 1)));
+            for (int64_t s = 0; s < ix->n_entries; s++) {
+                const int64_t v = ix->entries[s];
+                if (v >= 0 && v < n && VISIT(v) && v != self)
+                    buf_insert(buf, &len, cap, (cand){key_of(ix, q32, ix->data + v * d), (int32_t)v, 0});
+            }
             for (int64_t s = 0; s < job->n_seeds; s++) {
                 int64_t v = fli_rng_below(&r, n);
                 if (VISIT(v) && v != self)

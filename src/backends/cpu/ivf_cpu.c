@@ -77,9 +77,12 @@ fl_status fli_cpu_ivf_search(fl_ctx *ctx, const fli_ivf_search_job *job)
     /* per thread: the block's coarse scores, the probe heap, one list's
      * dot products, the candidate heap, the float32 query, its float64 copy
      * and the final pool */
-    const size_t per = sizeof(float) * (size_t)(IVF_QB * L) + sizeof(ivf_cand) * (size_t)(P + cap) +
-                       sizeof(float) * (size_t)(maxlen + d) + sizeof(double) * (size_t)d +
-                       sizeof(ivf_final) * (size_t)cap + 64 * 6;
+    /* a multiple of 64 bytes: every thread's slice starts aligned */
+    const size_t per = ((sizeof(float) * (size_t)(IVF_QB * L) + sizeof(ivf_cand) * (size_t)(P + cap) +
+                         sizeof(float) * (size_t)(maxlen + d) + sizeof(double) * (size_t)d +
+                         sizeof(ivf_final) * (size_t)cap + 64 * 6) +
+                        63) &
+                       ~(size_t)63;
     size_t bytes;
     if (fli_mul_overflow(per, (size_t)T, &bytes))
         return fli_fail(ctx, FL_STATUS_OUT_OF_MEMORY, "IVF search: workspace size overflows");

@@ -105,9 +105,12 @@ fl_status fli_cpu_ivfpq_search(fl_ctx *ctx, const fli_ivfpq_search_job *job)
     }
     /* per thread: coarse scores, probe heap, candidate heap, the query
      * (float32 and float64), its residual, the look-up table, final pool */
-    const size_t per = sizeof(float) * (size_t)(PQ_QB * L) + sizeof(ivf_cand) * (size_t)(P + cap) +
-                       sizeof(float) * (size_t)(2 * d + M * ks) + sizeof(double) * (size_t)d +
-                       sizeof(ivf_final) * (size_t)cap + 64 * 8;
+    /* a multiple of 64 bytes: every thread's slice starts aligned */
+    const size_t per = ((sizeof(float) * (size_t)(PQ_QB * L) + sizeof(ivf_cand) * (size_t)(P + cap) +
+                         sizeof(float) * (size_t)(2 * d + M * ks) + sizeof(double) * (size_t)d +
+                         sizeof(ivf_final) * (size_t)cap + 64 * 8) +
+                        63) &
+                       ~(size_t)63;
     size_t bytes;
     char *ws = NULL;
     if (fli_mul_overflow(per, (size_t)T, &bytes) || !(ws = fli_malloc(ctx, bytes, "PQ search workspace"))) {
