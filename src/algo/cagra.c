@@ -36,11 +36,7 @@ static fl_status cagra_fit(fl_model *m, const fl_array *X, const fl_array *y, co
     fl_ctx *ctx = m->ctx;
     const fl_params *p = m->params;
     (void)y;
-    if (w)
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "cagra takes no sample_weight");
-    fl_status st = fli_check_data(ctx, X, "X");
-    if (!st)
-        st = check_params(ctx, p);
+    fl_status st = fli_ann_fit_checks(m, X, w);
     if (st)
         return st;
     const int64_t n = X->rows, d = X->cols;
@@ -187,11 +183,6 @@ static fl_status cagra_check_attrs(fl_ctx *ctx, const fl_params *p, const fli_at
     return FL_STATUS_OK;
 }
 
-static fl_status cagra_check_search(fl_ctx *ctx, const fl_params *p)
-{
-    return check_params(ctx, p);
-}
-
 static const char *const search_params[] = {"itopk_size",  "search_width", "max_iterations", "n_seeds",
                                             "n_neighbors", "random_state", "verbose",        NULL};
 
@@ -200,7 +191,7 @@ const fli_algo fli_algo_cagra = {
     .params = fli_cagra_params,
     .n_params = FLI_CAGRA_N_PARAMS,
     .attr_names = cagra_attrs,
-    .check_params = cagra_check_search,
+    .check_params = check_params,
     .fit = cagra_fit,
     .check_attrs = cagra_check_attrs,
     .kneighbors = cagra_kneighbors,

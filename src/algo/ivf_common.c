@@ -62,6 +62,16 @@ int64_t fli_ivf_train_rows(const fl_params *p, int64_t n, int64_t n_lists)
     return m < n_lists ? n_lists : m > n ? n : m;
 }
 
+fl_status fli_ann_fit_checks(fl_model *m, const fl_array *X, const fl_array *w)
+{
+    if (w)
+        return fli_fail(m->ctx, FL_STATUS_INVALID_ARG, "%s takes no sample_weight", m->algo->name);
+    fl_status st = fli_check_data(m->ctx, X, "X");
+    if (!st && m->algo->check_params)
+        st = m->algo->check_params(m->ctx, m->params);
+    return st;
+}
+
 fl_status fli_ann_check_query(fl_ctx *ctx, const char *index, const fl_array *X, int64_t d, int64_t n_fit,
                               int64_t k, const fl_array *D, const fl_array *I, int64_t *n_q)
 {

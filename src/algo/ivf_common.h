@@ -22,6 +22,10 @@ fl_status fli_ivf_check_params(fl_ctx *ctx, const fl_params *p);
 fl_status fli_ivf_check_sizes(fl_ctx *ctx, int64_t n_lists, int64_t n_probes, int64_t n);
 int64_t fli_ivf_train_rows(const fl_params *p, int64_t n, int64_t n_lists);
 
+/* What every index's fit checks first: no sample weights, X valid data,
+ * the parameters consistent (the algorithm's check_params). */
+fl_status fli_ann_fit_checks(fl_model *m, const fl_array *X, const fl_array *w);
+
 /* The checks every index's kneighbors makes: X (NULL: the indexed rows)
  * valid with d features, k within the candidates (in scikit-learn's
  * words), indices an I64 n_q x k array and distances (may be NULL) an f32

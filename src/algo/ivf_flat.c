@@ -116,11 +116,7 @@ static fl_status ivf_fit(fl_model *m, const fl_array *X, const fl_array *y, cons
     fl_ctx *ctx = m->ctx;
     const fl_params *p = m->params;
     (void)y;
-    if (w)
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "ivf_flat takes no sample_weight");
-    fl_status st = fli_check_data(ctx, X, "X");
-    if (!st)
-        st = fli_ivf_check_params(ctx, p);
+    fl_status st = fli_ann_fit_checks(m, X, w);
     if (st)
         return st;
     const int64_t n = X->rows, d = X->cols, L = fli_ivf_lists(p, n);

@@ -182,11 +182,7 @@ static fl_status pq_fit(fl_model *m, const fl_array *X, const fl_array *y, const
     fl_ctx *ctx = m->ctx;
     const fl_params *p = m->params;
     (void)y;
-    if (w)
-        return fli_fail(ctx, FL_STATUS_INVALID_ARG, "ivf_pq takes no sample_weight");
-    fl_status st = fli_check_data(ctx, X, "X");
-    if (!st)
-        st = fli_ivf_check_params(ctx, p);
+    fl_status st = fli_ann_fit_checks(m, X, w);
     if (st)
         return st;
     const int64_t n = X->rows, d = X->cols;
