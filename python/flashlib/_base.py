@@ -49,6 +49,25 @@ _FL_TO_NP = {v: k for k, v in _NP_TO_FL.items()}
 
 _FLOAT_DTYPES = [np.float64, np.float32]
 
+_SEED_MAX = 2**31 - 1
+
+
+def _seed_from(random_state):
+    """The integer seed of one fit, with scikit-learn's meaning of
+    random_state: None draws from numpy's global RandomState (so successive
+    fits differ, and np.random.seed makes them reproducible), an int is the
+    seed, a RandomState (or Generator) instance gives its next draw."""
+    if random_state is None:
+        return int(np.random.randint(0, _SEED_MAX))
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return int(random_state)  # the C table checks the range
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, _SEED_MAX))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, _SEED_MAX))
+    raise _errors.InvalidArgumentError(
+        f"random_state={random_state!r}: expected None, an int or a numpy RandomState")
+
 
 # ---- fallbacks when scikit-learn is absent ---------------------------------------
 if not HAVE_SKLEARN:  # pragma: no cover - exercised only without scikit-learn
@@ -286,10 +305,27 @@ class FlashlibEstimator(BaseEstimator):
 
     def _fl_param_values(self, X):
         """{C parameter name: value} for this fit: the Python parameter of the
-        same name (subclasses translate the ones whose Python form differs,
-        such as random_state or an init array)."""
+        same name, random_state turned into this fit's integer seed
+        (subclasses translate the others whose Python form differs, such as
+        an init array)."""
         params = self.get_params(deep=False)
-        return {row["name"]: params[row["name"]] for row in self._fl_param_table() if row["name"] in params}
+        values = {row["name"]: params[row["name"]] for row in self._fl_param_table() if row["name"] in params}
+        if "random_state" in values:
+            values["random_state"] = _seed_from(values["random_state"])
+        return values
+
+    def _fl_fit_model(self, X):
+        """The common fit: X validated (n_features_in_ recorded), a C model
+        built from the parameters, fitted on X and installed. Returns the
+        validated X; call it inside unchanged_on_error."""
+        X = validate_X(self, X, reset=True, finite=False)
+        values = self._fl_param_values(X)
+        Xa, Xkeep = host_view(X)
+        with self._fl_session(self._fl_context()) as ctx:
+            model = _lib.Model.create(ctx, self._fl_algo, self._fl_params(ctx, values))
+            model.fit(Xa, None, None)
+            self._fl_install(model)
+        return X
 
     def _fl_params(self, ctx, values):
         p = _lib.Params(ctx, self._fl_algo)

@@ -21,26 +21,6 @@ from . import _errors, _lib
 
 __all__ = ["KMeans"]
 
-_SEED_MAX = 2**31 - 1
-
-
-def _seed_from(random_state):
-    """The integer seed of one fit, with scikit-learn's meaning of
-    random_state: None draws from numpy's global RandomState (so successive
-    fits differ, and np.random.seed makes them reproducible), an int is the
-    seed, a RandomState (or Generator) instance gives its next draw."""
-    if random_state is None:
-        return int(np.random.randint(0, _SEED_MAX))
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        return int(random_state)  # the C table checks the range
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, _SEED_MAX))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, _SEED_MAX))
-    raise _errors.InvalidArgumentError(
-        f"random_state={random_state!r}: expected None, an int or a numpy RandomState")
-
-
 def _random_state_object(random_state):
     """A RandomState for callables that want one (init=callable)."""
     if random_state is None:
@@ -152,7 +132,6 @@ class KMeans(DenseFloatTagsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMi
                     RuntimeWarning,
                     stacklevel=3,
                 )
-        values["random_state"] = _seed_from(self.random_state)
         verbose = self.verbose
         if isinstance(verbose, numbers.Integral):
             values["verbose"] = min(int(verbose), 3)  # the C table's levels; more is as verbose

@@ -17,10 +17,7 @@ from ._base import (
     host_view,
     new_host,
     unchanged_on_error,
-    validate_X,
 )
-from . import _lib
-from .cluster import _seed_from
 
 __all__ = ["PCA", "TruncatedSVD"]
 
@@ -36,21 +33,10 @@ class _Decomposition(DenseFloatTagsMixin, ClassNamePrefixFeaturesOutMixin, Trans
     """What PCA and TruncatedSVD share: fit through the C model, transform and
     inverse_transform through the library."""
 
-    def _fl_param_values(self, X):
-        values = super()._fl_param_values(X)
-        values["random_state"] = _seed_from(self.random_state)
-        return values
-
     def fit(self, X, y=None):
         """Fits the model on X (n_samples x n_features)."""
         with unchanged_on_error(self):
-            X = validate_X(self, X, reset=True, finite=False)
-            values = self._fl_param_values(X)
-            Xa, Xkeep = host_view(X)
-            with self._fl_session(self._fl_context()) as ctx:
-                model = _lib.Model.create(ctx, self._fl_algo, self._fl_params(ctx, values))
-                model.fit(Xa, None, None)
-                self._fl_install(model)
+            self._fl_fit_model(X)
         return self
 
     def transform(self, X):

@@ -20,6 +20,7 @@ from ._base import (
     BaseEstimator,
     FlashlibEstimator,
     _FL_TO_NP,
+    _seed_from,
     host_view,
     new_host,
     unchanged_on_error,
@@ -104,13 +105,7 @@ class _NeighborsBase(FlashlibEstimator):
 
     def _fit_data(self, X):
         with unchanged_on_error(self):
-            X = validate_X(self, X, reset=True, finite=False)
-            values = self._fl_param_values(X)
-            Xa, Xkeep = host_view(X)
-            with self._fl_session(self._fl_context()) as ctx:
-                model = _lib.Model.create(ctx, self._fl_algo, self._fl_params(ctx, values))
-                model.fit(Xa, None, None)
-                self._fl_install(model)
+            X = self._fl_fit_model(X)
             self.effective_metric_ = _effective_metric(self.metric, self.p)
             self.effective_metric_params_ = {"p": self.p} if self.effective_metric_ == "minkowski" else {}
             self._fit_dtype = X.dtype
@@ -455,23 +450,10 @@ class KNeighborsRegressor(RegressorMixin, _Supervised):
 class _IndexBase(FlashlibEstimator):
     """fit / kneighbors / search shared by the approximate indexes."""
 
-    def _fl_param_values(self, X):
-        from .cluster import _seed_from
-
-        values = super()._fl_param_values(X)
-        values["random_state"] = _seed_from(self.random_state)
-        return values
-
     def fit(self, X, y=None):
         """Builds the index on X (n_samples x n_features); y is ignored."""
         with unchanged_on_error(self):
-            X = validate_X(self, X, reset=True, finite=False)
-            values = self._fl_param_values(X)
-            Xa, Xkeep = host_view(X)
-            with self._fl_session(self._fl_context()) as ctx:
-                model = _lib.Model.create(ctx, self._fl_algo, self._fl_params(ctx, values))
-                model.fit(Xa, None, None)
-                self._fl_install(model)
+            X = self._fl_fit_model(X)
             self._fit_dtype = X.dtype
         return self
 
@@ -707,8 +689,6 @@ class CAGRA(_IndexBase):
         self.verbose = verbose
 
     def _search_params(self):
-        from .cluster import _seed_from
-
         return {"itopk_size": self.itopk_size, "search_width": self.search_width,
                 "max_iterations": self.max_iterations, "n_seeds": self.n_seeds,
                 "random_state": _seed_from(self.random_state)}
