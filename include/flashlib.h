@@ -60,6 +60,7 @@ typedef enum fl_status {
     FL_STATUS_CANCELLED = -10,       /* the progress callback asked to stop         */
     FL_STATUS_NOT_FITTED = -11,      /* a method needs a fitted model               */
     FL_STATUS_INTERNAL = -12,        /* a bug in flashlib: please report it         */
+    FL_STATUS_NUMERICAL = -13,       /* the input is too ill-conditioned for the method */
 } fl_status;
 
 /* Name of a status code ("FL_STATUS_INVALID_ARG"); never NULL. */
@@ -460,6 +461,100 @@ typedef struct fl_neighbors {
 FL_API fl_status fl_model_radius_neighbors(fl_model *m, const fl_array *X, double radius, int sort_results,
                                            fl_neighbors *out);
 FL_API void fl_neighbors_free(fl_neighbors *r);
+
+/* ------------------------------------------------------------------------ */
+/* Linear algebra                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* What a linear-algebra call did, filled on success when the caller passes
+ * one (may be NULL). */
+typedef struct fl_linalg_report {
+    char variant[32];         /* the variant that ran: "3xtf32", "qdwh"...  */
+    fl_backend backend;       /* where it ran                               */
+    int32_t iterations;       /* iterative methods: steps taken, else 0     */
+    double expected_residual; /* the cost model's RMS relative error of the
+                                 variant at this shape (GEMM), or the
+                                 method's convergence tolerance             */
+} fl_linalg_report;
+
+/*
+ * C = alpha op(A) op(B) + beta C with a GEMM precision variant ("gemm").
+ * A, B, C: row-major arrays of one dtype (f32 or f64), all on the host or
+ * all on the context's GPU; op(A) is m x k, op(B) k x n, C m x n;
+ * trans_a / trans_b: 0 as stored, 1 transposed. beta 0: C is only written.
+ * variant: "fp64", "fp32", "tf32", "3xtf32", "bf16", "3xbf16", "fp16",
+ *   "3xfp16", "fp16x9", "fp16x3_kahan", "tf32x6", "ozaki_int8" (a "gemm_"
+ *   prefix is accepted), or NULL / "auto": with tol > 0 the variant the cost
+ *   model estimates fastest on this context's device among those whose
+ *   expected residual is <= tol (the rule of fl_info_estimate("gemm", ...,
+ *   "tol=...")); with tol <= 0 the data's native precision (fp32 / fp64).
+ * The CPU runs every variant with the same arithmetic as the GPU (operands
+ * split and rounded the same way), so its errors are the variant's, not
+ * the CPU's; only fp32 and fp64 are fast there.
+ * moduli: Ozaki scheme II modulus count (2..20; 0 = 16), else ignored.
+ * Errors: FL_STATUS_INVALID_ARG (shapes, dtypes, memory spaces, unknown
+ * variant, no variant meets tol), FL_STATUS_OUT_OF_MEMORY; C untouched.
+ */
+FL_API fl_status fl_gemm(fl_ctx *ctx, const char *variant, double tol, int moduli, int trans_a, int trans_b,
+                         double alpha, const fl_array *A, const fl_array *B, double beta, fl_array *C,
+                         fl_linalg_report *report);
+
+/* Centred scatter ("cov_gemm"): C (d x d) = (X - 1 mu^T)^T (X - 1 mu^T) for
+ * X (n x d), mu the column means, in one pass over X (shifted sums: exact
+ * to the data's precision, no centred copy). mean (1 x d, may be NULL)
+ * receives mu. center 0: C = X^T X. The same dtype and memory rules as
+ * fl_gemm; variant NULL = native. Divide by n - 1 for the covariance. */
+FL_API fl_status fl_cov_gemm(fl_ctx *ctx, const char *variant, const fl_array *X, int center, fl_array *C,
+                             fl_array *mean, fl_linalg_report *report);
+/* Gram matrix ("gram_gemm"): G (n x n) = X X^T. */
+FL_API fl_status fl_gram_gemm(fl_ctx *ctx, const char *variant, const fl_array *X, fl_array *G,
+                              fl_linalg_report *report);
+
+/* CholeskyQR2 ("cholqr2") of a tall X (m x n, m >= n): Q (m x n,
+ * orthonormal columns; may be X itself) and R (n x n upper, may be NULL)
+ * with X = Q R. Two Cholesky QR passes in the data's precision; when X is
+ * too ill-conditioned (or rank deficient) for a plain Cholesky of X^T X, a
+ * shifted pass runs first (shifted CholeskyQR3), and Q is orthonormal and
+ * X = QR to working precision all the same (report->iterations: passes).
+ * FL_STATUS_NUMERICAL when X is zero. */
+FL_API fl_status fl_cholqr2(fl_ctx *ctx, const fl_array *X, fl_array *Q, fl_array *R,
+                            fl_linalg_report *report);
+
+/* Splits X (f32, any shape) into `parts` float32 arrays ("split_basis"),
+ * X = parts[0] + parts[1] + ... with every entry of parts[i] exactly
+ * representable in `format` ("tf32", "bf16", "fp16"; fp16 entries can be
+ * subnormal or overflow for |x| outside fp16's range, as a cast would).
+ * These are the operands of the split GEMM variants. parts: 1..3. */
+FL_API fl_status fl_split_basis(fl_ctx *ctx, const fl_array *X, const char *format, int parts, fl_array *out);
+
+/*
+ * Symmetric eigendecomposition ("eigh") of A (n x n, f32/f64, the lower
+ * triangle is read): eigenvalues w (1 x k) ascending and eigenvectors V
+ * (n x k, column j for w[j]). n_components k: 0 = all n, else the k
+ * largest (1..n). variant: "cusolver" (divide and conquer: LAPACK syevd on
+ * the CPU, cuSOLVER syevd on the GPU), "jacobi" (cyclic Jacobi sweeps),
+ * "qdwh" (spectral divide and conquer with QDWH polar decompositions),
+ * "qdwh_ns" (the same with Newton-Schulz polar steps), "halko" (randomized
+ * subspace iteration for the top k, seeded by the context; it finds the
+ * largest in magnitude, so A should be positive semi-definite, as a
+ * covariance is), NULL = "cusolver". V may be NULL (values only). Outputs
+ * untouched on error.
+ */
+FL_API fl_status fl_eigh(fl_ctx *ctx, const char *variant, const fl_array *A, int64_t n_components,
+                         fl_array *w, fl_array *V, fl_linalg_report *report);
+
+/*
+ * Polar decomposition ("polar") A = U H of A (m x n, m >= n, f32/f64): U
+ * (m x n) with orthonormal columns, H (n x n, symmetric positive
+ * semi-definite; may be NULL). variant: "qdwh_hybrid" (QDWH: QR-based
+ * steps while ill-conditioned, then Cholesky-based), "express" (Polar
+ * Express: odd polynomial steps of GEMMs only), "express_warm" (Polar
+ * Express started from U0, which must be close to the answer, e.g. the
+ * previous factor in a sequence), "zolo" (Zolotarev rational steps), NULL =
+ * "qdwh_hybrid". U0: express_warm only (m x n), else NULL.
+ */
+FL_API fl_status fl_polar(fl_ctx *ctx, const char *variant, const fl_array *A, const fl_array *U0,
+                          fl_array *U, fl_array *H, fl_linalg_report *report);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,7 @@ STATUS_NAMES = {
     -10: "FL_STATUS_CANCELLED",
     -11: "FL_STATUS_NOT_FITTED",
     -12: "FL_STATUS_INTERNAL",
+    -13: "FL_STATUS_NUMERICAL",
 }
 
 
@@ -128,6 +129,13 @@ class InternalError(FlashlibError, RuntimeError):
     status = -12
 
 
+class NumericalError(FlashlibError, ValueError):
+    """The input is too ill-conditioned for the method (FL_STATUS_NUMERICAL),
+    e.g. a rank-deficient matrix given to CholeskyQR2."""
+
+    status = -13
+
+
 _CLASSES = {
     cls.status: cls
     for cls in (
@@ -142,6 +150,7 @@ _CLASSES = {
         VersionMismatchError,
         CancelledError,
         InternalError,
+        NumericalError,
     )
 }
 

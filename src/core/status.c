@@ -22,6 +22,7 @@ const char *fl_status_str(fl_status status)
     case FL_STATUS_CANCELLED: return "FL_STATUS_CANCELLED";
     case FL_STATUS_NOT_FITTED: return "FL_STATUS_NOT_FITTED";
     case FL_STATUS_INTERNAL: return "FL_STATUS_INTERNAL";
+    case FL_STATUS_NUMERICAL: return "FL_STATUS_NUMERICAL";
     }
     return "FL_STATUS_UNKNOWN";
 }

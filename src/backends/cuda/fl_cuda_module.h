@@ -18,13 +18,14 @@
 #include "algo/ivf_job.h"
 #include "algo/kmeans_job.h"
 #include "algo/knn_job.h"
+#include "algo/linalg.h"
 #include "flashlib.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define FLI_CUDA_ABI 9
+#define FLI_CUDA_ABI 10
 
 /* Per-context state the core hands to every call. The module owns `state`
  * (stream, cuBLAS handle, cached buffers), created by ctx_init and released
@@ -98,6 +99,13 @@ typedef struct fli_cuda_api {
      * host, outputs on the host. The index's lists stay on the device
      * between calls, keyed by job->index_key; ctx_free releases them. */
     fl_status (*ivf_search)(fli_cuda_env *env, const fli_ivf_search_job *job);
+
+    /* Dense linear algebra (algo/linalg.h): fills *la with the module's
+     * implementation of the fli_la operations on the context's GPU, for
+     * matrices of dtype dt (F32 or F64), on the context's stream; la->err
+     * is set by the caller. Nothing to release: the cuBLAS/cuSOLVER
+     * handles live in the context's state. */
+    fl_status (*la_open)(fli_cuda_env *env, fl_dtype dt, fli_la *la);
 } fli_cuda_api;
 
 typedef const fli_cuda_api *(*fli_cuda_module_get_fn)(void);
