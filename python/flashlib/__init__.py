@@ -37,12 +37,13 @@ _LAZY = {
     "CancelledError": ("_errors", "CancelledError"),
     "NotFittedError": ("_errors", "NotFittedError"),
     "InternalError": ("_errors", "InternalError"),
+    "NumericalError": ("_errors", "NumericalError"),
 }
 
 __all__ = ["__version__", *_LAZY]
 
 
-_SUBMODULES = ("cluster", "decomposition", "info", "neighbors")
+_SUBMODULES = ("cluster", "decomposition", "info", "linalg", "neighbors")
 
 
 def __getattr__(name):

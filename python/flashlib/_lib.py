@@ -57,6 +57,17 @@ class Array(Structure):
     ]
 
 
+class LinalgReport(Structure):
+    """fl_linalg_report: what a linear-algebra call did."""
+
+    _fields_ = [
+        ("variant", c_char * 32),
+        ("backend", c_int),
+        ("iterations", c_int32),
+        ("expected_residual", c_double),
+    ]
+
+
 class ParamDef(Structure):
     """fl_param_def: one row of a primitive's parameter table."""
 
@@ -241,6 +252,14 @@ PROTOTYPES = [
     ("fl_neighbors_free", None, [POINTER(Neighbors)]),
     ("fl_model_set_param", fl_status, [ModelP, c_char_p, c_char_p]),
     ("fl_model_add", fl_status, [ModelP, ArrayP]),
+    # linear algebra
+    ("fl_gemm", fl_status,
+     [CtxP, c_char_p, c_double, c_int, c_int, c_int, c_double, ArrayP, ArrayP, c_double, ArrayP,
+      POINTER(LinalgReport)]),
+    ("fl_cov_gemm", fl_status, [CtxP, c_char_p, ArrayP, c_int, ArrayP, ArrayP, POINTER(LinalgReport)]),
+    ("fl_gram_gemm", fl_status, [CtxP, c_char_p, ArrayP, ArrayP, POINTER(LinalgReport)]),
+    ("fl_cholqr2", fl_status, [CtxP, ArrayP, ArrayP, ArrayP, POINTER(LinalgReport)]),
+    ("fl_split_basis", fl_status, [CtxP, ArrayP, c_char_p, c_int, ArrayP]),
 ]
 
 # Exported for tests but not in the public header: bound when present.
