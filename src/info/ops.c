@@ -157,7 +157,7 @@ static const fl_param_def x_gemm[] = {
     P_FLT("tol", "none", 0, 1, "none", NULL, "largest acceptable relative error: picks the cheapest variant"),
     P_CH("variant", "auto", fli_gemm_variant_choices, NULL,
          "a variant by name (auto: tol, else the dtype's)"),
-    P_INT("num_moduli", "8", 2, 20, NULL, NULL, "moduli of gemm_ozaki_int8"),
+    P_INT("num_moduli", "16", 2, 20, NULL, NULL, "moduli of gemm_ozaki_int8 (Ozaki scheme II)"),
     P_INT("threads", "auto", 1, 4096, "auto", NULL, "CPU threads (CPU device)"),
 };
 static const fl_param_def x_eigh[] = {
