@@ -34,6 +34,9 @@ typedef struct fli_cuda_state {
                                  (ivf_cuda.cu), released by ctx_free          */
     void *knn_db;             /* the device copy of the last model database
                                  searched (knn_cuda.cu), released by ctx_free */
+    void *la;                 /* linear algebra's memory pool and cuBLAS
+                                 workspace (linalg_cuda.cu), released by
+                                 ctx_free                                     */
 } fli_cuda_state;
 
 static inline fli_cuda_state *fli_state(fli_cuda_env *env) { return (fli_cuda_state *)env->state; }

@@ -19,6 +19,8 @@ extern "C" void fli_cuda_linalg_release(fli_cuda_state *s);
 extern "C" fl_status fli_cuda_ivf_search(fli_cuda_env *env, const fli_ivf_search_job *job);
 extern "C" void fli_cuda_ivf_release(fli_cuda_env *env);
 extern "C" void fli_cuda_knn_release(fli_cuda_env *env);
+extern "C" fl_status fli_cuda_la_open(fli_cuda_env *env, fl_dtype dt, fli_la *la);
+extern "C" void fli_cuda_la_release(fli_cuda_env *env);
 
 static void free_state(fli_cuda_state *s) {
     if (!s) return;
@@ -80,6 +82,7 @@ static void mod_ctx_free(fli_cuda_env *env) {
     if (s->stream) cudaStreamSynchronize(s->stream);
     fli_cuda_ivf_release(env);
     fli_cuda_knn_release(env);
+    fli_cuda_la_release(env);
     free_state(s);
     env->state = NULL;
 }
@@ -129,6 +132,7 @@ static const fli_cuda_api g_api = {
     FLI_CUDA_ABI,       FL_VERSION_STRING, mod_ctx_init,     mod_ctx_free,
     mod_pointer_device, mod_memcpy,        mod_kmeans_fit,   mod_kmeans_assign,
     fli_cuda_pca_cov,   fli_cuda_decomp_apply, fli_cuda_knn_search, fli_cuda_ivf_search,
+    fli_cuda_la_open,
 };
 
 extern "C" __attribute__((visibility("default"))) const fli_cuda_api *fli_cuda_module_get(void) {
