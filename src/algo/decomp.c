@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "algo/decomp_job.h"
+#include "algo/decomp_la.h"
 #include "algo/decomp_params.h"
 #include "backends/cpu/cpu.h"
 #include "backends/cuda/fl_cuda_module.h"
@@ -59,23 +60,26 @@ typedef struct dc_setup {
 static fl_status cpu_backend(fl_ctx *ctx, const char *algo, const char *solver, const fl_array *X,
                              const fli_decomp_backend **be)
 {
-    if (ctx->kind == FLI_DEVICE_CUDA && solver && !strcmp(solver, "covariance_eigh") &&
-        !strcmp(algo, "pca")) {
-        /* covariance_eigh routes to the GPU unless none is usable: say why */
+    if (ctx->kind == FLI_DEVICE_CUDA &&
+        ((solver && !strcmp(solver, "covariance_eigh") && !strcmp(algo, "pca")) ||
+         (solver && !strcmp(solver, "randomized")))) {
+        /* these route to the GPU unless none is usable: say why */
         const fli_cuda_api *api;
         fli_cuda_env *env;
         fl_status st = fli_cuda_acquire(ctx, &api, &env);
         return st ? st : fli_fail(ctx, FL_STATUS_NO_DEVICE, "the requested GPU is not usable");
     }
     if (ctx->kind == FLI_DEVICE_CUDA)
-        return fli_fail(ctx, FL_STATUS_UNSUPPORTED,
-                        "%s%s%s has no CUDA path yet (only PCA with svd_solver='covariance_eigh' runs on the "
-                        "GPU): use device 'cpu' or 'auto' (which runs it on the CPU)",
-                        algo, solver ? " with svd_solver=" : "", solver ? solver : "");
+        return fli_fail(
+            ctx, FL_STATUS_UNSUPPORTED,
+            "%s%s%s has no CUDA path yet (only PCA's covariance_eigh and the randomized solvers run "
+            "on the GPU): use device 'cpu' or 'auto' (which runs it on the CPU)",
+            algo, solver ? (strcmp(algo, "pca") ? " with algorithm=" : " with svd_solver=") : "",
+            solver ? (strcmp(solver, "full") || !strcmp(algo, "pca") ? solver : "arpack") : "");
     if (X->mem != FL_MEM_HOST)
         return fli_fail(ctx, FL_STATUS_UNSUPPORTED,
-                        "%s%s%s runs on the CPU only: pass X in host memory (only PCA with "
-                        "svd_solver='covariance_eigh' takes device memory)",
+                        "%s%s%s runs on the CPU only: pass X in host memory (only PCA's covariance_eigh and "
+                        "the randomized solvers take device memory)",
                         algo, solver ? " with svd_solver=" : "", solver ? solver : "");
     *be = &fli_cpu_decomp;
     return FL_STATUS_OK;
@@ -115,7 +119,7 @@ static fl_status setup(fl_ctx *ctx, const fli_algo *a, const fl_params *p, const
         /* the GPU is looked for only when the solver has a CUDA path, so
          * the other solvers never touch the driver */
         fli_route_decomp(NULL, 1, n, d, X->dtype, 0, 0, sw, v, &s->route, &s->solver);
-        if (s->solver == FLI_DECOMP_EIGH)
+        if (s->solver == FLI_DECOMP_EIGH || s->solver == FLI_DECOMP_RANDOMIZED)
             fli_route_decomp(ctx_gpu(ctx, &hw), 1, n, d, X->dtype, X->mem == FL_MEM_CUDA,
                              ctx->kind == FLI_DEVICE_CUDA, sw, v, &s->route, &s->solver);
         s->exact_truncated = sw == PCA_ARPACK;
@@ -145,8 +149,9 @@ static fl_status setup(fl_ctx *ctx, const fli_algo *a, const fl_params *p, const
     } else {
         s->k = fli_param_int(p, "n_components");
         const int alg = fli_param_word(p, "algorithm"); /* randomized|arpack */
-        fli_route_decomp(NULL, 0, n, d, X->dtype, X->mem == FL_MEM_CUDA, 0, alg, (double)s->k, &s->route,
-                         &s->solver);
+        fl_hw_props hw;
+        fli_route_decomp(alg == 1 ? NULL : ctx_gpu(ctx, &hw), 0, n, d, X->dtype, X->mem == FL_MEM_CUDA,
+                         ctx->kind == FLI_DEVICE_CUDA, alg, (double)s->k, &s->route, &s->solver);
         s->exact_truncated = alg == 1;
         if (d < 2)
             return fli_fail(ctx, FL_STATUS_INVALID_ARG,
@@ -321,7 +326,7 @@ static fl_status decomp_fit(fl_ctx *ctx, const fli_algo *a, const fl_params *p, 
         return st;
     const fli_decomp_backend *be = NULL;
     const int gpu = s.route.backend != FL_BACKEND_CPU;
-    if (!gpu && (st = cpu_backend(ctx, a->name, s.is_pca ? s.route.variant : NULL, X, &be)) != FL_STATUS_OK)
+    if (!gpu && (st = cpu_backend(ctx, a->name, s.route.variant, X, &be)) != FL_STATUS_OK)
         return st;
     const int64_t n = X->rows, d = X->cols, mn = n < d ? n : d;
     fli_log(ctx, FL_LOG_INFO, "%s %lld x %lld: %s/%s (%s)", a->name, (long long)n, (long long)d,
@@ -332,6 +337,7 @@ static fl_status decomp_fit(fl_ctx *ctx, const fli_algo *a, const fl_params *p, 
     double *mean = fli_malloc(ctx, sizeof(double) * (size_t)d, "mean");
     double *ev = fli_malloc(ctx, sizeof(double) * (size_t)cap, "explained variance");
     double *ratio = fli_malloc(ctx, sizeof(double) * (size_t)cap, "explained variance ratio");
+    double *pv = NULL; /* TruncatedSVD on the GPU: the projections' variances come with the fit */
     if (!comp || !sv || !mean || !ev || !ratio) {
         st = FL_STATUS_OUT_OF_MEMORY;
         goto done;
@@ -354,7 +360,18 @@ static fl_status decomp_fit(fl_ctx *ctx, const fli_algo *a, const fl_params *p, 
     job.mean = mean;
     job.components = comp;
     job.sv = sv;
-    if ((st = gpu ? gpu_eigh_fit(ctx, X, &s, &job) : be->fit(ctx, &job)) != FL_STATUS_OK) {
+    if ((gpu || ctx->decomp_la) && s.solver == FLI_DECOMP_RANDOMIZED) {
+        fli_la la;
+        if (!s.is_pca && !(pv = fli_malloc(ctx, sizeof(double) * (size_t)cap, "projected variance")))
+            st = FL_STATUS_OUT_OF_MEMORY;
+        if (!st)
+            st = fli_la_open(ctx, X->dtype, fli_array_device(X), &la, NULL);
+        if (!st)
+            st = fli_decomp_randomized_la(ctx, &la, X, &job, pv);
+    } else {
+        st = gpu ? gpu_eigh_fit(ctx, X, &s, &job) : be->fit(ctx, &job);
+    }
+    if (st != FL_STATUS_OK) {
         if (job.nonfinite && X->mem == FL_MEM_HOST && (st = fli_check_finite(ctx, X, "X")) == FL_STATUS_OK)
             st = fli_fail(ctx, FL_STATUS_INVALID_ARG, "X: a column sum overflows %s: values are too large",
                           fl_dtype_name(X->dtype));
@@ -399,7 +416,9 @@ static fl_status decomp_fit(fl_ctx *ctx, const fli_algo *a, const fl_params *p, 
             }
         }
     } else {
-        if ((st = projected_variance(ctx, be, X, comp, k, ev)) != FL_STATUS_OK)
+        if (pv)
+            memcpy(ev, pv, sizeof(double) * (size_t)k);
+        else if ((st = projected_variance(ctx, be, X, comp, k, ev)) != FL_STATUS_OK)
             goto done;
         const double full = job.total_ss / (double)n;
         for (int64_t i = 0; i < k; i++)
@@ -424,6 +443,7 @@ done:
     fli_free(ctx, mean);
     fli_free(ctx, ev);
     fli_free(ctx, ratio);
+    fli_free(ctx, pv);
     return st;
 }
 

@@ -91,9 +91,7 @@ static size_t span_bytes(const fl_array *a)
     return ((size_t)(a->rows - 1) * (size_t)a->ld + (size_t)a->cols) * fl_dtype_size(a->dtype);
 }
 
-/* A pointer to a's elements in la's memory: a->data itself when it lives
- * there, else a fresh copy (*owned set; release it). */
-static fl_status in_la_memory(fli_la *la, const fl_array *a, const void **p, void **owned)
+fl_status fli_la_borrow(fli_la *la, const fl_array *a, const void **p, void **owned)
 {
     *owned = NULL;
     if (fli_array_device(a) == la->device_id) {
@@ -118,7 +116,7 @@ fl_status fli_la_load(fli_la *la, fl_ctx *ctx, const fl_array *a, void **out)
     (void)ctx;
     const void *src;
     void *owned, *m = NULL;
-    fl_status st = in_la_memory(la, a, &src, &owned);
+    fl_status st = fli_la_borrow(la, a, &src, &owned);
     if (st)
         return st;
     st = la->ops->alloc(la, fli_la_esize(la) * (size_t)(a->rows * a->cols), &m);
@@ -336,7 +334,7 @@ fl_status fl_gemm(fl_ctx *ctx, const char *variant, double tol, int moduli, int 
     const omp_guard g = threads_enter(ctx);
     const void *pa, *pb;
     void *oa = NULL, *ob = NULL, *oc = NULL, *pc = C->data;
-    if (!(st = in_la_memory(&la, A, &pa, &oa)) && !(st = in_la_memory(&la, B, &pb, &ob))) {
+    if (!(st = fli_la_borrow(&la, A, &pa, &oa)) && !(st = fli_la_borrow(&la, B, &pb, &ob))) {
         if (fli_array_device(C) != la.device_id) {
             /* host C, GPU context: C's buffer on the device (read when beta != 0) */
             st = la.ops->alloc(&la, span_bytes(C) + 8, &oc);
@@ -396,7 +394,7 @@ fl_status fl_cov_gemm(fl_ctx *ctx, const char *variant, const fl_array *X, int c
     /* shifted sums: with s = the first row, X^T X - n m m^T computed as
      * (X - 1 s^T)^T (X - 1 s^T) - n (m - s)(m - s)^T, whose terms are small
      * when the data sit far from the origin (no cancellation of big sums) */
-    st = in_la_memory(&la, X, &px, &ox);
+    st = fli_la_borrow(&la, X, &px, &ox);
     if (!st)
         st = la.ops->alloc(&la, es * (size_t)(d * d), &S);
     if (!st)

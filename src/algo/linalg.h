@@ -221,6 +221,11 @@ void fli_la_cpu_init(fli_la *la, fl_ctx *ctx, fl_dtype dt);
  * *backend says which (may be NULL). */
 fl_status fli_la_open(fl_ctx *ctx, fl_dtype dt, int32_t data_dev, fli_la *la, fl_backend *backend);
 
+/* a's elements in la's memory: *p = a->data when a lives there, else a
+ * fresh copy of its span (rows - 1) ld + cols, *owned set (release it).
+ * The layout stays a's: read column-major it is a^T (cols x rows, ld). */
+fl_status fli_la_borrow(fli_la *la, const fl_array *a, const void **p, void **owned);
+
 /* A matrix in la's memory: the public row-major array `a` (rows x cols,
  * ld) copied as the column-major matrix it represents (rows x cols, ld
  * = rows) into fresh scratch *out. The copy is how the algorithms get

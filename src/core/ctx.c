@@ -65,6 +65,10 @@ fl_status fl_ctx_create(const char *device, fl_ctx **out, char *err, size_t err_
     ctx->disable_sm90 = s && *s && strcmp(s, "0") != 0;
     s = getenv("FL_KM_RESCORE");
     ctx->km_rescore = !(s && s[0] == '0');
+    /* FL_DECOMP_LA=1: the CPU runs the randomized PCA / TruncatedSVD solver
+     * through the same fli_la code as the GPU (tests compare the two) */
+    s = getenv("FL_DECOMP_LA");
+    ctx->decomp_la = s && s[0] == '1';
     s = getenv("FL_KM_FUSED");
     ctx->km_fused = s && s[0] == '1';
     s = getenv("FL_NUM_THREADS");

@@ -12,8 +12,9 @@
 /* PCA's svd_solver words: auto|full|covariance_eigh|arpack|randomized. */
 
 /*
- * CPU or GPU for PCA's covariance_eigh (the only decomposition with a CUDA
- * path so far; the others and TruncatedSVD run on the CPU):
+ * CPU or GPU for PCA's covariance_eigh (the randomized solver of PCA and
+ * TruncatedSVD goes to the GPU when device 'cuda' asks or X lives there;
+ * the exact solvers run on the CPU):
  *  - device 'cuda', or X already in device memory: the GPU;
  *  - float64 host X under 'auto': the CPU (the GPU path is float32);
  *  - float32 host X under 'auto': the GPU when n_features >= GPU_MIN_D and
@@ -105,17 +106,27 @@ fl_status fli_route_decomp(const fl_hw_props *hw, int is_pca, int64_t n, int64_t
             where = "CPU backend (host X, n_samples x n_features^2 < 2^26 or n_features < 64: the copy "
                     "to the GPU and its fixed cost outweigh the product)";
         }
+    } else if (gpu && s == FLI_DECOMP_RANDOMIZED && (force_gpu || x_on_device)) {
+        out->backend = FL_BACKEND_CUDA;
+        where = force_gpu ? "CUDA backend (device cuda requested)" : "CUDA backend (X in device memory)";
+    } else if (gpu && s == FLI_DECOMP_RANDOMIZED) {
+        where =
+            "CPU backend (host X under 'auto': no measured crossover for the GPU's randomized solver yet; "
+            "device 'cuda' or device memory runs it there)";
     } else if (gpu) {
-        where = is_pca ? "CPU backend (no CUDA path for this solver yet: only covariance_eigh)"
-                       : "CPU backend (no CUDA path for TruncatedSVD yet)";
+        where = "CPU backend (no CUDA path for this solver yet: only covariance_eigh and randomized)";
     } else {
         where = "CPU backend (no GPU in use)";
     }
-    const char *prec = out->backend != FL_BACKEND_CPU ? "float32 products of shifted chunks, float64 scatter "
-                                                        "and eigh"
-                       : dtype == FL_DTYPE_F64        ? "float64"
-                       : s == FLI_DECOMP_EIGH         ? "float32 blocks merged in float64"
-                                                      : "float32 products, float64 small factorisations";
+    const char *prec = out->backend != FL_BACKEND_CPU && s == FLI_DECOMP_RANDOMIZED
+                           ? "products in the data's precision on cuBLAS, CholeskyQR2 normaliser, float64 "
+                             "small SVD"
+                       : out->backend != FL_BACKEND_CPU
+                           ? "float32 products of shifted chunks, float64 scatter "
+                             "and eigh"
+                       : dtype == FL_DTYPE_F64 ? "float64"
+                       : s == FLI_DECOMP_EIGH  ? "float32 blocks merged in float64"
+                                               : "float32 products, float64 small factorisations";
     snprintf(out->reason, sizeof out->reason, "%s; %s, %s", why, where, prec);
     if (solver_out)
         *solver_out = s;

@@ -143,8 +143,12 @@ def test_bad_input():
 
 
 def test_cuda_device_other_solvers_say_no_cuda_path():
-    """Only covariance_eigh runs on the GPU: the rest say so, GPU or not."""
+    """Only covariance_eigh and randomized run on the GPU: the exact solvers
+    say so, GPU or not."""
     with pytest.raises(flashlib.UnsupportedError, match="no CUDA path yet"):
         flashlib.PCA(svd_solver="full", device="cuda").fit(_data())
     with pytest.raises(flashlib.UnsupportedError, match="no CUDA path yet"):
-        flashlib.TruncatedSVD(3, device="cuda").fit(_data())
+        flashlib.TruncatedSVD(3, algorithm="arpack", device="cuda").fit(_data())
+    if flashlib.diagnose(probe=False)["cuda_device_count"] == 0:
+        with pytest.raises(flashlib.NoDeviceError):  # it has one: no GPU here
+            flashlib.TruncatedSVD(3, device="cuda").fit(_data())

@@ -71,4 +71,22 @@ def test_cuda_forced_other_solvers_unsupported():
     with pytest.raises(flashlib.UnsupportedError, match="no CUDA path"):
         flashlib.PCA(n_components=3, svd_solver="full", device="cuda").fit(X)
     with pytest.raises(flashlib.UnsupportedError, match="no CUDA path"):
-        flashlib.TruncatedSVD(n_components=3, device="cuda").fit(X)
+        flashlib.TruncatedSVD(n_components=3, algorithm="arpack", device="cuda").fit(X)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cuda_randomized_matches_exact(dtype):
+    """The randomized solvers on the GPU (fli_la over cuBLAS/cuSOLVER)
+    against the exact decomposition of the same data."""
+    rng = np.random.default_rng(5)
+    X = (rng.standard_normal((20000, 64)) * np.geomspace(10, 0.1, 64) + 3.0).astype(dtype)
+    g = flashlib.PCA(n_components=8, svd_solver="randomized", random_state=0, device="cuda").fit(X)
+    s = SkPCA(n_components=8, svd_solver="full").fit(X.astype(np.float64))
+    comp = g.components_ * np.sign(np.sum(g.components_ * s.components_, axis=1, keepdims=True))
+    assert np.max(np.abs(comp - s.components_)) < 1e-3
+    assert rel(g.explained_variance_, s.explained_variance_) < 1e-4
+    assert rel(g.explained_variance_ratio_, s.explained_variance_ratio_) < 1e-4
+    t = flashlib.TruncatedSVD(n_components=8, random_state=0, device="cuda").fit(X)
+    c = flashlib.TruncatedSVD(n_components=8, random_state=0, device="cpu").fit(X)
+    assert rel(t.singular_values_, c.singular_values_) < 1e-4
+    assert rel(t.explained_variance_, c.explained_variance_) < 1e-3

@@ -1,0 +1,80 @@
+"""The randomized PCA / TruncatedSVD solver written over flashlib's dense
+operations (the GPU's path) run on the CPU's implementation of them
+(FL_DECOMP_LA=1), against the CPU backend's own randomized solver and
+scikit-learn. Same data, same subspace: components agree up to sign."""
+import os
+
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA as SkPCA
+from sklearn.decomposition import TruncatedSVD as SkTSVD
+
+import flashlib
+
+
+def data(n, d, dtype, offset=5.0, seed=0):
+    rng = np.random.default_rng(seed)
+    scales = np.geomspace(10.0, 0.1, d)  # a decaying spectrum: randomized converges
+    X = rng.standard_normal((n, d)) * scales + offset * (1 + np.arange(d) / d)
+    return X.astype(dtype)
+
+
+@pytest.fixture
+def la_path(monkeypatch):
+    monkeypatch.setenv("FL_DECOMP_LA", "1")
+    yield
+    monkeypatch.delenv("FL_DECOMP_LA")
+
+
+def align(a, b):
+    return a * np.sign(np.sum(a * b, axis=1, keepdims=True))
+
+
+def err(g, ref):
+    return np.max(np.abs(align(g.components_, ref.components_) - ref.components_))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_pca_randomized_la_matches(la_path, dtype):
+    """Randomized is an approximation: against the exact PCA the la path's
+    error is that of the CPU backend's randomized solver (another random
+    start), and both are small on a decaying spectrum."""
+    X = data(3000, 40, dtype)
+    kw = dict(n_components=5, svd_solver="randomized", random_state=0, device="cpu")
+    g = flashlib.PCA(**kw).fit(X)
+    os.environ.pop("FL_DECOMP_LA")
+    c = flashlib.PCA(**kw).fit(X)
+    os.environ["FL_DECOMP_LA"] = "1"
+    s = SkPCA(n_components=5, svd_solver="full").fit(X.astype(np.float64))
+    e_la, e_cpu = err(g, s), err(c, s)
+    assert e_la < 3 * e_cpu + 1e-5 and e_la < 1e-3, (e_la, e_cpu)
+    rt = 1e-6 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(g.explained_variance_, s.explained_variance_, rtol=rt)
+    np.testing.assert_allclose(g.explained_variance_ratio_, s.explained_variance_ratio_, rtol=rt)
+    np.testing.assert_allclose(g.singular_values_, s.singular_values_, rtol=rt)
+    np.testing.assert_allclose(g.mean_, s.mean_, rtol=1e-6)
+    np.testing.assert_allclose(g.noise_variance_, s.noise_variance_, rtol=1e-3)
+    np.testing.assert_allclose(np.abs(g.transform(X[:50])), np.abs(s.transform(X[:50].astype(np.float64))),
+                               rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_truncated_svd_la_matches(la_path, dtype):
+    X = data(2500, 30, dtype, offset=0.5, seed=1)
+    g = flashlib.TruncatedSVD(n_components=4, random_state=0, device="cpu").fit(X)
+    s = SkTSVD(n_components=4, algorithm="arpack").fit(X.astype(np.float64))
+    assert err(g, s) < 1e-3
+    rt = 1e-6 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(g.singular_values_, s.singular_values_, rtol=rt)
+    np.testing.assert_allclose(g.explained_variance_, s.explained_variance_, rtol=1e-4)
+    np.testing.assert_allclose(g.explained_variance_ratio_, s.explained_variance_ratio_, rtol=1e-4)
+
+
+def test_la_path_far_from_origin(la_path):
+    """A mean 1e4 times the spread: the shifted centring keeps the variance."""
+    rng = np.random.default_rng(3)
+    X = (1e4 + rng.standard_normal((4000, 12)) * np.geomspace(3, 0.3, 12)).astype(np.float32)
+    g = flashlib.PCA(n_components=3, svd_solver="randomized", random_state=0, device="cpu").fit(X)
+    s = SkPCA(n_components=3, svd_solver="full").fit(X.astype(np.float64))
+    np.testing.assert_allclose(g.explained_variance_, s.explained_variance_, rtol=1e-3)
+    np.testing.assert_allclose(g.explained_variance_ratio_, s.explained_variance_ratio_, rtol=1e-3)
