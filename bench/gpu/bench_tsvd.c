@@ -135,13 +135,19 @@ int main(int argc, char **argv)
     const int64_t n = argc > 3 ? atoll(argv[3]) : 1000000, d = argc > 4 ? atoll(argv[4]) : 512;
     const int64_t k = argc > 5 ? atoll(argv[5]) : 32;
     float *h = malloc(sizeof(float) * (size_t)(n * d));
-    uint64_t s = 12345;
-    for (int64_t i = 0; i < n; i++)
+    double *scale = malloc(sizeof(double) * (size_t)d);
+    for (int64_t j = 0; j < d; j++)
+        scale[j] = 10.0 * pow(0.01, (double)j / (double)(d - 1));
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t s = 12345 + 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1);
         for (int64_t j = 0; j < d; j++) {
             s = s * 6364136223846793005ull + 1442695040888963407ull;
             const double u = (double)(s >> 11) * 0x1p-53 * 2 - 1;
-            h[i * d + j] = (float)(0.5 + 10.0 * pow(0.01, (double)j / (double)(d - 1)) * u);
+            h[i * d + j] = (float)(0.5 + scale[j] * u);
         }
+    }
+    free(scale);
     void *dp;
     CK(cudaMalloc(&dp, sizeof(float) * (size_t)(n * d)));
     CK(cudaMemcpy(dp, h, sizeof(float) * (size_t)(n * d), cudaMemcpyHostToDevice));
