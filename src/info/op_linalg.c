@@ -277,8 +277,8 @@ static double gemm_nodes(fli_est *e, int parent, const gemm_var *v, double M, do
         e->r->calibration = entry->describe;
     e->r->model_key = v->name;
     if (tier == FL_INFO_TIER_CALIBRATED)
-        fli_note(e, "GEMM runtime calibrated against cuBLAS through PyTorch on this device (flashlib's own "
-                    "GEMM kernels do not exist yet)");
+        fli_note(e, "GEMM runtime calibrated against cuBLAS through PyTorch on this device (fl_gemm runs its "
+                    "products on cuBLAS too)");
     if (!e->r->implemented && tier > FL_INFO_TIER_ROOFLINE && tier != FL_INFO_TIER_CALIBRATED)
         tier = FL_INFO_TIER_ROOFLINE;
     double moduli = fli_p_num(e, "num_moduli");
@@ -431,13 +431,15 @@ static const gemm_var *pick(fli_est *e, double M, double K, double N)
 static void set_route(fli_est *e, const gemm_var *v, const char *why)
 {
     fl_info_result *r = e->r;
-    memcpy(r->backend, "none", 5);
     fli_join(r->variant, sizeof r->variant, (const char *const[]){v->name, NULL});
-    fli_join(
-        r->reason, sizeof r->reason,
-        (const char *const[]){why, ": ", v->what, " (modelled; flashlib has no GEMM kernels yet)", NULL});
-    fli_note(e, "not implemented in flashlib yet: the cost of the variant as designed, roofline unless "
-                "calibrated; residuals are documented models (src/info/op_linalg.c) until measured");
+    fli_join(r->reason, sizeof r->reason,
+             (const char *const[]){why, ": ", v->what,
+                                   e->dev->is_gpu
+                                       ? " (fl_gemm: the parts' products on cuBLAS)"
+                                       : " (fl_gemm on the CPU: the variant's arithmetic through BLAS)",
+                                   NULL});
+    fli_note(e, "fl_gemm runs this variant; its runtime is the roofline of its products and passes unless "
+                "calibrated, its residual a documented model (src/info/op_linalg.c) checked by the tests");
 }
 
 static const char *why_variant(fli_est *e)
@@ -636,8 +638,9 @@ int fli_est_cholqr2(fli_est *e)
         return FL_INFO_EINVAL;
     snprintf(e->r->variant, sizeof e->r->variant, "fp32");
     snprintf(e->r->reason, sizeof e->r->reason,
-             "CholeskyQR twice: Gram, Cholesky, triangular solve (modelled)");
-    fli_note(e, "not implemented in flashlib yet: roofline of 2 x (Gram mn^2, Cholesky n^3/3, solve mn^2)");
+             "CholeskyQR twice: Gram, Cholesky, triangular solve (fl_cholqr2; a shifted third pass when "
+             "the Gram matrix is not positive definite)");
+    fli_note(e, "roofline of 2 x (Gram mn^2, Cholesky n^3/3, solve mn^2): not calibrated");
     for (int pass = 0; pass < 2; pass++) {
         int p = fli_node(e, 0, pass ? "second pass" : "first pass", "Gram, Cholesky, triangular solve", 1);
         fli_roof_leaf(e, p, "gram (X^T X)", NULL, 1, m * n * (n + 1), FL_INFO_PREC_FP32, FLI_CLASS_GEMM,
@@ -662,7 +665,9 @@ int fli_est_split_basis(fli_est *e)
         return FL_INFO_EINVAL;
     snprintf(e->r->variant, sizeof e->r->variant, "%s", fmt == 2 ? "tf32" : fmt == 1 ? "fp16" : "bf16");
     snprintf(e->r->reason, sizeof e->r->reason, "split into %g parts (modelled)", parts);
-    fli_note(e, "not implemented in flashlib yet: one streaming pass, roofline");
+    fli_note(e, "not implemented in flashlib yet as modelled (a device-side pass): fl_split_basis writes "
+                "float32 parts and stages device arrays through the host; this is the design's streaming "
+                "pass, roofline");
     fli_roof_leaf(e, 0, "split", "read the matrix once, write every part", 1, 3 * parts * m * n,
                   FL_INFO_PREC_FP32, FLI_CLASS_STREAM,
                   m * n * ((double)fli_dtype_bytes(e->dtype) + parts * pb), 1, FL_INFO_TIER_ROOFLINE);
