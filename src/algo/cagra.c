@@ -7,6 +7,12 @@
  * re-ranked exactly. itopk_size is the recall knob and may change after
  * the build (fl_model_set_param), as may search_width, max_iterations,
  * n_seeds and n_neighbors.
+ *
+ * The search goes where route_ivf.c's fli_route_cagra says: the CUDA
+ * module's cagra_search (cagra_cuda.cu: the same walk, a thread block per
+ * query, the graph kept on the device between searches) for device 'cuda'
+ * or batches large enough to pay, else the CPU backend. Both start from
+ * the same random nodes, drawn here (seed_nodes).
  */
 #include <math.h>
 #include <string.h>
@@ -15,7 +21,9 @@
 #include "algo/cagra_params.h"
 #include "algo/ivf_common.h"
 #include "backends/cpu/cpu.h"
+#include "backends/cuda/fl_cuda_module.h"
 #include "core/internal.h"
+#include "route/route.h"
 
 static const char *const cagra_attrs[] = {
     "graph_", "data_", "entry_points_", "graph_degree_", "n_features_in_", "n_samples_fit_", NULL};
@@ -102,6 +110,24 @@ static fl_status cagra_fit(fl_model *m, const fl_array *X, const fl_array *y, co
     return st;
 }
 
+/* Each query's n_seeds random starting nodes (n_q x n_seeds), the draws
+ * cagra_cpu.c makes when it is given none: one stream per query seeded
+ * from the search seed and the query's number. */
+static int32_t *seed_nodes(fl_ctx *ctx, uint64_t seed, int64_t n_q, int64_t n_seeds, int64_t n)
+{
+    int32_t *s = fli_malloc(ctx, sizeof(int32_t) * (size_t)(n_q * n_seeds > 0 ? n_q * n_seeds : 1),
+                            "CAGRA starting nodes");
+    if (!s)
+        return NULL;
+    for (int64_t qi = 0; qi < n_q; qi++) {
+        fli_rng r;
+        fli_rng_seed(&r, seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(qi + 1)));
+        for (int64_t j = 0; j < n_seeds; j++)
+            s[qi * n_seeds + j] = (int32_t)fli_rng_below(&r, n);
+    }
+    return s;
+}
+
 static fl_status cagra_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_array *D, fl_array *I)
 {
     fl_ctx *ctx = m->ctx;
@@ -121,35 +147,56 @@ static fl_status cagra_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_
     fl_status st = fli_ann_check_query(ctx, "CAGRA", X, ix.d, ix.n, k, D, I, &n_q);
     if (st)
         return st;
+    const int64_t itopk = fli_param_int(p, "itopk_size") < k ? k : fli_param_int(p, "itopk_size");
+    const int64_t width = fli_param_int(p, "search_width"), n_seeds = fli_param_int(p, "n_seeds");
+    const uint64_t seed = fli_ann_seed(ctx, p);
+    /* the backend: device 'cuda' without a usable GPU fails here, saying why */
+    fl_hw_props hw;
+    int gpu = 0;
+    if ((st = fli_ctx_gpu(ctx, &hw, &gpu)) != FL_STATUS_OK)
+        return st;
+    fl_route r;
+    fli_route_cagra(gpu ? &hw : NULL, ix.n, ix.d, ix.degree, ix.n_entries, itopk, width, n_q,
+                    ctx->kind == FLI_DEVICE_CUDA, &r);
+    fli_log(ctx, FL_LOG_INFO, "cagra search: %lld queries, k=%lld, itopk %lld, width %lld: %s (%s)",
+            (long long)n_q, (long long)k, (long long)itopk, (long long)width, fl_backend_name(r.backend),
+            r.reason);
+    const fli_cuda_api *api = NULL;
+    fli_cuda_env *env = NULL;
+    if (r.backend != FL_BACKEND_CPU && (st = fli_cuda_acquire(ctx, &api, &env)) != FL_STATUS_OK)
+        return st;
     float *q = self ? NULL : fli_ivf_rows_f32(ctx, X, 0, &st);
+    int32_t *seeds = st ? NULL : seed_nodes(ctx, seed, n_q, n_seeds, ix.n);
     int64_t *self_ids = self ? fli_malloc(ctx, sizeof(int64_t) * (size_t)n_q, "CAGRA self indices") : NULL;
     double *dist = fli_malloc(ctx, sizeof(double) * (size_t)(n_q * k), "CAGRA distances");
     int64_t *idx = fli_malloc(ctx, sizeof(int64_t) * (size_t)(n_q * k), "CAGRA indices");
-    if (!st && ((!self && !q) || (self && !self_ids) || !dist || !idx))
+    if (!st && ((!self && !q) || (self && !self_ids) || !seeds || !dist || !idx))
         st = FL_STATUS_OUT_OF_MEMORY;
     if (!st) {
         if (self)
             for (int64_t i = 0; i < n_q; i++)
                 self_ids[i] = i;
-        const int64_t itopk = fli_param_int(p, "itopk_size");
         const fli_cagra_search_job job = {.ix = ix,
                                           .q = self ? ix.data : q,
                                           .n_q = n_q,
                                           .q_ld = ix.d,
                                           .k = k,
-                                          .itopk = itopk < k ? k : itopk,
-                                          .width = fli_param_int(p, "search_width"),
+                                          .itopk = itopk,
+                                          .width = width,
                                           .max_iter = fli_param_int(p, "max_iterations"),
-                                          .n_seeds = fli_param_int(p, "n_seeds"),
-                                          .seed = fli_ann_seed(ctx, p),
+                                          .n_seeds = n_seeds,
+                                          .seed = seed,
+                                          .seed_nodes = seeds,
                                           .self_ids = self_ids,
                                           .dist = dist,
-                                          .idx = idx};
-        st = fli_cpu_cagra_search(ctx, &job);
+                                          .idx = idx,
+                                          .index_key = m->generation};
+        st = api ? api->cagra_search(env, &job) : fli_cpu_cagra_search(ctx, &job);
     }
     if (!st)
         st = fli_ivf_put_result(ctx, dist, idx, n_q, k, D, I);
     fli_free(ctx, q);
+    fli_free(ctx, seeds);
     fli_free(ctx, self_ids);
     fli_free(ctx, dist);
     fli_free(ctx, idx);

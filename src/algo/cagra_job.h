@@ -32,9 +32,17 @@ typedef struct fli_cagra_search_job {
     int64_t n_q, q_ld;
     int64_t k, itopk, width, max_iter, n_seeds;
     uint64_t seed;
+    /* n_q x n_seeds random starting nodes drawn from `seed` (algo/cagra.c,
+     * fli_cagra_seed_nodes), so both backends start from the same nodes;
+     * NULL: the CPU draws them itself (the same draws), the GPU refuses */
+    const int32_t *seed_nodes;
     const int64_t *self_ids; /* query i is node self_ids[i] (or NULL) */
     double *dist;            /* outputs, host, n_q x k dense */
     int64_t *idx;
+    /* Identity of the graph (the model's generation, never 0): the CUDA
+     * module keeps the last graph it searched on the device, re-uploaded
+     * when this key (or a size) changes; 0: no cached copy. */
+    uint64_t index_key;
 } fli_cagra_search_job;
 
 #ifdef __cplusplus

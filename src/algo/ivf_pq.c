@@ -10,6 +10,12 @@
  *
  * compression_ratio (Python) = 4 d / pq_dim bytes a row (codes only; the
  * ids and, with refine, the raw rows come on top).
+ *
+ * The search goes where route_ivf.c's fli_route_ivf_pq says: the CUDA
+ * module's ivfpq_search (ivfpq_cuda.cu: the CPU's look-up tables and keys
+ * bit for bit, the index kept on the device between searches, keyed by
+ * the model's generation) for device 'cuda' or batches large enough to
+ * pay, else the CPU backend (ivfpq_cpu.c).
  */
 #include <math.h>
 #include <string.h>
@@ -19,7 +25,9 @@
 #include "algo/ivf_params.h"
 #include "algo/ivfpq_job.h"
 #include "backends/cpu/cpu.h"
+#include "backends/cuda/fl_cuda_module.h"
 #include "core/internal.h"
+#include "route/route.h"
 
 static const char *const pq_attrs[] = {"cluster_centers_", "pq_centers_",    "list_offsets_",  "list_ids_",
                                        "list_codes_",      "list_data_",     "n_lists_",       "pq_dim_",
@@ -278,6 +286,23 @@ static fl_status pq_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_arr
     if (P > ix.n_lists)
         return fli_fail(ctx, FL_STATUS_INVALID_ARG, "n_probes=%lld: must be <= n_lists=%lld", (long long)P,
                         (long long)ix.n_lists);
+    const double refine = fli_param_float(m->params, "refine");
+    const int64_t pool = ix.data ? (int64_t)ceil(refine * (double)k) : k;
+    /* the backend: device 'cuda' without a usable GPU fails here, saying why */
+    fl_hw_props hw;
+    int gpu = 0;
+    if ((st = fli_ctx_gpu(ctx, &hw, &gpu)) != FL_STATUS_OK)
+        return st;
+    fl_route r;
+    fli_route_ivf_pq(gpu ? &hw : NULL, ix.n, ix.n_lists, P, n_q, ix.d, ix.M, ix.ksub, pool,
+                     ctx->kind == FLI_DEVICE_CUDA, &r);
+    fli_log(ctx, FL_LOG_INFO, "ivf_pq search: %lld queries, k=%lld, %lld of %lld lists, pool %lld: %s (%s)",
+            (long long)n_q, (long long)k, (long long)P, (long long)ix.n_lists, (long long)pool,
+            fl_backend_name(r.backend), r.reason);
+    const fli_cuda_api *api = NULL;
+    fli_cuda_env *env = NULL;
+    if (r.backend != FL_BACKEND_CPU && (st = fli_cuda_acquire(ctx, &api, &env)) != FL_STATUS_OK)
+        return st;
     float *q = NULL;
     int64_t *self_ids = NULL;
     if (self)
@@ -289,8 +314,6 @@ static fl_status pq_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_arr
     if (!st && (!q || !dist || !idx))
         st = FL_STATUS_OUT_OF_MEMORY;
     if (!st) {
-        const double refine = fli_param_float(m->params, "refine");
-        int64_t pool = ix.data ? (int64_t)ceil(refine * (double)k) : k;
         fli_ivfpq_search_job job = {.ix = ix,
                                     .q = q,
                                     .n_q = n_q,
@@ -300,8 +323,9 @@ static fl_status pq_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_arr
                                     .pool = pool,
                                     .self_ids = self_ids,
                                     .dist = dist,
-                                    .idx = idx};
-        st = fli_cpu_ivfpq_search(ctx, &job);
+                                    .idx = idx,
+                                    .index_key = m->generation};
+        st = api ? api->ivfpq_search(env, &job) : fli_cpu_ivfpq_search(ctx, &job);
     }
     if (!st)
         st = fli_ivf_put_result(ctx, dist, idx, n_q, k, D, I);

@@ -41,6 +41,11 @@ typedef struct fli_ivfpq_search_job {
     const int64_t *self_ids; /* query i is stored row self_ids[i] (or NULL) */
     double *dist;            /* outputs, host, n_q x k dense */
     int64_t *idx;
+    /* Identity of the index's arrays (the model's generation, never 0; add()
+     * makes a new one): the CUDA module keeps the last index it searched on
+     * the device and uploads it again only when this key (or a size)
+     * changes. 0: no cached copy is kept or used. The CPU ignores it. */
+    uint64_t index_key;
 } fli_ivfpq_search_job;
 
 #ifdef __cplusplus

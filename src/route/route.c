@@ -5,6 +5,7 @@
  * always describes what would really run, and `flashlib route` prints the
  * rule that fired.
  */
+#include <math.h>
 #include <string.h>
 
 #include "algo/ivf_params.h"
@@ -51,26 +52,28 @@ fl_status fl_route_query(fl_ctx *ctx, const char *algo, const fl_hw_props *hw, i
                              0, out, NULL);
     }
     if (a == &fli_algo_cagra) {
-        out->backend = FL_BACKEND_CPU;
-        memcpy(out->variant, "graph", 6);
-        fli_join(
-            out->reason, sizeof out->reason,
-            (const char *const[]){"CAGRA: the exact kNN graph of the build runs where exact kNN would (GPU "
-                                  "when in use); pruning and the graph search on the CPU backend (no CUDA "
-                                  "search yet)",
-                                  NULL});
-        return FL_STATUS_OK;
+        /* the shape serves as the graph's rows and as the queries; the
+         * entry nodes are ~sqrt(n) (algo/cagra.c) */
+        const int64_t deg = fli_param_int(params, "graph_degree") < n_samples - 1
+                                ? fli_param_int(params, "graph_degree")
+                                : (n_samples > 1 ? n_samples - 1 : 1);
+        const int64_t k = fli_param_int(params, "n_neighbors"), it = fli_param_int(params, "itopk_size");
+        const int64_t E = (int64_t)ceil(sqrt((double)n_samples));
+        return fli_route_cagra(hw, n_samples, n_features, deg, E, it < k ? k : it,
+                               fli_param_int(params, "search_width"), n_samples, 0, out);
     }
     if (a == &fli_algo_ivf_pq) {
-        out->backend = FL_BACKEND_CPU;
-        memcpy(out->variant, "pq", 3);
-        fli_join(
-            out->reason, sizeof out->reason,
-            (const char *const[]){"IVF-PQ: the coarse k-means and the codebooks' k-means run where KMeans "
-                                  "would (GPU when in use); encoding and the look-up-table search on the "
-                                  "CPU backend (no CUDA search yet)",
-                                  NULL});
-        return FL_STATUS_OK;
+        const int64_t L = fli_param_word(params, "n_lists") == 0 ? fli_ivf_auto_lists(n_samples)
+                                                                 : fli_param_int(params, "n_lists");
+        const int64_t P = fli_param_word(params, "n_probes") == 0 ? fli_ivf_auto_probes(L)
+                                                                  : fli_param_int(params, "n_probes");
+        const int64_t M = fli_param_word(params, "pq_dim") == 0 ? fli_ivf_auto_pq_dim(n_features)
+                                                                : fli_param_int(params, "pq_dim");
+        const int64_t k = fli_param_int(params, "n_neighbors");
+        const double refine = fli_param_float(params, "refine");
+        const int64_t pool = refine > 1 ? (int64_t)ceil(refine * (double)k) : k;
+        return fli_route_ivf_pq(hw, n_samples, L, P, n_samples, n_features, M,
+                                (int64_t)1 << fli_param_int(params, "pq_bits"), pool, 0, out);
     }
     if (a == &fli_algo_ivf_flat) {
         /* the shape serves as the index and as the queries */

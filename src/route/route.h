@@ -45,4 +45,23 @@ fl_status fli_route_knn(const fl_hw_props *hw, int64_t n_db, int64_t n_q, int64_
 fl_status fli_route_ivf_flat(const fl_hw_props *hw, int64_t n, int64_t n_lists, int64_t n_probes, int64_t n_q,
                              int64_t d, int64_t k, int force_gpu, fl_route *out);
 
+/* IVF-PQ search: as IVF-Flat, with pq_dim M sub-spaces of ksub centroids
+ * and `pool` candidates re-ranked per query (refine x k, or k without the
+ * raw rows). The GPU takes pools up to FLI_IVFPQ_GPU_MAX_POOL and tables
+ * (M x ksub floats) up to FLI_IVFPQ_GPU_MAX_LUT. Rule in route_ivf.c. */
+#define FLI_IVFPQ_GPU_MAX_POOL 1024
+#define FLI_IVFPQ_GPU_MAX_LUT 32768
+fl_status fli_route_ivf_pq(const fl_hw_props *hw, int64_t n, int64_t n_lists, int64_t n_probes, int64_t n_q,
+                           int64_t d, int64_t M, int64_t ksub, int64_t pool, int force_gpu, fl_route *out);
+
+/* CAGRA search of n_q queries against a graph of n nodes (d features,
+ * `degree` edges each, n_entries entry nodes), keeping itopk candidates and
+ * expanding `width` per iteration. The GPU takes itopk up to
+ * FLI_CAGRA_GPU_MAX_ITOPK and width x degree up to FLI_CAGRA_GPU_MAX_CAND.
+ * Rule in route_ivf.c. */
+#define FLI_CAGRA_GPU_MAX_ITOPK 512
+#define FLI_CAGRA_GPU_MAX_CAND 1024
+fl_status fli_route_cagra(const fl_hw_props *hw, int64_t n, int64_t d, int64_t degree, int64_t n_entries,
+                          int64_t itopk, int64_t width, int64_t n_q, int force_gpu, fl_route *out);
+
 #endif

@@ -98,6 +98,110 @@ static fl_model *clone_into(fl_ctx *to, fl_model *m)
     return out;
 }
 
+/* IVF-PQ and CAGRA: GPU and CPU result sets of one search. The LUT sums
+ * are the CPU's bit for bit, but the coarse scores come from cuBLAS on one
+ * side and BLAS on the other (and CAGRA's keys are summed in another
+ * order), so a near-tie can put a different row in a set. Returns the
+ * share of the CPU's ids that the GPU also returned for the same query;
+ * *dist_bad counts shared ids whose distances differ by more than 1e-5
+ * relative, and rows padded differently. */
+static double set_agreement(const int64_t *ig, const double *dg, const int64_t *ic, const double *dc, long n,
+                            long k, long *dist_bad)
+{
+    long shared = 0, total = 0;
+    *dist_bad = 0;
+    for (long q = 0; q < n; q++)
+        for (long a = 0; a < k; a++) {
+            const int64_t id = ic[q * k + a];
+            if (id < 0) {
+                *dist_bad += ig[q * k + a] != -1;
+                continue;
+            }
+            total++;
+            for (long b = 0; b < k; b++)
+                if (ig[q * k + b] == id) {
+                    shared++;
+                    *dist_bad += fabs(dg[q * k + b] - dc[q * k + a]) > 1e-5 * (1 + fabs(dc[q * k + a]));
+                    break;
+                }
+        }
+    return total ? (double)shared / (double)total : 1.0;
+}
+
+/* The last routing reason the GPU context logged (its log callback). */
+static char g_last_search[512];
+static void log_search(void *user, fl_log_level level, const char *msg)
+{
+    (void)user, (void)level;
+    if (strstr(msg, " search: "))
+        snprintf(g_last_search, sizeof g_last_search, "%s", msg);
+}
+
+/* Searches mg (GPU context) and mc (CPU) alike; checks that the GPU ran,
+ * that at least min_agree of the CPU's ids come back, with equal
+ * distances; returns the GPU's ids (n x k, caller frees) for recall. */
+static int64_t *ann_gpu_vs_cpu(fl_model *mg, fl_model *mc, const float *Q, long n, long d, long k,
+                               double min_agree, const char *what)
+{
+    int64_t *ig = malloc(sizeof(int64_t) * n * k), *ic = malloc(sizeof(int64_t) * n * k);
+    double *dg = malloc(sizeof(double) * n * k), *dc = malloc(sizeof(double) * n * k);
+    for (long i = 0; i < n * k; i++)
+        ig[i] = -7, dg[i] = -7;
+    fl_array Qa = fl_array_host((void *)Q, FL_DTYPE_F32, n, d);
+    fl_array Ig = fl_array_host(ig, FL_DTYPE_I64, n, k), Dg = fl_array_host(dg, FL_DTYPE_F64, n, k);
+    fl_array Ic = fl_array_host(ic, FL_DTYPE_I64, n, k), Dc = fl_array_host(dc, FL_DTYPE_F64, n, k);
+    g_last_search[0] = 0;
+    fl_status sg = fl_model_kneighbors(mg, Q ? &Qa : NULL, k, &Dg, &Ig);
+    CHECK_MSG(sg == FL_STATUS_OK, "%s: GPU search failed: %s", what, fl_status_str(sg));
+    CHECK_MSG(strstr(g_last_search, ": cuda (") != NULL, "%s: not searched on the GPU: '%s'", what,
+              g_last_search);
+    fl_status sc = fl_model_kneighbors(mc, Q ? &Qa : NULL, k, &Dc, &Ic);
+    CHECK(sc == FL_STATUS_OK);
+    if (sg == FL_STATUS_OK && sc == FL_STATUS_OK) {
+        long dist_bad = 0;
+        const double agree = set_agreement(ig, dg, ic, dc, n, k, &dist_bad);
+        CHECK_MSG(agree >= min_agree && dist_bad == 0,
+                  "%s: GPU/CPU agreement %.4f (need %.2f), %ld distances off", what, agree, min_agree,
+                  dist_bad);
+    }
+    free(ic), free(dg), free(dc);
+    return ig;
+}
+
+/* recall@k of ids (n x k) against the float64 brute force (squared L2). */
+static double recall_l2(const int64_t *ids, const float *X, long nb, const float *Q, long n, long d, long k)
+{
+    long hit = 0;
+    double *dist = malloc(sizeof(double) * nb);
+    for (long q = 0; q < n; q++) {
+        for (long i = 0; i < nb; i++) {
+            double s = 0;
+            for (long f = 0; f < d; f++) {
+                const double v = (double)Q[q * d + f] - X[i * d + f];
+                s += v * v;
+            }
+            dist[i] = s;
+        }
+        /* the k-th smallest distance: a row is a true neighbour at or below it */
+        double kth = INFINITY;
+        for (long c = 0; c < k; c++) {
+            double best = INFINITY;
+            for (long i = 0; i < nb; i++)
+                if (dist[i] < best && (c == 0 || dist[i] > kth))
+                    best = dist[i];
+            kth = best;
+        }
+        for (long c = 0; c < k; c++) {
+            const int64_t id = ids[q * k + c];
+            hit += id >= 0 && id < nb && dist[id] <= kth;
+        }
+    }
+    free(dist);
+    return (double)hit / (double)(n * k);
+}
+
+static void test_gpu_pq_cagra(fl_ctx *g, fl_ctx *c);
+
 static void test_gpu(void)
 {
     fl_ctx *g, *c;
@@ -206,8 +310,151 @@ static void test_gpu(void)
         fl_model_free(mc);
     }
     fl_params_free(p);
+    test_gpu_pq_cagra(g, c);
     fl_ctx_free(c);
     fl_ctx_free(g);
+}
+
+/* IVF-PQ and CAGRA searched on the GPU against the same index on the CPU. */
+static void test_gpu_pq_cagra(fl_ctx *g, fl_ctx *c)
+{
+    enum { NB = 6000, NQB = 600, DQ = 32 };
+    static float XB[(NB + NQB) * DQ];
+    static int tb[NB + NQB];
+    make_blobs(XB, tb, NB + NQB, DQ, 60, 6.0, 1.5);
+    const float *Q = XB + NB * DQ;
+    fl_array Xa = fl_array_host(XB, FL_DTYPE_F32, NB, DQ);
+    CHECK_OK(g, fl_ctx_set_log(g, log_search, NULL));
+    CHECK_OK(g, fl_ctx_set_verbosity(g, FL_LOG_INFO));
+    static const char *const metrics[] = {"euclidean", "sqeuclidean", "cosine", "inner_product"};
+    char what[128];
+
+    /* IVF-PQ: every metric, residual codes, refine 4 (the default) */
+    fl_params *pp;
+    CHECK_OK(c, fl_params_create(c, "ivf_pq", &pp));
+    CHECK_OK(c, fl_params_set(c, pp, "n_lists", "48"));
+    CHECK_OK(c, fl_params_set(c, pp, "n_probes", "6"));
+    CHECK_OK(c, fl_params_set(c, pp, "kmeans_n_iters", "8"));
+    CHECK_OK(c, fl_params_set(c, pp, "random_state", "5"));
+    for (int mi = 0; mi < 4; mi++) {
+        CHECK_OK(c, fl_params_set(c, pp, "metric", metrics[mi]));
+        fl_model *mc, *mg;
+        CHECK_OK(c, fl_model_create(c, "ivf_pq", pp, &mc));
+        CHECK_OK(c, fl_model_fit(mc, &Xa, NULL, NULL));
+        if (!(mg = clone_into(g, mc))) {
+            fl_model_free(mc);
+            continue;
+        }
+        snprintf(what, sizeof what, "IVF-PQ %s, %d queries", metrics[mi], NQB);
+        int64_t *ig = ann_gpu_vs_cpu(mg, mc, Q, NQB, DQ, 10, 0.99, what);
+        if (mi == 1) { /* recall against the brute force: the GPU's own quality */
+            const double r = recall_l2(ig, XB, NB, Q, NQB, DQ, 10);
+            CHECK_MSG(r >= 0.9, "IVF-PQ GPU recall@10 %.3f", r);
+        }
+        free(ig);
+        snprintf(what, sizeof what, "IVF-PQ %s, 3 queries", metrics[mi]);
+        free(ann_gpu_vs_cpu(mg, mc, Q + 7 * DQ, 3, DQ, 10, 0.99, what));
+        snprintf(what, sizeof what, "IVF-PQ %s, 1 query k=1", metrics[mi]);
+        free(ann_gpu_vs_cpu(mg, mc, Q, 1, DQ, 1, 0.99, what));
+        snprintf(what, sizeof what, "IVF-PQ %s, X=None", metrics[mi]);
+        free(ann_gpu_vs_cpu(mg, mc, NULL, NB, DQ, 5, 0.99, what));
+        /* one probe, k above the list sizes: padding; every list probed */
+        CHECK_OK(c, fl_model_set_param(mc, "n_probes", "1"));
+        CHECK_OK(g, fl_model_set_param(mg, "n_probes", "1"));
+        snprintf(what, sizeof what, "IVF-PQ %s, 1 probe k=200 (padding)", metrics[mi]);
+        free(ann_gpu_vs_cpu(mg, mc, Q, 40, DQ, 200, 0.99, what));
+        CHECK_OK(c, fl_model_set_param(mc, "n_probes", "48"));
+        CHECK_OK(g, fl_model_set_param(mg, "n_probes", "48"));
+        snprintf(what, sizeof what, "IVF-PQ %s, all lists", metrics[mi]);
+        free(ann_gpu_vs_cpu(mg, mc, Q, 100, DQ, 10, 0.99, what));
+        /* add: the device copy of the old index must not answer */
+        fl_array X2 = fl_array_host(XB, FL_DTYPE_F32, 500, DQ);
+        CHECK_OK(c, fl_model_add(mc, &X2));
+        CHECK_OK(g, fl_model_add(mg, &X2));
+        CHECK_OK(c, fl_model_set_param(mc, "n_probes", "6"));
+        CHECK_OK(g, fl_model_set_param(mg, "n_probes", "6"));
+        snprintf(what, sizeof what, "IVF-PQ %s, after add", metrics[mi]);
+        free(ann_gpu_vs_cpu(mg, mc, XB, 200, DQ, 10, 0.99, what));
+        fl_model_free(mg);
+        fl_model_free(mc);
+    }
+    /* codes only (refine 1: the quantised distances), byte-wise codes
+     * (pq_dim 2), 32 centroids, no residuals */
+    {
+        CHECK_OK(c, fl_params_set(c, pp, "metric", "euclidean"));
+        CHECK_OK(c, fl_params_set(c, pp, "refine", "1"));
+        CHECK_OK(c, fl_params_set(c, pp, "pq_dim", "2"));
+        CHECK_OK(c, fl_params_set(c, pp, "pq_bits", "5"));
+        CHECK_OK(c, fl_params_set(c, pp, "by_residual", "false"));
+        fl_model *mc, *mg;
+        CHECK_OK(c, fl_model_create(c, "ivf_pq", pp, &mc));
+        CHECK_OK(c, fl_model_fit(mc, &Xa, NULL, NULL));
+        if ((mg = clone_into(g, mc)) != NULL) {
+            free(ann_gpu_vs_cpu(mg, mc, Q, NQB, DQ, 10, 0.99,
+                                "IVF-PQ refine 1, pq_dim 2, pq_bits 5, no residual"));
+            fl_model_free(mg);
+        }
+        fl_model_free(mc);
+    }
+    fl_params_free(pp);
+
+    /* CAGRA: the same graph walked on both; recall@10 against the brute
+     * force at the default search settings within 0.02 of the CPU's */
+    fl_params *cp;
+    CHECK_OK(c, fl_params_create(c, "cagra", &cp));
+    CHECK_OK(c, fl_params_set(c, cp, "graph_degree", "32"));
+    CHECK_OK(c, fl_params_set(c, cp, "intermediate_graph_degree", "64"));
+    CHECK_OK(c, fl_params_set(c, cp, "random_state", "3"));
+    for (int mi = 0; mi < 4; mi++) {
+        CHECK_OK(c, fl_params_set(c, cp, "metric", metrics[mi]));
+        fl_model *mc, *mg;
+        CHECK_OK(c, fl_model_create(c, "cagra", cp, &mc));
+        CHECK_OK(c, fl_model_fit(mc, &Xa, NULL, NULL));
+        if (!(mg = clone_into(g, mc))) {
+            fl_model_free(mc);
+            continue;
+        }
+        snprintf(what, sizeof what, "CAGRA %s, %d queries", metrics[mi], NQB);
+        int64_t *ig = ann_gpu_vs_cpu(mg, mc, Q, NQB, DQ, 10, 0.97, what);
+        if (mi <= 1) {
+            int64_t *ic = malloc(sizeof(int64_t) * NQB * 10);
+            fl_array Ic = fl_array_host(ic, FL_DTYPE_I64, NQB, 10),
+                     Qa = fl_array_host((void *)Q, FL_DTYPE_F32, NQB, DQ);
+            CHECK_OK(c, fl_model_kneighbors(mc, &Qa, 10, NULL, &Ic));
+            const double rg = recall_l2(ig, XB, NB, Q, NQB, DQ, 10),
+                         rc = recall_l2(ic, XB, NB, Q, NQB, DQ, 10);
+            CHECK_MSG(rg >= 0.95 && rg >= rc - 0.02, "CAGRA recall@10: GPU %.4f, CPU %.4f", rg, rc);
+            free(ic);
+        }
+        free(ig);
+        snprintf(what, sizeof what, "CAGRA %s, 1 query", metrics[mi]);
+        free(ann_gpu_vs_cpu(mg, mc, Q + 3 * DQ, 1, DQ, 10, 0.9, what));
+        snprintf(what, sizeof what, "CAGRA %s, X=None", metrics[mi]);
+        free(ann_gpu_vs_cpu(mg, mc, NULL, NB, DQ, 4, 0.97, what));
+        /* wider walks, a bounded one, and a small buffer (k = itopk) */
+        CHECK_OK(c, fl_model_set_param(mc, "search_width", "4"));
+        CHECK_OK(g, fl_model_set_param(mg, "search_width", "4"));
+        CHECK_OK(c, fl_model_set_param(mc, "itopk_size", "128"));
+        CHECK_OK(g, fl_model_set_param(mg, "itopk_size", "128"));
+        snprintf(what, sizeof what, "CAGRA %s, width 4, itopk 128", metrics[mi]);
+        free(ann_gpu_vs_cpu(mg, mc, Q, 200, DQ, 10, 0.97, what));
+        CHECK_OK(c, fl_model_set_param(mc, "max_iterations", "3"));
+        CHECK_OK(g, fl_model_set_param(mg, "max_iterations", "3"));
+        snprintf(what, sizeof what, "CAGRA %s, 3 iterations", metrics[mi]);
+        free(ann_gpu_vs_cpu(mg, mc, Q, 200, DQ, 10, 0.97, what));
+        CHECK_OK(c, fl_model_set_param(mc, "max_iterations", "0"));
+        CHECK_OK(g, fl_model_set_param(mg, "max_iterations", "0"));
+        CHECK_OK(c, fl_model_set_param(mc, "itopk_size", "16"));
+        CHECK_OK(g, fl_model_set_param(mg, "itopk_size", "16"));
+        CHECK_OK(c, fl_model_set_param(mc, "search_width", "1"));
+        CHECK_OK(g, fl_model_set_param(mg, "search_width", "1"));
+        snprintf(what, sizeof what, "CAGRA %s, itopk 16, k=16", metrics[mi]);
+        free(ann_gpu_vs_cpu(mg, mc, Q, 200, DQ, 16, 0.95, what));
+        fl_model_free(mg);
+        fl_model_free(mc);
+    }
+    fl_params_free(cp);
+    fl_ctx_set_log(g, NULL, NULL);
 }
 
 int main(void)

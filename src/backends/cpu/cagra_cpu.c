@@ -243,7 +243,7 @@ fl_status fli_cpu_cagra_search(fl_ctx *ctx, const fli_cagra_search_job *job)
                     buf_insert(buf, &len, cap, (cand){key_of(ix, q32, ix->data + v * d), (int32_t)v, 0});
             }
             for (int64_t s = 0; s < job->n_seeds; s++) {
-                int64_t v = fli_rng_below(&r, n);
+                int64_t v = job->seed_nodes ? job->seed_nodes[qi * job->n_seeds + s] : fli_rng_below(&r, n);
                 if (VISIT(v) && v != self)
                     buf_insert(buf, &len, cap, (cand){key_of(ix, q32, ix->data + v * d), (int32_t)v, 0});
             }

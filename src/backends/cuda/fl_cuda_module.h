@@ -14,8 +14,10 @@
 #ifndef FL_CUDA_MODULE_H
 #define FL_CUDA_MODULE_H
 
+#include "algo/cagra_job.h"
 #include "algo/decomp_job.h"
 #include "algo/ivf_job.h"
+#include "algo/ivfpq_job.h"
 #include "algo/kmeans_job.h"
 #include "algo/knn_job.h"
 #include "algo/linalg.h"
@@ -99,6 +101,18 @@ typedef struct fli_cuda_api {
      * host, outputs on the host. The index's lists stay on the device
      * between calls, keyed by job->index_key; ctx_free releases them. */
     fl_status (*ivf_search)(fli_cuda_env *env, const fli_ivf_search_job *job);
+
+    /* ---- approximate-index searches beside IVF-Flat's ---------------- */
+    /* IVF-PQ search (algo/ivfpq_job.h): index and queries on the host,
+     * outputs on the host; the codes, codebooks and raw rows stay on the
+     * device between calls, keyed by job->index_key; ctx_free releases
+     * them. */
+    fl_status (*ivfpq_search)(fli_cuda_env *env, const fli_ivfpq_search_job *job);
+    /* CAGRA search (algo/cagra_job.h): graph, rows and queries on the
+     * host, outputs on the host; the graph and rows stay on the device
+     * between calls, keyed by job->index_key; ctx_free releases them. */
+    fl_status (*cagra_search)(fli_cuda_env *env, const fli_cagra_search_job *job);
+    /* ---- end of the approximate-index searches ----------------------- */
 
     /* Dense linear algebra (algo/linalg.h): fills *la with the module's
      * implementation of the fli_la operations on the context's GPU, for

@@ -37,6 +37,10 @@ typedef struct fli_cuda_state {
     void *la;                 /* linear algebra's memory pool and cuBLAS
                                  workspace (linalg_cuda.cu), released by
                                  ctx_free                                     */
+    void *ivfpq, *cagra;      /* the device copies of the last IVF-PQ index
+                                 (ivfpq_cuda.cu) and CAGRA graph
+                                 (cagra_cuda.cu) searched, released by
+                                 ctx_free                                     */
 } fli_cuda_state;
 
 static inline fli_cuda_state *fli_state(fli_cuda_env *env) { return (fli_cuda_state *)env->state; }

@@ -54,13 +54,13 @@
 
 #include "algo/ivf_job.h"
 #include "backends/cuda/fl_cuda_util.cuh"
+#include "backends/cuda/ivf_cuda.cuh"
 
 #define IVF_OVERSAMPLE 8 /* as ivf_cpu.c: the pool is k + 8 */
 #define IVF_MAX_POOL 256
 #define IVF_DK 32  /* columns of a scan tile */
 #define IVF_TR 128 /* rows of a scan tile */
 #define IVF_SEL_THREADS 256
-#define KEY_EXCLUDED 0xFFFFFFFFu /* the query's own row (X=None) */
 
 enum { MODE_PROBE = 0, MODE_POOL = 1 };
 
@@ -188,14 +188,6 @@ static fl_status ivf_upload(fli_cuda_env *env, const fli_ivf_index *ix, uint64_t
 
 /* ---- small kernels ------------------------------------------------------- */
 
-/* float -> uint32 with the same order (-0 taken as +0, so equal floats give
- * equal keys, as the CPU's float comparisons see them) */
-__device__ __forceinline__ uint32_t ord_key(float f)
-{
-    uint32_t u = __float_as_uint(__fadd_rn(f, 0.0f));
-    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-}
-
 /* Per query: the cosine scale qs = 1 / ||q|| (float64, summed in order as
  * ivf_cpu.c does; 1 for the other metrics or a zero row) and the float32
  * query the scan uses, (float)(q * qs). */
@@ -257,22 +249,6 @@ __global__ void ivf_segments(const int32_t *probes, int64_t m, int64_t P, const 
         acc += off[l + 1] - off[l];
     }
     tot[q] = (int32_t)acc;
-}
-
-/* Segment holding candidate pos of a query (pre ascending): the last j with
- * pre[j] <= pos, which is the non-empty segment that contains pos. */
-__device__ __forceinline__ int64_t seg_row(const int32_t *pre, const int32_t *probes, int64_t P, const int64_t *off,
-                                           int32_t pos)
-{
-    int64_t lo = 0, hi = P - 1;
-    while (lo < hi) {
-        const int64_t mid = (lo + hi + 1) >> 1;
-        if (pre[mid] <= pos)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    return off[probes[lo]] + (pos - pre[lo]);
 }
 
 /* ---- block radix select ---------------------------------------------------
@@ -555,7 +531,7 @@ __global__ void ivf_rerank(const uint32_t *buf, int64_t stride, const int32_t *p
     }
 }
 
-/* ---- the driver ---------------------------------------------------------- */
+/* ---- the stages shared with the IVF-PQ search (ivf_cuda.cuh) ---------- */
 
 #define BLAS_TRY(env, call)                                                                          \
     do {                                                                                             \
@@ -566,6 +542,69 @@ __global__ void ivf_rerank(const uint32_t *buf, int64_t stride, const int32_t *p
             return fli_set_err((env), FL_STATUS_CUDA_ERROR, __FILE__, __LINE__, #call, why_);        \
         }                                                                                            \
     } while (0)
+
+static unsigned grid1(int64_t n, int t) { return (unsigned)fli_ceil_div(n > 0 ? n : 1, t); }
+
+fl_status fli_ivf_probe_step(fli_cuda_env *env, const float *centers, const float *cn, int64_t L, int64_t d,
+                             int64_t d4, const float *qraw, int64_t m, int metric, int64_t P, float *q32,
+                             double *qs64, float *qsf, float *S, int32_t *probes)
+{
+    fli_cuda_state *st = fli_state(env);
+    cudaStream_t s = st->stream;
+    if (!st->blas) {
+        cublasHandle_t h;
+        BLAS_TRY(env, cublasCreate(&h));
+        st->blas = h;
+    }
+    cublasHandle_t h = (cublasHandle_t)st->blas;
+    BLAS_TRY(env, cublasSetStream(h, s));
+    BLAS_TRY(env, cublasSetMathMode(h, CUBLAS_DEFAULT_MATH)); /* plain fp32, as the CPU's GEMM */
+    BLAS_TRY(env, cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST));
+    const float one = 1.0f, zero = 0.0f;
+    ivf_qprep<<<grid1(m, 128), 128, 0, s>>>(qraw, m, d, d4, metric == 2, q32, qs64, qsf);
+    FLI_LAUNCH_TRY(env, "ivf_qprep");
+    /* coarse scores, row-major m x L: S^T = C Q^T in column-major terms */
+    BLAS_TRY(env, cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)L, (int)m, (int)d4, &one, centers, (int)d4, qraw,
+                              (int)d4, &zero, S, (int)L));
+    ivf_coarse_keys<<<grid1(m * L, 256), 256, 0, s>>>(S, m, L, cn, qsf, metric == 3);
+    FLI_LAUNCH_TRY(env, "ivf_coarse_keys");
+    const int64_t stage_probe = L * 4 <= 40000 ? L : 0; /* under the default 48 KB */
+    ivf_select<MODE_PROBE><<<(unsigned)m, IVF_SEL_THREADS, (size_t)stage_probe * 4, s>>>(
+        (const uint32_t *)S, L, L, NULL, P, probes, P, NULL, stage_probe, NULL, NULL, P, NULL, NULL);
+    FLI_LAUNCH_TRY(env, "ivf_select (probes)");
+    return FL_STATUS_OK;
+}
+
+fl_status fli_ivf_segments_step(fli_cuda_env *env, const int32_t *probes, int64_t m, int64_t P,
+                                const int64_t *off, int32_t *pre, int32_t *tot)
+{
+    ivf_segments<<<grid1(m, 128), 128, 0, fli_state(env)->stream>>>(probes, m, P, off, pre, tot);
+    FLI_LAUNCH_TRY(env, "ivf_segments");
+    return FL_STATUS_OK;
+}
+
+fl_status fli_ivf_pool_step(fli_cuda_env *env, const uint32_t *buf, int64_t stride, const int32_t *tot,
+                            int64_t m, int64_t need, int32_t *pool, int32_t *pool_n, const int32_t *pre,
+                            const int32_t *probes, int64_t P, const int64_t *off, const int64_t *ids,
+                            int64_t *smem_set)
+{
+    fli_cuda_state *st = fli_state(env);
+    /* shared memory of the pool select: the candidate keys when they fit */
+    int64_t stage = 0;
+    const size_t lim = (size_t)st->smem_optin > 16384 ? (size_t)st->smem_optin - 16384 : 0;
+    if ((size_t)stride * 4 <= lim) stage = stride;
+    if (stage > *smem_set) {
+        FLI_CUDA_TRY(env, cudaFuncSetAttribute(ivf_select<MODE_POOL>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               (int)(stage * 4)));
+        *smem_set = stage;
+    }
+    ivf_select<MODE_POOL><<<(unsigned)m, IVF_SEL_THREADS, (size_t)stage * 4, st->stream>>>(
+        buf, stride, 0, tot, need, pool, need, pool_n, stage, pre, probes, P, off, ids);
+    FLI_LAUNCH_TRY(env, "ivf_select (pool)");
+    return FL_STATUS_OK;
+}
+
+/* ---- the driver ---------------------------------------------------------- */
 
 static size_t a256(size_t b) { return (b + 255) & ~(size_t)255; }
 
@@ -616,8 +655,6 @@ static size_t ivf_carve(int64_t qc, int64_t L, int64_t d4, int64_t P, int64_t st
     return at;
 }
 
-static unsigned grid1(int64_t n, int t) { return (unsigned)fli_ceil_div(n > 0 ? n : 1, t); }
-
 extern "C" fl_status fli_cuda_ivf_search(fli_cuda_env *env, const fli_ivf_search_job *job)
 {
     fli_cuda_state *st = fli_state(env);
@@ -667,31 +704,7 @@ extern "C" fl_status fli_cuda_ivf_search(fli_cuda_env *env, const fli_ivf_search
     memset(&b, 0, sizeof b);
     ivf_carve(qc, L, d4, P, stride, cap, k, self, cub_bytes, (char *)c->ws, &b);
 
-    if (!st->blas) {
-        cublasHandle_t h;
-        BLAS_TRY(env, cublasCreate(&h));
-        st->blas = h;
-    }
-    cublasHandle_t h = (cublasHandle_t)st->blas;
-    BLAS_TRY(env, cublasSetStream(h, s));
-    BLAS_TRY(env, cublasSetMathMode(h, CUBLAS_DEFAULT_MATH)); /* plain fp32, as the CPU's GEMM */
-    BLAS_TRY(env, cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST));
-
-    /* shared memory of the pool select: the candidate keys when they fit */
-    int64_t stage = 0;
-    {
-        const size_t lim = (size_t)st->smem_optin > 16384 ? (size_t)st->smem_optin - 16384 : 0;
-        if ((size_t)stride * 4 <= lim) stage = stride;
-        if (stage > c->pool_smem) {
-            FLI_CUDA_TRY(env, cudaFuncSetAttribute(ivf_select<MODE_POOL>,
-                                                   cudaFuncAttributeMaxDynamicSharedMemorySize, (int)(stage * 4)));
-            c->pool_smem = stage;
-        }
-    }
-    const int64_t stage_probe = L * 4 <= 40000 ? L : 0; /* under the default 48 KB */
-
-    const int cosine = metric == 2, ip = metric == 3, l2 = metric == 0 || metric == 1;
-    const float one = 1.0f, zero = 0.0f;
+    const int l2 = metric == 0 || metric == 1;
     for (int64_t q0 = 0; q0 < n_q; q0 += qc) {
         const int64_t m = n_q - q0 < qc ? n_q - q0 : qc, npairs = m * P;
         if (d4 != d) FLI_CUDA_TRY(env, cudaMemsetAsync(b.qraw, 0, sizeof(float) * (size_t)(m * d4), s));
@@ -701,16 +714,8 @@ extern "C" fl_status fli_cuda_ivf_search(fli_cuda_env *env, const fli_ivf_search
         if (b.self)
             FLI_CUDA_TRY(env, cudaMemcpyAsync(b.self, job->self_ids + q0, sizeof(int64_t) * m,
                                               cudaMemcpyHostToDevice, s));
-        ivf_qprep<<<grid1(m, 128), 128, 0, s>>>(b.qraw, m, d, d4, cosine, b.q32, b.qs64, b.qsf);
-        FLI_LAUNCH_TRY(env, "ivf_qprep");
-        /* coarse scores, row-major m x L: S^T = C Q^T in column-major terms */
-        BLAS_TRY(env, cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)L, (int)m, (int)d4, &one, c->centers, (int)d4,
-                                  b.qraw, (int)d4, &zero, b.S, (int)L));
-        ivf_coarse_keys<<<grid1(m * L, 256), 256, 0, s>>>(b.S, m, L, c->cn, b.qsf, ip);
-        FLI_LAUNCH_TRY(env, "ivf_coarse_keys");
-        ivf_select<MODE_PROBE><<<(unsigned)m, IVF_SEL_THREADS, (size_t)stage_probe * 4, s>>>(
-            (const uint32_t *)b.S, L, L, NULL, P, b.probes, P, NULL, stage_probe, NULL, NULL, P, NULL, NULL);
-        FLI_LAUNCH_TRY(env, "ivf_select (probes)");
+        FLI_TRY(fli_ivf_probe_step(env, c->centers, c->cn, L, d, d4, b.qraw, m, metric, P, b.q32, b.qs64, b.qsf,
+                                   b.S, b.probes));
         /* pairs grouped by list */
         FLI_CUDA_TRY(env, cudaMemsetAsync(b.hist, 0, sizeof(int32_t) * (size_t)L, s));
         FLI_CUDA_TRY(env, cudaMemsetAsync(b.fill, 0, sizeof(int32_t) * (size_t)L, s));
@@ -720,8 +725,7 @@ extern "C" fl_status fli_cuda_ivf_search(fli_cuda_env *env, const fli_ivf_search
         FLI_CUDA_TRY(env, cub::DeviceScan::ExclusiveSum(b.cub, cb, b.hist, b.lstart, (int)L, s));
         ivf_scatter<<<grid1(npairs, 256), 256, 0, s>>>(b.probes, npairs, b.lstart, b.fill, b.sorted);
         FLI_LAUNCH_TRY(env, "ivf_scatter");
-        ivf_segments<<<grid1(m, 128), 128, 0, s>>>(b.probes, m, P, c->off, b.pre, b.tot);
-        FLI_LAUNCH_TRY(env, "ivf_segments");
+        FLI_TRY(fli_ivf_segments_step(env, b.probes, m, P, c->off, b.pre, b.tot));
         /* fine scan: wide groups when lists are shared by many queries */
         const int64_t per_list = fli_ceil_div(npairs, L < npairs ? L : npairs);
         if (per_list >= 16) {
@@ -736,9 +740,8 @@ extern "C" fl_status fli_cuda_ivf_search(fli_cuda_env *env, const fli_ivf_search
                                              b.pre, P, stride, b.self, l2, b.buf);
         }
         FLI_LAUNCH_TRY(env, "ivf_scan");
-        ivf_select<MODE_POOL><<<(unsigned)m, IVF_SEL_THREADS, (size_t)stage * 4, s>>>(
-            b.buf, stride, 0, b.tot, cap, b.pool, cap, b.pool_n, stage, b.pre, b.probes, P, c->off, c->ids);
-        FLI_LAUNCH_TRY(env, "ivf_select (pool)");
+        FLI_TRY(fli_ivf_pool_step(env, b.buf, stride, b.tot, m, cap, b.pool, b.pool_n, b.pre, b.probes, P, c->off,
+                                  c->ids, &c->pool_smem));
         ivf_rerank<<<(unsigned)fli_ceil_div(m, 4), 128, 0, s>>>(b.buf, stride, b.pool, b.pool_n, cap, b.pre,
                                                                  b.probes, P, c->off, c->ids, c->data, d, d4,
                                                                  b.qraw, b.qs64, metric, m, k, b.out_d, b.out_i);

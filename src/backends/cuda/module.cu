@@ -21,6 +21,11 @@ extern "C" void fli_cuda_ivf_release(fli_cuda_env *env);
 extern "C" void fli_cuda_knn_release(fli_cuda_env *env);
 extern "C" fl_status fli_cuda_la_open(fli_cuda_env *env, fl_dtype dt, fli_la *la);
 extern "C" void fli_cuda_la_release(fli_cuda_env *env);
+/* approximate-index searches beside IVF-Flat's */
+extern "C" fl_status fli_cuda_ivfpq_search(fli_cuda_env *env, const fli_ivfpq_search_job *job);
+extern "C" void fli_cuda_ivfpq_release(fli_cuda_env *env);
+extern "C" fl_status fli_cuda_cagra_search(fli_cuda_env *env, const fli_cagra_search_job *job);
+extern "C" void fli_cuda_cagra_release(fli_cuda_env *env);
 
 static void free_state(fli_cuda_state *s) {
     if (!s) return;
@@ -81,6 +86,8 @@ static void mod_ctx_free(fli_cuda_env *env) {
     cudaSetDevice(env->device_id);
     if (s->stream) cudaStreamSynchronize(s->stream);
     fli_cuda_ivf_release(env);
+    fli_cuda_ivfpq_release(env);
+    fli_cuda_cagra_release(env);
     fli_cuda_knn_release(env);
     fli_cuda_la_release(env);
     free_state(s);
@@ -132,6 +139,8 @@ static const fli_cuda_api g_api = {
     FLI_CUDA_ABI,       FL_VERSION_STRING, mod_ctx_init,     mod_ctx_free,
     mod_pointer_device, mod_memcpy,        mod_kmeans_fit,   mod_kmeans_assign,
     fli_cuda_pca_cov,   fli_cuda_decomp_apply, fli_cuda_knn_search, fli_cuda_ivf_search,
+    /* approximate-index searches beside IVF-Flat's */
+    fli_cuda_ivfpq_search, fli_cuda_cagra_search,
     fli_cuda_la_open,
 };
 
