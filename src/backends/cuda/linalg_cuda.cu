@@ -63,6 +63,9 @@ typedef struct la_cache {
 #define STATE(la) fli_state(ENV(la))
 #define IS64(la) ((la)->dt == FL_DTYPE_F64)
 
+/* A call's text up to its argument list: "cublasGemmEx(h, ...)" -> "cublasGemmEx". */
+#define FNAME(s) (int)strcspn((s), "("), (s)
+
 static fl_status la_fail(fli_la *la, fl_status st, int line, const char *op, const char *fmt, ...)
 {
     if (la->err && la->err_len) {
@@ -82,7 +85,7 @@ static fl_status cuda_st(fli_la *la, int line, const char *op, const char *what,
 {
     (void)cudaGetLastError();
     return la_fail(la, e == cudaErrorMemoryAllocation ? FL_STATUS_DEVICE_OOM : FL_STATUS_CUDA_ERROR, line, op,
-                   "%s: %s", what, cudaGetErrorString(e));
+                   "%.*s: %s", FNAME(what), cudaGetErrorString(e));
 }
 #define CU(op, call)                                                 \
     do {                                                             \
@@ -99,14 +102,14 @@ static fl_status cuda_st(fli_la *la, int line, const char *op, const char *what,
         cublasStatus_t b_ = (call);                                                           \
         if (b_ != CUBLAS_STATUS_SUCCESS)                                                      \
             return la_fail(la, b_ == CUBLAS_STATUS_ALLOC_FAILED ? FL_STATUS_DEVICE_OOM : FL_STATUS_CUDA_ERROR, \
-                           __LINE__, op, "%s: %s", #call, cublasGetStatusString(b_));        \
+                           __LINE__, op, "%.*s: %s", FNAME(#call), cublasGetStatusString(b_));        \
     } while (0)
 #define SO(op, call)                                                                               \
     do {                                                                                           \
         cusolverStatus_t c_ = (call);                                                              \
         if (c_ != CUSOLVER_STATUS_SUCCESS)                                                         \
             return la_fail(la, c_ == CUSOLVER_STATUS_ALLOC_FAILED ? FL_STATUS_DEVICE_OOM : FL_STATUS_CUDA_ERROR, \
-                           __LINE__, op, "%s: cusolver status %d", #call, (int)c_);               \
+                           __LINE__, op, "%.*s: cusolver status %d", FNAME(#call), (int)c_);               \
     } while (0)
 #define TRY(expr)                          \
     do {                                   \
@@ -506,22 +509,32 @@ __device__ __forceinline__ int mod_small(int x, int md, float rcp)
 
 /* Garner's mixed-radix digits in balanced form, Horner in double (no
  * contraction: the CPU's arithmetic), the scales undone, then the epilogue. */
-template <typename TC>
+template <typename TC, int NM>
 __global__ void k_oz_crt(const uint8_t *dig, int64_t plane, oz_crt P, const int *ea, const int *eb, double alpha,
                          double beta, TC *C, int64_t ldc, int64_t m, int64_t n)
 {
+    /* NM > 0: the modulus count fixed at compile time, so the digits stay
+     * in registers and the table offsets are constants */
+    const int nm = NM > 0 ? NM : P.n;
     FOR_MN(m, n)
     {
         int v[FLI_OZAKI_MAX_MODULI];
         const int64_t e = i + j * m;
-        for (int a = 0; a < P.n; a++) {
+#pragma unroll
+        for (int a = 0; a < (NM > 0 ? NM : FLI_OZAKI_MAX_MODULI); a++) {
+            if (NM == 0 && a >= nm) break;
             const int mi = P.m[a];
             int t = dig[a * plane + e];
+#pragma unroll
             for (int b = 0; b < a; b++) t = mod_small((t - v[b] + 2 * mi) * P.inv[b][a], mi, P.rcp[a]);
             v[a] = t > mi / 2 ? t - mi : t;
         }
-        double x = v[P.n - 1];
-        for (int a = P.n - 2; a >= 0; a--) x = __dadd_rn(__dmul_rn(x, (double)P.m[a]), (double)v[a]);
+        double x = v[nm - 1];
+#pragma unroll
+        for (int a = (NM > 0 ? NM : FLI_OZAKI_MAX_MODULI) - 2; a >= 0; a--) {
+            if (NM == 0 && a > nm - 2) continue;
+            x = __dadd_rn(__dmul_rn(x, (double)P.m[a]), (double)v[a]);
+        }
         const double T = ldexp(x, -(ea[i] + eb[j]));
         const double w = __dmul_rn(alpha, T);
         const int64_t c = i + j * ldc;
@@ -895,12 +908,17 @@ static fl_status ozaki_gemm(fli_la *la, cublasHandle_t h, int nmod, const view *
                 }
             }
         }
-        if (IS64(la))
-            k_oz_crt<double><<<grid_mn(m, n), 256, 0, s>>>(dig, plane_d, crt, ea, eb, alpha, beta, (double *)C, ldc,
-                                                           m, n);
+        const dim3 gm = grid_mn(m, n);
+        if (IS64(la) && nmod == FLI_OZAKI_DEFAULT_MODULI)
+            k_oz_crt<double, FLI_OZAKI_DEFAULT_MODULI>
+                <<<gm, 256, 0, s>>>(dig, plane_d, crt, ea, eb, alpha, beta, (double *)C, ldc, m, n);
+        else if (IS64(la))
+            k_oz_crt<double, 0><<<gm, 256, 0, s>>>(dig, plane_d, crt, ea, eb, alpha, beta, (double *)C, ldc, m, n);
+        else if (nmod == FLI_OZAKI_DEFAULT_MODULI)
+            k_oz_crt<float, FLI_OZAKI_DEFAULT_MODULI>
+                <<<gm, 256, 0, s>>>(dig, plane_d, crt, ea, eb, alpha, beta, (float *)C, ldc, m, n);
         else
-            k_oz_crt<float><<<grid_mn(m, n), 256, 0, s>>>(dig, plane_d, crt, ea, eb, alpha, beta, (float *)C, ldc, m,
-                                                          n);
+            k_oz_crt<float, 0><<<gm, 256, 0, s>>>(dig, plane_d, crt, ea, eb, alpha, beta, (float *)C, ldc, m, n);
         cudaError_t e_ = cudaGetLastError();
         if (e_ != cudaSuccess) st = cuda_st(la, __LINE__, "gemm ozaki_int8", "CRT kernel", e_);
     }
