@@ -260,6 +260,8 @@ PROTOTYPES = [
     ("fl_gram_gemm", fl_status, [CtxP, c_char_p, ArrayP, ArrayP, POINTER(LinalgReport)]),
     ("fl_cholqr2", fl_status, [CtxP, ArrayP, ArrayP, ArrayP, POINTER(LinalgReport)]),
     ("fl_split_basis", fl_status, [CtxP, ArrayP, c_char_p, c_int, ArrayP]),
+    ("fl_eigh", fl_status, [CtxP, c_char_p, ArrayP, c_int64, ArrayP, ArrayP, POINTER(LinalgReport)]),
+    ("fl_polar", fl_status, [CtxP, c_char_p, ArrayP, ArrayP, ArrayP, ArrayP, POINTER(LinalgReport)]),
 ]
 
 # Exported for tests but not in the public header: bound when present.

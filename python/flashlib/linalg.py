@@ -12,6 +12,14 @@ accumulated), and the CPU runs the same arithmetic, so a variant's error
 does not depend on where it ran. `gemm(A, B, tol=1e-4)` lets the cost model
 pick the fastest variant whose expected residual meets the tolerance, by
 the rule `flashlib.info.estimate("gemm", ..., params="tol=...")` uses.
+
+Eigensolvers (`eigh(A, variant=...)`): "cusolver" (divide and conquer:
+LAPACK / cuSOLVER syevd), "jacobi", "qdwh" (spectral divide and conquer
+with QDWH polar decompositions), "qdwh_ns" (the same with GEMM-only polar
+steps), "halko" (randomized, the top n_components of a positive
+semi-definite A). Polar decomposition (`polar(A, variant=...)`):
+"qdwh_hybrid", "express" (Polar Express; bf16 GEMMs for float32 data),
+"express_warm" (Polar Express scheduled from a nearby factor U0), "zolo".
 """
 
 import ctypes
@@ -20,6 +28,8 @@ import numpy as np
 
 from . import _lib
 
+EIGH_VARIANTS = ("cusolver", "jacobi", "qdwh", "qdwh_ns", "halko")
+POLAR_VARIANTS = ("qdwh_hybrid", "express", "express_warm", "zolo")
 GEMM_VARIANTS = ("fp64", "fp32", "tf32", "3xtf32", "bf16", "3xbf16", "fp16", "3xfp16", "fp16x9", "fp16x3_kahan",
                  "tf32x6", "ozaki_int8")
 _BACKENDS = {0: "cpu", 1: "cuda", 2: "cuda_sm90"}
@@ -147,3 +157,62 @@ def split_basis(X, format="bf16", parts=2, *, device="auto"):
     ctx = _ctx(device)
     ctx.call(_lib.lib.fl_split_basis, ctx.ptr, ctypes.byref(_desc(X)), str(format).encode(), int(parts), arr)
     return outs
+
+
+def eigh(A, variant=None, n_components=0, device="auto", *, return_report=False):
+    """Eigenvalues (ascending) and eigenvectors of the symmetric A, as
+    numpy.linalg.eigh: returns (w, V) with A @ V[:, j] = w[j] V[:, j].
+
+    Only the lower triangle of A is read. variant: one of EIGH_VARIANTS or
+    None ("cusolver"). n_components k: 0 = all n pairs, else the k largest
+    (still ascending); "halko" computes only those (0 there means
+    ceil(n / 10)) and finds the largest in magnitude, so A should be
+    positive semi-definite. The randomized parts (halko, the qdwh splits)
+    use the context's seed. Returns (w, V), or (w, V, report).
+    """
+    A = _float_matrix(A, "A")
+    n = A.shape[0]
+    if A.shape[0] != A.shape[1]:
+        raise ValueError(f"A must be square, got {A.shape[0]} x {A.shape[1]}")
+    n_components = int(n_components)
+    if variant == "halko" and n_components == 0:
+        k = (n + 9) // 10
+    else:
+        k = n_components if 0 < n_components <= n else n
+    w = np.empty((1, k), dtype=A.dtype)
+    V = np.empty((n, k), dtype=A.dtype)
+    ctx = _ctx(device)
+    rep = _lib.LinalgReport()
+    v = None if variant is None else str(variant).encode()
+    ctx.call(_lib.lib.fl_eigh, ctx.ptr, v, ctypes.byref(_desc(A)), n_components, ctypes.byref(_desc(w)),
+             ctypes.byref(_desc(V)), ctypes.byref(rep))
+    return (w[0], V, _report(rep)) if return_report else (w[0], V)
+
+
+def polar(A, variant=None, U0=None, device="auto", return_h=True, *, return_report=False):
+    """Polar decomposition A = U H of A (m x n, m >= n): U with orthonormal
+    columns, H symmetric positive semi-definite (n x n).
+
+    variant: one of POLAR_VARIANTS or None ("qdwh_hybrid"). U0 (m x n):
+    "express_warm" only, the polar factor of a nearby matrix (e.g. the
+    previous one in a sequence); it sets the iteration's schedule, not its
+    answer. Returns (U, H), or U alone with return_h=False; with
+    return_report=True the report is appended.
+    """
+    A = _float_matrix(A, "A")
+    m, n = A.shape
+    U = np.empty((m, n), dtype=A.dtype)
+    H = np.empty((n, n), dtype=A.dtype) if return_h else None
+    U0d = None
+    if U0 is not None:
+        U0 = _float_matrix(U0, "U0", A.dtype)
+        U0d = ctypes.byref(_desc(U0))
+    ctx = _ctx(device)
+    rep = _lib.LinalgReport()
+    v = None if variant is None else str(variant).encode()
+    ctx.call(_lib.lib.fl_polar, ctx.ptr, v, ctypes.byref(_desc(A)), U0d, ctypes.byref(_desc(U)),
+             ctypes.byref(_desc(H)) if return_h else None, ctypes.byref(rep))
+    out = (U, H) if return_h else (U,)
+    if return_report:
+        out = out + (_report(rep),)
+    return out if len(out) > 1 else out[0]
