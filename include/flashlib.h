@@ -528,30 +528,68 @@ FL_API fl_status fl_cholqr2(fl_ctx *ctx, const fl_array *X, fl_array *Q, fl_arra
 FL_API fl_status fl_split_basis(fl_ctx *ctx, const fl_array *X, const char *format, int parts, fl_array *out);
 
 /*
- * Symmetric eigendecomposition ("eigh") of A (n x n, f32/f64, the lower
- * triangle is read): eigenvalues w (1 x k) ascending and eigenvectors V
- * (n x k, column j for w[j]). n_components k: 0 = all n, else the k
- * largest (1..n). variant: "cusolver" (divide and conquer: LAPACK syevd on
- * the CPU, cuSOLVER syevd on the GPU), "jacobi" (cyclic Jacobi sweeps),
- * "qdwh" (spectral divide and conquer with QDWH polar decompositions),
- * "qdwh_ns" (the same with Newton-Schulz polar steps), "halko" (randomized
- * subspace iteration for the top k, seeded by the context; it finds the
- * largest in magnitude, so A should be positive semi-definite, as a
- * covariance is), NULL = "cusolver". V may be NULL (values only). Outputs
- * untouched on error.
+ * Symmetric eigendecomposition ("eigh") of A (n x n, f32/f64; only the
+ * lower triangle is read, and it must be finite): eigenvalues w (1 x k or
+ * k x 1) ascending and eigenvectors V (n x k, column j for w[j]; may be NULL
+ * for values only), in A's dtype and memory space. n_components k: 0 = all
+ * n, else the k largest (1..n), still ascending. variant:
+ *   "cusolver"  divide and conquer (LAPACK syevd on the CPU, cuSOLVER syevd
+ *               on the GPU); NULL or "auto" is this one.
+ *   "jacobi"    cyclic Jacobi sweeps to a relative off-diagonal norm of
+ *               2u, at most 100 (report->iterations = sweeps).
+ *   "qdwh"      spectral divide and conquer: split at the median of the
+ *               diagonal with the QDWH polar factor (the matrix sign) of
+ *               the shifted A, recurse on the two halves down to 256, where
+ *               syevd finishes (report->iterations = polar steps summed).
+ *   "qdwh_ns"   the same with GEMM-only polar steps (Polar Express quintics
+ *               in the data's precision).
+ *   "halko"     randomized subspace iteration for the top k (k + 10
+ *               columns, 4 power iterations, seeded by the context): it
+ *               finds the largest in magnitude, so A should be positive
+ *               semi-definite, as a covariance is; its accuracy depends on
+ *               the spectrum's decay beyond k. n_components 0 here means
+ *               ceil(n / 10), not all n.
+ * cusolver, jacobi, qdwh and qdwh_ns are backward stable: residual
+ * ||A V - V diag(w)||_F / ||A||_F and ||V^T V - I||_F of order u sqrt(n)
+ * (qdwh_ns a few times more). report->expected_residual: the stopping
+ * tolerance of the iterative part (0 for cusolver and halko).
+ * Errors: FL_STATUS_INVALID_ARG (A not square, NaN/Inf in its lower
+ * triangle, n_components out of range, unknown variant, w/V of the wrong
+ * shape, dtype or memory space), FL_STATUS_OUT_OF_MEMORY and
+ * FL_STATUS_DEVICE_OOM, FL_STATUS_NUMERICAL (an iteration diverged);
+ * outputs untouched on error.
  */
 FL_API fl_status fl_eigh(fl_ctx *ctx, const char *variant, const fl_array *A, int64_t n_components,
                          fl_array *w, fl_array *V, fl_linalg_report *report);
 
 /*
- * Polar decomposition ("polar") A = U H of A (m x n, m >= n, f32/f64): U
- * (m x n) with orthonormal columns, H (n x n, symmetric positive
- * semi-definite; may be NULL). variant: "qdwh_hybrid" (QDWH: QR-based
- * steps while ill-conditioned, then Cholesky-based), "express" (Polar
- * Express: odd polynomial steps of GEMMs only), "express_warm" (Polar
- * Express started from U0, which must be close to the answer, e.g. the
- * previous factor in a sequence), "zolo" (Zolotarev rational steps), NULL =
- * "qdwh_hybrid". U0: express_warm only (m x n), else NULL.
+ * Polar decomposition ("polar") A = U H of A (m x n, m >= n, f32/f64,
+ * finite): U (m x n) with orthonormal columns, H = sym(U^T A) (n x n,
+ * symmetric positive semi-definite; may be NULL), in A's dtype and memory
+ * space. A must have full column rank for U to be orthonormal. variant:
+ *   "qdwh_hybrid"  QDWH: dynamically weighted Halley steps, QR-based while
+ *                  ill-conditioned, then Cholesky-based; at most 6 steps in
+ *                  float64 for any full-rank A. NULL or "auto".
+ *   "express"      Polar Express: odd quintic steps of GEMMs only, with
+ *                  coefficients minimax for the current singular-value
+ *                  interval (computed at run time). Float32 data runs its
+ *                  first steps on bf16 GEMMs and finishes in float32: U is
+ *                  orthonormal to float32 level but U and A - U H carry the
+ *                  bf16 phase's error, ~u_bf16 cond(A) (1e-2 at cond 100).
+ *                  Float64 data runs in float64.
+ *   "express_warm" Polar Express whose scaling and interval come from U0
+ *                  (m x n), the polar factor of a nearby matrix (e.g. the
+ *                  previous one in a sequence): fewer steps when U0 is
+ *                  close; U0 never changes the answer, only the schedule.
+ *   "zolo"         Zolotarev's rational approximation (r = 3 terms per
+ *                  step, each a Cholesky or QR solve): 2-3 steps.
+ * U0: express_warm only (required there), else NULL.
+ * report->iterations: steps; expected_residual: the stopping tolerance.
+ * Errors: FL_STATUS_INVALID_ARG (m < n, NaN/Inf, unknown variant, U/H/U0 of
+ * the wrong shape, dtype or memory space, U0 missing or not expected),
+ * FL_STATUS_NUMERICAL (A zero, or no convergence: rank deficient),
+ * FL_STATUS_OUT_OF_MEMORY and FL_STATUS_DEVICE_OOM; outputs untouched on
+ * error.
  */
 FL_API fl_status fl_polar(fl_ctx *ctx, const char *variant, const fl_array *A, const fl_array *U0,
                           fl_array *U, fl_array *H, fl_linalg_report *report);
