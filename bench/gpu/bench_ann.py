@@ -69,24 +69,11 @@ def make_data(torch):
     return X, Q
 
 
-def main():
-    import torch
-    import flashlib
-
-    out = sys.argv[1]
-    quick = "--quick" in sys.argv
-    probes = PROBES[:6] if quick else PROBES
-    single = 50 if quick else SINGLE
-    Xt, Qt = make_data(torch)
-    X, Q = Xt.cpu().numpy(), Qt.cpu().numpy()
-    res = {"benchmark": "IVF-Flat recall@10 vs QPS", "data": f"{N} x {D} float32, {BLOBS} Gaussian blobs",
-           "queries": NQ, "k": K, "device": torch.cuda.get_device_name(0),
-           "driver": subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                    capture_output=True, text=True).stdout.strip(),
-           "commit": os.environ.get("GIT_COMMIT", "unknown"), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-           "host": platform.node(), "timing": __doc__.split("Ground truth:")[1].strip()}
-
-    # exact search: flashlib (fp32 = ground truth; auto = tf32 scan + exact re-rank) and torch
+def measure_exact(res, torch, flashlib, Xt, X, Q, single):
+    """The ground truth (flashlib's exact fp32 GPU kNN) and the exact
+    baselines: flashlib exact kNN (fp32; auto = tf32 scan + exact re-rank)
+    and the PyTorch brute force, each at batch NQ and batch 1, into
+    res["exact"]. Returns the true neighbours (NQ x K)."""
     exact32 = flashlib.NearestNeighbors(n_neighbors=K, precision="fp32", device="cuda").fit(X)
     t0 = time.perf_counter()
     _, truth = exact32.kneighbors(Q)
@@ -120,6 +107,27 @@ def main():
                                              "single_median_s": s1[0], "single_p10_s": s1[1],
                                              "single_p90_s": s1[2], "qps_single": 1 / s1[0]}
     print("torch", res["exact"]["torch_cdist_topk_fp32"], flush=True)
+    return truth
+
+
+def main():
+    import torch
+    import flashlib
+
+    out = sys.argv[1]
+    quick = "--quick" in sys.argv
+    probes = PROBES[:6] if quick else PROBES
+    single = 50 if quick else SINGLE
+    Xt, Qt = make_data(torch)
+    X, Q = Xt.cpu().numpy(), Qt.cpu().numpy()
+    res = {"benchmark": "IVF-Flat recall@10 vs QPS", "data": f"{N} x {D} float32, {BLOBS} Gaussian blobs",
+           "queries": NQ, "k": K, "device": torch.cuda.get_device_name(0),
+           "driver": subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                    capture_output=True, text=True).stdout.strip(),
+           "commit": os.environ.get("GIT_COMMIT", "unknown"), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+           "host": platform.node(), "timing": __doc__.split("Ground truth:")[1].strip()}
+
+    truth = measure_exact(res, torch, flashlib, Xt, X, Q, single)
 
     # the index
     t0 = time.perf_counter()
