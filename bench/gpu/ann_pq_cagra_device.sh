@@ -1,6 +1,6 @@
 #!/bin/bash
 # bench/gpu/ann_pq_cagra_device.sh — the IVF-PQ and CAGRA GPU evidence on
-# the GPU machine in one call: builds (when B holds no binaries), runs
+# the GPU machine in one call: builds (incrementally when B exists), runs
 # test_ivf (its GPU section: IVF-Flat, IVF-PQ and CAGRA against the CPU),
 # tests/python/test_ivf_gpu.py, and bench_ann_pq_cagra.py (recall@10 vs QPS
 # at batch 10,000 and 1; JSON, PNG, table). Results land in $OUT.
@@ -22,11 +22,11 @@ if ls .debs/*.deb >/dev/null 2>&1; then
 fi
 export LD_LIBRARY_PATH=$PWD/$B/lib:/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-openmp:/tmp/debroot/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
 t0=$(date +%s)
-if [ ! -x "$B/bin/test_ivf" ] || [ ! -f "$B/lib/libflashlib_cuda.so" ]; then
-    cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFL_CUDA_ARCHS=90 "${BLAS_ARGS[@]}" >"$OUT/build.log" 2>&1 &&
-        cmake --build "$B" -j16 --target flashlib flashlib_cuda test_ivf >>"$OUT/build.log" 2>&1 ||
-        { tail -30 "$OUT/build.log"; exit 1; }
-fi
+# configure once; build (incrementally when the machine kept the tree)
+{ [ -f "$B/build.ninja" ] || cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFL_CUDA_ARCHS=90 "${BLAS_ARGS[@]}"; } \
+    >"$OUT/build.log" 2>&1 &&
+    cmake --build "$B" -j16 --target flashlib flashlib_cuda test_ivf >>"$OUT/build.log" 2>&1 ||
+    { tail -30 "$OUT/build.log"; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
 export FLASHLIB_LIBRARY=$PWD/$B/lib/libflashlib.so
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv >"$OUT/device.txt"
