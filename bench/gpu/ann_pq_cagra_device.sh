@@ -37,6 +37,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv >
     echo "pytest done ($(( $(date +%s) - t0 )) s)"
 }
 [ -n "$NO_BENCH" ] || {
+    # DEADLINE (s since start): the bench gets what is left of it
+    [ -n "$DEADLINE" ] && BENCH_TIMEOUT=$(( DEADLINE - ($(date +%s) - t0) - 15 ))
     PYTHONPATH=python timeout ${BENCH_TIMEOUT:-300} python3 bench/gpu/bench_ann_pq_cagra.py "$OUT/ann_pq_cagra.json" --no-plot $BENCH_ARGS 2>&1 | tee "$OUT/bench.log"
     python3 bench/gpu/bench_ann_pq_cagra.py --plot "$OUT/ann_pq_cagra.json" 2>&1 | tail -2
     echo "bench done ($(( $(date +%s) - t0 )) s)"
