@@ -11,7 +11,8 @@
  *   R_b^T = U_r S V_r^T (float64 SVD on the host, l x l);
  *   components = the first k columns of Q_b V_r, singular values S.
  * M = X - 1 mu^T for PCA, X for TruncatedSVD. orth() is CholeskyQR2
- * (shifted CholeskyQR3 when Y is ill-conditioned): an orthonormal basis of
+ * (shifted CholeskyQR3 when Y is ill-conditioned or rank deficient,
+ * Householder QR when it is zero): an orthonormal basis of
  * the same span as scikit-learn's QR or LU normaliser, so the subspace and
  * the result agree to rounding (power_iteration_normalizer picks among
  * bases of one span; 'none' would let the span lose its small directions,
@@ -83,6 +84,19 @@ static fl_status put_doubles(fli_la *la, void *dst, const double *in, int64_t n)
     return st;
 }
 
+/* An orthonormal basis of A's columns in place: CholeskyQR2 (shifted when
+ * A is ill-conditioned or rank deficient); a zero A, which has no Gram
+ * matrix to factor, goes to Householder QR. */
+static fl_status orth(fl_ctx *ctx, fli_la *la, int64_t m, int64_t n, void *A, int64_t lda)
+{
+    fl_status st = fli_la_cholqr2(la, m, n, A, lda, NULL, 0, NULL);
+    if (st == FL_STATUS_NUMERICAL) {
+        fli_clear_error(ctx);
+        st = la->ops->qr(la, m, n, A, lda, NULL, 0);
+    }
+    return st;
+}
+
 fl_status fli_decomp_randomized_la(fl_ctx *ctx, fli_la *la, const fl_array *X, fli_decomp_job *job,
                                    double *proj_var)
 {
@@ -149,16 +163,16 @@ fl_status fli_decomp_randomized_la(fl_ctx *ctx, fli_la *la, const fl_array *X, f
         (st = o->gemm(la, prec, 0, 1, 0, n, l, d, 1.0, M, ldm, Z, d, 0.0, Y, n)))
         goto done;
     for (int64_t it = 0; it < job->n_iter; it++) {
-        if ((st = fli_la_cholqr2(la, n, l, Y, n, NULL, 0, NULL)) ||
+        if ((st = orth(ctx, la, n, l, Y, n)) ||
             (st = o->gemm(la, prec, 0, 0, 0, d, l, n, 1.0, M, ldm, Y, n, 0.0, Z, d)) ||
-            (st = fli_la_cholqr2(la, d, l, Z, d, NULL, 0, NULL)) ||
+            (st = orth(ctx, la, d, l, Z, d)) ||
             (st = o->gemm(la, prec, 0, 1, 0, n, l, d, 1.0, M, ldm, Z, d, 0.0, Y, n)))
             goto done;
         if ((st = fli_progress(ctx, "randomized power iterations", it + 1, job->n_iter)))
             goto done;
     }
     /* Q = orth(Y); B^T = M^T Q = Q_b R_b */
-    if ((st = fli_la_cholqr2(la, n, l, Y, n, NULL, 0, NULL)) ||
+    if ((st = orth(ctx, la, n, l, Y, n)) ||
         (st = o->gemm(la, prec, 0, 0, 0, d, l, n, 1.0, M, ldm, Y, n, 0.0, Z, d)) ||
         (st = o->qr(la, d, l, Z, d, R, l)))
         goto done;

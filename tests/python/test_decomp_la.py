@@ -10,6 +10,7 @@ from sklearn.decomposition import PCA as SkPCA
 from sklearn.decomposition import TruncatedSVD as SkTSVD
 
 import flashlib
+from flashlib import _lib
 
 
 def data(n, d, dtype, offset=5.0, seed=0):
@@ -21,9 +22,13 @@ def data(n, d, dtype, offset=5.0, seed=0):
 
 @pytest.fixture
 def la_path(monkeypatch):
+    # contexts read FL_DECOMP_LA when created, and estimators share cached
+    # ones: drop the cache whenever the variable changes
+    _lib.release_shared_contexts()
     monkeypatch.setenv("FL_DECOMP_LA", "1")
     yield
     monkeypatch.delenv("FL_DECOMP_LA")
+    _lib.release_shared_contexts()
 
 
 def align(a, b):
@@ -43,8 +48,10 @@ def test_pca_randomized_la_matches(la_path, dtype):
     kw = dict(n_components=5, svd_solver="randomized", random_state=0, device="cpu")
     g = flashlib.PCA(**kw).fit(X)
     os.environ.pop("FL_DECOMP_LA")
+    _lib.release_shared_contexts()
     c = flashlib.PCA(**kw).fit(X)
     os.environ["FL_DECOMP_LA"] = "1"
+    _lib.release_shared_contexts()
     s = SkPCA(n_components=5, svd_solver="full").fit(X.astype(np.float64))
     e_la, e_cpu = err(g, s), err(c, s)
     assert e_la < 3 * e_cpu + 1e-5 and e_la < 1e-3, (e_la, e_cpu)
@@ -78,3 +85,17 @@ def test_la_path_far_from_origin(la_path):
     s = SkPCA(n_components=3, svd_solver="full").fit(X.astype(np.float64))
     np.testing.assert_allclose(g.explained_variance_, s.explained_variance_, rtol=1e-3)
     np.testing.assert_allclose(g.explained_variance_ratio_, s.explained_variance_ratio_, rtol=1e-3)
+
+
+def test_la_path_constant_and_rank_deficient(la_path):
+    """All-constant columns centre to zero: the range finder's basis comes
+    from a Householder QR then, and the fit is finite."""
+    rng = np.random.default_rng(4)
+    X = np.ones((50, 6)) * np.arange(6)
+    g = flashlib.PCA(n_components=2, svd_solver="randomized", random_state=0, device="cpu").fit(X)
+    assert np.all(np.isfinite(g.components_)) and np.all(g.explained_variance_ == 0)
+    Y = rng.standard_normal((200, 2)) @ rng.standard_normal((2, 8))  # rank 2 < k + oversamples
+    g = flashlib.TruncatedSVD(n_components=3, random_state=0, device="cpu").fit(Y)
+    s = np.linalg.svd(Y, compute_uv=False)
+    np.testing.assert_allclose(g.singular_values_[:2], s[:2], rtol=1e-10)
+    assert g.singular_values_[2] < 1e-10 * s[0]
