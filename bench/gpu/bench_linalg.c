@@ -18,6 +18,8 @@
  * the context's blocking stream); median, min, max; TFLOP/s of the useful
  * 2 M N K at the median.
  *
+ * "ozaki_int8:N" is Ozaki II with N moduli (16 by default).
+ *
  * Usage: bench_linalg out.json [reps [shape-filter [variant-filter]]]
  *   (GIT_COMMIT from the environment; FL_CUDA_MODULE names the module)
  */
@@ -37,7 +39,8 @@ static const char *const variants[] = {"fp64", "fp32",   "tf32",   "3xtf32",    
 #define NVAR ((int)(sizeof variants / sizeof variants[0]))
 /* the variants also run on float64 data (the rest convert to float32 first,
  * so their float64 runs would repeat the float32 ones' arithmetic) */
-static const char *const variants64[] = {"fp64", "tf32x6", "ozaki_int8", "3xtf32", "fp16x9"};
+static const char *const variants64[] = {"fp64",   "tf32x6",       "ozaki_int8",   "3xtf32",
+                                         "fp16x9", "ozaki_int8:8", "ozaki_int8:12"};
 #define NVAR64 ((int)(sizeof variants64 / sizeof variants64[0]))
 
 typedef struct shape {
@@ -237,23 +240,29 @@ int main(int argc, char **argv)
             const fl_dtype dt = pass ? FL_DTYPE_F64 : FL_DTYPE_F32;
             const int nv = pass ? NVAR64 : NVAR;
             for (int vi = 0; vi < nv; vi++) {
-                const char *v = pass ? variants64[vi] : variants[vi];
-                if (vfilter && !strstr(v, vfilter))
+                const char *vs = pass ? variants64[vi] : variants[vi];
+                if (vfilter && !strstr(vs, vfilter))
                     continue;
+                char v[32];
+                snprintf(v, sizeof v, "%s", vs);
+                char *colon = strchr(v, ':');
+                const int moduli = colon ? atoi(colon + 1) : 0;
+                if (colon)
+                    *colon = 0;
                 fl_array a = pass ? a64 : fl_array_cuda(A32, FL_DTYPE_F32, M, K, 0);
                 fl_array b = pass ? b64 : fl_array_cuda(B32, FL_DTYPE_F32, K, N, 0);
                 fl_array c = fl_array_cuda(C, dt, M, N, 0);
                 CK(cudaMemset(C, 0xff, (pass ? 8 : 4) * (size_t)(M * N))); /* NaN */
                 fl_linalg_report rep;
                 memset(&rep, 0, sizeof rep);
-                st = fl_gemm(ctx, v, 0, 0, 0, 0, 1.0, &a, &b, 0.0, &c, &rep);
+                st = fl_gemm(ctx, v, 0, moduli, 0, 0, 1.0, &a, &b, 0.0, &c, &rep);
                 cudaError_t ce = cudaDeviceSynchronize();
-                fprintf(f, "%s\n      {\"variant\": \"%s\", \"dtype\": \"%s\"", first_res ? "" : ",", v,
-                        pass ? "f64" : "f32");
+                fprintf(f, "%s\n      {\"variant\": \"%s\", \"dtype\": \"%s\", \"moduli\": %d",
+                        first_res ? "" : ",", vs, pass ? "f64" : "f32", moduli);
                 first_res = 0;
                 if (st || ce != cudaSuccess) {
                     const char *msg = st ? fl_ctx_last_error(ctx) : cudaGetErrorString(ce);
-                    fprintf(stderr, "   %-13s %s: FAILED: %s\n", v, pass ? "f64" : "f32", msg);
+                    fprintf(stderr, "   %-13s %s: FAILED: %s\n", vs, pass ? "f64" : "f32", msg);
                     fprintf(f, ", \"status\": %d, \"message\": ", (int)st);
                     json_str(f, msg);
                     fputc('}', f);
@@ -264,11 +273,11 @@ int main(int argc, char **argv)
                 const double re = rel_err(C, dt, Cref, M * N);
                 double *ms = malloc(sizeof(double) * (size_t)reps);
                 for (int w = 0; w < 2; w++)
-                    fl_gemm(ctx, v, 0, 0, 0, 0, 1.0, &a, &b, 0.0, &c, NULL);
+                    fl_gemm(ctx, v, 0, moduli, 0, 0, 1.0, &a, &b, 0.0, &c, NULL);
                 CK(cudaDeviceSynchronize());
                 for (int r = 0; r < reps && !st; r++) {
                     CK(cudaEventRecord(e0, 0));
-                    st = fl_gemm(ctx, v, 0, 0, 0, 0, 1.0, &a, &b, 0.0, &c, NULL);
+                    st = fl_gemm(ctx, v, 0, moduli, 0, 0, 1.0, &a, &b, 0.0, &c, NULL);
                     CK(cudaEventRecord(e1, 0));
                     CK(cudaEventSynchronize(e1));
                     float t = 0;
@@ -279,8 +288,8 @@ int main(int argc, char **argv)
                 const double med = reps % 2 ? ms[reps / 2] : 0.5 * (ms[reps / 2 - 1] + ms[reps / 2]);
                 const double tf = 2.0 * M * N * K / (med * 1e-3) / 1e12;
                 fprintf(stderr,
-                        "   %-13s %s: median %9.3f ms (min %.3f, max %.3f)  %7.2f TFLOP/s  rel.err %.3e\n", v,
-                        pass ? "f64" : "f32", med, ms[0], ms[reps - 1], tf, re);
+                        "   %-13s %s: median %9.3f ms (min %.3f, max %.3f)  %7.2f TFLOP/s  rel.err %.3e\n",
+                        vs, pass ? "f64" : "f32", med, ms[0], ms[reps - 1], tf, re);
                 fprintf(f,
                         ", \"median_ms\": %.5f, \"min_ms\": %.5f, \"max_ms\": %.5f, \"tflops\": %.4f, "
                         "\"rel_err\": %.6e, \"expected_residual\": %.6e, \"backend\": %d}",

@@ -25,7 +25,8 @@
  *      writes C = alpha T + beta C in double, rounded once to C's type.
  * The rounding of the parts (fli_round_mant, fli_round_fp16 from
  * linalg.h), the scale exponents, the pair order, the Kahan recurrence,
- * the float64 sum of tf32x6 and every step of Ozaki II follow
+ * the float64 sum of tf32x6 (over K chunks of 2048, see tf6_chunks) and
+ * every step of Ozaki II follow
  * backends/cpu/linalg_cpu.c operation for operation (no FMA contraction
  * where the CPU has none), so the parts and the Ozaki result are
  * bit-identical to the CPU's; the float32 products differ only by the
@@ -354,21 +355,30 @@ __device__ __forceinline__ void load_tile(double (*tile)[33], const TS *src, int
 }
 
 /* max |x(r, l)| over l, as the bits of a non-negative double (atomicMax
- * orders them as the doubles); NaN counts as 0, as on the CPU. */
+ * orders them as the doubles); NaN counts as 0, as on the CPU. Each block
+ * walks many depth tiles with running maxima in registers and issues one
+ * atomic per row at the end: one atomic per tile made the rows of a deep
+ * operand (512 x 1M) a serial queue of 32768 atomics each. */
 template <typename TS>
 __global__ void k_rowmax(const TS *src, int64_t sr, int64_t sl, int64_t R, int64_t L, unsigned long long *mx)
 {
     __shared__ double tile[32][33];
-    const int64_t l0 = (int64_t)blockIdx.x * 32;
     for (int64_t r0 = (int64_t)blockIdx.y * 32; r0 < R; r0 += (int64_t)gridDim.y * 32) {
-        __syncthreads();
-        load_tile(tile, src, sr, sl, R, L, r0, l0);
-        __syncthreads();
+        double acc[4] = {0, 0, 0, 0};
+        for (int64_t l0 = (int64_t)blockIdx.x * 32; l0 < L; l0 += (int64_t)gridDim.x * 32) {
+            __syncthreads();
+            load_tile(tile, src, sr, sl, R, L, r0, l0);
+            __syncthreads();
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                const double v = fabs(tile[threadIdx.y + 8 * q][threadIdx.x]);
+                acc[q] = v > acc[q] ? v : acc[q]; /* NaN never wins */
+            }
+        }
 #pragma unroll
         for (int q = 0; q < 4; q++) {
             const int rr = threadIdx.y + 8 * q;
-            double v = fabs(tile[rr][threadIdx.x]);
-            if (v != v) v = 0;
+            double v = acc[q];
             for (int o = 16; o > 0; o >>= 1) {
                 const double w = __shfl_xor_sync(0xffffffffu, v, o);
                 v = w > v ? w : v;
@@ -479,14 +489,16 @@ __global__ void k_oz_residues(const TS *src, int64_t sr, int64_t sl, int64_t R, 
     }
 }
 
-/* dig (one modulus' plane, m x n, ld m) = (first ? 0 : dig) + S mod md, in [0, md). */
-__global__ void k_oz_acc(const int32_t *S, int64_t lds, int64_t m, int64_t n, int md, int first, uint8_t *dig)
+/* dig (one modulus' plane, m x n, ld m) = (sum of the nb int32 planes S_b,
+ * each m x n with ld lds, plane stride ps) mod md, in [0, md). */
+__global__ void k_oz_acc(const int32_t *S, int64_t lds, int64_t ps, int nb, int64_t m, int64_t n, int md,
+                         uint8_t *dig)
 {
     FOR_MN(m, n)
     {
-        int r = S[i + j * lds] % md;
+        int r = 0;
+        for (int b = 0; b < nb; b++) r = (r + S[b * ps + i + j * lds] % md) % md; /* |r| < md */
         if (r < 0) r += md;
-        if (!first) r = (r + dig[i + j * m]) % md;
         dig[i + j * m] = (uint8_t)r;
     }
 }
@@ -494,17 +506,16 @@ __global__ void k_oz_acc(const int32_t *S, int64_t lds, int64_t m, int64_t n, in
 struct oz_crt {
     int n;
     int32_t m[FLI_OZAKI_MAX_MODULI];
-    float rcp[FLI_OZAKI_MAX_MODULI];
+    uint32_t magic[FLI_OZAKI_MAX_MODULI];
     int16_t inv[FLI_OZAKI_MAX_MODULI][FLI_OZAKI_MAX_MODULI]; /* inv[j][i] = m_j^-1 mod m_i */
 };
 
-/* x mod md for 0 <= x < 2^24 by a float reciprocal (off by at most one). */
-__device__ __forceinline__ int mod_small(int x, int md, float rcp)
+/* x mod md for 0 <= x < 2^24, md <= 256, by Barrett's reduction with
+ * magic = ceil(2^32 / md): the quotient's error x (magic - 2^32/md) / 2^32
+ * < x / 2^32 < 1 / md never crosses an integer, so it is exact. */
+__device__ __forceinline__ int mod_small(int x, int md, uint32_t magic)
 {
-    int r = x - md * (int)((float)x * rcp);
-    if (r < 0) r += md;
-    if (r >= md) r -= md;
-    return r;
+    return x - md * (int)__umulhi((uint32_t)x, magic);
 }
 
 /* Garner's mixed-radix digits in balanced form, Horner in double (no
@@ -526,7 +537,7 @@ __global__ void k_oz_crt(const uint8_t *dig, int64_t plane, oz_crt P, const int 
             const int mi = P.m[a];
             int t = dig[a * plane + e];
 #pragma unroll
-            for (int b = 0; b < a; b++) t = mod_small((t - v[b] + 2 * mi) * P.inv[b][a], mi, P.rcp[a]);
+            for (int b = 0; b < a; b++) t = mod_small((t - v[b] + 2 * mi) * P.inv[b][a], mi, P.magic[a]);
             v[a] = t > mi / 2 ? t - mi : t;
         }
         double x = v[nm - 1];
@@ -572,11 +583,15 @@ __global__ void k_kahan(float *P, const float *Q, float *K, int64_t len, int fir
     }
 }
 
-/* tf32x6: D (double) = (first ? 0 : D) + P. */
-__global__ void k_addf64(double *D, const float *P, int64_t len, int first)
+/* tf32x6: D (double) = (first ? 0 : D) + P_0 + ... + P_{nb-1}, the float32
+ * products of the K chunks (planes of len), added in order. */
+__global__ void k_addf64(double *D, const float *P, int nb, int64_t len, int first)
 {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < len; i += (int64_t)gridDim.x * blockDim.x)
-        D[i] = __dadd_rn(first ? 0.0 : D[i], (double)P[i]);
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < len; i += (int64_t)gridDim.x * blockDim.x) {
+        double d = first ? 0.0 : D[i];
+        for (int b = 0; b < nb; b++) d = __dadd_rn(d, (double)P[b * len + i]);
+        D[i] = d;
+    }
 }
 
 /* ---- GEMM driver ------------------------------------------------------------------ */
@@ -603,7 +618,11 @@ static fl_status launch_rowmax(fli_la *la, const view *v, int64_t k, unsigned lo
     cudaStream_t s = STATE(la)->stream;
     CU("gemm", cudaMemsetAsync(mx, 0, sizeof(unsigned long long) * (size_t)v->R, s));
     if (k > 0) {
-        const dim3 g = grid_tiles(v->R, k), b(32, 8);
+        /* about 2048 blocks: rows tiles first, depth tiles to fill the rest */
+        const int64_t gy = (v->R + 31) / 32 > 65535 ? 65535 : (v->R + 31) / 32, lt = (k + 31) / 32;
+        int64_t gx = (2048 + gy - 1) / gy;
+        gx = gx > lt ? lt : gx < 1 ? 1 : gx;
+        const dim3 g((unsigned)gx, (unsigned)gy), b(32, 8);
         if (IS64(la))
             k_rowmax<double><<<g, b, 0, s>>>((const double *)v->p, v->sr, v->sl, v->R, k, mx);
         else
@@ -708,6 +727,42 @@ static fl_status product(fli_la *la, cublasHandle_t h, int fmt, int64_t m, int64
     return FL_STATUS_OK;
 }
 
+/* tf32x6 accumulates each product in float32 over K chunks of kc and adds
+ * the chunks in float64: tensor cores add their products into the float32
+ * accumulator without rounding to nearest (they truncate), an error that
+ * grows with the accumulation's length (bench_linalg at 512 x 512 x 2^20:
+ * 3.5e-4 in one pass, as coarse as plain tf32). Chunks of 2048, fewer
+ * when their planes would pass 2 GiB. */
+#define TF6_KC 2048
+static void tf6_chunks(int64_t kp, size_t mn, int64_t *kc, int64_t *full, int64_t *rem)
+{
+    int64_t c = kp < TF6_KC ? kp : TF6_KC;
+    while (c < kp && (size_t)((kp + c - 1) / c) * mn * 4 > ((size_t)2 << 30)) c *= 2;
+    if (c > kp) c = kp;
+    *kc = c;
+    *full = kp / c;
+    *rem = kp - *full * c;
+}
+
+/* P planes (m x n float32 each) = the products of the K chunks of one pair of
+ * TN parts (tf32, float32 accumulation). */
+static fl_status product_chunks(fli_la *la, cublasHandle_t h, int64_t m, int64_t n, int64_t kp, int64_t kc,
+                                int64_t full, int64_t rem, const float *Ap, const float *Bp, float *P)
+{
+    const float one = 1.0f, zero = 0.0f;
+    const int64_t ps = m * n;
+    if (full > 0)
+        BL("gemm tf32x6", cublasGemmStridedBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)m, (int)n, (int)kc, &one, Ap,
+                                                     CUDA_R_32F, (int)kp, kc, Bp, CUDA_R_32F, (int)kp, kc, &zero, P,
+                                                     CUDA_R_32F, (int)m, ps, (int)full,
+                                                     CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
+    if (rem > 0)
+        BL("gemm tf32x6", cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)m, (int)n, (int)rem, &one, Ap + full * kc,
+                                       CUDA_R_32F, (int)kp, Bp + full * kc, CUDA_R_32F, (int)kp, &zero, P + full * ps,
+                                       CUDA_R_32F, (int)m, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
+    return FL_STATUS_OK;
+}
+
 static size_t fmt_size(int fmt) { return fmt == FMT_F64 ? 8 : (fmt == FMT_BF16 || fmt == FMT_F16) ? 2 : 4; }
 
 /* The scratch of one split product, carved from one allocation. */
@@ -717,6 +772,9 @@ static fl_status split_gemm(fli_la *la, cublasHandle_t h, const gplan *pl, const
     cudaStream_t s = STATE(la)->stream;
     const int64_t kp = round_up(k, 16);
     const size_t fs = fmt_size(pl->fmt), mn = (size_t)m * (size_t)n;
+    int64_t kc6 = kp, full6 = 1, rem6 = 0;
+    if (pl->comb == COMB_F64) tf6_chunks(kp, mn, &kc6, &full6, &rem6);
+    const int64_t nb6 = full6 + (rem6 > 0);
     char *q = buf;
     void *pa = q;
     q += al256(fs * (size_t)pl->parts * (size_t)m * (size_t)kp);
@@ -740,8 +798,8 @@ static fl_status split_gemm(fli_la *la, cublasHandle_t h, const gplan *pl, const
         q += al256(8 * mn);
     } else {
         P = (float *)q;
-        q += al256(4 * mn);
-        if (pl->comb != COMB_ACC) {
+        q += al256(4 * mn * (size_t)nb6);
+        if (pl->comb == COMB_KAHAN) {
             Q = (float *)q;
             q += al256(4 * mn);
         }
@@ -775,8 +833,9 @@ static fl_status split_gemm(fli_la *la, cublasHandle_t h, const gplan *pl, const
                 LAUNCHED("gemm", "Kahan sum kernel");
             }
         } else {
-            TRY(product(la, h, pl->fmt, m, n, kp, PART_A(i), PART_B(j), 0.0f, P));
-            k_addf64<<<g, 256, 0, s>>>(D, P, (int64_t)mn, t == 0);
+            TRY(product_chunks(la, h, m, n, kp, kc6, full6, rem6, (const float *)PART_A(i), (const float *)PART_B(j),
+                               P));
+            k_addf64<<<g, 256, 0, s>>>(D, P, (int)nb6, (int64_t)mn, t == 0);
             LAUNCHED("gemm", "float64 sum kernel");
         }
     }
@@ -795,9 +854,10 @@ static size_t split_bytes(const gplan *pl, int64_t m, int64_t n, int64_t k)
     if (pl->fmt == FMT_F16)
         b += al256(8 * (size_t)(m + n)) + al256(sizeof(int) * (size_t)m) + al256(sizeof(int) * (size_t)n);
     if (pl->fmt == FMT_F64) return b + al256(8 * mn);
-    b += al256(4 * mn);
-    if (pl->comb != COMB_ACC) b += al256(4 * mn);
-    if (pl->comb == COMB_KAHAN) b += al256(4 * mn);
+    int64_t kc6 = kp, full6 = 1, rem6 = 0;
+    if (pl->comb == COMB_F64) tf6_chunks(kp, mn, &kc6, &full6, &rem6);
+    b += al256(4 * mn * (size_t)(full6 + (rem6 > 0)));
+    if (pl->comb == COMB_KAHAN) b += 2 * al256(4 * mn);
     if (pl->comb == COMB_F64) b += al256(8 * mn);
     return b;
 }
@@ -806,7 +866,9 @@ static size_t split_bytes(const gplan *pl, int64_t m, int64_t n, int64_t k)
 
 /* int8 x int8 -> int32 sums are exact while 128 * 128 * K < 2^31. */
 #define OZ_KCHUNK ((int64_t)131056) /* the largest multiple of 16 below 2^17 */
-#define OZ_RES_BUDGET ((size_t)1 << 30) /* residue planes of the operands at once */
+/* residue planes of the operands made in one pass (each pass re-reads op(A)
+ * and op(B): 4 GB of float32 at 512 x 512 x 2^20) */
+#define OZ_RES_BUDGET ((size_t)4 << 30)
 
 static fl_status ozaki_gemm(fli_la *la, cublasHandle_t h, int nmod, const view *va, const view *vb, int64_t m,
                             int64_t n, int64_t k, double alpha, double beta, void *C, int64_t ldc)
@@ -821,8 +883,19 @@ static fl_status ozaki_gemm(fli_la *la, cublasHandle_t h, int nmod, const view *
     int G = (int)(OZ_RES_BUDGET / (per_mod ? per_mod : 1));
     if (G < 1) G = 1;
     if (G > nmod) G = nmod;
+    /* K in nb chunks of kc (a multiple of 16, <= OZ_KCHUNK for exact int32
+     * sums), one strided-batched GEMM per modulus with a plane per chunk:
+     * also the parallelism of a small output (512 x 512 is 16 tiles of
+     * 128 x 128 for 132 SMs), so chunks are made until there are about two
+     * tiles per SM, down to kc = 4096 */
+    const int64_t tiles = ((m + 127) / 128) * ((n + 127) / 128);
+    int64_t nb = (kp + OZ_KCHUNK - 1) / OZ_KCHUNK, want = (2 * STATE(la)->sm_count + tiles - 1) / tiles;
+    if (want > kp / 4096) want = kp / 4096;
+    if (nb < want) nb = want;
+    const int64_t kc = round_up((kp + nb - 1) / nb, 16), full = kp / kc, rem = kp - full * kc;
+    nb = full + (rem > 0);
     const size_t bytes = al256(8 * (size_t)(m + n)) + al256(sizeof(int) * (size_t)(m + n)) +
-                         al256((size_t)G * per_mod) + al256(4 * (size_t)mp * (size_t)n) +
+                         al256((size_t)G * per_mod) + al256(4 * (size_t)mp * (size_t)n * (size_t)nb) +
                          al256((size_t)nmod * (size_t)m * (size_t)n);
     char *buf = NULL;
     TRY(dev_alloc(la, "gemm ozaki_int8", bytes, (void **)&buf));
@@ -836,7 +909,7 @@ static fl_status ozaki_gemm(fli_la *la, cublasHandle_t h, int nmod, const view *
         int8_t *res = (int8_t *)q;
         q += al256((size_t)G * per_mod);
         int32_t *S = (int32_t *)q;
-        q += al256(4 * (size_t)mp * (size_t)n);
+        q += al256(4 * (size_t)mp * (size_t)n * (size_t)nb);
         uint8_t *dig = (uint8_t *)q;
         const int64_t plane_d = m * n;
 
@@ -848,7 +921,7 @@ static fl_status ozaki_gemm(fli_la *la, cublasHandle_t h, int nmod, const view *
             mods.m[i] = fli_ozaki_moduli[i];
             mods.rcp[i] = 1.0 / fli_ozaki_moduli[i];
             crt.m[i] = fli_ozaki_moduli[i];
-            crt.rcp[i] = 1.0f / (float)fli_ozaki_moduli[i];
+            crt.magic[i] = (uint32_t)((((uint64_t)1 << 32) + (uint64_t)fli_ozaki_moduli[i] - 1) / (uint64_t)fli_ozaki_moduli[i]);
         }
         for (int i = 0; i < nmod; i++)
             for (int j = 0; j < i; j++) {
@@ -886,25 +959,29 @@ static fl_status ozaki_gemm(fli_la *la, cublasHandle_t h, int nmod, const view *
             for (int i = 0; i < g; i++) {
                 const int t = t0 + i;
                 const int8_t *a = ra + (size_t)i * (size_t)m * (size_t)kp, *bb = rb + (size_t)i * (size_t)n * (size_t)kp;
-                for (int64_t c0 = 0; c0 < kp; c0 += OZ_KCHUNK) {
-                    const int64_t kc = kp - c0 < OZ_KCHUNK ? kp - c0 : OZ_KCHUNK;
-                    const int32_t one = 1, zero = 0;
-                    cublasStatus_t bs =
-                        cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)m, (int)n, (int)kc, &one, a + c0, CUDA_R_8I,
-                                     (int)kp, bb + c0, CUDA_R_8I, (int)kp, &zero, S, CUDA_R_32I, (int)mp,
-                                     CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT);
-                    if (bs != CUBLAS_STATUS_SUCCESS) {
-                        st = FAIL(FL_STATUS_CUDA_ERROR, "gemm ozaki_int8", "cublasGemmEx (int8, modulus %d): %s",
-                                  fli_ozaki_moduli[t], cublasGetStatusString(bs));
-                        goto done;
-                    }
-                    k_oz_acc<<<grid_mn(m, n), 256, 0, s>>>(S, mp, m, n, fli_ozaki_moduli[t], c0 == 0,
-                                                           dig + (size_t)t * (size_t)plane_d);
-                    cudaError_t e_ = cudaGetLastError();
-                    if (e_ != cudaSuccess) {
-                        st = cuda_st(la, __LINE__, "gemm ozaki_int8", "residue sum kernel", e_);
-                        goto done;
-                    }
+                const int32_t one = 1, zero = 0;
+                const int64_t ps = mp * n;
+                cublasStatus_t bs = CUBLAS_STATUS_SUCCESS;
+                if (full > 0)
+                    bs = cublasGemmStridedBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)m, (int)n, (int)kc, &one, a,
+                                                    CUDA_R_8I, (int)kp, kc, bb, CUDA_R_8I, (int)kp, kc, &zero, S,
+                                                    CUDA_R_32I, (int)mp, ps, (int)full, CUBLAS_COMPUTE_32I,
+                                                    CUBLAS_GEMM_DEFAULT);
+                if (bs == CUBLAS_STATUS_SUCCESS && rem > 0)
+                    bs = cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)m, (int)n, (int)rem, &one, a + full * kc,
+                                      CUDA_R_8I, (int)kp, bb + full * kc, CUDA_R_8I, (int)kp, &zero, S + full * ps,
+                                      CUDA_R_32I, (int)mp, CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT);
+                if (bs != CUBLAS_STATUS_SUCCESS) {
+                    st = FAIL(FL_STATUS_CUDA_ERROR, "gemm ozaki_int8", "cublasGemm*Ex (int8, modulus %d): %s",
+                              fli_ozaki_moduli[t], cublasGetStatusString(bs));
+                    goto done;
+                }
+                k_oz_acc<<<grid_mn(m, n), 256, 0, s>>>(S, mp, ps, (int)nb, m, n, fli_ozaki_moduli[t],
+                                                       dig + (size_t)t * (size_t)plane_d);
+                cudaError_t e_ = cudaGetLastError();
+                if (e_ != cudaSuccess) {
+                    st = cuda_st(la, __LINE__, "gemm ozaki_int8", "residue sum kernel", e_);
+                    goto done;
                 }
             }
         }
