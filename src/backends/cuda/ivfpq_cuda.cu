@@ -26,13 +26,15 @@
  *      n_probes nearest lists per query.
  *   2. segments: each query's candidate space is its probed lists laid
  *      end to end (a fixed stride per query: the n_probes longest lists).
- *   3. LUT scan (pq_scan): a block per (query, probe). The block builds
- *      the look-up table of that query's residual (q - centre of the
- *      list, or q itself for the inner product / without residuals) in
- *      shared memory: pq_dim x 2^pq_bits float32 entries, each the squared
- *      distance (or product) of a residual sub-vector to a centroid. It
- *      then streams the list's codes, a thread per row, summing pq_dim
- *      table reads, and writes each row's key to the pair's segment.
+ *   3. LUT scan (pq_scan): a block per (query, group of probes: 8 with
+ *      the codebooks staged in shared memory for large batches, 1 for
+ *      small ones). For each probe the block builds the look-up table of
+ *      that query's residual (q - centre of the list, or q itself for the
+ *      inner product / without residuals) in shared memory: pq_dim x
+ *      2^pq_bits float32 entries, each the squared distance (or product)
+ *      of a residual sub-vector to a centroid. It then streams the list's
+ *      codes, a thread per row, summing pq_dim table reads, and writes
+ *      each row's key to the pair's segment.
  *   4. pool (fli_ivf_pool_step, shared): the `pool` (= ceil(refine k), or
  *      k without raw rows) smallest keys per query, ties by original index.
  *   5. re-rank (pq_rerank): a block per query computes the pool's float64
@@ -59,7 +61,7 @@
 #include "backends/cuda/ivf_cuda.cuh"
 
 #define PQ_MAX_POOL 1024
-#define PQ_SCAN_THREADS 256
+#define PQ_SCAN_THREADS 512
 #define PQ_RERANK_THREADS 128
 
 typedef struct pq_dev {
@@ -77,7 +79,7 @@ typedef struct pq_dev {
     void *ws;
     size_t ws_bytes;
     int64_t pool_smem;
-    int64_t scan_smem; /* the scan's shared-memory attribute as last set */
+    int64_t scan_smem[2]; /* the scans' shared-memory attributes as last set (unstaged, staged) */
 } pq_dev;
 
 static void pq_dev_free_arrays(fli_cuda_env *env, pq_dev *c)
@@ -123,7 +125,7 @@ static fl_status pq_upload(fli_cuda_env *env, const fli_ivfpq_index *ix, uint64_
         c = (pq_dev *)calloc(1, sizeof *c);
         if (!c) return FLI_FAIL(env, FL_STATUS_OUT_OF_MEMORY, "ivfpq cache", "host allocation failed");
         c->pool_smem = -1;
-        c->scan_smem = -1;
+        c->scan_smem[0] = c->scan_smem[1] = -1;
         s->ivfpq = c;
     }
     *out = c;
@@ -190,71 +192,100 @@ static fl_status pq_upload(fli_cuda_env *env, const fli_ivfpq_index *ix, uint64_
 
 /* ---- the look-up-table scan ------------------------------------------------
  *
- * Block = (query q, probe j) = blockIdx.x = q P + j. Shared: the table
- * (M x ks float32) and the residual (d float32). The table entries follow
- * ivfpq_cpu.c's loop exactly: s = 0; s += v * v over the sub-space's
- * features (v = r - centroid; or s += r * centroid for the inner product),
- * each step rounded; a row's key is s = 0; s += lut[j][code[j]] over the
- * sub-spaces in order, and -(base + s) for the inner product (base = <q, c>
- * with residual codes, else 0).
+ * Block = (query q, group g of G probes): blockIdx.x = q NG + g, probes
+ * j = g G .. min(P, g G + G) - 1 in turn. Shared: the table (M x ks
+ * float32), the residual (d float32) and, when STAGE, the codebooks
+ * (M x ks x ds float32), loaded once per block: every table entry reads a
+ * centroid, and reading the 128 KB codebooks of d = 128, 256 centroids
+ * from L2 for every (query, probe) made the table build L2-bound. Large
+ * batches run G = 8 staged, small ones G = 1 unstaged (more blocks, no
+ * staging to amortise).
+ *
+ * The table entries follow ivfpq_cpu.c's loop exactly: s = 0; s += v * v
+ * over the sub-space's features (v = r - centroid; or s += r * centroid
+ * for the inner product), each step rounded; a row's key is s = 0;
+ * s += lut[j][code[j]] over the sub-spaces in order, and -(base + s) for
+ * the inner product (base = <q, c> with residual codes, else 0).
  */
+template <bool STAGE>
 __global__ void __launch_bounds__(PQ_SCAN_THREADS)
     pq_scan(const float *q32, int64_t d4, const uint32_t *Skeys, int64_t L, const int32_t *probes, int64_t P,
-            const int32_t *pre, int64_t stride, const float *centers, const float *codebooks, const uint8_t *codes,
-            const int64_t *off, const int64_t *ids, const int64_t *self, int64_t d, int64_t M, int64_t ks,
-            int64_t ds, int kbits, int ip, int by_residual, uint32_t *buf)
+            int64_t G, const int32_t *pre, int64_t stride, const float *centers, const float *codebooks,
+            const uint8_t *codes, const int64_t *off, const int64_t *ids, const int64_t *self, int64_t d, int64_t M,
+            int64_t ks, int64_t ds, int kbits, int ip, int by_residual, uint32_t *buf)
 {
-    extern __shared__ float smem[];
-    float *lut = smem;          /* M x ks */
+    extern __shared__ __align__(16) float smem[];
+    float *lut = smem;         /* M x ks */
     float *rq = smem + M * ks; /* d      */
-    const int64_t pair = blockIdx.x, q = pair / P;
-    const int32_t l = probes[pair];
-    const int64_t o = off[l], len = off[l + 1] - o;
-    if (len == 0) return;
+    float *cbs = rq + ((d + 3) & ~(int64_t)3);
+    const int64_t NG = (P + G - 1) / G, q = blockIdx.x / NG, g = blockIdx.x - q * NG;
     const int tid = threadIdx.x;
-    const float *qq = q32 + q * d4, *c = centers + (int64_t)l * d4;
-    for (int64_t f = tid; f < d; f += blockDim.x) rq[f] = (!ip && by_residual) ? __fsub_rn(qq[f], c[f]) : qq[f];
-    /* the inner product's list base: the coarse score <q, c> (key = -s) */
-    const float base = ip && by_residual ? -key_float(Skeys[q * L + l]) : 0.0f;
-    __syncthreads();
-    for (int64_t e = tid; e < M * ks; e += blockDim.x) {
-        const int64_t j = e >> kbits;
-        const float *cb = codebooks + e * ds, *rj = rq + j * ds;
-        float s = 0.0f;
-        if (ip) {
-            for (int64_t f = 0; f < ds; f++) s = __fadd_rn(s, __fmul_rn(rj[f], cb[f]));
-        } else {
-            for (int64_t f = 0; f < ds; f++) {
-                const float v = __fsub_rn(rj[f], cb[f]);
-                s = __fadd_rn(s, __fmul_rn(v, v));
-            }
-        }
-        lut[e] = s;
+    const float *qq = q32 + q * d4;
+    if (STAGE) {
+        const int64_t nf = M * ks * ds;
+        for (int64_t i = tid; i < nf; i += blockDim.x) cbs[i] = codebooks[i];
     }
-    __syncthreads();
-    uint32_t *dst = buf + q * stride + pre[pair];
+    const float *cb0 = STAGE ? cbs : codebooks;
     const int64_t me = self ? self[q] : -1;
     const int words = (M & 3) == 0;
-    for (int64_t r = tid; r < len; r += blockDim.x) {
-        if (me >= 0 && ids[o + r] == me) {
-            dst[r] = KEY_EXCLUDED;
-            continue;
-        }
-        const uint8_t *code = codes + (o + r) * M;
-        float s = 0.0f;
-        if (words) {
-            const uint32_t *w = (const uint32_t *)code;
-            for (int64_t j = 0; j < M; j += 4) {
-                const uint32_t v = w[j >> 2];
-                s = __fadd_rn(s, lut[(j + 0) * ks + (v & 255u)]);
-                s = __fadd_rn(s, lut[(j + 1) * ks + ((v >> 8) & 255u)]);
-                s = __fadd_rn(s, lut[(j + 2) * ks + ((v >> 16) & 255u)]);
-                s = __fadd_rn(s, lut[(j + 3) * ks + (v >> 24)]);
+    const int64_t j1 = (g + 1) * G < P ? (g + 1) * G : P;
+    for (int64_t pj = g * G; pj < j1; pj++) {
+        const int64_t pair = q * P + pj;
+        const int32_t l = probes[pair];
+        const int64_t o = off[l], len = off[l + 1] - o;
+        if (len == 0) continue; /* uniform across the block */
+        const float *c = centers + (int64_t)l * d4;
+        __syncthreads(); /* the previous probe's table is no longer read */
+        for (int64_t f = tid; f < d; f += blockDim.x)
+            rq[f] = (!ip && by_residual) ? __fsub_rn(qq[f], c[f]) : qq[f];
+        /* the inner product's list base: the coarse score <q, c> (key = -s) */
+        const float base = ip && by_residual ? -key_float(Skeys[q * L + l]) : 0.0f;
+        __syncthreads();
+        for (int64_t e = tid; e < M * ks; e += blockDim.x) {
+            const int64_t j = e >> kbits;
+            const float *cb = cb0 + e * ds, *rj = rq + j * ds;
+            float s = 0.0f;
+            if (ds == 4) { /* one 16-byte read of the centroid, same arithmetic */
+                const float4 v4 = *(const float4 *)cb;
+                const float cv[4] = {v4.x, v4.y, v4.z, v4.w};
+#pragma unroll
+                for (int f = 0; f < 4; f++) {
+                    const float v = ip ? rj[f] : __fsub_rn(rj[f], cv[f]);
+                    s = __fadd_rn(s, ip ? __fmul_rn(v, cv[f]) : __fmul_rn(v, v));
+                }
+            } else if (ip) {
+                for (int64_t f = 0; f < ds; f++) s = __fadd_rn(s, __fmul_rn(rj[f], cb[f]));
+            } else {
+                for (int64_t f = 0; f < ds; f++) {
+                    const float v = __fsub_rn(rj[f], cb[f]);
+                    s = __fadd_rn(s, __fmul_rn(v, v));
+                }
             }
-        } else {
-            for (int64_t j = 0; j < M; j++) s = __fadd_rn(s, lut[j * ks + code[j]]);
+            lut[e] = s;
         }
-        dst[r] = ord_key(ip ? -__fadd_rn(base, s) : s);
+        __syncthreads();
+        uint32_t *dst = buf + q * stride + pre[pair];
+        for (int64_t r = tid; r < len; r += blockDim.x) {
+            if (me >= 0 && ids[o + r] == me) {
+                dst[r] = KEY_EXCLUDED;
+                continue;
+            }
+            const uint8_t *code = codes + (o + r) * M;
+            float s = 0.0f;
+            if (words) {
+                const uint32_t *w = (const uint32_t *)code;
+                for (int64_t j = 0; j < M; j += 4) {
+                    const uint32_t v = w[j >> 2];
+                    s = __fadd_rn(s, lut[(j + 0) * ks + (v & 255u)]);
+                    s = __fadd_rn(s, lut[(j + 1) * ks + ((v >> 8) & 255u)]);
+                    s = __fadd_rn(s, lut[(j + 2) * ks + ((v >> 16) & 255u)]);
+                    s = __fadd_rn(s, lut[(j + 3) * ks + (v >> 24)]);
+                }
+            } else {
+                for (int64_t j = 0; j < M; j++) s = __fadd_rn(s, lut[j * ks + code[j]]);
+            }
+            dst[r] = ord_key(ip ? -__fadd_rn(base, s) : s);
+        }
     }
 }
 
@@ -382,7 +413,8 @@ extern "C" fl_status fli_cuda_ivfpq_search(fli_cuda_env *env, const fli_ivfpq_se
     const int64_t P = job->n_probes < L ? job->n_probes : L;
     const int64_t cap = job->pool > k ? job->pool : k;
     const int metric = (int)ix->metric;
-    const size_t scan_smem = sizeof(float) * (size_t)(M * ks + d);
+    const size_t scan_smem = sizeof(float) * (size_t)(M * ks + ((d + 3) & ~(int64_t)3));
+    const size_t staged_smem = scan_smem + sizeof(float) * (size_t)(M * ks * ix->dsub);
     int kbits = 0;
     while (((int64_t)1 << kbits) < ks) kbits++;
     if (cap > PQ_MAX_POOL || ix->n >= ((int64_t)1 << 31) || P < 1 || k < 1 || ks > 256 || ks != ((int64_t)1 << kbits))
@@ -424,10 +456,19 @@ extern "C" fl_status fli_cuda_ivfpq_search(fli_cuda_env *env, const fli_ivfpq_se
     pq_bufs b;
     memset(&b, 0, sizeof b);
     pq_carve(qc, L, d4, P, stride, cap, k, self, (char *)c->ws, &b);
-    if ((int64_t)scan_smem > c->scan_smem && scan_smem > 48 * 1024) {
-        FLI_CUDA_TRY(env,
-                     cudaFuncSetAttribute(pq_scan, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)scan_smem));
-        c->scan_smem = (int64_t)scan_smem;
+    /* the staged scan (codebooks in shared memory, 8 probes a block) when
+     * the batch has pairs enough to fill the device with such blocks and
+     * the codebooks fit */
+    const int staged = staged_smem <= (size_t)st->smem_optin && qc * P >= 8 * 4 * (int64_t)st->sm_count;
+    if (scan_smem > 48 * 1024 && (int64_t)scan_smem > c->scan_smem[0]) {
+        FLI_CUDA_TRY(env, cudaFuncSetAttribute(pq_scan<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               (int)scan_smem));
+        c->scan_smem[0] = (int64_t)scan_smem;
+    }
+    if (staged && staged_smem > 48 * 1024 && (int64_t)staged_smem > c->scan_smem[1]) {
+        FLI_CUDA_TRY(env, cudaFuncSetAttribute(pq_scan<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               (int)staged_smem));
+        c->scan_smem[1] = (int64_t)staged_smem;
     }
 
     for (int64_t q0 = 0; q0 < n_q; q0 += qc) {
@@ -442,9 +483,18 @@ extern "C" fl_status fli_cuda_ivfpq_search(fli_cuda_env *env, const fli_ivfpq_se
         FLI_TRY(fli_ivf_probe_step(env, c->centers, c->cn, L, d, d4, b.qraw, m, metric, P, b.q32, b.qs64, b.qsf,
                                    b.S, b.probes));
         FLI_TRY(fli_ivf_segments_step(env, b.probes, m, P, c->off, b.pre, b.tot));
-        pq_scan<<<(unsigned)(m * P), PQ_SCAN_THREADS, scan_smem, s>>>(
-            b.q32, d4, (const uint32_t *)b.S, L, b.probes, P, b.pre, stride, c->centers, c->codebooks, c->codes,
-            c->off, c->ids, b.self, d, M, ks, c->ds, kbits, metric == 3, c->by_residual, b.buf);
+        /* the last chunk may be small: it keeps the chunk's choice (the
+         * attribute was set for it) unless it has too few pairs */
+        const int st8 = staged && m * P >= 8 * 4 * (int64_t)st->sm_count;
+        const int64_t G = st8 ? 8 : 1, NG = (P + G - 1) / G;
+        if (st8)
+            pq_scan<true><<<(unsigned)(m * NG), PQ_SCAN_THREADS, staged_smem, s>>>(
+                b.q32, d4, (const uint32_t *)b.S, L, b.probes, P, G, b.pre, stride, c->centers, c->codebooks,
+                c->codes, c->off, c->ids, b.self, d, M, ks, c->ds, kbits, metric == 3, c->by_residual, b.buf);
+        else
+            pq_scan<false><<<(unsigned)(m * NG), PQ_SCAN_THREADS, scan_smem, s>>>(
+                b.q32, d4, (const uint32_t *)b.S, L, b.probes, P, G, b.pre, stride, c->centers, c->codebooks,
+                c->codes, c->off, c->ids, b.self, d, M, ks, c->ds, kbits, metric == 3, c->by_residual, b.buf);
         FLI_LAUNCH_TRY(env, "pq_scan");
         FLI_TRY(fli_ivf_pool_step(env, b.buf, stride, b.tot, m, cap, b.pool, b.pool_n, b.pre, b.probes, P, c->off,
                                   c->ids, &c->pool_smem));
