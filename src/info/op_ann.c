@@ -9,12 +9,14 @@
  *    are child estimates of the kmeans and knn ops, so they run (and are
  *    calibrated) where those would; PQ encoding, the list layout and
  *    CAGRA's pruning run on the host CPU.
- *  - Searches: IVF-Flat routes by fli_route_ivf_flat (the function
- *    execution calls): the GPU's coarse GEMM + list tiles, or the CPU; the
- *    IVF-PQ and CAGRA searches run on the CPU backend.
+ *  - Searches route by the functions execution calls (route_ivf.c):
+ *    fli_route_ivf_flat (the GPU's coarse GEMM + list tiles, or the CPU),
+ *    fli_route_ivf_pq (the GPU's look-up tables in shared memory + code
+ *    scans, or the CPU) and fli_route_cagra (a thread block per query on
+ *    the GPU, or the CPU).
  * CPU parts are rooflines of the backends' counts on the device table's
- * nominal CPU: heuristic. The GPU search of IVF-Flat is a roofline of its
- * counts (not calibrated yet).
+ * nominal CPU: heuristic. The GPU searches are rooflines of their counts
+ * (not calibrated yet).
  */
 #include <math.h>
 #include <stdio.h>
@@ -98,17 +100,16 @@ static int est_ivf(fli_est *e, int pq)
     fl_hw_props hw;
     fli_device_hw(e->dev, &hw);
     fl_route route;
+    const double pool = pq && refine > 1 ? ceil(refine * k) : k;
     if (pq)
-        route.backend = FL_BACKEND_CPU;
+        fli_route_ivf_pq(e->dev->is_gpu ? &hw : NULL, (int64_t)n, (int64_t)L, (int64_t)P, (int64_t)nq,
+                         (int64_t)d, (int64_t)M, (int64_t)ks, (int64_t)pool, 0, &route);
     else
         fli_route_ivf_flat(e->dev->is_gpu ? &hw : NULL, (int64_t)n, (int64_t)L, (int64_t)P, (int64_t)nq,
                            (int64_t)d, (int64_t)k, 0, &route);
     snprintf(e->r->backend, sizeof e->r->backend, "%s", fl_backend_name(route.backend));
     snprintf(e->r->variant, sizeof e->r->variant, "%s", pq ? "pq" : "fp32");
-    snprintf(e->r->reason, sizeof e->r->reason, "%s",
-             pq ? "IVF-PQ: k-means runs where KMeans would; encoding and the look-up-table search on the CPU "
-                  "backend (no CUDA search yet)"
-                : route.reason);
+    snprintf(e->r->reason, sizeof e->r->reason, "%s", route.reason);
     if (phase != 2) {
         const int b = fli_node(e, 0, "build", "coarse k-means, lists filled", 1);
         if (kmeans_child(e, b, "coarse k-means", train, d, L, iters, 1) < 0)
@@ -127,7 +128,23 @@ static int est_ivf(fli_est *e, int pq)
     }
     if (phase != 1) {
         const int s = fli_node(e, 0, "search", "coarse step, probed lists, exact re-rank", 1);
-        if (route.backend != FL_BACKEND_CPU) {
+        if (route.backend != FL_BACKEND_CPU && pq) {
+            fli_roof_leaf(e, s, "copies", "queries in, results out (index resident after the first search)",
+                          1, 0, FL_INFO_PREC_FP32, FLI_CLASS_STREAM, nq * d * 4 + nq * k * 16, 4,
+                          FL_INFO_TIER_ROOFLINE);
+            e->link_bytes += nq * d * 4 + nq * k * 16;
+            fli_roof_leaf(e, s, "coarse GEMM + probes", "queries x centres (cuBLAS), radix-selected probes",
+                          1, 2 * nq * L * d, FL_INFO_PREC_FP32, FLI_CLASS_GEMM, (nq + L) * d * 4 + nq * L * 4,
+                          3, FL_INFO_TIER_ROOFLINE);
+            fli_roof_leaf(e, s, "look-up tables + code scans",
+                          "a block per (query, probes): tables in shared memory, pq_dim reads per code", 1,
+                          3 * nq * P * ks * d + cand * M, FL_INFO_PREC_FP32, FLI_CLASS_FUSED,
+                          fmin(n, cand) * M + cand * 8 + nq * P * M * ks * (d / M) * 4 / 8, 1,
+                          FL_INFO_TIER_ROOFLINE);
+            fli_roof_leaf(e, s, "pool + exact re-rank", "radix-selected pool of refine x k, float64 re-rank",
+                          1, nq * pool * d * 3, FL_INFO_PREC_FP64, FLI_CLASS_GATHER,
+                          cand * 4 + nq * pool * d * 4, 2, FL_INFO_TIER_ROOFLINE);
+        } else if (route.backend != FL_BACKEND_CPU) {
             fli_roof_leaf(e, s, "copies", "queries in, results out (lists resident after the first search)",
                           1, 0, FL_INFO_PREC_FP32, FLI_CLASS_STREAM, nq * d * 4 + nq * k * 16, 4,
                           FL_INFO_TIER_ROOFLINE);
@@ -193,11 +210,16 @@ int fli_est_cagra(fli_est *e)
         return fli_info_fail(e, "cagra: intermediate_graph_degree must be >= graph_degree");
     if (!fli_bytes_ok(e, n * (d * 4 + K * 8), "the data and the kNN graph"))
         return FL_INFO_EINVAL;
-    snprintf(e->r->backend, sizeof e->r->backend, "cpu");
+    const double E = ceil(sqrt(n)); /* entry nodes (algo/cagra.c) */
+    const double width = fli_p_num(e, "search_width");
+    fl_hw_props hw;
+    fli_device_hw(e->dev, &hw);
+    fl_route route;
+    fli_route_cagra(e->dev->is_gpu ? &hw : NULL, (int64_t)n, (int64_t)d, (int64_t)deg, (int64_t)E,
+                    (int64_t)itopk, (int64_t)width, (int64_t)nq, 0, &route);
+    snprintf(e->r->backend, sizeof e->r->backend, "%s", fl_backend_name(route.backend));
     snprintf(e->r->variant, sizeof e->r->variant, "graph");
-    snprintf(e->r->reason, sizeof e->r->reason,
-             "CAGRA: the build's exact kNN graph runs where exact kNN would; pruning and the graph search on "
-             "the CPU backend (no CUDA search yet)");
+    snprintf(e->r->reason, sizeof e->r->reason, "%s", route.reason);
     if (phase != 2) {
         const int b = fli_node(e, 0, "build", "exact kNN graph, detour pruning, reverse edges", 1);
         char p[96];
@@ -213,10 +235,22 @@ int fli_est_cagra(fli_est *e)
     if (phase != 1) {
         /* each buffer entry is expanded about once: itopk parents, their
          * degree neighbours each, about half of them not yet visited */
-        const double evals = nq * (fli_p_num(e, "n_seeds") + itopk * deg * 0.5);
-        cpu_leaf(e, 0, "graph search",
-                 "best-first walk: distances to unvisited neighbours, buffer insertions", 3 * evals * d,
-                 FLI_CLASS_GATHER, evals * d * 4 + nq * k * 16);
+        const double evals = nq * (E + fli_p_num(e, "n_seeds") + itopk * deg * 0.5);
+        if (route.backend != FL_BACKEND_CPU) {
+            fli_roof_leaf(e, 0, "copies", "queries in, results out (graph resident after the first search)",
+                          1, 0, FL_INFO_PREC_FP32, FLI_CLASS_STREAM, nq * d * 4 + nq * k * 16, 4,
+                          FL_INFO_TIER_ROOFLINE);
+            e->link_bytes += nq * d * 4 + nq * k * 16;
+            fli_roof_leaf(
+                e, 0, "graph search",
+                "a thread block per query: buffer and visited hash in shared memory, warp distances", 1,
+                3 * evals * d, FL_INFO_PREC_FP32, FLI_CLASS_GATHER, evals * d * 4 + nq * k * 16, 1,
+                FL_INFO_TIER_ROOFLINE);
+        } else {
+            cpu_leaf(e, 0, "graph search",
+                     "best-first walk: distances to unvisited neighbours, buffer insertions", 3 * evals * d,
+                     FLI_CLASS_GATHER, evals * d * 4 + nq * k * 16);
+        }
     }
     e->r->peak_memory_bytes =
         (uint64_t)(n * (d * 4 + deg * 4) + (phase != 1 ? nq * (d * 4 + k * 16) : n * K * 8));

@@ -68,7 +68,7 @@ fl_status fli_route_ivf_flat(const fl_hw_props *hw, int64_t n, int64_t n_lists, 
  *    2^31 rows: the CPU backend.
  *  - Device 'cuda', or at least FLI_IVF_GPU_MIN_WORK operations (coarse
  *    step, tables, code reads): the GPU: the coarse step IVF-Flat's GPU
- *    search uses, a block per (query, probe) building the table in shared
+ *    search uses, blocks per query and group of probes building the tables in shared
  *    memory and scanning the list's codes, the pool re-ranked in float64.
  *  - Otherwise (small batches on 'auto'): the CPU.
  */
@@ -87,9 +87,9 @@ fl_status fli_route_ivf_pq(const fl_hw_props *hw, int64_t n, int64_t n_lists, in
         out->backend = FL_BACKEND_CUDA;
         fli_join(out->reason, sizeof out->reason,
                  (const char *const[]){"IVF-PQ on ", hw->tag,
-                                       ": cuBLAS coarse GEMM + radix-selected probes, a block per (query, "
-                                       "probe) with its look-up table in shared memory scanning the codes, "
-                                       "pool of refine x k re-ranked in float64; index kept on the device",
+                                       ": cuBLAS coarse GEMM + radix-selected probes, a block per query and "
+                                       "probes, look-up tables in shared memory scanning the codes, pool of "
+                                       "refine x k re-ranked in float64; index kept on the device",
                                        NULL});
         return FL_STATUS_OK;
     }
