@@ -739,7 +739,7 @@ fl_status fl_polar(fl_ctx *ctx, const char *variant, const fl_array *A, const fl
     const fl_array Ar = resolved(A);
     void *Am = NULL, *X = NULL, *Um0 = NULL, *Hm = NULL, *Hs = NULL;
     int iters = 0;
-    double alpha = 0, tol = 0;
+    double alpha = 0, warm_alpha = 0, tol = 0;
     st = fli_la_load(&la, ctx, &Ar, &Am);
     if (!st)
         st = op->fro(&la, m, n, Am, m, &alpha);
@@ -759,7 +759,7 @@ fl_status fl_polar(fl_ctx *ctx, const char *variant, const fl_array *A, const fl
             /* a poor U0 (sym(U0^T A) not positive definite) gives no
              * usable interval: fall back to the cold bounds */
             if (a > 0 && a <= alpha * 1.000001 && lw > 0) {
-                alpha = a;
+                warm_alpha = a;
                 tol = lw;
             } else
                 tol = -1;
@@ -782,19 +782,28 @@ fl_status fl_polar(fl_ctx *ctx, const char *variant, const fl_array *A, const fl
         case PV_EXPRESS:
         case PV_EXPRESS_WARM: {
             /* the warm interval gets a 5% margin each side: the eigenvalues of
-             * sym(U0^T A) are the singular values only up to U0's error */
-            const int warm = pv == PV_EXPRESS_WARM && tol > 0;
-            const double scale = warm ? alpha * 1.05 : alpha * 1.01;
-            fli_pe_opts o = {la.dt == FL_DTYPE_F32 ? FLI_GEMM_BF16 : -1, 0, 1 / 1.01, 0, 60};
-            if (warm) {
-                o.l = tol * 0.95 / 1.05;
-                o.u = 1 / 1.05 * 1.0001;
-            } else
-                o.l = PE_CUSHION * o.u;
-            st = op->geam(&la, 0, 0, m, n, 1 / scale, Am, m, 0.0, NULL, m, X, m);
-            double r = 0;
-            if (!st)
-                st = fli_polar_pe(&la, m, n, X, m, &o, &iters, &r);
+             * sym(U0^T A) are the singular values only up to U0's error.
+             * Should a misleading U0 still make the iteration diverge, the
+             * cold schedule runs instead (U0 costs time, never the answer). */
+            int warm = pv == PV_EXPRESS_WARM && tol > 0;
+            for (int attempt = 0; attempt < 2 && !st; attempt++) {
+                const double scale = warm ? warm_alpha * 1.05 : alpha * 1.01;
+                fli_pe_opts o = {la.dt == FL_DTYPE_F32 ? FLI_GEMM_BF16 : -1, 0, 1 / 1.01, 0, 60};
+                if (warm) {
+                    o.l = tol * 0.95 / 1.05;
+                    o.u = 1 / 1.05 * 1.0001;
+                } else
+                    o.l = PE_CUSHION * o.u;
+                int steps = 0;
+                st = op->geam(&la, 0, 0, m, n, 1 / scale, Am, m, 0.0, NULL, m, X, m);
+                if (!st)
+                    st = fli_polar_pe(&la, m, n, X, m, &o, &steps, NULL);
+                iters += steps;
+                if (st != FL_STATUS_NUMERICAL || !warm)
+                    break;
+                st = FL_STATUS_OK;
+                warm = 0;
+            }
             tol = 10 * uu * (double)n;
             break;
         }

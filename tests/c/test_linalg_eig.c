@@ -494,6 +494,28 @@ static void test_polar_cpu(fl_ctx *ctx)
         free(Ap);
         free(U0);
     }
+    /* express_warm from poor starts (the polar factor of A plus noise of
+     * half its norm; an unrelated orthogonal matrix) still converges to
+     * polar(A): U0 only sets the schedule */
+    {
+        const int n = 60;
+        double *A = with_condition(n, n, 100), *B = malloc(sizeof(double) * n * n),
+               *U0 = malloc(sizeof(double) * n * n);
+        for (int t = 0; t < 2; t++) {
+            const double nA = fro(A, n * n);
+            for (int i = 0; i < n * n; i++)
+                B[i] = t ? test_normal() : A[i] + 0.5 * nA / n * test_normal();
+            ref_polar(n, n, B, U0);
+            polar_result r;
+            if (run_polar(ctx, "express_warm", FL_DTYPE_F64, n, n, A, U0, &r))
+                CHECK_MSG(r.orth <= 1e-12 && r.res <= 1e-13 && r.uerr <= 1e-11,
+                          "express_warm from a poor U0 (%d): orth %.3g resid %.3g U %.3g", t, r.orth, r.res,
+                          r.uerr);
+        }
+        free(A);
+        free(B);
+        free(U0);
+    }
     /* ill-conditioned (1e6 in float64, 1e4 in float32): QDWH and Zolotarev
      * from their default lower bound u still converge */
     {
