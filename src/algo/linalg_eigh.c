@@ -83,6 +83,7 @@ typedef struct dc_state {
     uint64_t seed;    /* the context's seed */
     uint64_t counter; /* one random start per split */
     int iters;        /* polar steps, summed */
+    double nrm0;      /* ||A||_F of the whole problem */
 } dc_state;
 
 static int cmp_double(const void *a, const void *b)
@@ -143,7 +144,9 @@ static fl_status dc_eig(dc_state *S, int64_t n, const void *A, void *V, double *
         st = op->shift_diag(la, n, X, n, -sigma);
     if (!st)
         st = op->fro(la, n, n, X, n, &alpha);
-    if (!st && alpha > 100 * uu * nrm) {
+    /* a block within rounding of sigma I (relative to the whole problem:
+     * the zero eigenvalues of a low-rank matrix) has nothing to split */
+    if (!st && alpha > 100 * uu * fmax(nrm, S->nrm0)) {
         /* sign(A - sigma I) */
         int it = 0;
         st = op->geam(la, 0, 0, n, n, 1 / alpha, X, n, 0.0, NULL, n, X, n);
@@ -479,9 +482,11 @@ fl_status fl_eigh(fl_ctx *ctx, const char *variant, const fl_array *A, int64_t n
             break;
         case EV_QDWH:
         case EV_QDWH_NS: {
-            dc_state ds = {&la, ev == EV_QDWH_NS, ctx->seed, 0, 0};
+            dc_state ds = {&la, ev == EV_QDWH_NS, ctx->seed, 0, 0, 0};
             tol = ev == EV_QDWH ? cbrt(5 * uu) : 64 * uu;
-            st = dc_eig(&ds, n, S, Vm, wall, 0);
+            st = op->fro(&la, n, n, S, n, &ds.nrm0);
+            if (!st)
+                st = dc_eig(&ds, n, S, Vm, wall, 0);
             if (!st)
                 st = sort_pairs(&la, n, n, Vm, wall);
             iters = ds.iters;
