@@ -70,8 +70,11 @@ static fl_status orth(fli_la *la, int64_t m, int64_t n, void *Q, int64_t ldq)
         return FL_STATUS_OK;
     int passes = 0;
     fl_status st = fli_la_cholqr2(la, m, n, Q, ldq, NULL, n, &passes);
-    if (st == FL_STATUS_NUMERICAL)
+    if (st == FL_STATUS_NUMERICAL) {
         st = la->ops->qr(la, m, n, Q, ldq, NULL, 1);
+        if (!st && la->err && la->err_len)
+            la->err[0] = '\0'; /* recovered: no stale message on success */
+    }
     return st;
 }
 

@@ -803,6 +803,7 @@ fl_status fl_polar(fl_ctx *ctx, const char *variant, const fl_array *A, const fl
                     break;
                 st = FL_STATUS_OK;
                 warm = 0;
+                fli_clear_error(ctx);
             }
             tol = 10 * uu * (double)n;
             break;

@@ -173,6 +173,7 @@ static int run_eigh(fl_ctx *ctx, const char *variant, fl_dtype dt, int n, const 
               fl_status_str(st), fl_ctx_last_error(ctx));
     if (st == FL_STATUS_OK) {
         CHECK_MSG(!strcmp(rep.variant, variant), "report variant %s, expected %s", rep.variant, variant);
+        CHECK_MSG(!fl_ctx_last_error(ctx)[0], "a stale message after success: %s", fl_ctx_last_error(ctx));
         double *wd = malloc(sizeof(double) * (size_t)kk), *Vd = malloc(sizeof(double) * (size_t)(n * kk));
         for (int j = 0; j < kk; j++)
             wd[j] = dt == FL_DTYPE_F64 ? ((double *)w)[j] : ((float *)w)[j];
@@ -320,6 +321,21 @@ static void test_halko(fl_ctx *ctx)
                 CHECK(r.iters == 4);
             }
         }
+        free(lam);
+        free(A);
+    }
+    /* rank 20 < k + 10: the sample A G is rank deficient, CholeskyQR2
+     * breaks down and Householder QR takes over */
+    {
+        const int n = 200;
+        double *lam = calloc(n, sizeof(double));
+        for (int i = n - 20; i < n; i++)
+            lam[i] = i - (n - 21);
+        double *A = sym_with_spectrum(n, lam);
+        eig_result r;
+        if (run_eigh(ctx, "halko", FL_DTYPE_F64, n, A, 25, &r))
+            CHECK_MSG(r.res <= 1e-12 && r.werr <= 1e-12 && r.orth <= 1e-12,
+                      "halko on a rank-20 matrix: residual %.3g eig %.3g orth %.3g", r.res, r.werr, r.orth);
         free(lam);
         free(A);
     }
