@@ -3,15 +3,17 @@
  * API: fl_gemm on device arrays (row-major, f32 and f64), every variant, at
  * a square and two tall-skinny shapes, timed and checked for accuracy.
  *
- * Inputs: uniform [-1, 1) from a fixed xorshift stream, made on the host
- * and copied once per shape (A and B together are 0.5 to 8 GB, far beyond
- * the 50 MB L2). The float64 inputs are the float32 values widened, so
- * both dtypes compute the same exact product.
+ * Inputs: uniform [-1, 1) float64 with full 53-bit mantissas from a fixed
+ * xorshift stream, made on the host and copied once per shape (A and B
+ * together are 0.5 to 12 GB, far beyond the 50 MB L2); the float32 data are
+ * their roundings. (Until c88555b the float64 inputs were the float32 values
+ * widened, which Ozaki II with >= 24 bits per operand represents exactly.)
  *
- * Reference: C_ref = fl_gemm "fp64" on the float64 inputs (cuBLAS DGEMM),
- * itself spot-checked against a host float64 product (long double sums) of
- * three rows. Every variant's relative error is ||C - C_ref||_F / ||C_ref||_F
- * with C poisoned (NaN bytes) before the checked call.
+ * References: fl_gemm "fp64" (cuBLAS DGEMM) on each dtype's own inputs, the
+ * float32 values widened for the f32 runs and the float64 inputs for the
+ * f64 runs, each spot-checked against a host long-double product of three
+ * rows. Every variant's relative error is ||C - C_ref||_F / ||C_ref||_F with
+ * C poisoned (NaN bytes) before the checked call.
  *
  * Timing: per case one checked call, 2 warm-up calls, then REPS calls each
  * between two CUDA events on the legacy stream (which orders itself after
@@ -62,13 +64,13 @@ static int cmp_d(const void *a, const void *b)
 }
 
 static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
-static void fill_uniform(float *h, int64_t n)
+static void fill_uniform(double *h, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
         g_rng ^= g_rng << 13;
         g_rng ^= g_rng >> 7;
         g_rng ^= g_rng << 17;
-        h[i] = (float)((double)(g_rng >> 40) * (2.0 / 16777216.0) - 1.0);
+        h[i] = (double)(g_rng >> 11) * 0x1p-52 - 1.0; /* 53 random bits in [-1, 1) */
     }
 }
 
@@ -160,10 +162,13 @@ int main(int argc, char **argv)
     fprintf(f, "  \"commit\": ");
     json_str(f, commit ? commit : "unknown");
     fprintf(f,
-            ",\n  \"date\": \"%s\",\n  \"reps\": %d,\n  \"inputs\": \"uniform [-1, 1), float64 = widened "
-            "float32\",\n",
+            ",\n  \"date\": \"%s\",\n  \"reps\": %d,\n  \"inputs\": \"uniform [-1, 1) float64 with 53-bit "
+            "mantissas; float32 data = their roundings\",\n",
             date, reps);
-    fprintf(f, "  \"error\": \"||C - C_ref||_F / ||C_ref||_F, C_ref = fp64 on the float64 inputs\",\n");
+    fprintf(
+        f,
+        "  \"error\": \"||C - C_ref||_F / ||C_ref||_F, C_ref = fp64 on the run's own inputs (float32 values "
+        "widened for f32 data, the float64 inputs for f64 data)\",\n");
     fprintf(f, "  \"cases\": [");
     int first_case = 1;
     cudaEvent_t e0, e1;
@@ -175,9 +180,13 @@ int main(int argc, char **argv)
             continue;
         const int64_t M = sh->M, N = sh->N, K = sh->K;
         fprintf(stderr, "== %s: M=%lld N=%lld K=%lld\n", sh->name, (long long)M, (long long)N, (long long)K);
-        float *hA = malloc(sizeof(float) * (size_t)(M * K)), *hB = malloc(sizeof(float) * (size_t)(K * N));
+        /* float64 inputs with full 53-bit mantissas; the float32 data are
+         * their roundings. Each dtype is measured against the fp64 product
+         * of its own inputs. */
+        double *hA = malloc(sizeof(double) * (size_t)(M * K)), *hB = malloc(sizeof(double) * (size_t)(K * N));
+        float *hf = malloc(sizeof(float) * (size_t)(M * K > K * N ? M * K : K * N));
         double *hw = malloc(sizeof(double) * (size_t)(M * K > K * N ? M * K : K * N));
-        if (!hA || !hB || !hw) {
+        if (!hA || !hB || !hf || !hw) {
             fprintf(stderr, "host allocation failed\n");
             return 1;
         }
@@ -187,53 +196,69 @@ int main(int argc, char **argv)
               *B32 = dmalloc(sizeof(float) * (size_t)(K * N));
         double *A64 = dmalloc(sizeof(double) * (size_t)(M * K)),
                *B64 = dmalloc(sizeof(double) * (size_t)(K * N));
-        double *Cref = dmalloc(sizeof(double) * (size_t)(M * N));
+        double *Cref32 = dmalloc(sizeof(double) * (size_t)(M * N)),
+               *Cref64 = dmalloc(sizeof(double) * (size_t)(M * N));
         void *C = dmalloc(sizeof(double) * (size_t)(M * N));
-        CK(cudaMemcpy(A32, hA, sizeof(float) * (size_t)(M * K), cudaMemcpyHostToDevice));
-        CK(cudaMemcpy(B32, hB, sizeof(float) * (size_t)(K * N), cudaMemcpyHostToDevice));
-        for (int64_t i = 0; i < M * K; i++)
-            hw[i] = hA[i];
-        CK(cudaMemcpy(A64, hw, sizeof(double) * (size_t)(M * K), cudaMemcpyHostToDevice));
-        for (int64_t i = 0; i < K * N; i++)
-            hw[i] = hB[i];
-        CK(cudaMemcpy(B64, hw, sizeof(double) * (size_t)(K * N), cudaMemcpyHostToDevice));
-        free(hw);
-
-        /* the reference, and its spot check against the host */
         fl_array a64 = fl_array_cuda(A64, FL_DTYPE_F64, M, K, 0),
                  b64 = fl_array_cuda(B64, FL_DTYPE_F64, K, N, 0);
-        fl_array cref = fl_array_cuda(Cref, FL_DTYPE_F64, M, N, 0);
-        fl_status st = fl_gemm(ctx, "fp64", 0, 0, 0, 0, 1.0, &a64, &b64, 0.0, &cref, NULL);
-        if (st) {
-            fprintf(stderr, "reference fl_gemm: %s\n", fl_ctx_last_error(ctx));
-            return 1;
-        }
-        CK(cudaDeviceSynchronize());
-        const int64_t rows[3] = {0, M / 2, M - 1};
-        double spot = 0;
-        double *crow = malloc(sizeof(double) * (size_t)N);
-        for (int r = 0; r < 3; r++) {
-            CK(cudaMemcpy(crow, Cref + rows[r] * N, sizeof(double) * (size_t)N, cudaMemcpyDeviceToHost));
-            double num = 0, den = 0;
-            for (int64_t j = 0; j < N; j++) {
-                long double s = 0;
-                for (int64_t l = 0; l < K; l++)
-                    s += (long double)hA[rows[r] * K + l] * (long double)hB[l * N + j];
-                num += ((double)s - crow[j]) * ((double)s - crow[j]);
-                den += (double)s * (double)s;
+        double spot[2] = {0, 0};
+        for (int ref = 0; ref < 2; ref++) {
+            /* ref 0: the float32 values widened (A64/B64 hold them for a
+             * moment); ref 1: the float64 inputs themselves */
+            const double *src[2] = {hA, hB};
+            const int64_t len[2] = {M * K, K * N};
+            double *dst[2] = {A64, B64};
+            float *dst32[2] = {A32, B32};
+            for (int o = 0; o < 2; o++) {
+                for (int64_t i = 0; i < len[o]; i++) {
+                    hf[i] = (float)src[o][i];
+                    hw[i] = ref ? src[o][i] : (double)hf[i];
+                }
+                if (!ref)
+                    CK(cudaMemcpy(dst32[o], hf, sizeof(float) * (size_t)len[o], cudaMemcpyHostToDevice));
+                CK(cudaMemcpy(dst[o], hw, sizeof(double) * (size_t)len[o], cudaMemcpyHostToDevice));
             }
-            const double e = sqrt(num / den);
-            spot = e > spot ? e : spot;
+            double *Cr = ref ? Cref64 : Cref32;
+            fl_array cref = fl_array_cuda(Cr, FL_DTYPE_F64, M, N, 0);
+            fl_status st = fl_gemm(ctx, "fp64", 0, 0, 0, 0, 1.0, &a64, &b64, 0.0, &cref, NULL);
+            if (st) {
+                fprintf(stderr, "reference fl_gemm: %s\n", fl_ctx_last_error(ctx));
+                return 1;
+            }
+            CK(cudaDeviceSynchronize());
+            /* the spot check: 3 rows against a host long-double product */
+            const int64_t rows[3] = {0, M / 2, M - 1};
+            double *crow = malloc(sizeof(double) * (size_t)N);
+            for (int r = 0; r < 3; r++) {
+                CK(cudaMemcpy(crow, Cr + rows[r] * N, sizeof(double) * (size_t)N, cudaMemcpyDeviceToHost));
+                double num = 0, den = 0;
+                for (int64_t j = 0; j < N; j++) {
+                    long double sum = 0;
+                    for (int64_t l = 0; l < K; l++) {
+                        const double x = hA[rows[r] * K + l], y = hB[l * N + j];
+                        sum += ref ? (long double)x * (long double)y
+                                   : (long double)(float)x * (long double)(float)y;
+                    }
+                    num += ((double)sum - crow[j]) * ((double)sum - crow[j]);
+                    den += (double)sum * (double)sum;
+                }
+                const double e = sqrt(num / den);
+                spot[ref] = e > spot[ref] ? e : spot[ref];
+            }
+            free(crow);
+            fprintf(stderr, "   fp64 reference (%s inputs) vs host long double (3 rows): %.3e\n",
+                    ref ? "f64" : "f32", spot[ref]);
         }
-        free(crow);
-        fprintf(stderr, "   fp64 reference vs host long double (3 rows): %.3e\n", spot);
         free(hA);
         free(hB);
+        free(hf);
+        free(hw);
         fprintf(
             f,
             "%s\n    {\"shape\": \"%s\", \"M\": %lld, \"N\": %lld, \"K\": %lld, \"ref_spot_check\": %.6e, "
-            "\"flop\": %.6e, \"results\": [",
-            first_case ? "" : ",", sh->name, (long long)M, (long long)N, (long long)K, spot, 2.0 * M * N * K);
+            "\"ref32_spot_check\": %.6e, \"flop\": %.6e, \"results\": [",
+            first_case ? "" : ",", sh->name, (long long)M, (long long)N, (long long)K, spot[1], spot[0],
+            2.0 * M * N * K);
         first_case = 0;
         int first_res = 1;
         for (int pass = 0; pass < 2; pass++) {
@@ -255,7 +280,7 @@ int main(int argc, char **argv)
                 CK(cudaMemset(C, 0xff, (pass ? 8 : 4) * (size_t)(M * N))); /* NaN */
                 fl_linalg_report rep;
                 memset(&rep, 0, sizeof rep);
-                st = fl_gemm(ctx, v, 0, moduli, 0, 0, 1.0, &a, &b, 0.0, &c, &rep);
+                fl_status st = fl_gemm(ctx, v, 0, moduli, 0, 0, 1.0, &a, &b, 0.0, &c, &rep);
                 cudaError_t ce = cudaDeviceSynchronize();
                 fprintf(f, "%s\n      {\"variant\": \"%s\", \"dtype\": \"%s\", \"moduli\": %d",
                         first_res ? "" : ",", vs, pass ? "f64" : "f32", moduli);
@@ -270,7 +295,7 @@ int main(int argc, char **argv)
                         return 1;
                     continue;
                 }
-                const double re = rel_err(C, dt, Cref, M * N);
+                const double re = rel_err(C, dt, pass ? Cref64 : Cref32, M * N);
                 double *ms = malloc(sizeof(double) * (size_t)reps);
                 for (int w = 0; w < 2; w++)
                     fl_gemm(ctx, v, 0, moduli, 0, 0, 1.0, &a, &b, 0.0, &c, NULL);
@@ -303,7 +328,8 @@ int main(int argc, char **argv)
         cudaFree(B32);
         cudaFree(A64);
         cudaFree(B64);
-        cudaFree(Cref);
+        cudaFree(Cref32);
+        cudaFree(Cref64);
         cudaFree(C);
     }
     fprintf(f, "\n  ]\n}\n");

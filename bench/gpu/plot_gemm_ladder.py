@@ -42,7 +42,8 @@ def main():
         f"# GEMM precision ladder on {doc['device']}",
         "",
         f"commit {doc['commit']}, {doc['date']}, driver {doc['driver']}, runtime {doc['runtime']}; "
-        f"median of {doc['reps']} calls of fl_gemm on device arrays; error {doc['error']}.",
+        f"median of {doc['reps']} calls of fl_gemm on device arrays; inputs {doc.get('inputs', '?')}; "
+        f"error {doc['error']}.",
         "",
     ]
     for ax, case in zip(axes[0], cases):
@@ -68,7 +69,8 @@ def main():
         md += [
             f"## {case['shape']}: M={case['M']}, N={case['N']}, K={case['K']}",
             "",
-            f"fp64 reference vs a host long-double product of 3 rows: {case['ref_spot_check']:.2e}",
+            f"fp64 reference vs a host long-double product of 3 rows: {case['ref_spot_check']:.2e}"
+            + (f" (float32 inputs' reference: {case['ref32_spot_check']:.2e})" if "ref32_spot_check" in case else ""),
             "",
             "| variant | data | median ms | min | max | TFLOP/s | relative error | Pareto |",
             "|---|---|---:|---:|---:|---:|---:|:-:|",
