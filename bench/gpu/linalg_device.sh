@@ -4,6 +4,9 @@
 # tests (their GPU sections run the CUDA module against the CPU oracle),
 # bench_linalg (the GEMM ladder through fl_gemm: JSON) and the plot (PNG and
 # a markdown table). Results land in $OUT.
+#   GIT_COMMIT   the commit recorded in the JSON: pass it from the
+#                development machine (the device copy's git can be stale,
+#                e.g. GIT_COMMIT=$(git rev-parse --short HEAD) expanded there)
 #   B            build directory (default build-linalg)
 #   REPS         timed calls per case (default 10)
 #   NO_TESTS=1   skip the tests; BENCH_ARGS: extra bench_linalg arguments
