@@ -481,9 +481,11 @@ fl_status fl_gram_gemm(fl_ctx *ctx, const char *variant, const fl_array *X, fl_a
 /* One Cholesky QR pass on A (m x n): G = A^T A + shift I = L L^T, A <- A L^-T.
  * L (n x n, lower; the strict upper triangle holds G's) is left in G.
  * *broke = 1 (A untouched) when G is not numerically positive definite:
- * the Cholesky fails, or, with check_pivots, succeeds with a pivot below
- * sqrt(m) u times the largest (a column dependent on the others at working
- * precision, which a Cholesky can pass with a pivot at rounding level). */
+ * the Cholesky fails, or, with check_pivots, succeeds with pivots spread
+ * by more than u^-1/2 (their ratio bounds cond(A) from below, and
+ * CholeskyQR2 needs cond(A) below about u^-1/2: beyond, a Cholesky that
+ * happens to succeed, as cuBLAS's more accurate Gram matrix lets it where
+ * OpenBLAS's fails, gives a Q the second pass cannot repair). */
 static fl_status chol_pass(fli_la *la, int64_t m, int64_t n, void *A, int64_t lda, void *G, double shift,
                            int check_pivots, int *broke)
 {
@@ -504,7 +506,7 @@ static fl_status chol_pass(fli_la *la, int64_t m, int64_t n, void *A, int64_t ld
             hi = fabs(dg[i]) > hi ? fabs(dg[i]) : hi;
         }
         const double u = la->dt == FL_DTYPE_F64 ? 0x1p-53 : 0x1p-24;
-        *broke = !st && !(lo > sqrt((double)m) * u * hi);
+        *broke = !st && !(lo > sqrt(u) * hi);
         free(dg);
     }
     if (!st && !*broke)
@@ -570,6 +572,18 @@ fl_status fli_la_cholqr2(fli_la *la, int64_t m, int64_t n, void *A, int64_t lda,
             if (!st)
                 st = chol_pass(la, m, n, A, lda, G, shift, 0, &broke);
             target = 3;
+        }
+        if (!st && broke && np > 0 && target < 4) {
+            /* a later pass broke down (the first left Q too ill-conditioned
+             * although its pivots looked fine): one shifted pass on Q, then
+             * a plain one */
+            double fro = 0;
+            st = la->ops->fro(la, m, n, A, lda, &fro);
+            const double u = la->dt == FL_DTYPE_F64 ? 0x1p-53 : 0x1p-24;
+            const double shift = 11.0 * ((double)m * (double)n + (double)n * (double)(n + 1)) * u * fro * fro;
+            if (!st)
+                st = chol_pass(la, m, n, A, lda, G, shift, 0, &broke);
+            target++;
         }
         if (!st && broke)
             st = FL_STATUS_NUMERICAL;
