@@ -137,10 +137,10 @@ static int est_ivf(fli_est *e, int pq)
                           1, 2 * nq * L * d, FL_INFO_PREC_FP32, FLI_CLASS_GEMM, (nq + L) * d * 4 + nq * L * 4,
                           3, FL_INFO_TIER_ROOFLINE);
             fli_roof_leaf(e, s, "look-up tables + code scans",
-                          "a block per (query, probes): tables in shared memory, pq_dim reads per code", 1,
-                          3 * nq * P * ks * d + cand * M, FL_INFO_PREC_FP32, FLI_CLASS_FUSED,
-                          fmin(n, cand) * M + cand * 8 + nq * P * M * ks * (d / M) * 4 / 8, 1,
-                          FL_INFO_TIER_ROOFLINE);
+                          "a block per query and 8 probes: the query's table term once, per probe the list's "
+                          "precomputed terms streamed into shared memory, pq_dim reads per code",
+                          1, 2 * nq * ks * d + nq * P * M * ks + cand * M, FL_INFO_PREC_FP32, FLI_CLASS_FUSED,
+                          fmin(n, cand) * M + cand * 8 + nq * P * M * ks * 4, 2, FL_INFO_TIER_ROOFLINE);
             fli_roof_leaf(e, s, "pool + exact re-rank", "radix-selected pool of refine x k, float64 re-rank",
                           1, nq * pool * d * 3, FL_INFO_PREC_FP64, FLI_CLASS_GATHER,
                           cand * 4 + nq * pool * d * 4, 2, FL_INFO_TIER_ROOFLINE);

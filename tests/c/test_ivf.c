@@ -98,10 +98,11 @@ static fl_model *clone_into(fl_ctx *to, fl_model *m)
     return out;
 }
 
-/* IVF-PQ and CAGRA: GPU and CPU result sets of one search. The LUT sums
- * are the CPU's bit for bit, but the coarse scores come from cuBLAS on one
- * side and BLAS on the other (and CAGRA's keys are summed in another
- * order), so a near-tie can put a different row in a set. Returns the
+/* IVF-PQ and CAGRA: GPU and CPU result sets of one search. The coarse
+ * scores come from cuBLAS on one side and BLAS on the other, large IVF-PQ
+ * batches sum residual tables from precomputed terms, and CAGRA's keys are
+ * summed in another order, so a near-tie can put a different row in a
+ * set. Returns the
  * share of the CPU's ids that the GPU also returned for the same query;
  * *dist_bad counts shared ids whose distances differ by more than 1e-5
  * relative, and rows padded differently. */

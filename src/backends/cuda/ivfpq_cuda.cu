@@ -10,15 +10,19 @@
  * Agreement with the CPU: the probes come from the same coarse rule as
  * IVF-Flat's GPU search (ivf_cuda.cuh: float32 keys, ties by list number;
  * the scores come from cuBLAS instead of the CPU's BLAS, so a probe can
- * differ where two centres tie to rounding). Each look-up-table entry and
- * each code's key are computed in the CPU's order of operations with
- * round-to-nearest intrinsics (no contraction), so for the same probe the
- * keys are the CPU's bit for bit; the pool is the `pool` smallest keys,
- * ties by original index, as the CPU's heap keeps them, and the re-rank
- * computes float64 distances as the CPU's exact_dist does. Differences
- * therefore come only from probes picked differently at near-ties of the
- * coarse GEMM (and, for the inner product with residual codes, the
- * list's base score <q, c>, which is cuBLAS's product).
+ * differ where two centres tie to rounding). Except for the residual L2
+ * tables of large batches (step 3: the same distances summed in another
+ * order), each look-up-table entry and each code's key are computed in
+ * the CPU's order of operations with round-to-nearest intrinsics (no
+ * contraction), so for the same probe the keys are the CPU's bit for bit;
+ * the pool is the `pool` smallest keys, ties by original index, as the
+ * CPU's heap keeps them, and the re-rank computes float64 distances as
+ * the CPU's exact_dist does. Differences therefore come only from
+ * near-ties: of the coarse GEMM (and, for the inner product with residual
+ * codes, the list's base score <q, c>, which is cuBLAS's product), and of
+ * the keys of the decomposed residual tables; with refine the distances
+ * returned are exact either way, without it (refine 1) they are the keys'
+ * and differ from the CPU's by rounding.
  *
  * Pipeline, per chunk of queries (all stages on the context's stream):
  *   1. coarse step (fli_ivf_probe_step, shared with IVF-Flat): cuBLAS
@@ -26,15 +30,21 @@
  *      n_probes nearest lists per query.
  *   2. segments: each query's candidate space is its probed lists laid
  *      end to end (a fixed stride per query: the n_probes longest lists).
- *   3. LUT scan (pq_scan): a block per (query, group of probes: 8 with
- *      the codebooks staged in shared memory for large batches, 1 for
- *      small ones). For each probe the block builds the look-up table of
- *      that query's residual (q - centre of the list, or q itself for the
- *      inner product / without residuals) in shared memory: pq_dim x
- *      2^pq_bits float32 entries, each the squared distance (or product)
- *      of a residual sub-vector to a centroid. It then streams the list's
- *      codes, a thread per row, summing pq_dim table reads, and writes
- *      each row's key to the pair's segment.
+ *   3. LUT scan: the look-up table of a query and list holds pq_dim x
+ *      2^pq_bits float32 entries in shared memory, each the squared
+ *      distance (or product) of the query's residual sub-vector (q - the
+ *      list's centre, or q itself for the inner product / without
+ *      residuals) to a centroid; the list's codes are streamed, a thread
+ *      per row summing pq_dim table reads, each row's key written to the
+ *      pair's segment. Small batches: a block per (query, probe) building
+ *      its table as the CPU does (pq_scan). Large batches: a block per
+ *      query and 8 probes (pq_group): the table built once when it does
+ *      not depend on the list (inner product, no residuals), else from
+ *      per-list terms precomputed at upload (FAISS's decomposition,
+ *      ||q - c - b||^2 = ||q - c||^2 + (||b||^2 + 2 <c, b>) - 2 <q, b>),
+ *      so a probe costs a 32 KB stream instead of 8192 x 4 multiply-adds
+ *      (pq_scan<true>, codebooks staged in shared memory, when the terms
+ *      would take more than 2 GiB or half the free memory).
  *   4. pool (fli_ivf_pool_step, shared): the `pool` (= ceil(refine k), or
  *      k without raw rows) smallest keys per query, ties by original index.
  *   5. re-rank (pq_rerank): a block per query computes the pool's float64
@@ -76,10 +86,15 @@ typedef struct pq_dev {
     int64_t *off;     /* L + 1 */
     int64_t *ids;     /* n */
     int64_t *top;     /* host, L + 1: top[p] = rows of the p longest lists */
+    /* L x M x ks: ||b||^2 + 2 <c_lj, b> for every list l and centroid b of
+     * sub-space j (residual L2 tables without the query: pq_group<1>);
+     * NULL when not used (inner product, no residuals) or too large */
+    float *T;
     void *ws;
     size_t ws_bytes;
     int64_t pool_smem;
     int64_t scan_smem[2]; /* the scans' shared-memory attributes as last set (unstaged, staged) */
+    int64_t group_smem[2]; /* pq_group<0>'s and pq_group<1>'s, likewise */
 } pq_dev;
 
 static void pq_dev_free_arrays(fli_cuda_env *env, pq_dev *c)
@@ -91,8 +106,9 @@ static void pq_dev_free_arrays(fli_cuda_env *env, pq_dev *c)
     fli_dev_free(env, c->data);
     fli_dev_free(env, c->off);
     fli_dev_free(env, c->ids);
+    fli_dev_free(env, c->T);
     free(c->top);
-    c->centers = c->cn = c->codebooks = c->data = NULL;
+    c->centers = c->cn = c->codebooks = c->data = c->T = NULL;
     c->codes = NULL;
     c->off = c->ids = c->top = NULL;
     c->key = 0;
@@ -117,6 +133,9 @@ static int cmp_desc_i64(const void *a, const void *b)
     return x > y ? -1 : x < y;
 }
 
+__global__ void pq_terms(const float *centers, int64_t d4, const float *codebooks, int64_t M, int64_t ks,
+                         int64_t ds, int kbits, float *T);
+
 static fl_status pq_upload(fli_cuda_env *env, const fli_ivfpq_index *ix, uint64_t key, pq_dev **out)
 {
     fli_cuda_state *s = fli_state(env);
@@ -126,6 +145,7 @@ static fl_status pq_upload(fli_cuda_env *env, const fli_ivfpq_index *ix, uint64_
         if (!c) return FLI_FAIL(env, FL_STATUS_OUT_OF_MEMORY, "ivfpq cache", "host allocation failed");
         c->pool_smem = -1;
         c->scan_smem[0] = c->scan_smem[1] = -1;
+        c->group_smem[0] = c->group_smem[1] = -1;
         s->ivfpq = c;
     }
     *out = c;
@@ -184,10 +204,159 @@ static fl_status pq_upload(fli_cuda_env *env, const fli_ivfpq_index *ix, uint64_
         pq_dev_free_arrays(env, c);
         return rc;
     }
+    /* the per-list terms of residual L2 tables, when they take at most
+     * 2 GiB and the device has the room (else the per-probe tables) */
+    const size_t t_bytes = sizeof(float) * (size_t)(L * M * ks);
+    if (ix->by_residual && ix->metric != FLI_KNN_INNER && t_bytes <= ((size_t)2 << 30)) {
+        size_t free_b = 0, total_b = 0;
+        /* optional: a refused allocation only means the per-probe tables */
+        if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && t_bytes < free_b / 2 &&
+            fli_dev_alloc(env, t_bytes, (void **)&c->T) == FL_STATUS_OK) {
+            int kbits = 0;
+            while (((int64_t)1 << kbits) < ks) kbits++;
+            pq_terms<<<(unsigned)L, 256, 0, st>>>(c->centers, d4, c->codebooks, M, ks, ds, kbits, c->T);
+            e = cudaGetLastError();
+            if (e == cudaSuccess) e = cudaStreamSynchronize(st);
+            if (e != cudaSuccess) {
+                rc = fli_cuda_fail(env, __FILE__, __LINE__, "pq_terms", e);
+                pq_dev_free_arrays(env, c);
+                return rc;
+            }
+        } else {
+            (void)cudaGetLastError();
+            c->T = NULL;
+            if (env->err && env->err_len) env->err[0] = 0;
+        }
+    }
     c->n = n, c->L = L, c->d = d, c->d4 = d4, c->M = M, c->ks = ks, c->ds = ds;
     c->metric = (int)ix->metric, c->by_residual = ix->by_residual, c->has_data = has_data;
     c->key = key;
     return FL_STATUS_OK;
+}
+
+/* The per-list terms of residual L2 tables: ||q - c - b||^2 = ||q - c||^2 +
+ * (||b||^2 + 2 <c_j, b>) - 2 <q_j, b>, the middle term per (list, sub-space,
+ * centroid), as FAISS's IVF-PQ precomputes it. Block = list. */
+__global__ void pq_terms(const float *centers, int64_t d4, const float *codebooks, int64_t M, int64_t ks,
+                         int64_t ds, int kbits, float *T)
+{
+    const int64_t l = blockIdx.x;
+    const float *c = centers + l * d4;
+    for (int64_t e = threadIdx.x; e < M * ks; e += blockDim.x) {
+        const float *b = codebooks + e * ds, *cj = c + (e >> kbits) * ds;
+        float s = 0.f;
+        for (int64_t f = 0; f < ds; f++) s += b[f] * b[f] + 2.f * cj[f] * b[f];
+        T[l * M * ks + e] = s;
+    }
+}
+
+/* ---- the grouped scan -------------------------------------------------------
+ *
+ * Block = (query q, group g of G probes), blockIdx.x = q NG + g. MODE 0
+ * (inner product, or codes of the rows themselves): the table does not
+ * depend on the list, so it is built once per block, in ivfpq_cpu.c's
+ * arithmetic (the CPU's keys bit for bit), and each probe only scans.
+ * MODE 1 (L2 / cosine with residual codes): the block builds the query's
+ * term -2 <q_j, b> once; each probe's table is T[l] + that term (a stream
+ * of the list's 32 KB of terms instead of 8192 x ds multiply-adds) and the
+ * key is ||q - c||^2 + the codes' table sum. The same distances in another
+ * order of operations: keys differ from the CPU's by rounding, so only
+ * near-ties can rank differently.
+ */
+template <int MODE>
+__global__ void __launch_bounds__(PQ_SCAN_THREADS)
+    pq_group(const float *q32, int64_t d4, const uint32_t *Skeys, int64_t L, const int32_t *probes, int64_t P,
+             int64_t G, const int32_t *pre, int64_t stride, const float *centers, const float *codebooks,
+             const float *T, const uint8_t *codes, const int64_t *off, const int64_t *ids, const int64_t *self,
+             int64_t d, int64_t M, int64_t ks, int64_t ds, int kbits, int ip, int by_residual, uint32_t *buf)
+{
+    extern __shared__ __align__(16) float smem[];
+    float *lut = smem;                                   /* M x ks */
+    float *cq = smem + M * ks;                           /* M x ks (MODE 1) */
+    float *rq = smem + (MODE == 1 ? 2 : 1) * M * ks;     /* d */
+    __shared__ float s_A;
+    const int64_t NG = (P + G - 1) / G, q = blockIdx.x / NG, g = blockIdx.x - q * NG;
+    const int tid = threadIdx.x, lane = tid & 31;
+    const float *qq = q32 + q * d4;
+    const int64_t n_e = M * ks;
+    for (int64_t f = tid; f < d; f += blockDim.x) rq[f] = qq[f]; /* q - 0.0f == q: the CPU's residual too */
+    __syncthreads();
+    for (int64_t e = tid; e < n_e; e += blockDim.x) {
+        const float *cb = codebooks + e * ds, *rj = rq + (e >> kbits) * ds;
+        float s = 0.0f;
+        if (MODE == 0) {
+            if (ip) {
+                for (int64_t f = 0; f < ds; f++) s = __fadd_rn(s, __fmul_rn(rj[f], cb[f]));
+            } else {
+                for (int64_t f = 0; f < ds; f++) {
+                    const float v = __fsub_rn(rj[f], cb[f]);
+                    s = __fadd_rn(s, __fmul_rn(v, v));
+                }
+            }
+            lut[e] = s;
+        } else {
+            for (int64_t f = 0; f < ds; f++) s += rj[f] * cb[f];
+            cq[e] = -2.f * s;
+        }
+    }
+    __syncthreads(); /* the table (MODE 0) or the query's term (MODE 1) */
+    const int64_t me = self ? self[q] : -1;
+    const int words = (M & 3) == 0;
+    const int64_t j1 = (g + 1) * G < P ? (g + 1) * G : P;
+    for (int64_t pj = g * G; pj < j1; pj++) {
+        const int64_t pair = q * P + pj;
+        const int32_t l = probes[pair];
+        const int64_t o = off[l], len = off[l + 1] - o;
+        if (len == 0) continue; /* uniform across the block */
+        float base = 0.f;
+        if (MODE == 1) {
+            __syncthreads(); /* the previous probe's table is no longer read; cq is written */
+            const float4 *t4 = (const float4 *)(T + (int64_t)l * n_e);
+            const float4 *c4 = (const float4 *)cq;
+            float4 *l4 = (float4 *)lut;
+            for (int64_t e = tid; e < (n_e >> 2); e += blockDim.x) {
+                const float4 a = t4[e], b = c4[e];
+                l4[e] = make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w);
+            }
+            if (tid < 32) { /* ||q - c||^2, directly: the coarse key would lose digits */
+                const float *c = centers + (int64_t)l * d4;
+                float a = 0.f;
+                for (int64_t f = lane; f < d; f += 32) {
+                    const float v = qq[f] - c[f];
+                    a += v * v;
+                }
+                for (int sh = 16; sh > 0; sh >>= 1) a += __shfl_xor_sync(0xffffffffu, a, sh);
+                if (lane == 0) s_A = a;
+            }
+            __syncthreads();
+            base = s_A;
+        } else {
+            /* the inner product's list base: the coarse score <q, c> (key = -s) */
+            base = ip && by_residual ? -key_float(Skeys[q * L + l]) : 0.0f;
+        }
+        uint32_t *dst = buf + q * stride + pre[pair];
+        for (int64_t r = tid; r < len; r += blockDim.x) {
+            if (me >= 0 && ids[o + r] == me) {
+                dst[r] = KEY_EXCLUDED;
+                continue;
+            }
+            const uint8_t *code = codes + (o + r) * M;
+            float s = 0.0f;
+            if (words) {
+                const uint32_t *w = (const uint32_t *)code;
+                for (int64_t j = 0; j < M; j += 4) {
+                    const uint32_t v = w[j >> 2];
+                    s = __fadd_rn(s, lut[(j + 0) * ks + (v & 255u)]);
+                    s = __fadd_rn(s, lut[(j + 1) * ks + ((v >> 8) & 255u)]);
+                    s = __fadd_rn(s, lut[(j + 2) * ks + ((v >> 16) & 255u)]);
+                    s = __fadd_rn(s, lut[(j + 3) * ks + (v >> 24)]);
+                }
+            } else {
+                for (int64_t j = 0; j < M; j++) s = __fadd_rn(s, lut[j * ks + code[j]]);
+            }
+            dst[r] = ord_key(MODE == 1 ? __fadd_rn(base, s) : ip ? -__fadd_rn(base, s) : s);
+        }
+    }
 }
 
 /* ---- the look-up-table scan ------------------------------------------------
@@ -197,9 +366,11 @@ static fl_status pq_upload(fli_cuda_env *env, const fli_ivfpq_index *ix, uint64_
  * float32), the residual (d float32) and, when STAGE, the codebooks
  * (M x ks x ds float32), loaded once per block: every table entry reads a
  * centroid, and reading the 128 KB codebooks of d = 128, 256 centroids
- * from L2 for every (query, probe) made the table build L2-bound. Large
- * batches run G = 8 staged, small ones G = 1 unstaged (more blocks, no
- * staging to amortise).
+ * from L2 for every (query, probe) is what staging saves (it did not make
+ * the scan faster on the H100: the table build is bound by its
+ * instructions). Used for residual L2 tables of large batches when the
+ * per-list terms of pq_group<1> are not kept (G = 8, staged), and for
+ * small batches (G = 1, unstaged).
  *
  * The table entries follow ivfpq_cpu.c's loop exactly: s = 0; s += v * v
  * over the sub-space's features (v = r - centroid; or s += r * centroid
@@ -456,10 +627,25 @@ extern "C" fl_status fli_cuda_ivfpq_search(fli_cuda_env *env, const fli_ivfpq_se
     pq_bufs b;
     memset(&b, 0, sizeof b);
     pq_carve(qc, L, d4, P, stride, cap, k, self, (char *)c->ws, &b);
-    /* the staged scan (codebooks in shared memory, 8 probes a block) when
-     * the batch has pairs enough to fill the device with such blocks and
-     * the codebooks fit */
-    const int staged = staged_smem <= (size_t)st->smem_optin && qc * P >= 8 * 4 * (int64_t)st->sm_count;
+    /* Large batches (pairs enough to fill the device with blocks of 8
+     * probes): the grouped scan when its table can be shared (inner
+     * product, no residuals: MODE 0) or the per-list terms exist (MODE 1);
+     * else the staged scan (codebooks in shared memory, a table per
+     * probe). Small batches: a block per (query, probe). */
+    const int mode = (metric == 3 || !c->by_residual) ? 0 : 1;
+    const size_t group_smem = sizeof(float) * (size_t)((mode == 1 ? 2 : 1) * M * ks + d4);
+    const int64_t big = 16 * (int64_t)st->sm_count;
+    const int grouped = (mode == 0 || c->T) && group_smem <= (size_t)st->smem_optin && qc * P >= big;
+    const int staged = !grouped && staged_smem <= (size_t)st->smem_optin && qc * P >= big;
+    if (grouped && group_smem > 48 * 1024 && (int64_t)group_smem > c->group_smem[mode]) {
+        if (mode == 1)
+            FLI_CUDA_TRY(env, cudaFuncSetAttribute(pq_group<1>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                   (int)group_smem));
+        else
+            FLI_CUDA_TRY(env, cudaFuncSetAttribute(pq_group<0>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                   (int)group_smem));
+        c->group_smem[mode] = (int64_t)group_smem;
+    }
     if (scan_smem > 48 * 1024 && (int64_t)scan_smem > c->scan_smem[0]) {
         FLI_CUDA_TRY(env, cudaFuncSetAttribute(pq_scan<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                (int)scan_smem));
@@ -485,9 +671,17 @@ extern "C" fl_status fli_cuda_ivfpq_search(fli_cuda_env *env, const fli_ivfpq_se
         FLI_TRY(fli_ivf_segments_step(env, b.probes, m, P, c->off, b.pre, b.tot));
         /* the last chunk may be small: it keeps the chunk's choice (the
          * attribute was set for it) unless it has too few pairs */
-        const int st8 = staged && m * P >= 8 * 4 * (int64_t)st->sm_count;
-        const int64_t G = st8 ? 8 : 1, NG = (P + G - 1) / G;
-        if (st8)
+        const int gr8 = grouped && m * P >= big, st8 = staged && m * P >= big;
+        const int64_t G = gr8 || st8 ? 8 : 1, NG = (P + G - 1) / G;
+        if (gr8 && mode == 1)
+            pq_group<1><<<(unsigned)(m * NG), PQ_SCAN_THREADS, group_smem, s>>>(
+                b.q32, d4, (const uint32_t *)b.S, L, b.probes, P, G, b.pre, stride, c->centers, c->codebooks, c->T,
+                c->codes, c->off, c->ids, b.self, d, M, ks, c->ds, kbits, metric == 3, c->by_residual, b.buf);
+        else if (gr8)
+            pq_group<0><<<(unsigned)(m * NG), PQ_SCAN_THREADS, group_smem, s>>>(
+                b.q32, d4, (const uint32_t *)b.S, L, b.probes, P, G, b.pre, stride, c->centers, c->codebooks, c->T,
+                c->codes, c->off, c->ids, b.self, d, M, ks, c->ds, kbits, metric == 3, c->by_residual, b.buf);
+        else if (st8)
             pq_scan<true><<<(unsigned)(m * NG), PQ_SCAN_THREADS, staged_smem, s>>>(
                 b.q32, d4, (const uint32_t *)b.S, L, b.probes, P, G, b.pre, stride, c->centers, c->codebooks,
                 c->codes, c->off, c->ids, b.self, d, M, ks, c->ds, kbits, metric == 3, c->by_residual, b.buf);
