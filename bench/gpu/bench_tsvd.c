@@ -53,6 +53,20 @@ static int cmp_d(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* A float32 attribute (the data's dtype) as doubles. */
+static void attr_f64(fl_ctx *ctx, fl_model *m, const char *name, double *out, int64_t count)
+{
+    fl_dtype dt;
+    int64_t r, c;
+    FL(ctx, fl_model_attr_info(m, name, &dt, &r, &c));
+    float *f = malloc(sizeof(float) * (size_t)count);
+    fl_array a = fl_array_host(f, FL_DTYPE_F32, r, c);
+    FL(ctx, fl_model_attr_copy(m, name, &a));
+    for (int64_t i = 0; i < count; i++)
+        out[i] = f[i];
+    free(f);
+}
+
 typedef struct res {
     double med, lo, hi, sv_rel, cos_gap;
 } res;
@@ -100,15 +114,10 @@ static res run(fl_ctx *gpu, fl_ctx *cpu, const char *algo, const fl_array *Xd, c
     const int64_t d = Xh->cols;
     double *sg = malloc(sizeof(double) * (size_t)k), *sc = malloc(sizeof(double) * (size_t)k);
     double *cg = malloc(sizeof(double) * (size_t)(k * d)), *cc = malloc(sizeof(double) * (size_t)(k * d));
-    fl_array a;
-    a = fl_array_host(sg, FL_DTYPE_F64, k, 1);
-    FL(gpu, fl_model_attr_copy(m, "singular_values_", &a));
-    a = fl_array_host(sc, FL_DTYPE_F64, k, 1);
-    FL(cpu, fl_model_attr_copy(c, "singular_values_", &a));
-    a = fl_array_host(cg, FL_DTYPE_F64, k, d);
-    FL(gpu, fl_model_attr_copy(m, "components_", &a));
-    a = fl_array_host(cc, FL_DTYPE_F64, k, d);
-    FL(cpu, fl_model_attr_copy(c, "components_", &a));
+    attr_f64(gpu, m, "singular_values_", sg, k);
+    attr_f64(cpu, c, "singular_values_", sc, k);
+    attr_f64(gpu, m, "components_", cg, k * d);
+    attr_f64(cpu, c, "components_", cc, k * d);
     for (int64_t i = 0; i < k; i++) {
         const double e = fabs(sg[i] - sc[i]) / sc[i];
         r.sv_rel = e > r.sv_rel ? e : r.sv_rel;

@@ -45,4 +45,7 @@ step bench_tsvd 120 "$B/bin/bench_tsvd" "$OUT/tsvd.json" 5
 step tsvd_peers 150 python3 bench/gpu/tsvd_peers.py "$OUT/tsvd_peers.json"
 TAILN=30 step bench_eig ${EIG_TIMEOUT:-200} "$B/bin/bench_eig" "$OUT/eig.json" ${EIG_SIZES:-1024,4096,8192} 3
 echo "total: $(($(date +%s) - t0)) s"
-tar czf "$OUT/results.tgz" -C "$OUT" $(cd "$OUT" && ls *.json *.png *.md *.log 2>/dev/null) 2>/dev/null
+# the device tool brings back a handful of files: everything in one
+# archive, plus the main JSON beside it
+(cd "$OUT" && tar czf all.tgz --exclude=all.tgz * && find . -maxdepth 1 -type f ! -name all.tgz ! -name 'gemm_ladder.json' \
+    ! -name 'eig.json' ! -name 'tsvd.json' -delete)

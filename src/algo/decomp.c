@@ -119,7 +119,10 @@ static fl_status setup(fl_ctx *ctx, const fli_algo *a, const fl_params *p, const
         /* the GPU is looked for only when the solver has a CUDA path, so
          * the other solvers never touch the driver */
         fli_route_decomp(NULL, 1, n, d, X->dtype, 0, 0, sw, v, &s->route, &s->solver);
-        if (s->solver == FLI_DECOMP_EIGH || s->solver == FLI_DECOMP_RANDOMIZED)
+        /* the randomized solver goes to the GPU only when asked for (device
+         * 'cuda' or device data): 'auto' with host data never probes it */
+        if (s->solver == FLI_DECOMP_EIGH ||
+            (s->solver == FLI_DECOMP_RANDOMIZED && (ctx->kind == FLI_DEVICE_CUDA || X->mem == FL_MEM_CUDA)))
             fli_route_decomp(ctx_gpu(ctx, &hw), 1, n, d, X->dtype, X->mem == FL_MEM_CUDA,
                              ctx->kind == FLI_DEVICE_CUDA, sw, v, &s->route, &s->solver);
         s->exact_truncated = sw == PCA_ARPACK;
@@ -150,7 +153,8 @@ static fl_status setup(fl_ctx *ctx, const fli_algo *a, const fl_params *p, const
         s->k = fli_param_int(p, "n_components");
         const int alg = fli_param_word(p, "algorithm"); /* randomized|arpack */
         fl_hw_props hw;
-        fli_route_decomp(alg == 1 ? NULL : ctx_gpu(ctx, &hw), 0, n, d, X->dtype, X->mem == FL_MEM_CUDA,
+        const int ask = alg != 1 && (ctx->kind == FLI_DEVICE_CUDA || X->mem == FL_MEM_CUDA);
+        fli_route_decomp(ask ? ctx_gpu(ctx, &hw) : NULL, 0, n, d, X->dtype, X->mem == FL_MEM_CUDA,
                          ctx->kind == FLI_DEVICE_CUDA, alg, (double)s->k, &s->route, &s->solver);
         s->exact_truncated = alg == 1;
         if (d < 2)

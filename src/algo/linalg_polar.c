@@ -312,7 +312,11 @@ fl_status fli_polar_pe(fli_la *la, int64_t m, int64_t n, void *X, int64_t ldx, c
     const fli_la_ops *op = la->ops;
     const double uu = fli_la_unit(la), sqn = sqrt((double)n);
     const int nat = fli_la_native(la);
-    int fast = o->fast_variant >= 0 && o->fast_variant != nat;
+    /* the low-precision phase only where it can pay: tensor cores gain
+     * nothing on small matrices, and there its rounding is a large share
+     * of every entry (a 2 x 2 float32 iteration diverged in bf16 on the
+     * H100 while the CPU's run of the same arithmetic converged) */
+    int fast = o->fast_variant >= 0 && o->fast_variant != nat && n >= 64;
     void *G = NULL, *T = NULL, *P = NULL, *Y = NULL;
     fl_status st = fli_la_mat(la, n, n, &G);
     if (!st)

@@ -337,7 +337,9 @@ static void test_cholqr2(fl_ctx *ctx)
             CHECK(low == 0);
             /* float64 at condition 1e12: the Gram matrix (1e24) breaks a
              * plain Cholesky, so the shifted pass must have run */
-            CHECK_MSG(rep.iterations == (dt && ill ? 3 : 2) || (!dt && ill && rep.iterations == 3),
+            /* 2 passes when well conditioned; the shifted path adds one or
+             * two (when a later pass breaks down) */
+            CHECK_MSG(ill ? rep.iterations >= 3 && rep.iterations <= 4 : rep.iterations == 2,
                       "cholqr2 dt=%d ill=%d: %d passes", dt, ill, rep.iterations);
             free(X), free(Xf);
         }
@@ -353,7 +355,7 @@ static void test_cholqr2(fl_ctx *ctx)
              r = fl_array_host(R, FL_DTYPE_F64, 3, 3);
     fl_linalg_report rep;
     CHECK_OK(ctx, fl_cholqr2(ctx, &x, &q, &r, &rep));
-    CHECK(rep.iterations == 3);
+    CHECK_MSG(rep.iterations >= 3 && rep.iterations <= 4, "rank deficient: %d passes", rep.iterations);
     double orth = 0, rec = 0;
     for (int a = 0; a < 3; a++)
         for (int b = 0; b < 3; b++) {
@@ -416,6 +418,41 @@ static void test_split(fl_ctx *ctx)
     CHECK_ERR(ctx, fl_split_basis(ctx, &xa, "bf16", 4, &o), FL_STATUS_INVALID_ARG, "parts=4");
 }
 
+/* Tiny and odd shapes, every variant and transpose: the GPU's result
+ * against the CPU's (the same arithmetic, so they agree to the variant's
+ * accumulation error). Tensor-core paths pad K; this is where a padding
+ * or layout slip would show. */
+static void test_gemm_tiny_vs_cpu(fl_ctx *cpu, fl_ctx *gpu)
+{
+    const int64_t shapes[][3] = {{1, 1, 1}, {2, 2, 2}, {3, 2, 5}, {2, 7, 3}, {17, 1, 33}};
+    for (int sh = 0; sh < 5; sh++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int v = 0; v < NV; v++) {
+                    const int64_t m = shapes[sh][0], n = shapes[sh][1], k = shapes[sh][2];
+                    double *A = rand_mat(m, k, 1), *B = rand_mat(k, n, 1);
+                    float *Af = to_f32(A, m * k), *Bf = to_f32(B, k * n);
+                    float Cc[1024], Cg[1024];
+                    fl_array a =
+                        ta ? fl_array_host(Af, FL_DTYPE_F32, k, m) : fl_array_host(Af, FL_DTYPE_F32, m, k);
+                    fl_array b =
+                        tb ? fl_array_host(Bf, FL_DTYPE_F32, n, k) : fl_array_host(Bf, FL_DTYPE_F32, k, n);
+                    fl_array cc = fl_array_host(Cc, FL_DTYPE_F32, m, n),
+                             cg = fl_array_host(Cg, FL_DTYPE_F32, m, n);
+                    CHECK_OK(cpu, fl_gemm(cpu, VARIANTS[v], 0, 0, ta, tb, 1.0, &a, &b, 0.0, &cc, NULL));
+                    CHECK_OK(gpu, fl_gemm(gpu, VARIANTS[v], 0, 0, ta, tb, 1.0, &a, &b, 0.0, &cg, NULL));
+                    double e = 0, r = 0;
+                    for (int64_t i = 0; i < m * n; i++) {
+                        e += ((double)Cc[i] - Cg[i]) * ((double)Cc[i] - Cg[i]);
+                        r += (double)Cc[i] * Cc[i];
+                    }
+                    CHECK_MSG(sqrt(e) <= 1e-5 * sqrt(r) + 1e-30,
+                              "%s %lldx%lldx%lld ta=%d tb=%d: GPU vs CPU %.3g", VARIANTS[v], (long long)m,
+                              (long long)n, (long long)k, ta, tb, sqrt(e / (r + 1e-300)));
+                    free(A), free(B), free(Af), free(Bf);
+                }
+}
+
 int main(void)
 {
     fl_ctx *ctx = NULL;
@@ -439,6 +476,10 @@ int main(void)
         test_gemm_tol_and_errors(g);
         test_cov_gram(g);
         test_cholqr2(g);
+        fl_ctx *c2 = NULL;
+        if (fl_ctx_create("cpu", &c2, NULL, 0) == FL_STATUS_OK)
+            test_gemm_tiny_vs_cpu(c2, g);
+        fl_ctx_free(c2);
     } else {
         printf("GPU section skipped: no usable GPU\n");
     }
