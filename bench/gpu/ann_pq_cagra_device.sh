@@ -33,7 +33,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv >
 [ -n "$NO_TESTS" ] || {
     timeout ${TEST_TIMEOUT:-120} "$B/bin/test_ivf" >"$OUT/test_ivf.log" 2>&1
     echo "test_ivf rc=$? ($(( $(date +%s) - t0 )) s)"; grep -E "FAIL|checks" "$OUT/test_ivf.log" | tail -12
-    PYTHONPATH=python timeout ${PYTEST_TIMEOUT:-200} python3 -m pytest -q -p no:cacheprovider tests/python/test_ivf_gpu.py 2>&1 | tail -25 | tee "$OUT/pytest_ivf_gpu.log"
+    PYTHONPATH=python timeout ${PYTEST_TIMEOUT:-260} python3 -m pytest -q -p no:cacheprovider tests/python/test_ivf_gpu.py 2>&1 | tail -25 | tee "$OUT/pytest_ivf_gpu.log"
     echo "pytest done ($(( $(date +%s) - t0 )) s)"
 }
 [ -n "$NO_BENCH" ] || {
