@@ -836,10 +836,11 @@ int main(void)
     test_against_reference(ctx);
     test_forms_and_tsvd(ctx);
     test_edges(ctx);
-    test_bad_input(ctx);
-    fl_ctx_free(ctx);
     test_alloc_failure_injection();
     CHECK_MSG(!fl_cuda_loaded(), "a CPU decomposition loaded CUDA");
+    /* after the check: its "cuda" context fits TruncatedSVD on a GPU */
+    test_bad_input(ctx);
+    fl_ctx_free(ctx);
     test_gpu_vs_cpu();
     test_gpu_host_alloc_failure();
     TEST_MAIN_END();
