@@ -12,10 +12,12 @@
  *   express      Polar Express (Amsel, Persson, Musco & Gower 2025): odd
  *                quintic steps X (a I + b G + c G^2), G = X^T X, (a, b, c)
  *                minimax for the current singular-value interval, computed
- *                here at run time by a Remez exchange (no tables). Float32
- *                data runs the first phase with bf16 GEMMs and finishes with
- *                float32 steps until ||U^T U - I||_F stops improving;
- *                float64 data runs in float64 throughout.
+ *                here at run time by a Remez exchange (no tables), in the
+ *                data's precision until ||U^T U - I||_F stops improving.
+ *                fli_polar_pe keeps a bf16 first phase (fast_variant) for
+ *                callers that accept its error; fl_polar does not use it:
+ *                on the H100 it left backward errors of 1e-2..9e-2 and did
+ *                not converge on square Gaussians of n >= 512.
  *   express_warm Polar Express whose scaling and interval come from U0: the
  *                eigenvalues of sym(U0^T A) are, to second order in U0's
  *                error, the singular values of A, so a close U0 gives a tight
@@ -367,7 +369,7 @@ fl_status fli_polar_pe(fli_la *la, int64_t m, int64_t n, void *X, int64_t ldx, c
         const double lr = ra < 1 ? sqrt(1 - ra) : 0, ur = sqrt(1 + ra);
         const double pred = sqn * fmax(1 - l * l, u * u - 1);
         if (!o->sign_mode && ra > 2 * pred + 0.05)
-            l = lr > 0 ? lr : PE_CUSHION * fmin(u, ur); /* the tracking was wrong: restart it */
+            l = lr > 0 ? lr : fmin(o->l, PE_CUSHION * fmin(u, ur)); /* the tracking was wrong: restart it */
         else
             l = fmax(l, lr);
         u = fmin(u, ur);
@@ -792,12 +794,20 @@ fl_status fl_polar(fl_ctx *ctx, const char *variant, const fl_array *A, const fl
             int warm = pv == PV_EXPRESS_WARM && tol > 0;
             for (int attempt = 0; attempt < 2 && !st; attempt++) {
                 const double scale = warm ? warm_alpha * 1.05 : alpha * 1.01;
-                fli_pe_opts o = {la.dt == FL_DTYPE_F32 ? FLI_GEMM_BF16 : -1, 0, 1 / 1.01, 0, 60};
+                fli_pe_opts o = {-1, 0, 1 / 1.01, 0, 60};
                 if (warm) {
                     o.l = tol * 0.95 / 1.05;
                     o.u = 1 / 1.05 * 1.0001;
-                } else
-                    o.l = PE_CUSHION * o.u;
+                } else {
+                    /* a true lower bound on sigma_min(X0), not the cushion:
+                     * X0 = A / ||A||_F puts a square Gaussian's smallest
+                     * singular value near 1e-4 at n = 512, and an interval
+                     * that leaves it out never converges. Below u relative,
+                     * singular values are rounding noise anyway; the
+                     * polynomial lifts l by its slope at 0 each step, so a
+                     * small bound costs a few steps, not accuracy. */
+                    o.l = la.dt == FL_DTYPE_F32 ? 0x1p-24 : 0x1p-53;
+                }
                 int steps = 0;
                 st = op->geam(&la, 0, 0, m, n, 1 / scale, Am, m, 0.0, NULL, m, X, m);
                 if (!st)
