@@ -78,6 +78,8 @@ class Flashlib:
                                       POINTER(FlArray), POINTER(c_double), POINTER(c_int64)]
         lib.fl_knn_search.argtypes = [c_void_p, POINTER(FlArray), POINTER(FlArray), c_int64, c_void_p,
                                       POINTER(FlArray), POINTER(FlArray)]
+        lib.fl_gemm.argtypes = [c_void_p, c_char_p, c_double, c_int, c_int, c_int, c_double, POINTER(FlArray),
+                                POINTER(FlArray), c_double, POINTER(FlArray), c_void_p]
         lib.fl_version_string.restype = c_char_p
         err = ctypes.create_string_buffer(512)
         self.ctx = c_void_p()
@@ -300,12 +302,29 @@ GEMM_VARIANTS = {  # variant: (torch dtype name, allow_tf32, native dtype in the
     "gemm_bf16": ("bfloat16", False, "bf16"),
     "gemm_fp16": ("float16", False, "f16"),
 }
+# The split variants have no cuBLAS equivalent: they are timed through
+# flashlib's own fl_gemm on device arrays of their native dtype (the
+# cost model's calibration key): variant -> (torch dtype of the data, key)
+FL_GEMM_VARIANTS = {
+    "gemm_3xtf32": ("float32", "f32"),
+    "gemm_3xbf16": ("float32", "f32"),
+    "gemm_3xfp16": ("float32", "f32"),
+    "gemm_fp16x9": ("float32", "f32"),
+    "gemm_fp16x3_kahan": ("float32", "f32"),
+    "gemm_tf32x6": ("float64", "f64"),
+    "gemm_ozaki_int8": ("float64", "f64"),
+}
 
 
 GEMM_PER_VARIANT = 48  # random shapes per variant (+ 8192^3): ~36 fitted and ~12 held out
 
 
-def gemm_candidates(seed):
+def gemm_key(v):
+    """The cost model's dtype key of a variant's calibration."""
+    return GEMM_VARIANTS[v][2] if v in GEMM_VARIANTS else FL_GEMM_VARIANTS[v][1]
+
+
+def gemm_candidates(seed, variants=None):
     """Random M x K x N per variant from the same size ladder, a quarter of
     them with a narrow N and a tenth with a narrow M (narrow outputs are
     where the tiles leave SMs idle and the K split matters; M and N are
@@ -317,7 +336,7 @@ def gemm_candidates(seed):
     rng = random.Random(seed + 1)
     sizes = (256, 512, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288)
     out = []
-    for v in GEMM_VARIANTS:
+    for v in variants or GEMM_VARIANTS:
         seen = set()
         while len([p for p in out if p["variant"] == v]) < GEMM_PER_VARIANT:
             m, kk, nn = rng.choice(sizes), rng.choice(sizes), rng.choice(sizes)
@@ -421,6 +440,48 @@ def time_gemm(torch, p, reps):
     return per, statistics.median(single), how
 
 
+def time_fl_gemm(fl, torch, p, reps):
+    """Per-call time of fl_gemm (a split variant) on device arrays: calls
+    issued back to back for >= 20 ms to settle the clocks, then each repeat
+    times `inner` calls (about 5 ms of work) between device synchronisations
+    with the host clock, per call = elapsed / inner. flashlib computes on its
+    own stream, so a device-wide synchronisation (torch.cuda.synchronize)
+    brackets the calls; the host launch of the variant's several kernels
+    counts where it is longer than the kernels."""
+    tname, _ = FL_GEMM_VARIANTS[p["variant"]]
+    dt = getattr(torch, tname)
+    dev = torch.device("cuda")
+    a = torch.randn((p["M"], p["K"]), device=dev, dtype=dt)
+    b = torch.randn((p["K"], p["N"]), device=dev, dtype=dt)
+    c = torch.empty((p["M"], p["N"]), device=dev, dtype=dt)
+    code = 2 if dt == torch.float64 else 1
+    A = FlArray(a.data_ptr(), code, CUDA, 0, p["M"], p["K"], p["K"])
+    B = FlArray(b.data_ptr(), code, CUDA, 0, p["K"], p["N"], p["N"])
+    C = FlArray(c.data_ptr(), code, CUDA, 0, p["M"], p["N"], p["N"])
+    name = p["variant"][5:].encode()
+
+    def call():
+        fl.check(fl.lib.fl_gemm(fl.ctx, name, 0.0, 0, 0, 0, 1.0, byref(A), byref(B), 0.0, byref(C), None),
+                 f"fl_gemm {p['variant']}")
+
+    def run(n):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            call()
+        torch.cuda.synchronize()
+        return (time.perf_counter() - t0) * 1e3
+
+    run(2)
+    single = [run(1) for _ in range(3)]
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 0.02:
+        run(1)
+    inner = max(1, min(200, int(5.0 / max(min(single), 1e-3))))
+    per = [run(inner) / inner for _ in range(reps)]
+    return per, statistics.median(single), f"{inner} fl_gemm calls between synchronisations"
+
+
 def gemm_kernels(torch, points, deadline, log):
     """Names of the CUDA kernels one torch.matmul launches for each GEMM
     point (cuBLAS's choice: its tile shape, split-K and reduction kernels
@@ -435,7 +496,7 @@ def gemm_kernels(torch, points, deadline, log):
     dev = torch.device("cuda")
     done = 0
     for p in points:
-        if p["op"] != "gemm" or time.perf_counter() > deadline:
+        if p["op"] != "gemm" or p["variant"] not in GEMM_VARIANTS or time.perf_counter() > deadline:
             continue
         tname, tf32, _ = GEMM_VARIANTS[p["variant"]]
         dt = getattr(torch, tname)
@@ -541,7 +602,7 @@ def dry_run(a):
     dev = info.device_name(a.dry_run)
     total = 0
     for kind, cands in (("kmeans", kmeans_candidates(a.seed)), ("knn", knn_candidates(a.seed)),
-                        ("gemm", gemm_candidates(a.seed))):
+                        ("gemm", gemm_candidates(a.seed, a.gemm_variants or None))):
         if kind not in a.ops:
             continue
         n = t = skipped = 0
@@ -552,7 +613,7 @@ def dry_run(a):
                 est = info.estimate("knn", knn_shape(p), knn_params(p), "f32", dev)["runtime_ms"]
             else:
                 est = info.estimate("gemm", (p["M"], p["K"], p["N"]), f"variant={p['variant']}",
-                                    GEMM_VARIANTS[p["variant"]][2], dev)["runtime_ms"]
+                                    gemm_key(p["variant"]), dev)["runtime_ms"]
             if est > a.cap_ms:
                 skipped += 1
                 continue
@@ -654,6 +715,9 @@ def main():
     ap.add_argument("--dry-run", metavar="DEVICE", help="plan the sweep for DEVICE with the roofline, run nothing")
     ap.add_argument("--ops", default="kmeans,gemm",
                     help="ops to measure, comma-separated (kmeans, knn, gemm); the budget goes to those only")
+    ap.add_argument("--gemm-variants", default="",
+                    help="comma-separated GEMM variants to measure (default: the cuBLAS ones; the split ones "
+                         + ", ".join(FL_GEMM_VARIANTS) + " are timed through fl_gemm and need --lib)")
     ap.add_argument("--merge-from", metavar="DIR",
                     help="with --ops: start from DIR/<device>.json and replace only the measured ops' points "
                          "(the others, their metadata and the anchors are kept; the new points' commit, date "
@@ -665,8 +729,13 @@ def main():
     a.ops = [o.strip() for o in a.ops.split(",") if o.strip()]
     if not set(a.ops) <= {"kmeans", "knn", "gemm"} or not a.ops:
         ap.error(f"--ops {a.ops}: expected kmeans, knn and/or gemm")
-    if {"kmeans", "knn"} & set(a.ops) and not a.lib and not a.dry_run:
-        ap.error("--lib is needed to measure kmeans and knn")
+    a.gemm_variants = [v.strip() for v in a.gemm_variants.split(",") if v.strip()]
+    bad = [v for v in a.gemm_variants if v not in GEMM_VARIANTS and v not in FL_GEMM_VARIANTS]
+    if bad:
+        ap.error(f"--gemm-variants: unknown {bad}")
+    fl_gemm_wanted = any(v in FL_GEMM_VARIANTS for v in a.gemm_variants)
+    if ({"kmeans", "knn"} & set(a.ops) or fl_gemm_wanted) and not a.lib and not a.dry_run:
+        ap.error("--lib is needed to measure kmeans, knn and the split GEMM variants")
     if a.dry_run:
         return dry_run(a)
 
@@ -697,7 +766,7 @@ def main():
     log(f"calibrating on {name} ({device}), commit {a.commit}; host threads on "
         f"{meta['cpu_affinity'] or 'every CPU (the GPU NUMA node is unknown)'}")
     fl = None
-    if {"kmeans", "knn"} & set(a.ops):
+    if {"kmeans", "knn"} & set(a.ops) or fl_gemm_wanted:
         fl = Flashlib(a.lib)
         log(f"libflashlib {fl.lib.fl_version_string().decode()} from {a.lib}")
 
@@ -749,18 +818,22 @@ def main():
     def run_gemm(p, reps):
         v = p["variant"]
         shape = (p["M"], p["K"], p["N"])
-        est = info.estimate("gemm", shape, f"variant={v}", GEMM_VARIANTS[v][2], device)
+        est = info.estimate("gemm", shape, f"variant={v}", gemm_key(v), device)
         if reps is None:
             return est["runtime_ms"]
         try:
-            ms, single, how = time_gemm(torch, p, max(reps, 5))
+            if v in FL_GEMM_VARIANTS:
+                ms, single, how = time_fl_gemm(fl, torch, p, max(reps, 5))
+            else:
+                ms, single, how = time_gemm(torch, p, max(reps, 5))
         except Exception as e:  # one shape failing must not end the sweep
             log(f"gemm {p}: {type(e).__name__}: {e}")
             return 0
         med = statistics.median(ms)
-        meta["points"].append(dict(op="gemm", variant=v, dtype=GEMM_VARIANTS[v][2], shape=list(shape), ms=med,
+        meta["points"].append(dict(op="gemm", variant=v, dtype=gemm_key(v), shape=list(shape), ms=med,
                                    reps=ms, min_ms=min(ms), max_ms=max(ms), single_ms=single, timing=how,
-                                   backend="cuBLAS via torch.matmul"))
+                                   backend="flashlib fl_gemm" if v in FL_GEMM_VARIANTS
+                                   else "cuBLAS via torch.matmul"))
         log(f"{v:10} {p['M']}x{p['K']}x{p['N']}: {med:.4f} ms per call ({how}; one call alone {single:.4f}; "
             f"roofline {est['runtime_ms']:.4f})")
         return med
@@ -790,8 +863,11 @@ def main():
     weights = {op: w for op, w in (("kmeans", 0.70), ("knn", 0.45), ("gemm", 0.18)) if op in a.ops}
     tail = 0.95 if a.ops == ["gemm"] else 0.88
     end = 0.0
+    def gemm_cands(seed):
+        return gemm_candidates(seed, a.gemm_variants or None)
+
     for op, cands, run in (("kmeans", kmeans_candidates, run_kmeans), ("knn", knn_candidates, run_knn),
-                           ("gemm", gemm_candidates, run_gemm)):
+                           ("gemm", gemm_cands, run_gemm)):
         if op not in a.ops:
             continue
         end += tail * weights[op] / sum(weights.values())

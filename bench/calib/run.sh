@@ -41,7 +41,9 @@ fi
 OPS=${OPS:-kmeans,gemm}
 TARGETS="flashlib flashlib_cuda flashlib_info"
 CUDA_ARGS=()
-[ "$OPS" = gemm ] && { TARGETS=flashlib_info; CUDA_ARGS=(-DFL_WITH_CUDA=OFF); }
+# GEMM_VARIANTS=gemm_3xbf16,...: the split variants are timed through
+# flashlib's fl_gemm, which needs the full build
+[ "$OPS" = gemm ] && [ -z "$GEMM_VARIANTS" ] && { TARGETS=flashlib_info; CUDA_ARGS=(-DFL_WITH_CUDA=OFF); }
 if [ -n "$PREBUILT" ]; then
     B=$PREBUILT
 else
@@ -55,7 +57,8 @@ fi
 export LD_LIBRARY_PATH=$B/lib:$LD_LIBRARY_PATH
 
 MEASURE_ARGS=(--lib "$B/lib/libflashlib.so")
-[ "$OPS" = gemm ] && MEASURE_ARGS=()
+[ "$OPS" = gemm ] && [ -z "$GEMM_VARIANTS" ] && MEASURE_ARGS=()
+[ -n "$GEMM_VARIANTS" ] && MEASURE_ARGS+=(--gemm-variants "$GEMM_VARIANTS")
 # one op only: its points replace that op's in this device's file, the
 # other op's points stay
 [ "$OPS" = gemm ] || [ "$OPS" = kmeans ] || [ "$OPS" = knn ] && MEASURE_ARGS+=(--merge-from bench/results/calib)

@@ -234,7 +234,7 @@ static fl_dtype native_dtype(const gemm_var *v)
     case FL_INFO_PREC_FP64_TC: return FL_DTYPE_F64;
     case FL_INFO_PREC_BF16: return v->parts <= 1 ? FL_DTYPE_BF16 : FL_DTYPE_F32;
     case FL_INFO_PREC_FP16: return v->parts <= 1 ? FL_DTYPE_F16 : FL_DTYPE_F32;
-    default: return v == GV(TF32X6) ? FL_DTYPE_F64 : FL_DTYPE_F32;
+    default: return v == GV(TF32X6) || v == GV(OZAKI) ? FL_DTYPE_F64 : FL_DTYPE_F32;
     }
 }
 
