@@ -533,8 +533,8 @@ def main(argv=None):
         fit_errs = [r["rel_err"] for r in rows if not r["held_out"]]
         med, p90 = statistics.median(errs), pct(errs, 0.9)
         run = op_run(next(r for r in runs if r["device"] == dev), op)
-        split = op == "gemm" and any(r.get("backend") == "flashlib fl_gemm" for r in ps)
-        what = {"gemm": "flashlib's fl_gemm on device arrays" if split else "cuBLAS via torch.matmul",
+        via_fl = op == "gemm" and any(r.get("backend") == "flashlib fl_gemm" for r in ps)
+        what = {"gemm": "flashlib's fl_gemm on device arrays" if via_fl else "cuBLAS via torch.matmul",
                 "knn": "flashlib's CUDA search (fl_knn_search)"}.get(op, "flashlib's CUDA fit (fl_kmeans_fit)")
         describe = (f"{dev} ({run.get('device_name')}), commit {run.get('commit')}, {run.get('date', '')[:10]}: "
                     f"{what}; {len(fit_pts)} shapes fitted, {len(hold)} held out: median {med:.1%}, p90 {p90:.1%}")
