@@ -277,8 +277,11 @@ static double gemm_nodes(fli_est *e, int parent, const gemm_var *v, double M, do
         e->r->calibration = entry->describe;
     e->r->model_key = v->name;
     if (tier == FL_INFO_TIER_CALIBRATED)
-        fli_note(e, "GEMM runtime calibrated against cuBLAS through PyTorch on this device (fl_gemm runs its "
-                    "products on cuBLAS too)");
+        fli_note(e,
+                 v->parts > 1 || v->products > 1 || v == GV(OZAKI)
+                     ? "GEMM runtime calibrated against flashlib's fl_gemm on this device"
+                     : "GEMM runtime calibrated against cuBLAS through PyTorch on this device (fl_gemm runs "
+                       "its products on cuBLAS too)");
     if (!e->r->implemented && tier > FL_INFO_TIER_ROOFLINE && tier != FL_INFO_TIER_CALIBRATED)
         tier = FL_INFO_TIER_ROOFLINE;
     double moduli = fli_p_num(e, "num_moduli");
