@@ -341,7 +341,8 @@ static void test_variants(void)
                   v[i].expected_residual < v[i - 1].expected_residual);
     }
     /* tol picks the cheapest variant meeting it, by the same rule */
-    const double tols[] = {1e-2, 1e-3, 1e-5, 1e-6, 1e-9};
+    /* float32 data: its output rounding (2.5e-8 measured) bounds every variant */
+    const double tols[] = {1e-2, 1e-3, 1e-5, 1e-6, 1e-7};
     for (size_t t = 0; t < sizeof tols / sizeof *tols; t++) {
         char p[32];
         snprintf(p, sizeof p, "tol=%g", tols[t]);
