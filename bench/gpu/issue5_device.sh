@@ -9,16 +9,8 @@
 # (bench_eig). Every step has its own time limit; results land in $OUT.
 set -o pipefail
 cd "$(dirname "$0")/../.."
-OUT=${OUT:-out}
-mkdir -p "$OUT"
 B=${B:-build-i5}
-export GIT_COMMIT=${GIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
-export PYTHONUNBUFFERED=1
-if ls .debs/*.deb >/dev/null 2>&1; then
-    mkdir -p /tmp/debroot
-    for f in .debs/*.deb; do dpkg -x "$f" /tmp/debroot; done
-fi
-export LD_LIBRARY_PATH=$PWD/$B/lib:/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-openmp:/tmp/debroot/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
+. bench/gpu/device_env.sh
 t0=$(date +%s)
 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$OUT/build.log" 2>&1 &&
     cmake --build "$B" -j16 --target flashlib flashlib_cuda test_linalg test_linalg_eig test_pca bench_linalg \

@@ -6,16 +6,8 @@
 # builds there with all cores. Results land in $OUT.
 set -o pipefail
 cd "$(dirname "$0")/../.."
-OUT=${OUT:-out}
-mkdir -p "$OUT"
 B=${B:-build-gpu}
-export GIT_COMMIT=${GIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
-export PYTHONUNBUFFERED=1
-if ls .debs/*.deb >/dev/null 2>&1; then
-    mkdir -p /tmp/debroot
-    for f in .debs/*.deb; do dpkg -x "$f" /tmp/debroot; done
-fi
-export LD_LIBRARY_PATH=$PWD/$B/lib:/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-openmp:/tmp/debroot/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
+. bench/gpu/device_env.sh
 if [ ! -x "$B/bin/knn_check" ] || [ ! -f "$B/lib/libflashlib_cuda.so" ]; then
     cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release >"$OUT/build.log" 2>&1 &&
         cmake --build "$B" -j16 --target flashlib_cuda knn_check bench_knn >>"$OUT/build.log" 2>&1 || exit 1

@@ -13,16 +13,8 @@
 #                (shape filter, variant filter)
 set -o pipefail
 cd "$(dirname "$0")/../.."
-OUT=${OUT:-out}
-mkdir -p "$OUT"
 B=${B:-build-linalg}
-export GIT_COMMIT=${GIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
-export PYTHONUNBUFFERED=1
-if ls .debs/*.deb >/dev/null 2>&1; then
-    mkdir -p /tmp/debroot
-    for f in .debs/*.deb; do dpkg -x "$f" /tmp/debroot; done
-fi
-export LD_LIBRARY_PATH=$PWD/$B/lib:/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-openmp:/tmp/debroot/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
+. bench/gpu/device_env.sh
 targets="flashlib flashlib_cuda bench_linalg"
 for t in test_linalg test_linalg_eig; do
     [ -f "tests/c/$t.c" ] && targets="$targets $t"

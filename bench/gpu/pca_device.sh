@@ -8,16 +8,8 @@
 #   OUT=/tmp/out GIT_COMMIT=abc1234 bash bench/gpu/pca_device.sh
 set -o pipefail
 cd "$(dirname "$0")/../.."
-OUT=${OUT:-out}
-mkdir -p "$OUT"
 B=${B:-build-gpu}
-export GIT_COMMIT=${GIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
-export PYTHONUNBUFFERED=1
-if ls .debs/*.deb >/dev/null 2>&1; then
-    mkdir -p /tmp/debroot
-    for f in .debs/*.deb; do dpkg -x "$f" /tmp/debroot; done
-fi
-export LD_LIBRARY_PATH=$PWD/$B/lib:/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-openmp:/tmp/debroot/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
+. bench/gpu/device_env.sh
 T0=$(date +%s)
 stamp() { echo "[$(($(date +%s) - T0)) s] $*" | tee -a "$OUT/summary.txt"; }
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv >"$OUT/device.txt"
