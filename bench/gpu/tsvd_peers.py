@@ -22,7 +22,7 @@ def main():
     d = int(sys.argv[3]) if len(sys.argv) > 3 else 512
     k = int(sys.argv[4]) if len(sys.argv) > 4 else 32
     rng = np.random.default_rng(12345)
-    scale = 10.0 * 0.01 ** (np.arange(d) / (d - 1))
+    scale = 10.0 * 0.9 ** np.arange(d) + 0.05  # bench_tsvd.c's spectrum
     X = (0.5 + scale * rng.uniform(-1, 1, (n, d))).astype(np.float32)
     res = {"n": n, "d": d, "k": k, "commit": os.environ.get("GIT_COMMIT", "unknown"),
            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
