@@ -570,12 +570,14 @@ class IVFPQ(_IVFBase):
         n_features)
     pq_bits : int in [4, 8], default=8
     by_residual : bool, default=True
-    refine : float >= 1, default=4
+    refine : float >= 1, default=8
         Candidates re-ranked by exact distances, as a multiple of k. Above 1
         the raw float32 rows are kept beside the codes (the memory of an
         IVFFlat); refine=1 stores codes only and returns the quantised
-        distances (recall@10 ~0.7 at the default pq_dim on clustered data,
-        ~0.996 with refine=4).
+        distances (recall@10 ~0.7 at the default pq_dim on clustered data).
+        The default 8 reaches 0.99 on 100,000 x 128 Gaussian blobs where 4
+        gives 0.951, and 4 stopped at 0.943 on 1,000,000 x 128 (the pool,
+        not the probes, capped it), at nearly the same search time.
     metric : {'euclidean', 'sqeuclidean', 'cosine', 'inner_product', 'dot', 'l2'}
     kmeans_n_iters, kmeans_trainset_fraction, random_state, device, verbose:
         as IVFFlat
@@ -598,7 +600,7 @@ class IVFPQ(_IVFBase):
         pq_dim="auto",
         pq_bits=8,
         by_residual=True,
-        refine=4,
+        refine=8,
         metric="euclidean",
         kmeans_n_iters=20,
         kmeans_trainset_fraction="auto",

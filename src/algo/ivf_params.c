@@ -37,7 +37,7 @@ const fl_param_def fli_ivf_pq_params[] = {
      "bits of a code (2^pq_bits centroids per sub-space): one byte per sub-space is stored"},
     {"by_residual", FL_PARAM_BOOL, "true", 0, 0, NULL, NULL,
      "quantise each vector's residual from its list centre (true) or the vector itself"},
-    {"refine", FL_PARAM_FLOAT, "4", 1, 1e4, NULL, "refine_ratio",
+    {"refine", FL_PARAM_FLOAT, "8", 1, 1e4, NULL, "refine_ratio",
      "re-rank refine x n_neighbors candidates by exact distances (> 1 keeps the raw float32 vectors, "
      "d x 4 bytes a row, beside the codes); 1 = codes only, the quantised distances are returned"},
     {"metric", FL_PARAM_CHOICE, "euclidean", 0, 0, "euclidean|sqeuclidean|cosine|inner_product|dot|l2", NULL,

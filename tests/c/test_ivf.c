@@ -330,7 +330,7 @@ static void test_gpu_pq_cagra(fl_ctx *g, fl_ctx *c)
     static const char *const metrics[] = {"euclidean", "sqeuclidean", "cosine", "inner_product"};
     char what[128];
 
-    /* IVF-PQ: every metric, residual codes, refine 4 (the default) */
+    /* IVF-PQ: every metric, residual codes, refine 8 (the default) */
     fl_params *pp;
     CHECK_OK(c, fl_params_create(c, "ivf_pq", &pp));
     CHECK_OK(c, fl_params_set(c, pp, "n_lists", "48"));
