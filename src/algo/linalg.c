@@ -338,7 +338,9 @@ fl_status fl_gemm(fl_ctx *ctx, const char *variant, double tol, int moduli, int 
         if (fli_array_device(C) != la.device_id) {
             /* host C, GPU context: C's buffer on the device (read when beta != 0) */
             st = la.ops->alloc(&la, span_bytes(C) + 8, &oc);
-            if (!st && beta != 0)
+            /* the copy back covers C's whole span: its padding between rows
+             * must come back as it went (and C itself when beta != 0) */
+            if (!st && (beta != 0 || C->ld != C->cols))
                 st = la.ops->put(&la, oc, C->data, span_bytes(C));
             pc = oc;
         }
