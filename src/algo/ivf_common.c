@@ -2,6 +2,7 @@
  * ivf_common.c — helpers the IVF indexes share (ivf_common.h).
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "algo/ivf_common.h"
@@ -119,6 +120,26 @@ fl_status fli_ann_self_queries(fl_ctx *ctx, const float *data, const int64_t *id
     for (int64_t i = 0; i < n; i++)
         (*self_ids)[i] = i;
     return FL_STATUS_OK;
+}
+
+fl_status fli_ann_search_buffers(fl_ctx *ctx, const char *what, const fl_array *X, const float *data,
+                                 const int64_t *ids, int64_t n, int64_t d, int64_t n_q, int64_t k, float **q,
+                                 int64_t **self_ids, double **dist, int64_t **idx)
+{
+    fl_status st = FL_STATUS_OK;
+    *q = NULL, *self_ids = NULL;
+    if (!X)
+        st = fli_ann_self_queries(ctx, data, ids, n, d, q, self_ids);
+    else
+        *q = fli_ivf_rows_f32(ctx, X, 0, &st);
+    char name[64];
+    snprintf(name, sizeof name, "%s distances", what);
+    *dist = fli_malloc(ctx, sizeof(double) * (size_t)(n_q * k), name);
+    snprintf(name, sizeof name, "%s indices", what);
+    *idx = fli_malloc(ctx, sizeof(int64_t) * (size_t)(n_q * k), name);
+    if (!st && (!*q || !*dist || !*idx))
+        st = FL_STATUS_OUT_OF_MEMORY;
+    return st;
 }
 
 fl_status fli_ivf_check_lists(fl_ctx *ctx, const char *index, const int64_t *offsets, int64_t n_lists,

@@ -37,6 +37,14 @@ fl_status fli_ann_check_query(fl_ctx *ctx, const char *index, const fl_array *X,
  * order), and self_ids[i] = i. */
 fl_status fli_ann_self_queries(fl_ctx *ctx, const float *data, const int64_t *ids, int64_t n, int64_t d,
                                float **q, int64_t **self_ids);
+/* An IVF search's host buffers: the float32 queries q (X's rows, or for
+ * X == NULL the indexed rows in original order with *self_ids, as
+ * fli_ann_self_queries) and the n_q x k results dist / idx. Every pointer
+ * is set (NULL where nothing was allocated); the caller frees them all,
+ * on failure too. `what` names the buffers in messages ("IVF-PQ"). */
+fl_status fli_ann_search_buffers(fl_ctx *ctx, const char *what, const fl_array *X, const float *data,
+                                 const int64_t *ids, int64_t n, int64_t d, int64_t n_q, int64_t k, float **q,
+                                 int64_t **self_ids, double **dist, int64_t **idx);
 /* A loaded index's lists: offsets (n_lists + 1, from 0 to n, never
  * decreasing) and original indices within [0, n). */
 fl_status fli_ivf_check_lists(fl_ctx *ctx, const char *index, const int64_t *offsets, int64_t n_lists,

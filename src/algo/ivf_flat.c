@@ -192,7 +192,6 @@ static fl_status ivf_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_ar
     fli_ivf_index ix;
     index_of(m, &ix);
     const int64_t n_fit = *(const int64_t *)fli_model_attr(m, "n_samples_fit_")->data;
-    const int self = X == NULL;
     int64_t n_q;
     fl_status st = fli_ann_check_query(ctx, "IVFFlat", X, ix.d, n_fit, k, D, I, &n_q);
     if (st)
@@ -217,16 +216,11 @@ static fl_status ivf_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_ar
         return st;
     /* queries: float32 host rows; X=None reads the stored rows back into
      * index order (cosine: already normalised, which the search allows) */
-    float *q = NULL;
-    int64_t *self_ids = NULL;
-    if (self)
-        st = fli_ann_self_queries(ctx, ix.data, ix.ids, ix.n, ix.d, &q, &self_ids);
-    else
-        q = fli_ivf_rows_f32(ctx, X, 0, &st);
-    double *dist = fli_malloc(ctx, sizeof(double) * (size_t)(n_q * k), "IVF distances");
-    int64_t *idx = fli_malloc(ctx, sizeof(int64_t) * (size_t)(n_q * k), "IVF indices");
-    if (!st && (!q || !dist || !idx))
-        st = FL_STATUS_OUT_OF_MEMORY;
+    float *q;
+    int64_t *self_ids, *idx;
+    double *dist;
+    st = fli_ann_search_buffers(ctx, "IVF", X, ix.data, ix.ids, ix.n, ix.d, n_q, k, &q, &self_ids, &dist,
+                                &idx);
     if (st)
         goto done;
     fli_ivf_search_job job = {.ix = ix,

@@ -303,16 +303,11 @@ static fl_status pq_kneighbors(fl_model *m, const fl_array *X, int64_t k, fl_arr
     fli_cuda_env *env = NULL;
     if (r.backend != FL_BACKEND_CPU && (st = fli_cuda_acquire(ctx, &api, &env)) != FL_STATUS_OK)
         return st;
-    float *q = NULL;
-    int64_t *self_ids = NULL;
-    if (self)
-        st = fli_ann_self_queries(ctx, ix.data, ix.ids, ix.n, ix.d, &q, &self_ids);
-    else
-        q = fli_ivf_rows_f32(ctx, X, 0, &st);
-    double *dist = fli_malloc(ctx, sizeof(double) * (size_t)(n_q * k), "IVF-PQ distances");
-    int64_t *idx = fli_malloc(ctx, sizeof(int64_t) * (size_t)(n_q * k), "IVF-PQ indices");
-    if (!st && (!q || !dist || !idx))
-        st = FL_STATUS_OUT_OF_MEMORY;
+    float *q;
+    int64_t *self_ids, *idx;
+    double *dist;
+    st = fli_ann_search_buffers(ctx, "IVF-PQ", X, ix.data, ix.ids, ix.n, ix.d, n_q, k, &q, &self_ids, &dist,
+                                &idx);
     if (!st) {
         fli_ivfpq_search_job job = {.ix = ix,
                                     .q = q,
