@@ -4,8 +4,9 @@
  * the GPU runs, step for step).
  *
  *   cusolver  la->ops->syevd (LAPACK on the CPU, cuSOLVER on the GPU).
- *   jacobi    la->ops->syevj to a relative off-diagonal norm of 2u, at most
- *             100 sweeps; report->iterations = sweeps.
+ *   jacobi    la->ops->syevj (sweeping in double on both backends) to a
+ *             relative off-diagonal norm of 2u, at most 100 sweeps;
+ *             report->iterations = sweeps.
  *   qdwh      spectral divide and conquer (Nakatsukasa & Higham's QDWH-eig):
  *             shift by sigma = the median of the diagonal, U = polar factor
  *             of (A - sigma I) / ||A - sigma I||_F by QDWH (the matrix sign

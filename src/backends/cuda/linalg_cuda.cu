@@ -281,6 +281,13 @@ template <typename T> __global__ void k_upper(int64_t n, const T *A, int64_t lda
     FOR_MN(n, n) R[i + j * ldr] = i <= j ? A[i + j * lda] : (T)0;
 }
 
+/* D (m x n) = S converted element by element (float <-> double). */
+template <typename TS, typename TD>
+__global__ void k_cast(int64_t m, int64_t n, const TS *S, int64_t lds, TD *D, int64_t ldd)
+{
+    FOR_MN(m, n) D[i + j * ldd] = (TD)S[i + j * lds];
+}
+
 /* Frobenius norm, deterministically: FRO_BLOCKS partials in a fixed grid,
  * then one block reduces them in a fixed order. Pass 0: max |a|; pass 1:
  * sum (a / max)^2 (the CPU's scaled formula). */
@@ -1267,17 +1274,17 @@ static fl_status g_qr(fli_la *la, int64_t m, int64_t n, void *A, int64_t lda, vo
 }
 
 /* Eigenvalues of dt in device memory d (n) into host doubles w. */
-static fl_status values_out(fli_la *la, const char *op, const void *d, int64_t n, double *w, const int *dinfo,
-                            int *hinfo)
+static fl_status values_out(fli_la *la, const char *op, const void *d, int f64, int64_t n, double *w,
+                            const int *dinfo, int *hinfo)
 {
     cudaStream_t s = STATE(la)->stream;
-    const size_t es = fli_la_esize(la);
+    const size_t es = f64 ? sizeof(double) : sizeof(float);
     float *tmp = NULL;
-    if (!IS64(la)) {
+    if (!f64) {
         tmp = (float *)malloc(sizeof(float) * (size_t)n);
         if (!tmp) return FAIL(FL_STATUS_OUT_OF_MEMORY, op, "%lld eigenvalues: host allocation failed", (long long)n);
     }
-    cudaError_t e = cudaMemcpyAsync(IS64(la) ? (void *)w : (void *)tmp, d, es * (size_t)n, cudaMemcpyDeviceToHost, s);
+    cudaError_t e = cudaMemcpyAsync(f64 ? (void *)w : (void *)tmp, d, es * (size_t)n, cudaMemcpyDeviceToHost, s);
     if (e == cudaSuccess) e = cudaMemcpyAsync(hinfo, dinfo, sizeof(int), cudaMemcpyDeviceToHost, s);
     if (e == cudaSuccess) e = cudaStreamSynchronize(s);
     if (e == cudaSuccess && tmp)
@@ -1313,7 +1320,7 @@ static fl_status g_syevd(fli_la *la, int64_t n, void *A, int64_t lda, double *w)
                                                       lw, dinfo);
     int hinfo = 0;
     fl_status st = cs == CUSOLVER_STATUS_SUCCESS
-                       ? values_out(la, "syevd", buf, n, w, dinfo, &hinfo)
+                       ? values_out(la, "syevd", buf, IS64(la), n, w, dinfo, &hinfo)
                        : FAIL(FL_STATUS_CUDA_ERROR, "syevd", "cusolverDn?syevd: cusolver status %d", (int)cs);
     dev_free(la, buf);
     if (st) return st;
@@ -1322,12 +1329,19 @@ static fl_status g_syevd(fli_la *la, int64_t n, void *A, int64_t lda, double *w)
     return FL_STATUS_OK;
 }
 
+/* Jacobi always sweeps in double, as the CPU's does: cuSOLVER's float32
+ * syevj stopped after 5-11 sweeps with ||V^T V - I|| ~ 5e-4 at n = 1024 and
+ * 6e-3 at 8192 (bench/results/eig_h100_a86faa6.log), far from float32's
+ * u sqrt(n); float32 data is widened into a double copy, swept to the same
+ * relative off-diagonal tolerance, and V rounded back. */
 static fl_status g_syevj(fli_la *la, int64_t n, void *A, int64_t lda, double tol, int max_sweeps, double *w,
                          int *sweeps)
 {
-    if (sweeps) *sweeps = 0;
+    if (sweeps)
+        *sweeps = 0;
     TRY(fits32(la, "syevj", n, lda, 0));
-    if (n == 0) return FL_STATUS_OK;
+    if (n == 0)
+        return FL_STATUS_OK;
     SETDEV("syevj");
     cusolverDnHandle_t h;
     TRY(solver_get(la, "syevj", &h));
@@ -1336,11 +1350,13 @@ static fl_status g_syevj(fli_la *la, int64_t n, void *A, int64_t lda, double tol
     fl_status st = FL_STATUS_OK;
     char *buf = NULL;
     int hinfo = 0, lw = 0;
-    const int nn = (int)n, l = (int)lda;
+    const int nn = (int)n, f32 = !IS64(la);
+    const int l = f32 ? nn : (int)lda;
     const cusolverEigMode_t jv = CUSOLVER_EIG_MODE_VECTOR;
     const cublasFillMode_t lo = CUBLAS_FILL_MODE_LOWER;
-    const size_t es = fli_la_esize(la);
-    size_t wb = 0, kb = 0;
+    cudaStream_t s = STATE(la)->stream;
+    size_t wb = 0, kb = 0, mb = 0;
+    double *D = (double *)A; /* the matrix Jacobi sweeps: A itself, or its double copy */
     cusolverStatus_t cs = cusolverDnXsyevjSetTolerance(par, tol > 0 ? tol : 0.0);
     const char *what = "cusolverDnXsyevjSetTolerance";
     if (cs == CUSOLVER_STATUS_SUCCESS) {
@@ -1348,26 +1364,43 @@ static fl_status g_syevj(fli_la *la, int64_t n, void *A, int64_t lda, double tol
         cs = cusolverDnXsyevjSetMaxSweeps(par, max_sweeps > 0 ? max_sweeps : 1);
     }
     if (cs == CUSOLVER_STATUS_SUCCESS) {
-        what = "cusolverDn?syevj_bufferSize";
-        cs = IS64(la) ? cusolverDnDsyevj_bufferSize(h, jv, lo, nn, (double *)A, l, (double *)A, &lw, par)
-                      : cusolverDnSsyevj_bufferSize(h, jv, lo, nn, (float *)A, l, (float *)A, &lw, par);
+        what = "cusolverDnDsyevj_bufferSize";
+        cs = cusolverDnDsyevj_bufferSize(h, jv, lo, nn, D, l, D, &lw, par);
     }
     if (cs != CUSOLVER_STATUS_SUCCESS) {
         st = FAIL(FL_STATUS_CUDA_ERROR, "syevj", "%s: cusolver status %d", what, (int)cs);
         goto done;
     }
-    wb = al256(es * (size_t)n);
-    kb = al256(es * (size_t)(lw + 1));
-    if ((st = dev_alloc(la, "syevj", wb + kb + 16, (void **)&buf))) goto done;
-    cs = IS64(la) ? cusolverDnDsyevj(h, jv, lo, nn, (double *)A, l, (double *)buf, (double *)(buf + wb), lw,
-                                     (int *)(buf + wb + kb), par)
-                  : cusolverDnSsyevj(h, jv, lo, nn, (float *)A, l, (float *)buf, (float *)(buf + wb), lw,
-                                     (int *)(buf + wb + kb), par);
+    wb = al256(sizeof(double) * (size_t)n);
+    kb = al256(sizeof(double) * (size_t)(lw + 1));
+    mb = f32 ? al256(sizeof(double) * (size_t)n * (size_t)n) : 0;
+    if ((st = dev_alloc(la, "syevj", wb + kb + mb + 16, (void **)&buf)))
+        goto done;
+    if (f32) {
+        D = (double *)(buf + wb + kb);
+        k_cast<float, double><<<grid_mn(n, n), 256, 0, s>>>(n, n, (const float *)A, lda, D, n);
+        cudaError_t e = cudaGetLastError();
+        if (e != cudaSuccess) {
+            st = cuda_st(la, __LINE__, "syevj", "widening to double", e);
+            goto done;
+        }
+    }
+    cs = cusolverDnDsyevj(h, jv, lo, nn, D, l, (double *)buf, (double *)(buf + wb), lw,
+                          (int *)(buf + wb + kb + mb), par);
     if (cs != CUSOLVER_STATUS_SUCCESS) {
-        st = FAIL(FL_STATUS_CUDA_ERROR, "syevj", "cusolverDn?syevj: cusolver status %d", (int)cs);
+        st = FAIL(FL_STATUS_CUDA_ERROR, "syevj", "cusolverDnDsyevj: cusolver status %d", (int)cs);
         goto done;
     }
-    if ((st = values_out(la, "syevj", buf, n, w, (const int *)(buf + wb + kb), &hinfo))) goto done;
+    if (f32) {
+        k_cast<double, float><<<grid_mn(n, n), 256, 0, s>>>(n, n, D, n, (float *)A, lda);
+        cudaError_t e = cudaGetLastError();
+        if (e != cudaSuccess) {
+            st = cuda_st(la, __LINE__, "syevj", "rounding V to float", e);
+            goto done;
+        }
+    }
+    if ((st = values_out(la, "syevj", buf, 1, n, w, (const int *)(buf + wb + kb + mb), &hinfo)))
+        goto done;
     if (hinfo < 0) {
         st = FAIL(FL_STATUS_INTERNAL, "syevj", "argument %d was invalid", -hinfo);
         goto done;
@@ -1378,7 +1411,8 @@ static fl_status g_syevj(fli_la *la, int64_t n, void *A, int64_t lda, double tol
         int sw = 0;
         cs = cusolverDnXsyevjGetSweeps(h, par, &sw);
         if (cs != CUSOLVER_STATUS_SUCCESS) {
-            st = FAIL(FL_STATUS_CUDA_ERROR, "syevj", "cusolverDnXsyevjGetSweeps: cusolver status %d", (int)cs);
+            st =
+                FAIL(FL_STATUS_CUDA_ERROR, "syevj", "cusolverDnXsyevjGetSweeps: cusolver status %d", (int)cs);
             goto done;
         }
         *sweeps = sw;
