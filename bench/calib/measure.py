@@ -80,6 +80,13 @@ class Flashlib:
                                       POINTER(FlArray), POINTER(FlArray)]
         lib.fl_gemm.argtypes = [c_void_p, c_char_p, c_double, c_int, c_int, c_int, c_double, POINTER(FlArray),
                                 POINTER(FlArray), c_double, POINTER(FlArray), c_void_p]
+        lib.fl_eigh.argtypes = [c_void_p, c_char_p, POINTER(FlArray), c_int64, POINTER(FlArray), POINTER(FlArray),
+                                c_void_p]
+        lib.fl_polar.argtypes = [c_void_p, c_char_p, POINTER(FlArray), c_void_p, POINTER(FlArray), c_void_p,
+                                 c_void_p]
+        for fn in (lib.fl_pca_fit, lib.fl_truncated_svd_fit):
+            fn.argtypes = [c_void_p, POINTER(FlArray), c_void_p, POINTER(c_void_p)]
+        lib.fl_model_free.argtypes = [c_void_p]
         lib.fl_version_string.restype = c_char_p
         err = ctypes.create_string_buffer(512)
         self.ctx = c_void_p()
@@ -522,6 +529,177 @@ def gemm_kernels(torch, points, deadline, log):
     return done
 
 
+# ---- eigh, polar, PCA and TruncatedSVD through fl_eigh / fl_polar / fl_pca_fit ----------
+class LinalgReport(Structure):
+    _fields_ = [("variant", c_char * 32), ("backend", c_int), ("iterations", c_int32),
+                ("expected_residual", c_double)]
+
+
+EIGH_VARIANTS = ("cusolver", "jacobi", "qdwh", "qdwh_ns", "halko")
+POLAR_VARIANTS = ("qdwh_hybrid", "express", "express_warm", "zolo")
+LA_SIZES = (256, 320, 384, 448, 512, 640, 768, 896, 1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096)
+LA_CAP_MS = 1500  # a variant stops growing once its next size is predicted above this per call
+
+
+def la_candidates(op, seed):
+    """Sizes per variant, ascending (the sweep grows each variant until its
+    calls pass LA_CAP_MS): eigh of n x n Wigner matrices (halko with a random
+    n_components), polar of m x n Gaussians, m / n random in 1..4 (a square
+    Gaussian's condition number ~ n; taller ones are well conditioned)."""
+    rng = random.Random(seed + 5 + (op == "polar"))
+    out = []
+    for i, n in enumerate(LA_SIZES):
+        for v in (EIGH_VARIANTS if op == "eigh" else POLAR_VARIANTS):
+            p = dict(op=op, variant=v, n=n, m=n, k=0)
+            if v == "halko":
+                p["k"] = min(rng.choice((8, 16, 32, 64, 128)), n // 4)
+            if op == "polar":
+                p["m"] = int(round(n * rng.choice((1, 1, 1.5, 2, 3, 4)) / 16)) * 16
+            out.append(p)
+    return out
+
+
+def la_shape(p):
+    return (p["n"], p["n"]) if p["op"] == "eigh" else (p["m"], p["n"])
+
+
+def la_params(p):
+    s = f"variant={p['op']}_{p['variant']}"
+    return s + (f" n_components={p['k']}" if p["k"] else "")
+
+
+def time_la(fl, torch, p, reps):
+    """Wall clock of one fl_eigh / fl_polar on device float32 arrays (the
+    call synchronises: it returns iteration counts), median of reps after
+    one warm-up. Returns (ms list, iterations of the last call)."""
+    dev = torch.device("cuda")
+    g = torch.Generator(device=dev).manual_seed(p["n"] * 131 + p["m"] + p["k"])
+    n, m = p["n"], p["m"]
+    keep = []
+
+    def arr(t):
+        t = t.contiguous()
+        keep.append(t)
+        return FlArray(t.data_ptr(), F32, CUDA, 0, t.shape[0], t.shape[1], t.shape[1])
+
+    rep = LinalgReport()
+    name = p["variant"].encode()
+    if p["op"] == "eigh":
+        G = torch.randn((n, n), generator=g, device=dev, dtype=torch.float32)
+        A = arr((G + G.T) / 2)  # a Wigner matrix, as bench_eig
+        k = p["k"] or n
+        w, V = arr(torch.empty((1, k), device=dev)), arr(torch.empty((n, k), device=dev))
+
+        def call():
+            fl.check(fl.lib.fl_eigh(fl.ctx, name, byref(A), p["k"], byref(w), byref(V), byref(rep)),
+                     f"fl_eigh {p['variant']} n={n}")
+    else:
+        At = torch.randn((m, n), generator=g, device=dev, dtype=torch.float32)
+        A = arr(At)
+        U, H = arr(torch.empty((m, n), device=dev)), arr(torch.empty((n, n), device=dev))
+        U0 = None
+        if p["variant"] == "express_warm":  # the factor of a nearby matrix, as bench_eig
+            U0 = arr(torch.empty((m, n), device=dev))
+            fl.check(fl.lib.fl_polar(fl.ctx, b"qdwh_hybrid", byref(A), None, byref(U0), None, byref(rep)),
+                     "fl_polar qdwh_hybrid (U0)")
+            keep[-1].add_(torch.randn((m, n), generator=g, device=dev) * (1e-3 / n ** 0.5))
+
+        def call():
+            fl.check(fl.lib.fl_polar(fl.ctx, name, byref(A), byref(U0) if U0 is not None else None, byref(U),
+                                     byref(H), byref(rep)), f"fl_polar {p['variant']} {m}x{n}")
+
+    def once():
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        call()
+        torch.cuda.synchronize()
+        return (time.perf_counter() - t0) * 1e3
+
+    first = once()
+    ms = [once() for _ in range(reps if first < 300 else max(2, reps - 1))]
+    del keep
+    return ms, rep.iterations
+
+
+DECOMP_N = (20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000)
+DECOMP_D = (16, 32, 64, 100, 128, 256, 384, 512, 1024)
+DECOMP_PER = 30  # fits per (op, solver): ~22 fitted, ~8 held out
+
+
+def decomp_candidates(op, seed):
+    """PCA (covariance_eigh, randomized) and TruncatedSVD (randomized) fits
+    on random n x d in device memory, n_components random below the
+    solver's limits; n x d at most 5 x 10^8 elements (2 GB)."""
+    rng = random.Random(seed + 7 + (op == "tsvd"))
+    out = []
+    for solver in (("covariance_eigh", "randomized") if op == "pca" else ("randomized",)):
+        seen = set()
+        while len([p for p in out if p["solver"] == solver]) < DECOMP_PER:
+            n, d = rng.choice(DECOMP_N), rng.choice(DECOMP_D)
+            if n * d > 5e8:
+                continue
+            k = rng.choice((2, 4, 8, 16, 32, 64, 128))
+            if solver == "covariance_eigh":
+                k = min(k, d)
+            elif k >= 0.8 * d:
+                continue
+            it = 5
+            if op == "pca":  # scikit-learn's iterated_power='auto'
+                it = 7 if k < 0.1 * min(n, d) else 4
+            if (n, d, k) in seen:
+                continue
+            seen.add((n, d, k))
+            out.append(dict(op=op, solver=solver, n=n, d=d, k=k, n_iter=it))
+    return out
+
+
+def decomp_params(p):
+    if p["op"] == "pca":
+        return f"n_components={p['k']} svd_solver={p['solver']} force_gpu=true"
+    return f"n_components={p['k']} n_iter={p['n_iter']} algorithm=randomized force_gpu=true"
+
+
+def time_decomp(fl, torch, p, reps):
+    """Wall clock of fl_pca_fit / fl_truncated_svd_fit (X in device memory,
+    a "cuda" context; the fit returns host attributes, so it has
+    synchronised), warm-up fits until 20 ms, median of reps."""
+    n, d = p["n"], p["d"]
+    dev = torch.device("cuda")
+    g = torch.Generator(device=dev).manual_seed(n * 7 + d * 3 + p["k"])
+    # decaying column scales: a spectrum that falls off, as real data's
+    scale = (1.0 + torch.arange(d, device=dev, dtype=torch.float32)) ** -0.5
+    X = torch.randn((n, d), generator=g, device=dev, dtype=torch.float32) * scale + 0.5
+    xa = FlArray(X.data_ptr(), F32, CUDA, 0, n, d, d)
+    algo = "pca" if p["op"] == "pca" else "truncated_svd"
+    vals = {"n_components": p["k"]}
+    if p["op"] == "pca":
+        vals["svd_solver"] = p["solver"]
+    else:
+        vals.update(algorithm="randomized", n_iter=p["n_iter"])
+    params = fl.params(vals, algo=algo)
+    fit = fl.lib.fl_pca_fit if p["op"] == "pca" else fl.lib.fl_truncated_svd_fit
+
+    def once():
+        m = c_void_p()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fl.check(fit(fl.ctx, byref(xa), params, byref(m)), f"fl_{algo}_fit")
+        torch.cuda.synchronize()
+        t = (time.perf_counter() - t0) * 1e3
+        fl.lib.fl_model_free(m)
+        return t
+
+    warm = once()
+    for _ in range(5):
+        if warm >= 20:
+            break
+        warm += once()
+    ms = [once() for _ in range(reps)]
+    fl.lib.fl_params_free(params)
+    del X
+    return ms
+
+
 # ---- anchors: what users would run otherwise ------------------------------------------------
 def torch_lloyd(torch, x, c, iters):
     k = c.shape[0]
@@ -662,7 +840,10 @@ def pin_to_gpu_node(torch):
         return None
 
 
-def merge(path, new, ops, log, add=False):
+OP_NAME = {"tsvd": "truncated_svd"}
+
+
+def merge(path, new, ops, log, add=False, variants=None):
     """The measurement file at `path` with the points of `ops` replaced by
     those of `new` (add: the new points join the file's points of `ops`, a
     second sweep with another --seed on the same code). The other ops'
@@ -677,20 +858,31 @@ def merge(path, new, ops, log, add=False):
         old = json.load(f)
     if old.get("device") != new["device"]:
         raise SystemExit(f"merge: {path} is for {old.get('device')}, this GPU is {new['device']}")
-    kept = [p for p in old["points"] if p["op"] not in ops or add]
+    # ops named in the file by another name than --ops: tsvd's points are truncated_svd's
+    ops = [OP_NAME.get(op, op) for op in ops]
+    # one op's points are replaced, or with --gemm-variants only those variants' points
+    variants = variants or {}
+
+    def replaced(p):
+        return p["op"] in ops and not add and (p["op"] not in variants or p["variant"] in variants[p["op"]])
+    kept = [p for p in old["points"] if not replaced(p)]
     run = {k: new[k] for k in ("commit", "date", "torch", "cuda", "driver", "host", "cpus", "device_name",
                                "sm_count", "total_memory", "cpu_affinity", "seeds") if k in new}
     run["method"] = new["method"]
     if add:  # one more sweep of the same code: the seeds of all of them
         run["seeds"] = sorted(set(sum((old.get("op_runs", {}).get(op, {}).get("seeds", [3]) for op in ops), [])) |
                               set(new.get("seeds", [])))
-    old["op_runs"] = dict(old.get("op_runs", {}), **{op: dict(run) for op in ops})
+    # with only some variants measured, the run describes those variants (op_runs["gemm/<variant>"]),
+    # and the op's own record stays that of its other points
+    keys = [k for op in ops for k in ([f"{op}/{v}" for v in variants[op]] if op in variants else [op])]
+    old["op_runs"] = dict(old.get("op_runs", {}), **{k: dict(run) for k in keys})
     old["points"] = kept + new["points"]
     log(f"merge: kept {len(kept)} points of {path} ({'all' if add else 'ops other than ' + ', '.join(ops)}), "
         f"added {len(new['points'])}")
     return old
 
 
+ALL_OPS = ("kmeans", "knn", "gemm", "eigh", "polar", "tsvd", "pca")
 METHOD = {
     "kmeans": "kmeans: wall clock around fl_kmeans_fit (synchronises before returning), warm-up fits (>= 1, "
               "until 20 ms), median of repeats (5 when X is on the host)",
@@ -698,7 +890,16 @@ METHOD = {
            "ms), median of repeats (5 when the data is on the host)",
     "gemm": "gemm: per-call device time of torch.matmul (cuBLAS): CUDA events around a replay of a CUDA graph of "
             "~2 ms of calls, after >= 20 ms of replays, median of 5 (single_ms: one call alone from an idle GPU, "
-            "as the first calibration timed)",
+            "as the first calibration timed); the split variants: fl_gemm calls back to back between device "
+            "synchronisations (~5 ms of them), per call = elapsed / calls, median of 5",
+    "eigh": "eigh: wall clock around fl_eigh on device float32 Wigner matrices (it synchronises), median of 3 "
+            "after one warm-up (2 when a call takes > 300 ms)",
+    "polar": "polar: wall clock around fl_polar on device float32 Gaussian m x n (it synchronises), median of 3 "
+             "after one warm-up (2 when a call takes > 300 ms)",
+    "tsvd": "truncated_svd: wall clock around fl_truncated_svd_fit (randomized, X in device memory, a cuda "
+            "context), warm-up fits until 20 ms, median of 3",
+    "pca": "pca: wall clock around fl_pca_fit (covariance_eigh or randomized, X in device memory, a cuda "
+           "context), warm-up fits until 20 ms, median of 3",
 }
 
 
@@ -727,15 +928,16 @@ def main():
                          "of replacing them (a second sweep of the same code with another --seed)")
     a = ap.parse_args()
     a.ops = [o.strip() for o in a.ops.split(",") if o.strip()]
-    if not set(a.ops) <= {"kmeans", "knn", "gemm"} or not a.ops:
-        ap.error(f"--ops {a.ops}: expected kmeans, knn and/or gemm")
+    if not set(a.ops) <= set(ALL_OPS) or not a.ops:
+        ap.error(f"--ops {a.ops}: expected some of {', '.join(ALL_OPS)}")
     a.gemm_variants = [v.strip() for v in a.gemm_variants.split(",") if v.strip()]
     bad = [v for v in a.gemm_variants if v not in GEMM_VARIANTS and v not in FL_GEMM_VARIANTS]
     if bad:
         ap.error(f"--gemm-variants: unknown {bad}")
     fl_gemm_wanted = any(v in FL_GEMM_VARIANTS for v in a.gemm_variants)
-    if ({"kmeans", "knn"} & set(a.ops) or fl_gemm_wanted) and not a.lib and not a.dry_run:
-        ap.error("--lib is needed to measure kmeans, knn and the split GEMM variants")
+    uses_lib = set(a.ops) - {"gemm"} or fl_gemm_wanted
+    if uses_lib and not a.lib and not a.dry_run:
+        ap.error("--lib is needed to measure every op but the cuBLAS GEMM variants")
     if a.dry_run:
         return dry_run(a)
 
@@ -766,7 +968,7 @@ def main():
     log(f"calibrating on {name} ({device}), commit {a.commit}; host threads on "
         f"{meta['cpu_affinity'] or 'every CPU (the GPU NUMA node is unknown)'}")
     fl = None
-    if {"kmeans", "knn"} & set(a.ops) or fl_gemm_wanted:
+    if uses_lib:
         fl = Flashlib(a.lib)
         log(f"libflashlib {fl.lib.fl_version_string().decode()} from {a.lib}")
 
@@ -859,8 +1061,70 @@ def main():
             f"k={p['k']:<5} {p['metric']:9} {p['input']:6}: {med:9.3f} ms (roofline {est['runtime_ms']:.3f})")
         return med
 
+    def run_la(op, share):
+        """eigh / polar: sizes ascending, all variants at each size, so that
+        the budget trims the largest sizes of every variant alike; a variant
+        stops growing once its next call is predicted (cubic in n from its
+        last one) above LA_CAP_MS or past the op's share of the budget."""
+        deadline = start + a.budget_s * share
+        last, errors, done, skipped = {}, {}, 0, 0
+        for p in la_candidates(op, a.seed):
+            v = p["variant"]
+            if v in last:
+                n0, m0, ms0 = last[v]
+                pred = ms0 * (p["n"] / n0) ** 2 * (p["m"] / m0 if op == "polar" else p["n"] / n0)
+            else:
+                pred = 5.0
+            if v in last and last[v] is None or pred > LA_CAP_MS or \
+                    time.perf_counter() + pred * 5 / 1e3 > deadline:
+                skipped += 1
+                continue
+            if errors.get(v, 0) >= 2:  # a variant that failed twice (no convergence...) is not tried again
+                skipped += 1
+                continue
+            try:
+                ms, iters = time_la(fl, torch, p, 3)
+            except RuntimeError as e:
+                log(f"{op} {v} {p['m']}x{p['n']}: {e}")
+                errors[v] = errors.get(v, 0) + 1
+                skipped += 1
+                continue
+            med = statistics.median(ms)
+            last[v] = (p["n"], p["m"], med)
+            done += 1
+            meta["points"].append(dict(op=op, variant=f"{op}_{v}", dtype="f32", shape=list(la_shape(p)), k=p["k"],
+                                       iters=iters, backend="flashlib fl_" + op, ms=med, reps=ms, min_ms=min(ms),
+                                       max_ms=max(ms)))
+            log(f"{op} {v:12} {p['m']:>5}x{p['n']:<5} k={p['k']:<4}: {med:9.3f} ms ({iters} iterations)")
+        log(f"{op}: {done} points measured, {skipped} skipped by the budget, the cap or an error")
+
+    def run_decomp(op, share):
+        deadline = start + a.budget_s * share
+        done = skipped = 0
+        cands = decomp_candidates(op, a.seed)
+        random.Random(a.seed).shuffle(cands)
+        for p in cands:
+            if time.perf_counter() + 0.5 > deadline:
+                skipped += 1
+                continue
+            try:
+                ms = time_decomp(fl, torch, p, 3)
+            except RuntimeError as e:
+                log(f"{op} {p}: {e}")
+                skipped += 1
+                continue
+            med = statistics.median(ms)
+            done += 1
+            meta["points"].append(dict(op="truncated_svd" if op == "tsvd" else "pca", variant=p["solver"],
+                                       dtype="f32", shape=[p["n"], p["d"]], k=p["k"], n_iter=p["n_iter"],
+                                       backend="flashlib fl_" + ("pca" if op == "pca" else "truncated_svd")
+                                       + "_fit", ms=med, reps=ms, min_ms=min(ms), max_ms=max(ms)))
+            log(f"{op} {p['solver']:15} {p['n']:>8}x{p['d']:<5} k={p['k']:<4} it={p['n_iter']}: {med:9.3f} ms")
+        log(f"{op}: {done} points measured, {skipped} skipped by the budget or an error")
+
     both = "kmeans" in a.ops and "gemm" in a.ops
-    weights = {op: w for op, w in (("kmeans", 0.70), ("knn", 0.45), ("gemm", 0.18)) if op in a.ops}
+    weights = {op: w for op, w in (("kmeans", 0.70), ("knn", 0.45), ("gemm", 0.18), ("eigh", 0.30),
+                                   ("polar", 0.20), ("tsvd", 0.08), ("pca", 0.12)) if op in a.ops}
     tail = 0.95 if a.ops == ["gemm"] else 0.88
     end = 0.0
     def gemm_cands(seed):
@@ -873,6 +1137,12 @@ def main():
         end += tail * weights[op] / sum(weights.values())
         ratio[0] = 1.0
         spend(op, cands(a.seed), end, run)
+    # the linear-algebra solvers and decompositions, PCA last (its GPU code changes most often)
+    for op in ("eigh", "polar", "tsvd", "pca"):
+        if op not in a.ops:
+            continue
+        end += tail * weights[op] / sum(weights.values())
+        (run_la if op in ("eigh", "polar") else run_decomp)(op, end)
     if both or not a.merge_from:
         try:
             meta["anchors"] = anchors(torch, np, log)
@@ -886,7 +1156,8 @@ def main():
         prior = os.path.join(a.out, f"{device}.json")
         if a.add and os.path.exists(prior):
             base = prior
-        meta = merge(base, meta, a.ops, log, a.add)
+        meta = merge(base, meta, a.ops, log, a.add,
+                     {"gemm": set(a.gemm_variants)} if a.gemm_variants and "gemm" in a.ops else None)
     os.makedirs(a.out, exist_ok=True)
     path = os.path.join(a.out, f"{device}.json")
     with open(path, "w") as f:

@@ -21,7 +21,11 @@
 # OPS=kmeans likewise measures KMeans only (after a change of its kernels), and
 # OPS=knn exact kNN only (fl_knn_search, every scan precision), keeping the
 # KMeans and GEMM points. OPS=kmeans,knn,gemm measures all three.
+# OPS=eigh,polar,tsvd,pca: the solvers (fl_eigh, fl_polar: every variant,
+# n = 256..4096) and the decompositions' GPU fits (fl_pca_fit,
+# fl_truncated_svd_fit), merged likewise; they combine with OPS=gemm.
 set -o pipefail
+T_START=$(date +%s)
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-out}
 mkdir -p "$OUT/bench/results/calib" "$OUT/src/info" "$OUT/calib"
@@ -55,13 +59,21 @@ else
     echo "built in $(( $(date +%s) - T0 )) s"
 fi
 export LD_LIBRARY_PATH=$B/lib:$LD_LIBRARY_PATH
+# DEADLINE_S=N: the whole call must end N s after it began (a device call's
+# limit): the sweep's budget shrinks by what the build took, 40 s kept for
+# the kernel names and the copies
+if [ -n "$DEADLINE_S" ]; then
+    LEFT=$(( DEADLINE_S - ($(date +%s) - T_START) - 40 ))
+    [ "$LEFT" -lt "${BUDGET_S:-200}" ] && { BUDGET_S=$(( LEFT > 30 ? LEFT : 30 )); echo "budget cut to $BUDGET_S s"; }
+fi
 
 MEASURE_ARGS=(--lib "$B/lib/libflashlib.so")
 [ "$OPS" = gemm ] && [ -z "$GEMM_VARIANTS" ] && MEASURE_ARGS=()
 [ -n "$GEMM_VARIANTS" ] && MEASURE_ARGS+=(--gemm-variants "$GEMM_VARIANTS")
-# one op only: its points replace that op's in this device's file, the
-# other op's points stay
-[ "$OPS" = gemm ] || [ "$OPS" = kmeans ] || [ "$OPS" = knn ] && MEASURE_ARGS+=(--merge-from bench/results/calib)
+# anything but the full sweep (kmeans and gemm together): the measured ops'
+# points replace theirs in this device's file (with GEMM_VARIANTS, only
+# those variants' points), the other ops' points stay
+case ",$OPS," in *,kmeans,*,gemm,* | *,gemm,*,kmeans,*) ;; *) MEASURE_ARGS+=(--merge-from bench/results/calib) ;; esac
 # SEED=N draws other shapes; ADD=1 (one op) adds them to the file's points of that op: to the
 # first sweep's $OUT/calib/<device>.json when an earlier call with the same OUT wrote one
 [ -n "$SEED" ] && MEASURE_ARGS+=(--seed "$SEED")
