@@ -524,7 +524,9 @@ FL_API fl_status fl_cholqr2(fl_ctx *ctx, const fl_array *X, fl_array *Q, fl_arra
  * X = parts[0] + parts[1] + ... with every entry of parts[i] exactly
  * representable in `format` ("tf32", "bf16", "fp16"; fp16 entries can be
  * subnormal or overflow for |x| outside fp16's range, as a cast would).
- * These are the operands of the split GEMM variants. parts: 1..3. */
+ * These are the operands of the split GEMM variants. parts: 1..3. X and
+ * out all on the host (split by the CPU) or all on the context's GPU (one
+ * kernel there, the same rounding: the parts are bit-identical). */
 FL_API fl_status fl_split_basis(fl_ctx *ctx, const fl_array *X, const char *format, int parts, fl_array *out);
 
 /*

@@ -125,6 +125,69 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* fl_split_basis on device arrays (padded rows) against the same call on
+ * host arrays through a CPU context: the parts must agree bit for bit, and
+ * a NaN in X must be rejected with the device outputs left as they were.
+ * Returns the failures (printed). */
+static int check_split_device(fl_ctx *g)
+{
+    const int64_t m = 1000, n = 300, ldx = 320, ldo = 310;
+    fl_ctx *c = NULL;
+    if (fl_ctx_create("cpu", &c, NULL, 0))
+        return 1;
+    float *x = malloc(sizeof(float) * (size_t)(m * ldx)), *hp = malloc(sizeof(float) * (size_t)(3 * m * ldo));
+    float *back = malloc(sizeof(float) * (size_t)(3 * m * ldo));
+    double *u = malloc(sizeof(double) * (size_t)(m * ldx));
+    fill_uniform(u, m * ldx);
+    for (int64_t i = 0; i < m * ldx; i++) /* magnitudes 1e-6 .. 1e3: fp16's subnormals and ranges too */
+        x[i] = (float)(u[i] * pow(10.0, (double)(i % 10) - 6));
+    float *dx = dmalloc(sizeof(float) * (size_t)(m * ldx)),
+          *dp = dmalloc(sizeof(float) * (size_t)(3 * m * ldo));
+    CK(cudaMemcpy(dx, x, sizeof(float) * (size_t)(m * ldx), cudaMemcpyHostToDevice));
+    const char *fmts[] = {"tf32", "bf16", "fp16"};
+    int fails = 0;
+    for (int f = 0; f < 3; f++) {
+        CK(cudaMemset(dp, 0x7f, sizeof(float) * (size_t)(3 * m * ldo))); /* padding poison, checked below */
+        memset(hp, 0x7f, sizeof(float) * (size_t)(3 * m * ldo));
+        fl_array X = fl_array_host(x, FL_DTYPE_F32, m, n), Xd = fl_array_cuda(dx, FL_DTYPE_F32, m, n, 0);
+        X.ld = Xd.ld = ldx;
+        fl_array o[3], od[3];
+        for (int p = 0; p < 3; p++) {
+            o[p] = fl_array_host(hp + p * m * ldo, FL_DTYPE_F32, m, n);
+            od[p] = fl_array_cuda(dp + p * m * ldo, FL_DTYPE_F32, m, n, 0);
+            o[p].ld = od[p].ld = ldo;
+        }
+        if (fl_split_basis(c, &X, fmts[f], 3, o) || fl_split_basis(g, &Xd, fmts[f], 3, od)) {
+            fprintf(stderr, "split_basis %s: %s / %s\n", fmts[f], fl_ctx_last_error(c), fl_ctx_last_error(g));
+            fails++;
+            continue;
+        }
+        CK(cudaMemcpy(back, dp, sizeof(float) * (size_t)(3 * m * ldo), cudaMemcpyDeviceToHost));
+        const int diff = memcmp(back, hp, sizeof(float) * (size_t)(3 * m * ldo)) != 0;
+        fails += diff;
+        printf("split_basis %s on device arrays: %s\n", fmts[f],
+               diff ? "DIFFERS from the host split" : "equal bit for bit");
+    }
+    /* NaN: rejected, outputs untouched */
+    CK(cudaMemcpy(back, dp, sizeof(float) * (size_t)(m * ldo), cudaMemcpyDeviceToHost));
+    const float nan = NAN;
+    CK(cudaMemcpy(dx + 17 * ldx + 5, &nan, sizeof nan, cudaMemcpyHostToDevice));
+    fl_array Xd = fl_array_cuda(dx, FL_DTYPE_F32, m, n, 0), od = fl_array_cuda(dp, FL_DTYPE_F32, m, n, 0);
+    Xd.ld = ldx;
+    od.ld = ldo;
+    const fl_status st = fl_split_basis(g, &Xd, "bf16", 1, &od);
+    CK(cudaMemcpy(hp, dp, sizeof(float) * (size_t)(m * ldo), cudaMemcpyDeviceToHost));
+    const int bad = st != FL_STATUS_INVALID_ARG || memcmp(hp, back, sizeof(float) * (size_t)(m * ldo)) != 0;
+    fails += bad;
+    printf("split_basis NaN on device: %s (%s)\n",
+           bad ? "NOT rejected cleanly" : "rejected, outputs untouched", fl_ctx_last_error(g));
+    cudaFree(dx);
+    cudaFree(dp);
+    free(x), free(hp), free(back), free(u);
+    fl_ctx_free(c);
+    return fails;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -137,6 +200,10 @@ int main(int argc, char **argv)
     fl_ctx *ctx = NULL;
     if (fl_ctx_create("cuda", &ctx, err, sizeof err)) {
         fprintf(stderr, "fl_ctx_create(cuda): %s\n", err);
+        return 1;
+    }
+    if (check_split_device(ctx)) {
+        fprintf(stderr, "split_basis on device arrays: FAILED\n");
         return 1;
     }
     struct cudaDeviceProp prop;

@@ -661,6 +661,24 @@ fl_status fl_cholqr2(fl_ctx *ctx, const fl_array *X, fl_array *Q, fl_array *R, f
 
 /* ---- split_basis ------------------------------------------------------------------ */
 
+/* X and the parts on the context's GPU: one kernel (la->ops->split), after
+ * a finiteness check (its Frobenius norm: the scaled sum is finite for
+ * every finite matrix) so that bad input writes nothing. */
+static fl_status split_on_device(fl_ctx *ctx, const fl_array *X, int mant, int fp16, int parts,
+                                 void *const *po, const int64_t *ld)
+{
+    fli_la la;
+    fl_status st = fli_la_open(ctx, FL_DTYPE_F32, fli_array_device(X), &la, NULL);
+    double nrm = 0;
+    if (!st)
+        st = la.ops->fro(&la, X->cols, X->rows, X->data, X->ld, &nrm);
+    if (!st && !isfinite(nrm))
+        st = fli_fail(ctx, FL_STATUS_INVALID_ARG, "split_basis: X holds NaN or Inf: input must be finite");
+    if (!st)
+        st = la.ops->split(&la, X->cols, X->rows, X->data, X->ld, mant, fp16, parts, po, ld);
+    return st;
+}
+
 fl_status fl_split_basis(fl_ctx *ctx, const fl_array *X, const char *format, int parts, fl_array *out)
 {
     if (!ctx)
@@ -693,42 +711,21 @@ fl_status fl_split_basis(fl_ctx *ctx, const fl_array *X, const char *format, int
             (st = check_shape(ctx, &out[p], X->rows, X->cols, what)))
             return st;
     }
-    /* host arrays are split in place; device arrays go through the host */
-    const int dev = fli_array_device(X);
-    const size_t nb = sizeof(float) * (size_t)(X->rows * X->cols);
-    float *x = NULL, *o = NULL;
-    if (dev >= 0) {
-        x = fli_malloc(ctx, nb * (size_t)(1 + parts) + 4, "split_basis staging");
-        if (!x)
-            return FL_STATUS_OUT_OF_MEMORY;
-        o = x + X->rows * X->cols;
-        for (int64_t i = 0; !st && i < X->rows; i++)
-            st = fli_copy(ctx, x + i * X->cols, -1, (const float *)X->data + i * X->ld, dev,
-                          sizeof(float) * (size_t)X->cols);
-        if (!st)
-            st = fli_check_finite(
-                ctx,
-                &(fl_array){
-                    .data = x, .dtype = FL_DTYPE_F32, .rows = X->rows, .cols = X->cols, .ld = X->cols},
-                "X");
-    }
-    for (int64_t i = 0; !st && i < X->rows; i++)
-        for (int64_t j = 0; j < X->cols; j++) {
-            float rest = dev >= 0 ? x[i * X->cols + j] : ((const float *)X->data)[i * X->ld + j];
-            for (int p = 0; p < parts; p++) {
-                const float v = fp16 ? fli_round_fp16(rest) : fli_round_mant(rest, mant);
-                if (dev >= 0)
-                    o[(size_t)p * (size_t)(X->rows * X->cols) + (size_t)(i * X->cols + j)] = v;
-                else
-                    ((float *)out[p].data)[i * out[p].ld + j] = v;
-                rest -= v;
-            }
-        }
-    for (int p = 0; !st && dev >= 0 && p < parts; p++)
-        for (int64_t i = 0; !st && i < X->rows; i++)
-            st = fli_copy(ctx, (float *)out[p].data + i * out[p].ld, dev,
-                          o + (size_t)p * (size_t)(X->rows * X->cols) + (size_t)(i * X->cols), -1,
-                          sizeof(float) * (size_t)X->cols);
-    fli_free(ctx, x);
+    if (X->rows * X->cols == 0)
+        return FL_STATUS_OK;
+    /* row-major X read column-major is X^T (cols x rows, ld): the split is
+     * element-wise, so the parts come out in X's layout */
+    void *po[3] = {0};
+    int64_t ld[3] = {0};
+    for (int p = 0; p < parts; p++)
+        po[p] = out[p].data, ld[p] = out[p].ld;
+    if (fli_array_device(X) >= 0)
+        return split_on_device(ctx, X, mant, fp16, parts, po, ld);
+    /* host arrays: the CPU's op, whatever device the context computes on */
+    fli_la la;
+    fli_la_cpu_init(&la, ctx, FL_DTYPE_F32);
+    const omp_guard g = threads_enter(ctx);
+    st = la.ops->split(&la, X->cols, X->rows, X->data, X->ld, mant, fp16, parts, po, ld);
+    threads_leave(g);
     return st;
 }

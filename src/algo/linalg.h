@@ -187,6 +187,12 @@ typedef struct fli_la_ops {
      * (seed, i, j) only: every backend fills the same numbers (to within
      * the last bit of its float32/float64 transcendental functions). */
     fl_status (*randn)(fli_la *la, int64_t m, int64_t n, void *A, int64_t lda, uint64_t seed);
+    /* out[p] (m x n, ldo[p]), p < parts (1..3) = the split of the float32
+     * A (m x n, lda) into parts exactly representable with mant_bits
+     * mantissa bits (fp16: fli_round_fp16): out[0] = round(A),
+     * out[p] = round(A - out[0] - ... - out[p-1]). Float32 only. */
+    fl_status (*split)(fli_la *la, int64_t m, int64_t n, const void *A, int64_t lda, int mant_bits, int fp16,
+                       int parts, void *const *out, const int64_t *ldo);
 } fli_la_ops;
 
 struct fli_la {

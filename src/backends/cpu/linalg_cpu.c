@@ -743,6 +743,24 @@ done:
     return st;
 }
 
+static fl_status c_split(fli_la *la, int64_t m, int64_t n, const void *A, int64_t lda, int mant_bits,
+                         int fp16, int parts, void *const *out, const int64_t *ldo)
+{
+    if (IS64(la) || parts < 1 || parts > 3)
+        return fli_fail(CTX(la), FL_STATUS_INTERNAL, "split: float32 data and 1..3 parts only");
+#pragma omp parallel for schedule(static) if (m * n >= (1 << 16))
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t i = 0; i < m; i++) {
+            float rest = ((const float *)A)[i + j * lda];
+            for (int p = 0; p < parts; p++) {
+                const float v = fp16 ? fli_round_fp16(rest) : fli_round_mant(rest, mant_bits);
+                ((float *)out[p])[i + j * ldo[p]] = v;
+                rest -= v;
+            }
+        }
+    return FL_STATUS_OK;
+}
+
 static fl_status c_randn(fli_la *la, int64_t m, int64_t n, void *A, int64_t lda, uint64_t seed)
 {
 #pragma omp parallel for schedule(static)
@@ -769,6 +787,7 @@ static const fli_la_ops cpu_ops = {
     .syevd = c_syevd,
     .syevj = c_syevj,
     .randn = c_randn,
+    .split = c_split,
 };
 
 void fli_la_cpu_init(fli_la *la, fl_ctx *ctx, fl_dtype dt)

@@ -281,6 +281,26 @@ template <typename T> __global__ void k_upper(int64_t n, const T *A, int64_t lda
     FOR_MN(n, n) R[i + j * ldr] = i <= j ? A[i + j * lda] : (T)0;
 }
 
+/* The float32 split of A into up to 3 parts (the CPU's c_split, element
+ * for element: the same rounding function, the same subtraction order). */
+struct split_out {
+    float *p[3];
+    int64_t ld[3];
+};
+__global__ void k_split_basis(int64_t m, int64_t n, const float *A, int64_t lda, int mant, int fp16, int parts,
+                              split_out o)
+{
+    FOR_MN(m, n)
+    {
+        float rest = A[i + j * lda];
+        for (int p = 0; p < parts; p++) {
+            const float v = fp16 ? fli_round_fp16(rest) : fli_round_mant(rest, mant);
+            o.p[p][i + j * o.ld[p]] = v;
+            rest = __fsub_rn(rest, v);
+        }
+    }
+}
+
 /* D (m x n) = S converted element by element (float <-> double). */
 template <typename TS, typename TD>
 __global__ void k_cast(int64_t m, int64_t n, const TS *S, int64_t lds, TD *D, int64_t ldd)
@@ -1423,6 +1443,23 @@ done:
     return st;
 }
 
+static fl_status g_split(fli_la *la, int64_t m, int64_t n, const void *A, int64_t lda, int mant_bits, int fp16,
+                         int parts, void *const *out, const int64_t *ldo)
+{
+    if (IS64(la) || parts < 1 || parts > 3) return FAIL(FL_STATUS_INTERNAL, "split", "float32 data and 1..3 parts only");
+    if (m == 0 || n == 0) return FL_STATUS_OK;
+    SETDEV("split");
+    split_out o = {};
+    for (int p = 0; p < parts; p++) {
+        o.p[p] = (float *)out[p];
+        o.ld[p] = ldo[p];
+    }
+    k_split_basis<<<grid_mn(m, n), 256, 0, STATE(la)->stream>>>(m, n, (const float *)A, lda, mant_bits, fp16, parts,
+                                                                o);
+    LAUNCHED("split", "k_split_basis");
+    return FL_STATUS_OK;
+}
+
 static fl_status g_randn(fli_la *la, int64_t m, int64_t n, void *A, int64_t lda, uint64_t seed)
 {
     if (m == 0 || n == 0) return FL_STATUS_OK;
@@ -1438,7 +1475,7 @@ static fl_status g_randn(fli_la *la, int64_t m, int64_t n, void *A, int64_t lda,
 
 static const fli_la_ops g_ops = {
     g_alloc, g_release, g_put,  g_get, g_gemm,  g_geam,  g_fill,  g_shift_diag, g_fro,
-    g_diag,  g_potrf,   g_trsm, g_qr,  g_syevd, g_syevj, g_randn,
+    g_diag,  g_potrf,   g_trsm, g_qr,  g_syevd, g_syevj, g_randn, g_split,
 };
 
 /* The context's linear-algebra cache: a stream-ordered pool that keeps what
