@@ -15,15 +15,25 @@
  * measured 51 TFLOP/s fp32 SIMT ceiling (GPU.md), or 4 n d bytes at
  * 2.99 TB/s if larger.
  *
- * Variants (module entry, X on the device): the product as tiles of the
- * lower triangle (tile 64/128/256), the full strided GEMM, cublasSsyrk, and
- * TF32; eigh on the device (syevd, syevdx top k) or on the host (the CPU's
- * dsyevd, timed here after the scatter comes back).
+ * The same fit on a context made with FL_PCA_FULL_EIGH=1 (cuSOLVER's
+ * float64 syevd of every pair instead of the top-k solver) isolates the
+ * eigen step.
+ *
+ * Variants (module entry, X on the device): the scatter alone (left on the
+ * device, FLI_COV_EIGH_DEVICE) by the 3xtf32 product (variant 4: slices x
+ * rows per slice, one or two streams, with or without the rescaling to the
+ * exact diagonal) and the float32 ones (tiles of the lower triangle); each
+ * scatter variant's accuracy from one more pass with the module's float64
+ * syevd, against the float64 truth (the CPU backend on a float64 copy of
+ * X: 1 - |cos| per component, explained variance); eigh on the
+ * device (syevd, syevdx top k, float32) or on the host (the CPU's dsyevd,
+ * timed here after the scatter comes back).
  *
  * Data: x_ij = off_j + scale_j u_ij with u uniform in [-1, 1), scale_j
  * decaying with j and offsets of 10 (a mean far from zero, as real data
  * has): distinct eigenvalues, and a test of the centring's accuracy.
- * GIT_COMMIT names the commit in the JSON (the device copy has no .git).
+ * GIT_COMMIT names the commit in the JSON (the device copy has no .git);
+ * PCA_NO_CROSSOVER=1 skips the host-data crossover.
  */
 #define _GNU_SOURCE
 #include <cuda_runtime.h>
@@ -97,6 +107,12 @@ static float *make_data(int64_t n, int64_t d, uint64_t seed)
         }
     }
     return x;
+}
+
+static void print_log(void *user, fl_log_level level, const char *msg)
+{
+    (void)user, (void)level;
+    printf("  log: %s\n", msg);
 }
 
 static fl_params *pca_params(fl_ctx *ctx, int64_t k)
@@ -261,6 +277,86 @@ int main(int argc, char **argv)
     printf("vs flashlib CPU (%d threads, %.0f ms): 1-|cos| max %.2e, explained variance rel %.2e, mean rel "
            "%.2e\n",
            fl_ctx_get_threads(cctx), cpu_ms, ce, ee, me);
+    /* per component, and how the top-k solver ended (the context's log) */
+    {
+        double *G = attr(gctx, mg, "components_", k, d), *C = attr(cctx, mc, "components_", k, d);
+        double *eg = attr(gctx, mg, "explained_variance_", k, 1),
+               *ec = attr(cctx, mc, "explained_variance_", k, 1);
+        printf("per component (1-|cos|, ev rel):");
+        for (int64_t i = 0; i < k; i++) {
+            double dot = 0;
+            for (int64_t j = 0; j < d; j++)
+                dot += G[i * d + j] * C[i * d + j];
+            printf("%s %lld: %.1e %.1e", i % 4 ? "," : "\n ", (long long)i, 1 - fabs(dot),
+                   fabs(eg[i] - ec[i]) / ec[i]);
+        }
+        printf("\n");
+        free(G), free(C), free(eg), free(ec);
+        fl_ctx_set_log(gctx, print_log, NULL);
+        fl_ctx_set_verbosity(gctx, FL_LOG_INFO);
+        fl_params *pl = pca_params(gctx, k);
+        fl_model *ml;
+        FL(gctx, fl_pca_fit(gctx, &Xd, pl, &ml));
+        fl_model_free(ml);
+        fl_params_free(pl);
+        fl_ctx_set_verbosity(gctx, FL_LOG_WARN);
+    }
+    /* the eigen step A/B: every pair by cuSOLVER's float64 syevd */
+    setenv("FL_PCA_FULL_EIGH", "1", 1);
+    fl_ctx *fctx;
+    if (fl_ctx_create("cuda", &fctx, err, sizeof err)) {
+        fprintf(stderr, "ctx: %s\n", err);
+        return 2;
+    }
+    unsetenv("FL_PCA_FULL_EIGH");
+    fl_model *mf = NULL;
+    stats sf = time_fit(fctx, &Xd, k, 2, reps, &mf);
+    double cef, eef, mef;
+    compare(fctx, mf, cctx, mc, k, d, &cef, &eef, &mef);
+    printf("flashlib PCA, full float64 syevd (FL_PCA_FULL_EIGH=1): median %.3f ms (min %.3f, max %.3f); "
+           "1-|cos| max %.2e, ev rel %.2e\n",
+           sf.med, sf.min, sf.max, cef, eef);
+    fprintf(js,
+            " \"flashlib_gpu_full_eigh_ms\": {\"median\": %.4f, \"min\": %.4f, \"max\": %.4f, "
+            "\"max_1_minus_abs_cos\": %.3e, \"explained_variance_rel\": %.3e},\n",
+            sf.med, sf.min, sf.max, cef, eef);
+    fl_model_free(mf);
+    fl_ctx_free(fctx);
+    /* the float64 truth: the CPU backend on a float64 copy of X (its
+     * blocks' products in float64); the module variants below are
+     * measured against it */
+    fl_model *m64 = NULL;
+    {
+        double *hX64 = malloc(sizeof(double) * (size_t)(n * d));
+        if (!hX64)
+            exit(3);
+        for (int64_t i = 0; i < n * d; i++)
+            hX64[i] = hX[i];
+        fl_array X64 = fl_array_host(hX64, FL_DTYPE_F64, n, d);
+        fl_params *p64 = pca_params(cctx, k);
+        FL(cctx, fl_pca_fit(cctx, &X64, p64, &m64));
+        fl_params_free(p64);
+        free(hX64);
+        double c1, e1, u1, c2, e2, u2;
+        fl_model *mq;
+        fl_params *pq = pca_params(gctx, k);
+        FL(gctx, fl_pca_fit(gctx, &Xd, pq, &mq));
+        fl_params_free(pq);
+        compare(gctx, mq, cctx, m64, k, d, &c1, &e1, &u1);
+        compare(cctx, mc, cctx, m64, k, d, &c2, &e2, &u2);
+        printf(
+            "vs float64 (CPU backend on float64 X): flashlib GPU 1-|cos| max %.2e, ev rel %.2e; flashlib CPU "
+            "float32 1-|cos| max %.2e, ev rel %.2e\n",
+            c1, e1, c2, e2);
+        fprintf(
+            js,
+            " \"vs_float64\": {\"gpu\": {\"max_1_minus_abs_cos\": %.3e, \"explained_variance_rel\": %.3e}, "
+            "\"cpu_f32\": {\"max_1_minus_abs_cos\": %.3e, \"explained_variance_rel\": %.3e}},\n",
+            c1, e1, c2, e2);
+        fl_model_free(mq);
+    }
+    double *refc = attr(cctx, m64, "components_", k, d), *refe = attr(cctx, m64, "explained_variance_", k, 1);
+    fl_model_free(m64);
     fprintf(js,
             " \"flashlib_gpu_ms\": {\"median\": %.4f, \"min\": %.4f, \"max\": %.4f, \"reps\": %d, \"timer\": "
             "\"cuda "
@@ -301,77 +397,73 @@ int main(int argc, char **argv)
         const char *name;
         int variant, tile, tf32, eigh;
         int64_t slices, chunk, n;
+        int one_stream, no_rescale;
     } V[] = {
-        {"tri128 scatter only", 1, 128, 0, FLI_COV_EIGH_HOST, 0, 0, 0},
-        {"tri64 scatter only", 1, 64, 0, FLI_COV_EIGH_HOST, 0, 0, 0},
-        {"tri256 scatter only", 1, 256, 0, FLI_COV_EIGH_HOST, 0, 0, 0},
-        {"tri128 slices 28", 1, 128, 0, FLI_COV_EIGH_HOST, 28, 0, 0},
-        {"tri128 slices 7", 1, 128, 0, FLI_COV_EIGH_HOST, 7, 0, 0},
-        {"tri128 chunk 32k", 1, 128, 0, FLI_COV_EIGH_HOST, 0, 32768, 0},
-        {"tri128 chunk 128k", 1, 128, 0, FLI_COV_EIGH_HOST, 0, 131072, 0},
-        {"gemm scatter only", 2, 0, 0, FLI_COV_EIGH_HOST, 0, 0, 0},
-        {"gemm chunk 64k slices 8", 2, 0, 0, FLI_COV_EIGH_HOST, 8, 65536, 0},
-        {"gemm chunk 256k slices 16", 2, 0, 0, FLI_COV_EIGH_HOST, 16, 262144, 0},
-        {"syrk chunk 64k", 3, 0, 0, FLI_COV_EIGH_HOST, 0, 65536, 0},
-        {"syrk chunk 512k", 3, 0, 0, FLI_COV_EIGH_HOST, 0, 524288, 0},
-        {"tri128 tf32 scatter only", 1, 128, 1, FLI_COV_EIGH_HOST, 0, 0, 0},
-        {"fixed cost: n=4096 scatter", 1, 128, 0, FLI_COV_EIGH_HOST, 0, 0, 4096},
-        {"fixed cost: n=4096 + syevd64", 1, 128, 0, FLI_COV_EIGH_SYEVD, 0, 0, 4096},
-        {"fixed cost: n=4096 + syevdx64", 1, 128, 0, FLI_COV_EIGH_SYEVDX, 0, 0, 4096},
-        {"fixed cost: n=4096 + syevd32", 1, 128, 0, FLI_COV_EIGH_SYEVD32, 0, 0, 4096},
-        {"fixed cost: n=4096 + syevdx32", 1, 128, 0, FLI_COV_EIGH_SYEVDX32, 0, 0, 4096},
-        {"tri128 + syevd64", 1, 128, 0, FLI_COV_EIGH_SYEVD, 0, 0, 0},
-        {"tri128 + syevdx64 top k", 1, 128, 0, FLI_COV_EIGH_SYEVDX, 0, 0, 0},
-        {"tri128 + syevd32", 1, 128, 0, FLI_COV_EIGH_SYEVD32, 0, 0, 0},
-        {"tri128 + syevdx32 top k", 1, 128, 0, FLI_COV_EIGH_SYEVDX32, 0, 0, 0},
+        {"tf3 scatter (default)", 0, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 0, 0, 0},
+        {"tf3 default, no rescale", 0, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 0, 0, 1},
+        {"tf3 default, one stream", 0, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 0, 1, 0},
+        {"tf3 B16 rs1024", 4, 0, 0, FLI_COV_EIGH_DEVICE, 16, 16384, 0, 0, 0},
+        {"tf3 B4 rs4096", 4, 0, 0, FLI_COV_EIGH_DEVICE, 4, 16384, 0, 0, 0},
+        {"tf3 B4 rs4096 no rescale", 4, 0, 0, FLI_COV_EIGH_DEVICE, 4, 16384, 0, 0, 1},
+        {"tf3 B8 rs1024", 4, 0, 0, FLI_COV_EIGH_DEVICE, 8, 8192, 0, 0, 0},
+        {"tf3 B1 rs8192", 4, 0, 0, FLI_COV_EIGH_DEVICE, 1, 8192, 0, 0, 0},
+        {"tri128 chunk 32k (fp32)", 1, 128, 0, FLI_COV_EIGH_DEVICE, 0, 32768, 0, 0, 0},
+        {"tri128 tf32 chunk 32k", 1, 128, 1, FLI_COV_EIGH_DEVICE, 0, 32768, 0, 0, 0},
+        {"fixed cost: n=4096 tf3", 0, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 4096, 0, 0},
+        {"fixed cost: n=4096 + syevd64", 0, 0, 0, FLI_COV_EIGH_SYEVD, 0, 0, 4096, 0, 0},
+        {"tf3 + syevd64", 0, 0, 0, FLI_COV_EIGH_SYEVD, 0, 0, 0, 0, 0},
+        {"tf3 + syevdx64 top k", 0, 0, 0, FLI_COV_EIGH_SYEVDX, 0, 0, 0, 0, 0},
+        {"tf3 + syevd32", 0, 0, 0, FLI_COV_EIGH_SYEVD32, 0, 0, 0, 0, 0},
+        {"tf3 + host copy of S", 0, 0, 0, FLI_COV_EIGH_HOST, 0, 0, 0, 0, 0},
     };
     const int nv = (int)(sizeof V / sizeof *V);
     fprintf(js, " \"variants\": [\n");
     double *t = malloc(sizeof(double) * (size_t)reps);
-    double *rc = malloc(sizeof(double) * (size_t)(k * d)), *rsv = malloc(sizeof(double) * (size_t)k);
-    int have_ref = 0;
     for (int v = 0; v < nv; v++) {
         fli_pca_cov_job j;
         int ok = 1;
-        for (int r = -2; r < reps && ok; r++) {
+        for (int r = -2; r <= reps && ok; r++) {
+            /* the extra last run: the module's float64 syevd on this
+             * variant's scatter, for its accuracy against the CPU */
+            const int acc_run = r == reps;
+            if (acc_run && (V[v].n || V[v].eigh == FLI_COV_EIGH_SYEVD32))
+                break;
             memset(&j, 0, sizeof j);
             j.X = dX, j.x_dev = 0, j.n = V[v].n ? V[v].n : n, j.d = d, j.ld = d;
-            j.variant = V[v].variant, j.tile = V[v].tile, j.tf32 = V[v].tf32, j.eigh = V[v].eigh, j.k = k;
-            j.slices = V[v].slices, j.chunk_rows = V[v].chunk;
+            j.variant = V[v].variant, j.tile = V[v].tile, j.tf32 = V[v].tf32, j.k = k;
+            j.eigh = acc_run && V[v].eigh != FLI_COV_EIGH_SYEVDX ? FLI_COV_EIGH_SYEVD : V[v].eigh;
+            j.slices = V[v].slices, j.chunk_rows = V[v].chunk, j.one_stream = V[v].one_stream;
+            j.no_rescale = V[v].no_rescale;
             j.mean = mean, j.scatter = S, j.components = comp, j.sv = sv;
             const double a = now_ms();
             if (api->pca_cov(&env, &j)) {
-                printf("%-28s failed: %s\n", V[v].name, err);
+                printf("%-32s failed: %s\n", V[v].name, err);
                 ok = 0;
             }
-            if (r >= 0)
+            if (r >= 0 && !acc_run)
                 t[r] = now_ms() - a;
+            if (acc_run && ok) {
+                double cerr = 0, eerr = 0;
+                for (int64_t i = 0; i < k; i++) {
+                    double dot = 0;
+                    for (int64_t jj = 0; jj < d; jj++)
+                        dot += refc[i * d + jj] * comp[i * d + jj];
+                    cerr = fmax(cerr, 1 - fabs(dot));
+                    eerr = fmax(eerr, fabs(sv[i] * sv[i] / (double)(n - 1) - refe[i]) / refe[i]);
+                }
+                printf("%-32s vs float64: 1-|cos| max %.2e, explained variance rel %.2e\n", "", cerr, eerr);
+                fprintf(js,
+                        "  {\"name\": \"%s accuracy\", \"max_1_minus_abs_cos\": %.3e, \"ev_rel\": %.3e},\n",
+                        V[v].name, cerr, eerr);
+            }
         }
         if (!ok)
             continue;
         stats s = summarize(t, reps);
-        double cerr = -1, serr = -1;
-        if (V[v].eigh != FLI_COV_EIGH_HOST && V[v].n == 0) {
-            /* accuracy against the float64 syevd (the first eigh variant) */
-            if (!have_ref) {
-                memcpy(rc, comp, sizeof(double) * (size_t)(k * d));
-                memcpy(rsv, sv, sizeof(double) * (size_t)k);
-                have_ref = 1;
-            } else {
-                cerr = serr = 0;
-                for (int64_t i = 0; i < k; i++) {
-                    double dot = 0;
-                    for (int64_t jj = 0; jj < d; jj++)
-                        dot += rc[i * d + jj] * comp[i * d + jj];
-                    cerr = fmax(cerr, 1 - fabs(dot));
-                    serr = fmax(serr, fabs(sv[i] - rsv[i]) / rsv[i]);
-                }
-                printf("%-28s vs syevd64: 1-|cos| max %.2e, singular values rel %.2e\n", "", cerr, serr);
-            }
-        }
-        printf("%-28s median %8.3f ms (min %.3f, max %.3f)\n", V[v].name, s.med, s.min, s.max);
+        printf("%-32s median %8.3f ms (min %.3f, max %.3f)\n", V[v].name, s.med, s.min, s.max);
         fprintf(js, "  {\"name\": \"%s\", \"median_ms\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f},\n",
                 V[v].name, s.med, s.min, s.max);
+        fflush(stdout);
     }
     /* the CPU's dsyevd on the last scatter (as the algo layer would run it) */
     {
@@ -403,6 +495,7 @@ int main(int argc, char **argv)
     fprintf(js, " ],\n");
     api->ctx_free(&env);
 
+    free(refc), free(refe);
     /* ---- host data: GPU (forced) vs CPU, for the routing rule ---------- */
     fprintf(js, " \"host_crossover\": [\n");
     const int64_t shapes[][2] = {{20000, 32},   {200000, 32}, {20000, 64},   {100000, 64}, {50000, 128},
@@ -411,7 +504,7 @@ int main(int argc, char **argv)
     int first = 1;
     for (int i = 0; i < ns; i++) {
         const int64_t sn = shapes[i][0], sd = shapes[i][1];
-        if (sn * sd > n * d)
+        if (sn * sd > n * d || getenv("PCA_NO_CROSSOVER"))
             continue;
         /* the first sn rows of the big array, first sd columns (ld = d) */
         fl_array A = fl_array_host(hX, FL_DTYPE_F32, sn, sd);

@@ -1,7 +1,8 @@
 """PCA peers on the GPU machine for bench_pca's headline shape: the same
 computation written with torch.linalg on the same GPU (centre, Xc^T Xc /
-(n - 1), torch.linalg.eigh, top k; TF32 off: fp32 products like flashlib's
-default), the bare product X^T X, and scikit-learn's PCA on the host cores.
+(n - 1), torch.linalg.eigh, top k; TF32 off: fp32 products), its accuracy
+against the same steps in float64, the bare product X^T X, and
+scikit-learn's PCA on the host cores.
 
     python3 bench/gpu/pca_peers.py --out OUT.json [--n N --d D --k K --reps R]
 
@@ -81,6 +82,20 @@ def main():
         res["torch_linalg_ms"]["median"], res["torch_bare_product_ms"]["median"], a.d, a.d,
         res["torch_eigh_only_ms"]["median"]), flush=True)
     w, V, _ = torch_pca()
+    # torch's float32 path against the same computation in float64 on the
+    # GPU: the accuracy flashlib's figures are compared with
+    Xc64 = Xd.double()
+    Xc64 -= Xc64.mean(0)
+    w64, V64 = torch.linalg.eigh((Xc64.T @ Xc64) / (n - 1))
+    w64, V64 = w64[-a.k:].flip(0), V64[:, -a.k:].flip(1).T
+    del Xc64
+    cos = (V.double() * V64).sum(1).abs()
+    res["torch_fp32_vs_fp64"] = {
+        "max_1_minus_abs_cos": float((1 - cos).max()),
+        "explained_variance_rel": float(((w.double() - w64).abs() / w64.abs()).max())}
+    print("torch fp32 vs fp64: 1-|cos| max %.2e, explained variance rel %.2e" % (
+        res["torch_fp32_vs_fp64"]["max_1_minus_abs_cos"], res["torch_fp32_vs_fp64"]["explained_variance_rel"]),
+        flush=True)
     del Xd, C
     torch.cuda.empty_cache()
     if a.sklearn_fits > 0:

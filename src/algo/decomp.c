@@ -15,11 +15,14 @@
  */
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "algo/decomp_job.h"
 #include "algo/decomp_la.h"
 #include "algo/decomp_params.h"
+#include "algo/linalg_iter.h"
+#include "algo/linalg_topk.h"
 #include "backends/cpu/cpu.h"
 #include "backends/cuda/fl_cuda_module.h"
 #include "core/internal.h"
@@ -251,15 +254,78 @@ static fl_status projected_variance(fl_ctx *ctx, const fli_decomp_backend *be, c
     return st;
 }
 
-/* Where the GPU path solves the d x d eigenproblem: cuSOLVER's float64
- * syevd, chosen by measurement on the H100 at d = 512 (bench_pca, see
- * pca_cuda.cu): 5.6 ms and float64-exact; syevdx (top k) saved 0.5 ms but
- * its values stray by 3e-7, float32 solvers were no faster, and the CPU's
- * dsyevd took 44 ms. */
-#define GPU_EIGH FLI_COV_EIGH_SYEVD
+/* The eigen step of covariance_eigh when few components are kept: the
+ * top-k solver over fli_la (algo/linalg_topk.c; Chebyshev-filtered subspace
+ * iteration in float64 to a residual of TOPK_TOL ||S||, far below the
+ * float32 data's own rounding), on the GPU where cuSOLVER's float64 syevd
+ * took 5.6 ms at d = 512 on the H100 (bench_pca). It needs a fixed number
+ * of components (not a variance fraction, which needs every eigenvalue), a
+ * block of k + max(k, 16) vectors within d / 2, and n >= d (the noise
+ * variance then comes from the trace). When the spectrum is too flat past
+ * the k-th eigenvalue for it to converge quickly, the full eigensolver
+ * runs instead. */
+#define TOPK_TOL 1e-10
+static int topk_eligible(const dc_setup *s, int64_t n, int64_t d)
+{
+    return s->frac == 0 && d <= n && 2 * fli_topk_block(s->k) <= d;
+}
 
-/* PCA covariance_eigh on the CUDA module: means, scatter and eigh there,
- * the result in job's float64 host buffers as the CPU backend leaves it. */
+/* The k leading eigenpairs of the scatter S (d x d float64, symmetric, in
+ * la's memory; overwritten when the full eigensolver takes over) into
+ * job's components and sv, largest first; n_out = k. */
+static fl_status topk_scatter(fl_ctx *ctx, fli_la *la, double *S, int64_t d, int64_t k, uint64_t seed,
+                              fli_decomp_job *job)
+{
+    fli_la hl;
+    fli_la_cpu_init(&hl, ctx, FL_DTYPE_F64);
+    double *w = fli_malloc(ctx, sizeof(double) * (size_t)d, "eigenvalues");
+    void *V = NULL;
+    fl_status st = w ? fli_la_mat(la, d, k, &V) : FL_STATUS_OUT_OF_MEMORY;
+    fli_topk_report rep;
+    const void *cols = V; /* the k eigenvectors in la's memory, largest first */
+    int reversed = 0;
+    /* the host's steps are p x p eigenproblems: a team of threads only
+     * waits on itself there (on the H100 machine, 16 OpenMP threads made
+     * the top-32 solve at d = 512 take ~10 ms with spikes to 60 ms) */
+    const int prev_threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    if (!st) {
+        st = fli_la_topk_eigh(la, &hl, d, S, k, TOPK_TOL, seed, V, w, &rep);
+        if (!st)
+            fli_log(ctx, FL_LOG_INFO, "pca: top-%lld eigh converged in %d steps (degree %d, residual %.2g)",
+                    (long long)k, rep.iterations, rep.degree, rep.residual);
+    }
+    if (st == FL_STATUS_NUMERICAL || st == FL_STATUS_UNSUPPORTED) {
+        fli_log(ctx, FL_LOG_INFO, "pca: %s; full eigh instead", ctx->err);
+        fli_clear_error(ctx);
+        st = la->ops->syevd(la, d, S, d, w); /* ascending: the last k columns */
+        cols = (const char *)S + sizeof(double) * (size_t)((d - k) * d);
+        reversed = 1;
+    }
+    double *hv = st ? NULL : fli_malloc(ctx, sizeof(double) * (size_t)(d * k), "eigenvectors");
+    if (!st && !hv)
+        st = FL_STATUS_OUT_OF_MEMORY;
+    if (!st)
+        st = la->ops->get(la, hv, cols, sizeof(double) * (size_t)(d * k));
+    for (int64_t i = 0; !st && i < k; i++) {
+        const int64_t j = reversed ? k - 1 - i : i;
+        const double e = reversed ? w[d - 1 - i] : w[i];
+        job->sv[i] = e > 0 ? sqrt(e) : 0.0;
+        memcpy(job->components + i * d, hv + j * d, sizeof(double) * (size_t)d);
+    }
+    omp_set_num_threads(prev_threads);
+    if (!st)
+        job->n_out = k;
+    la->ops->release(la, V);
+    fli_free(ctx, hv);
+    fli_free(ctx, w);
+    return st;
+}
+
+/* PCA covariance_eigh on the CUDA module: means and scatter there, then the
+ * top-k solver on the scatter left on the device, or the module's float64
+ * syevd (cuSOLVER) for every eigenpair; the result in job's float64 host
+ * buffers as the CPU backend leaves it. */
 static fl_status gpu_eigh_fit(fl_ctx *ctx, const fl_array *X, const dc_setup *s, fli_decomp_job *job)
 {
     const fli_cuda_api *api;
@@ -268,7 +334,6 @@ static fl_status gpu_eigh_fit(fl_ctx *ctx, const fl_array *X, const dc_setup *s,
     if (st)
         return st;
     float *X32 = NULL;
-    double *S = NULL;
     if (X->dtype == FL_DTYPE_F64) {
         if (X->mem != FL_MEM_HOST)
             return fli_fail(ctx, FL_STATUS_UNSUPPORTED,
@@ -284,28 +349,42 @@ static fl_status gpu_eigh_fit(fl_ctx *ctx, const fl_array *X, const dc_setup *s,
     cj.n = X->rows;
     cj.d = X->cols;
     cj.ld = X32 ? X->cols : fli_ld(X);
-    cj.eigh = GPU_EIGH;
-    if (cj.eigh == FLI_COV_EIGH_SYEVDX && (s->frac > 0 || cj.d > cj.n || s->k >= cj.d))
-        cj.eigh = FLI_COV_EIGH_SYEVD;
+    const int topk = topk_eligible(s, cj.n, cj.d) && !ctx->pca_full_eigh;
+    cj.eigh = topk ? FLI_COV_EIGH_DEVICE : FLI_COV_EIGH_SYEVD;
     cj.k = s->k;
     cj.mean = job->mean;
     cj.components = job->components;
     cj.sv = job->sv;
-    if (cj.eigh == FLI_COV_EIGH_HOST &&
-        !(cj.scatter = S = fli_malloc(ctx, sizeof(double) * (size_t)(cj.d * cj.d), "covariance"))) {
-        st = FL_STATUS_OUT_OF_MEMORY;
-        goto done;
-    }
     st = api->pca_cov(env, &cj);
     job->nonfinite = cj.nonfinite;
-    if (!st && cj.eigh == FLI_COV_EIGH_HOST)
-        st = fli_cpu_eigh_scatter(ctx, job, S);
-    else if (!st) {
+    job->total_ss = cj.total_ss;
+    if (!st && topk) {
+        fli_la la;
+        st = fli_la_open(ctx, FL_DTYPE_F64, env->device_id, &la, NULL);
+        if (!st)
+            st = topk_scatter(ctx, &la, cj.scatter_dev, cj.d, s->k, s->seed, job);
+    } else if (!st) {
         job->n_out = cj.n_out;
-        job->total_ss = cj.total_ss;
     }
-done:
     fli_free(ctx, X32);
+    return st;
+}
+
+/* The CPU's covariance_eigh through the GPU's top-k steps (FL_DECOMP_LA=1,
+ * for the tests: the same fli_la code on the CPU's BLAS). */
+static fl_status cpu_topk_fit(fl_ctx *ctx, const dc_setup *s, fli_decomp_job *job)
+{
+    const int64_t d = job->d;
+    double *S = fli_malloc(ctx, sizeof(double) * (size_t)(d * d), "covariance");
+    fl_status st = S ? fli_cpu_pca_scatter(ctx, job, S) : FL_STATUS_OUT_OF_MEMORY;
+    if (!st) {
+        job->total_ss = 0;
+        for (int64_t i = 0; i < d; i++)
+            job->total_ss += S[i * d + i];
+        fli_la la;
+        fli_la_cpu_init(&la, ctx, FL_DTYPE_F64);
+        st = topk_scatter(ctx, &la, S, d, s->k, s->seed, job);
+    }
     fli_free(ctx, S);
     return st;
 }
@@ -373,7 +452,10 @@ static fl_status decomp_fit(fl_ctx *ctx, const fli_algo *a, const fl_params *p, 
         if (!st)
             st = fli_decomp_randomized_la(ctx, &la, X, &job, pv);
     } else {
-        st = gpu ? gpu_eigh_fit(ctx, X, &s, &job) : be->fit(ctx, &job);
+        st = gpu ? gpu_eigh_fit(ctx, X, &s, &job)
+             : ctx->decomp_la && s.solver == FLI_DECOMP_EIGH && topk_eligible(&s, n, d)
+                 ? cpu_topk_fit(ctx, &s, &job)
+                 : be->fit(ctx, &job);
     }
     if (st != FL_STATUS_OK) {
         if (job.nonfinite && X->mem == FL_MEM_HOST && (st = fli_check_finite(ctx, X, "X")) == FL_STATUS_OK)
@@ -389,9 +471,9 @@ static fl_status decomp_fit(fl_ctx *ctx, const fli_algo *a, const fl_params *p, 
         for (int64_t i = 0; i < ns; i++)
             ev[i] = sv[i] * sv[i] / dof;
         if (s.solver == FLI_DECOMP_RANDOMIZED || ns < (d < n ? d : n)) {
-            /* a partial spectrum (randomized, or the GPU's top-k eigh, which
-             * runs only when n_features <= n_samples): the total from the
-             * trace, the noise from what the kept components leave */
+            /* a partial spectrum (randomized, or the top-k eigh, which runs
+             * only when n_features <= n_samples): the total from the trace,
+             * the noise from what the kept components leave */
             const double total = job.total_ss / dof;
             double kept = 0;
             for (int64_t i = 0; i < k; i++) {

@@ -81,6 +81,9 @@ typedef enum fli_cov_eigh {
     FLI_COV_EIGH_SYEVDX = 2,   /* cuSOLVER float64 syevdx: the top k only */
     FLI_COV_EIGH_SYEVD32 = 3,  /* float32 syevd of the rounded scatter (A/B only) */
     FLI_COV_EIGH_SYEVDX32 = 4, /* float32 syevdx, top k (A/B only) */
+    FLI_COV_EIGH_DEVICE = 5,   /* no eigh: the scatter stays on the device
+                                  (scatter_dev) for the algo layer's top-k
+                                  solver over fli_la (algo/linalg_topk.h) */
 } fli_cov_eigh;
 
 /*
@@ -98,18 +101,31 @@ typedef struct fli_pca_cov_job {
     fli_cov_eigh eigh;
     int64_t k; /* SYEVDX: eigenpairs wanted, 1..d */
     /* outputs */
-    double *mean;       /* d */
-    double *scatter;    /* HOST: d x d, symmetric (else unused, may be NULL) */
-    double *components; /* SYEVD/SYEVDX: n_out x d rows, descending eigenvalue */
-    double *sv;         /* n_out: sqrt(max(eigenvalue, 0)) */
+    double *mean;        /* d */
+    double *scatter;     /* HOST: d x d, symmetric (else unused, may be NULL) */
+    double *scatter_dev; /* DEVICE: the d x d symmetric scatter (both
+                            triangles, float64) in the module's buffers on
+                            the context's device, valid (and the caller's
+                            to overwrite) until the context's next pca_cov
+                            or its release */
+    double *components;  /* SYEVD/SYEVDX: n_out x d rows, descending eigenvalue */
+    double *sv;          /* n_out: sqrt(max(eigenvalue, 0)) */
     int64_t n_out;
     double total_ss; /* trace of the scatter */
     int nonfinite;   /* X holds a NaN/Inf: status INVALID_ARG, nothing written */
     /* diagnostic A/B switches (bench_pca); 0 = the module's choice */
-    int variant;        /* 1 tiled lower triangle, 2 strided full GEMM, 3 cublasSsyrk */
+    int variant;        /* 4 3xtf32 (default): [hi | lo] tf32 parts, one
+                           strided-batched TF32 GEMM per chunk; float32
+                           products: 1 tiled lower triangle, 2 strided
+                           full GEMM, 3 cublasSsyrk */
     int64_t chunk_rows; /* rows centred per product step */
     int64_t slices;     /* row slices of a chunk computed side by side */
     int64_t tile;       /* variant 1: tile edge (multiple of 32) */
+    int one_stream;     /* variant 4, device X: split and product on one
+                           stream (no overlap) */
+    int no_rescale;     /* variant 4: leave the product's diagonal as the
+                           tensor cores summed it (no rescaling to the
+                           exact sum of squares) */
 } fli_pca_cov_job;
 
 /* A backend's decomposition entry points: a table, so that a CUDA module

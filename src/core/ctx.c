@@ -69,6 +69,8 @@ fl_status fl_ctx_create(const char *device, fl_ctx **out, char *err, size_t err_
      * through the same fli_la code as the GPU (tests compare the two) */
     s = getenv("FL_DECOMP_LA");
     ctx->decomp_la = s && s[0] == '1';
+    s = getenv("FL_PCA_FULL_EIGH");
+    ctx->pca_full_eigh = s && s[0] == '1';
     s = getenv("FL_KM_FUSED");
     ctx->km_fused = s && s[0] == '1';
     s = getenv("FL_NUM_THREADS");

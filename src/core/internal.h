@@ -47,6 +47,8 @@ struct fl_ctx {
     int km_rescore;             /* FL_KM_RESCORE (default 1), read at creation */
     int km_fused;               /* FL_KM_FUSED (default 0), read at creation */
     int decomp_la;              /* FL_DECOMP_LA (default 0): randomized decomposition via fli_la on the CPU */
+    int pca_full_eigh;          /* FL_PCA_FULL_EIGH=1: GPU covariance_eigh always solves every eigenpair
+                                   (cuSOLVER syevd) instead of the top-k solver (A/B) */
     char cuda_module_path[512]; /* FL_CUDA_MODULE, read at creation ("" = default) */
     int hw_cached;              /* hw holds the props of device_id (read once) */
     fl_hw_props hw;

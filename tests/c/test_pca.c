@@ -5,6 +5,8 @@
  * rule, inverse round trip), edge shapes, bad input and save/load. */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "flashlib.h"
@@ -645,6 +647,130 @@ static double max_rel(const double *a, const double *b, int64_t len)
     return den > 0 ? num / den : num;
 }
 
+/* PCA parameters: covariance_eigh, k components */
+static fl_params *eigh_params(fl_ctx *ctx, int64_t k)
+{
+    fl_params *p = NULL;
+    fl_params_create(ctx, "pca", &p);
+    fl_params_set(ctx, p, "svd_solver", "covariance_eigh");
+    fl_params_set_int(ctx, p, "n_components", k);
+    return p;
+}
+
+/* log lines of a context, concatenated (the top-k path says how it ended) */
+static void keep_log(void *user, fl_log_level level, const char *msg)
+{
+    (void)level;
+    char *buf = user;
+    const size_t n = strlen(buf);
+    snprintf(buf + n, 4096 - n, "%s\n", msg);
+}
+
+/* The top-k eigen step that the GPU runs for few components (Chebyshev-
+ * filtered subspace iteration over fli_la) on the CPU's BLAS
+ * (FL_DECOMP_LA=1), against the CPU's full dsyevd on the same data: a
+ * decaying spectrum (converges), a flat one (gives up, the full eigh takes
+ * over), a rank-deficient one, k = 1 and the largest k the block allows. */
+static void test_topk_eigh_cpu(void)
+{
+    setenv("FL_DECOMP_LA", "1", 1);
+    fl_ctx *t, *c;
+    fl_ctx_create("cpu", &t, NULL, 0);
+    unsetenv("FL_DECOMP_LA");
+    fl_ctx_create("cpu", &c, NULL, 0);
+    static char log[4096];
+    fl_ctx_set_log(t, keep_log, log);
+    fl_ctx_set_verbosity(t, FL_LOG_INFO);
+    const struct {
+        int64_t n, d, k;
+        int kind; /* 0 decaying, 1 flat, 2 rank d / 2 */
+        const char *expect;
+    } cases[] = {{3000, 96, 8, 0, "converged"},
+                 {4000, 64, 16, 0, "converged"},
+                 {5000, 150, 1, 0, "converged"},
+                 {2000, 128, 16, 1, "full eigh instead"},
+                 {3000, 80, 4, 2, "converged"}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+        const int64_t n = cases[ci].n, d = cases[ci].d, k = cases[ci].k;
+        float *X = malloc(sizeof(float) * (size_t)(n * d));
+        double *G = malloc(sizeof(double) * (size_t)(n * d));
+        for (int64_t i = 0; i < n * d; i++)
+            G[i] = test_normal();
+        if (cases[ci].kind == 1) {
+            /* columns centred and orthonormalised (Gram-Schmidt): the
+             * scatter is exactly diag(sigma^2), eigenvalues 1e-4 apart
+             * past the fourth, far too flat to separate the 16th from the
+             * block's last */
+            for (int64_t j = 0; j < d; j++) {
+                double m = 0, nr = 0;
+                for (int64_t i = 0; i < n; i++)
+                    m += G[i * d + j] / (double)n;
+                for (int64_t i = 0; i < n; i++)
+                    G[i * d + j] -= m;
+                for (int64_t q = 0; q < j; q++) {
+                    double dot = 0;
+                    for (int64_t i = 0; i < n; i++)
+                        dot += G[i * d + q] * G[i * d + j];
+                    for (int64_t i = 0; i < n; i++)
+                        G[i * d + j] -= dot * G[i * d + q];
+                }
+                for (int64_t i = 0; i < n; i++)
+                    nr += G[i * d + j] * G[i * d + j];
+                for (int64_t i = 0; i < n; i++)
+                    G[i * d + j] /= sqrt(nr);
+            }
+        }
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < d; j++) {
+                double v = G[i * d + j] / (1.0 + 0.1 * (double)j);
+                if (cases[ci].kind == 1)
+                    v = G[i * d + j] * (j < 4 ? 10.0 : sqrt(1.0 + 1e-4 * (double)(d - j)));
+                if (cases[ci].kind == 2 && j >= d / 2)
+                    v = G[i * d + j % 4]; /* copies of four columns: rank d / 2 */
+                X[i * d + j] = (float)(5.0 + v);
+            }
+        free(G);
+        fl_array xa = fl_array_host(X, FL_DTYPE_F32, n, d);
+        fl_params *pt = eigh_params(t, k), *pc = eigh_params(c, k);
+        fl_model *mt = NULL, *mc = NULL;
+        log[0] = 0;
+        CHECK_OK(t, fl_pca_fit(t, &xa, pt, &mt));
+        CHECK_OK(c, fl_pca_fit(c, &xa, pc, &mc));
+        CHECK_MSG(strstr(log, cases[ci].expect) != NULL, "case %zu: expected \"%s\" in the log:\n%s", ci,
+                  cases[ci].expect, log);
+        if (mt && mc) {
+            const char *names[] = {"components_", "explained_variance_", "explained_variance_ratio_", "mean_",
+                                   "noise_variance_"};
+            /* float64 eigensolvers on one scatter: the pairs agree to the
+             * residual over the eigenvalue gap (components), far better
+             * for the values. Rank deficient: the full path clamps the
+             * rounding's negative eigenvalues to 0 in its total, the top-k
+             * path takes the trace (6e-8 apart here) */
+            const double loose = cases[ci].kind == 2 ? 1e-6 : 1e-10;
+            const double tol[] = {1e-6, 1e-10, loose, 1e-12, loose * 10};
+            for (int a = 0; a < 5; a++) {
+                int64_t r1, c1, r2, c2;
+                double *vt = attr(mt, names[a], &r1, &c1), *vc = attr(mc, names[a], &r2, &c2);
+                CHECK(vt && vc && r1 == r2 && c1 == c2);
+                if (vt && vc && r1 == r2 && c1 == c2) {
+                    const double e = max_rel(vt, vc, r1 * c1);
+                    CHECK_MSG(e <= tol[a], "case %zu (%lld x %lld, k %lld): %s differs by %.3g", ci,
+                              (long long)n, (long long)d, (long long)k, names[a], e);
+                }
+                free(vt);
+                free(vc);
+            }
+        }
+        fl_model_free(mt);
+        fl_model_free(mc);
+        fl_params_free(pt);
+        fl_params_free(pc);
+        free(X);
+    }
+    fl_ctx_free(t);
+    fl_ctx_free(c);
+}
+
 /* GPU PCA against the CPU backend on several shapes (d not a multiple of
  * 32, ld > d, many row chunks): components (same signs, both use svd_flip),
  * explained variance (and ratio), singular values, mean, noise variance,
@@ -681,13 +807,7 @@ static void test_gpu_vs_cpu(void)
         fl_array xa = fl_array_host(X, FL_DTYPE_F32, n, d);
         xa.ld = ld;
         fl_model *mg = NULL, *mc = NULL;
-        fl_params *pg, *pc;
-        fl_params_create(g, "pca", &pg);
-        fl_params_create(c, "pca", &pc);
-        fl_params_set(g, pg, "svd_solver", "covariance_eigh");
-        fl_params_set(c, pc, "svd_solver", "covariance_eigh");
-        fl_params_set_int(g, pg, "n_components", k);
-        fl_params_set_int(c, pc, "n_components", k);
+        fl_params *pg = eigh_params(g, k), *pc = eigh_params(c, k);
         CHECK_OK(g, fl_pca_fit(g, &xa, pg, &mg));
         CHECK_OK(c, fl_pca_fit(c, &xa, pc, &mc));
         if (mg && mc) {
@@ -841,6 +961,7 @@ int main(void)
     /* after the check: its "cuda" context fits TruncatedSVD on a GPU */
     test_bad_input(ctx);
     fl_ctx_free(ctx);
+    test_topk_eigh_cpu();
     test_gpu_vs_cpu();
     test_gpu_host_alloc_failure();
     TEST_MAIN_END();

@@ -48,6 +48,10 @@ extern const fli_decomp_backend fli_cpu_decomp;
 /* covariance_eigh's eigh of a d x d float64 scatter S (overwritten) into
  * job's components / sv / n_out / total_ss, largest first. */
 fl_status fli_cpu_eigh_scatter(fl_ctx *ctx, fli_decomp_job *job, double *S);
+/* covariance_eigh's first half: job's column means (job->mean) and the
+ * centred d x d float64 scatter into S (symmetric, both triangles);
+ * job->nonfinite as the fused pass sets it. */
+fl_status fli_cpu_pca_scatter(fl_ctx *ctx, fli_decomp_job *job, double *S);
 /* In-place Cholesky of a row-major symmetric d x d matrix: its lower factor
  * (upper part zeroed). FL_STATUS_INVALID_ARG when not positive definite. */
 fl_status fli_cpu_cholesky(fl_ctx *ctx, double *A, int64_t d);

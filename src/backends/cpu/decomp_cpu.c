@@ -94,6 +94,18 @@ done:
     return st;
 }
 
+fl_status fli_cpu_pca_scatter(fl_ctx *ctx, fli_decomp_job *job, double *S)
+{
+    const int nt = fli_cpu_threads(ctx);
+    const int prev = omp_get_max_threads();
+    omp_set_num_threads(nt);
+    fl_status st = job->dtype == FL_DTYPE_F32
+                       ? scatter_f32(ctx, job->X, job->n, job->d, job->ld, nt, job->mean, S, &job->nonfinite)
+                       : scatter_f64(ctx, job->X, job->n, job->d, job->ld, nt, job->mean, S, &job->nonfinite);
+    omp_set_num_threads(prev);
+    return st;
+}
+
 /* covariance_eigh: the scatter matrix in one fused pass, then all of its
  * eigenpairs in float64 (divide and conquer), largest first. */
 static fl_status eigh_fit(fl_ctx *ctx, fli_decomp_job *job, int nt)

@@ -27,7 +27,7 @@
 extern "C" {
 #endif
 
-#define FLI_CUDA_ABI 12
+#define FLI_CUDA_ABI 13
 
 /* Per-context state the core hands to every call. The module owns `state`
  * (stream, cuBLAS handle, cached buffers), created by ctx_init and released

@@ -37,6 +37,8 @@ typedef struct fli_cuda_state {
     void *la;                 /* linear algebra's memory pool and cuBLAS
                                  workspace (linalg_cuda.cu), released by
                                  ctx_free                                     */
+    void *pca;                /* PCA's covariance buffers kept between fits
+                                 (pca_cuda.cu), released by ctx_free        */
     void *ivfpq, *cagra;      /* the device copies of the last IVF-PQ index
                                  (ivfpq_cuda.cu) and CAGRA graph
                                  (cagra_cuda.cu) searched, released by

@@ -13,6 +13,7 @@
 extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job);
 extern "C" fl_status fli_cuda_kmeans_assign(fli_cuda_env *env, fli_kmeans_assign_job *job);
 extern "C" fl_status fli_cuda_pca_cov(fli_cuda_env *env, fli_pca_cov_job *job);
+extern "C" void fli_cuda_pca_release(fli_cuda_env *env);
 extern "C" fl_status fli_cuda_decomp_apply(fli_cuda_env *env, const fli_decomp_apply_job *job);
 extern "C" fl_status fli_cuda_knn_search(fli_cuda_env *env, fli_knn_job *job);
 extern "C" void fli_cuda_linalg_release(fli_cuda_state *s);
@@ -89,6 +90,7 @@ static void mod_ctx_free(fli_cuda_env *env) {
     fli_cuda_ivfpq_release(env);
     fli_cuda_cagra_release(env);
     fli_cuda_knn_release(env);
+    fli_cuda_pca_release(env);
     fli_cuda_la_release(env);
     free_state(s);
     env->state = NULL;
