@@ -173,9 +173,19 @@ static stats time_wall(fl_ctx *ctx, const fl_array *X, int64_t k, int warm, int 
     return s;
 }
 
+/* An attribute as doubles, in the model's own dtype (a float32 fit's
+ * attributes are float32: differences below their rounding read as 0). */
 static double *attr(fl_ctx *ctx, fl_model *m, const char *name, int64_t rows, int64_t cols)
 {
     double *v = malloc(sizeof(double) * (size_t)(rows * cols));
+    fl_dtype dt = FL_DTYPE_F32;
+    int64_t r = 0, c = 0;
+    FL(ctx, fl_model_attr_info(m, name, &dt, &r, &c));
+    if (dt == FL_DTYPE_F64) {
+        fl_array a = fl_array_host(v, FL_DTYPE_F64, rows, cols);
+        FL(ctx, fl_model_attr_copy(m, name, &a));
+        return v;
+    }
     float *f = malloc(sizeof(float) * (size_t)(rows * cols));
     fl_array a = fl_array_host(f, FL_DTYPE_F32, rows, cols);
     FL(ctx, fl_model_attr_copy(m, name, &a));
