@@ -53,6 +53,10 @@ KNN_METRIC_CODE = {"sqeuclidean": 0, "euclidean": 1, "l2": 1, "cosine": 2, "inne
                    "manhattan": 4, "cityblock": 4, "l1": 4, "minkowski": 5}
 KNN_ANYK = 256  # knn_cuda.cu's KNN_MAX_POOL: a pool max(2k, k + 16) above it takes the any-k path
 MIN_FIT, MIN_HOLDOUT = 6, 3
+DECOMP_OPS = ("pca", "truncated_svd")
+# the base variant whose products a split GEMM variant runs (op_linalg.c's split_base)
+SPLIT_BASE = {"gemm_3xtf32": "gemm_tf32", "gemm_tf32x6": "gemm_tf32", "gemm_3xbf16": "gemm_bf16",
+              "gemm_3xfp16": "gemm_fp16", "gemm_fp16x9": "gemm_fp16", "gemm_fp16x3_kahan": "gemm_fp16"}
 PRIOR = 0.05  # pull of log(coef) towards its roofline value, per coefficient
 
 
@@ -67,6 +71,10 @@ def point_key(p):
         return (p["shape"][0], p["shape"][1], p["k"], p["iters"], INIT_CODE[p["init"]], INPUT_CODE[p["input"]])
     if p["op"] == "knn":  # op_knn.c looks a measured point up by the same key
         return knn_dims(p) + (p["k"], KNN_METRIC_CODE[p["metric"]], INPUT_CODE[p["input"]] + 2 * bool(p["self"]))
+    if p["op"] in ("eigh", "polar"):
+        return tuple(p["shape"]) + (p.get("k", 0), p.get("iters", 0), 0, 0)
+    if p["op"] in DECOMP_OPS:
+        return tuple(p["shape"]) + (p["k"], p["n_iter"], 0, 0)
     return tuple(p["shape"]) + (0,) * (6 - len(p["shape"]))
 
 
@@ -82,6 +90,11 @@ def regime(p):
     if p["op"] == "knn":
         nq, n, d = knn_dims(p)
         return (p["input"], p["metric"], p["k"] > KNN_ANYK // 2, nq * n * d < 1e10)
+    if p["op"] in ("eigh", "polar"):
+        return (p["shape"][1] >= 1024,)
+    if p["op"] in DECOMP_OPS:
+        n, d = p["shape"]
+        return (n * d >= 2e7, d >= 256)
     m, k, n = p["shape"]
     return (2 * m * k * n < 2e9, min(m, k, n) <= 128)
 
@@ -124,6 +137,19 @@ def model_args(p):
         params = (f"n_neighbors={p['k']} precision={p['variant']} metric={p['metric']} input={p['input']} "
                   f"force_gpu=true")
         return "knn", p["variant"], tuple(p["shape"]), params, "f32"
+    if p["op"] == "eigh":  # the polar steps fl_eigh reported drive the divide and conquer's launches
+        params = f"variant={p['variant']}" + (f" n_components={p['k']}" if p.get("k") else "")
+        if p["variant"] in ("eigh_qdwh", "eigh_qdwh_ns"):
+            params += f" iterations={p['iters']}"
+        return "eigh", p["variant"], tuple(p["shape"]), params, p["dtype"]
+    if p["op"] == "polar":
+        return "polar", p["variant"], tuple(p["shape"]), f"variant={p['variant']} iterations={p['iters']}", p["dtype"]
+    if p["op"] == "pca":
+        return ("pca", p["variant"], tuple(p["shape"]),
+                f"n_components={p['k']} svd_solver={p['variant']} iterated_power={p['n_iter']}", p["dtype"])
+    if p["op"] == "truncated_svd":
+        return ("truncated_svd", p["variant"], tuple(p["shape"]), f"n_components={p['k']} n_iter={p['n_iter']}",
+                p["dtype"])
     return "gemm", p["variant"], tuple(p["shape"]), f"variant={p['variant']}", p["dtype"]
 
 
@@ -132,7 +158,10 @@ def model_args(p):
 # per-launch or per-row cost); the fit works on their logarithms, within
 # bounds (multiples of the roofline value) that keep them physical: a rate
 # never far above the device's peak, a bandwidth never above HBM's.
-BOUNDS = {"rate_tflops": (0.05, 2.0), "bw_gbs": (0.1, 1.3), "l2_gbs": (0.05, 10.0)}
+BOUNDS = {"rate_tflops": (0.05, 2.0), "bw_gbs": (0.1, 1.3), "l2_gbs": (0.05, 10.0),
+          # a split GEMM's passes: HBM at most ~its peak, L2-resident traffic no slower than the
+          # roofline's HBM (half its L2 start value)
+          "pass_bw_gbs": (0.1, 1.3), "pass_l2_gbs": (0.5, 10.0)}
 DEFAULT_BOUNDS = (0.01, 100.0)
 F_SCALE = 0.1  # soft-L1 in log space: residuals beyond ~10% count linearly, not squared
 
@@ -232,23 +261,33 @@ def point_residuals(info, device, args, logm, coef):
     return r
 
 
-def fit_entry(info, device, pts, coef0, names):
+def fit_entry(info, device, pts, coef0, names, frozen=None):
     """Coefficients minimising the soft-L1 loss of log(predicted / measured)
     over the fitted points, with a weak pull of log(coef) towards its
     roofline value (PRIOR) so that a coefficient the points cannot see
     keeps it. Deterministic: from several starts (the model's max() terms
     make the loss piecewise smooth, with local minima), the best fit of the fitted points wins; held-out points are never
-    looked at."""
-    x0 = [math.log(c) for c in coef0]
-    lo, hi = log_bounds(x0, names)
+    looked at. frozen: {index: value} of coefficients that are not fitted
+    (a split GEMM variant's base_*, copied from its base variant's entry)."""
+    frozen = frozen or {}
+    free = [i for i in range(len(coef0)) if i not in frozen]
+    full0 = [frozen.get(i, c) for i, c in enumerate(coef0)]
+    x0 = [math.log(coef0[i]) for i in free]
+    lo, hi = log_bounds(x0, [names[i] for i in free])
     args = [model_args(p) for p in pts]
     logm = [math.log(p["ms"]) for p in pts]
 
+    def full(x):
+        c = list(full0)
+        for i, v in zip(free, x):
+            c[i] = math.exp(v)
+        return c
+
     def residuals(x):
-        r = point_residuals(info, device, args, logm, [math.exp(v) for v in x])
+        r = point_residuals(info, device, args, logm, full(x))
         return r + [PRIOR * (x[j] - x0[j]) for j in range(len(x))]
 
-    rate_like = [nm.endswith(("_tflops", "_gbs", "_gps", "_gsps")) for nm in names]
+    rate_like = [names[i].endswith(("_tflops", "_gbs", "_gps", "_gsps")) for i in free]
     # starts: the roofline values, every rate halved, and each rate alone
     # at a quarter (which term of a max() binds decides the local minimum)
     starts = [x0, [v + (math.log(0.5) if r else math.log(2)) for v, r in zip(x0, rate_like)]]
@@ -259,7 +298,7 @@ def fit_entry(info, device, pts, coef0, names):
     again = [[v + (math.log(0.25) if j == i else 0) for j, v in enumerate(best[0])]
              for i, r in enumerate(rate_like) if r]
     best = min([best] + [levenberg_marquardt(residuals, s, lo, hi) for s in again], key=lambda t: t[1])
-    return [math.exp(v) for v in best[0]]
+    return full(best[0])
 
 
 # Coefficients that do not depend on the E-step's precision: the host
@@ -277,7 +316,9 @@ SHARED = {"kmeans": ("fixed_ms", "launch_us", "graph_us", "bw_gbs", "h2d_gbs", "
           # manhattan's SIMT cost are the same code for every scan precision; each entry keeps its
           # scan's rate, threshold tests and L2 loads
           "knn": ("fixed_ms", "launch_us", "insert_ns", "bw_gbs", "h2d_gbs", "merge_gcps", "rerank_gbs",
-                  "sort_gsps", "l1_cost", "matrix_tflops")}
+                  "sort_gsps", "l1_cost", "matrix_tflops"),
+          # eigh: every variant starts with the same host copy and mirror of A (load_symmetric)
+          "eigh": ("host_ns", "alias")}
 
 
 def fit_shared(info, device, entries, shared_names):
@@ -364,8 +405,8 @@ def _worker_init(lib):
     _WORKER_INFO = infolib.Info(lib)
 
 
-def _worker_fit(dev, pts, coef0, names):
-    return fit_entry(_WORKER_INFO, dev, pts, coef0, names)
+def _worker_fit(dev, pts, coef0, names, frozen=None):
+    return fit_entry(_WORKER_INFO, dev, pts, coef0, names, frozen)
 
 
 def _worker_fit_shared(dev, entries, shared_names):
@@ -430,11 +471,13 @@ def write_inc(path, entries, points, anchors, sources):
         f.write("\n".join(L) + "\n")
 
 
-def op_run(run, op):
+def op_run(run, op, variant=None):
     """The metadata of the run that measured `op`'s points of a measurement
-    file: op_runs[op] (written when measure.py --merge-from replaced one op's
-    points) over the file's own."""
-    return dict(run, **run.get("op_runs", {}).get(op, {}))
+    file: op_runs["op/variant"] (measure.py --gemm-variants: only those
+    variants' points were replaced), else op_runs[op] (written when
+    measure.py --merge-from replaced one op's points), over the file's own."""
+    runs = run.get("op_runs", {})
+    return {**run, **runs.get(op, {}), **(runs.get(f"{op}/{variant}", {}) if variant else {})}
 
 
 def shape_text(p):
@@ -443,6 +486,10 @@ def shape_text(p):
         s += f" k={p['k']} it={p['iters']} {p['init']} {p['input']}"
     elif p["op"] == "knn":
         s = ("self " if p["self"] else "") + s + f" k={p['k']} {p['metric']} {p['input']}"
+    elif p["op"] in ("eigh", "polar"):
+        s += (f" k={p['k']}" if p.get("k") else "") + f" it={p.get('iters', 0)}"
+    elif p["op"] in DECOMP_OPS:
+        s += f" k={p['k']} n_iter={p['n_iter']}"
     return s
 
 
@@ -466,12 +513,12 @@ def main(argv=None):
             continue
         runs.append(run)
 
-        def src(op, run=run, path=path):
-            r = op_run(run, op)
+        def src(op, variant=None, run=run, path=path):
+            r = op_run(run, op, variant)
             return f"{os.path.basename(path)} ({r.get('device_name', run['device'])}, commit {r.get('commit')}, " \
                    f"{r.get('date', '')[:10]})"
         for p in run["points"]:
-            p = dict(p, device=run["device"], source=src(p["op"]))
+            p = dict(p, device=run["device"], source=src(p["op"], p["variant"]))
             pts.append(p)
         for an in run.get("anchors", []):
             where = ("this GPU" if an["ref"] in ("pytorch",) else f"the CPU ({run.get('cpus')} CPUs) of the "
@@ -497,6 +544,29 @@ def main(argv=None):
         if key[0] in SHARED:
             joint.setdefault((key[0], key[3]), []).append(key)
     joint = {g: keys for g, keys in joint.items() if len(keys) > 1}
+    # the split GEMM variants' products start from their base variant's coefficients (base_*), fitted
+    # first in the same run: the fit starts there and its prior pulls towards them, so the products move
+    # from the base entry only as far as their own points ask (fl_gemm's products are cuBLAS kernels of
+    # the base precision, but TN with float32 sums added into, not the base sweep's NN with 16-bit C).
+    # Ozaki's int8 products have no base entry: prod_eff stays 1
+    later = {key for key in tasks if key[0] == "gemm" and key[1] in SPLIT_BASE}
+    first = {key: t for key, t in tasks.items() if key not in later}
+
+    def frozen_of(key, fitted):
+        if key[1] == "gemm_ozaki_int8":
+            return {tasks[key][3].index("prod_eff"): 1.0}
+        return None
+
+    def from_base(key, fitted):
+        """tasks[key] with its base_* start values from the base variant's fit on the same device."""
+        dev, pts, coef0, names = tasks[key]
+        base = next((k for k in fitted if k[0] == "gemm" and k[1] == SPLIT_BASE[key[1]] and k[3] == key[3]), None)
+        if base:
+            bnames, bcoef = tasks[base][3], fitted[base]
+            coef0 = [bcoef[bnames.index(nm[5:])] if nm.startswith("base_") else c for nm, c in zip(names, coef0)]
+            tasks[key] = (dev, pts, coef0, names)
+        return tasks[key]
+
     workers = min(len(tasks), os.cpu_count() or 1)
     if workers > 1:
         import concurrent.futures
@@ -504,14 +574,20 @@ def main(argv=None):
 
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                                     initializer=_worker_init, initargs=(a.info_lib,)) as ex:
-            futs = {key: ex.submit(_worker_fit, *t) for key, t in tasks.items()}
+            futs = {key: ex.submit(_worker_fit, *t, frozen_of(key, {})) for key, t in first.items()}
             fitted = {key: f.result() for key, f in futs.items()}
-            futs = {g: ex.submit(_worker_fit_shared, g[1], [tasks[k][1:] + (fitted[k],) for k in keys],
-                                 SHARED[g[0]]) for g, keys in joint.items()}
+            futs = {key: ex.submit(_worker_fit, *from_base(key, fitted)) for key in later}
+            futs.update({g: ex.submit(_worker_fit_shared, g[1], [tasks[k][1:] + (fitted[k],) for k in keys],
+                                      SHARED[g[0]]) for g, keys in joint.items()})
             for g, f in futs.items():
-                fitted.update(zip(joint[g], f.result()))
+                if g in later:
+                    fitted[g] = f.result()
+                else:
+                    fitted.update(zip(joint[g], f.result()))
     else:
-        fitted = {key: fit_entry(info, *t) for key, t in tasks.items()}
+        fitted = {key: fit_entry(info, *t, frozen_of(key, {})) for key, t in first.items()}
+        for key in later:
+            fitted[key] = fit_entry(info, *from_base(key, fitted))
         for g, keys in joint.items():
             fitted.update(zip(keys, fit_shared(info, g[1], [tasks[k][1:] + (fitted[k],) for k in keys],
                                                SHARED[g[0]])))
@@ -521,7 +597,7 @@ def main(argv=None):
         if len(fit_pts) < MIN_FIT or len(hold) < MIN_HOLDOUT:
             print(f"{op}/{var}/{dt}/{dev}: {len(fit_pts)} fit + {len(hold)} held-out points: too few, no entry")
             continue
-        names, coef0 = info.coefs(op, var, dev)
+        names, coef0 = tasks[(op, var, dt, dev)][3], tasks[(op, var, dt, dev)][2]  # start values (roofline, base_*)
         coef = fitted[(op, var, dt, dev)]
         rows = []
         for p in ps:
@@ -532,10 +608,13 @@ def main(argv=None):
         errs = [r["rel_err"] for r in rows if r["held_out"]]
         fit_errs = [r["rel_err"] for r in rows if not r["held_out"]]
         med, p90 = statistics.median(errs), pct(errs, 0.9)
-        run = op_run(next(r for r in runs if r["device"] == dev), op)
+        run = op_run(next(r for r in runs if r["device"] == dev), op, var)
         via_fl = op == "gemm" and any(r.get("backend") == "flashlib fl_gemm" for r in ps)
         what = {"gemm": "flashlib's fl_gemm on device arrays" if via_fl else "cuBLAS via torch.matmul",
-                "knn": "flashlib's CUDA search (fl_knn_search)"}.get(op, "flashlib's CUDA fit (fl_kmeans_fit)")
+                "knn": "flashlib's CUDA search (fl_knn_search)", "eigh": "flashlib's fl_eigh on device arrays",
+                "polar": "flashlib's fl_polar on device arrays", "pca": "flashlib's GPU fl_pca_fit (X on the device)",
+                "truncated_svd": "flashlib's GPU fl_truncated_svd_fit (X on the device)"}.get(
+                    op, "flashlib's CUDA fit (fl_kmeans_fit)")
         describe = (f"{dev} ({run.get('device_name')}), commit {run.get('commit')}, {run.get('date', '')[:10]}: "
                     f"{what}; {len(fit_pts)} shapes fitted, {len(hold)} held out: median {med:.1%}, p90 {p90:.1%}")
         shared = [nm for nm in names if nm in SHARED.get(op, ()) and (op, dev) in joint]
@@ -569,9 +648,15 @@ def write_report(path, entries, anchors, runs):
     for run in runs:
         for op in sorted({p["op"] for p in run["points"]}):
             r = op_run(run, op)
-            n = sum(p["op"] == op for p in run["points"])
+            own = {k.split("/", 1)[1] for k in run.get("op_runs", {}) if k.startswith(op + "/")}
+            n = sum(p["op"] == op and p["variant"] not in own for p in run["points"])
             L.append(f"- {run['device']} {op}: {r.get('device_name')}, driver {r.get('driver')}, torch "
                      f"{r.get('torch')}, commit {r.get('commit')}, {r.get('date')}; {n} points; {r.get('method')}")
+            for v in sorted(own):  # variants measured in a run of their own (measure.py --gemm-variants)
+                r = op_run(run, op, v)
+                n = sum(p["op"] == op and p["variant"] == v for p in run["points"])
+                L.append(f"- {run['device']} {op} {v}: commit {r.get('commit')}, {r.get('date')}, seeds "
+                         f"{r.get('seeds')}; {n} points; through fl_gemm (see the method above)")
     L.append("")
     L.append("| op | variant | dtype | device | fitted | held out | held-out median | held-out p90 | target | tier |")
     L.append("|---|---|---|---|---|---|---|---|---|---|")
@@ -591,8 +676,13 @@ def write_report(path, entries, anchors, runs):
     else:
         L.append("Every entry meets the target.")
     L.append("")
-    L.append("GEMM entries time cuBLAS through `torch.matmul`: flashlib has no GEMM kernels yet, so they "
-             "calibrate what the GEMM ops would cost with cuBLAS, and estimates using them say so.")
+    L.append("The plain GEMM variants (fp64, fp32, tf32, bf16, fp16) are timed as cuBLAS through `torch.matmul` "
+             "(per-call device time): `fl_gemm` runs each of them as one cuBLAS call too, so their entries describe "
+             "the same kernels (without fl_gemm's own per-call host cost). The split variants (3xtf32, 3xbf16, "
+             "3xfp16, fp16x9, fp16x3_kahan, tf32x6, ozaki_int8) are timed through `fl_gemm` itself; their "
+             "products' coefficients `base_*` start from the base variant's entry on the same device (the value in "
+             "parentheses) and the fit's prior pulls towards it; Ozaki's int8 products have no base entry (they "
+             "start from the roofline, and `prod_eff` stays 1).")
     for e in entries:
         L.append("")
         L.append(f"## {e['op']} / {e['variant']} / {e['device']}")

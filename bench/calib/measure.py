@@ -20,8 +20,13 @@ What it measures (and nothing else):
            ms of them), median of repeats.
   gemm     cuBLAS through torch.matmul for the plain precisions (fp64, fp32
            with TF32 off, tf32, bf16, fp16), per-call device time from
-           CUDA-graph replays (time_gemm): flashlib has no GEMM kernels
-           yet, so these entries describe cuBLAS, and the estimates say so.
+           CUDA-graph replays (time_gemm): fl_gemm runs each of these as
+           one cuBLAS call too; the split variants (3xtf32 ... ozaki_int8)
+           through fl_gemm itself (time_fl_gemm), calls back to back.
+  eigh, polar  fl_eigh / fl_polar, every variant, on device float32
+           matrices of n = 256..4096 (time_la).
+  tsvd, pca    fl_truncated_svd_fit / fl_pca_fit on device X through a
+           cuda context (time_decomp).
   anchors  the references `compare` scales: scikit-learn KMeans on this
            machine's CPU cores, a plain PyTorch Lloyd on the GPU, numpy and
            torch matmul.
@@ -538,6 +543,8 @@ class LinalgReport(Structure):
 EIGH_VARIANTS = ("cusolver", "jacobi", "qdwh", "qdwh_ns", "halko")
 POLAR_VARIANTS = ("qdwh_hybrid", "express", "express_warm", "zolo")
 LA_SIZES = (256, 320, 384, 448, 512, 640, 768, 896, 1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096)
+# an even --seed takes the sizes between (a second sweep adds new shapes, not repeats)
+LA_SIZES_ALT = (288, 352, 416, 480, 576, 704, 832, 960, 1152, 1408, 1664, 1920, 2304, 2816, 3328, 3840)
 LA_CAP_MS = 1500  # a variant stops growing once its next size is predicted above this per call
 
 
@@ -548,7 +555,7 @@ def la_candidates(op, seed):
     Gaussian's condition number ~ n; taller ones are well conditioned)."""
     rng = random.Random(seed + 5 + (op == "polar"))
     out = []
-    for i, n in enumerate(LA_SIZES):
+    for i, n in enumerate(LA_SIZES if seed % 2 else LA_SIZES_ALT):
         for v in (EIGH_VARIANTS if op == "eigh" else POLAR_VARIANTS):
             p = dict(op=op, variant=v, n=n, m=n, k=0)
             if v == "halko":
@@ -869,13 +876,19 @@ def merge(path, new, ops, log, add=False, variants=None):
     run = {k: new[k] for k in ("commit", "date", "torch", "cuda", "driver", "host", "cpus", "device_name",
                                "sm_count", "total_memory", "cpu_affinity", "seeds") if k in new}
     run["method"] = new["method"]
-    if add:  # one more sweep of the same code: the seeds of all of them
-        run["seeds"] = sorted(set(sum((old.get("op_runs", {}).get(op, {}).get("seeds", [3]) for op in ops), [])) |
-                              set(new.get("seeds", [])))
     # with only some variants measured, the run describes those variants (op_runs["gemm/<variant>"]),
     # and the op's own record stays that of its other points
     keys = [k for op in ops for k in ([f"{op}/{v}" for v in variants[op]] if op in variants else [op])]
-    old["op_runs"] = dict(old.get("op_runs", {}), **{k: dict(run) for k in keys})
+    runs = dict(old.get("op_runs", {}))
+    for k in keys:
+        runs[k] = dict(run)
+        op = k.split("/")[0]
+        prev = old.get("op_runs", {}).get(k) or old.get("op_runs", {}).get(op)
+        if add and prev and any(p["op"] == op for p in old["points"]):
+            # one more sweep of the same code: the seeds of all of them, and the commits that measured them
+            runs[k]["seeds"] = sorted(set(prev.get("seeds", [3])) | set(new.get("seeds", [])))
+            runs[k]["commits"] = sorted(set(prev.get("commits", [prev.get("commit")])) | {new["commit"]})
+    old["op_runs"] = runs
     old["points"] = kept + new["points"]
     log(f"merge: kept {len(kept)} points of {path} ({'all' if add else 'ops other than ' + ', '.join(ops)}), "
         f"added {len(new['points'])}")

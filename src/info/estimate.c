@@ -865,6 +865,10 @@ int fl_info_model_coefs(const char *op, const char *variant, const char *device,
         return fli_knn_coefs(variant, dev, names, defaults);
     if (!strncmp(op, "gemm", 4))
         return fli_gemm_coefs(variant, dev, names, defaults);
+    if (!strncmp(op, "eigh", 4) || !strncmp(op, "polar", 5))
+        return fli_solver_coefs(variant, dev, names, defaults);
+    if (!strcmp(op, "pca") || !strcmp(op, "truncated_svd"))
+        return fli_decomp_coefs(variant, dev, names, defaults);
     return -1;
 }
 

@@ -292,6 +292,9 @@ int fli_est_ivf_flat(fli_est *e);
 int fli_est_ivf_pq(fli_est *e);
 int fli_est_cagra(fli_est *e);
 int fli_gemm_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def);
+/* eigh / polar variants on the GPU (op_linalg.c), PCA / TruncatedSVD solvers (op_decomp.c) */
+int fli_solver_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def);
+int fli_decomp_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def);
 #define FLI_KNN_N_XPARAMS 4
 extern const fl_param_def fli_knn_xparams[]; /* info-only parameters of knn */
 int fli_est_knn(fli_est *e);

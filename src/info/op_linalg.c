@@ -161,13 +161,13 @@ typedef struct gemm_geom {
     int sched;
 } gemm_geom;
 
-static double gemm_tiles_ms(const gemm_geom *g, fl_info_bound *bound)
+static double gemm_tiles_ms(const gemm_geom *g, fl_info_bound *bound, int *split)
 {
     const double M = g->M, K = g->K, N = g->N, es = g->es, sms = g->sms;
     const double rate_sm = g->rate / sms, l2_sm = g->l2 / sms;
     const int segk = g->sched == GEMM_SCHED_SEGMENT_K;
     double best = INFINITY;
-    int best_l2 = 0;
+    int best_l2 = 0, best_s = 1;
     const int dmma = g->sched == GEMM_SCHED_DMMA;
     const int(*tile)[2] = dmma ? dmma_tiles : gemm_tiles;
     const size_t n_tiles =
@@ -190,6 +190,7 @@ static double gemm_tiles_ms(const gemm_geom *g, fl_info_bound *bound)
             if (t < best) {
                 best = t;
                 best_l2 = tl > tc;
+                best_s = (int)s;
             }
         }
     }
@@ -208,10 +209,76 @@ static double gemm_tiles_ms(const gemm_geom *g, fl_info_bound *bound)
         if (t < best) {
             best = t;
             best_l2 = tl > tc;
+            best_s = 1;
         }
     }
     *bound = best_l2 ? FL_INFO_BOUND_MEMORY : FL_INFO_BOUND_COMPUTE;
+    if (split)
+        *split = best_s;
     return best;
+}
+
+/* ---- the split variants on the GPU ------------------------------------------
+ *
+ * fl_gemm runs a split variant as a pipeline (backends/cuda/linalg_cuda.cu,
+ * split_gemm and ozaki_gemm): memory-bound passes (row maxima and scale
+ * exponents for the fp16 formats, the split of A and B into parts, the
+ * products' float32 sums, Kahan or float64 combines, the epilogue that
+ * writes C; Ozaki: residues per modulus, their int32 sums folded to digits,
+ * the CRT rebuild), several cuBLAS products of the parts, each the base
+ * precision's GEMM (3xtf32 runs tf32 products, 3xfp16 fp16 ones...), and
+ * a host cost per call, per kernel launch and per cuBLAS call. Calls back
+ * to back overlap the host's work for one call with the GPU's for the one
+ * before, so a call costs the longer of the two:
+ *   host = fixed_us + kernels x launch_us + cuBLAS calls x blas_us
+ *   gpu  = pass bytes / bw_gbs + kernels x gap_us
+ *          + prod_eff x (the products, as the base variant's model)
+ * The products use the base variant's coefficients (base_*): fit.py copies
+ * them from the base variant's calibration entry on the same device, so a
+ * split variant fits only its own six and its products move with its base
+ * entry. Ozaki's int8 products have no base entry: its base_* are its own
+ * (fitted) and prod_eff stays 1. */
+enum { S_FIXED, S_LAUNCH, S_BLAS, S_BW, S_L2, S_GAP, S_EFF, S_BASE, S_NCOEF = S_BASE + G_NCOEF };
+static const char *const split_coef_names[S_NCOEF] = {
+    "fixed_us", "launch_us",     "blas_us",          "pass_bw_gbs", "pass_l2_gbs", "gap_us",
+    "prod_eff", "base_fixed_us", "base_rate_tflops", "base_bw_gbs", "base_l2_gbs", "base_wave_us"};
+
+/* The row whose products a split variant runs (NULL: Ozaki's int8). */
+static const gemm_var *split_base(const gemm_var *v)
+{
+    if (v == GV(3XTF32) || v == GV(TF32X6))
+        return GV(TF32);
+    if (v == GV(3XBF16))
+        return GV(BF16);
+    if (v == GV(3XFP16) || v == GV(FP16X9) || v == GV(KAHAN))
+        return GV(FP16);
+    return NULL;
+}
+
+static int is_split(const gemm_var *v)
+{
+    return v->products > 1 || v == GV(OZAKI);
+}
+
+static fl_dtype native_dtype(const gemm_var *v);
+
+static void split_roofline(const gemm_var *v, const fl_info_device *dev, double *c)
+{
+    c[S_FIXED] = 10;
+    c[S_LAUNCH] = dev->launch_us;
+    c[S_BLAS] = 2 * dev->launch_us;
+    c[S_BW] = fli_bw(dev, FLI_CLASS_STREAM);
+    c[S_L2] = 2 * fli_bw(dev, FLI_CLASS_STREAM);
+    c[S_GAP] = 1;
+    c[S_EFF] = 1;
+    const gemm_var *b = split_base(v);
+    gemm_roofline(b ? b : v, dev, c + S_BASE);
+    /* the base variant's calibration on this device, where there is one */
+    const fli_calib_entry *be =
+        b ? fli_calib_find("gemm", b->name, fli_dtype_canon(native_dtype(b)), dev->name) : NULL;
+    if (be && be->n_coef == G_NCOEF)
+        for (int i = 0; i < G_NCOEF; i++)
+            c[S_BASE + i] = be->coef[i];
 }
 
 int fli_gemm_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def)
@@ -219,15 +286,14 @@ int fli_gemm_coefs(const char *variant, const fl_info_device *dev, const char **
     const gemm_var *v = gemm_find(variant);
     if (!v || !dev->is_gpu)
         return -1;
+    if (is_split(v)) {
+        double c[S_NCOEF];
+        split_roofline(v, dev, c);
+        return fli_coefs_out(split_coef_names, c, S_NCOEF, names, def);
+    }
     double c[G_NCOEF];
     gemm_roofline(v, dev, c);
-    for (int i = 0; i < G_NCOEF; i++) {
-        if (names)
-            names[i] = gemm_coef_names[i];
-        if (def)
-            def[i] = c[i];
-    }
-    return G_NCOEF;
+    return fli_coefs_out(gemm_coef_names, c, G_NCOEF, names, def);
 }
 
 /* The dtype whose data the variant's products read without conversion. */
@@ -319,15 +385,158 @@ static double gemm_residual_model(const gemm_var *v, double K, fl_dtype dt, doub
 
 /* Adds the nodes of one GEMM C(MxN) = A(MxK) B(KxN) with variant v under
  * parent. out_bytes: bytes per element of C. Returns the runtime. */
+/* One cuBLAS product (batch of them, side by side) of a split variant's
+ * parts: the base row b's tile model and memory term with its coefficients
+ * cb (G_*), float32 (int32) sums out, plus the base's per-call cost. */
+static double part_product_ms(const fl_info_device *dev, const gemm_var *b, double M, double K, double N,
+                              double batch, const double *cb, double hit, double beta1,
+                              double sum_ms_per_byte, fl_info_bound *bound, double *kernels)
+{
+    /* the parts read as the base variant's kernels read their operands; the float32 (int32) sums
+     * written, and read back by the share beta1 of the products that add into them, at the split's
+     * own rate (sum_ms_per_byte): the base kernels write 16-bit C once */
+    const double in = b->in_bytes;
+    const double tm = batch * ((M * K + K * N) * in * (hit / cb[G_L2] + (1 - hit) / cb[G_BW]) * 1e-6 +
+                               M * N * 4 * (1 + beta1) * sum_ms_per_byte);
+    const gemm_geom g = {M * batch,
+                         K,
+                         N,
+                         in,
+                         cb[G_RATE] * 1e9,
+                         cb[G_L2] * 1e6,
+                         cb[G_BW] * 1e6,
+                         cb[G_WAVE] * 1e-3,
+                         cb[G_FIXED] * 1e-3,
+                         dev->sm_count,
+                         b->sched};
+    int split = 1;
+    const double tc = gemm_tiles_ms(&g, bound, &split);
+    *kernels += split > 1 ? 2 : 1; /* split-K: a reduction kernel too */
+    if (tm > tc)
+        *bound = FL_INFO_BOUND_MEMORY;
+    return (tc > tm ? tc : tm) + cb[G_FIXED] * 1e-3;
+}
+
+/* The pipeline of a split variant on the GPU (see split_coef_names): its
+ * passes, products and launches as linalg_cuda.cu runs them. Adds the
+ * nodes under `node`; returns ms. */
+static double split_gemm_nodes(fli_est *e, int node, const gemm_var *v, double M, double K, double N,
+                               double moduli, const double *c, fl_info_tier tier, double flops_useful)
+{
+    const double es = (double)fli_dtype_bytes(e->dtype), MN = M * N, IN = (M + N) * K;
+    const double kp = ceil(K / 16) * 16, sms = e->dev->sm_count;
+    const gemm_var *b = split_base(v);
+    /* what a call touches: A and B, their parts (Ozaki: the residues of
+     * one pass), the float32 / int32 sums and C; calls back to back on the
+     * same data find the share of it that L2 holds there (hit) */
+    const double sums = v == GV(OZAKI)    ? 4 * MN * ceil(K / 131056)
+                        : v == GV(TF32X6) ? 4 * MN * ceil(kp / 2048) + 8 * MN
+                        : v == GV(KAHAN)  ? 12 * MN
+                                          : 4 * MN;
+    const double ws = IN * es + (M + N) * kp * (b ? v->parts * b->in_bytes : 16) + sums + es * MN;
+    const double hit = ws > 0 && (double)e->dev->l2_bytes < ws ? (double)e->dev->l2_bytes / ws : 1;
+    double pre = 0, comb = 0, kern = 0, blas = 0, prod = 0, pk = 0;
+    const double pbyte = (hit / c[S_L2] + (1 - hit) / c[S_BW]) * 1e-6; /* ms per byte of the passes */
+    /* products after the first add into one float32 sum (COMB_ACC), read in their epilogue */
+    const double beta1 =
+        v == GV(OZAKI) || v == GV(TF32X6) || v == GV(KAHAN) ? 0 : (v->products - 1) / v->products;
+    fl_info_bound pb = FL_INFO_BOUND_COMPUTE;
+    if (v->prec == FL_INFO_PREC_FP16 || v == GV(OZAKI)) { /* row maxima, scale exponents (+ memsets) */
+        pre += IN * es;
+        kern += 6;
+    }
+    if (v == GV(OZAKI)) {
+        /* residues of every modulus, made in passes of G moduli that fit
+         * 4 GiB; K in nb chunks (one batched int8 GEMM per modulus) when
+         * the output alone has fewer than two tiles per SM */
+        const double per_mod = (M + N) * kp;
+        double G = floor(4294967296.0 / (per_mod > 1 ? per_mod : 1));
+        G = G < 1 ? 1 : G > moduli ? moduli : G;
+        const double passes = ceil(moduli / G);
+        pre += passes * IN * es + moduli * per_mod;
+        kern += 2 * passes;
+        const double tiles = ceil(M / 128) * ceil(N / 128);
+        double nb = ceil(kp / 131056), want = ceil(2 * sms / tiles);
+        if (want > floor(kp / 4096))
+            want = floor(kp / 4096);
+        if (nb < want)
+            nb = want;
+        const double kc = ceil(ceil(kp / nb) / 16) * 16, full = floor(kp / kc), rem = kp - full * kc;
+        nb = full + (rem > 0);
+        prod =
+            moduli *
+            ((full > 0 ? part_product_ms(e->dev, v, M, kc, N, full, c + S_BASE, hit, beta1, pbyte, &pb, &pk)
+                       : 0) +
+             (rem > 0 ? part_product_ms(e->dev, v, M, rem, N, 1, c + S_BASE, hit, beta1, pbyte, &pb, &pk)
+                      : 0));
+        blas += moduli * ((full > 0) + (rem > 0));
+        pk *= moduli;
+        /* int32 sums written and folded into digits, the CRT's read of the digits and write of C */
+        comb += moduli * (nb * 4 + 1) * MN + moduli * MN + es * MN;
+        kern += moduli + 1;
+    } else {
+        const double np = v->products;
+        pre += IN * (es + v->parts * b->in_bytes); /* the split: A and B read, their parts written */
+        kern += 2;
+        if (v == GV(TF32X6)) {
+            /* each product in float32 over K chunks of 2048 (a batched GEMM),
+             * the chunks' planes added into a float64 sum */
+            const double kc = kp < 2048 ? kp : 2048, full = floor(kp / kc), rem = kp - full * kc;
+            const double nb = full + (rem > 0);
+            prod =
+                np *
+                ((full > 0
+                      ? part_product_ms(e->dev, b, M, kc, N, full, c + S_BASE, hit, beta1, pbyte, &pb, &pk)
+                      : 0) +
+                 (rem > 0 ? part_product_ms(e->dev, b, M, rem, N, 1, c + S_BASE, hit, beta1, pbyte, &pb, &pk)
+                          : 0));
+            blas += np * ((full > 0) + (rem > 0));
+            pk *= np;
+            comb += np * (nb * 4 + 8) * MN + (np - 1) * 8 * MN + 8 * MN + es * MN;
+            kern += np + 1;
+        } else {
+            prod = np * part_product_ms(e->dev, b, M, kp, N, 1, c + S_BASE, hit, beta1, pbyte, &pb, &pk);
+            blas += np;
+            pk *= np;
+            if (v == GV(KAHAN)) /* each product to its own buffer; P += Q with compensation */
+                comb += 16 * MN + 20 * MN * (np - 2), kern += np - 1;
+            comb += 4 * MN + es * MN; /* the epilogue: the sum read, C written */
+            kern += 1;
+        }
+    }
+    prod *= c[S_EFF];
+    const double bw = 1e6 / (hit / c[S_L2] + (1 - hit) / c[S_BW]), gap = kern * c[S_GAP] * 1e-3;
+    const double gpu = prod + (pre + comb) / bw + gap;
+    /* cuBLAS's own launches beyond one per call (split-K reductions) */
+    const double host = (c[S_FIXED] + (kern + pk - blas) * c[S_LAUNCH] + blas * c[S_BLAS]) * 1e-3;
+    int n = fli_node(e, node, "split inputs", "read A and B (row maxima, split), write their parts", 1);
+    fli_leaf(e, n >= 0 ? n : node, pre / bw, 0, pre, 2, FL_INFO_BOUND_MEMORY, tier);
+    n = fli_node(e, node, "products", b ? "the parts' GEMMs at the base variant's rate" : "the int8 GEMMs",
+                 v->products > 0 ? v->products : moduli);
+    fli_leaf(e, n >= 0 ? n : node, prod, flops_useful, 0, blas, pb, tier);
+    n = fli_node(e, node, "combine", "the products' sums, the epilogue writing C", 1);
+    fli_leaf(e, n >= 0 ? n : node, comb / bw + gap, 0, comb, kern - 2, FL_INFO_BOUND_MEMORY, tier);
+    if (host > gpu) {
+        n = fli_node(e, node, "host launches", "the host enqueues the kernels more slowly than they run", 1);
+        fli_leaf(e, n >= 0 ? n : node, host - gpu, 0, 0, 0, FL_INFO_BOUND_LATENCY, tier);
+    }
+    return host > gpu ? host : gpu;
+}
+
 static double gemm_nodes(fli_est *e, int parent, const gemm_var *v, double M, double K, double N,
                          double out_bytes, double flops_useful, const char *label)
 {
-    double def[G_NCOEF];
-    gemm_roofline(v, e->dev, def);
+    const int split = e->dev->is_gpu && is_split(v);
+    double def[S_NCOEF];
+    if (split)
+        split_roofline(v, e->dev, def);
+    else
+        gemm_roofline(v, e->dev, def);
     fl_info_tier tier;
     const fli_calib_entry *entry = NULL;
     fl_dtype nat = native_dtype(v);
-    const double *c = fli_calib_coefs(e, "gemm", v->name, fli_dtype_canon(nat), def, G_NCOEF, &tier, &entry);
+    const double *c = fli_calib_coefs(e, "gemm", v->name, fli_dtype_canon(nat), def,
+                                      split ? S_NCOEF : G_NCOEF, &tier, &entry);
     if (entry)
         e->r->calibration = entry->describe;
     e->r->model_key = v->name;
@@ -348,6 +557,13 @@ static double gemm_nodes(fli_est *e, int parent, const gemm_var *v, double M, do
     if (node < 0)
         node = parent;
     double total = 0;
+    if (split) {
+        total = split_gemm_nodes(e, node, v, M, K, N, moduli, c, tier, flops_useful);
+        if (e->r->expected_residual < 0 || gemm_residual(v, K, e->dtype, moduli) > e->r->expected_residual)
+            e->r->expected_residual = gemm_residual(v, K, e->dtype, moduli);
+        e->main_prec = v->prec;
+        return total;
+    }
     /* split / cast of the inputs when the data is not in the products' format */
     int need_split = v->parts > 1 || e->dtype != nat || products > 1;
     if (need_split && v != GV(FP32) && v != GV(TF32) && v != GV(FP64)) {
@@ -382,7 +598,7 @@ static double gemm_nodes(fli_est *e, int parent, const gemm_var *v, double M, do
                              c[G_FIXED] * 1e-3,
                              e->dev->sm_count,
                              v->sched};
-        tc = products * gemm_tiles_ms(&g, &bc);
+        tc = products * gemm_tiles_ms(&g, &bc, NULL);
     } else {
         double th = e->threads;
         if (isfinite(th) && th >= 1 && th < e->dev->sm_count)
@@ -607,6 +823,161 @@ static const solver_var polar_vars[] = {
      "measured: 8.5e-7..2.3e-6, float32 square Gaussians, n = 1024..8192, H100"},
 };
 
+/* ---- eigh and polar on the GPU: what the variants run, for calibration ----
+ *
+ * A call costs fixed_ms + launches x launch_us + flops / rate_tflops +
+ * bytes / bw_gbs, and for eigh the host's share: fl_eigh copies A to the
+ * host, checks and mirrors its lower triangle there column by column
+ * (linalg_eigh.c, load_symmetric) and copies it back, host_ns per element
+ * of A, times `alias` when n is a multiple of 1024 (the mirrored writes,
+ * 4n bytes apart, then fall into the same cache sets: at 2048 on the H200
+ * halko took 48 ms against 15 at 1792, cusolver 72.6 against 35.4). The
+ * counts per variant follow the algorithms (linalg_eigh.c, linalg_polar.c):
+ *   eigh_cusolver  syevd: blocked tridiagonal reduction, half of it BLAS2
+ *                  (n^3 / 3 elements read), back-transformation; a few
+ *                  launches per column;
+ *   eigh_jacobi    cyclic sweeps (float64 on the GPU), ~10 sweeps of 4 n^3,
+ *                  each reading the matrix once per round of n / 32 pairs;
+ *   eigh_qdwh(_ns) spectral divide and conquer: ~50 (80) n^3 of QDWH
+ *                  (Newton-Schulz) polar steps and projections, most at the
+ *                  top; `iterations` polar steps in all (what fl_eigh
+ *                  reports), each ~100 (50) launches and host round trips,
+ *                  QDWH's QR panels one more per column of its block at
+ *                  every level (n per level); the leaves of <= 256 go to
+ *                  syevd (~2 launches per row);
+ *   eigh_halko     5 products with A of n x (k + 10), CholeskyQR of the
+ *                  block, a small eigh;
+ *   polar_*        `iterations` steps of m n^2 and n^3 terms (QDWH: a QR of
+ *                  the stacked (m + n) x n or a Cholesky, panels of 16
+ *                  columns; express: X^T X, the quintic, X P; zolo: 3
+ *                  Cholesky / QR solves per step; express_warm first
+ *                  takes its interval from the syevd of sym(U0^T A)).
+ * `iterations` defaults to the counts measured on Wigner (eigh) and
+ * Gaussian (polar) matrices. */
+enum { L_FIXED, L_LAUNCH, L_RATE, L_BW, L_HOST, L_ALIAS, L_NCOEF };
+static const char *const solver_coef_names[L_NCOEF] = {"fixed_ms", "launch_us", "rate_tflops",
+                                                       "bw_gbs",   "host_ns",   "alias"};
+
+static int solver_is_eigh(const solver_var *v)
+{
+    return !strncmp(v->name, "eigh_", 5);
+}
+
+/* eigh's coefficients: all six; polar's: the first four (no host pass) */
+static int solver_ncoef(const solver_var *v)
+{
+    return solver_is_eigh(v) ? L_NCOEF : L_HOST;
+}
+
+static void solver_roofline(const solver_var *v, const fl_info_device *dev, double *c)
+{
+    c[L_FIXED] = 0.05;
+    c[L_LAUNCH] = dev->launch_us;
+    c[L_RATE] =
+        fli_rate(dev, !strcmp(v->name, "eigh_jacobi") ? FL_INFO_PREC_FP64_TC : v->prec, FLI_CLASS_GEMM);
+    c[L_BW] = fli_bw(dev, FLI_CLASS_SOLVER);
+    c[L_HOST] = 2;
+    c[L_ALIAS] = 1;
+}
+
+static const solver_var *solver_any(const char *name);
+
+int fli_solver_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def)
+{
+    const solver_var *v = solver_any(variant);
+    if (!v || !dev->is_gpu)
+        return -1;
+    double c[L_NCOEF];
+    solver_roofline(v, dev, c);
+    return fli_coefs_out(solver_coef_names, c, solver_ncoef(v), names, def);
+}
+
+/* flops, bytes and launches of one call (see above); it: iterations. */
+static void solver_counts(const solver_var *v, double m, double n, double kc, double it, double *fl,
+                          double *by, double *la)
+{
+    const char *nm = v->name;
+    const double levels = n > 256 ? ceil(log2(n / 256)) : 0;
+    if (!strncmp(nm, "eigh_qdwh", 9) && n <= 256) { /* a leaf: syevd alone */
+        *fl = 8.0 / 3 * n * n * n, *by = 4.0 / 3 * n * n * n, *la = 2 * n;
+    } else if (!strcmp(nm, "eigh_cusolver")) {
+        *fl = 8.0 / 3 * n * n * n, *by = 4.0 / 3 * n * n * n, *la = 4 * n;
+    } else if (!strcmp(nm, "eigh_jacobi")) {
+        *fl = 40 * n * n * n, *by = 10 * n * n * 8 * ceil(n / 32), *la = 10 * ceil(n / 32) * 4;
+    } else if (!strcmp(nm, "eigh_qdwh")) {
+        *fl = 50 * n * n * n, *by = it * n * n * 4 * 4, *la = 100 * it + n * levels + 2 * n;
+    } else if (!strcmp(nm, "eigh_qdwh_ns")) {
+        *fl = 80 * n * n * n, *by = it * n * n * 4 * 4, *la = 50 * it + 2 * n;
+    } else if (!strcmp(nm, "eigh_halko")) {
+        const double q = kc + 10;
+        *fl = 5 * 2 * n * n * q + 6 * 4 * n * q * q + 10 * q * q * q, *by = 5 * n * n * 4, *la = 60 + 4 * q;
+    } else if (!strcmp(nm, "polar_qdwh_hybrid")) {
+        *fl = it * (6 * m * n * n + 2 * n * n * n), *by = it * 8 * m * n * 4, *la = it * (n / 16 + 10);
+    } else if (!strcmp(nm, "polar_zolo")) {
+        *fl = it * 3 * (4 * m * n * n + n * n * n), *by = it * 12 * m * n * 4, *la = it * 3 * (n / 16 + 5);
+    } else { /* polar express; warm: U0's interval first, the syevd of sym(U0^T A) (n x n) */
+        const double w = !strcmp(nm, "polar_express_warm");
+        *fl = it * (4 * m * n * n + 2 * n * n * n) + w * (2 * m * n * n + 8.0 / 3 * n * n * n);
+        *by = it * 4 * m * n * 4 + w * 4.0 / 3 * n * n * n, *la = it * 6 + w * 4 * n;
+    }
+}
+
+/* Typical iterations (measured on the H200 at n = 256..4096). */
+static double solver_default_iter(const solver_var *v, double n)
+{
+    const char *nm = v->name;
+    const double nodes = n > 256 ? 1.5 * n / 256 - 1 : 0; /* polar steps of the divide and conquer: 4 each */
+    if (!strcmp(nm, "eigh_qdwh"))
+        return 4 * nodes;
+    if (!strcmp(nm, "eigh_qdwh_ns"))
+        return 14 * nodes;
+    if (!strcmp(nm, "polar_qdwh_hybrid"))
+        return 4;
+    if (!strcmp(nm, "polar_express"))
+        return 14;
+    if (!strcmp(nm, "polar_express_warm"))
+        return 5;
+    if (!strcmp(nm, "polar_zolo"))
+        return 3;
+    return 0;
+}
+
+static void solver_gpu_nodes(fli_est *e, const char *family, const solver_var *v, double m, double n,
+                             double kc)
+{
+    double def[L_NCOEF];
+    solver_roofline(v, e->dev, def);
+    fl_info_tier tier;
+    const fli_calib_entry *entry = NULL;
+    const double *c =
+        fli_calib_coefs(e, family, v->name, fli_dtype_canon(e->dtype), def, solver_ncoef(v), &tier, &entry);
+    if (entry)
+        e->r->calibration = entry->describe;
+    e->r->model_key = v->name;
+    fli_note(e,
+             tier == FL_INFO_TIER_CALIBRATED
+                 ? "runtime calibrated against fl_eigh / fl_polar on this device (float32 device arrays)"
+                 : "runtime: the variant's flops, bytes and launches at roofline rates, not calibrated here");
+    double it = fli_p_num(e, "iterations");
+    if (!isfinite(it))
+        it = solver_default_iter(v, n);
+    double fl, by, la;
+    solver_counts(v, m, n, kc, it, &fl, &by, &la);
+    const double tc = fl / (c[L_RATE] * 1e9), tm = by / (c[L_BW] * 1e6), tl = la * c[L_LAUNCH] * 1e-3;
+    const double t = c[L_FIXED] + tc + tm + tl;
+    fl_info_bound b = tl > tc && tl > tm ? FL_INFO_BOUND_LATENCY
+                      : tc > tm          ? FL_INFO_BOUND_COMPUTE
+                                         : FL_INFO_BOUND_MEMORY;
+    int nd = fli_node(e, 0, v->name, v->what, 1);
+    fli_leaf(e, nd, t, fl, by, la, b, tier);
+    if (solver_is_eigh(v)) {
+        const double alias = fmod(n, 1024) == 0 ? c[L_ALIAS] : 1;
+        nd = fli_node(e, 0, "host copy of A", "A to the host, its lower triangle checked and mirrored, back",
+                      1);
+        fli_leaf(e, nd, c[L_HOST] * n * n * 1e-6 * alias, 0, 0, 2, FL_INFO_BOUND_TRANSFER, tier);
+    }
+}
+
 static const solver_var *solver_find(const solver_var *t, int n, const char *name)
 {
     for (int i = 0; i < n; i++)
@@ -666,9 +1037,15 @@ static int est_solver_family(fli_est *e, const solver_var *tab, int ntab, const 
     fl_info_result *r = e->r;
     snprintf(r->variant, sizeof r->variant, "%s", v->name);
     snprintf(r->reason, sizeof r->reason, "%s: %s (fl_%s)", why, v->what, family);
-    fli_note(e,
-             "runtime: textbook flop counts at typical iteration counts x roofline, not calibrated (the H100 "
-             "times are in bench/results/eig_h100_*.json); residuals: measured, see the variant's source");
+    if (e->dev->is_gpu) {
+        solver_gpu_nodes(e, family, v, m, n, kc);
+        r->expected_residual = v->residual;
+        r->peak_memory_bytes = (uint64_t)(m * n * 4 * 4 + n * n * 4 * 2);
+        e->main_prec = v->prec;
+        return 0;
+    }
+    fli_note(e, "runtime on the CPU: textbook flop counts at typical iteration counts x roofline, not "
+                "calibrated; residuals: measured, see the variant's source");
     double fl, bytes, launches;
     if (!strcmp(v->name, "eigh_halko")) {
         double q = kc + 10, it = 5;
@@ -686,6 +1063,12 @@ static int est_solver_family(fli_est *e, const solver_var *tab, int ntab, const 
     r->peak_memory_bytes = (uint64_t)(m * n * 4 * 4 + n * n * 4 * 2);
     e->main_prec = v->prec;
     return 0;
+}
+
+static const solver_var *solver_any(const char *name)
+{
+    const solver_var *v = solver_find(eigh_vars, (int)(sizeof eigh_vars / sizeof *eigh_vars), name);
+    return v ? v : solver_find(polar_vars, (int)(sizeof polar_vars / sizeof *polar_vars), name);
 }
 
 int fli_est_eigh(fli_est *e)

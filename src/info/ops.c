@@ -30,6 +30,7 @@ extern const char fli_polar_variant_choices[];
 int fli_est_eigh(fli_est *e);
 int fli_est_polar(fli_est *e);
 int fli_est_cholqr2(fli_est *e);
+int fli_est_decomp_gpu(fli_est *e, int is_pca, int rnd, double k, double it, double over);
 int fli_est_split_basis(fli_est *e);
 
 #define P_INT(name, def, lo, hi, words, aliases, doc)                                                        \
@@ -90,11 +91,15 @@ static const fl_param_def p_pca[] = {
     P_INT("n_components", "none", 1, 1e9, "none", "K|k", "components kept (none = min(n, d))"),
     P_CH("svd_solver", "auto", "auto|full|covariance_eigh|randomized|arpack", NULL, "solver"),
     P_BOOL("whiten", "false", "scale components to unit variance"),
+    P_INT("iterated_power", "auto", 0, 1e6, "auto", "n_iter",
+          "randomized: power iterations (auto: 7 when n_components < 0.1 x min(n, d), else 4)"),
+    P_INT("n_oversamples", "10", 1, 1e6, NULL, NULL, "randomized: extra random directions"),
 };
 static const fl_param_def p_tsvd[] = {
     P_INT("n_components", "2", 1, 1e9, NULL, "K|k", "components"),
     P_INT("n_iter", "5", 0, 1e6, NULL, NULL, "power iterations of the randomised solver"),
     P_CH("algorithm", "randomized", "randomized|arpack", NULL, "solver"),
+    P_INT("n_oversamples", "10", 1, 1e6, NULL, NULL, "randomized: extra random directions"),
 };
 static const fl_param_def p_umap[] = {
     P_INT("n_neighbors", "15", 2, 1e6, NULL, "k", "neighbours of the graph"),
@@ -164,10 +169,14 @@ static const fl_param_def x_eigh[] = {
     P_FLT("tol", "none", 0, 1, "none", NULL, "largest acceptable relative error: picks the cheapest variant"),
     P_CH("variant", "auto", fli_eigh_variant_choices, NULL, "a variant by name"),
     P_INT("n_components", "auto", 1, 1e9, "auto", "K|k", "eigenpairs wanted (eigh_halko)"),
+    P_INT("iterations", "auto", 0, 1e9, "auto", NULL,
+          "polar steps of eigh_qdwh / eigh_qdwh_ns in all (what fl_eigh reports; auto: typical for n)"),
 };
 static const fl_param_def x_polar[] = {
     P_FLT("tol", "none", 0, 1, "none", NULL, "largest acceptable relative error: picks the cheapest variant"),
     P_CH("variant", "auto", fli_polar_variant_choices, NULL, "a variant by name"),
+    P_INT("iterations", "auto", 0, 1e9, "auto", NULL,
+          "steps (what fl_polar reports; auto: the variant's typical)"),
 };
 static const fl_param_def x_split[] = {
     P_INT("n_parts", "3", 1, 4, NULL, NULL, "parts per element"),
@@ -305,9 +314,27 @@ static int est_pca(fli_est *e)
                              n < d ? n : d);
     if (!nd_ok(e, n, d, 8))
         return FL_INFO_EINVAL;
-    not_impl(e, "covariance-eigh",
-             "centre, covariance by GEMM, eigendecomposition of the d x d covariance "
-             "(modelled)");
+    /* scikit-learn's svd_solver='auto' (route_decomp.c); the GPU runs covariance_eigh and randomized */
+    const int sw = fli_p_word(e, "svd_solver"); /* auto|full|covariance_eigh|randomized|arpack */
+    const double mn = n < d ? n : d;
+    int solver = sw == 2   ? 2
+                 : sw == 3 ? 3
+                 : sw == 0 ? (d <= 1000 && n >= 10 * d                ? 2
+                              : (n > 500 || d > 500) && kc < 0.8 * mn ? 3
+                                                                      : 1)
+                           : 1;
+    if (e->dev->is_gpu && e->dtype != FL_DTYPE_F64 && (solver == 2 || solver == 3)) {
+        double it = num_or(e, "iterated_power", kc < 0.1 * mn ? 7 : 4);
+        snprintf(e->r->variant, sizeof e->r->variant, "%s", solver == 2 ? "covariance_eigh" : "randomized");
+        snprintf(e->r->reason, sizeof e->r->reason, "%s%s on the GPU (fl_pca_fit, X in device memory)",
+                 sw == 0 ? "svd_solver=auto, scikit-learn's rule: " : "svd_solver=", e->r->variant);
+        return fli_est_decomp_gpu(e, 1, solver == 3, kc, it, fli_p_num(e, "n_oversamples"));
+    }
+    /* the CPU (and the GPU's other solvers, which run on the CPU): the covariance route's roofline */
+    snprintf(e->r->variant, sizeof e->r->variant, "%s", solver == 2 ? "covariance_eigh" : "full");
+    snprintf(e->r->reason, sizeof e->r->reason, "%s",
+             "on the CPU (the GPU runs covariance_eigh and randomized on float32): modelled as centre, "
+             "covariance by GEMM, eigendecomposition of the d x d covariance, at roofline");
     fli_roof_leaf(e, 0, "centre", "column means, subtract", 1, 2 * n * d, FL_INFO_PREC_FP32, FLI_CLASS_STREAM,
                   3 * n * d * 4, 2, FL_INFO_TIER_ROOFLINE);
     if (child(e, 0, "covariance (cov_gemm)", "cov_gemm", n, d, 0, 2, NULL) < 0)
@@ -326,9 +353,17 @@ static int est_tsvd(fli_est *e)
         return fli_info_fail(e, "truncated_svd: n_components=%.0f: must be < n_features=%.0f", kc, d);
     if (!nd_ok(e, n, d, 8))
         return FL_INFO_EINVAL;
-    not_impl(e, "randomized",
-             "randomised range finder: power iterations of X and X^T on n_components + 10 "
-             "columns, QR, small SVD (modelled)");
+    if (e->dev->is_gpu && e->dtype != FL_DTYPE_F64 && fli_p_word(e, "algorithm") == 0) {
+        snprintf(e->r->variant, sizeof e->r->variant, "randomized");
+        snprintf(e->r->reason, sizeof e->r->reason,
+                 "algorithm=randomized on the GPU (fl_truncated_svd_fit, X in "
+                 "device memory)");
+        return fli_est_decomp_gpu(e, 0, 1, kc, it, fli_p_num(e, "n_oversamples"));
+    }
+    snprintf(e->r->variant, sizeof e->r->variant, "randomized");
+    snprintf(e->r->reason, sizeof e->r->reason, "%s",
+             "on the CPU: randomised range finder, power iterations of X and X^T on n_components + 10 "
+             "columns, QR, small SVD, at roofline");
     fli_roof_leaf(e, 0, "products with X and X^T", "two tall-skinny GEMMs per power iteration", 2 * it + 2,
                   2 * n * d * q, FL_INFO_PREC_FP32, FLI_CLASS_GEMM, n * d * 4 + (n + d) * q * 4, 1,
                   FL_INFO_TIER_ROOFLINE);
@@ -597,9 +632,9 @@ static const fli_op ops[] = {
      fli_ann_xparams,
      FLI_ANN_N_XPARAMS,
      fli_est_cagra},
-    OP("pca", "decomposition", "n_samples x n_features", 2, 2, 0, "centre, covariance GEMM, eigh", p_pca,
+    OP("pca", "decomposition", "n_samples x n_features", 2, 2, 1, "centre, covariance GEMM, eigh", p_pca,
        x_tol, est_pca),
-    OP("truncated_svd", "decomposition", "n_samples x n_features", 2, 2, 0, "randomised range finder", p_tsvd,
+    OP("truncated_svd", "decomposition", "n_samples x n_features", 2, 2, 1, "randomised range finder", p_tsvd,
        x_threads, est_tsvd),
     OP("umap", "manifold", "n_samples x n_features", 2, 2, 0, "kNN graph, fuzzy set, SGD layout", p_umap,
        x_threads, est_umap),
