@@ -17,12 +17,14 @@
  *
  * The same fit on a context made with FL_PCA_FULL_EIGH=1 (cuSOLVER's
  * float64 syevd of every pair instead of the top-k solver) isolates the
- * eigen step.
+ * eigen step; contexts made with FL_PCA_PRODUCT=3xbf16 (and 3xtf32) give
+ * the product x eigen step table, each fit's accuracy against float64.
  *
  * Variants (module entry, X on the device): the scatter alone (left on the
  * device, FLI_COV_EIGH_DEVICE) by the 3xtf32 product (variant 4: slices x
  * rows per slice, one or two streams, with or without the rescaling to the
- * exact diagonal) and the float32 ones (tiles of the lower triangle); each
+ * exact diagonal), the 3xbf16 one (variant 5, the same switches) and the
+ * float32 ones (tiles of the lower triangle); each
  * scatter variant's accuracy from one more pass with the module's float64
  * syevd, against the float64 truth (the CPU backend on a float64 copy of
  * X: 1 - |cos| per component, explained variance); eigh on the
@@ -364,6 +366,42 @@ int main(int argc, char **argv)
             "\"cpu_f32\": {\"max_1_minus_abs_cos\": %.3e, \"explained_variance_rel\": %.3e}},\n",
             c1, e1, c2, e2);
         fl_model_free(mq);
+        /* product x eigen step, full fits through the API, each against
+         * float64 */
+        const struct {
+            const char *name, *product, *full;
+        } F[] = {{"3xtf32 + top-k", "3xtf32", NULL},
+                 {"3xbf16 + top-k", "3xbf16", NULL},
+                 {"3xtf32 + syevd64", "3xtf32", "1"},
+                 {"3xbf16 + syevd64", "3xbf16", "1"}};
+        fprintf(js, " \"fits\": [\n");
+        for (int f = 0; f < 4; f++) {
+            setenv("FL_PCA_PRODUCT", F[f].product, 1);
+            if (F[f].full)
+                setenv("FL_PCA_FULL_EIGH", F[f].full, 1);
+            fl_ctx *xc;
+            if (fl_ctx_create("cuda", &xc, err, sizeof err)) {
+                fprintf(stderr, "ctx: %s\n", err);
+                return 2;
+            }
+            unsetenv("FL_PCA_PRODUCT");
+            unsetenv("FL_PCA_FULL_EIGH");
+            fl_model *mx = NULL;
+            stats sx = time_fit(xc, &Xd, k, 2, reps, &mx);
+            double cx, ex, ux;
+            compare(xc, mx, cctx, m64, k, d, &cx, &ex, &ux);
+            printf(
+                "fit %-18s median %7.3f ms (min %.3f, max %.3f); vs float64 1-|cos| max %.2e, ev rel %.2e\n",
+                F[f].name, sx.med, sx.min, sx.max, cx, ex);
+            fprintf(js,
+                    "  {\"name\": \"%s\", \"median_ms\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f, "
+                    "\"vs_float64\": {\"max_1_minus_abs_cos\": %.3e, \"explained_variance_rel\": %.3e}}%s\n",
+                    F[f].name, sx.med, sx.min, sx.max, cx, ex, f < 3 ? "," : "");
+            fl_model_free(mx);
+            fl_ctx_free(xc);
+        }
+        fprintf(js, " ],\n");
+        fflush(stdout);
     }
     double *refc = attr(cctx, m64, "components_", k, d), *refe = attr(cctx, m64, "explained_variance_", k, 1);
     fl_model_free(m64);
@@ -414,9 +452,15 @@ int main(int argc, char **argv)
         {"tf3 default, one stream", 0, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 0, 1, 0},
         {"tf3 B16 rs1024", 4, 0, 0, FLI_COV_EIGH_DEVICE, 16, 16384, 0, 0, 0},
         {"tf3 B4 rs4096", 4, 0, 0, FLI_COV_EIGH_DEVICE, 4, 16384, 0, 0, 0},
-        {"tf3 B4 rs4096 no rescale", 4, 0, 0, FLI_COV_EIGH_DEVICE, 4, 16384, 0, 0, 1},
         {"tf3 B8 rs1024", 4, 0, 0, FLI_COV_EIGH_DEVICE, 8, 8192, 0, 0, 0},
-        {"tf3 B1 rs8192", 4, 0, 0, FLI_COV_EIGH_DEVICE, 1, 8192, 0, 0, 0},
+        {"bf3 scatter (variant 5)", 5, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 0, 0, 0},
+        {"bf3 no rescale", 5, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 0, 0, 1},
+        {"bf3 one stream", 5, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 0, 1, 0},
+        {"bf3 B4 rs4096", 5, 0, 0, FLI_COV_EIGH_DEVICE, 4, 16384, 0, 0, 0},
+        {"bf3 B16 rs1024", 5, 0, 0, FLI_COV_EIGH_DEVICE, 16, 16384, 0, 0, 0},
+        {"bf3 B8 rs4096", 5, 0, 0, FLI_COV_EIGH_DEVICE, 8, 32768, 0, 0, 0},
+        {"bf3 B16 rs2048", 5, 0, 0, FLI_COV_EIGH_DEVICE, 16, 32768, 0, 0, 0},
+        {"fixed cost: n=4096 bf3", 5, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 4096, 0, 0},
         {"tri128 chunk 32k (fp32)", 1, 128, 0, FLI_COV_EIGH_DEVICE, 0, 32768, 0, 0, 0},
         {"tri128 tf32 chunk 32k", 1, 128, 1, FLI_COV_EIGH_DEVICE, 0, 32768, 0, 0, 0},
         {"fixed cost: n=4096 tf3", 0, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 4096, 0, 0},

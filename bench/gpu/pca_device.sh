@@ -7,6 +7,8 @@
 # (torch.linalg on the same GPU, scikit-learn on the host's cores).
 #
 #   OUT=/tmp/out GIT_COMMIT=abc1234 bash bench/gpu/pca_device.sh
+#
+# T_BENCH, T_TEST, T_PYTEST, T_PEERS: each step's time limit in seconds.
 set -o pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build-gpu}
@@ -25,19 +27,19 @@ fi
 export FL_CUDA_MODULE=$PWD/$B/lib/libflashlib_cuda.so
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv >"$OUT/device.txt"
 stamp "bench_pca"
-timeout 150 "$B/bin/bench_pca" "$B/lib/libflashlib_cuda.so" "$OUT/pca_cuda.json" ${REPS:-10} >"$OUT/bench_pca.log" 2>&1
+timeout ${T_BENCH:-150} "$B/bin/bench_pca" "$B/lib/libflashlib_cuda.so" "$OUT/pca_cuda.json" ${REPS:-10} >"$OUT/bench_pca.log" 2>&1
 stamp "bench_pca rc=$?"
 stamp "test_pca"
-timeout 120 "$B/bin/test_pca" >"$OUT/test_pca.log" 2>&1
+timeout ${T_TEST:-120} "$B/bin/test_pca" >"$OUT/test_pca.log" 2>&1
 stamp "test_pca rc=$?"
 stamp "pytest"
-FLASHLIB_LIBRARY=$PWD/$B/lib/libflashlib.so PYTHONPATH=python timeout 150 python3 -m pytest \
+FLASHLIB_LIBRARY=$PWD/$B/lib/libflashlib.so PYTHONPATH=python timeout ${T_PYTEST:-150} python3 -m pytest \
     tests/python/test_pca_gpu.py tests/python/test_decomposition.py -q -p no:cacheprovider -rs \
     >"$OUT/pytest_pca.log" 2>&1
 stamp "pytest rc=$?"
 if [ -z "$NO_PEERS" ]; then
     stamp "peers"
-    timeout 200 python3 bench/gpu/pca_peers.py --out "$OUT/pca_peers.json" --sklearn-fits ${SK_FITS:-2} \
+    timeout ${T_PEERS:-200} python3 bench/gpu/pca_peers.py --out "$OUT/pca_peers.json" --sklearn-fits ${SK_FITS:-2} \
         >"$OUT/pca_peers.log" 2>&1
     stamp "peers rc=$?"
 fi

@@ -351,6 +351,7 @@ static fl_status gpu_eigh_fit(fl_ctx *ctx, const fl_array *X, const dc_setup *s,
     cj.ld = X32 ? X->cols : fli_ld(X);
     const int topk = topk_eligible(s, cj.n, cj.d) && !ctx->pca_full_eigh;
     cj.eigh = topk ? FLI_COV_EIGH_DEVICE : FLI_COV_EIGH_SYEVD;
+    cj.variant = ctx->pca_product;
     cj.k = s->k;
     cj.mean = job->mean;
     cj.components = job->components;

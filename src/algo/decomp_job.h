@@ -115,15 +115,16 @@ typedef struct fli_pca_cov_job {
     int nonfinite;   /* X holds a NaN/Inf: status INVALID_ARG, nothing written */
     /* diagnostic A/B switches (bench_pca); 0 = the module's choice */
     int variant;        /* 4 3xtf32 (default): [hi | lo] tf32 parts, one
-                           strided-batched TF32 GEMM per chunk; float32
-                           products: 1 tiled lower triangle, 2 strided
-                           full GEMM, 3 cublasSsyrk */
+                           strided-batched TF32 GEMM per chunk; 5 3xbf16:
+                           the same with bf16 parts (FL_PCA_PRODUCT=3xbf16);
+                           float32 products: 1 tiled lower triangle, 2
+                           strided full GEMM, 3 cublasSsyrk */
     int64_t chunk_rows; /* rows centred per product step */
     int64_t slices;     /* row slices of a chunk computed side by side */
     int64_t tile;       /* variant 1: tile edge (multiple of 32) */
-    int one_stream;     /* variant 4, device X: split and product on one
-                           stream (no overlap) */
-    int no_rescale;     /* variant 4: leave the product's diagonal as the
+    int one_stream;     /* variants 4, 5, device X: split and product on
+                           one stream (no overlap) */
+    int no_rescale;     /* variants 4, 5: leave the product's diagonal as the
                            tensor cores summed it (no rescaling to the
                            exact sum of squares) */
 } fli_pca_cov_job;

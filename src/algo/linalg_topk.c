@@ -15,7 +15,8 @@
  *
  * One step, on an orthonormal block Q with Ritz values t_0 >= ... >= t_{p-1}:
  *   filter  Y = T_m((A - c I) / e) Q D, T_m the Chebyshev polynomial of
- *           degree m (three-term recurrence, two la calls per degree),
+ *           degree m (three-term recurrence on a shifted copy of A, one
+ *           gemm per degree),
  *           [a, b] = [0, t_{p-1}] the interval it damps (|T_m| <= 1 there:
  *           A is semidefinite, and t_{p-1} bounds the unwanted part from
  *           above once the block has converged), c and e its centre and
@@ -26,8 +27,12 @@
  *           orthonormalisation keeps what is above u times the largest
  *           amplification);
  *   orth    CholeskyQR2 (shifted when Y is numerically rank deficient);
- *   RR      W = A Q, H = Q^T W, H = U diag(t) U^T on the host (syevd of
- *           p x p), Q = Q U, W = W U, residuals R = W - Q diag(t).
+ *   RR      W = A Q, H = Q^T W, E = W - Q H, G = E^T E; H and G come to
+ *           the host in one copy (the step's one synchronisation besides
+ *           CholeskyQR2's), H = U diag(t) U^T there (syevd of p x p), Q =
+ *           Q U; the Ritz pairs' squared residuals are diag(U^T G U)
+ *           (A Q U - Q U diag(t) = E U), so the rotated residual block
+ *           is never formed.
  * It stops when the k wanted residuals are below tol t_0, and gives up
  * (FL_STATUS_NUMERICAL) when the rate predicts more than the budget, or a
  * step gained less than a factor 10: a flat spectrum around the k-th
@@ -50,8 +55,8 @@ typedef struct topk {
     fli_la *la, *hl;
     int64_t n, p;
     const void *A;
-    void *Q, *Y0, *Y1, *W, *R, *Hd; /* la: n x p five times, p x p */
-    double *Hh, *Uh, *t, *res;      /* host: p x p twice, p, p */
+    void *Q, *Y0, *Y1, *W, *R, *Hd, *As; /* la: n x p five times, p x 2p, n x n */
+    double *Hh, *Uh, *t, *res;           /* host: p x 2p, p x p, p, p */
 } topk;
 
 static void swap_ptr(void **a, void **b)
@@ -62,18 +67,29 @@ static void swap_ptr(void **a, void **b)
 }
 
 /* Rayleigh-Ritz on the orthonormal block Q: Q becomes the Ritz vectors, t
- * the Ritz values (descending), res the squared residual norms. */
+ * the Ritz values (descending), res the squared residual norms. Hd holds
+ * [H | G] (p x 2p): H = Q^T A Q, G = E^T E with E = A Q - Q H, both
+ * fetched by one get; U^T G U is the Gram matrix of the Ritz vectors'
+ * residuals A Q U - Q U diag(t) = E U (H = U diag(t) U^T). */
 static fl_status rayleigh_ritz(topk *s)
 {
     fli_la *la = s->la;
     const fli_la_ops *op = la->ops;
     const int v = fli_la_native(la);
     const int64_t n = s->n, p = s->p;
+    const size_t es = sizeof(double);
+    void *G = (char *)s->Hd + es * (size_t)(p * p);
     fl_status st = op->gemm(la, v, 0, 0, 0, n, p, n, 1.0, s->A, n, s->Q, n, 0.0, s->W, n);
     if (!st)
         st = op->gemm(la, v, 0, 1, 0, p, p, n, 1.0, s->Q, n, s->W, n, 0.0, s->Hd, p);
     if (!st)
-        st = op->get(la, s->Hh, s->Hd, sizeof(double) * (size_t)(p * p));
+        st = fli_la_copy(la, n, p, s->W, n, s->R, n);
+    if (!st)
+        st = op->gemm(la, v, 0, 0, 0, n, p, p, -1.0, s->Q, n, s->Hd, p, 1.0, s->R, n);
+    if (!st)
+        st = op->gemm(la, v, 0, 1, 0, p, p, n, 1.0, s->R, n, s->R, n, 0.0, G, p);
+    if (!st)
+        st = op->get(la, s->Hh, s->Hd, es * (size_t)(2 * p * p));
     if (st)
         return st;
     for (int64_t j = 0; j < p; j++)
@@ -83,33 +99,28 @@ static fl_status rayleigh_ritz(topk *s)
         }
     if ((st = s->hl->ops->syevd(s->hl, p, s->Hh, p, s->res)))
         return st;
-    /* ascending -> descending */
+    /* ascending -> descending; res_j = u_j^T G u_j */
+    const double *Gh = s->Hh + p * p;
     for (int64_t j = 0; j < p; j++) {
         s->t[j] = s->res[p - 1 - j];
-        memcpy(s->Uh + j * p, s->Hh + (p - 1 - j) * p, sizeof(double) * (size_t)p);
+        memcpy(s->Uh + j * p, s->Hh + (p - 1 - j) * p, es * (size_t)p);
     }
-    st = op->put(la, s->Hd, s->Uh, sizeof(double) * (size_t)(p * p));
+    for (int64_t j = 0; j < p; j++) {
+        const double *u = s->Uh + j * p;
+        double r = 0;
+        for (int64_t c = 0; c < p; c++) {
+            double gu = 0;
+            for (int64_t i = 0; i < p; i++)
+                gu += Gh[i + c * p] * u[i];
+            r += u[c] * gu;
+        }
+        s->res[j] = r;
+    }
+    st = op->put(la, s->Hd, s->Uh, es * (size_t)(p * p));
     if (!st)
         st = op->gemm(la, v, 0, 0, 0, n, p, p, 1.0, s->Q, n, s->Hd, p, 0.0, s->Y0, n);
     if (!st)
-        st = op->gemm(la, v, 0, 0, 0, n, p, p, 1.0, s->W, n, s->Hd, p, 0.0, s->Y1, n);
-    if (st)
-        return st;
-    swap_ptr(&s->Q, &s->Y0);
-    swap_ptr(&s->W, &s->Y1);
-    /* R = W - Q diag(t), its column norms from diag(R^T R) */
-    memset(s->Uh, 0, sizeof(double) * (size_t)(p * p));
-    for (int64_t j = 0; j < p; j++)
-        s->Uh[j + j * p] = s->t[j];
-    st = op->put(la, s->Hd, s->Uh, sizeof(double) * (size_t)(p * p));
-    if (!st)
-        st = fli_la_copy(la, n, p, s->W, n, s->R, n);
-    if (!st)
-        st = op->gemm(la, v, 0, 0, 0, n, p, p, -1.0, s->Q, n, s->Hd, p, 1.0, s->R, n);
-    if (!st)
-        st = op->gemm(la, v, 0, 1, 0, p, p, n, 1.0, s->R, n, s->R, n, 0.0, s->Hd, p);
-    if (!st)
-        st = op->diag(la, p, s->Hd, p, s->res);
+        swap_ptr(&s->Q, &s->Y0);
     return st;
 }
 
@@ -120,7 +131,9 @@ static double cheb_abs(int m, double x)
     return ax <= 1 ? 1.0 : cosh((double)m * acosh(ax));
 }
 
-/* Q <- T_m((A - c I) / e) Q D, D = diag(1 / max(1, |T_m(x_j)|)). */
+/* Q <- T_m((A - c I) / e) Q D, D = diag(1 / max(1, |T_m(x_j)|)). The
+ * recurrence runs on As = A - c I (a copy: the caller's A stays intact for
+ * a fallback), so a degree costs one gemm (it cost a gemm and a geam). */
 static fl_status filter(topk *s, int m, double c, double e)
 {
     fli_la *la = s->la;
@@ -130,19 +143,19 @@ static fl_status filter(topk *s, int m, double c, double e)
     memset(s->Uh, 0, sizeof(double) * (size_t)(p * p));
     for (int64_t j = 0; j < p; j++)
         s->Uh[j + j * p] = 1.0 / cheb_abs(m, (s->t[j] - c) / e);
-    /* Y0 = Q D (T_0), Y1 = (A - c I) Y0 / e (T_1) */
+    /* As = A - c I; Y0 = Q D (T_0), Y1 = As Y0 / e (T_1) */
     fl_status st = op->put(la, s->Hd, s->Uh, sizeof(double) * (size_t)(p * p));
+    if (!st)
+        st = fli_la_copy(la, n, n, s->A, n, s->As, n);
+    if (!st)
+        st = op->shift_diag(la, n, s->As, n, -c);
     if (!st)
         st = op->gemm(la, v, 0, 0, 0, n, p, p, 1.0, s->Q, n, s->Hd, p, 0.0, s->Y0, n);
     if (!st)
-        st = op->gemm(la, v, 0, 0, 0, n, p, n, 1.0 / e, s->A, n, s->Y0, n, 0.0, s->Y1, n);
-    if (!st)
-        st = op->geam(la, 0, 0, n, p, 1.0, s->Y1, n, -c / e, s->Y0, n, s->Y1, n);
-    /* T_{j+1} = 2 (A - c I) T_j / e - T_{j-1}, into T_{j-1}'s buffer */
+        st = op->gemm(la, v, 0, 0, 0, n, p, n, 1.0 / e, s->As, n, s->Y0, n, 0.0, s->Y1, n);
+    /* T_{j+1} = 2 As T_j / e - T_{j-1}, into T_{j-1}'s buffer */
     for (int j = 1; !st && j < m; j++) {
-        st = op->gemm(la, v, 0, 0, 0, n, p, n, 2.0 / e, s->A, n, s->Y1, n, -1.0, s->Y0, n);
-        if (!st)
-            st = op->geam(la, 0, 0, n, p, 1.0, s->Y0, n, -2.0 * c / e, s->Y1, n, s->Y0, n);
+        st = op->gemm(la, v, 0, 0, 0, n, p, n, 2.0 / e, s->As, n, s->Y1, n, -1.0, s->Y0, n);
         swap_ptr(&s->Y0, &s->Y1);
     }
     if (!st)
@@ -173,11 +186,11 @@ fl_status fli_la_topk_eigh(fli_la *la, fli_la *hl, int64_t n, const void *A, int
     topk s;
     memset(&s, 0, sizeof s);
     s.la = la, s.hl = hl, s.n = n, s.p = p, s.A = A;
-    s.Hh = malloc(sizeof(double) * (size_t)(2 * p * p + 2 * p));
+    s.Hh = malloc(sizeof(double) * (size_t)(3 * p * p + 2 * p));
     fl_status st =
         s.Hh ? FL_STATUS_OK : fli_la_failf(la, FL_STATUS_OUT_OF_MEMORY, "topk eigh: out of host memory");
     if (!st) {
-        s.Uh = s.Hh + p * p;
+        s.Uh = s.Hh + 2 * p * p;
         s.t = s.Uh + p * p;
         s.res = s.t + p;
     }
@@ -185,7 +198,9 @@ fl_status fli_la_topk_eigh(fli_la *la, fli_la *hl, int64_t n, const void *A, int
     for (int i = 0; i < 5 && !st; i++)
         st = fli_la_mat(la, n, p, bufs[i]);
     if (!st)
-        st = fli_la_mat(la, p, p, &s.Hd);
+        st = fli_la_mat(la, p, 2 * p, &s.Hd);
+    if (!st)
+        st = fli_la_mat(la, n, n, &s.As);
     /* a random orthonormal start and its Ritz pairs */
     int passes = 0, steps = 0, degree = 0;
     if (!st)
@@ -241,6 +256,7 @@ fl_status fli_la_topk_eigh(fli_la *la, fli_la *hl, int64_t n, const void *A, int
     for (int i = 0; i < 5; i++)
         la->ops->release(la, *bufs[i]);
     la->ops->release(la, s.Hd);
+    la->ops->release(la, s.As);
     free(s.Hh);
     return st;
 }

@@ -41,6 +41,15 @@
  *     on a second stream while this chunk's GEMM runs (double-buffered).
  *     H100, 1,000,000 x 512: 8.4 ms before the rescaling (bench_pca
  *     5329628-wip), see TF3_ROWS;
+ *   5 3xbf16: the same with bf16 parts (fli_round_mant at 7 bits, ~16
+ *     bits of z instead of ~22): half the bytes per part and twice the
+ *     tensor-core rate. The dropped L^T L is a bias on the diagonal
+ *     (2^-18 of z^2 on average, uncorrelated between columns) that matters
+ *     at 16 bits: the split kernel also sums l^2 in float64 and S gets it
+ *     on its diagonal before the rescaling (bench/gpu/pca_split_sim.py at
+ *     20,000 x 128, k = 16, low-rank heavy-tailed data: explained
+ *     variance off by 2.4e-3 without it, 9.6e-5 with it, 3xtf32 1.0e-4).
+ *     Not the default: see PCA_NOTES.md;
  *   1 float32: the lower triangle in tiles of bs x bs (one batched GEMM over
  *     every (slice, tile) pair per chunk): 11.9 ms (bs 128, 32k-row chunks;
  *     14.5 ms before the column sums were reduced once instead of per
@@ -63,6 +72,7 @@
  * fits (see pca_cache).
  */
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cusolverDn.h>
 #include <math.h>
 #include <string.h>
@@ -164,6 +174,11 @@ __global__ void pca_shift_kernel(const float *__restrict__ X, int64_t ld, int64_
     }
 }
 
+/* A part as the product reads it: float (tf32 parts, or z itself) or bf16
+ * (exact: the value was rounded to 7 mantissa bits already). */
+static __device__ __forceinline__ void put_part(float *p, float v) { *p = v; }
+static __device__ __forceinline__ void put_part(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
+
 #define CENTER_THREADS 256
 #define CENTER_ROWS 64
 #define SPLIT_ROWS 32
@@ -181,17 +196,22 @@ __global__ void pca_shift_kernel(const float *__restrict__ X, int64_t ld, int64_
  * the rounding of the GEMM ladder's 3xtf32: both parts are exact tf32
  * numbers, so the tensor cores' own conversion changes nothing; z - hi is
  * exact), rows of 2 dp floats; the sums of z^2 into part2 (the exact
- * diagonal, see pca_rescale_kernel). */
-template <bool SPLIT, int ROWS>
+ * diagonal, see pca_rescale_kernel). With bf16 parts (P, variant 5) the
+ * same at 7 mantissa bits, and the sums of lo^2 into part3 (the diagonal
+ * of the dropped lo^T lo). */
+template <typename P, bool SPLIT, int ROWS>
 __global__ void pca_center_kernel(const float *__restrict__ X, int64_t ld, int64_t rows, int64_t rows_pad, int d,
-                                  int dp, const float *__restrict__ s, float *__restrict__ Z,
-                                  double *__restrict__ part, double *__restrict__ part2)
+                                  int dp, const float *__restrict__ s, P *__restrict__ Z,
+                                  double *__restrict__ part, double *__restrict__ part2,
+                                  double *__restrict__ part3)
 {
+    constexpr int MANT = sizeof(P) == 2 ? 7 : 10;
+    constexpr bool LL = SPLIT && sizeof(P) == 2;
     const int j = blockIdx.x * CENTER_THREADS + threadIdx.x;
     if (j >= dp) return;
     const int64_t i0 = (int64_t)blockIdx.y * ROWS;
     const float sj = j < d ? s[j] : 0.f;
-    double acc = 0, acc2 = 0;
+    double acc = 0, acc2 = 0, acc3 = 0;
 #pragma unroll 8
     for (int r = 0; r < ROWS; r++) {
         const int64_t i = i0 + r;
@@ -199,29 +219,32 @@ __global__ void pca_center_kernel(const float *__restrict__ X, int64_t ld, int64
         float z = 0.f;
         if (j < d && i < rows) z = X[i * ld + j] - sj;
         if (SPLIT) {
-            const float hi = fli_round_mant(z, 10);
-            Z[i * 2 * dp + j] = hi;
-            Z[i * 2 * dp + dp + j] = fli_round_mant(z - hi, 10);
+            const float hi = fli_round_mant(z, MANT), lo = fli_round_mant(z - hi, MANT);
+            put_part(Z + i * 2 * dp + j, hi);
+            put_part(Z + i * 2 * dp + dp + j, lo);
             acc2 += (double)z * z;
+            if (LL) acc3 += (double)lo * lo;
         } else {
-            Z[i * dp + j] = z;
+            put_part(Z + i * dp + j, z);
         }
         acc += z;
     }
     if (j < d) {
         part[(int64_t)blockIdx.y * d + j] += acc;
         if (SPLIT) part2[(int64_t)blockIdx.y * d + j] += acc2;
+        if (LL) part3[(int64_t)blockIdx.y * d + j] += acc3;
     }
 }
 
 /* f[j] = sqrt(e[j] / g[j]): e the exact diagonal sum_i z_ij^2 (float64,
- * from the centring kernel), g the product's (F(j, j) + F(j, j)); 1 where
- * either is not positive. Overwrites e. */
-__global__ void pca_rescale_kernel(const double *__restrict__ F, int d, double *e)
+ * from the centring kernel), g the product's (F(j, j) + F(j, j) + q[j], q
+ * variant 5's sums of lo^2 or NULL); 1 where either is not positive.
+ * Overwrites e. */
+__global__ void pca_rescale_kernel(const double *__restrict__ F, const double *__restrict__ q, int d, double *e)
 {
     const int j = blockIdx.x * blockDim.x + threadIdx.x;
     if (j >= d) return;
-    const double g = 2.0 * F[(int64_t)j * d + j], x = e[j];
+    const double g = 2.0 * F[(int64_t)j * d + j] + (q ? q[j] : 0.0), x = e[j];
     e[j] = g > 0 && x > 0 && isfinite(g) && isfinite(x) ? sqrt(x / g) : 1.0;
 }
 
@@ -239,7 +262,7 @@ __global__ void pca_colsum_kernel(const double *__restrict__ part, int nb, int d
  * column-major, lower triangle i >= j). Layouts by variant:
  *   1 P[b][tile(I, J)] bs x bs column-major, tiles of the lower triangle in
  *     block-column order; 2 P[b] dp x dp; 3 one dp x dp (lower);
- *   4 P[b] 2dp x dp = [hi^T hi; lo^T hi]: S then accumulates, for every
+ *   4, 5 P[b] 2dp x dp = [hi^T hi; lo^T hi]: S then accumulates, for every
  *     (i, j), F = hi^T hi / 2 + lo^T hi (reads coalesced; halving is
  *     exact), and pca_finish_kernel forms F + F^T = hi^T hi + lo^T hi +
  *     hi^T lo. */
@@ -250,7 +273,7 @@ __global__ void pca_fold_kernel(const float *__restrict__ P, int variant, int64_
     if (idx >= (int64_t)d * d) return;
     const int i = (int)(idx % d), j = (int)(idx / d);
     double acc = 0;
-    if (variant == 4) {
+    if (variant >= 4) {
         const int64_t mat = (int64_t)2 * dp * dp, off = (int64_t)j * 2 * dp + i;
         for (int64_t b = 0; b < B; b++) acc += 0.5 * (double)P[b * mat + off] + (double)P[b * mat + off + dp];
         S[idx] += acc;
@@ -271,17 +294,19 @@ __global__ void pca_fold_kernel(const float *__restrict__ P, int variant, int64_
 }
 
 /* S(i, j) = S(j, i) = S_lower(i, j) - t_i t_j / n (sym: f_i f_j (F(i, j) +
- * F(j, i)) - t_i t_j / n, variant 4's form, f = NULL for 1); mean = s +
- * t / n. */
+ * F(j, i) + [i = j] q_i) - t_i t_j / n, variants 4 and 5, f = NULL for 1,
+ * q = NULL but for 5); mean = s + t / n. */
 __global__ void pca_finish_kernel(double *S, const double *__restrict__ t, const float *__restrict__ s,
-                                  int d, double n, int sym, const double *__restrict__ f, double *mean)
+                                  int d, double n, int sym, const double *__restrict__ f,
+                                  const double *__restrict__ q, double *mean)
 {
     const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (int64_t)d * d) return;
     const int i = (int)(idx % d), j = (int)(idx / d);
     if (idx < d) mean[idx] = (double)s[idx] + t[idx] / n;
     if (i < j) return;
-    const double prod = sym ? (S[idx] + S[(int64_t)i * d + j]) * (f ? f[i] * f[j] : 1.0) : S[idx];
+    const double prod =
+        sym ? (S[idx] + S[(int64_t)i * d + j] + (q && i == j ? q[i] : 0.0)) * (f ? f[i] * f[j] : 1.0) : S[idx];
     const double v = prod - t[i] * t[j] / n;
     S[idx] = v;
     S[(int64_t)i * d + j] = v;
@@ -322,7 +347,7 @@ __global__ void pca_add_kernel(float *o, int64_t ld, int64_t rows, int cols, con
  * algo layer's top-k eigensolver reads after pca_cov returns, see
  * FLI_COV_EIGH_DEVICE), cuBLAS's 32 MiB workspace. */
 enum {
-    SL_Z0, SL_Z1, SL_P, SL_S, SL_T, SL_T2, SL_PART, SL_MEAN, SL_SHIFT, SL_WS, SL_PTRS,
+    SL_Z0, SL_Z1, SL_P, SL_S, SL_T, SL_T2, SL_T3, SL_PART, SL_MEAN, SL_SHIFT, SL_WS, SL_PTRS,
     SL_STAGE0, SL_STAGE1, SL_EIGW, SL_INFO, SL_WORK, SL_A32, SL_N
 };
 #define PCA_EVENTS 6
@@ -387,7 +412,8 @@ typedef struct cov_plan {
     int bs, nbk, dp;  /* tile edge, tiles per side, padded width */
     int64_t T;        /* GEMMs per slice (tiles; 1 for the others) */
     int64_t G;        /* chunks per group before the float64 fold */
-    int64_t wcols;    /* floats per row of a chunk buffer (dp; 2 dp for variant 4) */
+    int64_t wcols;    /* parts per row of a chunk buffer (dp; 2 dp for variants 4, 5) */
+    int esize;        /* bytes per part: 4 (float), 2 (variant 5's bf16) */
     int64_t brows;    /* rows of a centring / split block */
     int streams;      /* variant 4 with X on the device: 2 (split || product) */
     size_t p_elems;   /* floats of the partial products */
@@ -406,6 +432,9 @@ typedef struct cov_plan {
  * product, which the rescaling to the exact diagonal takes out. So: 2048
  * rows deep, and slices for about two output tiles of 128 x 128 per SM. */
 #define TF3_ROWS 2048
+/* The product when the job names none: 4 (3xtf32), see PCA_NOTES.md for
+ * why not 5 (3xbf16). */
+#define PCA_DEFAULT_VARIANT 4
 #define TF3_MAX_SLICES 32
 
 /* p->rs = `want` rows per slice as a multiple of 32, no more than n rows
@@ -422,13 +451,15 @@ static void slice_rows(int64_t want, int64_t n, cov_plan *p)
 static void plan_cov(const fli_pca_cov_job *job, int sm_count, cov_plan *p)
 {
     const int64_t d = job->d;
-    p->variant = job->variant ? job->variant : 4;
+    p->variant = job->variant ? job->variant : PCA_DEFAULT_VARIANT;
+    p->esize = p->variant == 5 ? 2 : 4;
     p->streams = 1;
     p->brows = CENTER_ROWS;
     p->G = 1;
-    if (p->variant == 4) {
-        /* [hi | lo] rows, one strided-batched TF32 GEMM per chunk over B
-         * slices of rs rows (see TF3_ROWS for the choice) */
+    if (p->variant >= 4) {
+        /* [hi | lo] rows, one strided-batched TF32 (variant 5: bf16) GEMM
+         * per chunk over B slices of rs rows (see TF3_ROWS for the
+         * choice; variant 5 takes the same shape until measured apart) */
         p->dp = (int)((d + 31) / 32 * 32);
         p->bs = p->nbk = 0;
         p->T = 1;
@@ -475,7 +506,8 @@ static void plan_cov(const fli_pca_cov_job *job, int sm_count, cov_plan *p)
 /* One covariance pass's device buffers (slots of the cache). */
 typedef struct cov_bufs {
     float *Z[2], *P, *s, *stage[2];
-    double *S, *t, *t2, *part, *mean, *W, *work; /* t2, part + nbk_rows d: the z^2 sums */
+    double *S, *t, *t2, *t3, *part, *mean, *W, *work; /* t2, t3: the z^2, lo^2 sums (their partials at
+                                                         part + nbk_rows d, part + 2 nbk_rows d) */
     const void **ptrs; /* variant 1: A, B, C pointer arrays */
     void *blas_ws;
     int *info;
@@ -487,18 +519,22 @@ typedef struct cov_bufs {
 /* One chunk's product into the partials (beta 0 starts a group); Z is the
  * chunk buffer it reads. */
 static fl_status chunk_product(fli_cuda_env *env, cublasHandle_t h, const cov_plan *p, const cov_bufs *b,
-                               const float *Z, float beta, int tf32)
+                               const void *Z, float beta, int tf32)
 {
     const float one = 1.f;
     const cublasComputeType_t ct = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-    if (p->variant == 4) {
+    if (p->variant >= 4) {
         /* column-major view: the chunk is W^T (2dp x R); per slice
-         * C (2dp x dp) = W_s^T hi_s, hi_s the first dp columns of W_s */
+         * C (2dp x dp) = W_s^T hi_s, hi_s the first dp columns of W_s;
+         * variant 5: bf16 parts, float32 accumulation */
         const int64_t m = p->wcols, sa = p->rs * p->wcols;
-        BLAS_TRY(env, cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_T, (int)m, p->dp, (int)p->rs, &one, Z,
-                                                 CUDA_R_32F, (int)m, sa, Z, CUDA_R_32F, (int)m, sa, &beta, b->P,
-                                                 CUDA_R_32F, (int)m, m * p->dp, (int)p->B,
-                                                 CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
+        const int bf = p->variant == 5;
+        const cudaDataType_t at = bf ? CUDA_R_16BF : CUDA_R_32F;
+        BLAS_TRY(env, cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_T, (int)m, p->dp, (int)p->rs, &one, Z, at,
+                                                 (int)m, sa, Z, at, (int)m, sa, &beta, b->P, CUDA_R_32F, (int)m,
+                                                 m * p->dp, (int)p->B,
+                                                 bf ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32,
+                                                 CUBLAS_GEMM_DEFAULT));
     } else if (p->variant == 1) {
         const int64_t nb = p->B * p->T;
         BLAS_TRY(env, cublasGemmBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_T, p->bs, p->bs, (int)p->rs, &one,
@@ -512,8 +548,8 @@ static fl_status chunk_product(fli_cuda_env *env, cublasHandle_t h, const cov_pl
                                                  p->rs * p->dp, &beta, b->P, CUDA_R_32F, p->dp,
                                                  (int64_t)p->dp * p->dp, (int)p->B, ct, CUBLAS_GEMM_DEFAULT));
     } else {
-        BLAS_TRY(env, cublasSsyrk(h, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, p->dp, (int)p->R, &one, Z, p->dp, &beta,
-                                  b->P, p->dp));
+        BLAS_TRY(env, cublasSsyrk(h, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, p->dp, (int)p->R, &one, (const float *)Z,
+                                  p->dp, &beta, b->P, p->dp));
     }
     return FL_STATUS_OK;
 }
@@ -619,7 +655,7 @@ static fl_status cov_body(fli_cuda_env *env, pca_cache *c, fli_pca_cov_job *job,
      * chunk's split overlaps this chunk's product */
     cudaStream_t ss = two ? st->copy_stream : s;
     const int64_t nbk_rows = fli_ceil_div(p->R, p->brows);
-    const size_t zbytes = sizeof(float) * (size_t)(p->R * p->wcols);
+    const size_t zbytes = (size_t)p->esize * (size_t)(p->R * p->wcols);
     FLI_TRY(slot(env, c, SL_Z0, zbytes, &b->Z[0]));
     b->Z[1] = b->Z[0];
     if (two) FLI_TRY(slot(env, c, SL_Z1, zbytes, &b->Z[1]));
@@ -628,8 +664,9 @@ static fl_status cov_body(fli_cuda_env *env, pca_cache *c, fli_pca_cov_job *job,
     FLI_TRY(slot(env, c, SL_S, sizeof(double) * (size_t)(d * d), &b->S));
     FLI_TRY(slot(env, c, SL_T, sizeof(double) * (size_t)d, &b->t));
     FLI_TRY(slot(env, c, SL_T2, sizeof(double) * (size_t)d, &b->t2));
+    FLI_TRY(slot(env, c, SL_T3, sizeof(double) * (size_t)d, &b->t3));
     FLI_TRY(slot(env, c, SL_MEAN, sizeof(double) * (size_t)d, &b->mean));
-    FLI_TRY(slot(env, c, SL_PART, sizeof(double) * (size_t)(2 * nbk_rows * d), &b->part));
+    FLI_TRY(slot(env, c, SL_PART, sizeof(double) * (size_t)(3 * nbk_rows * d), &b->part));
     FLI_TRY(slot(env, c, SL_WS, BLAS_WS_BYTES, &b->blas_ws));
     b->ready[0] = c->ev[0], b->ready[1] = c->ev[1], b->done[0] = c->ev[2], b->done[1] = c->ev[3];
     b->split[0] = c->ev[0], b->split[1] = c->ev[1], b->prod[0] = c->ev[2], b->prod[1] = c->ev[3];
@@ -666,7 +703,7 @@ static fl_status cov_body(fli_cuda_env *env, pca_cache *c, fli_pca_cov_job *job,
     FLI_CUDA_TRY(env, cudaMemsetAsync(b->S, 0, sizeof(double) * (size_t)(d * d), s));
     FLI_CUDA_TRY(env, cudaMemsetAsync(b->t, 0, sizeof(double) * (size_t)d, s));
     FLI_CUDA_TRY(env, cudaMemsetAsync(b->t2, 0, sizeof(double) * (size_t)d, s));
-    FLI_CUDA_TRY(env, cudaMemsetAsync(b->part, 0, sizeof(double) * (size_t)(2 * nbk_rows * d), s));
+    FLI_CUDA_TRY(env, cudaMemsetAsync(b->part, 0, sizeof(double) * (size_t)(3 * nbk_rows * d), s));
 
     const int64_t nchunks = fli_ceil_div(n, p->R);
     const int64_t r0 = n < 4096 ? (n < p->R ? n : p->R) : (p->R < 4096 ? p->R : 4096);
@@ -712,12 +749,16 @@ static fl_status cov_body(fli_cuda_env *env, pca_cache *c, fli_pca_cov_job *job,
         /* the last chunk may be short: its slices read zero rows past n */
         const int64_t rows_pad = ci == nchunks - 1 ? p->R : rows;
         dim3 grid((unsigned)fli_ceil_div(p->dp, CENTER_THREADS), (unsigned)fli_ceil_div(rows_pad, p->brows));
-        if (p->variant == 4)
-            pca_center_kernel<true, SPLIT_ROWS><<<grid, CENTER_THREADS, 0, ss>>>(
-                src, sld, rows, rows_pad, (int)d, p->dp, b->s, b->Z[kb], b->part, b->part + nbk_rows * d);
+        double *part2 = b->part + nbk_rows * d, *part3 = b->part + 2 * nbk_rows * d;
+        if (p->variant == 5)
+            pca_center_kernel<__nv_bfloat16, true, SPLIT_ROWS><<<grid, CENTER_THREADS, 0, ss>>>(
+                src, sld, rows, rows_pad, (int)d, p->dp, b->s, (__nv_bfloat16 *)b->Z[kb], b->part, part2, part3);
+        else if (p->variant == 4)
+            pca_center_kernel<float, true, SPLIT_ROWS><<<grid, CENTER_THREADS, 0, ss>>>(
+                src, sld, rows, rows_pad, (int)d, p->dp, b->s, b->Z[kb], b->part, part2, NULL);
         else
-            pca_center_kernel<false, CENTER_ROWS><<<grid, CENTER_THREADS, 0, ss>>>(
-                src, sld, rows, rows_pad, (int)d, p->dp, b->s, b->Z[kb], b->part, NULL);
+            pca_center_kernel<float, false, CENTER_ROWS><<<grid, CENTER_THREADS, 0, ss>>>(
+                src, sld, rows, rows_pad, (int)d, p->dp, b->s, b->Z[kb], b->part, NULL, NULL);
         FLI_LAUNCH_TRY(env, "pca_center_kernel");
         if (two) {
             FLI_CUDA_TRY(env, cudaEventRecord(b->split[kb], ss));
@@ -752,16 +793,23 @@ static fl_status cov_body(fli_cuda_env *env, pca_cache *c, fli_pca_cov_job *job,
      * eigenvectors untouched); scaling S symmetrically so that its
      * diagonal is the exact sum of z^2 (float64, from the split) removes
      * that factor */
-    const int rescale = p->variant == 4 && !job->no_rescale;
+    const int rescale = p->variant >= 4 && !job->no_rescale;
+    /* variant 5: lo^T lo's diagonal, which the product leaves out */
+    const double *q = p->variant == 5 ? b->t3 : NULL;
+    if (q) {
+        pca_colsum_kernel<<<(int)fli_ceil_div(d, 128), 128, 0, s>>>(b->part + 2 * nbk_rows * d, (int)nbk_rows,
+                                                                    (int)d, b->t3);
+        FLI_LAUNCH_TRY(env, "pca_colsum_kernel");
+    }
     if (rescale) {
         pca_colsum_kernel<<<(int)fli_ceil_div(d, 128), 128, 0, s>>>(b->part + nbk_rows * d, (int)nbk_rows,
                                                                     (int)d, b->t2);
         FLI_LAUNCH_TRY(env, "pca_colsum_kernel");
-        pca_rescale_kernel<<<(int)fli_ceil_div(d, 128), 128, 0, s>>>(b->S, (int)d, b->t2);
+        pca_rescale_kernel<<<(int)fli_ceil_div(d, 128), 128, 0, s>>>(b->S, q, (int)d, b->t2);
         FLI_LAUNCH_TRY(env, "pca_rescale_kernel");
     }
-    pca_finish_kernel<<<(unsigned)fold_blocks, 256, 0, s>>>(b->S, b->t, b->s, (int)d, (double)n, p->variant == 4,
-                                                           rescale ? b->t2 : NULL, b->mean);
+    pca_finish_kernel<<<(unsigned)fold_blocks, 256, 0, s>>>(b->S, b->t, b->s, (int)d, (double)n, p->variant >= 4,
+                                                           rescale ? b->t2 : NULL, q, b->mean);
     FLI_LAUNCH_TRY(env, "pca_finish_kernel");
     blas_unbind(env);
 
@@ -804,9 +852,9 @@ extern "C" fl_status fli_cuda_pca_cov(fli_cuda_env *env, fli_pca_cov_job *job)
     job->scatter_dev = NULL;
     if (job->n < 1 || job->d < 1 || job->ld < job->d || job->d > 46340)
         return FLI_FAIL(env, FL_STATUS_INVALID_ARG, "pca_cov", "bad shape (n, d >= 1, ld >= d, d <= 46340)");
-    if (job->variant < 0 || job->variant > 4 || (job->tile > 0 && job->tile % 32) || job->eigh < 0 ||
+    if (job->variant < 0 || job->variant > 5 || (job->tile > 0 && job->tile % 32) || job->eigh < 0 ||
         job->eigh > FLI_COV_EIGH_DEVICE)
-        return FLI_FAIL(env, FL_STATUS_INVALID_ARG, "pca_cov", "variant in 0..4, tile a multiple of 32");
+        return FLI_FAIL(env, FL_STATUS_INVALID_ARG, "pca_cov", "variant in 0..5, tile a multiple of 32");
     FLI_CUDA_TRY(env, cudaSetDevice(env->device_id));
     cov_plan p;
     plan_cov(job, fli_state(env)->sm_count, &p);
