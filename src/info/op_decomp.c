@@ -16,10 +16,11 @@
  *   eigh      few components (p = k + max(k, 16), 2 p <= d <= n): the
  *             top-k subspace iteration (algo/linalg_topk.c) in float64,
  *             ~60 filter degrees of d x d x p products and ~6
- *             Rayleigh-Ritz steps, ~300 launches and host round trips at
- *             eig_us; else cuSOLVER float64 syevd of the d x d scatter,
- *             eig_us per column (its panel steps) + 4 d^3 flops; flops at
- *             eig_tflops.
+ *             Rayleigh-Ritz steps, ~300 + 3 p launches and host round trips
+ *             at launch_us, each step's p x p syevd on one host thread (9 p^3
+ *             flops at host_gflops); else cuSOLVER float64 syevd of the
+ *             d x d scatter, eig_us per column (its panel steps) + 4 d^3
+ *             flops; device flops at eig_tflops.
  * randomized, l = n_components + n_oversamples columns, I power
  * iterations (fixed_ms, bw_gbs, rate_tflops, launch_us, sync_us,
  * orth_tflops):
@@ -30,19 +31,19 @@
  *             triangular solves, 6 rows l^2 flops, at orth_tflops, the
  *             block read and written ~6 times at bw_gbs, two
  *             host round trips each (the Cholesky's info) at sync_us,
- *             ~10 + l / 2 launches (the Cholesky's panels); the small SVD
- *             on the host is in fixed_ms.
+ *             ~10 + l / 2 launches (the Cholesky's panels);
+ *   host      the l x l SVD, 20 l^3 flops at host_gflops (one thread).
  */
 #include <math.h>
 #include <string.h>
 
 #include "info/info_internal.h"
 
-enum { D_FIXED, D_BW, D_RATE, D_LAUNCH, D_LAT, D_RATE2, D_NCOEF };
-static const char *const cov_names[D_NCOEF] = {"fixed_ms",  "bw_gbs", "rate_tflops",
-                                               "launch_us", "eig_us", "eig_tflops"};
-static const char *const rnd_names[D_NCOEF] = {"fixed_ms",  "bw_gbs",  "rate_tflops",
-                                               "launch_us", "sync_us", "orth_tflops"};
+enum { D_FIXED, D_BW, D_RATE, D_LAUNCH, D_LAT, D_RATE2, D_HOST, D_NCOEF };
+static const char *const cov_names[D_NCOEF] = {"fixed_ms", "bw_gbs",     "rate_tflops", "launch_us",
+                                               "eig_us",   "eig_tflops", "host_gflops"};
+static const char *const rnd_names[D_NCOEF] = {"fixed_ms", "bw_gbs",      "rate_tflops", "launch_us",
+                                               "sync_us",  "orth_tflops", "host_gflops"};
 
 static int decomp_variant(const char *v)
 {
@@ -58,6 +59,7 @@ static void decomp_roofline(int rnd, const fl_info_device *dev, double *c)
     c[D_LAT] = rnd ? 20 : 5;
     c[D_RATE2] = rnd ? fli_rate(dev, FL_INFO_PREC_FP32, FLI_CLASS_GEMM) / 4
                      : fli_rate(dev, FL_INFO_PREC_FP64, FLI_CLASS_SOLVER);
+    c[D_HOST] = 5; /* one host thread's LAPACK on small matrices */
 }
 
 int fli_decomp_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def)
@@ -104,10 +106,17 @@ int fli_est_decomp_gpu(fli_est *e, int is_pca, int rnd, double k, double it, dou
         const double p = k + (k > 16 ? k : 16);
         const int topk = 2 * p <= d && d <= n;
         const double efl = topk ? 60 * 2 * d * d * p + 6 * 10 * d * p * p : 4 * d * d * d;
+        /* the top-k solver's Rayleigh-Ritz: a p x p syevd on one host thread per step (~6 steps) */
+        const double hfl = topk ? 6 * 9 * p * p * p : 0;
         nd = fli_node(e, 0, topk ? "eigh (top-k subspace iteration)" : "eigh (float64 syevd)",
                       "the d x d scatter's leading eigenpairs", 1);
-        fli_leaf(e, nd, c[D_LAT] * (topk ? 300 : d) * 1e-3 + efl / (c[D_RATE2] * 1e9), efl, d * d * 8 * 4,
-                 topk ? 300 : d, FL_INFO_BOUND_LATENCY, tier);
+        /* latency: the top-k solver's launches (~120 of the filters, ~30 + p / 2 per step: CholeskyQR
+         * panels, Rayleigh-Ritz) at launch_us; syevd's per-column steps at eig_us */
+        const double ela = topk ? 300 + 3 * p : d;
+        fli_leaf(e, nd,
+                 (topk ? ela * c[D_LAUNCH] : d * c[D_LAT]) * 1e-3 + efl / (c[D_RATE2] * 1e9) +
+                     hfl / (c[D_HOST] * 1e6),
+                 efl, d * d * 8 * 4, ela, FL_INFO_BOUND_LATENCY, tier);
     } else {
         const double l = k + over, passes = 2 * it + 2;
         const double fl = passes * 2 * n * d * l, by = passes * n * d * 4 + (is_pca ? 3 * n * d * 4 : 0);
@@ -125,6 +134,9 @@ int fli_est_decomp_gpu(fli_est *e, int is_pca, int rnd, double k, double it, dou
         nd = fli_node(e, 0, "orthonormalise", "CholeskyQR2 of each block, Householder QR of B^T", 1);
         fli_leaf(e, nd, ofl / (c[D_RATE2] * 1e9) + oby / bw + orths * 2 * c[D_LAT] * 1e-3 + ola * lau, ofl,
                  oby, ola, FL_INFO_BOUND_LATENCY, tier);
+        const double hfl = 20 * l * l * l; /* the l x l SVD (dgesdd) on the host */
+        nd = fli_node(e, 0, "small SVD (host)", "the l x l SVD of R_b^T", 1);
+        fli_leaf(e, nd, hfl / (c[D_HOST] * 1e6), hfl, 0, 0, FL_INFO_BOUND_COMPUTE, tier);
     }
     e->r->peak_memory_bytes =
         (uint64_t)(rnd ? n * d * 4 * (is_pca ? 2 : 1) + (n + d) * (k + over) * 4 * 3
