@@ -49,7 +49,11 @@
  *     on its diagonal before the rescaling (bench/gpu/pca_split_sim.py at
  *     20,000 x 128, k = 16, low-rank heavy-tailed data: explained
  *     variance off by 2.4e-3 without it, 9.6e-5 with it, 3xtf32 1.0e-4).
- *     Not the default: see PCA_NOTES.md;
+ *     H100, 1,000,000 x 512 (bench_pca 099cffc): 4.45 ms (3xtf32 8.52),
+ *     explained variance 3.6e-8 from float64 (3xtf32 2.1e-9; 2.1e-4
+ *     without the rescaling), 1 - |cos| 3.6e-11 (3xtf32 1.4e-13, torch's
+ *     float32 path 1.5e-12). Not the default for that angle error: see
+ *     PCA_NOTES.md;
  *   1 float32: the lower triangle in tiles of bs x bs (one batched GEMM over
  *     every (slice, tile) pair per chunk): 11.9 ms (bs 128, 32k-row chunks;
  *     14.5 ms before the column sums were reduced once instead of per
