@@ -202,7 +202,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "fl_ctx_create(cuda): %s\n", err);
         return 1;
     }
-    if (check_split_device(ctx)) {
+    const int split_fails = check_split_device(ctx);
+    fflush(stdout); /* the ladder can outlast a caller's time limit */
+    if (split_fails) {
         fprintf(stderr, "split_basis on device arrays: FAILED\n");
         return 1;
     }
