@@ -359,11 +359,18 @@ static void test_gpu_pq_cagra(fl_ctx *g, fl_ctx *c)
         free(ann_gpu_vs_cpu(mg, mc, Q, 1, DQ, 1, 0.99, what));
         snprintf(what, sizeof what, "IVF-PQ %s, X=None", metrics[mi]);
         free(ann_gpu_vs_cpu(mg, mc, NULL, NB, DQ, 5, 0.99, what));
-        /* one probe, k above the list sizes: padding; every list probed */
+        /* one probe, k above the list sizes: padding; every list probed.
+         * refine 4 here: the default 8 makes a pool of 1600 for k = 200,
+         * beyond the GPU search's 1024, and the search would (rightly)
+         * run on the CPU */
         CHECK_OK(c, fl_model_set_param(mc, "n_probes", "1"));
         CHECK_OK(g, fl_model_set_param(mg, "n_probes", "1"));
+        CHECK_OK(c, fl_model_set_param(mc, "refine", "4"));
+        CHECK_OK(g, fl_model_set_param(mg, "refine", "4"));
         snprintf(what, sizeof what, "IVF-PQ %s, 1 probe k=200 (padding)", metrics[mi]);
         free(ann_gpu_vs_cpu(mg, mc, Q, 40, DQ, 200, 0.99, what));
+        CHECK_OK(c, fl_model_set_param(mc, "refine", "8"));
+        CHECK_OK(g, fl_model_set_param(mg, "refine", "8"));
         CHECK_OK(c, fl_model_set_param(mc, "n_probes", "48"));
         CHECK_OK(g, fl_model_set_param(mg, "n_probes", "48"));
         snprintf(what, sizeof what, "IVF-PQ %s, all lists", metrics[mi]);

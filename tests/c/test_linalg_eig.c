@@ -713,21 +713,23 @@ static void test_alloc_failures(void)
 }
 
 /* float32 on the GPU at a size where accumulated rounding shows: every
- * variant but halko must reach a few u sqrt(n) in residual and
- * orthogonality, as syevd does (~1.5e-6 at n = 1024). cuSOLVER's float32
- * Jacobi stopped at ~5e-4 here; the library sweeps in double instead. */
+ * variant but halko must reach a few u sqrt(n) in residual and a few u n
+ * in ||V^T V - I||_F (an n x n error matrix), as syevd does (1.4e-6 and
+ * 5.5e-5 at n = 1024 on the H100). cuSOLVER's float32 Jacobi had stopped
+ * at 4.8e-4 in bench_eig's sqrt(n)-normalised measure (~1.5e-2 in this
+ * one); the library sweeps in double instead. */
 static void test_eigh_gpu_large(fl_ctx *g)
 {
     const int n = 1024;
-    const double tol = 20 * 6e-8 * sqrt((double)n);
+    const double tol = 20 * 6e-8 * sqrt((double)n), otol = 10 * 6e-8 * n;
     double *A = sym_random(n);
     for (int v = 0; v < 4; v++) {
         eig_result r;
         if (!run_eigh(g, EIG_VARIANTS[v], FL_DTYPE_F32, n, A, 0, &r))
             continue;
-        CHECK_MSG(r.res <= tol && r.orth <= tol,
-                  "eigh %s f32 n=%d on the GPU: residual %.3g orth %.3g (<= %.3g)", EIG_VARIANTS[v], n, r.res,
-                  r.orth, tol);
+        CHECK_MSG(r.res <= tol && r.orth <= otol,
+                  "eigh %s f32 n=%d on the GPU: residual %.3g (<= %.3g) orth %.3g (<= %.3g)", EIG_VARIANTS[v],
+                  n, r.res, tol, r.orth, otol);
     }
     free(A);
 }
