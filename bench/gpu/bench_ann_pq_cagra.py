@@ -2,7 +2,7 @@
 against queries per second on bench_ann.py's data (1,000,000 x 128
 clustered float32, 10,000 queries), at batch 10,000 and at batch 1, for a
 sweep of each index's recall knob (IVF-PQ: n_probes at the default
-refine = 4; CAGRA: itopk_size, search_width 1 and 4), against flashlib's
+refine, recorded in the JSON; CAGRA: itopk_size, search_width 1 and 4), against flashlib's
 exact GPU search and the PyTorch brute force (torch.cdist + torch.topk).
 
 Usage (on the GPU machine; FLASHLIB_LIBRARY names libflashlib.so):
@@ -102,7 +102,7 @@ def main():
     pq = flashlib.IVFPQ(n_neighbors=K, random_state=0, device="cuda").fit(X)
     res["pq_build_s"] = time.perf_counter() - t0
     res["pq_params"] = {"n_lists": int(pq.n_lists_), "pq_dim": int(pq.pq_dim_), "pq_bits": int(pq.pq_bits_),
-                        "refine": 4, "n_probes_auto": max(8, int(pq.n_lists_) // 32)}
+                        "refine": float(pq.get_params()["refine"]), "n_probes_auto": max(8, int(pq.n_lists_) // 32)}
     t0 = time.perf_counter()
     pq.kneighbors(Q[:1])
     res["pq_first_search_s"] = time.perf_counter() - t0
@@ -193,7 +193,8 @@ def plot(path):
              "QPS = 1 / median.", ""]
     if "pq_build_s" in r:
         lines.append(f"IVF-PQ: n_lists = {pp.get('n_lists')}, pq_dim = {pp.get('pq_dim')}, pq_bits = "
-                     f"{pp.get('pq_bits')}, refine = 4 (pool of 40 re-ranked exactly); build (device 'cuda') "
+                     f"{pp.get('pq_bits')}, refine = {pp.get('refine', 4):g} (pool of {pp.get('refine', 4) * r['k']:g} "
+                     "re-ranked exactly); build (device 'cuda') "
                      f"{r['pq_build_s']:.1f} s; first search (uploads the index) {r['pq_first_search_s'] * 1e3:.0f} ms.")
     if "cagra_build_s" in r:
         cp = r.get("cagra_params", {})
