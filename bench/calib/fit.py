@@ -674,6 +674,16 @@ def write_report(path, entries, anchors, runs):
                 L.append(f"- {run['device']} {op} {v}: commit {r.get('commit')}"
                          f"{' (earlier points: ' + ', '.join(c for c in r['commits'] if c != r.get('commit')) + ')' if len(r.get('commits', [])) > 1 else ''}"
                          f", {r.get('date')}, seeds {r.get('seeds')}; {len(pts)} points; {how}")
+            for key, r in sorted(run.get("op_runs", {}).items()):
+                # points re-measured on their own (measure.py --only field=value): those replaced the
+                # earlier ones with the same field, the op's other points are from the run above
+                if not key.startswith(op + "[") or "/" in key:
+                    continue
+                sel = dict(kv.split("=", 1) for kv in key[len(op) + 1:-1].split(","))
+                pts = [p for p in run["points"] if p["op"] == op and all(str(p.get(f)) == v for f, v in sel.items())]
+                L.append(f"- {run['device']} {op} with {', '.join(f'{f} {v}' for f, v in sel.items())}, "
+                         f"re-measured: commit {r.get('commit')}, {r.get('date')}, seeds {r.get('seeds')}; "
+                         f"{len(pts)} of the {op} points above")
     L.append("")
     L.append("| op | variant | dtype | device | fitted | held out | held-out median | held-out p90 | target | tier |")
     L.append("|---|---|---|---|---|---|---|---|---|---|")

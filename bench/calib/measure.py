@@ -154,6 +154,12 @@ def kmeans_candidates(seed):
             pts.append(dict(n=n, d=d, k=k, iters=5, init="k-means++", input="device"))
         for n, d, k in ((100_000, 64, 256), (1_000_000, 32, 64), (300_000, 128, 1024), (2_000_000, 16, 16)):
             pts.append(dict(n=n, d=d, k=k, iters=10, init="array", input="host"))
+        # more host X (the copy's share of the fit from ~5% to ~90%), drawn apart from the shapes above
+        hr = random.Random(seed * 1009 + len(out))
+        for _ in range(6):
+            n, d = hr.choice((50_000, 200_000, 500_000, 1_000_000, 3_000_000)), hr.choice((8, 32, 64, 100, 256))
+            k = hr.choice((8, 64, 256, 1024))
+            pts.append(dict(n=n, d=d, k=min(k, n // 4), iters=hr.choice((5, 10, 20)), init="array", input="host"))
         for p in pts:
             p["precision"] = prec
         out += pts
@@ -850,14 +856,22 @@ def pin_to_gpu_node(torch):
 OP_NAME = {"tsvd": "truncated_svd"}
 
 
-def merge(path, new, ops, log, add=False, variants=None):
+def only_match(p, only):
+    """Whether a point (or a candidate) has every field=value of --only."""
+    return all(str(p.get(k)) == v for k, v in (only or {}).items())
+
+
+def merge(path, new, ops, log, add=False, variants=None, only=None):
     """The measurement file at `path` with the points of `ops` replaced by
     those of `new` (add: the new points join the file's points of `ops`, a
     second sweep with another --seed on the same code). The other ops'
     points, the file's own metadata (commit, date, method: those of the run
     that measured them) and its anchors are kept; what describes the new
     points goes under op_runs[op], which fit.py prefers to the top level for
-    that op's points (with add, the seeds of every sweep are listed)."""
+    that op's points (with add, the seeds of every sweep are listed).
+    only ({field: value}, measure.py --only): only the op's points with
+    those fields are replaced, and the run is recorded as
+    op_runs["op[field=value]"]."""
     if not os.path.exists(path):
         log(f"merge: no {path}: writing the new points alone")
         return new
@@ -871,7 +885,8 @@ def merge(path, new, ops, log, add=False, variants=None):
     variants = variants or {}
 
     def replaced(p):
-        return p["op"] in ops and not add and (p["op"] not in variants or p["variant"] in variants[p["op"]])
+        return (p["op"] in ops and not add and (p["op"] not in variants or p["variant"] in variants[p["op"]])
+                and only_match(p, only))
     kept = [p for p in old["points"] if not replaced(p)]
     run = {k: new[k] for k in ("commit", "date", "torch", "cuda", "driver", "host", "cpus", "device_name",
                                "sm_count", "total_memory", "cpu_affinity", "seeds") if k in new}
@@ -879,6 +894,8 @@ def merge(path, new, ops, log, add=False, variants=None):
     # with only some variants measured, the run describes those variants (op_runs["gemm/<variant>"]),
     # and the op's own record stays that of its other points
     keys = [k for op in ops for k in ([f"{op}/{v}" for v in variants[op]] if op in variants else [op])]
+    if only:
+        keys = [k + "[" + ",".join(f"{f}={v}" for f, v in sorted(only.items())) + "]" for k in keys]
     runs = dict(old.get("op_runs", {}))
     for k in keys:
         runs[k] = dict(run)
@@ -939,7 +956,15 @@ def main():
     ap.add_argument("--add", action="store_true",
                     help="with --merge-from: add the new points to the file's points of the measured ops instead "
                          "of replacing them (a second sweep of the same code with another --seed)")
+    ap.add_argument("--only", metavar="FIELD=VALUE", action="append", default=[],
+                    help="with --merge-from: measure only the candidates with FIELD=VALUE (input=host: KMeans and "
+                         "kNN with the data on the host) and replace only the file's points that have it")
     a = ap.parse_args()
+    if any("=" not in o for o in a.only):
+        ap.error(f"--only {a.only}: expected FIELD=VALUE")
+    a.only = dict(o.split("=", 1) for o in a.only)
+    if a.only and not a.merge_from:
+        ap.error("--only needs --merge-from (the other points come from there)")
     a.ops = [o.strip() for o in a.ops.split(",") if o.strip()]
     if not set(a.ops) <= set(ALL_OPS) or not a.ops:
         ap.error(f"--ops {a.ops}: expected some of {', '.join(ALL_OPS)}")
@@ -1025,7 +1050,8 @@ def main():
         ratio[0] = 0.8 * ratio[0] + 0.2 * (med / max(est["runtime_ms"], 1e-3))
         meta["points"].append(dict(op="kmeans", variant=key, dtype="f32", shape=list(shape), k=p["k"],
                                    iters=n_iter, iters_requested=p["iters"], init=p["init"], input=p["input"],
-                                   backend=est["backend"], ms=med, reps=ms, min_ms=min(ms), max_ms=max(ms)))
+                                   backend=est["backend"], ms=med, reps=ms, min_ms=min(ms), max_ms=max(ms),
+                                   commit=a.commit))
         log(f"kmeans {p['precision']:4} {p['n']:>8}x{p['d']:<4} k={p['k']:<5} it={n_iter:<3} {p['init']:9} "
             f"{p['input']:6}: {med:9.3f} ms (roofline {est['runtime_ms']:.3f})")
         return med
@@ -1149,7 +1175,7 @@ def main():
             continue
         end += tail * weights[op] / sum(weights.values())
         ratio[0] = 1.0
-        spend(op, cands(a.seed), end, run)
+        spend(op, [p for p in cands(a.seed) if only_match(p, a.only)], end, run)
     # the linear-algebra solvers and decompositions, PCA last (its GPU code changes most often)
     for op in ("eigh", "polar", "tsvd", "pca"):
         if op not in a.ops:
@@ -1170,7 +1196,7 @@ def main():
         if a.add and os.path.exists(prior):
             base = prior
         meta = merge(base, meta, a.ops, log, a.add,
-                     {"gemm": set(a.gemm_variants)} if a.gemm_variants and "gemm" in a.ops else None)
+                     {"gemm": set(a.gemm_variants)} if a.gemm_variants and "gemm" in a.ops else None, a.only)
     os.makedirs(a.out, exist_ok=True)
     path = os.path.join(a.out, f"{device}.json")
     with open(path, "w") as f:

@@ -18,6 +18,8 @@
 # OPS=gemm measures GEMM only (cuBLAS through torch: only libflashlib_info
 # is built, for the sweep's plan) and merges the points into this device's
 # file in bench/results/calib/, keeping its KMeans points and their metadata;
+# ONLY=input=host re-measures only the points with the data on the host
+# (measure.py --only), after a change of the host copies, keeping the rest.
 # OPS=kmeans likewise measures KMeans only (after a change of its kernels), and
 # OPS=knn exact kNN only (fl_knn_search, every scan precision), keeping the
 # KMeans and GEMM points. OPS=kmeans,knn,gemm measures all three.
@@ -78,6 +80,7 @@ case ",$OPS," in *,kmeans,*,gemm,* | *,gemm,*,kmeans,*) ;; *) MEASURE_ARGS+=(--m
 # first sweep's $OUT/calib/<device>.json when an earlier call with the same OUT wrote one
 [ -n "$SEED" ] && MEASURE_ARGS+=(--seed "$SEED")
 [ "${ADD:-0}" = 1 ] && MEASURE_ARGS+=(--add)
+[ -n "$ONLY" ] && MEASURE_ARGS+=(--only "$ONLY")
 PYTHONUNBUFFERED=1 python3 bench/calib/measure.py "${MEASURE_ARGS[@]}" --ops "$OPS" \
     --info-lib "$B/lib/libflashlib_info.so" --out "$OUT/calib" --budget-s "${BUDGET_S:-200}" \
     2>&1 | tee "$OUT/calib/measure.log" || exit 1

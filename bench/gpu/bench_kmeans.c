@@ -168,6 +168,9 @@ int main(int argc, char **argv)
     env.dalloc = &hooks;
     const char *rs_env = getenv("FL_KM_RESCORE"); /* the bench reads it; the module never does */
     env.km_rescore = !(rs_env && rs_env[0] == '0');
+    const char *h2d_env = getenv("FL_H2D_STAGING"); /* as the core reads it */
+    env.h2d_staging = !(h2d_env && h2d_env[0] == '0');
+    env.host_threads = 8;
     /* FL_KM_GRAPH: env.km_graph of the main rows (default 0, the module's
      * choice); FL_KM_GRAPH_AB=0 skips the graph A/B rows */
     const char *gr_env = getenv("FL_KM_GRAPH");

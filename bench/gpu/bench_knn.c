@@ -83,6 +83,9 @@ int main(int argc, char **argv)
     if (!g_api || g_api->abi != FLI_CUDA_ABI)
         return 2;
     memset(&g_env, 0, sizeof g_env);
+    const char *h2d_env = getenv("FL_H2D_STAGING"); /* as the core reads it */
+    g_env.h2d_staging = !(h2d_env && h2d_env[0] == '0');
+    g_env.host_threads = 8;
     g_env.err = g_err;
     g_env.err_len = sizeof g_err;
     if (g_api->ctx_init(&g_env) != FL_STATUS_OK) {

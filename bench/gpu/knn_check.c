@@ -503,6 +503,8 @@ int main(int argc, char **argv)
     memset(&g_env, 0, sizeof g_env);
     g_env.device_id = 0;
     g_env.dalloc = &g_hooks;
+    g_env.h2d_staging = 1; /* the core's default: host arrays through pinned staging */
+    g_env.host_threads = 8;
     g_env.err = g_err;
     g_env.err_len = sizeof g_err;
     if (g_api->ctx_init(&g_env) != FL_STATUS_OK) {

@@ -63,6 +63,7 @@ fl_status fli_cuda_acquire(fl_ctx *ctx, const fli_cuda_api **api, fli_cuda_env *
         ctx->cuda_env->progress_user = ctx->progress_user;
         ctx->cuda_env->dalloc = ctx->have_dalloc ? &ctx->dalloc : NULL;
         ctx->cuda_env->halloc = ctx->halloc.alloc ? &ctx->halloc : NULL;
+        ctx->cuda_env->host_threads = fl_ctx_get_threads(ctx);
         return FL_STATUS_OK;
     }
     char why[512];
@@ -104,6 +105,8 @@ fl_status fli_cuda_acquire(fl_ctx *ctx, const fli_cuda_api **api, fli_cuda_env *
     ref->env.sm90_enabled = hw.sm90_enabled;
     ref->env.km_rescore = ctx->km_rescore;
     ref->env.km_fused = ctx->km_fused;
+    ref->env.h2d_staging = ctx->h2d_staging;
+    ref->env.host_threads = fl_ctx_get_threads(ctx);
     ref->env.dalloc = ctx->have_dalloc ? &ctx->dalloc : NULL;
     ref->env.halloc = ctx->halloc.alloc ? &ctx->halloc : NULL;
     ref->env.progress = ctx->progress;

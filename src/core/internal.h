@@ -46,6 +46,8 @@ struct fl_ctx {
     int disable_sm90;           /* FL_DISABLE_SM90, read at creation */
     int km_rescore;             /* FL_KM_RESCORE (default 1), read at creation */
     int km_fused;               /* FL_KM_FUSED (default 0), read at creation */
+    int h2d_staging;            /* FL_H2D_STAGING (default 1): host -> device copies through pinned
+                                   staging; 0 copies from pageable memory (A/B), read at creation */
     int decomp_la;              /* FL_DECOMP_LA (default 0): randomized decomposition via fli_la on the CPU */
     int pca_full_eigh;          /* FL_PCA_FULL_EIGH=1: GPU covariance_eigh always solves every eigenpair
                                    (cuSOLVER syevd) instead of the top-k solver (A/B) */

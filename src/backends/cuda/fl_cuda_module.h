@@ -27,7 +27,7 @@
 extern "C" {
 #endif
 
-#define FLI_CUDA_ABI 13
+#define FLI_CUDA_ABI 14
 
 /* Per-context state the core hands to every call. The module owns `state`
  * (stream, cuBLAS handle, cached buffers), created by ctx_init and released
@@ -58,6 +58,12 @@ typedef struct fli_cuda_env {
      * private-copy M-step leaves it out too; bit 8 the k <= 64 E-step with
      * 64-row warp tiles; bit 9 the tie re-scoring on 2 blocks per SM. */
     int km_tune;
+    /* Host -> device copies of pageable host arrays: 1 goes through the
+     * module's pinned staging buffers, filled by host_threads threads while
+     * the previous buffer's DMA runs (h2d.cu); 0 copies straight from the
+     * pageable memory (FL_H2D_STAGING=0, for A/B measurements). */
+    int h2d_staging;
+    int host_threads;                  /* the context's host threads (>= 1), refreshed per call */
     const fl_device_allocator *dalloc; /* NULL = cudaMalloc/cudaFree */
     const fl_host_allocator *halloc;   /* host scratch; NULL = malloc/free */
     fl_progress_fn progress;           /* may be NULL */

@@ -39,6 +39,8 @@ typedef struct fli_cuda_state {
                                  ctx_free                                     */
     void *pca;                /* PCA's covariance buffers kept between fits
                                  (pca_cuda.cu), released by ctx_free        */
+    void *h2d;                /* pinned staging of host -> device copies
+                                 (h2d.cu), made on the first large copy     */
     void *ivfpq, *cagra;      /* the device copies of the last IVF-PQ index
                                  (ivfpq_cuda.cu) and CAGRA graph
                                  (cagra_cuda.cu) searched, released by
@@ -144,6 +146,15 @@ static inline void fli_host_free(fli_cuda_env *env, void *p) {
 }
 
 static inline int64_t fli_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* Copies `rows` rows of `width` bytes from pageable host memory (row pitch
+ * spitch) to device memory (pitch dpitch), in order on stream st, like
+ * cudaMemcpy2DAsync; large copies go through the context's pinned staging
+ * buffers (h2d.cu). The source may be reused once it returns. */
+fl_status fli_h2d(fli_cuda_env *env, void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                  size_t rows, cudaStream_t st);
+/* Frees the staging buffers (after their last copies); ctx_free's. */
+void fli_h2d_release(fli_cuda_state *s);
 
 /* Counter-based uniform in [0, 1): the same function on host and device, so
  * random draws need no device buffer and no transfer (splitmix64 finaliser

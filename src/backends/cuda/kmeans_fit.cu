@@ -161,9 +161,8 @@ static fl_status issue_copy(km_fit *f, int64_t ci) {
     const fli_kmeans_job *j = f->job;
     /* the buffer is free once the kernels of its previous chunk are done */
     FLI_CUDA_TRY(f->env, cudaStreamWaitEvent(f->cs->copy_stream, f->consumed[b], 0));
-    FLI_CUDA_TRY(f->env, cudaMemcpy2DAsync(f->xbuf[b], f->p.dp * 4,
-                                           (const float *)j->X + row0 * j->ld, j->ld * 4, j->d * 4,
-                                           m, cudaMemcpyHostToDevice, f->cs->copy_stream));
+    FLI_TRY(fli_h2d(f->env, f->xbuf[b], f->p.dp * 4, (const float *)j->X + row0 * j->ld, j->ld * 4, j->d * 4,
+                    m, f->cs->copy_stream));
     FLI_CUDA_TRY(f->env, cudaEventRecord(f->copied[b], f->cs->copy_stream));
     f->issued[b] = ci;
     return FL_STATUS_OK;
@@ -208,7 +207,7 @@ static fl_status prepare_resident(km_fit *f) {
     fli_kmeans_job *j = f->job;
     fli_cuda_env *env = f->env;
     if (j->weights && j->x_dev < 0)
-        FLI_CUDA_TRY(env, cudaMemcpyAsync(f->w, j->weights, j->n * 4, cudaMemcpyHostToDevice, f->s));
+        FLI_TRY(fli_h2d(env, f->w, j->n * 4, j->weights, j->n * 4, j->n * 4, 1, f->s));
     if (f->p.chunked) return FL_STATUS_OK;
     km_rows *r = &f->res;
     r->row0 = 0;
@@ -225,8 +224,7 @@ static fl_status prepare_resident(km_fit *f) {
             r->ldx = f->p.dp;
         }
     } else {
-        FLI_CUDA_TRY(env, cudaMemcpy2DAsync(f->xbuf[0], f->p.dp * 4, j->X, j->ld * 4, j->d * 4, j->n,
-                                            cudaMemcpyHostToDevice, f->s));
+        FLI_TRY(fli_h2d(env, f->xbuf[0], f->p.dp * 4, j->X, j->ld * 4, j->d * 4, j->n, f->s));
         r->x = f->xbuf[0];
         r->ldx = f->p.dp;
     }
@@ -859,7 +857,7 @@ static fl_status assign_body(fli_cuda_env *env, cudaStream_t s, fli_kmeans_assig
     double *part = (double *)((char *)sc + (sizeof(km_scalars) + 7) / 8 * 8);
     const float *w = (const float *)j->weights;
     if (j->weights && j->x_dev < 0) {
-        FLI_CUDA_TRY(env, cudaMemcpyAsync(a + L->off_w, j->weights, j->n * 4, cudaMemcpyHostToDevice, s));
+        FLI_TRY(fli_h2d(env, a + L->off_w, j->n * 4, j->weights, j->n * 4, j->n * 4, 1, s));
         w = (const float *)(a + L->off_w);
     }
     FLI_CUDA_TRY(env, cudaMemsetAsync(sc, 0, sizeof(km_scalars), s));
@@ -880,8 +878,7 @@ static fl_status assign_body(fli_cuda_env *env, cudaStream_t s, fli_kmeans_assig
         if (L->copy_x) {
             float *xb = (float *)(a + L->off_x);
             if (j->x_dev < 0)
-                FLI_CUDA_TRY(env, cudaMemcpy2DAsync(xb, L->dp * 4, src, j->ld * 4, j->d * 4, r.m,
-                                                    cudaMemcpyHostToDevice, s));
+                FLI_TRY(fli_h2d(env, xb, L->dp * 4, src, j->ld * 4, j->d * 4, r.m, s));
             else
                 FLI_CUDA_TRY(env, cudaMemcpy2DAsync(xb, L->dp * 4, src, j->ld * 4, j->d * 4, r.m,
                                                     cudaMemcpyDeviceToDevice, s));

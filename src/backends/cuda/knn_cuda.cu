@@ -294,8 +294,8 @@ static fl_status knn_copy_chunk(fli_cuda_env *env, const fli_knn_job *j, const k
     const int buf = (int)(c & 1);
     const int64_t b0 = c * P->nbc, nb = j->n_db - b0 < P->nbc ? j->n_db - b0 : P->nbc;
     FLI_CUDA_TRY(env, cudaStreamWaitEvent(st->copy_stream, ev->used[buf], 0));
-    FLI_CUDA_TRY(env, cudaMemcpy2DAsync(b->dbuf[buf], P->ldd4 * 4, (const float *)j->db + b0 * j->db_ld,
-                                        j->db_ld * 4, j->d * 4, nb, cudaMemcpyHostToDevice, st->copy_stream));
+    FLI_TRY(fli_h2d(env, b->dbuf[buf], P->ldd4 * 4, (const float *)j->db + b0 * j->db_ld, j->db_ld * 4, j->d * 4,
+                    nb, st->copy_stream));
     FLI_CUDA_TRY(env, cudaEventRecord(ev->copied[buf], st->copy_stream));
     return FL_STATUS_OK;
 }
@@ -316,8 +316,7 @@ static fl_status knn_body(fli_cuda_env *env, fli_knn_job *j, const knn_plan *P, 
         const float *qf;
         int64_t ldqf;
         if (P->q_host) {
-            FLI_CUDA_TRY(env, cudaMemcpy2DAsync(b->qbuf, P->ldq4 * 4, (const float *)j->q + q0 * j->q_ld, j->q_ld * 4,
-                                                d * 4, mq, cudaMemcpyHostToDevice, s));
+            FLI_TRY(fli_h2d(env, b->qbuf, P->ldq4 * 4, (const float *)j->q + q0 * j->q_ld, j->q_ld * 4, d * 4, mq, s));
             qf = b->qbuf;
             ldqf = P->ldq4;
         } else {
@@ -566,9 +565,8 @@ static fl_status knn_cached_db(fli_cuda_env *env, const fli_knn_job *j, const fl
     if (!c) return FLI_FAIL(env, FL_STATUS_OUT_OF_MEMORY, "knn cache", "host allocation failed");
     fl_status st = fli_dev_alloc(env, bytes, (void **)&c->rows);
     if (st == FL_STATUS_OK) {
-        cudaError_t e = cudaMemcpy2DAsync(c->rows, j->d * 4, j->db, j->db_ld * 4, j->d * 4, j->n_db,
-                                          cudaMemcpyHostToDevice, s->stream);
-        if (e == cudaSuccess) e = cudaStreamSynchronize(s->stream);
+        st = fli_h2d(env, c->rows, j->d * 4, j->db, j->db_ld * 4, j->d * 4, j->n_db, s->stream);
+        cudaError_t e = st == FL_STATUS_OK ? cudaStreamSynchronize(s->stream) : cudaSuccess;
         if (e != cudaSuccess) st = fli_cuda_fail(env, __FILE__, __LINE__, "knn cache upload", e);
     }
     if (st != FL_STATUS_OK) {

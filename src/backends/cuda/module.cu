@@ -31,6 +31,7 @@ extern "C" void fli_cuda_cagra_release(fli_cuda_env *env);
 static void free_state(fli_cuda_state *s) {
     if (!s) return;
     fli_cuda_linalg_release(s);
+    fli_h2d_release(s);
     if (s->stream) cudaStreamDestroy(s->stream);
     if (s->copy_stream) cudaStreamDestroy(s->copy_stream);
     if (s->pinned) cudaFreeHost(s->pinned);

@@ -717,9 +717,8 @@ static fl_status cov_body(fli_cuda_env *env, pca_cache *c, fli_pca_cov_job *job,
         const int64_t row = ci * p->R, rows = row + p->R <= n ? p->R : n - row;
         const int k = (int)(ci & 1);
         FLI_CUDA_TRY(env, cudaStreamWaitEvent(st->copy_stream, b->done[k], 0));
-        FLI_CUDA_TRY(env, cudaMemcpy2DAsync(b->stage[k], sizeof(float) * (size_t)d, job->X + row * ld,
-                                            sizeof(float) * (size_t)ld, sizeof(float) * (size_t)d, (size_t)rows,
-                                            cudaMemcpyHostToDevice, st->copy_stream));
+        FLI_TRY(fli_h2d(env, b->stage[k], sizeof(float) * (size_t)d, job->X + row * ld, sizeof(float) * (size_t)ld,
+                        sizeof(float) * (size_t)d, (size_t)rows, st->copy_stream));
         FLI_CUDA_TRY(env, cudaEventRecord(b->ready[k], st->copy_stream));
         return FL_STATUS_OK;
     };
@@ -933,9 +932,8 @@ static fl_status apply_body(fli_cuda_env *env, const fli_decomp_apply_job *job, 
         const float *src = in + row * job->in_ld;
         int64_t sld = job->in_ld;
         if (job->in_dev < 0) {
-            FLI_CUDA_TRY(env, cudaMemcpy2DAsync(b->in, sizeof(float) * (size_t)din, src,
-                                                sizeof(float) * (size_t)job->in_ld, sizeof(float) * (size_t)din,
-                                                (size_t)rows, cudaMemcpyHostToDevice, s));
+            FLI_TRY(fli_h2d(env, b->in, sizeof(float) * (size_t)din, src, sizeof(float) * (size_t)job->in_ld,
+                            sizeof(float) * (size_t)din, (size_t)rows, s));
             src = b->in;
             sld = din;
         }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# h2d_device.sh — the pinned staging of host -> device copies on the GPU
+# machine, in one call: build (bench/gpu/run.sh check: module_check with its
+# staged-vs-pageable case, gpu_kmeans_check, knn_check), the Python A/B
+# (bench/gpu/h2d_ab.py), then the calibration points with the data on the
+# host re-measured (KMeans and kNN, bench/calib/run.sh ONLY=input=host FIT=0;
+# the fit runs afterwards on any machine). Results under $OUT in the
+# repository's layout.
+#   GIT_COMMIT=<sha> OUT=$OUT bash bench/gpu/h2d_device.sh
+set -o pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-out}
+mkdir -p "$OUT"
+export GIT_COMMIT=${GIT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+export PYTHONUNBUFFERED=1
+T0=$(date +%s)
+stamp() { echo "[$(($(date +%s) - T0)) s] $*"; }
+B=build-gpu
+stamp "build + GPU checks"
+BUILD=$B OUT=$OUT bash bench/gpu/run.sh check >"$OUT/run_check.log" 2>&1
+echo "run.sh check rc=$?"
+grep -E "staged vs pageable|checks|FAIL" "$OUT/module_check.log" | tail -8
+tail -2 "$OUT/gpu_kmeans_check.log" 2>/dev/null
+tail -1 "$OUT/knn_check.log" 2>/dev/null
+[ -f "$B/lib/libflashlib_cuda.so" ] || { tail -30 "$OUT/cmake.log"; exit 1; }
+export LD_LIBRARY_PATH=$PWD/$B/lib:$LD_LIBRARY_PATH
+[ -d /tmp/debroot ] && export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-openmp:/tmp/debroot/usr/lib/x86_64-linux-gnu
+TAG=h100; nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 && TAG=h200
+mkdir -p "$OUT/bench/results"
+stamp "Python A/B: staging on / off"
+FLASHLIB_LIBRARY=$PWD/$B/lib/libflashlib.so PYTHONPATH=python timeout 150 python3 bench/gpu/h2d_ab.py \
+    --out "$OUT/bench/results/h2d_ab_${TAG}_$GIT_COMMIT.json" 2>&1 | tee "$OUT/h2d_ab.log"
+rm -f "$OUT"/bench/results/h2d_ab_*.json.[01]
+if [ -z "$NO_CALIB" ]; then
+    stamp "calibration: host-input points"
+    OPS=${CALIB_OPS:-kmeans,knn} ONLY=input=host PREBUILT=$B FIT=0 BUDGET_S=${BUDGET_S:-150} OUT=$OUT \
+        timeout 300 bash bench/calib/run.sh >"$OUT/calib_run.log" 2>&1
+    echo "calib rc=$?"
+    grep -E "points measured|merge:|wrote" "$OUT/calib_run.log"
+fi
+stamp done
