@@ -907,8 +907,10 @@ def merge(path, new, ops, log, add=False, variants=None, only=None):
             runs[k]["commits"] = sorted(set(prev.get("commits", [prev.get("commit")])) | {new["commit"]})
     old["op_runs"] = runs
     old["points"] = kept + new["points"]
-    log(f"merge: kept {len(kept)} points of {path} ({'all' if add else 'ops other than ' + ', '.join(ops)}), "
-        f"added {len(new['points'])}")
+    which = "all" if add else "ops other than " + ", ".join(ops)
+    if only and not add:
+        which += " and their points without " + ", ".join(f"{k}={v}" for k, v in only.items())
+    log(f"merge: kept {len(kept)} points of {path} ({which}), added {len(new['points'])}")
     return old
 
 

@@ -18,6 +18,8 @@
 # OPS=gemm measures GEMM only (cuBLAS through torch: only libflashlib_info
 # is built, for the sweep's plan) and merges the points into this device's
 # file in bench/results/calib/, keeping its KMeans points and their metadata;
+# MERGE_FROM=dir merges into dir/<device>.json instead of the repository's
+# copy (a run after another one in the same call: MERGE_FROM=$OUT/calib).
 # ONLY=input=host re-measures only the points with the data on the host
 # (measure.py --only), after a change of the host copies, keeping the rest.
 # OPS=kmeans likewise measures KMeans only (after a change of its kernels), and
@@ -75,7 +77,7 @@ MEASURE_ARGS=(--lib "$B/lib/libflashlib.so")
 # anything but the full sweep (kmeans and gemm together): the measured ops'
 # points replace theirs in this device's file (with GEMM_VARIANTS, only
 # those variants' points), the other ops' points stay
-case ",$OPS," in *,kmeans,*,gemm,* | *,gemm,*,kmeans,*) ;; *) MEASURE_ARGS+=(--merge-from bench/results/calib) ;; esac
+case ",$OPS," in *,kmeans,*,gemm,* | *,gemm,*,kmeans,*) ;; *) MEASURE_ARGS+=(--merge-from "${MERGE_FROM:-bench/results/calib}") ;; esac
 # SEED=N draws other shapes; ADD=1 (one op) adds them to the file's points of that op: to the
 # first sweep's $OUT/calib/<device>.json when an earlier call with the same OUT wrote one
 [ -n "$SEED" ] && MEASURE_ARGS+=(--seed "$SEED")

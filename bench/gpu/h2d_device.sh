@@ -41,6 +41,19 @@ stamp "Python A/B: staging on / off"
 FLASHLIB_LIBRARY=$PWD/$B/lib/libflashlib.so PYTHONPATH=python timeout 150 python3 bench/gpu/h2d_ab.py \
     --out "$OUT/bench/results/h2d_ab_${TAG}_$GIT_COMMIT.json" 2>&1 | tee "$OUT/h2d_ab.log"
 rm -f "$OUT"/bench/results/h2d_ab_*.json.[01]
+if [ -n "$FULL_KMEANS" ]; then
+    # every KMeans point again (two seeds, as the other GPU's), then kNN's host points into that file
+    for seed in 3 4; do
+        stamp "calibration: every KMeans point, seed $seed"
+        OPS=kmeans SEED=$seed ADD=$([ $seed = 4 ] && echo 1 || echo 0) PREBUILT=$B FIT=0 BUDGET_S=120 OUT=$OUT \
+            timeout 250 bash bench/calib/run.sh >"$OUT/calib_run_kmeans_$seed.log" 2>&1
+        echo "calib rc=$?"
+        grep -E "points measured|merge:|wrote" "$OUT/calib_run_kmeans_$seed.log"
+        cp "$OUT/calib/measure.log" "$OUT/calib/measure_kmeans_$seed.log"
+    done
+    CALIB_OPS=knn
+    export MERGE_FROM=$OUT/calib
+fi
 if [ -z "$NO_CALIB" ]; then
     stamp "calibration: host-input points"
     OPS=${CALIB_OPS:-kmeans,knn} ONLY=input=host PREBUILT=$B FIT=0 BUDGET_S=${BUDGET_S:-150} OUT=$OUT \
