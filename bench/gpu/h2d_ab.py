@@ -1,12 +1,13 @@
 """Host X through pinned staging vs straight pageable copies, as a Python
 user sees it: flashlib.KMeans(device="cuda").fit(X) on a numpy float32 X.
 
-Each setting runs in a process of its own (FL_H2D_STAGING is read when the
-context is made): `python3 bench/gpu/h2d_ab.py --out ab.json` runs both and
-writes, per shape, the median, min and max wall time of 7 fits after 2
-warm-up fits, for staging on (the default) and off (the calibration's
-device-X points give the fit without the copy). Labels and centres of the
-two settings are compared.
+Each setting runs in a process of its own (FL_H2D_STAGING and
+FL_NUM_THREADS are read when the context is made): `python3
+bench/gpu/h2d_ab.py --out ab.json` runs staging on with the context's
+default threads (at most 4 fill a buffer), on with 2 and 1 thread, and off,
+and writes, per shape, the median, min and max wall time of 7 fits after 2
+warm-up fits (the calibration's device-X points give the fit without the
+copy). Labels and centres of every setting are compared with staging off.
 """
 import argparse
 import hashlib
@@ -23,6 +24,14 @@ SHAPES = [  # n, d, k, precision
     (100_000, 64, 256, "tf32"),
     (3_000_000, 64, 64, "tf32"),
 ]
+
+
+SETTINGS = {  # label: environment of the child
+    "staged": {"FL_H2D_STAGING": "1"},
+    "staged-2t": {"FL_H2D_STAGING": "1", "FL_NUM_THREADS": "2"},
+    "staged-1t": {"FL_H2D_STAGING": "1", "FL_NUM_THREADS": "1"},
+    "pageable": {"FL_H2D_STAGING": "0"},
+}
 
 
 def child(staging):
@@ -53,25 +62,25 @@ def child(staging):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
-    ap.add_argument("--child", choices=("0", "1"))
+    ap.add_argument("--child", choices=tuple(SETTINGS))
     a = ap.parse_args()
     if a.child is not None:
-        json.dump(child(int(a.child)), open(a.out, "w"), indent=1)
+        json.dump(child(a.child), open(a.out, "w"), indent=1)
         return
     rows = []
-    for s in ("1", "0"):
+    env = {k: v for k, v in os.environ.items() if k not in ("FL_H2D_STAGING", "FL_NUM_THREADS")}
+    for s in SETTINGS:
         part = a.out + f".{s}"
         subprocess.run([sys.executable, __file__, "--out", part, "--child", s], check=True,
-                       env={**os.environ, "FL_H2D_STAGING": s})
+                       env={**env, **SETTINGS[s]})
         rows += json.load(open(part))
-    on = {(r["n"], r["d"], r["k"]): r for r in rows if r["staging"] == 1}
+        os.remove(part)
+    base = {(r["n"], r["d"], r["k"]): r for r in rows if r["staging"] == "pageable"}
     for r in rows:
-        if r["staging"] == 0:
-            o = on[(r["n"], r["d"], r["k"])]
-            same = o["labels_sum"] == r["labels_sum"] and o["centers_hash"] == r["centers_hash"]
-            print(f"{r['n']:>8}x{r['d']:<4} k={r['k']:<5} {r['precision']:5} staged {o['ms']:8.2f} ms "
-                  f"[{o['min_ms']:.2f}, {o['max_ms']:.2f}]  pageable {r['ms']:8.2f} ms [{r['min_ms']:.2f}, "
-                  f"{r['max_ms']:.2f}]  same result {same}")
+        b = base[(r["n"], r["d"], r["k"])]
+        same = b["labels_sum"] == r["labels_sum"] and b["centers_hash"] == r["centers_hash"]
+        print(f"{r['n']:>8}x{r['d']:<4} k={r['k']:<5} {r['precision']:5} {r['staging']:10} {r['ms']:8.2f} ms "
+              f"[{r['min_ms']:.2f}, {r['max_ms']:.2f}]  same result as pageable {same}")
     json.dump(dict(rows=rows, note=__doc__), open(a.out, "w"), indent=1)
 
 

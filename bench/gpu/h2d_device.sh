@@ -38,9 +38,13 @@ export LD_LIBRARY_PATH=$PWD/$B/lib:$LD_LIBRARY_PATH
 TAG=h100; nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 && TAG=h200
 mkdir -p "$OUT/bench/results"
 stamp "Python A/B: staging on / off"
+# the CPUs the copies run on: count, cgroup quota, steal time around the A/B
+echo "nproc $(nproc); cpu.max $(cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo none)" | tee "$OUT/cpus.txt"
+grep '^cpu ' /proc/stat | tee -a "$OUT/cpus.txt"
 FLASHLIB_LIBRARY=$PWD/$B/lib/libflashlib.so PYTHONPATH=python timeout 150 python3 bench/gpu/h2d_ab.py \
     --out "$OUT/bench/results/h2d_ab_${TAG}_$GIT_COMMIT.json" 2>&1 | tee "$OUT/h2d_ab.log"
-rm -f "$OUT"/bench/results/h2d_ab_*.json.[01]
+grep '^cpu ' /proc/stat | tee -a "$OUT/cpus.txt"
+
 if [ -n "$FULL_KMEANS" ]; then
     # every KMeans point again (two seeds, as the other GPU's), then kNN's host points into that file
     for seed in 3 4; do

@@ -24,7 +24,12 @@
 #define H2D_NBUF 3
 #define H2D_BUF ((size_t)8 << 20)
 #define H2D_MIN ((size_t)1 << 20)
-#define H2D_PER_THREAD ((size_t)512 << 10) /* bytes a host thread copies at least */
+#define H2D_PIECE ((size_t)512 << 10) /* bytes a host thread takes at a time */
+/* Host threads that fill a buffer, at most: a few saturate the memory
+ * bandwidth a copy can use, and on shared virtual machines every thread
+ * more is one more that can be descheduled while the others wait for it
+ * (16 threads gave 2-12x slower, erratic copies on the H200 machine). */
+#define H2D_MAX_THREADS 4
 
 typedef struct h2d_stage {
     void *buf[H2D_NBUF];
@@ -64,26 +69,22 @@ static h2d_stage *stage_get(fli_cuda_state *s) {
     return h;
 }
 
-/* rows x width bytes from src (pitch spitch) into the packed buffer dst,
- * split over up to `threads` host threads. */
+/* rows x width bytes from src (pitch spitch) into the packed buffer dst:
+ * pieces of ~H2D_PIECE bytes handed out one at a time to up to `threads`
+ * host threads, so one that is held up delays a piece, not a share. */
 static void pack_rows(char *dst, const char *src, size_t spitch, size_t width, size_t rows, int threads) {
-    const size_t bytes = width * rows;
-    size_t t_max = bytes / H2D_PER_THREAD;
-    int nt = t_max < (size_t)threads ? (int)(t_max > 0 ? t_max : 1) : threads;
-    if (spitch == width) {
-        /* contiguous: equal byte ranges, 64-byte aligned cuts */
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (int t = 0; t < nt; t++) {
-            size_t a = bytes * (size_t)t / (size_t)nt / 64 * 64;
-            size_t b = t + 1 == nt ? bytes : bytes * (size_t)(t + 1) / (size_t)nt / 64 * 64;
-            memcpy(dst + a, src + a, b - a);
-        }
-        return;
-    }
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int t = 0; t < nt; t++) {
-        size_t r0 = rows * (size_t)t / (size_t)nt, r1 = rows * (size_t)(t + 1) / (size_t)nt;
-        for (size_t r = r0; r < r1; r++) memcpy(dst + r * width, src + r * spitch, width);
+    const size_t piece_rows = width >= H2D_PIECE ? 1 : H2D_PIECE / width;
+    const long pieces = (long)((rows + piece_rows - 1) / piece_rows);
+    int nt = threads < H2D_MAX_THREADS ? threads : H2D_MAX_THREADS;
+    if (nt > pieces) nt = (int)pieces;
+    if (nt < 1) nt = 1;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (long q = 0; q < pieces; q++) {
+        const size_t r0 = (size_t)q * piece_rows, r1 = r0 + piece_rows < rows ? r0 + piece_rows : rows;
+        if (spitch == width)
+            memcpy(dst + r0 * width, src + r0 * width, (r1 - r0) * width);
+        else
+            for (size_t r = r0; r < r1; r++) memcpy(dst + r * width, src + r * spitch, width);
     }
 }
 
@@ -111,7 +112,10 @@ fl_status fli_h2d(fli_cuda_env *env, void *dst, size_t dpitch, const void *src, 
             const size_t m = width - o < H2D_BUF ? width - o : H2D_BUF;
             /* the buffer's previous DMA (of this copy or an earlier one) has read it */
             FLI_CUDA_TRY(env, cudaEventSynchronize(h->done[b]));
-            pack_rows((char *)h->buf[b], (const char *)src + o, m, m, 1, threads);
+            /* as rows of 4 KB (the last one shorter) so that it splits into pieces */
+            const size_t full = m / 4096 * 4096;
+            pack_rows((char *)h->buf[b], (const char *)src + o, 4096, 4096, full / 4096, threads);
+            if (m > full) memcpy((char *)h->buf[b] + full, (const char *)src + o + full, m - full);
             FLI_CUDA_TRY(env, cudaMemcpyAsync((char *)dst + o, h->buf[b], m, cudaMemcpyHostToDevice, st));
             FLI_CUDA_TRY(env, cudaEventRecord(h->done[b], st));
             b = (b + 1) % H2D_NBUF;
