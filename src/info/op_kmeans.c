@@ -379,6 +379,10 @@ static int est_gpu(fli_est *e, const km_req *q)
     if (q->init == FLI_KM_INIT_ARRAY)
         host += (double)q->k * q->d * 4;
     r->peak_host_bytes = (uint64_t)host;
+    if (!q->on_device && (double)q->n * q->d * 4 >= 1 << 20)
+        fli_note(e, "X is copied through the context's pinned staging buffers (3 x 8 MB of pinned host "
+                    "memory, made on its first large copy and kept with the context; not in the host peak, "
+                    "which counts this call's own buffers)");
 
     /* Coefficients: this precision and these kernels on this device. */
     const int path = kernel_path(&plan, prec, &route, &hw);
