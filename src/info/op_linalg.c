@@ -844,7 +844,7 @@ static const solver_var polar_vars[] = {
  *                  reports), each ~100 (50) launches and host round trips,
  *                  QDWH's QR panels one more per column of its block at
  *                  every level (n per level); the leaves of <= 256 go to
- *                  syevd (~2 launches per row);
+ *                  syevd, so n <= 256 is eigh_cusolver's estimate;
  *   eigh_halko     5 products with A of n x (k + 10), CholeskyQR of the
  *                  block, a small eigh;
  *   polar_*        `iterations` steps of m n^2 and n^3 terms (QDWH: a QR of
@@ -898,9 +898,7 @@ static void solver_counts(const solver_var *v, double m, double n, double kc, do
 {
     const char *nm = v->name;
     const double levels = n > 256 ? ceil(log2(n / 256)) : 0;
-    if (!strncmp(nm, "eigh_qdwh", 9) && n <= 256) { /* a leaf: syevd alone */
-        *fl = 8.0 / 3 * n * n * n, *by = 4.0 / 3 * n * n * n, *la = 2 * n;
-    } else if (!strcmp(nm, "eigh_cusolver")) {
+    if (!strcmp(nm, "eigh_cusolver")) { /* also QDWH's leaves (solver_gpu_nodes) */
         *fl = 8.0 / 3 * n * n * n, *by = 4.0 / 3 * n * n * n, *la = 4 * n;
     } else if (!strcmp(nm, "eigh_jacobi")) {
         *fl = 40 * n * n * n, *by = 10 * n * n * 8 * ceil(n / 32), *la = 10 * ceil(n / 32) * 4;
@@ -945,12 +943,25 @@ static double solver_default_iter(const solver_var *v, double n)
 static void solver_gpu_nodes(fli_est *e, const char *family, const solver_var *v, double m, double n,
                              double kc)
 {
+    /* A matrix of <= 256 is one leaf of QDWH's divide and conquer: fl_eigh
+     * runs syevd on it and nothing else, so eigh_cusolver's counts and
+     * calibration entry describe it (the QDWH entry's coefficients, fitted
+     * where polar steps dominate, put 256 at +55%); a coefficient override
+     * (the calibration fit of the QDWH entry) does not apply to it. */
+    const double *override = e->coef_override;
+    if (!strncmp(v->name, "eigh_qdwh", 9) && n <= 256) {
+        v = solver_any("eigh_cusolver");
+        e->coef_override = NULL;
+        fli_note(e,
+                 "n <= 256 is a single leaf of the divide and conquer: syevd alone (eigh_cusolver's model)");
+    }
     double def[L_NCOEF];
     solver_roofline(v, e->dev, def);
     fl_info_tier tier;
     const fli_calib_entry *entry = NULL;
     const double *c =
         fli_calib_coefs(e, family, v->name, fli_dtype_canon(e->dtype), def, solver_ncoef(v), &tier, &entry);
+    e->coef_override = override;
     if (entry)
         e->r->calibration = entry->describe;
     e->r->model_key = v->name;
