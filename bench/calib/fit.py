@@ -92,6 +92,11 @@ def regime(p):
         return (p["input"], p["metric"], p["k"] > KNN_ANYK // 2, nq * n * d < 1e10)
     if p["op"] in ("eigh", "polar"):
         return (p["shape"][1] >= 1024,)
+    if p["op"] == "pca" and p["variant"] == "covariance_eigh":
+        # which eigensolver ran (decomp.c's topk_eligible: a block of p = k + max(k, 16) within d / 2),
+        # so that the fit sees both the top-k solver's and syevd's coefficients
+        n, d = p["shape"]
+        return (2 * (p["k"] + max(p["k"], 16)) <= d <= n, n * d >= 2e7)
     if p["op"] in DECOMP_OPS:
         n, d = p["shape"]
         return (n * d >= 2e7, d >= 256)
@@ -145,8 +150,10 @@ def model_args(p):
     if p["op"] == "polar":
         return "polar", p["variant"], tuple(p["shape"]), f"variant={p['variant']} iterations={p['iters']}", p["dtype"]
     if p["op"] == "pca":
-        return ("pca", p["variant"], tuple(p["shape"]),
-                f"n_components={p['k']} svd_solver={p['variant']} iterated_power={p['n_iter']}", p["dtype"])
+        params = f"n_components={p['k']} svd_solver={p['variant']} iterated_power={p['n_iter']}"
+        if p.get("eigh_steps") is not None:  # the top-k solver's steps and degrees that ran (the fit's log)
+            params += f" eigh_steps={p['eigh_steps']} eigh_degree={p['eigh_degree']}"
+        return "pca", p["variant"], tuple(p["shape"]), params, p["dtype"]
     if p["op"] == "truncated_svd":
         return ("truncated_svd", p["variant"], tuple(p["shape"]), f"n_components={p['k']} n_iter={p['n_iter']}",
                 p["dtype"])
@@ -527,6 +534,10 @@ def main(argv=None):
 
     groups = {}
     for p in pts:
+        if p["op"] == "pca" and p.get("eigh") == "topk+syevd":
+            print(f"pca {p['shape']} k={p['k']} on {p['device']}: the top-k solve fell back to syevd "
+                  f"(the spectrum, not the shape): not modelled, left out of the fit")
+            continue
         groups.setdefault((p["op"], p["variant"], p["dtype"], p["device"]), []).append(p)
     entries, summary = [], []
     # the entries are independent: fitted in parallel, one process each (deterministic all the same)

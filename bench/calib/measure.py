@@ -45,6 +45,7 @@ import json
 import os
 import platform
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -66,6 +67,10 @@ class FlArray(Structure):
 
 F32, F64, I32, I64 = 1, 2, 5, 6
 HOST, CUDA = 0, 1
+
+
+LOG_FN = ctypes.CFUNCTYPE(None, c_void_p, c_int, c_char_p)
+LOG_INFO = 2
 
 
 class Flashlib:
@@ -93,6 +98,8 @@ class Flashlib:
             fn.argtypes = [c_void_p, POINTER(FlArray), c_void_p, POINTER(c_void_p)]
         lib.fl_model_free.argtypes = [c_void_p]
         lib.fl_version_string.restype = c_char_p
+        lib.fl_ctx_set_log.argtypes = [c_void_p, LOG_FN, c_void_p]
+        lib.fl_ctx_set_verbosity.argtypes = [c_void_p, c_int]
         err = ctypes.create_string_buffer(512)
         self.ctx = c_void_p()
         if lib.fl_ctx_create(b"cuda", byref(self.ctx), err, 512):
@@ -672,10 +679,29 @@ def decomp_params(p):
     return f"n_components={p['k']} n_iter={p['n_iter']} algorithm=randomized force_gpu=true"
 
 
+TOPK_RE = re.compile(r"pca: top-\d+ eigh converged in (\d+) steps \(degree (\d+)")
+
+
+def eigh_run(msgs):
+    """What PCA covariance_eigh's eigensolver did, from the fit's log
+    (decomp.c's topk_scatter): ("topk", steps, degree); ("topk+syevd",
+    None, None) when the top-k solve gave up and syevd ran; ("syevd",
+    None, None) when it was not eligible."""
+    for m in msgs:
+        if "full eigh instead" in m:
+            return "topk+syevd", None, None
+        r = TOPK_RE.search(m)
+        if r:
+            return "topk", int(r.group(1)), int(r.group(2))
+    return "syevd", None, None
+
+
 def time_decomp(fl, torch, p, reps):
     """Wall clock of fl_pca_fit / fl_truncated_svd_fit (X in device memory,
     a "cuda" context; the fit returns host attributes, so it has
-    synchronised), warm-up fits until 20 ms, median of reps."""
+    synchronised), warm-up fits until 20 ms, median of reps. Returns (ms
+    list, the eigensolver's run as eigh_run gives it, from the last fit:
+    the data and the seed are the same in every fit)."""
     n, d = p["n"], p["d"]
     dev = torch.device("cuda")
     g = torch.Generator(device=dev).manual_seed(n * 7 + d * 3 + p["k"])
@@ -708,9 +734,19 @@ def time_decomp(fl, torch, p, reps):
             break
         warm += once()
     ms = [once() for _ in range(reps)]
+    # one more fit, untimed, with the log on: the top-k solver's steps and degrees
+    msgs = []
+    hook = LOG_FN(lambda user, level, msg: msgs.append(msg.decode(errors="replace")))
+    fl.lib.fl_ctx_set_log(fl.ctx, hook, None)
+    fl.lib.fl_ctx_set_verbosity(fl.ctx, LOG_INFO)
+    try:
+        once()
+    finally:
+        fl.lib.fl_ctx_set_verbosity(fl.ctx, 1)  # FL_LOG_WARN, the context's default
+        fl.lib.fl_ctx_set_log(fl.ctx, LOG_FN(), None)
     fl.lib.fl_params_free(params)
     del X
-    return ms
+    return ms, eigh_run(msgs)
 
 
 # ---- anchors: what users would run otherwise ------------------------------------------------
@@ -1149,7 +1185,7 @@ def main():
                 skipped += 1
                 continue
             try:
-                ms = time_decomp(fl, torch, p, 3)
+                ms, (eigh, steps, degree) = time_decomp(fl, torch, p, 3)
             except RuntimeError as e:
                 log(f"{op} {p}: {e}")
                 skipped += 1
@@ -1160,7 +1196,10 @@ def main():
                                        dtype="f32", shape=[p["n"], p["d"]], k=p["k"], n_iter=p["n_iter"],
                                        backend="flashlib fl_" + ("pca" if op == "pca" else "truncated_svd")
                                        + "_fit", ms=med, reps=ms, min_ms=min(ms), max_ms=max(ms)))
-            log(f"{op} {p['solver']:15} {p['n']:>8}x{p['d']:<5} k={p['k']:<4} it={p['n_iter']}: {med:9.3f} ms")
+            if p["solver"] == "covariance_eigh":  # fit.py feeds the model the steps that ran
+                meta["points"][-1].update(eigh=eigh, eigh_steps=steps, eigh_degree=degree)
+            log(f"{op} {p['solver']:15} {p['n']:>8}x{p['d']:<5} k={p['k']:<4} it={p['n_iter']}: {med:9.3f} ms"
+                + (f" ({eigh}, {steps} steps, degree {degree})" if p["solver"] == "covariance_eigh" else ""))
         log(f"{op}: {done} points measured, {skipped} skipped by the budget or an error")
 
     both = "kmeans" in a.ops and "gemm" in a.ops

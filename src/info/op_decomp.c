@@ -6,21 +6,36 @@
  * memory, float32; the other solvers run on the CPU (ops.c models them).
  *
  * covariance_eigh, one pass over X (coefficients fixed_ms, bw_gbs,
- * rate_tflops, launch_us, eig_us, eig_tflops):
+ * rate_tflops, launch_us, eig_us, eig_tflops, host_gflops, sync_us,
+ * syevd_ms):
  *   scatter   X read once, each chunk's shifted rows written as tf32
  *             parts [hi | lo] (d padded to 32) and read by the products,
- *             at bw_gbs; one strided-batched TF32 GEMM per chunk of 8 x
- *             1024 rows gives [hi^T hi; lo^T hi]: 4 n dp^2 flops at
- *             rate_tflops; the larger of the two;
- *   launches  a few per chunk, at launch_us;
+ *             at bw_gbs; one strided-batched TF32 GEMM per chunk of B
+ *             slices of up to 2048 rows (pca_cuda.cu's plan_cov: B, a power
+ *             of two up to 32, gives about 4 output tiles per SM), rows
+ *             padded to whole chunks: 4 rows dp^2 flops at rate_tflops;
+ *             the larger of the two; a split, a GEMM and their two events
+ *             per chunk and a fold per 16k rows of a slice at launch_us;
  *   eigh      few components (p = k + max(k, 16), 2 p <= d <= n): the
- *             top-k subspace iteration (algo/linalg_topk.c) in float64,
- *             ~60 filter degrees of d x d x p products and ~6
- *             Rayleigh-Ritz steps, ~300 + 3 p launches and host round trips
- *             at launch_us, each step's p x p syevd on one host thread (9 p^3
- *             flops at host_gflops); else cuSOLVER float64 syevd of the
- *             d x d scatter, eig_us per column (its panel steps) + 4 d^3
- *             flops; device flops at eig_tflops.
+ *             top-k subspace iteration (algo/linalg_topk.c) in float64.
+ *             Its work is set by the steps S it takes and their filter
+ *             degrees summed, M (what the fit logs: "converged in S steps
+ *             (degree M"), which depend on the spectrum, not the shape:
+ *             M d x d x p products (one gemm each); S + 1 CholeskyQR2
+ *             (two passes, three host round trips: each potrf's info and
+ *             the first pass's pivots) and S + 1 Rayleigh-Ritz steps (five
+ *             gemms, one round trip, a p x p syevd and the p^3 residual
+ *             sum on one host thread: 11 p^3 flops at host_gflops); ~25 +
+ *             28 (S + 1) + 4 S + M launches at launch_us, 3 + 4 (S + 1)
+ *             round trips at sync_us, device flops at eig_tflops.
+ *             eigh_steps / eigh_degree give S and M; by default they are
+ *             the solver's own step rule run on a spectrum falling as
+ *             1 / i (topk_default: the calibration's data; a flatter
+ *             spectrum past the k-th eigenvalue takes more steps, and one
+ *             too flat falls back to syevd, which is not modelled).
+ *             Else cuSOLVER float64 syevd of the d x d scatter, eig_us
+ *             per column (its panel steps) + 4 d^3 flops at eig_tflops,
+ *             + syevd_ms past 32 columns (its blocked path).
  * randomized, l = n_components + n_oversamples columns, I power
  * iterations (fixed_ms, bw_gbs, rate_tflops, launch_us, sync_us,
  * orth_tflops):
@@ -39,11 +54,14 @@
 
 #include "info/info_internal.h"
 
-enum { D_FIXED, D_BW, D_RATE, D_LAUNCH, D_LAT, D_RATE2, D_HOST, D_NCOEF };
-static const char *const cov_names[D_NCOEF] = {"fixed_ms", "bw_gbs",     "rate_tflops", "launch_us",
-                                               "eig_us",   "eig_tflops", "host_gflops"};
-static const char *const rnd_names[D_NCOEF] = {"fixed_ms", "bw_gbs",      "rate_tflops", "launch_us",
-                                               "sync_us",  "orth_tflops", "host_gflops"};
+/* D_SYNC: covariance_eigh's only (the randomized solver's round trips are D_LAT) */
+enum { D_FIXED, D_BW, D_RATE, D_LAUNCH, D_LAT, D_RATE2, D_HOST, D_SYNC, D_SYEVD, D_NCOEF };
+enum { D_NRND = D_SYNC };
+static const char *const cov_names[D_NCOEF] = {"fixed_ms",    "bw_gbs",  "rate_tflops",
+                                               "launch_us",   "eig_us",  "eig_tflops",
+                                               "host_gflops", "sync_us", "syevd_ms"};
+static const char *const rnd_names[D_NRND] = {"fixed_ms", "bw_gbs",      "rate_tflops", "launch_us",
+                                              "sync_us",  "orth_tflops", "host_gflops"};
 
 static int decomp_variant(const char *v)
 {
@@ -59,7 +77,36 @@ static void decomp_roofline(int rnd, const fl_info_device *dev, double *c)
     c[D_LAT] = rnd ? 20 : 5;
     c[D_RATE2] = rnd ? fli_rate(dev, FL_INFO_PREC_FP32, FLI_CLASS_GEMM) / 4
                      : fli_rate(dev, FL_INFO_PREC_FP64, FLI_CLASS_SOLVER);
-    c[D_HOST] = 5; /* one host thread's LAPACK on small matrices */
+    c[D_HOST] = 5;    /* one host thread's LAPACK on small matrices */
+    c[D_SYNC] = 20;   /* a stream synchronisation and a small copy to the host */
+    c[D_SYEVD] = 0.5; /* cuSOLVER's syevd past 32 columns: its blocked path's set-up */
+}
+
+/* linalg_topk.c's step rule on the spectrum t_i = 1 / (1 + i): the filter
+ * damps [0, t_{p-1}], the k-th pair gains acosh(x_k) per degree, one
+ * filter amplifies nothing by more than 1e10, and each step asks for the
+ * degree that takes the k-th residual from r to 1e-11 (decomp.c's
+ * TOPK_TOL 1e-10, with the solver's factor 10 of margin). r starts at 0.3
+ * t_0 (the random block's Ritz pairs) and falls by T_m(x_k) per step.
+ * Reproduces the steps and degrees the solver took on the calibration's
+ * data (decaying column scales, see bench/calib/measure.py): k = 2, 4: 2
+ * steps, degree 9-11; 8: 3, 13-14; 16, 32: 4, 16-17; 128: 5, 15. */
+static void topk_default(double k, double *steps, double *degree)
+{
+    const double p = k + (k > 16 ? k : 16), tol = 1e-10;
+    const double xk = 2 * p / k - 1, x0 = 2 * p - 1; /* (t - c) / e, c = e = t_{p-1} / 2 */
+    const double rate = acosh(xk), cap = floor(acosh(1e10) / acosh(x0));
+    double r = 0.3, s = 0, m_sum = 0;
+    while (r > tol && s < 12 && rate > 0) {
+        double m = ceil(log(10 * r / tol) / rate);
+        m = m > cap ? cap : m;
+        m = m > 24 ? 24 : m < 1 ? 1 : m;
+        r /= cosh(m * rate);
+        s++;
+        m_sum += m;
+    }
+    *steps = s;
+    *degree = m_sum;
 }
 
 int fli_decomp_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def)
@@ -69,7 +116,7 @@ int fli_decomp_coefs(const char *variant, const fl_info_device *dev, const char 
         return -1;
     double c[D_NCOEF];
     decomp_roofline(rnd, dev, c);
-    return fli_coefs_out(rnd ? rnd_names : cov_names, c, D_NCOEF, names, def);
+    return fli_coefs_out(rnd ? rnd_names : cov_names, c, rnd ? D_NRND : D_NCOEF, names, def);
 }
 
 /* Adds the GPU model's nodes; is_pca: PCA (centring), rnd: the randomized
@@ -83,8 +130,8 @@ int fli_est_decomp_gpu(fli_est *e, int is_pca, int rnd, double k, double it, dou
     decomp_roofline(rnd, e->dev, def);
     fl_info_tier tier;
     const fli_calib_entry *entry = NULL;
-    const double *c =
-        fli_calib_coefs(e, e->op->pub.name, var, fli_dtype_canon(e->dtype), def, D_NCOEF, &tier, &entry);
+    const double *c = fli_calib_coefs(e, e->op->pub.name, var, fli_dtype_canon(e->dtype), def,
+                                      rnd ? D_NRND : D_NCOEF, &tier, &entry);
     if (entry)
         e->r->calibration = entry->describe;
     e->r->model_key = var;
@@ -95,9 +142,16 @@ int fli_est_decomp_gpu(fli_est *e, int is_pca, int rnd, double k, double it, dou
     int nd = fli_node(e, 0, "set-up", "buffers, copies of the results to the host", 1);
     fli_leaf(e, nd, c[D_FIXED], 0, 0, 4, FL_INFO_BOUND_LATENCY, tier);
     if (!rnd) {
-        const double dp = ceil(d / 32) * 32;
-        const double fl = 4 * n * dp * dp, by = n * d * 4 + 2 * n * 2 * dp * 4;
-        const double chunks = ceil(n / 8192), la = 3 * chunks + 10;
+        /* pca_cuda.cu's plan_cov for the default product (3xtf32): B slices of rs rows per chunk */
+        const double dp = ceil(d / 32) * 32, tiles = ceil(2 * dp / 128) * ceil(dp / 128);
+        double B = 1;
+        while (B < 32 && B * tiles * 3 < 4 * (double)e->dev->sm_count)
+            B *= 2;
+        const double need = ceil(ceil(n / B) / 32) * 32, rs = need < 2048 ? need : 2048;
+        const double chunks = ceil(n / (rs * B)), folds = ceil(chunks / ceil(16384 / rs));
+        const double rows = chunks * rs * B; /* the last chunk's slices read zero rows past n */
+        const double fl = 4 * rows * dp * dp, by = n * d * 4 + 2 * rows * 2 * dp * 4;
+        const double la = 4 * chunks + folds + 10;
         const double tc = fl / rate, tm = by / bw;
         nd = fli_node(e, 0, "scatter", "one pass over X: shifted tf32 parts, a batched TF32 GEMM per chunk",
                       1);
@@ -105,18 +159,40 @@ int fli_est_decomp_gpu(fli_est *e, int is_pca, int rnd, double k, double it, dou
                  tc > tm ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY, tier);
         const double p = k + (k > 16 ? k : 16);
         const int topk = 2 * p <= d && d <= n;
-        const double efl = topk ? 60 * 2 * d * d * p + 6 * 10 * d * p * p : 4 * d * d * d;
-        /* the top-k solver's Rayleigh-Ritz: a p x p syevd on one host thread per step (~6 steps) */
-        const double hfl = topk ? 6 * 9 * p * p * p : 0;
-        nd = fli_node(e, 0, topk ? "eigh (top-k subspace iteration)" : "eigh (float64 syevd)",
-                      "the d x d scatter's leading eigenpairs", 1);
-        /* latency: the top-k solver's launches (~120 of the filters, ~30 + p / 2 per step: CholeskyQR
-         * panels, Rayleigh-Ritz) at launch_us; syevd's per-column steps at eig_us */
-        const double ela = topk ? 300 + 3 * p : d;
-        fli_leaf(e, nd,
-                 (topk ? ela * c[D_LAUNCH] : d * c[D_LAT]) * 1e-3 + efl / (c[D_RATE2] * 1e9) +
-                     hfl / (c[D_HOST] * 1e6),
-                 efl, d * d * 8 * 4, ela, FL_INFO_BOUND_LATENCY, tier);
+        if (topk) {
+            double steps = fli_p_num(e, "eigh_steps"), degree = fli_p_num(e, "eigh_degree"), s0, m0;
+            topk_default(k, &s0, &m0);
+            if (!isfinite(steps) && !isfinite(degree)) {
+                steps = s0, degree = m0;
+                fli_note(e, "top-k eigh: steps and filter degrees of a spectrum falling as 1/i assumed (pass "
+                            "eigh_steps=S eigh_degree=M, what the fit logs, to model others)");
+            } else if (!isfinite(degree)) {
+                degree = steps * (s0 > 0 ? m0 / s0 : 4); /* the default's degree per step */
+            } else if (!isfinite(steps)) {
+                steps = ceil(degree / (s0 > 0 ? m0 / s0 : 4));
+            }
+            /* Rayleigh-Ritz and CholeskyQR2 calls: the start's and each step's */
+            const double rr = steps + 1;
+            const double efl =
+                degree * 2 * d * d * p + rr * (2 * d * d * p + 10 * d * p * p) + steps * 2 * d * p * p;
+            const double hfl = rr * 11 * p * p * p; /* syevd of p x p (~9 p^3) + the residuals' U^T G U */
+            const double ela = 25 + 28 * rr + 4 * steps + degree, syncs = 3 + 4 * rr;
+            nd = fli_node(e, 0, "eigh (top-k subspace iteration)", "the d x d scatter's leading eigenpairs",
+                          1);
+            fli_leaf(e, nd,
+                     ela * lau + syncs * c[D_SYNC] * 1e-3 + efl / (c[D_RATE2] * 1e9) +
+                         hfl / (c[D_HOST] * 1e6),
+                     efl, d * d * 8 * 2 + rr * 6 * d * p * 8 + degree * (d * d + 2 * d * p) * 8, ela,
+                     FL_INFO_BOUND_LATENCY, tier);
+            e->r->iterations = steps;
+        } else {
+            const double efl = 4 * d * d * d;
+            nd = fli_node(e, 0, "eigh (float64 syevd)", "the d x d scatter's eigenpairs", 1);
+            /* latency: syevd's per-column steps at eig_us; past 32 columns cuSOLVER takes its
+             * blocked path, a step of its own (measured at 3572843: ~0.25 ms at d <= 32, ~1 ms at 64) */
+            fli_leaf(e, nd, d * c[D_LAT] * 1e-3 + (d > 32 ? c[D_SYEVD] : 0) + efl / (c[D_RATE2] * 1e9), efl,
+                     d * d * 8 * 4, d, FL_INFO_BOUND_LATENCY, tier);
+        }
     } else {
         const double l = k + over, passes = 2 * it + 2;
         const double fl = passes * 2 * n * d * l, by = passes * n * d * 4 + (is_pca ? 3 * n * d * 4 : 0);

@@ -94,6 +94,12 @@ static const fl_param_def p_pca[] = {
     P_INT("iterated_power", "auto", 0, 1e6, "auto", "n_iter",
           "randomized: power iterations (auto: 7 when n_components < 0.1 x min(n, d), else 4)"),
     P_INT("n_oversamples", "10", 1, 1e6, NULL, NULL, "randomized: extra random directions"),
+    P_INT("eigh_steps", "auto", 0, 12, "auto", NULL,
+          "covariance_eigh on the GPU: the top-k solver's steps (what the fit logs; auto: a spectrum falling "
+          "as 1/i)"),
+    P_INT("eigh_degree", "auto", 0, 120, "auto", NULL,
+          "covariance_eigh on the GPU: the top-k solver's filter degrees summed over its steps (auto: as "
+          "eigh_steps)"),
 };
 static const fl_param_def p_tsvd[] = {
     P_INT("n_components", "2", 1, 1e9, NULL, "K|k", "components"),
