@@ -96,7 +96,8 @@ def regime(p):
         # which eigensolver ran (decomp.c's topk_eligible: a block of p = k + max(k, 16) within d / 2),
         # so that the fit sees both the top-k solver's and syevd's coefficients
         n, d = p["shape"]
-        return (2 * (p["k"] + max(p["k"], 16)) <= d <= n, n * d >= 2e7)
+        blk = p["k"] + max(p["k"], 16)
+        return (blk <= 128 and 8 * blk <= d <= n, n * d >= 2e7)
     if p["op"] in DECOMP_OPS:
         n, d = p["shape"]
         return (n * d >= 2e7, d >= 256)

@@ -16,7 +16,7 @@
  *             padded to whole chunks: 4 rows dp^2 flops at rate_tflops;
  *             the larger of the two; a split, a GEMM and their two events
  *             per chunk and a fold per 16k rows of a slice at launch_us;
- *   eigh      few components (p = k + max(k, 16), 2 p <= d <= n): the
+ *   eigh      few components (p = k + max(k, 16) <= 128, 8 p <= d <= n): the
  *             top-k subspace iteration (algo/linalg_topk.c) in float64.
  *             Its work is set by the steps S it takes and their filter
  *             degrees summed, M (what the fit logs: "converged in S steps
@@ -158,7 +158,8 @@ int fli_est_decomp_gpu(fli_est *e, int is_pca, int rnd, double k, double it, dou
         fli_leaf(e, nd, (tc > tm ? tc : tm) + la * lau, fl, by, la,
                  tc > tm ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY, tier);
         const double p = k + (k > 16 ? k : 16);
-        const int topk = 2 * p <= d && d <= n;
+        /* decomp.c's topk_eligible and topk_pays_on_gpu */
+        const int topk = 2 * p <= d && d <= n && p <= 128 && 8 * p <= d;
         if (topk) {
             double steps = fli_p_num(e, "eigh_steps"), degree = fli_p_num(e, "eigh_degree"), s0, m0;
             topk_default(k, &s0, &m0);

@@ -799,8 +799,15 @@ static void test_gpu_vs_cpu(void)
     }
     const struct {
         int64_t n, d, ld, k;
-    } shapes[] = {{3000, 37, 37, 5},   {5000, 64, 70, 10},   {2000, 129, 129, 20}, {10000, 5, 5, 3},
-                  {4096, 300, 301, 8}, {200000, 40, 40, 40}, {50, 33, 33, 33}};
+    } shapes[] = {{3000, 37, 37, 5},
+                  {5000, 64, 70, 10},
+                  {2000, 129, 129, 20},
+                  {10000, 5, 5, 3},
+                  {4096, 300, 301, 8},
+                  {200000, 40, 40, 40},
+                  {50, 33, 33, 33},
+                  /* the top-k solver on the GPU (block p <= 128, d >= 8 p): 300 x k=8 above, here p = 64 */
+                  {20000, 512, 515, 32}};
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
         const int64_t n = shapes[si].n, d = shapes[si].d, ld = shapes[si].ld, k = shapes[si].k;
         float *X = gpu_data(n, d, ld);
