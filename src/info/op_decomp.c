@@ -35,7 +35,7 @@
  *             too flat falls back to syevd, which is not modelled).
  *             Else cuSOLVER float64 syevd of the d x d scatter, eig_us
  *             per column (its panel steps) + 4 d^3 flops at eig_tflops,
- *             + syevd_ms past 32 columns (its blocked path).
+ *             + syevd_ms past 64 columns (its blocked path).
  * randomized, l = n_components + n_oversamples columns, I power
  * iterations (fixed_ms, bw_gbs, rate_tflops, launch_us, sync_us,
  * orth_tflops):
@@ -79,7 +79,7 @@ static void decomp_roofline(int rnd, const fl_info_device *dev, double *c)
                      : fli_rate(dev, FL_INFO_PREC_FP64, FLI_CLASS_SOLVER);
     c[D_HOST] = 5;    /* one host thread's LAPACK on small matrices */
     c[D_SYNC] = 20;   /* a stream synchronisation and a small copy to the host */
-    c[D_SYEVD] = 0.5; /* cuSOLVER's syevd past 32 columns: its blocked path's set-up */
+    c[D_SYEVD] = 0.5; /* cuSOLVER's syevd past 64 columns: its blocked path's set-up */
 }
 
 /* linalg_topk.c's step rule on the spectrum t_i = 1 / (1 + i): the filter
@@ -189,9 +189,10 @@ int fli_est_decomp_gpu(fli_est *e, int is_pca, int rnd, double k, double it, dou
         } else {
             const double efl = 4 * d * d * d;
             nd = fli_node(e, 0, "eigh (float64 syevd)", "the d x d scatter's eigenpairs", 1);
-            /* latency: syevd's per-column steps at eig_us; past 32 columns cuSOLVER takes its
-             * blocked path, a step of its own (measured at 3572843: ~0.25 ms at d <= 32, ~1 ms at 64) */
-            fli_leaf(e, nd, d * c[D_LAT] * 1e-3 + (d > 32 ? c[D_SYEVD] : 0) + efl / (c[D_RATE2] * 1e9), efl,
+            /* latency: syevd's per-column steps at eig_us; past 64 columns a step of its own (the
+             * fits at fa41dd9: ~9 us a column up to d = 64, 14 at 128; the threshold was 32 at first,
+             * which put every d = 64 point 7-37% high) */
+            fli_leaf(e, nd, d * c[D_LAT] * 1e-3 + (d > 64 ? c[D_SYEVD] : 0) + efl / (c[D_RATE2] * 1e9), efl,
                      d * d * 8 * 4, d, FL_INFO_BOUND_LATENCY, tier);
         }
     } else {
