@@ -93,11 +93,10 @@ def regime(p):
     if p["op"] in ("eigh", "polar"):
         return (p["shape"][1] >= 1024,)
     if p["op"] == "pca" and p["variant"] == "covariance_eigh":
-        # which eigensolver ran (decomp.c's topk_eligible: a block of p = k + max(k, 16) within d / 2),
-        # so that the fit sees both the top-k solver's and syevd's coefficients
+        # which eigensolver ran (measure.py records it from the fit's log), so that the fit sees both the
+        # top-k solver's and syevd's coefficients
         n, d = p["shape"]
-        blk = p["k"] + max(p["k"], 16)
-        return (blk <= 128 and 8 * blk <= d <= n, n * d >= 2e7)
+        return (p.get("eigh", "syevd") != "syevd", n * d >= 2e7)
     if p["op"] in DECOMP_OPS:
         n, d = p["shape"]
         return (n * d >= 2e7, d >= 256)

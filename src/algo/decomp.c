@@ -261,28 +261,15 @@ static fl_status projected_variance(fl_ctx *ctx, const fli_decomp_backend *be, c
  * took 5.6 ms at d = 512 on the H100 (bench_pca). It needs a fixed number
  * of components (not a variance fraction, which needs every eigenvalue), a
  * block of k + max(k, 16) vectors within d / 2, and n >= d (the noise
- * variance then comes from the trace). When the spectrum is too flat past
+ * variance then comes from the trace); the GPU takes it only where it pays
+ * (fli_topk_on_gpu), the CPU only for the tests (FL_DECOMP_LA=1), wherever
+ * it can run. When the spectrum is too flat past
  * the k-th eigenvalue for it to converge quickly, the full eigensolver
  * runs instead. */
 #define TOPK_TOL 1e-10
 static int topk_eligible(const dc_setup *s, int64_t n, int64_t d)
 {
     return s->frac == 0 && d <= n && 2 * fli_topk_block(s->k) <= d;
-}
-
-/* Where the GPU takes the top-k solver over syevd: a block p of at most
- * 128 vectors and d >= 8 p. Its cost grows with p (the host's p x p steps:
- * ~1-2 ms at p <= 32, ~5 at 64, ~25 at 128, ~130 at 256), syevd's with d
- * (~1 ms at d = 64, 3 at 256, 9 at 512, 23 at 1024); the rule is where the
- * H100 measured it faster on the calibration's data
- * (bench/results/pca_route_ab_h100_d90e446.json: 1M x 512 k=32 13.1 ms
- * against 14.2; 100K x 128 k=32 7.0 against 2.3, now syevd; 100K x 512
- * k=128 136 against 9.6, now syevd). Shared with the cost model
- * (src/info/op_decomp.c). */
-static int topk_pays_on_gpu(int64_t k, int64_t d)
-{
-    const int64_t p = fli_topk_block(k);
-    return p <= 128 && 8 * p <= d;
 }
 
 /* The k leading eigenpairs of the scatter S (d x d float64, symmetric, in
@@ -364,7 +351,7 @@ static fl_status gpu_eigh_fit(fl_ctx *ctx, const fl_array *X, const dc_setup *s,
     cj.n = X->rows;
     cj.d = X->cols;
     cj.ld = X32 ? X->cols : fli_ld(X);
-    const int topk = topk_eligible(s, cj.n, cj.d) && topk_pays_on_gpu(s->k, cj.d) && !ctx->pca_full_eigh;
+    const int topk = s->frac == 0 && fli_topk_on_gpu(s->k, cj.n, cj.d) && !ctx->pca_full_eigh;
     cj.eigh = topk ? FLI_COV_EIGH_DEVICE : FLI_COV_EIGH_SYEVD;
     cj.variant = ctx->pca_product;
     cj.k = s->k;

@@ -22,6 +22,24 @@ static inline int64_t fli_topk_block(int64_t k)
     return k + (k > 16 ? k : 16);
 }
 
+/* Whether PCA's covariance_eigh on the GPU solves for k components of the
+ * scatter of n x d data with this solver rather than cuSOLVER's syevd
+ * (algo/decomp.c runs it, info/op_decomp.c estimates it: both call this).
+ * The solver needs n >= d (the noise variance comes from the trace) and a
+ * block p within d / 2; it pays only for a block of at most 128 vectors
+ * and d >= 8 p. Its cost grows with p (the host's p x p steps: ~1-2 ms at
+ * p <= 32, ~5 at 64, ~25 at 128, ~130 at 256), syevd's with d (~1 ms at
+ * d = 64, 3 at 256, 9 at 512, 23 at 1024); the rule is where the H100
+ * measured it faster on the calibration's data
+ * (bench/results/pca_route_ab_h100_d90e446.json: 1M x 512 k=32 13.1 ms
+ * against 14.2; 100K x 128 k=32 7.0 against 2.3 and 100K x 512 k=128 136
+ * against 9.6, both now syevd). */
+static inline int fli_topk_on_gpu(int64_t k, int64_t n, int64_t d)
+{
+    const int64_t p = fli_topk_block(k);
+    return d <= n && p <= 128 && 8 * p <= d;
+}
+
 /*
  * The k largest eigenpairs of A (n x n, symmetric positive semidefinite,
  * both triangles stored, column-major, ld n, in la's memory; not

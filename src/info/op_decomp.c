@@ -52,6 +52,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "algo/linalg_topk.h"
 #include "info/info_internal.h"
 
 /* D_SYNC: covariance_eigh's only (the randomized solver's round trips are D_LAT) */
@@ -93,7 +94,7 @@ static void decomp_roofline(int rnd, const fl_info_device *dev, double *c)
  * steps, degree 9-11; 8: 3, 13-14; 16, 32: 4, 16-17; 128: 5, 15. */
 static void topk_default(double k, double *steps, double *degree)
 {
-    const double p = k + (k > 16 ? k : 16), tol = 1e-10;
+    const double p = (double)fli_topk_block((int64_t)k), tol = 1e-10;
     const double xk = 2 * p / k - 1, x0 = 2 * p - 1; /* (t - c) / e, c = e = t_{p-1} / 2 */
     const double rate = acosh(xk), cap = floor(acosh(1e10) / acosh(x0));
     double r = 0.3, s = 0, m_sum = 0;
@@ -157,9 +158,8 @@ int fli_est_decomp_gpu(fli_est *e, int is_pca, int rnd, double k, double it, dou
                       1);
         fli_leaf(e, nd, (tc > tm ? tc : tm) + la * lau, fl, by, la,
                  tc > tm ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY, tier);
-        const double p = k + (k > 16 ? k : 16);
-        /* decomp.c's topk_eligible and topk_pays_on_gpu */
-        const int topk = 2 * p <= d && d <= n && p <= 128 && 8 * p <= d;
+        const double p = (double)fli_topk_block((int64_t)k);
+        const int topk = fli_topk_on_gpu((int64_t)k, (int64_t)n, (int64_t)d); /* as decomp.c decides */
         if (topk) {
             double steps = fli_p_num(e, "eigh_steps"), degree = fli_p_num(e, "eigh_degree"), s0, m0;
             topk_default(k, &s0, &m0);
