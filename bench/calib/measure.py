@@ -74,7 +74,7 @@ LOG_INFO = 2
 
 
 class Flashlib:
-    def __init__(self, path):
+    def __init__(self, path, device="cuda"):
         self.lib = lib = ctypes.CDLL(path)
         lib.fl_ctx_create.argtypes = [c_char_p, POINTER(c_void_p), c_char_p, c_size_t]
         lib.fl_ctx_last_error.restype = c_char_p
@@ -97,13 +97,17 @@ class Flashlib:
         for fn in (lib.fl_pca_fit, lib.fl_truncated_svd_fit):
             fn.argtypes = [c_void_p, POINTER(FlArray), c_void_p, POINTER(c_void_p)]
         lib.fl_model_free.argtypes = [c_void_p]
+        lib.fl_model_create.argtypes = [c_void_p, c_char_p, c_void_p, POINTER(c_void_p)]
+        lib.fl_model_fit.argtypes = [c_void_p, POINTER(FlArray), c_void_p, c_void_p]
+        lib.fl_model_kneighbors.argtypes = [c_void_p, POINTER(FlArray), c_int64, POINTER(FlArray), POINTER(FlArray)]
+        lib.fl_model_set_param.argtypes = [c_void_p, c_char_p, c_char_p]
         lib.fl_version_string.restype = c_char_p
         lib.fl_ctx_set_log.argtypes = [c_void_p, LOG_FN, c_void_p]
         lib.fl_ctx_set_verbosity.argtypes = [c_void_p, c_int]
         err = ctypes.create_string_buffer(512)
         self.ctx = c_void_p()
-        if lib.fl_ctx_create(b"cuda", byref(self.ctx), err, 512):
-            raise RuntimeError(f"fl_ctx_create(cuda): {err.value.decode()}")
+        if lib.fl_ctx_create(device.encode(), byref(self.ctx), err, 512):
+            raise RuntimeError(f"fl_ctx_create({device}): {err.value.decode()}")
 
     def check(self, st, what):
         if st:
@@ -317,6 +321,267 @@ def time_knn(fl, torch, np, p, reps):
     fl.lib.fl_params_free(params)
     del X, Q, keep
     return ms
+
+
+# ---- the approximate indexes: IVF-Flat, IVF-PQ, CAGRA searches ---------------------------------
+# Index kinds, in the order the sweep interleaves them (a budget cut then
+# trims every kind alike). Each index is built once (cheap parameters:
+# few k-means iterations, moderate sizes) and searched with several
+# configurations; only the searches are timed.
+ANN_KINDS = ("ivf_flat", "ivf_pq", "cagra")
+# per kind: (n_samples, n_features, build parameters); n_lists / pq_dim / degrees vary with the shape
+ANN_INDEXES = {
+    "ivf_flat": ((20_000, 16, dict(n_lists=128)), (200_000, 64, dict(n_lists=512)),
+                 (1_000_000, 128, dict(n_lists=1024)), (300_000, 256, dict(n_lists=2048)),
+                 (100_000, 32, dict(n_lists=1000))),
+    "ivf_pq": ((50_000, 32, dict(n_lists=256, pq_dim=16)), (200_000, 128, dict(n_lists=512, pq_dim=32)),
+               (400_000, 64, dict(n_lists=1024, pq_dim=16)), (100_000, 256, dict(n_lists=300, pq_dim=64))),
+    "cagra": ((20_000, 32, dict(graph_degree=32, intermediate_graph_degree=64)),
+              (100_000, 64, dict(graph_degree=64, intermediate_graph_degree=96)),
+              (200_000, 128, dict(graph_degree=32, intermediate_graph_degree=48)),
+              (50_000, 256, dict(graph_degree=16, intermediate_graph_degree=32))),
+}
+ANN_SEARCHES = 9  # search configurations per index: ~30-45 points per kind
+ANN_NQ = (1, 10, 100, 1_000, 3_000, 10_000)
+ANN_SMOKE = {  # --smoke-cpu: tiny indexes through the CPU backend (the code path, not timings)
+    "ivf_flat": ((2_000, 16, dict(n_lists=32)),),
+    "ivf_pq": ((3_000, 16, dict(n_lists=16, pq_dim=8)),),
+    "cagra": ((1_500, 16, dict(graph_degree=16, intermediate_graph_degree=24)),),
+}
+
+
+def ann_candidates(seed, table=None, per_index=ANN_SEARCHES, nqs=ANN_NQ):
+    """Indexes and their search configurations, drawn (never filtered by
+    the model): n_queries from 1 to 10,000, k, and each index's own knobs
+    (IVF: n_probes from 1 to a quarter of the lists; IVF-PQ: refine 1 to
+    8; CAGRA: itopk_size, search_width). Returns [{kind, n, d, build,
+    searches: [...]}, ...], the kinds interleaved."""
+    rng = random.Random(seed + 11)
+    table = table or ANN_INDEXES
+    per_kind = []
+    for kind in ANN_KINDS:
+        idxs = []
+        for n, d, build in table[kind]:
+            searches, seen = [], set()
+            while len(searches) < per_index:
+                nq = rng.choice(nqs)
+                if kind == "cagra":
+                    k = rng.choice((1, 10, 32, 64, 100))
+                    itopk = max(k, rng.choice((16, 32, 64, 128, 256, 512)))
+                    width = rng.choice((1, 1, 2, 4, 8))
+                    while width * build["graph_degree"] > 1024 or width * 2 > itopk + 1:
+                        width //= 2
+                    q = dict(nq=nq, k=k, itopk=itopk, width=max(1, width))
+                else:
+                    L = build["n_lists"]
+                    P = min(L, rng.choice((1, 4, 8, 16, 32, 64, 128, max(1, L // 4))))
+                    k = rng.choice((1, 10, 32, 100, 200) if kind == "ivf_flat" else (1, 10, 32, 100))
+                    q = dict(nq=nq, k=k, n_probes=P)
+                    if kind == "ivf_pq":
+                        q["refine"] = rng.choice((1, 2, 4, 8))
+                        if q["refine"] * k > 1024:
+                            q["refine"] = 1
+                key = tuple(sorted(q.items()))
+                if key in seen:
+                    continue
+                seen.add(key)
+                searches.append(q)
+            idxs.append(dict(kind=kind, n=n, d=d, build=dict(build), searches=searches))
+        per_kind.append(idxs)
+    out = []
+    for i in range(max(len(x) for x in per_kind)):
+        out += [x[i] for x in per_kind if i < len(x)]
+    return out
+
+
+def ann_build_params(idx):
+    """The index's parameter table values of its build (fl_params)."""
+    b = dict(idx["build"], random_state=1)
+    if idx["kind"] != "cagra":
+        b["kmeans_n_iters"] = 10
+    if idx["kind"] == "ivf_pq":
+        b["pq_bits"] = 8
+    return b
+
+
+def ann_search_params(idx, q):
+    """The search-time parameters of a configuration (fl_model_set_param)."""
+    if idx["kind"] == "cagra":
+        return {"itopk_size": q["itopk"], "search_width": q["width"], "n_neighbors": q["k"]}
+    p = {"n_probes": q["n_probes"], "n_neighbors": q["k"]}
+    if idx["kind"] == "ivf_pq":
+        p["refine"] = q["refine"]
+    return p
+
+
+def ann_params(kind, build, q):
+    """The estimate's parameters of a search: the index's build and search
+    parameters, n_queries, phase=search and force_gpu (measure.py's context
+    is on cuda, so every search runs on the GPU). fit.py writes the same
+    from a point."""
+    p = dict(build)
+    p.pop("random_state", None)
+    p.pop("kmeans_n_iters", None)
+    if kind == "cagra":
+        p.update(itopk_size=q["itopk"], search_width=q["width"])
+    else:
+        p["n_probes"] = q["n_probes"]
+        if kind == "ivf_pq":
+            p["refine"] = q["refine"]
+    p.update(n_neighbors=q["k"], n_queries=q["nq"])
+    return " ".join(f"{k}={v}" for k, v in p.items()) + " phase=search force_gpu=true"
+
+
+def ann_data(np, n, d, seed):
+    """Random clustered float32 rows (host): ~n / 500 Gaussian blobs of
+    unit spread around centres drawn with a spread of 4, and queries from
+    the same blobs."""
+    rng = np.random.default_rng(seed)
+    blobs = max(4, n // 500)
+    centres = (rng.standard_normal((blobs, d), dtype=np.float32) * 4).astype(np.float32)
+    X = rng.standard_normal((n, d), dtype=np.float32)
+    X += centres[rng.integers(0, blobs, n)]
+    nq = max(ANN_NQ)
+    Q = rng.standard_normal((nq, d), dtype=np.float32)
+    Q += centres[rng.integers(0, blobs, nq)]
+    return np.ascontiguousarray(X), np.ascontiguousarray(Q)
+
+
+def ann_build(fl, idx, X):
+    """Builds the index through fl_model_create + fl_model_fit on host X;
+    returns (model handle, seconds)."""
+    params = fl.params(ann_build_params(idx), algo=idx["kind"])
+    m = c_void_p()
+    try:
+        fl.check(fl.lib.fl_model_create(fl.ctx, idx["kind"].encode(), params, byref(m)), "fl_model_create")
+    finally:
+        fl.lib.fl_params_free(params)
+    n, d = X.shape
+    xa = FlArray(X.ctypes.data, F32, HOST, 0, n, d, d)
+    t0 = time.perf_counter()
+    st = fl.lib.fl_model_fit(m, byref(xa), None, None)
+    if st:
+        err = fl.lib.fl_ctx_last_error(fl.ctx).decode()
+        fl.lib.fl_model_free(m)
+        raise RuntimeError(f"fl_model_fit {idx['kind']}: {err} (status {st})")
+    return m, time.perf_counter() - t0
+
+
+def time_ann(fl, sync, np, m, idx, q, Q, reps):
+    """Wall clock of one fl_model_kneighbors of q["nq"] host queries (the
+    index resident on the device after the first search), a device
+    synchronisation after it, warm-up searches until 20 ms, median of
+    reps."""
+    for name, v in ann_search_params(idx, q).items():
+        fl.check(fl.lib.fl_model_set_param(m, name.encode(), str(v).encode()), f"set {name}={v}")
+    nq, k, d = q["nq"], q["k"], Q.shape[1]
+    Qs = np.ascontiguousarray(Q[:nq])
+    D = np.empty((nq, k), np.float32)
+    I = np.empty((nq, k), np.int64)
+    qa = FlArray(Qs.ctypes.data, F32, HOST, 0, nq, d, d)
+    da = FlArray(D.ctypes.data, F32, HOST, 0, nq, k, k)
+    ia = FlArray(I.ctypes.data, I64, HOST, 0, nq, k, k)
+
+    def search_ms():
+        sync()
+        t0 = time.perf_counter()
+        fl.check(fl.lib.fl_model_kneighbors(m, byref(qa), k, byref(da), byref(ia)), "fl_model_kneighbors")
+        sync()
+        return (time.perf_counter() - t0) * 1e3
+
+    warm = search_ms()
+    for _ in range(7):
+        if warm >= 20:
+            break
+        warm += search_ms()
+    ms = [search_ms() for _ in range(reps)]
+    if (I[:, 0] < 0).any():
+        raise RuntimeError(f"{idx['kind']} search returned no neighbour for some queries")
+    return ms
+
+
+def ann_point(idx, q, est, ms, build_s):
+    """A measurement point of a search: everything the model's parameters
+    need (fit.py rebuilds them with ann_params)."""
+    build = {k: v for k, v in ann_build_params(idx).items() if k not in ("random_state", "kmeans_n_iters")}
+    return dict(op=idx["kind"], variant=est["model_key"], dtype="f32", shape=[idx["n"], idx["d"]], k=q["k"],
+                nq=q["nq"], build=build, search={k: v for k, v in q.items() if k not in ("nq", "k")},
+                input="host", backend=est["backend"], ms=statistics.median(ms), reps=ms, min_ms=min(ms),
+                max_ms=max(ms), build_s=round(build_s, 3))
+
+
+def ann_sweep(fl, sync, np, info, device, cands, deadline, ratio, cap_ms, log, add_point, gpu=True):
+    """Builds each index (when the time left allows its build), times its
+    searches, adds the points; returns (done, skipped). gpu: only searches
+    the model routes to the GPU (a cuda context runs every search there)."""
+    done = skipped = 0
+    for idx in cands:
+        kind, n, d = idx["kind"], idx["n"], idx["d"]
+        bparams = " ".join(f"{k}={v}" for k, v in ann_build_params(idx).items() if k != "random_state")
+        try:
+            b_est = info.estimate(kind, (n, d), bparams + " phase=build", "f32", device)["runtime_ms"]
+        except infolib.InfoError:
+            b_est = 5000.0
+        # the build's host parts (layout, PQ encoding, CAGRA pruning) are heuristic: 3 x and 2 s of margin
+        if time.perf_counter() + 3 * b_est / 1e3 + 2 > deadline:
+            log(f"{kind} {n}x{d}: build skipped (predicted {b_est / 1e3:.1f} s, too little time left)")
+            skipped += len(idx["searches"])
+            continue
+        X, Q = ann_data(np, n, d, n * 7 + d)
+        try:
+            m, build_s = ann_build(fl, idx, X)
+        except RuntimeError as e:
+            log(f"{kind} {n}x{d} {idx['build']}: {e}")
+            skipped += len(idx["searches"])
+            continue
+        log(f"{kind} {n}x{d} {idx['build']}: built in {build_s:.2f} s (estimate {b_est / 1e3:.2f} s)")
+        del X
+        try:
+            for q in idx["searches"]:
+                est = info.estimate(kind, (n, d), ann_params(kind, idx["build"], q), "f32", device)
+                if gpu and est["backend"] != "cuda":
+                    skipped += 1
+                    continue
+                pred = est["runtime_ms"] * ratio[0]
+                reps = 5 if pred < 30 else 3
+                if pred > cap_ms or time.perf_counter() + (pred * (reps + 1) + 20) / 1e3 > deadline:
+                    skipped += 1
+                    continue
+                try:
+                    ms = time_ann(fl, sync, np, m, idx, q, Q, reps)
+                except RuntimeError as e:
+                    log(f"{kind} {q}: {e}")
+                    skipped += 1
+                    continue
+                p = ann_point(idx, q, est, ms, build_s)
+                ratio[0] = 0.8 * ratio[0] + 0.2 * (p["ms"] / max(est["runtime_ms"], 1e-3))
+                add_point(p)
+                done += 1
+                log(f"{kind:8} {n:>8}x{d:<4} {q}: {p['ms']:9.3f} ms (roofline {est['runtime_ms']:.3f})")
+        finally:
+            fl.lib.fl_model_free(m)
+    return done, skipped
+
+
+def ann_smoke(a):
+    """--smoke-cpu: the ann sweep's code path on tiny indexes through a cpu
+    context (the CPU backend: no GPU, no torch), writing smoke.json under
+    --out: catches API and syntax errors before a GPU run."""
+    import numpy as np
+
+    info = infolib.Info(a.info_lib)
+    fl = Flashlib(a.lib, "cpu")
+    pts = []
+    cands = ann_candidates(a.seed, ANN_SMOKE, per_index=2, nqs=(1, 10))
+    done, skipped = ann_sweep(fl, lambda: None, np, info, info.device_name("H100"), cands,
+                              time.perf_counter() + 60, [1.0], 1e9, print, pts.append, gpu=False)
+    os.makedirs(a.out, exist_ok=True)
+    path = os.path.join(a.out, "smoke.json")
+    with open(path, "w") as f:
+        json.dump({"bench": "calib-smoke", "device": "cpu", "points": pts}, f, indent=1)
+    print(f"smoke: {done} searches timed, {skipped} skipped; wrote {path}")
+    fl.lib.fl_ctx_free(fl.ctx)
+    return 0 if done else 1
 
 
 # ---- GEMM through torch (cuBLAS) ---------------------------------------------------------
@@ -851,6 +1116,23 @@ def dry_run(a):
             t += est * reps / 1e3 + (0.05 + max(est, 20) / 1e3 if kind != "gemm" else 0.035)
         total += t
         print(f"{kind}: {n} points, {skipped} over the cap, ~{t:.0f} s at roofline speed")
+    if "ann" in a.ops:
+        n = t = skipped = builds = 0
+        for idx in ann_candidates(a.seed):
+            bparams = " ".join(f"{k}={v}" for k, v in ann_build_params(idx).items() if k != "random_state")
+            b = info.estimate(idx["kind"], (idx["n"], idx["d"]), bparams + " phase=build", "f32", dev)["runtime_ms"]
+            builds += b / 1e3
+            for q in idx["searches"]:
+                est = info.estimate(idx["kind"], (idx["n"], idx["d"]), ann_params(idx["kind"], idx["build"], q),
+                                    "f32", dev)["runtime_ms"]
+                if est > a.cap_ms:
+                    skipped += 1
+                    continue
+                n += 1
+                t += est * (5 if est < 30 else 3) / 1e3 + max(est, 20) / 1e3
+        total += t + builds
+        print(f"ann: {n} searches, {skipped} over the cap, ~{t:.0f} s at roofline speed + ~{builds:.0f} s of "
+              f"builds (their host parts heuristic)")
     print(f"total ~{total:.0f} s before the budget ({a.budget_s:.0f} s) trims it")
 
 
@@ -915,8 +1197,9 @@ def merge(path, new, ops, log, add=False, variants=None, only=None):
         old = json.load(f)
     if old.get("device") != new["device"]:
         raise SystemExit(f"merge: {path} is for {old.get('device')}, this GPU is {new['device']}")
-    # ops named in the file by another name than --ops: tsvd's points are truncated_svd's
-    ops = [OP_NAME.get(op, op) for op in ops]
+    # ops named in the file by another name than --ops: tsvd's points are truncated_svd's, ann's are
+    # ivf_flat's, ivf_pq's and cagra's
+    ops = [o for op in ops for o in OP_GROUP.get(op, (OP_NAME.get(op, op),))]
     # one op's points are replaced, or with --gemm-variants only those variants' points
     variants = variants or {}
 
@@ -950,7 +1233,9 @@ def merge(path, new, ops, log, add=False, variants=None, only=None):
     return old
 
 
-ALL_OPS = ("kmeans", "knn", "gemm", "eigh", "polar", "tsvd", "pca")
+ALL_OPS = ("kmeans", "knn", "gemm", "eigh", "polar", "tsvd", "pca", "ann")
+# ops whose points are named by what they measure: --ops ann measures the three indexes' searches
+OP_GROUP = {"ann": ANN_KINDS}
 METHOD = {
     "kmeans": "kmeans: wall clock around fl_kmeans_fit (synchronises before returning), warm-up fits (>= 1, "
               "until 20 ms), median of repeats (5 when X is on the host)",
@@ -968,6 +1253,10 @@ METHOD = {
             "context), warm-up fits until 20 ms, median of 3",
     "pca": "pca: wall clock around fl_pca_fit (covariance_eigh or randomized, X in device memory, a cuda "
            "context), warm-up fits until 20 ms, median of 3",
+    "ann": "ann: IVF-Flat, IVF-PQ and CAGRA indexes built once each (fl_model_create + fl_model_fit on host "
+           "clustered float32 rows), then searches of several configurations per index: wall clock around "
+           "fl_model_kneighbors of host queries (a cuda context: every search on the GPU, the index resident "
+           "after the first search) and a device synchronisation, warm-up searches until 20 ms, median of 3-5",
 }
 
 
@@ -982,8 +1271,12 @@ def main():
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--commit", default=os.environ.get("GIT_COMMIT", "unknown"))
     ap.add_argument("--dry-run", metavar="DEVICE", help="plan the sweep for DEVICE with the roofline, run nothing")
+    ap.add_argument("--smoke-cpu", action="store_true",
+                    help="with --ops ann: run the ann sweep's code on tiny indexes through a cpu context (no GPU, "
+                         "no torch), writing --out/smoke.json: an API check, not a calibration")
     ap.add_argument("--ops", default="kmeans,gemm",
-                    help="ops to measure, comma-separated (kmeans, knn, gemm); the budget goes to those only")
+                    help="ops to measure, comma-separated (" + ", ".join(ALL_OPS) + "); the budget goes to those "
+                         "only")
     ap.add_argument("--gemm-variants", default="",
                     help="comma-separated GEMM variants to measure (default: the cuBLAS ones; the split ones "
                          + ", ".join(FL_GEMM_VARIANTS) + " are timed through fl_gemm and need --lib)")
@@ -1016,6 +1309,10 @@ def main():
         ap.error("--lib is needed to measure every op but the cuBLAS GEMM variants")
     if a.dry_run:
         return dry_run(a)
+    if a.smoke_cpu:
+        if a.ops != ["ann"]:
+            ap.error("--smoke-cpu runs the ann sweep only: --ops ann")
+        return ann_smoke(a)
 
     import numpy as np
     import torch
@@ -1204,7 +1501,7 @@ def main():
 
     both = "kmeans" in a.ops and "gemm" in a.ops
     weights = {op: w for op, w in (("kmeans", 0.70), ("knn", 0.45), ("gemm", 0.18), ("eigh", 0.30),
-                                   ("polar", 0.20), ("tsvd", 0.08), ("pca", 0.12)) if op in a.ops}
+                                   ("polar", 0.20), ("tsvd", 0.08), ("pca", 0.12), ("ann", 0.45)) if op in a.ops}
     tail = 0.95 if a.ops == ["gemm"] else 0.88
     end = 0.0
     def gemm_cands(seed):
@@ -1217,6 +1514,12 @@ def main():
         end += tail * weights[op] / sum(weights.values())
         ratio[0] = 1.0
         spend(op, [p for p in cands(a.seed) if only_match(p, a.only)], end, run)
+    if "ann" in a.ops:  # the approximate indexes: builds (untimed) and their searches
+        end += tail * weights["ann"] / sum(weights.values())
+        ratio[0] = 1.0
+        done, skipped = ann_sweep(fl, torch.cuda.synchronize, np, info, device, ann_candidates(a.seed),
+                                  start + a.budget_s * end, ratio, a.cap_ms, log, meta["points"].append)
+        log(f"ann: {done} searches measured, {skipped} skipped by the budget, the cap or an error")
     # the linear-algebra solvers and decompositions, PCA last (its GPU code changes most often)
     for op in ("eigh", "polar", "tsvd", "pca"):
         if op not in a.ops:

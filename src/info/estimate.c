@@ -869,6 +869,8 @@ int fl_info_model_coefs(const char *op, const char *variant, const char *device,
         return fli_solver_coefs(variant, dev, names, defaults);
     if (!strcmp(op, "pca") || !strcmp(op, "truncated_svd"))
         return fli_decomp_coefs(variant, dev, names, defaults);
+    if (!strcmp(op, "ivf_flat") || !strcmp(op, "ivf_pq") || !strcmp(op, "cagra"))
+        return fli_ann_coefs(op, variant, dev, names, defaults);
     return -1;
 }
 

@@ -285,12 +285,16 @@ extern const fl_param_def fli_kmeans_xparams[]; /* info-only parameters of kmean
 int fli_est_kmeans(fli_est *e);
 int fli_kmeans_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def);
 int fli_est_gemm(fli_est *e);
-/* the approximate indexes (op_ann.c): info-only n_queries and phase */
-#define FLI_ANN_N_XPARAMS 2
+/* the approximate indexes (op_ann.c): info-only n_queries, phase and force_gpu */
+#define FLI_ANN_N_XPARAMS 3
 extern const fl_param_def fli_ann_xparams[];
 int fli_est_ivf_flat(fli_est *e);
 int fli_est_ivf_pq(fli_est *e);
 int fli_est_cagra(fli_est *e);
+/* the GPU searches' coefficients of ivf_flat (variant fp32), ivf_pq (pq)
+ * and cagra (graph) */
+int fli_ann_coefs(const char *op, const char *variant, const fl_info_device *dev, const char **names,
+                  double *def);
 int fli_gemm_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def);
 /* eigh / polar variants on the GPU (op_linalg.c), PCA / TruncatedSVD solvers (op_decomp.c) */
 int fli_solver_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def);

@@ -15,8 +15,16 @@
  *    scans, or the CPU) and fli_route_cagra (a thread block per query on
  *    the GPU, or the CPU).
  * CPU parts are rooflines of the backends' counts on the device table's
- * nominal CPU: heuristic. The GPU searches are rooflines of their counts
- * (not calibrated yet).
+ * nominal CPU: heuristic. The GPU searches follow what ivf_cuda.cu,
+ * ivfpq_cuda.cu and cagra_cuda.cu launch, each with its own coefficients
+ * (see the enums below), fitted per (index, device) by bench/calib on
+ * flashlib's own searches (fl_model_kneighbors, host queries, the index
+ * resident on the device after the first search); without a calibration
+ * entry they take roofline values from the device table. Common to the
+ * three: a fixed cost per call (host buffers, the final synchronisation),
+ * a launch gap per kernel or copy, the host's pass over the queries and
+ * the results (finite check, float32 copy, float64 results converted)
+ * at host_ns per element, and the pageable copies at h2d_gbs.
  */
 #include <math.h>
 #include <stdio.h>
@@ -31,7 +39,313 @@ const fl_param_def fli_ann_xparams[FLI_ANN_N_XPARAMS] = {
     {"n_queries", FL_PARAM_INT, "10000", 1, 9e18, NULL, "nq", "queries searched"},
     {"phase", FL_PARAM_CHOICE, "both", 0, 0, "both|build|search", NULL,
      "what to estimate: building the index, searching it, or both"},
+    {"force_gpu", FL_PARAM_BOOL, "false", 0, 1, NULL, NULL,
+     "a context on device cuda (routing then never keeps a small search on the CPU)"},
 };
+
+/* ---- the GPU searches' coefficients ---------------------------------------- */
+
+/* Shared by the three indexes' coefficient lists (the same indexes in each). */
+enum {
+    A_FIXED,  /* fixed_ms:  host buffers, the results' synchronisation          */
+    A_LAUNCH, /* launch_us: one kernel or copy launch and its dependency gap    */
+    A_HOST,   /* host_ns:   a query or result element checked / converted (CPU) */
+    A_H2D,    /* h2d_gbs:   the pageable copies of queries and results          */
+    A_N_COMMON
+};
+
+/* IVF-Flat and IVF-PQ: the coarse step and the selects are the same code
+ * (fli_ivf_probe_step, fli_ivf_pool_step). */
+enum {
+    F_GEMM = A_N_COMMON, /* gemm_tflops: the coarse SGEMM (cuBLAS, fp32)           */
+    F_SEL,               /* select_ns:   a key of a radix-select block, per block   */
+    F_SCAN,              /* scan_tflops: the list tiles' fp32 FMAs (padded)          */
+    F_STEP,              /* step_ns:     one 128 x 32 tile step of one scan block    */
+    F_BW,                /* bw_gbs:      list rows, keys written and read back       */
+    F_RERANK,            /* rerank_ns:   a float64 step of a re-rank lane            */
+    F_N
+};
+static const char *const flat_names[F_N] = {"fixed_ms",  "launch_us",   "host_ns", "h2d_gbs", "gemm_tflops",
+                                            "select_ns", "scan_tflops", "step_ns", "bw_gbs",  "rerank_ns"};
+
+enum {
+    Q_GEMM = A_N_COMMON, /* gemm_tflops: the coarse SGEMM                          */
+    Q_SEL,               /* select_ns:   a key of a radix-select block              */
+    Q_LUT,               /* lut_gops:    look-up-table entry terms (sub-space FMAs) */
+    Q_LOOK,              /* lookup_gps:  table reads of the code scans              */
+    Q_STEP,              /* step_ns:     one sequential step of a scan block        */
+    Q_BW,                /* bw_gbs:      codes, per-list terms, keys                */
+    Q_RERANK,            /* rerank_ns:   a float64 step of a re-rank thread         */
+    Q_N
+};
+static const char *const pq_names[Q_N] = {"fixed_ms",    "launch_us", "host_ns",  "h2d_gbs",
+                                          "gemm_tflops", "select_ns", "lut_gops", "lookup_gps",
+                                          "step_ns",     "bw_gbs",    "rerank_ns"};
+
+enum {
+    G_ITER = A_N_COMMON, /* iter_us:   a walk step's fixed latency (pick, barriers)      */
+    G_EXPAND,            /* expand:    parents expanded per buffer slot (walk length)    */
+    G_DIST,              /* dist_ns:   a warp's float4 column of two candidates' keys    */
+    G_MERGE,             /* merge_ns:  a comparison of the merge / hash claims, per lane */
+    G_CONTEND,           /* contend:   slowdown per extra block sharing an SM            */
+    G_BW,                /* bw_gbs:    gathered rows and graph lists                     */
+    G_N
+};
+static const char *const cagra_names[G_N] = {"fixed_ms", "launch_us", "host_ns",  "h2d_gbs", "iter_us",
+                                             "expand",   "dist_ns",   "merge_ns", "contend", "bw_gbs"};
+
+static void common_roofline(const fl_info_device *dev, double *c)
+{
+    c[A_FIXED] = 0.02 + 4 * dev->launch_us * 1e-3;
+    c[A_LAUNCH] = dev->launch_us;
+    c[A_HOST] = 1.0; /* a load, a check and a store per element, one core */
+    c[A_H2D] = dev->h2d_gbs > 0 ? dev->h2d_gbs * 0.3 : 10.0;
+}
+
+static void ann_roofline(int which, const fl_info_device *dev, double *c)
+{
+    common_roofline(dev, c);
+    const double fp32 = fli_rate(dev, FL_INFO_PREC_FP32, FLI_CLASS_FUSED);
+    if (which == 0) {
+        c[F_GEMM] = fli_rate(dev, FL_INFO_PREC_FP32, FLI_CLASS_GEMM);
+        c[F_SEL] = 0.5; /* 256 threads, ~5 passes of a shared-memory histogram a key */
+        c[F_SCAN] = fp32;
+        c[F_STEP] = 400; /* 32 columns x 16 FMAs a thread, two barriers, one tile load */
+        c[F_BW] = fli_bw(dev, FLI_CLASS_FUSED);
+        c[F_RERANK] = 20; /* a dependent float64 add-multiply chain, a gather */
+    } else if (which == 1) {
+        c[Q_GEMM] = fli_rate(dev, FL_INFO_PREC_FP32, FLI_CLASS_GEMM);
+        c[Q_SEL] = 0.5;
+        c[Q_LUT] = fp32 * 1e3 / 2;
+        /* a shared-memory read and an add per sub-space: ~32 a clock per SM */
+        c[Q_LOOK] = dev->sm_count * 32 * 1.5;
+        c[Q_STEP] = 10;
+        c[Q_BW] = fli_bw(dev, FLI_CLASS_GATHER);
+        c[Q_RERANK] = 20;
+    } else {
+        c[G_ITER] = 3; /* a few barriers and a warp's ballots */
+        c[G_EXPAND] = 1.5;
+        c[G_DIST] = 30; /* a float4 gather from L2 / HBM, its FMAs, the shuffles */
+        c[G_MERGE] = 2; /* a shared-memory compare */
+        c[G_CONTEND] = 0.3;
+        c[G_BW] = fli_bw(dev, FLI_CLASS_GATHER);
+    }
+}
+
+static int ann_which(const char *op)
+{
+    return !strcmp(op, "ivf_flat") ? 0 : !strcmp(op, "ivf_pq") ? 1 : !strcmp(op, "cagra") ? 2 : -1;
+}
+
+/* The calibration keys: the variant each index's estimate reports. */
+static const char *const ann_keys[3] = {"fp32", "pq", "graph"};
+
+int fli_ann_coefs(const char *op, const char *variant, const fl_info_device *dev, const char **names,
+                  double *def)
+{
+    const int w = ann_which(op);
+    if (w < 0 || !dev->is_gpu || strcmp(variant, ann_keys[w]))
+        return -1;
+    double c[16];
+    ann_roofline(w, dev, c);
+    static const char *const *const tabs[3] = {flat_names, pq_names, cagra_names};
+    static const int counts[3] = {F_N, Q_N, G_N};
+    return fli_coefs_out(tabs[w], c, counts[w], names, def);
+}
+
+/* The coefficients of an index's GPU search: the override (the fit), its
+ * calibration entry, or the roofline values. */
+static const double *ann_coefs(fli_est *e, int which, double *def, fl_info_tier *tier)
+{
+    static const int counts[3] = {F_N, Q_N, G_N};
+    const fli_calib_entry *entry = NULL;
+    e->r->model_key = ann_keys[which];
+    const double *c =
+        fli_calib_coefs(e, e->op->pub.name, ann_keys[which], "f32", NULL, counts[which], tier, &entry);
+    if (!c) {
+        ann_roofline(which, e->dev, def);
+        c = def;
+    }
+    if (entry)
+        e->r->calibration = entry->describe;
+    if (*tier == FL_INFO_TIER_ROOFLINE)
+        fli_note(e, "no calibration of this index's GPU search on this device: its counts at device peaks x "
+                    "default efficiencies");
+    return c;
+}
+
+/* A leaf of a modelled GPU search (its time computed here). */
+static void gpu_leaf(fli_est *e, int parent, const char *name, const char *detail, double ms, double flops,
+                     double bytes, double launches, fl_info_bound b, fl_info_tier t)
+{
+    const int nd = fli_node(e, parent, name, detail, 1);
+    fli_leaf(e, nd >= 0 ? nd : parent, ms, flops, bytes, launches, b, t);
+}
+
+/* The parts every GPU search has: the fixed cost, the host's pass over the
+ * queries (finite check, float32 copy) and the results (float64 to the
+ * caller's arrays), the pageable copies both ways, the launches. */
+static void gpu_common(fli_est *e, int s, const double *c, double nq, double d, double k, double extra_host,
+                       double launches, fl_info_tier t)
+{
+    const double link = nq * d * 4 + nq * k * 16;
+    e->link_bytes += link;
+    gpu_leaf(e, s, "fixed overhead", "host buffers, the results' synchronisation", c[A_FIXED], 0, 0, 0,
+             FL_INFO_BOUND_LATENCY, t);
+    gpu_leaf(e, s, "host pass", "queries checked and copied to float32, results converted (host CPU)",
+             (nq * d * 2 + nq * k * 2 + extra_host) * c[A_HOST] * 1e-6, 0, 0, 0, FL_INFO_BOUND_LATENCY, t);
+    gpu_leaf(e, s, "copies", "queries in, results out (the index stays on the device after the first search)",
+             link / (c[A_H2D] * 1e6), 0, 0, 0, FL_INFO_BOUND_TRANSFER, t);
+    gpu_leaf(e, s, "launches", "kernels and copies of each chunk of queries, their dependency gaps",
+             launches * c[A_LAUNCH] * 1e-3, 0, 0, launches, FL_INFO_BOUND_LATENCY, t);
+}
+
+/* The coarse step IVF-Flat and IVF-PQ share (fli_ivf_probe_step): cuBLAS
+ * SGEMM of queries x centres, the keys, a radix-select block per query over
+ * the L keys; select blocks of 256 threads, 8 an SM. */
+static void ivf_coarse(fli_est *e, int s, double gemm_tflops, double sel_ns, double bw, double nq, double L,
+                       double d4, fl_info_tier t)
+{
+    const double waves = ceil(nq / (e->dev->sm_count * 8.0));
+    const double fl = 2 * nq * L * d4, by = (nq + L) * d4 * 4 + nq * L * 8;
+    const double tc = fl / (gemm_tflops * 1e9), tm = by / (bw * 1e6);
+    gpu_leaf(e, s, "coarse GEMM + probes", "queries x centres (cuBLAS SGEMM), a radix-select block per query",
+             fmax(tc, tm) + waves * L * sel_ns * 1e-6, fl, by, 4,
+             tc >= tm ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY, t);
+}
+
+/* The pool select (fli_ivf_pool_step): a block per query over its
+ * candidate space, `stride` keys (the probed lists laid end to end). */
+static void ivf_pool(fli_est *e, int s, double sel_ns, double bw, double nq, double stride, fl_info_tier t)
+{
+    const double waves = ceil(nq / (e->dev->sm_count * 8.0));
+    const double by = nq * stride * 4;
+    gpu_leaf(e, s, "candidate pool", "a radix-select block per query over its probed lists' keys",
+             fmax(waves * stride * sel_ns * 1e-6, by / (bw * 1e6)), 0, by, 1, FL_INFO_BOUND_LATENCY, t);
+}
+
+/* Rows of the `p` longest of L lists of n rows: the candidate space's
+ * stride (k-means lists are uneven: the longest hold ~1.5 x the mean). */
+static double ivf_stride(double n, double L, double p)
+{
+    return fmin(n, ceil(p * n / L * (p < L ? 1.5 : 1)));
+}
+
+/* IVF-Flat's GPU search (ivf_cuda.cu). */
+static void flat_gpu(fli_est *e, int s, double n, double d, double L, double P, double k, double nq)
+{
+    double def[16];
+    fl_info_tier t;
+    const double *c = ann_coefs(e, 0, def, &t);
+    const double nsm = e->dev->sm_count, d4 = ceil(d / 4) * 4, len = n / L, cap = k + 8;
+    const double stride = ivf_stride(n, L, P);
+    /* chunks of queries: the workspace within 85% of the memory */
+    const double ws_q = L * 4 + stride * 4 + d4 * 8 + P * 12 + cap * 4 + k * 16 + 32;
+    const double index_b = n * (d4 * 4 + 12) + L * d4 * 4;
+    const double room = fmax(0.85 * ((double)e->dev->memory_bytes - index_b) - 64.0 * 1048576, ws_q);
+    const double chunks = ceil(nq * ws_q / room);
+    gpu_common(e, s, c, nq, d, k, 0, 16 * chunks, t);
+    ivf_coarse(e, s, c[F_GEMM], c[F_SEL], c[F_BW], nq, L, d4, t);
+    /* the pairs grouped by list (histogram, CUB scan, scatter, segments) */
+    /* list tiles: a block per (list, group of TQ queries probing it), 128
+     * rows x 32 columns a step; TQ = 32 when lists are shared by >= 16
+     * queries, else 8 */
+    const double pairs = nq * P, active = fmin(L, pairs), per_list = ceil(pairs / active);
+    const double TQ = per_list >= 16 ? 32 : 8;
+    const double groups = active * ceil(per_list / TQ);
+    const double steps = ceil(len / 128) * ceil(d4 / 32);
+    const double fma = groups * TQ * steps * 128 * 32;
+    const double by = groups * len * d4 * 4 + pairs * len * 4;
+    const double tc = 2 * fma / (c[F_SCAN] * 1e9), tm = by / (c[F_BW] * 1e6);
+    const double tl = ceil(groups / (nsm * 8)) * steps * c[F_STEP] * 1e-6;
+    gpu_leaf(
+        e, s, "list tiles",
+        "probed lists scanned in fp32 128 x 32 tiles shared by the queries probing them (a block per list "
+        "and group)",
+        fmax(tl, fmax(tc, tm)), 2 * pairs * len * d, by, 1,
+        tl >= tc && tl >= tm ? FL_INFO_BOUND_LATENCY
+        : tc >= tm           ? FL_INFO_BOUND_COMPUTE
+                             : FL_INFO_BOUND_MEMORY,
+        t);
+    ivf_pool(e, s, c[F_SEL], c[F_BW], nq, stride, t);
+    /* a warp per query: each lane's share of the pool in float64, then the
+     * pool ranked; 4 warps a block, 32 warps an SM */
+    const double lane = ceil(cap / 32) * (d + cap);
+    gpu_leaf(e, s, "exact re-rank", "a warp per query: the pool's float64 distances, ranked",
+             fmax(ceil(nq / (nsm * 32)) * lane * c[F_RERANK] * 1e-6, nq * cap * d * 4 / (c[F_BW] * 1e6)),
+             3 * nq * cap * d, nq * cap * d * 4, 1, FL_INFO_BOUND_LATENCY, t);
+}
+
+/* IVF-PQ's GPU search (ivfpq_cuda.cu). */
+static void pq_gpu(fli_est *e, int s, const fl_hw_props *hw, double n, double d, double L, double P, double k,
+                   double nq, double M, double ks, double pool, int ip, int by_residual)
+{
+    double def[16];
+    fl_info_tier t;
+    const double *c = ann_coefs(e, 1, def, &t);
+    const double nsm = e->dev->sm_count, d4 = ceil(d / 4) * 4, len = n / L, ds = d / M;
+    const double cap = fmax(pool, k), stride = ivf_stride(n, L, P);
+    const double ws_q = L * 4 + stride * 4 + d4 * 8 + P * 8 + cap * 4 + k * 16 + 32;
+    const double index_b = n * (M + 8) + L * d4 * 4 + (pool > k ? n * d * 4 : 0);
+    const double room = fmax(0.85 * ((double)e->dev->memory_bytes - index_b) - 64.0 * 1048576, ws_q);
+    const double qc = fmin(nq, floor(room / ws_q)), chunks = ceil(nq / qc);
+    gpu_common(e, s, c, nq, d, k, 0, 11 * chunks, t);
+    ivf_coarse(e, s, c[Q_GEMM], c[Q_SEL], c[Q_BW], nq, L, d4, t);
+    /* the scan's kind (ivfpq_cuda.cu): blocks of a query and 8 probes when
+     * the pairs fill the device, their table built once (inner product or
+     * no residuals) or from the per-list terms (L x M x ks floats, kept when
+     * <= 2 GiB and half the free memory); else the staged scan (codebooks
+     * in shared memory, a table per probe) or, for small batches, a block
+     * per (query, probe) building its table */
+    const double optin = (double)hw->smem_per_block_optin_bytes;
+    const int mode = ip || !by_residual ? 0 : 1;
+    const double t_bytes = 4 * L * M * ks;
+    const int terms =
+        mode == 1 && t_bytes <= 2147483648.0 && t_bytes < 0.5 * ((double)e->dev->memory_bytes - index_b);
+    const double group_smem = 4 * ((mode ? 2 : 1) * M * ks + d4), scan_smem = 4 * (M * ks + d4),
+                 staged_smem = scan_smem + 4 * M * ks * ds;
+    const int big = qc * P >= 16 * nsm;
+    const int grouped = (mode == 0 || terms) && group_smem <= optin && big;
+    const int staged = !grouped && staged_smem <= optin && big;
+    const double G = grouped || staged ? 8 : 1, NG = ceil(P / G), blocks = nq * NG;
+    const double smem = grouped ? group_smem : staged ? staged_smem : scan_smem;
+    const double occ = fmax(1, fmin(4, floor((double)e->dev->smem_per_sm_bytes / (smem + 1024))));
+    /* table terms (sub-space multiply-adds) and the bytes they stream */
+    double lut, lut_b;
+    if (grouped) {
+        lut = blocks * ks * d + (mode ? nq * P * d : 0);
+        lut_b = mode ? nq * P * M * ks * 4 : 0;
+    } else {
+        lut = nq * P * ks * d;
+        lut_b = staged ? blocks * M * ks * ds * 4 : nq * P * M * ks * ds * 4;
+    }
+    const double looks = nq * P * len * M;
+    const double by = lut_b + looks + nq * P * len * 4;
+    /* a block's sequential steps: each probe's table (entries over 512
+     * threads) and its rows (one a thread) */
+    const double per_probe =
+        (grouped && mode == 0 ? 0 : ceil(M * ks / 512) * (grouped ? 1 : ds)) + ceil(len / 512) * M;
+    const double tl = ceil(blocks / (nsm * occ)) * G * per_probe * c[Q_STEP] * 1e-6;
+    const double tc = lut / (c[Q_LUT] * 1e6) + looks / (c[Q_LOOK] * 1e6), tm = by / (c[Q_BW] * 1e6);
+    gpu_leaf(e, s, "look-up tables + code scans",
+             grouped  ? "a block per query and 8 probes: the query's table term once, per probe the list's "
+                        "precomputed terms streamed into shared memory, pq_dim reads per code"
+             : staged ? "a block per query and 8 probes, codebooks staged in shared memory, a table per probe"
+                      : "a block per (query, probe): its table in shared memory, pq_dim reads per code",
+             fmax(tl, fmax(tc, tm)), 2 * lut + looks, by, 1,
+             tl >= tc && tl >= tm ? FL_INFO_BOUND_LATENCY
+             : tc >= tm           ? FL_INFO_BOUND_COMPUTE
+                                  : FL_INFO_BOUND_MEMORY,
+             t);
+    ivf_pool(e, s, c[Q_SEL], c[Q_BW], nq, stride, t);
+    /* a block of 128 threads per query: the pool's float64 distances from
+     * the raw rows (pool > k), ranked; 16 blocks an SM */
+    const double lane = ceil(cap / 128) * ((pool > k ? d : 1) + cap);
+    gpu_leaf(e, s, "pool + exact re-rank", "a block per query: the pool's float64 distances, ranked",
+             fmax(ceil(nq / (nsm * 16)) * lane * c[Q_RERANK] * 1e-6,
+                  (pool > k ? nq * cap * d * 4 : 0) / (c[Q_BW] * 1e6)),
+             3 * nq * cap * d, nq * cap * d * 4, 1, FL_INFO_BOUND_LATENCY, t);
+}
 
 /* A CPU leaf on the nominal CPU of the device table. */
 static void cpu_leaf(fli_est *e, int parent, const char *name, const char *detail, double flops, fli_class c,
@@ -97,16 +411,17 @@ static int est_ivf(fli_est *e, int pq)
                             : fli_p_num(e, "kmeans_trainset_fraction");
     const double train = fmin(n, fmax(L, round(frac * n)));
     const double cand = nq * P * n / L; /* rows scanned */
+    const int force = fli_p_num(e, "force_gpu") != 0;
     fl_hw_props hw;
     fli_device_hw(e->dev, &hw);
     fl_route route;
     const double pool = pq && refine > 1 ? ceil(refine * k) : k;
     if (pq)
         fli_route_ivf_pq(e->dev->is_gpu ? &hw : NULL, (int64_t)n, (int64_t)L, (int64_t)P, (int64_t)nq,
-                         (int64_t)d, (int64_t)M, (int64_t)ks, (int64_t)pool, 0, &route);
+                         (int64_t)d, (int64_t)M, (int64_t)ks, (int64_t)pool, force, &route);
     else
         fli_route_ivf_flat(e->dev->is_gpu ? &hw : NULL, (int64_t)n, (int64_t)L, (int64_t)P, (int64_t)nq,
-                           (int64_t)d, (int64_t)k, 0, &route);
+                           (int64_t)d, (int64_t)k, force, &route);
     snprintf(e->r->backend, sizeof e->r->backend, "%s", fl_backend_name(route.backend));
     snprintf(e->r->variant, sizeof e->r->variant, "%s", pq ? "pq" : "fp32");
     snprintf(e->r->reason, sizeof e->r->reason, "%s", route.reason);
@@ -129,35 +444,11 @@ static int est_ivf(fli_est *e, int pq)
     if (phase != 1) {
         const int s = fli_node(e, 0, "search", "coarse step, probed lists, exact re-rank", 1);
         if (route.backend != FL_BACKEND_CPU && pq) {
-            fli_roof_leaf(e, s, "copies", "queries in, results out (index resident after the first search)",
-                          1, 0, FL_INFO_PREC_FP32, FLI_CLASS_STREAM, nq * d * 4 + nq * k * 16, 4,
-                          FL_INFO_TIER_ROOFLINE);
-            e->link_bytes += nq * d * 4 + nq * k * 16;
-            fli_roof_leaf(e, s, "coarse GEMM + probes", "queries x centres (cuBLAS), radix-selected probes",
-                          1, 2 * nq * L * d, FL_INFO_PREC_FP32, FLI_CLASS_GEMM, (nq + L) * d * 4 + nq * L * 4,
-                          3, FL_INFO_TIER_ROOFLINE);
-            fli_roof_leaf(e, s, "look-up tables + code scans",
-                          "a block per query and 8 probes: the query's table term once, per probe the list's "
-                          "precomputed terms streamed into shared memory, pq_dim reads per code",
-                          1, 2 * nq * ks * d + nq * P * M * ks + cand * M, FL_INFO_PREC_FP32, FLI_CLASS_FUSED,
-                          fmin(n, cand) * M + cand * 8 + nq * P * M * ks * 4, 2, FL_INFO_TIER_ROOFLINE);
-            fli_roof_leaf(e, s, "pool + exact re-rank", "radix-selected pool of refine x k, float64 re-rank",
-                          1, nq * pool * d * 3, FL_INFO_PREC_FP64, FLI_CLASS_GATHER,
-                          cand * 4 + nq * pool * d * 4, 2, FL_INFO_TIER_ROOFLINE);
+            const int mw = fli_p_word(e, "metric");
+            pq_gpu(e, s, &hw, n, d, L, P, k, nq, M, ks, pool, mw == 3 || mw == 4,
+                   fli_p_num(e, "by_residual") != 0);
         } else if (route.backend != FL_BACKEND_CPU) {
-            fli_roof_leaf(e, s, "copies", "queries in, results out (lists resident after the first search)",
-                          1, 0, FL_INFO_PREC_FP32, FLI_CLASS_STREAM, nq * d * 4 + nq * k * 16, 4,
-                          FL_INFO_TIER_ROOFLINE);
-            e->link_bytes += nq * d * 4 + nq * k * 16;
-            fli_roof_leaf(e, s, "coarse GEMM + probes", "queries x centres (cuBLAS), radix-selected probes",
-                          1, 2 * nq * L * d, FL_INFO_PREC_FP32, FLI_CLASS_GEMM, (nq + L) * d * 4 + nq * L * 4,
-                          3, FL_INFO_TIER_ROOFLINE);
-            fli_roof_leaf(e, s, "list tiles", "probed lists scanned in fp32 tiles shared by their queries", 1,
-                          2 * cand * d, FL_INFO_PREC_FP32, FLI_CLASS_FUSED,
-                          fmin(n, cand) * d * 4 + nq * k * 12, 3, FL_INFO_TIER_ROOFLINE);
-            fli_roof_leaf(e, s, "exact re-rank", "pools re-ranked in float64", 1, nq * (k + 8) * d * 3,
-                          FL_INFO_PREC_FP64, FLI_CLASS_GATHER, nq * (k + 8) * d * 4, 1,
-                          FL_INFO_TIER_ROOFLINE);
+            flat_gpu(e, s, n, d, L, P, k, nq);
         } else {
             cpu_leaf(e, s, "coarse GEMM + probes", "queries x centres (BLAS), a heap of probes per query",
                      2 * nq * L * d, FLI_CLASS_GEMM, (nq + L) * d * 4);
@@ -196,6 +487,63 @@ int fli_est_ivf_pq(fli_est *e)
     return est_ivf(e, 1);
 }
 
+/* CAGRA's GPU search (cagra_cuda.cu): a block of 256 threads per query,
+ * its buffer, candidates and visited hash in shared memory (the blocks an
+ * SM holds follow from it). A block's walk: the entry and seed nodes
+ * merged a chunk at a time, then steps that expand search_width parents
+ * until none is left unexpanded (~expand x itopk / search_width steps),
+ * each claiming width x degree neighbours in the hash, computing the keys
+ * of the new ones (about half: a warp per candidate, two at a time, lanes
+ * over float4 columns) and merging them into the buffer by rank. */
+static void cagra_gpu(fli_est *e, const fl_hw_props *hw, double n, double d, double deg, double E,
+                      double itopk, double width, double k, double nq)
+{
+    double def[16];
+    fl_info_tier t;
+    const double *c = ann_coefs(e, 2, def, &t);
+    const double nsm = e->dev->sm_count, d4 = ceil(d / 4) * 4, S = fli_p_num(e, "n_seeds");
+    const double cap = fmax(itopk, k), chunk = fmax(width * deg, 256);
+    /* shared memory (cagra_search's driver): the hash 4 x (buffer + chunk)
+     * slots at least, grown to 8192 while the block stays under 64 KiB */
+    int hbits = 10;
+    while (ldexp(1, hbits) < 4 * (cap + chunk))
+        hbits++;
+    const double fixed = 8 * d4 + 16 * cap + 8 * chunk;
+    while (hbits < 13 && fixed + 4 * ldexp(1, hbits + 1) <= 65536)
+        hbits++;
+    const double smem = fixed + 4 * ldexp(1, hbits) + 1024 + 1024;
+    (void)hw;
+    const double bps = fmax(1, fmin(8, floor((double)e->dev->smem_per_sm_bytes / smem)));
+    const double chunks = ceil(nq / 65536);
+    gpu_common(e, 0, c, nq, d, k, nq * S, 6 * chunks, t);
+    const double mi = fli_p_num(e, "max_iterations");
+    double iters = fmax(1, ceil(c[G_EXPAND] * cap / width));
+    if (mi > 0)
+        iters = fmin(iters, mi);
+    const double seeds = fmin(n, E + S), seed_steps = ceil(seeds / chunk);
+    const double cols = ceil(d4 / 128); /* float4 columns a lane reads */
+    /* one step of nb new candidates out of `claims` neighbours: fixed
+     * latency, the claims, the keys (16 candidates at a time over 8 warps),
+     * the merge by rank (each new candidate against the others and the
+     * buffer, each buffer entry against the new ones) over 256 lanes */
+    const double nb = fmin(width * deg * 0.5, cap), claims = width * deg;
+    const double step_us = c[G_ITER] + ceil(nb / 16) * cols * c[G_DIST] * 1e-3 +
+                           (claims + nb * nb + 2 * cap * nb + cap) / 256 * c[G_MERGE] * 1e-3;
+    const double seed_nb = fmin(seeds / seed_steps, chunk);
+    const double seed_us = c[G_ITER] + ceil(seed_nb / 16) * cols * c[G_DIST] * 1e-3 +
+                           (seed_nb + seed_nb * seed_nb + 2 * cap * seed_nb) / 256 * c[G_MERGE] * 1e-3;
+    const double rerank_us = ceil(fmin(k, cap) / 256) * (d + fmin(k, cap)) * c[G_MERGE] * 1e-3;
+    const double block_us = seed_steps * seed_us + iters * step_us + rerank_us;
+    const double conc = fmin(bps, ceil(nq / nsm)), waves = ceil(nq / (nsm * bps));
+    const double evals = nq * (seeds + iters * nb);
+    const double by = evals * d4 * 4 + nq * iters * claims * 4;
+    const double tl = waves * block_us * (1 + c[G_CONTEND] * (conc - 1)) * 1e-3, tm = by / (c[G_BW] * 1e6);
+    gpu_leaf(
+        e, 0, "graph search",
+        "a thread block per query: buffer and visited hash in shared memory, warp distances, merge by rank",
+        fmax(tl, tm), 3 * evals * d, by, 1, tl >= tm ? FL_INFO_BOUND_LATENCY : FL_INFO_BOUND_MEMORY, t);
+}
+
 int fli_est_cagra(fli_est *e)
 {
     const double n = (double)e->shape[0], d = (double)e->shape[1];
@@ -212,11 +560,12 @@ int fli_est_cagra(fli_est *e)
         return FL_INFO_EINVAL;
     const double E = ceil(sqrt(n)); /* entry nodes (algo/cagra.c) */
     const double width = fli_p_num(e, "search_width");
+    const int force = fli_p_num(e, "force_gpu") != 0;
     fl_hw_props hw;
     fli_device_hw(e->dev, &hw);
     fl_route route;
     fli_route_cagra(e->dev->is_gpu ? &hw : NULL, (int64_t)n, (int64_t)d, (int64_t)deg, (int64_t)E,
-                    (int64_t)itopk, (int64_t)width, (int64_t)nq, 0, &route);
+                    (int64_t)itopk, (int64_t)width, (int64_t)nq, force, &route);
     snprintf(e->r->backend, sizeof e->r->backend, "%s", fl_backend_name(route.backend));
     snprintf(e->r->variant, sizeof e->r->variant, "graph");
     snprintf(e->r->reason, sizeof e->r->reason, "%s", route.reason);
@@ -237,15 +586,7 @@ int fli_est_cagra(fli_est *e)
          * degree neighbours each, about half of them not yet visited */
         const double evals = nq * (E + fli_p_num(e, "n_seeds") + itopk * deg * 0.5);
         if (route.backend != FL_BACKEND_CPU) {
-            fli_roof_leaf(e, 0, "copies", "queries in, results out (graph resident after the first search)",
-                          1, 0, FL_INFO_PREC_FP32, FLI_CLASS_STREAM, nq * d * 4 + nq * k * 16, 4,
-                          FL_INFO_TIER_ROOFLINE);
-            e->link_bytes += nq * d * 4 + nq * k * 16;
-            fli_roof_leaf(
-                e, 0, "graph search",
-                "a thread block per query: buffer and visited hash in shared memory, warp distances", 1,
-                3 * evals * d, FL_INFO_PREC_FP32, FLI_CLASS_GATHER, evals * d * 4 + nq * k * 16, 1,
-                FL_INFO_TIER_ROOFLINE);
+            cagra_gpu(e, &hw, n, d, deg, E, itopk, width, k, nq);
         } else {
             cpu_leaf(e, 0, "graph search",
                      "best-first walk: distances to unvisited neighbours, buffer insertions", 3 * evals * d,
