@@ -54,6 +54,7 @@ KNN_METRIC_CODE = {"sqeuclidean": 0, "euclidean": 1, "l2": 1, "cosine": 2, "inne
 KNN_ANYK = 256  # knn_cuda.cu's KNN_MAX_POOL: a pool max(2k, k + 16) above it takes the any-k path
 MIN_FIT, MIN_HOLDOUT = 6, 3
 DECOMP_OPS = ("pca", "truncated_svd")
+ANN_OPS = ("ivf_flat", "ivf_pq", "cagra")  # the approximate indexes' GPU searches (measure.py --ops ann)
 # the base variant whose products a split GEMM variant runs (op_linalg.c's split_base)
 SPLIT_BASE = {"gemm_3xtf32": "gemm_tf32", "gemm_tf32x6": "gemm_tf32", "gemm_3xbf16": "gemm_bf16",
               "gemm_3xfp16": "gemm_fp16", "gemm_fp16x9": "gemm_fp16", "gemm_fp16x3_kahan": "gemm_fp16"}
@@ -75,7 +76,32 @@ def point_key(p):
         return tuple(p["shape"]) + (p.get("k", 0), p.get("iters", 0), 0, 0)
     if p["op"] in DECOMP_OPS:
         return tuple(p["shape"]) + (p["k"], p["n_iter"], 0, 0)
+    if p["op"] in ANN_OPS:  # unique per search (the library does not look these up: no measured tier)
+        b, q = p["build"], p["search"]
+        if p["op"] == "cagra":
+            knobs = (b["graph_degree"] * 4096 + b["intermediate_graph_degree"], q["itopk"] * 1024 + q["width"])
+        else:
+            knobs = (b["n_lists"] * 4096 + q["n_probes"], b.get("pq_dim", 0) * 64 + q.get("refine", 0))
+        return (p["nq"],) + tuple(p["shape"]) + (p["k"],) + knobs
     return tuple(p["shape"]) + (0,) * (6 - len(p["shape"]))
+
+
+def ann_params(p):
+    """The estimate's parameters of an ann point (measure.py's ann_params)."""
+    return ann_params_of(p["op"], p["build"], dict(p["search"], nq=p["nq"], k=p["k"]))
+
+
+def ann_params_of(kind, build, q):
+    """measure.py's ann_params, without importing measure (no torch needed)."""
+    kv = dict(build)
+    if kind == "cagra":
+        kv.update(itopk_size=q["itopk"], search_width=q["width"])
+    else:
+        kv["n_probes"] = q["n_probes"]
+        if kind == "ivf_pq":
+            kv["refine"] = q["refine"]
+    kv.update(n_neighbors=q["k"], n_queries=q["nq"])
+    return " ".join(f"{k}={v}" for k, v in kv.items()) + " phase=search force_gpu=true"
 
 
 def point_hash(p):
@@ -100,6 +126,11 @@ def regime(p):
     if p["op"] in DECOMP_OPS:
         n, d = p["shape"]
         return (n * d >= 2e7, d >= 256)
+    if p["op"] in ANN_OPS:  # small batches (latency) or large (throughput), and the kind's own knob
+        q = p["search"]
+        knob = q["width"] > 1 if p["op"] == "cagra" else q.get("refine", 1) > 1 if p["op"] == "ivf_pq" \
+            else p["k"] >= 100
+        return (p["nq"] >= 1000, knob)
     m, k, n = p["shape"]
     return (2 * m * k * n < 2e9, min(m, k, n) <= 128)
 
@@ -157,6 +188,8 @@ def model_args(p):
     if p["op"] == "truncated_svd":
         return ("truncated_svd", p["variant"], tuple(p["shape"]), f"n_components={p['k']} n_iter={p['n_iter']}",
                 p["dtype"])
+    if p["op"] in ANN_OPS:
+        return p["op"], p["variant"], tuple(p["shape"]), ann_params(p), "f32"
     return "gemm", p["variant"], tuple(p["shape"]), f"variant={p['variant']}", p["dtype"]
 
 
@@ -497,6 +530,8 @@ def shape_text(p):
         s += (f" k={p['k']}" if p.get("k") else "") + f" it={p.get('iters', 0)}"
     elif p["op"] in DECOMP_OPS:
         s += f" k={p['k']} n_iter={p['n_iter']}"
+    elif p["op"] in ANN_OPS:
+        s = f"{p['nq']} x {s} k={p['k']} " + " ".join(f"{k}={v}" for k, v in {**p["build"], **p["search"]}.items())
     return s
 
 
@@ -624,7 +659,10 @@ def main(argv=None):
         what = {"gemm": "flashlib's fl_gemm on device arrays" if via_fl else "cuBLAS via torch.matmul",
                 "knn": "flashlib's CUDA search (fl_knn_search)", "eigh": "flashlib's fl_eigh on device arrays",
                 "polar": "flashlib's fl_polar on device arrays", "pca": "flashlib's GPU fl_pca_fit (X on the device)",
-                "truncated_svd": "flashlib's GPU fl_truncated_svd_fit (X on the device)"}.get(
+                "truncated_svd": "flashlib's GPU fl_truncated_svd_fit (X on the device)",
+                "ivf_flat": "flashlib's CUDA IVF-Flat search (fl_model_kneighbors, host queries)",
+                "ivf_pq": "flashlib's CUDA IVF-PQ search (fl_model_kneighbors, host queries)",
+                "cagra": "flashlib's CUDA CAGRA search (fl_model_kneighbors, host queries)"}.get(
                     op, "flashlib's CUDA fit (fl_kmeans_fit)")
         describe = (f"{dev} ({run.get('device_name')}), commit {run.get('commit')}, {run.get('date', '')[:10]}: "
                     f"{what}; {len(fit_pts)} shapes fitted, {len(hold)} held out: median {med:.1%}, p90 {p90:.1%}")
@@ -651,7 +689,8 @@ def main(argv=None):
 def op_method(method, op):
     """The part of a run's method text (measure.py's METHOD entries joined
     by '; ', each opening with its op's name) that describes `op`."""
-    names = ("kmeans", "knn", "gemm", "eigh", "polar", "truncated_svd", "pca")
+    names = ("kmeans", "knn", "gemm", "eigh", "polar", "truncated_svd", "pca", "ann")
+    op = "ann" if op in ANN_OPS else op  # one method text for the three indexes' searches
     keep, mine = [], False
     for part in (method or "").split("; "):
         head = part.split(":", 1)[0]

@@ -28,6 +28,9 @@
 # OPS=eigh,polar,tsvd,pca: the solvers (fl_eigh, fl_polar: every variant,
 # n = 256..4096) and the decompositions' GPU fits (fl_pca_fit,
 # fl_truncated_svd_fit), merged likewise; they combine with OPS=gemm.
+# OPS=ann: the approximate indexes' GPU searches (IVF-Flat, IVF-PQ, CAGRA
+# through fl_model_kneighbors; each index built once, searched with several
+# configurations), merged likewise (points of ops ivf_flat, ivf_pq, cagra).
 set -o pipefail
 T_START=$(date +%s)
 cd "$(dirname "$0")/../.."

@@ -1,5 +1,5 @@
 """selftest.py — the calibration fit on synthetic measurements, offline
-(KMeans, kNN and GEMM entries).
+(KMeans, kNN, GEMM and the approximate indexes' search entries).
 
 Makes "measurements" from the C model itself with known coefficients
 (roofline values scaled by factors between 0.4 and 2.5, the ones fit.py
@@ -66,6 +66,17 @@ def synth(info, device, seed):
                  metric=p["metric"], input=p["input"], backend=est["backend"])
         ms = fit.predict(info, device, dict(q), truth[("knn", key)]) * math.exp(rng.gauss(0, 0.04))
         points.append(dict(q, ms=ms, reps=[ms]))
+    for idx in measure.ann_candidates(seed):  # after the kNN points: theirs stay as they were
+        kind, shape = idx["kind"], (idx["n"], idx["d"])
+        for q in idx["searches"]:
+            est = info.estimate(kind, shape, measure.ann_params(kind, idx["build"], q), "f32", device)
+            key = est["model_key"]
+            if (kind, key) not in truth:
+                names, c0 = info.coefs(kind, key, device)
+                truth[(kind, key)] = [c * rng.uniform(0.4, 2.5) for c in c0]
+            pt = measure.ann_point(idx, q, est, [1.0], 0.0)
+            ms = fit.predict(info, device, dict(pt), truth[(kind, key)]) * math.exp(rng.gauss(0, 0.04))
+            points.append(dict(pt, ms=ms, reps=[ms]))
     anchors = [dict(op="kmeans", ref="pytorch", shape=[200000, 64, 64, 20], ms=12.5, params="synthetic"),
                dict(op="kmeans", ref="scikit-learn", shape=[200000, 64, 64, 20], ms=900.0, params="synthetic")]
     return dict(bench="calib", device=device, device_name=f"synthetic {device}", commit="selftest",
