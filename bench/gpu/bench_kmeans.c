@@ -22,7 +22,8 @@
  * skips it; JSON: graph_ab per row, keyed by variant): by default kernel
  * variants through env.km_tune (see fl_cuda_module.h): mstep_obj (the
  * objective in every M-step), c64_bm512 (the k <= 64 E-step's 64-row warp
- * tiles), tie_grid2 (the tie re-scoring on 2 blocks per SM);
+ * tiles), tie_grid2 (the tie re-scoring on 2 blocks per SM), acc_general
+ * (the general private-copy M-step instead of lane-per-column, d <= 32);
  * with FL_KM_AB=graph: every kernel launched directly
  * (km_graph -1), one iteration per graph launch (1), all iterations after
  * the first in one graph (1000, clamped to max_iter - 1).
@@ -330,15 +331,15 @@ int main(int argc, char **argv)
                  * iteration, the k <= 64 E-step with 64-row warp tiles, the
                  * tie re-scoring on 2 blocks per SM */
                 const int tune_ab = !(ab_kind && strcmp(ab_kind, "graph") == 0);
-                const int modes[3] = {-1, 1, 1000}, tunes[3] = {1, 256, 512};
-                const char *mname[3] = {"direct", "graph1", "graph_all"};
-                const char *tname[3] = {"mstep_obj", "c64_bm512", "tie_grid2"};
+                const int modes[4] = {-1, 1, 1000, 1000}, tunes[4] = {1, 256, 512, 1024};
+                const char *mname[4] = {"direct", "graph1", "graph_all", "graph_all"};
+                const char *tname[4] = {"mstep_obj", "c64_bm512", "tie_grid2", "acc_general"};
                 printf("  A/B %-4s %-4s: default(%d/launch) %.3f", shapes[si].tag, pname[pi], graph_used,
                        med);
                 if (js)
                     fprintf(js, ", \"graph_ab\": {");
                 int nab = 0;
-                for (int mi = 0; mi < 3; mi++) {
+                for (int mi = 0; mi < (tune_ab ? 4 : 3); mi++) {
                     if (tune_ab)
                         env.km_tune = tunes[mi];
                     else

@@ -56,7 +56,9 @@ typedef struct fli_cuda_env {
      * the core leaves it 0): bit 0 the M-step computes the objective every
      * iteration (as before it was left out where unused); bit 1 the
      * private-copy M-step leaves it out too; bit 8 the k <= 64 E-step with
-     * 64-row warp tiles; bit 9 the tie re-scoring on 2 blocks per SM. */
+     * 64-row warp tiles; bit 9 the tie re-scoring on 2 blocks per SM; bit
+     * 10 the general private-copy M-step where d <= 32 would use the
+     * lane-per-column one. */
     int km_tune;
     /* Host -> device copies of pageable host arrays: 1 goes through the
      * module's pinned staging buffers, filled by host_threads threads while

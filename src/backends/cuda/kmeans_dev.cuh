@@ -294,11 +294,10 @@ static __device__ __forceinline__ float2 km_row_stat(const km_tie &T, bool valid
  * list for k_tie_rescore (label and change left to it), any other gets
  * label i1 here. Returns 1 when the label changed. Whole warp: the list
  * slots are taken with one atomic per warp; their order does not matter
- * (each row is decided on its own), so results stay reproducible. */
-static __device__ __forceinline__ int km_row_done(const km_tie &T, bool valid, int64_t row, float2 xs,
-                                                  float rho_c, float cmax, float v1, int i1, float v2, int i2,
-                                                  int old, int32_t *labels) {
-    const bool tie = valid && T.on && km_near_tie(T, xs, rho_c, cmax, v1, v2);
+ * (each row is decided on its own), so results stay reproducible.
+ * km_row_done_tie takes the near-tie test's outcome (tie implies valid). */
+static __device__ __forceinline__ int km_row_done_tie(const km_tie &T, bool valid, bool tie, int64_t row, int i1,
+                                                      int i2, int old, int32_t *labels) {
     int changed = 0;
     if (valid && !tie) {
         labels[row] = i1;
@@ -313,6 +312,12 @@ static __device__ __forceinline__ int km_row_done(const km_tie &T, bool valid, i
         if (tie) T.list[base + __popc(mask & ((1u << lane) - 1u))] = make_int4((int)row, i1, i2, old);
     }
     return changed;
+}
+static __device__ __forceinline__ int km_row_done(const km_tie &T, bool valid, int64_t row, float2 xs,
+                                                  float rho_c, float cmax, float v1, int i1, float v2, int i2,
+                                                  int old, int32_t *labels) {
+    const bool tie = valid && T.on && km_near_tie(T, xs, rho_c, cmax, v1, v2);
+    return km_row_done_tie(T, valid, tie, row, i1, i2, old, labels);
 }
 
 #endif

@@ -477,14 +477,23 @@ __device__ __forceinline__ void load_a16(uint32_t *dst, const uint32_t *__restri
 }
 
 /* Rows row0 .. row0 + rows - 1 of A (kw words each, per_row 16-byte pieces)
- * into shared memory with row stride ls, by the block's 256 threads. */
+ * into shared memory with row stride ls, by the block's 256 threads. The
+ * piece's (row, column) advance by a fixed step instead of being divided
+ * out of its index: a division by the run-time per_row cost ~50
+ * instructions a piece, a quarter of the k <= 64 E-step's instructions. */
 template <int PREC>
 __device__ __forceinline__ void load_a_rows(uint32_t *dst, int ls, const uint32_t *__restrict__ A, int64_t lda,
                                             int a_words, int a_aligned, int64_t row0, int rows, int64_t m,
                                             int per_row) {
-    for (int e = threadIdx.x; e < rows * per_row; e += 256) {
-        const int r = e / per_row, cw = (e - r * per_row) * 4;
-        load_a16<PREC>(dst + r * ls + cw, A, lda, a_words, a_aligned, row0 + r, m, cw);
+    const int qr = 256 / per_row, qc = 256 - qr * per_row;
+    int r = threadIdx.x / per_row, c = threadIdx.x - r * per_row;
+    for (; r < rows; r += qr) {
+        load_a16<PREC>(dst + r * ls + 4 * c, A, lda, a_words, a_aligned, row0 + r, m, 4 * c);
+        c += qc;
+        if (c >= per_row) {
+            c -= per_row;
+            r++;
+        }
     }
 }
 
@@ -794,6 +803,79 @@ __global__ void __launch_bounds__(256, 1)
     cp_async_wait<0>();
 }
 
+/* k <= 64, every centre in one tile (k_estep_mma_c64): per row slot
+ * (mt, h) of this lane, the scores replace the accumulators, then the
+ * values of the row's best two over the quad's 64 columns (merged with
+ * multiplicity: a repeated best is also the second), then the lowest
+ * column holding the best. The second's column is looked up apart
+ * (c64_second), only in warps where a row needs it: only the near-tie
+ * re-scoring uses it. Finding both columns per lane and merging (score,
+ * index) pairs across the quad (warp_fold + warp_quad_merge) took ~60% of
+ * this kernel's instructions (ncu, 2M x 32, k = 64). Same result: the
+ * best is the lowest index of the lowest score, the second the next pair
+ * in (score, index) order. */
+template <int MT>
+__device__ __forceinline__ void c64_fold(float (&acc)[MT][8][4], const float *__restrict__ cnorm, float alpha,
+                                         float (&v1)[MT][2], float (&v2)[MT][2], int (&j1)[MT][2]) {
+    const int t = threadIdx.x & 3;
+    float cn[8][2];
+#pragma unroll
+    for (int nt = 0; nt < 8; nt++) {
+        cn[nt][0] = cnorm[nt * 8 + 2 * t];
+        cn[nt][1] = cnorm[nt * 8 + 2 * t + 1];
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            float m1 = INFINITY, m2 = INFINITY;
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const float v = fmaf(-alpha, acc[mt][nt][2 * h + e], cn[nt][e]);
+                    acc[mt][nt][2 * h + e] = v;
+                    m2 = fminf(m2, fmaxf(m1, v));
+                    m1 = fminf(m1, v);
+                }
+#pragma unroll
+            for (int o = 1; o < 4; o <<= 1) {
+                const float p1 = __shfl_xor_sync(KM_FULL, m1, o), p2 = __shfl_xor_sync(KM_FULL, m2, o);
+                m2 = fminf(fmaxf(m1, p1), fminf(m2, p2));
+                m1 = fminf(m1, p1);
+            }
+            int j = INT_MAX;
+#pragma unroll
+            for (int nt = 7; nt >= 0; nt--)
+#pragma unroll
+                for (int e = 1; e >= 0; e--)
+                    if (acc[mt][nt][2 * h + e] == m1) j = nt * 8 + 2 * t + e;
+#pragma unroll
+            for (int o = 1; o < 4; o <<= 1) j = min(j, __shfl_xor_sync(KM_FULL, j, o));
+            v1[mt][h] = m1;
+            v2[mt][h] = m2;
+            j1[mt][h] = j;
+        }
+}
+
+/* The column of slot (mt, h)'s second: the lowest column other than the
+ * best's holding the second's value (quad-wide). */
+template <int MT>
+__device__ __forceinline__ int c64_second(const float (&acc)[MT][8][4], int mt, int h, float v2, int j1) {
+    const int t = threadIdx.x & 3;
+    int j = INT_MAX;
+#pragma unroll
+    for (int nt = 7; nt >= 0; nt--)
+#pragma unroll
+        for (int e = 1; e >= 0; e--) {
+            const int col = nt * 8 + 2 * t + e;
+            if (acc[mt][nt][2 * h + e] == v2 && col != j1) j = col;
+        }
+#pragma unroll
+    for (int o = 1; o < 4; o <<= 1) j = min(j, __shfl_xor_sync(KM_FULL, j, o));
+    return j;
+}
+
 /* Centre-stationary E-step for k <= 64: the 64 centre rows stay in shared
  * memory and each of the 8 warps owns 16*MT rows x all 64 centres of an
  * 8 x 16*MT-row tile, so no centre padding is computed (k_estep_mma_cres
@@ -830,7 +912,6 @@ __global__ void __launch_bounds__(256, MT == 2 ? 2 : 1)
         load_a_rows<PREC>(sA0, ls, A, lda, a_words, a_aligned, tile * BM, BM, m, per_row);
     cp_async_commit();
     float acc[MT][8][4];
-    warp_argmin_t<MT> wa;
     /* after the quad merge, lane L takes the warp's rows L + 32 q (row r of
      * the warp is slot (r >> 4, (r >> 3) & 1) of quad r & 7) */
     const int src = (lane & 7) * 4, hq = (lane >> 3) & 1, mq = lane >> 4;
@@ -851,12 +932,19 @@ __global__ void __launch_bounds__(256, MT == 2 ? 2 : 1)
             old[q] = rbase + 32 * q < m ? labels[rbase + 32 * q] : 0;
             xs[q] = km_row_stat(T, rbase + 32 * q < m, rbase + 32 * q);
         }
-        warp_reset(acc, wa);
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.f;
         warp_mma<PREC, PREC == FLI_PREC_TF32>(acc, sA0 + buf * BM * ls + warp * WR * ls, ls, sB, ls, kw / 8);
-        warp_fold(acc, wa, 0, cnorm, alpha);
-        warp_quad_merge(wa);
+        float f1[MT][2], f2[MT][2];
+        int g1[MT][2];
+        c64_fold<MT>(acc, cnorm, alpha, f1, f2, g1);
         float v1[RPL], v2[RPL];
         int i1[RPL], i2[RPL];
+        bool tie[RPL];
 #pragma unroll
         for (int q = 0; q < RPL; q++) {
             v1[q] = v2[q] = 0.f;
@@ -866,22 +954,37 @@ __global__ void __launch_bounds__(256, MT == 2 ? 2 : 1)
         for (int mt = 0; mt < MT; mt++)
 #pragma unroll
             for (int h = 0; h < 2; h++) {
-                const float a1 = __shfl_sync(KM_FULL, wa.b1[mt][h], src);
-                const float a2 = __shfl_sync(KM_FULL, wa.b2[mt][h], src);
-                const int j1 = __shfl_sync(KM_FULL, wa.i1[mt][h], src);
-                const int j2 = __shfl_sync(KM_FULL, wa.i2[mt][h], src);
+                const float a1 = __shfl_sync(KM_FULL, f1[mt][h], src);
+                const float a2 = __shfl_sync(KM_FULL, f2[mt][h], src);
+                const int j1 = __shfl_sync(KM_FULL, g1[mt][h], src);
                 if (h == hq && (mt & 1) == mq) {
                     v1[mt >> 1] = a1;
                     v2[mt >> 1] = a2;
                     i1[mt >> 1] = j1;
-                    i2[mt >> 1] = j2;
                 }
             }
+        bool any = false;
+#pragma unroll
+        for (int q = 0; q < RPL; q++) {
+            const int64_t row = rbase + 32 * q;
+            tie[q] = row < m && T.on && km_near_tie(T, xs[q], rho_c, cmax, v1[q], v2[q]);
+            any |= tie[q];
+        }
+        if (__any_sync(KM_FULL, any)) {
+            /* the seconds' columns, for the near-tie list */
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const int j2 = __shfl_sync(KM_FULL, c64_second<MT>(acc, mt, h, f2[mt][h], g1[mt][h]), src);
+                    if (h == hq && (mt & 1) == mq) i2[mt >> 1] = j2;
+                }
+        }
         int changed = 0;
 #pragma unroll
         for (int q = 0; q < RPL; q++) {
             const int64_t row = rbase + 32 * q;
-            changed += km_row_done(T, row < m, row, xs[q], rho_c, cmax, v1[q], i1[q], v2[q], i2[q], old[q], labels);
+            changed += km_row_done_tie(T, row < m, tie[q], row, i1[q], i2[q], old[q], labels);
         }
         count_changes(changed, n_changed);
     }

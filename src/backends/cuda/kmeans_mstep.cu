@@ -516,6 +516,105 @@ __global__ void __launch_bounds__(PRIV ? ACC_TP : ACC_T)
     if (threadIdx.x == 0) part[blockIdx.x] = t;
 }
 
+/* Private per-warp copies for d <= 32: lane j owns column j of every sum
+ * (lane d, when d < 32, the weight column; lanes past it add zeros to the
+ * unused padding column d + 1), so a row is one coalesced load, one
+ * read-modify-write of the warp's copy and, for the objective, one centre
+ * element per lane from a shared copy of C. A warp takes 32 rows at a
+ * time: lane r loads row r's label and weight once and the row loop
+ * broadcasts them; the 32 rows' loads are issued before any is used. The
+ * general kernel above spent ~72 instructions a row on its column loop,
+ * bounds and addressing at d = 32 (ncu, 2M x 32, k = 64: 314 us, issue
+ * slots half busy, ~0.9 TB/s). Rows go through each warp's copy in row
+ * order and the copies are added in warp order: the sums do not depend on
+ * scheduling. */
+template <bool OBJ, bool EU, bool FULLB>
+__device__ __forceinline__ void acc_lane_batch(const float *__restrict__ x, int64_t ldx, int64_t m, int64_t base,
+                                               int lab, float wv, const float *sC, float *sw, int d, int ld,
+                                               int colx, int colw, float vpad, bool w0, int metric,
+                                               float *__restrict__ dist, double &acc) {
+    const int lane = threadIdx.x & 31;
+    const bool xl = lane < d;
+    float xv[32];
+#pragma unroll
+    for (int r = 0; r < 32; r++) xv[r] = FULLB || base + r < m ? __ldg(x + (base + r) * ldx + colx) : 0.f;
+#pragma unroll
+    for (int r0 = 0; r0 < 32; r0 += 8) {
+        float s[8];
+#pragma unroll
+        for (int r = 0; r < 8; r++) {
+            /* rows past m have weight 0 and x 0: they add nothing */
+            const int c = __shfl_sync(FULL, lab, r0 + r);
+            const float wr = __shfl_sync(FULL, wv, r0 + r);
+            const float v = xl ? xv[r0 + r] : vpad;
+            if (OBJ) {
+                const float cc = sC[c * d + colx];
+                const float t = EU ? (v - cc) * (v - cc) : v * cc;
+                s[r] = xl ? t : 0.f;
+            }
+            const int a = c * ld + colw;
+            sw[a] = fmaf(wr, v, sw[a]);
+            if (w0) sw[c * ld + d] += wr;
+        }
+        if (OBJ) {
+            /* lanes 4r..4r+3 end with row r0 + r's objective */
+            const float u1 = km_reduce8(s, lane);
+            const int rr = r0 + ((lane >> 2) & 7);
+            const float wrr = __shfl_sync(FULL, wv, rr);
+            if ((lane & 3) == 0 && (FULLB || base + rr < m)) {
+                const float ob = obj_final(u1, metric);
+                dist[base + rr] = ob;
+                acc += (double)wrr * ob;
+            }
+        }
+    }
+}
+
+template <bool OBJ, bool EU>
+__global__ void __launch_bounds__(ACC_TP)
+    k_acc_lane(const float *__restrict__ x, int64_t ldx, int64_t m, const float *__restrict__ w,
+               const int32_t *__restrict__ labels, const float *__restrict__ C, int64_t dp, int d, int k,
+               int metric, float *__restrict__ acc_part, double *part, float *dist, const int32_t *done) {
+    if (done && *done) return;
+    extern __shared__ float sacc[]; /* warps x k x (d+2), then k x d of C */
+    __shared__ double sh[32];
+    const int ld = d + 2, tot = k * ld;
+    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5, warp = threadIdx.x >> 5;
+    float *sC = sacc + nw * tot;
+    for (int e = threadIdx.x; e < nw * tot; e += blockDim.x) sacc[e] = 0.f;
+    if (OBJ)
+        for (int e = threadIdx.x; e < k * d; e += blockDim.x) sC[e] = C[(int64_t)(e / d) * dp + e % d];
+    __syncthreads();
+    float *sw = sacc + warp * tot;
+    const int colx = lane < d ? lane : 0;                 /* column loaded */
+    const int colw = lane <= d ? lane : d + 1;            /* column added to */
+    const float vpad = lane == d ? 1.f : 0.f;             /* lanes >= d add this */
+    const bool w0 = d == 32 && lane == 0;                 /* d = 32: lane 0 adds the weight too */
+    double acc = 0;
+    for (int64_t base = ((int64_t)blockIdx.x * nw + warp) * 32; base < m;
+         base += (int64_t)gridDim.x * nw * 32) {
+        const bool mine = base + lane < m;
+        const int lab = mine ? labels[base + lane] : 0;
+        const float wv = mine ? (w ? w[base + lane] : 1.f) : 0.f;
+        if (base + 32 <= m)
+            acc_lane_batch<OBJ, EU, true>(x, ldx, m, base, lab, wv, sC, sw, d, ld, colx, colw, vpad, w0, metric,
+                                          dist, acc);
+        else
+            acc_lane_batch<OBJ, EU, false>(x, ldx, m, base, lab, wv, sC, sw, d, ld, colx, colw, vpad, w0, metric,
+                                           dist, acc);
+        __syncwarp();
+    }
+    __syncthreads();
+    float *dst = acc_part + (int64_t)blockIdx.x * tot;
+    for (int e = threadIdx.x; e < tot; e += blockDim.x) {
+        float v = sacc[e];
+        for (int q = 1; q < nw; q++) v += sacc[q * tot + e];
+        dst[e] = v;
+    }
+    double t = block_sum(acc, sh);
+    if (threadIdx.x == 0) part[blockIdx.x] = t;
+}
+
 /* Shared copy without atomics (k x (d+2) too large for a copy per warp):
  * one copy per block, and warp w of the 16 owns the clusters c with
  * c % 16 == w — it alone adds into their rows, so every sum is updated by
@@ -914,14 +1013,22 @@ fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda
     if (p->mstep_smem) {
         const size_t one = (size_t)k * (d + 2) * 4;
         const bool priv = km_mstep_priv(p);
-        const size_t smem = priv ? one * ACC_WARPS : one;
+        size_t smem = priv ? one * ACC_WARPS : one;
         /* 512-thread shared-copy blocks hold 8 rows per warp without spills
          * (run 4: 32 rows per warp was slower than 8 at d = 32; 16 rows
          * without the objective was slower still, 12.7 vs 11.3 ms at 2M) */
         const int nthr = priv ? ACC_TP : ACC_T;
-        const void *fn = !priv ? (obj ? (const void *)k_acc_owner<true> : (const void *)k_acc_owner<false>)
-                         : obj ? (const void *)k_acc_smem<true, 8, true>
-                               : (const void *)k_acc_smem<true, 8, false>;
+        /* lane-per-column copies for d <= 32 (env->km_tune bit 10: the
+         * general private-copy kernel, for A/B) */
+        const bool lanes = priv && d <= 32 && !(env->km_tune & 1024);
+        const bool eu = metric == FLI_METRIC_EUCLIDEAN;
+        const void *fn = !priv  ? (obj ? (const void *)k_acc_owner<true> : (const void *)k_acc_owner<false>)
+                         : lanes ? (!obj ? (const void *)k_acc_lane<false, true>
+                                    : eu ? (const void *)k_acc_lane<true, true>
+                                         : (const void *)k_acc_lane<true, false>)
+                         : obj   ? (const void *)k_acc_smem<true, 8, true>
+                                 : (const void *)k_acc_smem<true, 8, false>;
+        if (lanes && obj) smem += (size_t)k * d * 4; /* the centres' shared copy */
         int per_sm = 0;
         FLI_CUDA_TRY(env, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         FLI_CUDA_TRY(env, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, nthr, smem));
@@ -930,7 +1037,7 @@ fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda
         if (nblk > FLI_KM_ACC_BLOCKS) nblk = FLI_KM_ACC_BLOCKS;
         /* no block without rows: each writes (and the combine reads) a
          * k x (d+2) partial, as many bytes as 260 rows of X at 100K x 64 */
-        const int64_t batches = fli_ceil_div(r->m, priv ? (int64_t)ACC_WARPS * 8 : (int64_t)OWN_B);
+        const int64_t batches = fli_ceil_div(r->m, !priv ? (int64_t)OWN_B : (int64_t)ACC_WARPS * (lanes ? 32 : 8));
         if (nblk > batches) nblk = (int)batches;
         if (nblk < 1) nblk = 1;
         int64_t ldx = r->ldx, m = r->m, dp = p->dp;
