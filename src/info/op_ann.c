@@ -71,15 +71,15 @@ static const char *const flat_names[F_N] = {"fixed_ms",  "launch_us",   "host_ns
 enum {
     Q_GEMM = A_N_COMMON, /* gemm_tflops: the coarse SGEMM                          */
     Q_SEL,               /* select_ns:   a key of a radix-select block              */
-    Q_LUT,               /* lut_gops:    look-up-table entry terms (sub-space FMAs) */
+    Q_LUT,               /* lut_tflops:  look-up-table entry terms (sub-space FMAs) */
     Q_LOOK,              /* lookup_gps:  table reads of the code scans              */
     Q_STEP,              /* step_ns:     one sequential step of a scan block        */
     Q_BW,                /* bw_gbs:      codes, per-list terms, keys                */
     Q_RERANK,            /* rerank_ns:   a float64 step of a re-rank thread         */
     Q_N
 };
-static const char *const pq_names[Q_N] = {"fixed_ms",    "launch_us", "host_ns",  "h2d_gbs",
-                                          "gemm_tflops", "select_ns", "lut_gops", "lookup_gps",
+static const char *const pq_names[Q_N] = {"fixed_ms",    "launch_us", "host_ns",    "h2d_gbs",
+                                          "gemm_tflops", "select_ns", "lut_tflops", "lookup_gps",
                                           "step_ns",     "bw_gbs",    "rerank_ns"};
 
 enum {
@@ -116,11 +116,11 @@ static void ann_roofline(int which, const fl_info_device *dev, double *c)
     } else if (which == 1) {
         c[Q_GEMM] = fli_rate(dev, FL_INFO_PREC_FP32, FLI_CLASS_GEMM);
         c[Q_SEL] = 0.5;
-        c[Q_LUT] = fp32 * 1e3 / 2;
+        c[Q_LUT] = fp32 / 2; /* a term's subtract and multiply-add, T terms a second */
         /* a shared-memory read and an add per sub-space: ~32 a clock per SM */
         c[Q_LOOK] = dev->sm_count * 32 * 1.5;
         c[Q_STEP] = 10;
-        c[Q_BW] = fli_bw(dev, FLI_CLASS_GATHER);
+        c[Q_BW] = fli_bw(dev, FLI_CLASS_FUSED); /* coalesced: a warp's codes, the terms' float4 */
         c[Q_RERANK] = 20;
     } else {
         c[G_ITER] = 3; /* a few barriers and a warp's ballots */
@@ -128,7 +128,7 @@ static void ann_roofline(int which, const fl_info_device *dev, double *c)
         c[G_DIST] = 30; /* a float4 gather from L2 / HBM, its FMAs, the shuffles */
         c[G_MERGE] = 2; /* a shared-memory compare */
         c[G_CONTEND] = 0.3;
-        c[G_BW] = fli_bw(dev, FLI_CLASS_GATHER);
+        c[G_BW] = fli_bw(dev, FLI_CLASS_FUSED); /* rows of d floats gathered whole by a warp */
     }
 }
 
@@ -326,7 +326,7 @@ static void pq_gpu(fli_est *e, int s, const fl_hw_props *hw, double n, double d,
     const double per_probe =
         (grouped && mode == 0 ? 0 : ceil(M * ks / 512) * (grouped ? 1 : ds)) + ceil(len / 512) * M;
     const double tl = ceil(blocks / (nsm * occ)) * G * per_probe * c[Q_STEP] * 1e-6;
-    const double tc = lut / (c[Q_LUT] * 1e6) + looks / (c[Q_LOOK] * 1e6), tm = by / (c[Q_BW] * 1e6);
+    const double tc = lut / (c[Q_LUT] * 1e9) + looks / (c[Q_LOOK] * 1e6), tm = by / (c[Q_BW] * 1e6);
     gpu_leaf(e, s, "look-up tables + code scans",
              grouped  ? "a block per query and 8 probes: the query's table term once, per probe the list's "
                         "precomputed terms streamed into shared memory, pq_dim reads per code"
