@@ -906,7 +906,7 @@ static void cases_repeat(const fli_precision *precs, const char **pn)
     }
     if (g_env.sm90_enabled) {
         g_backend = FL_BACKEND_CUDA_SM90;
-        for (int p = 2; p < 4; p++) {
+        for (int p = 1; p < 4; p++) {
             float *init;
             float *X = tie_data(20000, 128, 1024, &init);
             snprintf(name, sizeof name, "repeat %s sm90 k=1024 d=128", pn[p]);
@@ -1213,6 +1213,9 @@ static void cases_graph(const fli_precision *precs, const char **pn)
                        1,
                        0,
                        0};
+        case_graph(fh, X, init, 0);
+        fh.name = "graph sm90 tf32 k=1024 d=128";
+        fh.prec = FLI_PREC_TF32;
         case_graph(fh, X, init, 0);
         g_backend = FL_BACKEND_CUDA;
         free(X);
@@ -1545,6 +1548,85 @@ int main(int argc, char **argv)
                        2048,
                        0};
         case_vs_ref(h4);
+        /* tf32 through TMA: X in place (d = 72: columns past d zero-filled
+         * by the copies), from the host (d = 50: dh = 64), weighted dot,
+         * chunked; d = 33 on the device is not 16-byte aligned per row and
+         * takes the portable kernel with the truncation statistics */
+        fit_case t1 = {"sm90 tf32 d=128 k=1024",
+                       6000,
+                       128,
+                       1024,
+                       FLI_PREC_TF32,
+                       FLI_METRIC_EUCLIDEAN,
+                       FLI_KM_INIT_ARRAY,
+                       1,
+                       1,
+                       1,
+                       4,
+                       1,
+                       0,
+                       0};
+        case_vs_ref(t1);
+        fit_case t2 = {"sm90 tf32 d=72 k=1100 dot weighted",
+                       5000,
+                       72,
+                       1100,
+                       FLI_PREC_TF32,
+                       FLI_METRIC_DOT,
+                       FLI_KM_INIT_ARRAY,
+                       1,
+                       1,
+                       0,
+                       3,
+                       1,
+                       0,
+                       0};
+        case_vs_ref(t2);
+        fit_case t3 = {"sm90 tf32 d=50 k=1030 cosine host",
+                       6000,
+                       50,
+                       1030,
+                       FLI_PREC_TF32,
+                       FLI_METRIC_COSINE,
+                       FLI_KM_INIT_ARRAY,
+                       0,
+                       0,
+                       0,
+                       3,
+                       1,
+                       0,
+                       0};
+        case_vs_ref(t3);
+        fit_case t4 = {"sm90 tf32 d=128 k=1024 chunked",
+                       6000,
+                       128,
+                       1024,
+                       FLI_PREC_TF32,
+                       FLI_METRIC_EUCLIDEAN,
+                       FLI_KM_INIT_ARRAY,
+                       0,
+                       0,
+                       0,
+                       3,
+                       1,
+                       2048,
+                       0};
+        case_vs_ref(t4);
+        fit_case t5 = {"sm90 tf32 d=33 k=1024 dev (unaligned rows: portable)",
+                       5000,
+                       33,
+                       1024,
+                       FLI_PREC_TF32,
+                       FLI_METRIC_EUCLIDEAN,
+                       FLI_KM_INIT_ARRAY,
+                       1,
+                       0,
+                       0,
+                       3,
+                       1,
+                       0,
+                       0};
+        case_vs_ref(t5);
         g_backend = FL_BACKEND_CUDA;
         fit_case h5 = {"portable bf16 d=128 k=1024 (same shape)",
                        6000,

@@ -202,8 +202,9 @@ int fli_kmeans_cuda_path(const fli_kmeans_cuda_plan *plan, fli_precision precisi
                          int *fused_stages, int *fused_priv)
 {
     if (backend == FL_BACKEND_CUDA_SM90 && sm90_enabled && cc_major == 9 && cc_minor == 0 &&
-        prec_is_16bit(precision) && (plan->dh == 64 || plan->dh == 128) &&
-        smem_optin >= FLI_KM_SM90_SMEM(plan->dh / 64))
+        (plan->dh == 64 || plan->dh == 128) &&
+        ((prec_is_16bit(precision) && smem_optin >= FLI_KM_SM90_SMEM(plan->dh / 64)) ||
+         (precision == FLI_PREC_TF32 && smem_optin >= FLI_KM_SM90_TF32_SMEM(plan->dh / 32))))
         return FLI_KM_PATH_SM90;
     if (fused_opt_in && precision != FLI_PREC_FP32 && plan->mstep_smem)
         for (int priv = 1; priv >= 1; priv--)

@@ -51,6 +51,9 @@ extern "C" {
 /* Hopper E-step: dynamic shared memory for dh = 64 * kb (A: 2 x 256 rows,
  * B: 3 x 128 centres, 1 KB alignment, barriers). */
 #define FLI_KM_SM90_SMEM(kb) ((int64_t)(2 * 256 + 3 * 128) * (kb)*128 + 1024 + 128)
+/* Its tf32 form, dh = 32 * kb: A: 2 x 128 rows, B: 3 stages of 128 centres
+ * x 64 columns, 1 KB alignment, barriers. */
+#define FLI_KM_SM90_TF32_SMEM(kb) ((int64_t)2 * 128 * (kb)*128 + 3 * 128 * 256 + 1024 + 128)
 /* Fixed scalar block: flags/counters (256 B), trace ring, NPART doubles of
  * block partials, NPART x PP_GROUP doubles of k-means++ candidate partials. */
 #define FLI_KM_SCALARS_BYTES                                                                                 \
@@ -189,7 +192,9 @@ static inline int64_t fli_km_fused_smem(fli_precision p, int64_t d, int64_t k, i
  * and the cost model share:
  *   FLI_KM_PATH_SM90: the job's backend is FL_BACKEND_CUDA_SM90, the Hopper
  *     path is enabled (sm90_enabled), the device is compute capability 9.0,
- *     the precision bf16 or fp16, dh 64 or 128 and its shared memory fits;
+ *     the precision bf16, fp16 or tf32, dh 64 or 128 and its shared memory
+ *     fits (the tf32 kernel reads X through TMA and falls back to the
+ *     portable one for rows that are not 16-byte aligned);
  *   FLI_KM_PATH_FUSED: asked for (fused_opt_in: FL_KM_FUSED=1; measured
  *     slower than the separate kernels on the H100, see bench/gpu/NOTES.md),
  *     a tensor-core precision, the shared-memory M-step and a layout with

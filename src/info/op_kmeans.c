@@ -132,12 +132,17 @@ static void estep_geom(const fli_kmeans_cuda_plan *p, fli_precision prec, int pa
         return;
     }
     const int tf = prec == FLI_PREC_TF32;
-    const double es = tf ? 4 : 2, K = tf ? (double)p->dp : (double)p->dh;
+    const double es = tf ? 4 : 2;
+    /* tf32 runs over dp words, 16-bit and the Hopper tf32 kernel over dh */
+    const double K = tf && path != PATH_SM90 ? (double)p->dp : (double)p->dh;
     const int64_t kw = tf ? p->dp : p->dh / 2; /* 32-bit words per row */
     double bm = 256, kpe = kp;
     int a_res = 1, persistent = 1, per_sm = 1;
     if (path == PATH_SM90) {
-        persistent = 0; /* persistent grid, but B tiles stream past every 256-row A tile */
+        /* persistent grid, but B tiles stream past every A tile: 256 rows
+         * (16-bit images), 128 (tf32 through TMA) */
+        persistent = 0;
+        bm = tf ? 128 : 256;
     } else if (p->k <= 64 && 2 * ((64 + 2 * 256) * (kw + 4) * 4 + 1024) <= smem_sm) {
         /* k_estep_mma_c64<MT = 2>: all 64 centres resident, 2 blocks per SM */
         bm = 256, kpe = 64, per_sm = 2;

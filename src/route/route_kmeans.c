@@ -97,21 +97,21 @@ fl_status fli_route_kmeans(const fl_hw_props *hw, int64_t n, int64_t d, fl_dtype
             why = "precision=auto and n_clusters >= 32: compute-bound, tf32 tensor cores; tf32 on ";
         }
     }
-    /* The wgmma E-step (16-bit operands, n_features padded to 64 or 128)
-     * measured 2.5x faster than mma.sync at 1M x 128, k=1024 on an H100
+    /* The wgmma E-step (n_features padded to 64 or 128) measured 2.5x
+     * faster than mma.sync at 1M x 128, k=1024 on an H100 in bf16
      * (bench/gpu/NOTES.md); below ~1024 centres the portable kernel's
-     * shorter setup wins. tf32 has no wgmma kernel yet. */
-    const int p16 = p == FLI_PREC_BF16 || p == FLI_PREC_FP16;
-    int sm90 = hw->sm90_enabled && p16 && k >= 1024 && d >= 33 && d <= 128;
+     * shorter setup wins. tf32 reads X through TMA (same rule). */
+    const int ptc = p == FLI_PREC_BF16 || p == FLI_PREC_FP16 || p == FLI_PREC_TF32;
+    int sm90 = hw->sm90_enabled && ptc && k >= 1024 && d >= 33 && d <= 128;
     out->backend = sm90 ? FL_BACKEND_CUDA_SM90 : FL_BACKEND_CUDA;
     fli_route_set_variant(out, p);
     const char *path;
     if (sm90)
-        path = "; Hopper wgmma E-step (sm_90a): bf16/fp16, n_clusters >= 1024, 33 <= n_features <= 128";
+        path = "; Hopper wgmma E-step (sm_90a): tf32/bf16/fp16, n_clusters >= 1024, 33 <= n_features <= 128";
     else if (hw->is_hopper && !hw->sm90_enabled)
         path = "; portable CUDA kernels (Hopper path disabled by FL_DISABLE_SM90)";
     else if (hw->is_hopper)
-        path = "; portable CUDA kernels (the Hopper path needs bf16/fp16, n_clusters >= 1024 and "
+        path = "; portable CUDA kernels (the Hopper path needs tf32/bf16/fp16, n_clusters >= 1024 and "
                "33 <= n_features <= 128)";
     else
         path = "; portable CUDA kernels (mma.sync, sm_80+)";

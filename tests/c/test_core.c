@@ -350,7 +350,11 @@ static void test_route(void)
     fl_params_create(ctx, "kmeans", &p);
     fl_params_set(ctx, p, "n_clusters", "8192");
     CHECK_OK(ctx, fl_route_query(ctx, "kmeans", &h100, 1000000, 128, FL_DTYPE_F32, p, &r));
-    CHECK(r.backend == FL_BACKEND_CUDA && !strcmp(r.variant, "tf32")); /* no tf32 wgmma kernel */
+    CHECK(r.backend == FL_BACKEND_CUDA_SM90 && !strcmp(r.variant, "tf32")); /* tf32 wgmma through TMA */
+    fl_params_set(ctx, p, "n_clusters", "512");
+    CHECK_OK(ctx, fl_route_query(ctx, "kmeans", &h100, 1000000, 128, FL_DTYPE_F32, p, &r));
+    CHECK(r.backend == FL_BACKEND_CUDA && !strcmp(r.variant, "tf32")); /* n_clusters < 1024 */
+    fl_params_set(ctx, p, "n_clusters", "8192");
     fl_params_set(ctx, p, "precision", "bf16");
     CHECK_OK(ctx, fl_route_query(ctx, "kmeans", &h100, 1000000, 128, FL_DTYPE_F32, p, &r));
     CHECK(r.backend == FL_BACKEND_CUDA_SM90 && !strcmp(r.variant, "bf16"));

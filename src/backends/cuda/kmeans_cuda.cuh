@@ -94,7 +94,7 @@ fl_status km_convert_rows(fli_cuda_env *env, cudaStream_t s, const float *x, int
                           int64_t d, int64_t dh, fli_precision prec, void *xh, int img, float2 *xst);
 /* Row statistics only (tf32: the E-step rounds X itself). */
 fl_status km_row_stats(fli_cuda_env *env, cudaStream_t s, const float *x, int64_t ldx, int64_t m,
-                       int64_t d, fli_precision prec, float2 *xst);
+                       int64_t d, fli_precision prec, int trunc, float2 *xst);
 /* The E-steps' near-tie arguments for rows r (fp32 centres C, stride dp). */
 km_tie km_tie_args(const km_rows *r, const float *C, int64_t dp, int64_t d, fli_metric metric,
                    fli_precision prec, int64_t kdim, km_scalars *sc, int4 *list, int on);
@@ -110,13 +110,17 @@ fl_status km_estep(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t 
                    int64_t dp, const void *ctc, int64_t dh, const float *cnorm, int64_t k,
                    int64_t kp, fli_metric metric, fli_precision prec, int32_t *labels,
                    int32_t *n_changed, const km_tie *tie, const int32_t *done);
-/* Hopper (sm_90a) E-step: wgmma over the operand images (xh: rows padded
- * to FLI_KM_XH_ROWS; ctc: kp rows), 16-bit precisions, dh of 64 or 128.
- * km_sm90_built says whether this build has the kernel (FL_HAVE_SM90);
- * when to use it is fli_kmeans_cuda_path's rule (algo/kmeans_plan.h). */
+/* Hopper (sm_90a) E-step, dh of 64 or 128: bf16/fp16 wgmma over the
+ * operand images (xh: rows padded to FLI_KM_XH_ROWS; ctc: kp rows); tf32
+ * wgmma over X in place and the tf32 centres (kp x dp) through TMA tensor
+ * maps, which needs km_sm90_tf32_ok(r) (X 16-byte aligned, ldx % 4 == 0)
+ * and row statistics with trunc (km_row_stats). km_sm90_built says whether
+ * this build has the kernels (FL_HAVE_SM90); when to use them is
+ * fli_kmeans_cuda_path's rule (algo/kmeans_plan.h). */
 int km_sm90_built(void);
-fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, const void *ctc,
-                        int64_t dh, const float *cnorm, int64_t kp, fli_metric metric,
+int km_sm90_tf32_ok(const km_rows *r);
+fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, const void *ctc, int64_t d,
+                        int64_t dh, int64_t dp, const float *cnorm, int64_t kp, fli_metric metric,
                         fli_precision prec, int32_t *labels, int32_t *n_changed,
                         const km_tie *tie, const int32_t *done);
 /* transform: out[i][j] (row stride ldo) = euclidean distance / 1-cos / -dot. */

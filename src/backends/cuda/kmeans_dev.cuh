@@ -37,8 +37,12 @@ static __device__ __forceinline__ uint32_t to_tf32(float x) {
     return r;
 }
 
-/* x as the tensor cores see it in precision prec (fp32: x itself). */
+/* x as the tensor cores see it in precision prec (fp32: x itself).
+ * KM_TF32_TRUNC: fp32 bits read as tf32 (the Hopper tf32 E-step's X), the
+ * low 13 mantissa bits dropped: its error bounds a rounded one's too. */
+#define KM_TF32_TRUNC 100
 static __device__ __forceinline__ float km_round(float x, int prec) {
+    if (prec == KM_TF32_TRUNC) return __uint_as_float(__float_as_uint(x) & 0xffffe000u);
     if (prec == FLI_PREC_TF32) return __uint_as_float(to_tf32(x));
     if (prec == FLI_PREC_BF16) return __bfloat162float(__float2bfloat16_rn(x));
     if (prec == FLI_PREC_FP16) return __half2float(__float2half_rn(x));

@@ -58,6 +58,7 @@ typedef struct km_fit {
     int fused;          /* fused E+M kernel (small k*d)                   */
     km_fused_cfg fcfg;
     int sm90;           /* Hopper wgmma E-step (job->backend CUDA_SM90)    */
+    int img;            /* its 16-bit operand images (bf16/fp16 sm90)      */
     int folded_reloc;   /* relocation inside the M-step's combine          */
     int mobj;           /* the M-step computes the objective (see kmeans_fit) */
     int rescore;        /* near-tie re-scoring in the E-step (FL_KM_RESCORE=0: off) */
@@ -134,8 +135,9 @@ static fl_status prepare_operands(km_fit *f, km_rows *r) {
     r->xst = f->xst;
     if (f->xh)
         return km_convert_rows(f->env, f->s, r->x, r->ldx, r->m, j->d, f->p.dh, j->precision, f->xh,
-                               f->sm90, f->xst);
-    return km_row_stats(f->env, f->s, r->x, r->ldx, r->m, j->d, j->precision, f->xst);
+                               f->img, f->xst);
+    /* the Hopper tf32 E-step reads X's fp32 bits as tf32 (truncated) */
+    return km_row_stats(f->env, f->s, r->x, r->ldx, r->m, j->d, j->precision, f->sm90, f->xst);
 }
 
 /* Rows [row0, row0+m) of a chunk after its copy: cosine normalisation in
@@ -351,8 +353,8 @@ static fl_status estep(km_fit *f, const km_rows *r, int32_t *n_changed, const in
     const int64_t kdim = j->precision == FLI_PREC_TF32 ? f->p.dp : f->p.dh;
     const km_tie tie = km_tie_args(r, f->C, f->p.dp, j->d, j->metric, j->precision, kdim, f->sc,
                                    f->tie_list, f->rescore);
-    if (f->sm90)
-        return km_estep_sm90(f->env, f->s, r, f->ctc, f->p.dh, f->cnorm, f->p.kp, j->metric,
+    if (f->sm90 && (f->img || km_sm90_tf32_ok(r)))
+        return km_estep_sm90(f->env, f->s, r, f->ctc, j->d, f->p.dh, f->p.dp, f->cnorm, f->p.kp, j->metric,
                              j->precision, f->labels, n_changed, &tie, done);
     return km_estep(f->env, f->s, r, j->d, f->C, f->p.dp, f->ctc, f->p.dh, f->cnorm, j->k, f->p.kp,
                     j->metric, j->precision, f->labels, n_changed, &tie, done);
@@ -363,7 +365,7 @@ static fl_status final_assign(km_fit *f) {
     fli_kmeans_job *j = f->job;
     fli_cuda_env *env = f->env;
     FLI_TRY(km_prep_centers(env, f->s, f->C, j->k, f->p.kp, j->d, f->p.dp, f->p.dh, j->metric,
-                            j->precision, f->ctc, f->cnorm, f->sm90, f->sc->cb, NULL));
+                            j->precision, f->ctc, f->cnorm, f->img, f->sc->cb, NULL));
     k_iter_begin<<<1, 1, 0, f->s>>>(f->sc, 0);
     FLI_LAUNCH_TRY(env, "k_iter_begin");
     for (int64_t ci = 0; ci < f->p.n_chunks; ci++) {
@@ -467,7 +469,7 @@ static fl_status lloyd_iter(km_fit *f, const km_reloc_args *ra) {
     else if (!f->folded_reloc)
         FLI_TRY(relocate(f));
     return km_finalize(env, f->s, &f->p, f->C, f->mb.sums, f->mb.wsum, f->mb.cobj, j->metric,
-                       j->precision, f->ctc, f->sm90, f->cnorm, f->sc, f->trace, f->hflag_dev, done);
+                       j->precision, f->ctc, f->img, f->cnorm, f->sc, f->trace, f->hflag_dev, done);
 }
 
 /* Captures graph_iters iterations of lloyd_iter on the fit's stream and
@@ -530,7 +532,7 @@ static fl_status lloyd(km_fit *f, double *run_trace, int64_t trace_keep, run_res
         /* the centre operands of iterations after the first come from k_finalize */
         if (it == 0)
             st = km_prep_centers(env, f->s, f->C, j->k, f->p.kp, j->d, f->p.dp, f->p.dh, j->metric,
-                                 j->precision, f->ctc, f->cnorm, f->sm90, f->sc->cb, done);
+                                 j->precision, f->ctc, f->cnorm, f->img, f->sc->cb, done);
         if (st != FL_STATUS_OK) break;
         int64_t step = 1;
         int launched = 0;
@@ -718,6 +720,7 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
                                         &f.fcfg.stages, &f.fcfg.priv);
         f.fused = path == FLI_KM_PATH_FUSED;
         f.sm90 = path == FLI_KM_PATH_SM90;
+        f.img = f.sm90 && job->precision != FLI_PREC_TF32;
         if (f.fused)
             f.fcfg.smem = (int)fli_km_fused_smem(job->precision, job->d, job->k, f.fcfg.stages,
                                                  f.fcfg.priv, NULL);
@@ -901,7 +904,7 @@ static fl_status assign_body(fli_cuda_env *env, cudaStream_t s, fli_kmeans_assig
                 FLI_TRY(km_convert_rows(env, s, r.x, r.ldx, r.m, j->d, L->dh, j->precision, (void *)r.xh, 0,
                                         xst));
             } else {
-                FLI_TRY(km_row_stats(env, s, r.x, r.ldx, r.m, j->d, j->precision, xst));
+                FLI_TRY(km_row_stats(env, s, r.x, r.ldx, r.m, j->d, j->precision, 0, xst));
             }
         }
         const km_tie tie = km_tie_args(&r, C, L->dp, j->d, j->metric, j->precision,

@@ -24,6 +24,7 @@
  *     minimum first, the first column holding it only when it improves, so
  *     ties go to the lower index as in the portable kernels.
  */
+#include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <math.h>
@@ -307,13 +308,261 @@ __global__ void __launch_bounds__(H_THREADS, 1)
 #undef B_EMPTY
 }
 
+/* ------------------------------------------------------------------------ */
+/* tf32: X read in place through a TMA tensor map                           */
+/* ------------------------------------------------------------------------ */
+/* The 16-bit kernel above reads an operand image written once per fit; a
+ * tf32 image would double X's footprint. Instead the Tensor Memory
+ * Accelerator copies boxes of 32 fp32 columns x 128 rows straight from X
+ * (row stride ldx) into the 128-byte-swizzled layout wgmma reads, zero
+ * filling columns past d and rows past m; the centres come the same way
+ * from their tf32-rounded copy (kp x dp). wgmma reads the fp32 bits of X
+ * as tf32 (the low 13 mantissa bits do not take part), so the near-tie
+ * statistics of these rows use the truncation error (km_row_stats with
+ * trunc), which bounds a round-to-nearest error too.
+ *
+ * Block (384 threads, one per SM, persistent over 128-row tiles; shared
+ * memory: A double buffered, KB x 16 KB each, B a 3-stage ring of 32 KB =
+ * 128 centres x 64 columns):
+ *   warpgroup 0: one thread issues the copies;
+ *   warpgroups 1, 2: 64 rows each (one m64 block, 64 accumulators); per
+ *     centre tile KB/2 stages of 8 wgmma m64n128k8, then the fold. The two
+ *     warpgroups' folds overlap each other's products. */
+#define T_BM 128
+#define T_BN 128
+#define T_BST 3
+#define T_BOX_BYTES (128 * 128)           /* one box: 128 rows x 128 bytes */
+#define T_STAGE_BYTES (2 * T_BOX_BYTES)   /* B stage: two column boxes      */
+
+static __device__ __forceinline__ void wgmma128_tf32(float (&d)[64], uint64_t da, uint64_t db, int accum) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+        "%64, %65, p, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "l"(da), "l"(db), "r"(accum));
+}
+
+static __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap *map, int c0, int r0,
+                                                   uint32_t bar) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+            dst),
+        "l"(map), "r"(c0), "r"(r0), "r"(bar)
+        : "memory");
+}
+
+template <int KB>
+__global__ void __launch_bounds__(H_THREADS, 1)
+    k_estep_sm90_tf32(const __grid_constant__ CUtensorMap xmap, const __grid_constant__ CUtensorMap cmap,
+                      const float *__restrict__ cnorm, int64_t m, int kp, float alpha,
+                      int32_t *__restrict__ labels, int32_t *n_changed, const km_tie T, const int32_t *done) {
+    if (done && *done) return;
+    constexpr uint32_t A_BYTES = KB * T_BOX_BYTES;
+    constexpr int KS = KB / 2; /* B stages per centre tile */
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+    const uint32_t sA = base, sB = base + 2 * A_BYTES, bars = sB + T_BST * T_STAGE_BYTES;
+#define A_FULL(i) (bars + 8 * (i))
+#define A_EMPTY(i) (bars + 16 + 8 * (i))
+#define B_FULL(i) (bars + 32 + 8 * (i))
+#define B_EMPTY(i) (bars + 56 + 8 * (i))
+    const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
+    if (tid == 0) {
+        for (int i = 0; i < 2; i++) {
+            mbar_init(A_FULL(i), 1);
+            mbar_init(A_EMPTY(i), 8);
+        }
+        for (int i = 0; i < T_BST; i++) {
+            mbar_init(B_FULL(i), 1);
+            mbar_init(B_EMPTY(i), 8);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+    const int64_t tiles = (m + T_BM - 1) / T_BM;
+    const int nt = kp / T_BN;
+
+    if (wg == 0) {
+        /* producer */
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+        if (tid == 0) {
+            int bt = 0, i = 0;
+            for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x, i++) {
+                const int ab = i & 1;
+                mbar_wait(A_EMPTY(ab), ((i >> 1) & 1) ^ 1);
+                mbar_expect_tx(A_FULL(ab), A_BYTES);
+#pragma unroll
+                for (int kb = 0; kb < KB; kb++)
+                    tma_load_2d(sA + ab * A_BYTES + kb * T_BOX_BYTES, &xmap, kb * 32, (int)(tile * T_BM), A_FULL(ab));
+                for (int j = 0; j < nt; j++)
+#pragma unroll
+                    for (int h = 0; h < KS; h++, bt++) {
+                        const int st = bt % T_BST;
+                        mbar_wait(B_EMPTY(st), ((bt / T_BST) & 1) ^ 1);
+                        mbar_expect_tx(B_FULL(st), T_STAGE_BYTES);
+                        tma_load_2d(sB + st * T_STAGE_BYTES, &cmap, (2 * h) * 32, j * T_BN, B_FULL(st));
+                        tma_load_2d(sB + st * T_STAGE_BYTES + T_BOX_BYTES, &cmap, (2 * h + 1) * 32, j * T_BN,
+                                    B_FULL(st));
+                    }
+            }
+        }
+    } else {
+        /* consumers */
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+        const int cw = wg - 1, wq = (tid >> 5) & 3, t4 = lane & 3;
+        const float rho_c = T.on ? T.cb[0] : 0.f, cmax = T.on ? T.cb[1] : 0.f;
+        /* after the quad merge, lane L < 16 takes row L of the warp's 16:
+         * slot (L >> 3) of quad L & 7 */
+        const int src = (lane & 7) * 4, rq = (lane >> 3) & 1;
+        float acc[64];
+        int bt = 0, i = 0;
+        for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x, i++) {
+            const int ab = i & 1;
+            const int64_t myrow = tile * T_BM + cw * 64 + wq * 16 + (lane & 15);
+            const bool valid = lane < 16 && myrow < m;
+            const int old = valid ? labels[myrow] : 0;
+            const float2 xs = km_row_stat(T, valid, myrow);
+            float b1[2], b2[2];
+            int i1[2], i2[2];
+#pragma unroll
+            for (int rr = 0; rr < 2; rr++) {
+                b1[rr] = b2[rr] = INFINITY;
+                i1[rr] = i2[rr] = 0;
+            }
+            const uint32_t a0 = sA + ab * A_BYTES + (cw * 64) * 128;
+            mbar_wait(A_FULL(ab), (i >> 1) & 1);
+            for (int j = 0; j < nt; j++) {
+                fence_acc(acc);
+                wgmma_fence();
+#pragma unroll
+                for (int h = 0; h < KS; h++) {
+                    const int st = (bt + h) % T_BST;
+                    mbar_wait(B_FULL(st), ((bt + h) / T_BST) & 1);
+#pragma unroll
+                    for (int q = 0; q < 2; q++)
+#pragma unroll
+                        for (int kk = 0; kk < 4; kk++) {
+                            const uint64_t da = desc_sw128(a0 + (2 * h + q) * T_BOX_BYTES + kk * 32);
+                            const uint64_t db = desc_sw128(sB + st * T_STAGE_BYTES + q * T_BOX_BYTES + kk * 32);
+                            wgmma128_tf32(acc, da, db, h > 0 || q > 0 || kk > 0);
+                        }
+                    wgmma_commit();
+                }
+                wgmma_wait<0>();
+                fence_acc(acc);
+                /* both warpgroups release a stage once their products read it */
+                if (lane == 0)
+#pragma unroll
+                    for (int h = 0; h < KS; h++) mbar_arrive(B_EMPTY((bt + h) % T_BST));
+                bt += KS;
+                fold(acc, b1, i1, b2, i2, cnorm, j * T_BN, alpha, t4);
+            }
+            /* every wgmma reading this A buffer has completed */
+            if (lane == 0) mbar_arrive(A_EMPTY(ab));
+            float v1 = 0.f, v2 = 0.f;
+            int x1 = 0, x2 = 0;
+#pragma unroll
+            for (int rr = 0; rr < 2; rr++) {
+#pragma unroll
+                for (int o = 1; o < 4; o <<= 1) km_shfl_merge2(b1[rr], i1[rr], b2[rr], i2[rr], o);
+                const float w1 = __shfl_sync(KM_FULL, b1[rr], src);
+                const float w2 = __shfl_sync(KM_FULL, b2[rr], src);
+                const int j1 = __shfl_sync(KM_FULL, i1[rr], src);
+                const int j2 = __shfl_sync(KM_FULL, i2[rr], src);
+                if (rr == rq) {
+                    v1 = w1;
+                    v2 = w2;
+                    x1 = j1;
+                    x2 = j2;
+                }
+            }
+            const int changed = km_row_done(T, valid, myrow, xs, rho_c, cmax, v1, x1, v2, x2, old, labels);
+            count_changes(changed, n_changed);
+        }
+    }
+#undef A_FULL
+#undef A_EMPTY
+#undef B_FULL
+#undef B_EMPTY
+}
+
+typedef CUresult (*km_encode_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *, const cuuint64_t *,
+                                 const cuuint64_t *, const cuuint32_t *, const cuuint32_t *, CUtensorMapInterleave,
+                                 CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+
+/* A 2-D fp32 tensor map of rows x cols (row stride ld elements), boxes of
+ * 32 columns x box_rows rows, 128-byte swizzle, zeros past the edges. */
+static fl_status km_tmap(fli_cuda_env *env, CUtensorMap *map, const float *base, int64_t rows, int64_t cols,
+                         int64_t ld, int box_rows) {
+    static km_encode_fn encode = NULL; /* the driver's entry point: the same for every context */
+    if (!encode) {
+        void *fn = NULL;
+        cudaDriverEntryPointQueryResult q;
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q) !=
+                cudaSuccess ||
+            q != cudaDriverEntryPointSuccess || !fn) {
+            (void)cudaGetLastError();
+            return FLI_FAIL(env, FL_STATUS_UNSUPPORTED, "km_estep_sm90", "the driver has no cuTensorMapEncodeTiled");
+        }
+        encode = (km_encode_fn)fn;
+    }
+    const cuuint64_t dims[2] = {(cuuint64_t)cols, (cuuint64_t)rows};
+    const cuuint64_t strides[1] = {(cuuint64_t)ld * 4};
+    const cuuint32_t box[2] = {32, (cuuint32_t)box_rows};
+    const cuuint32_t estr[2] = {1, 1};
+    const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2, (void *)base, dims, strides, box, estr,
+                              CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                              CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS)
+        return FLI_FAIL(env, FL_STATUS_INTERNAL, "km_estep_sm90", "cuTensorMapEncodeTiled failed");
+    return FL_STATUS_OK;
+}
+
+int km_sm90_tf32_ok(const km_rows *r) { return r->x_aligned; }
+
+static fl_status estep_sm90_tf32(fli_cuda_env *env, cudaStream_t s, const km_rows *r, const void *ctc,
+                                 int64_t d, int64_t dh, int64_t dp, const float *cnorm, int64_t kp, fli_metric metric,
+                                 int32_t *labels, int32_t *n_changed, const km_tie *tie, const int32_t *done) {
+    const int kb = (int)(dh / 32);
+    CUtensorMap xmap, cmap;
+    FLI_TRY(km_tmap(env, &xmap, r->x, r->m, d, r->ldx, T_BM));
+    FLI_TRY(km_tmap(env, &cmap, (const float *)ctc, kp, dp, dp, T_BN));
+    const size_t smem = (size_t)FLI_KM_SM90_TF32_SMEM(kb);
+    const int64_t tiles = fli_ceil_div(r->m, T_BM);
+    const int sms = fli_state(env)->sm_count;
+    const unsigned grid = (unsigned)(tiles < sms ? tiles : sms);
+    const void *fn = kb == 4 ? (const void *)k_estep_sm90_tf32<4> : (const void *)k_estep_sm90_tf32<2>;
+    FLI_CUDA_TRY(env, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    int64_t m = r->m;
+    int kpi = (int)kp;
+    float alpha = km_alpha(metric);
+    int32_t *lab = labels + r->row0;
+    km_tie T;
+    memset(&T, 0, sizeof T);
+    if (tie) T = *tie;
+    void *args[] = {(void *)&xmap, (void *)&cmap, (void *)&cnorm, (void *)&m, (void *)&kpi,
+                    (void *)&alpha, (void *)&lab, (void *)&n_changed, (void *)&T, (void *)&done};
+    FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3(H_THREADS), args, smem, s));
+    return km_tie_rescore(env, s, &T, lab, n_changed, m, FLI_PREC_TF32, done);
+}
+
 int km_sm90_built(void) { return 1; }
 
-fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, const void *ctc,
-                        int64_t dh, const float *cnorm, int64_t kp, fli_metric metric,
+fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, const void *ctc, int64_t d,
+                        int64_t dh, int64_t dp, const float *cnorm, int64_t kp, fli_metric metric,
                         fli_precision prec, int32_t *labels, int32_t *n_changed,
                         const km_tie *tie, const int32_t *done) {
     if (r->m <= 0) return FL_STATUS_OK;
+    if (prec == FLI_PREC_TF32)
+        return estep_sm90_tf32(env, s, r, ctc, d, dh, dp, cnorm, kp, metric, labels, n_changed, tie, done);
     if (!r->xh) return FLI_FAIL(env, FL_STATUS_INTERNAL, "km_estep_sm90", "no 16-bit image of X");
     const int kb = (int)(dh / 64);
     const size_t smem = (size_t)FLI_KM_SM90_SMEM(kb);
