@@ -210,7 +210,9 @@ static __device__ __forceinline__ void km_top2_update(float &b1, int &i1, float 
  * sums (the tensor cores' products are exact; K accumulation steps, each
  * off by at most one ulp — truncation included — plus cnorm's and |x~|^2's
  * sums) with a factor of 2 to spare. xs = (|x~|^2, |x~ - x|); cb[0] = max
- * |c~ - c|, cb[1] = max |c~|. */
+ * |c~ - c|, cb[1] = max |c~|. The Hopper E-steps compare keys, scores
+ * whose low 5 mantissa bits hold a column id (km_key): each s is then off
+ * by less than 2^-18 |s|, allowed for with 2^-17 |s| per score. */
 static __device__ __forceinline__ bool km_near_tie(const km_tie &T, float2 xs, float rho_c, float cmax, float s1,
                                                    float s2) {
     if (!(s2 < INFINITY)) return false; /* no second candidate */
@@ -218,12 +220,13 @@ static __device__ __forceinline__ bool km_near_tie(const km_tie &T, float2 xs, f
     if (T.euclid) {
         const float e = T.ekd * (cmax * cmax + 2.f * xn * cmax + xs.x);
         const float r = (xs.y + rho_c) * (1.f + 0x1p-10f);
-        const float d2 = sqrtf(fmaxf(s2 + xs.x - e, 0.f)), d1 = sqrtf(fmaxf(s1 + xs.x + e, 0.f));
+        const float d2 = sqrtf(fmaxf(s2 + xs.x - e - 0x1p-17f * fabsf(s2), 0.f));
+        const float d1 = sqrtf(fmaxf(s1 + xs.x + e + 0x1p-17f * fabsf(s1), 0.f));
         return d2 - d1 <= 2.f * r + 0x1p-20f * (d1 + d2);
     }
     const float e = T.ekd * xn * cmax;
     const float b = (xs.y * cmax + (xn + xs.y) * rho_c) * (1.f + 0x1p-10f) + e;
-    return s2 - s1 <= 2.f * b + 0x1p-20f * (fabsf(s1) + fabsf(s2));
+    return s2 - s1 <= 2.f * b + (0x1p-20f + 0x1p-17f) * (fabsf(s1) + fabsf(s2));
 }
 
 /* The exact winner of two candidates for a row of T.x: distances (or dot

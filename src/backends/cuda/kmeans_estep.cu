@@ -181,10 +181,16 @@ __global__ void __launch_bounds__(256)
         float nn[32], rr[32];
 #pragma unroll
         for (int r = 0; r < 32; r++) nn[r] = rr[r] = 0.f;
+        const bool full = r0 + 32 <= m; /* no row bound to test: the 32 loads go out at once */
         for (int j = lane; j < d; j += 32) {
             float v[32];
+            if (full) {
 #pragma unroll
-            for (int r = 0; r < 32; r++) v[r] = r0 + r < m ? x[(r0 + r) * ldx + j] : 0.f;
+                for (int r = 0; r < 32; r++) v[r] = __ldg(x + (r0 + r) * ldx + j);
+            } else {
+#pragma unroll
+                for (int r = 0; r < 32; r++) v[r] = r0 + r < m ? x[(r0 + r) * ldx + j] : 0.f;
+            }
 #pragma unroll
             for (int r = 0; r < 32; r++) row_stat_add(v[r], km_round(v[r], PREC), nn[r], rr[r]);
         }

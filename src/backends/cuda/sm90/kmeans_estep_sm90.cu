@@ -27,6 +27,7 @@
 #include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -121,28 +122,36 @@ static __device__ __forceinline__ void bulk_g2s(uint32_t dst, const void *src, u
         : "memory");
 }
 
+/* A score with its low 5 mantissa bits replaced by id, this thread's
+ * column id within a 128-centre tile (i * 2 + e): comparing keys orders
+ * by score and finds the column without searching for it afterwards. The
+ * key is within 2^-18 |s| of the score; km_near_tie allows for it, so a
+ * pair it could misorder is re-scored exactly. The key of +inf would be a
+ * NaN, so the padding centres' +inf norms are read as FLT_MAX. */
+static __device__ __forceinline__ float km_key(float s, int id) {
+    return __int_as_float((__float_as_int(s) & ~31) | id);
+}
+
 /* One m64 x 128 block of scores into the running top-2 of this thread's
- * two rows (g and g + 8 of the warp's 16): the block's two smallest scores
- * per row first (FFMA + 3 FMNMX per score); only when they enter the
- * running top-2 are the first columns holding them looked up (scores
- * recomputed: same operands, same bits), so ties go to the lower index as
- * in a strict ascending scan. */
-static __device__ __forceinline__ void fold(float (&acc)[64], float (&b1)[2], int (&i1)[2], float (&b2)[2],
+ * two rows (g and g + 8 of the warp's 16): the block's two smallest keys
+ * per row (FFMA + LOP3 + 3 FMNMX per score), merged into the running
+ * top-2 when they enter it, with columns decoded from the keys. Within a
+ * thread keys are distinct; equal keys across threads or tiles keep the
+ * lower column (km_merge2, km_top2_update), as a strict ascending scan. */
+static __device__ __forceinline__ void fold(const float (&acc)[64], float (&b1)[2], int (&i1)[2], float (&b2)[2],
                                             int (&i2)[2], const float *__restrict__ cn, int col0, float alpha,
                                             int t4) {
     const float2 *c2 = (const float2 *)(cn + col0 + 2 * t4);
     float m1[2] = {INFINITY, INFINITY}, m2[2] = {INFINITY, INFINITY};
 #pragma unroll
     for (int i = 0; i < 16; i++) {
-        const float2 c = __ldg(c2 + i * 4);
+        float2 c = __ldg(c2 + i * 4);
+        c.x = fminf(c.x, FLT_MAX);
+        c.y = fminf(c.y, FLT_MAX);
 #pragma unroll
         for (int rr = 0; rr < 2; rr++) {
-            /* the scores replace the accumulators (the next tile's first
-             * wgmma overwrites them), so the lookups below read them back */
-            const float s0 = fmaf(-alpha, acc[i * 4 + rr * 2], c.x);
-            const float s1 = fmaf(-alpha, acc[i * 4 + rr * 2 + 1], c.y);
-            acc[i * 4 + rr * 2] = s0;
-            acc[i * 4 + rr * 2 + 1] = s1;
+            const float s0 = km_key(fmaf(-alpha, acc[i * 4 + rr * 2], c.x), 2 * i);
+            const float s1 = km_key(fmaf(-alpha, acc[i * 4 + rr * 2 + 1], c.y), 2 * i + 1);
             const float lo = fminf(s0, s1), hi = fmaxf(s0, s1);
             m2[rr] = fminf(fminf(m2[rr], hi), fmaxf(m1[rr], lo));
             m1[rr] = fminf(m1[rr], lo);
@@ -152,21 +161,9 @@ static __device__ __forceinline__ void fold(float (&acc)[64], float (&b1)[2], in
     for (int rr = 0; rr < 2; rr++) {
         const int need = km_top2_need(m1[rr], m2[rr], b1[rr], b2[rr]);
         if (need) {
-            int j1 = 0, j2 = 0;
-#pragma unroll
-            for (int i = 15; i >= 0; i--)
-#pragma unroll
-                for (int e = 1; e >= 0; e--)
-                    if (acc[i * 4 + rr * 2 + e] == m1[rr]) j1 = col0 + i * 8 + 2 * t4 + e;
-            if (need == 2) {
-#pragma unroll
-                for (int i = 15; i >= 0; i--)
-#pragma unroll
-                    for (int e = 1; e >= 0; e--) {
-                        const int col = col0 + i * 8 + 2 * t4 + e;
-                        if (acc[i * 4 + rr * 2 + e] == m2[rr] && col != j1) j2 = col;
-                    }
-            }
+            const int k1 = __float_as_int(m1[rr]) & 31, k2 = __float_as_int(m2[rr]) & 31;
+            const int j1 = col0 + (k1 >> 1) * 8 + 2 * t4 + (k1 & 1);
+            const int j2 = col0 + (k2 >> 1) * 8 + 2 * t4 + (k2 & 1);
             km_top2_update(b1[rr], i1[rr], b2[rr], i2[rr], m1[rr], j1, m2[rr], j2, need);
         }
     }
@@ -176,10 +173,13 @@ static __device__ __forceinline__ void fold(float (&acc)[64], float (&b1)[2], in
 template <int F16, int KB>
 static __device__ __forceinline__ void issue_half(float (&acc)[64], uint32_t a_half, uint32_t b_stage) {
     wgmma_fence();
+    /* a descriptor's address field is the byte address / 16 (14 bits):
+     * shared offsets below 256 KB add to it without a carry */
+    const uint64_t da0 = desc_sw128(a_half), db0 = desc_sw128(b_stage);
 #pragma unroll
     for (int kk = 0; kk < KB * 4; kk++) {
-        const uint64_t da = desc_sw128(a_half + (kk >> 2) * (H_BM * 128) + (kk & 3) * 32);
-        const uint64_t db = desc_sw128(b_stage + (kk >> 2) * (H_BN * 128) + (kk & 3) * 32);
+        const uint64_t da = da0 + (((kk >> 2) * (H_BM * 128) + (kk & 3) * 32) >> 4);
+        const uint64_t db = db0 + (((kk >> 2) * (H_BN * 128) + (kk & 3) * 32) >> 4);
         wgmma128<F16>(acc, da, db, kk > 0);
     }
     wgmma_commit();
@@ -437,7 +437,7 @@ __global__ void __launch_bounds__(H_THREADS, 1)
                 b1[rr] = b2[rr] = INFINITY;
                 i1[rr] = i2[rr] = 0;
             }
-            const uint32_t a0 = sA + ab * A_BYTES + (cw * 64) * 128;
+            const uint64_t da0 = desc_sw128(sA + ab * A_BYTES + (cw * 64) * 128), db0 = desc_sw128(sB);
             mbar_wait(A_FULL(ab), (i >> 1) & 1);
             for (int j = 0; j < nt; j++) {
                 fence_acc(acc);
@@ -450,8 +450,9 @@ __global__ void __launch_bounds__(H_THREADS, 1)
                     for (int q = 0; q < 2; q++)
 #pragma unroll
                         for (int kk = 0; kk < 4; kk++) {
-                            const uint64_t da = desc_sw128(a0 + (2 * h + q) * T_BOX_BYTES + kk * 32);
-                            const uint64_t db = desc_sw128(sB + st * T_STAGE_BYTES + q * T_BOX_BYTES + kk * 32);
+                            /* offsets add to the descriptors' address field (as issue_half) */
+                            const uint64_t da = da0 + (((2 * h + q) * T_BOX_BYTES + kk * 32) >> 4);
+                            const uint64_t db = db0 + ((st * T_STAGE_BYTES + q * T_BOX_BYTES + kk * 32) >> 4);
                             wgmma128_tf32(acc, da, db, h > 0 || q > 0 || kk > 0);
                         }
                     wgmma_commit();
@@ -548,8 +549,8 @@ static fl_status estep_sm90_tf32(fli_cuda_env *env, cudaStream_t s, const km_row
     km_tie T;
     memset(&T, 0, sizeof T);
     if (tie) T = *tie;
-    void *args[] = {(void *)&xmap, (void *)&cmap, (void *)&cnorm, (void *)&m, (void *)&kpi,
-                    (void *)&alpha, (void *)&lab, (void *)&n_changed, (void *)&T, (void *)&done};
+    void *args[] = {(void *)&xmap, (void *)&cmap, (void *)&cnorm, (void *)&m, (void *)&kpi, (void *)&alpha,
+                    (void *)&lab, (void *)&n_changed, (void *)&T, (void *)&done};
     FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3(H_THREADS), args, smem, s));
     return km_tie_rescore(env, s, &T, lab, n_changed, m, FLI_PREC_TF32, done);
 }
@@ -581,8 +582,8 @@ fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, con
     km_tie T;
     memset(&T, 0, sizeof T);
     if (tie) T = *tie;
-    void *args[] = {(void *)&ximg, (void *)&cimg, (void *)&cnorm, (void *)&m, (void *)&kpi,
-                    (void *)&alpha, (void *)&lab, (void *)&n_changed, (void *)&T, (void *)&done};
+    void *args[] = {(void *)&ximg, (void *)&cimg, (void *)&cnorm, (void *)&m, (void *)&kpi, (void *)&alpha,
+                    (void *)&lab, (void *)&n_changed, (void *)&T, (void *)&done};
     FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3(H_THREADS), args, smem, s));
     return km_tie_rescore(env, s, &T, lab, n_changed, m, prec, done);
 }
