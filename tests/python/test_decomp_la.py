@@ -59,7 +59,9 @@ def test_pca_randomized_la_matches(la_path, dtype):
     np.testing.assert_allclose(g.explained_variance_, s.explained_variance_, rtol=rt)
     np.testing.assert_allclose(g.explained_variance_ratio_, s.explained_variance_ratio_, rtol=rt)
     np.testing.assert_allclose(g.singular_values_, s.singular_values_, rtol=rt)
-    np.testing.assert_allclose(g.mean_, s.mean_, rtol=1e-6)
+    # a float32 mean of 3000 rows through BLAS: ~sqrt(n) u = 3e-6 relative, the
+    # kernel's summation order decides where in that range (2.5e-6 seen on a 16-core host)
+    np.testing.assert_allclose(g.mean_, s.mean_, rtol=1e-6 if dtype == np.float64 else 1e-5)
     np.testing.assert_allclose(g.noise_variance_, s.noise_variance_, rtol=1e-3)
     np.testing.assert_allclose(np.abs(g.transform(X[:50])), np.abs(s.transform(X[:50].astype(np.float64))),
                                rtol=1e-3, atol=1e-3)
