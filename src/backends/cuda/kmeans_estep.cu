@@ -593,6 +593,16 @@ __device__ __forceinline__ void warp_mma(float (&acc)[MT][8][4], const uint32_t 
  * running top-2 are the first columns holding them looked up, so the result
  * equals a strict ascending scan (ties to the lower index). */
 template <int MT>
+__device__ __forceinline__ void acc_zero(float (&acc)[MT][8][4]) {
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.f;
+}
+
+template <int MT>
 __device__ __forceinline__ void warp_fold(float (&acc)[MT][8][4], warp_argmin_t<MT> &wa, int col0,
                                           const float *__restrict__ cnorm, float alpha) {
     const int t = threadIdx.x & 3;
@@ -636,28 +646,19 @@ __device__ __forceinline__ void warp_fold(float (&acc)[MT][8][4], warp_argmin_t<
                 km_top2_update(wa.b1[mt][h], wa.i1[mt][h], wa.b2[mt][h], wa.i2[mt][h], m1, j1, m2, j2, need);
             }
         }
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-        for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.f;
+    acc_zero(acc);
 }
 
 template <int MT>
 __device__ __forceinline__ void warp_reset(float (&acc)[MT][8][4], warp_argmin_t<MT> &wa) {
+    acc_zero(acc);
 #pragma unroll
-    for (int mt = 0; mt < MT; mt++) {
-#pragma unroll
-        for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.f;
+    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             wa.b1[mt][h] = wa.b2[mt][h] = INFINITY;
             wa.i1[mt][h] = wa.i2[mt][h] = 0;
         }
-    }
 }
 
 /* The quad's four lanes hold disjoint columns of the same rows: after this
@@ -974,12 +975,7 @@ __global__ void __launch_bounds__(256, MT == 2 ? 2 : 1)
             old[q] = rbase + 32 * q < m ? labels[rbase + 32 * q] : 0;
             xs[q] = km_row_stat(T, rbase + 32 * q < m, rbase + 32 * q);
         }
-#pragma unroll
-        for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-            for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.f;
+        acc_zero(acc);
         warp_mma<PREC, PREC == FLI_PREC_TF32>(acc, sA0 + buf * BM * ls + warp * WR * ls, ls, sB, ls, kw / 8);
         float f1[MT][2], f2[MT][2];
         int g1[MT][2];

@@ -185,23 +185,16 @@ static __device__ __forceinline__ void issue_half(float (&acc)[64], uint32_t a_h
     wgmma_commit();
 }
 
-template <int F16, int KB>
-__global__ void __launch_bounds__(H_THREADS, 1)
-    k_estep_sm90(const unsigned char *__restrict__ ximg, const unsigned char *__restrict__ cimg,
-                 const float *__restrict__ cnorm, int64_t m, int kp, float alpha,
-                 int32_t *__restrict__ labels, int32_t *n_changed, const km_tie T, const int32_t *done) {
-    if (done && *done) return;
-    constexpr uint32_t A_BYTES = H_BM * KB * 128;
-    constexpr uint32_t B_BYTES = H_BN * KB * 128;
-    extern __shared__ __align__(1024) unsigned char smem_raw[];
-    const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
-    const uint32_t sA = base, sB = base + 2 * A_BYTES, bars = sB + H_BST * B_BYTES;
+/* The E-steps' mbarriers, at `bars` after the B ring: A full / empty for
+ * the two A buffers (the producer's one arrival and transaction bytes /
+ * the 8 consumer warps), then B full / empty for the 3 B stages. */
 #define A_FULL(i) (bars + 8 * (i))
 #define A_EMPTY(i) (bars + 16 + 8 * (i))
 #define B_FULL(i) (bars + 32 + 8 * (i))
 #define B_EMPTY(i) (bars + 56 + 8 * (i))
-    const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
-    if (tid == 0) {
+static_assert(H_BST == 3, "barrier layout assumes 3 B stages");
+static __device__ __forceinline__ void init_bars(uint32_t bars) {
+    if (threadIdx.x == 0) {
         for (int i = 0; i < 2; i++) {
             mbar_init(A_FULL(i), 1);
             mbar_init(A_EMPTY(i), 8);
@@ -213,6 +206,21 @@ __global__ void __launch_bounds__(H_THREADS, 1)
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     __syncthreads();
+}
+
+template <int F16, int KB>
+__global__ void __launch_bounds__(H_THREADS, 1)
+    k_estep_sm90(const unsigned char *__restrict__ ximg, const unsigned char *__restrict__ cimg,
+                 const float *__restrict__ cnorm, int64_t m, int kp, float alpha,
+                 int32_t *__restrict__ labels, int32_t *n_changed, const km_tie T, const int32_t *done) {
+    if (done && *done) return;
+    constexpr uint32_t A_BYTES = H_BM * KB * 128;
+    constexpr uint32_t B_BYTES = H_BN * KB * 128;
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+    const uint32_t sA = base, sB = base + 2 * A_BYTES, bars = sB + H_BST * B_BYTES;
+    const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
+    init_bars(bars);
     const int64_t tiles = (m + H_BM - 1) / H_BM;
     const int nt = kp / H_BN;
 
@@ -302,10 +310,6 @@ __global__ void __launch_bounds__(H_THREADS, 1)
             count_changes(changed, n_changed);
         }
     }
-#undef A_FULL
-#undef A_EMPTY
-#undef B_FULL
-#undef B_EMPTY
 }
 
 /* ------------------------------------------------------------------------ */
@@ -330,7 +334,7 @@ __global__ void __launch_bounds__(H_THREADS, 1)
  *     warpgroups' folds overlap each other's products. */
 #define T_BM 128
 #define T_BN 128
-#define T_BST 3
+#define T_BST H_BST /* the same barrier layout (init_bars) */
 #define T_BOX_BYTES (128 * 128)           /* one box: 128 rows x 128 bytes */
 #define T_STAGE_BYTES (2 * T_BOX_BYTES)   /* B stage: two column boxes      */
 
@@ -370,23 +374,8 @@ __global__ void __launch_bounds__(H_THREADS, 1)
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
     const uint32_t sA = base, sB = base + 2 * A_BYTES, bars = sB + T_BST * T_STAGE_BYTES;
-#define A_FULL(i) (bars + 8 * (i))
-#define A_EMPTY(i) (bars + 16 + 8 * (i))
-#define B_FULL(i) (bars + 32 + 8 * (i))
-#define B_EMPTY(i) (bars + 56 + 8 * (i))
     const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
-    if (tid == 0) {
-        for (int i = 0; i < 2; i++) {
-            mbar_init(A_FULL(i), 1);
-            mbar_init(A_EMPTY(i), 8);
-        }
-        for (int i = 0; i < T_BST; i++) {
-            mbar_init(B_FULL(i), 1);
-            mbar_init(B_EMPTY(i), 8);
-        }
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    }
-    __syncthreads();
+    init_bars(bars);
     const int64_t tiles = (m + T_BM - 1) / T_BM;
     const int nt = kp / T_BN;
 
@@ -489,10 +478,6 @@ __global__ void __launch_bounds__(H_THREADS, 1)
             count_changes(changed, n_changed);
         }
     }
-#undef A_FULL
-#undef A_EMPTY
-#undef B_FULL
-#undef B_EMPTY
 }
 
 typedef CUresult (*km_encode_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *, const cuuint64_t *,
