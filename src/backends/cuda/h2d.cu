@@ -15,7 +15,8 @@
  * event per buffer says when its last DMA is done, so a buffer is refilled
  * only after the device has read it, whichever stream that copy was on.
  * Smaller copies, rows wider than a buffer, h2d_staging 0 and a failed
- * pinned allocation copy straight from the pageable memory as before.
+ * pinned allocation (remembered: not asked for again by the context) copy
+ * straight from the pageable memory as before.
  */
 #include <string.h>
 
@@ -37,9 +38,17 @@ typedef struct h2d_stage {
     int next; /* the buffer the next copy starts with */
 } h2d_stage;
 
+/* What s->h2d holds once pinned memory could not be had: the context then
+ * copies from pageable memory without asking the driver again on every
+ * large copy. */
+static h2d_stage h2d_unavailable;
+
 void fli_h2d_release(fli_cuda_state *s) {
     h2d_stage *h = (h2d_stage *)s->h2d;
-    if (!h) return;
+    if (!h || h == &h2d_unavailable) {
+        s->h2d = NULL;
+        return;
+    }
     for (int b = 0; b < H2D_NBUF; b++) {
         if (h->done[b]) {
             cudaEventSynchronize(h->done[b]);
@@ -54,7 +63,7 @@ void fli_h2d_release(fli_cuda_state *s) {
 /* The staging buffers, made on first use; NULL when pinned memory cannot be
  * had (the caller then copies from pageable memory). */
 static h2d_stage *stage_get(fli_cuda_state *s) {
-    if (s->h2d) return (h2d_stage *)s->h2d;
+    if (s->h2d) return s->h2d == &h2d_unavailable ? NULL : (h2d_stage *)s->h2d;
     h2d_stage *h = (h2d_stage *)calloc(1, sizeof *h);
     if (!h) return NULL;
     s->h2d = h;
@@ -63,6 +72,7 @@ static h2d_stage *stage_get(fli_cuda_state *s) {
             cudaEventCreateWithFlags(&h->done[b], cudaEventDisableTiming) != cudaSuccess) {
             (void)cudaGetLastError();
             fli_h2d_release(s);
+            s->h2d = &h2d_unavailable;
             return NULL;
         }
     }
@@ -71,7 +81,8 @@ static h2d_stage *stage_get(fli_cuda_state *s) {
 
 /* rows x width bytes from src (pitch spitch) into the packed buffer dst:
  * pieces of ~H2D_PIECE bytes handed out one at a time to up to `threads`
- * host threads, so one that is held up delays a piece, not a share. */
+ * host threads, so one that is held up delays a piece, not a share. A
+ * contiguous range is rows of one byte (width = spitch = 1). */
 static void pack_rows(char *dst, const char *src, size_t spitch, size_t width, size_t rows, int threads) {
     const size_t piece_rows = width >= H2D_PIECE ? 1 : H2D_PIECE / width;
     const long pieces = (long)((rows + piece_rows - 1) / piece_rows);
@@ -92,42 +103,30 @@ fl_status fli_h2d(fli_cuda_env *env, void *dst, size_t dpitch, const void *src, 
                   size_t rows, cudaStream_t st) {
     if (rows == 0 || width == 0) return FL_STATUS_OK;
     h2d_stage *h = NULL;
-    const int contiguous = spitch == width && dpitch == width;
+    /* contiguous on both sides (or one row): cut by bytes, not rows (a vector
+     * of weights is one row of any width) */
+    const int contiguous = rows == 1 || (spitch == width && dpitch == width);
     if (env->h2d_staging && width * rows >= H2D_MIN && (contiguous || width <= H2D_BUF))
         h = stage_get(fli_state(env));
     if (!h) {
         FLI_CUDA_TRY(env, cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, rows, cudaMemcpyHostToDevice, st));
         return FL_STATUS_OK;
     }
-    if (contiguous) {
-        /* contiguous on both sides: cut it by bytes, not rows (a vector of
-         * weights is one row of any width) */
-        width *= rows;
-        rows = 1;
-    }
+    /* units of `unit` bytes at source pitch sp: rows, or single bytes */
+    const size_t unit = contiguous ? 1 : width, n = contiguous ? width * rows : rows, sp = contiguous ? 1 : spitch;
+    const size_t per = H2D_BUF / unit; /* units per buffer */
     const int threads = env->host_threads > 0 ? env->host_threads : 1;
     int b = h->next;
-    if (rows == 1) {
-        for (size_t o = 0; o < width; o += H2D_BUF) {
-            const size_t m = width - o < H2D_BUF ? width - o : H2D_BUF;
-            /* the buffer's previous DMA (of this copy or an earlier one) has read it */
-            FLI_CUDA_TRY(env, cudaEventSynchronize(h->done[b]));
-            /* as rows of 4 KB (the last one shorter) so that it splits into pieces */
-            const size_t full = m / 4096 * 4096;
-            pack_rows((char *)h->buf[b], (const char *)src + o, 4096, 4096, full / 4096, threads);
-            if (m > full) memcpy((char *)h->buf[b] + full, (const char *)src + o + full, m - full);
-            FLI_CUDA_TRY(env, cudaMemcpyAsync((char *)dst + o, h->buf[b], m, cudaMemcpyHostToDevice, st));
-            FLI_CUDA_TRY(env, cudaEventRecord(h->done[b], st));
-            b = (b + 1) % H2D_NBUF;
-        }
-    }
-    const size_t per = H2D_BUF / width; /* rows per buffer */
-    for (size_t r0 = 0; rows > 1 && r0 < rows; r0 += per) {
-        const size_t m = rows - r0 < per ? rows - r0 : per;
+    for (size_t u0 = 0; u0 < n; u0 += per) {
+        const size_t m = n - u0 < per ? n - u0 : per;
+        /* the buffer's previous DMA (of this copy or an earlier one) has read it */
         FLI_CUDA_TRY(env, cudaEventSynchronize(h->done[b]));
-        pack_rows((char *)h->buf[b], (const char *)src + r0 * spitch, spitch, width, m, threads);
-        FLI_CUDA_TRY(env, cudaMemcpy2DAsync((char *)dst + r0 * dpitch, dpitch, h->buf[b], width, width, m,
-                                            cudaMemcpyHostToDevice, st));
+        pack_rows((char *)h->buf[b], (const char *)src + u0 * sp, sp, unit, m, threads);
+        if (contiguous)
+            FLI_CUDA_TRY(env, cudaMemcpyAsync((char *)dst + u0, h->buf[b], m, cudaMemcpyHostToDevice, st));
+        else
+            FLI_CUDA_TRY(env, cudaMemcpy2DAsync((char *)dst + u0 * dpitch, dpitch, h->buf[b], unit, unit, m,
+                                                cudaMemcpyHostToDevice, st));
         FLI_CUDA_TRY(env, cudaEventRecord(h->done[b], st));
         b = (b + 1) % H2D_NBUF;
     }
