@@ -201,7 +201,9 @@ def model_args(p):
 BOUNDS = {"rate_tflops": (0.05, 2.0), "bw_gbs": (0.1, 1.3), "l2_gbs": (0.05, 10.0),
           # a split GEMM's passes: HBM at most ~its peak, L2-resident traffic no slower than the
           # roofline's HBM (half its L2 start value)
-          "pass_bw_gbs": (0.1, 1.3), "pass_l2_gbs": (0.5, 10.0)}
+          "pass_bw_gbs": (0.1, 1.3), "pass_l2_gbs": (0.5, 10.0),
+          # IVF-Flat: a probed list's rows over the mean (size-biased: E[s^2] / E[s]^2 of k-means lists)
+          "skew": (1 / 1.5, 2.0)}
 DEFAULT_BOUNDS = (0.01, 100.0)
 F_SCALE = 0.1  # soft-L1 in log space: residuals beyond ~10% count linearly, not squared
 
@@ -542,8 +544,22 @@ def main(argv=None):
     ap.add_argument("--report", required=True, help="markdown report to write")
     ap.add_argument("--plot", help="PNG to write (needs matplotlib)")
     ap.add_argument("--summary", help="JSON summary to write (entries, held-out errors, predictions)")
+    ap.add_argument("--ops", help="fit only these ops (comma-separated, e.g. ivf_flat,ivf_pq,cagra): every other "
+                    "entry keeps the coefficients of --reuse (a quick refit after a change to those ops' models; "
+                    "publish from a full run)")
+    ap.add_argument("--reuse", help="summary.json whose coefficients the entries outside --ops keep (default: "
+                    "--summary, read before it is rewritten)")
     ap.add_argument("measurements", nargs="+")
     a = ap.parse_args(argv)
+    only = set(a.ops.split(",")) if a.ops else None
+    reused = {}
+    if only:
+        path = a.reuse or a.summary
+        if not path or not os.path.exists(path):
+            ap.error("--ops needs the coefficients of the other entries: --reuse SUMMARY (or an existing --summary)")
+        with open(path) as f:
+            for e in json.load(f):
+                reused[(e["op"], e["variant"], e["dtype"], e["device"])] = (e["coef_names"], e["coef"])
     info = infolib.Info(a.info_lib)
 
     runs, pts, anchors = [], [], []
@@ -613,7 +629,13 @@ def main(argv=None):
             tasks[key] = (dev, pts, coef0, names)
         return tasks[key]
 
-    workers = min(len(tasks), os.cpu_count() or 1)
+    # --ops: the entries outside those ops keep their published coefficients (the same names; else refitted)
+    keep = {key: list(reused[key][1]) for key in tasks
+            if only and key[0] not in only and key in reused and reused[key][0] == tasks[key][3]}
+    first = {key: t for key, t in first.items() if key not in keep}
+    later = {key for key in later if key not in keep}
+    joint = {g: keys for g, keys in joint.items() if not any(k in keep for k in keys)}
+    workers = min(len(first) + len(later) + len(joint), os.cpu_count() or 1)
     if workers > 1:
         import concurrent.futures
         import multiprocessing
@@ -637,6 +659,7 @@ def main(argv=None):
         for g, keys in joint.items():
             fitted.update(zip(keys, fit_shared(info, g[1], [tasks[k][1:] + (fitted[k],) for k in keys],
                                                SHARED[g[0]])))
+    fitted.update(keep)
     for (op, var, dt, dev), ps in sorted(groups.items()):
         fit_pts, hold = split(ps)
         held = {point_hash(p) for p in hold}

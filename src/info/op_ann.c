@@ -63,10 +63,15 @@ enum {
     F_STEP,              /* step_ns:     one 128 x 32 tile step of one scan block    */
     F_BW,                /* bw_gbs:      list rows, keys written and read back       */
     F_RERANK,            /* rerank_ns:   a float64 step of a re-rank lane            */
+    F_SKEW,              /* skew:        a probed list's rows over the mean list's   */
+    F_HUB,               /* hub:         the most probed list's pull (see flat_gpu)  */
+    F_LONG,              /* long:        the most probed list's rows over the mean   */
+    F_RANK,              /* rank_ns:     a lane's comparison of the pool's ranking   */
     F_N
 };
 static const char *const flat_names[F_N] = {"fixed_ms",  "launch_us",   "host_ns", "h2d_gbs", "gemm_tflops",
-                                            "select_ns", "scan_tflops", "step_ns", "bw_gbs",  "rerank_ns"};
+                                            "select_ns", "scan_tflops", "step_ns", "bw_gbs",  "rerank_ns",
+                                            "skew",      "hub",         "long",    "rank_ns"};
 
 enum {
     Q_GEMM = A_N_COMMON, /* gemm_tflops: the coarse SGEMM                          */
@@ -76,11 +81,13 @@ enum {
     Q_STEP,              /* step_ns:     one sequential step of a scan block        */
     Q_BW,                /* bw_gbs:      codes, per-list terms, keys                */
     Q_RERANK,            /* rerank_ns:   a float64 step of a re-rank thread         */
+    Q_SKEW,              /* skew:        a probed list's rows over the mean list's  */
+    Q_RANK,              /* rank_ns:     a thread's comparison of the pool's ranking */
     Q_N
 };
-static const char *const pq_names[Q_N] = {"fixed_ms",    "launch_us", "host_ns",    "h2d_gbs",
-                                          "gemm_tflops", "select_ns", "lut_tflops", "lookup_gps",
-                                          "step_ns",     "bw_gbs",    "rerank_ns"};
+static const char *const pq_names[Q_N] = {"fixed_ms",  "launch_us",  "host_ns",    "h2d_gbs", "gemm_tflops",
+                                          "select_ns", "lut_tflops", "lookup_gps", "step_ns", "bw_gbs",
+                                          "rerank_ns", "skew",       "rank_ns"};
 
 enum {
     G_ITER = A_N_COMMON, /* iter_us:   a walk step's fixed latency (pick, barriers)      */
@@ -89,10 +96,13 @@ enum {
     G_MERGE,             /* merge_ns:  a comparison of the merge / hash claims, per lane */
     G_CONTEND,           /* contend:   slowdown per extra block sharing an SM            */
     G_BW,                /* bw_gbs:    gathered rows and graph lists                     */
+    G_HOPS,              /* hops:      walk steps from the seeds to the query's region   */
+    G_NEW,               /* new:       share of a step's claimed neighbours not visited  */
     G_N
 };
-static const char *const cagra_names[G_N] = {"fixed_ms", "launch_us", "host_ns",  "h2d_gbs", "iter_us",
-                                             "expand",   "dist_ns",   "merge_ns", "contend", "bw_gbs"};
+static const char *const cagra_names[G_N] = {"fixed_ms", "launch_us", "host_ns", "h2d_gbs",
+                                             "iter_us",  "expand",    "dist_ns", "merge_ns",
+                                             "contend",  "bw_gbs",    "hops",    "new"};
 
 static void common_roofline(const fl_info_device *dev, double *c)
 {
@@ -113,6 +123,10 @@ static void ann_roofline(int which, const fl_info_device *dev, double *c)
         c[F_STEP] = 400; /* 32 columns x 16 FMAs a thread, two barriers, one tile load */
         c[F_BW] = fli_bw(dev, FLI_CLASS_FUSED);
         c[F_RERANK] = 20; /* a dependent float64 add-multiply chain, a gather */
+        c[F_SKEW] = 1.5;  /* k-means lists are uneven; a query lands in a long one more often */
+        c[F_HUB] = 0.5;   /* central lists: probed by most queries once P d / L ~ 2 */
+        c[F_LONG] = 3;    /* and long (they gather the points between clusters) */
+        c[F_RANK] = 20;   /* two shared-memory loads, two compares, an add */
     } else if (which == 1) {
         c[Q_GEMM] = fli_rate(dev, FL_INFO_PREC_FP32, FLI_CLASS_GEMM);
         c[Q_SEL] = 0.5;
@@ -122,6 +136,8 @@ static void ann_roofline(int which, const fl_info_device *dev, double *c)
         c[Q_STEP] = 10;
         c[Q_BW] = fli_bw(dev, FLI_CLASS_FUSED); /* coalesced: a warp's codes, the terms' float4 */
         c[Q_RERANK] = 20;
+        c[Q_SKEW] = 1.5;
+        c[Q_RANK] = 20;
     } else {
         c[G_ITER] = 3; /* a few barriers and a warp's ballots */
         c[G_EXPAND] = 1.5;
@@ -129,6 +145,8 @@ static void ann_roofline(int which, const fl_info_device *dev, double *c)
         c[G_MERGE] = 2; /* a shared-memory compare */
         c[G_CONTEND] = 0.3;
         c[G_BW] = fli_bw(dev, FLI_CLASS_FUSED); /* rows of d floats gathered whole by a warp */
+        c[G_HOPS] = 4;                          /* a few hops of a degree >= 16 graph reach any region */
+        c[G_NEW] = 0.5;                         /* about half the neighbours of a parent are new */
     }
 }
 
@@ -215,11 +233,15 @@ static void ivf_coarse(fli_est *e, int s, double gemm_tflops, double sel_ns, dou
 }
 
 /* The pool select (fli_ivf_pool_step): a block per query over its
- * candidate space, `stride` keys (the probed lists laid end to end). */
-static void ivf_pool(fli_est *e, int s, double sel_ns, double bw, double nq, double stride, fl_info_tier t)
+ * candidate space, `stride` keys (the probed lists laid end to end): read
+ * once into shared memory when they fit (the opt-in size less 16 KiB),
+ * else once per radix pass (up to four) and once more to gather. */
+static void ivf_pool(fli_est *e, int s, const fl_hw_props *hw, double sel_ns, double bw, double nq,
+                     double stride, fl_info_tier t)
 {
     const double waves = ceil(nq / (e->dev->sm_count * 8.0));
-    const double by = nq * stride * 4;
+    const double by =
+        nq * stride * 4 * (stride * 4 <= (double)hw->smem_per_block_optin_bytes - 16384 ? 1 : 5);
     gpu_leaf(e, s, "candidate pool", "a radix-select block per query over its probed lists' keys",
              fmax(waves * stride * sel_ns * 1e-6, by / (bw * 1e6)), 0, by, 1, FL_INFO_BOUND_LATENCY, t);
 }
@@ -232,7 +254,8 @@ static double ivf_stride(double n, double L, double p)
 }
 
 /* IVF-Flat's GPU search (ivf_cuda.cu). */
-static void flat_gpu(fli_est *e, int s, double n, double d, double L, double P, double k, double nq)
+static void flat_gpu(fli_est *e, int s, const fl_hw_props *hw, double n, double d, double L, double P,
+                     double k, double nq)
 {
     double def[16];
     fl_info_tier t;
@@ -249,31 +272,43 @@ static void flat_gpu(fli_est *e, int s, double n, double d, double L, double P, 
     /* the pairs grouped by list (histogram, CUB scan, scatter, segments) */
     /* list tiles: a block per (list, group of TQ queries probing it), 128
      * rows x 32 columns a step; TQ = 32 when lists are shared by >= 16
-     * queries, else 8 */
+     * queries, else 8. The grid's groups per list follow the mean pairs of a
+     * list, so a list that more queries probe runs its extra groups one
+     * after the other in the same blocks. Probes are not even: beyond its
+     * nearest list, a query's next probes go to central lists (hubs, more
+     * so the more dimensions), so the most probed list takes a share
+     * 1 - exp(-hub (P - 1) d / L) of the queries, and it holds `long` x the
+     * mean rows. A probed list holds `skew` x the mean rows (lists are
+     * uneven, and long ones are probed more often). */
+    const double lenp = fmin(n, len * c[F_SKEW]), rows = fmin(n, P * lenp); /* rows a query scans */
     const double pairs = nq * P, active = fmin(L, pairs), per_list = ceil(pairs / active);
     const double TQ = per_list >= 16 ? 32 : 8;
-    const double groups = active * ceil(per_list / TQ);
-    const double steps = ceil(len / 128) * ceil(d4 / 32);
-    const double fma = groups * TQ * steps * 128 * 32;
-    const double by = groups * len * d4 * 4 + pairs * len * 4;
+    const double gy = fmin(65535, ceil(per_list / TQ)), groups = active * gy;
+    const double hot = fmax(per_list, nq * (1 - exp(-c[F_HUB] * (P - 1) * d / L)));
+    const double steps = ceil(lenp / 128) * ceil(d4 / 32);
+    const double fma = nq * rows * d4;
+    const double by = groups * lenp * d4 * 4 + nq * rows * 4;
     const double tc = 2 * fma / (c[F_SCAN] * 1e9), tm = by / (c[F_BW] * 1e6);
-    const double tl = ceil(groups / (nsm * 8)) * steps * c[F_STEP] * 1e-6;
+    const double serial = fmax(1, hot / (gy * TQ)) * fmax(1, fmin(n, len * c[F_LONG]) / 128) * ceil(d4 / 32);
+    /* a block's step: its loads and barriers, then its TQ x 128 x 32 FMAs at an SM's share of the rate */
+    const double step_us = c[F_STEP] * 1e-3 + 2 * TQ * 128 * 32 / (c[F_SCAN] * 1e6 / nsm);
+    const double tl = fmax(ceil(groups / (nsm * 8)) * steps, serial) * step_us * 1e-3;
     gpu_leaf(
         e, s, "list tiles",
         "probed lists scanned in fp32 128 x 32 tiles shared by the queries probing them (a block per list "
-        "and group)",
-        fmax(tl, fmax(tc, tm)), 2 * pairs * len * d, by, 1,
+        "and group; the most probed list's groups in turn)",
+        fmax(tl, fmax(tc, tm)), 2 * nq * rows * d, by, 1,
         tl >= tc && tl >= tm ? FL_INFO_BOUND_LATENCY
         : tc >= tm           ? FL_INFO_BOUND_COMPUTE
                              : FL_INFO_BOUND_MEMORY,
         t);
-    ivf_pool(e, s, c[F_SEL], c[F_BW], nq, stride, t);
+    ivf_pool(e, s, hw, c[F_SEL], c[F_BW], nq, ceil(rows), t);
     /* a warp per query: each lane's share of the pool in float64, then the
      * pool ranked; 4 warps a block, 32 warps an SM */
-    const double lane = ceil(cap / 32) * (d + cap);
+    const double lane = ceil(cap / 32) * (d * c[F_RERANK] + cap * c[F_RANK]);
     gpu_leaf(e, s, "exact re-rank", "a warp per query: the pool's float64 distances, ranked",
-             fmax(ceil(nq / (nsm * 32)) * lane * c[F_RERANK] * 1e-6, nq * cap * d * 4 / (c[F_BW] * 1e6)),
-             3 * nq * cap * d, nq * cap * d * 4, 1, FL_INFO_BOUND_LATENCY, t);
+             fmax(ceil(nq / (nsm * 32)) * lane * 1e-6, nq * cap * d * 4 / (c[F_BW] * 1e6)), 3 * nq * cap * d,
+             nq * cap * d * 4, 1, FL_INFO_BOUND_LATENCY, t);
 }
 
 /* IVF-PQ's GPU search (ivfpq_cuda.cu). */
@@ -283,7 +318,8 @@ static void pq_gpu(fli_est *e, int s, const fl_hw_props *hw, double n, double d,
     double def[16];
     fl_info_tier t;
     const double *c = ann_coefs(e, 1, def, &t);
-    const double nsm = e->dev->sm_count, d4 = ceil(d / 4) * 4, len = n / L, ds = d / M;
+    /* a probed list holds `skew` x the mean rows (as IVF-Flat's) */
+    const double nsm = e->dev->sm_count, d4 = ceil(d / 4) * 4, len = fmin(n, n / L * c[Q_SKEW]), ds = d / M;
     const double cap = fmax(pool, k), stride = ivf_stride(n, L, P);
     const double ws_q = L * 4 + stride * 4 + d4 * 8 + P * 8 + cap * 4 + k * 16 + 32;
     const double index_b = n * (M + 8) + L * d4 * 4 + (pool > k ? n * d * 4 : 0);
@@ -319,8 +355,9 @@ static void pq_gpu(fli_est *e, int s, const fl_hw_props *hw, double n, double d,
         lut = nq * P * ks * d;
         lut_b = staged ? blocks * M * ks * ds * 4 : nq * P * M * ks * ds * 4;
     }
-    const double looks = nq * P * len * M;
-    const double by = lut_b + looks + nq * P * len * 4;
+    const double rows = fmin(n, P * len); /* rows a query scans */
+    const double looks = nq * rows * M;
+    const double by = lut_b + looks + nq * rows * 4;
     /* a block's sequential steps: each probe's table (entries over 512
      * threads) and its rows (one a thread) */
     const double per_probe =
@@ -337,13 +374,12 @@ static void pq_gpu(fli_est *e, int s, const fl_hw_props *hw, double n, double d,
              : tc >= tm           ? FL_INFO_BOUND_COMPUTE
                                   : FL_INFO_BOUND_MEMORY,
              t);
-    ivf_pool(e, s, c[Q_SEL], c[Q_BW], nq, stride, t);
+    ivf_pool(e, s, hw, c[Q_SEL], c[Q_BW], nq, ceil(rows), t);
     /* a block of 128 threads per query: the pool's float64 distances from
      * the raw rows (pool > k), ranked; 16 blocks an SM */
-    const double lane = ceil(cap / 128) * ((pool > k ? d : 1) + cap);
+    const double lane = ceil(cap / 128) * ((pool > k ? d : 1) * c[Q_RERANK] + cap * c[Q_RANK]);
     gpu_leaf(e, s, "pool + exact re-rank", "a block per query: the pool's float64 distances, ranked",
-             fmax(ceil(nq / (nsm * 16)) * lane * c[Q_RERANK] * 1e-6,
-                  (pool > k ? nq * cap * d * 4 : 0) / (c[Q_BW] * 1e6)),
+             fmax(ceil(nq / (nsm * 16)) * lane * 1e-6, (pool > k ? nq * cap * d * 4 : 0) / (c[Q_BW] * 1e6)),
              3 * nq * cap * d, nq * cap * d * 4, 1, FL_INFO_BOUND_LATENCY, t);
 }
 
@@ -448,7 +484,7 @@ static int est_ivf(fli_est *e, int pq)
             pq_gpu(e, s, &hw, n, d, L, P, k, nq, M, ks, pool, mw == 3 || mw == 4,
                    fli_p_num(e, "by_residual") != 0);
         } else if (route.backend != FL_BACKEND_CPU) {
-            flat_gpu(e, s, n, d, L, P, k, nq);
+            flat_gpu(e, s, &hw, n, d, L, P, k, nq);
         } else {
             cpu_leaf(e, s, "coarse GEMM + probes", "queries x centres (BLAS), a heap of probes per query",
                      2 * nq * L * d, FLI_CLASS_GEMM, (nq + L) * d * 4);
@@ -491,10 +527,12 @@ int fli_est_ivf_pq(fli_est *e)
  * its buffer, candidates and visited hash in shared memory (the blocks an
  * SM holds follow from it). A block's walk: the entry and seed nodes
  * merged a chunk at a time, then steps that expand search_width parents
- * until none is left unexpanded (~expand x itopk / search_width steps),
- * each claiming width x degree neighbours in the hash, computing the keys
- * of the new ones (about half: a warp per candidate, two at a time, lanes
- * over float4 columns) and merging them into the buffer by rank. */
+ * until none is left unexpanded: `hops` steps to reach the query's region
+ * whatever the width (the walk moves a graph edge a step), then ~expand x
+ * itopk / search_width more to settle the buffer. Each step claims width x
+ * degree neighbours in the hash, computes the keys of the new ones (a
+ * share `new` of them: a warp per candidate, two at a time, lanes over
+ * float4 columns) and merges them into the buffer by rank. */
 static void cagra_gpu(fli_est *e, const fl_hw_props *hw, double n, double d, double deg, double E,
                       double itopk, double width, double k, double nq)
 {
@@ -517,7 +555,7 @@ static void cagra_gpu(fli_est *e, const fl_hw_props *hw, double n, double d, dou
     const double chunks = ceil(nq / 65536);
     gpu_common(e, 0, c, nq, d, k, nq * S, 6 * chunks, t);
     const double mi = fli_p_num(e, "max_iterations");
-    double iters = fmax(1, ceil(c[G_EXPAND] * cap / width));
+    double iters = fmax(1, c[G_EXPAND] * cap / width + c[G_HOPS]);
     if (mi > 0)
         iters = fmin(iters, mi);
     const double seeds = fmin(n, E + S), seed_steps = ceil(seeds / chunk);
@@ -526,7 +564,7 @@ static void cagra_gpu(fli_est *e, const fl_hw_props *hw, double n, double d, dou
      * latency, the claims, the keys (16 candidates at a time over 8 warps),
      * the merge by rank (each new candidate against the others and the
      * buffer, each buffer entry against the new ones) over 256 lanes */
-    const double nb = fmin(width * deg * 0.5, cap), claims = width * deg;
+    const double nb = fmin(width * deg * c[G_NEW], cap), claims = width * deg;
     const double step_us = c[G_ITER] + ceil(nb / 16) * cols * c[G_DIST] * 1e-3 +
                            (claims + nb * nb + 2 * cap * nb + cap) / 256 * c[G_MERGE] * 1e-3;
     const double seed_nb = fmin(seeds / seed_steps, chunk);
