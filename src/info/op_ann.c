@@ -65,7 +65,7 @@ enum {
     F_RERANK,            /* rerank_ns:   a float64 step of a re-rank lane            */
     F_SKEW,              /* skew:        a probed list's rows over the mean list's   */
     F_HUB,               /* hub:         the most probed list's pull (see flat_gpu)  */
-    F_LONG,              /* long:        the most probed list's rows over the mean   */
+    F_LONG,              /* long:        the lists' spread (the most probed one's rows) */
     F_RANK,              /* rank_ns:     a lane's comparison of the pool's ranking   */
     F_N
 };
@@ -125,7 +125,7 @@ static void ann_roofline(int which, const fl_info_device *dev, double *c)
         c[F_RERANK] = 20; /* a dependent float64 add-multiply chain, a gather */
         c[F_SKEW] = 1.5;  /* k-means lists are uneven; a query lands in a long one more often */
         c[F_HUB] = 0.5;   /* central lists: probed by most queries once P d / L ~ 2 */
-        c[F_LONG] = 3;    /* and long (they gather the points between clusters) */
+        c[F_LONG] = 0.6;  /* and long (they gather the points between clusters) */
         c[F_RANK] = 20;   /* two shared-memory loads, two compares, an add */
     } else if (which == 1) {
         c[Q_GEMM] = fli_rate(dev, FL_INFO_PREC_FP32, FLI_CLASS_GEMM);
@@ -277,9 +277,10 @@ static void flat_gpu(fli_est *e, int s, const fl_hw_props *hw, double n, double 
      * after the other in the same blocks. Probes are not even: beyond its
      * nearest list, a query's next probes go to central lists (hubs, more
      * so the more dimensions), so the most probed list takes a share
-     * 1 - exp(-hub (P - 1) d / L) of the queries, and it holds `long` x the
-     * mean rows. A probed list holds `skew` x the mean rows (lists are
-     * uneven, and long ones are probed more often). */
+     * 1 - exp(-hub (P - 1) d / L) of the queries, and it is the longest:
+     * the largest of L lists spread by `long`, 1 + long sqrt(2 ln L) x the
+     * mean rows (at most half the rows). A probed list holds `skew` x the
+     * mean rows (lists are uneven, and long ones are probed more often). */
     const double lenp = fmin(n, len * c[F_SKEW]), rows = fmin(n, P * lenp); /* rows a query scans */
     const double pairs = nq * P, active = fmin(L, pairs), per_list = ceil(pairs / active);
     const double TQ = per_list >= 16 ? 32 : 8;
@@ -289,7 +290,8 @@ static void flat_gpu(fli_est *e, int s, const fl_hw_props *hw, double n, double 
     const double fma = nq * rows * d4;
     const double by = groups * lenp * d4 * 4 + nq * rows * 4;
     const double tc = 2 * fma / (c[F_SCAN] * 1e9), tm = by / (c[F_BW] * 1e6);
-    const double serial = fmax(1, hot / (gy * TQ)) * fmax(1, fmin(n, len * c[F_LONG]) / 128) * ceil(d4 / 32);
+    const double longest = fmax(len, fmin(0.5 * n, len * (1 + c[F_LONG] * sqrt(2 * log(L)))));
+    const double serial = fmax(1, hot / (gy * TQ)) * fmax(1, longest / 128) * ceil(d4 / 32);
     /* a block's step: its loads and barriers, then its TQ x 128 x 32 FMAs at an SM's share of the rate */
     const double step_us = c[F_STEP] * 1e-3 + 2 * TQ * 128 * 32 / (c[F_SCAN] * 1e6 / nsm);
     const double tl = fmax(ceil(groups / (nsm * 8)) * steps, serial) * step_us * 1e-3;
