@@ -199,6 +199,10 @@ def model_args(p):
 # bounds (multiples of the roofline value) that keep them physical: a rate
 # never far above the device's peak, a bandwidth never above HBM's.
 BOUNDS = {"rate_tflops": (0.05, 2.0), "bw_gbs": (0.1, 1.3), "l2_gbs": (0.05, 10.0),
+          # kNN's Hopper scan: wgmma within ~0.5-1.3x the GEMM class's rate (free, it traded off
+          # against the fold's per-score cost: 196 to 1516 TFLOPS between entries); the finalize's
+          # merge within 4x of its roofline (free, the H100's fell to 11 G entries/s, 15x below)
+          "rate9_tflops": (0.5, 1.3), "merge_gcps": (0.25, 4.0),
           # a split GEMM's passes: HBM at most ~its peak, L2-resident traffic no slower than the
           # roofline's HBM (half its L2 start value)
           "pass_bw_gbs": (0.1, 1.3), "pass_l2_gbs": (0.5, 10.0),
@@ -356,9 +360,11 @@ SHARED = {"kmeans": ("fixed_ms", "launch_us", "graph_us", "bw_gbs", "h2d_gbs", "
           # kNN: the copies, the list insertions, the merge and fp32 re-rank (k_knn_finalize), the
           # any-k path (an fp32 SIMT score matrix and CUB sorts whatever the precision) and
           # manhattan's SIMT cost are the same code for every scan precision; each entry keeps its
-          # scan's rate, threshold tests and L2 loads
-          "knn": ("fixed_ms", "launch_us", "insert_ns", "bw_gbs", "h2d_gbs", "merge_gcps", "rerank_gbs",
-                  "sort_gsps", "l1_cost", "matrix_tflops"),
+          # scan's rate, threshold tests and L2 loads; the Hopper scan's fold (fast test, slow path,
+          # appends and warp merges) is one code for tf32, bf16 and fp16 (fp32 accumulators): only its
+          # wgmma rate is the entry's own
+          "knn": ("fixed_ms", "launch_us", "insert_ns", "insert9_ns", "select9_gsps", "slow9_gsps", "bw_gbs",
+                  "h2d_gbs", "merge_gcps", "rerank_gbs", "sort_gsps", "l1_cost", "matrix_tflops"),
           # eigh: every variant starts with the same host copy and mirror of A (load_symmetric)
           "eigh": ("host_ns", "alias")}
 

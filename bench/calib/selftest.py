@@ -29,7 +29,16 @@ import infolib  # noqa: E402
 import measure  # noqa: E402
 
 
+def draw(rng, name, c):
+    """A true coefficient: 0.4-2.5x its roofline value, inside the fit's bounds where it has them
+    (a truth the fit may not reach would test the bounds, not the model)."""
+    lo, hi = fit.BOUNDS.get(name, (0.4, 2.5))
+    return c * rng.uniform(max(0.4, lo), min(2.5, hi))
+
+
 def synth(info, device, seed):
+    # one random stream per op family: a model that gains a coefficient leaves the others'
+    # synthetic data as it was
     rng = random.Random(seed)
     truth, points = {}, []
     shared = {}  # fit.SHARED coefficients: one value per (op, device), as the fit assumes
@@ -38,8 +47,8 @@ def synth(info, device, seed):
         key = est["model_key"]
         if key not in truth:
             names, c0 = info.coefs("kmeans", key, device)
-            truth[key] = [shared.setdefault(nm, c * rng.uniform(0.4, 2.5)) if nm in fit.SHARED["kmeans"]
-                          else c * rng.uniform(0.4, 2.5) for nm, c in zip(names, c0)]
+            truth[key] = [shared.setdefault(nm, draw(rng, nm, c)) if nm in fit.SHARED["kmeans"]
+                          else draw(rng, nm, c) for nm, c in zip(names, c0)]
         q = dict(op="kmeans", variant=key, dtype="f32", shape=[p["n"], p["d"]], k=p["k"], iters=p["iters"],
                  init=p["init"], input=p["input"], backend=est["backend"])
         ms = fit.predict(info, device, dict(q), truth[key]) * math.exp(rng.gauss(0, 0.04))
@@ -48,32 +57,33 @@ def synth(info, device, seed):
         v, dt = p["variant"], measure.GEMM_VARIANTS[p["variant"]][2]
         if v not in truth:
             names, c0 = info.coefs("gemm", v, device)
-            truth[v] = [c * rng.uniform(0.4, 2.5) for c in c0]
+            truth[v] = [draw(rng, nm, c) for nm, c in zip(names, c0)]
         q = dict(op="gemm", variant=v, dtype=dt, shape=[p["M"], p["K"], p["N"]])
         ms = fit.predict(info, device, dict(q), truth[v]) * math.exp(rng.gauss(0, 0.04))
         points.append(dict(q, ms=ms, reps=[ms]))
-    knn_shared = {}  # drawn after the GEMM points: their synthetic data stays as it was
+    knn_shared, rng = {}, random.Random(f"knn-{seed}")
     for p in measure.knn_candidates(seed):
         shape = measure.knn_shape(p)
         est = info.estimate("knn", shape, measure.knn_params(p), "f32", device)
         key = est["model_key"]
         if ("knn", key) not in truth:
             names, c0 = info.coefs("knn", key, device)
-            truth[("knn", key)] = [knn_shared.setdefault(nm, c * rng.uniform(0.4, 2.5))
-                                   if nm in fit.SHARED["knn"] else c * rng.uniform(0.4, 2.5)
+            truth[("knn", key)] = [knn_shared.setdefault(nm, draw(rng, nm, c))
+                                   if nm in fit.SHARED["knn"] else draw(rng, nm, c)
                                    for nm, c in zip(names, c0)]
         q = dict(op="knn", variant=key, dtype="f32", shape=list(shape), k=p["k"], self=p["self"],
                  metric=p["metric"], input=p["input"], backend=est["backend"])
         ms = fit.predict(info, device, dict(q), truth[("knn", key)]) * math.exp(rng.gauss(0, 0.04))
         points.append(dict(q, ms=ms, reps=[ms]))
-    for idx in measure.ann_candidates(seed):  # after the kNN points: theirs stay as they were
+    rng = random.Random(f"ann-{seed}")
+    for idx in measure.ann_candidates(seed):
         kind, shape = idx["kind"], (idx["n"], idx["d"])
         for q in idx["searches"]:
             est = info.estimate(kind, shape, measure.ann_params(kind, idx["build"], q), "f32", device)
             key = est["model_key"]
             if (kind, key) not in truth:
                 names, c0 = info.coefs(kind, key, device)
-                truth[(kind, key)] = [c * rng.uniform(0.4, 2.5) for c in c0]
+                truth[(kind, key)] = [draw(rng, nm, c) for nm, c in zip(names, c0)]
             pt = measure.ann_point(idx, q, est, [1.0], 0.0)
             ms = fit.predict(info, device, dict(pt), truth[(kind, key)]) * math.exp(rng.gauss(0, 0.04))
             points.append(dict(pt, ms=ms, reps=[ms]))

@@ -213,7 +213,7 @@ void fli_device_hw(const fl_info_device *dev, fl_hw_props *hw);
 typedef struct fli_calib_entry {
     const char *op, *variant, *dtype, *device;
     int n_coef;
-    double coef[16];
+    double coef[24];            /* the most of any model (kNN: 17)     */
     double median_err, p90_err; /* on held-out shapes, fractions      */
     int n_fit, n_holdout;
     const char *describe; /* "H100-SXM 2026-..: ..."            */

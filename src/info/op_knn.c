@@ -24,6 +24,13 @@
  *             merged into the lists (a list's 32R slots filled, then ~32R
  *             ln(rows / 32R) more on random order) at insert_ns, HBM bytes,
  *             operand bytes re-read from L2)
+ *             Hopper (knn_scan_sm90.cu: tf32/bf16/fp16, >= 1024 queries,
+ *             rows of <= 512 bytes): operand images written first, 256-query
+ *             blocks, rows padded to 2 or 4 column blocks of 128 bytes, its
+ *             own wgmma rate; the fold's fast test per score, its slow path
+ *             (a warp's 16 x 128 scores re-tested when any passes) and the
+ *             candidates appended, per wave: the first waves warm their lists
+ *             up, later slices start at a finished slice's bound
  *   finalize  one warp per query: the slices' lists merged, the pool
  *             re-ranked in exact fp32 (gathered database rows), every
  *             precision
@@ -59,12 +66,17 @@ enum {
     C_SORT,   /* sort_gsps:     scores sorted by the any-k path (CUB radix)         */
     C_L1,     /* l1_cost:       SIMT cost of a |q - x| element against an FMA       */
     C_MATRIX, /* matrix_tflops: the any-k path's fp32 SIMT score matrix             */
+    C_RATE9,  /* rate9_tflops:  the Hopper wgmma scan's products (padded)           */
+    C_SEL9,   /* select9_gsps:  the Hopper scan's per-score fold (warp-private)     */
+    C_SLOW9,  /* slow9_gsps:    scores re-tested on the Hopper fold's slow path      */
+    C_INS9,   /* insert9_ns:    a Hopper candidate appended, merged by its warp      */
     N_COEF
 };
 
 static const char *const coef_names[N_COEF] = {
-    "fixed_ms", "launch_us",  "rate_tflops", "select_gsps", "insert_ns", "bw_gbs",       "l2_gbs",
-    "h2d_gbs",  "merge_gcps", "rerank_gbs",  "sort_gsps",   "l1_cost",   "matrix_tflops"};
+    "fixed_ms",      "launch_us",    "rate_tflops",  "select_gsps", "insert_ns", "bw_gbs",
+    "l2_gbs",        "h2d_gbs",      "merge_gcps",   "rerank_gbs",  "sort_gsps", "l1_cost",
+    "matrix_tflops", "rate9_tflops", "select9_gsps", "slow9_gsps",  "insert9_ns"};
 
 /* Constants of knn_cuda.cu / knn_scan.cu (kept equal to them by hand): the
  * largest pool a block's lists hold (larger: the any-k path), the pipeline
@@ -114,6 +126,14 @@ static void roofline_coefs(fli_precision p, const fl_info_device *dev, double *c
     /* |q - x| + add: two instructions where the dot product has one FMA */
     c[C_L1] = 2.0;
     c[C_MATRIX] = fli_rate(dev, FL_INFO_PREC_FP32, FLI_CLASS_FUSED);
+    /* the Hopper scan: wgmma at the GEMM class's rate, the same fold
+     * instructions per score as the portable scan's */
+    c[C_RATE9] = fli_rate(dev, fli_prec_info(p), FLI_CLASS_GEMM);
+    c[C_SEL9] = c[C_SEL];
+    /* the slow path: each score re-tested against the shared threshold
+     * (a load, a compare, a branch), a few times the fast test */
+    c[C_SLOW9] = c[C_SEL] / 4;
+    c[C_INS9] = c[C_INS];
 }
 
 int fli_knn_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def)
@@ -275,6 +295,7 @@ static int est_cpu(fli_est *e, const knn_req *q, const fl_route *route, fli_prec
  * storage is approximated: CUB sizes it at run time). */
 typedef struct knn_gplan {
     int prec, general, h16, R, q_host, db_host, out_host;
+    int sm90, kb9; /* the Hopper wgmma scan; its 128-byte column blocks a row */
     int64_t k, kprime, dh, kw, ld4, qc, nbc, nchunks, nqchunks;
     int slices;
     double bytes; /* what knn_plan_bytes counts (the chunking decision)  */
@@ -330,7 +351,13 @@ static void gplan_bytes(knn_gplan *P, int64_t n_q, int64_t n_db, int64_t qc, int
     const double q_part = dq * ((P->q_host ? P->ld4 * 4.0 : 0) + (P->h16 ? P->dh * 2.0 : 0) +
                                 (multi ? k * 8 : 0) + (P->out_host ? k * 12 : 0));
     double extra;
-    if (!P->general) {
+    if (P->sm90) {
+        /* the operand images (queries in 256-row tiles), the shared bounds,
+         * lists of 256-query blocks */
+        P->slices = pick_slices(cdiv(qc, 256), cdiv(nbc, 128), nsm);
+        extra = nbp * P->kb9 * 128.0 + (double)rup(qc, 256) * (P->kb9 * 128.0 + 4) +
+                (double)P->slices * (double)rup(qc, 256) * 32 * P->R * 8;
+    } else if (!P->general) {
         P->slices = pick_slices(cdiv(qc, 128), cdiv(nbc, 128), nsm);
         extra = (double)P->slices * (double)rup(qc, 128) * 32 * P->R * 8;
     } else {
@@ -345,7 +372,8 @@ static void gplan_bytes(knn_gplan *P, int64_t n_q, int64_t n_db, int64_t qc, int
                (P->db_host ? (nbp - (double)nbc) * P->ld4 * 4.0 * (multi ? 2 : 1) : 0);
 }
 
-static int gplan_make(knn_gplan *P, const knn_req *q, fli_precision prec, double budget, int nsm)
+static int gplan_make(knn_gplan *P, const knn_req *q, fli_precision prec, double budget, int nsm,
+                      int sm90_enabled)
 {
     memset(P, 0, sizeof *P);
     const int direct = q->metric == FLI_KNN_MANHATTAN || q->metric == FLI_KNN_MINKOWSKI;
@@ -369,6 +397,19 @@ static int gplan_make(knn_gplan *P, const knn_req *q, fli_precision prec, double
     /* the kNN graph of host data: the queries are the same host rows,
      * copied as queries too (knn.c hands the module one host pointer) */
     P->q_host = P->db_host = P->out_host = !q->on_device;
+    /* knn_plan_make's Hopper rule (fli_route_knn states the same): the
+     * GEMM-form metrics at tf32/bf16/fp16, >= 1024 queries, rows of at most
+     * 512 bytes at the scan precision padded to 2 or 4 column blocks, not 4
+     * blocks with R >= 4; no 16-bit copies (the images replace them) */
+    if (!P->general && sm90_enabled && !direct && P->prec != FLI_PREC_FP32 && q->n_q >= 1024) {
+        const int64_t rowb = P->prec == FLI_PREC_TF32 ? rup(q->d, 32) * 4 : rup(q->d, 64) * 2;
+        const int kb = rowb / 128 <= 2 ? 2 : 4;
+        if (rowb <= 512 && !(kb == 4 && P->R >= 4)) {
+            P->sm90 = 1;
+            P->kb9 = kb;
+            P->h16 = 0;
+        }
+    }
     int64_t qc = q->n_q, nbc = q->n_db;
     if (P->general) {
         while (qc > 1 && (qc * nbc > (int64_t)1 << 30 || qc * (kp + k) > (int64_t)1 << 30))
@@ -398,29 +439,78 @@ static double scan_ms(const knn_gplan *P, const double *c, const fl_info_device 
 {
     const int nsm = dev->sm_count;
     const int simt = P->prec == FLI_PREC_FP32;
-    const int64_t xblocks = cdiv((int64_t)mq, 128), ntiles = cdiv((int64_t)nb, 128);
+    /* the Hopper scan: blocks of 256 queries (two warpgroups of 128) */
+    const double bm = P->sm90 ? 256 : 128;
+    const int64_t xblocks = cdiv((int64_t)mq, (int64_t)bm), ntiles = cdiv((int64_t)nb, 128);
     const int64_t tiles_per = cdiv(ntiles, slices), used = cdiv(ntiles, tiles_per);
     const double waves = (double)cdiv(xblocks * used, nsm);
     /* the reduction length each score runs over: tf32 words padded to 32,
-     * bf16/fp16 values to 64, SIMT chunks of 16 */
-    const double K = simt ? ceil(d / 16) * 16 : P->h16 ? (double)P->dh : (double)P->kw;
-    const double es = P->h16 ? 2 : 4;
-    /* the slowest block of each wave: tiles_per tiles of 128 x 128 scores */
-    const double exec = waves * nsm * (double)tiles_per * 128 * 128;
-    const double rate = c[C_RATE] * 1e9, sel = c[C_SEL] * 1e6;
+     * bf16/fp16 values to 64, SIMT chunks of 16; the Hopper scan's rows
+     * padded to 2 or 4 column blocks of 128 bytes */
+    const double es = P->sm90 ? (P->prec == FLI_PREC_TF32 ? 4 : 2) : P->h16 ? 2 : 4;
+    const double K = simt      ? ceil(d / 16) * 16
+                     : P->sm90 ? P->kb9 * 128.0 / es
+                     : P->h16  ? (double)P->dh
+                               : (double)P->kw;
+    /* the slowest block of each wave: tiles_per tiles of bm x 128 scores */
+    const double exec = waves * nsm * (double)tiles_per * bm * 128;
+    const double rate = c[P->sm90 ? C_RATE9 : C_RATE] * 1e9, sel = c[P->sm90 ? C_SEL9 : C_SEL] * 1e6;
     /* candidates appended: a list's threshold stays +inf until its 32R
      * slots are full, then ~32R ln(rows / 32R) more beat it on random
      * order; each costs an append and its share of a warp merge into R
      * registers a lane. Counted on the slowest block of each wave, as the
      * scores are (the blocks of a wave run side by side). */
     const double L = 32.0 * P->R, rows = (double)tiles_per * 128;
-    const double ins = waves * nsm * 128 * L * (1 + log(fmax(1, rows / L)));
-    const double tc = exec * (2 * K * elem / rate + 1 / sel) + ins * c[C_INS] * 1e-6;
+    double tc = exec * (2 * K * elem / rate + 1 / sel);
+    if (!P->sm90) {
+        const double per_q = L * (1 + log(fmax(1, rows / L)));
+        tc += waves * nsm * bm * per_q * c[C_INS] * 1e-6;
+    } else {
+        /* knn_scan_sm90.cu: a list's threshold is its 32R-th key, min'ed
+         * with the other slices' (each merge publishes its list's last key;
+         * warps take them in every 4 tiles). The min of lists of equal
+         * length is about any one's, so sharing does not pool the slices'
+         * rows: a block of the first waves (its query block's first slice,
+         * or slices running beside it) warms its list up alone, ~32R (1 +
+         * ln(rows / 32R)) candidates; a later wave's slice starts at the
+         * bound of a finished slice of as many rows, ~32R ln 2 candidates.
+         * (Before, every wave paid the warm-up: self-kNN of 30,000 rows, 10
+         * slices in 9 waves, predicted 1.5-2.2x slow.)
+         * The fold: a warp tests its 16 rows x 128 columns of a tile
+         * against register thresholds and the whole warp takes the slow
+         * path (every score re-tested against the shared threshold, appends,
+         * merges) when any passes: with a threshold at the 32R-th of t rows
+         * (random order) a tile meets ~16 x 128 x 32R / t candidates and is
+         * slow with probability 1 - exp(-that). Summed tile by tile while
+         * that is above 1%, then its tail (~a ln). Per block, the slowest of
+         * each wave, as the scores are. */
+        const double a = 16.0 * 128 * L;
+        const double w0 = fmin(waves, (double)cdiv(xblocks, nsm)), w1 = waves - w0;
+        double cand[2], slow[2];
+        for (int ci = 0; ci < 2; ci++) {
+            const double t0 = ci ? rows : 0;
+            cand[ci] = ci ? L * log(2.0) : rows <= L ? rows : L * (1 + log(rows / L));
+            double sw = 0;
+            int64_t j = 0;
+            for (; j < tiles_per; j++) {
+                const double lam = a / (t0 + (j + 0.5) * 128);
+                if (lam < 0.01)
+                    break;
+                sw += 128 * (1 - exp(-lam));
+            }
+            if (j < tiles_per)
+                sw += a * log((t0 + rows) / (t0 + (double)j * 128));
+            slow[ci] = sw;
+        }
+        tc += nsm * bm *
+              ((w0 * cand[0] + w1 * cand[1]) * c[C_INS9] * 1e-6 +
+               (w0 * slow[0] + w1 * slow[1]) / (c[C_SLOW9] * 1e6));
+    }
     /* HBM: the queries, the database once per wave when it does not stay
      * in L2, the lists written, the score coefficients */
-    const double db_b = nb * (P->h16 ? (double)P->dh * 2 : d * 4),
-                 q_b = mq * (P->h16 ? (double)P->dh * 2 : d * 4);
-    const double lists = (double)used * (double)rup((int64_t)mq, 128) * 32 * P->R * 8;
+    const double row_s = P->sm90 ? P->kb9 * 128.0 : P->h16 ? (double)P->dh * 2 : d * 4;
+    const double db_b = nb * row_s, q_b = mq * row_s;
+    const double lists = (double)used * (double)rup((int64_t)mq, (int64_t)bm) * 32 * P->R * 8;
     *hb = q_b + db_b * (db_b > (double)dev->l2_bytes * 0.5 ? waves : 1) + lists + nb * 8;
     const double tm = *hb / (c[C_BW] * 1e6);
     /* L2: each block's database tiles, and its queries (once when they
@@ -428,7 +518,8 @@ static double scan_ms(const knn_gplan *P, const double *c, const fl_info_device 
     const double l2b = (double)(xblocks * used) * (double)tiles_per * 128 * K * es * (res ? 1 : 2);
     const double tl = l2b / (c[C_L2] * 1e6);
     *bound = tc >= tm && tc >= tl ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY;
-    return fmax(tc, fmax(tm, tl)) + c[C_LAUNCH] * 1e-3;
+    /* the Hopper scan clears its shared bounds before each launch */
+    return fmax(tc, fmax(tm, tl)) + c[C_LAUNCH] * 1e-3 * (P->sm90 ? 2 : 1);
 }
 
 /* knn_scan_smem: the fused scan's shared memory. */
@@ -443,6 +534,8 @@ static double scan_smem(const knn_gplan *P, int res, int top, int simt)
 /* Queries resident in shared memory (knn_plan_make's choice). */
 static int scan_res(const knn_gplan *P, double optin)
 {
+    if (P->sm90) /* the block's 256 queries stay in shared memory */
+        return 1;
     if (P->general || P->prec == FLI_PREC_FP32)
         return 0;
     return scan_smem(P, 1, 0, 0) <= optin;
@@ -478,7 +571,7 @@ static int est_gpu(fli_est *e, const knn_req *q, fli_precision prec, const fl_hw
     const double in_bytes = (n + nq) * d * 4;
     const double free_b = (double)dev->memory_bytes - KNN_CTX_RESERVE - (q->on_device ? in_bytes : 0);
     knn_gplan P;
-    if (gplan_make(&P, q, prec, free_b * 0.9 - 64.0 * 1048576, nsm)) {
+    if (gplan_make(&P, q, prec, free_b * 0.9 - 64.0 * 1048576, nsm, hw->sm90_enabled)) {
         r->fits_in_memory = 0;
         fli_note(e, "does not fit: no plan of the search fits the device's memory (execution fails with "
                     "FL_STATUS_DEVICE_OOM); the figures are for one query at a time");
@@ -524,10 +617,11 @@ static int est_gpu(fli_est *e, const knn_req *q, fli_precision prec, const fl_hw
             if (!P.general) {
                 /* the plan's slices for its full chunks; a smaller last
                  * chunk picks its own, capped by the lists buffer */
-                const int64_t xblocks = cdiv((int64_t)mq, 128), ntiles = cdiv((int64_t)nb, 128);
+                const int64_t bm = P.sm90 ? 256 : 128;
+                const int64_t xblocks = cdiv((int64_t)mq, bm), ntiles = cdiv((int64_t)nb, 128);
                 int sl = P.slices;
                 if (mq != qc || nb != nbc) {
-                    const int64_t sc = (int64_t)P.slices * rup((int64_t)qc, 128) / rup((int64_t)mq, 128);
+                    const int64_t sc = (int64_t)P.slices * rup((int64_t)qc, bm) / rup((int64_t)mq, bm);
                     sl = pick_slices(xblocks, ntiles, nsm);
                     if (sl > sc)
                         sl = (int)sc;
@@ -575,9 +669,12 @@ static int est_gpu(fli_est *e, const knn_req *q, fli_precision prec, const fl_hw
      * 16-bit copies), 16-bit copies of the queries; once for one chunk,
      * per (query chunk, database chunk) otherwise */
     const double db_preps = multi ? nqc * nch : 1;
-    const double prep_b = (multi ? nqc : 1) * n * (row_b + 8 + (P.h16 ? (double)P.dh * 2 : 0)) +
-                          (P.h16 ? nq * (row_b + (double)P.dh * 2) : 0);
-    const double prep_l = db_preps + (P.h16 ? nqc : 0);
+    /* the Hopper scan's operand images instead of the 16-bit copies: a
+     * second read of the fp32 rows and kb9 128-byte blocks a row written */
+    const double img = P.sm90 ? row_b + P.kb9 * 128.0 : 0;
+    const double prep_b = (multi ? nqc : 1) * n * (row_b + 8 + (P.h16 ? (double)P.dh * 2 : 0) + img) +
+                          (P.h16 ? nq * (row_b + (double)P.dh * 2) : 0) + nq * img;
+    const double prep_l = db_preps * (P.sm90 ? 2 : 1) + (P.h16 || P.sm90 ? nqc : 0);
 
     int nd =
         fli_node(e, 0, "fixed overhead", "buffer allocation and release, set-up, final synchronisation", 1);
@@ -601,9 +698,10 @@ static int est_gpu(fli_est *e, const knn_req *q, fli_precision prec, const fl_hw
     const double fl_alg = 2 * nq * n * d;
     if (!P.general) {
         nd = fli_node(e, 0, "scan (distances + top-k)",
-                      P.prec == FLI_PREC_FP32
-                          ? "fp32 SIMT 128 x 128 tiles, per-query candidate lists"
-                          : "tensor-core 128 x 128 tiles (mma.sync), per-query candidate lists",
+                      P.prec == FLI_PREC_FP32 ? "fp32 SIMT 128 x 128 tiles, per-query candidate lists"
+                      : P.sm90 ? "Hopper wgmma 256 x 128 tiles, warp-private candidate lists, bounds shared "
+                                 "across slices"
+                               : "tensor-core 128 x 128 tiles (mma.sync), per-query candidate lists",
                       l_scan);
         fli_leaf(e, nd, t_scan, fl_alg, b_scan, l_scan, (fl_info_bound)bound, tier);
         nd = fli_node(e, 0, "merge + exact re-rank",
