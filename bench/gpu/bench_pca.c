@@ -372,10 +372,12 @@ int main(int argc, char **argv)
             const char *name, *product, *full;
         } F[] = {{"3xtf32 + top-k", "3xtf32", NULL},
                  {"3xbf16 + top-k", "3xbf16", NULL},
+                 {"3xtf32-fused + top-k", "3xtf32-fused", NULL},
                  {"3xtf32 + syevd64", "3xtf32", "1"},
                  {"3xbf16 + syevd64", "3xbf16", "1"}};
         fprintf(js, " \"fits\": [\n");
-        for (int f = 0; f < 4; f++) {
+        const int nf = (int)(sizeof F / sizeof F[0]);
+        for (int f = 0; f < nf; f++) {
             setenv("FL_PCA_PRODUCT", F[f].product, 1);
             if (F[f].full)
                 setenv("FL_PCA_FULL_EIGH", F[f].full, 1);
@@ -396,7 +398,7 @@ int main(int argc, char **argv)
             fprintf(js,
                     "  {\"name\": \"%s\", \"median_ms\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f, "
                     "\"vs_float64\": {\"max_1_minus_abs_cos\": %.3e, \"explained_variance_rel\": %.3e}}%s\n",
-                    F[f].name, sx.med, sx.min, sx.max, cx, ex, f < 3 ? "," : "");
+                    F[f].name, sx.med, sx.min, sx.max, cx, ex, f < nf - 1 ? "," : "");
             fl_model_free(mx);
             fl_ctx_free(xc);
         }
@@ -448,6 +450,9 @@ int main(int argc, char **argv)
         int one_stream, no_rescale;
     } V[] = {
         {"tf3 scatter (default)", 0, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 0, 0, 0},
+        {"tf3 fused (variant 6)", 6, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 0, 0, 0},
+        {"tf3 fused, no rescale", 6, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 0, 0, 1},
+        {"tf3 fused, 26 splits", 6, 0, 0, FLI_COV_EIGH_DEVICE, 26, 0, 0, 0, 0},
         {"tf3 default, no rescale", 0, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 0, 0, 1},
         {"tf3 default, one stream", 0, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 0, 1, 0},
         {"tf3 B16 rs1024", 4, 0, 0, FLI_COV_EIGH_DEVICE, 16, 16384, 0, 0, 0},

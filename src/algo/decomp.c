@@ -294,8 +294,11 @@ static fl_status topk_scatter(fl_ctx *ctx, fli_la *la, double *S, int64_t d, int
     if (!st) {
         st = fli_la_topk_eigh(la, &hl, d, S, k, TOPK_TOL, seed, V, w, &rep);
         if (!st)
-            fli_log(ctx, FL_LOG_INFO, "pca: top-%lld eigh converged in %d steps (degree %d, residual %.2g)",
-                    (long long)k, rep.iterations, rep.degree, rep.residual);
+            fli_log(ctx, FL_LOG_INFO,
+                    "pca: top-%lld eigh converged in %d steps (degree %d, residual %.2g); ms: start %.3f, "
+                    "filters + orthonormalisation %.3f, Rayleigh-Ritz %.3f (host %.3f)",
+                    (long long)k, rep.iterations, rep.degree, rep.residual, rep.ms_start, rep.ms_filter_orth,
+                    rep.ms_rr, rep.ms_host);
     }
     if (st == FL_STATUS_NUMERICAL || st == FL_STATUS_UNSUPPORTED) {
         fli_log(ctx, FL_LOG_INFO, "pca: %s; full eigh instead", ctx->err);
@@ -358,7 +361,9 @@ static fl_status gpu_eigh_fit(fl_ctx *ctx, const fl_array *X, const dc_setup *s,
     cj.mean = job->mean;
     cj.components = job->components;
     cj.sv = job->sv;
+    const double w0 = fli_wall_ms();
     st = api->pca_cov(env, &cj);
+    const double w1 = fli_wall_ms();
     job->nonfinite = cj.nonfinite;
     job->total_ss = cj.total_ss;
     if (!st && topk) {
@@ -366,6 +371,9 @@ static fl_status gpu_eigh_fit(fl_ctx *ctx, const fl_array *X, const dc_setup *s,
         st = fli_la_open(ctx, FL_DTYPE_F64, env->device_id, &la, NULL);
         if (!st)
             st = topk_scatter(ctx, &la, cj.scatter_dev, cj.d, s->k, s->seed, job);
+        if (!st)
+            fli_log(ctx, FL_LOG_INFO, "pca: covariance pass %.3f ms, top-k eigen step %.3f ms", w1 - w0,
+                    fli_wall_ms() - w1);
     } else if (!st) {
         job->n_out = cj.n_out;
     }

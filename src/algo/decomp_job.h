@@ -117,6 +117,8 @@ typedef struct fli_pca_cov_job {
     int variant;        /* 4 3xtf32 (default): [hi | lo] tf32 parts, one
                            strided-batched TF32 GEMM per chunk; 5 3xbf16:
                            the same with bf16 parts (FL_PCA_PRODUCT=3xbf16);
+                           6 3xtf32 in one kernel, the split in registers
+                           (FL_PCA_PRODUCT=3xtf32-fused, pca_tf3.cu);
                            float32 products: 1 tiled lower triangle, 2
                            strided full GEMM, 3 cublasSsyrk */
     int64_t chunk_rows; /* rows centred per product step */

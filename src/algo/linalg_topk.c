@@ -57,7 +57,10 @@ typedef struct topk {
     const void *A;
     void *Q, *Y0, *Y1, *W, *R, *Hd, *As; /* la: n x p five times, p x 2p, n x n */
     double *Hh, *Uh, *t, *res;           /* host: p x 2p, p x p, p, p */
+    double ms_host;                      /* the host's share of the Rayleigh-Ritz steps */
 } topk;
+
+#define wall_ms fli_wall_ms
 
 static void swap_ptr(void **a, void **b)
 {
@@ -92,6 +95,7 @@ static fl_status rayleigh_ritz(topk *s)
         st = op->get(la, s->Hh, s->Hd, es * (size_t)(2 * p * p));
     if (st)
         return st;
+    const double h0 = wall_ms();
     for (int64_t j = 0; j < p; j++)
         for (int64_t i = j + 1; i < p; i++) {
             const double m = 0.5 * (s->Hh[i + j * p] + s->Hh[j + i * p]);
@@ -116,6 +120,7 @@ static fl_status rayleigh_ritz(topk *s)
         }
         s->res[j] = r;
     }
+    s->ms_host += wall_ms() - h0;
     st = op->put(la, s->Hd, s->Uh, es * (size_t)(p * p));
     if (!st)
         st = op->gemm(la, v, 0, 0, 0, n, p, p, 1.0, s->Q, n, s->Hd, p, 0.0, s->Y0, n);
@@ -203,12 +208,14 @@ fl_status fli_la_topk_eigh(fli_la *la, fli_la *hl, int64_t n, const void *A, int
         st = fli_la_mat(la, n, n, &s.As);
     /* a random orthonormal start and its Ritz pairs */
     int passes = 0, steps = 0, degree = 0;
+    double w0 = wall_ms(), ms_fo = 0, ms_rr = 0;
     if (!st)
         st = la->ops->randn(la, n, p, s.Q, n, seed);
     if (!st)
         st = fli_la_cholqr2(la, n, p, s.Q, n, NULL, p, &passes);
     if (!st)
         st = rayleigh_ritz(&s);
+    const double ms_start = wall_ms() - w0;
     double r = 0, r_prev = 0;
     while (!st) {
         const double t0 = s.t[0];
@@ -236,11 +243,15 @@ fl_status fli_la_topk_eigh(fli_la *la, fli_la *hl, int64_t n, const void *A, int
                               (long long)k, r / t0, tol, s.t[k - 1] / fmax(s.t[p - 1], 1e-300), steps);
             break;
         }
+        w0 = wall_ms();
         st = filter(&s, m, c, e);
         if (!st)
             st = fli_la_cholqr2(la, n, p, s.Q, n, NULL, p, &passes);
+        const double w1 = wall_ms();
         if (!st)
             st = rayleigh_ritz(&s);
+        ms_fo += w1 - w0;
+        ms_rr += wall_ms() - w1;
         degree += m;
         steps++;
     }
@@ -252,6 +263,10 @@ fl_status fli_la_topk_eigh(fli_la *la, fli_la *hl, int64_t n, const void *A, int
         report->iterations = steps;
         report->degree = degree;
         report->residual = s.t && s.t[0] > 0 ? r / s.t[0] : 0;
+        report->ms_start = ms_start;
+        report->ms_filter_orth = ms_fo;
+        report->ms_rr = ms_rr;
+        report->ms_host = s.ms_host;
     }
     for (int i = 0; i < 5; i++)
         la->ops->release(la, *bufs[i]);

@@ -8,13 +8,27 @@
 #define FL_ALGO_LINALG_TOPK_H
 
 #include "algo/linalg.h"
+#include <time.h>
 
 /* What fli_la_topk_eigh did (for benchmarks and the log). */
 typedef struct fli_topk_report {
     int iterations;  /* Rayleigh-Ritz steps after the first */
     int degree;      /* filter degree summed over the iterations */
     double residual; /* max ||A v - w v|| / w_max over the k pairs at exit */
+    /* wall-clock ms (each phase ends in a synchronisation: a CholeskyQR2's
+     * or a Rayleigh-Ritz copy to the host): buffers, random start and its
+     * first Rayleigh-Ritz; the filters with their orthonormalisations; the
+     * later Rayleigh-Ritz steps; of those, the host's p x p work */
+    double ms_start, ms_filter_orth, ms_rr, ms_host;
 } fli_topk_report;
+
+/* Wall-clock milliseconds (C11 timespec_get), for the solver's report. */
+static inline double fli_wall_ms(void)
+{
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
 
 /* The block (search space) fli_la_topk_eigh uses for k pairs: k + max(k, 16). */
 static inline int64_t fli_topk_block(int64_t k)

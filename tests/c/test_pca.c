@@ -909,63 +909,70 @@ static void test_gpu_vs_cpu(void)
     fl_ctx_free(c);
 }
 
-/* The GPU's split products (FL_PCA_PRODUCT: 3xtf32, the default, and
- * 3xbf16, ~16 bits of the shifted data) against the CPU backend (float32
- * blocks summed in float64) on data far from the origin with a large
- * dynamic range: column scales 1e-3 .. 1e3, offsets 1e3 times the scale
- * (the CPU simulation, bench/gpu/pca_split_sim.py, puts both products at
- * ~1e-8 of float64 on such data; the tolerances leave two decades).
- * Skipped without a GPU. */
+/* The GPU's split products (FL_PCA_PRODUCT: 3xtf32, the default, its
+ * fused kernel 3xtf32-fused, and 3xbf16, ~16 bits of the shifted data)
+ * against the CPU backend (float32 blocks summed in float64) on data far
+ * from the origin with a large dynamic range: column scales 1e-3 .. 1e3,
+ * offsets 1e3 times the scale (the CPU simulation,
+ * bench/gpu/pca_split_sim.py, puts both products at ~1e-8 of float64 on
+ * such data; the tolerances leave two decades). Two shapes: d = 48 (one
+ * padded column block) and d = 260 (three blocks, the last mostly
+ * padding), n not a multiple of 32 and above the fused kernel's 32768-row
+ * host chunks. Skipped without a GPU. */
 static void test_gpu_products(void)
 {
-    const char *prods[] = {"3xtf32", "3xbf16"};
-    const int64_t n = 60000, d = 48, k = 6;
-    float *X = gpu_data(n, d, d);
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < d; j++) {
-            const double sc = pow(10.0, -3.0 + 6.0 * (double)((j * 7) % d) / (double)(d - 1));
-            X[i * d + j] = (float)((1e3 + ((double)X[i * d + j] - 5.0)) * sc);
-        }
-    fl_array xa = fl_array_host(X, FL_DTYPE_F32, n, d);
-    fl_ctx *c;
-    fl_ctx_create("cpu", &c, NULL, 0);
-    fl_params *pc = eigh_params(c, k);
-    fl_model *mc = NULL;
-    CHECK_OK(c, fl_pca_fit(c, &xa, pc, &mc));
-    for (int pi = 0; pi < 2 && mc; pi++) {
-        setenv("FL_PCA_PRODUCT", prods[pi], 1);
-        fl_ctx *g;
-        fl_ctx_create("cuda", &g, NULL, 0);
-        unsetenv("FL_PCA_PRODUCT");
-        if (fl_cuda_device_count(g, NULL) == 0) {
-            fl_ctx_free(g);
-            break;
-        }
-        fl_params *pg = eigh_params(g, k);
-        fl_model *mg = NULL;
-        CHECK_OK(g, fl_pca_fit(g, &xa, pg, &mg));
-        const char *names[] = {"components_", "explained_variance_", "mean_"};
-        const double tol[] = {1e-4, 1e-5, 1e-6};
-        for (int a = 0; a < 3 && mg; a++) {
-            int64_t r1, c1, r2, c2;
-            double *vg = attr(mg, names[a], &r1, &c1), *vc = attr(mc, names[a], &r2, &c2);
-            CHECK(vg && vc && r1 == r2 && c1 == c2);
-            if (vg && vc && r1 == r2 && c1 == c2) {
-                const double e = max_rel(vg, vc, r1 * c1);
-                CHECK_MSG(e <= tol[a], "%s product, dynamic-range data: %s differs by %.3g (tol %.1g)",
-                          prods[pi], names[a], e, tol[a]);
+    const char *prods[] = {"3xtf32", "3xtf32-fused", "3xbf16"};
+    const int64_t shapes[2][3] = {{60000, 48, 6}, {40001, 260, 5}};
+    for (int si = 0; si < 2; si++) {
+        const int64_t n = shapes[si][0], d = shapes[si][1], k = shapes[si][2];
+        float *X = gpu_data(n, d, d);
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < d; j++) {
+                const double sc = pow(10.0, -3.0 + 6.0 * (double)((j * 7) % d) / (double)(d - 1));
+                X[i * d + j] = (float)((1e3 + ((double)X[i * d + j] - 5.0)) * sc);
             }
-            free(vg);
-            free(vc);
+        fl_array xa = fl_array_host(X, FL_DTYPE_F32, n, d);
+        fl_ctx *c;
+        fl_ctx_create("cpu", &c, NULL, 0);
+        fl_params *pc = eigh_params(c, k);
+        fl_model *mc = NULL;
+        CHECK_OK(c, fl_pca_fit(c, &xa, pc, &mc));
+        for (int pi = 0; pi < 3 && mc; pi++) {
+            setenv("FL_PCA_PRODUCT", prods[pi], 1);
+            fl_ctx *g;
+            fl_ctx_create("cuda", &g, NULL, 0);
+            unsetenv("FL_PCA_PRODUCT");
+            if (fl_cuda_device_count(g, NULL) == 0) {
+                fl_ctx_free(g);
+                break;
+            }
+            fl_params *pg = eigh_params(g, k);
+            fl_model *mg = NULL;
+            CHECK_OK(g, fl_pca_fit(g, &xa, pg, &mg));
+            const char *names[] = {"components_", "explained_variance_", "mean_"};
+            const double tol[] = {1e-4, 1e-5, 1e-6};
+            for (int a = 0; a < 3 && mg; a++) {
+                int64_t r1, c1, r2, c2;
+                double *vg = attr(mg, names[a], &r1, &c1), *vc = attr(mc, names[a], &r2, &c2);
+                CHECK(vg && vc && r1 == r2 && c1 == c2);
+                if (vg && vc && r1 == r2 && c1 == c2) {
+                    const double e = max_rel(vg, vc, r1 * c1);
+                    CHECK_MSG(e <= tol[a],
+                              "%s product, dynamic-range data %lld x %lld: %s differs by %.3g (tol %.1g)",
+                              prods[pi], (long long)n, (long long)d, names[a], e, tol[a]);
+                }
+                free(vg);
+                free(vc);
+            }
+            fl_model_free(mg);
+            fl_params_free(pg);
+            fl_ctx_free(g);
         }
-        fl_model_free(mg);
-        fl_params_free(pg);
-        fl_ctx_free(g);
+        fl_model_free(mc);
+        fl_params_free(pc);
+        fl_ctx_free(c);
+        free(X);
     }
-    fl_model_free(mc);
-    fl_params_free(pc);
-    fl_ctx_free(c);
-    free(X);
 }
 
 /* The GPU fit's host allocations fail in turn: OUT_OF_MEMORY each time,

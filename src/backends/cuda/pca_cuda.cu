@@ -54,6 +54,9 @@
  *     without the rescaling), 1 - |cos| 3.6e-11 (3xtf32 1.4e-13, torch's
  *     float32 path 1.5e-12). Not the default for that angle error: see
  *     PCA_NOTES.md;
+ *   6 3xtf32 fused: the same three products in one kernel that splits z in
+ *     registers (pca_tf3.cu): no [hi | lo] buffer, X read about once;
+ *     float64 partials per block every 2048 rows, the same rescaling;
  *   1 float32: the lower triangle in tiles of bs x bs (one batched GEMM over
  *     every (slice, tile) pair per chunk): 11.9 ms (bs 128, 32k-row chunks;
  *     14.5 ms before the column sums were reduced once instead of per
@@ -83,6 +86,7 @@
 
 #include "algo/linalg.h"
 #include "backends/cuda/fl_cuda_util.cuh"
+#include "backends/cuda/pca_tf3.cuh"
 
 /* ---- error plumbing for the two libraries ---------------------------------- */
 
@@ -420,7 +424,8 @@ typedef struct cov_plan {
     int esize;        /* bytes per part: 4 (float), 2 (variant 5's bf16) */
     int64_t brows;    /* rows of a centring / split block */
     int streams;      /* variant 4 with X on the device: 2 (split || product) */
-    size_t p_elems;   /* floats of the partial products */
+    size_t p_elems;   /* floats of the partial products (variant 6: doubles) */
+    int64_t part_rows; /* rows of the column-sum partials */
 } cov_plan;
 
 /* Variant 4's shape, chosen by bench_pca at 1,000,000 x 512 on the H100
@@ -452,14 +457,48 @@ static void slice_rows(int64_t want, int64_t n, cov_plan *p)
     p->R = rs * p->B;
 }
 
+/* Variant 6 reads X in place with 16-byte vector loads: device X 16-byte
+ * aligned with ld % 4 == 0, host X staged at d floats a row (d % 4 == 0). */
+static int tf3f_fits(const fli_pca_cov_job *job)
+{
+    if (job->x_dev < 0) return job->d % 4 == 0;
+    return ((uintptr_t)job->X & 15) == 0 && job->ld % 4 == 0;
+}
+
 static void plan_cov(const fli_pca_cov_job *job, int sm_count, cov_plan *p)
 {
     const int64_t d = job->d;
     p->variant = job->variant ? job->variant : PCA_DEFAULT_VARIANT;
+    if (p->variant == 6 && !tf3f_fits(job)) p->variant = 4;
     p->esize = p->variant == 5 ? 2 : 4;
     p->streams = 1;
     p->brows = CENTER_ROWS;
     p->G = 1;
+    if (p->variant == 6) {
+        /* one block per SM (its 101 KB of shared memory and ~160 registers
+         * a thread); splits of the rows per tile pair so that the blocks
+         * fill the SMs' slots best (ties: fewer splits, less partial
+         * memory), at least one 32-row step each */
+        const int64_t nb = (d + 127) / 128, pairs = nb * (nb + 1) / 2, steps = (job->n + 31) / 32;
+        int64_t best = 1;
+        double be = 0;
+        for (int64_t sp = 1; sp <= 64 && sp <= steps; sp++) {
+            const int64_t b = pairs * sp, waves = (b + sm_count - 1) / sm_count;
+            const double e = (double)b / (double)(waves * sm_count);
+            if (e > be + 1e-9) be = e, best = sp;
+        }
+        p->B = job->slices > 0 ? job->slices : best;
+        p->dp = (int)(nb * 128);
+        p->bs = 128, p->nbk = (int)nb, p->T = pairs;
+        p->wcols = 0, p->rs = 0;
+        /* X on the device: one pass over all rows; host X: staged chunks */
+        p->R = job->x_dev >= 0 ? job->n : job->chunk_rows > 0 ? job->chunk_rows : 32768;
+        if (p->R > job->n) p->R = job->n;
+        p->G = INT64_MAX;
+        p->p_elems = (size_t)(pairs * p->B) * 16384;
+        p->part_rows = p->B;
+        return;
+    }
     if (p->variant >= 4) {
         /* [hi | lo] rows, one strided-batched TF32 (variant 5: bf16) GEMM
          * per chunk over B slices of rs rows (see TF3_ROWS for the
@@ -479,6 +518,7 @@ static void plan_cov(const fli_pca_cov_job *job, int sm_count, cov_plan *p)
         p->G = (16384 + p->rs - 1) / p->rs;
         p->streams = job->x_dev >= 0 && !job->one_stream ? 2 : 1;
         p->p_elems = (size_t)p->B * (size_t)p->wcols * (size_t)p->dp;
+        p->part_rows = fli_ceil_div(p->R, p->brows);
         return;
     }
     p->bs = job->tile > 0 ? (int)job->tile : 128;
@@ -505,6 +545,7 @@ static void plan_cov(const fli_pca_cov_job *job, int sm_count, cov_plan *p)
     p->p_elems = p->variant == 1   ? (size_t)(p->B * p->T) * (size_t)p->bs * (size_t)p->bs
                  : p->variant == 2 ? (size_t)p->B * (size_t)p->dp * (size_t)p->dp
                                    : (size_t)p->dp * (size_t)p->dp;
+    p->part_rows = fli_ceil_div(p->R, p->brows);
 }
 
 /* One covariance pass's device buffers (slots of the cache). */
@@ -658,12 +699,15 @@ static fl_status cov_body(fli_cuda_env *env, pca_cache *c, fli_pca_cov_job *job,
     /* the split / centring kernels run on ss: with two streams the next
      * chunk's split overlaps this chunk's product */
     cudaStream_t ss = two ? st->copy_stream : s;
-    const int64_t nbk_rows = fli_ceil_div(p->R, p->brows);
+    const int64_t nbk_rows = p->part_rows;
+    const int fused = p->variant == 6;
     const size_t zbytes = (size_t)p->esize * (size_t)(p->R * p->wcols);
-    FLI_TRY(slot(env, c, SL_Z0, zbytes, &b->Z[0]));
-    b->Z[1] = b->Z[0];
-    if (two) FLI_TRY(slot(env, c, SL_Z1, zbytes, &b->Z[1]));
-    FLI_TRY(slot(env, c, SL_P, sizeof(float) * p->p_elems, &b->P));
+    if (!fused) {
+        FLI_TRY(slot(env, c, SL_Z0, zbytes, &b->Z[0]));
+        b->Z[1] = b->Z[0];
+        if (two) FLI_TRY(slot(env, c, SL_Z1, zbytes, &b->Z[1]));
+    }
+    FLI_TRY(slot(env, c, SL_P, (fused ? sizeof(double) : sizeof(float)) * p->p_elems, &b->P));
     FLI_TRY(slot(env, c, SL_SHIFT, sizeof(float) * (size_t)d, &b->s));
     FLI_TRY(slot(env, c, SL_S, sizeof(double) * (size_t)(d * d), &b->S));
     FLI_TRY(slot(env, c, SL_T, sizeof(double) * (size_t)d, &b->t));
@@ -708,6 +752,7 @@ static fl_status cov_body(fli_cuda_env *env, pca_cache *c, fli_pca_cov_job *job,
     FLI_CUDA_TRY(env, cudaMemsetAsync(b->t, 0, sizeof(double) * (size_t)d, s));
     FLI_CUDA_TRY(env, cudaMemsetAsync(b->t2, 0, sizeof(double) * (size_t)d, s));
     FLI_CUDA_TRY(env, cudaMemsetAsync(b->part, 0, sizeof(double) * (size_t)(3 * nbk_rows * d), s));
+    if (fused) FLI_CUDA_TRY(env, cudaMemsetAsync(b->P, 0, sizeof(double) * p->p_elems, s));
 
     const int64_t nchunks = fli_ceil_div(n, p->R);
     const int64_t r0 = n < 4096 ? (n < p->R ? n : p->R) : (p->R < 4096 ? p->R : 4096);
@@ -747,6 +792,18 @@ static fl_status cov_body(fli_cuda_env *env, pca_cache *c, fli_pca_cov_job *job,
             FLI_CUDA_TRY(env, cudaStreamWaitEvent(s, b->ready[ci & 1], 0));
             src = b->stage[ci & 1];
             sld = d;
+        }
+        if (fused) {
+            double *part2 = b->part + nbk_rows * d;
+            FLI_CUDA_TRY(env, fli_pca_tf3_launch(src, sld, rows, (int)d, b->s, (int)p->B, (double *)b->P, b->part,
+                                                 part2, s));
+            if (host) FLI_CUDA_TRY(env, cudaEventRecord(b->done[ci & 1], s));
+            if (env->progress && (ci & 63) == 63) {
+                FLI_CUDA_TRY(env, cudaStreamSynchronize(s));
+                if (env->progress(env->progress_user, "pca.covariance", ci + 1, nchunks))
+                    return FLI_FAIL(env, FL_STATUS_CANCELLED, "pca_cov", "cancelled by the progress callback");
+            }
+            continue;
         }
         if (two) FLI_CUDA_TRY(env, cudaStreamWaitEvent(ss, b->prod[kb], 0));
         /* the last chunk may be short: its slices read zero rows past n */
@@ -788,6 +845,7 @@ static fl_status cov_body(fli_cuda_env *env, pca_cache *c, fli_pca_cov_job *job,
         FLI_CUDA_TRY(env, cudaEventRecord(c->ev[4], ss));
         FLI_CUDA_TRY(env, cudaStreamWaitEvent(s, c->ev[4], 0));
     }
+    if (fused) FLI_CUDA_TRY(env, fli_pca_tf3_fold((const double *)b->P, (int)p->B, (int)d, b->S, s));
     pca_colsum_kernel<<<(int)fli_ceil_div(d, 128), 128, 0, s>>>(b->part, (int)nbk_rows, (int)d, b->t);
     FLI_LAUNCH_TRY(env, "pca_colsum_kernel");
     /* variant 4: the tensor cores' float32 accumulation truncates, which
@@ -855,9 +913,9 @@ extern "C" fl_status fli_cuda_pca_cov(fli_cuda_env *env, fli_pca_cov_job *job)
     job->scatter_dev = NULL;
     if (job->n < 1 || job->d < 1 || job->ld < job->d || job->d > 46340)
         return FLI_FAIL(env, FL_STATUS_INVALID_ARG, "pca_cov", "bad shape (n, d >= 1, ld >= d, d <= 46340)");
-    if (job->variant < 0 || job->variant > 5 || (job->tile > 0 && job->tile % 32) || job->eigh < 0 ||
+    if (job->variant < 0 || job->variant > 6 || (job->tile > 0 && job->tile % 32) || job->eigh < 0 ||
         job->eigh > FLI_COV_EIGH_DEVICE)
-        return FLI_FAIL(env, FL_STATUS_INVALID_ARG, "pca_cov", "variant in 0..5, tile a multiple of 32");
+        return FLI_FAIL(env, FL_STATUS_INVALID_ARG, "pca_cov", "variant in 0..6, tile a multiple of 32");
     FLI_CUDA_TRY(env, cudaSetDevice(env->device_id));
     cov_plan p;
     plan_cov(job, fli_state(env)->sm_count, &p);
