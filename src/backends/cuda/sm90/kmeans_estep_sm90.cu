@@ -99,6 +99,9 @@ static __device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t byt
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
                  : "memory");
 }
+#ifndef KM_PRODUCER_SLEEP_NS
+#define KM_PRODUCER_SLEEP_NS 32
+#endif
 static __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
     asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
@@ -112,6 +115,23 @@ static __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) 
             : "r"(bar), "r"(parity)
             : "memory");
     } while (!ok);
+}
+/* The producer thread's wait: it shares a scheduler with consumer warps,
+ * and a tight try_wait loop took 11.5% of the tf32 E-step's executed
+ * instructions (6ce54dc's SASS); after a failed test it sleeps briefly
+ * (a stage's consumers take microseconds, the sleep tens of nanoseconds). */
+static __device__ __forceinline__ void mbar_wait_producer(uint32_t bar, uint32_t parity) {
+    uint32_t ok;
+    for (;;) {
+        asm volatile(
+            "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+            "selp.u32 %0, 1, 0, p;\n}\n"
+            : "=r"(ok)
+            : "r"(bar), "r"(parity)
+            : "memory");
+        if (ok) return;
+        if (KM_PRODUCER_SLEEP_NS > 0) __nanosleep(KM_PRODUCER_SLEEP_NS);
+    }
 }
 static __device__ __forceinline__ void bulk_g2s(uint32_t dst, const void *src, uint32_t bytes,
                                                 uint32_t bar) {
@@ -231,12 +251,12 @@ __global__ void __launch_bounds__(H_THREADS, 1)
             int bt = 0, i = 0;
             for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x, i++) {
                 const int ab = i & 1;
-                mbar_wait(A_EMPTY(ab), ((i >> 1) & 1) ^ 1);
+                mbar_wait_producer(A_EMPTY(ab), ((i >> 1) & 1) ^ 1);
                 mbar_expect_tx(A_FULL(ab), A_BYTES);
                 bulk_g2s(sA + ab * A_BYTES, ximg + tile * (int64_t)A_BYTES, A_BYTES, A_FULL(ab));
                 for (int j = 0; j < nt; j++, bt++) {
                     const int s = bt % H_BST;
-                    mbar_wait(B_EMPTY(s), ((bt / H_BST) & 1) ^ 1);
+                    mbar_wait_producer(B_EMPTY(s), ((bt / H_BST) & 1) ^ 1);
                     mbar_expect_tx(B_FULL(s), B_BYTES);
                     bulk_g2s(sB + s * B_BYTES, cimg + (int64_t)j * B_BYTES, B_BYTES, B_FULL(s));
                 }
@@ -386,7 +406,7 @@ __global__ void __launch_bounds__(H_THREADS, 1)
             int bt = 0, i = 0;
             for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x, i++) {
                 const int ab = i & 1;
-                mbar_wait(A_EMPTY(ab), ((i >> 1) & 1) ^ 1);
+                mbar_wait_producer(A_EMPTY(ab), ((i >> 1) & 1) ^ 1);
                 mbar_expect_tx(A_FULL(ab), A_BYTES);
 #pragma unroll
                 for (int kb = 0; kb < KB; kb++)
@@ -395,7 +415,7 @@ __global__ void __launch_bounds__(H_THREADS, 1)
 #pragma unroll
                     for (int h = 0; h < KS; h++, bt++) {
                         const int st = bt % T_BST;
-                        mbar_wait(B_EMPTY(st), ((bt / T_BST) & 1) ^ 1);
+                        mbar_wait_producer(B_EMPTY(st), ((bt / T_BST) & 1) ^ 1);
                         mbar_expect_tx(B_FULL(st), T_STAGE_BYTES);
                         tma_load_2d(sB + st * T_STAGE_BYTES, &cmap, (2 * h) * 32, j * T_BN, B_FULL(st));
                         tma_load_2d(sB + st * T_STAGE_BYTES + T_BOX_BYTES, &cmap, (2 * h + 1) * 32, j * T_BN,
