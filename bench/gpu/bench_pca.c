@@ -373,6 +373,7 @@ int main(int argc, char **argv)
         } F[] = {{"3xtf32 + top-k", "3xtf32", NULL},
                  {"3xbf16 + top-k", "3xbf16", NULL},
                  {"3xtf32-fused + top-k", "3xtf32-fused", NULL},
+                 {"3xtf32-fused-mma + top-k", "3xtf32-fused-mma", NULL},
                  {"3xtf32 + syevd64", "3xtf32", "1"},
                  {"3xbf16 + syevd64", "3xbf16", "1"}};
         fprintf(js, " \"fits\": [\n");
@@ -453,6 +454,7 @@ int main(int argc, char **argv)
         {"tf3 fused (variant 6)", 6, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 0, 0, 0},
         {"tf3 fused, no rescale", 6, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 0, 0, 1},
         {"tf3 fused, 26 splits", 6, 0, 0, FLI_COV_EIGH_DEVICE, 26, 0, 0, 0, 0},
+        {"tf3 fused mma.sync (variant 7)", 7, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 0, 0, 0},
         {"tf3 default, no rescale", 0, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 0, 0, 1},
         {"tf3 default, one stream", 0, 0, 0, FLI_COV_EIGH_DEVICE, 0, 0, 0, 1, 0},
         {"tf3 B16 rs1024", 4, 0, 0, FLI_COV_EIGH_DEVICE, 16, 16384, 0, 0, 0},

@@ -118,7 +118,9 @@ typedef struct fli_pca_cov_job {
                            strided-batched TF32 GEMM per chunk; 5 3xbf16:
                            the same with bf16 parts (FL_PCA_PRODUCT=3xbf16);
                            6 3xtf32 in one kernel, the split in registers
-                           (FL_PCA_PRODUCT=3xtf32-fused, pca_tf3.cu);
+                           (FL_PCA_PRODUCT=3xtf32-fused, pca_tf3.cu; wgmma
+                           on Hopper); 7 the same on mma.sync
+                           (3xtf32-fused-mma, A/B);
                            float32 products: 1 tiled lower triangle, 2
                            strided full GEMM, 3 cublasSsyrk */
     int64_t chunk_rows; /* rows centred per product step */

@@ -72,12 +72,13 @@ fl_status fl_ctx_create(const char *device, fl_ctx **out, char *err, size_t err_
     s = getenv("FL_PCA_FULL_EIGH");
     ctx->pca_full_eigh = s && s[0] == '1';
     s = getenv("FL_PCA_PRODUCT");
-    ctx->pca_product = !s                           ? 0
-                       : !strcmp(s, "3xtf32")       ? 4
-                       : !strcmp(s, "3xbf16")       ? 5
-                       : !strcmp(s, "3xtf32-fused") ? 6
-                       : !strcmp(s, "fp32")         ? 1
-                                                    : 0;
+    ctx->pca_product = !s                               ? 0
+                       : !strcmp(s, "3xtf32")           ? 4
+                       : !strcmp(s, "3xbf16")           ? 5
+                       : !strcmp(s, "3xtf32-fused")     ? 6
+                       : !strcmp(s, "3xtf32-fused-mma") ? 7
+                       : !strcmp(s, "fp32")             ? 1
+                                                        : 0;
     s = getenv("FL_KM_FUSED");
     ctx->km_fused = s && s[0] == '1';
     s = getenv("FL_H2D_STAGING");

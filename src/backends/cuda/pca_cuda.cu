@@ -54,9 +54,11 @@
  *     without the rescaling), 1 - |cos| 3.6e-11 (3xtf32 1.4e-13, torch's
  *     float32 path 1.5e-12). Not the default for that angle error: see
  *     PCA_NOTES.md;
- *   6 3xtf32 fused: the same three products in one kernel that splits z in
- *     registers (pca_tf3.cu): no [hi | lo] buffer, X read about once;
- *     float64 partials per block every 2048 rows, the same rescaling;
+ *   6 3xtf32 fused: the same three products in one kernel that splits z
+ *     once per stage in shared memory (pca_tf3.cu; on Hopper the wgmma
+ *     kernel of sm90/pca_tf3_sm90.cu): no [hi | lo] buffer, X read about
+ *     once; float64 partials per block every 2048 rows, the same
+ *     rescaling; 7 the same with the mma.sync kernel on any GPU (A/B);
  *   1 float32: the lower triangle in tiles of bs x bs (one batched GEMM over
  *     every (slice, tile) pair per chunk): 11.9 ms (bs 128, 32k-row chunks;
  *     14.5 ms before the column sums were reduced once instead of per
@@ -469,12 +471,12 @@ static void plan_cov(const fli_pca_cov_job *job, int sm_count, cov_plan *p)
 {
     const int64_t d = job->d;
     p->variant = job->variant ? job->variant : PCA_DEFAULT_VARIANT;
-    if (p->variant == 6 && !tf3f_fits(job)) p->variant = 4;
+    if ((p->variant == 6 || p->variant == 7) && !tf3f_fits(job)) p->variant = 4;
     p->esize = p->variant == 5 ? 2 : 4;
     p->streams = 1;
     p->brows = CENTER_ROWS;
     p->G = 1;
-    if (p->variant == 6) {
+    if (p->variant >= 6) {
         /* one block per SM (its 101 KB of shared memory and ~160 registers
          * a thread); splits of the rows per tile pair so that the blocks
          * fill the SMs' slots best (ties: fewer splits, less partial
@@ -700,7 +702,13 @@ static fl_status cov_body(fli_cuda_env *env, pca_cache *c, fli_pca_cov_job *job,
      * chunk's split overlaps this chunk's product */
     cudaStream_t ss = two ? st->copy_stream : s;
     const int64_t nbk_rows = p->part_rows;
-    const int fused = p->variant == 6;
+    const int fused = p->variant >= 6;
+    /* variant 6 on Hopper: the wgmma kernel; 7 (A/B) forces mma.sync */
+#ifdef FL_HAVE_SM90
+    const int sm90 = p->variant == 6 && st->cc_major == 9 && st->cc_minor == 0;
+#else
+    const int sm90 = 0;
+#endif
     const size_t zbytes = (size_t)p->esize * (size_t)(p->R * p->wcols);
     if (!fused) {
         FLI_TRY(slot(env, c, SL_Z0, zbytes, &b->Z[0]));
@@ -795,8 +803,8 @@ static fl_status cov_body(fli_cuda_env *env, pca_cache *c, fli_pca_cov_job *job,
         }
         if (fused) {
             double *part2 = b->part + nbk_rows * d;
-            FLI_CUDA_TRY(env, fli_pca_tf3_launch(src, sld, rows, (int)d, b->s, (int)p->B, (double *)b->P, b->part,
-                                                 part2, s));
+            FLI_CUDA_TRY(env, fli_pca_tf3_launch(src, sld, rows, (int)d, b->s, (int)p->B, sm90, (double *)b->P,
+                                                 b->part, part2, s));
             if (host) FLI_CUDA_TRY(env, cudaEventRecord(b->done[ci & 1], s));
             if (env->progress && (ci & 63) == 63) {
                 FLI_CUDA_TRY(env, cudaStreamSynchronize(s));
@@ -845,7 +853,7 @@ static fl_status cov_body(fli_cuda_env *env, pca_cache *c, fli_pca_cov_job *job,
         FLI_CUDA_TRY(env, cudaEventRecord(c->ev[4], ss));
         FLI_CUDA_TRY(env, cudaStreamWaitEvent(s, c->ev[4], 0));
     }
-    if (fused) FLI_CUDA_TRY(env, fli_pca_tf3_fold((const double *)b->P, (int)p->B, (int)d, b->S, s));
+    if (fused) FLI_CUDA_TRY(env, fli_pca_tf3_fold((const double *)b->P, (int)p->B, (int)d, sm90, b->S, s));
     pca_colsum_kernel<<<(int)fli_ceil_div(d, 128), 128, 0, s>>>(b->part, (int)nbk_rows, (int)d, b->t);
     FLI_LAUNCH_TRY(env, "pca_colsum_kernel");
     /* variant 4: the tensor cores' float32 accumulation truncates, which
@@ -913,9 +921,9 @@ extern "C" fl_status fli_cuda_pca_cov(fli_cuda_env *env, fli_pca_cov_job *job)
     job->scatter_dev = NULL;
     if (job->n < 1 || job->d < 1 || job->ld < job->d || job->d > 46340)
         return FLI_FAIL(env, FL_STATUS_INVALID_ARG, "pca_cov", "bad shape (n, d >= 1, ld >= d, d <= 46340)");
-    if (job->variant < 0 || job->variant > 6 || (job->tile > 0 && job->tile % 32) || job->eigh < 0 ||
+    if (job->variant < 0 || job->variant > 7 || (job->tile > 0 && job->tile % 32) || job->eigh < 0 ||
         job->eigh > FLI_COV_EIGH_DEVICE)
-        return FLI_FAIL(env, FL_STATUS_INVALID_ARG, "pca_cov", "variant in 0..6, tile a multiple of 32");
+        return FLI_FAIL(env, FL_STATUS_INVALID_ARG, "pca_cov", "variant in 0..7, tile a multiple of 32");
     FLI_CUDA_TRY(env, cudaSetDevice(env->device_id));
     cov_plan p;
     plan_cov(job, fli_state(env)->sm_count, &p);

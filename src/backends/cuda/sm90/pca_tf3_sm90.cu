@@ -1,0 +1,280 @@
+/*
+ * pca_tf3_sm90.cu — the fused 3xtf32 covariance kernel of pca_tf3.cu on
+ * Hopper's wgmma (sm_90a, FL_HAVE_SM90): the same blocks, row ranges,
+ * split and float64 partials, but the products run as wgmma m64n128k8 tf32
+ * with both operands from shared memory.
+ *
+ * tf32 wgmma reads K-major operands only, and X's panels are the other way
+ * round (a row of X is a row of K); the split pass already rewrites every
+ * value, so it stores the hi and lo parts transposed, a column's 32 rows
+ * in one 128-byte line with the 16-byte chunks XOR-swizzled by the line
+ * index (the 128-byte swizzle wgmma's descriptors name), and the tensor
+ * cores read them in place. The parts are double buffered: the split of
+ * step s + 1 runs while step s's 12 products (4 k-steps x 3 parts) are in
+ * flight. mma.sync tf32 had reached ~128 TFLOP/s of the three products
+ * (pca_tf3.cu, 7.7 ms at 1M x 512 on the H100) with the tensor pipe ~40%
+ * busy: the instruction's own limit there.
+ *
+ * Block: 256 threads, two warpgroups, warpgroup w the tile's rows 64 w ..
+ * 64 w + 63 against all 128 columns (64 accumulators a thread, in wgmma's
+ * register order: pca_tf3_fold_kernel's layout 1).
+ */
+#include <stdint.h>
+
+#include "backends/cuda/pca_tf3.cuh"
+
+#define S9_BK 32               /* rows per step: one 128-byte line of tf32 */
+#define S9_STAGES 3            /* X panel stages (cp.async)                 */
+#define S9_PANEL (S9_BK * 128) /* floats of one X panel, [row][column]      */
+#define S9_PART (128 * 128)    /* bytes of one split part, [column][row]    */
+#define S9_FLUSH 64            /* steps between float64 flushes (2048 rows) */
+
+static __device__ __forceinline__ uint32_t to_tf32(float x)
+{
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+static __device__ __forceinline__ void cp_async16(float *dst, const float *src, int bytes)
+{
+    const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(src), "r"(bytes));
+}
+static __device__ __forceinline__ void cp_commit()
+{
+    asm volatile("cp.async.commit_group;");
+}
+template <int N> static __device__ __forceinline__ void cp_wait()
+{
+    asm volatile("cp.async.wait_group %0;" ::"n"(N));
+}
+
+static __device__ __forceinline__ uint64_t desc_sw128(uint32_t saddr)
+{
+    return (uint64_t)((saddr & 0x3FFFF) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) |
+           ((uint64_t)1 << 62);
+}
+static __device__ __forceinline__ void wgmma_tf32(float (&d)[64], uint64_t da, uint64_t db)
+{
+    asm volatile("wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, "
+                 "%20, %21, "
+                 "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, "
+                 "%40, %41, %42, "
+                 "%43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, "
+                 "%61, %62, %63}, "
+                 "%64, %65, 1, 1, 1;\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
+                   "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
+                   "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]),
+                   "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
+                   "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]),
+                   "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
+                   "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
+                   "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+                   "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]),
+                   "+f"(d[63])
+                 : "l"(da), "l"(db));
+}
+static __device__ __forceinline__ void wgmma_fence()
+{
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+static __device__ __forceinline__ void wgmma_commit()
+{
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+template <int N> static __device__ __forceinline__ void wgmma_wait()
+{
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+/* Keeps the compiler from moving accumulator accesses across a wait. */
+static __device__ __forceinline__ void fence_acc(float (&d)[64])
+{
+#pragma unroll
+    for (int i = 0; i < 64; i++)
+        asm volatile("" : "+f"(d[i])::"memory");
+}
+
+/* One 32 x 128 panel of X into shared memory, rows past `rows` and
+ * columns past d as zero; 256 threads, 4 vectors each. */
+static __device__ __forceinline__ void load_panel(float *sm, const float *__restrict__ X, int64_t ld,
+                                                  int64_t row0, int64_t rows, int col0, int d)
+{
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int v = threadIdx.x + 256 * i, r = v >> 5, c = col0 + (v & 31) * 4;
+        const int64_t row = row0 + r;
+        int bytes = (d - c) * 4;
+        bytes = bytes > 16 ? 16 : bytes < 0 ? 0 : bytes;
+        if (row >= rows)
+            bytes = 0;
+        cp_async16(sm + r * 128 + (v & 31) * 4, bytes ? X + row * ld + c : X, bytes);
+    }
+}
+
+/* The split of one panel into its hi and lo parts (z = x - s, 0 for rows
+ * past `lim`), transposed and 128-byte swizzled: column m's rows 4q .. 4q+3
+ * go to line m, chunk q ^ (m & 7). Thread: column tid % 128, row quads h,
+ * h + 2, h + 4, h + 6 (h = tid / 128). */
+template <bool STATS>
+static __device__ __forceinline__ void split_panel(const float *__restrict__ xs, char *hi, char *lo, float sm,
+                                                   int64_t lim, double &sum, double &sq)
+{
+    const int m = threadIdx.x & 127, h = threadIdx.x >> 7;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        const int q = h + 2 * j, k0 = 4 * q;
+        float4 vh, vl;
+        float *ph = &vh.x, *pl = &vl.x;
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const float z = k0 + e < lim ? xs[(k0 + e) * 128 + m] - sm : 0.f;
+            const uint32_t zh = to_tf32(z);
+            ph[e] = __uint_as_float(zh);
+            pl[e] = __uint_as_float(to_tf32(z - __uint_as_float(zh)));
+            if (STATS) {
+                sum += (double)z;
+                sq += (double)z * (double)z;
+            }
+        }
+        const int off = m * 128 + ((q ^ (m & 7)) << 4);
+        *(float4 *)(hi + off) = vh;
+        *(float4 *)(lo + off) = vl;
+    }
+}
+
+__global__ void __launch_bounds__(256, 1)
+    pca_tf3_sm90_kernel(const float *__restrict__ X, int64_t ld, int64_t rows, int d,
+                        const float *__restrict__ shift, int splits, double *__restrict__ partial,
+                        double *__restrict__ colsum, double *__restrict__ colsq)
+{
+    extern __shared__ float4 smem4[];
+    /* the parts first (1024-byte aligned for the swizzle), then the X stages */
+    char *base = (char *)(((uintptr_t)smem4 + 1023) & ~(uintptr_t)1023);
+    char *parts = base; /* 2 buffers x {A hi, A lo, B hi, B lo} */
+    float *As = (float *)(base + 2 * 4 * S9_PART), *Bs = As + S9_STAGES * S9_PANEL;
+    const int pair = blockIdx.x / splits, sp = blockIdx.x % splits;
+    int I = 0;
+    while ((I + 1) * (I + 2) / 2 <= pair)
+        I++;
+    const int J = pair - I * (I + 1) / 2, diag = I == J;
+    const int colA = I * 128, colB = J * 128;
+    const int64_t steps = (rows + S9_BK - 1) / S9_BK;
+    const int64_t s0 = steps * sp / splits, s1 = steps * (sp + 1) / splits;
+    const int m = threadIdx.x & 127, wg = threadIdx.x >> 7;
+    const float sA = colA + m < d ? shift[colA + m] : 0.f, sB = colB + m < d ? shift[colB + m] : 0.f;
+    double sum = 0, sq = 0;
+    const uint32_t parts_s = (uint32_t)__cvta_generic_to_shared(parts);
+
+    float acc[64];
+#pragma unroll
+    for (int r = 0; r < 64; r++)
+        acc[r] = 0.f;
+    double *dst = partial + (int64_t)blockIdx.x * 16384 + threadIdx.x;
+
+#pragma unroll
+    for (int st = 0; st < S9_STAGES - 1; st++) {
+        if (s0 + st < s1) {
+            load_panel(As + st * S9_PANEL, X, ld, (s0 + st) * S9_BK, rows, colA, d);
+            if (!diag)
+                load_panel(Bs + st * S9_PANEL, X, ld, (s0 + st) * S9_BK, rows, colB, d);
+        }
+        cp_commit();
+    }
+    int since = 0;
+    for (int64_t s = s0; s < s1; s++) {
+        cp_wait<S9_STAGES - 2>();
+        /* stage s landed; every warpgroup's products of step s - 2 (the
+         * parts buffer this step's split rewrites) completed */
+        __syncthreads();
+        {
+            const int64_t nx = s + S9_STAGES - 1;
+            if (nx < s1) {
+                const int slot = (int)((nx - s0) % S9_STAGES);
+                load_panel(As + slot * S9_PANEL, X, ld, nx * S9_BK, rows, colA, d);
+                if (!diag)
+                    load_panel(Bs + slot * S9_PANEL, X, ld, nx * S9_BK, rows, colB, d);
+            }
+            cp_commit();
+        }
+        const int slot = (int)((s - s0) % S9_STAGES), buf = (int)((s - s0) & 1);
+        char *P = parts + buf * 4 * S9_PART;
+        const int64_t lim = rows - s * S9_BK;
+        if (diag) {
+            split_panel<true>(As + slot * S9_PANEL, P, P + S9_PART, sA, lim, sum, sq);
+        } else {
+            split_panel<false>(As + slot * S9_PANEL, P, P + S9_PART, sA, lim, sum, sq);
+            split_panel<false>(Bs + slot * S9_PANEL, P + 2 * S9_PART, P + 3 * S9_PART, sB, lim, sum, sq);
+        }
+        /* the generic-proxy stores, visible to the tensor cores' reads */
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+        __syncthreads();
+        const uint32_t pa = parts_s + buf * 4 * S9_PART, pb = diag ? pa : pa + 2 * S9_PART;
+        /* A: this warpgroup's 64 lines of hi / lo; B: all 128 lines */
+        const uint64_t ah = desc_sw128(pa + wg * 64 * 128), al = desc_sw128(pa + S9_PART + wg * 64 * 128);
+        const uint64_t bh = desc_sw128(pb), bl = desc_sw128(pb + S9_PART);
+        fence_acc(acc);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) {
+            /* k-steps of 8 tf32 = 32 bytes along the line: the descriptor's
+             * address field counts 16-byte units */
+            const uint64_t o = (uint64_t)((kk * 32) >> 4);
+            wgmma_tf32(acc, al + o, bh + o);
+            wgmma_tf32(acc, ah + o, bl + o);
+            wgmma_tf32(acc, ah + o, bh + o);
+        }
+        wgmma_commit();
+        wgmma_wait<1>(); /* step s - 1's products are done */
+        fence_acc(acc);
+        if (++since == S9_FLUSH || s + 1 == s1) {
+            since = 0;
+            wgmma_wait<0>();
+            fence_acc(acc);
+#pragma unroll
+            for (int r = 0; r < 64; r++) {
+                dst[r * 256] += (double)acc[r];
+                acc[r] = 0.f;
+            }
+            fence_acc(acc);
+        }
+    }
+    wgmma_wait<0>();
+    if (diag) {
+        /* the two halves' sums, in a fixed order (in the X stages: no copy
+         * is in flight any more) */
+        cp_wait<0>();
+        __syncthreads();
+        double *red = (double *)As;
+        if (wg) {
+            red[m] = sum;
+            red[128 + m] = sq;
+        }
+        __syncthreads();
+        if (!wg && colA + m < d) {
+            colsum[(int64_t)sp * d + colA + m] += sum + red[m];
+            colsq[(int64_t)sp * d + colA + m] += sq + red[128 + m];
+        }
+    }
+}
+
+extern "C" size_t fli_pca_tf3_sm90_smem(void)
+{
+    return 1024 + 2 * 4 * S9_PART + sizeof(float) * 2 * S9_STAGES * S9_PANEL;
+}
+
+extern "C" cudaError_t fli_pca_tf3_sm90_launch(const float *X, int64_t ld, int64_t rows, int d,
+                                               const float *shift, int splits, double *partial,
+                                               double *colsum, double *colsq, cudaStream_t s)
+{
+    const int nb = (d + 127) / 128, pairs = nb * (nb + 1) / 2;
+    const size_t smem = fli_pca_tf3_sm90_smem();
+    cudaError_t e =
+        cudaFuncSetAttribute(pca_tf3_sm90_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess)
+        return e;
+    pca_tf3_sm90_kernel<<<pairs * splits, 256, smem, s>>>(X, ld, rows, d, shift, splits, partial, colsum,
+                                                          colsq);
+    return cudaGetLastError();
+}
