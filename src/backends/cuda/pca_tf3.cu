@@ -48,11 +48,14 @@
 #define TF3F_STAGES 3
 #define TF3F_FLUSH 64 /* row steps between float64 flushes (2048 rows) */
 
+/* z rounded to tf32 (10 explicit mantissa bits), to nearest with ties away
+ * from zero, in two integer operations: adding half a unit of the 11th bit
+ * to the magnitude carries into the kept bits (and the exponent) exactly as
+ * rounding does: cvt.rna.tf32.f32's result (which took more ALU work: the
+ * split was the busiest pipe). Inf and NaN stay Inf and NaN. */
 static __device__ __forceinline__ uint32_t to_tf32(float x)
 {
-    uint32_t r;
-    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-    return r;
+    return (__float_as_uint(x) + 0x1000u) & 0xFFFFE000u;
 }
 
 static __device__ __forceinline__ void mma_tf32(float *c, const uint32_t *a, const uint32_t *b)

@@ -29,11 +29,14 @@
 #define S9_PART (128 * 128)    /* bytes of one split part, [column][row]    */
 #define S9_FLUSH 64            /* steps between float64 flushes (2048 rows) */
 
+/* z rounded to tf32 (10 explicit mantissa bits), to nearest with ties away
+ * from zero, in two integer operations: adding half a unit of the 11th bit
+ * to the magnitude carries into the kept bits (and the exponent) exactly as
+ * rounding does: cvt.rna.tf32.f32's result (which took more ALU work: the
+ * split was the busiest pipe). Inf and NaN stay Inf and NaN. */
 static __device__ __forceinline__ uint32_t to_tf32(float x)
 {
-    uint32_t r;
-    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-    return r;
+    return (__float_as_uint(x) + 0x1000u) & 0xFFFFE000u;
 }
 static __device__ __forceinline__ void cp_async16(float *dst, const float *src, int bytes)
 {
@@ -117,11 +120,13 @@ static __device__ __forceinline__ void load_panel(float *sm, const float *__rest
  * past `lim`), transposed and 128-byte swizzled: column m's rows 4q .. 4q+3
  * go to line m, chunk q ^ (m & 7). Thread: column tid % 128, row quads h,
  * h + 2, h + 4, h + 6 (h = tid / 128). */
-template <bool STATS>
+template <bool STATS, bool FULL>
 static __device__ __forceinline__ void split_panel(const float *__restrict__ xs, char *hi, char *lo, float sm,
                                                    int64_t lim, double &sum, double &sq)
 {
     const int m = threadIdx.x & 127, h = threadIdx.x >> 7;
+    /* the step's sums in float32 (16 values), then once into float64 */
+    float fs = 0.f, fq = 0.f;
 #pragma unroll
     for (int j = 0; j < 4; j++) {
         const int q = h + 2 * j, k0 = 4 * q;
@@ -129,18 +134,22 @@ static __device__ __forceinline__ void split_panel(const float *__restrict__ xs,
         float *ph = &vh.x, *pl = &vl.x;
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            const float z = k0 + e < lim ? xs[(k0 + e) * 128 + m] - sm : 0.f;
+            const float z = FULL || k0 + e < lim ? xs[(k0 + e) * 128 + m] - sm : 0.f;
             const uint32_t zh = to_tf32(z);
             ph[e] = __uint_as_float(zh);
             pl[e] = __uint_as_float(to_tf32(z - __uint_as_float(zh)));
             if (STATS) {
-                sum += (double)z;
-                sq += (double)z * (double)z;
+                fs += z;
+                fq = fmaf(z, z, fq);
             }
         }
         const int off = m * 128 + ((q ^ (m & 7)) << 4);
         *(float4 *)(hi + off) = vh;
         *(float4 *)(lo + off) = vl;
+    }
+    if (STATS) {
+        sum += (double)fs;
+        sq += (double)fq;
     }
 }
 
@@ -201,11 +210,20 @@ __global__ void __launch_bounds__(256, 1)
         const int slot = (int)((s - s0) % S9_STAGES), buf = (int)((s - s0) & 1);
         char *P = parts + buf * 4 * S9_PART;
         const int64_t lim = rows - s * S9_BK;
-        if (diag) {
-            split_panel<true>(As + slot * S9_PANEL, P, P + S9_PART, sA, lim, sum, sq);
+        const float *xa = As + slot * S9_PANEL, *xb = Bs + slot * S9_PANEL;
+        char *pbh = P + 2 * S9_PART, *pbl = P + 3 * S9_PART;
+        if (lim >= S9_BK) { /* every step but the last: no row mask */
+            if (diag) {
+                split_panel<true, true>(xa, P, P + S9_PART, sA, lim, sum, sq);
+            } else {
+                split_panel<false, true>(xa, P, P + S9_PART, sA, lim, sum, sq);
+                split_panel<false, true>(xb, pbh, pbl, sB, lim, sum, sq);
+            }
+        } else if (diag) {
+            split_panel<true, false>(xa, P, P + S9_PART, sA, lim, sum, sq);
         } else {
-            split_panel<false>(As + slot * S9_PANEL, P, P + S9_PART, sA, lim, sum, sq);
-            split_panel<false>(Bs + slot * S9_PANEL, P + 2 * S9_PART, P + 3 * S9_PART, sB, lim, sum, sq);
+            split_panel<false, false>(xa, P, P + S9_PART, sA, lim, sum, sq);
+            split_panel<false, false>(xb, pbh, pbl, sB, lim, sum, sq);
         }
         /* the generic-proxy stores, visible to the tensor cores' reads */
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
