@@ -8,14 +8,18 @@
  * covariance_eigh, one pass over X (coefficients fixed_ms, bw_gbs,
  * rate_tflops, launch_us, eig_us, eig_tflops, host_gflops, sync_us,
  * syevd_ms):
- *   scatter   X read once, each chunk's shifted rows written as tf32
- *             parts [hi | lo] (d padded to 32) and read by the products,
- *             at bw_gbs; one strided-batched TF32 GEMM per chunk of B
+ *   scatter   the split, memory-bound: X read once, each chunk's shifted
+ *             rows written as tf32 parts [hi | lo] (d padded to 32), at
+ *             bw_gbs; then one strided-batched TF32 GEMM per chunk of B
  *             slices of up to 2048 rows (pca_cuda.cu's plan_cov: B, a power
  *             of two up to 32, gives about 4 output tiles per SM), rows
- *             padded to whole chunks: 4 rows dp^2 flops at rate_tflops;
- *             the larger of the two; a split, a GEMM and their two events
- *             per chunk and a fold per 16k rows of a slice at launch_us;
+ *             padded to whole chunks: its B x tiles output tiles of 128 x
+ *             128 run in waves over the SMs, a wave costing a whole tile's
+ *             rs-deep k loop (2 x 128 x 128 x rs flops per SM) at
+ *             rate_tflops, its operand loads hidden behind the MMAs; the
+ *             two add (the second stream's overlap saved 3%: bench_pca at
+ *             f10d019); a split, a GEMM and their two events per chunk and
+ *             a fold per 16k rows of a slice at launch_us;
  *   eigh      few components (p = k + max(k, 16) <= 128, 8 p <= d <= n): the
  *             top-k subspace iteration (algo/linalg_topk.c) in float64.
  *             Its work is set by the steps S it takes and their filter
@@ -38,15 +42,24 @@
  *             + syevd_ms past 64 columns (its blocked path).
  * randomized, l = n_components + n_oversamples columns, I power
  * iterations (fixed_ms, bw_gbs, rate_tflops, launch_us, sync_us,
- * orth_tflops):
- *   products  2 I + 2 passes over X (Y = X Omega; I x (X^T Y, X Z); X^T Q),
- *             each 2 n d l flops and n d floats read: the larger of the
- *             two; PCA first writes and reads a centred copy of X;
- *   orth      CholeskyQR2 of every block (2 I + 2 of them): Gram and
- *             triangular solves, 6 rows l^2 flops, at orth_tflops, the
- *             block read and written ~6 times at bw_gbs, two
- *             host round trips each (the Cholesky's info) at sync_us,
- *             ~10 + l / 2 launches (the Cholesky's panels);
+ * orth_tflops, host_gflops, blk_gbs); cuBLAS's SGEMM is taken to work
+ * in whole 64-wide tiles along l, so l costs as lt = 64 ceil(l / 64)
+ * where flops are counted:
+ *   products  the centred copy of X first (both PCA and TruncatedSVD:
+ *             X's size read or written 8 times; TruncatedSVD also forms
+ *             the projections Xc V); 2 I + 2 passes over X (Y = X Omega;
+ *             I x (X^T Y, X Z); X^T Q), each 2 n d lt flops at rate_tflops,
+ *             n d floats read at bw_gbs and the n x l block written or read
+ *             at blk_gbs (the thin blocks' operations run far below HBM's
+ *             rate): the larger of the two;
+ *   orth      CholeskyQR2 of every block (2 I + 2 of them): Gram matrices
+ *             and triangular solves, 6 rows lt^2 flops at orth_tflops, or
+ *             their streaming at blk_gbs (per pass and row, the Gram 128
+ *             floats per 64 x 64 tile, whose time does not shrink with l,
+ *             the solve l read and written): the larger; three host round
+ *             trips each (the two Choleskys' info, the first pass's pivots)
+ *             at sync_us, ~10 + 2 l launches (a dependent step per column
+ *             of each Cholesky);
  *   host      the l x l SVD, 20 l^3 flops at host_gflops (one thread).
  */
 #include <math.h>
@@ -55,14 +68,15 @@
 #include "algo/linalg_topk.h"
 #include "info/info_internal.h"
 
-/* D_SYNC: covariance_eigh's only (the randomized solver's round trips are D_LAT) */
+/* D_SYNC: covariance_eigh's only (the randomized solver's round trips are D_LAT); D_BLK, in its
+ * place, the randomized solver's only */
 enum { D_FIXED, D_BW, D_RATE, D_LAUNCH, D_LAT, D_RATE2, D_HOST, D_SYNC, D_SYEVD, D_NCOEF };
-enum { D_NRND = D_SYNC };
+enum { D_BLK = D_SYNC, D_NRND = D_SYNC + 1 };
 static const char *const cov_names[D_NCOEF] = {"fixed_ms",    "bw_gbs",  "rate_tflops",
                                                "launch_us",   "eig_us",  "eig_tflops",
                                                "host_gflops", "sync_us", "syevd_ms"};
 static const char *const rnd_names[D_NRND] = {"fixed_ms", "bw_gbs",      "rate_tflops", "launch_us",
-                                              "sync_us",  "orth_tflops", "host_gflops"};
+                                              "sync_us",  "orth_tflops", "host_gflops", "blk_gbs"};
 
 static int decomp_variant(const char *v)
 {
@@ -79,8 +93,11 @@ static void decomp_roofline(int rnd, const fl_info_device *dev, double *c)
     c[D_RATE2] = rnd ? fli_rate(dev, FL_INFO_PREC_FP32, FLI_CLASS_GEMM) / 4
                      : fli_rate(dev, FL_INFO_PREC_FP64, FLI_CLASS_SOLVER);
     c[D_HOST] = 5;    /* one host thread's LAPACK on small matrices */
-    c[D_SYNC] = 20;   /* a stream synchronisation and a small copy to the host */
     c[D_SYEVD] = 0.5; /* cuSOLVER's syevd past 64 columns: its blocked path's set-up */
+    if (rnd)
+        c[D_BLK] = c[D_BW] / 4; /* the n x l blocks' operations: thin, far below HBM's rate */
+    else
+        c[D_SYNC] = 20; /* a stream synchronisation and a small copy to the host */
 }
 
 /* linalg_topk.c's step rule on the spectrum t_i = 1 / (1 + i): the filter
@@ -151,12 +168,19 @@ int fli_est_decomp_gpu(fli_est *e, int is_pca, int rnd, double k, double it, dou
         const double need = ceil(ceil(n / B) / 32) * 32, rs = need < 2048 ? need : 2048;
         const double chunks = ceil(n / (rs * B)), folds = ceil(chunks / ceil(16384 / rs));
         const double rows = chunks * rs * B; /* the last chunk's slices read zero rows past n */
-        const double fl = 4 * rows * dp * dp, by = n * d * 4 + 2 * rows * 2 * dp * 4;
+        /* the split (memory-bound: X read, the [hi | lo] parts written) and the products
+         * (compute-bound, their operand loads pipelined behind the MMAs) take turns on the SMs:
+         * their times add (the second stream's overlap saved 3% at 1M x 512 on the H100: 8.53
+         * ms against 8.81 on one stream, bench_pca at f10d019). A chunk's GEMM runs B x tiles
+         * output tiles in waves over the SMs, each wave the time of a 128 x 128 tile's rs-deep
+         * k loop (smaller tiles, at small d, are no faster: their k loop is latency-bound) */
+        const double fl = 4 * rows * dp * dp, by = n * d * 4 + rows * 2 * dp * 4;
         const double la = 4 * chunks + folds + 10;
-        const double tc = fl / rate, tm = by / bw;
+        const double waves = ceil(B * tiles / (double)e->dev->sm_count);
+        const double tc = chunks * waves * e->dev->sm_count * 2 * 128 * 128 * rs / rate, tm = by / bw;
         nd = fli_node(e, 0, "scatter", "one pass over X: shifted tf32 parts, a batched TF32 GEMM per chunk",
                       1);
-        fli_leaf(e, nd, (tc > tm ? tc : tm) + la * lau, fl, by, la,
+        fli_leaf(e, nd, tc + tm + la * lau, fl, by, la,
                  tc > tm ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY, tier);
         const double p = (double)fli_topk_block((int64_t)k);
         const int topk = fli_topk_on_gpu((int64_t)k, (int64_t)n, (int64_t)d); /* as decomp.c decides */
@@ -197,21 +221,35 @@ int fli_est_decomp_gpu(fli_est *e, int is_pca, int rnd, double k, double it, dou
         }
     } else {
         const double l = k + over, passes = 2 * it + 2;
-        const double fl = passes * 2 * n * d * l, by = passes * n * d * 4 + (is_pca ? 3 * n * d * 4 : 0);
-        const double tc = fl / rate, tm = by / bw;
-        nd = fli_node(e, 0, "products with X", "2 n_iter + 2 tall-skinny GEMMs (PCA: a centred copy first)",
+        /* cuBLAS's SGEMM taken to compute whole 64-wide tiles: l (and a Gram's l x l) costs as lt */
+        const double tl = ceil(l / 64), lt = 64 * tl;
+        /* decomp_la.c builds the centred copy Xc for both solvers (TruncatedSVD: for the total and
+         * the projections' variances): a copy, two rank-1 updates, the column means and the norm
+         * read or write X's size 8 times; TruncatedSVD then forms Xc V (n x k) and its Gram matrix */
+        const double cby = 8 * n * d * 4 + (is_pca ? 0 : n * d * 4 + 2 * n * k * 4);
+        const double fl = passes * 2 * n * d * lt + (is_pca ? 0 : 2 * n * d * k + 2 * n * k * k);
+        /* X (or Xc) read by every product at bw_gbs; the n x l block each writes (M Z) or reads
+         * (M^T Y) at blk_gbs, the rate of the thin blocks' operations */
+        const double by = passes * n * d * 4 + cby, bby = passes * n * l * 4, blk = c[D_BLK] * 1e6;
+        const double tc = fl / rate, tm = by / bw + bby / blk;
+        nd = fli_node(e, 0, "products with X", "2 n_iter + 2 tall-skinny GEMMs, the centred copy of X first",
                       1);
-        fli_leaf(e, nd, (tc > tm ? tc : tm) + passes * 2 * lau, fl, by, passes * 2,
+        fli_leaf(e, nd, (tc > tm ? tc : tm) + passes * 2 * lau, fl, by + bby, passes * 2,
                  tc > tm ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY, tier);
-        /* each CholeskyQR pass: a Gram matrix, a Cholesky of l x l (panels: launches ~ l / 2) and a
-         * triangular solve */
-        const double orths = passes, ofl = (it + 1) * 6 * n * l * l + it * 6 * d * l * l + 4 * d * l * l;
-        const double ola = orths * (10 + l / 2);
-        /* the blocks read and written by the Gram products and the solves: ~6 times per CholeskyQR2 */
-        const double oby = ((it + 1) * n + it * d) * l * 4 * 6;
+        /* CholeskyQR2 of every block (linalg.c's fli_la_cholqr2), two passes of a Gram matrix, a
+         * Cholesky of l x l and a triangular solve; 6 rows lt^2 flops at orth_tflops (the Gram's
+         * whole tiles), or its streaming at blk_gbs: per pass and row, the Gram reads 128 floats
+         * per tile of its tl x tl (a tile's time does not shrink with l), the solve reads and
+         * writes l; the larger of the two. Three host round trips each (the two Choleskys' info,
+         * the first pass's pivots) at sync_us; each Cholesky takes a dependent step per column,
+         * about a launch's time (2 l), + ~10 launches. The Householder QR of B^T: 4 d lt^2 flops */
+        const double orths = passes, ofl = ((it + 1) * n + it * d) * 6 * lt * lt + 4 * d * lt * lt;
+        const double ola = orths * (10 + 2 * l);
+        const double oby = ((it + 1) * n + it * d) * 2 * (128 * tl * tl + 2 * l) * 4;
+        const double oc = ofl / (c[D_RATE2] * 1e9), om = oby / blk;
         nd = fli_node(e, 0, "orthonormalise", "CholeskyQR2 of each block, Householder QR of B^T", 1);
-        fli_leaf(e, nd, ofl / (c[D_RATE2] * 1e9) + oby / bw + orths * 2 * c[D_LAT] * 1e-3 + ola * lau, ofl,
-                 oby, ola, FL_INFO_BOUND_LATENCY, tier);
+        fli_leaf(e, nd, (oc > om ? oc : om) + orths * 3 * c[D_LAT] * 1e-3 + ola * lau, ofl, oby, ola,
+                 FL_INFO_BOUND_LATENCY, tier);
         const double hfl = 20 * l * l * l; /* the l x l SVD (dgesdd) on the host */
         nd = fli_node(e, 0, "small SVD (host)", "the l x l SVD of R_b^T", 1);
         fli_leaf(e, nd, hfl / (c[D_HOST] * 1e6), hfl, 0, 0, FL_INFO_BOUND_COMPUTE, tier);
