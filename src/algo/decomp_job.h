@@ -114,7 +114,8 @@ typedef struct fli_pca_cov_job {
     double total_ss; /* trace of the scatter */
     int nonfinite;   /* X holds a NaN/Inf: status INVALID_ARG, nothing written */
     /* diagnostic A/B switches (bench_pca); 0 = the module's choice */
-    int variant;        /* 4 3xtf32 (default): [hi | lo] tf32 parts, one
+    int variant;        /* 0: 6 on Hopper with device X, else 4;
+                           4 3xtf32: [hi | lo] tf32 parts, one
                            strided-batched TF32 GEMM per chunk; 5 3xbf16:
                            the same with bf16 parts (FL_PCA_PRODUCT=3xbf16);
                            6 3xtf32 in one kernel, the split in registers

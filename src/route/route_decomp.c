@@ -121,6 +121,9 @@ fl_status fli_route_decomp(const fl_hw_props *hw, int is_pca, int64_t n, int64_t
     const char *prec = out->backend != FL_BACKEND_CPU && s == FLI_DECOMP_RANDOMIZED
                            ? "products in the data's precision on cuBLAS, CholeskyQR2 normaliser, float64 "
                              "small SVD"
+                       : out->backend != FL_BACKEND_CPU && x_on_device && hw->sm90_enabled
+                           ? "3xtf32 products of the shifted data in one fused kernel (wgmma), float64 "
+                             "scatter and eigh"
                        : out->backend != FL_BACKEND_CPU
                            ? "float32 products of shifted chunks, float64 scatter "
                              "and eigh"

@@ -443,8 +443,9 @@ typedef struct cov_plan {
  * product, which the rescaling to the exact diagonal takes out. So: 2048
  * rows deep, and slices for about two output tiles of 128 x 128 per SM. */
 #define TF3_ROWS 2048
-/* The product when the job names none: 4 (3xtf32), see PCA_NOTES.md for
- * why not 5 (3xbf16). */
+/* The product when the job names none and the fused one cannot run on
+ * Hopper's wgmma (see plan_cov): 4 (3xtf32); see PCA_NOTES.md for why not
+ * 5 (3xbf16). */
 #define PCA_DEFAULT_VARIANT 4
 #define TF3_MAX_SLICES 32
 
@@ -459,6 +460,19 @@ static void slice_rows(int64_t want, int64_t n, cov_plan *p)
     p->R = rs * p->B;
 }
 
+/* The Hopper kernel of the fused product can run: built (FL_HAVE_SM90), a
+ * compute capability 9.0 device, FL_DISABLE_SM90 unset (sm90_enabled). */
+static int pca_sm90(fli_cuda_env *env)
+{
+#ifdef FL_HAVE_SM90
+    const fli_cuda_state *st = fli_state(env);
+    return env->sm90_enabled && st->cc_major == 9 && st->cc_minor == 0;
+#else
+    (void)env;
+    return 0;
+#endif
+}
+
 /* Variant 6 reads X in place with 16-byte vector loads: device X 16-byte
  * aligned with ld % 4 == 0, host X staged at d floats a row (d % 4 == 0). */
 static int tf3f_fits(const fli_pca_cov_job *job)
@@ -467,10 +481,16 @@ static int tf3f_fits(const fli_pca_cov_job *job)
     return ((uintptr_t)job->X & 15) == 0 && job->ld % 4 == 0;
 }
 
-static void plan_cov(const fli_pca_cov_job *job, int sm_count, cov_plan *p)
+static void plan_cov(const fli_pca_cov_job *job, int sm_count, int sm90, cov_plan *p)
 {
     const int64_t d = job->d;
-    p->variant = job->variant ? job->variant : PCA_DEFAULT_VARIANT;
+    /* the default: the fused product on Hopper with X on the device (its
+     * wgmma kernel: 4.84 ms against variant 4's 8.55 at 1M x 512 on the
+     * H100, bench_pca 2380279, the same accuracy), variant 4 elsewhere
+     * (the fused kernel's mma.sync form and host X unmeasured against it) */
+    p->variant = job->variant               ? job->variant
+                 : sm90 && job->x_dev >= 0 && tf3f_fits(job) ? 6
+                                                              : PCA_DEFAULT_VARIANT;
     if ((p->variant == 6 || p->variant == 7) && !tf3f_fits(job)) p->variant = 4;
     p->esize = p->variant == 5 ? 2 : 4;
     p->streams = 1;
@@ -707,11 +727,7 @@ static fl_status cov_body(fli_cuda_env *env, pca_cache *c, fli_pca_cov_job *job,
     const int64_t nbk_rows = p->part_rows;
     const int fused = p->variant >= 6;
     /* variant 6 on Hopper: the wgmma kernel; 7 (A/B) forces mma.sync */
-#ifdef FL_HAVE_SM90
-    const int sm90 = p->variant == 6 && st->cc_major == 9 && st->cc_minor == 0;
-#else
-    const int sm90 = 0;
-#endif
+    const int sm90 = p->variant == 6 && pca_sm90(env);
     const size_t zbytes = (size_t)p->esize * (size_t)(p->R * p->wcols);
     if (!fused) {
         FLI_TRY(slot(env, c, SL_Z0, zbytes, &b->Z[0]));
@@ -929,7 +945,7 @@ extern "C" fl_status fli_cuda_pca_cov(fli_cuda_env *env, fli_pca_cov_job *job)
         return FLI_FAIL(env, FL_STATUS_INVALID_ARG, "pca_cov", "variant in 0..7, tile a multiple of 32");
     FLI_CUDA_TRY(env, cudaSetDevice(env->device_id));
     cov_plan p;
-    plan_cov(job, fli_state(env)->sm_count, &p);
+    plan_cov(job, fli_state(env)->sm_count, pca_sm90(env), &p);
     if (p.rs > 2147483647 || p.dp > 46368)
         return FLI_FAIL(env, FL_STATUS_UNSUPPORTED, "pca_cov", "shape beyond 32-bit BLAS sizes");
     pca_cache *c = NULL;
