@@ -22,7 +22,7 @@
  *
  * Accuracy as variant 4: the tensor cores' float32 accumulation truncates,
  * so the float32 accumulators are added into a float64 partial (the
- * block's own, in global memory) every TF3F_FLUSH row steps (2048 rows,
+ * block's own, in global memory) every TF3_FLUSH row steps (2048 rows,
  * variant 4's depth), and pca_cuda.cu scales S so that its diagonal is the
  * exact float64 sum of z^2, which the diagonal tiles' blocks accumulate
  * here (with the column sums of z) from the same shared-memory panels.
@@ -36,27 +36,12 @@
 #include <stdint.h>
 
 #include "backends/cuda/pca_tf3.cuh"
+#include "backends/cuda/pca_tf3_dev.cuh"
 
-#define TF3F_BK 32 /* rows per pipeline step                  */
-#define TF3F_LDS                                                                                             \
-    132 /* shared-memory row stride (floats): 128 + 4 keeps the                                              \
-           fragment loads free of bank conflicts     */
-#define TF3F_LDP                                                                                             \
-    36 /* a split part's column stride (floats): 32 rows + 4 keeps                                           \
-          ldmatrix's 8 rows a phase and the 16-byte stores free of                                           \
-          bank conflicts                                     */
+/* a split part's column stride (floats): 32 rows + 4 keep ldmatrix's 8
+ * rows a phase and the 16-byte stores free of bank conflicts */
+#define TF3F_LDP 36
 #define TF3F_STAGES 3
-#define TF3F_FLUSH 64 /* row steps between float64 flushes (2048 rows) */
-
-/* z rounded to tf32 (10 explicit mantissa bits), to nearest with ties away
- * from zero, in two integer operations: adding half a unit of the 11th bit
- * to the magnitude carries into the kept bits (and the exponent) exactly as
- * rounding does: cvt.rna.tf32.f32's result (which took more ALU work: the
- * split was the busiest pipe). Inf and NaN stay Inf and NaN. */
-static __device__ __forceinline__ uint32_t to_tf32(float x)
-{
-    return (__float_as_uint(x) + 0x1000u) & 0xFFFFE000u;
-}
 
 static __device__ __forceinline__ void mma_tf32(float *c, const uint32_t *a, const uint32_t *b)
 {
@@ -67,74 +52,12 @@ static __device__ __forceinline__ void mma_tf32(float *c, const uint32_t *a, con
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-static __device__ __forceinline__ void cp_async16(float *dst, const float *src, int bytes)
-{
-    const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(src), "r"(bytes));
-}
-static __device__ __forceinline__ void cp_commit()
-{
-    asm volatile("cp.async.commit_group;");
-}
-template <int N> static __device__ __forceinline__ void cp_wait()
-{
-    asm volatile("cp.async.wait_group %0;" ::"n"(N));
-}
-
-/* One 32 x 128 panel of X (rows row0.., columns col0..) into shared memory;
- * rows >= rows and columns >= d read as zero. 256 threads, 4 vectors each. */
-static __device__ __forceinline__ void load_panel(float *sm, const float *__restrict__ X, int64_t ld,
-                                                  int64_t row0, int64_t rows, int col0, int d)
-{
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const int v = threadIdx.x + 256 * i, r = v >> 5, c = col0 + (v & 31) * 4;
-        const int64_t row = row0 + r;
-        int bytes = (d - c) * 4;
-        bytes = bytes > 16 ? 16 : bytes < 0 ? 0 : bytes;
-        if (row >= rows)
-            bytes = 0;
-        cp_async16(sm + r * TF3F_LDS + (v & 31) * 4, bytes ? X + row * ld + c : X, bytes);
-    }
-}
-
 static __device__ __forceinline__ void ldsm_x4(uint32_t *r, const float *p)
 {
     const unsigned a = (unsigned)__cvta_generic_to_shared(p);
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(a));
-}
-
-/* One stage's split: the panel's z = x - s (0 for rows past `lim`) as tf32
- * hi and lo, transposed to [column][row] (rows contiguous, TF3F_LDP a
- * column) so that ldmatrix hands out mma fragments. Thread: column m =
- * tid % 128, row quads h, h + 2, h + 4, h + 6 (h = tid / 128); one 16-byte
- * store per quad and part. The diagonal blocks also sum z and z^2. */
-template <bool STATS>
-static __device__ __forceinline__ void split_panel(const float *__restrict__ xs, float *hi, float *lo,
-                                                   float sm, int64_t lim, double &sum, double &sq)
-{
-    const int m = threadIdx.x & 127, h = threadIdx.x >> 7;
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-        const int k0 = 4 * (h + 2 * j);
-        float4 vh, vl;
-        float *ph = &vh.x, *pl = &vl.x;
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const float z = k0 + e < lim ? xs[(k0 + e) * TF3F_LDS + m] - sm : 0.f;
-            const uint32_t zh = to_tf32(z);
-            ph[e] = __uint_as_float(zh);
-            pl[e] = __uint_as_float(to_tf32(z - __uint_as_float(zh)));
-            if (STATS) {
-                sum += (double)z;
-                sq += (double)z * (double)z;
-            }
-        }
-        *(float4 *)(hi + m * TF3F_LDP + k0) = vh;
-        *(float4 *)(lo + m * TF3F_LDP + k0) = vl;
-    }
 }
 
 __global__ void __launch_bounds__(256, 1)
@@ -144,15 +67,14 @@ __global__ void __launch_bounds__(256, 1)
 {
     extern __shared__ float4 smem4[];
     float *smem = (float *)smem4;
-    const int pair = blockIdx.x / splits, sp = blockIdx.x % splits;
-    int I = 0;
-    while ((I + 1) * (I + 2) / 2 <= pair)
-        I++;
-    const int J = pair - I * (I + 1) / 2, diag = I == J;
+    const int sp = blockIdx.x % splits;
+    int I, J;
+    tf3_pair(blockIdx.x / splits, &I, &J);
+    const int diag = I == J;
     const int colA = I * 128, colB = J * 128;
-    const int64_t steps = (rows + TF3F_BK - 1) / TF3F_BK;
+    const int64_t steps = (rows + TF3_BK - 1) / TF3_BK;
     const int64_t s0 = steps * sp / splits, s1 = steps * (sp + 1) / splits;
-    const int panel = TF3F_BK * TF3F_LDS, part = 128 * TF3F_LDP;
+    const int panel = TF3_PANEL, part = 128 * TF3F_LDP;
     float *As = smem, *Bs = smem + TF3F_STAGES * panel;
     /* the split parts: A's hi, lo, then B's (the diagonal blocks use A's) */
     float *Ph = smem + 2 * TF3F_STAGES * panel, *Pl = Ph + part;
@@ -178,38 +100,28 @@ __global__ void __launch_bounds__(256, 1)
 
 #pragma unroll
     for (int st = 0; st < TF3F_STAGES - 1; st++) {
-        if (s0 + st < s1) {
-            load_panel(As + st * panel, X, ld, (s0 + st) * TF3F_BK, rows, colA, d);
-            if (!diag)
-                load_panel(Bs + st * panel, X, ld, (s0 + st) * TF3F_BK, rows, colB, d);
-        }
-        cp_commit();
+        if (s0 + st < s1)
+            tf3_load_step(As, Bs, st, s0 + st, X, ld, rows, colA, colB, d, diag);
+        tf3_commit();
     }
     int since = 0;
     for (int64_t s = s0; s < s1; s++) {
-        cp_wait<TF3F_STAGES - 2>();
+        tf3_wait<TF3F_STAGES - 2>();
         __syncthreads(); /* stage s landed; the last step's fragments are read */
         {
             const int64_t nx = s + TF3F_STAGES - 1;
-            if (nx < s1) {
-                const int slot = (int)((nx - s0) % TF3F_STAGES);
-                load_panel(As + slot * panel, X, ld, nx * TF3F_BK, rows, colA, d);
-                if (!diag)
-                    load_panel(Bs + slot * panel, X, ld, nx * TF3F_BK, rows, colB, d);
-            }
-            cp_commit();
+            if (nx < s1)
+                tf3_load_step(As, Bs, (int)((nx - s0) % TF3F_STAGES), nx, X, ld, rows, colA, colB, d, diag);
+            tf3_commit();
         }
         const int slot = (int)((s - s0) % TF3F_STAGES);
-        const int64_t lim = rows - s * TF3F_BK; /* rows of this step that exist */
-        if (diag) {
-            split_panel<true>(As + slot * panel, Ph, Pl, sA, lim, sum, sq);
-        } else {
-            split_panel<false>(As + slot * panel, Ph, Pl, sA, lim, sum, sq);
-            split_panel<false>(Bs + slot * panel, Qh, Ql, sB, lim, sum, sq);
-        }
+        const int64_t lim = rows - s * TF3_BK; /* rows of this step that exist */
+        const float *xa = As + slot * panel, *xb = Bs + slot * panel;
+        char *ph = (char *)Ph, *pl = (char *)Pl, *qh = (char *)Qh, *ql = (char *)Ql;
+        tf3_split_step<false, TF3F_LDP>(xa, xb, ph, pl, qh, ql, sA, sB, lim, diag, sum, sq);
         __syncthreads();
 #pragma unroll
-        for (int k0 = 0; k0 < TF3F_BK; k0 += 8) {
+        for (int k0 = 0; k0 < TF3_BK; k0 += 8) {
             uint32_t ah[4][4], al[4][4], bh[4][2], bl[4][2];
 #pragma unroll
             for (int mi = 0; mi < 4; mi++) {
@@ -245,29 +157,14 @@ __global__ void __launch_bounds__(256, 1)
                 for (int ni = 0; ni < 4; ni++)
                     mma_tf32(acc + (mi * 4 + ni) * 4, ah[mi], bh[ni]);
         }
-        if (++since == TF3F_FLUSH || s + 1 == s1) {
+        if (++since == TF3_FLUSH || s + 1 == s1) {
             since = 0;
-#pragma unroll
-            for (int r = 0; r < 64; r++) {
-                dst[r * 256] += (double)acc[r];
-                acc[r] = 0.f;
-            }
+            tf3_flush(acc, dst);
         }
     }
     if (diag) {
-        /* the two halves' sums, in a fixed order */
-        __syncthreads();
-        double *red = (double *)smem;
-        const int h = threadIdx.x >> 7;
-        if (h) {
-            red[m] = sum;
-            red[128 + m] = sq;
-        }
-        __syncthreads();
-        if (!h && colA + m < d) {
-            colsum[(int64_t)sp * d + colA + m] += sum + red[m];
-            colsq[(int64_t)sp * d + colA + m] += sq + red[128 + m];
-        }
+        tf3_wait<0>(); /* the X stages hold the two halves' sums: no copy is in flight any more */
+        tf3_colstats((double *)smem, sum, sq, colA, d, sp, colsum, colsq);
     }
 }
 
@@ -305,7 +202,7 @@ __global__ void pca_tf3_fold_kernel(const double *__restrict__ partial, int spli
 
 extern "C" size_t fli_pca_tf3_smem(void)
 {
-    return sizeof(float) * (2 * TF3F_STAGES * TF3F_BK * TF3F_LDS + 4 * 128 * TF3F_LDP);
+    return sizeof(float) * (2 * TF3F_STAGES * TF3_PANEL + 4 * 128 * TF3F_LDP);
 }
 
 extern "C" cudaError_t fli_pca_tf3_launch(const float *X, int64_t ld, int64_t rows, int d, const float *shift,

@@ -105,33 +105,28 @@ static __device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t byt
 static __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
     asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
-static __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+/* One test of the barrier's phase (try_wait may block for a while first). */
+static __device__ __forceinline__ uint32_t mbar_try(uint32_t bar, uint32_t parity) {
     uint32_t ok;
-    do {
-        asm volatile(
-            "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-            "selp.u32 %0, 1, 0, p;\n}\n"
-            : "=r"(ok)
-            : "r"(bar), "r"(parity)
-            : "memory");
-    } while (!ok);
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(ok)
+        : "r"(bar), "r"(parity)
+        : "memory");
+    return ok;
+}
+static __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+    while (!mbar_try(bar, parity)) {
+    }
 }
 /* The producer thread's wait: it shares a scheduler with consumer warps,
  * and a tight try_wait loop took 11.5% of the tf32 E-step's executed
  * instructions (6ce54dc's SASS); after a failed test it sleeps briefly
  * (a stage's consumers take microseconds, the sleep tens of nanoseconds). */
 static __device__ __forceinline__ void mbar_wait_producer(uint32_t bar, uint32_t parity) {
-    uint32_t ok;
-    for (;;) {
-        asm volatile(
-            "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-            "selp.u32 %0, 1, 0, p;\n}\n"
-            : "=r"(ok)
-            : "r"(bar), "r"(parity)
-            : "memory");
-        if (ok) return;
+    while (!mbar_try(bar, parity))
         if (KM_PRODUCER_SLEEP_NS > 0) __nanosleep(KM_PRODUCER_SLEEP_NS);
-    }
 }
 static __device__ __forceinline__ void bulk_g2s(uint32_t dst, const void *src, uint32_t bytes,
                                                 uint32_t bar) {

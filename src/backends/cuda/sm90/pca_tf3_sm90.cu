@@ -22,35 +22,10 @@
 #include <stdint.h>
 
 #include "backends/cuda/pca_tf3.cuh"
+#include "backends/cuda/pca_tf3_dev.cuh"
 
-#define S9_BK 32               /* rows per step: one 128-byte line of tf32 */
-#define S9_STAGES 3            /* X panel stages (cp.async)                 */
-#define S9_PANEL (S9_BK * 128) /* floats of one X panel, [row][column]      */
-#define S9_PART (128 * 128)    /* bytes of one split part, [column][row]    */
-#define S9_FLUSH 64            /* steps between float64 flushes (2048 rows) */
-
-/* z rounded to tf32 (10 explicit mantissa bits), to nearest with ties away
- * from zero, in two integer operations: adding half a unit of the 11th bit
- * to the magnitude carries into the kept bits (and the exponent) exactly as
- * rounding does: cvt.rna.tf32.f32's result (which took more ALU work: the
- * split was the busiest pipe). Inf and NaN stay Inf and NaN. */
-static __device__ __forceinline__ uint32_t to_tf32(float x)
-{
-    return (__float_as_uint(x) + 0x1000u) & 0xFFFFE000u;
-}
-static __device__ __forceinline__ void cp_async16(float *dst, const float *src, int bytes)
-{
-    const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(src), "r"(bytes));
-}
-static __device__ __forceinline__ void cp_commit()
-{
-    asm volatile("cp.async.commit_group;");
-}
-template <int N> static __device__ __forceinline__ void cp_wait()
-{
-    asm volatile("cp.async.wait_group %0;" ::"n"(N));
-}
+#define S9_STAGES 3         /* X panel stages (cp.async)                 */
+#define S9_PART (128 * 128) /* bytes of one split part, [column][row]    */
 
 static __device__ __forceinline__ uint64_t desc_sw128(uint32_t saddr)
 {
@@ -99,60 +74,6 @@ static __device__ __forceinline__ void fence_acc(float (&d)[64])
         asm volatile("" : "+f"(d[i])::"memory");
 }
 
-/* One 32 x 128 panel of X into shared memory, rows past `rows` and
- * columns past d as zero; 256 threads, 4 vectors each. */
-static __device__ __forceinline__ void load_panel(float *sm, const float *__restrict__ X, int64_t ld,
-                                                  int64_t row0, int64_t rows, int col0, int d)
-{
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const int v = threadIdx.x + 256 * i, r = v >> 5, c = col0 + (v & 31) * 4;
-        const int64_t row = row0 + r;
-        int bytes = (d - c) * 4;
-        bytes = bytes > 16 ? 16 : bytes < 0 ? 0 : bytes;
-        if (row >= rows)
-            bytes = 0;
-        cp_async16(sm + r * 128 + (v & 31) * 4, bytes ? X + row * ld + c : X, bytes);
-    }
-}
-
-/* The split of one panel into its hi and lo parts (z = x - s, 0 for rows
- * past `lim`), transposed and 128-byte swizzled: column m's rows 4q .. 4q+3
- * go to line m, chunk q ^ (m & 7). Thread: column tid % 128, row quads h,
- * h + 2, h + 4, h + 6 (h = tid / 128). */
-template <bool STATS, bool FULL>
-static __device__ __forceinline__ void split_panel(const float *__restrict__ xs, char *hi, char *lo, float sm,
-                                                   int64_t lim, double &sum, double &sq)
-{
-    const int m = threadIdx.x & 127, h = threadIdx.x >> 7;
-    /* the step's sums in float32 (16 values), then once into float64 */
-    float fs = 0.f, fq = 0.f;
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-        const int q = h + 2 * j, k0 = 4 * q;
-        float4 vh, vl;
-        float *ph = &vh.x, *pl = &vl.x;
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const float z = FULL || k0 + e < lim ? xs[(k0 + e) * 128 + m] - sm : 0.f;
-            const uint32_t zh = to_tf32(z);
-            ph[e] = __uint_as_float(zh);
-            pl[e] = __uint_as_float(to_tf32(z - __uint_as_float(zh)));
-            if (STATS) {
-                fs += z;
-                fq = fmaf(z, z, fq);
-            }
-        }
-        const int off = m * 128 + ((q ^ (m & 7)) << 4);
-        *(float4 *)(hi + off) = vh;
-        *(float4 *)(lo + off) = vl;
-    }
-    if (STATS) {
-        sum += (double)fs;
-        sq += (double)fq;
-    }
-}
-
 __global__ void __launch_bounds__(256, 1)
     pca_tf3_sm90_kernel(const float *__restrict__ X, int64_t ld, int64_t rows, int d,
                         const float *__restrict__ shift, int splits, double *__restrict__ partial,
@@ -162,14 +83,13 @@ __global__ void __launch_bounds__(256, 1)
     /* the parts first (1024-byte aligned for the swizzle), then the X stages */
     char *base = (char *)(((uintptr_t)smem4 + 1023) & ~(uintptr_t)1023);
     char *parts = base; /* 2 buffers x {A hi, A lo, B hi, B lo} */
-    float *As = (float *)(base + 2 * 4 * S9_PART), *Bs = As + S9_STAGES * S9_PANEL;
-    const int pair = blockIdx.x / splits, sp = blockIdx.x % splits;
-    int I = 0;
-    while ((I + 1) * (I + 2) / 2 <= pair)
-        I++;
-    const int J = pair - I * (I + 1) / 2, diag = I == J;
+    float *As = (float *)(base + 2 * 4 * S9_PART), *Bs = As + S9_STAGES * TF3_PANEL;
+    const int sp = blockIdx.x % splits;
+    int I, J;
+    tf3_pair(blockIdx.x / splits, &I, &J);
+    const int diag = I == J;
     const int colA = I * 128, colB = J * 128;
-    const int64_t steps = (rows + S9_BK - 1) / S9_BK;
+    const int64_t steps = (rows + TF3_BK - 1) / TF3_BK;
     const int64_t s0 = steps * sp / splits, s1 = steps * (sp + 1) / splits;
     const int m = threadIdx.x & 127, wg = threadIdx.x >> 7;
     const float sA = colA + m < d ? shift[colA + m] : 0.f, sB = colB + m < d ? shift[colB + m] : 0.f;
@@ -184,47 +104,28 @@ __global__ void __launch_bounds__(256, 1)
 
 #pragma unroll
     for (int st = 0; st < S9_STAGES - 1; st++) {
-        if (s0 + st < s1) {
-            load_panel(As + st * S9_PANEL, X, ld, (s0 + st) * S9_BK, rows, colA, d);
-            if (!diag)
-                load_panel(Bs + st * S9_PANEL, X, ld, (s0 + st) * S9_BK, rows, colB, d);
-        }
-        cp_commit();
+        if (s0 + st < s1)
+            tf3_load_step(As, Bs, st, s0 + st, X, ld, rows, colA, colB, d, diag);
+        tf3_commit();
     }
     int since = 0;
     for (int64_t s = s0; s < s1; s++) {
-        cp_wait<S9_STAGES - 2>();
+        tf3_wait<S9_STAGES - 2>();
         /* stage s landed; every warpgroup's products of step s - 2 (the
          * parts buffer this step's split rewrites) completed */
         __syncthreads();
         {
             const int64_t nx = s + S9_STAGES - 1;
-            if (nx < s1) {
-                const int slot = (int)((nx - s0) % S9_STAGES);
-                load_panel(As + slot * S9_PANEL, X, ld, nx * S9_BK, rows, colA, d);
-                if (!diag)
-                    load_panel(Bs + slot * S9_PANEL, X, ld, nx * S9_BK, rows, colB, d);
-            }
-            cp_commit();
+            if (nx < s1)
+                tf3_load_step(As, Bs, (int)((nx - s0) % S9_STAGES), nx, X, ld, rows, colA, colB, d, diag);
+            tf3_commit();
         }
         const int slot = (int)((s - s0) % S9_STAGES), buf = (int)((s - s0) & 1);
         char *P = parts + buf * 4 * S9_PART;
-        const int64_t lim = rows - s * S9_BK;
-        const float *xa = As + slot * S9_PANEL, *xb = Bs + slot * S9_PANEL;
+        const int64_t lim = rows - s * TF3_BK;
+        const float *xa = As + slot * TF3_PANEL, *xb = Bs + slot * TF3_PANEL;
         char *pbh = P + 2 * S9_PART, *pbl = P + 3 * S9_PART;
-        if (lim >= S9_BK) { /* every step but the last: no row mask */
-            if (diag) {
-                split_panel<true, true>(xa, P, P + S9_PART, sA, lim, sum, sq);
-            } else {
-                split_panel<false, true>(xa, P, P + S9_PART, sA, lim, sum, sq);
-                split_panel<false, true>(xb, pbh, pbl, sB, lim, sum, sq);
-            }
-        } else if (diag) {
-            split_panel<true, false>(xa, P, P + S9_PART, sA, lim, sum, sq);
-        } else {
-            split_panel<false, false>(xa, P, P + S9_PART, sA, lim, sum, sq);
-            split_panel<false, false>(xb, pbh, pbl, sB, lim, sum, sq);
-        }
+        tf3_split_step<true, 0>(xa, xb, P, P + S9_PART, pbh, pbl, sA, sB, lim, diag, sum, sq);
         /* the generic-proxy stores, visible to the tensor cores' reads */
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
         __syncthreads();
@@ -246,40 +147,24 @@ __global__ void __launch_bounds__(256, 1)
         wgmma_commit();
         wgmma_wait<1>(); /* step s - 1's products are done */
         fence_acc(acc);
-        if (++since == S9_FLUSH || s + 1 == s1) {
+        if (++since == TF3_FLUSH || s + 1 == s1) {
             since = 0;
             wgmma_wait<0>();
             fence_acc(acc);
-#pragma unroll
-            for (int r = 0; r < 64; r++) {
-                dst[r * 256] += (double)acc[r];
-                acc[r] = 0.f;
-            }
+            tf3_flush(acc, dst);
             fence_acc(acc);
         }
     }
     wgmma_wait<0>();
     if (diag) {
-        /* the two halves' sums, in a fixed order (in the X stages: no copy
-         * is in flight any more) */
-        cp_wait<0>();
-        __syncthreads();
-        double *red = (double *)As;
-        if (wg) {
-            red[m] = sum;
-            red[128 + m] = sq;
-        }
-        __syncthreads();
-        if (!wg && colA + m < d) {
-            colsum[(int64_t)sp * d + colA + m] += sum + red[m];
-            colsq[(int64_t)sp * d + colA + m] += sq + red[128 + m];
-        }
+        tf3_wait<0>(); /* the X stages hold the two halves' sums: no copy is in flight any more */
+        tf3_colstats((double *)As, sum, sq, colA, d, sp, colsum, colsq);
     }
 }
 
 extern "C" size_t fli_pca_tf3_sm90_smem(void)
 {
-    return 1024 + 2 * 4 * S9_PART + sizeof(float) * 2 * S9_STAGES * S9_PANEL;
+    return 1024 + 2 * 4 * S9_PART + sizeof(float) * 2 * S9_STAGES * TF3_PANEL;
 }
 
 extern "C" cudaError_t fli_pca_tf3_sm90_launch(const float *X, int64_t ld, int64_t rows, int d,
