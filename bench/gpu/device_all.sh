@@ -51,7 +51,7 @@ if [ "$WHAT" = tests ] || [ "$WHAT" = all ]; then
     $B/bin/gpu_info_check $TAG >"$OUT/gpu_info_check.log" 2>&1
     echo "gpu_info_check rc=$?" | tee -a "$OUT/summary.txt"
     stamp "Python tests, GPU included"
-    FLASHLIB_LIBRARY=$PWD/$B/lib/libflashlib.so PYTHONPATH=python timeout 300 python3 -m pytest tests/python -q \
+    FLASHLIB_LIBRARY=$PWD/$B/lib/libflashlib.so PYTHONPATH=python timeout 480 python3 -m pytest tests/python -q \
         -p no:cacheprovider -rs >"$OUT/pytest.log" 2>&1
     echo "pytest rc=$?" | tee -a "$OUT/summary.txt"
     stamp "CLI tests"
