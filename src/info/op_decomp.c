@@ -8,8 +8,15 @@
  * covariance_eigh, one pass over X (coefficients fixed_ms, bw_gbs,
  * rate_tflops, launch_us, eig_us, eig_tflops, host_gflops, sync_us,
  * syevd_ms):
- *   scatter   the split, memory-bound: X read once, each chunk's shifted
- *             rows written as tf32 parts [hi | lo] (d padded to 32), at
+ *   scatter   on Hopper (rows of 16-byte multiples) the fused kernel,
+ *             pca_cuda.cu's default there (sm90/pca_tf3_sm90.cu): a block
+ *             per 128 x 128 tile of the lower triangle and row range, in
+ *             waves over the SMs; a wave takes its blocks' 32-row steps,
+ *             3 x 2 x 128^2 x 32 flops each at one SM's share of
+ *             rate_tflops; X read about once at bw_gbs; the larger of the
+ *             two. Elsewhere (variant 4) the split, memory-bound: X read
+ *             once, each chunk's shifted rows written as tf32 parts
+ *             [hi | lo] (d padded to 32), at
  *             bw_gbs; then one strided-batched TF32 GEMM per chunk of B
  *             slices of up to 2048 rows (pca_cuda.cu's plan_cov: B, a power
  *             of two up to 32, gives about 4 output tiles per SM), rows
@@ -160,28 +167,63 @@ int fli_est_decomp_gpu(fli_est *e, int is_pca, int rnd, double k, double it, dou
     int nd = fli_node(e, 0, "set-up", "buffers, copies of the results to the host", 1);
     fli_leaf(e, nd, c[D_FIXED], 0, 0, 4, FL_INFO_BOUND_LATENCY, tier);
     if (!rnd) {
-        /* pca_cuda.cu's plan_cov for the default product (3xtf32): B slices of rs rows per chunk */
-        const double dp = ceil(d / 32) * 32, tiles = ceil(2 * dp / 128) * ceil(dp / 128);
-        double B = 1;
-        while (B < 32 && B * tiles * 3 < 4 * (double)e->dev->sm_count)
-            B *= 2;
-        const double need = ceil(ceil(n / B) / 32) * 32, rs = need < 2048 ? need : 2048;
-        const double chunks = ceil(n / (rs * B)), folds = ceil(chunks / ceil(16384 / rs));
-        const double rows = chunks * rs * B; /* the last chunk's slices read zero rows past n */
-        /* the split (memory-bound: X read, the [hi | lo] parts written) and the products
-         * (compute-bound, their operand loads pipelined behind the MMAs) take turns on the SMs:
-         * their times add (the second stream's overlap saved 3% at 1M x 512 on the H100: 8.53
-         * ms against 8.81 on one stream, bench_pca at f10d019). A chunk's GEMM runs B x tiles
-         * output tiles in waves over the SMs, each wave the time of a 128 x 128 tile's rs-deep
-         * k loop (smaller tiles, at small d, are no faster: their k loop is latency-bound) */
-        const double fl = 4 * rows * dp * dp, by = n * d * 4 + rows * 2 * dp * 4;
-        const double la = 4 * chunks + folds + 10;
-        const double waves = ceil(B * tiles / (double)e->dev->sm_count);
-        const double tc = chunks * waves * e->dev->sm_count * 2 * 128 * 128 * rs / rate, tm = by / bw;
-        nd = fli_node(e, 0, "scatter", "one pass over X: shifted tf32 parts, a batched TF32 GEMM per chunk",
-                      1);
-        fli_leaf(e, nd, tc + tm + la * lau, fl, by, la,
-                 tc > tm ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY, tier);
+        if (e->dev->sm_major == 9 && fmod(d, 4) == 0) {
+            /* Hopper, X on the device (rows of 16-byte multiples): pca_cuda.cu's default is the
+             * fused kernel (variant 6,
+             * sm90/pca_tf3_sm90.cu). A block per 128 x 128 tile of the lower triangle and row range,
+             * plan_cov's split rule (the SMs' slots filled best within two waves, ties to two); each
+             * block's 32-row steps (split into tf32 parts in shared memory, 12 wgmma) take a wave's
+             * time, 3 x 2 x 128^2 x 32 flops a step at one SM's share of rate_tflops; X read about
+             * once at bw_gbs, the larger of the two; a few launches (shift, zeroing, the kernel,
+             * fold, column sums, rescaling, finish) */
+            const double nb = ceil(d / 128), pairs = nb * (nb + 1) / 2, steps = ceil(n / 32);
+            const double sm = (double)e->dev->sm_count;
+            double sp = 1, be = 0;
+            for (double s = 1; s <= 512 && s <= steps; s++) {
+                const double b = pairs * s, w = ceil(b / sm);
+                if (w > 2)
+                    break;
+                const double ef = b / (w * sm);
+                if (ef > be - 1e-9)
+                    be = ef > be ? ef : be, sp = s;
+            }
+            const double waves = ceil(pairs * sp / sm), per = ceil(steps / sp);
+            /* the float64 partials read and written every 64 steps of a block */
+            const double fl = 6 * 128.0 * 128.0 * 32 * pairs * steps,
+                         by = n * d * 4 + pairs * sp * ceil(per / 64) * 16384 * 8 * 2;
+            const double la = 9;
+            const double tc = waves * per * 6 * 128.0 * 128.0 * 32 / (rate / sm), tm = by / bw;
+            nd = fli_node(
+                e, 0, "scatter",
+                "one pass over X: a fused kernel splits the shifted rows into tf32 parts in shared memory "
+                "and multiplies them on wgmma",
+                1);
+            fli_leaf(e, nd, (tc > tm ? tc : tm) + la * lau, fl, by, la,
+                     tc > tm ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY, tier);
+        } else {
+            /* pca_cuda.cu's plan_cov for the default product (3xtf32): B slices of rs rows per chunk */
+            const double dp = ceil(d / 32) * 32, tiles = ceil(2 * dp / 128) * ceil(dp / 128);
+            double B = 1;
+            while (B < 32 && B * tiles * 3 < 4 * (double)e->dev->sm_count)
+                B *= 2;
+            const double need = ceil(ceil(n / B) / 32) * 32, rs = need < 2048 ? need : 2048;
+            const double chunks = ceil(n / (rs * B)), folds = ceil(chunks / ceil(16384 / rs));
+            const double rows = chunks * rs * B; /* the last chunk's slices read zero rows past n */
+            /* the split (memory-bound: X read, the [hi | lo] parts written) and the products
+             * (compute-bound, their operand loads pipelined behind the MMAs) take turns on the SMs:
+             * their times add (the second stream's overlap saved 3% at 1M x 512 on the H100: 8.53
+             * ms against 8.81 on one stream, bench_pca at f10d019). A chunk's GEMM runs B x tiles
+             * output tiles in waves over the SMs, each wave the time of a 128 x 128 tile's rs-deep
+             * k loop (smaller tiles, at small d, are no faster: their k loop is latency-bound) */
+            const double fl = 4 * rows * dp * dp, by = n * d * 4 + rows * 2 * dp * 4;
+            const double la = 4 * chunks + folds + 10;
+            const double waves = ceil(B * tiles / (double)e->dev->sm_count);
+            const double tc = chunks * waves * e->dev->sm_count * 2 * 128 * 128 * rs / rate, tm = by / bw;
+            nd = fli_node(e, 0, "scatter",
+                          "one pass over X: shifted tf32 parts, a batched TF32 GEMM per chunk", 1);
+            fli_leaf(e, nd, tc + tm + la * lau, fl, by, la,
+                     tc > tm ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY, tier);
+        }
         const double p = (double)fli_topk_block((int64_t)k);
         const int topk = fli_topk_on_gpu((int64_t)k, (int64_t)n, (int64_t)d); /* as decomp.c decides */
         if (topk) {
