@@ -14,6 +14,7 @@
  * host; only the CPU has one today. The attributes are stored in X's dtype.
  */
 #include <float.h>
+#include <stdio.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -291,14 +292,25 @@ static fl_status topk_scatter(fl_ctx *ctx, fli_la *la, double *S, int64_t d, int
      * the top-32 solve at d = 512 take ~10 ms with spikes to 60 ms) */
     const int prev_threads = omp_get_max_threads();
     omp_set_num_threads(1);
+    /* FL_TOPK_HOST_RITZ=1 (A/B): the p x p eigenproblems on the host */
+    fli_la_ops no_ritz = *la->ops;
+    fli_la lr = *la;
+    no_ritz.ritz = NULL;
+    lr.ops = &no_ritz;
     if (!st) {
-        st = fli_la_topk_eigh(la, &hl, d, S, k, TOPK_TOL, seed, V, w, &rep);
-        if (!st)
+        st = fli_la_topk_eigh(ctx->topk_host_ritz ? &lr : la, &hl, d, S, k, TOPK_TOL, seed, V, w, &rep);
+        if (!st) {
+            char small[64];
+            if (rep.sweeps)
+                snprintf(small, sizeof small, "on the device: %d Jacobi sweeps", rep.sweeps);
+            else
+                snprintf(small, sizeof small, "on the host: %.3f ms", rep.ms_host);
             fli_log(ctx, FL_LOG_INFO,
                     "pca: top-%lld eigh converged in %d steps (degree %d, residual %.2g); ms: start %.3f, "
-                    "filters + orthonormalisation %.3f, Rayleigh-Ritz %.3f (host %.3f)",
+                    "filters + orthonormalisation %.3f, Rayleigh-Ritz %.3f (p x p eigenproblems %s)",
                     (long long)k, rep.iterations, rep.degree, rep.residual, rep.ms_start, rep.ms_filter_orth,
-                    rep.ms_rr, rep.ms_host);
+                    rep.ms_rr, small);
+        }
     }
     if (st == FL_STATUS_NUMERICAL || st == FL_STATUS_UNSUPPORTED) {
         fli_log(ctx, FL_LOG_INFO, "pca: %s; full eigh instead", ctx->err);

@@ -18,8 +18,10 @@ typedef struct fli_topk_report {
     /* wall-clock ms (each phase ends in a synchronisation: a CholeskyQR2's
      * or a Rayleigh-Ritz copy to the host): buffers, random start and its
      * first Rayleigh-Ritz; the filters with their orthonormalisations; the
-     * later Rayleigh-Ritz steps; of those, the host's p x p work */
+     * later Rayleigh-Ritz steps; of those, the host's p x p work (0 when
+     * the backend's ritz op solved them on the device) */
     double ms_start, ms_filter_orth, ms_rr, ms_host;
+    int sweeps; /* the ritz op's Jacobi sweeps, all steps (0 on the host) */
 } fli_topk_report;
 
 /* Wall-clock milliseconds (C11 timespec_get), for the solver's report. */

@@ -666,31 +666,24 @@ static void keep_log(void *user, fl_log_level level, const char *msg)
     snprintf(buf + n, 4096 - n, "%s\n", msg);
 }
 
-/* The top-k eigen step that the GPU runs for few components (Chebyshev-
- * filtered subspace iteration over fli_la) on the CPU's BLAS
- * (FL_DECOMP_LA=1), against the CPU's full dsyevd on the same data: a
- * decaying spectrum (converges), a flat one (gives up, the full eigh takes
- * over), a rank-deficient one, k = 1 and the largest k the block allows. */
-static void test_topk_eigh_cpu(void)
+/* top-k eigen step cases: a decaying spectrum (converges), a flat one
+ * (gives up, the full eigh takes over), a rank-deficient one; expect is
+ * what the log must say, where (NULL: anything) where the block's p x p
+ * eigenproblems ran */
+typedef struct topk_case {
+    int64_t n, d, k;
+    int kind; /* 0 decaying, 1 flat, 2 rank d / 2 */
+    const char *expect, *where;
+} topk_case;
+
+/* Fits each case with t (the top-k path) and c (the CPU's full dsyevd) on
+ * the same data and compares every attribute. */
+static void run_topk_cases(const char *dev, fl_ctx *t, fl_ctx *c, const topk_case *cases, size_t ncases)
 {
-    setenv("FL_DECOMP_LA", "1", 1);
-    fl_ctx *t, *c;
-    fl_ctx_create("cpu", &t, NULL, 0);
-    unsetenv("FL_DECOMP_LA");
-    fl_ctx_create("cpu", &c, NULL, 0);
     static char log[4096];
     fl_ctx_set_log(t, keep_log, log);
     fl_ctx_set_verbosity(t, FL_LOG_INFO);
-    const struct {
-        int64_t n, d, k;
-        int kind; /* 0 decaying, 1 flat, 2 rank d / 2 */
-        const char *expect;
-    } cases[] = {{3000, 96, 8, 0, "converged"},
-                 {4000, 64, 16, 0, "converged"},
-                 {5000, 150, 1, 0, "converged"},
-                 {2000, 128, 16, 1, "full eigh instead"},
-                 {3000, 80, 4, 2, "converged"}};
-    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+    for (size_t ci = 0; ci < ncases; ci++) {
         const int64_t n = cases[ci].n, d = cases[ci].d, k = cases[ci].k;
         float *X = malloc(sizeof(float) * (size_t)(n * d));
         double *G = malloc(sizeof(double) * (size_t)(n * d));
@@ -736,8 +729,10 @@ static void test_topk_eigh_cpu(void)
         log[0] = 0;
         CHECK_OK(t, fl_pca_fit(t, &xa, pt, &mt));
         CHECK_OK(c, fl_pca_fit(c, &xa, pc, &mc));
-        CHECK_MSG(strstr(log, cases[ci].expect) != NULL, "case %zu: expected \"%s\" in the log:\n%s", ci,
+        CHECK_MSG(strstr(log, cases[ci].expect) != NULL, "%s case %zu: expected \"%s\" in the log:\n%s", dev, ci,
                   cases[ci].expect, log);
+        CHECK_MSG(!cases[ci].where || strstr(log, cases[ci].where) != NULL,
+                  "%s case %zu: expected \"%s\" in the log:\n%s", dev, ci, cases[ci].where, log);
         if (mt && mc) {
             const char *names[] = {"components_", "explained_variance_", "explained_variance_ratio_", "mean_",
                                    "noise_variance_"};
@@ -754,7 +749,7 @@ static void test_topk_eigh_cpu(void)
                 CHECK(vt && vc && r1 == r2 && c1 == c2);
                 if (vt && vc && r1 == r2 && c1 == c2) {
                     const double e = max_rel(vt, vc, r1 * c1);
-                    CHECK_MSG(e <= tol[a], "case %zu (%lld x %lld, k %lld): %s differs by %.3g", ci,
+                    CHECK_MSG(e <= tol[a], "%s case %zu (%lld x %lld, k %lld): %s differs by %.3g", dev, ci,
                               (long long)n, (long long)d, (long long)k, names[a], e);
                 }
                 free(vt);
@@ -767,6 +762,52 @@ static void test_topk_eigh_cpu(void)
         fl_params_free(pc);
         free(X);
     }
+}
+
+/* The top-k eigen step that the GPU runs for few components (Chebyshev-
+ * filtered subspace iteration over fli_la) on the CPU's BLAS
+ * (FL_DECOMP_LA=1), against the CPU's full dsyevd on the same data, k = 1
+ * and the largest k the block allows among the cases. */
+static void test_topk_eigh_cpu(void)
+{
+    setenv("FL_DECOMP_LA", "1", 1);
+    fl_ctx *t, *c;
+    fl_ctx_create("cpu", &t, NULL, 0);
+    unsetenv("FL_DECOMP_LA");
+    fl_ctx_create("cpu", &c, NULL, 0);
+    const topk_case cases[] = {{3000, 96, 8, 0, "converged", "on the host"},
+                               {4000, 64, 16, 0, "converged", "on the host"},
+                               {5000, 150, 1, 0, "converged", NULL},
+                               {2000, 128, 16, 1, "full eigh instead", NULL},
+                               {3000, 80, 4, 2, "converged", NULL}};
+    run_topk_cases("cpu", t, c, cases, sizeof cases / sizeof *cases);
+    fl_ctx_free(t);
+    fl_ctx_free(c);
+}
+
+/* The same solver on the GPU (d >= 8 p, fli_topk_on_gpu) against
+ * cuSOLVER's full float64 syevd of the same scatter (FL_PCA_FULL_EIGH=1):
+ * the block's p x p eigenproblems on the device (the ritz op's one-block
+ * Jacobi) for p <= FLI_RITZ_MAX_P, odd p (k = 3: p = 19) and the largest p
+ * it takes (96); p = 128 on the host. Skipped without a GPU. */
+static void test_topk_eigh_gpu(void)
+{
+    fl_ctx *t, *c;
+    fl_ctx_create("cuda", &t, NULL, 0);
+    if (fl_cuda_device_count(t, NULL) == 0) {
+        fl_ctx_free(t);
+        return;
+    }
+    setenv("FL_PCA_FULL_EIGH", "1", 1);
+    fl_ctx_create("cuda", &c, NULL, 0);
+    unsetenv("FL_PCA_FULL_EIGH");
+    const topk_case cases[] = {{20000, 200, 8, 0, "converged", "on the device"},
+                               {20000, 160, 3, 0, "converged", "on the device"},
+                               {20000, 200, 4, 2, "converged", "on the device"},
+                               {8000, 256, 16, 1, "full eigh instead", NULL},
+                               {20000, 768, 48, 0, "converged", "on the device"},
+                               {20000, 1024, 64, 0, "converged", "on the host"}};
+    run_topk_cases("cuda", t, c, cases, sizeof cases / sizeof *cases);
     fl_ctx_free(t);
     fl_ctx_free(c);
 }
@@ -1035,6 +1076,7 @@ int main(void)
     test_bad_input(ctx);
     fl_ctx_free(ctx);
     test_topk_eigh_cpu();
+    test_topk_eigh_gpu();
     test_gpu_vs_cpu();
     test_gpu_products();
     test_gpu_host_alloc_failure();
