@@ -14,9 +14,9 @@
  * host; only the CPU has one today. The attributes are stored in X's dtype.
  */
 #include <float.h>
-#include <stdio.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "algo/decomp_job.h"

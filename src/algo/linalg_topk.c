@@ -217,7 +217,7 @@ fl_status fli_la_topk_eigh(fli_la *la, fli_la *hl, int64_t n, const void *A, int
     if (!st) {
         s.Uh = s.Hh + 2 * p * p;
         s.t = s.Uh + p * p;
-        s.res = s.t + p;   /* then the ritz op's sweep count */
+        s.res = s.t + p; /* then the ritz op's sweep count */
         s.gu = s.res + p + 1;
     }
     void **bufs[] = {&s.Q, &s.Y0, &s.Y1, &s.W, &s.R};

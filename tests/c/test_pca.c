@@ -729,8 +729,8 @@ static void run_topk_cases(const char *dev, fl_ctx *t, fl_ctx *c, const topk_cas
         log[0] = 0;
         CHECK_OK(t, fl_pca_fit(t, &xa, pt, &mt));
         CHECK_OK(c, fl_pca_fit(c, &xa, pc, &mc));
-        CHECK_MSG(strstr(log, cases[ci].expect) != NULL, "%s case %zu: expected \"%s\" in the log:\n%s", dev, ci,
-                  cases[ci].expect, log);
+        CHECK_MSG(strstr(log, cases[ci].expect) != NULL, "%s case %zu: expected \"%s\" in the log:\n%s", dev,
+                  ci, cases[ci].expect, log);
         CHECK_MSG(!cases[ci].where || strstr(log, cases[ci].where) != NULL,
                   "%s case %zu: expected \"%s\" in the log:\n%s", dev, ci, cases[ci].where, log);
         if (mt && mc) {
@@ -801,12 +801,10 @@ static void test_topk_eigh_gpu(void)
     setenv("FL_PCA_FULL_EIGH", "1", 1);
     fl_ctx_create("cuda", &c, NULL, 0);
     unsetenv("FL_PCA_FULL_EIGH");
-    const topk_case cases[] = {{20000, 200, 8, 0, "converged", "on the device"},
-                               {20000, 160, 3, 0, "converged", "on the device"},
-                               {20000, 200, 4, 2, "converged", "on the device"},
-                               {8000, 256, 16, 1, "full eigh instead", NULL},
-                               {20000, 768, 48, 0, "converged", "on the device"},
-                               {20000, 1024, 64, 0, "converged", "on the host"}};
+    const topk_case cases[] = {
+        {20000, 200, 8, 0, "converged", "on the device"},  {20000, 160, 3, 0, "converged", "on the device"},
+        {20000, 200, 4, 2, "converged", "on the device"},  {8000, 256, 16, 1, "full eigh instead", NULL},
+        {20000, 768, 48, 0, "converged", "on the device"}, {20000, 1024, 64, 0, "converged", "on the host"}};
     run_topk_cases("cuda", t, c, cases, sizeof cases / sizeof *cases);
     fl_ctx_free(t);
     fl_ctx_free(c);
