@@ -277,6 +277,16 @@ int main(int argc, char **argv)
                 flops, sg.med / floor_ms);
         fclose(js);
         fl_model_free(mg);
+        /* five logged fits: the phases (covariance pass, the top-k solver's steps) */
+        fl_ctx_set_log(gctx, print_log, NULL);
+        fl_ctx_set_verbosity(gctx, FL_LOG_INFO);
+        for (int r = 0; r < 5; r++) {
+            fl_params *pl = pca_params(gctx, k);
+            fl_model *ml = NULL;
+            FL(gctx, fl_pca_fit(gctx, &Xd, pl, &ml));
+            fl_model_free(ml);
+            fl_params_free(pl);
+        }
         return 0;
     }
     const double tc0 = now_ms();

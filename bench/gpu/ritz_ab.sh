@@ -24,7 +24,7 @@ for r in 1 2 3; do
         env $([ $mode = host ] && echo FL_TOPK_HOST_RITZ=1) PCA_QUICK=1 timeout 100 "$B/bin/bench_pca" \
             "$FL_CUDA_MODULE" "$OUT/pca_${mode}_$r.json" ${REPS:-10} >"$OUT/bench_${mode}_$r.log" 2>&1
         echo "== $mode run $r rc=$?"
-        grep -E "fit|eigh converged" "$OUT/bench_${mode}_$r.log" | head -6
+        grep -E "median|eigh converged|ms:" "$OUT/bench_${mode}_$r.log" | cut -c1-400 | head -8
     done
 done
 sed -i "s#$PWD/##g" "$OUT"/*.log 2>/dev/null
