@@ -10,11 +10,10 @@ set -o pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build-ritz}
 . bench/gpu/device_env.sh
-if [ ! -x "$B/bin/bench_pca" ]; then
-    (cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFL_CUDA_ARCHS="${FL_CUDA_ARCHS:-90}" >"$OUT/build.log" 2>&1 &&
-        cmake --build "$B" -j16 --target flashlib flashlib_cuda test_pca bench_pca >>"$OUT/build.log" 2>&1) || {
-        echo "build failed"; grep -E "error|FAILED" "$OUT/build.log" | head -30; exit 1; }
-fi
+# configured once; built every call (a build kept on the machine from an earlier call may be stale)
+([ -f "$B/build.ninja" ] || cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFL_CUDA_ARCHS="${FL_CUDA_ARCHS:-90}" >"$OUT/build.log" 2>&1) &&
+    cmake --build "$B" -j16 --target flashlib flashlib_cuda test_pca bench_pca >>"$OUT/build.log" 2>&1 || {
+    echo "build failed"; grep -E "error|FAILED" "$OUT/build.log" | head -30; exit 1; }
 export FL_CUDA_MODULE=$PWD/$B/lib/libflashlib_cuda.so
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv >"$OUT/device.txt"
 timeout ${T_TEST:-150} "$B/bin/test_pca" >"$OUT/test_pca.log" 2>&1
