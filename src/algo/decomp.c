@@ -16,7 +16,6 @@
 #include <float.h>
 #include <math.h>
 #include <omp.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "algo/decomp_job.h"
@@ -261,7 +260,7 @@ static fl_status projected_variance(fl_ctx *ctx, const fli_decomp_backend *be, c
  * float32 data's own rounding), on the GPU where cuSOLVER's float64 syevd
  * took 5.6 ms at d = 512 on the H100 (bench_pca). It needs a fixed number
  * of components (not a variance fraction, which needs every eigenvalue), a
- * block of k + max(k, 16) vectors within d / 2, and n >= d (the noise
+ * block of fli_topk_block(k) vectors within d / 2, and n >= d (the noise
  * variance then comes from the trace); the GPU takes it only where it pays
  * (fli_topk_on_gpu), the CPU only for the tests (FL_DECOMP_LA=1), wherever
  * it can run. When the spectrum is too flat past
@@ -292,25 +291,14 @@ static fl_status topk_scatter(fl_ctx *ctx, fli_la *la, double *S, int64_t d, int
      * the top-32 solve at d = 512 take ~10 ms with spikes to 60 ms) */
     const int prev_threads = omp_get_max_threads();
     omp_set_num_threads(1);
-    /* FL_TOPK_HOST_RITZ=1 (A/B): the p x p eigenproblems on the host */
-    fli_la_ops no_ritz = *la->ops;
-    fli_la lr = *la;
-    no_ritz.ritz = NULL;
-    lr.ops = &no_ritz;
     if (!st) {
-        st = fli_la_topk_eigh(ctx->topk_host_ritz ? &lr : la, &hl, d, S, k, TOPK_TOL, seed, V, w, &rep);
-        if (!st) {
-            char small[64];
-            if (rep.sweeps)
-                snprintf(small, sizeof small, "on the device: %d Jacobi sweeps", rep.sweeps);
-            else
-                snprintf(small, sizeof small, "on the host: %.3f ms", rep.ms_host);
+        st = fli_la_topk_eigh(la, &hl, d, S, k, TOPK_TOL, seed, V, w, &rep);
+        if (!st)
             fli_log(ctx, FL_LOG_INFO,
                     "pca: top-%lld eigh converged in %d steps (degree %d, residual %.2g); ms: start %.3f, "
-                    "filters + orthonormalisation %.3f, Rayleigh-Ritz %.3f (p x p eigenproblems %s)",
+                    "filters + orthonormalisation %.3f, Rayleigh-Ritz %.3f (host %.3f)",
                     (long long)k, rep.iterations, rep.degree, rep.residual, rep.ms_start, rep.ms_filter_orth,
-                    rep.ms_rr, small);
-        }
+                    rep.ms_rr, rep.ms_host);
     }
     if (st == FL_STATUS_NUMERICAL || st == FL_STATUS_UNSUPPORTED) {
         fli_log(ctx, FL_LOG_INFO, "pca: %s; full eigh instead", ctx->err);

@@ -193,20 +193,7 @@ typedef struct fli_la_ops {
      * out[p] = round(A - out[0] - ... - out[p-1]). Float32 only. */
     fl_status (*split)(fli_la *la, int64_t m, int64_t n, const void *A, int64_t lda, int mant_bits, int fp16,
                        int parts, void *const *out, const int64_t *ldo);
-    /* A Rayleigh-Ritz step's small eigenproblem where the block lives, with
-     * no host work (NULL where a backend has none; float64, 1 <= p <=
-     * FLI_RITZ_MAX_P). HG (p x 2p, ld p, la's memory) holds [H | G], H
-     * symmetric (its two triangles are averaged), G symmetric. On return
-     * HG's first p columns are H's eigenvectors U, by descending eigenvalue,
-     * and tr (host, 2p + 1 doubles) holds the eigenvalues (descending), then
-     * u_j^T G u_j in the same order, then the Jacobi sweeps taken.
-     * FL_STATUS_NUMERICAL when the sweeps run out. */
-    fl_status (*ritz)(fli_la *la, int64_t p, void *HG, double *tr);
 } fli_la_ops;
-
-/* The largest p the ritz op takes (its one block holds two P x (P + 1)
- * float64 matrices in shared memory, P = p rounded up to even). */
-#define FLI_RITZ_MAX_P 96
 
 struct fli_la {
     const fli_la_ops *ops;

@@ -10,7 +10,7 @@
  * of d dependent matrix-vector steps that leaves a GPU idle (cuSOLVER's
  * float64 syevd: 5.6 ms at d = 512 on the H100, as long as the covariance
  * product of a million rows). The subspace iteration works on a block of
- * p = k + max(k, 16) vectors with d x d x p products only, a few dozen of
+ * p = fli_topk_block(k) vectors with d x d x p products only, a few dozen of
  * them, and a p x p eigenproblem on the host per step.
  *
  * One step, on an orthonormal block Q with Ritz values t_0 >= ... >= t_{p-1}:
@@ -56,9 +56,8 @@ typedef struct topk {
     int64_t n, p;
     const void *A;
     void *Q, *Y0, *Y1, *W, *R, *Hd, *As; /* la: n x p five times, p x 2p, n x n */
-    double *Hh, *Uh, *t, *res, *gu;      /* host: p x 2p, p x p, p, p + 1, p */
+    double *Hh, *Uh, *t, *res, *gu;      /* host: p x 2p, p x p, p, p, p */
     double ms_host;                      /* the host's share of the Rayleigh-Ritz steps */
-    int sweeps;                          /* the device's Jacobi sweeps (ritz op), summed */
 } topk;
 
 #define wall_ms fli_wall_ms
@@ -72,12 +71,9 @@ static void swap_ptr(void **a, void **b)
 
 /* Rayleigh-Ritz on the orthonormal block Q: Q becomes the Ritz vectors, t
  * the Ritz values (descending), res the squared residual norms. Hd holds
- * [H | G] (p x 2p): H = Q^T A Q, G = E^T E with E = A Q - Q H; U^T G U is
- * the Gram matrix of the Ritz vectors' residuals A Q U - Q U diag(t) = E U
- * (H = U diag(t) U^T). The p x p eigenproblem runs where the block lives
- * when the backend has a ritz op (the GPU's one-block Jacobi: no host
- * work, one small copy back), else on the host (one get of [H | G], one
- * put of U). */
+ * [H | G] (p x 2p): H = Q^T A Q, G = E^T E with E = A Q - Q H, both
+ * fetched by one get; U^T G U is the Gram matrix of the Ritz vectors'
+ * residuals A Q U - Q U diag(t) = E U (H = U diag(t) U^T). */
 static fl_status rayleigh_ritz(topk *s)
 {
     fli_la *la = s->la;
@@ -95,17 +91,6 @@ static fl_status rayleigh_ritz(topk *s)
         st = op->gemm(la, v, 0, 0, 0, n, p, p, -1.0, s->Q, n, s->Hd, p, 1.0, s->R, n);
     if (!st)
         st = op->gemm(la, v, 0, 1, 0, p, p, n, 1.0, s->R, n, s->R, n, 0.0, G, p);
-    if (!st && op->ritz && p <= FLI_RITZ_MAX_P) {
-        /* t, res and the sweep count are adjacent (see fli_la_topk_eigh) */
-        st = op->ritz(la, p, s->Hd, s->t);
-        if (!st)
-            s->sweeps += (int)s->t[2 * p];
-        if (!st)
-            st = op->gemm(la, v, 0, 0, 0, n, p, p, 1.0, s->Q, n, s->Hd, p, 0.0, s->Y0, n);
-        if (!st)
-            swap_ptr(&s->Q, &s->Y0);
-        return st;
-    }
     if (!st)
         st = op->get(la, s->Hh, s->Hd, es * (size_t)(2 * p * p));
     if (st)
@@ -125,8 +110,9 @@ static fl_status rayleigh_ritz(topk *s)
         memcpy(s->Uh + j * p, s->Hh + (p - 1 - j) * p, es * (size_t)p);
     }
     for (int64_t j = 0; j < p; j++) {
-        /* G u as a sum of G's columns (independent lanes, not one long
-         * chain of dependent additions: a third of the step's host time) */
+        /* G u as a sum of G's columns: independent lanes, not one long
+         * chain of dependent additions (on the H100 machine's host the
+         * p = 64 steps of a fit went 3.0 -> 1.7 ms) */
         const double *u = s->Uh + j * p;
         double *gu = s->gu, r = 0;
         memset(gu, 0, es * (size_t)p);
@@ -211,14 +197,14 @@ fl_status fli_la_topk_eigh(fli_la *la, fli_la *hl, int64_t n, const void *A, int
     topk s;
     memset(&s, 0, sizeof s);
     s.la = la, s.hl = hl, s.n = n, s.p = p, s.A = A;
-    s.Hh = malloc(sizeof(double) * (size_t)(3 * p * p + 3 * p + 1));
+    s.Hh = malloc(sizeof(double) * (size_t)(3 * p * p + 3 * p));
     fl_status st =
         s.Hh ? FL_STATUS_OK : fli_la_failf(la, FL_STATUS_OUT_OF_MEMORY, "topk eigh: out of host memory");
     if (!st) {
         s.Uh = s.Hh + 2 * p * p;
         s.t = s.Uh + p * p;
-        s.res = s.t + p; /* then the ritz op's sweep count */
-        s.gu = s.res + p + 1;
+        s.res = s.t + p;
+        s.gu = s.res + p;
     }
     void **bufs[] = {&s.Q, &s.Y0, &s.Y1, &s.W, &s.R};
     for (int i = 0; i < 5 && !st; i++)
@@ -288,7 +274,6 @@ fl_status fli_la_topk_eigh(fli_la *la, fli_la *hl, int64_t n, const void *A, int
         report->ms_filter_orth = ms_fo;
         report->ms_rr = ms_rr;
         report->ms_host = s.ms_host;
-        report->sweeps = s.sweeps;
     }
     for (int i = 0; i < 5; i++)
         la->ops->release(la, *bufs[i]);

@@ -18,10 +18,8 @@ typedef struct fli_topk_report {
     /* wall-clock ms (each phase ends in a synchronisation: a CholeskyQR2's
      * or a Rayleigh-Ritz copy to the host): buffers, random start and its
      * first Rayleigh-Ritz; the filters with their orthonormalisations; the
-     * later Rayleigh-Ritz steps; of those, the host's p x p work (0 when
-     * the backend's ritz op solved them on the device) */
+     * later Rayleigh-Ritz steps; of those, the host's p x p work */
     double ms_start, ms_filter_orth, ms_rr, ms_host;
-    int sweeps; /* the ritz op's Jacobi sweeps, all steps (0 on the host) */
 } fli_topk_report;
 
 /* Wall-clock milliseconds (C11 timespec_get), for the solver's report. */
@@ -32,10 +30,19 @@ static inline double fli_wall_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
-/* The block (search space) fli_la_topk_eigh uses for k pairs: k + max(k, 16). */
+/* The block (search space) fli_la_topk_eigh uses for k pairs: k + 16 up to
+ * k = 32, then k + ceil(k / 2). Its host steps cost ~p^3 (LAPACK's dsyevd of
+ * p x p, once a step); a smaller block converges at t_k / t_p, slower per
+ * filter degree, but the degrees are GEMMs on the device: at k = 32 (1M x
+ * 512 on the H100) p = 48 took the same 3 steps as p = 64 and the host's
+ * share fell from 1.7 to ~0.8 ms (bench/gpu/PCA_NOTES.md). */
 static inline int64_t fli_topk_block(int64_t k)
 {
+#ifdef FLI_TOPK_BLOCK_2K /* A/B builds only (bench/gpu/pca_block_ab.sh): the earlier k + max(k, 16) */
     return k + (k > 16 ? k : 16);
+#else
+    return k + (k > 32 ? (k + 1) / 2 : 16);
+#endif
 }
 
 /* Whether PCA's covariance_eigh on the GPU solves for k components of the
@@ -67,7 +74,7 @@ static inline int fli_topk_on_gpu(int64_t k, int64_t n, int64_t d)
  * eigenvalues, largest first. Converged means every pair's residual
  * ||A v - w v||_2 <= tol w_max.
  *
- * FL_STATUS_UNSUPPORTED when the block k + max(k, 16) exceeds n / 2 (a
+ * FL_STATUS_UNSUPPORTED when the block fli_topk_block(k) exceeds n / 2 (a
  * full eigensolver is the better tool); FL_STATUS_NUMERICAL when the
  * spectrum leaves too small a gap after the k-th eigenvalue for the
  * iteration to converge within its budget (the caller falls back to a

@@ -71,8 +71,6 @@ fl_status fl_ctx_create(const char *device, fl_ctx **out, char *err, size_t err_
     ctx->decomp_la = s && s[0] == '1';
     s = getenv("FL_PCA_FULL_EIGH");
     ctx->pca_full_eigh = s && s[0] == '1';
-    s = getenv("FL_TOPK_HOST_RITZ");
-    ctx->topk_host_ritz = s && s[0] == '1';
     s = getenv("FL_PCA_PRODUCT");
     ctx->pca_product = !s                               ? 0
                        : !strcmp(s, "3xtf32")           ? 4

@@ -51,8 +51,6 @@ struct fl_ctx {
     int decomp_la;              /* FL_DECOMP_LA (default 0): randomized decomposition via fli_la on the CPU */
     int pca_full_eigh;          /* FL_PCA_FULL_EIGH=1: GPU covariance_eigh always solves every eigenpair
                                    (cuSOLVER syevd) instead of the top-k solver (A/B) */
-    int topk_host_ritz;         /* FL_TOPK_HOST_RITZ=1: the top-k solver's p x p eigenproblems on the
-                                   host even where the backend solves them on the device (A/B) */
     int pca_product;            /* FL_PCA_PRODUCT: GPU covariance_eigh's product, a fli_pca_cov_job
                                    variant (3xtf32 4, 3xbf16 5, fp32 1); 0 = the module's default */
     char cuda_module_path[512]; /* FL_CUDA_MODULE, read at creation ("" = default) */

@@ -27,7 +27,7 @@
  *             two add (the second stream's overlap saved 3%: bench_pca at
  *             f10d019); a split, a GEMM and their two events per chunk and
  *             a fold per 16k rows of a slice at launch_us;
- *   eigh      few components (p = k + max(k, 16) <= 128, 8 p <= d <= n): the
+ *   eigh      few components (p = fli_topk_block(k) <= 128, 8 p <= d <= n): the
  *             top-k subspace iteration (algo/linalg_topk.c) in float64.
  *             Its work is set by the steps S it takes and their filter
  *             degrees summed, M (what the fit logs: "converged in S steps
