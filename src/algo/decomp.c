@@ -292,13 +292,15 @@ static fl_status topk_scatter(fl_ctx *ctx, fli_la *la, double *S, int64_t d, int
     const int prev_threads = omp_get_max_threads();
     omp_set_num_threads(1);
     if (!st) {
-        st = fli_la_topk_eigh(la, &hl, d, S, k, TOPK_TOL, seed, V, w, &rep);
+        st = fli_la_topk_eigh(la, &hl, d, S, k, TOPK_TOL, seed, ctx->topk_orth, V, w, &rep);
         if (!st)
-            fli_log(ctx, FL_LOG_INFO,
-                    "pca: top-%lld eigh converged in %d steps (degree %d, residual %.2g); ms: start %.3f, "
-                    "filters + orthonormalisation %.3f, Rayleigh-Ritz %.3f (host %.3f)",
-                    (long long)k, rep.iterations, rep.degree, rep.residual, rep.ms_start, rep.ms_filter_orth,
-                    rep.ms_rr, rep.ms_host);
+            fli_log(
+                ctx, FL_LOG_INFO,
+                "pca: top-%lld eigh converged in %d steps (degree %d, residual %.2g); ms: start %.3f, "
+                "filters %.3f, orthonormalisation + Rayleigh-Ritz %.3f (host %.3f); %d orthonormalisations "
+                "redone",
+                (long long)k, rep.iterations, rep.degree, rep.residual, rep.ms_start, rep.ms_filter_orth,
+                rep.ms_rr, rep.ms_host, rep.redone);
     }
     if (st == FL_STATUS_NUMERICAL || st == FL_STATUS_UNSUPPORTED) {
         fli_log(ctx, FL_LOG_INFO, "pca: %s; full eigh instead", ctx->err);

@@ -193,6 +193,10 @@ typedef struct fli_la_ops {
      * out[p] = round(A - out[0] - ... - out[p-1]). Float32 only. */
     fl_status (*split)(fli_la *la, int64_t m, int64_t n, const void *A, int64_t lda, int mant_bits, int fp16,
                        int parts, void *const *out, const int64_t *ldo);
+    /* potrf without waiting for its outcome: info_la (an int in la's
+     * memory) receives the info when the factorisation has run; nothing
+     * here reads it back (a later get does, with other results). */
+    fl_status (*potrf_dev)(fli_la *la, int64_t n, void *A, int64_t lda, void *info_la);
 } fli_la_ops;
 
 struct fli_la {

@@ -26,10 +26,11 @@
  *           filter amplifies nothing by more than FILTER_GAIN (the
  *           orthonormalisation keeps what is above u times the largest
  *           amplification);
- *   orth    CholeskyQR2 (shifted when Y is numerically rank deficient);
+ *   orth    CholeskyQR2, not waiting on its Choleskys (orth_spec; redone
+ *           from a saved copy, shifted, when they broke down);
  *   RR      W = A Q, H = Q^T W, E = W - Q H, G = E^T E; H and G come to
- *           the host in one copy (the step's one synchronisation besides
- *           CholeskyQR2's), H = U diag(t) U^T there (syevd of p x p), Q =
+ *           the host in one copy with orth's outcome (the step's one
+ *           synchronisation), H = U diag(t) U^T there (syevd of p x p), Q =
  *           Q U; the Ritz pairs' squared residuals are diag(U^T G U)
  *           (A Q U - Q U diag(t) = E U), so the rotated residual block
  *           is never formed.
@@ -55,9 +56,12 @@ typedef struct topk {
     fli_la *la, *hl;
     int64_t n, p;
     const void *A;
-    void *Q, *Y0, *Y1, *W, *R, *Hd, *As; /* la: n x p five times, p x 2p, n x n */
-    double *Hh, *Uh, *t, *res, *gu;      /* host: p x 2p, p x p, p, p, p */
-    double ms_host;                      /* the host's share of the Rayleigh-Ritz steps */
+    void *Q, *Y0, *Y1, *W, *R, *Ys; /* la: n x p six times */
+    void *Hd, *Gd, *As;             /* la: p x (2p + 2), p x p, n x n */
+    double *Hh, *Uh, *t, *res, *gu; /* host: p x (2p + 2), p x p, p, p, p */
+    double ms_host;                 /* the host's share of the Rayleigh-Ritz steps */
+    int redone;                     /* orthonormalisations redone the careful way */
+    int orth;                       /* FLI_TOPK_ORTH_* */
 } topk;
 
 #define wall_ms fli_wall_ms
@@ -69,12 +73,59 @@ static void swap_ptr(void **a, void **b)
     *b = t;
 }
 
+/* CholeskyQR2 of Q that does not wait on its Choleskys: Q is saved to Ys
+ * first, and both Choleskys' info and the first's pivots (L's diagonal)
+ * land behind [H | G] in Hd, where the Rayleigh-Ritz step's one get brings
+ * them (fli_la_cholqr2 waits for each Cholesky and for the pivots: three
+ * host round trips a step, ~40% of the filters' time at d = 512 on the
+ * H100). When they show a breakdown, orth_rr redoes the step from Ys with
+ * fli_la_cholqr2, which shifts where it must. */
+static fl_status orth_spec(topk *s)
+{
+    fli_la *la = s->la;
+    const fli_la_ops *op = la->ops;
+    const int v = fli_la_native(la);
+    const int64_t n = s->n, p = s->p;
+    double *tail = (double *)s->Hd + 2 * p * p; /* L's diagonal (p), the two infos */
+    fl_status st = fli_la_copy(la, n, p, s->Q, n, s->Ys, n);
+    for (int pass = 0; !st && pass < 2; pass++) {
+        st = op->gemm(la, v, 0, 1, 0, p, p, n, 1.0, s->Q, n, s->Q, n, 0.0, s->Gd, p);
+        if (!st)
+            st = op->potrf_dev(la, p, s->Gd, p, tail + p + pass);
+        if (!st && pass == 0)
+            st = fli_la_copy(la, 1, p, s->Gd, p + 1, tail, 1);
+        if (!st)
+            st = op->trsm(la, 1, n, p, s->Gd, p, s->Q, n);
+    }
+    return st;
+}
+
+/* Whether orth_spec's factorisations held (its outcome, fetched in Hh):
+ * both Choleskys succeeded and the first one's pivots spread by less than
+ * u^-1/2 (fli_la_cholqr2's test). */
+static int spec_held(const topk *s)
+{
+    const int64_t p = s->p;
+    const double *tail = s->Hh + 2 * p * p;
+    int info[2];
+    memcpy(&info[0], tail + p, sizeof(int));
+    memcpy(&info[1], tail + p + 1, sizeof(int));
+    double lo = INFINITY, hi = 0;
+    for (int64_t j = 0; j < p; j++) {
+        lo = fmin(lo, fabs(tail[j]));
+        hi = fmax(hi, fabs(tail[j]));
+    }
+    return info[0] == 0 && info[1] == 0 && lo > sqrt(0x1p-53) * hi;
+}
+
 /* Rayleigh-Ritz on the orthonormal block Q: Q becomes the Ritz vectors, t
  * the Ritz values (descending), res the squared residual norms. Hd holds
  * [H | G] (p x 2p): H = Q^T A Q, G = E^T E with E = A Q - Q H, both
- * fetched by one get; U^T G U is the Gram matrix of the Ritz vectors'
- * residuals A Q U - Q U diag(t) = E U (H = U diag(t) U^T). */
-static fl_status rayleigh_ritz(topk *s)
+ * fetched by one get (with orth_spec's outcome behind them when spec);
+ * U^T G U is the Gram matrix of the Ritz vectors' residuals A Q U - Q U
+ * diag(t) = E U (H = U diag(t) U^T). spec and orth_spec's factorisations
+ * broke down: *broke = 1, nothing else done. */
+static fl_status rayleigh_ritz(topk *s, int spec, int *broke)
 {
     fli_la *la = s->la;
     const fli_la_ops *op = la->ops;
@@ -92,9 +143,13 @@ static fl_status rayleigh_ritz(topk *s)
     if (!st)
         st = op->gemm(la, v, 0, 1, 0, p, p, n, 1.0, s->R, n, s->R, n, 0.0, G, p);
     if (!st)
-        st = op->get(la, s->Hh, s->Hd, es * (size_t)(2 * p * p));
+        st = op->get(la, s->Hh, s->Hd, es * (size_t)(2 * p * p + (spec ? 2 * p : 0)));
     if (st)
         return st;
+    if (spec && (!spec_held(s) || s->orth == FLI_TOPK_ORTH_REDO)) {
+        *broke = 1;
+        return FL_STATUS_OK;
+    }
     const double h0 = wall_ms();
     for (int64_t j = 0; j < p; j++)
         for (int64_t i = j + 1; i < p; i++) {
@@ -132,6 +187,32 @@ static fl_status rayleigh_ritz(topk *s)
         st = op->gemm(la, v, 0, 0, 0, n, p, p, 1.0, s->Q, n, s->Hd, p, 0.0, s->Y0, n);
     if (!st)
         swap_ptr(&s->Q, &s->Y0);
+    return st;
+}
+
+/* Orthonormalises Q and takes its Ritz pairs: orth_spec and one round
+ * trip, or, when its factorisations broke down, the careful way from the
+ * saved block: fli_la_cholqr2, then Rayleigh-Ritz again. FLI_TOPK_ORTH_WAIT
+ * goes the careful way at once (A/B); FLI_TOPK_ORTH_REDO always redoes. */
+static fl_status orth_rr(topk *s)
+{
+    int broke = 0, passes = 0;
+    fl_status st = FL_STATUS_OK;
+    if (s->orth == FLI_TOPK_ORTH_WAIT) {
+        st = fli_la_cholqr2(s->la, s->n, s->p, s->Q, s->n, NULL, s->p, &passes);
+        return st ? st : rayleigh_ritz(s, 0, NULL);
+    }
+    st = orth_spec(s);
+    if (!st)
+        st = rayleigh_ritz(s, 1, &broke);
+    if (!st && broke) {
+        s->redone++;
+        st = fli_la_copy(s->la, s->n, s->p, s->Ys, s->n, s->Q, s->n);
+        if (!st)
+            st = fli_la_cholqr2(s->la, s->n, s->p, s->Q, s->n, NULL, s->p, &passes);
+        if (!st)
+            st = rayleigh_ritz(s, 0, NULL);
+    }
     return st;
 }
 
@@ -183,7 +264,7 @@ static double max_res(const topk *s, int64_t k)
 }
 
 fl_status fli_la_topk_eigh(fli_la *la, fli_la *hl, int64_t n, const void *A, int64_t k, double tol,
-                           uint64_t seed, void *V, double *w, fli_topk_report *report)
+                           uint64_t seed, int orth, void *V, double *w, fli_topk_report *report)
 {
     const int64_t p = fli_topk_block(k);
     if (report)
@@ -196,32 +277,32 @@ fl_status fli_la_topk_eigh(fli_la *la, fli_la *hl, int64_t n, const void *A, int
                             (long long)k, (long long)p, (long long)(n / 2));
     topk s;
     memset(&s, 0, sizeof s);
-    s.la = la, s.hl = hl, s.n = n, s.p = p, s.A = A;
-    s.Hh = malloc(sizeof(double) * (size_t)(3 * p * p + 3 * p));
+    s.la = la, s.hl = hl, s.n = n, s.p = p, s.A = A, s.orth = orth;
+    s.Hh = malloc(sizeof(double) * (size_t)(3 * p * p + 5 * p));
     fl_status st =
         s.Hh ? FL_STATUS_OK : fli_la_failf(la, FL_STATUS_OUT_OF_MEMORY, "topk eigh: out of host memory");
     if (!st) {
-        s.Uh = s.Hh + 2 * p * p;
+        s.Uh = s.Hh + 2 * p * p + 2 * p;
         s.t = s.Uh + p * p;
         s.res = s.t + p;
         s.gu = s.res + p;
     }
-    void **bufs[] = {&s.Q, &s.Y0, &s.Y1, &s.W, &s.R};
-    for (int i = 0; i < 5 && !st; i++)
+    void **bufs[] = {&s.Q, &s.Y0, &s.Y1, &s.W, &s.R, &s.Ys};
+    for (int i = 0; i < 6 && !st; i++)
         st = fli_la_mat(la, n, p, bufs[i]);
     if (!st)
-        st = fli_la_mat(la, p, 2 * p, &s.Hd);
+        st = fli_la_mat(la, p, 2 * p + 2, &s.Hd);
+    if (!st)
+        st = fli_la_mat(la, p, p, &s.Gd);
     if (!st)
         st = fli_la_mat(la, n, n, &s.As);
     /* a random orthonormal start and its Ritz pairs */
-    int passes = 0, steps = 0, degree = 0;
+    int steps = 0, degree = 0;
     double w0 = wall_ms(), ms_fo = 0, ms_rr = 0;
     if (!st)
         st = la->ops->randn(la, n, p, s.Q, n, seed);
     if (!st)
-        st = fli_la_cholqr2(la, n, p, s.Q, n, NULL, p, &passes);
-    if (!st)
-        st = rayleigh_ritz(&s);
+        st = orth_rr(&s);
     const double ms_start = wall_ms() - w0;
     double r = 0, r_prev = 0;
     while (!st) {
@@ -252,11 +333,9 @@ fl_status fli_la_topk_eigh(fli_la *la, fli_la *hl, int64_t n, const void *A, int
         }
         w0 = wall_ms();
         st = filter(&s, m, c, e);
-        if (!st)
-            st = fli_la_cholqr2(la, n, p, s.Q, n, NULL, p, &passes);
         const double w1 = wall_ms();
         if (!st)
-            st = rayleigh_ritz(&s);
+            st = orth_rr(&s);
         ms_fo += w1 - w0;
         ms_rr += wall_ms() - w1;
         degree += m;
@@ -274,10 +353,12 @@ fl_status fli_la_topk_eigh(fli_la *la, fli_la *hl, int64_t n, const void *A, int
         report->ms_filter_orth = ms_fo;
         report->ms_rr = ms_rr;
         report->ms_host = s.ms_host;
+        report->redone = s.redone;
     }
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         la->ops->release(la, *bufs[i]);
     la->ops->release(la, s.Hd);
+    la->ops->release(la, s.Gd);
     la->ops->release(la, s.As);
     free(s.Hh);
     return st;

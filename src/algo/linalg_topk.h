@@ -15,11 +15,12 @@ typedef struct fli_topk_report {
     int iterations;  /* Rayleigh-Ritz steps after the first */
     int degree;      /* filter degree summed over the iterations */
     double residual; /* max ||A v - w v|| / w_max over the k pairs at exit */
-    /* wall-clock ms (each phase ends in a synchronisation: a CholeskyQR2's
-     * or a Rayleigh-Ritz copy to the host): buffers, random start and its
-     * first Rayleigh-Ritz; the filters with their orthonormalisations; the
-     * later Rayleigh-Ritz steps; of those, the host's p x p work */
+    /* wall-clock ms: buffers, random start and its first Rayleigh-Ritz;
+     * the filters (their launches: a filter runs on while the next phase
+     * waits); the orthonormalisations and later Rayleigh-Ritz steps (each
+     * ends in its one copy to the host); of those, the host's p x p work */
     double ms_start, ms_filter_orth, ms_rr, ms_host;
+    int redone; /* orthonormalisations redone the careful way (a Cholesky broke down) */
 } fli_topk_report;
 
 /* Wall-clock milliseconds (C11 timespec_get), for the solver's report. */
@@ -80,8 +81,13 @@ static inline int fli_topk_on_gpu(int64_t k, int64_t n, int64_t d)
  * iteration to converge within its budget (the caller falls back to a
  * full eigensolver; V and w are unspecified). Both leave a message in
  * la->err. report may be NULL.
+ *
+ * orth: how the block is orthonormalised, FLI_TOPK_ORTH_*: without waiting
+ * on the Choleskys (the default), waiting on each (A/B), or without waiting
+ * and then always redone the careful way (a test of that path).
  */
+enum { FLI_TOPK_ORTH_NOWAIT = 0, FLI_TOPK_ORTH_WAIT = 1, FLI_TOPK_ORTH_REDO = 2 };
 fl_status fli_la_topk_eigh(fli_la *la, fli_la *hl, int64_t n, const void *A, int64_t k, double tol,
-                           uint64_t seed, void *V, double *w, fli_topk_report *report);
+                           uint64_t seed, int orth, void *V, double *w, fli_topk_report *report);
 
 #endif

@@ -51,6 +51,8 @@ struct fl_ctx {
     int decomp_la;              /* FL_DECOMP_LA (default 0): randomized decomposition via fli_la on the CPU */
     int pca_full_eigh;          /* FL_PCA_FULL_EIGH=1: GPU covariance_eigh always solves every eigenpair
                                    (cuSOLVER syevd) instead of the top-k solver (A/B) */
+    int topk_orth;              /* FL_TOPK_ORTH: the top-k solver's orthonormalisation, FLI_TOPK_ORTH_*
+                                   ("wait": each Cholesky waited on, A/B; "redo": always redone, a test) */
     int pca_product;            /* FL_PCA_PRODUCT: GPU covariance_eigh's product, a fli_pca_cov_job
                                    variant (3xtf32 4, 3xbf16 5, fp32 1); 0 = the module's default */
     char cuda_module_path[512]; /* FL_CUDA_MODULE, read at creation ("" = default) */

@@ -671,7 +671,7 @@ static void keep_log(void *user, fl_log_level level, const char *msg)
  * what the log must say */
 typedef struct topk_case {
     int64_t n, d, k;
-    int kind; /* 0 decaying, 1 flat, 2 rank d / 2 */
+    int kind; /* 0 decaying, 1 flat, 2 rank d / 2, 3 rank 12 */
     const char *expect;
 } topk_case;
 
@@ -719,6 +719,8 @@ static void run_topk_cases(const char *dev, fl_ctx *t, fl_ctx *c, const topk_cas
                     v = G[i * d + j] * (j < 4 ? 10.0 : sqrt(1.0 + 1e-4 * (double)(d - j)));
                 if (cases[ci].kind == 2 && j >= d / 2)
                     v = G[i * d + j % 4]; /* copies of four columns: rank d / 2 */
+                if (cases[ci].kind == 3 && j >= 12)
+                    v = G[i * d + j % 12] / (1.0 + 0.1 * (double)(j % 12)); /* rank 12 */
                 X[i * d + j] = (float)(5.0 + v);
             }
         free(G);
@@ -730,6 +732,14 @@ static void run_topk_cases(const char *dev, fl_ctx *t, fl_ctx *c, const topk_cas
         CHECK_OK(c, fl_pca_fit(c, &xa, pc, &mc));
         CHECK_MSG(strstr(log, cases[ci].expect) != NULL, "%s case %zu: expected \"%s\" in the log:\n%s", dev,
                   ci, cases[ci].expect, log);
+        /* the unwaited orthonormalisations read their Choleskys' outcome
+         * right: none broke down on the decaying spectra */
+        CHECK_MSG(strcmp(dev, "cuda") || cases[ci].kind != 0 ||
+                      strstr(log, "; 0 orthonormalisations redone") != NULL,
+                  "%s case %zu: an orthonormalisation was redone:\n%s", dev, ci, log);
+        /* FL_TOPK_ORTH=redo: every orthonormalisation redone the careful way */
+        CHECK_MSG(strcmp(dev, "redo") || strstr(log, "; 0 orthonormalisations redone") == NULL,
+                  "%s case %zu: expected redone orthonormalisations:\n%s", dev, ci, log);
         if (mt && mc) {
             const char *names[] = {"components_", "explained_variance_", "explained_variance_ratio_", "mean_",
                                    "noise_variance_"};
@@ -738,7 +748,7 @@ static void run_topk_cases(const char *dev, fl_ctx *t, fl_ctx *c, const topk_cas
              * for the values. Rank deficient: the full path clamps the
              * rounding's negative eigenvalues to 0 in its total, the top-k
              * path takes the trace (6e-8 apart here) */
-            const double loose = cases[ci].kind == 2 ? 1e-6 : 1e-10;
+            const double loose = cases[ci].kind >= 2 ? 1e-6 : 1e-10;
             const double tol[] = {1e-6, 1e-10, loose, 1e-12, loose * 10};
             for (int a = 0; a < 5; a++) {
                 int64_t r1, c1, r2, c2;
@@ -772,13 +782,23 @@ static void test_topk_eigh_cpu(void)
     fl_ctx_create("cpu", &t, NULL, 0);
     unsetenv("FL_DECOMP_LA");
     fl_ctx_create("cpu", &c, NULL, 0);
-    const topk_case cases[] = {{3000, 96, 8, 0, "converged"},
-                               {4000, 64, 16, 0, "converged"},
-                               {5000, 150, 1, 0, "converged"},
-                               {2000, 128, 16, 1, "full eigh instead"},
-                               {3000, 80, 4, 2, "converged"}};
+    const topk_case cases[] = {{3000, 96, 8, 0, "converged"},  {4000, 64, 16, 0, "converged"},
+                               {5000, 150, 1, 0, "converged"}, {2000, 128, 16, 1, "full eigh instead"},
+                               {3000, 80, 4, 2, "converged"},  {3000, 80, 4, 3, "converged"}};
     run_topk_cases("cpu", t, c, cases, sizeof cases / sizeof *cases);
     fl_ctx_free(t);
+    /* the careful path after every unwaited orthonormalisation
+     * (FL_TOPK_ORTH=redo) and in place of it (=wait): the same answers */
+    const char *modes[] = {"redo", "wait"};
+    for (int mi = 0; mi < 2; mi++) {
+        setenv("FL_DECOMP_LA", "1", 1);
+        setenv("FL_TOPK_ORTH", modes[mi], 1);
+        fl_ctx_create("cpu", &t, NULL, 0);
+        unsetenv("FL_TOPK_ORTH");
+        unsetenv("FL_DECOMP_LA");
+        run_topk_cases(modes[mi], t, c, cases, 2);
+        fl_ctx_free(t);
+    }
     fl_ctx_free(c);
 }
 
@@ -802,6 +822,12 @@ static void test_topk_eigh_gpu(void)
                                {20000, 200, 4, 2, "converged"},  {8000, 256, 16, 1, "full eigh instead"},
                                {20000, 768, 48, 0, "converged"}, {20000, 1024, 85, 0, "converged"}};
     run_topk_cases("cuda", t, c, cases, sizeof cases / sizeof *cases);
+    fl_ctx_free(t);
+    /* every unwaited orthonormalisation redone the careful way */
+    setenv("FL_TOPK_ORTH", "redo", 1);
+    fl_ctx_create("cuda", &t, NULL, 0);
+    unsetenv("FL_TOPK_ORTH");
+    run_topk_cases("redo", t, c, cases, 3);
     fl_ctx_free(t);
     fl_ctx_free(c);
 }

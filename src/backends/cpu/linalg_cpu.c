@@ -532,6 +532,16 @@ static fl_status c_potrf(fli_la *la, int64_t n, void *A, int64_t lda, int *info)
     return FL_STATUS_OK;
 }
 
+/* Host memory: the info is known at once; stored where the caller reads it. */
+static fl_status c_potrf_dev(fli_la *la, int64_t n, void *A, int64_t lda, void *info_la)
+{
+    int info = 0;
+    fl_status st = c_potrf(la, n, A, lda, &info);
+    if (!st)
+        memcpy(info_la, &info, sizeof info);
+    return st;
+}
+
 static fl_status c_trsm(fli_la *la, int trans, int64_t m, int64_t n, const void *L, int64_t ldl, void *B,
                         int64_t ldb)
 {
@@ -782,6 +792,7 @@ static const fli_la_ops cpu_ops = {
     .fro = c_fro,
     .diag = c_diag,
     .potrf = c_potrf,
+    .potrf_dev = c_potrf_dev,
     .trsm = c_trsm,
     .qr = c_qr,
     .syevd = c_syevd,

@@ -1222,6 +1222,35 @@ static fl_status g_potrf(fli_la *la, int64_t n, void *A, int64_t lda, int *info)
     return FL_STATUS_OK;
 }
 
+/* cuSOLVER's potrf with its info left in the caller's device int: no copy,
+ * no synchronisation (the workspace is freed stream-ordered). */
+static fl_status g_potrf_dev(fli_la *la, int64_t n, void *A, int64_t lda, void *info_la)
+{
+    TRY(fits32(la, "potrf", n, lda, 0));
+    SETDEV("potrf");
+    if (n == 0) {
+        CU("potrf", cudaMemsetAsync(info_la, 0, sizeof(int), STATE(la)->stream));
+        return FL_STATUS_OK;
+    }
+    cusolverDnHandle_t h;
+    TRY(solver_get(la, "potrf", &h));
+    int lw = 0;
+    const int nn = (int)n, l = (int)lda;
+    const cublasFillMode_t lo = CUBLAS_FILL_MODE_LOWER;
+    if (IS64(la))
+        SO("potrf", cusolverDnDpotrf_bufferSize(h, lo, nn, (double *)A, l, &lw));
+    else
+        SO("potrf", cusolverDnSpotrf_bufferSize(h, lo, nn, (float *)A, l, &lw));
+    void *w = NULL;
+    TRY(dev_alloc(la, "potrf", fli_la_esize(la) * (size_t)(lw + 1), &w));
+    cusolverStatus_t cs = IS64(la) ? cusolverDnDpotrf(h, lo, nn, (double *)A, l, (double *)w, lw, (int *)info_la)
+                                   : cusolverDnSpotrf(h, lo, nn, (float *)A, l, (float *)w, lw, (int *)info_la);
+    dev_free(la, w);
+    if (cs != CUSOLVER_STATUS_SUCCESS)
+        return FAIL(FL_STATUS_CUDA_ERROR, "potrf", "cusolverDn?potrf: cusolver status %d", (int)cs);
+    return FL_STATUS_OK;
+}
+
 static fl_status g_trsm(fli_la *la, int trans, int64_t m, int64_t n, const void *L, int64_t ldl, void *B, int64_t ldb)
 {
     TRY(fits32(la, "trsm", m, n, ldl > ldb ? ldl : ldb));
@@ -1475,7 +1504,7 @@ static fl_status g_randn(fli_la *la, int64_t m, int64_t n, void *A, int64_t lda,
 
 static const fli_la_ops g_ops = {
     g_alloc, g_release, g_put,  g_get, g_gemm,  g_geam,  g_fill,  g_shift_diag, g_fro,
-    g_diag,  g_potrf,   g_trsm, g_qr,  g_syevd, g_syevj, g_randn, g_split,
+    g_diag,  g_potrf,   g_trsm, g_qr,  g_syevd, g_syevj, g_randn, g_split, g_potrf_dev,
 };
 
 /* The context's linear-algebra cache: a stream-ordered pool that keeps what
