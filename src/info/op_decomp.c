@@ -110,15 +110,15 @@ static void decomp_roofline(int rnd, const fl_info_device *dev, double *c)
 /* linalg_topk.c's step rule on the spectrum t_i = 1 / (1 + i): the filter
  * damps [0, t_{p-1}], the k-th pair gains acosh(x_k) per degree, one
  * filter amplifies nothing by more than 1e10, and each step asks for the
- * degree that takes the k-th residual from r to 1e-11 (decomp.c's
- * TOPK_TOL 1e-10, with the solver's factor 10 of margin). r starts at 0.3
+ * degree that takes the k-th residual from r to 1e-10 (decomp.c's
+ * TOPK_TOL 1e-9, with the solver's factor 10 of margin). r starts at 0.3
  * t_0 (the random block's Ritz pairs) and falls by T_m(x_k) per step.
  * Reproduces the steps and degrees the solver took on the calibration's
  * data (decaying column scales, see bench/calib/measure.py): k = 2, 4: 2
  * steps, degree 9-11; 8: 3, 13-14; 16, 32: 4, 16-17; 128: 5, 15. */
 static void topk_default(double k, double *steps, double *degree)
 {
-    const double p = (double)fli_topk_block((int64_t)k), tol = 1e-10;
+    const double p = (double)fli_topk_block((int64_t)k), tol = 1e-9;
     const double xk = 2 * p / k - 1, x0 = 2 * p - 1; /* (t - c) / e, c = e = t_{p-1} / 2 */
     const double rate = acosh(xk), cap = floor(acosh(1e10) / acosh(x0));
     double r = 0.3, s = 0, m_sum = 0;
