@@ -15,9 +15,10 @@
  * (pca_tf3.cu, 7.7 ms at 1M x 512 on the H100) with the tensor pipe ~40%
  * busy: the instruction's own limit there.
  *
- * Block: 256 threads, two warpgroups, warpgroup w the tile's rows 64 w ..
- * 64 w + 63 against all 128 columns (64 accumulators a thread, in wgmma's
- * register order: pca_tf3_fold_kernel's layout 1).
+ * Block: 384 threads. Warpgroups 0 and 1 issue the products, warpgroup w
+ * the tile's rows 64 w .. 64 w + 63 against all 128 columns (64
+ * accumulators a thread, in wgmma's register order: pca_tf3_fold_kernel's
+ * layout 1); warpgroup 2 loads and splits (see the kernel).
  */
 #include <stdint.h>
 
@@ -74,7 +75,86 @@ static __device__ __forceinline__ void fence_acc(float (&d)[64])
         asm volatile("" : "+f"(d[i])::"memory");
 }
 
-__global__ void __launch_bounds__(256, 1)
+/* Named barriers between the warpgroups (0 is __syncthreads). */
+#define BAR_SPLIT 1 /* the splitter's 128 threads: a stage landed for all of them    */
+#define BAR_FULL 2  /* + buffer: its parts written (splitter arrives, products wait) */
+#define BAR_EMPTY 4 /* + buffer: the products that read it are done (the reverse)    */
+static __device__ __forceinline__ void bar_sync(int id, int n)
+{
+    asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(n) : "memory");
+}
+static __device__ __forceinline__ void bar_arrive(int id, int n)
+{
+    asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(n) : "memory");
+}
+
+/* One TF3_BK x 128 panel into shared memory by the splitter's 128 threads
+ * (t = its thread), 8 vectors each: tf3_load_panel's layout and masks. */
+static __device__ __forceinline__ void load_panel_wg(float *sm, const float *__restrict__ X, int64_t ld,
+                                                     int64_t row0, int64_t rows, int col0, int d, int t)
+{
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const int v = t + 128 * i, r = v >> 5, c = col0 + (v & 31) * 4;
+        const int64_t row = row0 + r;
+        int bytes = (d - c) * 4;
+        bytes = bytes > 16 ? 16 : bytes < 0 ? 0 : bytes;
+        if (row >= rows)
+            bytes = 0;
+        tf3_cp16(sm + r * 128 + (v & 31) * 4, bytes ? X + row * ld + c : X, bytes);
+    }
+}
+static __device__ __forceinline__ void load_step_wg(float *As, float *Bs, int slot, int64_t step,
+                                                    const float *__restrict__ X, int64_t ld, int64_t rows,
+                                                    int colA, int colB, int d, int diag, int t)
+{
+    load_panel_wg(As + slot * TF3_PANEL, X, ld, step * TF3_BK, rows, colA, d, t);
+    if (!diag)
+        load_panel_wg(Bs + slot * TF3_PANEL, X, ld, step * TF3_BK, rows, colB, d, t);
+}
+
+/* tf3_split by one warpgroup: thread m takes column m's 32 rows (all eight
+ * quads), same parts, swizzle and statistics. */
+template <bool STATS, bool FULL>
+static __device__ __forceinline__ void split_wg(const float *__restrict__ xs, char *hi, char *lo, float sm,
+                                                int64_t lim, int m, double &sum, double &sq)
+{
+    float fs = 0.f, fq = 0.f;
+#pragma unroll
+    for (int q = 0; q < 8; q++) {
+        const int k0 = 4 * q;
+        float4 vh, vl;
+        float *ph = &vh.x, *pl = &vl.x;
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const float z = FULL || k0 + e < lim ? xs[(k0 + e) * 128 + m] - sm : 0.f;
+            const uint32_t zh = tf3_round(z);
+            ph[e] = __uint_as_float(zh);
+            pl[e] = __uint_as_float(tf3_round(z - __uint_as_float(zh)));
+            if (STATS) {
+                fs += z;
+                fq = fmaf(z, z, fq);
+            }
+        }
+        const int off = m * 128 + ((q ^ (m & 7)) << 4);
+        *(float4 *)(hi + off) = vh;
+        *(float4 *)(lo + off) = vl;
+    }
+    if (STATS) {
+        sum += (double)fs;
+        sq += (double)fq;
+    }
+}
+
+/* Warp-specialised (384 threads): warpgroups 0 and 1 only issue the
+ * products (rows 64 w .. 64 w + 63 of the tile against its 128 columns)
+ * and flush; warpgroup 2 loads X's panels and splits each step into the
+ * parts buffer the products of two steps ago have released. The two sides
+ * meet at named barriers, not block barriers: with all 256 threads
+ * splitting between two block barriers a step took ~2 us against the
+ * products' ~0.85 (H100, 1M x 512; ncu: stalls at the barriers and on
+ * the split's dependent latencies). */
+__global__ void __launch_bounds__(384, 1)
     pca_tf3_sm90_kernel(const float *__restrict__ X, int64_t ld, int64_t rows, int d,
                         const float *__restrict__ shift, int splits, double *__restrict__ partial,
                         double *__restrict__ colsum, double *__restrict__ colsq)
@@ -91,44 +171,67 @@ __global__ void __launch_bounds__(256, 1)
     const int colA = I * 128, colB = J * 128;
     const int64_t steps = (rows + TF3_BK - 1) / TF3_BK;
     const int64_t s0 = steps * sp / splits, s1 = steps * (sp + 1) / splits;
-    const int m = threadIdx.x & 127, wg = threadIdx.x >> 7;
-    const float sA = colA + m < d ? shift[colA + m] : 0.f, sB = colB + m < d ? shift[colB + m] : 0.f;
-    double sum = 0, sq = 0;
-    const uint32_t parts_s = (uint32_t)__cvta_generic_to_shared(parts);
+    const int wg = threadIdx.x >> 7;
 
+    if (wg == 2) {
+        /* the splitter: column m of the tile pair */
+        const int m = threadIdx.x - 256;
+        const float sA = colA + m < d ? shift[colA + m] : 0.f, sB = colB + m < d ? shift[colB + m] : 0.f;
+        double sum = 0, sq = 0;
+#pragma unroll
+        for (int st = 0; st < S9_STAGES - 1; st++) {
+            if (s0 + st < s1)
+                load_step_wg(As, Bs, st, s0 + st, X, ld, rows, colA, colB, d, diag, m);
+            tf3_commit();
+        }
+        for (int64_t s = s0; s < s1; s++) {
+            tf3_wait<S9_STAGES - 2>();
+            bar_sync(BAR_SPLIT, 128); /* stage s landed; every splitter thread is past step s - 1 */
+            const int64_t nx = s + S9_STAGES - 1;
+            if (nx < s1)
+                load_step_wg(As, Bs, (int)((nx - s0) % S9_STAGES), nx, X, ld, rows, colA, colB, d, diag, m);
+            tf3_commit();
+            const int i = (int)(s - s0), buf = i & 1, slot = i % S9_STAGES;
+            if (i >= 2)
+                bar_sync(BAR_EMPTY + buf, 384); /* step s - 2's products released the buffer */
+            char *P = parts + buf * 4 * S9_PART;
+            const int64_t lim = rows - s * TF3_BK;
+            const float *xa = As + slot * TF3_PANEL, *xb = Bs + slot * TF3_PANEL;
+            if (lim >= TF3_BK) {
+                if (diag) {
+                    split_wg<true, true>(xa, P, P + S9_PART, sA, lim, m, sum, sq);
+                } else {
+                    split_wg<false, true>(xa, P, P + S9_PART, sA, lim, m, sum, sq);
+                    split_wg<false, true>(xb, P + 2 * S9_PART, P + 3 * S9_PART, sB, lim, m, sum, sq);
+                }
+            } else if (diag) {
+                split_wg<true, false>(xa, P, P + S9_PART, sA, lim, m, sum, sq);
+            } else {
+                split_wg<false, false>(xa, P, P + S9_PART, sA, lim, m, sum, sq);
+                split_wg<false, false>(xb, P + 2 * S9_PART, P + 3 * S9_PART, sB, lim, m, sum, sq);
+            }
+            /* the generic-proxy stores, visible to the tensor cores' reads */
+            asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+            bar_arrive(BAR_FULL + buf, 384);
+        }
+        if (diag && colA + m < d) {
+            colsum[(int64_t)sp * d + colA + m] += sum;
+            colsq[(int64_t)sp * d + colA + m] += sq;
+        }
+        return;
+    }
+
+    /* the products */
+    const uint32_t parts_s = (uint32_t)__cvta_generic_to_shared(parts);
     float acc[64];
 #pragma unroll
     for (int r = 0; r < 64; r++)
         acc[r] = 0.f;
     double *dst = partial + (int64_t)blockIdx.x * 16384 + threadIdx.x;
-
-#pragma unroll
-    for (int st = 0; st < S9_STAGES - 1; st++) {
-        if (s0 + st < s1)
-            tf3_load_step(As, Bs, st, s0 + st, X, ld, rows, colA, colB, d, diag);
-        tf3_commit();
-    }
     int since = 0;
     for (int64_t s = s0; s < s1; s++) {
-        tf3_wait<S9_STAGES - 2>();
-        /* stage s landed; every warpgroup's products of step s - 2 (the
-         * parts buffer this step's split rewrites) completed */
-        __syncthreads();
-        {
-            const int64_t nx = s + S9_STAGES - 1;
-            if (nx < s1)
-                tf3_load_step(As, Bs, (int)((nx - s0) % S9_STAGES), nx, X, ld, rows, colA, colB, d, diag);
-            tf3_commit();
-        }
-        const int slot = (int)((s - s0) % S9_STAGES), buf = (int)((s - s0) & 1);
-        char *P = parts + buf * 4 * S9_PART;
-        const int64_t lim = rows - s * TF3_BK;
-        const float *xa = As + slot * TF3_PANEL, *xb = Bs + slot * TF3_PANEL;
-        char *pbh = P + 2 * S9_PART, *pbl = P + 3 * S9_PART;
-        tf3_split_step<true, 0>(xa, xb, P, P + S9_PART, pbh, pbl, sA, sB, lim, diag, sum, sq);
-        /* the generic-proxy stores, visible to the tensor cores' reads */
-        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-        __syncthreads();
+        const int i = (int)(s - s0), buf = i & 1;
+        bar_sync(BAR_FULL + buf, 384); /* step s's parts are written */
         const uint32_t pa = parts_s + buf * 4 * S9_PART, pb = diag ? pa : pa + 2 * S9_PART;
         /* A: this warpgroup's 64 lines of hi / lo; B: all 128 lines */
         const uint64_t ah = desc_sw128(pa + wg * 64 * 128), al = desc_sw128(pa + S9_PART + wg * 64 * 128);
@@ -147,6 +250,9 @@ __global__ void __launch_bounds__(256, 1)
         wgmma_commit();
         wgmma_wait<1>(); /* step s - 1's products are done */
         fence_acc(acc);
+        /* its buffer is free for the split of step s + 1 (when there is one) */
+        if (i >= 1 && s + 1 < s1)
+            bar_arrive(BAR_EMPTY + ((i - 1) & 1), 384);
         if (++since == TF3_FLUSH || s + 1 == s1) {
             since = 0;
             wgmma_wait<0>();
@@ -156,10 +262,6 @@ __global__ void __launch_bounds__(256, 1)
         }
     }
     wgmma_wait<0>();
-    if (diag) {
-        tf3_wait<0>(); /* the X stages hold the two halves' sums: no copy is in flight any more */
-        tf3_colstats((double *)As, sum, sq, colA, d, sp, colsum, colsq);
-    }
 }
 
 extern "C" size_t fli_pca_tf3_sm90_smem(void)
@@ -177,7 +279,7 @@ extern "C" cudaError_t fli_pca_tf3_sm90_launch(const float *X, int64_t ld, int64
         cudaFuncSetAttribute(pca_tf3_sm90_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess)
         return e;
-    pca_tf3_sm90_kernel<<<pairs * splits, 256, smem, s>>>(X, ld, rows, d, shift, splits, partial, colsum,
+    pca_tf3_sm90_kernel<<<pairs * splits, 384, smem, s>>>(X, ld, rows, d, shift, splits, partial, colsum,
                                                           colsq);
     return cudaGetLastError();
 }
