@@ -114,20 +114,26 @@ static __device__ __forceinline__ void load_step_wg(float *As, float *Bs, int sl
 }
 
 /* tf3_split by one warpgroup: thread m takes column m's 32 rows (all eight
- * quads), same parts, swizzle and statistics. */
+ * quads), same parts, swizzle and statistics. The 32 loads go first: the
+ * parts' stores are shared memory too, so the compiler would not move a
+ * later quad's loads above them, and one warp a scheduler has nothing else
+ * to hide their latency with. */
 template <bool STATS, bool FULL>
 static __device__ __forceinline__ void split_wg(const float *__restrict__ xs, char *hi, char *lo, float sm,
                                                 int64_t lim, int m, double &sum, double &sq)
 {
+    float x[TF3_BK];
+#pragma unroll
+    for (int r = 0; r < TF3_BK; r++)
+        x[r] = FULL || r < lim ? xs[r * 128 + m] : sm;
     float fs = 0.f, fq = 0.f;
 #pragma unroll
     for (int q = 0; q < 8; q++) {
-        const int k0 = 4 * q;
         float4 vh, vl;
         float *ph = &vh.x, *pl = &vl.x;
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            const float z = FULL || k0 + e < lim ? xs[(k0 + e) * 128 + m] - sm : 0.f;
+            const float z = x[4 * q + e] - sm;
             const uint32_t zh = tf3_round(z);
             ph[e] = __uint_as_float(zh);
             pl[e] = __uint_as_float(tf3_round(z - __uint_as_float(zh)));
