@@ -15,10 +15,10 @@
  * (pca_tf3.cu, 7.7 ms at 1M x 512 on the H100) with the tensor pipe ~40%
  * busy: the instruction's own limit there.
  *
- * Block: 384 threads. Warpgroups 0 and 1 issue the products, warpgroup w
+ * Block: 512 threads. Warpgroups 0 and 1 issue the products, warpgroup w
  * the tile's rows 64 w .. 64 w + 63 against all 128 columns (64
  * accumulators a thread, in wgmma's register order: pca_tf3_fold_kernel's
- * layout 1); warpgroup 2 loads and splits (see the kernel).
+ * layout 1); warpgroups 2 and 3 load and split (see the kernel).
  */
 #include <stdint.h>
 
@@ -88,14 +88,15 @@ static __device__ __forceinline__ void bar_arrive(int id, int n)
     asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(n) : "memory");
 }
 
-/* One TF3_BK x 128 panel into shared memory by the splitter's 128 threads
- * (t = its thread), 8 vectors each: tf3_load_panel's layout and masks. */
+/* One TF3_BK x 128 panel into shared memory by the splitters' 256 threads
+ * (t = the thread among them), 4 vectors each: tf3_load_panel's layout and
+ * masks. */
 static __device__ __forceinline__ void load_panel_wg(float *sm, const float *__restrict__ X, int64_t ld,
                                                      int64_t row0, int64_t rows, int col0, int d, int t)
 {
 #pragma unroll
-    for (int i = 0; i < 8; i++) {
-        const int v = t + 128 * i, r = v >> 5, c = col0 + (v & 31) * 4;
+    for (int i = 0; i < 4; i++) {
+        const int v = t + 256 * i, r = v >> 5, c = col0 + (v & 31) * 4;
         const int64_t row = row0 + r;
         int bytes = (d - c) * 4;
         bytes = bytes > 16 ? 16 : bytes < 0 ? 0 : bytes;
@@ -113,27 +114,28 @@ static __device__ __forceinline__ void load_step_wg(float *As, float *Bs, int sl
         load_panel_wg(Bs + slot * TF3_PANEL, X, ld, step * TF3_BK, rows, colB, d, t);
 }
 
-/* tf3_split by one warpgroup: thread m takes column m's 32 rows (all eight
- * quads), same parts, swizzle and statistics. The 32 loads go first: the
- * parts' stores are shared memory too, so the compiler would not move a
- * later quad's loads above them, and one warp a scheduler has nothing else
- * to hide their latency with. */
+/* tf3_split by a splitter warpgroup h: thread m takes column m's rows
+ * 16 h .. 16 h + 15 (quads 4 h .. 4 h + 3), same parts, swizzle and
+ * statistics. The 16 loads go first: the parts' stores are shared memory
+ * too, so the compiler would not move a later quad's loads above them,
+ * and two warps a scheduler have little else to hide their latency with. */
 template <bool STATS, bool FULL>
 static __device__ __forceinline__ void split_wg(const float *__restrict__ xs, char *hi, char *lo, float sm,
-                                                int64_t lim, int m, double &sum, double &sq)
+                                                int64_t lim, int m, int h, double &sum, double &sq)
 {
-    float x[TF3_BK];
+    float x[16];
 #pragma unroll
-    for (int r = 0; r < TF3_BK; r++)
-        x[r] = FULL || r < lim ? xs[r * 128 + m] : sm;
+    for (int r = 0; r < 16; r++)
+        x[r] = FULL || 16 * h + r < lim ? xs[(16 * h + r) * 128 + m] : sm;
     float fs = 0.f, fq = 0.f;
 #pragma unroll
-    for (int q = 0; q < 8; q++) {
+    for (int qq = 0; qq < 4; qq++) {
+        const int q = 4 * h + qq;
         float4 vh, vl;
         float *ph = &vh.x, *pl = &vl.x;
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            const float z = x[4 * q + e] - sm;
+            const float z = x[4 * qq + e] - sm;
             const uint32_t zh = tf3_round(z);
             ph[e] = __uint_as_float(zh);
             pl[e] = __uint_as_float(tf3_round(z - __uint_as_float(zh)));
@@ -152,15 +154,16 @@ static __device__ __forceinline__ void split_wg(const float *__restrict__ xs, ch
     }
 }
 
-/* Warp-specialised (384 threads): warpgroups 0 and 1 only issue the
+/* Warp-specialised (512 threads): warpgroups 0 and 1 only issue the
  * products (rows 64 w .. 64 w + 63 of the tile against its 128 columns)
- * and flush; warpgroup 2 loads X's panels and splits each step into the
- * parts buffer the products of two steps ago have released. The two sides
+ * and flush; warpgroups 2 and 3 load X's panels and split each step into
+ * the parts buffer the products of two steps ago have released (one
+ * splitter warpgroup took 5.4 ms for the covariance pass). The two sides
  * meet at named barriers, not block barriers: with all 256 threads
  * splitting between two block barriers a step took ~2 us against the
  * products' ~0.85 (H100, 1M x 512; ncu: stalls at the barriers and on
  * the split's dependent latencies). */
-__global__ void __launch_bounds__(384, 1)
+__global__ void __launch_bounds__(512, 1)
     pca_tf3_sm90_kernel(const float *__restrict__ X, int64_t ld, int64_t rows, int d,
                         const float *__restrict__ shift, int splits, double *__restrict__ partial,
                         double *__restrict__ colsum, double *__restrict__ colsq)
@@ -179,50 +182,62 @@ __global__ void __launch_bounds__(384, 1)
     const int64_t s0 = steps * sp / splits, s1 = steps * (sp + 1) / splits;
     const int wg = threadIdx.x >> 7;
 
-    if (wg == 2) {
-        /* the splitter: column m of the tile pair */
-        const int m = threadIdx.x - 256;
+    if (wg >= 2) {
+        /* the splitters: column m of the tile pair, rows 16 h .. 16 h + 15 of each step */
+        const int t = threadIdx.x - 256, m = t & 127, h = t >> 7;
         const float sA = colA + m < d ? shift[colA + m] : 0.f, sB = colB + m < d ? shift[colB + m] : 0.f;
         double sum = 0, sq = 0;
 #pragma unroll
         for (int st = 0; st < S9_STAGES - 1; st++) {
             if (s0 + st < s1)
-                load_step_wg(As, Bs, st, s0 + st, X, ld, rows, colA, colB, d, diag, m);
+                load_step_wg(As, Bs, st, s0 + st, X, ld, rows, colA, colB, d, diag, t);
             tf3_commit();
         }
         for (int64_t s = s0; s < s1; s++) {
             tf3_wait<S9_STAGES - 2>();
-            bar_sync(BAR_SPLIT, 128); /* stage s landed; every splitter thread is past step s - 1 */
+            bar_sync(BAR_SPLIT, 256); /* stage s landed; every splitter thread is past step s - 1 */
             const int64_t nx = s + S9_STAGES - 1;
             if (nx < s1)
-                load_step_wg(As, Bs, (int)((nx - s0) % S9_STAGES), nx, X, ld, rows, colA, colB, d, diag, m);
+                load_step_wg(As, Bs, (int)((nx - s0) % S9_STAGES), nx, X, ld, rows, colA, colB, d, diag, t);
             tf3_commit();
             const int i = (int)(s - s0), buf = i & 1, slot = i % S9_STAGES;
             if (i >= 2)
-                bar_sync(BAR_EMPTY + buf, 384); /* step s - 2's products released the buffer */
+                bar_sync(BAR_EMPTY + buf, 512); /* step s - 2's products released the buffer */
             char *P = parts + buf * 4 * S9_PART;
             const int64_t lim = rows - s * TF3_BK;
             const float *xa = As + slot * TF3_PANEL, *xb = Bs + slot * TF3_PANEL;
             if (lim >= TF3_BK) {
                 if (diag) {
-                    split_wg<true, true>(xa, P, P + S9_PART, sA, lim, m, sum, sq);
+                    split_wg<true, true>(xa, P, P + S9_PART, sA, lim, m, h, sum, sq);
                 } else {
-                    split_wg<false, true>(xa, P, P + S9_PART, sA, lim, m, sum, sq);
-                    split_wg<false, true>(xb, P + 2 * S9_PART, P + 3 * S9_PART, sB, lim, m, sum, sq);
+                    split_wg<false, true>(xa, P, P + S9_PART, sA, lim, m, h, sum, sq);
+                    split_wg<false, true>(xb, P + 2 * S9_PART, P + 3 * S9_PART, sB, lim, m, h, sum, sq);
                 }
             } else if (diag) {
-                split_wg<true, false>(xa, P, P + S9_PART, sA, lim, m, sum, sq);
+                split_wg<true, false>(xa, P, P + S9_PART, sA, lim, m, h, sum, sq);
             } else {
-                split_wg<false, false>(xa, P, P + S9_PART, sA, lim, m, sum, sq);
-                split_wg<false, false>(xb, P + 2 * S9_PART, P + 3 * S9_PART, sB, lim, m, sum, sq);
+                split_wg<false, false>(xa, P, P + S9_PART, sA, lim, m, h, sum, sq);
+                split_wg<false, false>(xb, P + 2 * S9_PART, P + 3 * S9_PART, sB, lim, m, h, sum, sq);
             }
             /* the generic-proxy stores, visible to the tensor cores' reads */
             asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-            bar_arrive(BAR_FULL + buf, 384);
+            bar_arrive(BAR_FULL + buf, 512);
         }
-        if (diag && colA + m < d) {
-            colsum[(int64_t)sp * d + colA + m] += sum;
-            colsq[(int64_t)sp * d + colA + m] += sq;
+        if (diag) {
+            /* the two halves' sums through the X stages (no copy in flight
+             * any more), added in a fixed order as tf3_colstats does */
+            tf3_wait<0>();
+            double *red = (double *)As;
+            bar_sync(BAR_SPLIT, 256);
+            if (h) {
+                red[m] = sum;
+                red[128 + m] = sq;
+            }
+            bar_sync(BAR_SPLIT, 256);
+            if (!h && colA + m < d) {
+                colsum[(int64_t)sp * d + colA + m] += sum + red[m];
+                colsq[(int64_t)sp * d + colA + m] += sq + red[128 + m];
+            }
         }
         return;
     }
@@ -237,7 +252,7 @@ __global__ void __launch_bounds__(384, 1)
     int since = 0;
     for (int64_t s = s0; s < s1; s++) {
         const int i = (int)(s - s0), buf = i & 1;
-        bar_sync(BAR_FULL + buf, 384); /* step s's parts are written */
+        bar_sync(BAR_FULL + buf, 512); /* step s's parts are written */
         const uint32_t pa = parts_s + buf * 4 * S9_PART, pb = diag ? pa : pa + 2 * S9_PART;
         /* A: this warpgroup's 64 lines of hi / lo; B: all 128 lines */
         const uint64_t ah = desc_sw128(pa + wg * 64 * 128), al = desc_sw128(pa + S9_PART + wg * 64 * 128);
@@ -258,7 +273,7 @@ __global__ void __launch_bounds__(384, 1)
         fence_acc(acc);
         /* its buffer is free for the split of step s + 1 (when there is one) */
         if (i >= 1 && s + 1 < s1)
-            bar_arrive(BAR_EMPTY + ((i - 1) & 1), 384);
+            bar_arrive(BAR_EMPTY + ((i - 1) & 1), 512);
         if (++since == TF3_FLUSH || s + 1 == s1) {
             since = 0;
             wgmma_wait<0>();
@@ -285,7 +300,7 @@ extern "C" cudaError_t fli_pca_tf3_sm90_launch(const float *X, int64_t ld, int64
         cudaFuncSetAttribute(pca_tf3_sm90_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess)
         return e;
-    pca_tf3_sm90_kernel<<<pairs * splits, 384, smem, s>>>(X, ld, rows, d, shift, splits, partial, colsum,
+    pca_tf3_sm90_kernel<<<pairs * splits, 512, smem, s>>>(X, ld, rows, d, shift, splits, partial, colsum,
                                                           colsq);
     return cudaGetLastError();
 }
