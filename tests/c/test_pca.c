@@ -971,7 +971,9 @@ static void test_gpu_vs_cpu(void)
 }
 
 /* The GPU's split products (FL_PCA_PRODUCT: 3xtf32, the default, its
- * fused kernel 3xtf32-fused, and 3xbf16, ~16 bits of the shifted data)
+ * fused kernel 3xtf32-fused (wgmma on Hopper) and that kernel on mma.sync
+ * (3xtf32-fused-mma, the fused kernel elsewhere), and 3xbf16, ~16 bits of
+ * the shifted data)
  * against the CPU backend (float32 blocks summed in float64) on data far
  * from the origin with a large dynamic range: column scales 1e-3 .. 1e3,
  * offsets 1e3 times the scale (the CPU simulation,
@@ -982,7 +984,7 @@ static void test_gpu_vs_cpu(void)
  * host chunks. Skipped without a GPU. */
 static void test_gpu_products(void)
 {
-    const char *prods[] = {"3xtf32", "3xtf32-fused", "3xbf16"};
+    const char *prods[] = {"3xtf32", "3xtf32-fused", "3xtf32-fused-mma", "3xbf16"};
     const int64_t shapes[2][3] = {{60000, 48, 6}, {40001, 260, 5}};
     for (int si = 0; si < 2; si++) {
         const int64_t n = shapes[si][0], d = shapes[si][1], k = shapes[si][2];
@@ -998,7 +1000,7 @@ static void test_gpu_products(void)
         fl_params *pc = eigh_params(c, k);
         fl_model *mc = NULL;
         CHECK_OK(c, fl_pca_fit(c, &xa, pc, &mc));
-        for (int pi = 0; pi < 3 && mc; pi++) {
+        for (int pi = 0; pi < 4 && mc; pi++) {
             setenv("FL_PCA_PRODUCT", prods[pi], 1);
             fl_ctx *g;
             fl_ctx_create("cuda", &g, NULL, 0);

@@ -1188,40 +1188,6 @@ static fl_status g_diag(fli_la *la, int64_t n, const void *A, int64_t lda, doubl
     return FL_STATUS_OK;
 }
 
-static fl_status g_potrf(fli_la *la, int64_t n, void *A, int64_t lda, int *info)
-{
-    *info = 0;
-    TRY(fits32(la, "potrf", n, lda, 0));
-    if (n == 0) return FL_STATUS_OK;
-    SETDEV("potrf");
-    cusolverDnHandle_t h;
-    TRY(solver_get(la, "potrf", &h));
-    int lw = 0;
-    const int nn = (int)n, l = (int)lda;
-    const cublasFillMode_t lo = CUBLAS_FILL_MODE_LOWER;
-    if (IS64(la))
-        SO("potrf", cusolverDnDpotrf_bufferSize(h, lo, nn, (double *)A, l, &lw));
-    else
-        SO("potrf", cusolverDnSpotrf_bufferSize(h, lo, nn, (float *)A, l, &lw));
-    char *w = NULL;
-    const size_t es = fli_la_esize(la);
-    TRY(dev_alloc(la, "potrf", al256(es * (size_t)(lw + 1)) + 16, (void **)&w));
-    int *dinfo = (int *)(w + al256(es * (size_t)(lw + 1)));
-    cusolverStatus_t cs = IS64(la) ? cusolverDnDpotrf(h, lo, nn, (double *)A, l, (double *)w, lw, dinfo)
-                                   : cusolverDnSpotrf(h, lo, nn, (float *)A, l, (float *)w, lw, dinfo);
-    int hinfo = 0;
-    cudaError_t e = cudaSuccess;
-    if (cs == CUSOLVER_STATUS_SUCCESS) e = cudaMemcpyAsync(&hinfo, dinfo, sizeof(int), cudaMemcpyDeviceToHost, STATE(la)->stream);
-    if (cs == CUSOLVER_STATUS_SUCCESS && e == cudaSuccess) e = cudaStreamSynchronize(STATE(la)->stream);
-    dev_free(la, w);
-    if (cs != CUSOLVER_STATUS_SUCCESS)
-        return FAIL(FL_STATUS_CUDA_ERROR, "potrf", "cusolverDn?potrf: cusolver status %d", (int)cs);
-    if (e != cudaSuccess) return cuda_st(la, __LINE__, "potrf", "info copy", e);
-    if (hinfo < 0) return FAIL(FL_STATUS_INTERNAL, "potrf", "argument %d was invalid", -hinfo);
-    *info = hinfo;
-    return FL_STATUS_OK;
-}
-
 /* cuSOLVER's potrf with its info left in the caller's device int: no copy,
  * no synchronisation (the workspace is freed stream-ordered). */
 static fl_status g_potrf_dev(fli_la *la, int64_t n, void *A, int64_t lda, void *info_la)
@@ -1248,6 +1214,25 @@ static fl_status g_potrf_dev(fli_la *la, int64_t n, void *A, int64_t lda, void *
     dev_free(la, w);
     if (cs != CUSOLVER_STATUS_SUCCESS)
         return FAIL(FL_STATUS_CUDA_ERROR, "potrf", "cusolverDn?potrf: cusolver status %d", (int)cs);
+    return FL_STATUS_OK;
+}
+
+/* potrf_dev, then its info brought back (one synchronisation). */
+static fl_status g_potrf(fli_la *la, int64_t n, void *A, int64_t lda, int *info)
+{
+    *info = 0;
+    if (n == 0) return FL_STATUS_OK;
+    int *dinfo = NULL, hinfo = 0;
+    TRY(dev_alloc(la, "potrf", 16, (void **)&dinfo));
+    fl_status st = g_potrf_dev(la, n, A, lda, dinfo);
+    cudaError_t e = cudaSuccess;
+    if (!st) e = cudaMemcpyAsync(&hinfo, dinfo, sizeof(int), cudaMemcpyDeviceToHost, STATE(la)->stream);
+    if (!st && e == cudaSuccess) e = cudaStreamSynchronize(STATE(la)->stream);
+    dev_free(la, dinfo);
+    if (st) return st;
+    if (e != cudaSuccess) return cuda_st(la, __LINE__, "potrf", "info copy", e);
+    if (hinfo < 0) return FAIL(FL_STATUS_INTERNAL, "potrf", "argument %d was invalid", -hinfo);
+    *info = hinfo;
     return FL_STATUS_OK;
 }
 

@@ -101,7 +101,7 @@ __global__ void __launch_bounds__(256, 1)
 #pragma unroll
     for (int st = 0; st < TF3F_STAGES - 1; st++) {
         if (s0 + st < s1)
-            tf3_load_step(As, Bs, st, s0 + st, X, ld, rows, colA, colB, d, diag);
+            tf3_load_step(As, Bs, st, s0 + st, X, ld, rows, colA, colB, d, diag, threadIdx.x);
         tf3_commit();
     }
     int since = 0;
@@ -111,14 +111,16 @@ __global__ void __launch_bounds__(256, 1)
         {
             const int64_t nx = s + TF3F_STAGES - 1;
             if (nx < s1)
-                tf3_load_step(As, Bs, (int)((nx - s0) % TF3F_STAGES), nx, X, ld, rows, colA, colB, d, diag);
+                tf3_load_step(As, Bs, (int)((nx - s0) % TF3F_STAGES), nx, X, ld, rows, colA, colB, d, diag,
+                              threadIdx.x);
             tf3_commit();
         }
         const int slot = (int)((s - s0) % TF3F_STAGES);
         const int64_t lim = rows - s * TF3_BK; /* rows of this step that exist */
         const float *xa = As + slot * panel, *xb = Bs + slot * panel;
         char *ph = (char *)Ph, *pl = (char *)Pl, *qh = (char *)Qh, *ql = (char *)Ql;
-        tf3_split_step<false, TF3F_LDP>(xa, xb, ph, pl, qh, ql, sA, sB, lim, diag, sum, sq);
+        tf3_split_step<false, TF3F_LDP, 2>(xa, xb, ph, pl, qh, ql, sA, sB, lim, diag, threadIdx.x & 127,
+                                           threadIdx.x >> 7, sum, sq);
         __syncthreads();
 #pragma unroll
         for (int k0 = 0; k0 < TF3_BK; k0 += 8) {

@@ -39,13 +39,13 @@ template <int N> static __device__ __forceinline__ void tf3_wait()
 
 /* One TF3_BK x 128 panel of X (rows row0.., columns col0..) into shared
  * memory, [row][column]; rows >= rows and columns >= d read as zero. 256
- * threads, 4 vectors each. */
+ * threads (t: the thread among them), 4 vectors each. */
 static __device__ __forceinline__ void tf3_load_panel(float *sm, const float *__restrict__ X, int64_t ld,
-                                                      int64_t row0, int64_t rows, int col0, int d)
+                                                      int64_t row0, int64_t rows, int col0, int d, int t)
 {
 #pragma unroll
     for (int i = 0; i < 4; i++) {
-        const int v = threadIdx.x + 256 * i, r = v >> 5, c = col0 + (v & 31) * 4;
+        const int v = t + 256 * i, r = v >> 5, c = col0 + (v & 31) * 4;
         const int64_t row = row0 + r;
         int bytes = (d - c) * 4;
         bytes = bytes > 16 ? 16 : bytes < 0 ? 0 : bytes;
@@ -69,23 +69,34 @@ static __device__ __forceinline__ void tf3_pair(int pair, int *I, int *J)
  * for rows past `lim` unless FULL), transposed: column m's rows contiguous,
  * a 16-byte store per row quad and part. SWZ: 128-byte lines with the
  * quads XOR-swizzled by the line (wgmma's layout); else lines of LDP
- * floats (ldmatrix's). Thread: column tid % 128, row quads h, h + 2, h + 4,
- * h + 6 (h = tid / 128). STATS: the step's sums of z and z^2 in float32
- * (16 values) added once into sum and sq. */
-template <bool STATS, bool FULL, bool SWZ, int LDP>
+ * floats (ldmatrix's). Thread (of 256): column m, row quads h, h + 2,
+ * h + 4, h + 6 (QS 2) or 4 h .. 4 h + 3 (QS 1), h = 0 or 1. The 16 loads go
+ * first: the parts' stores are shared memory too, so the compiler would
+ * not move a later quad's loads above them (with two warps a scheduler,
+ * the warp-specialised kernel's splitters, that latency showed). STATS:
+ * the step's sums of z and z^2 in float32 (16 values) added once into sum
+ * and sq. */
+template <bool STATS, bool FULL, bool SWZ, int LDP, int QS>
 static __device__ __forceinline__ void tf3_split(const float *__restrict__ xs, char *hi, char *lo, float sm,
-                                                 int64_t lim, double &sum, double &sq)
+                                                 int64_t lim, int m, int h, double &sum, double &sq)
 {
-    const int m = threadIdx.x & 127, h = threadIdx.x >> 7;
+    float x[16];
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int k = 4 * (QS == 1 ? 4 * h + j : h + 2 * j) + e;
+            x[4 * j + e] = FULL || k < lim ? xs[k * 128 + m] : sm;
+        }
     float fs = 0.f, fq = 0.f;
 #pragma unroll
     for (int j = 0; j < 4; j++) {
-        const int q = h + 2 * j, k0 = 4 * q;
+        const int q = QS == 1 ? 4 * h + j : h + 2 * j, k0 = 4 * q;
         float4 vh, vl;
         float *ph = &vh.x, *pl = &vl.x;
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            const float z = FULL || k0 + e < lim ? xs[(k0 + e) * 128 + m] - sm : 0.f;
+            const float z = x[4 * j + e] - sm;
             const uint32_t zh = tf3_round(z);
             ph[e] = __uint_as_float(zh);
             pl[e] = __uint_as_float(tf3_round(z - __uint_as_float(zh)));
@@ -105,35 +116,37 @@ static __device__ __forceinline__ void tf3_split(const float *__restrict__ xs, c
 }
 
 /* One step's split of the block's panels (xa; xb unless diag) into their
- * parts (ph, pl; qh, ql), the row mask only on the last step. */
-template <bool SWZ, int LDP>
+ * parts (ph, pl; qh, ql), the row mask only on the last step; m, h, QS as
+ * tf3_split's. */
+template <bool SWZ, int LDP, int QS>
 static __device__ __forceinline__ void tf3_split_step(const float *xa, const float *xb, char *ph, char *pl, char *qh,
-                                                      char *ql, float sa, float sb, int64_t lim, int diag,
-                                                      double &sum, double &sq)
+                                                      char *ql, float sa, float sb, int64_t lim, int diag, int m,
+                                                      int h, double &sum, double &sq)
 {
     if (lim >= TF3_BK) {
         if (diag) {
-            tf3_split<true, true, SWZ, LDP>(xa, ph, pl, sa, lim, sum, sq);
+            tf3_split<true, true, SWZ, LDP, QS>(xa, ph, pl, sa, lim, m, h, sum, sq);
         } else {
-            tf3_split<false, true, SWZ, LDP>(xa, ph, pl, sa, lim, sum, sq);
-            tf3_split<false, true, SWZ, LDP>(xb, qh, ql, sb, lim, sum, sq);
+            tf3_split<false, true, SWZ, LDP, QS>(xa, ph, pl, sa, lim, m, h, sum, sq);
+            tf3_split<false, true, SWZ, LDP, QS>(xb, qh, ql, sb, lim, m, h, sum, sq);
         }
     } else if (diag) {
-        tf3_split<true, false, SWZ, LDP>(xa, ph, pl, sa, lim, sum, sq);
+        tf3_split<true, false, SWZ, LDP, QS>(xa, ph, pl, sa, lim, m, h, sum, sq);
     } else {
-        tf3_split<false, false, SWZ, LDP>(xa, ph, pl, sa, lim, sum, sq);
-        tf3_split<false, false, SWZ, LDP>(xb, qh, ql, sb, lim, sum, sq);
+        tf3_split<false, false, SWZ, LDP, QS>(xa, ph, pl, sa, lim, m, h, sum, sq);
+        tf3_split<false, false, SWZ, LDP, QS>(xb, qh, ql, sb, lim, m, h, sum, sq);
     }
 }
 
-/* Step `step`'s panels (one on the diagonal) into stage `slot` of As / Bs. */
+/* Step `step`'s panels (one on the diagonal) into stage `slot` of As / Bs,
+ * by 256 threads (t: the thread among them). */
 static __device__ __forceinline__ void tf3_load_step(float *As, float *Bs, int slot, int64_t step,
                                                      const float *__restrict__ X, int64_t ld, int64_t rows,
-                                                     int colA, int colB, int d, int diag)
+                                                     int colA, int colB, int d, int diag, int t)
 {
-    tf3_load_panel(As + slot * TF3_PANEL, X, ld, step * TF3_BK, rows, colA, d);
+    tf3_load_panel(As + slot * TF3_PANEL, X, ld, step * TF3_BK, rows, colA, d, t);
     if (!diag)
-        tf3_load_panel(Bs + slot * TF3_PANEL, X, ld, step * TF3_BK, rows, colB, d);
+        tf3_load_panel(Bs + slot * TF3_PANEL, X, ld, step * TF3_BK, rows, colB, d, t);
 }
 
 /* The block's float32 accumulators added into its float64 partial (element

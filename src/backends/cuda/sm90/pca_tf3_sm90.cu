@@ -88,81 +88,18 @@ static __device__ __forceinline__ void bar_arrive(int id, int n)
     asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(n) : "memory");
 }
 
-/* One TF3_BK x 128 panel into shared memory by the splitters' 256 threads
- * (t = the thread among them), 4 vectors each: tf3_load_panel's layout and
- * masks. */
-static __device__ __forceinline__ void load_panel_wg(float *sm, const float *__restrict__ X, int64_t ld,
-                                                     int64_t row0, int64_t rows, int col0, int d, int t)
-{
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const int v = t + 256 * i, r = v >> 5, c = col0 + (v & 31) * 4;
-        const int64_t row = row0 + r;
-        int bytes = (d - c) * 4;
-        bytes = bytes > 16 ? 16 : bytes < 0 ? 0 : bytes;
-        if (row >= rows)
-            bytes = 0;
-        tf3_cp16(sm + r * 128 + (v & 31) * 4, bytes ? X + row * ld + c : X, bytes);
-    }
-}
-static __device__ __forceinline__ void load_step_wg(float *As, float *Bs, int slot, int64_t step,
-                                                    const float *__restrict__ X, int64_t ld, int64_t rows,
-                                                    int colA, int colB, int d, int diag, int t)
-{
-    load_panel_wg(As + slot * TF3_PANEL, X, ld, step * TF3_BK, rows, colA, d, t);
-    if (!diag)
-        load_panel_wg(Bs + slot * TF3_PANEL, X, ld, step * TF3_BK, rows, colB, d, t);
-}
-
-/* tf3_split by a splitter warpgroup h: thread m takes column m's rows
- * 16 h .. 16 h + 15 (quads 4 h .. 4 h + 3), same parts, swizzle and
- * statistics. The 16 loads go first: the parts' stores are shared memory
- * too, so the compiler would not move a later quad's loads above them,
- * and two warps a scheduler have little else to hide their latency with. */
-template <bool STATS, bool FULL>
-static __device__ __forceinline__ void split_wg(const float *__restrict__ xs, char *hi, char *lo, float sm,
-                                                int64_t lim, int m, int h, double &sum, double &sq)
-{
-    float x[16];
-#pragma unroll
-    for (int r = 0; r < 16; r++)
-        x[r] = FULL || 16 * h + r < lim ? xs[(16 * h + r) * 128 + m] : sm;
-    float fs = 0.f, fq = 0.f;
-#pragma unroll
-    for (int qq = 0; qq < 4; qq++) {
-        const int q = 4 * h + qq;
-        float4 vh, vl;
-        float *ph = &vh.x, *pl = &vl.x;
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const float z = x[4 * qq + e] - sm;
-            const uint32_t zh = tf3_round(z);
-            ph[e] = __uint_as_float(zh);
-            pl[e] = __uint_as_float(tf3_round(z - __uint_as_float(zh)));
-            if (STATS) {
-                fs += z;
-                fq = fmaf(z, z, fq);
-            }
-        }
-        const int off = m * 128 + ((q ^ (m & 7)) << 4);
-        *(float4 *)(hi + off) = vh;
-        *(float4 *)(lo + off) = vl;
-    }
-    if (STATS) {
-        sum += (double)fs;
-        sq += (double)fq;
-    }
-}
-
 /* Warp-specialised (512 threads): warpgroups 0 and 1 only issue the
  * products (rows 64 w .. 64 w + 63 of the tile against its 128 columns)
  * and flush; warpgroups 2 and 3 load X's panels and split each step into
  * the parts buffer the products of two steps ago have released (one
  * splitter warpgroup took 5.4 ms for the covariance pass). The two sides
- * meet at named barriers, not block barriers: with all 256 threads
+ * meet at named barriers, not block barriers. With all 256 threads
  * splitting between two block barriers a step took ~2 us against the
- * products' ~0.85 (H100, 1M x 512; ncu: stalls at the barriers and on
- * the split's dependent latencies). */
+ * products' ~0.85 of tensor work (H100, 1M x 512; ncu: stalls at the
+ * barriers and on the split's latencies); specialised, the pass went only
+ * 4.86 -> 4.75 ms: a step's shared-memory traffic (~270 KB: the products
+ * re-read their parts, the split, the copies) is ~1.2 us of it at 128
+ * B/clk (bench/gpu/PCA_NOTES.md). */
 __global__ void __launch_bounds__(512, 1)
     pca_tf3_sm90_kernel(const float *__restrict__ X, int64_t ld, int64_t rows, int d,
                         const float *__restrict__ shift, int splits, double *__restrict__ partial,
@@ -190,7 +127,7 @@ __global__ void __launch_bounds__(512, 1)
 #pragma unroll
         for (int st = 0; st < S9_STAGES - 1; st++) {
             if (s0 + st < s1)
-                load_step_wg(As, Bs, st, s0 + st, X, ld, rows, colA, colB, d, diag, t);
+                tf3_load_step(As, Bs, st, s0 + st, X, ld, rows, colA, colB, d, diag, t);
             tf3_commit();
         }
         for (int64_t s = s0; s < s1; s++) {
@@ -198,7 +135,7 @@ __global__ void __launch_bounds__(512, 1)
             bar_sync(BAR_SPLIT, 256); /* stage s landed; every splitter thread is past step s - 1 */
             const int64_t nx = s + S9_STAGES - 1;
             if (nx < s1)
-                load_step_wg(As, Bs, (int)((nx - s0) % S9_STAGES), nx, X, ld, rows, colA, colB, d, diag, t);
+                tf3_load_step(As, Bs, (int)((nx - s0) % S9_STAGES), nx, X, ld, rows, colA, colB, d, diag, t);
             tf3_commit();
             const int i = (int)(s - s0), buf = i & 1, slot = i % S9_STAGES;
             if (i >= 2)
@@ -206,19 +143,8 @@ __global__ void __launch_bounds__(512, 1)
             char *P = parts + buf * 4 * S9_PART;
             const int64_t lim = rows - s * TF3_BK;
             const float *xa = As + slot * TF3_PANEL, *xb = Bs + slot * TF3_PANEL;
-            if (lim >= TF3_BK) {
-                if (diag) {
-                    split_wg<true, true>(xa, P, P + S9_PART, sA, lim, m, h, sum, sq);
-                } else {
-                    split_wg<false, true>(xa, P, P + S9_PART, sA, lim, m, h, sum, sq);
-                    split_wg<false, true>(xb, P + 2 * S9_PART, P + 3 * S9_PART, sB, lim, m, h, sum, sq);
-                }
-            } else if (diag) {
-                split_wg<true, false>(xa, P, P + S9_PART, sA, lim, m, h, sum, sq);
-            } else {
-                split_wg<false, false>(xa, P, P + S9_PART, sA, lim, m, h, sum, sq);
-                split_wg<false, false>(xb, P + 2 * S9_PART, P + 3 * S9_PART, sB, lim, m, h, sum, sq);
-            }
+            tf3_split_step<true, 0, 1>(xa, xb, P, P + S9_PART, P + 2 * S9_PART, P + 3 * S9_PART, sA, sB, lim, diag,
+                                       m, h, sum, sq);
             /* the generic-proxy stores, visible to the tensor cores' reads */
             asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
             bar_arrive(BAR_FULL + buf, 512);
