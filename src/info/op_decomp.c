@@ -113,9 +113,10 @@ static void decomp_roofline(int rnd, const fl_info_device *dev, double *c)
  * degree that takes the k-th residual from r to 1e-10 (decomp.c's
  * TOPK_TOL 1e-9, with the solver's factor 10 of margin). r starts at 0.3
  * t_0 (the random block's Ritz pairs) and falls by T_m(x_k) per step.
- * Reproduces the steps and degrees the solver took on the calibration's
- * data (decaying column scales, see bench/calib/measure.py): k = 2, 4: 2
- * steps, degree 9-11; 8: 3, 13-14; 16, 32: 4, 16-17; 128: 5, 15. */
+ * Against the steps and degrees the solver took on the calibration's data
+ * (decaying column scales, see bench/calib/measure.py; f82db59, block
+ * fli_topk_block(k)): k = 4: 2 steps, degree 10 (this rule: 8); 8: 2, 11
+ * (10); 16: 4, 16-17 (14); 32: 5, 19 (19). */
 static void topk_default(double k, double *steps, double *degree)
 {
     const double p = (double)fli_topk_block((int64_t)k), tol = 1e-9;
