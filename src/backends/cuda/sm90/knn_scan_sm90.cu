@@ -198,26 +198,30 @@ static __device__ __forceinline__ void s9_refresh(const s9_state &S, int rb, flo
     thr[1] = S.thr[rb + g + 8];
 }
 
-/* S9_FOLD_FUSED (default 1): a score that passes its row's threshold is
- * appended in the pass that computes it. 0 (A/B builds,
- * bench/gpu/knn_fold_ab.sh): the earlier fold, a pass of scores and
- * compares, then, when any lane of the warp had a candidate, a second pass
- * over all 64 that appends. */
-#ifndef S9_FOLD_FUSED
-#define S9_FOLD_FUSED 1
-#endif
-
-/* Merges the warp's full buffers, then appends what still passes (the
- * thresholds may have tightened): until nothing overflows. any: this
- * thread still holds a candidate. Whole warp. */
+/* Folds one m64 x 128 half: this thread's rows r0 = rb + g and r0 + 8
+ * (rb: the warp's first row), columns col0 + 8 i + 2 t4 + e. */
 template <int R>
-static __device__ __forceinline__ void s9_drain(float (&acc)[64], bool any, const uint32_t (&selfc)[2], int rb,
-                                                int col0, uint32_t base, const s9_state &S) {
+static __device__ __forceinline__ void s9_fold(float (&acc)[64], float (&thr)[2], const uint32_t (&selfc)[2],
+                                               int rb, int col0, const float2 *__restrict__ ab, uint32_t base,
+                                               const s9_state &S) {
     const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-    while (__any_sync(KNN_FULL, any)) {
-        __syncwarp();
-        for (int q = 0; q < 16; q++)
-            if (S.cnt[rb + q] >= S.cb) s9_merge<R>(S, rb + q);
+    const float4 *ab4 = (const float4 *)(ab + col0 + 2 * t4);
+    bool any = false;
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+        const float4 c = __ldg(ab4 + i * 4);
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            const float s0 = fmaf(c.x, acc[i * 4 + rr * 2], c.y);
+            const float s1 = fmaf(c.z, acc[i * 4 + rr * 2 + 1], c.w);
+            acc[i * 4 + rr * 2] = s0;
+            acc[i * 4 + rr * 2 + 1] = s1;
+            any |= s0 < thr[rr];
+            any |= s1 < thr[rr];
+        }
+    }
+    if (!__any_sync(KNN_FULL, any)) return;
+    for (;;) {
         bool ovf = false;
         if (any) {
 #pragma unroll
@@ -248,66 +252,10 @@ static __device__ __forceinline__ void s9_drain(float (&acc)[64], bool any, cons
         }
         any = ovf;
         __syncwarp();
+        if (!__any_sync(KNN_FULL, ovf)) break;
+        for (int q = 0; q < 16; q++)
+            if (S.cnt[rb + q] >= S.cb) s9_merge<R>(S, rb + q);
     }
-}
-
-/* Folds one m64 x 128 half: this thread's rows r0 = rb + g and r0 + 8
- * (rb: the warp's first row), columns col0 + 8 i + 2 t4 + e. */
-template <int R>
-static __device__ __forceinline__ void s9_fold(float (&acc)[64], float (&thr)[2], const uint32_t (&selfc)[2],
-                                               int rb, int col0, const float2 *__restrict__ ab, uint32_t base,
-                                               const s9_state &S) {
-    const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-    const float4 *ab4 = (const float4 *)(ab + col0 + 2 * t4);
-#if S9_FOLD_FUSED
-    bool ovf = false;
-#pragma unroll
-    for (int i = 0; i < 16; i++) {
-        const float4 c = __ldg(ab4 + i * 4);
-#pragma unroll
-        for (int rr = 0; rr < 2; rr++)
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                float &v = acc[i * 4 + rr * 2 + e];
-                v = e ? fmaf(c.z, v, c.w) : fmaf(c.x, v, c.y);
-                if (v < thr[rr]) {
-                    const uint32_t col = base + (uint32_t)(col0 + i * 8 + 2 * t4 + e);
-                    const int r = rb + g + rr * 8;
-                    if (col == selfc[rr]) {
-                        v = INFINITY;
-                    } else {
-                        const int pos = atomicAdd(S.cnt + r, 1);
-                        if (pos < S.cb) {
-                            S.buf[r * S.cb + pos] = knn_key(v, col);
-                            v = INFINITY;
-                        } else {
-                            ovf = true;
-                        }
-                    }
-                }
-            }
-    }
-    /* no buffer overflowed: no merge ran, the thresholds stand */
-    if (!__any_sync(KNN_FULL, ovf)) return;
-    s9_drain<R>(acc, ovf, selfc, rb, col0, base, S);
-#else
-    bool any = false;
-#pragma unroll
-    for (int i = 0; i < 16; i++) {
-        const float4 c = __ldg(ab4 + i * 4);
-#pragma unroll
-        for (int rr = 0; rr < 2; rr++) {
-            const float s0 = fmaf(c.x, acc[i * 4 + rr * 2], c.y);
-            const float s1 = fmaf(c.z, acc[i * 4 + rr * 2 + 1], c.w);
-            acc[i * 4 + rr * 2] = s0;
-            acc[i * 4 + rr * 2 + 1] = s1;
-            any |= s0 < thr[rr];
-            any |= s1 < thr[rr];
-        }
-    }
-    if (!__any_sync(KNN_FULL, any)) return;
-    s9_drain<R>(acc, any, selfc, rb, col0, base, S);
-#endif
     __syncwarp();
     thr[0] = S.thr[rb + g];
     thr[1] = S.thr[rb + g + 8];
