@@ -70,13 +70,15 @@ enum {
     C_SEL9,   /* select9_gsps:  the Hopper scan's per-score fold (warp-private)     */
     C_SLOW9,  /* slow9_gsps:    scores re-tested on the Hopper fold's slow path      */
     C_INS9,   /* insert9_ns:    a Hopper candidate appended, merged by its warp      */
+    C_SEGP,   /* segpass_us:    a CUB segment's block, per radix pass (any-k)       */
+    C_ALLOC,  /* alloc_gbs:     device buffers allocated and released (per byte)    */
     N_COEF
 };
 
 static const char *const coef_names[N_COEF] = {
-    "fixed_ms",      "launch_us",    "rate_tflops",  "select_gsps", "insert_ns", "bw_gbs",
-    "l2_gbs",        "h2d_gbs",      "merge_gcps",   "rerank_gbs",  "sort_gsps", "l1_cost",
-    "matrix_tflops", "rate9_tflops", "select9_gsps", "slow9_gsps",  "insert9_ns"};
+    "fixed_ms",     "launch_us",  "rate_tflops", "select_gsps", "insert_ns", "bw_gbs",        "l2_gbs",
+    "h2d_gbs",      "merge_gcps", "rerank_gbs",  "sort_gsps",   "l1_cost",   "matrix_tflops", "rate9_tflops",
+    "select9_gsps", "slow9_gsps", "insert9_ns",  "segpass_us",  "alloc_gbs"};
 
 /* Constants of knn_cuda.cu / knn_scan.cu (kept equal to them by hand): the
  * largest pool a block's lists hold (larger: the any-k path), the pipeline
@@ -86,6 +88,14 @@ static const char *const coef_names[N_COEF] = {
 #define KNN_STAGES 3
 #define KNN_LDS 36
 #define KNN_CTX_RESERVE (512.0 * 1048576)
+/* The any-k path's CUB DeviceSegmentedRadixSort: 6-bit digits a pass for
+ * keys wider than a byte (its SegmentedPolicy), one kernel launch a pass:
+ * 6 passes over the 32-bit float scores (SortPairs), 11 over the 64-bit
+ * pool keys (SortKeys). With the matrix, the two offsets kernels, the pool
+ * re-rank and the take: the launches of one chunk. */
+#define KNN_SORT_PASSES32 6
+#define KNN_SORT_PASSES64 11
+#define KNN_GEN_LAUNCHES 7
 /* minkowski's |d|^p per element (powf: a log2 and an exp2 on the special
  * function units) against manhattan's |d|: an assumption, not calibrated */
 #define KNN_POW_COST 6.0
@@ -134,6 +144,13 @@ static void roofline_coefs(fli_precision p, const fl_info_device *dev, double *c
      * (a load, a compare, a branch), a few times the fast test */
     c[C_SLOW9] = c[C_SEL] / 4;
     c[C_INS9] = c[C_INS];
+    /* a segment's block, per pass: the digit histogram cleared, two block
+     * scans of the 64 bins, the barriers between upsweep and downsweep,
+     * the partial tiles at the segment's ends: ~2 us */
+    c[C_SEGP] = 2.0;
+    /* cudaMalloc / cudaFree of large buffers: pages mapped and unmapped,
+     * ~1 ms a GB both ways (an assumption the fit corrects) */
+    c[C_ALLOC] = 1000.0;
 }
 
 int fli_knn_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def)
@@ -614,6 +631,11 @@ static int est_gpu(fli_est *e, const knn_req *q, fli_precision prec, const fl_hw
             if (wc <= 0)
                 continue;
             const double w = wq * wc;
+            /* the exact re-rank gathers pool rows of the chunk's database:
+             * from L2 when the chunk's fp32 rows fit in half of it (read
+             * there by the scan or the score matrix just before), at twice
+             * the HBM gather's rate (the roofline's L2 : HBM ratio) */
+            const double rg = nb * row_b <= 0.5 * (double)dev->l2_bytes ? 2 * rr : rr;
             if (!P.general) {
                 /* the plan's slices for its full chunks; a smaller last
                  * chunk picks its own, capped by the lists buffer */
@@ -635,7 +657,7 @@ static int est_gpu(fli_est *e, const knn_req *q, fli_precision prec, const fl_hw
                 const double used = (double)cdiv(ntiles, cdiv(ntiles, sl));
                 const double ent = mq * used * 32 * P.R,
                              bf = ent * 8 + mq * row_b + (multi ? 2 * mq * k * 8 : 0);
-                t_fin += w * (fmax(ent / (c[C_MERGE] * 1e6), bf / bw) + mq * kp * row_b / rr + launch);
+                t_fin += w * (fmax(ent / (c[C_MERGE] * 1e6), bf / bw) + mq * kp * row_b / rg + launch);
                 b_fin += w * (bf + mq * kp * row_b);
             } else {
                 /* score matrix (fp32 SIMT), CUB segmented sort of each
@@ -646,12 +668,21 @@ static int est_gpu(fli_est *e, const knn_req *q, fli_precision prec, const fl_hw
                  * score (its own coefficient: HBM's is the scan's) */
                 t_mat += w * 2 * mq * nb * d * elem / (c[C_MATRIX] * 1e9);
                 /* CUB's segmented sort gives each query's segment to one
-                 * block: fewer queries than two blocks per SM leave SMs idle */
-                const double segs = fmax(mq, 2.0 * nsm);
-                t_sort += w * (segs * nb / (c[C_SORT] * 1e6) + segs * L / (c[C_SORT] * 1e6) * 2);
-                t_pool += w * mq * kp * row_b / rr;
-                b_gen += w * (mb + mq * nb * 8 * 2 * 4 + mq * kp * row_b);
-                l_gen += w * 7;
+                 * block, a pass a launch: an SM sorts at its share of the
+                 * device's rate, so a pass lasts as long as the SM with the
+                 * most segments, ceil(mq / SMs) of them (fewer queries than
+                 * SMs: one segment's time, the other SMs idle). The pool's
+                 * 64-bit keys take 11 passes where the scores (32-bit keys,
+                 * 32-bit values: as many bytes an item) take 6. */
+                const double segs = ceil(mq / nsm) * nsm;
+                t_sort += w * segs * (nb + L * KNN_SORT_PASSES64 / KNN_SORT_PASSES32) / (c[C_SORT] * 1e6);
+                /* and each of an SM's segment blocks pays a fixed cost a
+                 * pass whatever the segment's length (what makes many short
+                 * segments, 10,000-30,000 scores, slower a score than long) */
+                t_sort += w * (segs / nsm) * (KNN_SORT_PASSES32 + KNN_SORT_PASSES64) * c[C_SEGP] * 1e-3;
+                t_pool += w * mq * kp * row_b / rg;
+                b_gen += w * (mb + mq * nb * 8 * 2 * KNN_SORT_PASSES32 + mq * kp * row_b);
+                l_gen += w; /* chunks, KNN_GEN_LAUNCHES launches each */
             }
         }
     }
@@ -661,7 +692,7 @@ static int est_gpu(fli_est *e, const knn_req *q, fli_precision prec, const fl_hw
     const double t_q = q->on_device ? 0 : nq * row_b / h2d;
     const double db_copies = q->on_device ? 0 : multi ? nqc * n : n;
     const double t_db = db_copies * row_b / h2d;
-    const double t_work = t_scan + t_fin + t_mat + t_sort + t_pool + l_gen * launch;
+    const double t_work = t_scan + t_fin + t_mat + t_sort + t_pool + l_gen * KNN_GEN_LAUNCHES * launch;
     double t_db_visible = t_db;
     if (multi && !q->on_device) /* only the first chunk's copy, or what the work does not hide */
         t_db_visible = fmax(t_db / nch, t_db - t_work);
@@ -678,7 +709,11 @@ static int est_gpu(fli_est *e, const knn_req *q, fli_precision prec, const fl_hw
 
     int nd =
         fli_node(e, 0, "fixed overhead", "buffer allocation and release, set-up, final synchronisation", 1);
-    fli_leaf(e, nd, c[C_FIXED], 0, 0, 0, FL_INFO_BOUND_LATENCY, tier);
+    /* knn_alloc / knn_free: every buffer of the plan allocated and released
+     * each call (cudaMalloc / cudaFree when no allocator is given): a cost
+     * per byte on top of the fixed one (the any-k path's score matrices are
+     * hundreds of MB) */
+    fli_leaf(e, nd, c[C_FIXED] + P.alloc / (c[C_ALLOC] * 1e6), 0, 0, 0, FL_INFO_BOUND_LATENCY, tier);
     if (!q->on_device) {
         nd =
             fli_node(e, 0, q->self ? "copy X to the device (database and queries)" : "copy X and the queries",
@@ -710,16 +745,19 @@ static int est_gpu(fli_est *e, const knn_req *q, fli_precision prec, const fl_hw
         fli_leaf(e, nd, t_fin, 2 * nq * kp * d * nch, b_fin, l_scan, FL_INFO_BOUND_MEMORY, tier);
     } else {
         nd = fli_node(e, 0, "any-k: score matrix", "a pool beyond the lists: fp32 SIMT scores of every pair",
-                      l_gen / 7);
-        fli_leaf(e, nd, t_mat + l_gen / 7 * launch, fl_alg, nq * n * 8, l_gen / 7, FL_INFO_BOUND_COMPUTE,
-                 tier);
+                      l_gen);
+        fli_leaf(e, nd, t_mat + l_gen * launch, fl_alg, nq * n * 8, l_gen, FL_INFO_BOUND_COMPUTE, tier);
+        /* per chunk: the sorts' launches as the tree has counted them since
+         * the first model (2 offsets kernels, 2 sorts); their passes are in
+         * t_sort's per-pass segment cost */
+        const double l_sort = l_gen * 4;
         nd = fli_node(e, 0, "any-k: segmented sorts",
-                      "each query's scores, then its re-ranked pool (CUB radix)", l_gen / 7);
-        fli_leaf(e, nd, t_sort + 4 * l_gen / 7 * launch, 0, b_gen - nq * n * 8 - nq * kp * row_b,
-                 4 * l_gen / 7, FL_INFO_BOUND_MEMORY, tier);
+                      "each query's scores, then its re-ranked pool (CUB radix, a launch a pass)", l_gen);
+        fli_leaf(e, nd, t_sort + l_sort * launch, 0, b_gen - nq * n * 8 - nq * kp * row_b, l_sort,
+                 FL_INFO_BOUND_MEMORY, tier);
         nd = fli_node(e, 0, "any-k: exact re-rank", "the best kprime recomputed in fp32, the best k taken",
-                      l_gen / 7);
-        fli_leaf(e, nd, t_pool + 2 * l_gen / 7 * launch, 2 * nq * kp * d, nq * kp * row_b, 2 * l_gen / 7,
+                      l_gen);
+        fli_leaf(e, nd, t_pool + 2 * l_gen * launch, 2 * nq * kp * d, nq * kp * row_b, 2 * l_gen,
                  FL_INFO_BOUND_MEMORY, tier);
     }
     if (!q->on_device) {
