@@ -67,13 +67,9 @@ __global__ void __launch_bounds__(256, 1)
 {
     extern __shared__ float4 smem4[];
     float *smem = (float *)smem4;
-    const int sp = blockIdx.x % splits;
-    int I, J;
-    tf3_pair(blockIdx.x / splits, &I, &J);
-    const int diag = I == J;
-    const int colA = I * 128, colB = J * 128;
-    const int64_t steps = (rows + TF3_BK - 1) / TF3_BK;
-    const int64_t s0 = steps * sp / splits, s1 = steps * (sp + 1) / splits;
+    const tf3_block blk = tf3_block_of(splits, rows);
+    const int sp = blk.sp, diag = blk.diag, colA = blk.colA, colB = blk.colB;
+    const int64_t s0 = blk.s0, s1 = blk.s1;
     const int panel = TF3_PANEL, part = 128 * TF3F_LDP;
     float *As = smem, *Bs = smem + TF3F_STAGES * panel;
     /* the split parts: A's hi, lo, then B's (the diagonal blocks use A's) */

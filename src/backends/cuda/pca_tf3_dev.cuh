@@ -65,6 +65,27 @@ static __device__ __forceinline__ void tf3_pair(int pair, int *I, int *J)
     *J = pair - i * (i + 1) / 2;
 }
 
+/* What a block of either fused kernel works on: blockIdx.x = pair * splits
+ * + sp; its tile pair's first columns colA, colB (diag: the same tile) and
+ * its steps s0 .. s1 - 1 of TF3_BK rows, split sp of `splits`. */
+typedef struct tf3_block {
+    int sp, diag, colA, colB;
+    int64_t s0, s1;
+} tf3_block;
+
+static __device__ __forceinline__ tf3_block tf3_block_of(int splits, int64_t rows)
+{
+    tf3_block b;
+    int I, J;
+    b.sp = blockIdx.x % splits;
+    tf3_pair(blockIdx.x / splits, &I, &J);
+    b.diag = I == J;
+    b.colA = I * 128, b.colB = J * 128;
+    const int64_t steps = (rows + TF3_BK - 1) / TF3_BK;
+    b.s0 = steps * b.sp / splits, b.s1 = steps * (b.sp + 1) / splits;
+    return b;
+}
+
 /* One step's split of a panel into z = x - sm's tf32 parts hi and lo (z = 0
  * for rows past `lim` unless FULL), transposed: column m's rows contiguous,
  * a 16-byte store per row quad and part. SWZ: 128-byte lines with the

@@ -110,13 +110,9 @@ __global__ void __launch_bounds__(512, 1)
     char *base = (char *)(((uintptr_t)smem4 + 1023) & ~(uintptr_t)1023);
     char *parts = base; /* 2 buffers x {A hi, A lo, B hi, B lo} */
     float *As = (float *)(base + 2 * 4 * S9_PART), *Bs = As + S9_STAGES * TF3_PANEL;
-    const int sp = blockIdx.x % splits;
-    int I, J;
-    tf3_pair(blockIdx.x / splits, &I, &J);
-    const int diag = I == J;
-    const int colA = I * 128, colB = J * 128;
-    const int64_t steps = (rows + TF3_BK - 1) / TF3_BK;
-    const int64_t s0 = steps * sp / splits, s1 = steps * (sp + 1) / splits;
+    const tf3_block blk = tf3_block_of(splits, rows);
+    const int sp = blk.sp, diag = blk.diag, colA = blk.colA, colB = blk.colB;
+    const int64_t s0 = blk.s0, s1 = blk.s1;
     const int wg = threadIdx.x >> 7;
 
     if (wg >= 2) {
