@@ -162,7 +162,7 @@ __global__ void __launch_bounds__(256, 1)
     }
     if (diag) {
         tf3_wait<0>(); /* the X stages hold the two halves' sums: no copy is in flight any more */
-        tf3_colstats((double *)smem, sum, sq, colA, d, sp, colsum, colsq);
+        tf3_colstats((double *)smem, sum, sq, colA, d, sp, colsum, colsq, threadIdx.x & 127, threadIdx.x >> 7, 0);
     }
 }
 

@@ -181,19 +181,25 @@ static __device__ __forceinline__ void tf3_flush(float *acc, double *dst)
     }
 }
 
-/* The diagonal blocks' column sums of z and z^2 (two halves of the rows
- * per column, added in a fixed order through red: 256 doubles of shared
- * memory no copy or product still uses) into row sp of colsum / colsq. */
-static __device__ __forceinline__ void tf3_colstats(double *red, double sum, double sq, int colA, int d, int sp,
-                                                    double *colsum, double *colsq)
+/* Named barrier `id` over n threads (0 with the whole block: __syncthreads). */
+static __device__ __forceinline__ void tf3_bar_sync(int id, int n)
 {
-    const int m = threadIdx.x & 127, h = threadIdx.x >> 7;
-    __syncthreads();
+    asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(n) : "memory");
+}
+
+/* The diagonal blocks' column sums of z and z^2 (two halves h of the rows
+ * per column m, added in a fixed order through red: 256 doubles of shared
+ * memory no copy or product still uses) into row sp of colsum / colsq; the
+ * 256 threads that hold the halves meet at barrier `bar`. */
+static __device__ __forceinline__ void tf3_colstats(double *red, double sum, double sq, int colA, int d, int sp,
+                                                    double *colsum, double *colsq, int m, int h, int bar)
+{
+    tf3_bar_sync(bar, 256);
     if (h) {
         red[m] = sum;
         red[128 + m] = sq;
     }
-    __syncthreads();
+    tf3_bar_sync(bar, 256);
     if (!h && colA + m < d) {
         colsum[(int64_t)sp * d + colA + m] += sum + red[m];
         colsq[(int64_t)sp * d + colA + m] += sq + red[128 + m];

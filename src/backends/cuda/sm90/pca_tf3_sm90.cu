@@ -79,10 +79,6 @@ static __device__ __forceinline__ void fence_acc(float (&d)[64])
 #define BAR_SPLIT 1 /* the splitter's 128 threads: a stage landed for all of them    */
 #define BAR_FULL 2  /* + buffer: its parts written (splitter arrives, products wait) */
 #define BAR_EMPTY 4 /* + buffer: the products that read it are done (the reverse)    */
-static __device__ __forceinline__ void bar_sync(int id, int n)
-{
-    asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(n) : "memory");
-}
 static __device__ __forceinline__ void bar_arrive(int id, int n)
 {
     asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(n) : "memory");
@@ -128,14 +124,14 @@ __global__ void __launch_bounds__(512, 1)
         }
         for (int64_t s = s0; s < s1; s++) {
             tf3_wait<S9_STAGES - 2>();
-            bar_sync(BAR_SPLIT, 256); /* stage s landed; every splitter thread is past step s - 1 */
+            tf3_bar_sync(BAR_SPLIT, 256); /* stage s landed; every splitter thread is past step s - 1 */
             const int64_t nx = s + S9_STAGES - 1;
             if (nx < s1)
                 tf3_load_step(As, Bs, (int)((nx - s0) % S9_STAGES), nx, X, ld, rows, colA, colB, d, diag, t);
             tf3_commit();
             const int i = (int)(s - s0), buf = i & 1, slot = i % S9_STAGES;
             if (i >= 2)
-                bar_sync(BAR_EMPTY + buf, 512); /* step s - 2's products released the buffer */
+                tf3_bar_sync(BAR_EMPTY + buf, 512); /* step s - 2's products released the buffer */
             char *P = parts + buf * 4 * S9_PART;
             const int64_t lim = rows - s * TF3_BK;
             const float *xa = As + slot * TF3_PANEL, *xb = Bs + slot * TF3_PANEL;
@@ -146,20 +142,9 @@ __global__ void __launch_bounds__(512, 1)
             bar_arrive(BAR_FULL + buf, 512);
         }
         if (diag) {
-            /* the two halves' sums through the X stages (no copy in flight
-             * any more), added in a fixed order as tf3_colstats does */
+            /* the two splitters' sums through the X stages (no copy in flight any more) */
             tf3_wait<0>();
-            double *red = (double *)As;
-            bar_sync(BAR_SPLIT, 256);
-            if (h) {
-                red[m] = sum;
-                red[128 + m] = sq;
-            }
-            bar_sync(BAR_SPLIT, 256);
-            if (!h && colA + m < d) {
-                colsum[(int64_t)sp * d + colA + m] += sum + red[m];
-                colsq[(int64_t)sp * d + colA + m] += sq + red[128 + m];
-            }
+            tf3_colstats((double *)As, sum, sq, colA, d, sp, colsum, colsq, m, h, BAR_SPLIT);
         }
         return;
     }
@@ -174,7 +159,7 @@ __global__ void __launch_bounds__(512, 1)
     int since = 0;
     for (int64_t s = s0; s < s1; s++) {
         const int i = (int)(s - s0), buf = i & 1;
-        bar_sync(BAR_FULL + buf, 512); /* step s's parts are written */
+        tf3_bar_sync(BAR_FULL + buf, 512); /* step s's parts are written */
         const uint32_t pa = parts_s + buf * 4 * S9_PART, pb = diag ? pa : pa + 2 * S9_PART;
         /* A: this warpgroup's 64 lines of hi / lo; B: all 128 lines */
         const uint64_t ah = desc_sw128(pa + wg * 64 * 128), al = desc_sw128(pa + S9_PART + wg * 64 * 128);
