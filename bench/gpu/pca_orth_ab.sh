@@ -1,28 +1,35 @@
 #!/bin/bash
-# bench/gpu/pca_orth_ab.sh — A/B of the top-k eigen solver's
-# orthonormalisation: the default (CholeskyQR2 not waiting on its
-# Choleskys, their outcome fetched with the Rayleigh-Ritz step's copy)
-# against FL_TOPK_ORTH=wait (each Cholesky and the pivots waited on: three
-# host round trips a step), one build, in one call: test_pca first, then
+# bench/gpu/pca_orth_ab.sh — A/B of one setting of the top-k eigen solver,
+# one build, in one call: the tests first (TESTS, default test_pca), then
 # bench_pca's headline (1M x 512 -> 32, X on the device) alternated three
-# times, each with five logged fits (the solver's steps and phases); then
-# the peers (torch.linalg on this GPU) unless NO_PEERS is set.
-#   OUT=/tmp/out GIT_COMMIT=abc1234 bash bench/gpu/pca_orth_ab.sh
+# times between the default and the setting AB (an environment assignment),
+# each with five logged fits (the solver's steps and phases); then the peers
+# (torch.linalg on this GPU) unless NO_PEERS is set. AB defaults to
+# FL_TOPK_ORTH=wait: each Cholesky of the orthonormalisation and its pivots
+# waited on (three host round trips a step) against the default, which
+# fetches their outcome with the Rayleigh-Ritz step's copy.
+# FL_TOPK_HOST=lapack: the p x p eigenproblems by LAPACK's dsyevd against
+# fli_small_syev.
+#   OUT=/tmp/out GIT_COMMIT=abc1234 [AB=FL_TOPK_HOST=lapack] bash bench/gpu/pca_orth_ab.sh
 set -o pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build-orth}
 . bench/gpu/device_env.sh
 # configured once; built every call (a build kept on the machine from an earlier call may be stale)
 ([ -f "$B/build.ninja" ] || cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFL_CUDA_ARCHS="${FL_CUDA_ARCHS:-90}" >"$OUT/build.log" 2>&1) &&
-    cmake --build "$B" -j16 --target flashlib flashlib_cuda test_pca bench_pca >>"$OUT/build.log" 2>&1 || {
+    cmake --build "$B" -j16 --target flashlib flashlib_cuda ${TESTS:-test_pca} bench_pca >>"$OUT/build.log" 2>&1 || {
     echo "build failed"; grep -E "error|FAILED" "$OUT/build.log" | head -30; exit 1; }
 export FL_CUDA_MODULE=$PWD/$B/lib/libflashlib_cuda.so
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv >"$OUT/device.txt"
-timeout ${T_TEST:-150} "$B/bin/test_pca" >"$OUT/test_pca.log" 2>&1
-echo "test_pca rc=$?"; grep -E "CHECK failed" "$OUT/test_pca.log" | head -5; tail -n 1 "$OUT/test_pca.log"
+AB=${AB:-FL_TOPK_ORTH=wait}
+AB_NAME=$(echo "${AB#*=}" | tr -c 'a-zA-Z0-9_\n' _)
+for t in ${TESTS:-test_pca}; do
+    timeout ${T_TEST:-150} "$B/bin/$t" >"$OUT/$t.log" 2>&1
+    echo "$t rc=$?"; grep -E "CHECK failed" "$OUT/$t.log" | head -5; tail -n 1 "$OUT/$t.log"
+done
 for r in 1 2 3; do
-    for mode in nowait wait; do
-        env $([ $mode = wait ] && echo FL_TOPK_ORTH=wait) PCA_QUICK=1 timeout 100 "$B/bin/bench_pca" \
+    for mode in default "$AB_NAME"; do
+        env $([ $mode != default ] && echo "$AB") PCA_QUICK=1 timeout 100 "$B/bin/bench_pca" \
             "$FL_CUDA_MODULE" "$OUT/pca_${mode}_$r.json" ${REPS:-10} >"$OUT/bench_${mode}_$r.log" 2>&1
         echo "== $mode run $r rc=$?"
         grep -E "median|eigh converged|ms:" "$OUT/bench_${mode}_$r.log" | cut -c1-330 | head -4

@@ -295,7 +295,7 @@ static fl_status topk_scatter(fl_ctx *ctx, fli_la *la, double *S, int64_t d, int
     const int prev_threads = omp_get_max_threads();
     omp_set_num_threads(1);
     if (!st) {
-        st = fli_la_topk_eigh(la, &hl, d, S, k, TOPK_TOL, seed, ctx->topk_orth, V, w, &rep);
+        st = fli_la_topk_eigh(la, &hl, d, S, k, TOPK_TOL, seed, ctx->topk_mode, V, w, &rep);
         if (!st)
             fli_log(
                 ctx, FL_LOG_INFO,

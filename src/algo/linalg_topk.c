@@ -30,7 +30,7 @@
  *           from a saved copy, shifted, when they broke down);
  *   RR      W = A Q, H = Q^T W, E = W - Q H, G = E^T E; H and G come to
  *           the host in one copy with orth's outcome (the step's one
- *           synchronisation), H = U diag(t) U^T there (syevd of p x p), Q =
+ *           synchronisation), H = U diag(t) U^T there (fli_small_syev), Q =
  *           Q U; the Ritz pairs' squared residuals are diag(U^T G U)
  *           (A Q U - Q U diag(t) = E U), so the rotated residual block
  *           is never formed.
@@ -46,6 +46,7 @@
 #include <string.h>
 
 #include "algo/linalg_iter.h"
+#include "algo/linalg_small.h"
 
 #define MAX_STEPS 12     /* filter + Rayleigh-Ritz steps */
 #define MAX_DEGREE 24    /* one filter's degree */
@@ -59,9 +60,11 @@ typedef struct topk {
     void *Q, *Y0, *Y1, *W, *R, *Ys; /* la: n x p six times */
     void *Hd, *Gd, *As;             /* la: p x (2p + 2), p x p, n x n */
     double *Hh, *Uh, *t, *res, *gu; /* host: p x (2p + 2), p x p, p, p, p */
+    double *ework;                  /* host: fli_small_syev's workspace */
     double ms_host;                 /* the host's share of the Rayleigh-Ritz steps */
     int redone;                     /* orthonormalisations redone the careful way */
     int orth;                       /* FLI_TOPK_ORTH_* */
+    int host_lapack;                /* FLI_TOPK_HOST_LAPACK: the p x p steps by hl's syevd */
 } topk;
 
 #define wall_ms fli_wall_ms
@@ -158,7 +161,13 @@ static fl_status rayleigh_ritz(topk *s, int spec, int *broke)
             const double m = 0.5 * (s->Hh[i + j * p] + s->Hh[j + i * p]);
             s->Hh[i + j * p] = s->Hh[j + i * p] = m;
         }
-    if ((st = s->hl->ops->syevd(s->hl, p, s->Hh, p, s->res)))
+    if (s->host_lapack)
+        st = s->hl->ops->syevd(s->hl, p, s->Hh, p, s->res);
+    else if (fli_small_syev(p, s->Hh, p, s->res, s->ework))
+        st = fli_la_failf(la, FL_STATUS_NUMERICAL,
+                          "topk eigh: the %lld x %lld Rayleigh-Ritz eigenproblem did not converge",
+                          (long long)p, (long long)p);
+    if (st)
         return st;
     /* ascending -> descending; res_j = u_j^T G u_j */
     const double *Gh = s->Hh + p * p;
@@ -266,7 +275,7 @@ static double max_res(const topk *s, int64_t k)
 }
 
 fl_status fli_la_topk_eigh(fli_la *la, fli_la *hl, int64_t n, const void *A, int64_t k, double tol,
-                           uint64_t seed, int orth, void *V, double *w, fli_topk_report *report)
+                           uint64_t seed, int mode, void *V, double *w, fli_topk_report *report)
 {
     const int64_t p = fli_topk_block(k);
     if (report)
@@ -279,8 +288,9 @@ fl_status fli_la_topk_eigh(fli_la *la, fli_la *hl, int64_t n, const void *A, int
                             (long long)k, (long long)p, (long long)(n / 2));
     topk s;
     memset(&s, 0, sizeof s);
-    s.la = la, s.hl = hl, s.n = n, s.p = p, s.A = A, s.orth = orth;
-    s.Hh = malloc(sizeof(double) * (size_t)(3 * p * p + 5 * p));
+    s.la = la, s.hl = hl, s.n = n, s.p = p, s.A = A, s.orth = mode & 3;
+    s.host_lapack = (mode & FLI_TOPK_HOST_LAPACK) != 0;
+    s.Hh = malloc(sizeof(double) * (size_t)(3 * p * p + 5 * p + fli_small_syev_work(p)));
     fl_status st =
         s.Hh ? FL_STATUS_OK : fli_la_failf(la, FL_STATUS_OUT_OF_MEMORY, "topk eigh: out of host memory");
     if (!st) {
@@ -288,6 +298,7 @@ fl_status fli_la_topk_eigh(fli_la *la, fli_la *hl, int64_t n, const void *A, int
         s.t = s.Uh + p * p;
         s.res = s.t + p;
         s.gu = s.res + p;
+        s.ework = s.gu + p;
     }
     void **bufs[] = {&s.Q, &s.Y0, &s.Y1, &s.W, &s.R, &s.Ys};
     for (int i = 0; i < 6 && !st; i++)

@@ -32,7 +32,7 @@ static inline double fli_wall_ms(void)
 }
 
 /* The block (search space) fli_la_topk_eigh uses for k pairs: k + 16 up to
- * k = 32, then k + ceil(k / 2). Its host steps cost ~p^3 (LAPACK's dsyevd of
+ * k = 32, then k + ceil(k / 2). Its host steps cost ~p^3 (an eigensolve of
  * p x p, once a step); a smaller block converges at t_k / t_p, slower per
  * filter degree, but the degrees are GEMMs on the device: at k = 32 (1M x
  * 512 on the H100) p = 48 took the same 3 steps as p = 64 and the host's
@@ -82,12 +82,14 @@ static inline int fli_topk_on_gpu(int64_t k, int64_t n, int64_t d)
  * full eigensolver; V and w are unspecified). Both leave a message in
  * la->err. report may be NULL.
  *
- * orth: how the block is orthonormalised, FLI_TOPK_ORTH_*: without waiting
+ * mode: how the block is orthonormalised, FLI_TOPK_ORTH_*: without waiting
  * on the Choleskys (the default), waiting on each (A/B), or without waiting
- * and then always redone the careful way (a test of that path).
+ * and then always redone the careful way (a test of that path); or'd with
+ * FLI_TOPK_HOST_LAPACK, the p x p eigenproblems go to hl's syevd (LAPACK's
+ * dsyevd on the CPU: A/B) instead of fli_small_syev.
  */
-enum { FLI_TOPK_ORTH_NOWAIT = 0, FLI_TOPK_ORTH_WAIT = 1, FLI_TOPK_ORTH_REDO = 2 };
+enum { FLI_TOPK_ORTH_NOWAIT = 0, FLI_TOPK_ORTH_WAIT = 1, FLI_TOPK_ORTH_REDO = 2, FLI_TOPK_HOST_LAPACK = 4 };
 fl_status fli_la_topk_eigh(fli_la *la, fli_la *hl, int64_t n, const void *A, int64_t k, double tol,
-                           uint64_t seed, int orth, void *V, double *w, fli_topk_report *report);
+                           uint64_t seed, int mode, void *V, double *w, fli_topk_report *report);
 
 #endif

@@ -72,7 +72,9 @@ fl_status fl_ctx_create(const char *device, fl_ctx **out, char *err, size_t err_
     s = getenv("FL_PCA_FULL_EIGH");
     ctx->pca_full_eigh = s && s[0] == '1';
     s = getenv("FL_TOPK_ORTH"); /* values: algo/linalg_topk.h's FLI_TOPK_ORTH_* */
-    ctx->topk_orth = !s ? 0 : !strcmp(s, "wait") ? 1 : !strcmp(s, "redo") ? 2 : 0;
+    ctx->topk_mode = !s ? 0 : !strcmp(s, "wait") ? 1 : !strcmp(s, "redo") ? 2 : 0;
+    s = getenv("FL_TOPK_HOST"); /* "lapack": FLI_TOPK_HOST_LAPACK */
+    ctx->topk_mode |= s && !strcmp(s, "lapack") ? 4 : 0;
     s = getenv("FL_PCA_PRODUCT");
     ctx->pca_product = !s                               ? 0
                        : !strcmp(s, "3xtf32")           ? 4

@@ -12,6 +12,14 @@
 
 #include "flashlib.h"
 
+/* Hot host loops get an AVX2 clone chosen at load time (the library itself
+ * is built for the baseline x86-64 so it runs everywhere). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define FLI_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define FLI_VECTOR_CLONES
+#endif
+
 #define FLI_ERR_LEN 1024
 #define FLI_MAX_PARAMS 32
 #define FLI_MAX_ATTRS 16
@@ -51,8 +59,10 @@ struct fl_ctx {
     int decomp_la;              /* FL_DECOMP_LA (default 0): randomized decomposition via fli_la on the CPU */
     int pca_full_eigh;          /* FL_PCA_FULL_EIGH=1: GPU covariance_eigh always solves every eigenpair
                                    (cuSOLVER syevd) instead of the top-k solver (A/B) */
-    int topk_orth;              /* FL_TOPK_ORTH: the top-k solver's orthonormalisation, FLI_TOPK_ORTH_*
-                                   ("wait": each Cholesky waited on, A/B; "redo": always redone, a test) */
+    int topk_mode;              /* the top-k solver's fli_la_topk_eigh mode: FL_TOPK_ORTH, its
+                                   orthonormalisation, FLI_TOPK_ORTH_* ("wait": each Cholesky waited on,
+                                   A/B; "redo": always redone, a test), | FLI_TOPK_HOST_LAPACK when
+                                   FL_TOPK_HOST=lapack (A/B) */
     int pca_product;            /* FL_PCA_PRODUCT: GPU covariance_eigh's product, a fli_pca_cov_job
                                    variant (3xtf32 4, 3xbf16 5, fp32 1); 0 = the module's default */
     char cuda_module_path[512]; /* FL_CUDA_MODULE, read at creation ("" = default) */

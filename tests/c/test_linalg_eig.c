@@ -8,7 +8,8 @@
  * properties checked: eigen-residual ||A V - V diag(w)||_F / ||A||_F,
  * orthogonality ||V^T V - I||_F, eigenvalues against dsyevd; for the polar
  * factor ||U^T U - I||_F, ||A - U H||_F / ||A||_F, H symmetric positive
- * semi-definite, U against the SVD's. Bad input must give a clear error
+ * semi-definite, U against the SVD's. The top-k solver's host eigensolver
+ * (fli_small_syev) against dsyevd directly. Bad input must give a clear error
  * and leave the (poisoned) outputs untouched; a host allocator that fails
  * its N-th call must give a clean error with nothing leaked. */
 #include <math.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "algo/linalg_small.h"
 #include "check.h"
 #include "flashlib.h"
 
@@ -143,6 +145,140 @@ typedef struct eig_result {
     double res, orth, werr; /* relative residual, orthogonality, eigenvalue error / ||A||_2 */
     int iters;
 } eig_result;
+
+/* ---- fli_small_syev (compiled into this test from src/algo) ---------------------- */
+
+/* One matrix through fli_small_syev at leading dimension lda >= n: its
+ * eigenvalues against dsyevd's, ascending, the eigen-residual and the
+ * orthogonality of its vectors, each within 20 (n + 1) eps (of ||A||_F for
+ * the first two). */
+static void small_syev_case(const char *what, int n, int lda, const double *A)
+{
+    double *a = malloc(sizeof(double) * (size_t)(lda * n)), *r = malloc(sizeof(double) * (size_t)(n * n));
+    double *w = malloc(sizeof(double) * (size_t)n), *wr = malloc(sizeof(double) * (size_t)n);
+    double *work = malloc(sizeof(double) * (size_t)fli_small_syev_work(n));
+    for (int i = 0; i < lda * n; i++)
+        a[i] = NAN; /* the padding rows are never read; the upper triangle is not either */
+    for (int j = 0; j < n; j++)
+        for (int i = j; i < n; i++)
+            a[i + j * lda] = A[i + j * n];
+    memcpy(r, A, sizeof(double) * (size_t)(n * n));
+    CHECK_MSG(ref_syevd(n, r, wr) == 0, "%s: the reference dsyevd failed", what);
+    const int rc = fli_small_syev(n, a, lda, w, work);
+    CHECK_MSG(rc == 0, "%s (n=%d, lda=%d): fli_small_syev returned %d", what, n, lda, rc);
+    if (rc == 0) {
+        /* norms of A / amax, so entries near the limits neither over- nor underflow here */
+        double amax = 0, anorm = 0, dw = 0, res = 0, orth = 0;
+        int sorted = 1;
+        for (int i = 0; i < n * n; i++)
+            amax = fmax(amax, fabs(A[i]));
+        const double u = amax > 0 ? 1.0 / amax : 1.0;
+        for (int i = 0; i < n * n; i++)
+            anorm += (A[i] * u) * (A[i] * u);
+        anorm = sqrt(anorm);
+        for (int i = 0; i < n; i++) {
+            dw = fmax(dw, fabs(w[i] * u - wr[i] * u));
+            sorted &= i == 0 || w[i - 1] <= w[i];
+        }
+        for (int j = 0; j < n; j++) {
+            const double *v = a + j * lda;
+            for (int i = 0; i < n; i++) {
+                double acc = -(w[j] * u) * v[i];
+                for (int l = 0; l < n; l++)
+                    acc += (A[i + l * n] * u) * v[l];
+                res += acc * acc;
+            }
+            for (int k = 0; k < n; k++) {
+                double acc = k == j ? -1.0 : 0.0;
+                for (int l = 0; l < n; l++)
+                    acc += v[l] * a[l + k * lda];
+                orth += acc * acc;
+            }
+        }
+        res = sqrt(res);
+        orth = sqrt(orth);
+        const double tol = 20.0 * (n + 1) * 2.220446049250313e-16;
+        const double scale = anorm > 0 ? anorm : 1.0;
+        if (g_verbose)
+            printf("small_syev %-22s n=%3d: |w - w_ref| %.1e, residual %.1e, orthogonality %.1e (of %.1e)\n",
+                   what, n, dw / scale, res / scale, orth, tol);
+        CHECK_MSG(sorted, "%s (n=%d): eigenvalues not ascending", what, n);
+        CHECK_MSG(dw <= tol * scale, "%s (n=%d): eigenvalues off by %.3g of ||A|| (tolerance %.3g)", what, n,
+                  dw / scale, tol);
+        CHECK_MSG(res <= tol * scale, "%s (n=%d): ||A V - V diag(w)|| = %.3g of ||A|| (tolerance %.3g)", what,
+                  n, res / scale, tol);
+        CHECK_MSG(orth <= tol, "%s (n=%d): ||V^T V - I|| = %.3g (tolerance %.3g)", what, n, orth, tol);
+    }
+    free(a);
+    free(r);
+    free(w);
+    free(wr);
+    free(work);
+}
+
+/* The top-k solver's p x p eigensolver (algo/linalg_small.c) against
+ * LAPACK: random and chosen spectra (graded over 12 decades, two clusters
+ * of equal eigenvalues, one repeated eigenvalue), matrices already
+ * diagonal (unsorted) or tridiagonal (no reflector to apply), entries near
+ * the over- and underflow limits, a zero matrix, a padded leading
+ * dimension; NaN or infinity in the lower triangle: -1 and A untouched. */
+static void test_small_syev(void)
+{
+    const int sizes[] = {1, 2, 3, 5, 16, 48, 64, 129};
+    char what[64];
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+        const int n = sizes[si];
+        double *lam = malloc(sizeof(double) * (size_t)n), *A = sym_random(n);
+        small_syev_case("random", n, n, A);
+        small_syev_case("random, lda = n + 3", n, n + 3, A);
+        free(A);
+        for (int kind = 0; kind < 3; kind++) {
+            for (int i = 0; i < n; i++)
+                lam[i] = kind == 0   ? pow(10.0, -12.0 * i / (n > 1 ? n - 1 : 1))
+                         : kind == 1 ? (i < n / 2 ? 1.0 : -2.0)
+                                     : 3.0;
+            A = sym_with_spectrum(n, lam);
+            snprintf(what, sizeof what, "%s",
+                     kind == 0   ? "graded 1 .. 1e-12"
+                     : kind == 1 ? "two clusters"
+                                 : "one eigenvalue");
+            small_syev_case(what, n, n, A);
+            free(A);
+        }
+        A = calloc((size_t)(n * n), sizeof(double));
+        small_syev_case("zero", n, n, A);
+        for (int i = 0; i < n; i++)
+            A[i + i * n] = (double)((i * 7) % n) - 0.5 * n; /* diagonal, unsorted */
+        small_syev_case("diagonal", n, n, A);
+        for (int i = 0; i + 1 < n; i++)
+            A[i + 1 + i * n] = A[i + (i + 1) * n] = 0.5 + 0.01 * i;
+        small_syev_case("tridiagonal", n, n, A);
+        free(A);
+        for (int big = 0; big < 2; big++) {
+            A = sym_random(n);
+            for (int i = 0; i < n * n; i++)
+                A[i] *= big ? 1e300 : 1e-300;
+            small_syev_case(big ? "entries ~1e300" : "entries ~1e-300", n, n, A);
+            free(A);
+        }
+        free(lam);
+    }
+    /* a NaN or an infinity anywhere in the lower triangle: -1, A and w untouched */
+    for (int bad = 0; bad < 2; bad++) {
+        const int n = 6;
+        double *A = sym_random(n), *a = malloc(sizeof(double) * 36), w[6], work[64];
+        A[4 + 1 * n] = bad ? INFINITY : NAN;
+        memcpy(a, A, sizeof(double) * 36);
+        for (int i = 0; i < n; i++)
+            w[i] = -7.0;
+        CHECK_MSG(fli_small_syev(n, a, n, w, work) == -1, "fli_small_syev accepted a %s",
+                  bad ? "infinity" : "NaN");
+        CHECK_MSG(!memcmp(a, A, sizeof(double) * 36) && w[0] == -7.0 && w[5] == -7.0,
+                  "fli_small_syev changed its arguments on a %s", bad ? "infinity" : "NaN");
+        free(A);
+        free(a);
+    }
+}
 
 /* Runs fl_eigh on A (n x n, symmetric, float64 values) in dtype dt with k
  * components and compares with dsyevd. The upper triangle handed to the
@@ -774,6 +910,7 @@ int main(int argc, char **argv)
         return 1;
     }
     fl_ctx_set_seed(ctx, 42);
+    test_small_syev();
     test_bad_input(ctx);
     test_eigh_cpu(ctx);
     test_halko(ctx);

@@ -788,13 +788,15 @@ static void test_topk_eigh_cpu(void)
     run_topk_cases("cpu", t, c, cases, sizeof cases / sizeof *cases);
     fl_ctx_free(t);
     /* the careful path after every unwaited orthonormalisation
-     * (FL_TOPK_ORTH=redo) and in place of it (=wait): the same answers */
-    const char *modes[] = {"redo", "wait"};
-    for (int mi = 0; mi < 2; mi++) {
+     * (FL_TOPK_ORTH=redo) and in place of it (=wait), and the p x p
+     * eigenproblems by LAPACK (FL_TOPK_HOST=lapack): the same answers */
+    const char *modes[] = {"redo", "wait", "lapack"};
+    for (int mi = 0; mi < 3; mi++) {
         setenv("FL_DECOMP_LA", "1", 1);
-        setenv("FL_TOPK_ORTH", modes[mi], 1);
+        setenv(mi < 2 ? "FL_TOPK_ORTH" : "FL_TOPK_HOST", modes[mi], 1);
         fl_ctx_create("cpu", &t, NULL, 0);
         unsetenv("FL_TOPK_ORTH");
+        unsetenv("FL_TOPK_HOST");
         unsetenv("FL_DECOMP_LA");
         run_topk_cases(modes[mi], t, c, cases, 2);
         fl_ctx_free(t);

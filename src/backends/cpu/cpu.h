@@ -8,14 +8,6 @@
 #include "algo/knn_job.h"
 #include "core/internal.h"
 
-/* Hot loops get an AVX2 clone chosen at load time (the library itself is
- * built for the baseline x86-64 so it runs everywhere). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define FLI_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define FLI_VECTOR_CLONES
-#endif
-
 int fli_cpu_threads(const fl_ctx *ctx);
 fl_status fli_cpu_kmeans_fit(fl_ctx *ctx, fli_kmeans_job *job);
 fl_status fli_cpu_kmeans_assign(fl_ctx *ctx, fli_kmeans_assign_job *job);
