@@ -518,6 +518,8 @@ int main(int argc, char **argv)
     {
         const char *e = getenv("KNN_SM90");
         g_env.sm90_enabled = prop.major == 9 && prop.minor == 0 && !(e && e[0] == '0');
+        const char *t = getenv("KNN_TUNE"); /* fli_cuda_env.knn_tune, for A/B runs */
+        g_env.knn_tune = t ? atoi(t) : 0;
     }
     printf("knn_check on %s (cc %d.%d), Hopper scan %s\n", prop.name, prop.major, prop.minor,
            g_env.sm90_enabled ? "on" : "off");

@@ -27,7 +27,7 @@
 extern "C" {
 #endif
 
-#define FLI_CUDA_ABI 14
+#define FLI_CUDA_ABI 15
 
 /* Per-context state the core hands to every call. The module owns `state`
  * (stream, cuBLAS handle, cached buffers), created by ctx_init and released
@@ -60,6 +60,12 @@ typedef struct fli_cuda_env {
      * 10 the general private-copy M-step where d <= 32 would use the
      * lane-per-column one. */
     int km_tune;
+    /* The exact kNN's Hopper scan variants for A/B measurements (bench_knn,
+     * knn_check; the core leaves it 0): bit 0 database slices priced at
+     * 0.1% each instead of 1% (more slices, fuller SM waves); bit 1 the
+     * other slices' bounds taken every tile instead of every 4th; bit 2 the
+     * producer's wait for a free stage spins without sleeping. */
+    int knn_tune;
     /* Host -> device copies of pageable host arrays: 1 goes through the
      * module's pinned staging buffers, filled by host_threads threads while
      * the previous buffer's DMA runs (h2d.cu); 0 copies straight from the

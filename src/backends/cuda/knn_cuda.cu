@@ -45,20 +45,22 @@ typedef struct knn_plan {
     int64_t k, kprime, dh, kw, ldq4, ldd4;
     int64_t qc, nbc, nchunks, nqchunks;
     int slices;
+    double sm90_price; /* the Hopper scan's price per slice (knn_sm90_price) */
     size_t cub_a, cub_b, bytes;
 } knn_plan;
 
 static int64_t rup(int64_t a, int64_t b) { return fli_ceil_div(a, b) * b; }
 
 /* Database slices per launch: the most work per SM wave (one block per
- * SM) with a small price per slice for the merge; at least 4 tiles each. */
-static int knn_pick_slices(int64_t xblocks, int64_t ntiles, int nsm) {
+ * SM) with a small price per slice for the merge (a fraction `price` of a
+ * slice's work each); at least 4 tiles each. */
+static int knn_pick_slices(int64_t xblocks, int64_t ntiles, int nsm, double price) {
     int best = 1;
     double best_cost = 1e300;
     const int64_t smax = ntiles / 4 > 1 ? (ntiles / 4 < 512 ? ntiles / 4 : 512) : 1;
     for (int s = 1; s <= smax; s++) {
         const double waves = (double)fli_ceil_div(xblocks * s, nsm);
-        const double cost = waves / s * (1.0 + 0.01 * s);
+        const double cost = waves / s * (1.0 + price * s);
         if (cost < best_cost) {
             best_cost = cost;
             best = s;
@@ -66,6 +68,9 @@ static int knn_pick_slices(int64_t xblocks, int64_t ntiles, int nsm) {
     }
     return best;
 }
+
+/* The Hopper scan's price per slice (fli_cuda_env.knn_tune bit 0). */
+static double knn_sm90_price(const fli_cuda_env *env) { return env->knn_tune & 1 ? 0.001 : 0.01; }
 
 static size_t knn_cub_bytes(knn_plan *P, int64_t qc, int64_t nbc, cudaStream_t s) {
     size_t a = 0, b = 0;
@@ -95,14 +100,14 @@ static size_t knn_plan_bytes(knn_plan *P, const fli_knn_job *j, int64_t qc, int6
         /* the operand images; lists and query blocks of 256 rows */
         b += (size_t)nbp * P->kb9 * 128 + (size_t)rup(qc, 256) * (P->kb9 * 128 + 4);
         b += (size_t)qc * ((P->q_host ? P->ldq4 * 4 : 0) + (multi ? P->k * 8 : 0) + (P->out_host ? P->k * 12 : 0));
-        P->slices = knn_pick_slices(fli_ceil_div(qc, 256), fli_ceil_div(nbc, 128), nsm);
+        P->slices = knn_pick_slices(fli_ceil_div(qc, 256), fli_ceil_div(nbc, 128), nsm, P->sm90_price);
         b += (size_t)P->slices * rup(qc, 256) * 32 * P->R * 8;
         return b;
     }
     b += (size_t)qc * ((P->q_host ? P->ldq4 * 4 : 0) + (P->h16 ? P->dh * 2 : 0) + (multi ? P->k * 8 : 0) +
                        (P->out_host ? P->k * 12 : 0));
     if (!P->general) {
-        P->slices = knn_pick_slices(fli_ceil_div(qc, 128), fli_ceil_div(nbc, 128), nsm);
+        P->slices = knn_pick_slices(fli_ceil_div(qc, 128), fli_ceil_div(nbc, 128), nsm, 0.01);
         b += (size_t)P->slices * rup(qc, 128) * 32 * P->R * 8;
     } else {
         const int64_t L = P->kprime + P->k;
@@ -115,6 +120,7 @@ static size_t knn_plan_bytes(knn_plan *P, const fli_knn_job *j, int64_t qc, int6
 static fl_status knn_plan_make(fli_cuda_env *env, const fli_knn_job *j, knn_plan *P) {
     fli_cuda_state *st = fli_state(env);
     memset(P, 0, sizeof *P);
+    P->sm90_price = knn_sm90_price(env);
     const int direct = j->metric == FLI_KNN_MANHATTAN || j->metric == FLI_KNN_MINKOWSKI;
     const int64_t n_eff = j->n_db - (j->self_exclude ? 1 : 0);
     P->k = j->k;
@@ -372,7 +378,7 @@ static fl_status knn_body(fli_cuda_env *env, fli_knn_job *j, const knn_plan *P, 
                 a.dbimg = b->dbh;
                 a.m = mq;
                 a.ntiles = (int)fli_ceil_div(nb, 128);
-                int slices = knn_pick_slices(fli_ceil_div(mq, 256), a.ntiles, st->sm_count);
+                int slices = knn_pick_slices(fli_ceil_div(mq, 256), a.ntiles, st->sm_count, P->sm90_price);
                 const int64_t cap = P->slices * rup(P->qc, 256) / rup(mq, 256);
                 if (slices > cap) slices = (int)cap;
                 a.tiles_per = (int)fli_ceil_div(a.ntiles, slices);
@@ -384,6 +390,8 @@ static fl_status knn_body(fli_cuda_env *env, fli_knn_job *j, const knn_plan *P, 
                 a.self = j->self_exclude;
                 a.self0 = j->q_offset + q0;
                 a.gthr = b->gthr;
+                a.refresh_mask = env->knn_tune & 2 ? 0 : 3;
+                a.producer_sleep = env->knn_tune & 4 ? 0 : 32;
                 FLI_CUDA_TRY(env, cudaMemsetAsync(b->gthr, 0xff, (size_t)m_pad * 4, s));
                 FLI_TRY(knn_scan_sm90(env, s, &a, P->R, P->prec, P->kb9, used));
             }
@@ -416,7 +424,7 @@ static fl_status knn_body(fli_cuda_env *env, fli_knn_job *j, const knn_plan *P, 
                 a.res = P->res;
                 a.ntiles = (int)fli_ceil_div(nb, 128);
                 /* the lists buffer holds P->slices x rup(qc, 128) rows */
-                int slices = knn_pick_slices(fli_ceil_div(mq, 128), a.ntiles, st->sm_count);
+                int slices = knn_pick_slices(fli_ceil_div(mq, 128), a.ntiles, st->sm_count, 0.01);
                 const int64_t cap = P->slices * rup(P->qc, 128) / rup(mq, 128);
                 if (slices > cap) slices = (int)cap;
                 a.tiles_per = (int)fli_ceil_div(a.ntiles, slices);

@@ -65,6 +65,8 @@ typedef struct knn_sm90_args {
     int self;
     int64_t self0;
     int cb; /* set by the launcher                                         */
+    int refresh_mask;   /* tiles j with (j & mask) == mask take the other slices' bounds */
+    int producer_sleep; /* ns the producer sleeps between polls of a busy stage (0: spin) */
 } knn_sm90_args;
 
 /* The operand image of x (m valid rows of mp, d columns) for the Hopper
