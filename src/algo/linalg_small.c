@@ -36,7 +36,8 @@ static void rotate_cols(int64_t n, double *restrict c0, double *restrict c1, dou
 /* Reduces the full symmetric n x n matrix S (leading dimension n) to
  * tridiagonal d, e; reflector k's vector is left in S's column k below
  * the subdiagonal (its leading 1 implied), its tau in tau[k]. pw: n. */
-FLI_VECTOR_CLONES static void tridiagonalise(int64_t n, double *S, double *d, double *e, double *tau, double *pw)
+FLI_VECTOR_CLONES static void tridiagonalise(int64_t n, double *S, double *d, double *e, double *tau,
+                                             double *pw)
 {
     for (int64_t k = 0; k + 2 < n; k++) {
         const int64_t m = n - k - 1; /* the reflector's length */

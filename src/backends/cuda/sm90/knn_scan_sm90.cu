@@ -128,10 +128,10 @@ static __device__ __forceinline__ void s9_bar_wait(uint32_t bar, uint32_t parity
                      : "memory");
     } while (!ok);
 }
-/* The producer's wait for a free stage: a stage's consumers take
- * microseconds, so polling with a short sleep leaves the issue slots of
- * the scheduler it shares with consumer warps to them (a tight spin was
- * 10% of the scan's executed instructions, ncu, 10K x 1M x 128 bf16). */
+/* The producer's wait for a free stage, optionally sleeping between
+ * polls (knn_tune bit 2). Its tight spin executes 10% of the scan's
+ * instructions (ncu, 10K x 1M x 128 bf16), but the schedulers are ~86%
+ * idle, and a 32 ns sleep measured no faster (bench/gpu/KNN_NOTES.md). */
 static __device__ __forceinline__ void s9_bar_wait_producer(uint32_t bar, uint32_t parity, int sleep_ns) {
     uint32_t ok;
     for (;;) {
