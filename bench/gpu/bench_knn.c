@@ -101,6 +101,8 @@ int main(int argc, char **argv)
         g_env.sm90_enabled = prop.major == 9 && prop.minor == 0 && !(e && e[0] == '0');
         const char *t = getenv("KNN_TUNE"); /* fli_cuda_env.knn_tune, for A/B runs */
         g_env.knn_tune = t ? atoi(t) : 0;
+        const char *pl = getenv("KNN_POOL"); /* 0: cudaMalloc / cudaFree each call (fli_cuda_env.no_pool) */
+        g_env.no_pool = pl && pl[0] == '0';
     }
     int drv = 0;
     cudaDriverGetVersion(&drv);

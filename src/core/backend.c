@@ -106,6 +106,7 @@ fl_status fli_cuda_acquire(fl_ctx *ctx, const fli_cuda_api **api, fli_cuda_env *
     ref->env.km_rescore = ctx->km_rescore;
     ref->env.km_fused = ctx->km_fused;
     ref->env.h2d_staging = ctx->h2d_staging;
+    ref->env.no_pool = !ctx->cuda_pool;
     ref->env.host_threads = fl_ctx_get_threads(ctx);
     ref->env.dalloc = ctx->have_dalloc ? &ctx->dalloc : NULL;
     ref->env.halloc = ctx->halloc.alloc ? &ctx->halloc : NULL;

@@ -87,6 +87,8 @@ fl_status fl_ctx_create(const char *device, fl_ctx **out, char *err, size_t err_
     ctx->km_fused = s && s[0] == '1';
     s = getenv("FL_H2D_STAGING");
     ctx->h2d_staging = !(s && s[0] == '0');
+    s = getenv("FL_CUDA_POOL");
+    ctx->cuda_pool = !(s && s[0] == '0');
     s = getenv("FL_NUM_THREADS");
     if (s && *s)
         ctx->threads = atoi(s) > 0 ? atoi(s) : 0;

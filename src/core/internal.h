@@ -56,6 +56,8 @@ struct fl_ctx {
     int km_fused;               /* FL_KM_FUSED (default 0), read at creation */
     int h2d_staging;            /* FL_H2D_STAGING (default 1): host -> device copies through pinned
                                    staging; 0 copies from pageable memory (A/B), read at creation */
+    int cuda_pool;              /* FL_CUDA_POOL (default 1): the CUDA module's device buffers from its
+                                   stream-ordered pool; 0 cudaMalloc / cudaFree each call (A/B) */
     int decomp_la;              /* FL_DECOMP_LA (default 0): randomized decomposition via fli_la on the CPU */
     int pca_full_eigh;          /* FL_PCA_FULL_EIGH=1: GPU covariance_eigh always solves every eigenpair
                                    (cuSOLVER syevd) instead of the top-k solver (A/B) */

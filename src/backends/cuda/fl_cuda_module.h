@@ -27,7 +27,7 @@
 extern "C" {
 #endif
 
-#define FLI_CUDA_ABI 15
+#define FLI_CUDA_ABI 16
 
 /* Per-context state the core hands to every call. The module owns `state`
  * (stream, cuBLAS handle, cached buffers), created by ctx_init and released
@@ -71,6 +71,12 @@ typedef struct fli_cuda_env {
      * the previous buffer's DMA runs (h2d.cu); 0 copies straight from the
      * pageable memory (FL_H2D_STAGING=0, for A/B measurements). */
     int h2d_staging;
+    /* Device memory without a user allocator (dalloc NULL): 0 (default)
+     * takes it from the context's stream-ordered pool, which keeps freed
+     * blocks for the next call until the context is freed or an
+     * allocation would fail (fl_cuda_util.cuh); 1 calls cudaMalloc and
+     * cudaFree every time (FL_CUDA_POOL=0, for A/B measurements). */
+    int no_pool;
     int host_threads;                  /* the context's host threads (>= 1), refreshed per call */
     const fl_device_allocator *dalloc; /* NULL = cudaMalloc/cudaFree */
     const fl_host_allocator *halloc;   /* host scratch; NULL = malloc/free */

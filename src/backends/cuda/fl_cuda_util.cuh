@@ -41,6 +41,9 @@ typedef struct fli_cuda_state {
                                  (pca_cuda.cu), released by ctx_free        */
     void *h2d;                /* pinned staging of host -> device copies
                                  (h2d.cu), made on the first large copy     */
+    cudaMemPool_t pool;       /* device buffers (fli_dev_alloc without a user
+                                 allocator); NULL: cudaMalloc each time      */
+    cudaEvent_t pool_ev;      /* orders the copy stream after pool operations */
     void *ivfpq, *cagra;      /* the device copies of the last IVF-PQ index
                                  (ivfpq_cuda.cu) and CAGRA graph
                                  (cagra_cuda.cu) searched, released by
@@ -95,7 +98,23 @@ static inline fl_status fli_cuda_fail(fli_cuda_env *env, const char *file, int l
 
 #define FLI_FAIL(env, st, what, why) fli_set_err((env), (st), __FILE__, __LINE__, (what), (why))
 
-/* Device memory only through the context's hooks when it has them. */
+/* Device memory only through the context's hooks when it has them; else
+ * from the context's pool (module.cu makes it unless env->no_pool).
+ *
+ * Why a pool: a call's buffers were cudaMalloc'd and cudaFree'd each time,
+ * and cudaFree waits for the whole device. Measured on the H100 (bench_knn
+ * with the pool as a user allocator, bench/gpu/KNN_NOTES.md): 100 queries x
+ * 1M x 128 bf16 2.8-3.8 -> 1.7 ms, the k = 1024 search 92-101 -> 71 ms.
+ * The pool keeps freed blocks (its release threshold is unlimited) until
+ * the context is freed, or until an allocation would fail: then it is
+ * trimmed and the allocation retried once.
+ *
+ * Ordering: pool blocks are taken and returned in the context's stream,
+ * so a block comes back only after the work queued before its free. The
+ * copy stream (chunk uploads) is made to wait for each allocation, and
+ * each free waits for the copy stream's queued work, so a block is never
+ * written there while its previous owner's kernels still run, nor reused
+ * while an upload into it is in flight. */
 static inline fl_status fli_dev_alloc_at(fli_cuda_env *env, size_t bytes, void **p, const char *file,
                                          int line) {
     *p = NULL;
@@ -109,7 +128,25 @@ static inline fl_status fli_dev_alloc_at(fli_cuda_env *env, size_t bytes, void *
         }
         return FL_STATUS_OK;
     }
-    cudaError_t e = cudaMalloc(p, bytes);
+    fli_cuda_state *st = (fli_cuda_state *)env->state;
+    cudaError_t e;
+    if (st && st->pool) {
+        e = cudaMallocFromPoolAsync(p, bytes, st->pool, st->stream);
+        if (e != cudaSuccess) { /* the pool's cached blocks may hold what is missing */
+            (void)cudaGetLastError();
+            cudaStreamSynchronize(st->stream);
+            cudaMemPoolTrimTo(st->pool, 0);
+            e = cudaMallocFromPoolAsync(p, bytes, st->pool, st->stream);
+        }
+        if (e == cudaSuccess && (e = cudaEventRecord(st->pool_ev, st->stream)) == cudaSuccess)
+            e = cudaStreamWaitEvent(st->copy_stream, st->pool_ev, 0);
+        if (e != cudaSuccess && *p) {
+            cudaFreeAsync(*p, st->stream);
+            *p = NULL;
+        }
+    } else {
+        e = cudaMalloc(p, bytes);
+    }
     if (e != cudaSuccess) {
         *p = NULL;
         (void)cudaGetLastError();
@@ -123,10 +160,32 @@ static inline fl_status fli_dev_alloc_at(fli_cuda_env *env, size_t bytes, void *
 
 static inline void fli_dev_free(fli_cuda_env *env, void *p) {
     if (!p) return;
-    if (env->dalloc && env->dalloc->free)
+    fli_cuda_state *st = (fli_cuda_state *)env->state;
+    if (env->dalloc && env->dalloc->free) {
         env->dalloc->free(env->dalloc->user, env->device_id, p);
-    else
+    } else if (st && st->pool) {
+        /* after the copy stream's queued work too (see fli_dev_alloc_at) */
+        if (cudaEventRecord(st->pool_ev, st->copy_stream) == cudaSuccess)
+            cudaStreamWaitEvent(st->stream, st->pool_ev, 0);
+        cudaFreeAsync(p, st->stream);
+    } else {
         cudaFree(p);
+    }
+}
+
+/* cudaMemGetInfo for sizing a plan: the pool's cached blocks count as
+ * free (an allocation that needs them trims the pool). */
+static inline cudaError_t fli_dev_mem_info(fli_cuda_env *env, size_t *free_b, size_t *total_b) {
+    cudaError_t e = cudaMemGetInfo(free_b, total_b);
+    fli_cuda_state *st = (fli_cuda_state *)env->state;
+    if (e == cudaSuccess && st && st->pool) {
+        uint64_t reserved = 0, used = 0;
+        if (cudaMemPoolGetAttribute(st->pool, cudaMemPoolAttrReservedMemCurrent, &reserved) == cudaSuccess &&
+            cudaMemPoolGetAttribute(st->pool, cudaMemPoolAttrUsedMemCurrent, &used) == cudaSuccess &&
+            reserved > used)
+            *free_b += (size_t)(reserved - used);
+    }
+    return e;
 }
 
 /* Host scratch through the context's host allocator (env->halloc), else

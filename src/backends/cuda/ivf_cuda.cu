@@ -686,7 +686,7 @@ extern "C" fl_status fli_cuda_ivf_search(fli_cuda_env *env, const fli_ivf_search
     if (ivf_carve(qc, L, d4, P, stride, cap, k, self, cub_bytes, NULL, NULL) > c->ws_bytes ||
         qc * P >= ((int64_t)1 << 31) || qc * stride >= ((int64_t)1 << 40)) {
         size_t free_b = 0, total_b = 0;
-        FLI_CUDA_TRY(env, cudaMemGetInfo(&free_b, &total_b));
+        FLI_CUDA_TRY(env, fli_dev_mem_info(env, &free_b, &total_b));
         const double budget = 0.85 * (double)(free_b + c->ws_bytes) - 64.0 * (1 << 20);
         while (qc > 1 && ((double)ivf_carve(qc, L, d4, P, stride, cap, k, self, cub_bytes, NULL, NULL) > budget ||
                           qc * P >= ((int64_t)1 << 31) || qc * stride >= ((int64_t)1 << 40)))

@@ -210,7 +210,7 @@ static fl_status pq_upload(fli_cuda_env *env, const fli_ivfpq_index *ix, uint64_
     if (ix->by_residual && ix->metric != FLI_KNN_INNER && t_bytes <= ((size_t)2 << 30)) {
         size_t free_b = 0, total_b = 0;
         /* optional: a refused allocation only means the per-probe tables */
-        if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && t_bytes < free_b / 2 &&
+        if (fli_dev_mem_info(env, &free_b, &total_b) == cudaSuccess && t_bytes < free_b / 2 &&
             fli_dev_alloc(env, t_bytes, (void **)&c->T) == FL_STATUS_OK) {
             int kbits = 0;
             while (((int64_t)1 << kbits) < ks) kbits++;
@@ -610,7 +610,7 @@ extern "C" fl_status fli_cuda_ivfpq_search(fli_cuda_env *env, const fli_ivfpq_se
     if (pq_carve(qc, L, d4, P, stride, cap, k, self, NULL, NULL) > c->ws_bytes || qc * P >= ((int64_t)1 << 31) ||
         qc * stride >= ((int64_t)1 << 40)) {
         size_t free_b = 0, total_b = 0;
-        FLI_CUDA_TRY(env, cudaMemGetInfo(&free_b, &total_b));
+        FLI_CUDA_TRY(env, fli_dev_mem_info(env, &free_b, &total_b));
         const double budget = 0.85 * (double)(free_b + c->ws_bytes) - 64.0 * (1 << 20);
         while (qc > 1 && ((double)pq_carve(qc, L, d4, P, stride, cap, k, self, NULL, NULL) > budget ||
                           qc * P >= ((int64_t)1 << 31) || qc * stride >= ((int64_t)1 << 40)))

@@ -25,7 +25,7 @@
  * Memory. Queries and database are used in place when on the device; host
  *   inputs are copied (database chunks double-buffered on the context's
  *   copy stream). Everything is allocated up front through env->dalloc,
- *   sized against cudaMemGetInfo (or job->mem_budget): when the plan does
+ *   sized against fli_dev_mem_info (or job->mem_budget): when the plan does
  *   not fit, the database is cut into chunks whose exact results are merged
  *   into a running list per query, then the queries into chunks. Returned
  *   distances are always the exact fp32 values of the returned pairs.
@@ -185,7 +185,7 @@ static fl_status knn_plan_make(fli_cuda_env *env, const fli_knn_job *j, knn_plan
     }
 
     size_t free_b = 0, total_b = 0;
-    FLI_CUDA_TRY(env, cudaMemGetInfo(&free_b, &total_b));
+    FLI_CUDA_TRY(env, fli_dev_mem_info(env, &free_b, &total_b));
     double budget = (double)free_b * 0.9 - 64.0 * (1 << 20);
     if (j->mem_budget > 0 && (double)j->mem_budget < budget) budget = (double)j->mem_budget;
     int64_t qc = j->n_q, nbc = j->n_db;
@@ -567,7 +567,7 @@ static fl_status knn_cached_db(fli_cuda_env *env, const fli_knn_job *j, const fl
     fli_cuda_knn_release(env); /* a new model: drop the old copy first */
     const size_t bytes = sizeof(float) * (size_t)j->n_db * (size_t)j->d;
     size_t free_b = 0, total_b = 0;
-    FLI_CUDA_TRY(env, cudaMemGetInfo(&free_b, &total_b));
+    FLI_CUDA_TRY(env, fli_dev_mem_info(env, &free_b, &total_b));
     if (bytes > free_b / 2) return FL_STATUS_OK;
     c = (knn_db_cache *)calloc(1, sizeof *c);
     if (!c) return FLI_FAIL(env, FL_STATUS_OUT_OF_MEMORY, "knn cache", "host allocation failed");

@@ -32,6 +32,11 @@ static void free_state(fli_cuda_state *s) {
     if (!s) return;
     fli_cuda_linalg_release(s);
     fli_h2d_release(s);
+    if (s->pool) {
+        if (s->stream) cudaStreamSynchronize(s->stream);
+        cudaMemPoolDestroy(s->pool); /* its blocks go back to the device */
+    }
+    if (s->pool_ev) cudaEventDestroy(s->pool_ev);
     if (s->stream) cudaStreamDestroy(s->stream);
     if (s->copy_stream) cudaStreamDestroy(s->copy_stream);
     if (s->pinned) cudaFreeHost(s->pinned);
@@ -68,6 +73,19 @@ static fl_status mod_ctx_init(fli_cuda_env *env) {
         e = cudaDeviceGetAttribute(&s->cc_major, cudaDevAttrComputeCapabilityMajor, env->device_id);
     if (e == cudaSuccess)
         e = cudaDeviceGetAttribute(&s->cc_minor, cudaDevAttrComputeCapabilityMinor, env->device_id);
+    if (e == cudaSuccess && !env->no_pool && !(env->dalloc && env->dalloc->alloc)) {
+        /* the device buffers' pool (fli_dev_alloc_at): keeps what it gets */
+        cudaMemPoolProps props;
+        memset(&props, 0, sizeof props);
+        props.allocType = cudaMemAllocationTypePinned;
+        props.location.type = cudaMemLocationTypeDevice;
+        props.location.id = env->device_id;
+        uint64_t keep = UINT64_MAX;
+        what = "cudaMemPoolCreate";
+        e = cudaMemPoolCreate(&s->pool, &props);
+        if (e == cudaSuccess) e = cudaMemPoolSetAttribute(s->pool, cudaMemPoolAttrReleaseThreshold, &keep);
+        if (e == cudaSuccess) e = cudaEventCreateWithFlags(&s->pool_ev, cudaEventDisableTiming);
+    }
     if (e == cudaSuccess && s->cc_major < 8) {
         free_state(s);
         return FLI_FAIL(env, FL_STATUS_NO_DEVICE, "ctx_init",
