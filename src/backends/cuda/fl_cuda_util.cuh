@@ -102,9 +102,11 @@ static inline fl_status fli_cuda_fail(fli_cuda_env *env, const char *file, int l
  * from the context's pool (module.cu makes it unless env->no_pool).
  *
  * Why a pool: a call's buffers were cudaMalloc'd and cudaFree'd each time,
- * and cudaFree waits for the whole device. Measured on the H100 (bench_knn
- * with the pool as a user allocator, bench/gpu/KNN_NOTES.md): 100 queries x
- * 1M x 128 bf16 2.8-3.8 -> 1.7 ms, the k = 1024 search 92-101 -> 71 ms.
+ * and cudaFree waits for the whole device. What that costs varies between
+ * machines (bench/gpu/KNN_NOTES.md): on one H100, with a pool as the user
+ * allocator, 100 queries x 1M x 128 bf16 went 2.8-3.8 -> 1.7 ms and the
+ * k = 1024 search 92-101 -> 71 ms; on another, cudaMalloc per call
+ * measured the same as this pool.
  * The pool keeps freed blocks (its release threshold is unlimited) until
  * the context is freed, or until an allocation would fail: then it is
  * trimmed and the allocation retried once.
