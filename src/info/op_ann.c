@@ -67,11 +67,13 @@ enum {
     F_HUB,               /* hub:         the most probed list's pull (see flat_gpu)  */
     F_LONG,              /* long:        the lists' spread (the most probed one's rows) */
     F_RANK,              /* rank_ns:     a lane's comparison of the pool's ranking   */
+    F_PASS,              /* pass_ns:     a pool-select round over keys left in memory */
+    F_D2H,               /* d2h_gbs:     the results' copies into per-call host buffers */
     F_N
 };
-static const char *const flat_names[F_N] = {"fixed_ms",  "launch_us",   "host_ns", "h2d_gbs", "gemm_tflops",
-                                            "select_ns", "scan_tflops", "step_ns", "bw_gbs",  "rerank_ns",
-                                            "skew",      "hub",         "long",    "rank_ns"};
+static const char *const flat_names[F_N] = {
+    "fixed_ms", "launch_us", "host_ns", "h2d_gbs", "gemm_tflops", "select_ns", "scan_tflops", "step_ns",
+    "bw_gbs",   "rerank_ns", "skew",    "hub",     "long",        "rank_ns",   "pass_ns",     "d2h_gbs"};
 
 enum {
     Q_GEMM = A_N_COMMON, /* gemm_tflops: the coarse SGEMM                          */
@@ -120,13 +122,24 @@ static void ann_roofline(int which, const fl_info_device *dev, double *c)
         c[F_GEMM] = fli_rate(dev, FL_INFO_PREC_FP32, FLI_CLASS_GEMM);
         c[F_SEL] = 0.5; /* 256 threads, ~5 passes of a shared-memory histogram a key */
         c[F_SCAN] = fp32;
-        c[F_STEP] = 400; /* 32 columns x 16 FMAs a thread, two barriers, one tile load */
+        /* a tile's global load waited for (no prefetch: ~a DRAM round
+         * trip), its transposed stores to shared memory, two barriers */
+        c[F_STEP] = 1000;
         c[F_BW] = fli_bw(dev, FLI_CLASS_FUSED);
         c[F_RERANK] = 20; /* a dependent float64 add-multiply chain, a gather */
         c[F_SKEW] = 1.5;  /* k-means lists are uneven; a query lands in a long one more often */
         c[F_HUB] = 0.5;   /* central lists: probed by most queries once P d / L ~ 2 */
         c[F_LONG] = 0.6;  /* and long (they gather the points between clusters) */
         c[F_RANK] = 20;   /* two shared-memory loads, two compares, an add */
+        /* a round of an unstaged select pass (ivf_select: each thread loads
+         * a key, its atomicAdd waits for it): ~an L2 hit's latency (the
+         * scan has just written the keys) */
+        c[F_PASS] = 300;
+        /* the results' device-to-host copies land in host buffers that every
+         * search allocates (fli_ann_search_buffers) and the copy touches
+         * first: the driver's staged copy plus a page fault per 4 KiB, about
+         * a third of the queries' host-to-device rate */
+        c[F_D2H] = c[A_H2D] / 3;
     } else if (which == 1) {
         c[Q_GEMM] = fli_rate(dev, FL_INFO_PREC_FP32, FLI_CLASS_GEMM);
         c[Q_SEL] = 0.5;
@@ -202,48 +215,67 @@ static void gpu_leaf(fli_est *e, int parent, const char *name, const char *detai
 
 /* The parts every GPU search has: the fixed cost, the host's pass over the
  * queries (finite check, float32 copy) and the results (float64 to the
- * caller's arrays), the pageable copies both ways, the launches. */
-static void gpu_common(fli_est *e, int s, const double *c, double nq, double d, double k, double extra_host,
-                       double launches, fl_info_tier t)
+ * caller's arrays), the pageable copies both ways (the queries at h2d_gbs,
+ * the results at d2h_gbs), the launches. */
+static void gpu_common(fli_est *e, int s, const double *c, double d2h_gbs, double nq, double d, double k,
+                       double extra_host, double launches, fl_info_tier t)
 {
-    const double link = nq * d * 4 + nq * k * 16;
-    e->link_bytes += link;
+    const double in = nq * d * 4, out = nq * k * 16;
+    e->link_bytes += in + out;
     gpu_leaf(e, s, "fixed overhead", "host buffers, the results' synchronisation", c[A_FIXED], 0, 0, 0,
              FL_INFO_BOUND_LATENCY, t);
     gpu_leaf(e, s, "host pass", "queries checked and copied to float32, results converted (host CPU)",
              (nq * d * 2 + nq * k * 2 + extra_host) * c[A_HOST] * 1e-6, 0, 0, 0, FL_INFO_BOUND_LATENCY, t);
     gpu_leaf(e, s, "copies", "queries in, results out (the index stays on the device after the first search)",
-             link / (c[A_H2D] * 1e6), 0, 0, 0, FL_INFO_BOUND_TRANSFER, t);
+             in / (c[A_H2D] * 1e6) + out / (d2h_gbs * 1e6), 0, 0, 0, FL_INFO_BOUND_TRANSFER, t);
     gpu_leaf(e, s, "launches", "kernels and copies of each chunk of queries, their dependency gaps",
              launches * c[A_LAUNCH] * 1e-3, 0, 0, launches, FL_INFO_BOUND_LATENCY, t);
 }
 
+/* The radix-select blocks of fli_ivf_probe_step and fli_ivf_pool_step
+ * (ivf_select: 256 threads a query, up to four 8-bit histogram passes and
+ * a collecting pass over its keys), 8 an SM: waves of them, sel_ns a key. */
+static double ivf_select_ms(const fli_est *e, double sel_ns, double nq, double keys)
+{
+    return ceil(nq / (e->dev->sm_count * 8.0)) * keys * sel_ns * 1e-6;
+}
+
 /* The coarse step IVF-Flat and IVF-PQ share (fli_ivf_probe_step): cuBLAS
  * SGEMM of queries x centres, the keys, a radix-select block per query over
- * the L keys; select blocks of 256 threads, 8 an SM. */
+ * the L keys. */
 static void ivf_coarse(fli_est *e, int s, double gemm_tflops, double sel_ns, double bw, double nq, double L,
                        double d4, fl_info_tier t)
 {
-    const double waves = ceil(nq / (e->dev->sm_count * 8.0));
     const double fl = 2 * nq * L * d4, by = (nq + L) * d4 * 4 + nq * L * 8;
     const double tc = fl / (gemm_tflops * 1e9), tm = by / (bw * 1e6);
     gpu_leaf(e, s, "coarse GEMM + probes", "queries x centres (cuBLAS SGEMM), a radix-select block per query",
-             fmax(tc, tm) + waves * L * sel_ns * 1e-6, fl, by, 4,
+             fmax(tc, tm) + ivf_select_ms(e, sel_ns, nq, L), fl, by, 4,
              tc >= tm ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY, t);
 }
 
 /* The pool select (fli_ivf_pool_step): a block per query over its
- * candidate space, `stride` keys (the probed lists laid end to end): read
- * once into shared memory when they fit (the opt-in size less 16 KiB),
- * else once per radix pass (up to four) and once more to gather. */
-static void ivf_pool(fli_est *e, int s, const fl_hw_props *hw, double sel_ns, double bw, double nq,
-                     double stride, fl_info_tier t)
+ * candidate space, `keys` of them (its probed lists laid end to end in a
+ * row of `stride`, the P longest lists' rows). ivf_select stages them in
+ * shared memory when `stride` keys fit (the opt-in size less 16 KiB; as
+ * many blocks an SM as the staged size leaves room for) and reads memory
+ * once, else every pass (up to four) and the gather read them from memory.
+ * Besides the waves' work (sel_ns) and the bytes, a block's own rounds
+ * bound it: its 256 threads load a key each and wait for it before the
+ * atomicAdd, pass_ns a round, once (staged) or five times: what a single
+ * query's block over 10^4 - 10^5 unstaged keys costs. pass_ns 0: not
+ * modelled (IVF-PQ, whose staging is taken from its rows). */
+static void ivf_pool(fli_est *e, int s, const fl_hw_props *hw, double sel_ns, double pass_ns, double bw,
+                     double nq, double keys, double stride, fl_info_tier t)
 {
-    const double waves = ceil(nq / (e->dev->sm_count * 8.0));
-    const double by =
-        nq * stride * 4 * (stride * 4 <= (double)hw->smem_per_block_optin_bytes - 16384 ? 1 : 5);
+    const int staged = stride * 4 <= (double)hw->smem_per_block_optin_bytes - 16384;
+    const double by = nq * keys * 4 * (staged ? 1 : 5);
+    const double bps =
+        staged ? fmax(1, fmin(8, floor((double)e->dev->smem_per_sm_bytes / (stride * 4 + 2048)))) : 8;
+    const double tb =
+        ceil(nq / (e->dev->sm_count * bps)) * ceil(keys / 256) * (staged ? 1 : 5) * pass_ns * 1e-6;
+    const double ts = fmax(tb, ivf_select_ms(e, sel_ns, nq, keys)), tm = by / (bw * 1e6);
     gpu_leaf(e, s, "candidate pool", "a radix-select block per query over its probed lists' keys",
-             fmax(waves * stride * sel_ns * 1e-6, by / (bw * 1e6)), 0, by, 1, FL_INFO_BOUND_LATENCY, t);
+             fmax(ts, tm), 0, by, 1, ts >= tm ? FL_INFO_BOUND_LATENCY : FL_INFO_BOUND_MEMORY, t);
 }
 
 /* Rows of the `p` longest of L lists of n rows: the candidate space's
@@ -253,6 +285,21 @@ static double ivf_stride(double n, double L, double p)
     return fmin(n, ceil(p * n / L * (p < L ? 1.5 : 1)));
 }
 
+/* Rows of `p` of L distinct lists of n rows each `ratio` x the mean list
+ * when few are taken: p n / L ratio while p << L, every row once at p = L
+ * (the share of rows left out falls as (1 - p / L)^ratio). */
+static double ivf_rows_of(double n, double L, double p, double ratio)
+{
+    return fmin(n, n * (1 - pow(fmax(0, 1 - p / L), ratio)));
+}
+
+/* The streams of ivf_cuda.cu's search per chunk of queries: the query copy
+ * (and its padding memset when d % 4 != 0), qprep, the SGEMM, the keys, the
+ * probe select, two memsets, the histogram, CUB's exclusive scan (an init
+ * and a scan kernel), the scatter, the segments, the list scan, the pool
+ * select, the re-rank, two result copies and the stream synchronisation. */
+#define IVF_FLAT_LAUNCHES 18
+
 /* IVF-Flat's GPU search (ivf_cuda.cu). */
 static void flat_gpu(fli_est *e, int s, const fl_hw_props *hw, double n, double d, double L, double P,
                      double k, double nq)
@@ -261,15 +308,19 @@ static void flat_gpu(fli_est *e, int s, const fl_hw_props *hw, double n, double 
     fl_info_tier t;
     const double *c = ann_coefs(e, 0, def, &t);
     const double nsm = e->dev->sm_count, d4 = ceil(d / 4) * 4, len = n / L, cap = k + 8;
-    const double stride = ivf_stride(n, L, P);
+    /* k-means lists are uneven: the longest of L is 1 + long sqrt(2 ln L)
+     * x the mean (at most half the rows), the p-th longest 1 + long
+     * sqrt(2 ln(L / p)) x; the candidate space's row (`stride`, ivf_search:
+     * top[P], the P longest lists end to end) holds P of those */
+    const double longest = fmax(len, fmin(0.5 * n, len * (1 + c[F_LONG] * sqrt(2 * log(L)))));
+    const double stride = fmax(longest, ivf_rows_of(n, L, P, 1 + c[F_LONG] * sqrt(2 * log(fmax(1, L / P)))));
     /* chunks of queries: the workspace within 85% of the memory */
     const double ws_q = L * 4 + stride * 4 + d4 * 8 + P * 12 + cap * 4 + k * 16 + 32;
     const double index_b = n * (d4 * 4 + 12) + L * d4 * 4;
     const double room = fmax(0.85 * ((double)e->dev->memory_bytes - index_b) - 64.0 * 1048576, ws_q);
     const double chunks = ceil(nq * ws_q / room);
-    gpu_common(e, s, c, nq, d, k, 0, 16 * chunks, t);
+    gpu_common(e, s, c, c[F_D2H], nq, d, k, 0, (IVF_FLAT_LAUNCHES + (d4 != d)) * chunks, t);
     ivf_coarse(e, s, c[F_GEMM], c[F_SEL], c[F_BW], nq, L, d4, t);
-    /* the pairs grouped by list (histogram, CUB scan, scatter, segments) */
     /* list tiles: a block per (list, group of TQ queries probing it), 128
      * rows x 32 columns a step; TQ = 32 when lists are shared by >= 16
      * queries, else 8. The grid's groups per list follow the mean pairs of a
@@ -277,24 +328,36 @@ static void flat_gpu(fli_est *e, int s, const fl_hw_props *hw, double n, double 
      * after the other in the same blocks. Probes are not even: beyond its
      * nearest list, a query's next probes go to central lists (hubs, more
      * so the more dimensions), so the most probed list takes a share
-     * 1 - exp(-hub (P - 1) d / L) of the queries, and it is the longest:
-     * the largest of L lists spread by `long`, 1 + long sqrt(2 ln L) x the
-     * mean rows (at most half the rows). A probed list holds `skew` x the
-     * mean rows (lists are uneven, and long ones are probed more often). */
-    const double lenp = fmin(n, len * c[F_SKEW]), rows = fmin(n, P * lenp); /* rows a query scans */
+     * 1 - exp(-hub (P - 1) d / L) of the queries, and it is the longest.
+     * A query's probed lists hold `skew` x the mean rows while P << L
+     * (lists are uneven, and long ones are probed more often), all n rows
+     * at P = L (the lists are distinct). */
+    const double rows = ivf_rows_of(n, L, P, c[F_SKEW]), lenp = rows / P; /* rows a query scans */
     const double pairs = nq * P, active = fmin(L, pairs), per_list = ceil(pairs / active);
     const double TQ = per_list >= 16 ? 32 : 8;
     const double gy = fmin(65535, ceil(per_list / TQ)), groups = active * gy;
-    const double hot = fmax(per_list, nq * (1 - exp(-c[F_HUB] * (P - 1) * d / L)));
+    /* queries come from the rows' distribution, so a list draws nearest
+     * probes in proportion to its rows: the longest, longest / mean times
+     * a list's share (what keeps one list's groups serial even at P = 1) */
+    const double drawn = fmin(nq, pairs / active * longest / len);
+    const double hot = fmax(drawn, nq * (1 - exp(-c[F_HUB] * (P - 1) * d / L)));
     const double steps = ceil(lenp / 128) * ceil(d4 / 32);
     const double fma = nq * rows * d4;
     const double by = groups * lenp * d4 * 4 + nq * rows * 4;
     const double tc = 2 * fma / (c[F_SCAN] * 1e9), tm = by / (c[F_BW] * 1e6);
-    const double longest = fmax(len, fmin(0.5 * n, len * (1 + c[F_LONG] * sqrt(2 * log(L)))));
     const double serial = fmax(1, hot / (gy * TQ)) * fmax(1, longest / 128) * ceil(d4 / 32);
-    /* a block's step: its loads and barriers, then its TQ x 128 x 32 FMAs at an SM's share of the rate */
-    const double step_us = c[F_STEP] * 1e-3 + 2 * TQ * 128 * 32 / (c[F_SCAN] * 1e6 / nsm);
-    const double tl = fmax(ceil(groups / (nsm * 8)) * steps, serial) * step_us * 1e-3;
+    /* a block's step: its tile load (no prefetch: the step waits for it)
+     * and two barriers, then its TQ x 128 x 32 FMAs at an SM's share of
+     * the rate */
+    const double fma_us = 2 * TQ * 128 * 32 / (c[F_SCAN] * 1e6 / nsm);
+    const double step_us = c[F_STEP] * 1e-3 + fma_us;
+    /* the most probed list's blocks share their SMs with the other blocks
+     * resident there (up to 8 of 256 threads, when the grid has them): the
+     * schedulers issue their FMAs in turn, so its steps' FMAs take
+     * `resident` times as long */
+    const double resident = fmin(8, ceil(groups / nsm));
+    const double hot_us = c[F_STEP] * 1e-3 + fma_us * resident;
+    const double tl = fmax(ceil(groups / (nsm * 8)) * steps * step_us, serial * hot_us) * 1e-3;
     gpu_leaf(
         e, s, "list tiles",
         "probed lists scanned in fp32 128 x 32 tiles shared by the queries probing them (a block per list "
@@ -304,12 +367,15 @@ static void flat_gpu(fli_est *e, int s, const fl_hw_props *hw, double n, double 
         : tc >= tm           ? FL_INFO_BOUND_COMPUTE
                              : FL_INFO_BOUND_MEMORY,
         t);
-    ivf_pool(e, s, hw, c[F_SEL], c[F_BW], nq, ceil(rows), t);
-    /* a warp per query: each lane's share of the pool in float64, then the
-     * pool ranked; 4 warps a block, 32 warps an SM */
+    ivf_pool(e, s, hw, c[F_SEL], c[F_PASS], c[F_BW], nq, ceil(rows), stride, t);
+    /* a warp per query, 4 a block: each lane's share of the pool in
+     * float64, then the pool ranked; the blocks an SM holds follow from
+     * their 16 KiB of shared memory (the pool's distances and indices),
+     * at most 64 warps */
+    const double wps = fmin(64, 4 * fmax(1, floor((double)e->dev->smem_per_sm_bytes / (16384 + 1024))));
     const double lane = ceil(cap / 32) * (d * c[F_RERANK] + cap * c[F_RANK]);
     gpu_leaf(e, s, "exact re-rank", "a warp per query: the pool's float64 distances, ranked",
-             fmax(ceil(nq / (nsm * 32)) * lane * 1e-6, nq * cap * d * 4 / (c[F_BW] * 1e6)), 3 * nq * cap * d,
+             fmax(ceil(nq / (nsm * wps)) * lane * 1e-6, nq * cap * d * 4 / (c[F_BW] * 1e6)), 3 * nq * cap * d,
              nq * cap * d * 4, 1, FL_INFO_BOUND_LATENCY, t);
 }
 
@@ -327,7 +393,7 @@ static void pq_gpu(fli_est *e, int s, const fl_hw_props *hw, double n, double d,
     const double index_b = n * (M + 8) + L * d4 * 4 + (pool > k ? n * d * 4 : 0);
     const double room = fmax(0.85 * ((double)e->dev->memory_bytes - index_b) - 64.0 * 1048576, ws_q);
     const double qc = fmin(nq, floor(room / ws_q)), chunks = ceil(nq / qc);
-    gpu_common(e, s, c, nq, d, k, 0, 11 * chunks, t);
+    gpu_common(e, s, c, c[A_H2D], nq, d, k, 0, 11 * chunks, t);
     ivf_coarse(e, s, c[Q_GEMM], c[Q_SEL], c[Q_BW], nq, L, d4, t);
     /* the scan's kind (ivfpq_cuda.cu): blocks of a query and 8 probes when
      * the pairs fill the device, their table built once (inner product or
@@ -376,7 +442,7 @@ static void pq_gpu(fli_est *e, int s, const fl_hw_props *hw, double n, double d,
              : tc >= tm           ? FL_INFO_BOUND_COMPUTE
                                   : FL_INFO_BOUND_MEMORY,
              t);
-    ivf_pool(e, s, hw, c[Q_SEL], c[Q_BW], nq, ceil(rows), t);
+    ivf_pool(e, s, hw, c[Q_SEL], 0, c[Q_BW], nq, ceil(rows), ceil(rows), t);
     /* a block of 128 threads per query: the pool's float64 distances from
      * the raw rows (pool > k), ranked; 16 blocks an SM */
     const double lane = ceil(cap / 128) * ((pool > k ? d : 1) * c[Q_RERANK] + cap * c[Q_RANK]);
@@ -555,7 +621,7 @@ static void cagra_gpu(fli_est *e, const fl_hw_props *hw, double n, double d, dou
     (void)hw;
     const double bps = fmax(1, fmin(8, floor((double)e->dev->smem_per_sm_bytes / smem)));
     const double chunks = ceil(nq / 65536);
-    gpu_common(e, 0, c, nq, d, k, nq * S, 6 * chunks, t);
+    gpu_common(e, 0, c, c[A_H2D], nq, d, k, nq * S, 6 * chunks, t);
     const double mi = fli_p_num(e, "max_iterations");
     double iters = fmax(1, c[G_EXPAND] * cap / width + c[G_HOPS]);
     if (mi > 0)
