@@ -4,8 +4,9 @@
 # built with -DFLI_TOPK_BLOCK_2K (the earlier k + max(k, 16)), both on this
 # GPU in one call: test_pca on the default build first, then bench_pca's
 # headline (1M x 512 -> 32, X on the device) alternated three times, each
-# with five logged fits (the solver's steps and phases).
-#   OUT=/tmp/out GIT_COMMIT=abc1234 bash bench/gpu/pca_block_ab.sh
+# with five logged fits (the solver's steps and phases). ALT=FLI_TOPK_BLOCK_8
+# builds the other side with k + 8 instead.
+#   OUT=/tmp/out GIT_COMMIT=abc1234 [ALT=FLI_TOPK_BLOCK_8] bash bench/gpu/pca_block_ab.sh
 set -o pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build-blk}
@@ -16,7 +17,7 @@ A=${A:-build-blk2k}
     cmake --build "$B" -j16 --target flashlib flashlib_cuda test_pca bench_pca >>"$OUT/build.log" 2>&1 || {
     echo "build failed"; grep -E "error|FAILED" "$OUT/build.log" | head -30; exit 1; }
 ([ -f "$A/build.ninja" ] || cmake -S . -B "$A" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFL_CUDA_ARCHS="${FL_CUDA_ARCHS:-90}" \
-    -DCMAKE_C_FLAGS=-DFLI_TOPK_BLOCK_2K >"$OUT/build2k.log" 2>&1) &&
+    -DCMAKE_C_FLAGS=-D${ALT:-FLI_TOPK_BLOCK_2K} >"$OUT/build2k.log" 2>&1) &&
     cmake --build "$A" -j16 --target flashlib bench_pca >>"$OUT/build2k.log" 2>&1 || {
     echo "2k build failed"; grep -E "error|FAILED" "$OUT/build2k.log" | head -30; exit 1; }
 export FL_CUDA_MODULE=$PWD/$B/lib/libflashlib_cuda.so

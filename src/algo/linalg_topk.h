@@ -39,8 +39,10 @@ static inline double fli_wall_ms(void)
  * share fell from 1.7 to ~0.8 ms (bench/gpu/PCA_NOTES.md). */
 static inline int64_t fli_topk_block(int64_t k)
 {
-#ifdef FLI_TOPK_BLOCK_2K /* A/B builds only (bench/gpu/pca_block_ab.sh): the earlier k + max(k, 16) */
+#if defined(FLI_TOPK_BLOCK_2K) /* A/B builds only (bench/gpu/pca_block_ab.sh): the earlier k + max(k, 16) */
     return k + (k > 16 ? k : 16);
+#elif defined(FLI_TOPK_BLOCK_8) /* A/B builds only: k + 8 up to k = 32 (a smaller host eigenproblem) */
+    return k + (k > 32 ? (k + 1) / 2 : 8);
 #else
     return k + (k > 32 ? (k + 1) / 2 : 16);
 #endif
