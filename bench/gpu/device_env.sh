@@ -13,3 +13,20 @@ if ls .debs/*.deb >/dev/null 2>&1; then
     for f in .debs/*.deb; do dpkg -x "$f" /tmp/debroot; done
 fi
 export LD_LIBRARY_PATH=$PWD/$B/lib:/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-openmp:/tmp/debroot/usr/lib/x86_64-linux-gnu:$LD_LIBRARY_PATH
+# fl_build TARGET...: configures $B once (Release, FL_CUDA_ARCHS or 90) and
+# builds the targets with all cores (a build kept on the machine from an
+# earlier call may be stale, so every call builds); on failure prints the
+# errors and exits. Also records the device in $OUT/device.txt and sets M
+# (and FL_CUDA_MODULE) to the built CUDA module.
+fl_build() {
+    ([ -f "$B/build.ninja" ] || cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+        -DFL_CUDA_ARCHS="${FL_CUDA_ARCHS:-90}" >"$OUT/build.log" 2>&1) &&
+        cmake --build "$B" -j16 --target "$@" >>"$OUT/build.log" 2>&1 || {
+        echo "build failed"
+        grep -E "error|FAILED" "$OUT/build.log" | head -30
+        exit 1
+    }
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv >"$OUT/device.txt"
+    M=$PWD/$B/lib/libflashlib_cuda.so
+    export FL_CUDA_MODULE=$M
+}

@@ -10,11 +10,7 @@ set -o pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build-knn}
 . bench/gpu/device_env.sh
-([ -f "$B/build.ninja" ] || cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFL_CUDA_ARCHS="${FL_CUDA_ARCHS:-90}" >"$OUT/build.log" 2>&1) &&
-    cmake --build "$B" -j16 --target flashlib_cuda knn_check bench_knn >>"$OUT/build.log" 2>&1 || {
-    echo "build failed"; grep -E "error|FAILED" "$OUT/build.log" | head -30; exit 1; }
-M=$PWD/$B/lib/libflashlib_cuda.so
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv >"$OUT/device.txt"
+fl_build flashlib_cuda knn_check bench_knn
 if [ -z "$NO_CHECK" ]; then
     KNN_TUNE=${CHECK_TUNE:-3} timeout ${T_CHECK:-240} "$B/bin/knn_check" "$M" >"$OUT/knn_check.log" 2>&1
     echo "knn_check (KNN_TUNE=${CHECK_TUNE:-3}) rc=$?"; tail -n 1 "$OUT/knn_check.log"

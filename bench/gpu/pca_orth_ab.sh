@@ -15,12 +15,7 @@ set -o pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build-orth}
 . bench/gpu/device_env.sh
-# configured once; built every call (a build kept on the machine from an earlier call may be stale)
-([ -f "$B/build.ninja" ] || cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFL_CUDA_ARCHS="${FL_CUDA_ARCHS:-90}" >"$OUT/build.log" 2>&1) &&
-    cmake --build "$B" -j16 --target flashlib flashlib_cuda ${TESTS:-test_pca} bench_pca >>"$OUT/build.log" 2>&1 || {
-    echo "build failed"; grep -E "error|FAILED" "$OUT/build.log" | head -30; exit 1; }
-export FL_CUDA_MODULE=$PWD/$B/lib/libflashlib_cuda.so
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv >"$OUT/device.txt"
+fl_build flashlib flashlib_cuda ${TESTS:-test_pca} bench_pca
 AB=${AB:-FL_TOPK_ORTH=wait}
 AB_NAME=$(echo "${AB#*=}" | tr -c 'a-zA-Z0-9_\n' _)
 for t in ${TESTS:-test_pca}; do

@@ -8,11 +8,7 @@ set -o pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build-pool}
 . bench/gpu/device_env.sh
-([ -f "$B/build.ninja" ] || cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFL_CUDA_ARCHS="${FL_CUDA_ARCHS:-90}" >"$OUT/build.log" 2>&1) &&
-    cmake --build "$B" -j16 --target flashlib flashlib_cuda bench_knn >>"$OUT/build.log" 2>&1 || {
-    echo "build failed"; grep -E "error|FAILED" "$OUT/build.log" | head -30; exit 1; }
-M=$PWD/$B/lib/libflashlib_cuda.so
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv >"$OUT/device.txt"
+fl_build flashlib flashlib_cuda bench_knn
 for f in ${PYFILES:-$(ls tests/python/test_*gpu*.py)}; do
     FLASHLIB_LIBRARY=$PWD/$B/lib/libflashlib.so PYTHONPATH=python timeout ${T_PY:-150} python3 -m pytest "$f" -q \
         -p no:cacheprovider --durations=5 >"$OUT/pytest_$(basename "$f" .py).log" 2>&1
