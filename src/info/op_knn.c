@@ -10,8 +10,8 @@
  * properties (fli_device_hw). The GPU search is what knn_cuda.cu plans and
  * launches, its plan mirrored here (gplan_make: pool, list width, chunks of
  * queries and database rows under the memory budget, database slices):
- *   fixed     buffer allocation and release, set-up, the final
- *             synchronisation
+ *   fixed     set-up, the final synchronisation (the plan's buffers come
+ *             from the context's pool: nothing per call)
  *   h2d       host queries per query chunk, the host database once (or
  *             every chunk per query chunk, double-buffered behind the work)
  *   prepare   score coefficients of the database rows, 16-bit copies of
@@ -53,7 +53,7 @@
 #include "route/route.h"
 
 enum {
-    C_FIXED,  /* fixed_ms:      allocation, set-up, final synchronisation         */
+    C_FIXED,  /* fixed_ms:      set-up, final synchronisation                      */
     C_LAUNCH, /* launch_us:     one kernel launch and its dependency gap           */
     C_RATE,   /* rate_tflops:   the fused scan's distance arithmetic (padded)      */
     C_SEL,    /* select_gsps:   scores tested against a query's threshold          */
@@ -71,14 +71,13 @@ enum {
     C_SLOW9,  /* slow9_gsps:    scores re-tested on the Hopper fold's slow path      */
     C_INS9,   /* insert9_ns:    a Hopper candidate appended, merged by its warp      */
     C_SEGP,   /* segpass_us:    a CUB segment's block, per radix pass (any-k)       */
-    C_ALLOC,  /* alloc_gbs:     device buffers allocated and released (per byte)    */
     N_COEF
 };
 
 static const char *const coef_names[N_COEF] = {
-    "fixed_ms",     "launch_us",  "rate_tflops", "select_gsps", "insert_ns", "bw_gbs",        "l2_gbs",
-    "h2d_gbs",      "merge_gcps", "rerank_gbs",  "sort_gsps",   "l1_cost",   "matrix_tflops", "rate9_tflops",
-    "select9_gsps", "slow9_gsps", "insert9_ns",  "segpass_us",  "alloc_gbs"};
+    "fixed_ms",      "launch_us",    "rate_tflops",  "select_gsps", "insert_ns",  "bw_gbs",
+    "l2_gbs",        "h2d_gbs",      "merge_gcps",   "rerank_gbs",  "sort_gsps",  "l1_cost",
+    "matrix_tflops", "rate9_tflops", "select9_gsps", "slow9_gsps",  "insert9_ns", "segpass_us"};
 
 /* Constants of knn_cuda.cu / knn_scan.cu (kept equal to them by hand): the
  * largest pool a block's lists hold (larger: the any-k path), the pipeline
@@ -148,9 +147,6 @@ static void roofline_coefs(fli_precision p, const fl_info_device *dev, double *c
      * scans of the 64 bins, the barriers between upsweep and downsweep,
      * the partial tiles at the segment's ends: ~2 us */
     c[C_SEGP] = 2.0;
-    /* cudaMalloc / cudaFree of large buffers: pages mapped and unmapped,
-     * ~1 ms a GB both ways (an assumption the fit corrects) */
-    c[C_ALLOC] = 1000.0;
 }
 
 int fli_knn_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def)
@@ -707,13 +703,13 @@ static int est_gpu(fli_est *e, const knn_req *q, fli_precision prec, const fl_hw
                           (P.h16 ? nq * (row_b + (double)P.dh * 2) : 0) + nq * img;
     const double prep_l = db_preps * (P.sm90 ? 2 : 1) + (P.h16 || P.sm90 ? nqc : 0);
 
-    int nd =
-        fli_node(e, 0, "fixed overhead", "buffer allocation and release, set-up, final synchronisation", 1);
-    /* knn_alloc / knn_free: every buffer of the plan allocated and released
-     * each call (cudaMalloc / cudaFree when no allocator is given): a cost
-     * per byte on top of the fixed one (the any-k path's score matrices are
-     * hundreds of MB) */
-    fli_leaf(e, nd, c[C_FIXED] + P.alloc / (c[C_ALLOC] * 1e6), 0, 0, 0, FL_INFO_BOUND_LATENCY, tier);
+    /* the plan's buffers come from the context's pool (the CUDA module's
+     * fli_dev_alloc_at) or the user's allocator: after a context's first
+     * search of a size they cost nothing per call (they were cudaMalloc'd
+     * and cudaFree'd each call before c989f5c, a cost this model charged
+     * per byte) */
+    int nd = fli_node(e, 0, "fixed overhead", "set-up, final synchronisation", 1);
+    fli_leaf(e, nd, c[C_FIXED], 0, 0, 0, FL_INFO_BOUND_LATENCY, tier);
     if (!q->on_device) {
         nd =
             fli_node(e, 0, q->self ? "copy X to the device (database and queries)" : "copy X and the queries",
