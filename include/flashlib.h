@@ -170,9 +170,17 @@ FL_API fl_status fl_ctx_set_seed(fl_ctx *ctx, uint64_t seed);
 FL_API fl_status fl_ctx_set_verbosity(fl_ctx *ctx, fl_log_level level);
 FL_API fl_status fl_ctx_set_progress(fl_ctx *ctx, fl_progress_fn fn, void *user);
 FL_API fl_status fl_ctx_set_log(fl_ctx *ctx, fl_log_fn fn, void *user);
-/* Allocator hooks; NULL restores the default (aligned malloc / cudaMalloc). */
+/* Allocator hooks; NULL restores the default (aligned malloc; on the GPU,
+ * the context's own pool, which keeps freed device buffers for the next
+ * call: fl_ctx_release_device_memory returns them). */
 FL_API fl_status fl_ctx_set_host_allocator(fl_ctx *ctx, const fl_host_allocator *a);
 FL_API fl_status fl_ctx_set_device_allocator(fl_ctx *ctx, const fl_device_allocator *a);
+/* Returns to the device the memory a context keeps between GPU calls: its
+ * buffer pool's free blocks and its device copies of the last indexes,
+ * database and PCA buffers used (the next call that needs them allocates
+ * and copies again; models stay valid). OK and nothing to do when the
+ * context has not used a GPU. FL_STATUS_INVALID_ARG for a NULL context. */
+FL_API fl_status fl_ctx_release_device_memory(fl_ctx *ctx);
 /* CPU threads the context will use (the setting, or OpenMP's default). */
 FL_API int fl_ctx_get_threads(const fl_ctx *ctx);
 /* Whether the Hopper (sm_90a) paths are disabled on this context

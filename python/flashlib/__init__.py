@@ -24,6 +24,7 @@ _LAZY = {
     "diagnose": ("_api", "diagnose"),
     "route": ("_api", "route"),
     "params": ("_api", "params"),
+    "release_device_memory": ("_lib", "release_device_memory"),
     "FlashlibError": ("_errors", "FlashlibError"),
     "InvalidArgumentError": ("_errors", "InvalidArgumentError"),
     "OutOfMemoryError": ("_errors", "OutOfMemoryError"),

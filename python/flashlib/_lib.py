@@ -193,6 +193,7 @@ PROTOTYPES = [
     ("fl_ctx_set_log", fl_status, [CtxP, LogFn, c_void_p]),
     ("fl_ctx_set_host_allocator", fl_status, [CtxP, POINTER(HostAllocator)]),
     ("fl_ctx_set_device_allocator", fl_status, [CtxP, POINTER(DeviceAllocator)]),
+    ("fl_ctx_release_device_memory", fl_status, [CtxP]),
     ("fl_ctx_device", c_char_p, [CtxP]),
     # hardware
     ("fl_cuda_device_count", c_int, [CtxP, POINTER(c_char_p)]),
@@ -498,6 +499,19 @@ def shared_context(device):
                 _forked_leftovers.append(_shared.pop(k))
             ctx = _shared[key] = Context(device)
         return ctx
+
+
+def release_device_memory():
+    """Returns to the GPU the memory this process's shared contexts keep
+    between calls (fl_ctx_release_device_memory on each: the buffer pool's
+    free blocks, the device copies of the last indexes and data used).
+    Fitted estimators stay usable; their next GPU call allocates and
+    copies again. Each context is taken under its lock, so a call running
+    on it in another thread finishes first."""
+    with _shared_lock:
+        mine = [c for k, c in _shared.items() if k[0] == os.getpid()]
+    for ctx in mine:
+        ctx.call(lib.fl_ctx_release_device_memory, ctx.ptr)
 
 
 def release_shared_contexts():

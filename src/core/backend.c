@@ -127,6 +127,18 @@ fl_status fli_cuda_acquire(fl_ctx *ctx, const fli_cuda_api **api, fli_cuda_env *
     return FL_STATUS_OK;
 }
 
+fl_status fl_ctx_release_device_memory(fl_ctx *ctx)
+{
+    if (!ctx)
+        return FL_STATUS_INVALID_ARG;
+    if (ctx->cuda) {
+        /* the caches may have come from the user's allocator: free them there */
+        ctx->cuda_env->dalloc = ctx->have_dalloc ? &ctx->dalloc : NULL;
+        ctx->cuda->release_memory(ctx->cuda_env);
+    }
+    return FL_STATUS_OK;
+}
+
 void fli_cuda_release_ctx(fl_ctx *ctx)
 {
     if (!ctx->cuda)

@@ -27,7 +27,11 @@ static void test_ctx(void)
     CHECK(fl_ctx_create("cuda:x", &ctx, err, sizeof err) == FL_STATUS_INVALID_ARG);
     CHECK(fl_ctx_create("cuda:1", &ctx, err, sizeof err) == FL_STATUS_OK);
     CHECK(!strcmp(fl_ctx_device(ctx), "cuda:1"));
+    /* nothing on the GPU yet: nothing to release, and CUDA stays unloaded
+     * (main checks that) */
+    CHECK_OK(ctx, fl_ctx_release_device_memory(ctx));
     fl_ctx_free(ctx);
+    CHECK(fl_ctx_release_device_memory(NULL) == FL_STATUS_INVALID_ARG);
     CHECK(fl_ctx_create("cpu", &ctx, err, sizeof err) == FL_STATUS_OK);
     CHECK(!strcmp(fl_ctx_device(ctx), "cpu"));
     CHECK(fl_ctx_set_threads(ctx, -2) == FL_STATUS_INVALID_ARG);

@@ -425,6 +425,36 @@ static void test_cuda_host_hooks(void)
     CHECK_MSG(attempts >= 2, "%d attempt: nothing allocated through the hooks", attempts);
 }
 
+/* fl_ctx_release_device_memory between GPU fits: the context stays usable
+ * and a fit after it gives the same centres as the fit before it (the pool
+ * and the caches are refilled). */
+static void test_cuda_release_memory(void)
+{
+    enum { N = 20000, D = 16, K = 8 };
+    static float X[N * D];
+    int truth[N];
+    make_blobs(X, truth, N, D, K, 8.0, 1.0);
+    fl_ctx *ctx;
+    fl_ctx_create("cuda", &ctx, NULL, 0);
+    fl_params *p;
+    fl_params_create(ctx, "kmeans", &p);
+    fl_params_set_int(ctx, p, "n_clusters", K);
+    fl_params_set(ctx, p, "random_state", "3");
+    fl_array xa = fl_array_host(X, FL_DTYPE_F32, N, D);
+    float C0[K * D], C1[K * D], C2[K * D];
+    fl_array c0 = fl_array_host(C0, FL_DTYPE_F32, K, D), c1 = fl_array_host(C1, FL_DTYPE_F32, K, D),
+             c2 = fl_array_host(C2, FL_DTYPE_F32, K, D);
+    CHECK_OK(ctx, fl_kmeans_fit(ctx, &xa, NULL, p, &c0, NULL, NULL, NULL));
+    CHECK_OK(ctx, fl_kmeans_fit(ctx, &xa, NULL, p, &c1, NULL, NULL, NULL));
+    CHECK_OK(ctx, fl_ctx_release_device_memory(ctx));
+    CHECK_OK(ctx, fl_ctx_release_device_memory(ctx)); /* twice: nothing left, still fine */
+    CHECK_OK(ctx, fl_kmeans_fit(ctx, &xa, NULL, p, &c2, NULL, NULL, NULL));
+    CHECK_MSG(!memcmp(C0, C1, sizeof C0) && !memcmp(C0, C2, sizeof C0),
+              "GPU fits before and after releasing the device memory differ");
+    fl_params_free(p);
+    fl_ctx_free(ctx);
+}
+
 /* Asking for "cuda" without a GPU is a clear error that writes nothing. Runs
  * last: probing for a GPU maps libcuda where a driver exists. */
 static void test_cuda_without_gpu(void)
@@ -443,6 +473,7 @@ static void test_cuda_without_gpu(void)
         fl_params_free(p);
     } else {
         test_cuda_host_hooks();
+        test_cuda_release_memory();
     }
     fl_ctx_free(cuda);
 }

@@ -51,6 +51,7 @@ def test_cpu_fit_never_loads_cuda(subprocess_env, dtype):
         km.predict(X); km.transform(X); km.score(X)
         import pickle
         pickle.loads(pickle.dumps(km)).predict(X)
+        flashlib.release_device_memory()  # CPU contexts only: nothing to release, nothing loaded
         from flashlib import _lib
         print(json.dumps({{"before": before, "after": cuda_maps(), "flag": _lib.cuda_loaded()}}))
     """), subprocess_env)

@@ -188,3 +188,16 @@ def test_gpu_fit_loads_cuda_only_when_used(subprocess_env):
                          timeout=300)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.splitlines()[-1]) == {"before": False, "after": True}
+
+
+def test_release_device_memory_keeps_models_usable():
+    """flashlib.release_device_memory() returns the shared contexts' cached
+    device memory; a fitted GPU model predicts the same afterwards."""
+    X, _ = make_data(8)
+    km = flashlib.KMeans(8, random_state=0, device="cuda").fit(X)
+    before = km.predict(X)
+    flashlib.release_device_memory()
+    flashlib.release_device_memory()
+    np.testing.assert_array_equal(km.predict(X), before)
+    km2 = flashlib.KMeans(8, random_state=0, device="cuda").fit(X)
+    np.testing.assert_array_equal(km2.cluster_centers_, km.cluster_centers_)

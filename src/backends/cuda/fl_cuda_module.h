@@ -27,7 +27,7 @@
 extern "C" {
 #endif
 
-#define FLI_CUDA_ABI 16
+#define FLI_CUDA_ABI 17
 
 /* Per-context state the core hands to every call. The module owns `state`
  * (stream, cuBLAS handle, cached buffers), created by ctx_init and released
@@ -140,6 +140,12 @@ typedef struct fli_cuda_api {
      * is set by the caller. Nothing to release: the cuBLAS/cuSOLVER
      * handles live in the context's state. */
     fl_status (*la_open)(fli_cuda_env *env, fl_dtype dt, fli_la *la);
+
+    /* Returns the device memory the context keeps between calls: the
+     * cached device copies (indexes, database, PCA and linear-algebra
+     * buffers) and the buffer pool's free blocks. The context stays
+     * usable; the next call allocates and copies again. */
+    void (*release_memory)(fli_cuda_env *env);
 } fli_cuda_api;
 
 typedef const fli_cuda_api *(*fli_cuda_module_get_fn)(void);

@@ -100,7 +100,7 @@ static fl_status mod_ctx_init(fli_cuda_env *env) {
     return FL_STATUS_OK;
 }
 
-static void mod_ctx_free(fli_cuda_env *env) {
+static void mod_release_memory(fli_cuda_env *env) {
     if (!env || !env->state) return;
     fli_cuda_state *s = fli_state(env);
     cudaSetDevice(env->device_id);
@@ -111,7 +111,16 @@ static void mod_ctx_free(fli_cuda_env *env) {
     fli_cuda_knn_release(env);
     fli_cuda_pca_release(env);
     fli_cuda_la_release(env);
-    free_state(s);
+    if (s->pool) {
+        cudaStreamSynchronize(s->stream); /* the frees above are stream-ordered */
+        cudaMemPoolTrimTo(s->pool, 0);
+    }
+}
+
+static void mod_ctx_free(fli_cuda_env *env) {
+    if (!env || !env->state) return;
+    mod_release_memory(env);
+    free_state(fli_state(env));
     env->state = NULL;
 }
 
@@ -162,7 +171,7 @@ static const fli_cuda_api g_api = {
     fli_cuda_pca_cov,   fli_cuda_decomp_apply, fli_cuda_knn_search, fli_cuda_ivf_search,
     /* approximate-index searches beside IVF-Flat's */
     fli_cuda_ivfpq_search, fli_cuda_cagra_search,
-    fli_cuda_la_open,
+    fli_cuda_la_open,   mod_release_memory,
 };
 
 extern "C" __attribute__((visibility("default"))) const fli_cuda_api *fli_cuda_module_get(void) {
