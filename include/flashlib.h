@@ -172,7 +172,9 @@ FL_API fl_status fl_ctx_set_progress(fl_ctx *ctx, fl_progress_fn fn, void *user)
 FL_API fl_status fl_ctx_set_log(fl_ctx *ctx, fl_log_fn fn, void *user);
 /* Allocator hooks; NULL restores the default (aligned malloc; on the GPU,
  * the context's own pool, which keeps freed device buffers for the next
- * call: fl_ctx_release_device_memory returns them). */
+ * call: fl_ctx_release_device_memory returns them). Changing the device
+ * allocator first releases what the context keeps on the GPU, through the
+ * allocator that gave it. */
 FL_API fl_status fl_ctx_set_host_allocator(fl_ctx *ctx, const fl_host_allocator *a);
 FL_API fl_status fl_ctx_set_device_allocator(fl_ctx *ctx, const fl_device_allocator *a);
 /* Returns to the device the memory a context keeps between GPU calls: its

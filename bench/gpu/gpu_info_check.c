@@ -26,6 +26,7 @@
 typedef struct counter {
     size_t live, peak;
     long calls;
+    long foreign; /* frees of pointers these hooks never gave out */
 } counter;
 
 /* Sizes are tracked by pointer in a small table (a fit allocates a few
@@ -60,9 +61,50 @@ static void count_free(void *user, int32_t dev, void *ptr)
         if (g_ptrs[i] == ptr) {
             c->live -= g_sizes[i];
             g_ptrs[i] = NULL;
-            break;
+            cudaFree(ptr);
+            return;
         }
-    cudaFree(ptr);
+    c->foreign++; /* not ours (e.g. a block of the context's pool): leave it */
+}
+
+/* Switching allocators on a context whose GPU state holds cached buffers
+ * (a kNN model's database, kept on the device between searches, from the
+ * context's pool): the switch must give them back through the pool, so
+ * that nothing the hooks never gave out reaches their free, even when the
+ * context is freed with the hooks still set; and the hooks' own
+ * allocations must all come back through them. Returns failures. */
+static int check_allocator_switch(void)
+{
+    fl_ctx *ctx;
+    if (fl_ctx_create("cuda", &ctx, NULL, 0))
+        return 1;
+    enum { N = 20000, D = 32, Q = 100, K = 5 };
+    float *X = malloc(sizeof(float) * N * D), dist[Q * K];
+    int64_t idx[Q * K];
+    for (long i = 0; i < (long)N * D; i++)
+        X[i] = (float)rand() / (float)RAND_MAX;
+    fl_array xa = fl_array_host(X, FL_DTYPE_F32, N, D), qa = fl_array_host(X, FL_DTYPE_F32, Q, D);
+    fl_array da = fl_array_host(dist, FL_DTYPE_F32, Q, K), ia = fl_array_host(idx, FL_DTYPE_I64, Q, K);
+    fl_model *nn = NULL;
+    fl_status st = fl_knn_fit(ctx, &xa, NULL, &nn);
+    if (!st)
+        st = fl_model_kneighbors(nn, &qa, K, &da, &ia); /* its database now cached on the GPU (pool) */
+    counter cnt = {0, 0, 0, 0};
+    fl_device_allocator hooks = {count_alloc, count_free, &cnt};
+    if (!st)
+        st = fl_ctx_set_device_allocator(ctx, &hooks);
+    if (!st)
+        st = fl_model_kneighbors(nn, &qa, K, &da, &ia); /* allocates through the hooks now */
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", st ? fl_ctx_last_error(ctx) : "");
+    fl_model_free(nn);
+    fl_ctx_free(ctx); /* with the hooks set: what it still holds goes back through them */
+    const int ok = !st && cnt.calls > 0 && cnt.live == 0 && cnt.foreign == 0;
+    printf("%s allocator switch with cached device buffers: %ld hook allocations, %zu B left, %ld foreign "
+           "frees %s\n",
+           ok ? "ok  " : "FAIL", cnt.calls, cnt.live, cnt.foreign, msg);
+    free(X);
+    return !ok;
 }
 
 static double now_ms(void)
@@ -113,7 +155,7 @@ int main(int argc, char **argv)
         fl_params_set(ctx, p, "precision", cases[c].prec);
         fl_params_set(ctx, p, "max_iter", "10");
         fl_params_set(ctx, p, "tol", "0");
-        counter cnt = {0, 0, 0};
+        counter cnt = {0, 0, 0, 0};
         fl_device_allocator da = {count_alloc, count_free, &cnt};
         fl_ctx_set_device_allocator(ctx, &da);
         double t0 = now_ms();
@@ -140,6 +182,7 @@ int main(int argc, char **argv)
         free(C);
     }
     fl_ctx_free(ctx);
+    failures += check_allocator_switch();
     printf("gpu_info_check: %d failures\n", failures);
     return failures;
 }

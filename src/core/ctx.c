@@ -181,6 +181,10 @@ fl_status fl_ctx_set_device_allocator(fl_ctx *ctx, const fl_device_allocator *a)
         return FL_STATUS_INVALID_ARG;
     if (a && (!a->alloc || !a->free))
         return fli_fail(ctx, FL_STATUS_INVALID_ARG, "device allocator: alloc and free must both be set");
+    /* what the GPU state keeps between calls came from the allocator in
+     * place until now (the context's pool, or the previous hooks): give it
+     * back through that one before the switch, never through the new one */
+    fl_ctx_release_device_memory(ctx);
     if (a) {
         ctx->dalloc = *a;
         ctx->have_dalloc = 1;
