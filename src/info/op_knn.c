@@ -22,7 +22,9 @@
  *             fp32 SIMT for fp32, manhattan and minkowski) + a threshold
  *             test per score at select_gsps + the candidates appended and
  *             merged into the lists (a list's 32R slots filled, then ~32R
- *             ln(rows / 32R) more on random order) at insert_ns, HBM bytes,
+ *             ln(rows / 32R) more on random order, more where thresholds
+ *             tighten only at merges; only the block's real queries) at
+ *             insert_ns a candidate, its merge walk longer with R, HBM bytes,
  *             operand bytes re-read from L2)
  *             Hopper (knn_scan_sm90.cu: tf32/bf16/fp16, >= 1024 queries,
  *             rows of <= 512 bytes): operand images written first, 256-query
@@ -57,7 +59,7 @@ enum {
     C_LAUNCH, /* launch_us:     one kernel launch and its dependency gap           */
     C_RATE,   /* rate_tflops:   the fused scan's distance arithmetic (padded)      */
     C_SEL,    /* select_gsps:   scores tested against a query's threshold          */
-    C_INS,    /* insert_ns:     a candidate appended and merged, per 32 list slots */
+    C_INS,    /* insert_ns:     a candidate appended and merged (R = 1)            */
     C_BW,     /* bw_gbs:        HBM streams (inputs, copies, lists, scores)        */
     C_L2,     /* l2_gbs:        operand tiles re-read from L2 by the scan          */
     C_H2D,    /* h2d_gbs:       the host link, either direction                     */
@@ -69,7 +71,7 @@ enum {
     C_RATE9,  /* rate9_tflops:  the Hopper wgmma scan's products (padded)           */
     C_SEL9,   /* select9_gsps:  the Hopper scan's per-score fold (warp-private)     */
     C_SLOW9,  /* slow9_gsps:    scores re-tested on the Hopper fold's slow path      */
-    C_INS9,   /* insert9_ns:    a Hopper candidate appended, merged by its warp      */
+    C_INS9,   /* insert9_ns:    a Hopper candidate appended, merged (R = 1)          */
     C_SEGP,   /* segpass_us:    a CUB segment's block, per radix pass (any-k)       */
     N_COEF
 };
@@ -79,13 +81,16 @@ static const char *const coef_names[N_COEF] = {
     "l2_gbs",        "h2d_gbs",      "merge_gcps",   "rerank_gbs",  "sort_gsps",  "l1_cost",
     "matrix_tflops", "rate9_tflops", "select9_gsps", "slow9_gsps",  "insert9_ns", "segpass_us"};
 
-/* Constants of knn_cuda.cu / knn_scan.cu (kept equal to them by hand): the
- * largest pool a block's lists hold (larger: the any-k path), the pipeline
- * stages and padded row of the tensor-core scan's shared tiles, and the
- * device memory a CUDA context and the allocator keep for themselves. */
+/* Constants of knn_cuda.cu / knn_scan.cu / knn_dev.cuh (kept equal to them
+ * by hand): the largest pool a block's lists hold (larger: the any-k path),
+ * the pipeline stages and padded row of the tensor-core scan's shared
+ * tiles, a query's append buffer in a block (KNN_CB keys, merged into its
+ * list when full), and the device memory a CUDA context and the allocator
+ * keep for themselves. */
 #define KNN_MAX_POOL 256
 #define KNN_STAGES 3
 #define KNN_LDS 36
+#define KNN_CB 32.0
 #define KNN_CTX_RESERVE (512.0 * 1048576)
 /* The any-k path's CUB DeviceSegmentedRadixSort: 6-bit digits a pass for
  * keys wider than a byte (its SegmentedPolicy), one kernel launch a pass:
@@ -95,6 +100,17 @@ static const char *const coef_names[N_COEF] = {
 #define KNN_SORT_PASSES32 6
 #define KNN_SORT_PASSES64 11
 #define KNN_GEN_LAUNCHES 7
+/* A candidate's cost in the list merge (knn_dev.cuh's wl_insert_all and
+ * wl_insert, the same in both scans): per key walked, a fixed part (the
+ * ballot bit taken, the key broadcast and compared, the previous lane's
+ * last key and the new last key shuffled in, and the append that put it in
+ * the buffer: ~16 warp instructions, with three shuffles whose latency
+ * chains one key to the next: ~40 issue slots in all) and, per register of
+ * the list, a 64-bit compare against the key, one against the key below
+ * and the 64-bit select: ~8 instructions. insert_ns and insert9_ns are the
+ * cost of a candidate of a one-register list (R = 1); R = 8 costs 2.2x. */
+#define KNN_WALK_FIXED 40.0
+#define KNN_WALK_PER_REG 8.0
 /* minkowski's |d|^p per element (powf: a log2 and an exp2 on the special
  * function units) against manhattan's |d|: an assumption, not calibrated */
 #define KNN_POW_COST 6.0
@@ -110,6 +126,12 @@ static int variant_prec(const char *v, fli_precision *p)
             return 0;
         }
     return -1;
+}
+
+/* A candidate's merge cost at R registers a lane, in candidates of R = 1. */
+static double walk_weight(int R)
+{
+    return (KNN_WALK_FIXED + KNN_WALK_PER_REG * R) / (KNN_WALK_FIXED + KNN_WALK_PER_REG);
 }
 
 static void roofline_coefs(fli_precision p, const fl_info_device *dev, double *c)
@@ -474,10 +496,25 @@ static double scan_ms(const knn_gplan *P, const double *c, const fl_info_device 
      * registers a lane. Counted on the slowest block of each wave, as the
      * scores are (the blocks of a wave run side by side). */
     const double L = 32.0 * P->R, rows = (double)tiles_per * 128;
+    /* the queries of the slowest block that gather candidates: a block's
+     * rows past the last query start with a threshold of -inf
+     * (knn_state_init) and never append or merge, so a search of fewer
+     * queries than a block (100 queries: one block of 128 rows) pays the
+     * lists of its queries only; the products and the threshold tests run
+     * on every row */
+    const double live = fmin(bm, mq);
     double tc = exec * (2 * K * elem / rate + 1 / sel);
     if (!P->sm90) {
-        const double per_q = L * (1 + log(fmax(1, rows / L)));
-        tc += waves * nsm * bm * per_q * c[C_INS] * 1e-6;
+        /* a row's threshold tightens only when its append buffer (KNN_CB
+         * keys) is merged (knn_merge_row), so after a merge at t rows the
+         * next KNN_CB appends are tested against the list's last of t rows
+         * while a fresh one would have moved on: on random order a merge
+         * epoch spans t -> t (1 + CB / L) rows and appends CB keys where a
+         * per-key threshold would append L ln(1 + CB / L) (R = 1: 1.44x, R =
+         * 8: 1.06x) */
+        const double stale = KNN_CB / L / log1p(KNN_CB / L);
+        const double per_q = L * (1 + stale * log(fmax(1, rows / L)));
+        tc += waves * nsm * live * per_q * walk_weight(P->R) * c[C_INS] * 1e-6;
     } else {
         /* knn_scan_sm90.cu: a list's threshold is its 32R-th key, min'ed
          * with the other slices' (each merge publishes its list's last key;
@@ -515,8 +552,8 @@ static double scan_ms(const knn_gplan *P, const double *c, const fl_info_device 
                 sw += a * log((t0 + rows) / (t0 + (double)j * 128));
             slow[ci] = sw;
         }
-        tc += nsm * bm *
-              ((w0 * cand[0] + w1 * cand[1]) * c[C_INS9] * 1e-6 +
+        tc += nsm * live *
+              ((w0 * cand[0] + w1 * cand[1]) * walk_weight(P->R) * c[C_INS9] * 1e-6 +
                (w0 * slow[0] + w1 * slow[1]) / (c[C_SLOW9] * 1e6));
     }
     /* HBM: the queries, the database once per wave when it does not stay
@@ -531,8 +568,16 @@ static double scan_ms(const knn_gplan *P, const double *c, const fl_info_device 
     const double l2b = (double)(xblocks * used) * (double)tiles_per * 128 * K * es * (res ? 1 : 2);
     const double tl = l2b / (c[C_L2] * 1e6);
     *bound = tc >= tm && tc >= tl ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY;
+    /* the tensor-core scan with its queries not resident (res = 0: rows
+     * too wide for shared memory) streams both operands through its stages,
+     * 32 KB a 32-word step, two steps ahead, at one block of 8 warps an SM:
+     * its warps wait for each stage (cp_async_wait, __syncthreads), and the
+     * fold between tiles stops the stream: the L2 time adds to the work
+     * (as an overlap, the two measured non-resident searches, d = 512 at
+     * 10,000 and 100,000 queries, needed L2 rates 1.4x apart) */
+    const double tw = !res && !simt && !P->sm90 ? fmax(tc + tl, tm) : fmax(tc, fmax(tm, tl));
     /* the Hopper scan clears its shared bounds before each launch */
-    return fmax(tc, fmax(tm, tl)) + c[C_LAUNCH] * 1e-3 * (P->sm90 ? 2 : 1);
+    return tw + c[C_LAUNCH] * 1e-3 * (P->sm90 ? 2 : 1);
 }
 
 /* knn_scan_smem: the fused scan's shared memory. */
