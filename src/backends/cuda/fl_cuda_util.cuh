@@ -15,6 +15,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "backends/cuda/fl_cuda_module.h"
 
@@ -97,6 +98,26 @@ static inline fl_status fli_cuda_fail(fli_cuda_env *env, const char *file, int l
     } while (0)
 
 #define FLI_FAIL(env, st, what, why) fli_set_err((env), (st), __FILE__, __LINE__, (what), (why))
+
+/* A stream-ordered pool on `device` that keeps what it is given (release
+ * threshold unlimited: no trimming at synchronisations). *pool is NULL on
+ * failure. The context's device-buffer pool and the linear-algebra cache's
+ * are both made here. */
+static inline cudaError_t fli_keeping_pool(int32_t device, cudaMemPool_t *pool) {
+    cudaMemPoolProps props;
+    memset(&props, 0, sizeof props);
+    props.allocType = cudaMemAllocationTypePinned;
+    props.location.type = cudaMemLocationTypeDevice;
+    props.location.id = device;
+    uint64_t keep = UINT64_MAX;
+    cudaError_t e = cudaMemPoolCreate(pool, &props);
+    if (e == cudaSuccess) e = cudaMemPoolSetAttribute(*pool, cudaMemPoolAttrReleaseThreshold, &keep);
+    if (e != cudaSuccess) {
+        if (*pool) cudaMemPoolDestroy(*pool);
+        *pool = NULL;
+    }
+    return e;
+}
 
 /* Device memory only through the context's hooks when it has them; else
  * from the context's pool (module.cu makes it unless env->no_pool).

@@ -1504,16 +1504,7 @@ static fl_status cache_open(fli_cuda_env *env, fli_la *la)
     const int own = !(env->dalloc && env->dalloc->alloc && env->dalloc->free);
     cudaError_t e = cudaSuccess;
     if (own) {
-        cudaMemPoolProps props;
-        memset(&props, 0, sizeof props);
-        props.allocType = cudaMemAllocationTypePinned;
-        props.location.type = cudaMemLocationTypeDevice;
-        props.location.id = env->device_id;
-        e = cudaMemPoolCreate(&lc->pool, &props);
-        if (e == cudaSuccess) {
-            uint64_t keep = UINT64_MAX;
-            e = cudaMemPoolSetAttribute(lc->pool, cudaMemPoolAttrReleaseThreshold, &keep);
-        }
+        e = fli_keeping_pool(env->device_id, &lc->pool);
         if (e == cudaSuccess) e = cudaMallocFromPoolAsync(&lc->ws, LA_BLAS_WS, lc->pool, s->stream);
     } else if (env->dalloc->alloc(env->dalloc->user, env->device_id, LA_BLAS_WS, &lc->ws) != 0 || !lc->ws) {
         lc->ws = NULL;

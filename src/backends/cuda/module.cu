@@ -73,17 +73,12 @@ static fl_status mod_ctx_init(fli_cuda_env *env) {
         e = cudaDeviceGetAttribute(&s->cc_major, cudaDevAttrComputeCapabilityMajor, env->device_id);
     if (e == cudaSuccess)
         e = cudaDeviceGetAttribute(&s->cc_minor, cudaDevAttrComputeCapabilityMinor, env->device_id);
-    if (e == cudaSuccess && !env->no_pool && !(env->dalloc && env->dalloc->alloc)) {
-        /* the device buffers' pool (fli_dev_alloc_at): keeps what it gets */
-        cudaMemPoolProps props;
-        memset(&props, 0, sizeof props);
-        props.allocType = cudaMemAllocationTypePinned;
-        props.location.type = cudaMemLocationTypeDevice;
-        props.location.id = env->device_id;
-        uint64_t keep = UINT64_MAX;
+    if (e == cudaSuccess && !env->no_pool) {
+        /* the device buffers' pool (fli_dev_alloc_at), made even when the
+         * context has allocator hooks now: they may be removed later, and
+         * the hooks take precedence while they are set */
         what = "cudaMemPoolCreate";
-        e = cudaMemPoolCreate(&s->pool, &props);
-        if (e == cudaSuccess) e = cudaMemPoolSetAttribute(s->pool, cudaMemPoolAttrReleaseThreshold, &keep);
+        e = fli_keeping_pool(env->device_id, &s->pool);
         if (e == cudaSuccess) e = cudaEventCreateWithFlags(&s->pool_ev, cudaEventDisableTiming);
     }
     if (e == cudaSuccess && s->cc_major < 8) {
