@@ -17,10 +17,17 @@ export LD_LIBRARY_PATH=$PWD/$B/lib:/tmp/debroot/usr/lib/x86_64-linux-gnu/openbla
 # builds the targets with all cores (a build kept on the machine from an
 # earlier call may be stale, so every call builds); on failure prints the
 # errors and exits. Also records the device in $OUT/device.txt and sets M
-# (and FL_CUDA_MODULE) to the built CUDA module.
+# (and FL_CUDA_MODULE) to the built CUDA module. Where the machine has no
+# OpenMP OpenBLAS, the carried one under /tmp/debroot is named to CMake.
 fl_build() {
+    local blas=()
+    if ! ls /usr/include/*/openblas-openmp/cblas.h >/dev/null 2>&1 &&
+        [ -f /tmp/debroot/usr/include/x86_64-linux-gnu/openblas-openmp/cblas.h ]; then
+        blas=(-DFL_BLAS_LIB=/tmp/debroot/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so
+              -DFL_CBLAS_INCLUDE=/tmp/debroot/usr/include/x86_64-linux-gnu/openblas-openmp)
+    fi
     ([ -f "$B/build.ninja" ] || cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-        -DFL_CUDA_ARCHS="${FL_CUDA_ARCHS:-90}" >"$OUT/build.log" 2>&1) &&
+        -DFL_CUDA_ARCHS="${FL_CUDA_ARCHS:-90}" "${blas[@]}" >"$OUT/build.log" 2>&1) &&
         cmake --build "$B" -j16 --target "$@" >>"$OUT/build.log" 2>&1 || {
         echo "build failed"
         grep -E "error|FAILED" "$OUT/build.log" | head -30
