@@ -20,7 +20,8 @@
  * 0: the module's choice; "graph" column = iterations per graph launch).
  * For tf32 and bf16 an A/B follows in the same process (FL_KM_GRAPH_AB=0
  * skips it; JSON: graph_ab per row, keyed by variant): by default kernel
- * variants through env.km_tune (see fl_cuda_module.h): mstep_obj (the
+ * variants through env.km_tune (see fl_cuda_module.h): separate (E-step
+ * and M-step kernels where the tf32 k <= 64 E-step takes the sums), mstep_obj (the
  * objective in every M-step), c64_bm512 (the k <= 64 E-step's 64-row warp
  * tiles), tie_grid2 (the tie re-scoring on 2 blocks per SM), acc_general
  * (the general private-copy M-step instead of lane-per-column, d <= 32);
@@ -331,15 +332,15 @@ int main(int argc, char **argv)
                  * iteration, the k <= 64 E-step with 64-row warp tiles, the
                  * tie re-scoring on 2 blocks per SM */
                 const int tune_ab = !(ab_kind && strcmp(ab_kind, "graph") == 0);
-                const int modes[4] = {-1, 1, 1000, 1000}, tunes[4] = {1, 256, 512, 1024};
-                const char *mname[4] = {"direct", "graph1", "graph_all", "graph_all"};
-                const char *tname[4] = {"mstep_obj", "c64_bm512", "tie_grid2", "acc_general"};
+                const int modes[5] = {-1, 1, 1000, 1000, 1000}, tunes[5] = {2048, 1, 256, 512, 1024};
+                const char *mname[5] = {"direct", "graph1", "graph_all", "graph_all", "graph_all"};
+                const char *tname[5] = {"separate", "mstep_obj", "c64_bm512", "tie_grid2", "acc_general"};
                 printf("  A/B %-4s %-4s: default(%d/launch) %.3f", shapes[si].tag, pname[pi], graph_used,
                        med);
                 if (js)
                     fprintf(js, ", \"graph_ab\": {");
                 int nab = 0;
-                for (int mi = 0; mi < (tune_ab ? 4 : 3); mi++) {
+                for (int mi = 0; mi < (tune_ab ? 5 : 3); mi++) {
                     if (tune_ab)
                         env.km_tune = tunes[mi];
                     else

@@ -1233,7 +1233,8 @@ static void cases_graph(const fli_precision *precs, const char **pn)
  * relocation by k_reloc_obj only when a cluster empties), with the
  * default kernels and with the variants env->km_tune selects (the 64-row
  * warp tiles of the k <= 64 E-step, the private-copy M-step without the
- * objective):
+ * objective, the separate E and M kernels where the tf32 k <= 64 E-step
+ * would take the sums itself):
  * identical centres, labels, inertia and iteration count, bit for bit. A
  * duplicate initial centre forces a relocation in the first iteration. */
 static void case_tune(fit_case fc, const float *X, const float *init)
@@ -1243,11 +1244,11 @@ static void case_tune(fit_case fc, const float *X, const float *init)
         w[i] = (float)(0.25 + 2 * urand());
     memcpy(init2, init, 4 * fc.k * fc.d);
     memcpy(init2 + (fc.k - 1) * fc.d, init2, 4 * fc.d);
-    const int tunes[4] = {0, 0, 256, 2};
-    const char *tn[4] = {"trace", "no trace", "no trace, c64 warp tiles of 64 rows",
-                         "no trace, private M-step w/o objective"};
-    fit_out o[4];
-    for (int m = 0; m < 4; m++) {
+    const int tunes[5] = {0, 0, 256, 2, 2048};
+    const char *tn[5] = {"trace", "no trace", "no trace, c64 warp tiles of 64 rows",
+                         "no trace, private M-step w/o objective", "no trace, separate E and M kernels"};
+    fit_out o[5];
+    for (int m = 0; m < 5; m++) {
         g_no_trace = m > 0;
         g_env.km_tune = tunes[m];
         run_fit(&fc, X, w, init2, 5, &o[m]);
@@ -1255,7 +1256,7 @@ static void case_tune(fit_case fc, const float *X, const float *init)
     }
     g_no_trace = 0;
     g_env.km_tune = 0;
-    for (int m = 1; m < 4; m++) {
+    for (int m = 1; m < 5; m++) {
         if (o[0].st != FL_STATUS_OK || o[m].st != FL_STATUS_OK)
             continue;
         const int same_c = memcmp(o[0].C, o[m].C, 4 * fc.k * fc.d) == 0;
@@ -1268,7 +1269,7 @@ static void case_tune(fit_case fc, const float *X, const float *init)
               "%s: %s differs from the traced fit (centres %d labels %d inertia %d)", fc.name, tn[m], same_c,
               same_l, same_i);
     }
-    for (int m = 0; m < 4; m++)
+    for (int m = 0; m < 5; m++)
         free_out(&o[m]);
     free(w);
     free(init2);

@@ -58,7 +58,9 @@ typedef struct fli_cuda_env {
      * private-copy M-step leaves it out too; bit 8 the k <= 64 E-step with
      * 64-row warp tiles; bit 9 the tie re-scoring on 2 blocks per SM; bit
      * 10 the general private-copy M-step where d <= 32 would use the
-     * lane-per-column one. */
+     * lane-per-column one; bit 11 the separate E-step and M-step kernels
+     * where the tf32 k <= 64 E-step would take the sums itself (any of
+     * bits 0, 1, 8, 10 and 11 keeps them separate). */
     int km_tune;
     /* The exact kNN's Hopper scan variants for A/B measurements (bench_knn,
      * knn_check; the core leaves it 0): bit 0 database slices priced at

@@ -1029,6 +1029,222 @@ __global__ void __launch_bounds__(256, MT == 2 ? 2 : 1)
     cp_async_wait<0>();
 }
 
+/* ---- the k <= 64 E-step with the M-step's sums (tf32, d <= 32) ---------- */
+/* The M-step's half folded into the tf32 k <= 64 E-step: X is read from
+ * memory once per iteration instead of twice (2M x 32, k = 64: the
+ * separate lane-per-column M-step re-read 256 MB, ~145 of ~350 us per
+ * iteration). Each warp owns its 32 rows of a tile from load to sums, so
+ * the loop has no block barrier: the warp waits for its own rows, runs the
+ * products, then at once starts the copy of its rows of the next tile into
+ * the same shared rows (one buffer: the per-warp sums take the second's
+ * room, and two blocks per SM still fit), folds, settles near ties in the
+ * warp (c64_rescore_warp), and adds its rows into its copy of the k x d
+ * sums, reading them again from global memory (an L2 hit: fetched moments
+ * ago). */
+typedef struct km_c64_acc {
+    const float *w;  /* row weights or NULL (all 1)                           */
+    float *acc_part; /* per block: k x (d+2) (sums, weight, 0), as k_acc_lane */
+    double *part;    /* per block: objective partial (0: not computed here)  */
+    int d, k;
+} km_c64_acc;
+
+#define C64A_BM 256 /* rows per block tile: 8 warps x 32 */
+
+/* Near-tied rows of a warp (each lane holds one row, i1 its approximate
+ * winner): re-scored here exactly as k_tie_rescore does (km_rescore_group,
+ * groups of KM_RS_G lanes, 32 / KM_RS_G rows a pass), so labels leave the
+ * kernel final and the sums can be taken at once. */
+__device__ __forceinline__ int c64_rescore_warp(const km_tie &T, bool tie, int64_t row0, int i1, int i2) {
+    const unsigned tm = __ballot_sync(KM_FULL, tie);
+    int lab = i1;
+    if (!tm) return lab;
+    constexpr int RPP = 32 / KM_RS_G; /* rows per pass */
+    const int lane = threadIdx.x & 31, grp = lane / KM_RS_G, n = __popc(tm);
+    const int rank = __popc(tm & ((1u << lane) - 1u));
+    if (lane == 0 && T.n_rescored) atomicAdd(T.n_rescored, (unsigned long long)n);
+    for (int p = 0; p < n; p += RPP) {
+        /* group grp takes the tied lane of rank p + grp (past the last:
+         * the first tied lane again, its result unused) */
+        unsigned rem = tm;
+        for (int q = 0; q < p + grp && rem; q++) rem &= rem - 1u;
+        const int sl = rem ? __ffs(rem) - 1 : __ffs(tm) - 1;
+        const int a = __shfl_sync(KM_FULL, i1, sl), b = __shfl_sync(KM_FULL, i2, sl);
+        const int f = km_rescore_group(T.x + (row0 + sl) * T.ldx, T.C + (int64_t)a * T.ldc,
+                                       T.C + (int64_t)b * T.ldc, T.d, T.xvec, T.euclid, a, b);
+        const int got = __shfl_sync(KM_FULL, f, ((rank - p) & (RPP - 1)) * KM_RS_G);
+        if (tie && rank >= p && rank < p + RPP) lab = got;
+    }
+    return lab;
+}
+
+/* A warp's 32 rows (32 words each: d <= 32, dp = 32) into its shared rows:
+ * lane takes piece lane & 7 of rows lane >> 3, + 4, ... */
+__device__ __forceinline__ void c64a_load_rows(uint32_t *dst, int ls, const uint32_t *__restrict__ A, int64_t lda,
+                                               int a_words, int a_aligned, int64_t row0, int64_t m) {
+    const int lane = threadIdx.x & 31, c = (lane & 7) * 4;
+    if (a_aligned && row0 + 32 <= m && a_words == 32) {
+        const uint32_t *src = A + (row0 + (lane >> 3)) * lda + c;
+        uint32_t *d = dst + (lane >> 3) * ls + c;
+#pragma unroll
+        for (int r = 0; r < 32; r += 4) cp_async16(d + r * ls, src + r * lda, 16);
+        return;
+    }
+#pragma unroll
+    for (int r = lane >> 3; r < 32; r += 4) load_a16<FLI_PREC_TF32>(dst + r * ls + c, A, lda, a_words, a_aligned, row0 + r, m, c);
+}
+
+__global__ void __launch_bounds__(256, 2)
+    k_estep_c64_acc(const uint32_t *__restrict__ A, int64_t lda, int a_words, int a_aligned, int64_t m,
+                    const uint32_t *__restrict__ B, int64_t ldb, const float *__restrict__ cnorm, float alpha,
+                    int32_t *__restrict__ labels, int32_t *n_changed, const km_tie T, const int32_t *done,
+                    const km_c64_acc Q) {
+    if (done && *done) return;
+    constexpr int ls = 36; /* 32 words + 4 */
+    extern __shared__ __align__(16) uint32_t smem[];
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const float rho_c = T.on ? T.cb[0] : 0.f, cmax = T.on ? T.cb[1] : 0.f;
+    uint32_t *sB = smem;                               /* 64 x ls                   */
+    uint32_t *sA = smem + 64 * ls + warp * 32 * ls;    /* this warp's 32 x ls rows  */
+    float *sacc = (float *)(smem + 64 * ls + C64A_BM * ls);
+    const int d = Q.d, k = Q.k, kd = k * d;
+    float *sw = sacc + warp * kd, *swt = sacc + 8 * kd + warp * k; /* 8 copies of k x d, then of k */
+    for (int e = tid; e < 8 * (kd + k); e += 256) sacc[e] = 0.f;
+    for (int e = tid; e < 64 * 8; e += 256) {
+        const int r = e >> 3, cw = (e & 7) * 4;
+        cp_async16(sB + r * ls + cw, B + (int64_t)r * ldb + cw, 16);
+    }
+    const int64_t tiles = (m + C64A_BM - 1) / C64A_BM;
+    int64_t tile = blockIdx.x;
+    if (tile < tiles) c64a_load_rows(sA, ls, A, lda, a_words, a_aligned, tile * C64A_BM + warp * 32, m);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads(); /* the centres (and the zeroed sums) */
+    const int col = lane < d ? lane : 0;
+    float acc[2][8][4];
+    /* after the quad merge, lane L takes the warp's row L (slot (L >> 4,
+     * (L >> 3) & 1) of quad L & 7) */
+    const int src = (lane & 7) * 4, hq = (lane >> 3) & 1, mq = lane >> 4;
+    for (; tile < tiles; tile += gridDim.x) {
+        const int64_t row0 = tile * C64A_BM + warp * 32, row = row0 + lane;
+        cp_async_wait<0>();
+        __syncwarp();
+        const int old = row < m ? labels[row] : 0;
+        const float2 xs = km_row_stat(T, row < m, row);
+        const float wl = row < m ? (Q.w ? Q.w[row] : 1.f) : 0.f;
+        acc_zero(acc);
+        warp_mma<FLI_PREC_TF32, true>(acc, sA, ls, sB, ls, 4);
+        __syncwarp(); /* every lane's fragment loads done: the rows may go */
+        if (tile + gridDim.x < tiles)
+            c64a_load_rows(sA, ls, A, lda, a_words, a_aligned, row0 + (int64_t)gridDim.x * C64A_BM, m);
+        cp_async_commit();
+        float f1[2][2], f2[2][2];
+        int g1[2][2];
+        c64_fold<2>(acc, cnorm, alpha, f1, f2, g1);
+        float v1 = 0.f, v2 = 0.f;
+        int i1 = 0, i2 = 0;
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const float a1 = __shfl_sync(KM_FULL, f1[mt][h], src);
+                const float a2 = __shfl_sync(KM_FULL, f2[mt][h], src);
+                const int j1 = __shfl_sync(KM_FULL, g1[mt][h], src);
+                if (h == hq && mt == mq) {
+                    v1 = a1;
+                    v2 = a2;
+                    i1 = j1;
+                }
+            }
+        const bool tie = row < m && T.on && km_near_tie(T, xs, rho_c, cmax, v1, v2);
+        if (__any_sync(KM_FULL, tie)) {
+#pragma unroll
+            for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const int j2 = __shfl_sync(KM_FULL, c64_second<2>(acc, mt, h, f2[mt][h], g1[mt][h]), src);
+                    if (h == hq && mt == mq) i2 = j2;
+                }
+        }
+        const int lab = c64_rescore_warp(T, tie, row0, i1, i2);
+        int changed = 0;
+        if (row < m) {
+            labels[row] = lab;
+            changed = old != lab;
+        }
+        count_changes(changed, n_changed);
+        /* sums: lane j adds column j of the warp's rows in row order (rows
+         * past m add weight 0 and x 0); the rows' loads go first */
+        float xv[32];
+#pragma unroll
+        for (int r = 0; r < 32; r++)
+            xv[r] = row0 + r < m ? __uint_as_float(__ldcg(A + (row0 + r) * lda + col)) : 0.f;
+#pragma unroll
+        for (int r = 0; r < 32; r++) {
+            const int c = __shfl_sync(KM_FULL, lab, r);
+            const float wr = __shfl_sync(KM_FULL, wl, r);
+            if (lane < d) sw[c * d + lane] = fmaf(wr, xv[r], sw[c * d + lane]);
+            if (lane == 31) swt[c] += wr;
+        }
+    }
+    cp_async_wait<0>();
+    /* the block's partial: warp copies added in warp order. Rows meet warps
+     * and blocks as in k_acc_lane (tile t of 256 rows: block t % grid, warp
+     * w its rows 32w..32w+31; the same grid, min(tiles, FLI_KM_ACC_BLOCKS)
+     * where the lane M-step fits two blocks per SM) and every sum is taken
+     * in the same order, so a fit matches the separate kernels' bit for bit
+     * (module_check case_tune checks it) */
+    __syncthreads();
+    const int ld = d + 2;
+    float *dst = Q.acc_part + (int64_t)blockIdx.x * k * ld;
+    for (int e = tid; e < k * ld; e += 256) {
+        const int c = e / ld, j = e - c * ld;
+        float v = 0.f;
+        if (j < d) {
+            v = sacc[c * d + j];
+            for (int q = 1; q < 8; q++) v += sacc[q * kd + c * d + j];
+        } else if (j == d) {
+            v = sacc[8 * kd + c];
+            for (int q = 1; q < 8; q++) v += sacc[8 * kd + q * k + c];
+        }
+        dst[e] = v;
+    }
+    if (tid == 0) Q.part[blockIdx.x] = 0.0;
+}
+
+static size_t c64_acc_smem(int64_t d, int64_t k) {
+    return (size_t)(64 + C64A_BM) * 36 * 4 + (size_t)8 * (k * d + k) * 4;
+}
+
+int km_estep_acc_ok(fli_cuda_env *env, int64_t d, int64_t k, int64_t dp, fli_precision prec) {
+    /* two blocks per SM, as the plain k <= 64 E-step */
+    return prec == FLI_PREC_TF32 && k <= 64 && d <= 32 && dp == 32 &&
+           !(env->km_tune & (1 | 2 | 256 | 1024 | 2048)) &&
+           2 * (c64_acc_smem(d, k) + 1024) <= (size_t)fli_state(env)->smem_per_sm;
+}
+
+fl_status km_estep_acc(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d, int64_t dp,
+                       const void *ctc, const float *cnorm, int64_t k, fli_metric metric, int32_t *labels,
+                       int32_t *n_changed, const km_tie *tie, float *acc_part, double *part, int *nblk,
+                       const int32_t *done) {
+    *nblk = 0;
+    if (r->m <= 0) return FL_STATUS_OK;
+    km_tie T;
+    memset(&T, 0, sizeof T);
+    if (tie) T = *tie;
+    const km_c64_acc Q = {r->w, acc_part, part, (int)d, (int)k};
+    const size_t smem = c64_acc_smem(d, k);
+    int64_t grid = fli_ceil_div(r->m, C64A_BM);
+    if (grid > 2 * fli_state(env)->sm_count) grid = 2 * fli_state(env)->sm_count;
+    if (grid > FLI_KM_ACC_BLOCKS) grid = FLI_KM_ACC_BLOCKS; /* acc_part's slices */
+    FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_c64_acc, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    k_estep_c64_acc<<<(unsigned)grid, 256, smem, s>>>((const uint32_t *)r->x, r->ldx, (int)d, r->x_aligned, r->m,
+                                                      (const uint32_t *)ctc, dp, cnorm, km_alpha(metric),
+                                                      labels + r->row0, n_changed, T, done, Q);
+    FLI_LAUNCH_TRY(env, "k_estep_c64_acc");
+    *nblk = (int)grid;
+    return FL_STATUS_OK;
+}
+
 /* Largest resident row (words) of the X-stationary kernel. */
 #define MMA_RES_MAX_KW 160
 

@@ -59,6 +59,7 @@ typedef struct km_fit {
     km_fused_cfg fcfg;
     int sm90;           /* Hopper wgmma E-step (job->backend CUDA_SM90)    */
     int img;            /* its 16-bit operand images (bf16/fp16 sm90)      */
+    int eacc;           /* tf32 k <= 64 E-step with the M-step's sums (km_estep_acc) */
     int folded_reloc;   /* relocation inside the M-step's combine          */
     int mobj;           /* the M-step computes the objective (see kmeans_fit) */
     int rescore;        /* near-tie re-scoring in the E-step (FL_KM_RESCORE=0: off) */
@@ -346,13 +347,19 @@ static fl_status init_kmeanspp(km_fit *f, uint64_t seed) {
     return FL_STATUS_OK;
 }
 
+/* The near-tie test's arguments for an E-step of rows r. */
+static km_tie tie_args(const km_fit *f, const km_rows *r) {
+    const fli_kmeans_job *j = f->job;
+    /* K of the tensor-core products: tf32 runs over dp words, 16-bit over dh */
+    const int64_t kdim = j->precision == FLI_PREC_TF32 ? f->p.dp : f->p.dh;
+    return km_tie_args(r, f->C, f->p.dp, j->d, j->metric, j->precision, kdim, f->sc, f->tie_list,
+                       f->rescore);
+}
+
 /* The E-step of one chunk on the kernel chosen for this fit. */
 static fl_status estep(km_fit *f, const km_rows *r, int32_t *n_changed, const int32_t *done) {
     fli_kmeans_job *j = f->job;
-    /* K of the tensor-core products: tf32 runs over dp words, 16-bit over dh */
-    const int64_t kdim = j->precision == FLI_PREC_TF32 ? f->p.dp : f->p.dh;
-    const km_tie tie = km_tie_args(r, f->C, f->p.dp, j->d, j->metric, j->precision, kdim, f->sc,
-                                   f->tie_list, f->rescore);
+    const km_tie tie = tie_args(f, r);
     if (f->sm90 && (f->img || km_sm90_tf32_ok(r)))
         return km_estep_sm90(f->env, f->s, r, f->ctc, j->d, f->p.dh, f->p.dp, f->cnorm, f->p.kp, j->metric,
                              j->precision, f->labels, n_changed, &tie, done);
@@ -455,6 +462,12 @@ static fl_status lloyd_iter(km_fit *f, const km_reloc_args *ra) {
             FLI_TRY(km_fused(env, f->s, &f->p, &f->fcfg, &r, f->ctc, f->cnorm, f->C, j->metric,
                              j->precision, f->labels, &f->sc->n_changed, f->dist, f->mb.acc_part,
                              f->part, 1, &nblk, done));
+            FLI_TRY(km_combine(env, f->s, &f->p, &f->mb, nblk, f->sc, ci == 0, ra, done));
+        } else if (f->eacc) {
+            int nblk = 0;
+            const km_tie tie = tie_args(f, &r);
+            FLI_TRY(km_estep_acc(env, f->s, &r, j->d, f->p.dp, f->ctc, f->cnorm, j->k, j->metric, f->labels,
+                                 &f->sc->n_changed, &tie, f->mb.acc_part, f->part, &nblk, done));
             FLI_TRY(km_combine(env, f->s, &f->p, &f->mb, nblk, f->sc, ci == 0, ra, done));
         } else {
             FLI_TRY(estep(f, &r, &f->sc->n_changed, done));
@@ -746,8 +759,13 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
      * there for A/B, bit 0 forces it everywhere). Otherwise km_reloc_obj
      * computes it in the iterations that empty a cluster and the final
      * pass gives the inertia. */
+    /* The tf32 k <= 64 E-step takes the M-step's sums itself where it can
+     * (X read once per iteration; env->km_tune bit 11 keeps the separate
+     * kernels for A/B); it computes no objective. */
+    f.eacc = !f.fused && !f.sm90 && f.p.mstep_smem && !f.p.chunked && trace_keep == 0 &&
+             km_estep_acc_ok(env, job->d, job->k, f.p.dp, job->precision);
     f.mobj = trace_keep > 0 || f.p.chunked || f.fused || (env->km_tune & 1) ||
-             (km_mstep_priv(&f.p) && !(env->km_tune & 2));
+             (km_mstep_priv(&f.p) && !(env->km_tune & 2) && !f.eacc);
     f.folded_reloc = f.p.mstep_smem && !f.p.chunked && f.mobj;
     /* the done flag straight into pinned host memory (mapped: unified
      * addressing makes the host pointer usable on the device) */
