@@ -1106,8 +1106,10 @@ __global__ void __launch_bounds__(256, 2)
     uint32_t *sB = smem;                               /* 64 x ls                   */
     uint32_t *sA = smem + 64 * ls + warp * 32 * ls;    /* this warp's 32 x ls rows  */
     float *sacc = (float *)(smem + 64 * ls + C64A_BM * ls);
-    const int d = Q.d, k = Q.k, kd = k * d;
-    float *sw = sacc + warp * kd, *swt = sacc + 8 * kd + warp * k; /* 8 copies of k x d, then of k */
+    const int d = Q.d, k = Q.k, kd = k * 32;
+    /* 8 copies of k x 32 (columns past d unused), then 8 of k */
+    float *sw = sacc + warp * kd, *swt = sacc + 8 * kd + warp * k;
+    const bool dense = d == 32 && lda == 32 && a_aligned;
     for (int e = tid; e < 8 * (kd + k); e += 256) sacc[e] = 0.f;
     for (int e = tid; e < 64 * 8; e += 256) {
         const int r = e >> 3, cw = (e & 7) * 4;
@@ -1165,6 +1167,19 @@ __global__ void __launch_bounds__(256, 2)
                     if (h == hq && mt == mq) i2 = j2;
                 }
         }
+        /* the rows again for the sums (lane j: column j, 0 past d and m),
+         * in flight while the ties are settled: dense full tiles at fixed
+         * offsets from one address */
+        float xv[32];
+        if (dense && row0 + 32 <= m) {
+            const uint32_t *p = A + row0 * 32 + lane;
+#pragma unroll
+            for (int r = 0; r < 32; r++) xv[r] = __uint_as_float(__ldcg(p + r * 32));
+        } else {
+#pragma unroll
+            for (int r = 0; r < 32; r++)
+                xv[r] = row0 + r < m && lane < d ? __uint_as_float(__ldcg(A + (row0 + r) * lda + col)) : 0.f;
+        }
         const int lab = c64_rescore_warp(T, tie, row0, i1, i2);
         int changed = 0;
         if (row < m) {
@@ -1173,17 +1188,32 @@ __global__ void __launch_bounds__(256, 2)
         }
         count_changes(changed, n_changed);
         /* sums: lane j adds column j of the warp's rows in row order (rows
-         * past m add weight 0 and x 0); the rows' loads go first */
-        float xv[32];
+         * past m add x 0 and weight 0; lanes past d add 0 to a pad column).
+         * Each lane shuffles its row's cluster row offset, not the label.
+         * Unweighted, w * x is x (fmaf(1, x, s) == x + s) and the weights
+         * are counts, exact in any order: one add per distinct cluster. */
+        const int coff = lab * 32;
+        if (Q.w) {
 #pragma unroll
-        for (int r = 0; r < 32; r++)
-            xv[r] = row0 + r < m ? __uint_as_float(__ldcg(A + (row0 + r) * lda + col)) : 0.f;
+            for (int r = 0; r < 32; r++) {
+                const int o = __shfl_sync(KM_FULL, coff, r);
+                const float wr = __shfl_sync(KM_FULL, wl, r);
+                sw[o + lane] = fmaf(wr, xv[r], sw[o + lane]);
+                if (lane == 31) swt[o >> 5] += wr;
+            }
+        } else {
 #pragma unroll
-        for (int r = 0; r < 32; r++) {
-            const int c = __shfl_sync(KM_FULL, lab, r);
-            const float wr = __shfl_sync(KM_FULL, wl, r);
-            if (lane < d) sw[c * d + lane] = fmaf(wr, xv[r], sw[c * d + lane]);
-            if (lane == 31) swt[c] += wr;
+            for (int r = 0; r < 32; r++) {
+                const int o = __shfl_sync(KM_FULL, coff, r);
+                sw[o + lane] += xv[r];
+            }
+            const unsigned peers = __match_any_sync(KM_FULL, lab);
+            if (row < m && lane == __ffs(peers) - 1) {
+                /* rows past m are the tile's last lanes: count this lane's
+                 * valid peers only */
+                const unsigned valid = m - row0 >= 32 ? KM_FULL : (1u << (m - row0)) - 1u;
+                swt[lab] += (float)__popc(peers & valid);
+            }
         }
     }
     cp_async_wait<0>();
@@ -1200,8 +1230,8 @@ __global__ void __launch_bounds__(256, 2)
         const int c = e / ld, j = e - c * ld;
         float v = 0.f;
         if (j < d) {
-            v = sacc[c * d + j];
-            for (int q = 1; q < 8; q++) v += sacc[q * kd + c * d + j];
+            v = sacc[c * 32 + j];
+            for (int q = 1; q < 8; q++) v += sacc[q * kd + c * 32 + j];
         } else if (j == d) {
             v = sacc[8 * kd + c];
             for (int q = 1; q < 8; q++) v += sacc[8 * kd + q * k + c];
@@ -1212,7 +1242,7 @@ __global__ void __launch_bounds__(256, 2)
 }
 
 static size_t c64_acc_smem(int64_t d, int64_t k) {
-    return (size_t)(64 + C64A_BM) * 36 * 4 + (size_t)8 * (k * d + k) * 4;
+    return (size_t)(64 + C64A_BM) * 36 * 4 + (size_t)8 * (k * 32 + k) * 4;
 }
 
 int km_estep_acc_ok(fli_cuda_env *env, int64_t d, int64_t k, int64_t dp, fli_precision prec) {
