@@ -197,6 +197,12 @@ fl_status fli_kmeans_plan_cuda(int64_t n, int64_t d, int64_t k, fli_precision pr
     return fli_kmeans_cuda_plan_chunk(n, d, k, precision, 0, have_weights, metric, lo, plan);
 }
 
+int fli_kmeans_eacc(const fli_kmeans_cuda_plan *plan, fli_precision precision, int64_t smem_per_sm)
+{
+    return precision == FLI_PREC_TF32 && plan->k <= 64 && plan->d <= 32 && plan->dp == 32 &&
+           plan->mstep_smem && !plan->chunked && 2 * (FLI_KM_EACC_SMEM(plan->k) + 1024) <= smem_per_sm;
+}
+
 int fli_kmeans_cuda_path(const fli_kmeans_cuda_plan *plan, fli_precision precision, fl_backend backend,
                          int sm90_enabled, int cc_major, int cc_minor, int64_t smem_optin, int fused_opt_in,
                          int *fused_stages, int *fused_priv)

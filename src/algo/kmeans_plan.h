@@ -208,6 +208,16 @@ int fli_kmeans_cuda_path(const fli_kmeans_cuda_plan *plan, fli_precision precisi
                          int sm90_enabled, int cc_major, int cc_minor, int64_t smem_optin, int fused_opt_in,
                          int *fused_stages, int *fused_priv);
 
+/* Within FLI_KM_PATH_PORTABLE, the tf32 E-step for k <= 64 that takes the
+ * M-step's sums itself (k_estep_c64_acc: X read once per iteration): tf32,
+ * k <= 64, d <= 32, the shared-memory M-step, X resident, and two blocks
+ * of FLI_KM_EACC_SMEM(k) bytes (64 centre rows and 256 X rows of 36 words,
+ * 8 warp copies of k x 32 sums and of k weights) per SM. The module also
+ * keeps the separate kernels where an inertia trace is asked for (it needs
+ * the M-step's objective every iteration) and for its A/B switches. */
+#define FLI_KM_EACC_SMEM(k) ((int64_t)((64 + 256) * 36 + 8 * ((int64_t)(k)*32 + (k))) * 4)
+int fli_kmeans_eacc(const fli_kmeans_cuda_plan *plan, fli_precision precision, int64_t smem_per_sm);
+
 /* Plan a CUDA KMeans fit of X (n x d, fp32) into k clusters.
  * `device_mem_budget_bytes` bounds device_bytes (0 = no bound). When X is on
  * the host and the whole fit does not fit in the budget, X is streamed in

@@ -72,12 +72,13 @@ enum {
     C_ROW,
     C_L2,
     C_GRAPH,
+    C_ACC,
     N_COEF
 };
 
 static const char *const coef_names[N_COEF] = {
     "fixed_ms", "launch_us", "pp_launch_us", "rate_tflops", "bw_gbs", "h2d_gbs", "update_gps", "owner_gps",
-    "owner_ns", "fold_gsps", "rescore_ps",   "pp_row_ps",   "row_ns", "l2_gbs",  "graph_us"};
+    "owner_ns", "fold_gsps", "rescore_ps",   "pp_row_ps",   "row_ns", "l2_gbs",  "graph_us",   "acc_gps"};
 
 /* The kernels a GPU fit runs, as kmeans_fit.cu chooses them. */
 enum { PATH_PORTABLE = 0, PATH_FUSED = 1, PATH_SM90 = 2 };
@@ -219,6 +220,10 @@ static void roofline_coefs(fli_precision p, const fl_info_device *dev, double *c
     c[C_L2] = 2 * fli_bw(dev, FLI_CLASS_FUSED);
     /* a kernel node of a CUDA graph replay: a fraction of a launch */
     c[C_GRAPH] = 0.4 * dev->launch_us;
+    /* sums taken inside the tf32 k <= 64 E-step (k_estep_c64_acc): one
+     * shared-memory add per row element on 32 lanes, the row already
+     * loaded: about twice the separate M-step's rate */
+    c[C_ACC] = dev->sm_count * 2.0;
 }
 
 int fli_kmeans_coefs(const char *variant, const fl_info_device *dev, const char **names, double *def)
@@ -411,6 +416,7 @@ static int est_gpu(fli_est *e, const km_req *q)
     const double bw = c[C_BW] * 1e6, h2d = c[C_H2D] * 1e6, l2 = c[C_L2] * 1e6;
     const double rate = c[C_RATE] * 1e9, fold = c[C_FOLD] * 1e6;
     const double upd = c[C_UPD] * 1e6, own = c[C_OWNER] * 1e6, own_row = c[C_OWNROW] * 1e-6;
+    const double acc = c[C_ACC] * 1e6;
     const double launch = c[C_LAUNCH] * 1e-3, pp_ms = c[C_PP] * 1e-3, glaunch = c[C_GRAPH] * 1e-3;
     const double rescore = c[C_RESCORE] * 1e-9, pp_row = c[C_PPROW] * 1e-9, row = c[C_ROW] * 1e-6;
     const int sms = e->dev->sm_count;
@@ -498,12 +504,21 @@ static int est_gpu(fli_est *e, const km_req *q)
     double bm, nl_m;
     const int owner = plan.mstep_smem && !priv;
     const double rows_work = n * dp / (owner ? own : upd) + n * (row + (owner ? own_row : 0));
-    /* X resident, owner or sorted M-step: the objective is left out (no
-     * inertia trace is asked for) and a launch checks for empty clusters;
-     * chunked or private copies: the M-step writes every row's objective */
-    const int mobj = plan.chunked || priv;
+    /* the tf32 k <= 64 E-step that takes the sums itself (no inertia trace
+     * is asked for here): the update is the partials' combine only */
+    const int eacc =
+        path == PATH_PORTABLE && fli_kmeans_eacc(&plan, prec, (int64_t)e->dev->smem_per_sm_bytes);
+    /* X resident, owner or sorted M-step, or eacc: the objective is left
+     * out (no inertia trace is asked for) and a launch checks for empty
+     * clusters; chunked or private copies: the M-step writes every row's
+     * objective */
+    const int mobj = plan.chunked || (priv && !eacc);
     const double objb = mobj ? n * 4 : 0;
-    if (plan.mstep_smem) {
+    if (eacc) {
+        const double nblk = fmin(fmin((double)FLI_KM_ACC_BLOCKS, 2.0 * sms), ceil(n / 256));
+        bm = nblk * k * (d + 2) * 4 * 2;
+        nl_m = 2;
+    } else if (plan.mstep_smem) {
         /* per-block partials: at most one block per batch of rows (64 rows
          * with private copies, 512 for the owner kernel) */
         const double nblk = fmin((double)FLI_KM_ACC_BLOCKS, ceil(n / (priv ? 64 : 512)));
@@ -514,11 +529,11 @@ static int est_gpu(fli_est *e, const km_req *q)
              (double)plan.npieces_max * d * 4 * 2;
         nl_m = 8 + scan_launches(q->k * plan.sort_nb + 1) + scan_launches(q->k + 1);
     }
-    const double t_update = fmax(rows_work, bm / bw) + k * dp * 8 * 3 / bw;
+    const double t_update = (eacc ? bm / bw : fmax(rows_work, bm / bw)) + k * dp * 8 * 3 / bw;
     /* launches of an iteration: E-step, (re-scoring), M-step, finalize
      * (which also writes the done flag to mapped host memory); replayed
      * from a CUDA graph when X is resident */
-    const double nl = 1 + (t_tie > 0) + nl_m + 1;
+    const double nl = 1 + (t_tie > 0 && !eacc) + nl_m + 1;
     /* streamed X: every pass over X crosses the host link again, overlapped
      * with the kernels of the previous chunk */
     const double stream = plan.chunked ? n * d * 4 / h2d : 0;
@@ -556,6 +571,21 @@ static int est_gpu(fli_est *e, const km_req *q)
                  : tcf > tmf               ? FL_INFO_BOUND_COMPUTE
                                            : FL_INFO_BOUND_MEMORY,
                  tier);
+    } else if (eacc) {
+        /* k_estep_c64_acc: the E-step's products and fold, then per row
+         * element one add into the warp's sums (acc_gps); X from HBM once,
+         * read again from L2 for the sums; near ties re-scored in place */
+        const double te_a = te_c + chunks * g.rows_exec * dp / acc, tl = te_l + n * d * 4 / l2;
+        const double t = fmax(te_a, fmax(te_m, tl)) + t_tie;
+        nd = fli_node(e, lloyd, "assign + sums (one kernel)",
+                      "mma.sync tiles, online argmin and second best, near ties re-scored, "
+                      "centre sums in per-warp shared-memory copies",
+                      R * I);
+        fli_leaf(e, nd, R * I * t, R * I * (fl_alg + 2 * n * d), R * I * n * g.row_bytes, R * I,
+                 te_a >= te_m && te_a >= tl ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY, tier);
+        nd = fli_node(e, lloyd, "update (combine, shift)", "the blocks' partial sums added in block order",
+                      R * I);
+        fli_leaf(e, nd, R * I * t_update, 0, R * I * bm, R * I * nl_m, FL_INFO_BOUND_LATENCY, tier);
     } else {
         nd = fli_node(e, lloyd, "assign (distance+argmin)",
                       path == PATH_SM90       ? "wgmma tiles (Hopper), online argmin and second best"

@@ -111,13 +111,13 @@ fl_status km_estep(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t 
                    int64_t kp, fli_metric metric, fli_precision prec, int32_t *labels,
                    int32_t *n_changed, const km_tie *tie, const int32_t *done);
 /* The tf32 k <= 64 E-step with the M-step's sums folded in, for d <= 32
- * (km_estep_acc_ok: also the shared memory for two blocks per SM, and no
- * env->km_tune A/B bit that asks for the separate kernels): labels final
+ * (km_estep_acc_ok: fli_kmeans_eacc's rule, and no env->km_tune A/B bit
+ * that asks for the separate kernels): labels final
  * (near ties re-scored in the kernel), changes counted, and per block a
  * k x (d+2) partial of the sums and weights in acc_part, as the
  * shared-memory M-step leaves them for km_combine (*nblk blocks; part[b]
  * = 0: no objective). */
-int km_estep_acc_ok(fli_cuda_env *env, int64_t d, int64_t k, int64_t dp, fli_precision prec);
+int km_estep_acc_ok(fli_cuda_env *env, const fli_kmeans_cuda_plan *p, fli_precision prec);
 fl_status km_estep_acc(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d, int64_t dp,
                        const void *ctc, const float *cnorm, int64_t k, fli_metric metric, int32_t *labels,
                        int32_t *n_changed, const km_tie *tie, float *acc_part, double *part, int *nblk,

@@ -1241,15 +1241,9 @@ __global__ void __launch_bounds__(256, 2)
     if (tid == 0) Q.part[blockIdx.x] = 0.0;
 }
 
-static size_t c64_acc_smem(int64_t d, int64_t k) {
-    return (size_t)(64 + C64A_BM) * 36 * 4 + (size_t)8 * (k * 32 + k) * 4;
-}
-
-int km_estep_acc_ok(fli_cuda_env *env, int64_t d, int64_t k, int64_t dp, fli_precision prec) {
-    /* two blocks per SM, as the plain k <= 64 E-step */
-    return prec == FLI_PREC_TF32 && k <= 64 && d <= 32 && dp == 32 &&
-           !(env->km_tune & (1 | 2 | 256 | 1024 | 2048)) &&
-           2 * (c64_acc_smem(d, k) + 1024) <= (size_t)fli_state(env)->smem_per_sm;
+int km_estep_acc_ok(fli_cuda_env *env, const fli_kmeans_cuda_plan *p, fli_precision prec) {
+    return fli_kmeans_eacc(p, prec, fli_state(env)->smem_per_sm) &&
+           !(env->km_tune & (1 | 2 | 256 | 1024 | 2048));
 }
 
 fl_status km_estep_acc(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int64_t d, int64_t dp,
@@ -1262,7 +1256,7 @@ fl_status km_estep_acc(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int6
     memset(&T, 0, sizeof T);
     if (tie) T = *tie;
     const km_c64_acc Q = {r->w, acc_part, part, (int)d, (int)k};
-    const size_t smem = c64_acc_smem(d, k);
+    const size_t smem = (size_t)FLI_KM_EACC_SMEM(k);
     int64_t grid = fli_ceil_div(r->m, C64A_BM);
     if (grid > 2 * fli_state(env)->sm_count) grid = 2 * fli_state(env)->sm_count;
     if (grid > FLI_KM_ACC_BLOCKS) grid = FLI_KM_ACC_BLOCKS; /* acc_part's slices */

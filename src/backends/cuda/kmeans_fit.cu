@@ -762,8 +762,7 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
     /* The tf32 k <= 64 E-step takes the M-step's sums itself where it can
      * (X read once per iteration; env->km_tune bit 11 keeps the separate
      * kernels for A/B); it computes no objective. */
-    f.eacc = !f.fused && !f.sm90 && f.p.mstep_smem && !f.p.chunked && trace_keep == 0 &&
-             km_estep_acc_ok(env, job->d, job->k, f.p.dp, job->precision);
+    f.eacc = !f.fused && !f.sm90 && trace_keep == 0 && km_estep_acc_ok(env, &f.p, job->precision);
     f.mobj = trace_keep > 0 || f.p.chunked || f.fused || (env->km_tune & 1) ||
              (km_mstep_priv(&f.p) && !(env->km_tune & 2) && !f.eacc);
     f.folded_reloc = f.p.mstep_smem && !f.p.chunked && f.mobj;
