@@ -1304,6 +1304,21 @@ static void cases_tune(const fli_precision *precs, const char **pn)
     case_tune(fcos, X, init);
     free(X);
     free(init);
+    /* d = 16 and d = 8 (packed rows: the E-step's fixed-pattern loads), and
+     * d = 24 (its generic loads), each with a last partial tile */
+    const int64_t dd[3] = {16, 8, 24}, kk[3] = {64, 40, 50}, nn[3] = {20000, 20011, 20003};
+    for (int v = 0; v < 3; v++) {
+        X = tie_data(nn[v], dd[v], kk[v], &init);
+        snprintf(name, sizeof name, "tune tf32 k=%lld d=%lld n=%lld", (long long)kk[v], (long long)dd[v],
+                 (long long)nn[v]);
+        /* unweighted (counts by match_any) except d = 24 */
+        fit_case fc = {
+            name, nn[v], dd[v], kk[v], FLI_PREC_TF32, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, v == 2, 0,
+            30,   1,     0,     0};
+        case_tune(fc, X, init);
+        free(X);
+        free(init);
+    }
     /* k = 256, d = 64: the owner M-step */
     X = tie_data(20000, 64, 256, &init);
     for (int p = 1; p < 3; p++) {

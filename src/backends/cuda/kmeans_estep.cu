@@ -919,6 +919,49 @@ __device__ __forceinline__ int c64_second(const float (&acc)[MT][8][4], int mt, 
     return j;
 }
 
+/* After c64_fold the quad of a row holds its top-2: lane L takes the
+ * warp's rows L + 32 q (row r of the warp is slot (r >> 4, (r >> 3) & 1)
+ * of quad r & 7), their two best values and the best's column. */
+template <int MT>
+__device__ __forceinline__ void c64_rows(const float (&f1)[MT][2], const float (&f2)[MT][2],
+                                         const int (&g1)[MT][2], float (&v1)[MT / 2], float (&v2)[MT / 2],
+                                         int (&i1)[MT / 2]) {
+    const int lane = threadIdx.x & 31, src = (lane & 7) * 4, hq = (lane >> 3) & 1, mq = lane >> 4;
+#pragma unroll
+    for (int q = 0; q < MT / 2; q++) {
+        v1[q] = v2[q] = 0.f;
+        i1[q] = 0;
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const float a1 = __shfl_sync(KM_FULL, f1[mt][h], src);
+            const float a2 = __shfl_sync(KM_FULL, f2[mt][h], src);
+            const int j1 = __shfl_sync(KM_FULL, g1[mt][h], src);
+            if (h == hq && (mt & 1) == mq) {
+                v1[mt >> 1] = a1;
+                v2[mt >> 1] = a2;
+                i1[mt >> 1] = j1;
+            }
+        }
+}
+
+/* The seconds' columns of the lane's rows (as c64_rows), for the near-tie
+ * list: the whole warp runs it, in warps where some row needs it. */
+template <int MT>
+__device__ __forceinline__ void c64_rows_second(const float (&acc)[MT][8][4], const float (&f2)[MT][2],
+                                                const int (&g1)[MT][2], int (&i2)[MT / 2]) {
+    const int lane = threadIdx.x & 31, src = (lane & 7) * 4, hq = (lane >> 3) & 1, mq = lane >> 4;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int j2 = __shfl_sync(KM_FULL, c64_second<MT>(acc, mt, h, f2[mt][h], g1[mt][h]), src);
+            if (h == hq && (mt & 1) == mq) i2[mt >> 1] = j2;
+        }
+}
+
 /* Centre-stationary E-step for k <= 64: the 64 centre rows stay in shared
  * memory and each of the 8 warps owns 16*MT rows x all 64 centres of an
  * 8 x 16*MT-row tile, so no centre padding is computed (k_estep_mma_cres
@@ -955,9 +998,6 @@ __global__ void __launch_bounds__(256, MT == 2 ? 2 : 1)
         load_a_rows<PREC>(sA0, ls, A, lda, a_words, a_aligned, tile * BM, BM, m, per_row);
     cp_async_commit();
     float acc[MT][8][4];
-    /* after the quad merge, lane L takes the warp's rows L + 32 q (row r of
-     * the warp is slot (r >> 4, (r >> 3) & 1) of quad r & 7) */
-    const int src = (lane & 7) * 4, hq = (lane >> 3) & 1, mq = lane >> 4;
     for (int buf = 0; tile < tiles; tile += gridDim.x, buf ^= 1) {
         const int64_t nt_ = tile + gridDim.x;
         cp_async_wait<0>();
@@ -983,24 +1023,9 @@ __global__ void __launch_bounds__(256, MT == 2 ? 2 : 1)
         float v1[RPL], v2[RPL];
         int i1[RPL], i2[RPL];
         bool tie[RPL];
+        c64_rows<MT>(f1, f2, g1, v1, v2, i1);
 #pragma unroll
-        for (int q = 0; q < RPL; q++) {
-            v1[q] = v2[q] = 0.f;
-            i1[q] = i2[q] = 0;
-        }
-#pragma unroll
-        for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                const float a1 = __shfl_sync(KM_FULL, f1[mt][h], src);
-                const float a2 = __shfl_sync(KM_FULL, f2[mt][h], src);
-                const int j1 = __shfl_sync(KM_FULL, g1[mt][h], src);
-                if (h == hq && (mt & 1) == mq) {
-                    v1[mt >> 1] = a1;
-                    v2[mt >> 1] = a2;
-                    i1[mt >> 1] = j1;
-                }
-            }
+        for (int q = 0; q < RPL; q++) i2[q] = 0;
         bool any = false;
 #pragma unroll
         for (int q = 0; q < RPL; q++) {
@@ -1008,16 +1033,7 @@ __global__ void __launch_bounds__(256, MT == 2 ? 2 : 1)
             tie[q] = row < m && T.on && km_near_tie(T, xs[q], rho_c, cmax, v1[q], v2[q]);
             any |= tie[q];
         }
-        if (__any_sync(KM_FULL, any)) {
-            /* the seconds' columns, for the near-tie list */
-#pragma unroll
-            for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-                for (int h = 0; h < 2; h++) {
-                    const int j2 = __shfl_sync(KM_FULL, c64_second<MT>(acc, mt, h, f2[mt][h], g1[mt][h]), src);
-                    if (h == hq && (mt & 1) == mq) i2[mt >> 1] = j2;
-                }
-        }
+        if (__any_sync(KM_FULL, any)) c64_rows_second<MT>(acc, f2, g1, i2);
         int changed = 0;
 #pragma unroll
         for (int q = 0; q < RPL; q++) {
@@ -1077,22 +1093,31 @@ __device__ __forceinline__ int c64_rescore_warp(const km_tie &T, bool tie, int64
     return lab;
 }
 
-/* A warp's 32 rows (32 words each: d <= 32, dp = 32) into its shared rows:
- * lane takes piece lane & 7 of rows lane >> 3, + 4, ... */
+/* A warp's 32 rows (d <= 32 words each, zero to 32) into its shared rows.
+ * D = 8, 16 or 32: rows of D words, 16-byte aligned (a_aligned and a_words
+ * == D), whole tiles at a fixed pattern: piece q = lane + 32 i of the
+ * tile's 32 x D / 4 pieces; the words from D to 32 are zero from the start
+ * and never written. D = 0: any layout, piece by piece with bounds. */
+template <int D>
 __device__ __forceinline__ void c64a_load_rows(uint32_t *dst, int ls, const uint32_t *__restrict__ A, int64_t lda,
                                                int a_words, int a_aligned, int64_t row0, int64_t m) {
-    const int lane = threadIdx.x & 31, c = (lane & 7) * 4;
-    if (a_aligned && row0 + 32 <= m && a_words == 32) {
-        const uint32_t *src = A + (row0 + (lane >> 3)) * lda + c;
-        uint32_t *d = dst + (lane >> 3) * ls + c;
+    const int lane = threadIdx.x & 31;
+    if (D && row0 + 32 <= m) {
+        constexpr int P = D ? D / 4 : 1; /* pieces per row */
 #pragma unroll
-        for (int r = 0; r < 32; r += 4) cp_async16(d + r * ls, src + r * lda, 16);
+        for (int i = 0; i < P; i++) {
+            const int q = lane + 32 * i, r = q / P, c = (q % P) * 4;
+            cp_async16(dst + r * ls + c, A + (row0 + r) * lda + c, 16);
+        }
         return;
     }
+    const int c = (lane & 7) * 4;
 #pragma unroll
-    for (int r = lane >> 3; r < 32; r += 4) load_a16<FLI_PREC_TF32>(dst + r * ls + c, A, lda, a_words, a_aligned, row0 + r, m, c);
+    for (int r = lane >> 3; r < 32; r += 4)
+        load_a16<FLI_PREC_TF32>(dst + r * ls + c, A, lda, a_words, a_aligned, row0 + r, m, c);
 }
 
+template <int D>
 __global__ void __launch_bounds__(256, 2)
     k_estep_c64_acc(const uint32_t *__restrict__ A, int64_t lda, int a_words, int a_aligned, int64_t m,
                     const uint32_t *__restrict__ B, int64_t ldb, const float *__restrict__ cnorm, float alpha,
@@ -1109,23 +1134,23 @@ __global__ void __launch_bounds__(256, 2)
     const int d = Q.d, k = Q.k, kd = k * 32;
     /* 8 copies of k x 32 (columns past d unused), then 8 of k */
     float *sw = sacc + warp * kd, *swt = sacc + 8 * kd + warp * k;
-    const bool dense = d == 32 && lda == 32 && a_aligned;
+    /* dense rows (lda == D): the sums' loads at fixed offsets */
+    const bool dense = D && lda == D;
     for (int e = tid; e < 8 * (kd + k); e += 256) sacc[e] = 0.f;
+    if (D && D < 32)
+        for (int e = lane; e < 32 * (ls - D); e += 32) sA[(e / (ls - D)) * ls + D + e % (ls - D)] = 0u;
     for (int e = tid; e < 64 * 8; e += 256) {
         const int r = e >> 3, cw = (e & 7) * 4;
         cp_async16(sB + r * ls + cw, B + (int64_t)r * ldb + cw, 16);
     }
     const int64_t tiles = (m + C64A_BM - 1) / C64A_BM;
     int64_t tile = blockIdx.x;
-    if (tile < tiles) c64a_load_rows(sA, ls, A, lda, a_words, a_aligned, tile * C64A_BM + warp * 32, m);
+    if (tile < tiles) c64a_load_rows<D>(sA, ls, A, lda, a_words, a_aligned, tile * C64A_BM + warp * 32, m);
     cp_async_commit();
     cp_async_wait<0>();
     __syncthreads(); /* the centres (and the zeroed sums) */
     const int col = lane < d ? lane : 0;
     float acc[2][8][4];
-    /* after the quad merge, lane L takes the warp's row L (slot (L >> 4,
-     * (L >> 3) & 1) of quad L & 7) */
-    const int src = (lane & 7) * 4, hq = (lane >> 3) & 1, mq = lane >> 4;
     for (; tile < tiles; tile += gridDim.x) {
         const int64_t row0 = tile * C64A_BM + warp * 32, row = row0 + lane;
         cp_async_wait<0>();
@@ -1137,50 +1162,32 @@ __global__ void __launch_bounds__(256, 2)
         warp_mma<FLI_PREC_TF32, true>(acc, sA, ls, sB, ls, 4);
         __syncwarp(); /* every lane's fragment loads done: the rows may go */
         if (tile + gridDim.x < tiles)
-            c64a_load_rows(sA, ls, A, lda, a_words, a_aligned, row0 + (int64_t)gridDim.x * C64A_BM, m);
+            c64a_load_rows<D>(sA, ls, A, lda, a_words, a_aligned, row0 + (int64_t)gridDim.x * C64A_BM, m);
         cp_async_commit();
         float f1[2][2], f2[2][2];
         int g1[2][2];
         c64_fold<2>(acc, cnorm, alpha, f1, f2, g1);
-        float v1 = 0.f, v2 = 0.f;
-        int i1 = 0, i2 = 0;
-#pragma unroll
-        for (int mt = 0; mt < 2; mt++)
-#pragma unroll
-            for (int h = 0; h < 2; h++) {
-                const float a1 = __shfl_sync(KM_FULL, f1[mt][h], src);
-                const float a2 = __shfl_sync(KM_FULL, f2[mt][h], src);
-                const int j1 = __shfl_sync(KM_FULL, g1[mt][h], src);
-                if (h == hq && mt == mq) {
-                    v1 = a1;
-                    v2 = a2;
-                    i1 = j1;
-                }
-            }
-        const bool tie = row < m && T.on && km_near_tie(T, xs, rho_c, cmax, v1, v2);
-        if (__any_sync(KM_FULL, tie)) {
-#pragma unroll
-            for (int mt = 0; mt < 2; mt++)
-#pragma unroll
-                for (int h = 0; h < 2; h++) {
-                    const int j2 = __shfl_sync(KM_FULL, c64_second<2>(acc, mt, h, f2[mt][h], g1[mt][h]), src);
-                    if (h == hq && mt == mq) i2 = j2;
-                }
-        }
+        /* lane L: the warp's row L */
+        float v1[1], v2[1];
+        int i1[1], i2[1] = {0};
+        c64_rows<2>(f1, f2, g1, v1, v2, i1);
+        const bool tie = row < m && T.on && km_near_tie(T, xs, rho_c, cmax, v1[0], v2[0]);
+        if (__any_sync(KM_FULL, tie)) c64_rows_second<2>(acc, f2, g1, i2);
         /* the rows again for the sums (lane j: column j, 0 past d and m),
          * in flight while the ties are settled: dense full tiles at fixed
          * offsets from one address */
         float xv[32];
         if (dense && row0 + 32 <= m) {
-            const uint32_t *p = A + row0 * 32 + lane;
+            const uint32_t *p = A + row0 * D + (lane < D ? lane : 0);
 #pragma unroll
-            for (int r = 0; r < 32; r++) xv[r] = __uint_as_float(__ldcg(p + r * 32));
+            for (int r = 0; r < 32; r++) xv[r] = lane < D ? __uint_as_float(__ldcg(p + r * D)) : 0.f;
         } else {
+            const uint32_t *p = A + row0 * lda + col;
+            const int nr = m - row0 < 32 ? (int)(m - row0) : 32;
 #pragma unroll
-            for (int r = 0; r < 32; r++)
-                xv[r] = row0 + r < m && lane < d ? __uint_as_float(__ldcg(A + (row0 + r) * lda + col)) : 0.f;
+            for (int r = 0; r < 32; r++, p += lda) xv[r] = r < nr && lane < d ? __uint_as_float(__ldcg(p)) : 0.f;
         }
-        const int lab = c64_rescore_warp(T, tie, row0, i1, i2);
+        const int lab = c64_rescore_warp(T, tie, row0, i1[0], i2[0]);
         int changed = 0;
         if (row < m) {
             labels[row] = lab;
@@ -1260,11 +1267,23 @@ fl_status km_estep_acc(fli_cuda_env *env, cudaStream_t s, const km_rows *r, int6
     int64_t grid = fli_ceil_div(r->m, C64A_BM);
     if (grid > 2 * fli_state(env)->sm_count) grid = 2 * fli_state(env)->sm_count;
     if (grid > FLI_KM_ACC_BLOCKS) grid = FLI_KM_ACC_BLOCKS; /* acc_part's slices */
-    FLI_CUDA_TRY(env, cudaFuncSetAttribute(k_estep_c64_acc, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    k_estep_c64_acc<<<(unsigned)grid, 256, smem, s>>>((const uint32_t *)r->x, r->ldx, (int)d, r->x_aligned, r->m,
-                                                      (const uint32_t *)ctc, dp, cnorm, km_alpha(metric),
-                                                      labels + r->row0, n_changed, T, done, Q);
-    FLI_LAUNCH_TRY(env, "k_estep_c64_acc");
+    /* the fixed-pattern row loads for 16-byte aligned rows of 32 words (any
+     * stride), or of 16 or 8 words packed (lda == d) */
+    const int D = !r->x_aligned ? 0 : d == 32 ? 32 : (d == 16 || d == 8) && r->ldx == d ? (int)d : 0;
+    const void *fn = D == 32   ? (const void *)k_estep_c64_acc<32>
+                     : D == 16 ? (const void *)k_estep_c64_acc<16>
+                     : D == 8  ? (const void *)k_estep_c64_acc<8>
+                               : (const void *)k_estep_c64_acc<0>;
+    const uint32_t *A = (const uint32_t *)r->x, *Bc = (const uint32_t *)ctc;
+    int64_t lda = r->ldx, m = r->m, ldb = dp;
+    int a_words = (int)d, a_aligned = r->x_aligned;
+    float alpha = km_alpha(metric);
+    int32_t *lab = labels + r->row0;
+    void *args[] = {(void *)&A,     (void *)&lda, (void *)&a_words,   (void *)&a_aligned, (void *)&m,
+                    (void *)&Bc,    (void *)&ldb, (void *)&cnorm,     (void *)&alpha,     (void *)&lab,
+                    (void *)&n_changed, (void *)&T, (void *)&done, (void *)&Q};
+    FLI_CUDA_TRY(env, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3((unsigned)grid), dim3(256), args, smem, s));
     *nblk = (int)grid;
     return FL_STATUS_OK;
 }
