@@ -573,9 +573,11 @@ static int est_gpu(fli_est *e, const km_req *q)
                  tier);
     } else if (eacc) {
         /* k_estep_c64_acc: the E-step's products and fold, then per row
-         * element one add into the warp's sums (acc_gps); X from HBM once,
-         * read again from L2 for the sums; near ties re-scored in place */
-        const double te_a = te_c + chunks * g.rows_exec * dp / acc, tl = te_l + n * d * 4 / l2;
+         * element one add into the warp's sums (acc_gps, which also covers
+         * the rows' second read, an L2 hit: l2_gbs is the shared-memory
+         * fill rate of the E-steps' operands, not L2's); X from HBM once;
+         * near ties re-scored in place */
+        const double te_a = te_c + chunks * g.rows_exec * dp / acc, tl = te_l;
         const double t = fmax(te_a, fmax(te_m, tl)) + t_tie;
         nd = fli_node(e, lloyd, "assign + sums (one kernel)",
                       "mma.sync tiles, online argmin and second best, near ties re-scored, "
