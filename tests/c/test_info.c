@@ -252,6 +252,43 @@ static void test_gpu_plan_and_route(void)
     fl_ctx_free(ctx);
 }
 
+/* The tf32 k <= 64, d <= 32 fits whose E-step takes the M-step's sums
+ * (k_estep_c64_acc) are modelled as one kernel per iteration, with no
+ * separate near-tie re-scoring and update: exactly where the module runs
+ * it (tf32, k <= 64, d <= 32, X resident, two blocks of its ~111 KiB of
+ * shared memory per SM: the H100's 228 KiB, not the A100's 164 KiB). */
+static void test_kmeans_fused_estep(void)
+{
+    struct {
+        long n, d;
+        const char *params, *device;
+        int fused;
+    } cases[] = {
+        {2000000, 32, "n_clusters=64 precision=tf32 input=device", "H100", 1},
+        {2000000, 32, "n_clusters=64 precision=tf32", "H200", 1},
+        {300000, 8, "n_clusters=8 precision=tf32 input=device", "H100", 1},
+        {2000000, 32, "n_clusters=64 precision=bf16 input=device", "H100", 0},
+        {2000000, 32, "n_clusters=65 precision=tf32 input=device", "H100", 0},
+        {2000000, 33, "n_clusters=64 precision=tf32 input=device", "H100", 0},
+        {2000000, 32, "n_clusters=64 precision=tf32 input=device", "A100", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        fl_info_result r;
+        if (estimate("kmeans", cases[i].n, cases[i].d, 0, 2, cases[i].params, "f32", cases[i].device, &r))
+            continue;
+        int one = 0, sep = 0, tie = 0;
+        for (int j = 0; j < r.n_nodes; j++) {
+            one += !strcmp(r.nodes[j].name, "assign + sums (one kernel)");
+            sep += !strcmp(r.nodes[j].name, "assign (distance+argmin)");
+            tie += !strcmp(r.nodes[j].name, "re-score near ties");
+        }
+        CHECK_MSG(one == cases[i].fused && sep == !cases[i].fused, "case %zu (%s on %s): one %d separate %d",
+                  i, cases[i].params, cases[i].device, one, sep);
+        if (cases[i].fused)
+            CHECK_MSG(tie == 0, "case %zu: near ties are re-scored inside the fused kernel", i);
+    }
+}
+
 static void test_structure_and_tiers(void)
 {
     fl_info_result r;
@@ -733,6 +770,7 @@ int main(void)
 {
     test_cpu_host_peak_is_exact();
     test_gpu_plan_and_route();
+    test_kmeans_fused_estep();
     test_structure_and_tiers();
     test_variants();
     test_bad_input();
