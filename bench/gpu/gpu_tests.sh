@@ -17,7 +17,7 @@ fl_build flashlib flashlib_cuda gpu_info_check $CT
 stamp "built $GIT_COMMIT"
 for t in $CT; do
     timeout 240 "$B/bin/$t" >"$OUT/$t.log" 2>&1
-    stamp "$t rc=$? $(grep -E "passed|failed|FAIL" "$OUT/$t.log" | tail -1)"
+    stamp "$t rc=$? $(grep -E "checks|passed|failed|FAIL" "$OUT/$t.log" | tail -1)"
 done
 TAG=H100; nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 && TAG=H200
 "$B/bin/gpu_info_check" $TAG >"$OUT/gpu_info_check.log" 2>&1

@@ -577,14 +577,14 @@ static int est_gpu(fli_est *e, const km_req *q)
          * the rows' second read, an L2 hit: l2_gbs is the shared-memory
          * fill rate of the E-steps' operands, not L2's); X from HBM once;
          * near ties re-scored in place */
-        const double te_a = te_c + chunks * g.rows_exec * dp / acc, tl = te_l;
-        const double t = fmax(te_a, fmax(te_m, tl)) + t_tie;
+        const double te_a = te_c + chunks * g.rows_exec * dp / acc;
+        const double t = fmax(te_a, fmax(te_m, te_l)) + t_tie;
         nd = fli_node(e, lloyd, "assign + sums (one kernel)",
                       "mma.sync tiles, online argmin and second best, near ties re-scored, "
                       "centre sums in per-warp shared-memory copies",
                       R * I);
         fli_leaf(e, nd, R * I * t, R * I * (fl_alg + 2 * n * d), R * I * n * g.row_bytes, R * I,
-                 te_a >= te_m && te_a >= tl ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY, tier);
+                 te_a >= te_m && te_a >= te_l ? FL_INFO_BOUND_COMPUTE : FL_INFO_BOUND_MEMORY, tier);
         nd = fli_node(e, lloyd, "update (combine, shift)", "the blocks' partial sums added in block order",
                       R * I);
         fli_leaf(e, nd, R * I * t_update, 0, R * I * bm, R * I * nl_m, FL_INFO_BOUND_LATENCY, tier);
