@@ -1275,6 +1275,47 @@ static void case_tune(fit_case fc, const float *X, const float *init)
     free(init2);
 }
 
+/* The sm90 16-bit E-step folds the first half of a row tile while the
+ * second half's products run; env->km_tune bit 12 waits for both halves
+ * first. The folds see the same scores in the same order, so the fits
+ * must agree bit for bit (weighted, with an empty cluster forced; 40,000
+ * rows: more row tiles than SMs, so blocks take several). */
+static void case_sm90_split(fli_precision prec, int64_t d, fli_metric metric, const char *name)
+{
+    const int64_t n = 40000, k = 1024;
+    float *truth;
+    float *X = blobs(n, d, k, 1.0, &truth);
+    float *w = malloc(4 * n), *init = malloc(4 * k * d);
+    for (int64_t i = 0; i < n; i++)
+        w[i] = (float)(0.25 + 2 * urand());
+    for (int64_t i = 0; i < k * d; i++)
+        init[i] = truth[i] + (float)(0.3 * nrand());
+    memcpy(init + (k - 1) * d, init, 4 * d);
+    fit_case fc = {name, n, d, k, prec, metric, FLI_KM_INIT_ARRAY, 1, 1, 1, 5, 1, 0, 0};
+    fit_out o[2];
+    for (int m = 0; m < 2; m++) {
+        g_env.km_tune = m ? 4096 : 0;
+        run_fit(&fc, X, w, init, 5, &o[m]);
+        CHECK(o[m].st == FL_STATUS_OK, "%s (%s): status %d: %s", name, m ? "unsplit" : "split", o[m].st, g_err);
+    }
+    g_env.km_tune = 0;
+    if (o[0].st == FL_STATUS_OK && o[1].st == FL_STATUS_OK) {
+        const int same_c = memcmp(o[0].C, o[1].C, 4 * k * d) == 0;
+        const int same_l = memcmp(o[0].lab, o[1].lab, 4 * n) == 0;
+        const int same_i = memcmp(&o[0].inertia, &o[1].inertia, sizeof(double)) == 0 && o[0].n_iter == o[1].n_iter;
+        printf("  %-40s split vs unsplit E-step, iters %lld: identical centres %d labels %d inertia %d\n", name,
+               (long long)o[0].n_iter, same_c, same_l, same_i);
+        CHECK(same_c && same_l && same_i, "%s: the split E-step differs (centres %d labels %d inertia %d)", name,
+              same_c, same_l, same_i);
+    }
+    free_out(&o[0]);
+    free_out(&o[1]);
+    free(X);
+    free(truth);
+    free(w);
+    free(init);
+}
+
 static void cases_tune(const fli_precision *precs, const char **pn)
 {
     char name[96];
@@ -1568,6 +1609,8 @@ int main(int argc, char **argv)
                        2048,
                        0};
         case_vs_ref(h4);
+        case_sm90_split(FLI_PREC_BF16, 128, FLI_METRIC_EUCLIDEAN, "sm90 split bf16 d=128 k=1024");
+        case_sm90_split(FLI_PREC_FP16, 64, FLI_METRIC_COSINE, "sm90 split fp16 d=64 k=1024 cosine");
         /* tf32 through TMA: X in place (d = 72: columns past d zero-filled
          * by the copies), from the host (d = 50: dh = 64), weighted dot,
          * chunked; d = 33 on the device is not 16-byte aligned per row and

@@ -60,7 +60,8 @@ typedef struct fli_cuda_env {
      * 10 the general private-copy M-step where d <= 32 would use the
      * lane-per-column one; bit 11 the separate E-step and M-step kernels
      * where the tf32 k <= 64 E-step would take the sums itself (any of
-     * bits 0, 1, 8, 10 and 11 keeps them separate). */
+     * bits 0, 1, 8, 10 and 11 keeps them separate); bit 12 the sm90
+     * 16-bit E-step waits for both halves' products before folding. */
     int km_tune;
     /* The exact kNN's Hopper scan variants for A/B measurements (bench_knn,
      * knn_check; the core leaves it 0): bit 0 database slices priced at

@@ -18,11 +18,11 @@
  *     buffered, 256 x dh) and every 128-centre tile (B, 3-stage ring);
  *   warpgroups 1, 2: 128 rows each, as two m64 halves; per centre tile two
  *     chains of dh/16 wgmma m64n128k16 (fp32 accumulators, 2 x 64 registers
- *     per thread). The halves are software-pipelined: while the tensor
- *     cores run one half, the threads fold the other half's scores
- *     (cnorm - alpha * dot) into a running (score, index) per row — tile
- *     minimum first, the first column holding it only when it improves, so
- *     ties go to the lower index as in the portable kernels.
+ *     per thread). The first half's scores (cnorm - alpha * dot) are
+ *     folded while the tensor cores run the second half's products; then
+ *     the second half's. Each row keeps a running top-2 of (score, index)
+ *     — tile minimum first, the first column holding it only when it
+ *     improves, so ties go to the lower index as in the portable kernels.
  */
 #include <cuda.h>
 #include <cuda_bf16.h>
@@ -223,7 +223,7 @@ static __device__ __forceinline__ void init_bars(uint32_t bars) {
     __syncthreads();
 }
 
-template <int F16, int KB>
+template <int F16, int KB, int PIPE>
 __global__ void __launch_bounds__(H_THREADS, 1)
     k_estep_sm90(const unsigned char *__restrict__ ximg, const unsigned char *__restrict__ cimg,
                  const float *__restrict__ cnorm, int64_t m, int kp, float alpha,
@@ -291,12 +291,23 @@ __global__ void __launch_bounds__(H_THREADS, 1)
                 fence_acc(acc1);
                 issue_half<F16, KB>(acc0, a0, sB + st * B_BYTES);
                 issue_half<F16, KB>(acc1, a1, sB + st * B_BYTES);
-                wgmma_wait<0>();
-                fence_acc(acc0);
-                fence_acc(acc1);
-                /* both halves have read stage st */
-                if (lane == 0) mbar_arrive(B_EMPTY(st));
-                fold(acc0, b1[0], i1[0], b2[0], i2[0], cnorm, j * H_BN, alpha, t4);
+                if (PIPE == 1) {
+                    /* the first half is folded while the second's
+                     * products run */
+                    wgmma_wait<1>();
+                    fence_acc(acc0);
+                    fold(acc0, b1[0], i1[0], b2[0], i2[0], cnorm, j * H_BN, alpha, t4);
+                    wgmma_wait<0>();
+                    fence_acc(acc1);
+                    /* both halves have read stage st */
+                    if (lane == 0) mbar_arrive(B_EMPTY(st));
+                } else {
+                    wgmma_wait<0>();
+                    fence_acc(acc0);
+                    fence_acc(acc1);
+                    if (lane == 0) mbar_arrive(B_EMPTY(st));
+                    fold(acc0, b1[0], i1[0], b2[0], i2[0], cnorm, j * H_BN, alpha, t4);
+                }
                 fold(acc1, b1[1], i1[1], b2[1], i2[1], cnorm, j * H_BN, alpha, t4);
             }
             /* every wgmma reading this A buffer has completed */
@@ -555,6 +566,22 @@ static fl_status estep_sm90_tf32(fli_cuda_env *env, cudaStream_t s, const km_row
     return km_tie_rescore(env, s, &T, lab, n_changed, m, FLI_PREC_TF32, done);
 }
 
+/* The 16-bit kernel for fp16 or bf16, dh = 64 kb. By default the first
+ * half is folded while the second half's products run; env->km_tune bit
+ * 12 waits for both first (A/B measurements; the results are the same bit
+ * for bit). Pipelining the halves across centre tiles as well (each
+ * half's next products issued right after its fold) makes ptxas serialise
+ * the wgmmas (C7514: with groups in flight across the loop's back edge it
+ * assumes the fold may read their accumulators), so it is not done. */
+static const void *sm90_kernel(int f16, int kb, int tune) {
+    const int split = !(tune & 4096);
+    if (f16)
+        return kb == 2 ? (split ? (const void *)k_estep_sm90<1, 2, 1> : (const void *)k_estep_sm90<1, 2, 0>)
+                       : (split ? (const void *)k_estep_sm90<1, 1, 1> : (const void *)k_estep_sm90<1, 1, 0>);
+    return kb == 2 ? (split ? (const void *)k_estep_sm90<0, 2, 1> : (const void *)k_estep_sm90<0, 2, 0>)
+                   : (split ? (const void *)k_estep_sm90<0, 1, 1> : (const void *)k_estep_sm90<0, 1, 0>);
+}
+
 int km_sm90_built(void) { return 1; }
 
 fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, const void *ctc, int64_t d,
@@ -570,8 +597,7 @@ fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, con
     const int64_t tiles = fli_ceil_div(r->m, H_BM);
     const int sms = fli_state(env)->sm_count;
     const unsigned grid = (unsigned)(tiles < sms ? tiles : sms);
-    const void *fn = prec == FLI_PREC_FP16 ? (kb == 2 ? (const void *)k_estep_sm90<1, 2> : (const void *)k_estep_sm90<1, 1>)
-                                           : (kb == 2 ? (const void *)k_estep_sm90<0, 2> : (const void *)k_estep_sm90<0, 1>);
+    const void *fn = sm90_kernel(prec == FLI_PREC_FP16, kb, env->km_tune);
     FLI_CUDA_TRY(env, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     const unsigned char *ximg = (const unsigned char *)r->xh;
     const unsigned char *cimg = (const unsigned char *)ctc;
