@@ -332,17 +332,18 @@ int main(int argc, char **argv)
                  * iteration, the k <= 64 E-step with 64-row warp tiles, the
                  * tie re-scoring on 2 blocks per SM */
                 const int tune_ab = !(ab_kind && strcmp(ab_kind, "graph") == 0);
-                const int modes[6] = {-1, 1, 1000, 1000, 1000, 1000},
-                          tunes[6] = {2048, 1, 256, 512, 1024, 4096};
-                const char *mname[6] = {"direct", "graph1", "graph_all", "graph_all", "graph_all", "graph_all"};
-                const char *tname[6] = {"separate", "mstep_obj", "c64_bm512", "tie_grid2", "acc_general",
-                                        "sm90_unsplit"};
+                const int modes[7] = {-1, 1, 1000, 1000, 1000, 1000, 1000},
+                          tunes[7] = {2048, 1, 256, 512, 1024, 4096, 16384};
+                const char *mname[7] = {"direct",    "graph1",    "graph_all", "graph_all",
+                                        "graph_all", "graph_all", "graph_all"};
+                const char *tname[7] = {"separate",    "mstep_obj",    "c64_bm512",  "tie_grid2",
+                                        "acc_general", "sm90_unsplit", "full_mstep"};
                 printf("  A/B %-4s %-4s: default(%d/launch) %.3f", shapes[si].tag, pname[pi], graph_used,
                        med);
                 if (js)
                     fprintf(js, ", \"graph_ab\": {");
                 int nab = 0;
-                for (int mi = 0; mi < (tune_ab ? 6 : 3); mi++) {
+                for (int mi = 0; mi < (tune_ab ? 7 : 3); mi++) {
                     if (tune_ab)
                         env.km_tune = tunes[mi];
                     else

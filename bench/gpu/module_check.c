@@ -1275,6 +1275,60 @@ static void case_tune(fit_case fc, const float *X, const float *init)
     free(init2);
 }
 
+/* The sorted M-step (k * (d + 2) floats past the shared-memory limit)
+ * keeps its sums across iterations and adds only the changed rows'
+ * deltas; env->km_tune bit 14 sums every row every iteration. The two
+ * differ by rounding only: same iteration count, labels agree on all but
+ * a few near-tied rows, inertia within 1e-5 and centres within 1e-4 of
+ * the data's scale. A duplicate initial centre empties a cluster in the
+ * first iteration (relocation moves a row in the kept sums); weighted. */
+static void case_delta(fli_precision prec, int64_t d, int weighted, const char *name)
+{
+    const int64_t n = 30000, k = 1500;
+    float *truth;
+    float *X = blobs(n, d, k, 1.0, &truth);
+    float *w = malloc(4 * n), *init = malloc(4 * k * d);
+    for (int64_t i = 0; i < n; i++)
+        w[i] = (float)(0.25 + 2 * urand());
+    for (int64_t i = 0; i < k * d; i++)
+        init[i] = truth[i] + (float)(0.6 * nrand());
+    memcpy(init + (k - 1) * d, init, 4 * d);
+    fit_case fc = {name, n, d, k, prec, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, weighted, 1, 12, 1, 0, 0};
+    fit_out o[2];
+    g_no_trace = 1;
+    for (int m = 0; m < 2; m++) {
+        g_env.km_tune = m ? 16384 : 0;
+        run_fit(&fc, X, weighted ? w : NULL, init, 5, &o[m]);
+        CHECK(o[m].st == FL_STATUS_OK, "%s (%s): status %d: %s", name, m ? "full" : "delta", o[m].st, g_err);
+    }
+    g_env.km_tune = 0;
+    g_no_trace = 0;
+    if (o[0].st == FL_STATUS_OK && o[1].st == FL_STATUS_OK) {
+        int64_t same = 0;
+        for (int64_t i = 0; i < n; i++)
+            same += o[0].lab[i] == o[1].lab[i];
+        double cmax = 0, scale = 0;
+        for (int64_t i = 0; i < k * d; i++) {
+            cmax = fmax(cmax, fabs((double)o[0].C[i] - o[1].C[i]));
+            scale = fmax(scale, fabs((double)o[1].C[i]));
+        }
+        const double rel = fabs(o[0].inertia - o[1].inertia) / fabs(o[1].inertia);
+        printf("  %-40s delta vs full M-step: iters %lld/%lld labels %.5f inertia rel %.2e centres %.2e\n", name,
+               (long long)o[0].n_iter, (long long)o[1].n_iter, (double)same / n, rel, cmax / scale);
+        CHECK(o[0].n_iter == o[1].n_iter && same >= n - n / 1000 && rel <= 1e-5 && cmax <= 1e-4 * scale,
+              "%s: delta M-step differs from the full one (iters %lld/%lld labels %lld/%lld inertia %.3e "
+              "centres %.3e)",
+              name, (long long)o[0].n_iter, (long long)o[1].n_iter, (long long)same, (long long)n, rel,
+              cmax / scale);
+    }
+    free_out(&o[0]);
+    free_out(&o[1]);
+    free(X);
+    free(truth);
+    free(w);
+    free(init);
+}
+
 /* The sm90 16-bit E-step folds the first half of a row tile while the
  * second half's products run; env->km_tune bit 12 waits for both halves
  * first. The folds see the same scores in the same order, so the fits
@@ -1320,6 +1374,9 @@ static void cases_tune(const fli_precision *precs, const char **pn)
 {
     char name[96];
     float *init;
+    /* k * (d + 2) past the shared-memory M-step: sorted pieces, delta */
+    case_delta(FLI_PREC_TF32, 64, 1, "delta tf32 d=64 k=1500 weighted");
+    case_delta(FLI_PREC_FP32, 48, 0, "delta fp32 d=48 k=1500");
     /* k <= 64, d = 32: the c64 E-step and the private-copy M-step */
     float *X = tie_data(20000, 32, 64, &init);
     for (int p = 0; p < 4; p++) {

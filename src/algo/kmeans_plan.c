@@ -83,7 +83,8 @@ fl_status fli_kmeans_cuda_plan_chunk(int64_t n, int64_t d, int64_t k, fli_precis
         nb = cap;
     plan->sort_nb = nb;
     plan->sort_rows = ceil_div(m, nb);
-    plan->npieces_max = ceil_div(m, FLI_KM_PIECE) + k;
+    /* a delta M-step sorts up to two entries a row (km_accumulate) */
+    plan->npieces_max = ceil_div(2 * m, FLI_KM_PIECE) + k;
 
     int64_t dp = plan->dp, dh = plan->dh, kp = plan->kp;
     int need_scan_cnt = !plan->mstep_smem;
@@ -137,11 +138,14 @@ fl_status fli_kmeans_cuda_plan_chunk(int64_t n, int64_t d, int64_t k, fli_precis
         plan->off_acc_part = take(&l, (int64_t)FLI_KM_ACC_BLOCKS * k * (d + 2) * 4);
     } else {
         plan->off_cnt = take(&l, (k * nb + 1) * 4);
-        plan->off_perm = take(&l, m * 4);
+        plan->off_perm = take(&l, 2 * m * 4);
         plan->off_piece_off = take(&l, (k + 1) * 4);
         plan->off_psum = take(&l, plan->npieces_max * d * 4);
         plan->off_pw = take(&l, plan->npieces_max * 4);
         plan->off_pobj = take(&l, plan->npieces_max * 8);
+        plan->off_pcnt = take(&l, plan->npieces_max * 4);
+        plan->off_prev = take(&l, plan->chunked ? 0 : m * 4);
+        plan->off_ncount = take(&l, k * 4);
     }
     /* init phase */
     arena_cursor s = c;

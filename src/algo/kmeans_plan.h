@@ -75,7 +75,7 @@ typedef struct fli_kmeans_cuda_plan {
     int mstep_smem;      /* 1: shared-memory privatised sums; 0: sorted pieces  */
     int64_t sort_nb;     /* counting-sort warps per chunk                       */
     int64_t sort_rows;   /* rows per counting-sort warp                         */
-    int64_t npieces_max; /* bound on pieces per chunk: ceil(m/PIECE) + k        */
+    int64_t npieces_max; /* bound on pieces per chunk: ceil(2m/PIECE) + k       */
     int64_t scan_n;      /* longest array scanned in place (elements)          */
 
     /* byte offsets into the arena (0-size regions may share an offset) */
@@ -109,11 +109,14 @@ typedef struct fli_kmeans_cuda_plan {
     size_t off_tie_list; /* chunk_rows int4: near-tied rows for exact re-scoring */
     /* Lloyd phase, sorted M-step */
     size_t off_cnt;       /* k*sort_nb + 1 int32                                 */
-    size_t off_perm;      /* m int32                                             */
+    size_t off_perm;      /* 2m int32 (sorted entries: 2 row + sign)             */
     size_t off_piece_off; /* k + 1 int32                                        */
     size_t off_psum;      /* npieces_max x d fp32                                */
     size_t off_pw;        /* npieces_max fp32                                    */
     size_t off_pobj;      /* npieces_max f64                                     */
+    size_t off_pcnt;      /* npieces_max int32: signed entry count per piece     */
+    size_t off_prev;      /* m int32: labels the sums hold (delta M-step)        */
+    size_t off_ncount;    /* k int32: rows per cluster (delta M-step)            */
     /* init phase (k-means++ and random) */
     size_t off_closest;  /* n fp32                                              */
     size_t off_cumsum;   /* n f64                                               */

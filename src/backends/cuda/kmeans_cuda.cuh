@@ -181,6 +181,13 @@ typedef struct km_mstep_bufs {
     int32_t *cnt, *perm, *piece_off;
     float *psum, *pw;
     double *pobj;
+    int32_t *pcnt;
+    /* Delta M-step of the sorted path (delta = 1; X resident, one chunk,
+     * no objective): sums and wsum are kept across iterations as the sums
+     * of the rows by prev (the labels they were last taken with), and
+     * ncount the rows per cluster, exact. */
+    int delta;
+    int32_t *prev, *ncount;
     void *scan_tmp;
 } km_mstep_bufs;
 /* Relocation done by the last block of the shared-memory M-step's combine
@@ -215,11 +222,13 @@ fl_status km_relocate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_p
                       const float *rows, int pick_only, km_scalars *sc, const int32_t *done);
 /* Relocation for an M-step run without the objective (obj = 0, X
  * resident): a launch that returns at once unless a cluster is empty; then
- * every row's objective into dist and km_relocate's picks and moves. */
+ * every row's objective into dist and km_relocate's picks and moves.
+ * prev and ncount: the delta M-step's state (km_mstep_bufs), kept in step
+ * with the moves; NULL without one. */
 fl_status km_reloc_obj(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p, const float *x,
                        int64_t ldx, const float *w, const int32_t *labels, const float *C, fli_metric metric,
                        float *dist, double *sums, double *wsum, int32_t *reloc_idx, km_scalars *sc,
-                       const int32_t *done);
+                       int32_t *prev, int32_t *ncount, const int32_t *done);
 /* New centres from sums (keep old where weight is 0; cosine: normalise) and
  * their E-step operands (as km_prep_centers, img likewise), shift, trace
  * entry (at sc->n_iter), convergence decision, iteration count — one

@@ -242,7 +242,8 @@ template <int NT>
 __device__ void reloc_body(const float *__restrict__ xres, int64_t ldx, const float *__restrict__ w,
                            const int32_t *__restrict__ labels, float *dist, int64_t n, double *sums,
                            double *wsum, int k, int d, int64_t dp, int32_t *reloc_idx,
-                           const float *__restrict__ rows, int mode, km_scalars *sc) {
+                           const float *__restrict__ rows, int mode, km_scalars *sc, int32_t *prev = NULL,
+                           int32_t *ncount = NULL) {
     __shared__ int cnt_sh[NT / 32 + 1];
     __shared__ int list[NT];
     __shared__ float sv[32];
@@ -296,14 +297,24 @@ __device__ void reloc_body(const float *__restrict__ xres, int64_t ldx, const fl
             const float *xr = mode == 2 ? rows + (int64_t)q * dp : xres + i * ldx;
             const double wi = w ? w[i] : 1.0;
             const int oc = labels[i];
+            /* a delta M-step's sums now hold row i in cluster ec (its label
+             * stays oc until the next E-step; prev says where the sums
+             * have it), and an emptied oc gets exact zeros */
+            const bool oc_gone = ncount && __ldcg(&ncount[oc]) == 1;
             for (int j = tid; j < d; j += NT) {
                 double v = wi * xr[j];
-                sums[(int64_t)oc * dp + j] = __ldcg(&sums[(int64_t)oc * dp + j]) - v;
+                sums[(int64_t)oc * dp + j] = oc_gone ? 0.0 : __ldcg(&sums[(int64_t)oc * dp + j]) - v;
                 sums[(int64_t)ec * dp + j] = v;
             }
+            __syncthreads();
             if (tid == 0) {
-                wsum[oc] = __ldcg(&wsum[oc]) - wi;
+                wsum[oc] = oc_gone ? 0.0 : __ldcg(&wsum[oc]) - wi;
                 wsum[ec] = wi;
+                if (ncount) {
+                    ncount[oc] = __ldcg(&ncount[oc]) - 1;
+                    ncount[ec] = 1;
+                    prev[i] = ec;
+                }
             }
             __syncthreads();
         }
@@ -330,7 +341,7 @@ __global__ void __launch_bounds__(256)
     k_reloc_obj(const float *__restrict__ x, int64_t ldx, int64_t n, const float *__restrict__ w,
                 const int32_t *__restrict__ labels, const float *__restrict__ C, int64_t dp, int d,
                 int metric, float *dist, double *sums, double *wsum, int k, int32_t *reloc_idx,
-                km_scalars *sc, const int32_t *done) {
+                km_scalars *sc, int32_t *prev, int32_t *ncount, const int32_t *done) {
     if (done && *done) return;
     int empty = 0;
     for (int c = threadIdx.x; c < k && !empty; c += blockDim.x) empty = wsum[c] == 0.0;
@@ -354,20 +365,21 @@ __global__ void __launch_bounds__(256)
     if (!last) return;
     __threadfence();
     if (threadIdx.x == 0) sc->comb_count = 0;
-    reloc_body<256>(x, ldx, w, labels, dist, n, sums, wsum, k, d, dp, reloc_idx, NULL, 0, sc);
+    reloc_body<256>(x, ldx, w, labels, dist, n, sums, wsum, k, d, dp, reloc_idx, NULL, 0, sc, prev, ncount);
 }
 
 fl_status km_reloc_obj(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_plan *p, const float *x,
                        int64_t ldx, const float *w, const int32_t *labels, const float *C, fli_metric metric,
                        float *dist, double *sums, double *wsum, int32_t *reloc_idx, km_scalars *sc,
-                       const int32_t *done) {
+                       int32_t *prev, int32_t *ncount, const int32_t *done) {
     /* two blocks per SM walk the rows when a cluster is empty; in the
      * usual iteration each block only reads wsum and leaves, so a small
      * grid launches and drains fastest */
     int64_t blocks = fli_ceil_div(p->n, 8);
     if (blocks > 2 * fli_state(env)->sm_count) blocks = 2 * fli_state(env)->sm_count;
     k_reloc_obj<<<(unsigned)blocks, 256, 0, s>>>(x, ldx, p->n, w, labels, C, p->dp, (int)p->d, (int)metric,
-                                                 dist, sums, wsum, (int)p->k, reloc_idx, sc, done);
+                                                 dist, sums, wsum, (int)p->k, reloc_idx, sc, prev, ncount,
+                                                 done);
     FLI_LAUNCH_TRY(env, "k_reloc_obj");
     return FL_STATUS_OK;
 }
@@ -815,31 +827,58 @@ fl_status km_combine(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda_pl
 /* M-step, sorted pieces                                                    */
 /* ------------------------------------------------------------------------ */
 /* Warp wg owns rows [wg*R, (wg+1)*R) and column wg of cnt (cluster-major,
- * cnt[c*nb + wg]); only it touches that column, so plain stores suffice. */
+ * cnt[c*nb + wg]); only it touches that column, so plain stores suffice.
+ * The sorted items are entries 2i + 1 (add row i to its cluster) and 2i
+ * (take row i out of cluster prev[i]). A full M-step (prev NULL, or the
+ * run's first iteration) has one add per row; a delta M-step (prev set,
+ * a later iteration) has an add and a take-out for each row whose label
+ * differs from prev, and nothing for the others. The scatter pass also
+ * brings prev up to date. Within a cluster the entries keep the order of
+ * (row range, 32-row step, take-outs before adds, lane): fixed, so the
+ * sums do not depend on scheduling. */
+static __device__ __forceinline__ void sort_entries(int32_t *cnt, int nb, int64_t wg, int lane, unsigned mask,
+                                                    bool act, int32_t l, int32_t code, int scatter,
+                                                    int32_t *perm) {
+    unsigned peers = 0;
+    int leader = 0;
+    int32_t cur = 0;
+    if (act) {
+        peers = __match_any_sync(mask, l);
+        leader = __ffs(peers) - 1;
+        cur = cnt[(int64_t)l * nb + wg];
+        if (scatter) perm[cur + __popc(peers & ((1u << lane) - 1u))] = code;
+    }
+    __syncwarp();
+    if (act && lane == leader) cnt[(int64_t)l * nb + wg] = cur + __popc(peers);
+    __syncwarp();
+}
+
 __global__ void k_sort_count(const int32_t *__restrict__ labels, int64_t m, int nb, int64_t R,
-                             int32_t *cnt, int scatter, int32_t *perm, const int32_t *done) {
+                             int32_t *cnt, int scatter, int32_t *perm, int32_t *prev, const km_scalars *sc,
+                             const int32_t *done) {
     if (done && *done) return;
     const int lane = threadIdx.x & 31;
     const int64_t wg = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     if (wg >= nb) return;
+    const bool delta = prev && sc->n_iter > 0;
     const int64_t beg = wg * R, end = beg + R < m ? beg + R : m;
     for (int64_t b0 = beg; b0 < end; b0 += 32) {
         const int64_t i = b0 + lane;
         const bool act = i < end;
         const unsigned mask = __ballot_sync(FULL, act);
-        int l = 0, leader = 0;
-        unsigned peers = 0;
-        int32_t cur = 0;
-        if (act) {
-            l = labels[i];
-            peers = __match_any_sync(mask, l);
-            leader = __ffs(peers) - 1;
-            cur = cnt[(int64_t)l * nb + wg];
-            if (scatter) perm[cur + __popc(peers & ((1u << lane) - 1u))] = (int32_t)i;
+        const int32_t l = act ? labels[i] : 0;
+        if (delta) {
+            const int32_t o = act ? prev[i] : 0;
+            const bool moved = act && o != l;
+            if (!__any_sync(FULL, moved)) continue;
+            const unsigned mm = __ballot_sync(FULL, moved);
+            sort_entries(cnt, nb, wg, lane, mm, moved, o, (int32_t)(2 * i), scatter, perm);
+            sort_entries(cnt, nb, wg, lane, mm, moved, l, (int32_t)(2 * i + 1), scatter, perm);
+            if (scatter && moved) prev[i] = l;
+        } else {
+            sort_entries(cnt, nb, wg, lane, mask, act, l, (int32_t)(2 * i + 1), scatter, perm);
+            if (scatter && prev && act) prev[i] = l;
         }
-        __syncwarp();
-        if (act && lane == leader) cnt[(int64_t)l * nb + wg] = cur + __popc(peers);
-        __syncwarp();
     }
 }
 
@@ -851,8 +890,10 @@ __device__ __forceinline__ int32_t seg_end(const int32_t *cnt, int64_t c, int nb
     return cnt[c * nb + nb - 1];
 }
 
-__global__ void k_piece_count(const int32_t *cnt, int k, int nb, int32_t *piece_off,
-                              const int32_t *done) {
+/* Pieces per cluster; after a full sort with prev (a delta M-step's
+ * first iteration) also the rows per cluster, which the deltas keep. */
+__global__ void k_piece_count(const int32_t *cnt, int k, int nb, int32_t *piece_off, int32_t *ncount,
+                              const km_scalars *sc, const int32_t *done) {
     if (done && *done) return;
     int64_t c = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (c > k) return;
@@ -862,6 +903,7 @@ __global__ void k_piece_count(const int32_t *cnt, int k, int nb, int32_t *piece_
     }
     int32_t len = seg_end(cnt, c, nb) - seg_start(cnt, c, nb);
     piece_off[c] = (len + FLI_KM_PIECE - 1) / FLI_KM_PIECE;
+    if (ncount && sc->n_iter == 0) ncount[c] = len;
 }
 
 /* One block (4 warps) per piece: its cluster by binary search on the piece
@@ -877,8 +919,8 @@ __global__ void __launch_bounds__(128)
     k_piece_sum(const float *__restrict__ x, int64_t ldx, const float *__restrict__ w,
                 const int32_t *__restrict__ perm, const int32_t *__restrict__ cnt, int nb,
                 const int32_t *__restrict__ piece_off, int k, const float *__restrict__ C,
-                int64_t dp, int d, int metric, float *psum, float *pw, double *pobj, float *dist,
-                const int32_t *done) {
+                int64_t dp, int d, int metric, float *psum, float *pw, double *pobj, int32_t *pcnt,
+                float *dist, const int32_t *done) {
     if (done && *done) return;
     __shared__ float scol[4][PS_COLS];
     __shared__ double sh[32];
@@ -900,6 +942,7 @@ __global__ void __launch_bounds__(128)
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     double acc = 0;
     float wacc = 0.f;
+    int nacc = 0;
     for (int cb = 0; cb < d; cb += PS_COLS) {
         const bool last = cb + PS_COLS >= d;
         float col[PS_Q], cv[PS_Q];
@@ -916,8 +959,12 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
             for (int u = 0; u < 2; u++) {
                 const bool ok = r0 + 4 * u < s1;
-                ii[u] = ok ? perm[r0 + 4 * u] : -1;
+                const int32_t e = ok ? perm[r0 + 4 * u] : 1;
+                /* entry 2i + 1 adds row i, 2i takes it out (no objective) */
+                ii[u] = ok ? (int64_t)(e >> 1) : -1;
                 wv[u] = ok ? (w ? w[ii[u]] : 1.f) : 0.f;
+                if (!(e & 1)) wv[u] = -wv[u];
+                if (lane == 0 && ok && cb == 0) nacc += e & 1 ? 1 : -1;
                 sv[u] = 0.f;
             }
 #pragma unroll
@@ -971,21 +1018,41 @@ __global__ void __launch_bounds__(128)
     __syncthreads();
     double tw = block_sum((double)wacc, sh);
     if (threadIdx.x == 0) pw[p] = (float)tw;
+    __syncthreads();
+    double tn = block_sum((double)nacc, sh);
+    if (threadIdx.x == 0) pcnt[p] = (int32_t)tn;
 }
 
-/* One block per cluster adds its pieces in order. */
+/* One block per cluster adds its pieces in order. A delta M-step (ncount
+ * set, after the run's first iteration) adds them to the sums it keeps;
+ * a cluster left with no rows gets exact zeros, whatever the rounding of
+ * its deltas left (wsum == 0 is the test for an empty cluster). */
 __global__ void k_piece_combine(const float *__restrict__ psum, const float *__restrict__ pw,
-                                const double *__restrict__ pobj, const int32_t *piece_off, int d,
-                                int64_t dp, double *sums, double *wsum, double *cobj, int first,
+                                const double *__restrict__ pobj, const int32_t *__restrict__ pcnt,
+                                const int32_t *piece_off, int d, int64_t dp, double *sums, double *wsum,
+                                double *cobj, int32_t *ncount, const km_scalars *sc, int first,
                                 const int32_t *done) {
     if (done && *done) return;
+    __shared__ int empty;
     const int c = blockIdx.x;
     const int p0 = piece_off[c], p1 = piece_off[c + 1];
+    const bool delta = ncount && sc->n_iter > 0;
+    if (delta) first = 0;
+    if (threadIdx.x == 0) {
+        empty = 0;
+        if (delta) {
+            int32_t n = ncount[c];
+            for (int p = p0; p < p1; p++) n += pcnt[p];
+            ncount[c] = n;
+            empty = n == 0;
+        }
+    }
+    __syncthreads();
     for (int j = threadIdx.x; j < d; j += blockDim.x) {
         double v = 0;
         for (int p = p0; p < p1; p++) v += psum[(int64_t)p * d + j];
         double *o = &sums[(int64_t)c * dp + j];
-        *o = first ? v : *o + v;
+        *o = empty ? 0.0 : (first ? v : *o + v);
     }
     if (threadIdx.x == 0) {
         double v = 0, ob = 0;
@@ -993,7 +1060,7 @@ __global__ void k_piece_combine(const float *__restrict__ psum, const float *__r
             v += pw[p];
             ob += pobj[p];
         }
-        wsum[c] = first ? v : wsum[c] + v;
+        wsum[c] = empty ? 0.0 : (first ? v : wsum[c] + v);
         cobj[c] = ob;
     }
 }
@@ -1051,32 +1118,40 @@ fl_status km_accumulate(fli_cuda_env *env, cudaStream_t s, const fli_kmeans_cuda
         FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(nblk), dim3(nthr), args, smem, s));
         return km_combine(env, s, p, b, nblk, sc, first, ra, done);
     }
+    /* Delta M-step (b->delta: X resident, one chunk, no objective): after
+     * the run's first iteration only the rows whose label changed are
+     * sorted, each taken out of its old cluster's sums and added to its new
+     * one, so an iteration reads ~2 x (changed rows) of X instead of all of
+     * it. Which mode runs is read on the device (sc->n_iter), so a captured
+     * iteration replays either. */
+    const bool delta = b->delta && !obj && !p->chunked;
+    int32_t *prev = delta ? b->prev : NULL, *ncount = delta ? b->ncount : NULL;
     const int nb = (int)p->sort_nb;
     const int64_t R = fli_ceil_div(r->m, nb);
     const int64_t ncnt = (int64_t)k * nb + 1;
     FLI_CUDA_TRY(env, cudaMemsetAsync(b->cnt, 0, (size_t)ncnt * 4, s));
     unsigned wblocks = (unsigned)fli_ceil_div(nb, 8);
-    k_sort_count<<<wblocks, 256, 0, s>>>(lab, r->m, nb, R, b->cnt, 0, NULL, done);
+    k_sort_count<<<wblocks, 256, 0, s>>>(lab, r->m, nb, R, b->cnt, 0, NULL, prev, sc, done);
     FLI_LAUNCH_TRY(env, "k_sort_count");
     FLI_TRY(km_scan_i32(env, s, b->cnt, ncnt, 0, b->scan_tmp));
-    k_sort_count<<<wblocks, 256, 0, s>>>(lab, r->m, nb, R, b->cnt, 1, b->perm, done);
+    k_sort_count<<<wblocks, 256, 0, s>>>(lab, r->m, nb, R, b->cnt, 1, b->perm, prev, sc, done);
     FLI_LAUNCH_TRY(env, "k_sort_scatter");
-    k_piece_count<<<(unsigned)fli_ceil_div(k + 1, 256), 256, 0, s>>>(b->cnt, k, nb, b->piece_off,
-                                                                     done);
+    k_piece_count<<<(unsigned)fli_ceil_div(k + 1, 256), 256, 0, s>>>(b->cnt, k, nb, b->piece_off, ncount,
+                                                                     sc, done);
     FLI_LAUNCH_TRY(env, "k_piece_count");
     FLI_TRY(km_scan_i32(env, s, b->piece_off, k + 1, 0, b->scan_tmp));
-    int64_t npieces = fli_ceil_div(r->m, FLI_KM_PIECE) + k;
+    int64_t npieces = fli_ceil_div((delta ? 2 : 1) * r->m, FLI_KM_PIECE) + k;
     if (obj)
         k_piece_sum<true><<<(unsigned)npieces, 128, 0, s>>>(r->x, r->ldx, r->w, b->perm, b->cnt, nb,
                                                             b->piece_off, k, C, p->dp, d, (int)metric,
-                                                            b->psum, b->pw, b->pobj, dist, done);
+                                                            b->psum, b->pw, b->pobj, b->pcnt, dist, done);
     else
         k_piece_sum<false><<<(unsigned)npieces, 128, 0, s>>>(r->x, r->ldx, r->w, b->perm, b->cnt, nb,
                                                              b->piece_off, k, C, p->dp, d, (int)metric,
-                                                             b->psum, b->pw, b->pobj, dist, done);
+                                                             b->psum, b->pw, b->pobj, b->pcnt, dist, done);
     FLI_LAUNCH_TRY(env, "k_piece_sum");
-    k_piece_combine<<<(unsigned)k, 128, 0, s>>>(b->psum, b->pw, b->pobj, b->piece_off, d, p->dp,
-                                               b->sums, b->wsum, b->cobj, first, done);
+    k_piece_combine<<<(unsigned)k, 128, 0, s>>>(b->psum, b->pw, b->pobj, b->pcnt, b->piece_off, d, p->dp,
+                                               b->sums, b->wsum, b->cobj, ncount, sc, first, done);
     FLI_LAUNCH_TRY(env, "k_piece_combine");
     if (obj) {
         k_sum_part<<<1, 1024, 0, s>>>(b->cobj, k, sc, done);
