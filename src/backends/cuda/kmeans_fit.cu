@@ -776,7 +776,8 @@ extern "C" fl_status fli_cuda_kmeans_fit(fli_cuda_env *env, fli_kmeans_job *job)
      * 1M x 128, k=1024); env->km_tune bit 14 sorts every row every
      * iteration, for A/B. Needs X resident and no objective in the M-step
      * (the objective is a sum over every row). */
-    f.mb.delta = !f.p.mstep_smem && !f.p.chunked && !f.mobj && !f.fused && !f.eacc && !(env->km_tune & 16384);
+    f.mb.delta = !f.p.mstep_smem && !f.p.chunked && !f.mobj && !f.fused && !f.eacc && !(env->km_tune & 16384) &&
+                 f.p.chunk_rows < ((int64_t)1 << 30); /* 2 m entries counted in int32 */
     /* the done flag straight into pinned host memory (mapped: unified
      * addressing makes the host pointer usable on the device) */
     {

@@ -872,11 +872,11 @@ __global__ void k_sort_count(const int32_t *__restrict__ labels, int64_t m, int 
             const bool moved = act && o != l;
             if (!__any_sync(FULL, moved)) continue;
             const unsigned mm = __ballot_sync(FULL, moved);
-            sort_entries(cnt, nb, wg, lane, mm, moved, o, (int32_t)(2 * i), scatter, perm);
-            sort_entries(cnt, nb, wg, lane, mm, moved, l, (int32_t)(2 * i + 1), scatter, perm);
+            sort_entries(cnt, nb, wg, lane, mm, moved, o, (int32_t)(uint32_t)(2 * i), scatter, perm);
+            sort_entries(cnt, nb, wg, lane, mm, moved, l, (int32_t)(uint32_t)(2 * i + 1), scatter, perm);
             if (scatter && moved) prev[i] = l;
         } else {
-            sort_entries(cnt, nb, wg, lane, mask, act, l, (int32_t)(2 * i + 1), scatter, perm);
+            sort_entries(cnt, nb, wg, lane, mask, act, l, (int32_t)(uint32_t)(2 * i + 1), scatter, perm);
             if (scatter && prev && act) prev[i] = l;
         }
     }
@@ -959,8 +959,9 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
             for (int u = 0; u < 2; u++) {
                 const bool ok = r0 + 4 * u < s1;
-                const int32_t e = ok ? perm[r0 + 4 * u] : 1;
-                /* entry 2i + 1 adds row i, 2i takes it out (no objective) */
+                const uint32_t e = ok ? (uint32_t)perm[r0 + 4 * u] : 1u;
+                /* entry 2i + 1 adds row i, 2i takes it out (no objective);
+                 * as unsigned, i < 2^31 fits */
                 ii[u] = ok ? (int64_t)(e >> 1) : -1;
                 wv[u] = ok ? (w ? w[ii[u]] : 1.f) : 0.f;
                 if (!(e & 1)) wv[u] = -wv[u];
