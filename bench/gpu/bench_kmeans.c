@@ -336,7 +336,7 @@ int main(int argc, char **argv)
                           tunes[7] = {2048, 1, 256, 512, 1024, 4096, 16384};
                 const char *mname[7] = {"direct",    "graph1",    "graph_all", "graph_all",
                                         "graph_all", "graph_all", "graph_all"};
-                const char *tname[7] = {"separate",    "mstep_obj",    "c64_bm512",  "tie_grid2",
+                const char *tname[7] = {"separate",    "mstep_obj",    "c64_bm512", "tie_grid2",
                                         "acc_general", "sm90_unsplit", "full_mstep"};
                 printf("  A/B %-4s %-4s: default(%d/launch) %.3f", shapes[si].tag, pname[pi], graph_used,
                        med);

@@ -1318,8 +1318,8 @@ static void case_delta(fli_precision prec, int64_t d, int weighted, const char *
             scale = fmax(scale, fabs((double)o[1].C[i]));
         }
         const double rel = fabs(o[0].inertia - o[1].inertia) / fabs(o[1].inertia);
-        printf("  %-40s delta vs full M-step: iters %lld/%lld labels %.5f inertia rel %.2e centres %.2e\n", name,
-               (long long)o[0].n_iter, (long long)o[1].n_iter, (double)same / n, rel, cmax / scale);
+        printf("  %-40s delta vs full M-step: iters %lld/%lld labels %.5f inertia rel %.2e centres %.2e\n",
+               name, (long long)o[0].n_iter, (long long)o[1].n_iter, (double)same / n, rel, cmax / scale);
         CHECK(o[0].n_iter == o[1].n_iter && same >= n - n / 1000 && rel <= 1e-5 && cmax <= 1e-4 * scale,
               "%s: delta M-step differs from the full one (iters %lld/%lld labels %lld/%lld inertia %.3e "
               "centres %.3e)",
@@ -1355,17 +1355,19 @@ static void case_sm90_split(fli_precision prec, int64_t d, fli_metric metric, co
     for (int m = 0; m < 2; m++) {
         g_env.km_tune = m ? 4096 : 0;
         run_fit(&fc, X, w, init, 5, &o[m]);
-        CHECK(o[m].st == FL_STATUS_OK, "%s (%s): status %d: %s", name, m ? "unsplit" : "split", o[m].st, g_err);
+        CHECK(o[m].st == FL_STATUS_OK, "%s (%s): status %d: %s", name, m ? "unsplit" : "split", o[m].st,
+              g_err);
     }
     g_env.km_tune = 0;
     if (o[0].st == FL_STATUS_OK && o[1].st == FL_STATUS_OK) {
         const int same_c = memcmp(o[0].C, o[1].C, 4 * k * d) == 0;
         const int same_l = memcmp(o[0].lab, o[1].lab, 4 * n) == 0;
-        const int same_i = memcmp(&o[0].inertia, &o[1].inertia, sizeof(double)) == 0 && o[0].n_iter == o[1].n_iter;
-        printf("  %-40s split vs unsplit E-step, iters %lld: identical centres %d labels %d inertia %d\n", name,
-               (long long)o[0].n_iter, same_c, same_l, same_i);
-        CHECK(same_c && same_l && same_i, "%s: the split E-step differs (centres %d labels %d inertia %d)", name,
-              same_c, same_l, same_i);
+        const int same_i =
+            memcmp(&o[0].inertia, &o[1].inertia, sizeof(double)) == 0 && o[0].n_iter == o[1].n_iter;
+        printf("  %-40s split vs unsplit E-step, iters %lld: identical centres %d labels %d inertia %d\n",
+               name, (long long)o[0].n_iter, same_c, same_l, same_i);
+        CHECK(same_c && same_l && same_i, "%s: the split E-step differs (centres %d labels %d inertia %d)",
+              name, same_c, same_l, same_i);
     }
     free_out(&o[0]);
     free_out(&o[1]);

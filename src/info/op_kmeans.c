@@ -556,8 +556,8 @@ static int est_gpu(fli_est *e, const km_req *q)
         for (int64_t t = 0; t < q->iters; t++) {
             const double E = n * km_delta_entries(t);
             const double rw = E * dp / upd + E * row;
-            const double bt = E * d * 4 + n * 4 * 5 + k * (double)plan.sort_nb * 4 * 6 +
-                              (E / FLI_KM_PIECE + k) * d * 4 * 2;
+            const double bt =
+                E * d * 4 + n * 4 * 5 + k * (double)plan.sort_nb * 4 * 6 + (E / FLI_KM_PIECE + k) * d * 4 * 2;
             t_update_run += fmax(rw, bt / bw) + k * dp * 8 * 3 / bw;
             bm_run += bt;
         }
