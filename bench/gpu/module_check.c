@@ -1280,6 +1280,31 @@ static void case_tune(fit_case fc, const float *X, const float *init)
     free(init2);
 }
 
+/* Blobs with weights in [0.25, 2.25) and initial centres at the true ones
+ * plus noise, the last a copy of the first (an empty cluster in the first
+ * iteration). Free with free_inputs. */
+static void pair_inputs(int64_t n, int64_t d, int64_t k, double noise, float **X, float **w, float **init)
+{
+    float *truth;
+    *X = blobs(n, d, k, 1.0, &truth);
+    *w = malloc(4 * n);
+    *init = malloc(4 * k * d);
+    for (int64_t i = 0; i < n; i++)
+        (*w)[i] = (float)(0.25 + 2 * urand());
+    for (int64_t i = 0; i < k * d; i++)
+        (*init)[i] = truth[i] + (float)(noise * nrand());
+    memcpy(*init + (k - 1) * d, *init, 4 * d);
+    free(truth);
+}
+static void free_inputs(fit_out *o, float *X, float *w, float *init)
+{
+    free_out(&o[0]);
+    free_out(&o[1]);
+    free(X);
+    free(w);
+    free(init);
+}
+
 /* The sorted M-step (k * (d + 2) floats past the shared-memory limit)
  * keeps its sums across iterations and adds only the changed rows'
  * deltas; env->km_tune bit 14 sums every row every iteration. The two
@@ -1290,14 +1315,8 @@ static void case_tune(fit_case fc, const float *X, const float *init)
 static void case_delta(fli_precision prec, int64_t d, int weighted, const char *name)
 {
     const int64_t n = 30000, k = 1500;
-    float *truth;
-    float *X = blobs(n, d, k, 1.0, &truth);
-    float *w = malloc(4 * n), *init = malloc(4 * k * d);
-    for (int64_t i = 0; i < n; i++)
-        w[i] = (float)(0.25 + 2 * urand());
-    for (int64_t i = 0; i < k * d; i++)
-        init[i] = truth[i] + (float)(0.6 * nrand());
-    memcpy(init + (k - 1) * d, init, 4 * d);
+    float *X, *w, *init;
+    pair_inputs(n, d, k, 0.6, &X, &w, &init);
     fit_case fc = {name, n, d, k, prec, FLI_METRIC_EUCLIDEAN, FLI_KM_INIT_ARRAY, 1, weighted, 1, 12, 1, 0, 0};
     fit_out o[2];
     g_no_trace = 1;
@@ -1326,12 +1345,7 @@ static void case_delta(fli_precision prec, int64_t d, int weighted, const char *
               name, (long long)o[0].n_iter, (long long)o[1].n_iter, (long long)same, (long long)n, rel,
               cmax / scale);
     }
-    free_out(&o[0]);
-    free_out(&o[1]);
-    free(X);
-    free(truth);
-    free(w);
-    free(init);
+    free_inputs(o, X, w, init);
 }
 
 /* The sm90 16-bit E-step folds the first half of a row tile while the
@@ -1342,14 +1356,8 @@ static void case_delta(fli_precision prec, int64_t d, int weighted, const char *
 static void case_sm90_split(fli_precision prec, int64_t d, fli_metric metric, const char *name)
 {
     const int64_t n = 40000, k = 1024;
-    float *truth;
-    float *X = blobs(n, d, k, 1.0, &truth);
-    float *w = malloc(4 * n), *init = malloc(4 * k * d);
-    for (int64_t i = 0; i < n; i++)
-        w[i] = (float)(0.25 + 2 * urand());
-    for (int64_t i = 0; i < k * d; i++)
-        init[i] = truth[i] + (float)(0.3 * nrand());
-    memcpy(init + (k - 1) * d, init, 4 * d);
+    float *X, *w, *init;
+    pair_inputs(n, d, k, 0.3, &X, &w, &init);
     fit_case fc = {name, n, d, k, prec, metric, FLI_KM_INIT_ARRAY, 1, 1, 1, 5, 1, 0, 0};
     fit_out o[2];
     for (int m = 0; m < 2; m++) {
@@ -1369,12 +1377,7 @@ static void case_sm90_split(fli_precision prec, int64_t d, fli_metric metric, co
         CHECK(same_c && same_l && same_i, "%s: the split E-step differs (centres %d labels %d inertia %d)",
               name, same_c, same_l, same_i);
     }
-    free_out(&o[0]);
-    free_out(&o[1]);
-    free(X);
-    free(truth);
-    free(w);
-    free(init);
+    free_inputs(o, X, w, init);
 }
 
 static void cases_tune(const fli_precision *precs, const char **pn)
