@@ -52,6 +52,10 @@
 #define S9_BN 128 /* database rows per tile           */
 #define S9_THREADS 384
 #define S9_STAGE 16384u /* one 128-byte column block of a tile */
+#define S9_NAB 4         /* tiles of (ab.x, ab.y) pairs in their ring  */
+#define S9_AB_BYTES 1024u /* one tile's pairs: 128 x float2            */
+/* mbarriers: the queries, full + empty per stage and per ab slot */
+#define S9_BARS(nst) (8 * (1 + 2 * (nst) + 2 * S9_NAB))
 
 enum { S9_BF16 = 0, S9_FP16 = 1, S9_TF32 = 2 };
 
@@ -214,18 +218,21 @@ static __device__ __forceinline__ void s9_refresh(const s9_state &S, int rb, flo
     thr[1] = S.thr[rb + g + 8];
 }
 
-/* Folds one m64 x 128 half: this thread's rows r0 = rb + g and r0 + 8
- * (rb: the warp's first row), columns col0 + 8 i + 2 t4 + e. */
+/* Folds one m64 x 128 half, walking all 64 scores of every lane when any
+ * lane of the warp has a candidate (the earlier fold, knn_tune bit 3):
+ * this thread's rows r0 = rb + g and r0 + 8 (rb: the warp's first row),
+ * columns col0 + 8 i + 2 t4 + e; sab: the tile's 128 (ab.x, ab.y) pairs
+ * in shared memory. */
 template <int R>
-static __device__ __forceinline__ void s9_fold(float (&acc)[64], float (&thr)[2], const uint32_t (&selfc)[2],
-                                               int rb, int col0, const float2 *__restrict__ ab, uint32_t base,
-                                               const s9_state &S) {
+static __device__ __forceinline__ void s9_fold_all(float (&acc)[64], float (&thr)[2], const uint32_t (&selfc)[2],
+                                                   int rb, int col0, const float2 *sab, uint32_t base,
+                                                   const s9_state &S) {
     const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-    const float4 *ab4 = (const float4 *)(ab + col0 + 2 * t4);
+    const float4 *ab4 = (const float4 *)(sab + 2 * t4);
     bool any = false;
 #pragma unroll
     for (int i = 0; i < 16; i++) {
-        const float4 c = __ldg(ab4 + i * 4);
+        const float4 c = ab4[i * 4];
 #pragma unroll
         for (int rr = 0; rr < 2; rr++) {
             const float s0 = fmaf(c.x, acc[i * 4 + rr * 2], c.y);
@@ -277,6 +284,93 @@ static __device__ __forceinline__ void s9_fold(float (&acc)[64], float (&thr)[2]
     thr[1] = S.thr[rb + g + 8];
 }
 
+/* Folds one m64 x 128 half: this thread's rows r0 = rb + g and r0 + 8
+ * (rb: the warp's first row), columns col0 + 8 i + 2 t4 + e; sab: the
+ * tile's 128 (ab.x, ab.y) pairs in shared memory.
+ *
+ * The fast path keeps, per row, the minimum score of four buckets of
+ * eight columns (i in 4b .. 4b + 3, both e) — one FMNMX a score in place
+ * of the compare — and tests the 8 minima against the thresholds. Only a
+ * bucket whose minimum passes is walked, by its own lane: the slow path
+ * costs about one bucket per candidate, where walking all 64 scores of
+ * every lane whenever any of the warp's 2,048 scores passed cost ~460
+ * instructions (45% of the halves at 10K x 1M x 128 k = 10, ncu). The
+ * candidates appended, the merges and the retries are those of the
+ * earlier fold, so the lists are the same. */
+template <int R>
+static __device__ __forceinline__ void s9_fold(float (&acc)[64], float (&thr)[2], const uint32_t (&selfc)[2],
+                                               int rb, int col0, const float2 *sab, uint32_t base,
+                                               const s9_state &S) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    const float4 *ab4 = (const float4 *)(sab + 2 * t4);
+    /* bit 4 rr + b: bucket b of row rr has a score below the threshold */
+    uint32_t pass = 0;
+#pragma unroll
+    for (int b = 0; b < 4; b++) {
+        float m[2];
+#pragma unroll
+        for (int ii = 0; ii < 4; ii++) {
+            const int i = 4 * b + ii;
+            const float4 c = ab4[i * 4];
+#pragma unroll
+            for (int rr = 0; rr < 2; rr++) {
+                const float s0 = fmaf(c.x, acc[i * 4 + rr * 2], c.y);
+                const float s1 = fmaf(c.z, acc[i * 4 + rr * 2 + 1], c.w);
+                acc[i * 4 + rr * 2] = s0;
+                acc[i * 4 + rr * 2 + 1] = s1;
+                m[rr] = ii ? fminf(m[rr], fminf(s0, s1)) : fminf(s0, s1);
+            }
+        }
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++)
+            if (m[rr] < thr[rr]) pass |= 1u << (4 * rr + b);
+    }
+    if (!__any_sync(KNN_FULL, pass != 0)) return;
+    for (;;) {
+        uint32_t ovf = 0; /* buckets with a score left for lack of room */
+        if (pass) {
+#pragma unroll
+            for (int rr = 0; rr < 2; rr++) {
+                const int r = rb + g + rr * 8;
+                const float t = S.thr[r];
+#pragma unroll
+                for (int b = 0; b < 4; b++) {
+                    if (!(pass >> (4 * rr + b) & 1)) continue;
+#pragma unroll
+                    for (int ii = 0; ii < 4; ii++)
+#pragma unroll
+                        for (int e = 0; e < 2; e++) {
+                            const int i = 4 * b + ii;
+                            float &v = acc[i * 4 + rr * 2 + e];
+                            if (v < t) {
+                                const uint32_t col = base + (uint32_t)(col0 + i * 8 + 2 * t4 + e);
+                                if (col == selfc[rr]) {
+                                    v = INFINITY;
+                                } else {
+                                    const int pos = atomicAdd(S.cnt + r, 1);
+                                    if (pos < S.cb) {
+                                        S.buf[r * S.cb + pos] = knn_key(v, col);
+                                        v = INFINITY;
+                                    } else {
+                                        ovf |= 1u << (4 * rr + b);
+                                    }
+                                }
+                            }
+                        }
+                }
+            }
+        }
+        pass = ovf;
+        __syncwarp();
+        if (!__any_sync(KNN_FULL, ovf != 0)) break;
+        for (int q = 0; q < 16; q++)
+            if (S.cnt[rb + q] >= S.cb) s9_merge<R>(S, rb + q);
+    }
+    __syncwarp();
+    thr[0] = S.thr[rb + g];
+    thr[1] = S.thr[rb + g + 8];
+}
+
 /* KB x 4 wgmma k-steps of one m64 half against one database tile. */
 template <int T, int KB, int NST>
 static __device__ __forceinline__ void s9_issue(float (&acc)[64], uint32_t a_half, uint32_t sB, int it0) {
@@ -292,18 +386,21 @@ static __device__ __forceinline__ void s9_issue(float (&acc)[64], uint32_t a_hal
     s9_commit();
 }
 
-template <int T, int KB, int NST, int R>
+template <int T, int KB, int NST, int R, int W>
 __global__ void __launch_bounds__(S9_THREADS, 1) k_knn_scan_sm90(const knn_sm90_args P) {
     constexpr uint32_t A_BYTES = S9_BM * KB * 128;
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t base_s = (smem_u32(smem_raw) + 1023u) & ~1023u;
     unsigned char *gen = smem_raw + (base_s - smem_u32(smem_raw));
-    const uint32_t sA = base_s, sB = sA + A_BYTES, bars = sB + NST * S9_STAGE;
+    const uint32_t sA = base_s, sB = sA + A_BYTES, sAB = sB + NST * S9_STAGE, bars = sAB + S9_NAB * S9_AB_BYTES;
+    const float2 *ab_ring = (const float2 *)(gen + A_BYTES + NST * S9_STAGE);
 #define A_FULL (bars)
 #define B_FULL(i) (bars + 8 + 8 * (i))
 #define B_EMPTY(i) (bars + 8 + 8 * NST + 8 * (i))
+#define AB_FULL(i) (bars + 8 + 16 * NST + 8 * (i))
+#define AB_EMPTY(i) (bars + 8 + 16 * NST + 8 * S9_NAB + 8 * (i))
     s9_state S;
-    S.thr = (float *)(gen + A_BYTES + NST * S9_STAGE + 8 * (1 + 2 * NST));
+    S.thr = (float *)(gen + A_BYTES + NST * S9_STAGE + S9_NAB * S9_AB_BYTES + S9_BARS(NST));
     S.cnt = (int *)(S.thr + S9_BM);
     S.gt = (float *)(S.cnt + S9_BM);
     S.buf = (uint64_t *)(S.gt + S9_BM);
@@ -322,6 +419,10 @@ __global__ void __launch_bounds__(S9_THREADS, 1) k_knn_scan_sm90(const knn_sm90_
             s9_bar_init(B_FULL(i), 1);
             s9_bar_init(B_EMPTY(i), 8);
         }
+        for (int i = 0; i < S9_NAB; i++) {
+            s9_bar_init(AB_FULL(i), 1);
+            s9_bar_init(AB_EMPTY(i), 8);
+        }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
     for (int r = tid; r < S9_BM; r += S9_THREADS) {
@@ -339,6 +440,13 @@ __global__ void __launch_bounds__(S9_THREADS, 1) k_knn_scan_sm90(const knn_sm90_
             s9_copy(sA, (const unsigned char *)P.qimg + blockIdx.x * (int64_t)A_BYTES, A_BYTES, A_FULL);
             const unsigned char *src = (const unsigned char *)P.dbimg + (int64_t)t0 * KB * S9_STAGE;
             for (int it = 0; it < nt * KB; it++) {
+                if (it % KB == 0) {
+                    /* the tile's (ab.x, ab.y) pairs, 1 KB, into their own ring */
+                    const int jj = it / KB, sa = jj % S9_NAB;
+                    s9_bar_wait_producer(AB_EMPTY(sa), ((jj / S9_NAB) & 1) ^ 1, P.producer_sleep);
+                    s9_expect(AB_FULL(sa), S9_AB_BYTES);
+                    s9_copy(sAB + sa * S9_AB_BYTES, P.ab + (int64_t)(t0 + jj) * S9_BN, S9_AB_BYTES, AB_FULL(sa));
+                }
                 const int s = it % NST;
                 s9_bar_wait_producer(B_EMPTY(s), ((it / NST) & 1) ^ 1, P.producer_sleep);
                 s9_expect(B_FULL(s), S9_STAGE);
@@ -378,16 +486,27 @@ __global__ void __launch_bounds__(S9_THREADS, 1) k_knn_scan_sm90(const knn_sm90_
                 s9_refresh(S, rb0, thr0);
                 s9_refresh(S, rb1, thr1);
             }
+            const int sa = j % S9_NAB;
+            s9_bar_wait(AB_FULL(sa), (j / S9_NAB) & 1);
+            const float2 *sab = ab_ring + sa * S9_BN;
             s9_wait<1>();
             s9_pin(acc0);
             const int col0 = (t0 + j) * S9_BN;
-            s9_fold<R>(acc0, thr0, self0, rb0, col0, P.ab, P.base, S);
+            if (W)
+                s9_fold_all<R>(acc0, thr0, self0, rb0, col0, sab, P.base, S);
+            else
+                s9_fold<R>(acc0, thr0, self0, rb0, col0, sab, P.base, S);
             s9_wait<0>();
             s9_pin(acc1);
             if (lane == 0)
 #pragma unroll
                 for (int kb = 0; kb < KB; kb++) s9_arrive(B_EMPTY((it0 + kb) % NST));
-            s9_fold<R>(acc1, thr1, self1, rb1, col0, P.ab, P.base, S);
+            if (W)
+                s9_fold_all<R>(acc1, thr1, self1, rb1, col0, sab, P.base, S);
+            else
+                s9_fold<R>(acc1, thr1, self1, rb1, col0, sab, P.base, S);
+            __syncwarp();
+            if (lane == 0) s9_arrive(AB_EMPTY(sa));
         }
         __syncwarp();
         for (int q = 0; q < 16; q++) {
@@ -398,6 +517,8 @@ __global__ void __launch_bounds__(S9_THREADS, 1) k_knn_scan_sm90(const knn_sm90_
 #undef A_FULL
 #undef B_FULL
 #undef B_EMPTY
+#undef AB_FULL
+#undef AB_EMPTY
 }
 
 /* The ring depth and append-buffer size per row width (KB column blocks),
@@ -408,8 +529,8 @@ __global__ void __launch_bounds__(S9_THREADS, 1) k_knn_scan_sm90(const knn_sm90_
 static int s9_layout(int kb, size_t optin, int *nst, int *cb) {
     *nst = kb == 2 ? 6 : 5;
     *cb = kb == 2 ? 16 : 4;
-    const size_t bytes = 1024 + (size_t)S9_BM * kb * 128 + (size_t)*nst * S9_STAGE + 8 * (1 + 2 * *nst) +
-                         S9_BM * 12 + (size_t)S9_BM * *cb * 8;
+    const size_t bytes = 1024 + (size_t)S9_BM * kb * 128 + (size_t)*nst * S9_STAGE + S9_NAB * S9_AB_BYTES +
+                         S9_BARS(*nst) + S9_BM * 12 + (size_t)S9_BM * *cb * 8;
     return (kb == 2 || kb == 4) && bytes <= optin ? (int)bytes : 0;
 }
 
@@ -418,14 +539,18 @@ size_t knn_sm90_smem(int kb, size_t optin) {
     return (size_t)s9_layout(kb, optin, &nst, &cb);
 }
 
-template <int T, int KB, int NST>
-static const void *s9_kernel(int R) {
+template <int T, int KB, int NST, int W>
+static const void *s9_kernel_w(int R) {
     switch (R) {
-    case 1: return (const void *)k_knn_scan_sm90<T, KB, NST, 1>;
-    case 2: return (const void *)k_knn_scan_sm90<T, KB, NST, 2>;
-    case 4: return (const void *)k_knn_scan_sm90<T, KB, NST, 4>;
-    default: return (const void *)k_knn_scan_sm90<T, KB, NST, 8>;
+    case 1: return (const void *)k_knn_scan_sm90<T, KB, NST, 1, W>;
+    case 2: return (const void *)k_knn_scan_sm90<T, KB, NST, 2, W>;
+    case 4: return (const void *)k_knn_scan_sm90<T, KB, NST, 4, W>;
+    default: return (const void *)k_knn_scan_sm90<T, KB, NST, 8, W>;
     }
+}
+template <int T, int KB, int NST>
+static const void *s9_kernel(int R, int walk_all) {
+    return walk_all ? s9_kernel_w<T, KB, NST, 1>(R) : s9_kernel_w<T, KB, NST, 0>(R);
 }
 
 fl_status knn_scan_sm90(fli_cuda_env *env, cudaStream_t s, const knn_sm90_args *P, int R, int prec, int kb,
@@ -434,11 +559,13 @@ fl_status knn_scan_sm90(fli_cuda_env *env, cudaStream_t s, const knn_sm90_args *
     const int smem = s9_layout(kb, (size_t)fli_state(env)->smem_optin, &nst, &cb);
     const void *fn = NULL;
     if (kb == 2)
-        fn = prec == FLI_PREC_TF32 ? s9_kernel<S9_TF32, 2, 6>(R)
-                                   : (prec == FLI_PREC_FP16 ? s9_kernel<S9_FP16, 2, 6>(R) : s9_kernel<S9_BF16, 2, 6>(R));
+        fn = prec == FLI_PREC_TF32 ? s9_kernel<S9_TF32, 2, 6>(R, P->walk_all)
+                                   : (prec == FLI_PREC_FP16 ? s9_kernel<S9_FP16, 2, 6>(R, P->walk_all)
+                                                            : s9_kernel<S9_BF16, 2, 6>(R, P->walk_all));
     else if (kb == 4)
-        fn = prec == FLI_PREC_TF32 ? s9_kernel<S9_TF32, 4, 5>(R)
-                                   : (prec == FLI_PREC_FP16 ? s9_kernel<S9_FP16, 4, 5>(R) : s9_kernel<S9_BF16, 4, 5>(R));
+        fn = prec == FLI_PREC_TF32 ? s9_kernel<S9_TF32, 4, 5>(R, P->walk_all)
+                                   : (prec == FLI_PREC_FP16 ? s9_kernel<S9_FP16, 4, 5>(R, P->walk_all)
+                                                            : s9_kernel<S9_BF16, 4, 5>(R, P->walk_all));
     if (!fn || !smem) return FLI_FAIL(env, FL_STATUS_INTERNAL, "knn_scan_sm90", "no layout for this row width");
     knn_sm90_args a = *P;
     a.cb = cb;
