@@ -68,8 +68,8 @@ typedef struct fli_cuda_env {
      * 0.1% each instead of 1% (more slices, fuller SM waves); bit 1 the
      * other slices' bounds taken every tile instead of every 4th; bit 2 the
      * producer polls a busy stage with a 32 ns sleep between polls; bit 3
-     * the fold walks all 64 scores of every lane when a warp has a
-     * candidate (the earlier fold) instead of the passing buckets. */
+     * two consumer warpgroups of two m64 halves each (the earlier layout)
+     * instead of four of one half. */
     int knn_tune;
     /* Host -> device copies of pageable host arrays: 1 goes through the
      * module's pinned staging buffers, filled by host_threads threads while

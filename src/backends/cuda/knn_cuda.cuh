@@ -67,7 +67,7 @@ typedef struct knn_sm90_args {
     int cb; /* set by the launcher                                         */
     int refresh_mask;   /* tiles j with (j & mask) == mask take the other slices' bounds */
     int producer_sleep; /* ns the producer sleeps between polls of a busy stage (0: spin) */
-    int walk_all;       /* the earlier fold: all 64 scores walked when a warp has a candidate */
+    int two_wg;         /* two consumer warpgroups of two halves (the earlier layout) */
 } knn_sm90_args;
 
 /* The operand image of x (m valid rows of mp, d columns) for the Hopper

@@ -50,7 +50,8 @@
 
 #define S9_BM 256 /* queries per block                */
 #define S9_BN 128 /* database rows per tile           */
-#define S9_THREADS 384
+#define S9_THREADS 384    /* two consumer warpgroups (knn_tune bit 3)   */
+#define S9_THREADS_Q4 512 /* four consumer warpgroups, no producer      */
 #define S9_STAGE 16384u /* one 128-byte column block of a tile */
 #define S9_NAB 4         /* tiles of (ab.x, ab.y) pairs in their ring  */
 #define S9_AB_BYTES 1024u /* one tile's pairs: 128 x float2            */
@@ -218,72 +219,6 @@ static __device__ __forceinline__ void s9_refresh(const s9_state &S, int rb, flo
     thr[1] = S.thr[rb + g + 8];
 }
 
-/* Folds one m64 x 128 half, walking all 64 scores of every lane when any
- * lane of the warp has a candidate (the earlier fold, knn_tune bit 3):
- * this thread's rows r0 = rb + g and r0 + 8 (rb: the warp's first row),
- * columns col0 + 8 i + 2 t4 + e; sab: the tile's 128 (ab.x, ab.y) pairs
- * in shared memory. */
-template <int R>
-static __device__ __forceinline__ void s9_fold_all(float (&acc)[64], float (&thr)[2], const uint32_t (&selfc)[2],
-                                                   int rb, int col0, const float2 *sab, uint32_t base,
-                                                   const s9_state &S) {
-    const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-    const float4 *ab4 = (const float4 *)(sab + 2 * t4);
-    bool any = false;
-#pragma unroll
-    for (int i = 0; i < 16; i++) {
-        const float4 c = ab4[i * 4];
-#pragma unroll
-        for (int rr = 0; rr < 2; rr++) {
-            const float s0 = fmaf(c.x, acc[i * 4 + rr * 2], c.y);
-            const float s1 = fmaf(c.z, acc[i * 4 + rr * 2 + 1], c.w);
-            acc[i * 4 + rr * 2] = s0;
-            acc[i * 4 + rr * 2 + 1] = s1;
-            any |= s0 < thr[rr];
-            any |= s1 < thr[rr];
-        }
-    }
-    if (!__any_sync(KNN_FULL, any)) return;
-    for (;;) {
-        bool ovf = false;
-        if (any) {
-#pragma unroll
-            for (int rr = 0; rr < 2; rr++) {
-                const int r = rb + g + rr * 8;
-                const float t = S.thr[r];
-#pragma unroll
-                for (int i = 0; i < 16; i++)
-#pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        float &v = acc[i * 4 + rr * 2 + e];
-                        if (v < t) {
-                            const uint32_t col = base + (uint32_t)(col0 + i * 8 + 2 * t4 + e);
-                            if (col == selfc[rr]) {
-                                v = INFINITY;
-                                continue;
-                            }
-                            const int pos = atomicAdd(S.cnt + r, 1);
-                            if (pos < S.cb) {
-                                S.buf[r * S.cb + pos] = knn_key(v, col);
-                                v = INFINITY;
-                            } else {
-                                ovf = true;
-                            }
-                        }
-                    }
-            }
-        }
-        any = ovf;
-        __syncwarp();
-        if (!__any_sync(KNN_FULL, ovf)) break;
-        for (int q = 0; q < 16; q++)
-            if (S.cnt[rb + q] >= S.cb) s9_merge<R>(S, rb + q);
-    }
-    __syncwarp();
-    thr[0] = S.thr[rb + g];
-    thr[1] = S.thr[rb + g + 8];
-}
-
 /* Folds one m64 x 128 half: this thread's rows r0 = rb + g and r0 + 8
  * (rb: the warp's first row), columns col0 + 8 i + 2 t4 + e; sab: the
  * tile's 128 (ab.x, ab.y) pairs in shared memory.
@@ -386,8 +321,17 @@ static __device__ __forceinline__ void s9_issue(float (&acc)[64], uint32_t a_hal
     s9_commit();
 }
 
-template <int T, int KB, int NST, int R, int W>
-__global__ void __launch_bounds__(S9_THREADS, 1) k_knn_scan_sm90(const knn_sm90_args P) {
+/* Q: the block's layout. 4 (default): four warpgroups of 64 queries, one
+ * m64 half each, 512 threads (128 registers, no setmaxnreg); no producer
+ * warp: thread 0 issues the first ring's worth of copies, then the last of
+ * the 16 warps to release a stage (or an ab slot) refills it with the
+ * block NST (S9_NAB tiles) further on. 2 (knn_tune bit 3): a producer
+ * warpgroup and two consumer warpgroups of 128 queries as two halves, the
+ * second half's products running while the first is folded (384 threads). */
+template <int T, int KB, int NST, int R, int Q>
+__global__ void __launch_bounds__(Q == 4 ? S9_THREADS_Q4 : S9_THREADS, 1) k_knn_scan_sm90(const knn_sm90_args P) {
+    constexpr int NTHR = Q == 4 ? S9_THREADS_Q4 : S9_THREADS;
+    constexpr int NCW = Q == 4 ? 16 : 8; /* consumer warps */
     constexpr uint32_t A_BYTES = S9_BM * KB * 128;
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t base_s = (smem_u32(smem_raw) + 1023u) & ~1023u;
@@ -403,7 +347,8 @@ __global__ void __launch_bounds__(S9_THREADS, 1) k_knn_scan_sm90(const knn_sm90_
     S.thr = (float *)(gen + A_BYTES + NST * S9_STAGE + S9_NAB * S9_AB_BYTES + S9_BARS(NST));
     S.cnt = (int *)(S.thr + S9_BM);
     S.gt = (float *)(S.cnt + S9_BM);
-    S.buf = (uint64_t *)(S.gt + S9_BM);
+    uint32_t *rel = (uint32_t *)(S.gt + S9_BM); /* Q 4: releases per stage, then per ab slot */
+    S.buf = (uint64_t *)(rel + 16);
     S.cb = P.cb;
     const int64_t row0 = (int64_t)blockIdx.x * S9_BM;
     S.top = P.out + ((int64_t)blockIdx.y * P.m_pad + row0) * 32 * R;
@@ -417,28 +362,41 @@ __global__ void __launch_bounds__(S9_THREADS, 1) k_knn_scan_sm90(const knn_sm90_
         s9_bar_init(A_FULL, 1);
         for (int i = 0; i < NST; i++) {
             s9_bar_init(B_FULL(i), 1);
-            s9_bar_init(B_EMPTY(i), 8);
+            s9_bar_init(B_EMPTY(i), NCW);
         }
         for (int i = 0; i < S9_NAB; i++) {
             s9_bar_init(AB_FULL(i), 1);
-            s9_bar_init(AB_EMPTY(i), 8);
+            s9_bar_init(AB_EMPTY(i), NCW);
         }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
-    for (int r = tid; r < S9_BM; r += S9_THREADS) {
+    for (int r = tid; r < S9_BM; r += NTHR) {
         S.cnt[r] = 0;
         S.gt[r] = INFINITY;
         S.thr[r] = row0 + r < P.m ? INFINITY : -INFINITY;
     }
-    for (int e = tid; e < S9_BM * 32 * R; e += S9_THREADS) S.top[e] = KNN_EMPTY;
+    for (int e = tid; e < S9_BM * 32 * R; e += NTHR) S.top[e] = KNN_EMPTY;
+    if (tid < 16) rel[tid] = 0;
     __syncthreads();
+    const unsigned char *src = (const unsigned char *)P.dbimg + (int64_t)t0 * KB * S9_STAGE;
 
-    if (wg == 0) {
+    if (tid == 0 && nt > 0) {
+        s9_expect(A_FULL, A_BYTES);
+        s9_copy(sA, (const unsigned char *)P.qimg + blockIdx.x * (int64_t)A_BYTES, A_BYTES, A_FULL);
+        if (Q == 4) { /* the first ring's worth; the releases refill */
+            for (int it = 0; it < min(NST, nt * KB); it++) {
+                s9_expect(B_FULL(it), S9_STAGE);
+                s9_copy(sB + it * S9_STAGE, src + (int64_t)it * S9_STAGE, S9_STAGE, B_FULL(it));
+            }
+            for (int jj = 0; jj < min(S9_NAB, nt); jj++) {
+                s9_expect(AB_FULL(jj), S9_AB_BYTES);
+                s9_copy(sAB + jj * S9_AB_BYTES, P.ab + (int64_t)(t0 + jj) * S9_BN, S9_AB_BYTES, AB_FULL(jj));
+            }
+        }
+    }
+    if (Q == 2 && wg == 0) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
         if (tid == 0 && nt > 0) {
-            s9_expect(A_FULL, A_BYTES);
-            s9_copy(sA, (const unsigned char *)P.qimg + blockIdx.x * (int64_t)A_BYTES, A_BYTES, A_FULL);
-            const unsigned char *src = (const unsigned char *)P.dbimg + (int64_t)t0 * KB * S9_STAGE;
             for (int it = 0; it < nt * KB; it++) {
                 if (it % KB == 0) {
                     /* the tile's (ab.x, ab.y) pairs, 1 KB, into their own ring */
@@ -453,6 +411,58 @@ __global__ void __launch_bounds__(S9_THREADS, 1) k_knn_scan_sm90(const knn_sm90_
                 s9_copy(sB + s * S9_STAGE, src + (int64_t)it * S9_STAGE, S9_STAGE, B_FULL(s));
             }
         }
+    } else if (Q == 4) {
+        const int cw = tid >> 7, wq = (tid >> 5) & 3, g = lane >> 2;
+        const int rb = cw * 64 + wq * 16; /* the warp's 16 rows */
+        float thr[2];
+        uint32_t self[2];
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            const int r = rb + g + rr * 8;
+            thr[rr] = S.thr[r];
+            self[rr] = (P.self && row0 + r < P.m) ? (uint32_t)(P.self0 + row0 + r) : 0xffffffffu;
+        }
+        s9_refresh(S, rb, thr);
+        const uint32_t a = sA + (cw * 64) * 128;
+        float acc[64];
+        if (nt > 0) s9_bar_wait(A_FULL, 0);
+        for (int j = 0; j < nt; j++) {
+            const int it0 = j * KB;
+#pragma unroll
+            for (int kb = 0; kb < KB; kb++) s9_bar_wait(B_FULL((it0 + kb) % NST), ((it0 + kb) / NST) & 1);
+            s9_pin(acc);
+            s9_issue<T, KB, NST>(acc, a, sB, it0);
+            if ((j & P.refresh_mask) == P.refresh_mask) s9_refresh(S, rb, thr);
+            const int sa = j % S9_NAB;
+            s9_bar_wait(AB_FULL(sa), (j / S9_NAB) & 1);
+            const float2 *sab = ab_ring + sa * S9_BN;
+            s9_wait<0>();
+            s9_pin(acc);
+            if (lane == 0)
+#pragma unroll
+                for (int kb = 0; kb < KB; kb++) {
+                    /* the 16th release of a stage refills it */
+                    const int it = it0 + kb, st = it % NST, nx = it + NST;
+                    __threadfence_block();
+                    if ((atomicAdd(rel + st, 1u) & 15u) == 15u && nx < nt * KB) {
+                        s9_expect(B_FULL(st), S9_STAGE);
+                        s9_copy(sB + st * S9_STAGE, src + (int64_t)nx * S9_STAGE, S9_STAGE, B_FULL(st));
+                    }
+                }
+            s9_fold<R>(acc, thr, self, rb, (t0 + j) * S9_BN, sab, P.base, S);
+            __syncwarp();
+            if (lane == 0) {
+                __threadfence_block();
+                const int nx = j + S9_NAB;
+                if ((atomicAdd(rel + 8 + sa, 1u) & 15u) == 15u && nx < nt) {
+                    s9_expect(AB_FULL(sa), S9_AB_BYTES);
+                    s9_copy(sAB + sa * S9_AB_BYTES, P.ab + (int64_t)(t0 + nx) * S9_BN, S9_AB_BYTES, AB_FULL(sa));
+                }
+            }
+        }
+        __syncwarp();
+        for (int q = 0; q < 16; q++)
+            if (S.cnt[rb + q] > 0) s9_merge<R>(S, rb + q);
     } else {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
         const int cw = wg - 1, wq = (tid >> 5) & 3, g = lane >> 2;
@@ -492,19 +502,13 @@ __global__ void __launch_bounds__(S9_THREADS, 1) k_knn_scan_sm90(const knn_sm90_
             s9_wait<1>();
             s9_pin(acc0);
             const int col0 = (t0 + j) * S9_BN;
-            if (W)
-                s9_fold_all<R>(acc0, thr0, self0, rb0, col0, sab, P.base, S);
-            else
-                s9_fold<R>(acc0, thr0, self0, rb0, col0, sab, P.base, S);
+            s9_fold<R>(acc0, thr0, self0, rb0, col0, sab, P.base, S);
             s9_wait<0>();
             s9_pin(acc1);
             if (lane == 0)
 #pragma unroll
                 for (int kb = 0; kb < KB; kb++) s9_arrive(B_EMPTY((it0 + kb) % NST));
-            if (W)
-                s9_fold_all<R>(acc1, thr1, self1, rb1, col0, sab, P.base, S);
-            else
-                s9_fold<R>(acc1, thr1, self1, rb1, col0, sab, P.base, S);
+            s9_fold<R>(acc1, thr1, self1, rb1, col0, sab, P.base, S);
             __syncwarp();
             if (lane == 0) s9_arrive(AB_EMPTY(sa));
         }
@@ -530,7 +534,7 @@ static int s9_layout(int kb, size_t optin, int *nst, int *cb) {
     *nst = kb == 2 ? 6 : 5;
     *cb = kb == 2 ? 16 : 4;
     const size_t bytes = 1024 + (size_t)S9_BM * kb * 128 + (size_t)*nst * S9_STAGE + S9_NAB * S9_AB_BYTES +
-                         S9_BARS(*nst) + S9_BM * 12 + (size_t)S9_BM * *cb * 8;
+                         S9_BARS(*nst) + S9_BM * 12 + 64 + (size_t)S9_BM * *cb * 8;
     return (kb == 2 || kb == 4) && bytes <= optin ? (int)bytes : 0;
 }
 
@@ -539,18 +543,18 @@ size_t knn_sm90_smem(int kb, size_t optin) {
     return (size_t)s9_layout(kb, optin, &nst, &cb);
 }
 
-template <int T, int KB, int NST, int W>
-static const void *s9_kernel_w(int R) {
+template <int T, int KB, int NST, int Q>
+static const void *s9_kernel_q(int R) {
     switch (R) {
-    case 1: return (const void *)k_knn_scan_sm90<T, KB, NST, 1, W>;
-    case 2: return (const void *)k_knn_scan_sm90<T, KB, NST, 2, W>;
-    case 4: return (const void *)k_knn_scan_sm90<T, KB, NST, 4, W>;
-    default: return (const void *)k_knn_scan_sm90<T, KB, NST, 8, W>;
+    case 1: return (const void *)k_knn_scan_sm90<T, KB, NST, 1, Q>;
+    case 2: return (const void *)k_knn_scan_sm90<T, KB, NST, 2, Q>;
+    case 4: return (const void *)k_knn_scan_sm90<T, KB, NST, 4, Q>;
+    default: return (const void *)k_knn_scan_sm90<T, KB, NST, 8, Q>;
     }
 }
 template <int T, int KB, int NST>
-static const void *s9_kernel(int R, int walk_all) {
-    return walk_all ? s9_kernel_w<T, KB, NST, 1>(R) : s9_kernel_w<T, KB, NST, 0>(R);
+static const void *s9_kernel(int R, int two_wg) {
+    return two_wg ? s9_kernel_q<T, KB, NST, 2>(R) : s9_kernel_q<T, KB, NST, 4>(R);
 }
 
 fl_status knn_scan_sm90(fli_cuda_env *env, cudaStream_t s, const knn_sm90_args *P, int R, int prec, int kb,
@@ -559,19 +563,19 @@ fl_status knn_scan_sm90(fli_cuda_env *env, cudaStream_t s, const knn_sm90_args *
     const int smem = s9_layout(kb, (size_t)fli_state(env)->smem_optin, &nst, &cb);
     const void *fn = NULL;
     if (kb == 2)
-        fn = prec == FLI_PREC_TF32 ? s9_kernel<S9_TF32, 2, 6>(R, P->walk_all)
-                                   : (prec == FLI_PREC_FP16 ? s9_kernel<S9_FP16, 2, 6>(R, P->walk_all)
-                                                            : s9_kernel<S9_BF16, 2, 6>(R, P->walk_all));
+        fn = prec == FLI_PREC_TF32 ? s9_kernel<S9_TF32, 2, 6>(R, P->two_wg)
+                                   : (prec == FLI_PREC_FP16 ? s9_kernel<S9_FP16, 2, 6>(R, P->two_wg)
+                                                            : s9_kernel<S9_BF16, 2, 6>(R, P->two_wg));
     else if (kb == 4)
-        fn = prec == FLI_PREC_TF32 ? s9_kernel<S9_TF32, 4, 5>(R, P->walk_all)
-                                   : (prec == FLI_PREC_FP16 ? s9_kernel<S9_FP16, 4, 5>(R, P->walk_all)
-                                                            : s9_kernel<S9_BF16, 4, 5>(R, P->walk_all));
+        fn = prec == FLI_PREC_TF32 ? s9_kernel<S9_TF32, 4, 5>(R, P->two_wg)
+                                   : (prec == FLI_PREC_FP16 ? s9_kernel<S9_FP16, 4, 5>(R, P->two_wg)
+                                                            : s9_kernel<S9_BF16, 4, 5>(R, P->two_wg));
     if (!fn || !smem) return FLI_FAIL(env, FL_STATUS_INTERNAL, "knn_scan_sm90", "no layout for this row width");
     knn_sm90_args a = *P;
     a.cb = cb;
     FLI_CUDA_TRY(env, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     void *args[] = {(void *)&a};
     FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3((unsigned)fli_ceil_div(a.m, S9_BM), (unsigned)slices),
-                                       dim3(S9_THREADS), args, (size_t)smem, s));
+                                       dim3(a.two_wg ? S9_THREADS : S9_THREADS_Q4), args, (size_t)smem, s));
     return FL_STATUS_OK;
 }
