@@ -167,16 +167,53 @@ struct s9_state {
     int cb;
 };
 
-/* Merges row r's buffer into its top list; whole warp. */
-template <int R>
+/* A 32-key list (one key a lane, ascending) merged with up to 32 new keys
+ * (one a lane, any order, KNN_EMPTY where none) by sorting networks: a
+ * bitonic sort of the new keys, the 32 smallest of both as the lane-wise
+ * minimum against the sorted keys reversed (a bitonic sequence), and a
+ * bitonic merge. 21 exchange steps whatever the count, where inserting
+ * one key at a time costs about three dependent shuffles a key. */
+static __device__ __forceinline__ uint64_t s9_merge32(uint64_t a, uint64_t b) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int k = 2; k <= 32; k <<= 1)
+#pragma unroll
+        for (int j = k >> 1; j > 0; j >>= 1) {
+            const uint64_t o = __shfl_xor_sync(KNN_FULL, b, j);
+            const bool keep_min = ((lane & j) == 0) == ((lane & k) == 0);
+            b = keep_min ? (o < b ? o : b) : (o > b ? o : b);
+        }
+    const uint64_t br = __shfl_sync(KNN_FULL, b, 31 - lane);
+    uint64_t c = br < a ? br : a;
+#pragma unroll
+    for (int j = 16; j > 0; j >>= 1) {
+        const uint64_t o = __shfl_xor_sync(KNN_FULL, c, j);
+        c = (lane & j) == 0 ? (o < c ? o : c) : (o > c ? o : c);
+    }
+    return c;
+}
+
+/* Merges row r's buffer into its top list; whole warp. NET (lists of one
+ * key a lane, 16-key buffers): by the sorting networks, else one key at a
+ * time. Both paths in one kernel cost registers that spilled: the tf32
+ * d = 128 scan, whose 4-key buffers gain nothing, lost 12% with them. */
+template <int R, bool NET>
 static __device__ __forceinline__ void s9_merge(const s9_state &S, int r) {
     const int lane = threadIdx.x & 31;
     uint64_t *top = S.top + (int64_t)r * 32 * R;
     uint64_t reg[R];
 #pragma unroll
     for (int i = 0; i < R; i++) reg[i] = top[lane * R + i];
-    uint64_t last = wl_last<R>(reg);
-    wl_insert_all<R>(reg, last, S.buf + r * S.cb, min(S.cnt[r], S.cb));
+    uint64_t last;
+    const int n = min(S.cnt[r], S.cb);
+    if (NET) {
+        const uint64_t b = lane < n ? S.buf[r * S.cb + lane] : KNN_EMPTY;
+        reg[0] = s9_merge32(reg[0], b);
+        last = wl_last<R>(reg);
+    } else {
+        last = wl_last<R>(reg);
+        wl_insert_all<R>(reg, last, S.buf + r * S.cb, n);
+    }
 #pragma unroll
     for (int i = 0; i < R; i++) top[lane * R + i] = reg[i];
     __syncwarp();
@@ -232,7 +269,7 @@ static __device__ __forceinline__ void s9_refresh(const s9_state &S, int rb, flo
  * instructions (45% of the halves at 10K x 1M x 128 k = 10, ncu). The
  * candidates appended, the merges and the retries are those of the
  * earlier fold, so the lists are the same. */
-template <int R>
+template <int R, bool NET>
 static __device__ __forceinline__ void s9_fold(float (&acc)[64], float (&thr)[2], const uint32_t (&selfc)[2],
                                                int rb, int col0, const float2 *sab, uint32_t base,
                                                const s9_state &S) {
@@ -299,7 +336,7 @@ static __device__ __forceinline__ void s9_fold(float (&acc)[64], float (&thr)[2]
         __syncwarp();
         if (!__any_sync(KNN_FULL, ovf != 0)) break;
         for (int q = 0; q < 16; q++)
-            if (S.cnt[rb + q] >= S.cb) s9_merge<R>(S, rb + q);
+            if (S.cnt[rb + q] >= S.cb) s9_merge<R, NET>(S, rb + q);
     }
     __syncwarp();
     thr[0] = S.thr[rb + g];
@@ -333,6 +370,7 @@ __global__ void __launch_bounds__(Q == 4 ? S9_THREADS_Q4 : S9_THREADS, 1) k_knn_
     constexpr int NTHR = Q == 4 ? S9_THREADS_Q4 : S9_THREADS;
     constexpr int NCW = Q == 4 ? 16 : 8; /* consumer warps */
     constexpr uint32_t A_BYTES = S9_BM * KB * 128;
+    constexpr bool NET = R == 1 && KB == 2; /* 16-key buffers (s9_layout) */
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t base_s = (smem_u32(smem_raw) + 1023u) & ~1023u;
     unsigned char *gen = smem_raw + (base_s - smem_u32(smem_raw));
@@ -449,7 +487,7 @@ __global__ void __launch_bounds__(Q == 4 ? S9_THREADS_Q4 : S9_THREADS, 1) k_knn_
                         s9_copy(sB + st * S9_STAGE, src + (int64_t)nx * S9_STAGE, S9_STAGE, B_FULL(st));
                     }
                 }
-            s9_fold<R>(acc, thr, self, rb, (t0 + j) * S9_BN, sab, P.base, S);
+            s9_fold<R, NET>(acc, thr, self, rb, (t0 + j) * S9_BN, sab, P.base, S);
             __syncwarp();
             if (lane == 0) {
                 __threadfence_block();
@@ -462,7 +500,7 @@ __global__ void __launch_bounds__(Q == 4 ? S9_THREADS_Q4 : S9_THREADS, 1) k_knn_
         }
         __syncwarp();
         for (int q = 0; q < 16; q++)
-            if (S.cnt[rb + q] > 0) s9_merge<R>(S, rb + q);
+            if (S.cnt[rb + q] > 0) s9_merge<R, NET>(S, rb + q);
     } else {
         asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
         const int cw = wg - 1, wq = (tid >> 5) & 3, g = lane >> 2;
@@ -502,20 +540,20 @@ __global__ void __launch_bounds__(Q == 4 ? S9_THREADS_Q4 : S9_THREADS, 1) k_knn_
             s9_wait<1>();
             s9_pin(acc0);
             const int col0 = (t0 + j) * S9_BN;
-            s9_fold<R>(acc0, thr0, self0, rb0, col0, sab, P.base, S);
+            s9_fold<R, NET>(acc0, thr0, self0, rb0, col0, sab, P.base, S);
             s9_wait<0>();
             s9_pin(acc1);
             if (lane == 0)
 #pragma unroll
                 for (int kb = 0; kb < KB; kb++) s9_arrive(B_EMPTY((it0 + kb) % NST));
-            s9_fold<R>(acc1, thr1, self1, rb1, col0, sab, P.base, S);
+            s9_fold<R, NET>(acc1, thr1, self1, rb1, col0, sab, P.base, S);
             __syncwarp();
             if (lane == 0) s9_arrive(AB_EMPTY(sa));
         }
         __syncwarp();
         for (int q = 0; q < 16; q++) {
-            if (S.cnt[rb0 + q] > 0) s9_merge<R>(S, rb0 + q);
-            if (S.cnt[rb1 + q] > 0) s9_merge<R>(S, rb1 + q);
+            if (S.cnt[rb0 + q] > 0) s9_merge<R, NET>(S, rb0 + q);
+            if (S.cnt[rb1 + q] > 0) s9_merge<R, NET>(S, rb1 + q);
         }
     }
 #undef A_FULL
