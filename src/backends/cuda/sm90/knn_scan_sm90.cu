@@ -13,32 +13,39 @@
  * copy is one contiguous cp.async.bulk (no tensor map). tf32 images hold
  * the fp32 bits (the tensor cores read the top 19).
  *
- * Block (384 threads, grid x = blocks of 256 queries, y = database slices):
- *   warp 0: one thread copies the block's 256 queries once, then each
- *     database tile's KB column blocks (16 KB each) through an NST-stage
- *     ring;
- *   warpgroups 1, 2: 128 queries each, as two m64 halves; per tile two
- *     chains of KB x 4 wgmma m64n128 (k16 bf16/fp16, k8 tf32), fp32
- *     accumulators (2 x 64 registers a thread). The second half's chain
- *     runs while the first half is folded; the two warpgroups interleave.
+ * Block (512 threads, grid x = blocks of 256 queries, y = database slices):
+ * four warpgroups of 64 queries; per database tile each issues KB x 4
+ * wgmma m64n128 (k16 bf16/fp16, k8 tf32) into 64 fp32 accumulators a
+ * thread, waits, and folds them, while the other three warpgroups' products
+ * keep the tensor cores busy (four folding warps per scheduler). There is
+ * no producer warp (a fifth warp on one scheduler would cap the kernel at
+ * 96 registers): thread 0 issues the block's queries and the first NST
+ * column blocks (16 KB cp.async.bulk each, completing on mbarriers), and
+ * the 16th warp to release a stage refills it NST blocks on. Each tile's
+ * 128 (ab.x, ab.y) pairs arrive the same way in a ring of their own.
+ * knn_tune bit 3 selects the earlier layout: a producer warpgroup and two
+ * consumer warpgroups of two m64 halves (384 threads).
  *
  * Fold (the selection kept off the tensor cores' path). Score = ab.x * dot
- * + ab.y, tested against the row's threshold cached in a register. Each
- * query row belongs to the 4 lanes of one warp, so its candidate state
- * (threshold, append buffer of CB keys, top list of 32 R keys in this
- * block's slice of `out`) is private to that warp: scores that pass are
- * appended with a shared atomic, a full buffer is merged by the warp
- * alone and the leftovers retried — no block barrier after the start.
+ * + ab.y; per row the minimum of four 8-column buckets is tested against
+ * the row's threshold cached in a register, and only a passing bucket is
+ * walked, by its own lane. Each query row belongs to the 4 lanes of one
+ * warp, so its candidate state (threshold, append buffer of CB keys, top
+ * list of 32 R keys in this block's slice of `out`) is private to that
+ * warp: scores that pass are appended with a shared atomic, a full buffer
+ * is merged by the warp alone (32-key lists with 16-key buffers by sorting
+ * networks) and the leftovers retried — no block barrier after the start.
+ * The threshold is the list's k'-th key (the lane's last key holding it),
+ * as the next float up so that ties by index stay in.
  *
- * Shared bounds across slices. A full list's k'-th best score bounds the
+ * Shared bounds across slices. A list's k'-th best score bounds the
  * query's global k'-th best, so each merge publishes it (atomicMin on the
- * order-preserving bits in gthr, one word a query) and every 4 tiles the
+ * order-preserving bits in gthr, one word a query) and every 16 tiles the
  * warps take the other slices' bounds into their thresholds (ties kept:
- * only scores strictly above a bound are dropped). Without this every
- * slice pays the warm-up of its own list: with ~20 slices most folds of a
- * warp met a candidate. The finalize merges the slices' lists into the
- * best k' keys, which always include every key of the global best k' —
- * so the result does not depend on the order the blocks ran in.
+ * only scores strictly above a bound are dropped). The finalize merges the
+ * slices' lists into the best k' keys, which always include every key of
+ * the global best k' — so the result does not depend on the order the
+ * blocks ran in.
  */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -165,6 +172,7 @@ struct s9_state {
     uint64_t *buf; /* 256 x cb */
     uint64_t *top; /* 256 rows of 32 R keys (global: this block's slice) */
     int cb;
+    int kpos; /* k' - 1: the lane holding it sets the threshold */
 };
 
 /* A 32-key list (one key a lane, ascending) merged with up to 32 new keys
@@ -216,14 +224,22 @@ static __device__ __forceinline__ void s9_merge(const s9_state &S, int r) {
     }
 #pragma unroll
     for (int i = 0; i < R; i++) top[lane * R + i] = reg[i];
+    /* The threshold is the list's k'-th key (rounded up to the last key of
+     * its lane: no register indexed at run time), not its last: only the
+     * best k' of each slice can reach the pool (a key past the k'-th has k'
+     * better ones in its own list). Kept as a bound that admits ties (the
+     * next float up): a key tying that score with a lower index still
+     * belongs before it. */
+    const uint64_t kth = __shfl_sync(KNN_FULL, reg[R - 1], S.kpos / R);
+    (void)last;
     __syncwarp();
     if (lane == 0) {
         S.cnt[r] = 0;
         if (S.thr[r] != -INFINITY) {
             float local = INFINITY;
-            if (last != KNN_EMPTY) {
-                local = knn_key_score(last);
-                atomicMin(S.gthr + r, (uint32_t)(last >> 32));
+            if (kth != KNN_EMPTY) {
+                local = nextafterf(knn_key_score(kth), INFINITY);
+                atomicMin(S.gthr + r, (uint32_t)(kth >> 32));
             }
             S.thr[r] = fminf(local, S.gt[r]);
         }
@@ -388,6 +404,7 @@ __global__ void __launch_bounds__(Q == 4 ? S9_THREADS_Q4 : S9_THREADS, 1) k_knn_
     uint32_t *rel = (uint32_t *)(S.gt + S9_BM); /* Q 4: releases per stage, then per ab slot */
     S.buf = (uint64_t *)(rel + 16);
     S.cb = P.cb;
+    S.kpos = P.kpos;
     const int64_t row0 = (int64_t)blockIdx.x * S9_BM;
     S.top = P.out + ((int64_t)blockIdx.y * P.m_pad + row0) * 32 * R;
     S.gthr = P.gthr + row0;
@@ -565,11 +582,11 @@ __global__ void __launch_bounds__(Q == 4 ? S9_THREADS_Q4 : S9_THREADS, 1) k_knn_
 
 /* The ring depth and append-buffer size per row width (KB column blocks),
  * fixed so the depth can be a template argument: KB 2 (bf16 d <= 128, tf32
- * d <= 64): 6 stages (3 tiles), 16 keys a query; KB 4: 5 stages, 4 keys
+ * d <= 64): 7 stages (3.5 tiles), 16 keys a query; KB 4: 5 stages, 4 keys
  * (the 128 KB of resident queries leave no more). Bytes, or 0 when the
  * layout exceeds optin. */
 static int s9_layout(int kb, size_t optin, int *nst, int *cb) {
-    *nst = kb == 2 ? 6 : 5;
+    *nst = kb == 2 ? 7 : 5;
     *cb = kb == 2 ? 16 : 4;
     const size_t bytes = 1024 + (size_t)S9_BM * kb * 128 + (size_t)*nst * S9_STAGE + S9_NAB * S9_AB_BYTES +
                          S9_BARS(*nst) + S9_BM * 12 + 64 + (size_t)S9_BM * *cb * 8;
@@ -601,9 +618,9 @@ fl_status knn_scan_sm90(fli_cuda_env *env, cudaStream_t s, const knn_sm90_args *
     const int smem = s9_layout(kb, (size_t)fli_state(env)->smem_optin, &nst, &cb);
     const void *fn = NULL;
     if (kb == 2)
-        fn = prec == FLI_PREC_TF32 ? s9_kernel<S9_TF32, 2, 6>(R, P->two_wg)
-                                   : (prec == FLI_PREC_FP16 ? s9_kernel<S9_FP16, 2, 6>(R, P->two_wg)
-                                                            : s9_kernel<S9_BF16, 2, 6>(R, P->two_wg));
+        fn = prec == FLI_PREC_TF32 ? s9_kernel<S9_TF32, 2, 7>(R, P->two_wg)
+                                   : (prec == FLI_PREC_FP16 ? s9_kernel<S9_FP16, 2, 7>(R, P->two_wg)
+                                                            : s9_kernel<S9_BF16, 2, 7>(R, P->two_wg));
     else if (kb == 4)
         fn = prec == FLI_PREC_TF32 ? s9_kernel<S9_TF32, 4, 5>(R, P->two_wg)
                                    : (prec == FLI_PREC_FP16 ? s9_kernel<S9_FP16, 4, 5>(R, P->two_wg)
