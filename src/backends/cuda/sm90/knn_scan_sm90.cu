@@ -359,16 +359,20 @@ static __device__ __forceinline__ void s9_fold(float (&acc)[64], float (&thr)[2]
     thr[1] = S.thr[rb + g + 8];
 }
 
-/* KB x 4 wgmma k-steps of one m64 half against one database tile. */
+/* KB x 4 wgmma k-steps of one m64 half against one database tile. da, db:
+ * the descriptors of the half's queries and of stage 0; a descriptor's
+ * address field is (byte address >> 4) in 14 bits and every address here
+ * is below 256 KB, so a byte offset moves it by offset >> 4 (an add, where
+ * building each descriptor from its address took ~4 instructions). */
 template <int T, int KB, int NST>
-static __device__ __forceinline__ void s9_issue(float (&acc)[64], uint32_t a_half, uint32_t sB, int it0) {
+static __device__ __forceinline__ void s9_issue(float (&acc)[64], uint64_t da, uint64_t db, int it0) {
     s9_fence();
 #pragma unroll
     for (int kb = 0; kb < KB; kb++) {
-        const uint32_t b_st = sB + (uint32_t)((it0 + kb) % NST) * S9_STAGE;
+        const uint64_t db_st = db + (uint64_t)(((it0 + kb) % NST) * (S9_STAGE >> 4));
 #pragma unroll
         for (int kk = 0; kk < 4; kk++)
-            s9_mma<T>(acc, s9_desc(a_half + kb * (S9_BM * 128) + kk * 32), s9_desc(b_st + kk * 32),
+            s9_mma<T>(acc, da + (uint64_t)((kb * (S9_BM * 128) + kk * 32) >> 4), db_st + (uint64_t)(kk * 2),
                       kb > 0 || kk > 0);
     }
     s9_commit();
@@ -486,7 +490,7 @@ __global__ void __launch_bounds__(Q == 4 ? S9_THREADS_Q4 : S9_THREADS, 1) k_knn_
 #pragma unroll
             for (int kb = 0; kb < KB; kb++) s9_bar_wait(B_FULL((it0 + kb) % NST), ((it0 + kb) / NST) & 1);
             s9_pin(acc);
-            s9_issue<T, KB, NST>(acc, a, sB, it0);
+            s9_issue<T, KB, NST>(acc, s9_desc(a), s9_desc(sB), it0);
             if ((j & P.refresh_mask) == P.refresh_mask) s9_refresh(S, rb, thr);
             const int sa = j % S9_NAB;
             s9_bar_wait(AB_FULL(sa), (j / S9_NAB) & 1);
@@ -544,8 +548,8 @@ __global__ void __launch_bounds__(Q == 4 ? S9_THREADS_Q4 : S9_THREADS, 1) k_knn_
             for (int kb = 0; kb < KB; kb++) s9_bar_wait(B_FULL((it0 + kb) % NST), ((it0 + kb) / NST) & 1);
             s9_pin(acc0);
             s9_pin(acc1);
-            s9_issue<T, KB, NST>(acc0, a0, sB, it0);
-            s9_issue<T, KB, NST>(acc1, a1, sB, it0);
+            s9_issue<T, KB, NST>(acc0, s9_desc(a0), s9_desc(sB), it0);
+            s9_issue<T, KB, NST>(acc1, s9_desc(a1), s9_desc(sB), it0);
             if ((j & P.refresh_mask) == P.refresh_mask) {
                 /* other slices' bounds, while the tensor cores run */
                 s9_refresh(S, rb0, thr0);
