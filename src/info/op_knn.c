@@ -516,30 +516,34 @@ static double scan_ms(const knn_gplan *P, const double *c, const fl_info_device 
         const double per_q = L * (1 + stale * log(fmax(1, rows / L)));
         tc += waves * nsm * live * per_q * walk_weight(P->R) * c[C_INS] * 1e-6;
     } else {
-        /* knn_scan_sm90.cu: a list's threshold is its 32R-th key, min'ed
-         * with the other slices' (each merge publishes its list's last key;
-         * warps take them in every 4 tiles). The min of lists of equal
+        /* knn_scan_sm90.cu: a list's threshold is its k'-th key (rounded up
+         * to the last key of the lane holding it), min'ed with the other
+         * slices' (each merge publishes it; warps take them in every 16
+         * tiles). The min of lists of equal
          * length is about any one's, so sharing does not pool the slices'
          * rows: a block of the first waves (its query block's first slice,
-         * or slices running beside it) warms its list up alone, ~32R (1 +
-         * ln(rows / 32R)) candidates; a later wave's slice starts at the
-         * bound of a finished slice of as many rows, ~32R ln 2 candidates.
+         * or slices running beside it) warms its list up alone, ~Lt (1 +
+         * ln(rows / Lt)) candidates; a later wave's slice starts at the
+         * bound of a finished slice of as many rows, ~Lt ln 2 candidates.
          * (Before, every wave paid the warm-up: self-kNN of 30,000 rows, 10
          * slices in 9 waves, predicted 1.5-2.2x slow.)
          * The fold: a warp tests its 16 rows x 128 columns of a tile
-         * against register thresholds and the whole warp takes the slow
-         * path (every score re-tested against the shared threshold, appends,
-         * merges) when any passes: with a threshold at the 32R-th of t rows
-         * (random order) a tile meets ~16 x 128 x 32R / t candidates and is
-         * slow with probability 1 - exp(-that). Summed tile by tile while
-         * that is above 1%, then its tail (~a ln). Per block, the slowest of
-         * each wave, as the scores are. */
-        const double a = 16.0 * 128 * L;
+         * (bucket minima) against register thresholds and enters the slow
+         * path (its lanes walk their passing buckets; appends, merges) when
+         * any passes: with a threshold at the Lt-th of t rows (random
+         * order) a tile meets ~16 x 128 x Lt / t candidates and is slow
+         * with probability 1 - exp(-that). Summed tile by tile while that
+         * is above 1%, then its tail (~a ln). slow9_gsps prices that entry
+         * per score of the warp tile, insert9_ns each candidate's walk,
+         * append and merge share. Per block, the slowest of each wave, as
+         * the scores are. */
+        const double Lt = ceil((double)P->kprime / P->R) * P->R;
+        const double a = 16.0 * 128 * Lt;
         const double w0 = fmin(waves, (double)cdiv(xblocks, nsm)), w1 = waves - w0;
         double cand[2], slow[2];
         for (int ci = 0; ci < 2; ci++) {
             const double t0 = ci ? rows : 0;
-            cand[ci] = ci ? L * log(2.0) : rows <= L ? rows : L * (1 + log(rows / L));
+            cand[ci] = ci ? Lt * log(2.0) : rows <= Lt ? rows : Lt * (1 + log(rows / Lt));
             double sw = 0;
             int64_t j = 0;
             for (; j < tiles_per; j++) {
