@@ -66,12 +66,11 @@ typedef struct fli_cuda_env {
     /* The exact kNN's Hopper scan variants for A/B measurements (bench_knn,
      * knn_check; the core leaves it 0): bit 0 database slices priced at
      * 0.1% each instead of 1% (more slices, fuller SM waves); bit 1 the
-     * other slices' bounds taken every tile instead of every 16th; bit 2 the
-     * producer polls a busy stage with a 32 ns sleep between polls; bit 3
-     * two consumer warpgroups of two m64 halves each (the earlier layout)
-     * instead of four of one half; bit 4 a query's threshold is its list's
-     * last key (32 R-th) instead of its k'-th; bit 6 the other slices'
-     * bounds taken every 4th tile instead of every 16th. */
+     * other slices' bounds taken every tile instead of every 16th; bit 4 a
+     * query's threshold is its list's last key (32 R-th) instead of its
+     * k'-th; bit 6 the other slices' bounds taken every 4th tile instead of
+     * every 16th. (Bits 2 and 3 selected the producer warpgroup's layout,
+     * removed after its A/B: bench/gpu/KNN_NOTES.md.) */
     int knn_tune;
     /* Host -> device copies of pageable host arrays: 1 goes through the
      * module's pinned staging buffers, filled by host_threads threads while

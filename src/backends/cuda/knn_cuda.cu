@@ -391,8 +391,6 @@ static fl_status knn_body(fli_cuda_env *env, fli_knn_job *j, const knn_plan *P, 
                 a.self0 = j->q_offset + q0;
                 a.gthr = b->gthr;
                 a.refresh_mask = env->knn_tune & 2 ? 0 : (env->knn_tune & 64 ? 3 : 15);
-                a.producer_sleep = env->knn_tune & 4 ? 32 : 0;
-                a.two_wg = (env->knn_tune & 8) != 0;
                 a.kpos = env->knn_tune & 16 ? 32 * P->R - 1 : (int)P->kprime - 1;
                 FLI_CUDA_TRY(env, cudaMemsetAsync(b->gthr, 0xff, (size_t)m_pad * 4, s));
                 FLI_TRY(knn_scan_sm90(env, s, &a, P->R, P->prec, P->kb9, used));

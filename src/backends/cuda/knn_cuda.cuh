@@ -66,8 +66,6 @@ typedef struct knn_sm90_args {
     int64_t self0;
     int cb; /* set by the launcher                                         */
     int refresh_mask;   /* tiles j with (j & mask) == mask take the other slices' bounds */
-    int producer_sleep; /* ns the producer sleeps between polls of a busy stage (0: spin) */
-    int two_wg;         /* two consumer warpgroups of two halves (the earlier layout) */
     int kpos;           /* list position of the key that sets a query's threshold (k' - 1) */
 } knn_sm90_args;
 

@@ -1,8 +1,8 @@
 /*
  * knn_scan_sm90.cu — Hopper (sm_90a) fused distance + top-k scan of the
  * exact kNN search: wgmma with both operands from shared memory, bulk
- * async copies completing on mbarriers, one producer warp and two consumer
- * warpgroups. Built for sm_90a only (FL_HAVE_SM90); knn_cuda.cu uses it
+ * async copies completing on mbarriers, four warpgroups that each both
+ * multiply and select. Built for sm_90a only (FL_HAVE_SM90); knn_cuda.cu uses it
  * when env->sm90_enabled and the scan is tf32/bf16/fp16 on a GEMM-form
  * metric with rows of at most 512 bytes.
  *
@@ -23,8 +23,6 @@
  * column blocks (16 KB cp.async.bulk each, completing on mbarriers), and
  * the 16th warp to release a stage refills it NST blocks on. Each tile's
  * 128 (ab.x, ab.y) pairs arrive the same way in a ring of their own.
- * knn_tune bit 3 selects the earlier layout: a producer warpgroup and two
- * consumer warpgroups of two m64 halves (384 threads).
  *
  * Fold (the selection kept off the tensor cores' path). Score = ab.x * dot
  * + ab.y; per row the minimum of four 8-column buckets is tested against
@@ -57,13 +55,13 @@
 
 #define S9_BM 256 /* queries per block                */
 #define S9_BN 128 /* database rows per tile           */
-#define S9_THREADS 384    /* two consumer warpgroups (knn_tune bit 3)   */
-#define S9_THREADS_Q4 512 /* four consumer warpgroups, no producer      */
+#define S9_THREADS 512 /* four warpgroups of 64 queries, no producer warp */
 #define S9_STAGE 16384u /* one 128-byte column block of a tile */
 #define S9_NAB 4         /* tiles of (ab.x, ab.y) pairs in their ring  */
 #define S9_AB_BYTES 1024u /* one tile's pairs: 128 x float2            */
-/* mbarriers: the queries, full + empty per stage and per ab slot */
-#define S9_BARS(nst) (8 * (1 + 2 * (nst) + 2 * S9_NAB))
+/* mbarriers: the queries, one per stage and one per ab slot (a slot's
+ * release is a counter in shared memory) */
+#define S9_BARS(nst) (8 * (1 + (nst) + S9_NAB))
 
 enum { S9_BF16 = 0, S9_FP16 = 1, S9_TF32 = 2 };
 
@@ -127,9 +125,6 @@ static __device__ __forceinline__ void s9_bar_init(uint32_t bar, uint32_t count)
 static __device__ __forceinline__ void s9_expect(uint32_t bar, uint32_t bytes) {
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
 }
-static __device__ __forceinline__ void s9_arrive(uint32_t bar) {
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
-}
 static __device__ __forceinline__ void s9_bar_wait(uint32_t bar, uint32_t parity) {
     uint32_t ok;
     do {
@@ -139,22 +134,6 @@ static __device__ __forceinline__ void s9_bar_wait(uint32_t bar, uint32_t parity
                      : "r"(bar), "r"(parity)
                      : "memory");
     } while (!ok);
-}
-/* The producer's wait for a free stage, optionally sleeping between
- * polls (knn_tune bit 2). Its tight spin executes 10% of the scan's
- * instructions (ncu, 10K x 1M x 128 bf16), but the schedulers are ~86%
- * idle, and a 32 ns sleep measured no faster (bench/gpu/KNN_NOTES.md). */
-static __device__ __forceinline__ void s9_bar_wait_producer(uint32_t bar, uint32_t parity, int sleep_ns) {
-    uint32_t ok;
-    for (;;) {
-        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-                     "selp.u32 %0, 1, 0, p;\n}\n"
-                     : "=r"(ok)
-                     : "r"(bar), "r"(parity)
-                     : "memory");
-        if (ok) break;
-        if (sleep_ns > 0) __nanosleep(sleep_ns);
-    }
 }
 static __device__ __forceinline__ void s9_copy(uint32_t dst, const void *src, uint32_t bytes, uint32_t bar) {
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
@@ -378,17 +357,15 @@ static __device__ __forceinline__ void s9_issue(float (&acc)[64], uint64_t da, u
     s9_commit();
 }
 
-/* Q: the block's layout. 4 (default): four warpgroups of 64 queries, one
- * m64 half each, 512 threads (128 registers, no setmaxnreg); no producer
- * warp: thread 0 issues the first ring's worth of copies, then the last of
- * the 16 warps to release a stage (or an ab slot) refills it with the
- * block NST (S9_NAB tiles) further on. 2 (knn_tune bit 3): a producer
- * warpgroup and two consumer warpgroups of 128 queries as two halves, the
- * second half's products running while the first is folded (384 threads). */
-template <int T, int KB, int NST, int R, int Q>
-__global__ void __launch_bounds__(Q == 4 ? S9_THREADS_Q4 : S9_THREADS, 1) k_knn_scan_sm90(const knn_sm90_args P) {
-    constexpr int NTHR = Q == 4 ? S9_THREADS_Q4 : S9_THREADS;
-    constexpr int NCW = Q == 4 ? 16 : 8; /* consumer warps */
+/* Four warpgroups of 64 queries, one m64 half each, 512 threads (128
+ * registers, no setmaxnreg); no producer warp: thread 0 issues the first
+ * ring's worth of copies, then the last of the 16 warps to release a stage
+ * (or an ab slot) refills it with the block NST (S9_NAB tiles) further on.
+ * (A producer warpgroup with two consumer warpgroups of two halves each,
+ * the earlier layout, measured 20.7 / 14.8 ms against 15.9 / 10.3 at
+ * db2f1b0, tf32 / bf16 10K x 1M x 128 k=10 on the H100.) */
+template <int T, int KB, int NST, int R>
+__global__ void __launch_bounds__(S9_THREADS, 1) k_knn_scan_sm90(const knn_sm90_args P) {
     constexpr uint32_t A_BYTES = S9_BM * KB * 128;
     constexpr bool NET = R == 1 && KB == 2; /* 16-key buffers (s9_layout) */
     extern __shared__ __align__(1024) unsigned char smem_raw[];
@@ -398,43 +375,35 @@ __global__ void __launch_bounds__(Q == 4 ? S9_THREADS_Q4 : S9_THREADS, 1) k_knn_
     const float2 *ab_ring = (const float2 *)(gen + A_BYTES + NST * S9_STAGE);
 #define A_FULL (bars)
 #define B_FULL(i) (bars + 8 + 8 * (i))
-#define B_EMPTY(i) (bars + 8 + 8 * NST + 8 * (i))
-#define AB_FULL(i) (bars + 8 + 16 * NST + 8 * (i))
-#define AB_EMPTY(i) (bars + 8 + 16 * NST + 8 * S9_NAB + 8 * (i))
+#define AB_FULL(i) (bars + 8 + 8 * NST + 8 * (i))
     s9_state S;
     S.thr = (float *)(gen + A_BYTES + NST * S9_STAGE + S9_NAB * S9_AB_BYTES + S9_BARS(NST));
     S.cnt = (int *)(S.thr + S9_BM);
     S.gt = (float *)(S.cnt + S9_BM);
-    uint32_t *rel = (uint32_t *)(S.gt + S9_BM); /* Q 4: releases per stage, then per ab slot */
+    uint32_t *rel = (uint32_t *)(S.gt + S9_BM); /* releases per stage, then per ab slot */
     S.buf = (uint64_t *)(rel + 16);
     S.cb = P.cb;
     S.kpos = P.kpos;
     const int64_t row0 = (int64_t)blockIdx.x * S9_BM;
     S.top = P.out + ((int64_t)blockIdx.y * P.m_pad + row0) * 32 * R;
     S.gthr = P.gthr + row0;
-    const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
+    const int tid = threadIdx.x, lane = tid & 31;
     const int t0 = blockIdx.y * P.tiles_per;
     const int t1 = min(P.ntiles, t0 + P.tiles_per);
     const int nt = t1 > t0 ? t1 - t0 : 0;
 
     if (tid == 0) {
         s9_bar_init(A_FULL, 1);
-        for (int i = 0; i < NST; i++) {
-            s9_bar_init(B_FULL(i), 1);
-            s9_bar_init(B_EMPTY(i), NCW);
-        }
-        for (int i = 0; i < S9_NAB; i++) {
-            s9_bar_init(AB_FULL(i), 1);
-            s9_bar_init(AB_EMPTY(i), NCW);
-        }
+        for (int i = 0; i < NST; i++) s9_bar_init(B_FULL(i), 1);
+        for (int i = 0; i < S9_NAB; i++) s9_bar_init(AB_FULL(i), 1);
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
-    for (int r = tid; r < S9_BM; r += NTHR) {
+    for (int r = tid; r < S9_BM; r += S9_THREADS) {
         S.cnt[r] = 0;
         S.gt[r] = INFINITY;
         S.thr[r] = row0 + r < P.m ? INFINITY : -INFINITY;
     }
-    for (int e = tid; e < S9_BM * 32 * R; e += NTHR) S.top[e] = KNN_EMPTY;
+    for (int e = tid; e < S9_BM * 32 * R; e += S9_THREADS) S.top[e] = KNN_EMPTY;
     if (tid < 16) rel[tid] = 0;
     __syncthreads();
     const unsigned char *src = (const unsigned char *)P.dbimg + (int64_t)t0 * KB * S9_STAGE;
@@ -442,35 +411,17 @@ __global__ void __launch_bounds__(Q == 4 ? S9_THREADS_Q4 : S9_THREADS, 1) k_knn_
     if (tid == 0 && nt > 0) {
         s9_expect(A_FULL, A_BYTES);
         s9_copy(sA, (const unsigned char *)P.qimg + blockIdx.x * (int64_t)A_BYTES, A_BYTES, A_FULL);
-        if (Q == 4) { /* the first ring's worth; the releases refill */
-            for (int it = 0; it < min(NST, nt * KB); it++) {
-                s9_expect(B_FULL(it), S9_STAGE);
-                s9_copy(sB + it * S9_STAGE, src + (int64_t)it * S9_STAGE, S9_STAGE, B_FULL(it));
-            }
-            for (int jj = 0; jj < min(S9_NAB, nt); jj++) {
-                s9_expect(AB_FULL(jj), S9_AB_BYTES);
-                s9_copy(sAB + jj * S9_AB_BYTES, P.ab + (int64_t)(t0 + jj) * S9_BN, S9_AB_BYTES, AB_FULL(jj));
-            }
+        /* the first ring's worth; the releases refill */
+        for (int it = 0; it < min(NST, nt * KB); it++) {
+            s9_expect(B_FULL(it), S9_STAGE);
+            s9_copy(sB + it * S9_STAGE, src + (int64_t)it * S9_STAGE, S9_STAGE, B_FULL(it));
+        }
+        for (int jj = 0; jj < min(S9_NAB, nt); jj++) {
+            s9_expect(AB_FULL(jj), S9_AB_BYTES);
+            s9_copy(sAB + jj * S9_AB_BYTES, P.ab + (int64_t)(t0 + jj) * S9_BN, S9_AB_BYTES, AB_FULL(jj));
         }
     }
-    if (Q == 2 && wg == 0) {
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
-        if (tid == 0 && nt > 0) {
-            for (int it = 0; it < nt * KB; it++) {
-                if (it % KB == 0) {
-                    /* the tile's (ab.x, ab.y) pairs, 1 KB, into their own ring */
-                    const int jj = it / KB, sa = jj % S9_NAB;
-                    s9_bar_wait_producer(AB_EMPTY(sa), ((jj / S9_NAB) & 1) ^ 1, P.producer_sleep);
-                    s9_expect(AB_FULL(sa), S9_AB_BYTES);
-                    s9_copy(sAB + sa * S9_AB_BYTES, P.ab + (int64_t)(t0 + jj) * S9_BN, S9_AB_BYTES, AB_FULL(sa));
-                }
-                const int s = it % NST;
-                s9_bar_wait_producer(B_EMPTY(s), ((it / NST) & 1) ^ 1, P.producer_sleep);
-                s9_expect(B_FULL(s), S9_STAGE);
-                s9_copy(sB + s * S9_STAGE, src + (int64_t)it * S9_STAGE, S9_STAGE, B_FULL(s));
-            }
-        }
-    } else if (Q == 4) {
+    {
         const int cw = tid >> 7, wq = (tid >> 5) & 3, g = lane >> 2;
         const int rb = cw * 64 + wq * 16; /* the warp's 16 rows */
         float thr[2];
@@ -522,66 +473,10 @@ __global__ void __launch_bounds__(Q == 4 ? S9_THREADS_Q4 : S9_THREADS, 1) k_knn_
         __syncwarp();
         for (int q = 0; q < 16; q++)
             if (S.cnt[rb + q] > 0) s9_merge<R, NET>(S, rb + q);
-    } else {
-        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
-        const int cw = wg - 1, wq = (tid >> 5) & 3, g = lane >> 2;
-        /* the warp's 16 rows in each half */
-        const int rb0 = cw * 128 + wq * 16, rb1 = rb0 + 64;
-        float thr0[2], thr1[2];
-        uint32_t self0[2], self1[2];
-#pragma unroll
-        for (int rr = 0; rr < 2; rr++) {
-            const int r0 = rb0 + g + rr * 8, r1 = rb1 + g + rr * 8;
-            thr0[rr] = S.thr[r0];
-            thr1[rr] = S.thr[r1];
-            self0[rr] = (P.self && row0 + r0 < P.m) ? (uint32_t)(P.self0 + row0 + r0) : 0xffffffffu;
-            self1[rr] = (P.self && row0 + r1 < P.m) ? (uint32_t)(P.self0 + row0 + r1) : 0xffffffffu;
-        }
-        s9_refresh(S, rb0, thr0);
-        s9_refresh(S, rb1, thr1);
-        const uint32_t a0 = sA + (cw * 128) * 128, a1 = a0 + 64 * 128;
-        float acc0[64], acc1[64];
-        if (nt > 0) s9_bar_wait(A_FULL, 0);
-        for (int j = 0; j < nt; j++) {
-            const int it0 = j * KB;
-#pragma unroll
-            for (int kb = 0; kb < KB; kb++) s9_bar_wait(B_FULL((it0 + kb) % NST), ((it0 + kb) / NST) & 1);
-            s9_pin(acc0);
-            s9_pin(acc1);
-            s9_issue<T, KB, NST>(acc0, s9_desc(a0), s9_desc(sB), it0);
-            s9_issue<T, KB, NST>(acc1, s9_desc(a1), s9_desc(sB), it0);
-            if ((j & P.refresh_mask) == P.refresh_mask) {
-                /* other slices' bounds, while the tensor cores run */
-                s9_refresh(S, rb0, thr0);
-                s9_refresh(S, rb1, thr1);
-            }
-            const int sa = j % S9_NAB;
-            s9_bar_wait(AB_FULL(sa), (j / S9_NAB) & 1);
-            const float2 *sab = ab_ring + sa * S9_BN;
-            s9_wait<1>();
-            s9_pin(acc0);
-            const int col0 = (t0 + j) * S9_BN;
-            s9_fold<R, NET>(acc0, thr0, self0, rb0, col0, sab, P.base, S);
-            s9_wait<0>();
-            s9_pin(acc1);
-            if (lane == 0)
-#pragma unroll
-                for (int kb = 0; kb < KB; kb++) s9_arrive(B_EMPTY((it0 + kb) % NST));
-            s9_fold<R, NET>(acc1, thr1, self1, rb1, col0, sab, P.base, S);
-            __syncwarp();
-            if (lane == 0) s9_arrive(AB_EMPTY(sa));
-        }
-        __syncwarp();
-        for (int q = 0; q < 16; q++) {
-            if (S.cnt[rb0 + q] > 0) s9_merge<R, NET>(S, rb0 + q);
-            if (S.cnt[rb1 + q] > 0) s9_merge<R, NET>(S, rb1 + q);
-        }
     }
 #undef A_FULL
 #undef B_FULL
-#undef B_EMPTY
 #undef AB_FULL
-#undef AB_EMPTY
 }
 
 /* The ring depth and append-buffer size per row width (KB column blocks),
@@ -602,18 +497,14 @@ size_t knn_sm90_smem(int kb, size_t optin) {
     return (size_t)s9_layout(kb, optin, &nst, &cb);
 }
 
-template <int T, int KB, int NST, int Q>
-static const void *s9_kernel_q(int R) {
-    switch (R) {
-    case 1: return (const void *)k_knn_scan_sm90<T, KB, NST, 1, Q>;
-    case 2: return (const void *)k_knn_scan_sm90<T, KB, NST, 2, Q>;
-    case 4: return (const void *)k_knn_scan_sm90<T, KB, NST, 4, Q>;
-    default: return (const void *)k_knn_scan_sm90<T, KB, NST, 8, Q>;
-    }
-}
 template <int T, int KB, int NST>
-static const void *s9_kernel(int R, int two_wg) {
-    return two_wg ? s9_kernel_q<T, KB, NST, 2>(R) : s9_kernel_q<T, KB, NST, 4>(R);
+static const void *s9_kernel(int R) {
+    switch (R) {
+    case 1: return (const void *)k_knn_scan_sm90<T, KB, NST, 1>;
+    case 2: return (const void *)k_knn_scan_sm90<T, KB, NST, 2>;
+    case 4: return (const void *)k_knn_scan_sm90<T, KB, NST, 4>;
+    default: return (const void *)k_knn_scan_sm90<T, KB, NST, 8>;
+    }
 }
 
 fl_status knn_scan_sm90(fli_cuda_env *env, cudaStream_t s, const knn_sm90_args *P, int R, int prec, int kb,
@@ -622,19 +513,19 @@ fl_status knn_scan_sm90(fli_cuda_env *env, cudaStream_t s, const knn_sm90_args *
     const int smem = s9_layout(kb, (size_t)fli_state(env)->smem_optin, &nst, &cb);
     const void *fn = NULL;
     if (kb == 2)
-        fn = prec == FLI_PREC_TF32 ? s9_kernel<S9_TF32, 2, 7>(R, P->two_wg)
-                                   : (prec == FLI_PREC_FP16 ? s9_kernel<S9_FP16, 2, 7>(R, P->two_wg)
-                                                            : s9_kernel<S9_BF16, 2, 7>(R, P->two_wg));
+        fn = prec == FLI_PREC_TF32 ? s9_kernel<S9_TF32, 2, 7>(R)
+                                   : (prec == FLI_PREC_FP16 ? s9_kernel<S9_FP16, 2, 7>(R)
+                                                            : s9_kernel<S9_BF16, 2, 7>(R));
     else if (kb == 4)
-        fn = prec == FLI_PREC_TF32 ? s9_kernel<S9_TF32, 4, 5>(R, P->two_wg)
-                                   : (prec == FLI_PREC_FP16 ? s9_kernel<S9_FP16, 4, 5>(R, P->two_wg)
-                                                            : s9_kernel<S9_BF16, 4, 5>(R, P->two_wg));
+        fn = prec == FLI_PREC_TF32 ? s9_kernel<S9_TF32, 4, 5>(R)
+                                   : (prec == FLI_PREC_FP16 ? s9_kernel<S9_FP16, 4, 5>(R)
+                                                            : s9_kernel<S9_BF16, 4, 5>(R));
     if (!fn || !smem) return FLI_FAIL(env, FL_STATUS_INTERNAL, "knn_scan_sm90", "no layout for this row width");
     knn_sm90_args a = *P;
     a.cb = cb;
     FLI_CUDA_TRY(env, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     void *args[] = {(void *)&a};
     FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3((unsigned)fli_ceil_div(a.m, S9_BM), (unsigned)slices),
-                                       dim3(a.two_wg ? S9_THREADS : S9_THREADS_Q4), args, (size_t)smem, s));
+                                       dim3(S9_THREADS), args, (size_t)smem, s));
     return FL_STATUS_OK;
 }
