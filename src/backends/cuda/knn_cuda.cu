@@ -155,7 +155,8 @@ static fl_status knn_plan_make(fli_cuda_env *env, const fli_knn_job *j, knn_plan
         const int64_t rowb = P->prec == FLI_PREC_TF32 ? rup(j->d, 32) * 4 : rup(j->d, 64) * 2;
         int kb = (int)(rowb / 128);
         kb = kb <= 2 ? 2 : 4;
-        if (rowb <= 512 && !(kb == 4 && P->R >= 4) && knn_sm90_smem(kb, (size_t)st->smem_optin) > 0) {
+        const int wide_pool = kb == 4 && P->R >= 4 && !(env->knn_tune & 128);
+        if (rowb <= 512 && !wide_pool && knn_sm90_smem(kb, (size_t)st->smem_optin) > 0) {
             P->sm90 = 1;
             P->kb9 = kb;
             P->h16 = 0;
