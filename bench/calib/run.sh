@@ -85,7 +85,11 @@ case ",$OPS," in *,kmeans,*,gemm,* | *,gemm,*,kmeans,*) ;; *) MEASURE_ARGS+=(--m
 # first sweep's $OUT/calib/<device>.json when an earlier call with the same OUT wrote one
 [ -n "$SEED" ] && MEASURE_ARGS+=(--seed "$SEED")
 [ "${ADD:-0}" = 1 ] && MEASURE_ARGS+=(--add)
-[ -n "$ONLY" ] && MEASURE_ARGS+=(--only "$ONLY")
+# ONLY may name several fields, comma-separated: ONLY=variant=tf32,input=host
+if [ -n "$ONLY" ]; then
+    IFS=, read -ra ONLY_KV <<<"$ONLY"
+    for kv in "${ONLY_KV[@]}"; do MEASURE_ARGS+=(--only "$kv"); done
+fi
 PYTHONUNBUFFERED=1 python3 bench/calib/measure.py "${MEASURE_ARGS[@]}" --ops "$OPS" \
     --info-lib "$B/lib/libflashlib_info.so" --out "$OUT/calib" --budget-s "${BUDGET_S:-200}" \
     2>&1 | tee "$OUT/calib/measure.log" || exit 1
