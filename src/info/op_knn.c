@@ -434,12 +434,12 @@ static int gplan_make(knn_gplan *P, const knn_req *q, fli_precision prec, double
     P->q_host = P->db_host = P->out_host = !q->on_device;
     /* knn_plan_make's Hopper rule (fli_route_knn states the same): the
      * GEMM-form metrics at tf32/bf16/fp16, >= 1024 queries, rows of at most
-     * 512 bytes at the scan precision padded to 2 or 4 column blocks; no
-     * 16-bit copies (the images replace them) */
+     * 512 bytes at the scan precision padded to 2 or 4 column blocks, not 4
+     * blocks with R >= 4; no 16-bit copies (the images replace them) */
     if (!P->general && sm90_enabled && !direct && P->prec != FLI_PREC_FP32 && q->n_q >= 1024) {
         const int64_t rowb = P->prec == FLI_PREC_TF32 ? rup(q->d, 32) * 4 : rup(q->d, 64) * 2;
         const int kb = rowb / 128 <= 2 ? 2 : 4;
-        if (rowb <= 512) {
+        if (rowb <= 512 && !(kb == 4 && P->R >= 4)) {
             P->sm90 = 1;
             P->kb9 = kb;
             P->h16 = 0;

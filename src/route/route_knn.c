@@ -25,9 +25,9 @@
  *    fp32 SIMT scan.
  *  - The scan: on Hopper with the sm90 paths enabled, tf32/bf16/fp16, at
  *    least 1024 queries, rows of at most 512 bytes at the scan precision
- *    and a pool (max(2k, k + 16)) of at most 256, the sm_90a wgmma kernel
- *    (knn_cuda.cu's plan applies the same rule); else the portable
- *    mma.sync kernel (sm_80+).
+ *    and a pool (max(2k, k + 16)) of at most 256 — at most 64 for 512-byte
+ *    rows — the sm_90a wgmma kernel (knn_cuda.cu's plan applies the same
+ *    rule); else the portable mma.sync kernel (sm_80+).
  */
 fl_status fli_route_knn(const fl_hw_props *hw, int64_t n_db, int64_t n_q, int64_t d, fl_dtype dtype,
                         int64_t k, fli_knn_metric metric, int precision_word, int on_device, int force_gpu,
@@ -76,7 +76,7 @@ fl_status fli_route_knn(const fl_hw_props *hw, int64_t n_db, int64_t n_q, int64_
     if (hw->sm90_enabled && p != FLI_PREC_FP32 && n_q >= 1024) {
         const int64_t rowb = p == FLI_PREC_TF32 ? (d + 31) / 32 * 128 : (d + 63) / 64 * 128;
         const int64_t kp = 2 * k > k + 16 ? 2 * k : k + 16;
-        sm90 = rowb <= 512 && kp <= 256;
+        sm90 = rowb <= 512 && kp <= 256 && !(rowb > 256 && kp > 64);
     }
     out->backend = FL_BACKEND_CUDA;
     fli_route_set_variant(out, p);

@@ -69,8 +69,8 @@ typedef struct fli_cuda_env {
      * other slices' bounds taken every tile instead of every 16th; bit 4 a
      * query's threshold is its list's last key (32 R-th) instead of its
      * k'-th; bit 6 the other slices' bounds taken every 4th tile instead of
-     * every 16th; bit 7 4-block rows with pools over 64 (tf32 d > 64, k >
-     * 32) on the portable scan instead of the Hopper one.
+     * every 16th; bit 7 the Hopper scan also for 4-block rows with pools
+     * over 64 (tf32 d > 64, k > 32), which route to the portable scan.
      * (Bits 2 and 3 selected the producer warpgroup's layout, removed
      * after its A/B: bench/gpu/KNN_NOTES.md.) */
     int knn_tune;

@@ -148,15 +148,14 @@ static fl_status knn_plan_make(fli_cuda_env *env, const fli_knn_job *j, knn_plan
      * form, rows of up to 512 bytes (kb 1 and 3 padded to 2 and 4), at
      * least 1024 queries (measured on the H100: with fewer, each block's
      * list warm-up and the operand images outweigh the faster products —
-     * 100 queries took 4.8 ms against the portable kernel's 2.0). 4-block
-     * rows with pools over 64 (tf32 d > 64, k > 32) took the portable scan
-     * while the Hopper one was slower there (85 ms against 76, tf32 k=100);
-     * the reworked one takes 57 (knn_tune bit 7: the portable scan, A/B). */
+     * 100 queries took 4.8 ms against the portable kernel's 2.0), and not
+     * 4-block rows with pools over 64 (their 4-key append buffers: tf32
+     * k=100 took 85 ms against 76). */
     if (!P->general && env->sm90_enabled && P->mode == 0 && P->prec != FLI_PREC_FP32 && j->n_q >= 1024) {
         const int64_t rowb = P->prec == FLI_PREC_TF32 ? rup(j->d, 32) * 4 : rup(j->d, 64) * 2;
         int kb = (int)(rowb / 128);
         kb = kb <= 2 ? 2 : 4;
-        const int wide_pool = kb == 4 && P->R >= 4 && (env->knn_tune & 128);
+        const int wide_pool = kb == 4 && P->R >= 4 && !(env->knn_tune & 128);
         if (rowb <= 512 && !wide_pool && knn_sm90_smem(kb, (size_t)st->smem_optin) > 0) {
             P->sm90 = 1;
             P->kb9 = kb;
