@@ -368,6 +368,8 @@ template <int T, int KB, int NST, int R>
 __global__ void __launch_bounds__(S9_THREADS, 1) k_knn_scan_sm90(const knn_sm90_args P) {
     constexpr uint32_t A_BYTES = S9_BM * KB * 128;
     constexpr bool NET = R == 1 && KB == 2; /* 16-key buffers (s9_layout) */
+    constexpr uint32_t NW = S9_THREADS / 32; /* warps releasing each stage and ab slot */
+    static_assert(NST <= 8 && S9_NAB <= 8, "rel[] holds 8 stage counters, then 8 ab-slot counters");
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t base_s = (smem_u32(smem_raw) + 1023u) & ~1023u;
     unsigned char *gen = smem_raw + (base_s - smem_u32(smem_raw));
@@ -451,10 +453,10 @@ __global__ void __launch_bounds__(S9_THREADS, 1) k_knn_scan_sm90(const knn_sm90_
             if (lane == 0)
 #pragma unroll
                 for (int kb = 0; kb < KB; kb++) {
-                    /* the 16th release of a stage refills it */
+                    /* the last (NW-th) release of a stage refills it */
                     const int it = it0 + kb, st = it % NST, nx = it + NST;
                     __threadfence_block();
-                    if ((atomicAdd(rel + st, 1u) & 15u) == 15u && nx < nt * KB) {
+                    if (atomicAdd(rel + st, 1u) % NW == NW - 1 && nx < nt * KB) {
                         s9_expect(B_FULL(st), S9_STAGE);
                         s9_copy(sB + st * S9_STAGE, src + (int64_t)nx * S9_STAGE, S9_STAGE, B_FULL(st));
                     }
@@ -464,7 +466,7 @@ __global__ void __launch_bounds__(S9_THREADS, 1) k_knn_scan_sm90(const knn_sm90_
             if (lane == 0) {
                 __threadfence_block();
                 const int nx = j + S9_NAB;
-                if ((atomicAdd(rel + 8 + sa, 1u) & 15u) == 15u && nx < nt) {
+                if (atomicAdd(rel + 8 + sa, 1u) % NW == NW - 1 && nx < nt) {
                     s9_expect(AB_FULL(sa), S9_AB_BYTES);
                     s9_copy(sAB + sa * S9_AB_BYTES, P.ab + (int64_t)(t0 + nx) * S9_BN, S9_AB_BYTES, AB_FULL(sa));
                 }
