@@ -24,8 +24,11 @@
  * and M-step kernels where the tf32 k <= 64 E-step takes the sums), mstep_obj (the
  * objective in every M-step), c64_bm512 (the k <= 64 E-step's 64-row warp
  * tiles), tie_grid2 (the tie re-scoring on 2 blocks per SM), acc_general
- * (the general private-copy M-step instead of lane-per-column, d <= 32);
- * with FL_KM_AB=graph: every kernel launched directly
+ * (the general private-copy M-step instead of lane-per-column, d <= 32),
+ * sm90_unsplit (the 16-bit sm90 E-step folds after both halves), full_mstep
+ * (every row summed every iteration), tf32_x_smem (the sm90 tf32 E-step
+ * with X's tiles in shared memory), tf32rs_unsplit (X's rows in registers,
+ * one fold per 128 centres); with FL_KM_AB=graph: every kernel launched directly
  * (km_graph -1), one iteration per graph launch (1), all iterations after
  * the first in one graph (1000, clamped to max_iter - 1).
  *
@@ -332,18 +335,19 @@ int main(int argc, char **argv)
                  * iteration, the k <= 64 E-step with 64-row warp tiles, the
                  * tie re-scoring on 2 blocks per SM */
                 const int tune_ab = !(ab_kind && strcmp(ab_kind, "graph") == 0);
-                const int modes[7] = {-1, 1, 1000, 1000, 1000, 1000, 1000},
-                          tunes[7] = {2048, 1, 256, 512, 1024, 4096, 16384};
-                const char *mname[7] = {"direct",    "graph1",    "graph_all", "graph_all",
-                                        "graph_all", "graph_all", "graph_all"};
-                const char *tname[7] = {"separate",    "mstep_obj",    "c64_bm512", "tie_grid2",
-                                        "acc_general", "sm90_unsplit", "full_mstep"};
+                const int modes[9] = {-1, 1, 1000, 1000, 1000, 1000, 1000, 1000, 1000},
+                          tunes[9] = {2048, 1, 256, 512, 1024, 4096, 16384, 32768, 65536};
+                const char *mname[9] = {"direct",    "graph1",    "graph_all", "graph_all", "graph_all",
+                                        "graph_all", "graph_all", "graph_all", "graph_all"};
+                const char *tname[9] = {"separate",   "mstep_obj",   "c64_bm512",
+                                        "tie_grid2",  "acc_general", "sm90_unsplit",
+                                        "full_mstep", "tf32_x_smem", "tf32rs_unsplit"};
                 printf("  A/B %-4s %-4s: default(%d/launch) %.3f", shapes[si].tag, pname[pi], graph_used,
                        med);
                 if (js)
                     fprintf(js, ", \"graph_ab\": {");
                 int nab = 0;
-                for (int mi = 0; mi < (tune_ab ? 7 : 3); mi++) {
+                for (int mi = 0; mi < (tune_ab ? 9 : 3); mi++) {
                     if (tune_ab)
                         env.km_tune = tunes[mi];
                     else

@@ -1348,12 +1348,20 @@ static void case_delta(fli_precision prec, int64_t d, int weighted, const char *
     free_inputs(o, X, w, init);
 }
 
-/* The sm90 16-bit E-step folds the first half of a row tile while the
- * second half's products run; env->km_tune bit 12 waits for both halves
- * first. The folds see the same scores in the same order, so the fits
- * must agree bit for bit (weighted, with an empty cluster forced; 40,000
- * rows: more row tiles than SMs, so blocks take several). */
-static void case_sm90_split(fli_precision prec, int64_t d, fli_metric metric, const char *name)
+/* Variants of the sm90 E-step against the default kernel (weighted, with
+ * an empty cluster forced; 40,000 rows: more row tiles than SMs, so
+ * blocks take several). The 16-bit kernel folds the first half of a row
+ * tile while the second half's products run; env->km_tune bit 12 waits
+ * for both halves first. The tf32 kernel with X's rows in registers folds
+ * 64 centres while the next 64's products run; bit 16 takes all 128
+ * first. Either way the folds see the same scores in the same order, so
+ * the fits must agree bit for bit (exact). Bit 15 reads X's tiles from
+ * shared memory instead (k_estep_sm90_tf32): the same k order, but wgmma
+ * reads its A operand from another place, so the fits must agree in
+ * iterations, labels (all but 0.1%) and inertia (1e-6), and whether they
+ * are identical is printed. */
+static void case_sm90_ab(fli_precision prec, int64_t d, fli_metric metric, int tune, int exact,
+                         const char *name)
 {
     const int64_t n = 40000, k = 1024;
     float *X, *w, *init;
@@ -1361,9 +1369,9 @@ static void case_sm90_split(fli_precision prec, int64_t d, fli_metric metric, co
     fit_case fc = {name, n, d, k, prec, metric, FLI_KM_INIT_ARRAY, 1, 1, 1, 5, 1, 0, 0};
     fit_out o[2];
     for (int m = 0; m < 2; m++) {
-        g_env.km_tune = m ? 4096 : 0;
+        g_env.km_tune = m ? tune : 0;
         run_fit(&fc, X, w, init, 5, &o[m]);
-        CHECK(o[m].st == FL_STATUS_OK, "%s (%s): status %d: %s", name, m ? "unsplit" : "split", o[m].st,
+        CHECK(o[m].st == FL_STATUS_OK, "%s (%s): status %d: %s", name, m ? "variant" : "default", o[m].st,
               g_err);
     }
     g_env.km_tune = 0;
@@ -1372,10 +1380,17 @@ static void case_sm90_split(fli_precision prec, int64_t d, fli_metric metric, co
         const int same_l = memcmp(o[0].lab, o[1].lab, 4 * n) == 0;
         const int same_i =
             memcmp(&o[0].inertia, &o[1].inertia, sizeof(double)) == 0 && o[0].n_iter == o[1].n_iter;
-        printf("  %-40s split vs unsplit E-step, iters %lld: identical centres %d labels %d inertia %d\n",
-               name, (long long)o[0].n_iter, same_c, same_l, same_i);
-        CHECK(same_c && same_l && same_i, "%s: the split E-step differs (centres %d labels %d inertia %d)",
-              name, same_c, same_l, same_i);
+        const double ag = label_agreement(o[0].lab, o[1].lab, n), ri = rel(o[0].inertia, o[1].inertia);
+        printf("  %-44s vs km_tune %d, iters %lld/%lld: identical centres %d labels %d inertia %d "
+               "(labels %.5f, inertia rel %.1e)\n",
+               name, tune, (long long)o[0].n_iter, (long long)o[1].n_iter, same_c, same_l, same_i, ag, ri);
+        if (exact)
+            CHECK(same_c && same_l && same_i, "%s: the variant differs (centres %d labels %d inertia %d)",
+                  name, same_c, same_l, same_i);
+        else
+            CHECK(o[0].n_iter == o[1].n_iter && ag >= 0.999 && ri <= 1e-6,
+                  "%s: the variant differs (iters %lld/%lld labels %.5f inertia rel %.2e)", name,
+                  (long long)o[0].n_iter, (long long)o[1].n_iter, ag, ri);
     }
     free_inputs(o, X, w, init);
 }
@@ -1678,8 +1693,12 @@ int main(int argc, char **argv)
                        2048,
                        0};
         case_vs_ref(h4);
-        case_sm90_split(FLI_PREC_BF16, 128, FLI_METRIC_EUCLIDEAN, "sm90 split bf16 d=128 k=1024");
-        case_sm90_split(FLI_PREC_FP16, 64, FLI_METRIC_COSINE, "sm90 split fp16 d=64 k=1024 cosine");
+        case_sm90_ab(FLI_PREC_BF16, 128, FLI_METRIC_EUCLIDEAN, 4096, 1, "sm90 split bf16 d=128 k=1024");
+        case_sm90_ab(FLI_PREC_FP16, 64, FLI_METRIC_COSINE, 4096, 1, "sm90 split fp16 d=64 k=1024 cosine");
+        case_sm90_ab(FLI_PREC_TF32, 128, FLI_METRIC_EUCLIDEAN, 65536, 1, "sm90 split tf32 d=128 k=1024");
+        case_sm90_ab(FLI_PREC_TF32, 64, FLI_METRIC_DOT, 65536, 1, "sm90 split tf32 d=64 k=1024 dot");
+        case_sm90_ab(FLI_PREC_TF32, 128, FLI_METRIC_EUCLIDEAN, 32768, 0, "sm90 tf32 d=128 A regs vs smem");
+        case_sm90_ab(FLI_PREC_TF32, 72, FLI_METRIC_COSINE, 32768, 0, "sm90 tf32 d=72 cosine A regs vs smem");
         /* tf32 through TMA: X in place (d = 72: columns past d zero-filled
          * by the copies), from the host (d = 50: dh = 64), weighted dot,
          * chunked; d = 33 on the device is not 16-byte aligned per row and

@@ -147,19 +147,22 @@ static __device__ __forceinline__ float km_key(float s, int id) {
     return __int_as_float((__float_as_int(s) & ~31) | id);
 }
 
-/* One m64 x 128 block of scores into the running top-2 of this thread's
- * two rows (g and g + 8 of the warp's 16): the block's two smallest keys
- * per row (FFMA + LOP3 + 3 FMNMX per score), merged into the running
- * top-2 when they enter it, with columns decoded from the keys. Within a
- * thread keys are distinct; equal keys across threads or tiles keep the
- * lower column (km_merge2, km_top2_update), as a strict ascending scan. */
-static __device__ __forceinline__ void fold(const float (&acc)[64], float (&b1)[2], int (&i1)[2], float (&b2)[2],
+/* One m64 x (NA / 2) block of scores (NA accumulators a thread: 128 or
+ * 64 centres) into the running top-2 of this thread's two rows (g and
+ * g + 8 of the warp's 16): the block's two smallest keys per row (FFMA +
+ * LOP3 + 3 FMNMX per score), merged into the running top-2 when they
+ * enter it, with columns decoded from the keys. Within a thread keys are
+ * distinct; equal keys across threads or blocks keep the lower column
+ * (km_merge2, km_top2_update), as a strict ascending scan. */
+template <int NA>
+static __device__ __forceinline__ void fold(const float (&acc)[NA], float (&b1)[2], int (&i1)[2], float (&b2)[2],
                                             int (&i2)[2], const float *__restrict__ cn, int col0, float alpha,
                                             int t4) {
+    static_assert(NA == 64 || NA == 32, "a block is 128 or 64 centres");
     const float2 *c2 = (const float2 *)(cn + col0 + 2 * t4);
     float m1[2] = {INFINITY, INFINITY}, m2[2] = {INFINITY, INFINITY};
 #pragma unroll
-    for (int i = 0; i < 16; i++) {
+    for (int i = 0; i < NA / 4; i++) {
         float2 c = __ldg(c2 + i * 4);
         c.x = fminf(c.x, FLT_MAX);
         c.y = fminf(c.y, FLT_MAX);
@@ -389,6 +392,36 @@ static __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorM
         : "memory");
 }
 
+/* The end of a row tile in the tf32 kernels, whose warps hold 16 rows as
+ * one m64 block: each quad's top-2 of its two rows merged across the quad,
+ * lane L < 16 taking row L (slot (L >> 3) of quad L & 7), and the row's
+ * label decided (near ties listed for re-scoring) and its change counted. */
+static __device__ __forceinline__ void rows16_done(float (&b1)[2], int (&i1)[2], float (&b2)[2], int (&i2)[2],
+                                                   int lane, const km_tie &T, bool valid, int64_t myrow, float2 xs,
+                                                   int old, int32_t *labels, int32_t *n_changed) {
+    const int src = (lane & 7) * 4, rq = (lane >> 3) & 1;
+    const float rho_c = T.on ? T.cb[0] : 0.f, cmax = T.on ? T.cb[1] : 0.f;
+    float v1 = 0.f, v2 = 0.f;
+    int x1 = 0, x2 = 0;
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+#pragma unroll
+        for (int o = 1; o < 4; o <<= 1) km_shfl_merge2(b1[rr], i1[rr], b2[rr], i2[rr], o);
+        const float w1 = __shfl_sync(KM_FULL, b1[rr], src);
+        const float w2 = __shfl_sync(KM_FULL, b2[rr], src);
+        const int j1 = __shfl_sync(KM_FULL, i1[rr], src);
+        const int j2 = __shfl_sync(KM_FULL, i2[rr], src);
+        if (rr == rq) {
+            v1 = w1;
+            v2 = w2;
+            x1 = j1;
+            x2 = j2;
+        }
+    }
+    const int changed = km_row_done(T, valid, myrow, xs, rho_c, cmax, v1, x1, v2, x2, old, labels);
+    count_changes(changed, n_changed);
+}
+
 template <int KB>
 __global__ void __launch_bounds__(H_THREADS, 1)
     k_estep_sm90_tf32(const __grid_constant__ CUtensorMap xmap, const __grid_constant__ CUtensorMap cmap,
@@ -433,10 +466,6 @@ __global__ void __launch_bounds__(H_THREADS, 1)
         /* consumers */
         asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
         const int cw = wg - 1, wq = (tid >> 5) & 3, t4 = lane & 3;
-        const float rho_c = T.on ? T.cb[0] : 0.f, cmax = T.on ? T.cb[1] : 0.f;
-        /* after the quad merge, lane L < 16 takes row L of the warp's 16:
-         * slot (L >> 3) of quad L & 7 */
-        const int src = (lane & 7) * 4, rq = (lane >> 3) & 1;
         float acc[64];
         int bt = 0, i = 0;
         for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x, i++) {
@@ -483,27 +512,231 @@ __global__ void __launch_bounds__(H_THREADS, 1)
             }
             /* every wgmma reading this A buffer has completed */
             if (lane == 0) mbar_arrive(A_EMPTY(ab));
-            float v1 = 0.f, v2 = 0.f;
-            int x1 = 0, x2 = 0;
-#pragma unroll
-            for (int rr = 0; rr < 2; rr++) {
-#pragma unroll
-                for (int o = 1; o < 4; o <<= 1) km_shfl_merge2(b1[rr], i1[rr], b2[rr], i2[rr], o);
-                const float w1 = __shfl_sync(KM_FULL, b1[rr], src);
-                const float w2 = __shfl_sync(KM_FULL, b2[rr], src);
-                const int j1 = __shfl_sync(KM_FULL, i1[rr], src);
-                const int j2 = __shfl_sync(KM_FULL, i2[rr], src);
-                if (rr == rq) {
-                    v1 = w1;
-                    v2 = w2;
-                    x1 = j1;
-                    x2 = j2;
-                }
-            }
-            const int changed = km_row_done(T, valid, myrow, xs, rho_c, cmax, v1, x1, v2, x2, old, labels);
-            count_changes(changed, n_changed);
+            rows16_done(b1, i1, b2, i2, lane, T, valid, myrow, xs, old, labels, n_changed);
         }
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* tf32 with X's rows in registers (the default tf32 kernel)                */
+/* ------------------------------------------------------------------------ */
+/* k_estep_sm90_tf32 keeps two 128-row tiles of X in shared memory, 64 KB
+ * each at d = 128, which leaves room for only 1.5 centre tiles of B: the
+ * warpgroups stall on B every tile while its copy comes from L2 (ncu:
+ * 14% occupancy, issue 35-42% busy, tensor pipe idle during the folds).
+ * Here each consumer thread loads its part of the wgmma A fragments (its
+ * two rows' columns t4 + 4 c) straight from X into registers once per row
+ * tile (16 KB of registers per warp) and the products read A from there
+ * (wgmma's register-A form), so all of shared memory is a 7-stage B ring:
+ * 3.5 centre tiles at d = 128, 7 at d = 64. The producer thread prefetches
+ * the block's next row tile into L2 with the tensor map, so the register
+ * loads hit L2.
+ *
+ * SPLIT: each centre tile's products are two groups of 64 centres (two
+ * m64n64k8 chains, 32 accumulators each); the first group's scores are
+ * folded while the second's products run. Otherwise one m64n128k8 chain
+ * and one fold, as k_estep_sm90_tf32. Both see the same products (the
+ * same k order and operands) and fold the columns in ascending order. */
+#define R_BST 7 /* B stages of 128 centres x 64 columns */
+static_assert(FLI_KM_SM90_TF32_SMEM(4) >= (int64_t)R_BST * T_STAGE_BYTES + 1024 + 16 * R_BST,
+              "the plan's shared-memory size covers the B ring");
+
+/* wgmma m64nNk8 tf32, A from registers (rows g / g + 8 of the warp's 16,
+ * columns t4 / t4 + 4 of the k-step), B through a descriptor. */
+static __device__ __forceinline__ void wgmma128_tf32_rs(float (&d)[64], const uint32_t (&a)[4], uint64_t db,
+                                                        int accum) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+        "{%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accum));
+}
+static __device__ __forceinline__ void wgmma64_tf32_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t db,
+                                                       int accum) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "{%32, %33, %34, %35}, %36, p, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accum));
+}
+template <int N>
+static __device__ __forceinline__ void fence_regs(float (&d)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+static __device__ __forceinline__ void tma_prefetch_2d(const CUtensorMap *map, int c0, int r0) {
+    asm volatile("cp.async.bulk.prefetch.tensor.2d.L2.global.tile [%0, {%1, %2}];\n" ::"l"(map), "r"(c0), "r"(r0)
+                 : "memory");
+}
+
+/* Stage st (0..R_BST-1) and its phase parity for the ring's n-th use. */
+struct ring_pos {
+    int st, ph;
+    __device__ __forceinline__ void next() {
+        if (++st == R_BST) {
+            st = 0;
+            ph ^= 1;
+        }
+    }
+};
+
+template <int KB, int SPLIT>
+__global__ void __launch_bounds__(H_THREADS, 1)
+    k_estep_sm90_tf32rs(const __grid_constant__ CUtensorMap xmap, const __grid_constant__ CUtensorMap cmap,
+                        const float *__restrict__ x, int64_t ldx, int d, const float *__restrict__ cnorm,
+                        int64_t m, int kp, float alpha, int32_t *__restrict__ labels, int32_t *n_changed,
+                        const km_tie T, const int32_t *done) {
+    if (done && *done) return;
+    constexpr int KS = KB / 2;  /* B stages per centre tile */
+    constexpr int NK = 4 * KB;  /* k-steps of 8 columns     */
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+    const uint32_t sB = base, bars = sB + R_BST * T_STAGE_BYTES;
+#define R_FULL(i) (bars + 8 * (i))
+#define R_EMPTY(i) (bars + 8 * R_BST + 8 * (i))
+    const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
+    if (tid == 0) {
+        for (int i = 0; i < R_BST; i++) {
+            mbar_init(R_FULL(i), 1);
+            mbar_init(R_EMPTY(i), 8); /* lane 0 of each consumer warp */
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+    const int64_t tiles = (m + T_BM - 1) / T_BM;
+    const int nt = kp / T_BN;
+
+    if (wg == 0) {
+        /* producer: the B ring, and the next row tile of X into L2 */
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+        if (tid == 0) {
+            ring_pos p = {0, 0};
+            for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+                if (tile + gridDim.x < tiles)
+#pragma unroll
+                    for (int kb = 0; kb < KB; kb++)
+                        tma_prefetch_2d(&xmap, kb * 32, (int)((tile + gridDim.x) * T_BM));
+                for (int j = 0; j < nt; j++)
+#pragma unroll
+                    for (int h = 0; h < KS; h++, p.next()) {
+                        mbar_wait_producer(R_EMPTY(p.st), p.ph ^ 1);
+                        mbar_expect_tx(R_FULL(p.st), T_STAGE_BYTES);
+                        tma_load_2d(sB + p.st * T_STAGE_BYTES, &cmap, (2 * h) * 32, j * T_BN, R_FULL(p.st));
+                        tma_load_2d(sB + p.st * T_STAGE_BYTES + T_BOX_BYTES, &cmap, (2 * h + 1) * 32, j * T_BN,
+                                    R_FULL(p.st));
+                    }
+            }
+        }
+    } else {
+        /* consumers: warpgroup cw takes rows 64 cw .. 64 cw + 63 of a tile */
+        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+        const int cw = wg - 1, wq = (tid >> 5) & 3, t4 = lane & 3, g = lane >> 2;
+        const bool full_d = d == 32 * KB;
+        const uint64_t db0 = desc_sw128(sB);
+        /* descriptor offset of k-step c (of 8) within stage st: box c / 4,
+         * 8 columns (32 bytes) a step within the box */
+        auto b_off = [](int st, int c) -> uint64_t {
+            return (uint64_t)((st * T_STAGE_BYTES + (c >> 2) * T_BOX_BYTES + (c & 3) * 32) >> 4);
+        };
+        /* this warp's lane 0 releases the tile's KS stages; every lane moves on */
+        auto release = [bars](ring_pos &p, int lane) {
+#pragma unroll
+            for (int h = 0; h < KS; h++, p.next())
+                if (lane == 0) mbar_arrive(R_EMPTY(p.st));
+        };
+        float acc[SPLIT ? 1 : 64], lo[SPLIT ? 32 : 1], hi[SPLIT ? 32 : 1];
+        ring_pos p = {0, 0};
+        for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+            /* A fragments: k-step s holds rows r0 / r1, columns 8 s + t4 / + 4 */
+            const int64_t r0 = tile * T_BM + cw * 64 + wq * 16 + g, r1 = r0 + 8;
+            const float *x0 = x + r0 * ldx, *x1 = x + r1 * ldx;
+            const bool v0 = r0 < m, v1 = r1 < m;
+            uint32_t a[NK][4];
+#pragma unroll
+            for (int s = 0; s < NK; s++) {
+                const int c0 = 8 * s + t4, c1 = c0 + 4;
+                const bool k0 = full_d || c0 < d, k1 = full_d || c1 < d;
+                a[s][0] = __float_as_uint(v0 && k0 ? __ldg(x0 + c0) : 0.f);
+                a[s][1] = __float_as_uint(v1 && k0 ? __ldg(x1 + c0) : 0.f);
+                a[s][2] = __float_as_uint(v0 && k1 ? __ldg(x0 + c1) : 0.f);
+                a[s][3] = __float_as_uint(v1 && k1 ? __ldg(x1 + c1) : 0.f);
+            }
+            const int64_t myrow = tile * T_BM + cw * 64 + wq * 16 + (lane & 15);
+            const bool valid = lane < 16 && myrow < m;
+            const int old = valid ? labels[myrow] : 0;
+            const float2 xs = km_row_stat(T, valid, myrow);
+            float b1[2], b2[2];
+            int i1[2], i2[2];
+#pragma unroll
+            for (int rr = 0; rr < 2; rr++) {
+                b1[rr] = b2[rr] = INFINITY;
+                i1[rr] = i2[rr] = 0;
+            }
+            for (int j = 0; j < nt; j++) {
+                ring_pos q = p; /* this tile's first stage */
+                if constexpr (SPLIT) {
+                    fence_regs(lo);
+                    fence_regs(hi);
+                    wgmma_fence();
+#pragma unroll
+                    for (int h = 0; h < KS; h++, q.next()) {
+                        mbar_wait(R_FULL(q.st), q.ph);
+#pragma unroll
+                        for (int c = 0; c < 8; c++)
+                            wgmma64_tf32_rs(lo, a[8 * h + c], db0 + b_off(q.st, c), h > 0 || c > 0);
+                    }
+                    wgmma_commit();
+                    q = p;
+                    /* centres 64..127 of each stage: 64 rows of 128 bytes on */
+#pragma unroll
+                    for (int h = 0; h < KS; h++, q.next())
+#pragma unroll
+                        for (int c = 0; c < 8; c++)
+                            wgmma64_tf32_rs(hi, a[8 * h + c], db0 + b_off(q.st, c) + ((64 * 128) >> 4),
+                                            h > 0 || c > 0);
+                    wgmma_commit();
+                    wgmma_wait<1>();
+                    fence_regs(lo);
+                    fold(lo, b1, i1, b2, i2, cnorm, j * T_BN, alpha, t4);
+                    wgmma_wait<0>();
+                    fence_regs(hi);
+                    release(p, lane);
+                    fold(hi, b1, i1, b2, i2, cnorm, j * T_BN + 64, alpha, t4);
+                } else {
+                    fence_regs(acc);
+                    wgmma_fence();
+#pragma unroll
+                    for (int h = 0; h < KS; h++, q.next()) {
+                        mbar_wait(R_FULL(q.st), q.ph);
+#pragma unroll
+                        for (int c = 0; c < 8; c++)
+                            wgmma128_tf32_rs(acc, a[8 * h + c], db0 + b_off(q.st, c), h > 0 || c > 0);
+                    }
+                    wgmma_commit();
+                    wgmma_wait<0>();
+                    fence_regs(acc);
+                    release(p, lane);
+                    fold(acc, b1, i1, b2, i2, cnorm, j * T_BN, alpha, t4);
+                }
+            }
+            rows16_done(b1, i1, b2, i2, lane, T, valid, myrow, xs, old, labels, n_changed);
+        }
+    }
+#undef R_FULL
+#undef R_EMPTY
 }
 
 typedef CUresult (*km_encode_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *, const cuuint64_t *,
@@ -540,6 +773,21 @@ static fl_status km_tmap(fli_cuda_env *env, CUtensorMap *map, const float *base,
 
 int km_sm90_tf32_ok(const km_rows *r) { return r->x_aligned; }
 
+/* The tf32 kernel: by default X's rows in registers with the split fold
+ * (k_estep_sm90_tf32rs<KB, 1>); env->km_tune bit 16 without the split,
+ * bit 15 X's tiles in shared memory (k_estep_sm90_tf32), for A/B
+ * measurements. */
+static const void *tf32_kernel(int kb, int tune, size_t *smem) {
+    if (tune & 32768) {
+        *smem = (size_t)2 * T_BM * kb * 128 + (size_t)T_BST * T_STAGE_BYTES + 1024 + 128;
+        return kb == 4 ? (const void *)k_estep_sm90_tf32<4> : (const void *)k_estep_sm90_tf32<2>;
+    }
+    *smem = (size_t)FLI_KM_SM90_TF32_SMEM(kb);
+    if (tune & 65536)
+        return kb == 4 ? (const void *)k_estep_sm90_tf32rs<4, 0> : (const void *)k_estep_sm90_tf32rs<2, 0>;
+    return kb == 4 ? (const void *)k_estep_sm90_tf32rs<4, 1> : (const void *)k_estep_sm90_tf32rs<2, 1>;
+}
+
 static fl_status estep_sm90_tf32(fli_cuda_env *env, cudaStream_t s, const km_rows *r, const void *ctc,
                                  int64_t d, int64_t dh, int64_t dp, const float *cnorm, int64_t kp, fli_metric metric,
                                  int32_t *labels, int32_t *n_changed, const km_tie *tie, const int32_t *done) {
@@ -547,22 +795,31 @@ static fl_status estep_sm90_tf32(fli_cuda_env *env, cudaStream_t s, const km_row
     CUtensorMap xmap, cmap;
     FLI_TRY(km_tmap(env, &xmap, r->x, r->m, d, r->ldx, T_BM));
     FLI_TRY(km_tmap(env, &cmap, (const float *)ctc, kp, dp, dp, T_BN));
-    const size_t smem = (size_t)FLI_KM_SM90_TF32_SMEM(kb);
+    size_t smem = 0;
+    const void *fn = tf32_kernel(kb, env->km_tune, &smem);
     const int64_t tiles = fli_ceil_div(r->m, T_BM);
     const int sms = fli_state(env)->sm_count;
     const unsigned grid = (unsigned)(tiles < sms ? tiles : sms);
-    const void *fn = kb == 4 ? (const void *)k_estep_sm90_tf32<4> : (const void *)k_estep_sm90_tf32<2>;
     FLI_CUDA_TRY(env, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    int64_t m = r->m;
-    int kpi = (int)kp;
+    const float *x = r->x;
+    int64_t m = r->m, ldx = r->ldx;
+    int kpi = (int)kp, di = (int)d;
     float alpha = km_alpha(metric);
     int32_t *lab = labels + r->row0;
     km_tie T;
     memset(&T, 0, sizeof T);
     if (tie) T = *tie;
-    void *args[] = {(void *)&xmap, (void *)&cmap, (void *)&cnorm, (void *)&m, (void *)&kpi, (void *)&alpha,
-                    (void *)&lab, (void *)&n_changed, (void *)&T, (void *)&done};
-    FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3(H_THREADS), args, smem, s));
+    if (env->km_tune & 32768) {
+        void *args[] = {(void *)&xmap, (void *)&cmap, (void *)&cnorm, (void *)&m, (void *)&kpi, (void *)&alpha,
+                        (void *)&lab, (void *)&n_changed, (void *)&T, (void *)&done};
+        FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3(H_THREADS), args, smem, s));
+    } else {
+        void *args[] = {(void *)&xmap, (void *)&cmap, (void *)&x,         (void *)&ldx,
+                        (void *)&di,   (void *)&cnorm, (void *)&m,        (void *)&kpi,
+                        (void *)&alpha, (void *)&lab,  (void *)&n_changed, (void *)&T,
+                        (void *)&done};
+        FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3(H_THREADS), args, smem, s));
+    }
     return km_tie_rescore(env, s, &T, lab, n_changed, m, FLI_PREC_TF32, done);
 }
 
