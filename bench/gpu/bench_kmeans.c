@@ -184,6 +184,11 @@ int main(int argc, char **argv)
     const char *ab_kind = getenv("FL_KM_AB");
     const int graph_ab = !(ab_env && ab_env[0] == '0');
     env.km_graph = graph_default;
+    /* FL_KM_TUNE: env.km_tune of the main rows (default 0), e.g. to profile
+     * a variant's kernels alone (with FL_KM_GRAPH_AB=0) */
+    const char *tune_env = getenv("FL_KM_TUNE");
+    const int tune_default = tune_env && *tune_env ? atoi(tune_env) : 0;
+    env.km_tune = tune_default;
     env.err = err;
     env.err_len = sizeof err;
     if (api->ctx_init(&env) != FL_STATUS_OK) {
@@ -370,7 +375,7 @@ int main(int argc, char **argv)
                     free(m2);
                 }
                 env.km_graph = graph_default;
-                env.km_tune = 0;
+                env.km_tune = tune_default;
                 printf("\n");
                 if (js)
                     fprintf(js, "}");

@@ -159,6 +159,9 @@ static __device__ __forceinline__ void fold(const float (&acc)[NA], float (&b1)[
                                             int (&i2)[2], const float *__restrict__ cn, int col0, float alpha,
                                             int t4) {
     static_assert(NA == 64 || NA == 32, "a block is 128 or 64 centres");
+#ifdef KM_TIMING_NO_FOLD /* timing experiments only (bench/gpu/kmeans_estep_probe.sh): no labels */
+    return;
+#endif
     const float2 *c2 = (const float2 *)(cn + col0 + 2 * t4);
     float m1[2] = {INFINITY, INFINITY}, m2[2] = {INFINITY, INFINITY};
 #pragma unroll
