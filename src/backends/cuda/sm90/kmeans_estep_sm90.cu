@@ -742,6 +742,152 @@ __global__ void __launch_bounds__(H_THREADS, 1)
 #undef R_EMPTY
 }
 
+/* ------------------------------------------------------------------------ */
+/* tf32, four folding warpgroups (the default tf32 kernel)                   */
+/* ------------------------------------------------------------------------ */
+/* The kernels above give each SM scheduler two folding warps: ncu (1M x
+ * 128, k = 1024) put the tensor pipe at 46-50% busy, each consumer warp
+ * spending ~2,450 cycles a centre tile in its fold (~640 instructions,
+ * latency-bound: "wait" and "long_sb" stalls) against ~1,024 cycles of
+ * products, so the two warpgroups' folds could not cover each other's
+ * products. Here four warpgroups of 64 rows (a 256-row tile) each fold
+ * one m64 block, 512 threads at 128 registers, so every scheduler holds
+ * four folding warps and the tensor pipe has four warpgroups' products to
+ * run. There is no producer warp: thread 0 issues the first NST centre
+ * stages, then the last of the 16 warps to release a stage refills it
+ * NST stages on. Each warpgroup has its own 64 rows of X in shared memory
+ * (KB boxes of 64 rows x 32 columns, 8 KB each); its leader refills them
+ * for the block's next row tile as soon as the warpgroup's last products
+ * have read them, after prefetching those rows into L2 a row tile ahead.
+ * Shared memory: 4 x KB x 8 KB of rows, then the ring: 3 stages (1.5
+ * centre tiles) at KB = 4, 5 at KB = 2. The products and the fold are
+ * those of k_estep_sm90_tf32 (same k order, same scores). */
+#define W_THREADS 512
+#define W_BM 256                    /* rows per tile: 4 warpgroups x 64 */
+#define W_BOX (64 * 128)            /* one row box: 64 rows x 128 bytes */
+template <int KB>
+struct w4_layout {
+    static constexpr int NST = KB == 4 ? 3 : 5;
+    static constexpr uint32_t A_WG = KB * W_BOX;
+    static constexpr uint32_t BARS = 4 * A_WG + NST * T_STAGE_BYTES;
+    static constexpr uint32_t BYTES = 1024 + BARS + 8 * (4 + NST) + 4 * NST;
+};
+static_assert(w4_layout<4>::BYTES <= FLI_KM_SM90_TF32_SMEM(4) && w4_layout<2>::BYTES <= FLI_KM_SM90_TF32_SMEM(2),
+              "the plan's shared-memory size covers the four-warpgroup layout");
+
+static __device__ __forceinline__ void wg_sync(int wg) {
+    asm volatile("bar.sync %0, 128;\n" ::"r"(wg + 1) : "memory");
+}
+
+template <int KB>
+__global__ void __launch_bounds__(W_THREADS, 1)
+    k_estep_sm90_tf32w4(const __grid_constant__ CUtensorMap xmap, const __grid_constant__ CUtensorMap cmap,
+                        const float *__restrict__ cnorm, int64_t m, int kp, float alpha,
+                        int32_t *__restrict__ labels, int32_t *n_changed, const km_tie T, const int32_t *done) {
+    if (done && *done) return;
+    using L = w4_layout<KB>;
+    constexpr int KS = KB / 2, NST = L::NST;
+    constexpr uint32_t NW = W_THREADS / 32; /* warps releasing each stage */
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
+    const uint32_t sA = base, sB = base + 4 * L::A_WG, bars = base + L::BARS;
+    uint32_t *rel = (uint32_t *)(smem_raw + (base - smem_u32(smem_raw)) + L::BARS + 8 * (4 + NST));
+#define W_AFULL(w) (bars + 8 * (w))
+#define W_BFULL(i) (bars + 32 + 8 * (i))
+    const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31, t4 = lane & 3, wq = (tid >> 5) & 3;
+    const bool leader = (tid & 127) == 0;
+    if (tid == 0) {
+        for (int w = 0; w < 4; w++) mbar_init(W_AFULL(w), 1);
+        for (int i = 0; i < NST; i++) mbar_init(W_BFULL(i), 1);
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    if (tid < NST) rel[tid] = 0;
+    __syncthreads();
+    const int64_t tiles = (m + W_BM - 1) / W_BM;
+    if (blockIdx.x >= tiles) return;
+    const int nt = kp / T_BN;
+    const int ntl = (int)((tiles - blockIdx.x + gridDim.x - 1) / gridDim.x); /* this block's row tiles */
+    const int items = ntl * nt * KS;                                          /* B stages it reads  */
+    /* stage item it: centre tile (it / KS) mod nt, column half it mod KS */
+    auto load_b = [&](int it) {
+        const int st = it % NST, j = (it / KS) % nt, h = it % KS;
+        mbar_expect_tx(W_BFULL(st), T_STAGE_BYTES);
+        tma_load_2d(sB + st * T_STAGE_BYTES, &cmap, (2 * h) * 32, j * T_BN, W_BFULL(st));
+        tma_load_2d(sB + st * T_STAGE_BYTES + T_BOX_BYTES, &cmap, (2 * h + 1) * 32, j * T_BN, W_BFULL(st));
+    };
+    const uint32_t sAw = sA + wg * L::A_WG;
+    auto load_a = [&](int64_t tile) {
+        mbar_expect_tx(W_AFULL(wg), L::A_WG);
+#pragma unroll
+        for (int kb = 0; kb < KB; kb++)
+            tma_load_2d(sAw + kb * W_BOX, &xmap, kb * 32, (int)(tile * W_BM + wg * 64), W_AFULL(wg));
+    };
+    if (tid == 0)
+        for (int it = 0; it < min(NST, items); it++) load_b(it);
+    if (leader) load_a(blockIdx.x);
+    const uint64_t da0 = desc_sw128(sAw), db0 = desc_sw128(sB);
+    float acc[64];
+    int it0 = 0;
+    for (int i = 0; i < ntl; i++) {
+        const int64_t tile = blockIdx.x + (int64_t)i * gridDim.x;
+        if (leader && i + 1 < ntl)
+#pragma unroll
+            for (int kb = 0; kb < KB; kb++)
+                tma_prefetch_2d(&xmap, kb * 32, (int)((tile + gridDim.x) * W_BM + wg * 64));
+        const int64_t myrow = tile * W_BM + wg * 64 + wq * 16 + (lane & 15);
+        const bool valid = lane < 16 && myrow < m;
+        const int old = valid ? labels[myrow] : 0;
+        const float2 xs = km_row_stat(T, valid, myrow);
+        float b1[2], b2[2];
+        int i1[2], i2[2];
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            b1[rr] = b2[rr] = INFINITY;
+            i1[rr] = i2[rr] = 0;
+        }
+        mbar_wait(W_AFULL(wg), i & 1);
+        for (int j = 0; j < nt; j++, it0 += KS) {
+            fence_acc(acc);
+            wgmma_fence();
+#pragma unroll
+            for (int h = 0; h < KS; h++) {
+                const int it = it0 + h, st = it % NST;
+                mbar_wait(W_BFULL(st), (it / NST) & 1);
+#pragma unroll
+                for (int q = 0; q < 2; q++)
+#pragma unroll
+                    for (int kk = 0; kk < 4; kk++) {
+                        const uint64_t da = da0 + (((2 * h + q) * W_BOX + kk * 32) >> 4);
+                        const uint64_t db = db0 + ((st * T_STAGE_BYTES + q * T_BOX_BYTES + kk * 32) >> 4);
+                        wgmma128_tf32(acc, da, db, h > 0 || q > 0 || kk > 0);
+                    }
+            }
+            wgmma_commit();
+            wgmma_wait<0>();
+            fence_acc(acc);
+            if (lane == 0)
+#pragma unroll
+                for (int h = 0; h < KS; h++) {
+                    /* the last (NW-th) release of a stage refills it */
+                    const int it = it0 + h;
+                    __threadfence_block();
+                    if (atomicAdd(rel + it % NST, 1u) % NW == NW - 1 && it + NST < items) load_b(it + NST);
+                }
+            fold(acc, b1, i1, b2, i2, cnorm, j * T_BN, alpha, t4);
+        }
+        if (i + 1 < ntl) {
+            /* the warpgroup's products have all read its rows: the next tile's
+             * (here, not before the last fold: a barrier in a branch while the
+             * accumulators are live makes ptxas serialise the wgmmas, C7520) */
+            wg_sync(wg);
+            if (leader) load_a(tile + gridDim.x);
+        }
+        rows16_done(b1, i1, b2, i2, lane, T, valid, myrow, xs, old, labels, n_changed);
+    }
+#undef W_AFULL
+#undef W_BFULL
+}
+
 typedef CUresult (*km_encode_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *, const cuuint64_t *,
                                  const cuuint64_t *, const cuuint32_t *, const cuuint32_t *, CUtensorMapInterleave,
                                  CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
@@ -776,31 +922,41 @@ static fl_status km_tmap(fli_cuda_env *env, CUtensorMap *map, const float *base,
 
 int km_sm90_tf32_ok(const km_rows *r) { return r->x_aligned; }
 
-/* The tf32 kernel: by default X's rows in registers with the split fold
- * (k_estep_sm90_tf32rs<KB, 1>); env->km_tune bit 16 without the split,
- * bit 15 X's tiles in shared memory (k_estep_sm90_tf32), for A/B
- * measurements. */
-static const void *tf32_kernel(int kb, int tune, size_t *smem) {
+/* The tf32 kernel: by default four folding warpgroups
+ * (k_estep_sm90_tf32w4); env->km_tune bit 15 the producer and two
+ * consumer warpgroups with X's tiles in shared memory (k_estep_sm90_tf32),
+ * bit 16 X's rows in registers (k_estep_sm90_tf32rs, one fold per 128
+ * centres), bit 17 the same folding 64 centres while the next 64's
+ * products run, for A/B measurements. *rows: the rows of a TMA box of X. */
+static const void *tf32_kernel(int kb, int tune, size_t *smem, int *kind) {
     if (tune & 32768) {
+        *kind = 1;
         *smem = (size_t)2 * T_BM * kb * 128 + (size_t)T_BST * T_STAGE_BYTES + 1024 + 128;
         return kb == 4 ? (const void *)k_estep_sm90_tf32<4> : (const void *)k_estep_sm90_tf32<2>;
     }
-    *smem = (size_t)FLI_KM_SM90_TF32_SMEM(kb);
-    if (tune & 65536)
-        return kb == 4 ? (const void *)k_estep_sm90_tf32rs<4, 0> : (const void *)k_estep_sm90_tf32rs<2, 0>;
-    return kb == 4 ? (const void *)k_estep_sm90_tf32rs<4, 1> : (const void *)k_estep_sm90_tf32rs<2, 1>;
+    if (tune & (65536 | 131072)) {
+        *kind = 2;
+        *smem = (size_t)R_BST * T_STAGE_BYTES + 1024 + 128;
+        if (tune & 65536)
+            return kb == 4 ? (const void *)k_estep_sm90_tf32rs<4, 0> : (const void *)k_estep_sm90_tf32rs<2, 0>;
+        return kb == 4 ? (const void *)k_estep_sm90_tf32rs<4, 1> : (const void *)k_estep_sm90_tf32rs<2, 1>;
+    }
+    *kind = 0;
+    *smem = kb == 4 ? (size_t)w4_layout<4>::BYTES : (size_t)w4_layout<2>::BYTES;
+    return kb == 4 ? (const void *)k_estep_sm90_tf32w4<4> : (const void *)k_estep_sm90_tf32w4<2>;
 }
 
 static fl_status estep_sm90_tf32(fli_cuda_env *env, cudaStream_t s, const km_rows *r, const void *ctc,
                                  int64_t d, int64_t dh, int64_t dp, const float *cnorm, int64_t kp, fli_metric metric,
                                  int32_t *labels, int32_t *n_changed, const km_tie *tie, const int32_t *done) {
     const int kb = (int)(dh / 32);
-    CUtensorMap xmap, cmap;
-    FLI_TRY(km_tmap(env, &xmap, r->x, r->m, d, r->ldx, T_BM));
-    FLI_TRY(km_tmap(env, &cmap, (const float *)ctc, kp, dp, dp, T_BN));
     size_t smem = 0;
-    const void *fn = tf32_kernel(kb, env->km_tune, &smem);
-    const int64_t tiles = fli_ceil_div(r->m, T_BM);
+    int kind = 0;
+    const void *fn = tf32_kernel(kb, env->km_tune, &smem, &kind);
+    CUtensorMap xmap, cmap;
+    FLI_TRY(km_tmap(env, &xmap, r->x, r->m, d, r->ldx, kind == 0 ? 64 : T_BM));
+    FLI_TRY(km_tmap(env, &cmap, (const float *)ctc, kp, dp, dp, T_BN));
+    const int64_t tiles = fli_ceil_div(r->m, kind == 0 ? W_BM : T_BM);
     const int sms = fli_state(env)->sm_count;
     const unsigned grid = (unsigned)(tiles < sms ? tiles : sms);
     FLI_CUDA_TRY(env, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
@@ -812,16 +968,16 @@ static fl_status estep_sm90_tf32(fli_cuda_env *env, cudaStream_t s, const km_row
     km_tie T;
     memset(&T, 0, sizeof T);
     if (tie) T = *tie;
-    if (env->km_tune & 32768) {
-        void *args[] = {(void *)&xmap, (void *)&cmap, (void *)&cnorm, (void *)&m, (void *)&kpi, (void *)&alpha,
-                        (void *)&lab, (void *)&n_changed, (void *)&T, (void *)&done};
-        FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3(H_THREADS), args, smem, s));
-    } else {
+    if (kind == 2) {
         void *args[] = {(void *)&xmap, (void *)&cmap, (void *)&x,         (void *)&ldx,
                         (void *)&di,   (void *)&cnorm, (void *)&m,        (void *)&kpi,
                         (void *)&alpha, (void *)&lab,  (void *)&n_changed, (void *)&T,
                         (void *)&done};
         FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3(H_THREADS), args, smem, s));
+    } else {
+        void *args[] = {(void *)&xmap, (void *)&cmap, (void *)&cnorm, (void *)&m, (void *)&kpi, (void *)&alpha,
+                        (void *)&lab, (void *)&n_changed, (void *)&T, (void *)&done};
+        FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3(kind == 0 ? W_THREADS : H_THREADS), args, smem, s));
     }
     return km_tie_rescore(env, s, &T, lab, n_changed, m, FLI_PREC_TF32, done);
 }
