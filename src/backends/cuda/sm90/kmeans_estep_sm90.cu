@@ -143,8 +143,16 @@ static __device__ __forceinline__ void bulk_g2s(uint32_t dst, const void *src, u
  * key is within 2^-18 |s| of the score; km_near_tie allows for it, so a
  * pair it could misorder is re-scored exactly. The key of +inf would be a
  * NaN, so the padding centres' +inf norms are read as FLT_MAX. */
-static __device__ __forceinline__ float km_key(float s, int id) {
-    return __int_as_float((__float_as_int(s) & ~31) | id);
+static __device__ __forceinline__ float km_key(float s, int id, uint32_t kmask) {
+    return __uint_as_float((__float_as_uint(s) & kmask) | (uint32_t)id);
+}
+/* The keys' mask, ~31, in a register the compiler cannot see through, so
+ * each key is one LOP3 (mask register, column id immediate) rather than
+ * an AND and an OR of two immediates. */
+static __device__ __forceinline__ uint32_t km_kmask() {
+    uint32_t m;
+    asm volatile("mov.b32 %0, -32;\n" : "=r"(m));
+    return m;
 }
 
 /* One m64 x (NA / 2) block of scores (NA accumulators a thread: 128 or
@@ -153,29 +161,38 @@ static __device__ __forceinline__ float km_key(float s, int id) {
  * LOP3 + 3 FMNMX per score), merged into the running top-2 when they
  * enter it, with columns decoded from the keys. Within a thread keys are
  * distinct; equal keys across threads or blocks keep the lower column
- * (km_merge2, km_top2_update), as a strict ascending scan. */
-template <int NA>
+ * (km_merge2, km_top2_update), as a strict ascending scan. CLAMP reads the
+ * norms of padding centres (+inf) as FLT_MAX; a block without padding
+ * centres may skip it (2 FMNMX per pair of columns). */
+template <int NA, bool CLAMP = true>
 static __device__ __forceinline__ void fold(const float (&acc)[NA], float (&b1)[2], int (&i1)[2], float (&b2)[2],
                                             int (&i2)[2], const float *__restrict__ cn, int col0, float alpha,
-                                            int t4) {
+                                            int t4, uint32_t kmask) {
     static_assert(NA == 64 || NA == 32, "a block is 128 or 64 centres");
 #ifdef KM_TIMING_NO_FOLD /* timing experiments only (bench/gpu/kmeans_estep_probe.sh): no labels */
     return;
 #endif
     const float2 *c2 = (const float2 *)(cn + col0 + 2 * t4);
-    float m1[2] = {INFINITY, INFINITY}, m2[2] = {INFINITY, INFINITY};
+    float m1[2], m2[2];
 #pragma unroll
     for (int i = 0; i < NA / 4; i++) {
         float2 c = __ldg(c2 + i * 4);
-        c.x = fminf(c.x, FLT_MAX);
-        c.y = fminf(c.y, FLT_MAX);
+        if (CLAMP) {
+            c.x = fminf(c.x, FLT_MAX);
+            c.y = fminf(c.y, FLT_MAX);
+        }
 #pragma unroll
         for (int rr = 0; rr < 2; rr++) {
-            const float s0 = km_key(fmaf(-alpha, acc[i * 4 + rr * 2], c.x), 2 * i);
-            const float s1 = km_key(fmaf(-alpha, acc[i * 4 + rr * 2 + 1], c.y), 2 * i + 1);
+            const float s0 = km_key(fmaf(-alpha, acc[i * 4 + rr * 2], c.x), 2 * i, kmask);
+            const float s1 = km_key(fmaf(-alpha, acc[i * 4 + rr * 2 + 1], c.y), 2 * i + 1, kmask);
             const float lo = fminf(s0, s1), hi = fmaxf(s0, s1);
-            m2[rr] = fminf(fminf(m2[rr], hi), fmaxf(m1[rr], lo));
-            m1[rr] = fminf(m1[rr], lo);
+            if (i == 0) {
+                m1[rr] = lo;
+                m2[rr] = hi;
+            } else {
+                m2[rr] = fminf(fminf(m2[rr], hi), fmaxf(m1[rr], lo));
+                m1[rr] = fminf(m1[rr], lo);
+            }
         }
     }
 #pragma unroll
@@ -267,6 +284,7 @@ __global__ void __launch_bounds__(H_THREADS, 1)
         /* consumers */
         asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
         const int cw = wg - 1, wq = (tid >> 5) & 3, t4 = lane & 3;
+        const uint32_t kmask = km_kmask();
         const float rho_c = T.on ? T.cb[0] : 0.f, cmax = T.on ? T.cb[1] : 0.f;
         /* after the quad merge, lane L takes row (L >> 4) * 64 + (L & 15) of
          * the warp's 32: slot (L >> 4, (L >> 3) & 1) of quad L & 7 */
@@ -302,7 +320,7 @@ __global__ void __launch_bounds__(H_THREADS, 1)
                      * products run */
                     wgmma_wait<1>();
                     fence_acc(acc0);
-                    fold(acc0, b1[0], i1[0], b2[0], i2[0], cnorm, j * H_BN, alpha, t4);
+                    fold(acc0, b1[0], i1[0], b2[0], i2[0], cnorm, j * H_BN, alpha, t4, kmask);
                     wgmma_wait<0>();
                     fence_acc(acc1);
                     /* both halves have read stage st */
@@ -312,9 +330,9 @@ __global__ void __launch_bounds__(H_THREADS, 1)
                     fence_acc(acc0);
                     fence_acc(acc1);
                     if (lane == 0) mbar_arrive(B_EMPTY(st));
-                    fold(acc0, b1[0], i1[0], b2[0], i2[0], cnorm, j * H_BN, alpha, t4);
+                    fold(acc0, b1[0], i1[0], b2[0], i2[0], cnorm, j * H_BN, alpha, t4, kmask);
                 }
-                fold(acc1, b1[1], i1[1], b2[1], i2[1], cnorm, j * H_BN, alpha, t4);
+                fold(acc1, b1[1], i1[1], b2[1], i2[1], cnorm, j * H_BN, alpha, t4, kmask);
             }
             /* every wgmma reading this A buffer has completed */
             if (lane == 0) mbar_arrive(A_EMPTY(ab));
@@ -469,6 +487,7 @@ __global__ void __launch_bounds__(H_THREADS, 1)
         /* consumers */
         asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
         const int cw = wg - 1, wq = (tid >> 5) & 3, t4 = lane & 3;
+        const uint32_t kmask = km_kmask();
         float acc[64];
         int bt = 0, i = 0;
         for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x, i++) {
@@ -511,7 +530,7 @@ __global__ void __launch_bounds__(H_THREADS, 1)
 #pragma unroll
                     for (int h = 0; h < KS; h++) mbar_arrive(B_EMPTY((bt + h) % T_BST));
                 bt += KS;
-                fold(acc, b1, i1, b2, i2, cnorm, j * T_BN, alpha, t4);
+                fold(acc, b1, i1, b2, i2, cnorm, j * T_BN, alpha, t4, kmask);
             }
             /* every wgmma reading this A buffer has completed */
             if (lane == 0) mbar_arrive(A_EMPTY(ab));
@@ -520,226 +539,9 @@ __global__ void __launch_bounds__(H_THREADS, 1)
     }
 }
 
-/* ------------------------------------------------------------------------ */
-/* tf32 with X's rows in registers (the default tf32 kernel)                */
-/* ------------------------------------------------------------------------ */
-/* k_estep_sm90_tf32 keeps two 128-row tiles of X in shared memory, 64 KB
- * each at d = 128, which leaves room for only 1.5 centre tiles of B: the
- * warpgroups stall on B every tile while its copy comes from L2 (ncu:
- * 14% occupancy, issue 35-42% busy, tensor pipe idle during the folds).
- * Here each consumer thread loads its part of the wgmma A fragments (its
- * two rows' columns t4 + 4 c) straight from X into registers once per row
- * tile (16 KB of registers per warp) and the products read A from there
- * (wgmma's register-A form), so all of shared memory is a 7-stage B ring:
- * 3.5 centre tiles at d = 128, 7 at d = 64. The producer thread prefetches
- * the block's next row tile into L2 with the tensor map, so the register
- * loads hit L2.
- *
- * SPLIT: each centre tile's products are two groups of 64 centres (two
- * m64n64k8 chains, 32 accumulators each); the first group's scores are
- * folded while the second's products run. Otherwise one m64n128k8 chain
- * and one fold, as k_estep_sm90_tf32. Both see the same products (the
- * same k order and operands) and fold the columns in ascending order. */
-#define R_BST 7 /* B stages of 128 centres x 64 columns */
-static_assert(FLI_KM_SM90_TF32_SMEM(4) >= (int64_t)R_BST * T_STAGE_BYTES + 1024 + 16 * R_BST,
-              "the plan's shared-memory size covers the B ring");
-
-/* wgmma m64nNk8 tf32, A from registers (rows g / g + 8 of the warp's 16,
- * columns t4 / t4 + 4 of the k-step), B through a descriptor. */
-static __device__ __forceinline__ void wgmma128_tf32_rs(float (&d)[64], const uint32_t (&a)[4], uint64_t db,
-                                                        int accum) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-        "{%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-          "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-          "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-          "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accum));
-}
-static __device__ __forceinline__ void wgmma64_tf32_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t db,
-                                                       int accum) {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
-        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-        "{%32, %33, %34, %35}, %36, p, 1, 1;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-          "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-          "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accum));
-}
-template <int N>
-static __device__ __forceinline__ void fence_regs(float (&d)[N]) {
-#pragma unroll
-    for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
-}
-
 static __device__ __forceinline__ void tma_prefetch_2d(const CUtensorMap *map, int c0, int r0) {
     asm volatile("cp.async.bulk.prefetch.tensor.2d.L2.global.tile [%0, {%1, %2}];\n" ::"l"(map), "r"(c0), "r"(r0)
                  : "memory");
-}
-
-/* Stage st (0..R_BST-1) and its phase parity for the ring's n-th use. */
-struct ring_pos {
-    int st, ph;
-    __device__ __forceinline__ void next() {
-        if (++st == R_BST) {
-            st = 0;
-            ph ^= 1;
-        }
-    }
-};
-
-template <int KB, int SPLIT>
-__global__ void __launch_bounds__(H_THREADS, 1)
-    k_estep_sm90_tf32rs(const __grid_constant__ CUtensorMap xmap, const __grid_constant__ CUtensorMap cmap,
-                        const float *__restrict__ x, int64_t ldx, int d, const float *__restrict__ cnorm,
-                        int64_t m, int kp, float alpha, int32_t *__restrict__ labels, int32_t *n_changed,
-                        const km_tie T, const int32_t *done) {
-    if (done && *done) return;
-    constexpr int KS = KB / 2;  /* B stages per centre tile */
-    constexpr int NK = 4 * KB;  /* k-steps of 8 columns     */
-    extern __shared__ __align__(1024) unsigned char smem_raw[];
-    const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
-    const uint32_t sB = base, bars = sB + R_BST * T_STAGE_BYTES;
-#define R_FULL(i) (bars + 8 * (i))
-#define R_EMPTY(i) (bars + 8 * R_BST + 8 * (i))
-    const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31;
-    if (tid == 0) {
-        for (int i = 0; i < R_BST; i++) {
-            mbar_init(R_FULL(i), 1);
-            mbar_init(R_EMPTY(i), 8); /* lane 0 of each consumer warp */
-        }
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    }
-    __syncthreads();
-    const int64_t tiles = (m + T_BM - 1) / T_BM;
-    const int nt = kp / T_BN;
-
-    if (wg == 0) {
-        /* producer: the B ring, and the next row tile of X into L2 */
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
-        if (tid == 0) {
-            ring_pos p = {0, 0};
-            for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-                if (tile + gridDim.x < tiles)
-#pragma unroll
-                    for (int kb = 0; kb < KB; kb++)
-                        tma_prefetch_2d(&xmap, kb * 32, (int)((tile + gridDim.x) * T_BM));
-                for (int j = 0; j < nt; j++)
-#pragma unroll
-                    for (int h = 0; h < KS; h++, p.next()) {
-                        mbar_wait_producer(R_EMPTY(p.st), p.ph ^ 1);
-                        mbar_expect_tx(R_FULL(p.st), T_STAGE_BYTES);
-                        tma_load_2d(sB + p.st * T_STAGE_BYTES, &cmap, (2 * h) * 32, j * T_BN, R_FULL(p.st));
-                        tma_load_2d(sB + p.st * T_STAGE_BYTES + T_BOX_BYTES, &cmap, (2 * h + 1) * 32, j * T_BN,
-                                    R_FULL(p.st));
-                    }
-            }
-        }
-    } else {
-        /* consumers: warpgroup cw takes rows 64 cw .. 64 cw + 63 of a tile */
-        asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
-        const int cw = wg - 1, wq = (tid >> 5) & 3, t4 = lane & 3, g = lane >> 2;
-        const bool full_d = d == 32 * KB;
-        const uint64_t db0 = desc_sw128(sB);
-        /* descriptor offset of k-step c (of 8) within stage st: box c / 4,
-         * 8 columns (32 bytes) a step within the box */
-        auto b_off = [](int st, int c) -> uint64_t {
-            return (uint64_t)((st * T_STAGE_BYTES + (c >> 2) * T_BOX_BYTES + (c & 3) * 32) >> 4);
-        };
-        /* this warp's lane 0 releases the tile's KS stages; every lane moves on */
-        auto release = [bars](ring_pos &p, int lane) {
-#pragma unroll
-            for (int h = 0; h < KS; h++, p.next())
-                if (lane == 0) mbar_arrive(R_EMPTY(p.st));
-        };
-        float acc[SPLIT ? 1 : 64], lo[SPLIT ? 32 : 1], hi[SPLIT ? 32 : 1];
-        ring_pos p = {0, 0};
-        for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-            /* A fragments: k-step s holds rows r0 / r1, columns 8 s + t4 / + 4 */
-            const int64_t r0 = tile * T_BM + cw * 64 + wq * 16 + g, r1 = r0 + 8;
-            const float *x0 = x + r0 * ldx, *x1 = x + r1 * ldx;
-            const bool v0 = r0 < m, v1 = r1 < m;
-            uint32_t a[NK][4];
-#pragma unroll
-            for (int s = 0; s < NK; s++) {
-                const int c0 = 8 * s + t4, c1 = c0 + 4;
-                const bool k0 = full_d || c0 < d, k1 = full_d || c1 < d;
-                a[s][0] = __float_as_uint(v0 && k0 ? __ldg(x0 + c0) : 0.f);
-                a[s][1] = __float_as_uint(v1 && k0 ? __ldg(x1 + c0) : 0.f);
-                a[s][2] = __float_as_uint(v0 && k1 ? __ldg(x0 + c1) : 0.f);
-                a[s][3] = __float_as_uint(v1 && k1 ? __ldg(x1 + c1) : 0.f);
-            }
-            const int64_t myrow = tile * T_BM + cw * 64 + wq * 16 + (lane & 15);
-            const bool valid = lane < 16 && myrow < m;
-            const int old = valid ? labels[myrow] : 0;
-            const float2 xs = km_row_stat(T, valid, myrow);
-            float b1[2], b2[2];
-            int i1[2], i2[2];
-#pragma unroll
-            for (int rr = 0; rr < 2; rr++) {
-                b1[rr] = b2[rr] = INFINITY;
-                i1[rr] = i2[rr] = 0;
-            }
-            for (int j = 0; j < nt; j++) {
-                ring_pos q = p; /* this tile's first stage */
-                if constexpr (SPLIT) {
-                    fence_regs(lo);
-                    fence_regs(hi);
-                    wgmma_fence();
-#pragma unroll
-                    for (int h = 0; h < KS; h++, q.next()) {
-                        mbar_wait(R_FULL(q.st), q.ph);
-#pragma unroll
-                        for (int c = 0; c < 8; c++)
-                            wgmma64_tf32_rs(lo, a[8 * h + c], db0 + b_off(q.st, c), h > 0 || c > 0);
-                    }
-                    wgmma_commit();
-                    q = p;
-                    /* centres 64..127 of each stage: 64 rows of 128 bytes on */
-#pragma unroll
-                    for (int h = 0; h < KS; h++, q.next())
-#pragma unroll
-                        for (int c = 0; c < 8; c++)
-                            wgmma64_tf32_rs(hi, a[8 * h + c], db0 + b_off(q.st, c) + ((64 * 128) >> 4),
-                                            h > 0 || c > 0);
-                    wgmma_commit();
-                    wgmma_wait<1>();
-                    fence_regs(lo);
-                    fold(lo, b1, i1, b2, i2, cnorm, j * T_BN, alpha, t4);
-                    wgmma_wait<0>();
-                    fence_regs(hi);
-                    release(p, lane);
-                    fold(hi, b1, i1, b2, i2, cnorm, j * T_BN + 64, alpha, t4);
-                } else {
-                    fence_regs(acc);
-                    wgmma_fence();
-#pragma unroll
-                    for (int h = 0; h < KS; h++, q.next()) {
-                        mbar_wait(R_FULL(q.st), q.ph);
-#pragma unroll
-                        for (int c = 0; c < 8; c++)
-                            wgmma128_tf32_rs(acc, a[8 * h + c], db0 + b_off(q.st, c), h > 0 || c > 0);
-                    }
-                    wgmma_commit();
-                    wgmma_wait<0>();
-                    fence_regs(acc);
-                    release(p, lane);
-                    fold(acc, b1, i1, b2, i2, cnorm, j * T_BN, alpha, t4);
-                }
-            }
-            rows16_done(b1, i1, b2, i2, lane, T, valid, myrow, xs, old, labels, n_changed);
-        }
-    }
-#undef R_FULL
-#undef R_EMPTY
 }
 
 /* ------------------------------------------------------------------------ */
@@ -765,15 +567,28 @@ __global__ void __launch_bounds__(H_THREADS, 1)
 #define W_THREADS 512
 #define W_BM 256                    /* rows per tile: 4 warpgroups x 64 */
 #define W_BOX (64 * 128)            /* one row box: 64 rows x 128 bytes */
+#define W_SLOTS 8                   /* release counters, by centre tile mod 8 */
 template <int KB>
 struct w4_layout {
     static constexpr int NST = KB == 4 ? 3 : 5;
     static constexpr uint32_t A_WG = KB * W_BOX;
     static constexpr uint32_t BARS = 4 * A_WG + NST * T_STAGE_BYTES;
-    static constexpr uint32_t BYTES = 1024 + BARS + 8 * (4 + NST) + 4 * NST;
+    static constexpr uint32_t BYTES = 1024 + BARS + 8 * (4 + NST) + 4 * W_SLOTS;
+    /* warps can be on as many centre tiles as the ring holds, plus one */
+    static_assert(W_SLOTS > NST / (KB / 2) + 1, "a release counter per centre tile in flight");
 };
 static_assert(w4_layout<4>::BYTES <= FLI_KM_SM90_TF32_SMEM(4) && w4_layout<2>::BYTES <= FLI_KM_SM90_TF32_SMEM(2),
               "the plan's shared-memory size covers the four-warpgroup layout");
+
+/* A warp's release of a centre tile (its products have completed): adds 1
+ * to the tile's counter with acquire-release order at block scope (in
+ * place of a sequentially consistent fence before the add) and returns
+ * the count before it. */
+static __device__ __forceinline__ uint32_t km_release(uint32_t *ctr) {
+    uint32_t old;
+    asm volatile("atom.acq_rel.cta.shared::cta.add.u32 %0, [%1], 1;\n" : "=r"(old) : "r"(smem_u32(ctr)) : "memory");
+    return old;
+}
 
 static __device__ __forceinline__ void wg_sync(int wg) {
     asm volatile("bar.sync %0, 128;\n" ::"r"(wg + 1) : "memory");
@@ -801,7 +616,7 @@ __global__ void __launch_bounds__(W_THREADS, 1)
         for (int i = 0; i < NST; i++) mbar_init(W_BFULL(i), 1);
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
-    if (tid < NST) rel[tid] = 0;
+    if (tid < W_SLOTS) rel[tid] = 0;
     __syncthreads();
     const int64_t tiles = (m + W_BM - 1) / W_BM;
     if (blockIdx.x >= tiles) return;
@@ -826,6 +641,9 @@ __global__ void __launch_bounds__(W_THREADS, 1)
         for (int it = 0; it < min(NST, items); it++) load_b(it);
     if (leader) load_a(blockIdx.x);
     const uint64_t da0 = desc_sw128(sAw), db0 = desc_sw128(sB);
+    const uint32_t kmask = km_kmask();
+    /* padding centres (+inf norms) can only be in the last centre tile */
+    const bool pad_last = isinf(__ldg(cnorm + kp - 1));
     float acc[64];
     int it0 = 0;
     for (int i = 0; i < ntl; i++) {
@@ -865,15 +683,16 @@ __global__ void __launch_bounds__(W_THREADS, 1)
             wgmma_commit();
             wgmma_wait<0>();
             fence_acc(acc);
-            if (lane == 0)
+            /* the last (NW-th) warp to release the centre tile's KS stages
+             * refills them NST stages on */
+            if (lane == 0 && km_release(rel + (it0 / KS) % W_SLOTS) % NW == NW - 1)
 #pragma unroll
-                for (int h = 0; h < KS; h++) {
-                    /* the last (NW-th) release of a stage refills it */
-                    const int it = it0 + h;
-                    __threadfence_block();
-                    if (atomicAdd(rel + it % NST, 1u) % NW == NW - 1 && it + NST < items) load_b(it + NST);
-                }
-            fold(acc, b1, i1, b2, i2, cnorm, j * T_BN, alpha, t4);
+                for (int h = 0; h < KS; h++)
+                    if (it0 + h + NST < items) load_b(it0 + h + NST);
+            if (pad_last && j == nt - 1)
+                fold<64, true>(acc, b1, i1, b2, i2, cnorm, j * T_BN, alpha, t4, kmask);
+            else
+                fold<64, false>(acc, b1, i1, b2, i2, cnorm, j * T_BN, alpha, t4, kmask);
         }
         if (i + 1 < ntl) {
             /* the warpgroup's products have all read its rows: the next tile's
@@ -922,26 +741,15 @@ static fl_status km_tmap(fli_cuda_env *env, CUtensorMap *map, const float *base,
 
 int km_sm90_tf32_ok(const km_rows *r) { return r->x_aligned; }
 
-/* The tf32 kernel: by default four folding warpgroups
- * (k_estep_sm90_tf32w4); env->km_tune bit 15 the producer and two
- * consumer warpgroups with X's tiles in shared memory (k_estep_sm90_tf32),
- * bit 16 X's rows in registers (k_estep_sm90_tf32rs, one fold per 128
- * centres), bit 17 the same folding 64 centres while the next 64's
- * products run, for A/B measurements. *rows: the rows of a TMA box of X. */
-static const void *tf32_kernel(int kb, int tune, size_t *smem, int *kind) {
-    if (tune & 32768) {
-        *kind = 1;
+/* The tf32 kernel: four folding warpgroups (k_estep_sm90_tf32w4), or with
+ * env->km_tune bit 15 a producer and two consumer warpgroups
+ * (k_estep_sm90_tf32), for A/B measurements. */
+static const void *tf32_kernel(int kb, int tune, size_t *smem, int *w4) {
+    *w4 = !(tune & 32768);
+    if (!*w4) {
         *smem = (size_t)2 * T_BM * kb * 128 + (size_t)T_BST * T_STAGE_BYTES + 1024 + 128;
         return kb == 4 ? (const void *)k_estep_sm90_tf32<4> : (const void *)k_estep_sm90_tf32<2>;
     }
-    if (tune & (65536 | 131072)) {
-        *kind = 2;
-        *smem = (size_t)R_BST * T_STAGE_BYTES + 1024 + 128;
-        if (tune & 65536)
-            return kb == 4 ? (const void *)k_estep_sm90_tf32rs<4, 0> : (const void *)k_estep_sm90_tf32rs<2, 0>;
-        return kb == 4 ? (const void *)k_estep_sm90_tf32rs<4, 1> : (const void *)k_estep_sm90_tf32rs<2, 1>;
-    }
-    *kind = 0;
     *smem = kb == 4 ? (size_t)w4_layout<4>::BYTES : (size_t)w4_layout<2>::BYTES;
     return kb == 4 ? (const void *)k_estep_sm90_tf32w4<4> : (const void *)k_estep_sm90_tf32w4<2>;
 }
@@ -951,34 +759,25 @@ static fl_status estep_sm90_tf32(fli_cuda_env *env, cudaStream_t s, const km_row
                                  int32_t *labels, int32_t *n_changed, const km_tie *tie, const int32_t *done) {
     const int kb = (int)(dh / 32);
     size_t smem = 0;
-    int kind = 0;
-    const void *fn = tf32_kernel(kb, env->km_tune, &smem, &kind);
+    int w4 = 0;
+    const void *fn = tf32_kernel(kb, env->km_tune, &smem, &w4);
     CUtensorMap xmap, cmap;
-    FLI_TRY(km_tmap(env, &xmap, r->x, r->m, d, r->ldx, kind == 0 ? 64 : T_BM));
+    FLI_TRY(km_tmap(env, &xmap, r->x, r->m, d, r->ldx, w4 ? 64 : T_BM));
     FLI_TRY(km_tmap(env, &cmap, (const float *)ctc, kp, dp, dp, T_BN));
-    const int64_t tiles = fli_ceil_div(r->m, kind == 0 ? W_BM : T_BM);
+    const int64_t tiles = fli_ceil_div(r->m, w4 ? W_BM : T_BM);
     const int sms = fli_state(env)->sm_count;
     const unsigned grid = (unsigned)(tiles < sms ? tiles : sms);
     FLI_CUDA_TRY(env, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    const float *x = r->x;
-    int64_t m = r->m, ldx = r->ldx;
-    int kpi = (int)kp, di = (int)d;
+    int64_t m = r->m;
+    int kpi = (int)kp;
     float alpha = km_alpha(metric);
     int32_t *lab = labels + r->row0;
     km_tie T;
     memset(&T, 0, sizeof T);
     if (tie) T = *tie;
-    if (kind == 2) {
-        void *args[] = {(void *)&xmap, (void *)&cmap, (void *)&x,         (void *)&ldx,
-                        (void *)&di,   (void *)&cnorm, (void *)&m,        (void *)&kpi,
-                        (void *)&alpha, (void *)&lab,  (void *)&n_changed, (void *)&T,
-                        (void *)&done};
-        FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3(H_THREADS), args, smem, s));
-    } else {
-        void *args[] = {(void *)&xmap, (void *)&cmap, (void *)&cnorm, (void *)&m, (void *)&kpi, (void *)&alpha,
-                        (void *)&lab, (void *)&n_changed, (void *)&T, (void *)&done};
-        FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3(kind == 0 ? W_THREADS : H_THREADS), args, smem, s));
-    }
+    void *args[] = {(void *)&xmap, (void *)&cmap, (void *)&cnorm, (void *)&m, (void *)&kpi, (void *)&alpha,
+                    (void *)&lab, (void *)&n_changed, (void *)&T, (void *)&done};
+    FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3(w4 ? W_THREADS : H_THREADS), args, smem, s));
     return km_tie_rescore(env, s, &T, lab, n_changed, m, FLI_PREC_TF32, done);
 }
 
