@@ -51,10 +51,11 @@ extern "C" {
 /* Hopper E-step: dynamic shared memory for dh = 64 * kb (A: 2 x 256 rows,
  * B: 3 x 128 centres, 1 KB alignment, barriers). */
 #define FLI_KM_SM90_SMEM(kb) ((int64_t)(2 * 256 + 3 * 128) * (kb)*128 + 1024 + 128)
-/* Its tf32 form, dh = 32 * kb (kb 2 or 4): 256 rows of X and a ring of
- * centre boxes in 224 KB, 1 KB alignment, barriers and counters. (The A/B
- * alternative, two 128-row tiles and 3 B stages, needs no more.) */
-#define FLI_KM_SM90_TF32_SMEM(kb) ((int64_t)7 * 128 * 256 + 1024 + 256)
+/* Its tf32 form, dh = 32 * kb (kb 2 or 4): X's rows in registers, B a
+ * 7-stage ring of 128 centres x 64 columns, 1 KB alignment, barriers. (The
+ * A/B alternative with X in shared memory, A: 2 x 128 rows and 3 B stages,
+ * needs no more than this.) */
+#define FLI_KM_SM90_TF32_SMEM(kb) ((int64_t)7 * 128 * 256 + 1024 + 128)
 /* Fixed scalar block: flags/counters (256 B), trace ring, NPART doubles of
  * block partials, NPART x PP_GROUP doubles of k-means++ candidate partials. */
 #define FLI_KM_SCALARS_BYTES                                                                                 \

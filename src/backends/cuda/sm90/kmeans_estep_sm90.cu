@@ -86,17 +86,6 @@ template <int N>
 static __device__ __forceinline__ void wgmma_wait() {
     asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
-/* wgmma_wait<n> for n known only after unrolling (0..3). */
-static __device__ __forceinline__ void wgmma_wait_upto(int n) {
-    if (n >= 3)
-        wgmma_wait<3>();
-    else if (n == 2)
-        wgmma_wait<2>();
-    else if (n == 1)
-        wgmma_wait<1>();
-    else
-        wgmma_wait<0>();
-}
 /* Keeps the compiler from moving accumulator accesses across a wait. */
 static __device__ __forceinline__ void fence_acc(float (&d)[64]) {
 #pragma unroll
@@ -568,28 +557,25 @@ static __device__ __forceinline__ void tma_prefetch_2d(const CUtensorMap *map, i
  * four folding warps and the tensor pipe has four warpgroups' products to
  * run. There is no producer warp: thread 0 issues the first NST centre
  * stages, then the last of the 16 warps to release a stage refills it
- * NST stages on. A stage is one box of 128 centres x 32 columns with its
- * own commit group, released as soon as its products are done. Each
- * warpgroup has its own 64 rows of X in shared memory (KB boxes of 64
- * rows x 32 columns, 8 KB each); its leader refills them for the block's
- * next row tile after the warpgroup's last fold, having prefetched those
- * rows into L2 a row tile ahead. Shared memory: 4 x KB x 8 KB of rows,
- * then the ring (w4_layout). The products and the fold are those of
- * k_estep_sm90_tf32 (same k order, same scores). */
+ * NST stages on. Each warpgroup has its own 64 rows of X in shared memory
+ * (KB boxes of 64 rows x 32 columns, 8 KB each); its leader refills them
+ * for the block's next row tile as soon as the warpgroup's last products
+ * have read them, after prefetching those rows into L2 a row tile ahead.
+ * Shared memory: 4 x KB x 8 KB of rows, then the ring: 3 stages (1.5
+ * centre tiles) at KB = 4, 5 at KB = 2. The products and the fold are
+ * those of k_estep_sm90_tf32 (same k order, same scores). */
 #define W_THREADS 512
 #define W_BM 256                    /* rows per tile: 4 warpgroups x 64 */
 #define W_BOX (64 * 128)            /* one row box: 64 rows x 128 bytes */
-#define W_SLOTS 16                  /* release counters, by ring item mod 16 */
+#define W_SLOTS 8                   /* release counters, by centre tile mod 8 */
 template <int KB>
 struct w4_layout {
-    /* the ring's stages are single boxes (128 centres x 32 columns, 16 KB):
-     * 6 (1.5 centre tiles) at KB = 4, 10 (5 tiles) at KB = 2 */
-    static constexpr int NST = KB == 4 ? 6 : 10;
+    static constexpr int NST = KB == 4 ? 3 : 5;
     static constexpr uint32_t A_WG = KB * W_BOX;
-    static constexpr uint32_t BARS = 4 * A_WG + NST * T_BOX_BYTES;
+    static constexpr uint32_t BARS = 4 * A_WG + NST * T_STAGE_BYTES;
     static constexpr uint32_t BYTES = 1024 + BARS + 8 * (4 + NST) + 4 * W_SLOTS;
-    /* warps can be as many items apart as the ring holds, plus a tile */
-    static_assert(W_SLOTS > NST + KB, "a release counter per ring item in flight");
+    /* warps can be on as many centre tiles as the ring holds, plus one */
+    static_assert(W_SLOTS > NST / (KB / 2) + 1, "a release counter per centre tile in flight");
 };
 static_assert(w4_layout<4>::BYTES <= FLI_KM_SM90_TF32_SMEM(4) && w4_layout<2>::BYTES <= FLI_KM_SM90_TF32_SMEM(2),
               "the plan's shared-memory size covers the four-warpgroup layout");
@@ -615,7 +601,7 @@ __global__ void __launch_bounds__(W_THREADS, 1)
                         int32_t *__restrict__ labels, int32_t *n_changed, const km_tie T, const int32_t *done) {
     if (done && *done) return;
     using L = w4_layout<KB>;
-    constexpr int NST = L::NST;
+    constexpr int KS = KB / 2, NST = L::NST;
     constexpr uint32_t NW = W_THREADS / 32; /* warps releasing each stage */
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
@@ -636,13 +622,13 @@ __global__ void __launch_bounds__(W_THREADS, 1)
     if (blockIdx.x >= tiles) return;
     const int nt = kp / T_BN;
     const int ntl = (int)((tiles - blockIdx.x + gridDim.x - 1) / gridDim.x); /* this block's row tiles */
-    const int items = ntl * nt * KB; /* ring items (boxes) the block reads */
-    /* ring item it: box it mod KB (columns 32 (it mod KB) ..) of centre tile
-     * (it / KB) mod nt, in stage it mod NST */
+    const int items = ntl * nt * KS;                                          /* B stages it reads  */
+    /* stage item it: centre tile (it / KS) mod nt, column half it mod KS */
     auto load_b = [&](int it) {
-        const int st = it % NST;
-        mbar_expect_tx(W_BFULL(st), T_BOX_BYTES);
-        tma_load_2d(sB + st * T_BOX_BYTES, &cmap, (it % KB) * 32, ((it / KB) % nt) * T_BN, W_BFULL(st));
+        const int st = it % NST, j = (it / KS) % nt, h = it % KS;
+        mbar_expect_tx(W_BFULL(st), T_STAGE_BYTES);
+        tma_load_2d(sB + st * T_STAGE_BYTES, &cmap, (2 * h) * 32, j * T_BN, W_BFULL(st));
+        tma_load_2d(sB + st * T_STAGE_BYTES + T_BOX_BYTES, &cmap, (2 * h + 1) * 32, j * T_BN, W_BFULL(st));
     };
     const uint32_t sAw = sA + wg * L::A_WG;
     auto load_a = [&](int64_t tile) {
@@ -678,35 +664,31 @@ __global__ void __launch_bounds__(W_THREADS, 1)
             i1[rr] = i2[rr] = 0;
         }
         mbar_wait(W_AFULL(wg), i & 1);
-        for (int j = 0; j < nt; j++, it0 += KB) {
+        for (int j = 0; j < nt; j++, it0 += KS) {
             fence_acc(acc);
             wgmma_fence();
-            /* one commit group per box, so each box is released as soon as
-             * its products are done: the refills start a quarter (KB = 4)
-             * of the slowest warpgroup's products earlier than a release
-             * after the whole tile would */
 #pragma unroll
-            for (int b = 0; b < KB; b++) {
-                const int it = it0 + b, st = it % NST;
+            for (int h = 0; h < KS; h++) {
+                const int it = it0 + h, st = it % NST;
                 mbar_wait(W_BFULL(st), (it / NST) & 1);
 #pragma unroll
-                for (int kk = 0; kk < 4; kk++) {
-                    const uint64_t da = da0 + ((b * W_BOX + kk * 32) >> 4);
-                    const uint64_t db = db0 + ((st * T_BOX_BYTES + kk * 32) >> 4);
-                    wgmma128_tf32(acc, da, db, b > 0 || kk > 0);
-                }
-                wgmma_commit();
-            }
+                for (int q = 0; q < 2; q++)
 #pragma unroll
-            for (int b = 0; b < KB; b++) {
-                wgmma_wait_upto(KB - 1 - b);
-                /* the last (NW-th) warp to release a box refills its stage
-                 * NST items on */
-                const int it = it0 + b;
-                if (lane == 0 && km_release(rel + it % W_SLOTS) % NW == NW - 1 && it + NST < items)
-                    load_b(it + NST);
+                    for (int kk = 0; kk < 4; kk++) {
+                        const uint64_t da = da0 + (((2 * h + q) * W_BOX + kk * 32) >> 4);
+                        const uint64_t db = db0 + ((st * T_STAGE_BYTES + q * T_BOX_BYTES + kk * 32) >> 4);
+                        wgmma128_tf32(acc, da, db, h > 0 || q > 0 || kk > 0);
+                    }
             }
+            wgmma_commit();
+            wgmma_wait<0>();
             fence_acc(acc);
+            /* the last (NW-th) warp to release the centre tile's KS stages
+             * refills them NST stages on */
+            if (lane == 0 && km_release(rel + (it0 / KS) % W_SLOTS) % NW == NW - 1)
+#pragma unroll
+                for (int h = 0; h < KS; h++)
+                    if (it0 + h + NST < items) load_b(it0 + h + NST);
             if (pad_last && j == nt - 1)
                 fold<64, true>(acc, b1, i1, b2, i2, cnorm, j * T_BN, alpha, t4, kmask);
             else
