@@ -173,7 +173,16 @@ static __device__ __forceinline__ void fold(const float (&acc)[NA], float (&b1)[
     return;
 #endif
     const float2 *c2 = (const float2 *)(cn + col0 + 2 * t4);
-    float m1[2], m2[2];
+    /* two chains per row (even and odd column groups), merged at the end:
+     * half the dependent FMNMX depth (KM_FOLD_ONE_CHAIN: one chain, for
+     * A/B builds). Keys are distinct within a thread, so the merged top-2
+     * is the same either way. */
+#ifdef KM_FOLD_ONE_CHAIN
+    constexpr int NC = 1;
+#else
+    constexpr int NC = 2;
+#endif
+    float m1[NC][2], m2[NC][2];
 #pragma unroll
     for (int i = 0; i < NA / 4; i++) {
         float2 c = __ldg(c2 + i * 4);
@@ -181,28 +190,36 @@ static __device__ __forceinline__ void fold(const float (&acc)[NA], float (&b1)[
             c.x = fminf(c.x, FLT_MAX);
             c.y = fminf(c.y, FLT_MAX);
         }
+        const int p = i % NC;
 #pragma unroll
         for (int rr = 0; rr < 2; rr++) {
             const float s0 = km_key(fmaf(-alpha, acc[i * 4 + rr * 2], c.x), 2 * i, kmask);
             const float s1 = km_key(fmaf(-alpha, acc[i * 4 + rr * 2 + 1], c.y), 2 * i + 1, kmask);
             const float lo = fminf(s0, s1), hi = fmaxf(s0, s1);
-            if (i == 0) {
-                m1[rr] = lo;
-                m2[rr] = hi;
+            if (i < NC) {
+                m1[p][rr] = lo;
+                m2[p][rr] = hi;
             } else {
-                m2[rr] = fminf(fminf(m2[rr], hi), fmaxf(m1[rr], lo));
-                m1[rr] = fminf(m1[rr], lo);
+                m2[p][rr] = fminf(fminf(m2[p][rr], hi), fmaxf(m1[p][rr], lo));
+                m1[p][rr] = fminf(m1[p][rr], lo);
             }
         }
     }
+    if (NC == 2)
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            const float lo = fminf(m1[0][rr], m1[NC - 1][rr]), hi = fmaxf(m1[0][rr], m1[NC - 1][rr]);
+            m2[0][rr] = fminf(fminf(m2[0][rr], m2[NC - 1][rr]), hi);
+            m1[0][rr] = lo;
+        }
 #pragma unroll
     for (int rr = 0; rr < 2; rr++) {
-        const int need = km_top2_need(m1[rr], m2[rr], b1[rr], b2[rr]);
+        const int need = km_top2_need(m1[0][rr], m2[0][rr], b1[rr], b2[rr]);
         if (need) {
-            const int k1 = __float_as_int(m1[rr]) & 31, k2 = __float_as_int(m2[rr]) & 31;
+            const int k1 = __float_as_int(m1[0][rr]) & 31, k2 = __float_as_int(m2[0][rr]) & 31;
             const int j1 = col0 + (k1 >> 1) * 8 + 2 * t4 + (k1 & 1);
             const int j2 = col0 + (k2 >> 1) * 8 + 2 * t4 + (k2 & 1);
-            km_top2_update(b1[rr], i1[rr], b2[rr], i2[rr], m1[rr], j1, m2[rr], j2, need);
+            km_top2_update(b1[rr], i1[rr], b2[rr], i2[rr], m1[0][rr], j1, m2[0][rr], j2, need);
         }
     }
 }
