@@ -62,10 +62,9 @@ typedef struct fli_cuda_env {
      * where the tf32 k <= 64 E-step would take the sums itself (any of
      * bits 0, 1, 8, 10 and 11 keeps them separate); bit 12 the sm90
      * 16-bit E-step waits for both halves' products before folding; bit
-     * 14 the M-step sums every row every iteration (no deltas); bits 15
-     * and 18 the sm90 tf32 and 16-bit E-steps with a producer and two
-     * consumer warpgroups instead of four folding warpgroups (bit 12
-     * applies to the 16-bit one of those). */
+     * 14 the M-step sums every row every iteration (no deltas); bit 15
+     * the sm90 tf32 E-step with a producer and two consumer warpgroups
+     * instead of four folding warpgroups. */
     int km_tune;
     /* The exact kNN's Hopper scan variants for A/B measurements (bench_knn,
      * knn_check; the core leaves it 0): bit 0 database slices priced at

@@ -724,112 +724,6 @@ __global__ void __launch_bounds__(W_THREADS, 1)
 #undef W_BFULL
 }
 
-/* The 16-bit E-step with four folding warpgroups (the default for bf16 and
- * fp16), the layout of k_estep_sm90_tf32w4 over the operand images: each
- * warpgroup takes 64 rows (one m64 block) of a 256-row image tile, which
- * is double buffered (one bulk copy per tile); the centre tiles come
- * through a ring of 3 stages, each one centre tile. No producer warp: thread 0 issues the first copies; the last
- * of the 16 warps to release a centre stage refills it NST tiles on, and
- * the last to finish with a row buffer fills it with the block's row tile
- * two on. The products (KB x 4 wgmma m64n128k16) and the fold are those
- * of k_estep_sm90's halves, in the same order. */
-template <int KB>
-struct w16_layout {
-    static constexpr int NST = 3; /* the plan's size, FLI_KM_SM90_SMEM, as k_estep_sm90 */
-    static constexpr uint32_t A_BYTES = H_BM * KB * 128, B_BYTES = H_BN * KB * 128;
-    static constexpr uint32_t BARS = 2 * A_BYTES + NST * B_BYTES;
-    static constexpr uint32_t BYTES = 1024 + BARS + 8 * (2 + NST) + 4 * (2 + W_SLOTS);
-    static_assert(W_SLOTS > NST + 1, "a release counter per centre tile in flight");
-};
-static_assert(w16_layout<2>::BYTES <= FLI_KM_SM90_SMEM(2) && w16_layout<1>::BYTES <= FLI_KM_SM90_SMEM(1),
-              "the plan's shared-memory size covers the four-warpgroup 16-bit layout");
-
-template <int F16, int KB>
-__global__ void __launch_bounds__(W_THREADS, 1)
-    k_estep_sm90_w4(const unsigned char *__restrict__ ximg, const unsigned char *__restrict__ cimg,
-                    const float *__restrict__ cnorm, int64_t m, int kp, float alpha,
-                    int32_t *__restrict__ labels, int32_t *n_changed, const km_tie T, const int32_t *done) {
-    if (done && *done) return;
-    using L = w16_layout<KB>;
-    constexpr int NST = L::NST;
-    constexpr uint32_t NW = W_THREADS / 32;
-    extern __shared__ __align__(1024) unsigned char smem_raw[];
-    const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
-    const uint32_t sA = base, sB = base + 2 * L::A_BYTES, bars = base + L::BARS;
-    /* counters: row buffers' releases (2), then centre tiles' (W_SLOTS) */
-    uint32_t *rel = (uint32_t *)(smem_raw + (base - smem_u32(smem_raw)) + L::BARS + 8 * (2 + NST));
-#define V_AFULL(i) (bars + 8 * (i))
-#define V_BFULL(i) (bars + 16 + 8 * (i))
-    const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31, t4 = lane & 3, wq = (tid >> 5) & 3;
-    if (tid == 0) {
-        for (int i = 0; i < 2; i++) mbar_init(V_AFULL(i), 1);
-        for (int i = 0; i < NST; i++) mbar_init(V_BFULL(i), 1);
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    }
-    if (tid < 2 + W_SLOTS) rel[tid] = 0;
-    __syncthreads();
-    const int64_t tiles = (m + H_BM - 1) / H_BM;
-    if (blockIdx.x >= tiles) return;
-    const int nt = kp / H_BN;
-    const int ntl = (int)((tiles - blockIdx.x + gridDim.x - 1) / gridDim.x);
-    const int items = ntl * nt; /* centre tiles the block reads */
-    auto load_b = [&](int it) {
-        const int st = it % NST;
-        mbar_expect_tx(V_BFULL(st), L::B_BYTES);
-        bulk_g2s(sB + st * L::B_BYTES, cimg + (int64_t)(it % nt) * L::B_BYTES, L::B_BYTES, V_BFULL(st));
-    };
-    auto load_a = [&](int i) { /* the block's i-th row tile into buffer i & 1 */
-        const int64_t tile = blockIdx.x + (int64_t)i * gridDim.x;
-        mbar_expect_tx(V_AFULL(i & 1), L::A_BYTES);
-        bulk_g2s(sA + (i & 1) * L::A_BYTES, ximg + tile * (int64_t)L::A_BYTES, L::A_BYTES, V_AFULL(i & 1));
-    };
-    if (tid == 0) {
-        for (int i = 0; i < min(2, ntl); i++) load_a(i);
-        for (int it = 0; it < min(NST, items); it++) load_b(it);
-    }
-    const uint32_t kmask = km_kmask();
-    const bool pad_last = isinf(__ldg(cnorm + kp - 1));
-    float acc[64];
-    for (int i = 0, it = 0; i < ntl; i++) {
-        const int64_t tile = blockIdx.x + (int64_t)i * gridDim.x;
-        const int64_t myrow = tile * H_BM + wg * 64 + wq * 16 + (lane & 15);
-        const bool valid = lane < 16 && myrow < m;
-        const int old = valid ? labels[myrow] : 0;
-        const float2 xs = km_row_stat(T, valid, myrow);
-        float b1[2], b2[2];
-        int i1[2], i2[2];
-#pragma unroll
-        for (int rr = 0; rr < 2; rr++) {
-            b1[rr] = b2[rr] = INFINITY;
-            i1[rr] = i2[rr] = 0;
-        }
-        const uint32_t a = sA + (i & 1) * L::A_BYTES + (wg * 64) * 128;
-        mbar_wait(V_AFULL(i & 1), (i >> 1) & 1);
-        for (int j = 0; j < nt; j++, it++) {
-            const int st = it % NST;
-            mbar_wait(V_BFULL(st), (it / NST) & 1);
-            fence_acc(acc);
-            issue_half<F16, KB>(acc, a, sB + st * L::B_BYTES);
-            wgmma_wait<0>();
-            fence_acc(acc);
-            if (lane == 0) {
-                /* the last (NW-th) release of a stage refills it; of a row
-                 * buffer (after the tile's last products), fills it with
-                 * the row tile two on */
-                if (km_release(rel + 2 + it % W_SLOTS) % NW == NW - 1 && it + NST < items) load_b(it + NST);
-                if (j == nt - 1 && km_release(rel + (i & 1)) % NW == NW - 1 && i + 2 < ntl) load_a(i + 2);
-            }
-            if (pad_last && j == nt - 1)
-                fold<64, true>(acc, b1, i1, b2, i2, cnorm, j * H_BN, alpha, t4, kmask);
-            else
-                fold<64, false>(acc, b1, i1, b2, i2, cnorm, j * H_BN, alpha, t4, kmask);
-        }
-        rows16_done(b1, i1, b2, i2, lane, T, valid, myrow, xs, old, labels, n_changed);
-    }
-#undef V_AFULL
-#undef V_BFULL
-}
-
 typedef CUresult (*km_encode_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *, const cuuint64_t *,
                                  const cuuint64_t *, const cuuint32_t *, const cuuint32_t *, CUtensorMapInterleave,
                                  CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
@@ -904,22 +798,14 @@ static fl_status estep_sm90_tf32(fli_cuda_env *env, cudaStream_t s, const km_row
     return km_tie_rescore(env, s, &T, lab, n_changed, m, FLI_PREC_TF32, done);
 }
 
-/* The 16-bit kernel for fp16 or bf16, dh = 64 kb: four folding
- * warpgroups (k_estep_sm90_w4), or with env->km_tune bit 18 the producer
- * and two consumer warpgroups of k_estep_sm90 (A/B measurements; the
- * results are the same bit for bit). In that one the first half is folded
- * while the second half's products run; bit 12 waits for both first. Pipelining the halves across centre tiles as well (each
+/* The 16-bit kernel for fp16 or bf16, dh = 64 kb. By default the first
+ * half is folded while the second half's products run; env->km_tune bit
+ * 12 waits for both first (A/B measurements; the results are the same bit
+ * for bit). Pipelining the halves across centre tiles as well (each
  * half's next products issued right after its fold) makes ptxas serialise
  * the wgmmas (C7514: with groups in flight across the loop's back edge it
  * assumes the fold may read their accumulators), so it is not done. */
-static const void *sm90_kernel(int f16, int kb, int tune, size_t *smem, int *w4) {
-    *w4 = !(tune & 262144);
-    if (*w4) {
-        *smem = kb == 2 ? (size_t)w16_layout<2>::BYTES : (size_t)w16_layout<1>::BYTES;
-        if (f16) return kb == 2 ? (const void *)k_estep_sm90_w4<1, 2> : (const void *)k_estep_sm90_w4<1, 1>;
-        return kb == 2 ? (const void *)k_estep_sm90_w4<0, 2> : (const void *)k_estep_sm90_w4<0, 1>;
-    }
-    *smem = (size_t)FLI_KM_SM90_SMEM(kb);
+static const void *sm90_kernel(int f16, int kb, int tune) {
     const int split = !(tune & 4096);
     if (f16)
         return kb == 2 ? (split ? (const void *)k_estep_sm90<1, 2, 1> : (const void *)k_estep_sm90<1, 2, 0>)
@@ -939,12 +825,11 @@ fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, con
         return estep_sm90_tf32(env, s, r, ctc, d, dh, dp, cnorm, kp, metric, labels, n_changed, tie, done);
     if (!r->xh) return FLI_FAIL(env, FL_STATUS_INTERNAL, "km_estep_sm90", "no 16-bit image of X");
     const int kb = (int)(dh / 64);
-    size_t smem = 0;
-    int w4 = 0;
-    const void *fn = sm90_kernel(prec == FLI_PREC_FP16, kb, env->km_tune, &smem, &w4);
+    const size_t smem = (size_t)FLI_KM_SM90_SMEM(kb);
     const int64_t tiles = fli_ceil_div(r->m, H_BM);
     const int sms = fli_state(env)->sm_count;
     const unsigned grid = (unsigned)(tiles < sms ? tiles : sms);
+    const void *fn = sm90_kernel(prec == FLI_PREC_FP16, kb, env->km_tune);
     FLI_CUDA_TRY(env, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     const unsigned char *ximg = (const unsigned char *)r->xh;
     const unsigned char *cimg = (const unsigned char *)ctc;
@@ -957,6 +842,6 @@ fl_status km_estep_sm90(fli_cuda_env *env, cudaStream_t s, const km_rows *r, con
     if (tie) T = *tie;
     void *args[] = {(void *)&ximg, (void *)&cimg, (void *)&cnorm, (void *)&m, (void *)&kpi, (void *)&alpha,
                     (void *)&lab, (void *)&n_changed, (void *)&T, (void *)&done};
-    FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3(w4 ? W_THREADS : H_THREADS), args, smem, s));
+    FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3(H_THREADS), args, smem, s));
     return km_tie_rescore(env, s, &T, lab, n_changed, m, prec, done);
 }
