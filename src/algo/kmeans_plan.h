@@ -32,11 +32,13 @@ extern "C" {
 #define FLI_KM_SMEM_ACC_MAX (96 * 1024) /* k*(d+2)*4 bytes up to which it is used  */
 #define FLI_KM_PIECE 256                /* sorted rows per partial sum (M-step)     */
 #define FLI_KM_SORT_ROWS 256            /* rows per counting-sort warp, at least    */
-#define FLI_KM_SORT_CAP (1 << 22)       /* cap on k * sort warps (count matrix)     */
-#define FLI_KM_SCAN_TILE 4096           /* elements per block of the scan kernels   */
-#define FLI_KM_TRACE_RING 256           /* inertia trace entries kept on device     */
-#define FLI_KM_NPART 1024               /* partial-sum slots of small reductions    */
-#define FLI_KM_PP_GROUP 8               /* k-means++ candidates scored per pass     */
+#ifndef FLI_KM_SORT_CAP                 /* (a build may set it, for A/B measurements) */
+#define FLI_KM_SORT_CAP (1 << 20)       /* cap on k * sort warps (count matrix)     */
+#endif
+#define FLI_KM_SCAN_TILE 4096 /* elements per block of the scan kernels   */
+#define FLI_KM_TRACE_RING 256 /* inertia trace entries kept on device     */
+#define FLI_KM_NPART 1024     /* partial-sum slots of small reductions    */
+#define FLI_KM_PP_GROUP 8     /* k-means++ candidates scored per pass     */
 #define FLI_KM_XH_ROWS                                                                                       \
     256 /* 16-bit copy of X padded to this many rows                                                         \
            (the Hopper E-step reads whole row tiles) */
