@@ -33,7 +33,7 @@ extern "C" {
 #define FLI_KM_PIECE 256                /* sorted rows per partial sum (M-step)     */
 #define FLI_KM_SORT_ROWS 256            /* rows per counting-sort warp, at least    */
 #ifndef FLI_KM_SORT_CAP                 /* (a build may set it, for A/B measurements) */
-#define FLI_KM_SORT_CAP (1 << 20)       /* cap on k * sort warps (count matrix)     */
+#define FLI_KM_SORT_CAP (1 << 22)       /* cap on k * sort warps (count matrix)     */
 #endif
 #define FLI_KM_SCAN_TILE 4096 /* elements per block of the scan kernels   */
 #define FLI_KM_TRACE_RING 256 /* inertia trace entries kept on device     */
