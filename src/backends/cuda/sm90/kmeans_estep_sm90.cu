@@ -795,9 +795,7 @@ static fl_status estep_sm90_tf32(fli_cuda_env *env, cudaStream_t s, const km_row
     int rows = 0, threads = 0;
     const void *fn = tf32_kernel(kb, env->km_tune, &smem, &rows, &threads);
     CUtensorMap xmap, cmap;
-    /* the producer kernel's boxes are its 128-row tiles, the folding
-     * warpgroups' their 64 rows each */
-    FLI_TRY(km_tmap(env, &xmap, r->x, r->m, d, r->ldx, (env->km_tune & 32768) ? T_BM : 64));
+    FLI_TRY(km_tmap(env, &xmap, r->x, r->m, d, r->ldx, threads == H_THREADS ? T_BM : 64));
     FLI_TRY(km_tmap(env, &cmap, (const float *)ctc, kp, dp, dp, T_BN));
     const int64_t tiles = fli_ceil_div(r->m, rows);
     const int sms = fli_state(env)->sm_count;
