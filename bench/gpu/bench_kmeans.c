@@ -27,9 +27,8 @@
  * (the general private-copy M-step instead of lane-per-column, d <= 32),
  * sm90_unsplit (the 16-bit sm90 E-step folds after both halves), full_mstep
  * (every row summed every iteration), tf32_two_wg (the sm90 tf32 E-step
- * with a producer and two consumer warpgroups instead of folding ones),
- * tf32_wg_count (four folding warpgroups where it runs three, and the
- * reverse); with FL_KM_AB=graph: every kernel launched directly
+ * with a producer and two consumer warpgroups instead of four folding
+ * ones); with FL_KM_AB=graph: every kernel launched directly
  * (km_graph -1), one iteration per graph launch (1), all iterations after
  * the first in one graph (1000, clamped to max_iter - 1).
  *
@@ -341,19 +340,18 @@ int main(int argc, char **argv)
                  * iteration, the k <= 64 E-step with 64-row warp tiles, the
                  * tie re-scoring on 2 blocks per SM */
                 const int tune_ab = !(ab_kind && strcmp(ab_kind, "graph") == 0);
-                const int modes[9] = {-1, 1, 1000, 1000, 1000, 1000, 1000, 1000, 1000},
-                          tunes[9] = {2048, 1, 256, 512, 1024, 4096, 16384, 32768, 524288};
-                const char *mname[9] = {"direct",    "graph1",    "graph_all", "graph_all", "graph_all",
+                const int modes[8] = {-1, 1, 1000, 1000, 1000, 1000, 1000, 1000},
+                          tunes[8] = {2048, 1, 256, 512, 1024, 4096, 16384, 32768};
+                const char *mname[8] = {"direct",    "graph1",    "graph_all", "graph_all",
                                         "graph_all", "graph_all", "graph_all", "graph_all"};
-                const char *tname[9] = {"separate",   "mstep_obj",   "c64_bm512",
-                                        "tie_grid2",  "acc_general", "sm90_unsplit",
-                                        "full_mstep", "tf32_two_wg", "tf32_wg_count"};
+                const char *tname[8] = {"separate",    "mstep_obj",    "c64_bm512",  "tie_grid2",
+                                        "acc_general", "sm90_unsplit", "full_mstep", "tf32_two_wg"};
                 printf("  A/B %-4s %-4s: default(%d/launch) %.3f", shapes[si].tag, pname[pi], graph_used,
                        med);
                 if (js)
                     fprintf(js, ", \"graph_ab\": {");
                 int nab = 0;
-                for (int mi = 0; mi < (tune_ab ? 9 : 3); mi++) {
+                for (int mi = 0; mi < (tune_ab ? 8 : 3); mi++) {
                     if (tune_ab)
                         env.km_tune = tunes[mi];
                     else

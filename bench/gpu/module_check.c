@@ -1695,8 +1695,6 @@ int main(int argc, char **argv)
         case_sm90_ab(FLI_PREC_FP16, 64, FLI_METRIC_COSINE, 4096, 1, "sm90 split fp16 d=64 k=1024 cosine");
         case_sm90_ab(FLI_PREC_TF32, 128, FLI_METRIC_EUCLIDEAN, 32768, 1, "sm90 tf32 d=128 4 vs 2 warpgroups");
         case_sm90_ab(FLI_PREC_TF32, 64, FLI_METRIC_DOT, 32768, 1, "sm90 tf32 d=64 dot 4 vs 2 warpgroups");
-        case_sm90_ab(FLI_PREC_TF32, 128, FLI_METRIC_COSINE, 524288, 1, "sm90 tf32 d=128 cosine 3 vs 4 wg");
-        case_sm90_ab(FLI_PREC_TF32, 64, FLI_METRIC_EUCLIDEAN, 524288, 1, "sm90 tf32 d=64 4 vs 3 wg");
         case_sm90_ab(FLI_PREC_TF32, 72, FLI_METRIC_COSINE, 32768, 1,
                      "sm90 tf32 d=72 cosine 4 vs 2 warpgroups");
         /* tf32 through TMA: X in place (d = 72: columns past d zero-filled

@@ -155,10 +155,9 @@ static void estep_geom(const fli_kmeans_cuda_plan *p, fli_precision prec, int pa
     int a_res = 1, persistent = 1, per_sm = 1;
     if (path == PATH_SM90) {
         /* persistent grid, but B tiles stream past every A tile: 256 rows
-         * (16-bit images; tf32 through TMA, warpgroups of 64 rows: three at
-         * dh = 128, four at dh = 64) */
+         * (16-bit images; tf32 through TMA, four warpgroups of 64) */
         persistent = 0;
-        bm = tf && p->dh == 128 ? 192 : 256;
+        bm = 256;
     } else if (p->k <= 64 && 2 * ((64 + 2 * 256) * (kw + 4) * 4 + 1024) <= smem_sm) {
         /* k_estep_mma_c64<MT = 2>: all 64 centres resident, 2 blocks per SM */
         bm = 256, kpe = 64, per_sm = 2;

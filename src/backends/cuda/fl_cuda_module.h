@@ -64,8 +64,7 @@ typedef struct fli_cuda_env {
      * 16-bit E-step waits for both halves' products before folding; bit
      * 14 the M-step sums every row every iteration (no deltas); bit 15
      * the sm90 tf32 E-step with a producer and two consumer warpgroups
-     * instead of folding warpgroups; bit 19 four folding warpgroups where
-     * it runs three (dh = 128) and three where it runs four. */
+     * instead of four folding warpgroups. */
     int km_tune;
     /* The exact kNN's Hopper scan variants for A/B measurements (bench_knn,
      * knn_check; the core leaves it 0): bit 0 database slices priced at

@@ -581,27 +581,21 @@ static __device__ __forceinline__ void tma_prefetch_2d(const CUtensorMap *map, i
  * Shared memory: 4 x KB x 8 KB of rows, then the ring: 3 stages (1.5
  * centre tiles) at KB = 4, 5 at KB = 2. The products and the fold are
  * those of k_estep_sm90_tf32 (same k order, same scores). */
-#define W_BOX (64 * 128) /* one row box: 64 rows x 128 bytes */
-#define W_SLOTS 8        /* release counters, by centre tile mod 8 */
-/* NWG folding warpgroups of 64 rows each: rows X takes in shared memory,
- * and the ring's stages in what is left of 224 KB: at KB = 4, 3 stages
- * (1.5 centre tiles) with four warpgroups, 4 (2 tiles) with three; at
- * KB = 2, 5 and 5. */
-template <int KB, int NWG>
+#define W_THREADS 512
+#define W_BM 256                    /* rows per tile: 4 warpgroups x 64 */
+#define W_BOX (64 * 128)            /* one row box: 64 rows x 128 bytes */
+#define W_SLOTS 8                   /* release counters, by centre tile mod 8 */
+template <int KB>
 struct w4_layout {
-    static constexpr int THREADS = NWG * 128, BM = NWG * 64;
+    static constexpr int NST = KB == 4 ? 3 : 5;
     static constexpr uint32_t A_WG = KB * W_BOX;
-    static constexpr int NST = (int)((7u * T_STAGE_BYTES - NWG * A_WG) / T_STAGE_BYTES);
-    static constexpr uint32_t BARS = NWG * A_WG + NST * T_STAGE_BYTES;
+    static constexpr uint32_t BARS = 4 * A_WG + NST * T_STAGE_BYTES;
     static constexpr uint32_t BYTES = 1024 + BARS + 8 * (4 + NST) + 4 * W_SLOTS;
     /* warps can be on as many centre tiles as the ring holds, plus one */
     static_assert(W_SLOTS > NST / (KB / 2) + 1, "a release counter per centre tile in flight");
-    static_assert(NWG == 3 || NWG == 4, "three or four warpgroups");
 };
-static_assert(w4_layout<4, 4>::BYTES <= FLI_KM_SM90_TF32_SMEM(4) && w4_layout<2, 4>::BYTES <= FLI_KM_SM90_TF32_SMEM(2) &&
-                  w4_layout<4, 3>::BYTES <= FLI_KM_SM90_TF32_SMEM(4) &&
-                  w4_layout<2, 3>::BYTES <= FLI_KM_SM90_TF32_SMEM(2),
-              "the plan's shared-memory size covers the folding-warpgroup layouts");
+static_assert(w4_layout<4>::BYTES <= FLI_KM_SM90_TF32_SMEM(4) && w4_layout<2>::BYTES <= FLI_KM_SM90_TF32_SMEM(2),
+              "the plan's shared-memory size covers the four-warpgroup layout");
 
 /* A warp's release of a centre tile (its products have completed): adds 1
  * to the tile's counter with acquire-release order at block scope (in
@@ -617,25 +611,25 @@ static __device__ __forceinline__ void wg_sync(int wg) {
     asm volatile("bar.sync %0, 128;\n" ::"r"(wg + 1) : "memory");
 }
 
-template <int KB, int NWG>
-__global__ void __launch_bounds__(NWG * 128, 1)
+template <int KB>
+__global__ void __launch_bounds__(W_THREADS, 1)
     k_estep_sm90_tf32w4(const __grid_constant__ CUtensorMap xmap, const __grid_constant__ CUtensorMap cmap,
                         const float *__restrict__ cnorm, int64_t m, int kp, float alpha,
                         int32_t *__restrict__ labels, int32_t *n_changed, const km_tie T, const int32_t *done) {
     if (done && *done) return;
-    using L = w4_layout<KB, NWG>;
-    constexpr int KS = KB / 2, NST = L::NST, W_BM = L::BM;
-    constexpr uint32_t NW = NWG * 4; /* warps releasing each stage */
+    using L = w4_layout<KB>;
+    constexpr int KS = KB / 2, NST = L::NST;
+    constexpr uint32_t NW = W_THREADS / 32; /* warps releasing each stage */
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     const uint32_t base = (smem_u32(smem_raw) + 1023u) & ~1023u;
-    const uint32_t sA = base, sB = base + NWG * L::A_WG, bars = base + L::BARS;
+    const uint32_t sA = base, sB = base + 4 * L::A_WG, bars = base + L::BARS;
     uint32_t *rel = (uint32_t *)(smem_raw + (base - smem_u32(smem_raw)) + L::BARS + 8 * (4 + NST));
 #define W_AFULL(w) (bars + 8 * (w))
 #define W_BFULL(i) (bars + 32 + 8 * (i))
     const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31, t4 = lane & 3, wq = (tid >> 5) & 3;
     const bool leader = (tid & 127) == 0;
     if (tid == 0) {
-        for (int w = 0; w < NWG; w++) mbar_init(W_AFULL(w), 1);
+        for (int w = 0; w < 4; w++) mbar_init(W_AFULL(w), 1);
         for (int i = 0; i < NST; i++) mbar_init(W_BFULL(i), 1);
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
@@ -764,27 +758,17 @@ static fl_status km_tmap(fli_cuda_env *env, CUtensorMap *map, const float *base,
 
 int km_sm90_tf32_ok(const km_rows *r) { return r->x_aligned; }
 
-/* The tf32 kernel: folding warpgroups (k_estep_sm90_tf32w4), three at
- * dh = 128 (a 2-tile ring) and four at dh = 64, or with env->km_tune bit 19
- * the other count; bit 15 a producer and two consumer warpgroups
- * (k_estep_sm90_tf32). For A/B measurements. *rows: a block's row tile;
- * *threads: its threads. */
-static const void *tf32_kernel(int kb, int tune, size_t *smem, int *rows, int *threads) {
-    if (tune & 32768) {
+/* The tf32 kernel: four folding warpgroups (k_estep_sm90_tf32w4), or with
+ * env->km_tune bit 15 a producer and two consumer warpgroups
+ * (k_estep_sm90_tf32), for A/B measurements. */
+static const void *tf32_kernel(int kb, int tune, size_t *smem, int *w4) {
+    *w4 = !(tune & 32768);
+    if (!*w4) {
         *smem = (size_t)2 * T_BM * kb * 128 + (size_t)T_BST * T_STAGE_BYTES + 1024 + 128;
-        *rows = T_BM;
-        *threads = H_THREADS;
         return kb == 4 ? (const void *)k_estep_sm90_tf32<4> : (const void *)k_estep_sm90_tf32<2>;
     }
-    const int three = (kb == 4) != ((tune & 524288) != 0);
-    *rows = three ? 192 : 256;
-    *threads = three ? 384 : 512;
-    if (kb == 4) {
-        *smem = three ? w4_layout<4, 3>::BYTES : w4_layout<4, 4>::BYTES;
-        return three ? (const void *)k_estep_sm90_tf32w4<4, 3> : (const void *)k_estep_sm90_tf32w4<4, 4>;
-    }
-    *smem = three ? w4_layout<2, 3>::BYTES : w4_layout<2, 4>::BYTES;
-    return three ? (const void *)k_estep_sm90_tf32w4<2, 3> : (const void *)k_estep_sm90_tf32w4<2, 4>;
+    *smem = kb == 4 ? (size_t)w4_layout<4>::BYTES : (size_t)w4_layout<2>::BYTES;
+    return kb == 4 ? (const void *)k_estep_sm90_tf32w4<4> : (const void *)k_estep_sm90_tf32w4<2>;
 }
 
 static fl_status estep_sm90_tf32(fli_cuda_env *env, cudaStream_t s, const km_rows *r, const void *ctc,
@@ -792,12 +776,12 @@ static fl_status estep_sm90_tf32(fli_cuda_env *env, cudaStream_t s, const km_row
                                  int32_t *labels, int32_t *n_changed, const km_tie *tie, const int32_t *done) {
     const int kb = (int)(dh / 32);
     size_t smem = 0;
-    int rows = 0, threads = 0;
-    const void *fn = tf32_kernel(kb, env->km_tune, &smem, &rows, &threads);
+    int w4 = 0;
+    const void *fn = tf32_kernel(kb, env->km_tune, &smem, &w4);
     CUtensorMap xmap, cmap;
-    FLI_TRY(km_tmap(env, &xmap, r->x, r->m, d, r->ldx, threads == H_THREADS ? T_BM : 64));
+    FLI_TRY(km_tmap(env, &xmap, r->x, r->m, d, r->ldx, w4 ? 64 : T_BM));
     FLI_TRY(km_tmap(env, &cmap, (const float *)ctc, kp, dp, dp, T_BN));
-    const int64_t tiles = fli_ceil_div(r->m, rows);
+    const int64_t tiles = fli_ceil_div(r->m, w4 ? W_BM : T_BM);
     const int sms = fli_state(env)->sm_count;
     const unsigned grid = (unsigned)(tiles < sms ? tiles : sms);
     FLI_CUDA_TRY(env, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
@@ -810,7 +794,7 @@ static fl_status estep_sm90_tf32(fli_cuda_env *env, cudaStream_t s, const km_row
     if (tie) T = *tie;
     void *args[] = {(void *)&xmap, (void *)&cmap, (void *)&cnorm, (void *)&m, (void *)&kpi, (void *)&alpha,
                     (void *)&lab, (void *)&n_changed, (void *)&T, (void *)&done};
-    FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3((unsigned)threads), args, smem, s));
+    FLI_CUDA_TRY(env, cudaLaunchKernel(fn, dim3(grid), dim3(w4 ? W_THREADS : H_THREADS), args, smem, s));
     return km_tie_rescore(env, s, &T, lab, n_changed, m, FLI_PREC_TF32, done);
 }
 
