@@ -421,6 +421,22 @@ static __device__ __forceinline__ void wgmma128_tf32(float (&d)[64], uint64_t da
         : "l"(da), "l"(db), "r"(accum));
 }
 
+/* The 8 wgmma m64n128k8 of centre stage st (two boxes of 32 columns) for
+ * column half h: A's boxes of that half are A_BOX bytes apart from da0
+ * (the warpgroup's rows), B's stage st of the ring at db0. Offsets add to
+ * the descriptors' address field (as issue_half). */
+template <uint32_t A_BOX>
+static __device__ __forceinline__ void issue_tf32_stage(float (&acc)[64], uint64_t da0, uint64_t db0, int h, int st) {
+#pragma unroll
+    for (int q = 0; q < 2; q++)
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) {
+            const uint64_t da = da0 + (((2 * h + q) * A_BOX + kk * 32) >> 4);
+            const uint64_t db = db0 + ((st * T_STAGE_BYTES + q * T_BOX_BYTES + kk * 32) >> 4);
+            wgmma128_tf32(acc, da, db, h > 0 || q > 0 || kk > 0);
+        }
+}
+
 static __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap *map, int c0, int r0,
                                                    uint32_t bar) {
     asm volatile(
@@ -529,15 +545,7 @@ __global__ void __launch_bounds__(H_THREADS, 1)
                 for (int h = 0; h < KS; h++) {
                     const int st = (bt + h) % T_BST;
                     mbar_wait(B_FULL(st), ((bt + h) / T_BST) & 1);
-#pragma unroll
-                    for (int q = 0; q < 2; q++)
-#pragma unroll
-                        for (int kk = 0; kk < 4; kk++) {
-                            /* offsets add to the descriptors' address field (as issue_half) */
-                            const uint64_t da = da0 + (((2 * h + q) * T_BOX_BYTES + kk * 32) >> 4);
-                            const uint64_t db = db0 + ((st * T_STAGE_BYTES + q * T_BOX_BYTES + kk * 32) >> 4);
-                            wgmma128_tf32(acc, da, db, h > 0 || q > 0 || kk > 0);
-                        }
+                    issue_tf32_stage<T_BOX_BYTES>(acc, da0, db0, h, st);
                     wgmma_commit();
                 }
                 wgmma_wait<0>();
@@ -688,14 +696,7 @@ __global__ void __launch_bounds__(W_THREADS, 1)
             for (int h = 0; h < KS; h++) {
                 const int it = it0 + h, st = it % NST;
                 mbar_wait(W_BFULL(st), (it / NST) & 1);
-#pragma unroll
-                for (int q = 0; q < 2; q++)
-#pragma unroll
-                    for (int kk = 0; kk < 4; kk++) {
-                        const uint64_t da = da0 + (((2 * h + q) * W_BOX + kk * 32) >> 4);
-                        const uint64_t db = db0 + ((st * T_STAGE_BYTES + q * T_BOX_BYTES + kk * 32) >> 4);
-                        wgmma128_tf32(acc, da, db, h > 0 || q > 0 || kk > 0);
-                    }
+                issue_tf32_stage<W_BOX>(acc, da0, db0, h, st);
             }
             wgmma_commit();
             wgmma_wait<0>();
