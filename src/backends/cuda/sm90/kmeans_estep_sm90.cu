@@ -164,10 +164,10 @@ static __device__ __forceinline__ uint32_t km_kmask() {
  * (km_merge2, km_top2_update), as a strict ascending scan. CLAMP reads the
  * norms of padding centres (+inf) as FLT_MAX; a block without padding
  * centres may skip it (2 FMNMX per pair of columns). */
-template <int NA, bool CLAMP = true>
+template <int NA, bool CLAMP = true, bool PRE = false>
 static __device__ __forceinline__ void fold(const float (&acc)[NA], float (&b1)[2], int (&i1)[2], float (&b2)[2],
                                             int (&i2)[2], const float *__restrict__ cn, int col0, float alpha,
-                                            int t4, uint32_t kmask) {
+                                            int t4, uint32_t kmask, const float2 *pre = nullptr) {
     static_assert(NA == 64 || NA == 32, "a block is 128 or 64 centres");
 #ifdef KM_TIMING_NO_FOLD /* timing experiments only (bench/gpu/kmeans_estep_probe.sh): no labels */
     return;
@@ -185,7 +185,7 @@ static __device__ __forceinline__ void fold(const float (&acc)[NA], float (&b1)[
     float m1[NC][2], m2[NC][2];
 #pragma unroll
     for (int i = 0; i < NA / 4; i++) {
-        float2 c = __ldg(c2 + i * 4);
+        float2 c = PRE ? pre[i] : __ldg(c2 + i * 4);
         if (CLAMP) {
             c.x = fminf(c.x, FLT_MAX);
             c.y = fminf(c.y, FLT_MAX);
@@ -699,6 +699,11 @@ __global__ void __launch_bounds__(W_THREADS, 1)
                 issue_tf32_stage<W_BOX>(acc, da0, db0, h, st);
             }
             wgmma_commit();
+#ifdef KM_CNORM_EARLY /* A/B build: the tile's norms loaded while its products run */
+            float2 cv[16];
+#pragma unroll
+            for (int q = 0; q < 16; q++) cv[q] = __ldg((const float2 *)(cnorm + j * T_BN + 2 * t4) + q * 4);
+#endif
             wgmma_wait<0>();
             fence_acc(acc);
             /* the last (NW-th) warp to release the centre tile's KS stages
@@ -707,10 +712,17 @@ __global__ void __launch_bounds__(W_THREADS, 1)
 #pragma unroll
                 for (int h = 0; h < KS; h++)
                     if (it0 + h + NST < items) load_b(it0 + h + NST);
+#ifdef KM_CNORM_EARLY
+            if (pad_last && j == nt - 1)
+                fold<64, true, true>(acc, b1, i1, b2, i2, cnorm, j * T_BN, alpha, t4, kmask, cv);
+            else
+                fold<64, false, true>(acc, b1, i1, b2, i2, cnorm, j * T_BN, alpha, t4, kmask, cv);
+#else
             if (pad_last && j == nt - 1)
                 fold<64, true>(acc, b1, i1, b2, i2, cnorm, j * T_BN, alpha, t4, kmask);
             else
                 fold<64, false>(acc, b1, i1, b2, i2, cnorm, j * T_BN, alpha, t4, kmask);
+#endif
         }
         if (i + 1 < ntl) {
             /* the warpgroup's products have all read its rows: the next tile's
