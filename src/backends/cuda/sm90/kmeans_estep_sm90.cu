@@ -169,9 +169,6 @@ static __device__ __forceinline__ void fold(const float (&acc)[NA], float (&b1)[
                                             int (&i2)[2], const float *__restrict__ cn, int col0, float alpha,
                                             int t4, uint32_t kmask, const float2 *pre = nullptr) {
     static_assert(NA == 64 || NA == 32, "a block is 128 or 64 centres");
-#ifdef KM_TIMING_NO_FOLD /* timing experiments only (bench/gpu/kmeans_estep_probe.sh): no labels */
-    return;
-#endif
     const float2 *c2 = (const float2 *)(cn + col0 + 2 * t4);
     /* two chains per row (even and odd column groups), merged at the end:
      * half the dependent FMNMX depth (KM_FOLD_ONE_CHAIN: one chain, for
